@@ -1,0 +1,29 @@
+# Two entry points, each creating (once) and reusing the project's virtual environment in .venv.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint ui clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## the suite's main job
+	$(PY) -m benchmarks train --dataset cifar10 --model resnet18 --method bp --profile quick
+
+test: $(STAMP)  ## the whole default test suite: lint + unit tests
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+ui: $(STAMP)  ## the MLflow UI on 127.0.0.1:5000 over the suite's store
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,7 @@
+"""`python -m benchmarks ...`: see benchmarks/cli.py."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

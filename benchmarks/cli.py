@@ -1,0 +1,205 @@
+"""The command line: list, train, run, perf (the contract is in DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .errors import DataMissingError, UserError
+
+log = logging.getLogger("benchmarks")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `python -m benchmarks {self.prog.split()[-1]} --help`)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m benchmarks", description=__doc__)
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
+
+    sub.add_parser("list", help="tables, methods, datasets, models, profiles and perf benchmarks")
+
+    train = sub.add_parser("train", help="run one training job")
+    train.add_argument("--dataset", required=True)
+    train.add_argument("--model", required=True)
+    train.add_argument("--method", required=True)
+    train.add_argument("--profile", default="auto")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    train.add_argument("--epochs", type=int, help="max epochs (same as --set max_epochs=N)")
+    train.add_argument("--devices", type=int, default=1, help="processes (one per GPU, or CPU processes)")
+    train.add_argument("--data-dir", help="default: $BENCH_DATA_DIR, else datasets/cache/")
+    train.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///results/mlflow.db")
+    train.add_argument("--json", action="store_true", help="print the result as one JSON line last")
+
+    run = sub.add_parser("run", help="run every job of a table (or all), resuming finished jobs")
+    run.add_argument("table")
+    run.add_argument("--profile", default="auto")
+    run.add_argument("--methods", help="comma-separated subset of the table's methods")
+    run.add_argument("--runs", type=int, help="runs per cell (default: the profile's)")
+    run.add_argument("--devices", type=int, help="processes for multi-device methods")
+    run.add_argument("--data-dir")
+    run.add_argument("--tracking-uri")
+
+    perf = sub.add_parser("perf", help="micro-benchmarks, both sides measured in one process")
+    perf.add_argument("name")
+    perf.add_argument("--reps", type=int, default=5, help="interleaved repetitions per side")
+    perf.add_argument("--data-dir")
+    perf.add_argument("--json", action="store_true")
+    return parser
+
+
+def cmd_list(args) -> int:
+    from datasets import DATASETS
+    from methods import METHODS
+    from models import MODELS
+
+    from .perf import PERF
+    from .profiles import PROFILES
+    from .tables import TABLES
+
+    print("tables:")
+    for spec in TABLES.values():
+        waiting = f"  [waits for: {', '.join(spec.missing_methods)}]" if spec.missing_methods else ""
+        print(f"  {spec.id:<10} {spec.title}{waiting}")
+    print("methods:")
+    for name, cls in METHODS.items():
+        print(f"  {name:<10} {cls.summary}")
+    print(f"datasets:  {', '.join(DATASETS)}")
+    print(f"models:    {', '.join(MODELS)}")
+    print(f"profiles:  {', '.join(PROFILES)}")
+    print(f"perf:      {', '.join(PERF)}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from datasets import DATASETS, resolve_data_dir
+    from methods import check_devices, get_method
+    from models import MODELS
+
+    from .config import apply_overrides
+    from .errors import did_you_mean
+    from .profiles import hyperparameters, resolve_profile
+    from .runner import Job, JobFailed, run_job
+    from .tracking import Tracker
+
+    method = get_method(args.method)
+    if args.dataset not in DATASETS:
+        raise did_you_mean("dataset", args.dataset, DATASETS)
+    if args.model not in MODELS:
+        raise did_you_mean("model", args.model, MODELS)
+    profile = resolve_profile(args.profile)
+    config, method_config = hyperparameters(args.dataset, args.model, profile), method.Config()
+    if args.epochs is not None:
+        config.max_epochs = args.epochs
+    apply_overrides([config, method_config], args.set)
+    config.validate()
+    check_devices(method, args.devices)
+    job = Job(table="adhoc", dataset=args.dataset, model=args.model, method=args.method, profile=profile,
+              config=config, method_config=method_config, seed=args.seed, devices=args.devices)
+    tracker = Tracker(args.tracking_uri)
+    try:
+        summary = run_job(job, resolve_data_dir(args.data_dir), tracker)
+        code = 0 if summary["status"] == "finished" else 3
+    except JobFailed as err:
+        log.error("job failed: %s", err)
+        summary, code = err.summary, 1
+    log.info(
+        "%s: %s (%s), best test acc %.4f after %d epochs, %.1f s of training; run %s in %s",
+        job.name, summary["status"], summary["stop_reason"], summary["best_test_acc"], summary["epochs"],
+        summary["train_time_s"], summary["run_id"], tracker.uri,
+    )
+    if args.json:
+        print(json.dumps(summary))
+    return code
+
+
+def cmd_run(args) -> int:
+    from datasets import resolve_data_dir
+    from tqdm import tqdm
+
+    from .errors import did_you_mean
+    from .profiles import resolve_profile
+    from .runner import JobFailed, run_job
+    from .tables import TABLES, get_table
+    from .tracking import Tracker
+
+    if args.table == "all":
+        specs = [s for s in TABLES.values() if not s.missing_methods]
+    else:
+        specs = [get_table(args.table)]
+    profile = resolve_profile(args.profile)
+    wanted = args.methods.split(",") if args.methods else None
+    jobs = []
+    for spec in specs:
+        table_jobs = spec.jobs(profile, args.runs)
+        if wanted:
+            known = {j.method for j in table_jobs}
+            for name in wanted:
+                if name not in known:
+                    raise did_you_mean(f"method of {spec.id}", name, known)
+            table_jobs = [j for j in table_jobs if j.method in wanted]
+        jobs += table_jobs
+    if args.devices:
+        for job in jobs:
+            job.devices = args.devices
+    data_dir, tracker = resolve_data_dir(args.data_dir), Tracker(args.tracking_uri)
+    results, failed = [], []
+    with tqdm(total=len(jobs), desc=f"{args.table} ({profile})", unit="job") as bar:
+        for job in jobs:
+            done = tracker.finished_run(job.table, job.key)
+            if done is not None:
+                log.info("%s: finished before (run %s), skipped", job.name, done.info.run_id)
+            else:
+                try:
+                    results.append((job, run_job(job, data_dir, tracker)))
+                except JobFailed as err:
+                    log.error("%s failed: %s", job.name, err)
+                    failed.append(job.name)
+            bar.update(1)
+    for job, summary in results:
+        numbers = {k: v for k, v in summary.items() if isinstance(v, float)}
+        print(f"{job.table} {job.name}: {summary['status']} " + " ".join(f"{k}={v:.4g}" for k, v in numbers.items()))
+    print(f"{len(results)} run, {len(jobs) - len(results) - len(failed)} already finished, {len(failed)} failed; "
+          f"results in {tracker.uri}")
+    return 1 if failed else 0
+
+
+def cmd_perf(args) -> int:
+    from .errors import did_you_mean
+    from .perf import PERF
+
+    if args.name not in PERF:
+        raise did_you_mean("perf benchmark", args.name, PERF)
+    if args.reps < 1:
+        raise UserError(f"--reps must be >= 1, got {args.reps}")
+    result = PERF[args.name](args)
+    for key, value in result.items():
+        print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the process exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr)
+    for name in ("benchmarks", "methods", "datasets", "models", "reports"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    args = build_parser().parse_args(argv)
+    verbs = {"list": cmd_list, "train": cmd_train, "run": cmd_run, "perf": cmd_perf}
+    try:
+        return verbs[args.verb](args)
+    except (UserError, DataMissingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: the current run is marked 'interrupted'; `run` resumes after finished jobs",
+              file=sys.stderr)
+        return 130

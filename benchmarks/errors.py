@@ -1,0 +1,22 @@
+"""Errors a user can cause, each mapped to one message line and an exit code by the CLI."""
+
+
+class UserError(Exception):
+    """Bad input on the command line (unknown name, bad value): exit code 2."""
+
+    exit_code = 2
+
+
+class DataMissingError(Exception):
+    """A dataset is not on disk and cannot be downloaded: exit code 1."""
+
+    exit_code = 1
+
+
+class Diverged(Exception):
+    """A training loss became NaN or infinite."""
+
+
+def did_you_mean(kind: str, value: str, choices) -> UserError:
+    """A UserError naming the valid choices for `kind`."""
+    return UserError(f"unknown {kind} {value!r}; valid {kind}s: {', '.join(sorted(choices))}")

@@ -1,0 +1,34 @@
+"""Micro-benchmarks (`python -m benchmarks perf NAME`): both sides in one process, interleaved.
+
+These machines drift by ±20 % within a minute, so each benchmark alternates A B A B ... after a
+warm-up of each side and reports the median of the per-repetition ratios A/B.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+
+
+def interleaved(a: Callable[[], float], b: Callable[[], float], reps: int) -> dict:
+    """Run a and b (each returns items/s) alternately `reps` times after one warm-up each."""
+    a(), b()
+    a_rates, b_rates = [], []
+    for _ in range(reps):
+        a_rates.append(a())
+        b_rates.append(b())
+    ratios = [x / y for x, y in zip(a_rates, b_rates, strict=True)]
+    return dict(
+        a_per_s=statistics.median(a_rates), b_per_s=statistics.median(b_rates),
+        ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios), reps=reps,
+    )
+
+
+def _registry() -> dict[str, Callable]:
+    from .overhead import perf_overhead
+    from .pipeline import perf_pipeline
+
+    return {"overhead": perf_overhead, "pipeline": perf_pipeline}
+
+
+PERF = _registry()

@@ -1,0 +1,55 @@
+"""`perf overhead`: samples/s of `bp` through the runner vs a minimal hand-written PyTorch loop."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from models import build_model
+
+from ..config import TrainConfig
+from ..runner import Job, configure_threads, run_job
+from ..tracking import NullTracker
+from . import interleaved
+from .common import cifar10_or_synthetic
+
+BATCH, STEPS, WIDTH = 128, 24, 0.25  # the quick profile's ResNet-18
+
+
+def perf_overhead(args) -> dict:
+    """Both sides train the same fresh ResNet-18 (width 0.25) on the same batches for STEPS steps.
+
+    Each side's time runs from building the model to its last step, measured outside the code
+    it times; the runner's side also includes its epoch-end evaluation (on 32 images) and its
+    bookkeeping. MLflow is not timed (a NullTracker): it writes once per epoch, not per step.
+    """
+    dataset = cifar10_or_synthetic(args.data_dir, BATCH * STEPS, 32)
+    config = TrainConfig(batch_size=BATCH, lr=0.05, weight_decay=5e-4, warmup_epochs=0, t_max=1, max_epochs=1,
+                         width=WIDTH, eval_batch_size=32)
+    job = Job(table="perf", dataset="cifar10", model="resnet18", method="bp", profile="quick", config=config)
+    configure_threads(config, 1)
+    device = torch.device("cpu")
+    samples = BATCH * STEPS
+
+    def runner() -> float:
+        start = time.perf_counter()
+        run_job(job, None, NullTracker(), progress=False, dataset=dataset)
+        return samples / (time.perf_counter() - start)
+
+    def hand_written() -> float:
+        start = time.perf_counter()
+        torch.manual_seed(job.seed)
+        model = build_model("resnet18", dataset.spec, WIDTH).to(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        for inputs, targets in dataset.train_batches(0, BATCH, job.seed, device):
+            loss = F.cross_entropy(model(inputs.contiguous(memory_format=torch.channels_last)), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return samples / (time.perf_counter() - start)
+
+    result = interleaved(runner, hand_written, args.reps)
+    return dict(name="overhead", a_name="bp via runner", b_name="hand-written loop", **result,
+                data=dataset.source, model=f"resnet18 width {WIDTH}", batch_size=BATCH, steps=STEPS)

@@ -1,0 +1,51 @@
+"""Table specs: one module per table or figure of the paper, registered by id.
+
+A spec lists the jobs of a profile (models x methods x runs) and carries the paper's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from benchmarks.errors import UserError, did_you_mean
+from methods import METHODS
+
+
+@dataclass
+class TableSpec:
+    """A paper table or figure: its jobs per profile, the paper's numbers, and what it needs."""
+
+    id: str
+    title: str
+    jobs: Callable[..., list]  # (profile, runs: int | None, methods: list[str] | None) -> list[Job]
+    methods: tuple[str, ...] = ()  # training methods it needs (empty: a measurement)
+    paper: dict = field(default_factory=dict)  # the paper's values, keyed by cell
+    source: str = ""  # where in the paper the numbers come from
+
+    @property
+    def missing_methods(self) -> list[str]:
+        """Methods the table needs that no module has registered yet."""
+        return [m for m in self.methods if m not in METHODS]
+
+
+TABLES: dict[str, TableSpec] = {}
+
+
+def register_table(spec: TableSpec) -> TableSpec:
+    """Add `spec` to the registry."""
+    TABLES[spec.id] = spec
+    return spec
+
+
+def get_table(table_id: str) -> TableSpec:
+    """The spec registered as `table_id`; exit 2 if unknown or waiting for methods."""
+    if table_id not in TABLES:
+        raise did_you_mean("table", table_id, TABLES)
+    spec = TABLES[table_id]
+    if spec.missing_methods:
+        raise UserError(f"{table_id} waits for methods not implemented yet: {', '.join(spec.missing_methods)}")
+    return spec
+
+
+from . import table9  # noqa: E402,F401  (registers)

@@ -1,0 +1,49 @@
+"""Table 9: forward and backward time per batch of 128 on CIFAR-100, ResNet-18 and ResNet-50.
+
+The paper times each pass "averaged over all batches for 15 epochs" on an A100. Timing does not
+depend on pixel values, so every profile feeds random inputs of CIFAR-100's shape (no data
+needed); the models are the paper's at full width in `paper` and `quick` (a narrower model would
+change β), one eighth of it in `smoke`.
+"""
+
+from __future__ import annotations
+
+from benchmarks.config import TrainConfig
+from benchmarks.measurements import TimingConfig
+from benchmarks.runner import Job
+
+from . import TableSpec, register_table
+
+MODELS = ("resnet18", "resnet50")
+# profile -> (runs, TimingConfig, width). paper: 15 epochs of CIFAR-100 at batch 128 = 15 x 390 batches.
+PROFILES = {
+    "paper": (3, TimingConfig(batches=15 * 390, warmup=10), 1.0),
+    "quick": (3, TimingConfig(batches=10, warmup=2), 1.0),
+    "smoke": (1, TimingConfig(batches=3, warmup=1), 0.125),
+}
+
+
+def jobs(profile: str, runs: int | None = None, methods: list[str] | None = None) -> list[Job]:
+    """One timing job per model and run."""
+    default_runs, timing, width = PROFILES[profile]
+    return [
+        Job(table="table9", dataset="cifar100", model=model, method="fwd_bwd_timing", profile=profile,
+            config=TrainConfig(batch_size=128, width=width, max_epochs=10**6), method_config=timing,
+            seed=run, run_index=run, kind="fwd_bwd_timing", synthetic=True)
+        for model in MODELS
+        for run in range(runs or default_runs)
+    ]
+
+
+SPEC = register_table(
+    TableSpec(
+        id="table9",
+        title="Forward and backward time per batch of 128 (CIFAR-100), ResNet-18/50",
+        jobs=jobs,
+        paper={
+            ("resnet18", "forward_s"): (0.0049, 1e-4), ("resnet18", "backward_s"): (0.0102, 1e-4),
+            ("resnet50", "forward_s"): (0.0166, 5e-5), ("resnet50", "backward_s"): (0.0299, 4e-5),
+        },
+        source="000 Table 9 (3 A100 GPUs, libtorch), mean ± std",
+    )
+)

@@ -1,0 +1,55 @@
+"""Decode once, load fast: uint8 tensor caches keyed by the source's content."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    """Where decoded caches live: $BENCH_CACHE_DIR, else datasets/cache/ (git-ignored)."""
+    return Path(os.environ.get("BENCH_CACHE_DIR") or PROJECT_ROOT / "datasets" / "cache")
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def tree_digest(root: Path) -> str:
+    """A key for a directory tree from its files' relative paths, sizes and modification times.
+
+    Reading 60,000 small files to hash them would cost more than the 2 s a cached load may take;
+    any edit, addition or removal changes a size, an mtime or the list.
+    """
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        st = path.stat()
+        h.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def load_or_build(name: str, key: str, build) -> dict:
+    """The cached dict of tensors for (name, key), building and saving it on a miss."""
+    path = cache_dir() / f"{name}-{key[:20]}.pt"
+    if path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as err:  # a truncated or foreign file: rebuild it
+            log.warning("ignoring unreadable cache %s (%s)", path, err)
+    log.info("decoding %s once into %s", name, path)
+    data = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(data, tmp)
+    os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    return data

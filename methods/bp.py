@@ -1,0 +1,32 @@
+"""`bp`: single-device backpropagation, the reference every other method is measured against."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from .base import Method, register_method
+from .optim import lr_at, make_optimizer, set_lr
+
+
+@register_method("bp")
+class Backprop(Method):
+    """Sequential forward, backward, step on one device (000 Table 5, A.2)."""
+
+    summary = "single-device backprop: forward, backward, SGD step (the reference)"
+
+    def train(self, job, ctx) -> None:
+        model = ctx.model
+        cfg = job.config
+        optimizer = make_optimizer(model.parameters(), cfg)
+        steps = ctx.steps_per_epoch
+        for epoch in ctx.epochs():
+            meter = ctx.meter()
+            for step, (inputs, targets) in enumerate(ctx.train_batches(epoch)):
+                set_lr(optimizer, lr_at(epoch + step / steps, cfg))
+                logits = model(inputs)
+                loss = F.cross_entropy(logits, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                meter.add(loss, logits, targets)
+            ctx.end_epoch(meter)

@@ -1,0 +1,38 @@
+"""The learning-rate schedule and optimiser construction every method shares."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from benchmarks.config import TrainConfig
+
+
+def lr_at(epoch: float, cfg: TrainConfig) -> float:
+    """LR at fractional epoch `epoch`: linear warm-up, then torch's CosineAnnealingLR closed form.
+
+    The paper steps its schedule per epoch (Table 10 is in epochs); we evaluate the same curve at
+    fractional epochs on every step, as the LAP-SGD code does, so that short profiles anneal
+    smoothly. The cosine starts when warm-up ends (the paper does not say; this keeps lr at its
+    peak when warm-up ends) and, like CosineAnnealingLR, keeps its period past t_max.
+    """
+    if epoch < cfg.warmup_epochs:
+        return cfg.warmup_lr + (cfg.lr - cfg.warmup_lr) * epoch / cfg.warmup_epochs
+    progress = (epoch - cfg.warmup_epochs) / cfg.t_max
+    return cfg.eta_min + (cfg.lr - cfg.eta_min) * (1 + math.cos(math.pi * progress)) / 2
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """torch.optim.SGD (momentum, weight decay, optional Nesterov) or Adam, as `cfg` says."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+    )
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr

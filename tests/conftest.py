@@ -1,0 +1,34 @@
+"""Shared fixtures: an isolated MLflow store and cache per test session, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("BENCH_DATA_DIR") or ROOT.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory) -> str:
+    """A SQLite MLflow store of the test session's own."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Tests never write into datasets/cache/ of the checkout, but share one cache among themselves."""
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m benchmarks ARGS` as a user would, from the checkout."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args], cwd=ROOT, env=full_env, capture_output=True, text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,121 @@
+"""The CLI as a user runs it: exit codes, one-line errors, JSON output, MLflow records, resume, SIGINT."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from .conftest import ROOT, cli
+
+SMOKE = ["train", "--dataset", "cifar10", "--model", "resnet18", "--method", "bp", "--profile", "smoke"]
+
+
+def one_error_line(proc, code, *needles):
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_list_names_methods_and_tables():
+    proc = cli("list")
+    assert proc.returncode == 0
+    assert "bp" in proc.stdout and "table9" in proc.stdout and "overhead" in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["--method", "nope"], ["unknown method 'nope'", "bp"]),
+    (["--dataset", "mnist"], ["unknown dataset 'mnist'", "cifar10", "cifar100", "synthetic"]),
+    (["--model", "vgg"], ["unknown model 'vgg'", "resnet18", "resnet50"]),
+    (["--profile", "fast"], ["unknown profile 'fast'", "smoke", "quick", "paper", "auto"]),
+    (["--set", "lr=abc"], ["lr=abc", "float"]),
+    (["--set", "nope=1"], ["unknown key 'nope'", "batch_size"]),
+    (["--devices", "2"], ["bp runs on 1 device"]),
+])
+def test_bad_train_input_exits_2_with_one_line(args, needles, store):
+    base = dict(zip(SMOKE[1::2], SMOKE[2::2], strict=True))
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    argv = ["train"] + [x for kv in base.items() for x in kv]
+    one_error_line(cli(*argv, "--tracking-uri", store), 2, *needles)
+
+
+def test_bad_run_and_perf_names_exit_2():
+    one_error_line(cli("run", "table99"), 2, "unknown table 'table99'", "table9")
+    one_error_line(cli("perf", "nope"), 2, "unknown perf benchmark 'nope'", "overhead", "pipeline")
+    one_error_line(cli("run", "table9", "--methods", "bp"), 2, "fwd_bwd_timing")
+
+
+def test_missing_data_exits_1_naming_the_path(tmp_path, store):
+    proc = cli("train", "--dataset", "cifar10", "--model", "resnet18", "--method", "bp", "--profile", "quick",
+               "--data-dir", str(tmp_path), "--tracking-uri", store)
+    one_error_line(proc, 1, str(tmp_path / "cifar-10-batches-py"), "download")
+
+
+def test_train_smoke_json_and_mlflow(store):
+    proc = cli(*SMOKE, "--json", "--tracking-uri", store)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result) == {"run_id", "method", "dataset", "model", "profile", "best_test_acc", "final_test_acc",
+                           "final_train_loss", "epochs", "train_time_s", "time_to_best_s", "stop_reason", "status"}
+    assert result["status"] == "finished" and result["epochs"] == 2
+    client = MlflowClient(tracking_uri=store)
+    run = client.get_run(result["run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == "adhoc"
+    assert [m.step for m in client.get_metric_history(result["run_id"], "test_acc")] == [0, 1]
+    assert run.data.tags["status"] == "finished" and run.data.tags["method"] == "bp"
+
+
+def test_run_resumes_by_job_key(store):
+    first = cli("run", "table9", "--profile", "smoke", "--runs", "2", "--tracking-uri", store)
+    assert first.returncode == 0, first.stderr
+    assert "4 run, 0 already finished" in first.stdout and "beta=" in first.stdout
+    client = MlflowClient(tracking_uri=store)
+    runs = client.search_runs([client.get_experiment_by_name("table9").experiment_id])
+    assert len(runs) == 4 and {r.data.tags["status"] for r in runs} == {"finished"}
+    client.set_tag(runs[0].info.run_id, "status", "interrupted")  # as if it had been stopped
+    second = cli("run", "table9", "--profile", "smoke", "--runs", "2", "--tracking-uri", store)
+    assert second.returncode == 0 and "1 run, 3 already finished" in second.stdout, second.stdout
+
+
+def test_sigint_marks_the_run_interrupted(store):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks", *SMOKE, "--epochs", "500", "--set", "patience=500",
+         "--set", "time_budget_s=0", "--json", "--tracking-uri", store],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    client = MlflowClient(tracking_uri=store)
+    deadline = time.monotonic() + 120
+    run = None
+    while time.monotonic() < deadline and run is None:  # wait until the run has logged an epoch
+        time.sleep(0.5)
+        exp = client.get_experiment_by_name("adhoc")
+        if exp is not None:
+            for r in client.search_runs([exp.experiment_id], filter_string="tags.status = 'running'"):
+                if client.get_metric_history(r.info.run_id, "test_acc"):
+                    run = r
+    assert run is not None, "the job never logged an epoch"
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    _, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - start < 10
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    run = client.get_run(run.info.run_id)
+    assert run.data.tags["status"] == "interrupted" and run.info.status == "KILLED"
+
+
+@pytest.mark.parametrize("name", ["overhead", "pipeline"])
+def test_perf_prints_its_json_contract(name):
+    proc = cli("perf", name, "--reps", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"a_name", "b_name", "a_per_s", "b_per_s", "ratio"} <= set(result)
+    assert result["a_per_s"] > 0 and result["b_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["a_per_s"] / result["b_per_s"])

@@ -1,0 +1,51 @@
+import math
+
+import pytest
+
+from benchmarks.config import TrainConfig, apply_overrides
+from benchmarks.errors import UserError
+from benchmarks.profiles import hyperparameters
+from methods.optim import lr_at
+
+
+def test_overrides_are_typed():
+    cfg = TrainConfig()
+    apply_overrides([cfg], ["lr=0.1", "batch_size=64", "nesterov=true", "optimizer=adam"])
+    assert (cfg.lr, cfg.batch_size, cfg.nesterov, cfg.optimizer) == (0.1, 64, True, "adam")
+
+
+@pytest.mark.parametrize("item", ["lr=abc", "batch_size=1.5", "nesterov=maybe", "lr=nan"])
+def test_bad_values_are_user_errors(item):
+    with pytest.raises(UserError, match="expected a"):
+        apply_overrides([TrainConfig()], [item])
+
+
+def test_unknown_key_names_valid_keys():
+    with pytest.raises(UserError, match="valid keys: .*batch_size"):
+        apply_overrides([TrainConfig()], ["learning_rate=0.1"])
+
+
+def test_validate_rejects_impossible_values():
+    cfg = TrainConfig(batch_size=0)
+    with pytest.raises(UserError, match="batch_size must be > 0"):
+        cfg.validate()
+
+
+def test_paper_profile_is_table_10():
+    cfg = hyperparameters("cifar10", "resnet18", "paper")
+    assert (cfg.batch_size, cfg.lr, cfg.momentum, cfg.t_max, cfg.warmup_epochs, cfg.warmup_lr, cfg.weight_decay) == (
+        128, 0.015, 0.9, 105, 3, 0.005, 0.005)
+    assert hyperparameters("cifar100", "resnet50", "paper").t_max == 120
+    assert hyperparameters("imagenet", "resnet50", "paper").batch_size == 300
+
+
+def test_schedule_warmup_then_cosine():
+    cfg = TrainConfig(lr=0.015, warmup_lr=0.005, warmup_epochs=5, t_max=100)
+    assert lr_at(0, cfg) == pytest.approx(0.005)
+    assert lr_at(2.5, cfg) == pytest.approx(0.010)
+    assert lr_at(5, cfg) == pytest.approx(0.015)
+    assert lr_at(55, cfg) == pytest.approx(0.0075)
+    assert lr_at(105, cfg) == pytest.approx(0.0, abs=1e-12)
+    quick = hyperparameters("cifar10", "resnet18", "quick")
+    assert lr_at(quick.max_epochs, quick) == pytest.approx(0.0, abs=1e-12)  # quick anneals to zero at its end
+    assert math.isclose(lr_at(quick.warmup_epochs, quick), quick.lr)

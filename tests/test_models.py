@@ -1,0 +1,51 @@
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from models import InputSpec, build_model
+
+# Parameter counts: torchvision's for the ImageNet stem; the CIFAR variant (3x3 stem, 10 classes)
+# as in the LAP-SGD code and the widely used kuangliu/pytorch-cifar ResNets.
+KNOWN = {
+    ("resnet18", 32, 10): 11_173_962,
+    ("resnet50", 32, 10): 23_520_842,
+    ("resnet18", 32, 100): 11_220_132,
+    ("resnet50", 32, 100): 23_705_252,
+    ("resnet18", 224, 1000): 11_689_512,
+    ("resnet50", 224, 1000): 25_557_032,
+}
+
+
+def count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(("name", "size", "classes"), list(KNOWN))
+def test_parameter_counts(name, size, classes):
+    assert count(build_model(name, InputSpec(classes, size))) == KNOWN[(name, size, classes)]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_imagenet_stem_matches_torchvision(name):
+    ours = build_model(name, InputSpec(1000, 224))
+    theirs = getattr(torchvision.models, name)()
+    assert [p.shape for p in ours.parameters()] == [p.shape for p in theirs.parameters()]
+
+
+def test_cifar_stem_keeps_resolution():
+    model = build_model("resnet18", InputSpec(10, 32))
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert isinstance(model.maxpool, nn.Identity)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_width_keeps_depth(name):
+    full, narrow = build_model(name, InputSpec(10, 32)), build_model(name, InputSpec(10, 32), width=0.25)
+    convs = [m for m in full.modules() if isinstance(m, nn.Conv2d)]
+    narrow_convs = [m for m in narrow.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == len(narrow_convs)
+    assert narrow.conv1.out_channels == 16 and full.conv1.out_channels == 64
+    assert count(narrow) < count(full) / 10
+    assert narrow(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -1,0 +1,125 @@
+"""The runner's contract, exercised in-process with small methods registered by the tests."""
+
+import time
+
+import pytest
+import torch.nn.functional as F
+
+from benchmarks.config import TrainConfig
+from benchmarks.runner import Job, JobFailed, run_job
+from benchmarks.tracking import Tracker
+from methods import METHODS, Method, register_method
+
+
+@pytest.fixture
+def scratch_method():
+    """Register a test method for the duration of one test."""
+    names = []
+
+    def register(name, train):
+        cls = type(name, (Method,), {"train": lambda self, job, ctx: train(job, ctx)})
+        register_method(name)(cls)
+        names.append(name)
+
+    yield register
+    for name in names:
+        METHODS.pop(name)
+
+
+def job(method="bp", **config) -> Job:
+    base = dict(batch_size=64, lr=0.05, width=0.125, warmup_epochs=0, t_max=3, max_epochs=3, patience=3,
+                eval_batch_size=512)
+    return Job(table="test", dataset="synthetic", model="resnet18", method=method, profile="smoke",
+               config=TrainConfig(**{**base, **config}))
+
+
+def plain_epoch(ctx, epoch, model=None, sleep=0.0):
+    model = model or ctx.model
+    meter = ctx.meter()
+    for inputs, targets in ctx.train_batches(epoch):
+        logits = model(inputs)
+        meter.add(F.cross_entropy(logits, targets), logits, targets)
+        time.sleep(sleep)
+    return meter
+
+
+def test_bp_learns_logs_and_is_deterministic(store):
+    tracker = Tracker(store)
+    first = run_job(job(), None, tracker, progress=False)
+    second = run_job(job(), None, tracker, progress=False)
+    assert first["status"] == "finished" and first["stop_reason"] == "max_epochs" and first["epochs"] == 3
+    assert first["best_test_acc"] > 0.5  # 10 synthetic classes: chance is 0.1
+    assert first["final_train_loss"] == second["final_train_loss"]  # same seed, same losses
+    client = tracker.client
+    history = client.get_metric_history(first["run_id"], "test_acc")
+    assert [m.step for m in history] == [0, 1, 2]
+    run = client.get_run(first["run_id"])
+    for tag in ("table", "method", "dataset", "model", "profile", "seed", "run_index", "devices", "git_sha",
+                "status", "stop_reason", "job_key", "hardware", "torch_version"):
+        assert tag in run.data.tags, tag
+    assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED"
+    assert run.data.params["lr"] == "0.05" and run.data.params["weight_decay"] == "0.005"
+    assert tracker.finished_run("test", job().key).info.run_id == second["run_id"]
+
+
+def test_patience_stops(store, scratch_method):
+    # The model never changes, so the best test accuracy is reached at epoch 0 and never beaten.
+    def frozen(job, ctx):
+        for epoch in ctx.epochs():
+            ctx.end_epoch(plain_epoch(ctx, epoch))
+
+    scratch_method("frozen", frozen)
+    result = run_job(job("frozen", max_epochs=10, patience=2), None, Tracker(store), progress=False)
+    assert (result["stop_reason"], result["epochs"]) == ("patience", 3)
+
+
+def test_time_budget_cuts_an_epoch_and_clock_pauses_for_evaluation(store, scratch_method, monkeypatch):
+    def slow(job, ctx):
+        for epoch in ctx.epochs():
+            ctx.end_epoch(plain_epoch(ctx, epoch, sleep=0.05))
+
+    scratch_method("slow", slow)
+    from benchmarks.runner import TrainContext
+
+    evaluate = TrainContext.evaluate
+
+    def slow_evaluate(self, model):
+        time.sleep(1.0)
+        return evaluate(self, model)
+
+    monkeypatch.setattr(TrainContext, "evaluate", slow_evaluate)
+    tracker = Tracker(store)
+    # 32 steps per epoch x 0.05 s: the 0.5 s budget ends the first epoch early.
+    result = run_job(job("slow", max_epochs=5, time_budget_s=0.5), None, tracker, progress=False)
+    assert result["stop_reason"] == "time_budget" and result["epochs"] == 1
+    wall = tracker.client.get_metric_history(result["run_id"], "wall_time_s")[0].value
+    assert wall - result["train_time_s"] >= 1.0  # the evaluation's second is not on the training clock
+
+
+def test_nan_loss_is_diverged_and_recorded(store):
+    tracker = Tracker(store)
+    result = run_job(job(lr=1e12), None, tracker, progress=False)
+    assert result["status"] == "diverged" and result["stop_reason"] == "diverged"
+    assert tracker.client.get_run(result["run_id"]).data.tags["status"] == "diverged"
+
+
+def test_an_exception_marks_the_run_failed(store, scratch_method):
+    def broken(job, ctx):
+        raise ValueError("boom")
+
+    scratch_method("broken", broken)
+    tracker = Tracker(store)
+    with pytest.raises(JobFailed, match="ValueError: boom") as err:
+        run_job(job("broken"), None, tracker, progress=False)
+    run = tracker.client.get_run(err.value.summary["run_id"])
+    assert run.data.tags["status"] == "failed" and run.info.status == "FAILED"
+
+
+def test_a_method_must_end_its_epochs(store, scratch_method):
+    def forgetful(job, ctx):
+        for _ in ctx.epochs():
+            pass
+
+    scratch_method("forgetful", forgetful)
+    with pytest.raises(JobFailed, match="did not call ctx.end_epoch"):
+        run_job(job("forgetful"), None, Tracker(store), progress=False)
