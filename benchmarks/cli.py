@@ -31,11 +31,15 @@ def build_parser() -> Parser:
     train.add_argument("--method", required=True)
     train.add_argument("--profile", default="auto")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter"
+    )
     train.add_argument("--epochs", type=int, help="max epochs (same as --set max_epochs=N)")
     train.add_argument("--devices", type=int, default=1, help="processes (one per GPU, or CPU processes)")
     train.add_argument("--data-dir", help="default: $BENCH_DATA_DIR, else datasets/cache/")
-    train.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///results/mlflow.db")
+    train.add_argument(
+        "--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///results/mlflow.db"
+    )
     train.add_argument("--json", action="store_true", help="print the result as one JSON line last")
 
     run = sub.add_parser("run", help="run every job of a table (or all), resuming finished jobs")
@@ -101,8 +105,17 @@ def cmd_train(args) -> int:
     apply_overrides([config, method_config], args.set)
     config.validate()
     check_devices(method, args.devices)
-    job = Job(table="adhoc", dataset=args.dataset, model=args.model, method=args.method, profile=profile,
-              config=config, method_config=method_config, seed=args.seed, devices=args.devices)
+    job = Job(
+        table="adhoc",
+        dataset=args.dataset,
+        model=args.model,
+        method=args.method,
+        profile=profile,
+        config=config,
+        method_config=method_config,
+        seed=args.seed,
+        devices=args.devices,
+    )
     tracker = Tracker(args.tracking_uri)
     try:
         summary = run_job(job, resolve_data_dir(args.data_dir), tracker)
@@ -112,8 +125,14 @@ def cmd_train(args) -> int:
         summary, code = err.summary, 1
     log.info(
         "%s: %s (%s), best test acc %.4f after %d epochs, %.1f s of training; run %s in %s",
-        job.name, summary["status"], summary["stop_reason"], summary["best_test_acc"], summary["epochs"],
-        summary["train_time_s"], summary["run_id"], tracker.uri,
+        job.name,
+        summary["status"],
+        summary["stop_reason"],
+        summary["best_test_acc"],
+        summary["epochs"],
+        summary["train_time_s"],
+        summary["run_id"],
+        tracker.uri,
     )
     if args.json:
         print(json.dumps(summary))
@@ -121,8 +140,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from datasets import resolve_data_dir
     from tqdm import tqdm
+
+    from datasets import resolve_data_dir
 
     from .errors import did_you_mean
     from .profiles import resolve_profile
@@ -143,7 +163,7 @@ def cmd_run(args) -> int:
             known = {j.method for j in table_jobs}
             for name in wanted:
                 if name not in known:
-                    raise did_you_mean(f"method of {spec.id}", name, known)
+                    raise did_you_mean("method", name, known, plural=f"methods of {spec.id}")
             table_jobs = [j for j in table_jobs if j.method in wanted]
         jobs += table_jobs
     if args.devices:
@@ -165,9 +185,12 @@ def cmd_run(args) -> int:
             bar.update(1)
     for job, summary in results:
         numbers = {k: v for k, v in summary.items() if isinstance(v, float)}
-        print(f"{job.table} {job.name}: {summary['status']} " + " ".join(f"{k}={v:.4g}" for k, v in numbers.items()))
-    print(f"{len(results)} run, {len(jobs) - len(results) - len(failed)} already finished, {len(failed)} failed; "
-          f"results in {tracker.uri}")
+        print(
+            f"{job.table} {job.name}: {summary['status']} "
+            + " ".join(f"{k}={v:.4g}" for k, v in numbers.items())
+        )
+    skipped = len(jobs) - len(results) - len(failed)
+    print(f"{len(results)} run, {skipped} already finished, {len(failed)} failed; results in {tracker.uri}")
     return 1 if failed else 0
 
 
@@ -200,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("interrupted: the current run is marked 'interrupted'; `run` resumes after finished jobs",
-              file=sys.stderr)
+        print(
+            "interrupted: the current run is marked 'interrupted'; `run` resumes after finished jobs",
+            file=sys.stderr,
+        )
         return 130

@@ -43,7 +43,15 @@ class TrainConfig:
         for key in positive:
             if not getattr(self, key) > 0:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)!r}")
-        for key in ("momentum", "weight_decay", "warmup_epochs", "warmup_lr", "eta_min", "time_budget_s", "threads"):
+        for key in (
+            "momentum",
+            "weight_decay",
+            "warmup_epochs",
+            "warmup_lr",
+            "eta_min",
+            "time_budget_s",
+            "threads",
+        ):
             if getattr(self, key) < 0:
                 raise UserError(f"{key} must be >= 0, got {getattr(self, key)!r}")
         if self.optimizer not in ("sgd", "adam"):

@@ -17,6 +17,6 @@ class Diverged(Exception):
     """A training loss became NaN or infinite."""
 
 
-def did_you_mean(kind: str, value: str, choices) -> UserError:
+def did_you_mean(kind: str, value: str, choices, plural: str | None = None) -> UserError:
     """A UserError naming the valid choices for `kind`."""
-    return UserError(f"unknown {kind} {value!r}; valid {kind}s: {', '.join(sorted(choices))}")
+    return UserError(f"unknown {kind} {value!r}; valid {plural or kind + 's'}: {', '.join(sorted(choices))}")

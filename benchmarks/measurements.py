@@ -52,8 +52,10 @@ def time_forward_backward(job, ctx) -> dict:
     ctx.clock.pause()
     forward, backward = forward[cfg.warmup :], backward[cfg.warmup :]
     result = dict(
-        forward_s=statistics.mean(forward), forward_s_std=statistics.pstdev(forward),
-        backward_s=statistics.mean(backward), backward_s_std=statistics.pstdev(backward),
+        forward_s=statistics.mean(forward),
+        forward_s_std=statistics.pstdev(forward),
+        backward_s=statistics.mean(backward),
+        backward_s_std=statistics.pstdev(backward),
     )
     result["beta"] = result["backward_s"] / result["forward_s"]
     ctx.tracker.log_metrics(ctx.run_id, {**result, "batches": len(forward)}, step=0)

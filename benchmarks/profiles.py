@@ -28,7 +28,9 @@ PAPER: dict[tuple[str, str], dict] = {
         batch_size=300, t_max=250, warmup_epochs=5, warmup_lr=0.0035, weight_decay=0.0035, max_epochs=300
     ),
 }
-PAPER_COMMON = dict(batch_size=128, lr=0.015, momentum=0.9, warmup_lr=0.005, weight_decay=0.005, max_epochs=200)
+PAPER_COMMON = dict(
+    batch_size=128, lr=0.015, momentum=0.9, warmup_lr=0.005, weight_decay=0.005, max_epochs=200
+)
 
 # quick: real data, full depth, reduced width, a few epochs; one run <= 8 minutes on 2 CPU cores.
 # Measured here (ResNet-18, width 0.25, batch 128, channels_last, 2 cores): ~75 s per CIFAR epoch,
@@ -42,13 +44,27 @@ QUICK: dict[tuple[str, str], dict] = {
     ("cifar100", "resnet50"): dict(width=0.125, max_epochs=4),
 }
 QUICK_COMMON = dict(
-    batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, warmup_epochs=0.5, warmup_lr=0.01, time_budget_s=470
+    batch_size=128,
+    lr=0.1,
+    momentum=0.9,
+    weight_decay=5e-4,
+    warmup_epochs=0.5,
+    warmup_lr=0.01,
+    time_budget_s=470,
 )
 
 # smoke: synthetic data in the workload's shape, a tiny width, seconds per run.
 SMOKE_COMMON = dict(
-    batch_size=64, lr=0.05, width=0.125, warmup_epochs=0, t_max=2, max_epochs=2, patience=2,
-    weight_decay=5e-4, eval_batch_size=512, time_budget_s=60,
+    batch_size=64,
+    lr=0.05,
+    width=0.125,
+    warmup_epochs=0,
+    t_max=2,
+    max_epochs=2,
+    patience=2,
+    weight_decay=5e-4,
+    eval_batch_size=512,
+    time_budget_s=60,
 )
 
 

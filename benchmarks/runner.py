@@ -42,7 +42,9 @@ class Job:
     run_index: int = 0
     devices: int = 1
     kind: str = "train"  # "train": method.train; other kinds are measurements (benchmarks.measurements)
-    synthetic: bool = False  # random inputs in the dataset's shape (e.g. for timing, where pixels don't matter)
+    synthetic: bool = (
+        False  # random inputs in the dataset's shape (e.g. for timing, where pixels don't matter)
+    )
 
     @property
     def synthetic_data(self) -> bool:
@@ -120,13 +122,24 @@ class TrainContext:
     so it counts data loading and every method overhead, and is paused while evaluating.
     """
 
-    def __init__(self, job: Job, dataset, model: torch.nn.Module, device: torch.device, tracker: Tracker,
-                 run_id: str, rank: int = 0, world: int = 1, progress: bool = True):
+    def __init__(
+        self,
+        job: Job,
+        dataset,
+        model: torch.nn.Module,
+        device: torch.device,
+        tracker: Tracker,
+        run_id: str,
+        rank: int = 0,
+        world: int = 1,
+        progress: bool = True,
+    ):
         self.job, self.cfg, self.dataset, self.model, self.device = job, job.config, dataset, model, device
         self.tracker, self.run_id, self.rank, self.world = tracker, run_id, rank, world
         self.steps_per_epoch = dataset.steps_per_epoch(self.cfg.batch_size, world)
         if self.steps_per_epoch < 1:
-            raise ValueError(f"batch_size {self.cfg.batch_size} exceeds the {dataset.num_train // world} samples of a shard")
+            shard_size = dataset.num_train // world
+            raise ValueError(f"batch_size {self.cfg.batch_size} exceeds the {shard_size} samples of a shard")
         self.clock = Stopwatch()
         self.wall_start = time.perf_counter()
         self.epoch = 0
@@ -134,7 +147,13 @@ class TrainContext:
         self.best_test_acc, self.best_epoch, self.time_to_best_s = -1.0, -1, 0.0
         self.last: dict[str, float] = {}
         self._since_best = 0
-        self._bar = tqdm(total=self.cfg.max_epochs, desc=job.name, unit="epoch", disable=None if progress else True, leave=False)
+        self._bar = tqdm(
+            total=self.cfg.max_epochs,
+            desc=job.name,
+            unit="epoch",
+            disable=None if progress else True,
+            leave=False,
+        )
 
     # --- what a method calls ---------------------------------------------------------------------
     def epochs(self) -> Iterator[int]:
@@ -144,7 +163,9 @@ class TrainContext:
                 started = self.epoch
                 yield started
                 if self.epoch == started and self.stop_reason is None:
-                    raise RuntimeError(f"method {self.job.method} did not call ctx.end_epoch() in epoch {started}")
+                    raise RuntimeError(
+                        f"method {self.job.method} did not call ctx.end_epoch() in epoch {started}"
+                    )
         finally:
             self._bar.close()
 
@@ -182,9 +203,13 @@ class TrainContext:
         from methods.optim import lr_at
 
         self.last = dict(
-            train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
+            train_loss=train_loss,
+            train_acc=train_acc,
+            test_loss=test_loss,
+            test_acc=test_acc,
             lr=lr_at(self.epoch + 1 - 1 / self.steps_per_epoch, self.cfg),
-            train_time_s=self.clock.total, wall_time_s=time.perf_counter() - self.wall_start,
+            train_time_s=self.clock.total,
+            wall_time_s=time.perf_counter() - self.wall_start,
             samples_per_s=samples * self.world / max(epoch_time, 1e-9),
         )
         if self.rank == 0:
@@ -228,11 +253,19 @@ class TrainContext:
         """The result object `train --json` prints."""
         job = self.job
         return dict(
-            run_id=run_id, method=job.method, dataset=job.dataset, model=job.model, profile=job.profile,
-            best_test_acc=max(self.best_test_acc, 0.0), final_test_acc=self.last.get("test_acc"),
-            final_train_loss=self.last.get("train_loss"), epochs=self.epoch,
-            train_time_s=round(self.clock.elapsed(), 3), time_to_best_s=round(self.time_to_best_s, 3),
-            stop_reason=self.stop_reason, status=status,
+            run_id=run_id,
+            method=job.method,
+            dataset=job.dataset,
+            model=job.model,
+            profile=job.profile,
+            best_test_acc=max(self.best_test_acc, 0.0),
+            final_test_acc=self.last.get("test_acc"),
+            final_train_loss=self.last.get("train_loss"),
+            epochs=self.epoch,
+            train_time_s=round(self.clock.elapsed(), 3),
+            time_to_best_s=round(self.time_to_best_s, 3),
+            stop_reason=self.stop_reason,
+            status=status,
         )
 
 
@@ -264,9 +297,20 @@ def seeded_model(job: Job, dataset, device: torch.device) -> torch.nn.Module:
 def job_tags(job: Job) -> dict:
     """The MLflow tags of DESIGN.md known when a job starts."""
     return dict(
-        table=job.table, method=job.method, dataset=job.dataset, model=job.model, profile=job.profile,
-        seed=job.seed, run_index=job.run_index, devices=job.devices, git_sha=git_sha(), status="running",
-        job_key=job.key, hardware=hardware(), torch_version=torch.__version__, kind=job.kind,
+        table=job.table,
+        method=job.method,
+        dataset=job.dataset,
+        model=job.model,
+        profile=job.profile,
+        seed=job.seed,
+        run_index=job.run_index,
+        devices=job.devices,
+        git_sha=git_sha(),
+        status="running",
+        job_key=job.key,
+        hardware=hardware(),
+        torch_version=torch.__version__,
+        kind=job.kind,
     )
 
 
@@ -316,8 +360,12 @@ def run_job(job: Job, data_dir: Path | None, tracker: Tracker, progress: bool = 
     ctx.clock.pause()
     summary = {**ctx.summary(status, run_id), **measured}
     if job.kind == "train":
-        finals = dict(best_test_acc=summary["best_test_acc"], time_to_best_s=summary["time_to_best_s"],
-                      epochs=summary["epochs"], final_train_time_s=summary["train_time_s"])
+        finals = dict(
+            best_test_acc=summary["best_test_acc"],
+            time_to_best_s=summary["time_to_best_s"],
+            epochs=summary["epochs"],
+            final_train_time_s=summary["train_time_s"],
+        )
         tracker.log_metrics(run_id, finals, step=max(ctx.epoch - 1, 0))
     tracker.finish(run_id, status, dict(stop_reason=ctx.stop_reason))
     return summary

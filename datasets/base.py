@@ -86,8 +86,9 @@ class TensorImageDataset(Dataset):
     def subset(self, num_train: int, num_test: int) -> TensorImageDataset:
         """The first `num_train` training and `num_test` test images, as a dataset of their own."""
         t = self.tensors
-        part = ImageTensors(t.train_x[:num_train], t.train_y[:num_train], t.test_x[:num_test],
-                            t.test_y[:num_test], t.classes)
+        part = ImageTensors(
+            t.train_x[:num_train], t.train_y[:num_train], t.test_x[:num_test], t.test_y[:num_test], t.classes
+        )
         return TensorImageDataset(self.name, part, self.mean, self.std, self.source, self.augment, self.pad)
 
     def _on(self, device: torch.device) -> ImageTensors:
@@ -131,7 +132,9 @@ class TensorImageDataset(Dataset):
             idx = order[start : start + batch_size]
             x = data.train_x[idx]
             if self.augment:
-                x = self.crop_and_flip(x, offsets[start : start + batch_size], flips[start : start + batch_size])
+                x = self.crop_and_flip(
+                    x, offsets[start : start + batch_size], flips[start : start + batch_size]
+                )
             yield self.normalise(x), data.train_y[idx]
 
     def test_batches(self, batch_size, device):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import re
 import tarfile
 from pathlib import Path
@@ -17,15 +16,19 @@ from benchmarks.errors import DataMissingError
 from .base import ImageTensors, TensorImageDataset
 from .cache import file_digest, load_or_build, tree_digest
 
-log = logging.getLogger(__name__)
-
 # Per-channel statistics of the training splits (the values the CIFAR literature normalises with).
 CIFAR = {
     "cifar10": dict(
-        folder="cifar-10-batches-py", num_classes=10, mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616)
+        folder="cifar-10-batches-py",
+        num_classes=10,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
     ),
     "cifar100": dict(
-        folder="cifar-100-python", num_classes=100, mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762)
+        folder="cifar-100-python",
+        num_classes=100,
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
     ),
 }
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
@@ -101,7 +104,9 @@ def read_tree(root: Path) -> dict:
     for split in splits:
         for path in sorted((root / split).glob("*/*")):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                splits[split].append((path.parent.name, path.name, decode_image(path.read_bytes(), str(path))))
+                splits[split].append(
+                    (path.parent.name, path.name, decode_image(path.read_bytes(), str(path)))
+                )
     return to_tensors(splits, str(root))
 
 
@@ -122,8 +127,8 @@ def read_torchvision(name: str, data_dir: Path) -> dict:
     return dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, classes=list(train.classes))
 
 
-def try_download(name: str, data_dir: Path) -> bool:
-    """Download through torchvision where the network allows; False when it cannot."""
+def try_download(name: str, data_dir: Path) -> str | None:
+    """Download through torchvision where the network allows; why it could not, else None."""
     from torchvision.datasets import CIFAR10, CIFAR100
 
     cls = CIFAR10 if name == "cifar10" else CIFAR100
@@ -131,22 +136,23 @@ def try_download(name: str, data_dir: Path) -> bool:
         data_dir.mkdir(parents=True, exist_ok=True)
         cls(str(data_dir), train=True, download=True)
         cls(str(data_dir), train=False, download=True)
-        return True
+        return None
     except Exception as err:  # no network, a read-only folder, a refused host: all mean "not here"
-        log.info("download of %s failed: %s", name, err)
-        return False
+        return f"{type(err).__name__}: {err}"
 
 
 def load_cifar(name: str, data_dir: Path, download: bool = True) -> TensorImageDataset:
     """CIFAR `name` from the first source found under `data_dir`, decoded once into a tensor cache."""
     candidates = candidate_sources(name, data_dir)
     found = next((p for p in candidates if p.exists()), None)
-    if found is None and download and try_download(name, data_dir):
-        found = candidates[0]
+    why = "download disabled"
+    if found is None and download:
+        why = try_download(name, data_dir)
+        found = candidates[0] if why is None else None
     if found is None:
         looked = ", ".join(str(p) for p in candidates)
         raise DataMissingError(
-            f"{name} not found (looked at {looked}) and could not be downloaded; get it with "
+            f"{name} not found (looked at {looked}) and could not be downloaded ({why}); get it with "
             f"torchvision.datasets.{name.upper()}(root='{data_dir}', download=True) "
             f"on a machine with internet, or point --data-dir / BENCH_DATA_DIR at a folder holding it"
         )
@@ -157,7 +163,9 @@ def load_cifar(name: str, data_dir: Path, download: bool = True) -> TensorImageD
         data = load_or_build(name, "tree-" + tree_digest(found), lambda: read_tree(found))
     else:
         data = load_or_build(name, "tar-" + file_digest(found), lambda: read_tar(found))
-    tensors = ImageTensors(data["train_x"], data["train_y"], data["test_x"], data["test_y"], list(data["classes"]))
+    tensors = ImageTensors(
+        data["train_x"], data["train_y"], data["test_x"], data["test_y"], list(data["classes"])
+    )
     expected = CIFAR[name]["num_classes"]
     if len(tensors.classes) != expected:
         raise DataMissingError(f"{found} holds {len(tensors.classes)} classes; {name} has {expected}")

@@ -26,4 +26,6 @@ def synthetic_images(
     train_x, train_y = make_images(num_train, prototypes, gen)
     test_x, test_y = make_images(num_test, prototypes, gen)
     tensors = ImageTensors(train_x, train_y, test_x, test_y, [f"class{i}" for i in range(num_classes)])
-    return TensorImageDataset("synthetic", tensors, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), source="synthetic")
+    return TensorImageDataset(
+        "synthetic", tensors, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), source="synthetic"
+    )

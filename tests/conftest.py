@@ -29,6 +29,10 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess
     """Run `python -m benchmarks ARGS` as a user would, from the checkout."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks", *args], cwd=ROOT, env=full_env, capture_output=True, text=True,
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )

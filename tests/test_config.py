@@ -33,8 +33,15 @@ def test_validate_rejects_impossible_values():
 
 def test_paper_profile_is_table_10():
     cfg = hyperparameters("cifar10", "resnet18", "paper")
-    assert (cfg.batch_size, cfg.lr, cfg.momentum, cfg.t_max, cfg.warmup_epochs, cfg.warmup_lr, cfg.weight_decay) == (
-        128, 0.015, 0.9, 105, 3, 0.005, 0.005)
+    assert (
+        cfg.batch_size,
+        cfg.lr,
+        cfg.momentum,
+        cfg.t_max,
+        cfg.warmup_epochs,
+        cfg.warmup_lr,
+        cfg.weight_decay,
+    ) == (128, 0.015, 0.9, 105, 3, 0.005, 0.005)
     assert hyperparameters("cifar100", "resnet50", "paper").t_max == 120
     assert hyperparameters("imagenet", "resnet50", "paper").batch_size == 300
 

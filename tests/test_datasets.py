@@ -24,8 +24,12 @@ def png(array: np.ndarray) -> bytes:
 
 def fake_images(n_per_class: int, seed: int):
     rng = np.random.default_rng(seed)
-    return {(split, c, i): rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-            for split in ("train", "test") for c in CLASSES for i in range(n_per_class)}
+    return {
+        (split, c, i): rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        for split in ("train", "test")
+        for c in CLASSES
+        for i in range(n_per_class)
+    }
 
 
 def write_tar(path, images, prefix="cifar10/"):
@@ -74,7 +78,7 @@ def test_imagefolder_tree(tmp_path):
 
 
 def test_missing_data_names_the_paths(tmp_path, monkeypatch):
-    monkeypatch.setattr("datasets.cifar.try_download", lambda name, data_dir: False)
+    monkeypatch.setattr("datasets.cifar.try_download", lambda name, data_dir: "no network")
     with pytest.raises(DataMissingError) as err:
         load_dataset("cifar100", tmp_path)
     assert str(tmp_path / "cifar-100-python") in str(err.value) and "download" in str(err.value)
@@ -109,7 +113,8 @@ def test_normalisation():
     ds = synthetic_images(num_train=64, num_test=64)
     x, _ = next(ds.test_batches(64, torch.device("cpu")))
     expected = (ds.tensors.test_x.float() / 255 - torch.tensor(ds.mean).view(1, 3, 1, 1)) / torch.tensor(
-        ds.std).view(1, 3, 1, 1)
+        ds.std
+    ).view(1, 3, 1, 1)
     torch.testing.assert_close(x, expected)
 
 
@@ -131,7 +136,9 @@ def test_batches_are_deterministic_shuffled_and_sharded():
     assert len(epoch(0, rank=0, world=2)) == len(epoch(0, rank=1, world=2)) == 4
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "cifar10-jpeg.tar.gz").exists(), reason="real CIFAR-10 not on this machine")
+@pytest.mark.skipif(
+    not (SHARED_DATA / "cifar10-jpeg.tar.gz").exists(), reason="real CIFAR-10 not on this machine"
+)
 def test_real_cifar10(monkeypatch):
     ds = load_dataset("cifar10", SHARED_DATA)
     assert (ds.num_train, ds.num_test) == (50_000, 10_000)

@@ -27,10 +27,24 @@ def scratch_method():
 
 
 def job(method="bp", **config) -> Job:
-    base = dict(batch_size=64, lr=0.05, width=0.125, warmup_epochs=0, t_max=3, max_epochs=3, patience=3,
-                eval_batch_size=512)
-    return Job(table="test", dataset="synthetic", model="resnet18", method=method, profile="smoke",
-               config=TrainConfig(**{**base, **config}))
+    base = dict(
+        batch_size=64,
+        lr=0.05,
+        width=0.125,
+        warmup_epochs=0,
+        t_max=3,
+        max_epochs=3,
+        patience=3,
+        eval_batch_size=512,
+    )
+    return Job(
+        table="test",
+        dataset="synthetic",
+        model="resnet18",
+        method=method,
+        profile="smoke",
+        config=TrainConfig(**{**base, **config}),
+    )
 
 
 def plain_epoch(ctx, epoch, model=None, sleep=0.0):
@@ -54,8 +68,22 @@ def test_bp_learns_logs_and_is_deterministic(store):
     history = client.get_metric_history(first["run_id"], "test_acc")
     assert [m.step for m in history] == [0, 1, 2]
     run = client.get_run(first["run_id"])
-    for tag in ("table", "method", "dataset", "model", "profile", "seed", "run_index", "devices", "git_sha",
-                "status", "stop_reason", "job_key", "hardware", "torch_version"):
+    for tag in (
+        "table",
+        "method",
+        "dataset",
+        "model",
+        "profile",
+        "seed",
+        "run_index",
+        "devices",
+        "git_sha",
+        "status",
+        "stop_reason",
+        "job_key",
+        "hardware",
+        "torch_version",
+    ):
         assert tag in run.data.tags, tag
     assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED"
     assert run.data.params["lr"] == "0.05" and run.data.params["weight_decay"] == "0.005"

@@ -19,8 +19,12 @@ def interleaved(a: Callable[[], float], b: Callable[[], float], reps: int) -> di
         b_rates.append(b())
     ratios = [x / y for x, y in zip(a_rates, b_rates, strict=True)]
     return dict(
-        a_per_s=statistics.median(a_rates), b_per_s=statistics.median(b_rates),
-        ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios), reps=reps,
+        a_per_s=statistics.median(a_rates),
+        b_per_s=statistics.median(b_rates),
+        ratio=statistics.median(ratios),
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+        reps=reps,
     )
 
 

@@ -26,8 +26,16 @@ def perf_overhead(args) -> dict:
     bookkeeping. MLflow is not timed (a NullTracker): it writes once per epoch, not per step.
     """
     dataset = cifar10_or_synthetic(args.data_dir, BATCH * STEPS, 32)
-    config = TrainConfig(batch_size=BATCH, lr=0.05, weight_decay=5e-4, warmup_epochs=0, t_max=1, max_epochs=1,
-                         width=WIDTH, eval_batch_size=32)
+    config = TrainConfig(
+        batch_size=BATCH,
+        lr=0.05,
+        weight_decay=5e-4,
+        warmup_epochs=0,
+        t_max=1,
+        max_epochs=1,
+        width=WIDTH,
+        eval_batch_size=32,
+    )
     job = Job(table="perf", dataset="cifar10", model="resnet18", method="bp", profile="quick", config=config)
     configure_threads(config, 1)
     device = torch.device("cpu")
@@ -51,5 +59,13 @@ def perf_overhead(args) -> dict:
         return samples / (time.perf_counter() - start)
 
     result = interleaved(runner, hand_written, args.reps)
-    return dict(name="overhead", a_name="bp via runner", b_name="hand-written loop", **result,
-                data=dataset.source, model=f"resnet18 width {WIDTH}", batch_size=BATCH, steps=STEPS)
+    return dict(
+        name="overhead",
+        a_name="bp via runner",
+        b_name="hand-written loop",
+        **result,
+        data=dataset.source,
+        model=f"resnet18 width {WIDTH}",
+        batch_size=BATCH,
+        steps=STEPS,
+    )

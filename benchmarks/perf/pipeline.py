@@ -40,13 +40,23 @@ def perf_pipeline(args) -> dict:
     reference = ArrayCIFAR(
         dataset.tensors.train_x.permute(0, 2, 3, 1).numpy(),
         dataset.tensors.train_y.tolist(),
-        transforms.Compose([
-            transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-            transforms.Normalize(dataset.mean, dataset.std),
-        ]),
+        transforms.Compose(
+            [
+                transforms.RandomCrop(32, padding=4),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                transforms.Normalize(dataset.mean, dataset.std),
+            ]
+        ),
     )
-    loader = DataLoader(reference, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True,
-                        persistent_workers=True)
+    loader = DataLoader(
+        reference,
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        persistent_workers=True,
+    )
     epoch = [0]
 
     def tensor_pipeline() -> float:
@@ -63,5 +73,12 @@ def perf_pipeline(args) -> dict:
         return n / (time.perf_counter() - start)
 
     result = interleaved(tensor_pipeline, torchvision_loader, args.reps)
-    return dict(name="pipeline", a_name="tensor pipeline", b_name=f"torchvision DataLoader ({workers} workers)",
-                **result, data=dataset.source, images_per_rep=IMAGES, batch_size=BATCH)
+    return dict(
+        name="pipeline",
+        a_name="tensor pipeline",
+        b_name=f"torchvision DataLoader ({workers} workers)",
+        **result,
+        data=dataset.source,
+        images_per_rep=IMAGES,
+        batch_size=BATCH,
+    )

@@ -44,7 +44,9 @@ def get_table(table_id: str) -> TableSpec:
         raise did_you_mean("table", table_id, TABLES)
     spec = TABLES[table_id]
     if spec.missing_methods:
-        raise UserError(f"{table_id} waits for methods not implemented yet: {', '.join(spec.missing_methods)}")
+        raise UserError(
+            f"{table_id} waits for methods not implemented yet: {', '.join(spec.missing_methods)}"
+        )
     return spec
 
 

@@ -27,9 +27,19 @@ def jobs(profile: str, runs: int | None = None, methods: list[str] | None = None
     """One timing job per model and run."""
     default_runs, timing, width = PROFILES[profile]
     return [
-        Job(table="table9", dataset="cifar100", model=model, method="fwd_bwd_timing", profile=profile,
-            config=TrainConfig(batch_size=128, width=width, max_epochs=10**6), method_config=timing,
-            seed=run, run_index=run, kind="fwd_bwd_timing", synthetic=True)
+        Job(
+            table="table9",
+            dataset="cifar100",
+            model=model,
+            method="fwd_bwd_timing",
+            profile=profile,
+            config=TrainConfig(batch_size=128, width=width, max_epochs=10**6),
+            method_config=timing,
+            seed=run,
+            run_index=run,
+            kind="fwd_bwd_timing",
+            synthetic=True,
+        )
         for model in MODELS
         for run in range(runs or default_runs)
     ]
@@ -41,8 +51,10 @@ SPEC = register_table(
         title="Forward and backward time per batch of 128 (CIFAR-100), ResNet-18/50",
         jobs=jobs,
         paper={
-            ("resnet18", "forward_s"): (0.0049, 1e-4), ("resnet18", "backward_s"): (0.0102, 1e-4),
-            ("resnet50", "forward_s"): (0.0166, 5e-5), ("resnet50", "backward_s"): (0.0299, 4e-5),
+            ("resnet18", "forward_s"): (0.0049, 1e-4),
+            ("resnet18", "backward_s"): (0.0102, 1e-4),
+            ("resnet50", "forward_s"): (0.0166, 5e-5),
+            ("resnet50", "backward_s"): (0.0299, 4e-5),
         },
         source="000 Table 9 (3 A100 GPUs, libtorch), mean ± std",
     )
