@@ -53,7 +53,7 @@ def build_parser() -> Parser:
 
     perf = sub.add_parser("perf", help="micro-benchmarks, both sides measured in one process")
     perf.add_argument("name")
-    perf.add_argument("--reps", type=int, default=5, help="interleaved repetitions per side")
+    perf.add_argument("--reps", type=int, default=9, help="interleaved repetitions per side")
     perf.add_argument("--data-dir")
     perf.add_argument("--json", action="store_true")
     return parser

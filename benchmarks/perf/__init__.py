@@ -11,12 +11,20 @@ from collections.abc import Callable
 
 
 def interleaved(a: Callable[[], float], b: Callable[[], float], reps: int) -> dict:
-    """Run a and b (each returns items/s) alternately `reps` times after one warm-up each."""
+    """Run a and b (each returns items/s) alternately `reps` times after one warm-up each.
+
+    The order alternates (A B, B A, A B, ...) so that a steady drift of the machine's speed
+    favours neither side; each repetition's ratio compares two adjacent measurements.
+    """
     a(), b()
     a_rates, b_rates = [], []
-    for _ in range(reps):
-        a_rates.append(a())
-        b_rates.append(b())
+    for rep in range(reps):
+        if rep % 2 == 0:
+            a_rates.append(a())
+            b_rates.append(b())
+        else:
+            b_rates.append(b())
+            a_rates.append(a())
     ratios = [x / y for x, y in zip(a_rates, b_rates, strict=True)]
     return dict(
         a_per_s=statistics.median(a_rates),
