@@ -56,6 +56,17 @@ class TrainConfig:
                 raise UserError(f"{key} must be >= 0, got {getattr(self, key)!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise UserError(f"optimizer must be one of adam, sgd; got {self.optimizer!r}")
+        if self.device != "auto":
+            import torch
+
+            try:
+                device = torch.device(self.device)
+            except RuntimeError:
+                raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}") from None
+            if device.type == "cuda" and not torch.cuda.is_available():
+                raise UserError(f"device {self.device!r} asked for, but CUDA is not available here")
+            if device.type not in ("cpu", "cuda"):
+                raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
 
 
 def parse_value(text: str, kind: type, key: str):

@@ -31,6 +31,12 @@ def test_validate_rejects_impossible_values():
         cfg.validate()
 
 
+@pytest.mark.parametrize("device", ["gpu", "tpu", "cuda:x"])
+def test_unknown_devices_are_user_errors(device):
+    with pytest.raises(UserError, match="device"):
+        TrainConfig(device=device).validate()
+
+
 def test_paper_profile_is_table_10():
     cfg = hyperparameters("cifar10", "resnet18", "paper")
     assert (
