@@ -188,8 +188,13 @@ class TrainContext:
         """A fresh per-epoch loss/accuracy accumulator on the training device."""
         return EpochMeter(self.device)
 
-    def end_epoch(self, meter: EpochMeter, model: torch.nn.Module | None = None) -> bool:
-        """Stop the clock, evaluate, log the epoch, apply the stopping rules; True when training ends."""
+    def end_epoch(
+        self, meter: EpochMeter, model: torch.nn.Module | None = None, extra: dict[str, float] | None = None
+    ) -> bool:
+        """Stop the clock, evaluate, log the epoch and a method's `extra` metrics, apply the stopping rules.
+
+        Returns True when training ends.
+        """
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.clock.pause()
@@ -213,7 +218,7 @@ class TrainContext:
             samples_per_s=samples * self.world / max(epoch_time, 1e-9),
         )
         if self.rank == 0:
-            self.tracker.log_metrics(self.run_id, self.last, step=self.epoch)
+            self.tracker.log_metrics(self.run_id, {**self.last, **(extra or {})}, step=self.epoch)
         if test_acc > self.best_test_acc:
             self.best_test_acc, self.best_epoch, self.time_to_best_s = test_acc, self.epoch, self.clock.total
             self._since_best = 0
@@ -358,7 +363,10 @@ def run_job(job: Job, data_dir: Path | None, tracker: Tracker, progress: bool = 
         ctx.stop_reason = "failed"
         raise JobFailed(message, ctx.summary("failed", run_id)) from err
     ctx.clock.pause()
-    summary = {**ctx.summary(status, run_id), **measured}
+    summary = ctx.summary(status, run_id)
+    if job.kind != "train":  # a measurement: its values replace the training fields
+        keep = ("run_id", "method", "dataset", "model", "profile", "status")
+        summary = {**{k: summary[k] for k in keep}, **measured}
     if job.kind == "train":
         finals = dict(
             best_test_acc=summary["best_test_acc"],

@@ -1,0 +1,308 @@
+"""`async_lu` and `async_bu`: decoupled asynchronous backprop (000 §3, Algorithm 1; PD-ASGD in 004).
+
+One forward thread computes losses with the latest parameters and hands each loss, with its
+graph, to one of B backward threads; it blocks only when `max_in_flight` passes are unfinished.
+A backward thread runs `torch.autograd.grad(loss, params)`:
+- LU (layer-wise updates): a hook registered once per parameter receives that pass's gradient the
+  moment it is computed and applies the update at once ("θ_m ← θ_m − η·G" inside the layer loop of
+  Algorithm 1's backward thread);
+- BU (block updates, §3.4): the pass's updates are applied when its whole backward pass ends.
+
+Gradients stay private to their pass (no shared `.grad`: concurrent passes would lose and
+double-count them, see DESIGN.md); updates go to the parameters the forward thread reads, in
+place through `param.data` (a backward pass may use parameters newer than its forward: the
+paper's semantics), each tensor's update atomic under its own lock unless `lock_free`.
+BatchNorm running statistics are updated by the forward thread only (backward never touches them).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from queue import Queue
+
+import torch
+import torch.nn.functional as F
+
+from .base import Method, register_method
+from .optim import lr_at
+from .param_updates import ParameterUpdater
+
+POLL_S = 0.05  # how often blocked threads look for an error or a stop request
+
+
+@dataclass
+class AsyncConfig:
+    """The thread layout of PD-ASGD (the paper: 1 forward, 2 backward threads)."""
+
+    forward_threads: int = 1
+    backward_threads: int = 2
+    max_in_flight: int = 0  # forward passes whose backward has not finished; 0 = backward_threads
+    lock_free: bool = False  # pure Hogwild!: no per-tensor lock, updates can be lost
+
+    def validate(self) -> None:
+        from benchmarks.errors import UserError
+
+        for key in ("forward_threads", "backward_threads"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.max_in_flight < 0:
+            raise UserError(f"max_in_flight must be >= 0 (0 = backward_threads), got {self.max_in_flight}")
+
+    @property
+    def in_flight_limit(self) -> int:
+        return self.max_in_flight or self.backward_threads
+
+
+@dataclass
+class Pass:
+    """A forward pass's loss on its way to a backward thread."""
+
+    loss: torch.Tensor
+    lr: float
+    read_versions: list[int]  # updates each tensor had received when the forward read the parameters
+    queued_at: float
+    ready: object = None  # a CUDA event recorded after the forward, where there are streams
+    staleness: list[int] = field(default_factory=list)
+
+
+class EpochStats:
+    """Per-epoch instrumentation, written by the backward threads under one lock."""
+
+    def __init__(self, n_params: int):
+        self.lock = threading.Lock()
+        self.stale_sum = [0] * n_params
+        self.stale_max = [0] * n_params
+        self.updates = 0  # passes whose updates were all applied
+        self.queue_wait_s = 0.0
+        self.backward_busy_s = 0.0
+        self.forward_idle_s = 0.0
+
+    def add_pass(self, staleness: list[int], queue_wait_s: float, busy_s: float) -> None:
+        with self.lock:
+            for i, s in enumerate(staleness):
+                self.stale_sum[i] += s
+                if s > self.stale_max[i]:
+                    self.stale_max[i] = s
+            self.updates += 1
+            self.queue_wait_s += queue_wait_s
+            self.backward_busy_s += busy_s
+
+
+class AsyncEngine:
+    """B backward threads, the in-flight limit, the per-parameter updates, and error propagation."""
+
+    def __init__(self, model: torch.nn.Module, cfg, acfg: AsyncConfig, layerwise: bool, device: torch.device):
+        self.model, self.acfg, self.layerwise, self.device = model, acfg, layerwise, device
+        self.names, self.params = zip(
+            *[(n, p) for n, p in model.named_parameters() if p.requires_grad], strict=True
+        )
+        self.updater = ParameterUpdater(list(self.params), cfg, lock_free=acfg.lock_free)
+        self.queue: Queue[Pass | None] = Queue()
+        self.slots = threading.BoundedSemaphore(acfg.in_flight_limit)
+        self.idle = threading.Condition()
+        self.in_flight = 0
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.local = threading.local()
+        self.stats = EpochStats(len(self.params))
+        self.cuda = device.type == "cuda"
+        self.hooks = [p.register_hook(self._hook(i)) for i, p in enumerate(self.params)] if layerwise else []
+        self.threads = [
+            threading.Thread(target=self._backward_loop, name=f"backward-{k}", daemon=True)
+            for k in range(acfg.backward_threads)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    # --- forward side ------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise the first error of any backward thread, in the forward thread."""
+        if self.error is not None:
+            raise self.error
+
+    def acquire_slot(self) -> None:
+        """Block until fewer than max_in_flight passes are unfinished (time counted as forward idle)."""
+        start = time.perf_counter()
+        while not self.slots.acquire(timeout=POLL_S):
+            self.check()
+        self.stats.forward_idle_s += time.perf_counter() - start
+
+    def read_versions(self) -> list[int]:
+        """Each tensor's update count now: the 'read' of this forward pass, for staleness."""
+        return list(self.updater.versions)
+
+    def submit(self, loss: torch.Tensor, lr: float, read_versions: list[int]) -> None:
+        """Hand a loss to a free backward thread (a slot must have been acquired)."""
+        ready = None
+        if self.cuda:
+            ready = torch.cuda.Event()
+            ready.record()
+        with self.idle:
+            self.in_flight += 1
+        self.queue.put(Pass(loss, lr, read_versions, time.perf_counter(), ready))
+
+    def drain(self) -> None:
+        """Wait until every submitted pass has been applied (at epoch ends, before evaluating)."""
+        start = time.perf_counter()
+        with self.idle:
+            while self.in_flight:
+                self.idle.wait(timeout=POLL_S)
+                self.check()
+        self.stats.forward_idle_s += time.perf_counter() - start
+        self.check()
+
+    def epoch_metrics(self, epoch_time_s: float) -> dict[str, float]:
+        """The epoch's instrumentation as MLflow metrics, then a fresh accumulator."""
+        s, self.stats = self.stats, EpochStats(len(self.params))
+        passes = max(s.updates, 1)
+        metrics = {
+            "staleness_mean": sum(s.stale_sum) / (passes * len(self.params)),
+            "staleness_max": max(s.stale_max),
+            "backward_queue_wait_s": s.queue_wait_s / passes,
+            "forward_idle_frac": s.forward_idle_s / max(epoch_time_s, 1e-9),
+            "backward_busy_frac": s.backward_busy_s / max(epoch_time_s * self.acfg.backward_threads, 1e-9),
+        }
+        for name, total, worst in zip(self.names, s.stale_sum, s.stale_max, strict=True):
+            metrics[f"staleness_mean/{name}"] = total / passes
+            metrics[f"staleness_max/{name}"] = worst
+        return metrics
+
+    def close(self) -> None:
+        """Stop the backward threads (pending passes are dropped), remove the hooks, re-raise errors."""
+        self.stop.set()
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join(timeout=30)
+        for handle in self.hooks:
+            handle.remove()
+        self.check()
+
+    def __enter__(self) -> AsyncEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+        else:  # the forward side's error wins; a backward error is already what it re-raised
+            try:
+                self.close()
+            except BaseException:
+                pass
+
+    # --- backward side -----------------------------------------------------------------------------
+    def _hook(self, index: int):
+        """LU: apply parameter `index`'s update the moment this pass's gradient for it exists."""
+
+        def on_gradient(grad: torch.Tensor) -> None:
+            current: Pass | None = getattr(self.local, "current", None)
+            if current is not None:
+                before = self.updater.apply(index, grad, current.lr)
+                current.staleness[index] = before - current.read_versions[index]
+
+        return on_gradient
+
+    def _backward_loop(self) -> None:
+        stream = None
+        if self.cuda:
+            # One backward per thread on its own stream: autograd's per-device worker would serialise them.
+            torch.autograd.set_multithreading_enabled(False)
+            stream = torch.cuda.Stream(self.device)
+        try:
+            while True:
+                item = self.queue.get()
+                if item is None:
+                    return
+                if not self.stop.is_set():
+                    self._backward(item, stream)
+                with self.idle:
+                    self.in_flight -= 1
+                    self.idle.notify_all()
+                self.slots.release()
+        except BaseException as err:  # noqa: BLE001  (any error ends the job, in the forward thread)
+            if self.error is None:
+                self.error = err
+            self.stop.set()
+
+    def _backward(self, item: Pass, stream) -> None:
+        start = time.perf_counter()
+        item.staleness = [0] * len(self.params)
+        if stream is not None:
+            stream.wait_event(item.ready)
+        with torch.cuda.stream(stream) if stream is not None else _nullcontext():
+            if self.layerwise:
+                self.local.current = item
+                try:
+                    torch.autograd.grad(item.loss, self.params, allow_unused=True)
+                finally:
+                    self.local.current = None
+            else:
+                grads = torch.autograd.grad(item.loss, self.params, allow_unused=True)
+                for index, grad in enumerate(grads):
+                    if grad is not None:
+                        before = self.updater.apply(index, grad, item.lr)
+                        item.staleness[index] = before - item.read_versions[index]
+            if stream is not None:
+                stream.synchronize()  # the pass's memory is freed after this: its kernels must be done
+        busy = time.perf_counter() - start
+        self.stats.add_pass(item.staleness, start - item.queued_at, busy)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+class AsyncBackprop(Method):
+    """The shared training loop of async_lu and async_bu: the forward thread is the caller's."""
+
+    Config = AsyncConfig
+    layerwise: bool
+
+    def train(self, job, ctx) -> None:
+        cfg, acfg, model = job.config, job.method_config, ctx.model
+        acfg.validate()
+        if acfg.forward_threads != 1:
+            raise NotImplementedError("forward_threads > 1 is not implemented yet (the paper uses 1)")
+        steps = ctx.steps_per_epoch
+        forward_stream = torch.cuda.Stream(ctx.device) if ctx.device.type == "cuda" else None
+        with AsyncEngine(model, cfg, acfg, self.layerwise, ctx.device) as engine:
+            for epoch in ctx.epochs():
+                meter = ctx.meter()
+                epoch_start = ctx.clock.elapsed()
+                for step, (inputs, targets) in enumerate(ctx.train_batches(epoch)):
+                    engine.acquire_slot()
+                    lr = lr_at(epoch + step / steps, cfg)
+                    read = engine.read_versions()
+                    if forward_stream is not None:
+                        forward_stream.wait_stream(torch.cuda.current_stream(ctx.device))
+                    with torch.cuda.stream(forward_stream) if forward_stream is not None else _nullcontext():
+                        logits = model(inputs)
+                        loss = F.cross_entropy(logits, targets)
+                        meter.add(loss, logits, targets)
+                        engine.submit(loss, lr, read)
+                engine.drain()
+                ctx.end_epoch(meter, extra=engine.epoch_metrics(ctx.clock.elapsed() - epoch_start))
+
+
+@register_method("async_lu")
+class AsyncLU(AsyncBackprop):
+    """Decoupled async backprop with layer-wise updates."""
+
+    summary = (
+        "decoupled async backprop, layer-wise updates (PD-ASGD, 000 Alg. 1): 1 forward + B backward threads"
+    )
+    layerwise = True
+
+
+@register_method("async_bu")
+class AsyncBU(AsyncBackprop):
+    """Decoupled async backprop with block updates after each whole backward pass."""
+
+    summary = "decoupled async backprop, block updates after each backward pass (000 §3.4)"
+    layerwise = False

@@ -1,0 +1,132 @@
+"""async_lu / async_bu: exactness in the degenerate case, exactly-once updates, lifecycle, staleness."""
+
+import threading
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from benchmarks.config import TrainConfig
+from benchmarks.runner import Job, JobFailed, run_job
+from benchmarks.tracking import NullTracker, Tracker
+from methods.async_backprop import AsyncConfig, AsyncEngine
+
+SMOKE = dict(
+    batch_size=64,
+    lr=0.05,
+    width=0.125,
+    warmup_epochs=0,
+    t_max=2,
+    max_epochs=2,
+    patience=2,
+    weight_decay=5e-4,
+    eval_batch_size=512,
+)
+
+
+def job(method: str, acfg: AsyncConfig | None = None, **config) -> Job:
+    from methods import NoConfig
+
+    return Job(
+        table="test",
+        dataset="synthetic",
+        model="resnet18",
+        method=method,
+        profile="smoke",
+        config=TrainConfig(**{**SMOKE, **config}),
+        method_config=acfg or NoConfig(),
+    )
+
+
+def history(tracker, run_id, key):
+    return [m.value for m in sorted(tracker.client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+@pytest.mark.parametrize("method", ["async_lu", "async_bu"])
+def test_one_pass_in_flight_is_backprop_exactly(store, method):
+    tracker = Tracker(store)
+    bp = run_job(job("bp"), None, tracker, progress=False)
+    seq = AsyncConfig(forward_threads=1, backward_threads=1, max_in_flight=1)
+    ours = run_job(job(method, seq), None, tracker, progress=False)
+    assert history(tracker, ours["run_id"], "train_loss") == history(tracker, bp["run_id"], "train_loss")
+    assert history(tracker, ours["run_id"], "test_acc") == history(tracker, bp["run_id"], "test_acc")
+
+
+class KnownGradient(nn.Module):
+    """loss = Σ_k <w_k, c_k>: the gradient of w_k is c_k whatever the parameters are."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = nn.ParameterList([nn.Parameter(torch.randn(n)) for n in (1000, 10, 4096)])
+        self.slopes = [torch.randn(n) for n in (1000, 10, 4096)]
+
+    def loss(self) -> torch.Tensor:
+        return sum((w * c).sum() for w, c in zip(self.weights, self.slopes, strict=True))
+
+
+@pytest.mark.parametrize("layerwise", [True, False])
+def test_every_update_is_applied_exactly_once(layerwise):
+    model = KnownGradient()
+    start = [w.detach().clone() for w in model.weights]
+    lr, passes = 0.01, 400
+    cfg = TrainConfig(lr=lr, momentum=0.0, weight_decay=0.0)
+    with AsyncEngine(
+        model, cfg, AsyncConfig(backward_threads=4, max_in_flight=4), layerwise, torch.device("cpu")
+    ) as e:
+        for _ in range(passes):
+            e.acquire_slot()
+            e.submit(model.loss(), lr, e.read_versions())
+        e.drain()
+        assert e.updater.versions == [passes] * 3
+    # Every update is the same w <- w - lr * c (SGD's add_ with alpha), so any order of them gives
+    # the sequential result bit for bit; a lost or repeated update would not.
+    for w, w0, c in zip(model.weights, start, model.slopes, strict=True):
+        expected = w0.clone()
+        for _ in range(passes):
+            expected.add_(c, alpha=-lr)
+        assert torch.equal(w.detach(), expected)
+
+
+def test_start_stop_leaves_no_threads():
+    before = threading.active_count()
+    for _ in range(20):
+        model = KnownGradient()
+        cfg = TrainConfig(lr=0.01, momentum=0.9)
+        with AsyncEngine(model, cfg, AsyncConfig(backward_threads=2), True, torch.device("cpu")) as e:
+            for _ in range(3):
+                e.acquire_slot()
+                e.submit(model.loss(), 0.01, e.read_versions())
+            e.drain()
+        assert not model.weights[0]._backward_hooks  # the LU hooks are removed
+    assert threading.active_count() == before
+
+
+def test_twenty_jobs_leave_no_threads():
+    before = threading.active_count()
+    for seed in range(20):
+        short = job("async_lu", AsyncConfig(), max_epochs=1, time_budget_s=0.2)
+        short.seed = seed
+        assert run_job(short, None, NullTracker(), progress=False)["status"] == "finished"
+    assert threading.active_count() == before
+
+
+def test_an_error_in_a_backward_thread_fails_the_job(store, monkeypatch):
+    def broken(self, index, grad, lr):
+        raise RuntimeError("backward thread exploded")
+
+    monkeypatch.setattr("methods.param_updates.ParameterUpdater.apply", broken)
+    start = time.monotonic()
+    with pytest.raises(JobFailed, match="backward thread exploded"):
+        run_job(job("async_lu", AsyncConfig()), None, Tracker(store), progress=False)
+    assert time.monotonic() - start < 60  # no hang (the job itself takes seconds)
+
+
+def test_layerwise_updates_are_less_stale_than_block_updates(store):
+    tracker = Tracker(store)
+    acfg = dict(backward_threads=2, max_in_flight=2)
+    lu = run_job(job("async_lu", AsyncConfig(**acfg)), None, tracker, progress=False)
+    bu = run_job(job("async_bu", AsyncConfig(**acfg)), None, tracker, progress=False)
+    lu_staleness = sum(history(tracker, lu["run_id"], "staleness_mean"))
+    bu_staleness = sum(history(tracker, bu["run_id"], "staleness_mean"))
+    assert 0 < lu_staleness < bu_staleness
