@@ -159,7 +159,7 @@ def test_sigint_marks_the_run_interrupted(store):
     assert run.data.tags["status"] == "interrupted" and run.info.status == "KILLED"
 
 
-@pytest.mark.parametrize("name", ["overhead", "pipeline"])
+@pytest.mark.parametrize("name", ["overhead", "pipeline", "async"])
 def test_perf_prints_its_json_contract(name):
     proc = cli("perf", name, "--reps", "1", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -167,3 +167,6 @@ def test_perf_prints_its_json_contract(name):
     assert {"a_name", "b_name", "a_per_s", "b_per_s", "ratio"} <= set(result)
     assert result["a_per_s"] > 0 and result["b_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["a_per_s"] / result["b_per_s"])
+    if name == "async":
+        assert {"ratio_1thread", "ratio_all_cores", "beta", "bound"} <= set(result)
+        assert result["bound"] == pytest.approx(min(1 + result["beta"], os.cpu_count()))

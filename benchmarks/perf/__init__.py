@@ -37,10 +37,11 @@ def interleaved(a: Callable[[], float], b: Callable[[], float], reps: int) -> di
 
 
 def _registry() -> dict[str, Callable]:
+    from .async_speed import perf_async
     from .overhead import perf_overhead
     from .pipeline import perf_pipeline
 
-    return {"overhead": perf_overhead, "pipeline": perf_pipeline}
+    return {"overhead": perf_overhead, "pipeline": perf_pipeline, "async": perf_async}
 
 
 PERF = _registry()

@@ -1,0 +1,63 @@
+"""`perf async`: samples/s of `async_lu` vs `bp` on the same model and batches, under two thread budgets."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from methods import NoConfig
+from methods.async_backprop import AsyncConfig
+
+from ..config import TrainConfig
+from ..measurements import TimingConfig
+from ..runner import Job, run_job
+from ..tracking import NullTracker
+from . import interleaved
+from .common import cifar10_or_synthetic
+
+BATCH, STEPS, WIDTH = 128, 16, 0.25  # the quick profile's ResNet-18
+
+
+def perf_async(args) -> dict:
+    """Both sides train a fresh ResNet-18 (width 0.25) through the runner on the same STEPS batches.
+
+    (a) `ratio_1thread`: every thread of both sides limited to one intra-op thread (the paper's
+        setting: the method's parallelism is its threads);
+    (b) `ratio_all_cores`: `bp` given every core as intra-op threads, `async_lu` as in (a).
+    `bound` = min(1 + β, cores), with β = backward / forward time measured here at one thread
+    (§3.3's speed-up limit, capped by the cores that can run threads at once).
+    """
+    dataset = cifar10_or_synthetic(args.data_dir, BATCH * STEPS, 32)
+    cores = os.cpu_count() or 1
+    samples = BATCH * STEPS
+
+    def job(method: str, threads: int, method_config, kind: str = "train") -> Job:
+        config = TrainConfig(batch_size=BATCH, lr=0.05, weight_decay=5e-4, warmup_epochs=0, t_max=1, max_epochs=1,
+                             width=WIDTH, eval_batch_size=32, threads=threads)
+        return Job(table="perf", dataset="cifar10", model="resnet18", method=method, profile="quick",
+                   config=config, method_config=method_config, kind=kind)
+
+    def rate(job: Job):
+        def measure() -> float:
+            start = time.perf_counter()
+            run_job(job, None, NullTracker(), progress=False, dataset=dataset)
+            return samples / (time.perf_counter() - start)
+
+        return measure
+
+    async_lu = rate(job("async_lu", 1, AsyncConfig()))
+    one_thread = interleaved(async_lu, rate(job("bp", 1, NoConfig())), args.reps)
+    all_cores = interleaved(async_lu, rate(job("bp", 0, NoConfig())), args.reps)
+    timing = job("fwd_bwd_timing", 1, TimingConfig(batches=STEPS - 2, warmup=2), kind="fwd_bwd_timing")
+    beta = run_job(timing, None, NullTracker(), progress=False, dataset=dataset)["beta"]
+    bound = min(1 + beta, cores)
+    return dict(
+        name="async", a_name="async_lu (1 forward + 2 backward threads, 1 intra-op thread each)",
+        b_name="bp", a_per_s=one_thread["a_per_s"], b_per_s=one_thread["b_per_s"], ratio=one_thread["ratio"],
+        ratio_1thread=one_thread["ratio"], ratio_1thread_min=one_thread["ratio_min"],
+        ratio_1thread_max=one_thread["ratio_max"], bp_all_cores_per_s=all_cores["b_per_s"],
+        ratio_all_cores=all_cores["ratio"], ratio_all_cores_min=all_cores["ratio_min"],
+        ratio_all_cores_max=all_cores["ratio_max"], beta=beta, bound=bound,
+        ratio_1thread_of_bound=one_thread["ratio"] / bound, cores=cores, reps=args.reps,
+        data=dataset.source, model=f"resnet18 width {WIDTH}", batch_size=BATCH, steps=STEPS,
+    )
