@@ -32,10 +32,27 @@ def perf_async(args) -> dict:
     samples = BATCH * STEPS
 
     def job(method: str, threads: int, method_config, kind: str = "train") -> Job:
-        config = TrainConfig(batch_size=BATCH, lr=0.05, weight_decay=5e-4, warmup_epochs=0, t_max=1, max_epochs=1,
-                             width=WIDTH, eval_batch_size=32, threads=threads)
-        return Job(table="perf", dataset="cifar10", model="resnet18", method=method, profile="quick",
-                   config=config, method_config=method_config, kind=kind)
+        config = TrainConfig(
+            batch_size=BATCH,
+            lr=0.05,
+            weight_decay=5e-4,
+            warmup_epochs=0,
+            t_max=1,
+            max_epochs=1,
+            width=WIDTH,
+            eval_batch_size=32,
+            threads=threads,
+        )
+        return Job(
+            table="perf",
+            dataset="cifar10",
+            model="resnet18",
+            method=method,
+            profile="quick",
+            config=config,
+            method_config=method_config,
+            kind=kind,
+        )
 
     def rate(job: Job):
         def measure() -> float:
@@ -52,12 +69,26 @@ def perf_async(args) -> dict:
     beta = run_job(timing, None, NullTracker(), progress=False, dataset=dataset)["beta"]
     bound = min(1 + beta, cores)
     return dict(
-        name="async", a_name="async_lu (1 forward + 2 backward threads, 1 intra-op thread each)",
-        b_name="bp", a_per_s=one_thread["a_per_s"], b_per_s=one_thread["b_per_s"], ratio=one_thread["ratio"],
-        ratio_1thread=one_thread["ratio"], ratio_1thread_min=one_thread["ratio_min"],
-        ratio_1thread_max=one_thread["ratio_max"], bp_all_cores_per_s=all_cores["b_per_s"],
-        ratio_all_cores=all_cores["ratio"], ratio_all_cores_min=all_cores["ratio_min"],
-        ratio_all_cores_max=all_cores["ratio_max"], beta=beta, bound=bound,
-        ratio_1thread_of_bound=one_thread["ratio"] / bound, cores=cores, reps=args.reps,
-        data=dataset.source, model=f"resnet18 width {WIDTH}", batch_size=BATCH, steps=STEPS,
+        name="async",
+        a_name="async_lu (1 forward + 2 backward threads, 1 intra-op thread each)",
+        b_name="bp",
+        a_per_s=one_thread["a_per_s"],
+        b_per_s=one_thread["b_per_s"],
+        ratio=one_thread["ratio"],
+        ratio_1thread=one_thread["ratio"],
+        ratio_1thread_min=one_thread["ratio_min"],
+        ratio_1thread_max=one_thread["ratio_max"],
+        bp_all_cores_per_s=all_cores["b_per_s"],
+        ratio_all_cores=all_cores["ratio"],
+        ratio_all_cores_min=all_cores["ratio_min"],
+        ratio_all_cores_max=all_cores["ratio_max"],
+        beta=beta,
+        bound=bound,
+        ratio_1thread_of_bound=one_thread["ratio"] / bound,
+        cores=cores,
+        reps=args.reps,
+        data=dataset.source,
+        model=f"resnet18 width {WIDTH}",
+        batch_size=BATCH,
+        steps=STEPS,
     )
