@@ -123,17 +123,18 @@ def cmd_train(args) -> int:
     except JobFailed as err:
         log.error("job failed: %s", err)
         summary, code = err.summary, 1
-    log.info(
-        "%s: %s (%s), best test acc %.4f after %d epochs, %.1f s of training; run %s in %s",
-        job.name,
-        summary["status"],
-        summary["stop_reason"],
-        summary["best_test_acc"],
-        summary["epochs"],
-        summary["train_time_s"],
-        summary["run_id"],
-        tracker.uri,
-    )
+    if code != 1:
+        log.info(
+            "%s: %s (%s), best test acc %.4f after %s epochs, %s s of training; run %s in %s",
+            job.name,
+            summary["status"],
+            summary["stop_reason"],
+            summary["best_test_acc"],
+            summary["epochs"],
+            summary["train_time_s"],
+            summary["run_id"],
+            tracker.uri,
+        )
     if args.json:
         print(json.dumps(summary))
     return code

@@ -199,11 +199,34 @@ class TrainContext:
             torch.cuda.synchronize(self.device)
         self.clock.pause()
         epoch_time = self.clock.total - self.last.get("train_time_s", 0.0)
-        train_loss, train_acc, samples = meter.result()
+        train_loss, train_acc, samples, budget_hit = self._train_stats(meter)
         if not math.isfinite(train_loss):
             raise Diverged(f"train loss is {train_loss} in epoch {self.epoch}")
-        test_loss, test_acc = self.evaluate(model or self.model)
-        if not math.isfinite(test_loss):
+        test_loss = test_acc = float("nan")
+        if self.rank == 0:  # rank 0 evaluates its replica and decides for every rank
+            test_loss, test_acc = self.evaluate(model or self.model)
+            if not math.isfinite(test_loss):
+                self.stop_reason = "diverged"
+            elif test_acc > self.best_test_acc:
+                self.best_test_acc, self.best_epoch, self.time_to_best_s = (
+                    test_acc,
+                    self.epoch,
+                    self.clock.total,
+                )
+                self._since_best = 0
+            else:
+                self._since_best += 1
+            if self.stop_reason is None:
+                if budget_hit:
+                    self.stop_reason = "time_budget"
+                elif self.epoch + 1 >= self.cfg.max_epochs:
+                    self.stop_reason = "max_epochs"
+                elif self._since_best >= self.cfg.patience:
+                    self.stop_reason = "patience"
+                elif self.cfg.time_budget_s and self.clock.total >= self.cfg.time_budget_s:
+                    self.stop_reason = "time_budget"
+        self._share_decision()
+        if self.stop_reason == "diverged":
             raise Diverged(f"test loss is {test_loss} after epoch {self.epoch}")
         from methods.optim import lr_at
 
@@ -215,26 +238,45 @@ class TrainContext:
             lr=lr_at(self.epoch + 1 - 1 / self.steps_per_epoch, self.cfg),
             train_time_s=self.clock.total,
             wall_time_s=time.perf_counter() - self.wall_start,
-            samples_per_s=samples * self.world / max(epoch_time, 1e-9),
+            samples_per_s=samples / max(epoch_time, 1e-9),
         )
         if self.rank == 0:
             self.tracker.log_metrics(self.run_id, {**self.last, **(extra or {})}, step=self.epoch)
-        if test_acc > self.best_test_acc:
-            self.best_test_acc, self.best_epoch, self.time_to_best_s = test_acc, self.epoch, self.clock.total
-            self._since_best = 0
-        else:
-            self._since_best += 1
         self.epoch += 1
         self._bar.update(1)
         self._bar.set_postfix(test_acc=f"{test_acc:.3f}", loss=f"{train_loss:.3f}")
-        if self.stop_reason is None:
-            if self.epoch >= self.cfg.max_epochs:
-                self.stop_reason = "max_epochs"
-            elif self._since_best >= self.cfg.patience:
-                self.stop_reason = "patience"
-            elif self.cfg.time_budget_s and self.clock.total >= self.cfg.time_budget_s:
-                self.stop_reason = "time_budget"
         return self.stop_reason is not None
+
+    STOP_CODES = (None, "max_epochs", "patience", "time_budget", "diverged")
+
+    def _train_stats(self, meter: EpochMeter) -> tuple[float, float, int, bool]:
+        """(mean train loss, train accuracy, samples, any rank hit the time budget) over all ranks."""
+        budget_hit = self.stop_reason == "time_budget"
+        if self.world == 1:
+            return (*meter.result(), budget_hit)
+        import torch.distributed as dist
+
+        totals = torch.stack(
+            [
+                meter.loss_sum,
+                meter.correct.double(),
+                torch.tensor(float(meter.samples), dtype=torch.float64, device=self.device),
+                torch.tensor(float(budget_hit), dtype=torch.float64, device=self.device),
+            ]
+        )
+        dist.all_reduce(totals)
+        loss_sum, correct, samples, hits = totals.tolist()
+        return loss_sum / max(samples, 1), correct / max(samples, 1), int(samples), hits > 0
+
+    def _share_decision(self) -> None:
+        """Every rank adopts rank 0's stop decision (the epoch end is the ranks' one sync point)."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        code = torch.tensor([self.STOP_CODES.index(self.stop_reason)], device=self.device)
+        dist.broadcast(code, src=0)
+        self.stop_reason = self.STOP_CODES[int(code.item())]
 
     def evaluate(self, model: torch.nn.Module) -> tuple[float, float]:
         """(mean loss, accuracy) on the whole test split, in eval mode."""
@@ -327,22 +369,25 @@ class JobFailed(Exception):
         self.summary = summary
 
 
-def run_job(job: Job, data_dir: Path | None, tracker: Tracker, progress: bool = True, dataset=None) -> dict:
-    """Run one job start to end and record it; returns its summary.
+def run_rank(
+    job: Job,
+    dataset,
+    tracker: Tracker,
+    run_id: str,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
+    progress: bool = True,
+) -> dict:
+    """Train (or measure) in this process as rank `rank` of `world`; returns the summary.
 
-    A NaN loss ends it as `diverged` (returned); KeyboardInterrupt marks it `interrupted` and
-    propagates; any other exception marks it `failed` and raises JobFailed.
+    A NaN loss ends the job as `diverged` (in the summary); other exceptions propagate.
     """
     from .measurements import MEASUREMENTS
 
-    if dataset is None:
-        dataset = get_dataset(job, data_dir)  # missing data fails here, before a run is created
-    device = resolve_device(job.config.device)
     configure_threads(job.config, job.devices)
-    model = seeded_model(job, dataset, device)
-    params = {**job.params(), "data_source": dataset.source, "num_train": dataset.num_train}
-    run_id = tracker.start(job.table, job.name, job_tags(job), params)
-    ctx = TrainContext(job, dataset, model, device, tracker, run_id, progress=progress)
+    model = seeded_model(job, dataset, device)  # the same seed: every rank starts from the same replica
+    ctx = TrainContext(job, dataset, model, device, tracker, run_id, rank, world, progress=progress)
     status, measured = "finished", {}
     try:
         if job.kind == "train":
@@ -352,28 +397,66 @@ def run_job(job: Job, data_dir: Path | None, tracker: Tracker, progress: bool = 
     except Diverged as err:
         status, ctx.stop_reason = "diverged", "diverged"
         log.warning("%s diverged: %s", job.name, err)
-    except KeyboardInterrupt:
+    finally:
         ctx.clock.pause()
+    summary = ctx.summary(status, run_id)
+    if job.kind != "train":  # a measurement: its values replace the training fields
+        keep = ("run_id", "method", "dataset", "model", "profile", "status", "stop_reason")
+        return {**{k: summary[k] for k in keep}, **measured}
+    finals = dict(
+        best_test_acc=summary["best_test_acc"],
+        time_to_best_s=summary["time_to_best_s"],
+        epochs=summary["epochs"],
+        final_train_time_s=summary["train_time_s"],
+    )
+    tracker.log_metrics(run_id, finals, step=max(ctx.epoch - 1, 0))
+    return summary
+
+
+def stub_summary(job: Job, run_id: str, status: str) -> dict:
+    """The summary of a job that ended without a report (it failed)."""
+    return dict(
+        run_id=run_id,
+        method=job.method,
+        dataset=job.dataset,
+        model=job.model,
+        profile=job.profile,
+        best_test_acc=0.0,
+        final_test_acc=None,
+        final_train_loss=None,
+        epochs=None,
+        train_time_s=None,
+        time_to_best_s=None,
+        stop_reason=status,
+        status=status,
+    )
+
+
+def run_job(job: Job, data_dir: Path | None, tracker: Tracker, progress: bool = True, dataset=None) -> dict:
+    """Run one job start to end, on `job.devices` processes, and record it; returns its summary.
+
+    A NaN loss ends it as `diverged` (returned); KeyboardInterrupt marks it `interrupted` and
+    propagates; any other exception, in any process, marks it `failed` and raises JobFailed.
+    """
+    from .distributed import spawn_ranks
+
+    if dataset is None:
+        dataset = get_dataset(job, data_dir)  # missing data fails here, before a run is created
+    params = {**job.params(), "data_source": dataset.source, "num_train": dataset.num_train}
+    run_id = tracker.start(job.table, job.name, job_tags(job), params)
+    try:
+        if job.devices == 1:
+            summary = run_rank(
+                job, dataset, tracker, run_id, resolve_device(job.config.device), progress=progress
+            )
+        else:
+            summary = spawn_ranks(job, data_dir, tracker.uri, run_id)
+    except KeyboardInterrupt:
         tracker.finish(run_id, "interrupted", dict(stop_reason="interrupted"))
         raise
     except Exception as err:
-        ctx.clock.pause()
         message = f"{type(err).__name__}: {err}"
         tracker.finish(run_id, "failed", dict(stop_reason="failed", error=message[:4000]))
-        ctx.stop_reason = "failed"
-        raise JobFailed(message, ctx.summary("failed", run_id)) from err
-    ctx.clock.pause()
-    summary = ctx.summary(status, run_id)
-    if job.kind != "train":  # a measurement: its values replace the training fields
-        keep = ("run_id", "method", "dataset", "model", "profile", "status")
-        summary = {**{k: summary[k] for k in keep}, **measured}
-    if job.kind == "train":
-        finals = dict(
-            best_test_acc=summary["best_test_acc"],
-            time_to_best_s=summary["time_to_best_s"],
-            epochs=summary["epochs"],
-            final_train_time_s=summary["train_time_s"],
-        )
-        tracker.log_metrics(run_id, finals, step=max(ctx.epoch - 1, 0))
-    tracker.finish(run_id, status, dict(stop_reason=ctx.stop_reason))
+        raise JobFailed(message, stub_summary(job, run_id, "failed")) from err
+    tracker.finish(run_id, summary["status"], dict(stop_reason=summary["stop_reason"]))
     return summary

@@ -131,7 +131,7 @@ class NullTracker(Tracker):
     """A tracker that records nothing (for perf benchmarks, which must not time MLflow)."""
 
     def __init__(self):
-        self.uri = "none"
+        self.uri = None
 
     def finished_run(self, experiment, job_key):
         return None

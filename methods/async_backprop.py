@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from .base import Method, register_method
 from .optim import lr_at
 from .param_updates import ParameterUpdater
+from .update_exchange import UpdateExchange, replica_drift
 
 POLL_S = 0.05  # how often blocked threads look for an error or a stop request
 
@@ -262,6 +263,7 @@ class AsyncBackprop(Method):
     """The shared training loop of async_lu and async_bu: the forward thread is the caller's."""
 
     Config = AsyncConfig
+    max_devices = None  # one process per device, each with its own threads and data shard
     layerwise: bool
 
     def train(self, job, ctx) -> None:
@@ -272,6 +274,10 @@ class AsyncBackprop(Method):
         steps = ctx.steps_per_epoch
         forward_stream = torch.cuda.Stream(ctx.device) if ctx.device.type == "cuda" else None
         with AsyncEngine(model, cfg, acfg, self.layerwise, ctx.device) as engine:
+            exchange = None
+            if ctx.world > 1:
+                exchange = UpdateExchange(list(engine.params), engine.updater.locks, ctx.device)
+                engine.updater.exchange = exchange
             for epoch in ctx.epochs():
                 meter = ctx.meter()
                 epoch_start = ctx.clock.elapsed()
@@ -287,7 +293,14 @@ class AsyncBackprop(Method):
                         meter.add(loss, logits, targets)
                         engine.submit(loss, lr, read)
                 engine.drain()
-                ctx.end_epoch(meter, extra=engine.epoch_metrics(ctx.clock.elapsed() - epoch_start))
+                extra = engine.epoch_metrics(ctx.clock.elapsed() - epoch_start)
+                if exchange is not None:
+                    exchange.flush()  # every rank's updates of this epoch are now on every replica
+                    extra["replica_drift"] = replica_drift(model)
+                    extra["exchange_rounds"] = exchange.rounds
+                ctx.end_epoch(meter, extra=extra)
+            if exchange is not None:
+                exchange.close()
 
 
 @register_method("async_lu")

@@ -30,6 +30,7 @@ class ParameterUpdater:
             [torch.zeros((), dtype=torch.float32) for _ in self.params] if cfg.optimizer == "adam" else []
         )
         self.versions = [0] * len(self.params)  # updates applied to each tensor so far
+        self.exchange = None  # an UpdateExchange on several processes: every applied update is also sent
 
     def apply(self, index: int, grad: torch.Tensor, lr: float) -> int:
         """Update parameter `index` with `grad`; returns how many updates it had received before."""
@@ -40,6 +41,7 @@ class ParameterUpdater:
 
     def _apply(self, i: int, grad: torch.Tensor, lr: float) -> int:
         cfg, param = self.cfg, self.params[i].data
+        previous = param.clone() if self.exchange is not None else None
         if cfg.optimizer == "adam":
             adam(
                 [param],
@@ -72,6 +74,8 @@ class ParameterUpdater:
                 maximize=False,
             )
             self.momentum[i] = buffers[0]  # the first step creates the buffer, as SGD does
+        if previous is not None:
+            self.exchange.record(i, param - previous)
         before = self.versions[i]
         self.versions[i] = before + 1
         return before

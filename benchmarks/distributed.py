@@ -1,0 +1,143 @@
+"""Multi-process jobs: `--devices N` runs N processes (gloo on CPU, NCCL on CUDA), rank 0 logging.
+
+The coordinator (the CLI's process) creates the MLflow run, spawns the ranks, watches them, and
+ends the run: a rank's exception ends the whole job as `failed` with that rank's error, a rank
+that dies without one does too, and Ctrl-C ends it as `interrupted`; surviving ranks are
+terminated (then killed) so that no process is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import time
+from datetime import timedelta
+from multiprocessing.connection import wait
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+log = logging.getLogger(__name__)
+
+GRACE_S = 5.0  # how long ranks get to exit after a failure before they are killed
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for the rendezvous (never bound to other interfaces)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def backend_for(device: torch.device) -> str:
+    """NCCL between GPUs, gloo between CPU processes."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def rank_device(device: torch.device, rank: int) -> torch.device:
+    """One GPU per rank where there are GPUs; every rank on the CPU otherwise."""
+    if device.type == "cuda":
+        return torch.device("cuda", rank % torch.cuda.device_count())
+    return device
+
+
+def _worker(rank: int, world: int, port: int, job, data_dir, tracking_uri: str, run_id: str, report) -> None:
+    """One rank: join the process group, train, send ("done", summary) or ("error", message) to `report`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and ends the ranks
+    from .runner import get_dataset, run_rank
+    from .tracking import NullTracker, Tracker
+
+    try:
+        from .runner import resolve_device
+
+        device = rank_device(resolve_device(job.config.device), rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(
+            backend_for(device),
+            init_method=f"tcp://127.0.0.1:{port}",
+            rank=rank,
+            world_size=world,
+            timeout=timedelta(minutes=10),
+        )
+        tracker = Tracker(tracking_uri) if rank == 0 and tracking_uri else NullTracker()
+        dataset = get_dataset(job, data_dir)
+        summary = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0)
+        report.send(("done", summary))
+    except BaseException as err:  # noqa: BLE001  (reported to the coordinator, which fails the job)
+        report.send(("error", f"{type(err).__name__}: {err}"))
+    finally:
+        report.close()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _stop_all(procs) -> None:
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + GRACE_S
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+def spawn_ranks(job, data_dir, tracking_uri: str | None, run_id: str) -> dict:
+    """Run the job on `job.devices` spawned ranks; returns rank 0's summary.
+
+    Raises RuntimeError naming the first rank that failed (a rank that died is named before the
+    ranks whose collectives broke because of it); KeyboardInterrupt after ending the ranks.
+    Reports travel through pipes, which leave no named semaphores behind when a rank is killed.
+    """
+    ctx = mp.get_context("spawn")  # fork is unsafe with threads and CUDA
+    port = free_port()
+    pipes = [ctx.Pipe(duplex=False) for _ in range(job.devices)]
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(rank, job.devices, port, job, data_dir, tracking_uri, run_id, pipes[rank][1]),
+            name=f"rank{rank}",
+        )
+        for rank in range(job.devices)
+    ]
+    for p in procs:
+        p.start()
+    for _, sender in pipes:
+        sender.close()  # the parent only reads: a rank's death then shows as end-of-file on its pipe
+    readers = {pipes[rank][0]: rank for rank in range(job.devices)}
+    summaries: dict[int, dict] = {}
+    errors: dict[int, str] = {}
+    try:
+        while readers and not errors:
+            for reader in wait(list(readers), timeout=0.5):
+                rank = readers.pop(reader)
+                try:
+                    kind, payload = reader.recv()
+                except EOFError:
+                    procs[rank].join(timeout=1)
+                    errors[rank] = f"died with exit code {procs[rank].exitcode}"
+                    continue
+                if kind == "error":
+                    errors[rank] = payload
+                else:
+                    summaries[rank] = payload
+        if errors:
+            # A killed rank breaks the others' collectives a moment later: name the death first.
+            time.sleep(0.5)
+            for rank, p in enumerate(procs):
+                if rank not in summaries and p.exitcode is not None and p.exitcode < 0:
+                    errors[rank] = f"died with exit code {p.exitcode}"
+            dead = [r for r, e in errors.items() if e.startswith("died")]
+            first = dead[0] if dead else min(errors)
+            raise RuntimeError(f"rank {first} {errors[first]}" if dead else f"rank {first}: {errors[first]}")
+        for p in procs:
+            p.join(timeout=30)
+    finally:
+        _stop_all(procs)
+        for reader, _ in pipes:
+            reader.close()
+    return summaries[0]

@@ -1,0 +1,129 @@
+"""--devices N: ranks as processes, the update exchange, drift, and a clean end when a rank dies."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from .conftest import ROOT, cli
+
+ASYNC2 = [
+    "train",
+    "--dataset",
+    "cifar10",
+    "--model",
+    "resnet18",
+    "--method",
+    "async_lu",
+    "--profile",
+    "smoke",
+    "--devices",
+    "2",
+]
+
+
+def children(pid: int) -> set[int]:
+    """Every live descendant of `pid`, from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except OSError:
+        return False
+
+
+def test_async_lu_on_two_processes_exchanges_every_update(store):
+    proc = cli(*ASYNC2, "--json", "--tracking-uri", store)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["status"] == "finished" and result["epochs"] == 2
+    client = MlflowClient(tracking_uri=store)
+    drift = client.get_metric_history(result["run_id"], "replica_drift")
+    assert [m.step for m in drift] == [0, 1]
+    # After the epoch-end flush every replica holds every update: only float rounding differs.
+    assert all(m.value < 1e-5 for m in drift)
+    assert all(m.value > 0 for m in client.get_metric_history(result["run_id"], "exchange_rounds"))
+    assert client.get_run(result["run_id"]).data.tags["devices"] == "2"
+
+
+def start_long_job(store):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            *ASYNC2,
+            "--epochs",
+            "500",
+            "--set",
+            "patience=500",
+            "--set",
+            "time_budget_s=0",
+            "--tracking-uri",
+            store,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_ranks(proc, count=2, timeout=120) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ranks = {p for p in children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()}
+        if len(ranks) >= count:
+            time.sleep(8)  # let them join the process group and start training
+            return ranks
+        time.sleep(0.5)
+    raise AssertionError("the ranks never started")
+
+
+def test_a_killed_rank_fails_the_job_and_leaves_no_process(store):
+    proc = start_long_job(store)
+    ranks = wait_for_ranks(proc)
+    everything = children(proc.pid)
+    os.kill(max(ranks), signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr
+    assert "died with exit code" in stderr and "Traceback" not in stderr
+    time.sleep(1)
+    assert not [p for p in everything if alive(p)]
+
+
+def test_sigint_ends_every_rank(store):
+    proc = start_long_job(store)
+    wait_for_ranks(proc)
+    everything = children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    time.sleep(1)
+    assert not [p for p in everything if alive(p)]
+    client = MlflowClient(tracking_uri=store)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("adhoc").experiment_id],
+        filter_string="tags.method = 'async_lu' and tags.devices = '2'",
+    )
+    assert "interrupted" in {r.data.tags["status"] for r in runs}
