@@ -17,6 +17,7 @@ BatchNorm running statistics are updated by the forward thread only (backward ne
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -271,6 +272,11 @@ class AsyncBackprop(Method):
         acfg.validate()
         if acfg.forward_threads != 1:
             raise NotImplementedError("forward_threads > 1 is not implemented yet (the paper uses 1)")
+        if cfg.threads == 0 and ctx.device.type == "cpu":
+            # The method's parallelism is its threads: share the process's cores among them (the
+            # paper's setting is one intra-op thread each) rather than oversubscribe them.
+            cores = max(1, (os.cpu_count() or 1) // ctx.world)
+            torch.set_num_threads(max(1, cores // (acfg.forward_threads + acfg.backward_threads)))
         steps = ctx.steps_per_epoch
         forward_stream = torch.cuda.Stream(ctx.device) if ctx.device.type == "cuda" else None
         with AsyncEngine(model, cfg, acfg, self.layerwise, ctx.device) as engine:
