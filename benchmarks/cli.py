@@ -151,12 +151,12 @@ def cmd_run(args) -> int:
     from .tables import TABLES, get_table
     from .tracking import Tracker
 
+    wanted = args.methods.split(",") if args.methods else None
     if args.table == "all":
         specs = [s for s in TABLES.values() if not s.missing_methods]
     else:
-        specs = [get_table(args.table)]
+        specs = [get_table(args.table, wanted)]
     profile = resolve_profile(args.profile)
-    wanted = args.methods.split(",") if args.methods else None
     jobs = []
     for spec in specs:
         table_jobs = spec.jobs(profile, args.runs)
