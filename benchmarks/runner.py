@@ -61,6 +61,12 @@ class Job:
         ident = [self.table, self.dataset, self.model, self.method, self.profile, self.seed, self.params()]
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+    def identity(self, run_id: str) -> dict[str, str]:
+        """The fields that name a job's run in every summary."""
+        return dict(
+            run_id=run_id, method=self.method, dataset=self.dataset, model=self.model, profile=self.profile
+        )
+
     @property
     def name(self) -> str:
         """A readable run name."""
@@ -298,13 +304,8 @@ class TrainContext:
     # --- what the runner reads -------------------------------------------------------------------
     def summary(self, status: str, run_id: str) -> dict:
         """The result object `train --json` prints."""
-        job = self.job
         return dict(
-            run_id=run_id,
-            method=job.method,
-            dataset=job.dataset,
-            model=job.model,
-            profile=job.profile,
+            **self.job.identity(run_id),
             best_test_acc=max(self.best_test_acc, 0.0),
             final_test_acc=self.last.get("test_acc"),
             final_train_loss=self.last.get("train_loss"),
@@ -401,8 +402,7 @@ def run_rank(
         ctx.clock.pause()
     summary = ctx.summary(status, run_id)
     if job.kind != "train":  # a measurement: its values replace the training fields
-        keep = ("run_id", "method", "dataset", "model", "profile", "status", "stop_reason")
-        return {**{k: summary[k] for k in keep}, **measured}
+        return {**job.identity(run_id), "status": status, "stop_reason": ctx.stop_reason, **measured}
     finals = dict(
         best_test_acc=summary["best_test_acc"],
         time_to_best_s=summary["time_to_best_s"],
@@ -416,11 +416,7 @@ def run_rank(
 def stub_summary(job: Job, run_id: str, status: str) -> dict:
     """The summary of a job that ended without a report (it failed)."""
     return dict(
-        run_id=run_id,
-        method=job.method,
-        dataset=job.dataset,
-        model=job.model,
-        profile=job.profile,
+        **job.identity(run_id),
         best_test_acc=0.0,
         final_test_acc=None,
         final_train_loss=None,

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.profiles import hyperparameters
+from benchmarks.runner import Job
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("BENCH_DATA_DIR") or ROOT.parent / "shared" / "data")
 
@@ -35,4 +38,23 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def smoke_job(method: str = "bp", method_config=None, **config) -> Job:
+    """A job of the smoke profile on synthetic data, with `config` overriding its hyperparameters."""
+    from dataclasses import replace
+
+    from methods import METHODS, NoConfig
+
+    if method_config is None:
+        method_config = METHODS[method].Config() if method in METHODS else NoConfig()
+    return Job(
+        table="test",
+        dataset="synthetic",
+        model="resnet18",
+        method=method,
+        profile="smoke",
+        config=replace(hyperparameters("synthetic", "resnet18", "smoke"), **config),
+        method_config=method_config,
     )

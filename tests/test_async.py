@@ -8,35 +8,15 @@ import torch
 from torch import nn
 
 from benchmarks.config import TrainConfig
-from benchmarks.runner import Job, JobFailed, run_job
+from benchmarks.runner import JobFailed, run_job
 from benchmarks.tracking import NullTracker, Tracker
 from methods.async_backprop import AsyncConfig, AsyncEngine
 
-SMOKE = dict(
-    batch_size=64,
-    lr=0.05,
-    width=0.125,
-    warmup_epochs=0,
-    t_max=2,
-    max_epochs=2,
-    patience=2,
-    weight_decay=5e-4,
-    eval_batch_size=512,
-)
+from .conftest import smoke_job
 
 
-def job(method: str, acfg: AsyncConfig | None = None, **config) -> Job:
-    from methods import NoConfig
-
-    return Job(
-        table="test",
-        dataset="synthetic",
-        model="resnet18",
-        method=method,
-        profile="smoke",
-        config=TrainConfig(**{**SMOKE, **config}),
-        method_config=acfg or NoConfig(),
-    )
+def job(method: str, acfg: AsyncConfig | None = None, **config):
+    return smoke_job(method, acfg, **config)
 
 
 def history(tracker, run_id, key):
@@ -46,9 +26,10 @@ def history(tracker, run_id, key):
 @pytest.mark.parametrize("method", ["async_lu", "async_bu"])
 def test_one_pass_in_flight_is_backprop_exactly(store, method):
     tracker = Tracker(store)
-    bp = run_job(job("bp"), None, tracker, progress=False)
+    # The same intra-op thread count on both sides: kernels split their reductions by thread count.
+    bp = run_job(job("bp", threads=1), None, tracker, progress=False)
     seq = AsyncConfig(forward_threads=1, backward_threads=1, max_in_flight=1)
-    ours = run_job(job(method, seq), None, tracker, progress=False)
+    ours = run_job(job(method, seq, threads=1), None, tracker, progress=False)
     assert history(tracker, ours["run_id"], "train_loss") == history(tracker, bp["run_id"], "train_loss")
     assert history(tracker, ours["run_id"], "test_acc") == history(tracker, bp["run_id"], "test_acc")
 

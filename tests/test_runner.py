@@ -5,10 +5,11 @@ import time
 import pytest
 import torch.nn.functional as F
 
-from benchmarks.config import TrainConfig
-from benchmarks.runner import Job, JobFailed, run_job
+from benchmarks.runner import JobFailed, run_job
 from benchmarks.tracking import Tracker
 from methods import METHODS, Method, register_method
+
+from .conftest import smoke_job
 
 
 @pytest.fixture
@@ -26,25 +27,8 @@ def scratch_method():
         METHODS.pop(name)
 
 
-def job(method="bp", **config) -> Job:
-    base = dict(
-        batch_size=64,
-        lr=0.05,
-        width=0.125,
-        warmup_epochs=0,
-        t_max=3,
-        max_epochs=3,
-        patience=3,
-        eval_batch_size=512,
-    )
-    return Job(
-        table="test",
-        dataset="synthetic",
-        model="resnet18",
-        method=method,
-        profile="smoke",
-        config=TrainConfig(**{**base, **config}),
-    )
+def job(method="bp", **config):
+    return smoke_job(method, **{"t_max": 3, "max_epochs": 3, "patience": 3, **config})
 
 
 def plain_epoch(ctx, epoch, model=None, sleep=0.0):
@@ -86,7 +70,7 @@ def test_bp_learns_logs_and_is_deterministic(store):
     ):
         assert tag in run.data.tags, tag
     assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED"
-    assert run.data.params["lr"] == "0.05" and run.data.params["weight_decay"] == "0.005"
+    assert run.data.params["lr"] == "0.05" and run.data.params["weight_decay"] == "0.0005"
     assert tracker.finished_run("test", job().key).info.run_id == second["run_id"]
 
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-import time
 
-from methods import NoConfig
 from methods.async_backprop import AsyncConfig
 
-from ..config import TrainConfig
 from ..measurements import TimingConfig
-from ..runner import Job, run_job
+from ..runner import run_job
 from ..tracking import NullTracker
 from . import interleaved
-from .common import cifar10_or_synthetic
+from .common import BATCH, WIDTH, cifar10_or_synthetic, one_epoch_job, runner_rate
 
-BATCH, STEPS, WIDTH = 128, 16, 0.25  # the quick profile's ResNet-18
+STEPS = 16
 
 
 def perf_async(args) -> dict:
@@ -29,43 +26,12 @@ def perf_async(args) -> dict:
     """
     dataset = cifar10_or_synthetic(args.data_dir, BATCH * STEPS, 32)
     cores = os.cpu_count() or 1
-    samples = BATCH * STEPS
-
-    def job(method: str, threads: int, method_config, kind: str = "train") -> Job:
-        config = TrainConfig(
-            batch_size=BATCH,
-            lr=0.05,
-            weight_decay=5e-4,
-            warmup_epochs=0,
-            t_max=1,
-            max_epochs=1,
-            width=WIDTH,
-            eval_batch_size=32,
-            threads=threads,
-        )
-        return Job(
-            table="perf",
-            dataset="cifar10",
-            model="resnet18",
-            method=method,
-            profile="quick",
-            config=config,
-            method_config=method_config,
-            kind=kind,
-        )
-
-    def rate(job: Job):
-        def measure() -> float:
-            start = time.perf_counter()
-            run_job(job, None, NullTracker(), progress=False, dataset=dataset)
-            return samples / (time.perf_counter() - start)
-
-        return measure
-
-    async_lu = rate(job("async_lu", 1, AsyncConfig()))
-    one_thread = interleaved(async_lu, rate(job("bp", 1, NoConfig())), args.reps)
-    all_cores = interleaved(async_lu, rate(job("bp", 0, NoConfig())), args.reps)
-    timing = job("fwd_bwd_timing", 1, TimingConfig(batches=STEPS - 2, warmup=2), kind="fwd_bwd_timing")
+    async_lu = runner_rate(one_epoch_job("async_lu", 1, AsyncConfig()), dataset)
+    one_thread = interleaved(async_lu, runner_rate(one_epoch_job("bp", 1), dataset), args.reps)
+    all_cores = interleaved(async_lu, runner_rate(one_epoch_job("bp", 0), dataset), args.reps)
+    timing = one_epoch_job(
+        "fwd_bwd_timing", 1, TimingConfig(batches=STEPS - 2, warmup=2), kind="fwd_bwd_timing"
+    )
     beta = run_job(timing, None, NullTracker(), progress=False, dataset=dataset)["beta"]
     bound = min(1 + beta, cores)
     return dict(

@@ -9,13 +9,11 @@ import torch.nn.functional as F
 
 from models import build_model
 
-from ..config import TrainConfig
-from ..runner import Job, configure_threads, run_job
-from ..tracking import NullTracker
+from ..runner import configure_threads
 from . import interleaved
-from .common import cifar10_or_synthetic
+from .common import BATCH, WIDTH, cifar10_or_synthetic, one_epoch_job, runner_rate
 
-BATCH, STEPS, WIDTH = 128, 24, 0.25  # the quick profile's ResNet-18
+STEPS = 24
 
 
 def perf_overhead(args) -> dict:
@@ -26,25 +24,11 @@ def perf_overhead(args) -> dict:
     bookkeeping. MLflow is not timed (a NullTracker): it writes once per epoch, not per step.
     """
     dataset = cifar10_or_synthetic(args.data_dir, BATCH * STEPS, 32)
-    config = TrainConfig(
-        batch_size=BATCH,
-        lr=0.05,
-        weight_decay=5e-4,
-        warmup_epochs=0,
-        t_max=1,
-        max_epochs=1,
-        width=WIDTH,
-        eval_batch_size=32,
-    )
-    job = Job(table="perf", dataset="cifar10", model="resnet18", method="bp", profile="quick", config=config)
-    configure_threads(config, 1)
+    job = one_epoch_job("bp")
+    configure_threads(job.config, 1)
     device = torch.device("cpu")
     samples = BATCH * STEPS
-
-    def runner() -> float:
-        start = time.perf_counter()
-        run_job(job, None, NullTracker(), progress=False, dataset=dataset)
-        return samples / (time.perf_counter() - start)
+    runner = runner_rate(job, dataset)
 
     def hand_written() -> float:
         start = time.perf_counter()
