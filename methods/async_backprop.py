@@ -1,7 +1,8 @@
 """`async_lu` and `async_bu`: decoupled asynchronous backprop (000 §3, Algorithm 1; PD-ASGD in 004).
 
-One forward thread computes losses with the latest parameters and hands each loss, with its
-graph, to one of B backward threads; it blocks only when `max_in_flight` passes are unfinished.
+One forward thread (or F, sharing the epoch's batches) computes losses with the latest parameters
+and hands each loss, with its graph, to one of B backward threads; it blocks only when
+`max_in_flight` passes are unfinished.
 A backward thread runs `torch.autograd.grad(loss, params)`:
 - LU (layer-wise updates): a hook registered once per parameter receives that pass's gradient the
   moment it is computed and applies the update at once ("θ_m ← θ_m − η·G" inside the layer loop of
@@ -12,7 +13,8 @@ Gradients stay private to their pass (no shared `.grad`: concurrent passes would
 double-count them, see DESIGN.md); updates go to the parameters the forward thread reads, in
 place through `param.data` (a backward pass may use parameters newer than its forward: the
 paper's semantics), each tensor's update atomic under its own lock unless `lock_free`.
-BatchNorm running statistics are updated by the forward thread only (backward never touches them).
+BatchNorm running statistics are updated by the forward thread(s) only (backward never touches
+them; with F > 1 their concurrent updates of the running statistics may interleave).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from .update_exchange import UpdateExchange, replica_drift
 POLL_S = 0.05  # how often blocked threads look for an error or a stop request
 
 
+class EngineStopped(Exception):
+    """The engine is closing: a waiting forward thread gives up its batch."""
+
+
 @dataclass
 class AsyncConfig:
     """The thread layout of PD-ASGD (the paper: 1 forward, 2 backward threads)."""
@@ -44,6 +50,7 @@ class AsyncConfig:
     lock_free: bool = False  # pure Hogwild!: no per-tensor lock, updates can be lost
 
     def validate(self) -> None:
+        """Reject thread layouts that cannot run, with one line naming the key."""
         from benchmarks.errors import UserError
 
         for key in ("forward_threads", "backward_threads"):
@@ -120,15 +127,23 @@ class AsyncEngine:
 
     # --- forward side ------------------------------------------------------------------------------
     def check(self) -> None:
-        """Raise the first error of any backward thread, in the forward thread."""
+        """Raise the first error of any other thread, in the calling (forward) thread."""
         if self.error is not None:
             raise self.error
+
+    def fail(self, err: BaseException) -> None:
+        """Record a thread's error (the first one wins) and stop every thread."""
+        if self.error is None:
+            self.error = err
+        self.stop.set()
 
     def acquire_slot(self) -> None:
         """Block until fewer than max_in_flight passes are unfinished (time counted as forward idle)."""
         start = time.perf_counter()
         while not self.slots.acquire(timeout=POLL_S):
             self.check()
+            if self.stop.is_set():
+                raise EngineStopped
         self.stats.forward_idle_s += time.perf_counter() - start
 
     def read_versions(self) -> list[int]:
@@ -163,7 +178,7 @@ class AsyncEngine:
             "staleness_mean": sum(s.stale_sum) / (passes * len(self.params)),
             "staleness_max": max(s.stale_max),
             "backward_queue_wait_s": s.queue_wait_s / passes,
-            "forward_idle_frac": s.forward_idle_s / max(epoch_time_s, 1e-9),
+            "forward_idle_frac": s.forward_idle_s / max(epoch_time_s * self.acfg.forward_threads, 1e-9),
             "backward_busy_frac": s.backward_busy_s / max(epoch_time_s * self.acfg.backward_threads, 1e-9),
         }
         for name, total, worst in zip(self.names, s.stale_sum, s.stale_max, strict=True):
@@ -224,9 +239,7 @@ class AsyncEngine:
                     self.idle.notify_all()
                 self.slots.release()
         except BaseException as err:  # noqa: BLE001  (any error ends the job, in the forward thread)
-            if self.error is None:
-                self.error = err
-            self.stop.set()
+            self.fail(err)
 
     def _backward(self, item: Pass, stream) -> None:
         start = time.perf_counter()
@@ -270,15 +283,11 @@ class AsyncBackprop(Method):
     def train(self, job, ctx) -> None:
         cfg, acfg, model = job.config, job.method_config, ctx.model
         acfg.validate()
-        if acfg.forward_threads != 1:
-            raise NotImplementedError("forward_threads > 1 is not implemented yet (the paper uses 1)")
         if cfg.threads == 0 and ctx.device.type == "cpu":
             # The method's parallelism is its threads: share the process's cores among them (the
             # paper's setting is one intra-op thread each) rather than oversubscribe them.
             cores = max(1, (os.cpu_count() or 1) // ctx.world)
             torch.set_num_threads(max(1, cores // (acfg.forward_threads + acfg.backward_threads)))
-        steps = ctx.steps_per_epoch
-        forward_stream = torch.cuda.Stream(ctx.device) if ctx.device.type == "cuda" else None
         with AsyncEngine(model, cfg, acfg, self.layerwise, ctx.device) as engine:
             exchange = None
             if ctx.world > 1:
@@ -287,17 +296,28 @@ class AsyncBackprop(Method):
             for epoch in ctx.epochs():
                 meter = ctx.meter()
                 epoch_start = ctx.clock.elapsed()
-                for step, (inputs, targets) in enumerate(ctx.train_batches(epoch)):
-                    engine.acquire_slot()
-                    lr = lr_at(epoch + step / steps, cfg)
-                    read = engine.read_versions()
-                    if forward_stream is not None:
-                        forward_stream.wait_stream(torch.cuda.current_stream(ctx.device))
-                    with torch.cuda.stream(forward_stream) if forward_stream is not None else _nullcontext():
-                        logits = model(inputs)
-                        loss = F.cross_entropy(logits, targets)
-                        meter.add(loss, logits, targets)
-                        engine.submit(loss, lr, read)
+                batches = SharedBatches(ctx.train_batches(epoch))
+                helpers = [
+                    threading.Thread(
+                        target=self._helper,
+                        args=(engine, ctx, epoch, batches, meter),
+                        name=f"forward-{k}",
+                        daemon=True,
+                    )
+                    for k in range(1, acfg.forward_threads)
+                ]
+                for thread in helpers:
+                    thread.start()
+                try:
+                    self.forward_thread(engine, ctx, epoch, batches, meter)
+                except BaseException:
+                    engine.stop.set()  # waiting helpers give up at once (Ctrl-C, an error)
+                    raise
+                finally:
+                    batches.close()
+                    for thread in helpers:
+                        while thread.is_alive():
+                            thread.join(timeout=POLL_S)
                 engine.drain()
                 extra = engine.epoch_metrics(ctx.clock.elapsed() - epoch_start)
                 if exchange is not None:
@@ -307,6 +327,52 @@ class AsyncBackprop(Method):
                 ctx.end_epoch(meter, extra=extra)
             if exchange is not None:
                 exchange.close()
+
+    def forward_thread(self, engine: AsyncEngine, ctx, epoch: int, batches: SharedBatches, meter) -> None:
+        """Algorithm 1's forward thread: the next batch's loss with the latest parameters, sent on."""
+        cfg, model = ctx.cfg, ctx.model
+        stream = torch.cuda.Stream(ctx.device) if ctx.device.type == "cuda" else None
+        while (item := batches.next()) is not None:
+            step, (inputs, targets) = item
+            engine.acquire_slot()
+            lr = lr_at(epoch + step / ctx.steps_per_epoch, cfg)
+            read = engine.read_versions()
+            if stream is not None:
+                stream.wait_stream(torch.cuda.current_stream(ctx.device))
+            with torch.cuda.stream(stream) if stream is not None else _nullcontext():
+                logits = model(inputs)
+                loss = F.cross_entropy(logits, targets)
+                with batches.lock:
+                    meter.add(loss, logits, targets)
+                engine.submit(loss, lr, read)
+            engine.check()
+
+    def _helper(self, engine: AsyncEngine, ctx, epoch: int, batches: SharedBatches, meter) -> None:
+        """An extra forward thread (F > 1): its errors end the job like a backward thread's."""
+        try:
+            self.forward_thread(engine, ctx, epoch, batches, meter)
+        except EngineStopped:
+            pass
+        except BaseException as err:  # noqa: BLE001  (re-raised in the calling thread)
+            engine.fail(err)
+
+
+class SharedBatches:
+    """An epoch's batches, numbered, handed out one at a time to the forward threads."""
+
+    def __init__(self, batches):
+        self.lock = threading.Lock()
+        self.items = enumerate(batches)
+        self.closed = False
+
+    def next(self):
+        """(step, batch), or None at the end of the epoch (or once closed)."""
+        with self.lock:
+            return None if self.closed else next(self.items, None)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
 
 
 @register_method("async_lu")

@@ -103,6 +103,31 @@ def test_an_error_in_a_backward_thread_fails_the_job(store, monkeypatch):
     assert time.monotonic() - start < 60  # no hang (the job itself takes seconds)
 
 
+def test_several_forward_threads_train(store):
+    result = run_job(
+        job("async_lu", AsyncConfig(forward_threads=2, backward_threads=2)),
+        None,
+        Tracker(store),
+        progress=False,
+    )
+    assert result["status"] == "finished" and result["best_test_acc"] > 0.3  # chance is 0.1
+
+
+def test_an_error_in_a_forward_helper_fails_the_job(store, monkeypatch):
+    from methods.async_backprop import AsyncBackprop
+
+    original = AsyncBackprop.forward_thread
+
+    def broken(self, engine, ctx, epoch, batches, meter):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("forward helper exploded")
+        return original(self, engine, ctx, epoch, batches, meter)
+
+    monkeypatch.setattr(AsyncBackprop, "forward_thread", broken)
+    with pytest.raises(JobFailed, match="forward helper exploded"):
+        run_job(job("async_lu", AsyncConfig(forward_threads=2)), None, Tracker(store), progress=False)
+
+
 def test_layerwise_updates_are_less_stale_than_block_updates(store):
     tracker = Tracker(store)
     acfg = dict(backward_threads=2, max_in_flight=2)
