@@ -104,6 +104,8 @@ def cmd_train(args) -> int:
         config.max_epochs = args.epochs
     apply_overrides([config, method_config], args.set)
     config.validate()
+    if hasattr(method_config, "validate"):
+        method_config.validate()
     check_devices(method, args.devices)
     job = Job(
         table="adhoc",
