@@ -26,8 +26,8 @@ def build_parser() -> Parser:
     sub.add_parser("list", help="tables, methods, datasets, models, profiles and perf benchmarks")
 
     train = sub.add_parser("train", help="run one training job")
-    train.add_argument("--dataset", required=True)
-    train.add_argument("--model", required=True)
+    train.add_argument("--dataset", default="cifar10")
+    train.add_argument("--model", default="resnet18")
     train.add_argument("--method", required=True)
     train.add_argument("--profile", default="auto")
     train.add_argument("--seed", type=int, default=0)
@@ -106,6 +106,11 @@ def cmd_train(args) -> int:
     config.validate()
     if hasattr(method_config, "validate"):
         method_config.validate()
+    from .distributed import launched_by_torchrun, torchrun_rank
+
+    rank = 0
+    if launched_by_torchrun():  # torchrun decides the processes: one rank per process it started
+        rank, args.devices, _ = torchrun_rank()
     check_devices(method, args.devices)
     job = Job(
         table="adhoc",
@@ -125,7 +130,7 @@ def cmd_train(args) -> int:
     except JobFailed as err:
         log.error("job failed: %s", err)
         summary, code = err.summary, 1
-    if code != 1:
+    if code != 1 and rank == 0:
         log.info(
             "%s: %s (%s), best test acc %.4f after %s epochs, %s s of training; run %s in %s",
             job.name,
@@ -137,7 +142,7 @@ def cmd_train(args) -> int:
             summary["run_id"],
             tracker.uri,
         )
-    if args.json:
+    if args.json and rank == 0:
         print(json.dumps(summary))
     return code
 

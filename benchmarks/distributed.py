@@ -9,6 +9,7 @@ terminated (then killed) so that no process is left behind.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import time
@@ -22,6 +23,32 @@ import torch.multiprocessing as mp
 log = logging.getLogger(__name__)
 
 GRACE_S = 5.0  # how long ranks get to exit after a failure before they are killed
+
+
+def launched_by_torchrun() -> bool:
+    """True in a process that torchrun (torch.distributed.run) started: it sets RANK and WORLD_SIZE."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or ("RANK" in os.environ and "WORLD_SIZE" in os.environ)
+
+
+def torchrun_rank() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment."""
+    return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def run_torchrun_rank(job, dataset, tracker, run_id: str) -> dict:
+    """This process as one of torchrun's ranks (several machines possible): join, train, leave."""
+    from .runner import resolve_device, run_rank
+
+    rank, world, local_rank = torchrun_rank()
+    device = resolve_device(job.config.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend_for(device), timeout=timedelta(minutes=10))  # env:// from torchrun
+    try:
+        return run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0)
+    finally:
+        dist.destroy_process_group()
 
 
 def free_port() -> int:

@@ -434,14 +434,20 @@ def run_job(job: Job, data_dir: Path | None, tracker: Tracker, progress: bool = 
     A NaN loss ends it as `diverged` (returned); KeyboardInterrupt marks it `interrupted` and
     propagates; any other exception, in any process, marks it `failed` and raises JobFailed.
     """
-    from .distributed import spawn_ranks
+    from .distributed import launched_by_torchrun, run_torchrun_rank, spawn_ranks, torchrun_rank
+    from .tracking import NullTracker
 
     if dataset is None:
         dataset = get_dataset(job, data_dir)  # missing data fails here, before a run is created
+    torchrun = launched_by_torchrun()
+    if torchrun and torchrun_rank()[0] != 0:
+        tracker = NullTracker()  # only rank 0 writes to MLflow
     params = {**job.params(), "data_source": dataset.source, "num_train": dataset.num_train}
     run_id = tracker.start(job.table, job.name, job_tags(job), params)
     try:
-        if job.devices == 1:
+        if torchrun:
+            summary = run_torchrun_rank(job, dataset, tracker, run_id)
+        elif job.devices == 1:
             summary = run_rank(
                 job, dataset, tracker, run_id, resolve_device(job.config.device), progress=progress
             )

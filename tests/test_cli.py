@@ -39,7 +39,7 @@ def test_list_names_methods_and_tables():
         (["--set", "lr=abc"], ["lr=abc", "float"]),
         (["--set", "nope=1"], ["unknown key 'nope'", "batch_size"]),
         (["--devices", "2"], ["bp runs on 1 device"]),
-    (["--method", "async_lu", "--set", "backward_threads=0"], ["backward_threads must be >= 1"]),
+        (["--method", "async_lu", "--set", "backward_threads=0"], ["backward_threads must be >= 1"]),
     ],
 )
 def test_bad_train_input_exits_2_with_one_line(args, needles, store):
