@@ -54,6 +54,7 @@ def build_parser() -> Parser:
     perf = sub.add_parser("perf", help="micro-benchmarks, both sides measured in one process")
     perf.add_argument("name")
     perf.add_argument("--reps", type=int, default=9, help="interleaved repetitions per side")
+    perf.add_argument("--steps", type=int, help="batches per repetition (default: the benchmark's own)")
     perf.add_argument("--data-dir")
     perf.add_argument("--json", action="store_true")
     return parser
@@ -210,6 +211,8 @@ def cmd_perf(args) -> int:
         raise did_you_mean("perf benchmark", args.name, PERF)
     if args.reps < 1:
         raise UserError(f"--reps must be >= 1, got {args.reps}")
+    if args.steps is not None and args.steps < 3:
+        raise UserError(f"--steps must be >= 3, got {args.steps}")
     result = PERF[args.name](args)
     for key, value in result.items():
         print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")

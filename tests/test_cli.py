@@ -162,7 +162,7 @@ def test_sigint_marks_the_run_interrupted(store):
 
 @pytest.mark.parametrize("name", ["overhead", "pipeline", "async"])
 def test_perf_prints_its_json_contract(name):
-    proc = cli("perf", name, "--reps", "1", "--json")
+    proc = cli("perf", name, "--reps", "1", "--steps", "4", "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"a_name", "b_name", "a_per_s", "b_per_s", "ratio"} <= set(result)

@@ -12,7 +12,7 @@ from ..tracking import NullTracker
 from . import interleaved
 from .common import BATCH, WIDTH, cifar10_or_synthetic, one_epoch_job, runner_rate
 
-STEPS = 16
+STEPS = 40  # long enough that filling and draining the pipeline (one pass each) is not the measurement
 
 
 def perf_async(args) -> dict:
@@ -24,13 +24,14 @@ def perf_async(args) -> dict:
     `bound` = min(1 + β, cores), with β = backward / forward time measured here at one thread
     (§3.3's speed-up limit, capped by the cores that can run threads at once).
     """
-    dataset = cifar10_or_synthetic(args.data_dir, BATCH * STEPS, 32)
+    steps = args.steps or STEPS
+    dataset = cifar10_or_synthetic(args.data_dir, BATCH * steps, 32)
     cores = os.cpu_count() or 1
     async_lu = runner_rate(one_epoch_job("async_lu", 1, AsyncConfig()), dataset)
     one_thread = interleaved(async_lu, runner_rate(one_epoch_job("bp", 1), dataset), args.reps)
     all_cores = interleaved(async_lu, runner_rate(one_epoch_job("bp", 0), dataset), args.reps)
     timing = one_epoch_job(
-        "fwd_bwd_timing", 1, TimingConfig(batches=STEPS - 2, warmup=2), kind="fwd_bwd_timing"
+        "fwd_bwd_timing", 1, TimingConfig(batches=steps - 2, warmup=2), kind="fwd_bwd_timing"
     )
     beta = run_job(timing, None, NullTracker(), progress=False, dataset=dataset)["beta"]
     bound = min(1 + beta, cores)
@@ -56,5 +57,5 @@ def perf_async(args) -> dict:
         data=dataset.source,
         model=f"resnet18 width {WIDTH}",
         batch_size=BATCH,
-        steps=STEPS,
+        steps=steps,
     )

@@ -23,11 +23,12 @@ def perf_overhead(args) -> dict:
     it times; the runner's side also includes its epoch-end evaluation (on 32 images) and its
     bookkeeping. MLflow is not timed (a NullTracker): it writes once per epoch, not per step.
     """
-    dataset = cifar10_or_synthetic(args.data_dir, BATCH * STEPS, 32)
+    steps = args.steps or STEPS
+    dataset = cifar10_or_synthetic(args.data_dir, BATCH * steps, 32)
     job = one_epoch_job("bp")
     configure_threads(job.config, 1)
     device = torch.device("cpu")
-    samples = BATCH * STEPS
+    samples = BATCH * steps
     runner = runner_rate(job, dataset)
 
     def hand_written() -> float:
@@ -51,5 +52,5 @@ def perf_overhead(args) -> dict:
         data=dataset.source,
         model=f"resnet18 width {WIDTH}",
         batch_size=BATCH,
-        steps=STEPS,
+        steps=steps,
     )

@@ -34,7 +34,8 @@ class ArrayCIFAR(VisionDataset):
 
 def perf_pipeline(args) -> dict:
     """Both sides produce shuffled, randomly cropped (pad 4), flipped, normalised float batches of 128."""
-    dataset = cifar10_or_synthetic(args.data_dir, IMAGES, 1)
+    images = BATCH * (args.steps or IMAGES // BATCH)
+    dataset = cifar10_or_synthetic(args.data_dir, images, 1)
     device = torch.device("cpu")
     workers = os.cpu_count() or 1
     reference = ArrayCIFAR(
@@ -79,6 +80,6 @@ def perf_pipeline(args) -> dict:
         b_name=f"torchvision DataLoader ({workers} workers)",
         **result,
         data=dataset.source,
-        images_per_rep=IMAGES,
+        images_per_rep=images,
         batch_size=BATCH,
     )
