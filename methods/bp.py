@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
+from torch import nn
 
 from .base import Method, register_method
 from .optim import lr_at, make_optimizer, set_lr
@@ -14,8 +15,16 @@ class Backprop(Method):
 
     summary = "single-device backprop: forward, backward, SGD step (the reference)"
 
+    def trained_module(self, ctx) -> nn.Module:
+        """What the loop calls forward on (a subclass may wrap `ctx.model`)."""
+        return ctx.model
+
+    def epoch_metrics(self, ctx) -> dict[str, float] | None:
+        """Extra metrics logged at each epoch end (none for single-device backprop)."""
+        return None
+
     def train(self, job, ctx) -> None:
-        model = ctx.model
+        model = self.trained_module(ctx)
         cfg = job.config
         optimizer = make_optimizer(model.parameters(), cfg)
         steps = ctx.steps_per_epoch
@@ -29,4 +38,4 @@ class Backprop(Method):
                 loss.backward()
                 optimizer.step()
                 meter.add(loss, logits, targets)
-            ctx.end_epoch(meter)
+            ctx.end_epoch(meter, ctx.model, extra=self.epoch_metrics(ctx))
