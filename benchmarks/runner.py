@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 import datasets
 import methods
+from methods.optim import lr_at
 from models import build_model
 
 from .config import TrainConfig, flatten
@@ -234,8 +235,6 @@ class TrainContext:
         self._share_decision()
         if self.stop_reason == "diverged":
             raise Diverged(f"test loss is {test_loss} after epoch {self.epoch}")
-        from methods.optim import lr_at
-
         self.last = dict(
             train_loss=train_loss,
             train_acc=train_acc,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from queue import Queue
 
@@ -246,7 +247,7 @@ class AsyncEngine:
         item.staleness = [0] * len(self.params)
         if stream is not None:
             stream.wait_event(item.ready)
-        with torch.cuda.stream(stream) if stream is not None else _nullcontext():
+        with torch.cuda.stream(stream) if stream is not None else nullcontext():
             if self.layerwise:
                 self.local.current = item
                 try:
@@ -263,14 +264,6 @@ class AsyncEngine:
                 stream.synchronize()  # the pass's memory is freed after this: its kernels must be done
         busy = time.perf_counter() - start
         self.stats.add_pass(item.staleness, start - item.queued_at, busy)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 class AsyncBackprop(Method):
@@ -339,7 +332,7 @@ class AsyncBackprop(Method):
             read = engine.read_versions()
             if stream is not None:
                 stream.wait_stream(torch.cuda.current_stream(ctx.device))
-            with torch.cuda.stream(stream) if stream is not None else _nullcontext():
+            with torch.cuda.stream(stream) if stream is not None else nullcontext():
                 logits = model(inputs)
                 loss = F.cross_entropy(logits, targets)
                 with batches.lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import nullcontext
 
 import torch
 import torch.distributed as dist
@@ -64,7 +65,7 @@ class UpdateExchange:
         n = self.offsets[-1]
         stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         try:
-            with torch.cuda.stream(stream) if stream is not None else _Null():
+            with torch.cuda.stream(stream) if stream is not None else nullcontext():
                 while True:
                     started = time.perf_counter()
                     mine = torch.empty(n + 2, device=self.device, dtype=self.own.dtype)
@@ -95,14 +96,6 @@ class UpdateExchange:
                         time.sleep(pause)
         except BaseException as err:  # noqa: BLE001  (re-raised in the compute thread)
             self.error = err
-
-
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def replica_drift(model: torch.nn.Module) -> float:
