@@ -41,6 +41,31 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess
     )
 
 
+def start_long_train(store: str, *train_args: str) -> subprocess.Popen:
+    """`train ARGS` with 500 epochs and no patience or budget, in the background: a job to interrupt."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            *train_args,
+            "--epochs",
+            "500",
+            "--set",
+            "patience=500",
+            "--set",
+            "time_budget_s=0",
+            "--tracking-uri",
+            store,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def smoke_job(method: str = "bp", method_config=None, **config) -> Job:
     """A job of the smoke profile on synthetic data, with `config` overriding its hyperparameters."""
     from dataclasses import replace

@@ -3,14 +3,12 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .conftest import ROOT, cli
+from .conftest import cli, start_long_train
 
 SMOKE = ["train", "--dataset", "cifar10", "--model", "resnet18", "--method", "bp", "--profile", "smoke"]
 
@@ -117,29 +115,7 @@ def test_run_resumes_by_job_key(store):
 
 
 def test_sigint_marks_the_run_interrupted(store):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            *SMOKE,
-            "--epochs",
-            "500",
-            "--set",
-            "patience=500",
-            "--set",
-            "time_budget_s=0",
-            "--json",
-            "--tracking-uri",
-            store,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_long_train(store, *SMOKE, "--json")
     client = MlflowClient(tracking_uri=store)
     deadline = time.monotonic() + 120
     run = None

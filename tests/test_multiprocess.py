@@ -3,14 +3,12 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from .conftest import ROOT, cli
+from .conftest import cli, start_long_train
 
 ASYNC2 = [
     "train",
@@ -65,30 +63,6 @@ def test_async_lu_on_two_processes_exchanges_every_update(store):
     assert client.get_run(result["run_id"]).data.tags["devices"] == "2"
 
 
-def start_long_job(store):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            *ASYNC2,
-            "--epochs",
-            "500",
-            "--set",
-            "patience=500",
-            "--set",
-            "time_budget_s=0",
-            "--tracking-uri",
-            store,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def wait_for_ranks(proc, count=2, timeout=120) -> set[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -101,7 +75,7 @@ def wait_for_ranks(proc, count=2, timeout=120) -> set[int]:
 
 
 def test_a_killed_rank_fails_the_job_and_leaves_no_process(store):
-    proc = start_long_job(store)
+    proc = start_long_train(store, *ASYNC2)
     ranks = wait_for_ranks(proc)
     everything = children(proc.pid)
     os.kill(max(ranks), signal.SIGKILL)
@@ -113,7 +87,7 @@ def test_a_killed_rank_fails_the_job_and_leaves_no_process(store):
 
 
 def test_sigint_ends_every_rank(store):
-    proc = start_long_job(store)
+    proc = start_long_train(store, *ASYNC2)
     wait_for_ranks(proc)
     everything = children(proc.pid)
     proc.send_signal(signal.SIGINT)
