@@ -144,6 +144,7 @@ class TrainContext:
         self.job, self.cfg, self.dataset, self.model, self.device = job, job.config, dataset, model, device
         self.tracker, self.run_id, self.rank, self.world = tracker, run_id, rank, world
         self.steps_per_epoch = dataset.steps_per_epoch(self.cfg.batch_size, world)
+        self.channels_last = self.cfg.channels_last and dataset.spec.image_size > 0
         if self.steps_per_epoch < 1:
             shard_size = dataset.num_train // world
             raise ValueError(f"batch_size {self.cfg.batch_size} exceeds the {shard_size} samples of a shard")
@@ -179,17 +180,24 @@ class TrainContext:
     def train_batches(self, epoch: int) -> Iterator[datasets.Batch]:
         """This process's shard of epoch `epoch`, with the clock running; ends early at the time budget."""
         self.clock.resume()
-        budget = self.cfg.time_budget_s
-        channels_last = self.cfg.channels_last and self.dataset.spec.image_size > 0
         for inputs, targets in self.dataset.train_batches(
             epoch, self.cfg.batch_size, self.job.seed, self.device, self.rank, self.world
         ):
-            if budget and self.clock.elapsed() >= budget:
-                self.stop_reason = "time_budget"
+            if self.budget_exhausted():
                 return
-            if channels_last:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            yield inputs, targets
+            yield self.model_layout(inputs), targets
+
+    def budget_exhausted(self) -> bool:
+        """True (and `stop_reason` set) once the training clock has reached the time budget."""
+        if self.cfg.time_budget_s and self.clock.elapsed() >= self.cfg.time_budget_s:
+            self.stop_reason = "time_budget"
+        return self.stop_reason == "time_budget"
+
+    def model_layout(self, inputs):
+        """Image batches in channels_last when the config asks (the model's memory format)."""
+        if self.channels_last:
+            return inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
 
     def meter(self) -> EpochMeter:
         """A fresh per-epoch loss/accuracy accumulator on the training device."""
@@ -289,12 +297,9 @@ class TrainContext:
         model.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        channels_last = self.cfg.channels_last and self.dataset.spec.image_size > 0
         with torch.inference_mode():
             for inputs, targets in self.dataset.test_batches(self.cfg.eval_batch_size, self.device):
-                if channels_last:
-                    inputs = inputs.contiguous(memory_format=torch.channels_last)
-                logits = model(inputs)
+                logits = model(self.model_layout(inputs))
                 loss_sum += F.cross_entropy(logits, targets, reduction="sum")
                 correct += (logits.argmax(1) == targets).sum()
         model.train(was_training)

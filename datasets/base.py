@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -43,9 +43,20 @@ class Dataset:
         return (self.num_train // world) // batch_size
 
     def train_batches(
-        self, epoch: int, batch_size: int, seed: int, device: torch.device, rank: int = 0, world: int = 1
+        self,
+        epoch: int,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        rank: int = 0,
+        world: int = 1,
+        positions: Iterable[int] | None = None,
     ) -> Iterator[Batch]:
-        """Shuffled, augmented training batches of epoch `epoch` for shard `rank` of `world`."""
+        """Shuffled, augmented training batches of epoch `epoch` for shard `rank` of `world`.
+
+        `positions` (default: every batch in order) picks which batches of the epoch's seeded order
+        to yield, one per value: Hogwild!-style workers draw them from a shared counter.
+        """
         raise NotImplementedError
 
     def test_batches(self, batch_size: int, device: torch.device) -> Iterator[Batch]:
@@ -124,7 +135,7 @@ class TensorImageDataset(Dataset):
         flat = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).flatten(1)  # [n, h w]
         return padded.gather(2, flat[:, None, :].expand(-1, c, -1)).view(n, c, h, w)
 
-    def train_batches(self, epoch, batch_size, seed, device, rank=0, world=1):
+    def train_batches(self, epoch, batch_size, seed, device, rank=0, world=1, positions=None):
         data = self._on(device)
         gen = epoch_generator(seed, epoch)
         order = shard(torch.randperm(self.num_train, generator=gen), rank, world)
@@ -132,7 +143,10 @@ class TensorImageDataset(Dataset):
         offsets = torch.randint(0, 2 * self.pad + 1, (len(order), 2), generator=gen)
         flips = torch.rand(len(order), generator=gen) < 0.5
         order, offsets, flips = (t.to(data.train_x.device) for t in (order, offsets, flips))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
+        if positions is None:
+            positions = range(len(order) // batch_size)
+        for position in positions:
+            start = position * batch_size
             idx = order[start : start + batch_size]
             x = data.train_x[idx]
             if self.augment:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -19,6 +20,10 @@ class Backprop(Method):
         """What the loop calls forward on (a subclass may wrap `ctx.model`)."""
         return ctx.model
 
+    def make_optimizer(self, module: nn.Module, job, ctx) -> torch.optim.Optimizer:
+        """The optimiser of the loop (a subclass may wrap it)."""
+        return make_optimizer(module.parameters(), job.config)
+
     def epoch_metrics(self, ctx) -> dict[str, float] | None:
         """Extra metrics logged at each epoch end (none for single-device backprop)."""
         return None
@@ -26,7 +31,7 @@ class Backprop(Method):
     def train(self, job, ctx) -> None:
         model = self.trained_module(ctx)
         cfg = job.config
-        optimizer = make_optimizer(model.parameters(), cfg)
+        optimizer = self.make_optimizer(model, job, ctx)
         steps = ctx.steps_per_epoch
         for epoch in ctx.epochs():
             meter = ctx.meter()

@@ -1,0 +1,415 @@
+"""`lapsgd`: locally-asynchronous parallel SGD (002, Algorithm 1), a baseline of the paper under study.
+
+Per device (a rank of `--devices N`), U worker processes share one model in shared memory and
+update it lock-free, Hogwild! style (Algorithm 1a): each claims the next batch of the epoch's
+seeded permutation from a shared counter, does `s := read-and-inc(S)` on the shared update
+counter S, computes its gradient on the model as it reads it, and updates the model in place with
+its own SGD state. The rank's own process is the averager a_q (Algorithm 1b): it watches S, and
+when any device has made K updates since the last round it snapshots the live model, all-reduces
+the snapshots to their mean across devices, and adds (mean - snapshot) to the live model while
+the workers go on updating it, so that updates made during the round survive.
+
+Choices where 002 is silent (the authors' code, `bapi/LPP-SGD`, decides; see README):
+- Momentum and weight decay are private to each worker (a torch.optim.SGD per worker over the
+  shared parameters); BatchNorm buffers are shared but not averaged.
+- "Any device has K new updates" is decided on an all-reduced MAX, so every averager enters the
+  same rounds; the schedule's progress (K = 1 before `average_switch`, then `average_every`) is
+  the fraction of the budget used: epochs over max_epochs or the training clock over the time
+  budget, whichever is further.
+- Epochs end as in every other method: the workers drain, the averager evaluates (rank 0), and
+  the next epoch starts; the paper's code has no epoch barrier but no early stopping either.
+- Worker start-up (a spawned interpreter each) is not on the training clock, like process spawn
+  for `--devices N`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from .base import Method, register_method
+from .optim import lr_at, make_optimizer, set_lr
+from .update_exchange import replica_drift
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.005  # the averager's and idle workers' polling period (002's parent busy-loops; CPUs are scarce)
+START_TIMEOUT_S = 300.0  # a worker that has not started by then (imports, data) fails the job
+STOP_GRACE_S = 5.0
+
+
+@dataclass
+class LapConfig:
+    """LAP-SGD's knobs (DESIGN.md): U workers per device, the averaging period K and its switch point."""
+
+    workers_per_device: int = 1  # 000 §4: "the number of processes per GPU to be 1"
+    average_every: int = 16  # K after the switch (before it K = 1), as 002 §3 after PL-SGD
+    average_switch: float = 0.5  # fraction of the budget with K = 1
+
+    def validate(self) -> None:
+        """Reject values that cannot run, with one line naming the key."""
+        from benchmarks.errors import UserError
+
+        if self.workers_per_device < 1:
+            raise UserError(f"workers_per_device must be >= 1, got {self.workers_per_device}")
+        if self.average_every < 1:
+            raise UserError(f"average_every must be >= 1, got {self.average_every}")
+        if not 0.0 <= self.average_switch <= 1.0:
+            raise UserError(f"average_switch must be in [0, 1], got {self.average_switch}")
+
+
+class SharedState:
+    """Counters and flags one averager shares with its workers, in shared memory.
+
+    `ints` holds the epoch being trained (+1: the go signal), the next batch position to claim,
+    the update counter S, how many workers have finished the epoch, and the halt (budget), stop
+    (end of training) and partitioned-phase flags. Increments happen under `lock`; plain reads
+    and single writes of an aligned int64 need none.
+    """
+
+    EPOCH_GO, NEXT_BATCH, UPDATES, DONE, READY, HALT, STOP, PARTITIONED = range(8)
+
+    def __init__(self, mp_ctx, workers: int, device: torch.device):
+        self.ints = torch.zeros(8, dtype=torch.int64).share_memory_()
+        self.lock = mp_ctx.Lock()
+        # Per worker: sum of losses, correct predictions, samples of the epoch (on the device: no sync).
+        self.stats = torch.zeros(workers, 3, dtype=torch.float64, device=device)
+        if device.type == "cpu":
+            self.stats.share_memory_()
+
+    def get(self, field: int) -> int:
+        return int(self.ints[field])
+
+    def set(self, field: int, value: int) -> None:
+        self.ints[field] = value
+
+    def increment(self, field: int) -> None:
+        with self.lock:
+            self.ints[field] += 1
+
+    def claim(self, steps: int) -> int | None:
+        """The next batch position of the epoch, counting one update in S; None when there is none."""
+        with self.lock:
+            position = int(self.ints[self.NEXT_BATCH])
+            if position >= steps or self.ints[self.HALT] or self.ints[self.STOP]:
+                return None
+            self.ints[self.NEXT_BATCH] = position + 1
+            self.ints[self.UPDATES] += 1  # s := read-and-inc(S), Algorithm 1a line 4
+            return position
+
+    def start_epoch(self, epoch: int) -> None:
+        """Reset the epoch's counters, then let the workers go."""
+        with self.lock:
+            self.ints[self.NEXT_BATCH] = 0
+            self.ints[self.DONE] = 0
+            self.stats.zero_()
+            if self.stats.is_cuda:
+                torch.cuda.synchronize(self.stats.device)  # zeroed before any worker adds to it
+            self.ints[self.EPOCH_GO] = epoch + 1
+
+
+class Claims:
+    """Batch positions claimed from the shared counter, remembering the last one (for the LR)."""
+
+    def __init__(self, state: SharedState, steps: int, parent_pid: int):
+        self.state, self.steps, self.parent_pid = state, steps, parent_pid
+        self.position = -1
+
+    def __iter__(self):
+        while (position := self.state.claim(self.steps)) is not None:
+            if os.getppid() != self.parent_pid:
+                return  # the averager is gone: stop at once
+            self.position = position
+            yield position
+
+
+def parameter_blocks(sizes: list[int], parts: int) -> list[range]:
+    """`parts` disjoint, contiguous runs of parameter indices covering all, of roughly equal element counts.
+
+    LPP-SGD's partition (002 §1.2; the authors' code splits the parameter list the same way).
+    `sizes` are the parameter tensors' element counts, in the model's order.
+    """
+    if not 1 <= parts <= len(sizes):
+        raise ValueError(f"cannot split {len(sizes)} parameter tensors into {parts} blocks")
+    total, bounds, running = sum(sizes), [0], 0
+    for i, size in enumerate(sizes):
+        running += size
+        blocks_left, tensors_left = parts - len(bounds), len(sizes) - (i + 1)
+        if blocks_left > 0 and (running >= total * len(bounds) / parts or tensors_left == blocks_left):
+            bounds.append(i + 1)
+    bounds.append(len(sizes))
+    return [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def hogwild_step(model, optimizer, inputs, targets, block: list[torch.Tensor] | None = None):
+    """Algorithm 1a lines 5-6: gradient at the model as read now, then x -= lr * grad in place, lock-free.
+
+    With `block`, only that block's gradient is computed (autograd stops where no block parameter
+    lies behind) and only it is updated: the optimiser skips parameters without a gradient.
+    Returns (loss, logits).
+    """
+    logits = model(inputs)
+    loss = F.cross_entropy(logits, targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=block)
+    optimizer.step()
+    return loss, logits
+
+
+def _worker_main(
+    index: int, model, dataset, job, state: SharedState, block_indices, rank, world, threads, report
+) -> None:
+    """One Hogwild! updater u of Algorithm 1a, until the averager says stop (or disappears)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the averager ends its workers
+    parent_pid = os.getppid()
+    try:
+        torch.set_num_threads(threads)
+        cfg = job.config
+        params = list(model.parameters())
+        device = params[0].device
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        block = [params[i] for i in block_indices]
+        optimizer = make_optimizer(params, cfg)  # momentum private to this worker, as in 002's code
+        steps = dataset.steps_per_epoch(cfg.batch_size, world)
+        channels_last = cfg.channels_last and dataset.spec.image_size > 0
+        stats = state.stats[index]
+        last_full = True  # LPP-SGD's last_iter, initialised FULL
+        state.increment(SharedState.READY)
+        seen = 0
+        while True:
+            while state.get(SharedState.EPOCH_GO) <= seen and not state.get(SharedState.STOP):
+                if os.getppid() != parent_pid:
+                    return
+                time.sleep(POLL_S)
+            if state.get(SharedState.STOP):
+                return
+            epoch = state.get(SharedState.EPOCH_GO) - 1
+            seen = epoch + 1
+            claims = Claims(state, steps, parent_pid)
+            for inputs, targets in dataset.train_batches(
+                epoch, cfg.batch_size, job.seed, device, rank, world, positions=claims
+            ):
+                if channels_last:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                set_lr(optimizer, lr_at(epoch + claims.position / steps, cfg))
+                # LPP-SGD after partition_start: alternate a partitioned update (gradient and update
+                # of this worker's block only) with a full one. LAP-SGD never sets the flag.
+                partitioned = bool(state.get(SharedState.PARTITIONED)) and last_full
+                last_full = not partitioned
+                loss, logits = hogwild_step(model, optimizer, inputs, targets, block if partitioned else None)
+                with torch.no_grad():
+                    stats[0] += loss.detach() * len(targets)
+                    stats[1] += (logits.argmax(1) == targets).sum()
+                    stats[2] += len(targets)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # the epoch's updates and stats are in memory
+            state.increment(SharedState.DONE)
+    except BaseException as err:  # noqa: BLE001  (sent to the averager, which fails the job)
+        log.debug("lapsgd worker %d failed:\n%s", index, traceback.format_exc())
+        report.send(f"{type(err).__name__}: {err}")
+        raise SystemExit(1) from None
+    finally:
+        report.close()
+
+
+def average_round(params: list[torch.Tensor], world: int, after_snapshot=None) -> None:
+    """One averaging round of Algorithm 1b (lines 5-8) on this device's live parameters.
+
+    Snapshot without stopping the writers, all-reduce the snapshots to their mean, and add
+    (mean - snapshot): whatever the workers wrote after the snapshot is kept. `after_snapshot` is
+    a test seam, called between the snapshot and the update.
+    """
+    snapshot = torch.cat([p.detach().reshape(-1) for p in params])  # v_a := x_q (lines 5)
+    if after_snapshot is not None:
+        after_snapshot()
+    mean = snapshot.clone()
+    dist.all_reduce(mean)  # line 6
+    delta = mean.div_(world).sub_(snapshot)  # line 7: mean - snapshot
+    with torch.no_grad():
+        offset = 0
+        for p in params:  # line 8: x_q += delta, in place, while workers keep writing
+            p.add_(delta[offset : offset + p.numel()].view(p.shape))
+            offset += p.numel()
+
+
+class Averager:
+    """The device's parent process: its workers, the averaging rounds, and the epoch's end."""
+
+    def __init__(self, job, ctx, acfg: LapConfig, partition_start: float | None):
+        self.job, self.ctx, self.acfg, self.partition_start = job, ctx, acfg, partition_start
+        self.cfg = job.config
+        self.params = list(ctx.model.parameters())
+        self.steps = ctx.steps_per_epoch
+        self.mp = mp.get_context("spawn")  # fork is unsafe with threads and CUDA
+        self.state = SharedState(self.mp, acfg.workers_per_device, ctx.device)
+        self.procs, self.reports = [], []
+        self.since_round = 0  # S at the last averaging round (s_pre)
+        self.metrics = dict(averaging_rounds=0.0, updates_during_averaging=0.0, averaging_s=0.0)
+
+    # --- workers ---------------------------------------------------------------------------------
+    def start_workers(self) -> None:
+        workers = self.acfg.workers_per_device
+        ctx, cfg = self.ctx, self.cfg
+        cores = max(1, (os.cpu_count() or 1) // ctx.world)
+        threads = cfg.threads or max(1, cores // workers)
+        blocks = parameter_blocks([p.numel() for p in self.params], workers)
+        ctx.model.share_memory()  # the model x_q every worker updates (CUDA tensors go by IPC)
+        for index in range(workers):
+            reader, sender = self.mp.Pipe(duplex=False)
+            proc = self.mp.Process(
+                target=_worker_main,
+                args=(
+                    index,
+                    ctx.model,
+                    ctx.dataset,
+                    self.job,
+                    self.state,
+                    blocks[index],
+                    ctx.rank,
+                    ctx.world,
+                    threads,
+                    sender,
+                ),
+                name=f"lapsgd-worker{index}",
+                daemon=True,
+            )
+            proc.start()
+            sender.close()
+            self.procs.append(proc)
+            self.reports.append(reader)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while self.state.get(SharedState.READY) < workers:
+            self.check_workers()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"lapsgd workers did not start within {START_TIMEOUT_S:.0f} s")
+            time.sleep(POLL_S)
+
+    def check_workers(self) -> None:
+        """Raise the first failed worker's error (or its exit code if it died without one)."""
+        for index, (proc, reader) in enumerate(zip(self.procs, self.reports, strict=True)):
+            if proc.exitcode is None and not reader.poll():
+                continue
+            message = None
+            if reader.poll():
+                try:
+                    message = reader.recv()
+                except EOFError:
+                    pass
+            if message is None and proc.exitcode is None:
+                continue  # the pipe closed as the worker exits: look again next poll
+            proc.join(timeout=1)
+            where = f"lapsgd worker {index} of rank {self.ctx.rank}"
+            if message:
+                raise RuntimeError(f"{where} failed: {message}")
+            raise RuntimeError(f"{where} died with exit code {proc.exitcode}")
+
+    def stop_workers(self) -> None:
+        self.state.set(SharedState.STOP, 1)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in self.procs:
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=1)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for reader in self.reports:
+            reader.close()
+
+    # --- the averaging process a_q ---------------------------------------------------------------
+    def progress(self, epoch: int) -> float:
+        """Fraction of the budget used: epochs over max_epochs, or the clock over the time budget."""
+        claimed = min(self.state.get(SharedState.NEXT_BATCH), self.steps)
+        fraction = (epoch + claimed / self.steps) / self.cfg.max_epochs
+        if self.cfg.time_budget_s:
+            fraction = max(fraction, self.ctx.clock.elapsed() / self.cfg.time_budget_s)
+        return fraction
+
+    def run_epoch(self, epoch: int) -> None:
+        """Let the workers train epoch `epoch`, averaging as Algorithm 1b says, until every device drained."""
+        ctx, state, workers = self.ctx, self.state, self.acfg.workers_per_device
+        ctx.clock.resume()
+        state.start_epoch(epoch)
+        while True:
+            self.check_workers()
+            if not state.get(SharedState.HALT) and ctx.budget_exhausted():
+                state.set(SharedState.HALT, 1)  # stop claiming batches; this epoch ends here
+            done = state.get(SharedState.DONE) == workers
+            progress, halted = self.progress(epoch), state.get(SharedState.HALT)
+            new_updates = state.get(SharedState.UPDATES) - self.since_round
+            if ctx.world > 1:
+                # One small all-reduce per poll keeps the averagers' collectives in step: every
+                # rank sees the same maxima and so enters the same rounds and leaves together.
+                shared = torch.tensor([new_updates, progress, float(not done), halted], dtype=torch.float64)
+                dist.all_reduce(shared, op=dist.ReduceOp.MAX)
+                new_updates, progress, any_busy, halted = shared.tolist()
+                if halted and not state.get(SharedState.HALT):
+                    state.set(SharedState.HALT, 1)  # another device hit the budget
+                    ctx.stop_reason = "time_budget"
+                k = 1 if progress < self.acfg.average_switch else self.acfg.average_every
+                if new_updates >= k:
+                    self.average()
+                done = not any_busy
+            self.set_phase(progress)
+            if done:
+                return
+            time.sleep(POLL_S)
+
+    def set_phase(self, progress: float) -> None:
+        if self.partition_start is not None and progress >= self.partition_start:
+            self.state.set(SharedState.PARTITIONED, 1)
+
+    def average(self) -> None:
+        before = self.state.get(SharedState.UPDATES)
+        started = time.perf_counter()
+        average_round(self.params, self.ctx.world)
+        after = self.state.get(SharedState.UPDATES)
+        self.since_round = before  # s_pre := s_cur (the count the round was triggered by)
+        self.metrics["averaging_rounds"] += 1
+        self.metrics["updates_during_averaging"] += after - before  # measured: workers never wait
+        self.metrics["averaging_s"] += time.perf_counter() - started
+
+    def end_epoch(self) -> None:
+        ctx, stats = self.ctx, self.state.stats
+        meter = ctx.meter()
+        totals = stats.sum(0)
+        meter.loss_sum, meter.correct, meter.samples = totals[0], totals[1].long(), int(totals[2].item())
+        extra = dict(self.metrics, updates=float(self.state.get(SharedState.UPDATES)))
+        extra["partitioned"] = float(self.state.get(SharedState.PARTITIONED))
+        if ctx.world > 1:
+            extra["replica_drift"] = replica_drift(ctx.model)
+        ctx.end_epoch(meter, ctx.model, extra=extra)
+        self.metrics = dict.fromkeys(self.metrics, 0.0)
+
+
+@register_method("lapsgd")
+class LocallyAsynchronousSGD(Method):
+    """LAP-SGD (002 Alg. 1): U Hogwild! worker processes per device, asynchronous non-blocking averaging."""
+
+    summary = "LAP-SGD: U lock-free worker processes per device, non-blocking model averaging every K updates"
+    Config = LapConfig
+    max_devices = None
+    partitioned = False  # lppsgd: alternate partitioned and full updates after partition_start
+
+    def train(self, job, ctx) -> None:
+        acfg = job.method_config
+        acfg.validate()
+        averager = Averager(job, ctx, acfg, acfg.partition_start if self.partitioned else None)
+        try:
+            averager.start_workers()
+            for epoch in ctx.epochs():
+                averager.run_epoch(epoch)
+                averager.end_epoch()
+        finally:
+            averager.stop_workers()

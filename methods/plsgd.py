@@ -1,0 +1,79 @@
+"""`plsgd`: post-local SGD (Lin et al. 2020; 002 Table 1), a baseline of LAP-SGD's paper.
+
+Synchronous data parallel SGD (gradients all-reduced every step, i.e. the replicas averaged after
+every update) for the first `average_switch` of the budget, then local SGD: each replica steps on
+its own and the models are averaged every `average_every` steps. Built from PyTorch's own pieces,
+as DESIGN.md asks: DistributedDataParallel with `post_localSGD_hook`, and `PostLocalSGDOptimizer`
+with a `PeriodicModelAverager`.
+
+The switch is a step count (the hook and the averager count steps): `average_switch` of
+max_epochs x steps per epoch. When a time budget ends training earlier than max_epochs, the switch
+comes later in the run than "half the budget"; the quick profiles size max_epochs to the budget.
+BatchNorm buffers are broadcast from rank 0 at every forward (DDP's default), as in the ddp method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import (
+    PostLocalSGDState,
+    post_localSGD_hook,
+)
+from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
+from torch.distributed.optim import PostLocalSGDOptimizer
+
+from .base import register_method
+from .ddp import DataParallel
+
+
+@dataclass
+class PlsgdConfig:
+    """Post-local SGD's averaging period after the switch and the switch point."""
+
+    average_every: int = 16  # 002 Table 1: K = 16 after the first half
+    average_switch: float = 0.5  # fraction of max_epochs with averaging after every step
+
+    def validate(self) -> None:
+        """Reject values that cannot run, with one line naming the key."""
+        from benchmarks.errors import UserError
+
+        if self.average_every < 1:
+            raise UserError(f"average_every must be >= 1, got {self.average_every}")
+        if not 0.0 <= self.average_switch <= 1.0:
+            raise UserError(f"average_switch must be in [0, 1], got {self.average_switch}")
+
+
+def switch_step(job, ctx) -> int:
+    """The step from which replicas train locally: `average_switch` of max_epochs' steps."""
+    return round(job.method_config.average_switch * job.config.max_epochs * ctx.steps_per_epoch)
+
+
+@register_method("plsgd")
+class PostLocalSGD(DataParallel):
+    """ddp's loop; after the switch, DDP stops all-reducing gradients and the averager runs every K steps."""
+
+    summary = "post-local SGD: synchronous SGD for the first half, then local SGD averaged every K=16 steps"
+    Config = PlsgdConfig
+
+    def trained_module(self, ctx) -> nn.Module:
+        module = super().trained_module(ctx)
+        if ctx.world > 1:
+            state = PostLocalSGDState(
+                process_group=None,
+                subgroup=None,
+                start_localSGD_iter=switch_step(ctx.job, ctx),
+                post_local_gradient_allreduce=False,  # pure local SGD after the switch
+            )
+            module.register_comm_hook(state, post_localSGD_hook)
+        return module
+
+    def make_optimizer(self, module: nn.Module, job, ctx) -> torch.optim.Optimizer:
+        optimizer = super().make_optimizer(module, job, ctx)
+        if ctx.world == 1:
+            return optimizer
+        period, warmup = job.method_config.average_every, switch_step(job, ctx)
+        averager = PeriodicModelAverager(period=period, warmup_steps=warmup)
+        return PostLocalSGDOptimizer(optim=optimizer, averager=averager)
