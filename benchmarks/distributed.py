@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from datetime import timedelta
 from multiprocessing.connection import wait
@@ -73,6 +74,9 @@ def rank_device(device: torch.device, rank: int) -> torch.device:
 def _worker(rank: int, world: int, port: int, job, data_dir, tracking_uri: str, run_id: str, report) -> None:
     """One rank: join the process group, train, send ("done", summary) or ("error", message) to `report`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and ends the ranks
+    # The coordinator ends ranks with SIGTERM: unwind (finally blocks end a method's own child
+    # processes and release their semaphores) instead of dying on the spot.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     from .runner import get_dataset, run_rank
     from .tracking import NullTracker, Tracker
 
@@ -93,6 +97,8 @@ def _worker(rank: int, world: int, port: int, job, data_dir, tracking_uri: str, 
         dataset = get_dataset(job, data_dir)
         summary = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0)
         report.send(("done", summary))
+    except SystemExit:
+        raise  # ended by the coordinator: nothing to report
     except BaseException as err:  # noqa: BLE001  (reported to the coordinator, which fails the job)
         report.send(("error", f"{type(err).__name__}: {err}"))
     finally:

@@ -165,12 +165,38 @@ def hogwild_step(model, optimizer, inputs, targets, block: list[torch.Tensor] | 
     return loss, logits
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """End this process when the averager `parent_pid` ends, however it ends (no orphan workers).
+
+    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); elsewhere, and for a
+    parent gone before this line, the workers also compare their parent's pid at every batch.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
 def _worker_main(
-    index: int, model, dataset, job, state: SharedState, block_indices, rank, world, threads, report
+    index: int,
+    model,
+    dataset,
+    job,
+    state: SharedState,
+    block_indices,
+    rank,
+    world,
+    threads,
+    parent_pid,
+    report,
 ) -> None:
     """One Hogwild! updater u of Algorithm 1a, until the averager says stop (or disappears)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the averager ends its workers
-    parent_pid = os.getppid()
+    die_with_parent(parent_pid)
     try:
         torch.set_num_threads(threads)
         cfg = job.config
@@ -254,7 +280,9 @@ class Averager:
         self.state = SharedState(self.mp, acfg.workers_per_device, ctx.device)
         self.procs, self.reports = [], []
         self.since_round = 0  # S at the last averaging round (s_pre)
-        self.metrics = dict(averaging_rounds=0.0, updates_during_averaging=0.0, averaging_s=0.0)
+        self.metrics = dict(
+            averaging_rounds=0.0, updates_during_averaging=0.0, averaging_s=0.0, averager_polls=0.0
+        )
 
     # --- workers ---------------------------------------------------------------------------------
     def start_workers(self) -> None:
@@ -278,6 +306,7 @@ class Averager:
                     ctx.rank,
                     ctx.world,
                     threads,
+                    os.getpid(),
                     sender,
                 ),
                 name=f"lapsgd-worker{index}",
@@ -293,6 +322,8 @@ class Averager:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"lapsgd workers did not start within {START_TIMEOUT_S:.0f} s")
             time.sleep(POLL_S)
+        if self.ctx.world > 1:
+            dist.barrier()  # every device's workers are ready: no device trains while another still starts
 
     def check_workers(self) -> None:
         """Raise the first failed worker's error (or its exit code if it died without one)."""
@@ -342,6 +373,7 @@ class Averager:
         ctx.clock.resume()
         state.start_epoch(epoch)
         while True:
+            self.metrics["averager_polls"] += 1
             self.check_workers()
             if not state.get(SharedState.HALT) and ctx.budget_exhausted():
                 state.set(SharedState.HALT, 1)  # stop claiming batches; this epoch ends here
