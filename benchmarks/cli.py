@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .errors import DataMissingError, UserError
 
@@ -51,9 +52,17 @@ def build_parser() -> Parser:
     run.add_argument("--data-dir")
     run.add_argument("--tracking-uri")
 
+    report = sub.add_parser("report", help="write reports/out/TABLE.md and .csv from the MLflow runs")
+    report.add_argument("table", help="a table or figure id, or all")
+    report.add_argument("--profile", help="only this profile's runs (default: every profile with runs)")
+    report.add_argument("--out", default=None, help="output folder (default: reports/out/)")
+    report.add_argument("--tracking-uri")
+
     perf = sub.add_parser("perf", help="micro-benchmarks, both sides measured in one process")
     perf.add_argument("name")
-    perf.add_argument("--reps", type=int, default=9, help="interleaved repetitions per side")
+    perf.add_argument(
+        "--reps", type=int, help="interleaved repetitions per side (default: the benchmark's own)"
+    )
     perf.add_argument("--steps", type=int, help="batches per repetition (default: the benchmark's own)")
     perf.add_argument("--data-dir")
     perf.add_argument("--json", action="store_true")
@@ -203,12 +212,36 @@ def cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(args) -> int:
+    from reports.tables import write_index, write_report
+
+    from .errors import did_you_mean
+    from .profiles import PROFILES
+    from .tables import TABLES
+    from .tracking import PROJECT_ROOT, default_tracking_uri
+
+    if args.table != "all" and args.table not in TABLES:
+        raise did_you_mean("table", args.table, [*TABLES, "all"])
+    if args.profile and args.profile not in PROFILES:
+        raise did_you_mean("profile", args.profile, PROFILES)
+    out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
+    uri = args.tracking_uri or default_tracking_uri()
+    specs = list(TABLES.values()) if args.table == "all" else [TABLES[args.table]]
+    for spec in specs:
+        for path in write_report(spec, uri, out_dir, args.profile):
+            print(path)
+    print(write_index(out_dir, TABLES.values()))
+    return 0
+
+
 def cmd_perf(args) -> int:
     from .errors import did_you_mean
     from .perf import PERF
 
     if args.name not in PERF:
         raise did_you_mean("perf benchmark", args.name, PERF)
+    if args.reps is None:
+        args.reps = getattr(PERF[args.name], "default_reps", 9)
     if args.reps < 1:
         raise UserError(f"--reps must be >= 1, got {args.reps}")
     if args.steps is not None and args.steps < 3:
@@ -227,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("benchmarks", "methods", "datasets", "models", "reports"):
         logging.getLogger(name).setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
-    verbs = {"list": cmd_list, "train": cmd_train, "run": cmd_run, "perf": cmd_perf}
+    verbs = {"list": cmd_list, "train": cmd_train, "run": cmd_run, "report": cmd_report, "perf": cmd_perf}
     try:
         return verbs[args.verb](args)
     except (UserError, DataMissingError) as err:

@@ -71,7 +71,9 @@ def rank_device(device: torch.device, rank: int) -> torch.device:
     return device
 
 
-def _worker(rank: int, world: int, port: int, job, data_dir, tracking_uri: str, run_id: str, report) -> None:
+def _worker(
+    rank: int, world: int, port: int, job, data_dir, tracking_uri: str, run_id: str, report, shipped=None
+) -> None:
     """One rank: join the process group, train, send ("done", summary) or ("error", message) to `report`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and ends the ranks
     # The coordinator ends ranks with SIGTERM: unwind (finally blocks end a method's own child
@@ -94,7 +96,7 @@ def _worker(rank: int, world: int, port: int, job, data_dir, tracking_uri: str, 
             timeout=timedelta(minutes=10),
         )
         tracker = Tracker(tracking_uri) if rank == 0 and tracking_uri else NullTracker()
-        dataset = get_dataset(job, data_dir)
+        dataset = shipped if shipped is not None else get_dataset(job, data_dir)
         summary = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0)
         report.send(("done", summary))
     except SystemExit:
@@ -119,8 +121,11 @@ def _stop_all(procs) -> None:
             p.join()
 
 
-def spawn_ranks(job, data_dir, tracking_uri: str | None, run_id: str) -> dict:
+def spawn_ranks(job, data_dir, tracking_uri: str | None, run_id: str, dataset=None) -> dict:
     """Run the job on `job.devices` spawned ranks; returns rank 0's summary.
+
+    Each rank loads the job's dataset from `data_dir` (its own cache), or receives `dataset`
+    (its tensors through shared memory) when one is given.
 
     Raises RuntimeError naming the first rank that failed (a rank that died is named before the
     ranks whose collectives broke because of it); KeyboardInterrupt after ending the ranks.
@@ -132,7 +137,7 @@ def spawn_ranks(job, data_dir, tracking_uri: str | None, run_id: str) -> dict:
     procs = [
         ctx.Process(
             target=_worker,
-            args=(rank, job.devices, port, job, data_dir, tracking_uri, run_id, pipes[rank][1]),
+            args=(rank, job.devices, port, job, data_dir, tracking_uri, run_id, pipes[rank][1], dataset),
             name=f"rank{rank}",
         )
         for rank in range(job.devices)

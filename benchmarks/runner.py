@@ -316,6 +316,7 @@ class TrainContext:
             epochs=self.epoch,
             train_time_s=round(self.clock.elapsed(), 3),
             time_to_best_s=round(self.time_to_best_s, 3),
+            samples_per_s=self.last.get("samples_per_s"),
             stop_reason=self.stop_reason,
             status=status,
         )
@@ -427,6 +428,7 @@ def stub_summary(job: Job, run_id: str, status: str) -> dict:
         epochs=None,
         train_time_s=None,
         time_to_best_s=None,
+        samples_per_s=None,
         stop_reason=status,
         status=status,
     )
@@ -456,7 +458,9 @@ def run_job(job: Job, data_dir: Path | None, tracker: Tracker, progress: bool = 
                 job, dataset, tracker, run_id, resolve_device(job.config.device), progress=progress
             )
         else:
-            summary = spawn_ranks(job, data_dir, tracker.uri, run_id)
+            # A caller that passed its own dataset (and no data folder) has it shipped to the ranks.
+            shipped = dataset if data_dir is None else None
+            summary = spawn_ranks(job, data_dir, tracker.uri, run_id, dataset=shipped)
     except KeyboardInterrupt:
         tracker.finish(run_id, "interrupted", dict(stop_reason="interrupted"))
         raise

@@ -42,7 +42,8 @@ from .update_exchange import replica_drift
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.005  # the averager's and idle workers' polling period (002's parent busy-loops; CPUs are scarce)
+POLL_S = 0.005  # shortest polling period of the averager and idle workers (002's parent busy-loops)
+MAX_POLL_S = 0.05
 START_TIMEOUT_S = 300.0  # a worker that has not started by then (imports, data) fails the job
 STOP_GRACE_S = 5.0
 
@@ -396,7 +397,19 @@ class Averager:
             self.set_phase(progress)
             if done:
                 return
-            time.sleep(POLL_S)
+            time.sleep(self.poll_interval())
+
+    def poll_interval(self) -> float:
+        """A twentieth of a worker's step, within [POLL_S, MAX_POLL_S].
+
+        A due round then starts within 5 % of a step, and the averager's polls (each an
+        all-reduce on several devices) stay a small share of cores the workers need.
+        """
+        updates = self.state.get(SharedState.UPDATES)
+        if updates < 2 * self.acfg.workers_per_device:
+            return POLL_S
+        step_s = self.ctx.clock.elapsed() * self.acfg.workers_per_device / updates
+        return min(max(step_s / 20, POLL_S), MAX_POLL_S)
 
     def set_phase(self, progress: float) -> None:
         if self.partition_start is not None and progress >= self.partition_start:

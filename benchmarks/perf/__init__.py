@@ -38,10 +38,16 @@ def interleaved(a: Callable[[], float], b: Callable[[], float], reps: int) -> di
 
 def _registry() -> dict[str, Callable]:
     from .async_speed import perf_async
+    from .baselines import perf_baselines
     from .overhead import perf_overhead
     from .pipeline import perf_pipeline
 
-    return {"overhead": perf_overhead, "pipeline": perf_pipeline, "async": perf_async}
+    return {
+        "overhead": perf_overhead,
+        "pipeline": perf_pipeline,
+        "async": perf_async,
+        "baselines": perf_baselines,
+    }
 
 
 PERF = _registry()

@@ -14,13 +14,34 @@ from methods import METHODS
 MODELS = ("resnet18", "resnet50")
 # Runs per cell: the paper's 3; quick keeps 3 only where a table's quick run fits an hour.
 RUNS = {"paper": 3, "quick": 1, "smoke": 1}
-# The paper trains every method on 3 GPUs (one process each). On a 2-core CPU the async methods'
-# parallelism is their threads, so quick and smoke run them in one process.
-DEVICES = {"paper": 3, "quick": 1, "smoke": 1}
+# Methods whose parallelism is processes (one per device), not threads within one process.
+PROCESS_PARALLEL = ("lapsgd", "lppsgd", "ddp", "plsgd")
+
+
+def devices_for(method: str, profile: str, spread: bool = False) -> int:
+    """Processes of a `method` job. The paper runs every multi-device method on 3 GPUs.
+
+    On a 2-core CPU (quick) a method uses both cores its own way: the async methods through their
+    threads in one process, the process-parallel baselines as 2 processes of one core each;
+    `spread` puts the async methods on 2 processes too (Tables 7-8 compare multi-device runs).
+    Smoke keeps one process: seconds per run.
+    """
+    if METHODS[method].max_devices == 1:
+        return 1
+    if profile == "paper":
+        return 3
+    if profile == "quick" and (spread or method in PROCESS_PARALLEL):
+        return 2
+    return 1
 
 
 def cifar_jobs(
-    table: str, dataset: str, methods: tuple[str, ...], profile: str, runs: int | None
+    table: str,
+    dataset: str,
+    methods: tuple[str, ...],
+    profile: str,
+    runs: int | None,
+    spread: bool = False,
 ) -> list[Job]:
     """models x methods x runs training jobs on `dataset`; methods not implemented yet are left out."""
     jobs = []
@@ -28,7 +49,6 @@ def cifar_jobs(
         for method in methods:
             if method not in METHODS:
                 continue
-            devices = DEVICES[profile] if METHODS[method].max_devices is None else 1
             for run in range(runs or RUNS[profile]):
                 jobs.append(
                     Job(
@@ -41,7 +61,7 @@ def cifar_jobs(
                         method_config=METHODS[method].Config(),
                         seed=run,
                         run_index=run,
-                        devices=devices,
+                        devices=devices_for(method, profile, spread),
                     )
                 )
     return jobs

@@ -19,6 +19,7 @@ SPEC = register_table(
         title="CIFAR-10 learning curves, Async LU vs Async BU (ResNet-18, ResNet-50)",
         jobs=jobs,
         methods=METHODS,
+        kind="curves",
         source="000 Figure 3 (curves only; no numbers to set beside)",
     )
 )

@@ -56,6 +56,7 @@ SPEC = register_table(
             ("resnet50", "forward_s"): (0.0166, 5e-5),
             ("resnet50", "backward_s"): (0.0299, 4e-5),
         },
+        kind="timing",
         source="000 Table 9 (3 A100 GPUs, libtorch), mean ± std",
     )
 )

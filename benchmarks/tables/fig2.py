@@ -1,0 +1,25 @@
+"""Figure 2: learning curves of Async LU vs Async BU on CIFAR-100, ResNet-18 and ResNet-50."""
+
+from __future__ import annotations
+
+from . import TableSpec, register_table
+from .cifar import cifar_jobs
+
+METHODS = ("async_lu", "async_bu")
+
+
+def jobs(profile: str, runs: int | None = None) -> list:
+    """The async runs of Table 3 (tagged table3: the same jobs, resumed from either)."""
+    return cifar_jobs("table3", "cifar100", METHODS, profile, runs)
+
+
+SPEC = register_table(
+    TableSpec(
+        id="fig2",
+        title="CIFAR-100 learning curves, Async LU vs Async BU (ResNet-18, ResNet-50)",
+        jobs=jobs,
+        methods=METHODS,
+        kind="curves",
+        source="000 Figure 2 (curves of 3 runs each; no numbers to set beside)",
+    )
+)

@@ -1,0 +1,76 @@
+"""Runs and learning curves from MLflow as pandas frames, and the time-to-accuracy arithmetic.
+
+Time to accuracy is read off the curves (DESIGN.md): the training clock (`train_time_s`) at the
+end of the first epoch whose test accuracy reaches the target, and the number of epochs to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+CELL = ["profile", "model", "method", "run_index"]  # one run of one cell of a table
+
+
+def load_runs(uri: str, experiment: str) -> pd.DataFrame:
+    """Every run of `experiment` (one row each, newest first) with its tags and final metrics."""
+    mlflow.set_tracking_uri(uri)
+    if MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment) is None:
+        return pd.DataFrame()
+    frame = mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"])
+    if frame.empty:
+        return frame
+    tags = {c: c.removeprefix("tags.") for c in frame.columns if c.startswith("tags.")}
+    # Our tags (status: finished | diverged | failed | interrupted) replace MLflow's own columns.
+    frame = frame.drop(columns=[c for c in tags.values() if c in frame.columns]).rename(columns=tags)
+    frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
+    return frame
+
+
+def latest_per_cell(runs: pd.DataFrame, status: str | None = "finished") -> pd.DataFrame:
+    """The newest run of each cell (profile, model, method, run index), optionally of one status."""
+    if runs.empty:
+        return runs
+    chosen = runs if status is None else runs[runs["status"] == status]
+    return chosen.drop_duplicates(subset=CELL, keep="first")  # runs are sorted newest first
+
+
+def curve(uri: str, run_id: str) -> pd.DataFrame:
+    """A run's per-epoch curve: epoch, test_acc, train_time_s (from the metric histories)."""
+    client = MlflowClient(tracking_uri=uri)
+    columns = {}
+    for key in ("test_acc", "train_time_s", "train_loss"):
+        history = client.get_metric_history(run_id, key)
+        columns[key] = pd.Series({m.step: m.value for m in history}, dtype="float64")
+    frame = pd.DataFrame(columns).sort_index()
+    frame.index.name = "epoch"
+    return frame.reset_index()
+
+
+def time_to_accuracy(run_curve: pd.DataFrame, target: float) -> tuple[float, float]:
+    """(training seconds, epochs) until the test accuracy first reaches `target`; NaN if never."""
+    reached = run_curve[run_curve["test_acc"] >= target - 1e-12]
+    if reached.empty or math.isnan(target):
+        return math.nan, math.nan
+    first = reached.iloc[0]
+    return float(first["train_time_s"]), float(first["epoch"] + 1)
+
+
+def time_to_best(run_curve: pd.DataFrame) -> tuple[float, float, float]:
+    """(best test accuracy, training seconds and epochs until it was first reached)."""
+    best = float(run_curve["test_acc"].max())
+    seconds, epochs = time_to_accuracy(run_curve, best)
+    return best, seconds, epochs
+
+
+def mean_std(values: pd.Series) -> tuple[float, float, int]:
+    """(mean, sample standard deviation, count) of the defined values; std is NaN for one value."""
+    values = values.dropna()
+    return (
+        float(values.mean()) if len(values) else math.nan,
+        float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+        len(values),
+    )

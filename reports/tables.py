@@ -1,0 +1,353 @@
+"""`report TABLE`: a table's runs from MLflow, summarised with the paper's columns beside the paper's numbers.
+
+Each spec's `kind` picks the columns: `tta` (Tables 1, 3: time and epochs to a fixed target and
+to the worst method's best), `best` (Tables 2, 4: best accuracy, time and epochs to it),
+`speedup` (Tables 7, 8: bp's time over the method's, to the lowest best accuracy), `timing`
+(Table 9) and `curves` (Figures 2-4: PNG learning curves). Every report says which runs are
+missing or failed and renders what exists.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .runs import curve, latest_per_cell, load_runs, mean_std, time_to_accuracy, time_to_best
+
+PROFILE_ORDER = ("paper", "quick", "smoke")
+
+
+@dataclass
+class Section:
+    """One profile's part of a report: the summary, the per-run values, and what is missing."""
+
+    profile: str
+    summary: pd.DataFrame
+    per_run: pd.DataFrame
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    hardware: list[str] = field(default_factory=list)
+    figure: Path | None = None
+
+
+def experiment_of(spec) -> str:
+    """The MLflow experiment a spec's runs are in (views of shared runs use the first table's)."""
+    for profile in PROFILE_ORDER:
+        jobs = spec.jobs(profile)
+        if jobs:
+            return jobs[0].table
+    return spec.id
+
+
+def fmt(mean: float, std: float = math.nan, digits: int = 3) -> str:
+    """'mean ± std' ('mean' for one run, '–' for none)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    text = f"{mean:.{digits}g}" if abs(mean) < 10 else f"{mean:.1f}"
+    if std is not None and not math.isnan(std):
+        text += f" ± {std:.{digits}g}" if abs(std) < 10 else f" ± {std:.1f}"
+    return text
+
+
+def paper_fmt(value) -> str:
+    """The paper's cell: (mean, std) -> 'mean ± std'."""
+    if value is None:
+        return "–"
+    mean, std = value
+    return f"{mean:g} ± {std:g}"
+
+
+# --- per-run values ---------------------------------------------------------------------------
+def training_per_run(uri: str, finished: pd.DataFrame, targets: dict) -> pd.DataFrame:
+    """Per run: best accuracy, time/epochs to it, to the fixed target, and to the worst method's best."""
+    rows = []
+    for _, run in finished.iterrows():
+        c = curve(uri, run["run_id"])
+        if c.empty or c["test_acc"].isna().all():
+            continue
+        best, best_s, best_epochs = time_to_best(c)
+        target = targets.get(run["model"], math.nan)
+        target_s, target_epochs = time_to_accuracy(c, target)
+        rows.append(
+            dict(
+                model=run["model"],
+                method=run["method"],
+                run_index=int(run["run_index"]),
+                run_id=run["run_id"],
+                best_acc=best,
+                tta_best_s=best_s,
+                epochs_best=best_epochs,
+                target=target,
+                tta_target_s=target_s,
+                epochs_target=target_epochs,
+                _curve=c,
+            )
+        )
+    per_run = pd.DataFrame(rows)
+    if per_run.empty:
+        return per_run
+    # The paper's rule (Tables 1, 3): the best accuracy reached by the worst method, per model.
+    # Taken as the lowest best accuracy of any run of that model, so every run reaches it.
+    worst = per_run.groupby("model")["best_acc"].transform("min")
+    per_run["worst_best"] = worst
+    tta = [time_to_accuracy(c, w) for c, w in zip(per_run["_curve"], worst, strict=True)]
+    per_run["tta_worst_s"] = [t[0] for t in tta]
+    per_run["epochs_worst"] = [t[1] for t in tta]
+    return per_run
+
+
+def summarise(per_run: pd.DataFrame, columns: list[str], keys=("model", "method")) -> pd.DataFrame:
+    """mean, std and count of `columns` per (model, method)."""
+    rows = []
+    for key, group in per_run.groupby(list(keys), sort=False):
+        row = dict(zip(keys, key, strict=True), runs=len(group))
+        for column in columns:
+            mean, std, _ = mean_std(group[column])
+            row[f"{column}_mean"], row[f"{column}_std"] = mean, std
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
+    """Rows by model (ResNet-18 first) and then in the order of the spec's methods, as the paper's tables."""
+    if summary.empty or "method" not in summary:
+        return (
+            summary.sort_values("model", kind="stable").reset_index(drop=True)
+            if not summary.empty
+            else summary
+        )
+    rank = {m: i for i, m in enumerate(spec.methods)}
+    order = summary.assign(_rank=summary["method"].map(rank)).sort_values(["model", "_rank"], kind="stable")
+    return order.drop(columns="_rank").reset_index(drop=True)
+
+
+def speedups(per_run: pd.DataFrame, reference: str = "bp") -> pd.DataFrame:
+    """Tables 7-8: per model and run index, bp's time to a* over each method's, a* the model's lowest best."""
+    rows = []
+    for (model, run_index), group in per_run.groupby(["model", "run_index"]):
+        ref = group[group["method"] == reference]
+        if ref.empty:
+            continue
+        ref_s = float(ref["tta_worst_s"].iloc[0])
+        for _, run in group[group["method"] != reference].iterrows():
+            rows.append(
+                dict(
+                    model=model, method=run["method"], run_index=run_index, speedup=ref_s / run["tta_worst_s"]
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+# --- sections ---------------------------------------------------------------------------------
+def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) -> list[Section]:
+    """One Section per profile that has runs of this table (or the asked profile)."""
+    runs = load_runs(uri, experiment_of(spec))
+    measured = spec.kind == "timing"
+    if not runs.empty:
+        runs = runs[runs.get("kind", "train").fillna("train") == ("fwd_bwd_timing" if measured else "train")]
+        if spec.methods:
+            runs = runs[runs["method"].isin(spec.methods)]
+    profiles = (
+        [profile] if profile else [p for p in PROFILE_ORDER if not runs.empty and p in set(runs["profile"])]
+    )
+    sections = []
+    for prof in profiles:
+        of_profile = runs[runs["profile"] == prof] if not runs.empty else runs
+        finished = latest_per_cell(of_profile)
+        section = Section(prof, pd.DataFrame(), pd.DataFrame())
+        section.missing = missing_cells(spec, prof, of_profile, finished)
+        if not finished.empty:
+            section.hardware = sorted(set(finished["hardware"].dropna()) | set())
+        if measured:
+            fill_timing(section, spec, finished)
+        else:
+            fill_training(section, spec, uri, finished, out_dir)
+        sections.append(section)
+    return sections
+
+
+def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame) -> list[str]:
+    """'model method run N: failed | not run ...' for every expected cell without a finished run."""
+    cells = ["model", "method", "run_index"]
+    have = set() if finished.empty else set(finished[cells].itertuples(index=False, name=None))
+    newest = latest_per_cell(runs, status=None)
+    status = {} if newest.empty else {
+        (r.model, r.method, r.run_index): r.status for r in newest.itertuples()
+    }  # fmt: skip
+    out = []
+    for job in spec.jobs(profile):
+        cell = (job.model, job.method, job.run_index)
+        if cell not in have:
+            out.append(f"{job.model} {job.method} run {job.run_index}: {status.get(cell, 'not run')}")
+    return out
+
+
+def fill_timing(section: Section, spec, finished: pd.DataFrame) -> None:
+    """Table 9: forward, backward and β per model, beside the paper's."""
+    if finished.empty:
+        return
+    per_run = finished[
+        ["model", "run_index", "metrics.forward_s", "metrics.backward_s", "metrics.beta"]
+    ].rename(columns=lambda c: c.removeprefix("metrics."))
+    section.per_run = per_run
+    summary = summarise(per_run, ["forward_s", "backward_s", "beta"], keys=("model",))
+    for column in ("forward_s", "backward_s"):
+        summary[f"paper_{column}"] = [paper_fmt(spec.paper.get((m, column))) for m in summary["model"]]
+    summary["paper_beta"] = [
+        f"{spec.paper[(m, 'backward_s')][0] / spec.paper[(m, 'forward_s')][0]:.2f}"
+        if (m, "forward_s") in spec.paper
+        else "–"
+        for m in summary["model"]
+    ]
+    section.summary = in_spec_order(summary, spec)
+
+
+def fill_training(section: Section, spec, uri: str, finished: pd.DataFrame, out_dir: Path) -> None:
+    """Tables 1-4, 7-8 and Figures 2-4 from the runs' learning curves."""
+    targets = spec.targets.get(section.profile, {})
+    per_run = training_per_run(uri, finished, targets)
+    if per_run.empty:
+        return
+    section.per_run = per_run.drop(columns=["_curve"])
+    if spec.kind == "tta":
+        summary = summarise(per_run, ["tta_target_s", "epochs_target", "tta_worst_s", "epochs_worst"])
+        summary["target"] = [targets.get(m, math.nan) for m in summary["model"]]
+        summary["worst_best"] = [
+            per_run[per_run["model"] == m]["worst_best"].iloc[0] for m in summary["model"]
+        ]
+        add_paper(summary, spec, ("paper_tta_s", "paper_epochs"))
+        section.notes.append(
+            "Targets: fixed (the spec's, per profile) and the paper's rule, the best accuracy reached by the "
+            "worst method (taken as the lowest best accuracy of any run of the model)."
+        )
+    elif spec.kind == "best":
+        summary = summarise(per_run, ["best_acc", "tta_best_s", "epochs_best"])
+        add_paper(summary, spec, ("paper_best_acc_pct", "paper_tta_s", "paper_epochs"))
+    elif spec.kind == "speedup":
+        ratios = speedups(per_run)
+        summary = summarise(ratios, ["speedup"]) if not ratios.empty else pd.DataFrame()
+        if not summary.empty:
+            add_paper(summary, spec, ("paper_speedup",), single=True)
+        section.notes.append(spec.reading)
+    else:  # curves
+        summary = summarise(per_run, ["best_acc", "tta_best_s"])
+        section.figure = draw_curves(spec, section.profile, per_run, out_dir)
+    section.summary = in_spec_order(summary, spec)
+
+
+def add_paper(summary: pd.DataFrame, spec, columns: tuple[str, ...], single: bool = False) -> None:
+    """The paper's numbers for each (model, method) row, one column per value of its cell."""
+    for i, column in enumerate(columns):
+        values = []
+        for model, method in zip(summary["model"], summary["method"], strict=True):
+            cell = spec.paper.get((model, method))
+            values.append(paper_fmt(cell if single else (cell[i] if cell else None)))
+        summary[column] = values
+
+
+def draw_curves(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Path:
+    """Test accuracy vs epoch (mean line, band = ±1 std over runs) and vs training time (one line per run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from matplotlib.ticker import MaxNLocator
+
+    long = pd.concat(
+        [c.assign(model=m, method=me, run=r) for c, m, me, r in
+         zip(per_run["_curve"], per_run["model"], per_run["method"], per_run["run_index"], strict=True)],
+        ignore_index=True,
+    )  # fmt: skip
+    long["epochs"] = long["epoch"] + 1  # epochs completed when the point was evaluated
+    models = sorted(dict.fromkeys(long["model"]))
+    hue_order = [m for m in spec.methods if m in set(long["method"])]
+    fig, axes = plt.subplots(2, len(models), figsize=(5.5 * len(models), 7.5), squeeze=False)
+    for col, model in enumerate(models):
+        data = long[long["model"] == model]
+        top, bottom = axes[0][col], axes[1][col]
+        style = dict(data=data, y="test_acc", hue="method", hue_order=hue_order)
+        sns.lineplot(x="epochs", errorbar="sd", ax=top, **style)
+        sns.lineplot(x="train_time_s", units="run", estimator=None, ax=bottom, **style)
+        top.set_title(f"{model} ({profile}): mean, band ±1 std over runs", fontsize=10)
+        bottom.set_title("each run against its training clock", fontsize=10)
+        top.set_xlabel("epoch")
+        top.xaxis.set_major_locator(MaxNLocator(integer=True))
+        bottom.set_xlabel("training time (s)")
+        for ax in (top, bottom):
+            ax.set_ylabel("test accuracy")
+    fig.suptitle(spec.title, fontsize=10)
+    fig.tight_layout()
+    path = out_dir / f"{spec.id}-{profile}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --- files ------------------------------------------------------------------------------------
+def display(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary with each (x_mean, x_std) pair as one 'mean ± std' column."""
+    out = pd.DataFrame(index=summary.index)
+    for column in summary.columns:
+        if column.endswith("_std"):
+            continue
+        if column.endswith("_mean"):
+            base = column.removesuffix("_mean")
+            scale = 100.0 if base == "best_acc" else 1.0
+            out[base + (" (%)" if scale == 100.0 else "")] = [
+                fmt(m * scale, s * scale)
+                for m, s in zip(summary[column], summary[base + "_std"], strict=True)
+            ]
+        elif column in ("target", "worst_best"):
+            out[column + " (%)"] = [fmt(v * 100) for v in summary[column]]
+        else:
+            out[column] = summary[column]
+    return out
+
+
+def write_report(spec, uri: str, out_dir: Path, profile: str | None = None) -> list[Path]:
+    """Write reports/out/<id>.md and <id>.csv (and PNGs for figures); returns the files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections = build_sections(spec, uri, out_dir, profile)
+    lines = [f"# {spec.id}: {spec.title}", "", f"Paper: {spec.source}." if spec.source else ""]
+    if spec.reading:
+        lines += ["", f"Reading: {spec.reading}"]
+    if not sections:
+        lines += ["", f"No runs yet. Run them with `python -m benchmarks run {spec.id}`."]
+    frames = []
+    for section in sections:
+        lines += ["", f"## Profile `{section.profile}`", ""]
+        if section.hardware:
+            lines.append(f"Hardware: {'; '.join(section.hardware)}.")
+        for note in section.notes:
+            lines.append(f"{note}")
+        if not section.summary.empty:
+            lines += ["", display(section.summary).to_markdown(index=False)]
+            frames.append(section.summary.assign(profile=section.profile))
+        else:
+            lines += ["", "No finished runs."]
+        if section.figure is not None:
+            lines += ["", f"![{spec.id} {section.profile}]({section.figure.name})"]
+        if section.missing:
+            lines += ["", f"Missing or unfinished ({len(section.missing)}):", ""]
+            lines += [f"- {m}" for m in section.missing]
+    md_path, csv_path = out_dir / f"{spec.id}.md", out_dir / f"{spec.id}.csv"
+    md_path.write_text("\n".join(lines).strip() + "\n")
+    combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    combined.to_csv(csv_path, index=False)
+    return [md_path, csv_path] + [s.figure for s in sections if s.figure is not None]
+
+
+def write_index(out_dir: Path, specs) -> Path:
+    """reports/out/index.md: every table and figure with links to its files."""
+    lines = ["# Reports", "", "| id | title | files |", "| --- | --- | --- |"]
+    for spec in specs:
+        files = [f"[md]({spec.id}.md)", f"[csv]({spec.id}.csv)"]
+        files += [f"[{p.name}]({p.name})" for p in sorted(out_dir.glob(f"{spec.id}-*.png"))]
+        lines.append(f"| `{spec.id}` | {spec.title} | {' '.join(files)} |")
+    path = out_dir / "index.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

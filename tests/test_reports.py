@@ -1,0 +1,117 @@
+"""Reports from an MLflow store of synthetic runs whose curves are known: every number hand-computed."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from benchmarks.tables import TABLES
+from benchmarks.tracking import Tracker
+from reports.tables import write_report
+
+from .conftest import cli
+
+
+def add_run(tracker, table, model, method, run_index, acc=None, times=None, status="finished", metrics=None):
+    """A run with tags as the runner writes them and a learning curve (test_acc, train_time_s per epoch)."""
+    tags = dict(
+        table=table, model=model, method=method, profile="paper", run_index=run_index, seed=run_index,
+        status="running", kind="fwd_bwd_timing" if metrics else "train", hardware="test-cpu x 2", devices=1,
+    )  # fmt: skip
+    run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, {})
+    for epoch, (a, t) in enumerate(zip(acc or [], times or [], strict=True)):
+        tracker.log_metrics(
+            run_id, dict(test_acc=a, train_time_s=t, train_loss=1.0 / (epoch + 1)), step=epoch
+        )
+    if metrics:
+        tracker.log_metrics(run_id, metrics, step=0)
+    tracker.finish(run_id, status, dict(stop_reason="max_epochs"))
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('reports') / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    # Tables 1/2 (experiment table1), paper profile, ResNet-18; target 0.87.
+    add_run(tracker, "table1", "resnet18", "async_lu", 0, [0.80, 0.88, 0.93], [100, 200, 300])
+    add_run(tracker, "table1", "resnet18", "async_lu", 1, [0.85, 0.90, 0.91], [110, 220, 330])
+    add_run(tracker, "table1", "resnet18", "async_bu", 0, [0.87, 0.89, 0.88], [90, 180, 270])
+    add_run(tracker, "table1", "resnet18", "lapsgd", 0, [0.70, 0.86, 0.88], [150, 300, 450])
+    add_run(tracker, "table1", "resnet18", "lppsgd", 0, [0.5, 0.6], [10, 20], status="failed")
+    # Table 7, ResNet-18: a* = 0.84 (ddp's best), bp reaches it at 300 s.
+    add_run(tracker, "table7", "resnet18", "bp", 0, [0.5, 0.8, 0.9], [100, 200, 300])
+    add_run(tracker, "table7", "resnet18", "async_lu", 0, [0.6, 0.85, 0.86], [50, 100, 150])
+    add_run(tracker, "table7", "resnet18", "ddp", 0, [0.7, 0.82, 0.84], [40, 80, 120])
+    # Table 9, ResNet-18, two timing runs.
+    for i, (fwd, bwd) in enumerate([(1.0, 2.0), (2.0, 3.0)]):
+        timing = dict(forward_s=fwd, backward_s=bwd, beta=bwd / fwd)
+        add_run(tracker, "table9", "resnet18", "fwd_bwd_timing", i, metrics=timing)
+    return uri
+
+
+def row(frame: pd.DataFrame, model: str, method: str | None = None) -> pd.Series:
+    chosen = frame[(frame["model"] == model) & ((frame["method"] == method) if method else True)]
+    assert len(chosen) == 1
+    return chosen.iloc[0]
+
+
+def test_time_to_fixed_target_and_to_the_worst_methods_best(filled, tmp_path):
+    write_report(TABLES["table1"], filled, tmp_path, "paper")
+    csv = pd.read_csv(tmp_path / "table1.csv")
+    lu = row(csv, "resnet18", "async_lu")
+    assert lu["tta_target_s_mean"] == 210 and lu["tta_target_s_std"] == pytest.approx(math.sqrt(200))
+    assert lu["epochs_target_mean"] == 2 and lu["runs"] == 2
+    # a* = 0.88, the lowest best of any ResNet-18 run (lapsgd's); async_lu reaches it at 200 and 220 s.
+    assert lu["worst_best"] == pytest.approx(0.88) and lu["tta_worst_s_mean"] == 210
+    bu = row(csv, "resnet18", "async_bu")
+    assert (bu["tta_target_s_mean"], bu["epochs_target_mean"]) == (90, 1)
+    assert (bu["tta_worst_s_mean"], bu["epochs_worst_mean"]) == (180, 2)
+    assert math.isnan(bu["tta_target_s_std"])  # one run: no std
+    lap = row(csv, "resnet18", "lapsgd")
+    assert (lap["tta_target_s_mean"], lap["tta_worst_s_mean"], lap["epochs_worst_mean"]) == (450, 450, 3)
+    assert lap["paper_tta_s"] == "706.3 ± 13" and lap["paper_epochs"] == "104 ± 2"
+    md = (tmp_path / "table1.md").read_text()
+    assert "resnet18 lppsgd run 0: failed" in md and "resnet50 async_lu run 0: not run" in md
+    assert "210.0 ± 14.1" in md and "706.3 ± 13" in md
+
+
+def test_best_accuracy_and_time_to_each_runs_best(filled, tmp_path):
+    write_report(TABLES["table2"], filled, tmp_path, "paper")
+    lu = row(pd.read_csv(tmp_path / "table2.csv"), "resnet18", "async_lu")
+    assert lu["best_acc_mean"] == pytest.approx(0.92) and lu["best_acc_std"] == pytest.approx(math.sqrt(2e-4))
+    assert lu["tta_best_s_mean"] == 315 and lu["tta_best_s_std"] == pytest.approx(math.sqrt(450))
+    assert lu["epochs_best_mean"] == 3 and lu["paper_best_acc_pct"] == "93.7 ± 0.28"
+    assert "92.0 ± 1.41" in (tmp_path / "table2.md").read_text()  # percent
+
+
+def test_speedup_over_single_device_bp(filled, tmp_path):
+    write_report(TABLES["table7"], filled, tmp_path, "paper")
+    csv = pd.read_csv(tmp_path / "table7.csv")
+    assert row(csv, "resnet18", "async_lu")["speedup_mean"] == pytest.approx(3.0)  # 300 s / 100 s
+    assert row(csv, "resnet18", "ddp")["speedup_mean"] == pytest.approx(2.5)  # 300 s / 120 s
+    assert row(csv, "resnet18", "ddp")["paper_speedup"] == "1.9 ± 0.08"
+
+
+def test_timing_table(filled, tmp_path):
+    write_report(TABLES["table9"], filled, tmp_path, "paper")
+    r18 = row(pd.read_csv(tmp_path / "table9.csv"), "resnet18")
+    assert r18["forward_s_mean"] == 1.5 and r18["forward_s_std"] == pytest.approx(math.sqrt(0.5))
+    assert r18["backward_s_mean"] == 2.5 and r18["beta_mean"] == 1.75
+    assert r18["paper_beta"] == pytest.approx(2.08)
+    assert "resnet50 fwd_bwd_timing run 0: not run" in (tmp_path / "table9.md").read_text()
+
+
+def test_curves_figure_and_index_through_the_cli(filled, tmp_path):
+    proc = cli("report", "all", "--tracking-uri", filled, "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    for spec_id in TABLES:
+        assert (tmp_path / f"{spec_id}.md").exists() and (tmp_path / f"{spec_id}.csv").exists()
+    assert (tmp_path / "fig3-paper.png").stat().st_size > 10_000
+    assert "fig3-paper.png" in (tmp_path / "index.md").read_text()
+    assert "No runs yet" in (tmp_path / "fig2.md").read_text()
+
+
+def test_unknown_table_is_one_line_exit_2(filled):
+    proc = cli("report", "tabel1", "--tracking-uri", filled)
+    assert proc.returncode == 2 and "table1" in proc.stderr and "Traceback" not in proc.stderr
