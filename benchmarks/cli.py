@@ -187,19 +187,23 @@ def cmd_run(args) -> int:
     if args.devices:
         for job in jobs:
             job.devices = args.devices
+    jobs = list({(j.table, j.key): j for j in jobs}.values())  # views of the same runs share jobs
     data_dir, tracker = resolve_data_dir(args.data_dir), Tracker(args.tracking_uri)
+    pending = [j for j in jobs if tracker.finished_run(j.table, j.key) is None]
+    budgets = [j.config.time_budget_s for j in pending]
+    estimate = f"; at most ~{sum(budgets) / 60:.0f} min of training (the budgets)" if all(budgets) else ""
+    log.info("%d jobs to run, %d finished before%s", len(pending), len(jobs) - len(pending), estimate)
     results, failed = [], []
-    with tqdm(total=len(jobs), desc=f"{args.table} ({profile})", unit="job") as bar:
-        for job in jobs:
-            done = tracker.finished_run(job.table, job.key)
-            if done is not None:
-                log.info("%s: finished before (run %s), skipped", job.name, done.info.run_id)
-            else:
-                try:
-                    results.append((job, run_job(job, data_dir, tracker)))
-                except JobFailed as err:
-                    log.error("%s failed: %s", job.name, err)
-                    failed.append(job.name)
+    # The bar counts the jobs still to run, so its ETA (tqdm's, from the jobs done) is not skewed
+    # by skipped ones.
+    with tqdm(total=len(pending), desc=f"{args.table} ({profile})", unit="job") as bar:
+        for job in pending:
+            bar.set_postfix_str(job.name)
+            try:
+                results.append((job, run_job(job, data_dir, tracker)))
+            except JobFailed as err:
+                log.error("%s failed: %s", job.name, err)
+                failed.append(job.name)
             bar.update(1)
     for job, summary in results:
         numbers = {k: v for k, v in summary.items() if isinstance(v, float)}

@@ -142,8 +142,36 @@ def speedups(per_run: pd.DataFrame, reference: str = "bp") -> pd.DataFrame:
 
 
 # --- sections ---------------------------------------------------------------------------------
+def hyperparameter_sections(spec, profile: str | None) -> list[Section]:
+    """Table 10: each workload's hyperparameters under a profile, the paper's value beside ours."""
+    from benchmarks.profiles import hyperparameters
+    from benchmarks.tables.table10 import HYPERPARAMETERS, WORKLOADS
+    from datasets import DATASETS
+    from models import MODELS
+
+    sections = []
+    for prof in [profile] if profile else ["paper", "quick"]:
+        rows = []
+        for name in HYPERPARAMETERS:
+            row = {"hyperparameter": name}
+            for dataset, model in WORKLOADS:
+                paper = spec.paper[(dataset, model)][name]
+                if dataset in DATASETS and model in MODELS:
+                    ours = getattr(hyperparameters(dataset, model, prof), name)
+                    row[f"{dataset}/{model}"] = f"{ours:g} (paper {paper if paper is not None else '–'})"
+                else:
+                    row[f"{dataset}/{model}"] = (
+                        f"not implemented yet (paper {paper if paper is not None else '–'})"
+                    )
+            rows.append(row)
+        sections.append(Section(prof, pd.DataFrame(rows), pd.DataFrame()))
+    return sections
+
+
 def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) -> list[Section]:
     """One Section per profile that has runs of this table (or the asked profile)."""
+    if spec.kind == "hyperparameters":
+        return hyperparameter_sections(spec, profile)
     runs = load_runs(uri, experiment_of(spec))
     measured = spec.kind == "timing"
     if not runs.empty:

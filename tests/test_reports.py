@@ -110,8 +110,29 @@ def test_curves_figure_and_index_through_the_cli(filled, tmp_path):
     assert (tmp_path / "fig3-paper.png").stat().st_size > 10_000
     assert "fig3-paper.png" in (tmp_path / "index.md").read_text()
     assert "No runs yet" in (tmp_path / "fig2.md").read_text()
+    assert (
+        "| t_max " in (tmp_path / "table10.md").read_text()
+        and "105 (paper 105)" in (tmp_path / "table10.md").read_text()
+    )
 
 
 def test_unknown_table_is_one_line_exit_2(filled):
     proc = cli("report", "tabel1", "--tracking-uri", filled)
     assert proc.returncode == 2 and "table1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_run_all_smoke_then_report_all_writes_every_file(tmp_path):
+    """Every table's smoke jobs through the CLI, then every report (minutes: `pytest -m slow`)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = cli("run", "all", "--profile", "smoke", "--tracking-uri", uri, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "out"
+    proc = cli("report", "all", "--tracking-uri", uri, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    for spec_id, spec in TABLES.items():
+        md = (out / f"{spec_id}.md").read_text()
+        assert "## Profile `smoke`" in md and "No finished runs" not in md, spec_id
+        assert len(pd.read_csv(out / f"{spec_id}.csv")) >= 2, spec_id
+        if spec.kind == "curves":
+            assert (out / f"{spec_id}-smoke.png").exists()
