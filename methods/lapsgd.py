@@ -88,12 +88,15 @@ class SharedState:
             self.stats.share_memory_()
 
     def get(self, field: int) -> int:
+        """Read one counter or flag."""
         return int(self.ints[field])
 
     def set(self, field: int, value: int) -> None:
+        """Write one counter or flag (a single aligned store)."""
         self.ints[field] = value
 
     def increment(self, field: int) -> None:
+        """Add one, atomically with respect to the other processes."""
         with self.lock:
             self.ints[field] += 1
 
@@ -287,6 +290,7 @@ class Averager:
 
     # --- workers ---------------------------------------------------------------------------------
     def start_workers(self) -> None:
+        """Spawn the U workers on the shared model and wait until all are ready (and every device's are)."""
         workers = self.acfg.workers_per_device
         ctx, cfg = self.ctx, self.cfg
         cores = max(1, (os.cpu_count() or 1) // ctx.world)
@@ -346,6 +350,7 @@ class Averager:
             raise RuntimeError(f"{where} died with exit code {proc.exitcode}")
 
     def stop_workers(self) -> None:
+        """Tell the workers to stop after their batch; terminate (then kill) any that do not."""
         self.state.set(SharedState.STOP, 1)
         deadline = time.monotonic() + STOP_GRACE_S
         for proc in self.procs:
@@ -384,7 +389,9 @@ class Averager:
             if ctx.world > 1:
                 # One small all-reduce per poll keeps the averagers' collectives in step: every
                 # rank sees the same maxima and so enters the same rounds and leaves together.
-                shared = torch.tensor([new_updates, progress, float(not done), halted], dtype=torch.float64)
+                shared = torch.tensor(
+                    [new_updates, progress, float(not done), halted], dtype=torch.float64, device=ctx.device
+                )  # on the device: NCCL reduces device tensors only
                 dist.all_reduce(shared, op=dist.ReduceOp.MAX)
                 new_updates, progress, any_busy, halted = shared.tolist()
                 if halted and not state.get(SharedState.HALT):
@@ -412,10 +419,12 @@ class Averager:
         return min(max(step_s / 20, POLL_S), MAX_POLL_S)
 
     def set_phase(self, progress: float) -> None:
+        """LPP-SGD: switch the workers to alternating partitioned updates once T_st is passed."""
         if self.partition_start is not None and progress >= self.partition_start:
             self.state.set(SharedState.PARTITIONED, 1)
 
     def average(self) -> None:
+        """One averaging round, counting the updates the workers made while it ran."""
         before = self.state.get(SharedState.UPDATES)
         started = time.perf_counter()
         average_round(self.params, self.ctx.world)
@@ -426,6 +435,7 @@ class Averager:
         self.metrics["averaging_s"] += time.perf_counter() - started
 
     def end_epoch(self) -> None:
+        """The epoch's train loss/accuracy from the workers' sums, the averaging metrics, evaluation."""
         ctx, stats = self.ctx, self.state.stats
         meter = ctx.meter()
         totals = stats.sum(0)
