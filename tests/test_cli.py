@@ -91,6 +91,7 @@ def test_train_smoke_json_and_mlflow(store):
         "epochs",
         "train_time_s",
         "time_to_best_s",
+        "samples_per_s",
         "stop_reason",
         "status",
     }
