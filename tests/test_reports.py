@@ -128,7 +128,7 @@ def test_run_all_smoke_then_report_all_writes_every_file(tmp_path):
     proc = cli("run", "all", "--profile", "smoke", "--tracking-uri", uri, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "out"
-    proc = cli("report", "all", "--tracking-uri", uri, "--out", str(out))
+    proc = cli("report", "all", "--profile", "smoke", "--tracking-uri", uri, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     for spec_id, spec in TABLES.items():
         md = (out / f"{spec_id}.md").read_text()
