@@ -199,6 +199,8 @@ def _worker_main(
     report,
 ) -> None:
     """One Hogwild! updater u of Algorithm 1a, until the averager says stop (or disappears)."""
+    from benchmarks.runner import to_model_layout, uses_channels_last  # here: the runner imports methods
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the averager ends its workers
     die_with_parent(parent_pid)
     try:
@@ -211,7 +213,7 @@ def _worker_main(
         block = [params[i] for i in block_indices]
         optimizer = make_optimizer(params, cfg)  # momentum private to this worker, as in 002's code
         steps = dataset.steps_per_epoch(cfg.batch_size, world)
-        channels_last = cfg.channels_last and dataset.spec.image_size > 0
+        channels_last = uses_channels_last(cfg, dataset.spec)
         stats = state.stats[index]
         last_full = True  # LPP-SGD's last_iter, initialised FULL
         state.increment(SharedState.READY)
@@ -229,8 +231,7 @@ def _worker_main(
             for inputs, targets in dataset.train_batches(
                 epoch, cfg.batch_size, job.seed, device, rank, world, positions=claims
             ):
-                if channels_last:
-                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                inputs = to_model_layout(inputs, channels_last)
                 set_lr(optimizer, lr_at(epoch + claims.position / steps, cfg))
                 # LPP-SGD after partition_start: alternate a partitioned update (gradient and update
                 # of this worker's block only) with a full one. LAP-SGD never sets the flag.

@@ -113,12 +113,10 @@ def summarise(per_run: pd.DataFrame, columns: list[str], keys=("model", "method"
 
 def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
     """Rows by model (ResNet-18 first) and then in the order of the spec's methods, as the paper's tables."""
-    if summary.empty or "method" not in summary:
-        return (
-            summary.sort_values("model", kind="stable").reset_index(drop=True)
-            if not summary.empty
-            else summary
-        )
+    if summary.empty:
+        return summary
+    if "method" not in summary:
+        return summary.sort_values("model", kind="stable").reset_index(drop=True)
     rank = {m: i for i, m in enumerate(spec.methods)}
     order = summary.assign(_rank=summary["method"].map(rank)).sort_values(["model", "_rank"], kind="stable")
     return order.drop(columns="_rank").reset_index(drop=True)
@@ -175,7 +173,8 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
     runs = load_runs(uri, experiment_of(spec))
     measured = spec.kind == "timing"
     if not runs.empty:
-        runs = runs[runs.get("kind", "train").fillna("train") == ("fwd_bwd_timing" if measured else "train")]
+        kinds = runs["kind"].fillna("train") if "kind" in runs else pd.Series("train", index=runs.index)
+        runs = runs[kinds == ("fwd_bwd_timing" if measured else "train")]
         if spec.methods:
             runs = runs[runs["method"].isin(spec.methods)]
     profiles = (
@@ -188,7 +187,7 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
         section = Section(prof, pd.DataFrame(), pd.DataFrame())
         section.missing = missing_cells(spec, prof, of_profile, finished)
         if not finished.empty:
-            section.hardware = sorted(set(finished["hardware"].dropna()) | set())
+            section.hardware = sorted(set(finished["hardware"].dropna()))
         if measured:
             fill_timing(section, spec, finished)
         else:
@@ -202,9 +201,11 @@ def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame
     cells = ["model", "method", "run_index"]
     have = set() if finished.empty else set(finished[cells].itertuples(index=False, name=None))
     newest = latest_per_cell(runs, status=None)
-    status = {} if newest.empty else {
-        (r.model, r.method, r.run_index): r.status for r in newest.itertuples()
-    }  # fmt: skip
+    status = (
+        {}
+        if newest.empty
+        else dict(zip(newest[cells].itertuples(index=False, name=None), newest["status"], strict=True))
+    )
     out = []
     for job in spec.jobs(profile):
         cell = (job.model, job.method, job.run_index)
