@@ -65,6 +65,9 @@ def build_parser() -> Parser:
     )
     perf.add_argument("--steps", type=int, help="batches per repetition (default: the benchmark's own)")
     perf.add_argument("--data-dir")
+    perf.add_argument(
+        "--model", choices=("resnet18", "lstm"), help="perf async: the quick ResNet-18 (default) or IMDb LSTM"
+    )
     perf.add_argument("--json", action="store_true")
     return parser
 

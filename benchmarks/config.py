@@ -32,6 +32,7 @@ class TrainConfig:
     patience: int = 30  # epochs without a new best test accuracy (paper: 30)
     time_budget_s: float = 0.0  # training-clock budget; 0 = none
     width: float = 1.0  # model width multiplier (depth is kept)
+    seq_len: int = 0  # token datasets: keep each sequence's last seq_len tokens; 0 = the dataset's length
     channels_last: bool = True  # NHWC activations for conv nets: 1.7x faster on these CPUs, standard on GPUs
     eval_batch_size: int = 1000
     threads: int = 0  # intra-op threads per process; 0 = cores // devices
@@ -51,6 +52,7 @@ class TrainConfig:
             "eta_min",
             "time_budget_s",
             "threads",
+            "seq_len",
         ):
             if getattr(self, key) < 0:
                 raise UserError(f"{key} must be >= 0, got {getattr(self, key)!r}")

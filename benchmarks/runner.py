@@ -19,7 +19,7 @@ from tqdm import tqdm
 import datasets
 import methods
 from methods.optim import lr_at
-from models import build_model
+from models import build_model, check_model
 
 from .config import TrainConfig, flatten
 from .errors import Diverged
@@ -335,9 +335,11 @@ _DATASET_CACHE: dict[tuple, object] = {}
 
 def get_dataset(job: Job, data_dir: Path):
     """The job's dataset, loaded once per process (a table's jobs share it)."""
-    key = (job.dataset, str(data_dir), job.synthetic_data)
+    key = (job.dataset, str(data_dir), job.synthetic_data, job.config.seq_len)
     if key not in _DATASET_CACHE:
-        _DATASET_CACHE[key] = datasets.load_dataset(job.dataset, data_dir, synthetic_like=job.synthetic_data)
+        _DATASET_CACHE[key] = datasets.load_dataset(
+            job.dataset, data_dir, synthetic_like=job.synthetic_data, seq_len=job.config.seq_len
+        )
     return _DATASET_CACHE[key]
 
 
@@ -453,6 +455,7 @@ def run_job(job: Job, data_dir: Path | None, tracker: Tracker, progress: bool = 
 
     if dataset is None:
         dataset = get_dataset(job, data_dir)  # missing data fails here, before a run is created
+    check_model(job.model, dataset.spec)  # and a model that cannot read it
     torchrun = launched_by_torchrun()
     if torchrun and torchrun_rank()[0] != 0:
         tracker = NullTracker()  # only rank 0 writes to MLflow

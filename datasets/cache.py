@@ -38,16 +38,21 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def load_or_build(name: str, key: str, build) -> dict:
-    """The cached dict of tensors for (name, key), building and saving it on a miss."""
+def load_or_build(name: str, key: str, build, read=None) -> dict:
+    """The cached dict of tensors for (name, key), building and saving it on a miss.
+
+    `read` (optional) reads and checks the source on a miss, before anything is logged; `build`
+    then takes its result.
+    """
     path = cache_dir() / f"{name}-{key[:20]}.pt"
     if path.exists():
         try:
             return torch.load(path, weights_only=True)
         except Exception as err:  # a truncated or foreign file: rebuild it
             log.warning("ignoring unreadable cache %s (%s)", path, err)
+    source = read() if read is not None else None
     log.info("decoding %s once into %s", name, path)
-    data = build()
+    data = build(source) if read is not None else build()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(data, tmp)

@@ -2,7 +2,8 @@
 
 Each spec's `kind` picks the columns: `tta` (Tables 1, 3: time and epochs to a fixed target and
 to the worst method's best), `best` (Tables 2, 4: best accuracy, time and epochs to it),
-`speedup` (Tables 7, 8: bp's time over the method's, to the lowest best accuracy), `timing`
+`accuracy` (Table 5: test and train accuracy, time to the best), `speedup` (Tables 7, 8: bp's
+time over the method's, to the lowest best accuracy), `timing`
 (Table 9) and `curves` (Figures 2-4: PNG learning curves). Every report says which runs are
 missing or failed and renders what exists.
 """
@@ -69,6 +70,7 @@ def training_per_run(uri: str, finished: pd.DataFrame, targets: dict) -> pd.Data
         if c.empty or c["test_acc"].isna().all():
             continue
         best, best_s, best_epochs = time_to_best(c)
+        at_best = c[c["epoch"] + 1 == best_epochs]["train_acc"]
         target = targets.get(run["model"], math.nan)
         target_s, target_epochs = time_to_accuracy(c, target)
         rows.append(
@@ -78,6 +80,7 @@ def training_per_run(uri: str, finished: pd.DataFrame, targets: dict) -> pd.Data
                 run_index=int(run["run_index"]),
                 run_id=run["run_id"],
                 best_acc=best,
+                train_acc_best=float(at_best.iloc[0]) if len(at_best) else math.nan,
                 tta_best_s=best_s,
                 epochs_best=best_epochs,
                 target=target,
@@ -255,6 +258,9 @@ def fill_training(section: Section, spec, uri: str, finished: pd.DataFrame, out_
     elif spec.kind == "best":
         summary = summarise(per_run, ["best_acc", "tta_best_s", "epochs_best"])
         add_paper(summary, spec, ("paper_best_acc_pct", "paper_tta_s", "paper_epochs"))
+    elif spec.kind == "accuracy":  # Table 5: test and train accuracy, time to the best
+        summary = summarise(per_run, ["best_acc", "train_acc_best", "tta_best_s"])
+        add_paper(summary, spec, ("paper_test_acc_pct", "paper_train_acc_pct", "paper_tta_s"))
     elif spec.kind == "speedup":
         ratios = speedups(per_run)
         summary = summarise(ratios, ["speedup"]) if not ratios.empty else pd.DataFrame()
@@ -325,7 +331,7 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
             continue
         if column.endswith("_mean"):
             base = column.removesuffix("_mean")
-            scale = 100.0 if base == "best_acc" else 1.0
+            scale = 100.0 if base in ("best_acc", "train_acc_best") else 1.0
             out[base + (" (%)" if scale == 100.0 else "")] = [
                 fmt(m * scale, s * scale)
                 for m, s in zip(summary[column], summary[base + "_std"], strict=True)

@@ -12,7 +12,18 @@ from reports.tables import write_report
 from .conftest import cli
 
 
-def add_run(tracker, table, model, method, run_index, acc=None, times=None, status="finished", metrics=None):
+def add_run(
+    tracker,
+    table,
+    model,
+    method,
+    run_index,
+    acc=None,
+    times=None,
+    status="finished",
+    metrics=None,
+    train_acc=None,
+):
     """A run with tags as the runner writes them and a learning curve (test_acc, train_time_s per epoch)."""
     tags = dict(
         table=table, model=model, method=method, profile="paper", run_index=run_index, seed=run_index,
@@ -20,9 +31,10 @@ def add_run(tracker, table, model, method, run_index, acc=None, times=None, stat
     )  # fmt: skip
     run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, {})
     for epoch, (a, t) in enumerate(zip(acc or [], times or [], strict=True)):
-        tracker.log_metrics(
-            run_id, dict(test_acc=a, train_time_s=t, train_loss=1.0 / (epoch + 1)), step=epoch
-        )
+        values = dict(test_acc=a, train_time_s=t, train_loss=1.0 / (epoch + 1))
+        if train_acc:
+            values["train_acc"] = train_acc[epoch]
+        tracker.log_metrics(run_id, values, step=epoch)
     if metrics:
         tracker.log_metrics(run_id, metrics, step=0)
     tracker.finish(run_id, status, dict(stop_reason="max_epochs"))
@@ -43,6 +55,20 @@ def filled(tmp_path_factory):
     add_run(tracker, "table7", "resnet18", "bp", 0, [0.5, 0.8, 0.9], [100, 200, 300])
     add_run(tracker, "table7", "resnet18", "async_lu", 0, [0.6, 0.85, 0.86], [50, 100, 150])
     add_run(tracker, "table7", "resnet18", "ddp", 0, [0.7, 0.82, 0.84], [40, 80, 120])
+    # Table 5 (ImageNet): best test accuracy at epoch 2 (of 3), the train accuracy of that epoch.
+    add_run(
+        tracker,
+        "table5",
+        "resnet50",
+        "async_lu",
+        0,
+        [0.5, 0.74, 0.73],
+        [1e4, 2e4, 3e4],
+        train_acc=[0.4, 0.9, 0.95],
+    )
+    add_run(
+        tracker, "table5", "resnet50", "bp", 0, [0.6, 0.7, 0.72], [3e4, 6e4, 9e4], train_acc=[0.5, 0.8, 0.85]
+    )
     # Table 9, ResNet-18, two timing runs.
     for i, (fwd, bwd) in enumerate([(1.0, 2.0), (2.0, 3.0)]):
         timing = dict(forward_s=fwd, backward_s=bwd, beta=bwd / fwd)
@@ -74,6 +100,16 @@ def test_time_to_fixed_target_and_to_the_worst_methods_best(filled, tmp_path):
     md = (tmp_path / "table1.md").read_text()
     assert "resnet18 lppsgd run 0: failed" in md and "resnet50 async_lu run 0: not run" in md
     assert "210.0 ± 14.1" in md and "706.3 ± 13" in md
+
+
+def test_imagenet_table_reports_test_and_train_accuracy_at_the_best(filled, tmp_path):
+    write_report(TABLES["table5"], filled, tmp_path, "paper")
+    csv = pd.read_csv(tmp_path / "table5.csv")
+    lu, bp = row(csv, "resnet50", "async_lu"), row(csv, "resnet50", "bp")
+    assert (lu["best_acc_mean"], lu["train_acc_best_mean"], lu["tta_best_s_mean"]) == (0.74, 0.9, 2e4)
+    assert (bp["best_acc_mean"], bp["train_acc_best_mean"], bp["tta_best_s_mean"]) == (0.72, 0.85, 9e4)
+    assert lu["paper_test_acc_pct"] == "73.42 ± 0" and bp["paper_tta_s"] == "403770 ± 0"
+    assert "74.0" in (tmp_path / "table5.md").read_text()
 
 
 def test_best_accuracy_and_time_to_each_runs_best(filled, tmp_path):

@@ -39,6 +39,7 @@ def interleaved(a: Callable[[], float], b: Callable[[], float], reps: int) -> di
 def _registry() -> dict[str, Callable]:
     from .async_speed import perf_async
     from .baselines import perf_baselines
+    from .loader import perf_loader
     from .overhead import perf_overhead
     from .pipeline import perf_pipeline
 
@@ -47,6 +48,7 @@ def _registry() -> dict[str, Callable]:
         "pipeline": perf_pipeline,
         "async": perf_async,
         "baselines": perf_baselines,
+        "loader": perf_loader,
     }
 
 

@@ -10,13 +10,23 @@ from ..measurements import TimingConfig
 from ..runner import run_job
 from ..tracking import NullTracker
 from . import interleaved
-from .common import BATCH, WIDTH, cifar10_or_synthetic, one_epoch_job, runner_rate
+from .common import (
+    BATCH,
+    LSTM_BATCH,
+    LSTM_SEQ_LEN,
+    WIDTH,
+    cifar10_or_synthetic,
+    imdb_or_synthetic,
+    one_epoch_job,
+    runner_rate,
+)
 
 STEPS = 40  # long enough that filling and draining the pipeline (one pass each) is not the measurement
 
 
 def perf_async(args) -> dict:
-    """Both sides train a fresh ResNet-18 (width 0.25) through the runner on the same STEPS batches.
+    """Both sides train a fresh ResNet-18 (width 0.25; `--model lstm`: the quick IMDb LSTM, 2x64
+    over 200 tokens, Adam) through the runner on the same STEPS batches.
 
     (a) `ratio_1thread`: every thread of both sides limited to one intra-op thread (the paper's
         setting: the method's parallelism is its threads);
@@ -24,14 +34,19 @@ def perf_async(args) -> dict:
     `bound` = min(1 + β, cores), with β = backward / forward time measured here at one thread
     (§3.3's speed-up limit, capped by the cores that can run threads at once).
     """
-    steps = args.steps or STEPS
-    dataset = cifar10_or_synthetic(args.data_dir, BATCH * steps, 32)
+    steps, model = args.steps or STEPS, getattr(args, "model", None) or "resnet18"
+    if model == "lstm":
+        batch, described = LSTM_BATCH, f"lstm width {WIDTH} (2x{round(256 * WIDTH)}), {LSTM_SEQ_LEN} tokens"
+        dataset = imdb_or_synthetic(args.data_dir, batch * steps, 32)
+    else:
+        batch, described = BATCH, f"resnet18 width {WIDTH}"
+        dataset = cifar10_or_synthetic(args.data_dir, batch * steps, 32)
     cores = os.cpu_count() or 1
-    async_lu = runner_rate(one_epoch_job("async_lu", 1, AsyncConfig()), dataset)
-    one_thread = interleaved(async_lu, runner_rate(one_epoch_job("bp", 1), dataset), args.reps)
-    all_cores = interleaved(async_lu, runner_rate(one_epoch_job("bp", 0), dataset), args.reps)
+    async_lu = runner_rate(one_epoch_job("async_lu", 1, AsyncConfig(), model=model), dataset)
+    one_thread = interleaved(async_lu, runner_rate(one_epoch_job("bp", 1, model=model), dataset), args.reps)
+    all_cores = interleaved(async_lu, runner_rate(one_epoch_job("bp", 0, model=model), dataset), args.reps)
     timing = one_epoch_job(
-        "fwd_bwd_timing", 1, TimingConfig(batches=steps - 2, warmup=2), kind="fwd_bwd_timing"
+        "fwd_bwd_timing", 1, TimingConfig(batches=steps - 2, warmup=2), kind="fwd_bwd_timing", model=model
     )
     beta = run_job(timing, None, NullTracker(), progress=False, dataset=dataset)["beta"]
     bound = min(1 + beta, cores)
@@ -55,7 +70,7 @@ def perf_async(args) -> dict:
         cores=cores,
         reps=args.reps,
         data=dataset.source,
-        model=f"resnet18 width {WIDTH}",
-        batch_size=BATCH,
+        model=described,
+        batch_size=batch,
         steps=steps,
     )

@@ -15,6 +15,7 @@ from ..runner import Job, run_job
 from ..tracking import NullTracker
 
 BATCH, WIDTH = 128, 0.25  # the quick profile's ResNet-18
+LSTM_BATCH, LSTM_SEQ_LEN = 64, 400  # the quick profile's IMDb LSTM (width 0.25: 2x64, 400 tokens)
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,29 @@ def cifar10_or_synthetic(data_dir: str | None, num_train: int, num_test: int) ->
     return full.subset(num_train, num_test)
 
 
-def one_epoch_job(method: str, threads: int = 0, method_config=None, kind: str = "train") -> Job:
-    """One epoch of the quick ResNet-18 over whatever data it is given, evaluated on a few images."""
+def imdb_or_synthetic(data_dir: str | None, num_train: int, num_test: int):
+    """The first IMDb reviews (their last 400 tokens, as the quick profile) where on disk, else
+    synthetic sequences of 100-400 tokens (IMDb's median review is about 175 words)."""
+    from datasets.imdb import synthetic_tokens
+
+    try:
+        full = load_dataset("imdb", resolve_data_dir(data_dir), seq_len=LSTM_SEQ_LEN)
+    except DataMissingError:
+        log.info("IMDb not found: measuring on synthetic token sequences of 100-400 tokens")
+        full = synthetic_tokens(vocab_size=25_002, num_train=num_train, num_test=num_test, lengths=(100, 400))
+    return full.subset(num_train, num_test)
+
+
+def one_epoch_job(
+    method: str, threads: int = 0, method_config=None, kind: str = "train", model: str = "resnet18"
+) -> Job:
+    """One epoch of the quick ResNet-18 (or IMDb LSTM) over the data given, evaluated on a few samples."""
+    lstm = model == "lstm"
     config = TrainConfig(
-        batch_size=BATCH,
-        lr=0.05,
-        weight_decay=5e-4,
+        batch_size=LSTM_BATCH if lstm else BATCH,
+        optimizer="adam" if lstm else "sgd",
+        lr=0.003 if lstm else 0.05,
+        weight_decay=0.0 if lstm else 5e-4,
         warmup_epochs=0,
         t_max=1,
         max_epochs=1,
@@ -48,8 +66,8 @@ def one_epoch_job(method: str, threads: int = 0, method_config=None, kind: str =
     )
     return Job(
         table="perf",
-        dataset="cifar10",
-        model="resnet18",
+        dataset="imdb" if lstm else "cifar10",
+        model=model,
         method=method,
         profile="quick",
         config=config,
@@ -64,6 +82,7 @@ def runner_rate(job: Job, dataset: TensorImageDataset):
     def measure() -> float:
         start = time.perf_counter()
         run_job(job, None, NullTracker(), progress=False, dataset=dataset)
-        return dataset.num_train // BATCH * BATCH / (time.perf_counter() - start)
+        batch = job.config.batch_size
+        return dataset.num_train // batch * batch / (time.perf_counter() - start)
 
     return measure

@@ -23,7 +23,9 @@ class TableSpec:
     paper: dict = field(default_factory=dict)  # the paper's values, keyed by cell
     targets: dict = field(default_factory=dict)  # profile -> model -> accuracy for time-to-target
     source: str = ""  # where in the paper the numbers come from
-    kind: str = "tta"  # what `report` computes: tta | best | speedup | timing | curves | hyperparameters
+    kind: str = (
+        "tta"  # what `report` computes: tta | best | accuracy | speedup | timing | curves | hyperparameters
+    )
     reading: str = ""  # where the paper is ambiguous: which reading this spec implements, and why
 
     @property
@@ -57,4 +59,6 @@ def get_table(table_id: str, methods: list[str] | None = None) -> TableSpec:
     return spec
 
 
-from . import fig2, fig3, table1, table2, table3, table4, table7, table8, table9, table10  # noqa: E402,F401  (register)
+from . import (  # noqa: E402, F401, I001  (register)
+    fig2, fig3, fig4, table1, table2, table3, table4, table5, table6, table7, table8, table9, table10,
+)  # fmt: skip

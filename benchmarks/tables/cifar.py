@@ -42,10 +42,14 @@ def cifar_jobs(
     profile: str,
     runs: int | None,
     spread: bool = False,
+    models: tuple[str, ...] = MODELS,
 ) -> list[Job]:
-    """models x methods x runs training jobs on `dataset`; methods not implemented yet are left out."""
+    """models x methods x runs training jobs on `dataset`; methods not implemented yet are left out.
+
+    Also used for the ImageNet and IMDb tables, with their one model.
+    """
     jobs = []
-    for model in MODELS:
+    for model in models:
         for method in methods:
             if method not in METHODS:
                 continue
