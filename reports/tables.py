@@ -54,11 +54,11 @@ def fmt(mean: float, std: float = math.nan, digits: int = 3) -> str:
 
 
 def paper_fmt(value) -> str:
-    """The paper's cell: (mean, std) -> 'mean ± std'."""
+    """The paper's cell: (mean, std) -> 'mean ± std' ('mean' where the paper gives no std)."""
     if value is None:
         return "–"
     mean, std = value
-    return f"{mean:g} ± {std:g}"
+    return f"{mean:g}" if std is None else f"{mean:g} ± {std:g}"
 
 
 # --- per-run values ---------------------------------------------------------------------------
