@@ -91,13 +91,15 @@ class ImageFolderDataset(Dataset):
     def _loader(self, split, batch_sampler, device: torch.device, gen: torch.Generator | None = None):
         from torch.utils.data import DataLoader
 
+        # Decided here, not at construction: the dataset reaches lapsgd's daemon workers pickled.
+        workers = 0 if multiprocessing.current_process().daemon else self.workers
         return DataLoader(
             split,
             batch_sampler=batch_sampler,
-            num_workers=self.workers,
+            num_workers=workers,
             pin_memory=torch.device(device).type == "cuda",
             generator=gen,  # the workers' augmentation seeds follow the epoch's seed
-            prefetch_factor=4 if self.workers else None,
+            prefetch_factor=4 if workers else None,
         )
 
     def _normalised(self, loader, device: torch.device):

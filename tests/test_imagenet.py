@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from datasets import load_dataset
@@ -45,10 +46,11 @@ def test_val_without_a_class_keeps_train_numbering(tmp_path):
     assert [y for _, y in ds.val.samples] == [1, 2]
 
 
-def test_smoke_train_on_a_jpeg_tree_streams_it(tmp_path, store):
+@pytest.mark.parametrize("method", ["bp", "lapsgd"])  # lapsgd: DataLoader inside its daemon workers
+def test_smoke_train_on_a_jpeg_tree_streams_it(tmp_path, store, method):
     write_synthetic_imagefolder(tmp_path, classes=4, train_per_class=40, val_per_class=4)
     proc = cli(
-        "train", "--dataset", "imagenet", "--model", "resnet50", "--method", "bp", "--profile", "smoke",
+        "train", "--dataset", "imagenet", "--model", "resnet50", "--method", method, "--profile", "smoke",
         "--set", "batch_size=32", "--data-dir", str(tmp_path), "--tracking-uri", store, "--json",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
