@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +42,30 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess
     )
 
 
+LONG_JOBS: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_jobs():
+    """A test that fails before it stops its long job must not leave it training (it would slow
+    every later test on 2 cores): kill each one's whole process group after the test."""
+    yield
+    while LONG_JOBS:
+        proc = LONG_JOBS.pop()
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=30)
+
+
 def start_long_train(store: str, *train_args: str) -> subprocess.Popen:
-    """`train ARGS` with 500 epochs and no patience or budget, in the background: a job to interrupt."""
-    return subprocess.Popen(
+    """`train ARGS` with 500 epochs and no patience or budget, in the background: a job to interrupt.
+
+    It runs in a session of its own, so that cleanup can end it with its ranks and workers.
+    """
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -63,7 +85,10 @@ def start_long_train(store: str, *train_args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+    LONG_JOBS.append(proc)
+    return proc
 
 
 def smoke_job(method: str = "bp", method_config=None, **config) -> Job:
