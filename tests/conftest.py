@@ -43,6 +43,10 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess
 
 
 LONG_JOBS: list[subprocess.Popen] = []
+# A shell without job control starts background commands with SIGINT ignored, and an ignored
+# signal stays ignored in every child (Python then installs no KeyboardInterrupt handler): the
+# SIGINT tests would test nothing. A handler here is reset to the default in each child.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
