@@ -64,6 +64,23 @@ class Dataset:
         raise NotImplementedError
 
 
+class Normalise:
+    """uint8 NCHW -> normalised float32: (x / 255 - mean) / std = x * scale + shift, one conversion
+    then an in-place multiply and add per batch (scale and shift copied to each device once)."""
+
+    def __init__(self, mean, std):
+        std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        scale = 1.0 / (255.0 * std_t)
+        shift = -torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) / std_t
+        self.on_device = {torch.device("cpu"): (scale, shift)}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device not in self.on_device:
+            self.on_device[x.device] = tuple(t.to(x.device) for t in self.on_device[torch.device("cpu")])
+        scale, shift = self.on_device[x.device]
+        return x.float().mul_(scale).add_(shift)
+
+
 @dataclass
 class ImageTensors:
     """A decoded image split pair as uint8 NCHW tensors with int64 labels."""
@@ -88,10 +105,7 @@ class TensorImageDataset(Dataset):
         self.classes = tensors.classes
         self.num_train, self.num_test = len(tensors.train_y), len(tensors.test_y)
         self.spec = InputSpec(num_classes=len(tensors.classes), image_size=tensors.train_x.shape[-1])
-        # normalise(x) = (x / 255 - mean) / std = x * scale + shift, one fused multiply-add per batch.
-        std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-        self.scale = 1.0 / (255.0 * std_t)
-        self.shift = -torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) / std_t
+        self.normalise = Normalise(mean, std)
         self._device_copies: dict[torch.device, ImageTensors] = {}
 
     def subset(self, num_train: int, num_test: int) -> TensorImageDataset:
@@ -113,10 +127,6 @@ class TensorImageDataset(Dataset):
                 *(x.to(device) for x in (t.train_x, t.train_y, t.test_x, t.test_y)), t.classes
             )
         return self._device_copies[device]
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 NCHW -> normalised float32: one conversion, then in-place multiply and add."""
-        return x.float().mul_(self.scale.to(x.device)).add_(self.shift.to(x.device))
 
     def crop_and_flip(self, x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
         """Random crop of the zero-padded batch and horizontal flip, as one gather over the batch.

@@ -21,19 +21,14 @@ import torch
 from benchmarks.errors import DataMissingError
 from models import InputSpec
 
-from .base import Dataset, epoch_generator, shard
+from .base import Dataset, Normalise, epoch_generator, shard
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 IMAGE_SIZE, RESIZE = 224, 256
 
 
 def default_workers() -> int:
-    """DataLoader workers: every core up to 8; none inside a daemon process (which may not have children).
-
-    lapsgd's Hogwild! workers are daemon processes: they decode in their own process.
-    """
-    if multiprocessing.current_process().daemon:
-        return 0
+    """DataLoader workers: every core up to 8 (inside a daemon process `_loader` uses none)."""
     return min(8, os.cpu_count() or 1)
 
 
@@ -85,13 +80,13 @@ class ImageFolderDataset(Dataset):
                 split.targets = [t for _, t in split.samples]
         self.num_train, self.num_test = len(self.train.samples), len(self.val.samples)
         self.spec = InputSpec(num_classes=len(self.train.classes), image_size=IMAGE_SIZE)
-        std_t = torch.tensor(STD).view(1, -1, 1, 1)
-        self.scale, self.shift = 1.0 / (255.0 * std_t), -torch.tensor(MEAN).view(1, -1, 1, 1) / std_t
+        self.normalise = Normalise(MEAN, STD)
 
     def _loader(self, split, batch_sampler, device: torch.device, gen: torch.Generator | None = None):
         from torch.utils.data import DataLoader
 
-        # Decided here, not at construction: the dataset reaches lapsgd's daemon workers pickled.
+        # A daemon process may not have children: lapsgd's Hogwild! workers (daemons, which receive
+        # this dataset pickled) decode in their own process. Decided here, not at construction.
         workers = 0 if multiprocessing.current_process().daemon else self.workers
         return DataLoader(
             split,
@@ -104,10 +99,8 @@ class ImageFolderDataset(Dataset):
 
     def _normalised(self, loader, device: torch.device):
         device = torch.device(device)
-        scale, shift = self.scale.to(device), self.shift.to(device)
-        for x, y in loader:
-            x = x.to(device, non_blocking=True).float().mul_(scale).add_(shift)
-            yield x, y.to(device, non_blocking=True)
+        for x, y in loader:  # pinned on CUDA (pin_memory), so the copies can overlap
+            yield self.normalise(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
 
     def train_batches(self, epoch, batch_size, seed, device, rank=0, world=1, positions=None):
         gen = epoch_generator(seed, epoch)

@@ -13,7 +13,7 @@ Choices the paper leaves open (000 §4.3 gives only "2-layer LSTM, 256 hidden, A
   shortens that further (the quick profile's length knob);
 - batches: the epoch's seeded permutation is cut into chunks of `BUCKET_BATCHES` batches, each
   chunk sorted by length and cut into batches (so padding stays small), and the batches shuffled;
-  within a batch reviews come longest first, as packed sequences want.
+  within a batch reviews come longest first (the batch is cut to its longest review).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ class TokenDataset(Dataset):
     def _batch(self, x, y, lengths: torch.Tensor, idx: torch.Tensor) -> tuple[TokenBatch, torch.Tensor]:
         lens = lengths[idx]
         longest = int(lens.max())
-        idx_dev = idx.to(x.device, non_blocking=True)
+        idx_dev = idx.to(x.device)  # pageable: non_blocking would buy nothing
         tokens = x[idx_dev, :longest].long()
         return TokenBatch(tokens, lens), y[idx_dev]
 

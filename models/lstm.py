@@ -32,7 +32,7 @@ class LSTMClassifier(nn.Module):
         """`batch` is (tokens [B, T], lengths [B] on the CPU) -> logits [B, classes]."""
         tokens, lengths = batch
         outputs, _ = self.lstm(self.embedding(tokens))  # [B, T, hidden]
-        last = (lengths - 1).to(outputs.device, non_blocking=True)
+        last = (lengths - 1).to(outputs.device)
         return self.fc(outputs[torch.arange(len(tokens), device=outputs.device), last])
 
 

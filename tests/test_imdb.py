@@ -12,15 +12,15 @@ import torch.nn.functional as F
 
 from benchmarks.errors import DataMissingError
 from benchmarks.runner import run_job
-from benchmarks.tracking import NullTracker, Tracker
+from benchmarks.tracking import NullTracker
 from datasets import imdb as imdb_module
 from datasets import load_dataset
 from datasets.imdb import PAD, UNK, TokenBatch, synthetic_tokens, tokenize
-from methods.async_backprop import AsyncConfig
 from methods.lapsgd import LapConfig
 from models.lstm import build_lstm
 
 from .conftest import cli, smoke_job
+from .test_async import assert_one_pass_in_flight_is_backprop
 from .test_cli import one_error_line
 
 TRAIN = [
@@ -173,17 +173,8 @@ def smoke_imdb(method: str, *extra: str) -> tuple[str, ...]:
 @pytest.mark.parametrize("method", ["async_lu", "async_bu"])
 def test_async_with_adam_on_the_lstm_is_backprop_exactly(store, method):
     """F=1, B=1, one pass in flight, Adam per parameter: bp's losses bit for bit on the LSTM."""
-    tracker = Tracker(store)
-    bp = run_job(imdb_job("bp", threads=1), None, tracker, progress=False)
-    seq = AsyncConfig(forward_threads=1, backward_threads=1, max_in_flight=1)
-    ours = run_job(imdb_job(method, seq, threads=1), None, tracker, progress=False)
-
-    def losses(run):
-        history = tracker.client.get_metric_history(run["run_id"], "train_loss")
-        return [m.value for m in sorted(history, key=lambda m: m.step)]
-
-    assert losses(ours) == losses(bp) and len(losses(bp)) == 2
-    assert ours["best_test_acc"] == bp["best_test_acc"] > 0.6
+    bp, ours = assert_one_pass_in_flight_is_backprop(store, method, imdb_job)
+    assert bp["epochs"] == 2 and ours["best_test_acc"] == bp["best_test_acc"] > 0.6
 
 
 def test_lapsgd_with_adam_on_the_lstm_is_backprop_exactly():

@@ -27,7 +27,7 @@ LSTM_STEPS = 100  # an LSTM step is ~4x shorter: 40 of them (4 s) left the ratio
 
 def perf_async(args) -> dict:
     """Both sides train a fresh ResNet-18 (width 0.25; `--model lstm`: the quick IMDb LSTM, 2x64
-    over 200 tokens, Adam) through the runner on the same STEPS batches.
+    over the last 400 tokens, Adam) through the runner on the same STEPS batches.
 
     (a) `ratio_1thread`: every thread of both sides limited to one intra-op thread (the paper's
         setting: the method's parallelism is its threads);

@@ -23,9 +23,8 @@ class TableSpec:
     paper: dict = field(default_factory=dict)  # the paper's values, keyed by cell
     targets: dict = field(default_factory=dict)  # profile -> model -> accuracy for time-to-target
     source: str = ""  # where in the paper the numbers come from
-    kind: str = (
-        "tta"  # what `report` computes: tta | best | accuracy | speedup | timing | curves | hyperparameters
-    )
+    # What `report` computes: tta | best | accuracy | speedup | timing | curves | hyperparameters.
+    kind: str = "tta"
     reading: str = ""  # where the paper is ambiguous: which reading this spec implements, and why
 
     @property
