@@ -112,7 +112,8 @@ def cmd_train(args) -> int:
     if args.model not in MODELS:
         raise did_you_mean("model", args.model, MODELS)
     profile = resolve_profile(args.profile)
-    config, method_config = hyperparameters(args.dataset, args.model, profile), method.Config()
+    config = hyperparameters(args.dataset, args.model, profile, args.method)
+    method_config = method.Config()
     if args.epochs is not None:
         config.max_epochs = args.epochs
     apply_overrides([config, method_config], args.set)

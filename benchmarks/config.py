@@ -28,6 +28,9 @@ class TrainConfig:
     warmup_lr: float = 0.005
     t_max: float = 105.0
     eta_min: float = 0.0
+    # cosine (above) | step: after warm-up, lr x 0.1 at 50 % and 75 % of max_epochs (Lin et al.
+    # 2020's schedule, which 002 §3.1 gives its MB-SGD and PL-SGD baselines; plsgd's default).
+    lr_schedule: str = "cosine"
     max_epochs: int = 200
     patience: int = 30  # epochs without a new best test accuracy (paper: 30)
     time_budget_s: float = 0.0  # training-clock budget; 0 = none
@@ -58,6 +61,8 @@ class TrainConfig:
                 raise UserError(f"{key} must be >= 0, got {getattr(self, key)!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise UserError(f"optimizer must be one of adam, sgd; got {self.optimizer!r}")
+        if self.lr_schedule not in ("cosine", "step"):
+            raise UserError(f"lr_schedule must be one of cosine, step; got {self.lr_schedule!r}")
         if self.device != "auto":
             import torch
 

@@ -110,8 +110,9 @@ def workload_key(dataset: str, model: str) -> tuple[str, str]:
     return ("cifar10" if dataset == "synthetic" else dataset, model)
 
 
-def hyperparameters(dataset: str, model: str, profile: str) -> TrainConfig:
-    """The TrainConfig of workload (dataset, model) under a concrete profile."""
+def hyperparameters(dataset: str, model: str, profile: str, method: str | None = None) -> TrainConfig:
+    """The TrainConfig of workload (dataset, model) under a concrete profile (and `method`'s
+    `train_defaults`, where a method is given)."""
     key = workload_key(dataset, model)
     if profile == "paper":
         values = {**PAPER_COMMON, **PAPER.get(key, {})}
@@ -123,4 +124,8 @@ def hyperparameters(dataset: str, model: str, profile: str) -> TrainConfig:
         values = dict(SMOKE_COMMON, **SMOKE.get(key, {}))
     else:
         raise UserError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    if method is not None:
+        from methods import get_method
+
+        values.update(get_method(method).train_defaults)
     return TrainConfig(**values)

@@ -27,6 +27,9 @@ class Method:
     summary: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
     max_devices: ClassVar[int | None] = 1  # None: any number of processes
+    # TrainConfig values this method trains with in every profile unless `--set` says otherwise
+    # (e.g. a baseline whose own paper prescribes another LR schedule).
+    train_defaults: ClassVar[dict] = {}
 
     def train(self, job: Job, ctx: TrainContext) -> None:
         """Train until `ctx` says stop."""

@@ -62,3 +62,19 @@ def test_schedule_warmup_then_cosine():
     quick = hyperparameters("cifar10", "resnet18", "quick")
     assert lr_at(quick.max_epochs, quick) == pytest.approx(0.0, abs=1e-12)  # quick anneals to zero at its end
     assert math.isclose(lr_at(quick.warmup_epochs, quick), quick.lr)
+
+
+def test_step_schedule_decays_tenfold_at_half_and_three_quarters():
+    cfg = TrainConfig(lr=0.1, warmup_lr=0.01, warmup_epochs=1, max_epochs=8, lr_schedule="step")
+    assert lr_at(0.5, cfg) == pytest.approx(0.055)  # the same linear warm-up
+    assert [lr_at(e, cfg) for e in (1, 3.99, 4, 5.99, 6, 7.99)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    )
+
+
+def test_plsgd_defaults_to_lin_et_al_schedule():
+    assert hyperparameters("cifar10", "resnet18", "quick", "plsgd").lr_schedule == "step"
+    assert hyperparameters("cifar10", "resnet18", "quick", "ddp").lr_schedule == "cosine"
+    assert hyperparameters("cifar10", "resnet18", "quick").lr_schedule == "cosine"
+    with pytest.raises(UserError, match="lr_schedule must be one of cosine, step"):
+        TrainConfig(lr_schedule="linear").validate()

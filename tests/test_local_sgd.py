@@ -178,11 +178,10 @@ def test_plsgd_averages_every_step_then_every_k(store):
     proc = cli(*smoke2("plsgd", store), "--set", "average_every=7")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    drift = [
-        m.value
-        for m in MlflowClient(tracking_uri=store).get_metric_history(result["run_id"], "replica_drift")
-    ]
+    client = MlflowClient(tracking_uri=store)
+    drift = [m.value for m in client.get_metric_history(result["run_id"], "replica_drift")]
     assert drift[0] == 0.0 and drift[1] > 0.0
+    assert client.get_run(result["run_id"]).data.params["lr_schedule"] == "step"  # Lin et al.'s, by default
 
 
 def spawned_processes(pids) -> set[int]:

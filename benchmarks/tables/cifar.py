@@ -61,7 +61,7 @@ def cifar_jobs(
                         model=model,
                         method=method,
                         profile=profile,
-                        config=hyperparameters(dataset, model, profile),
+                        config=hyperparameters(dataset, model, profile, method),
                         method_config=METHODS[method].Config(),
                         seed=run,
                         run_index=run,
