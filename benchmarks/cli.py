@@ -102,7 +102,7 @@ def cmd_train(args) -> int:
 
     from .config import apply_overrides
     from .errors import did_you_mean
-    from .profiles import hyperparameters, resolve_profile
+    from .profiles import hyperparameters, resolve_profile, with_method_defaults
     from .runner import Job, JobFailed, run_job
     from .tracking import Tracker
 
@@ -112,19 +112,22 @@ def cmd_train(args) -> int:
     if args.model not in MODELS:
         raise did_you_mean("model", args.model, MODELS)
     profile = resolve_profile(args.profile)
-    config = hyperparameters(args.dataset, args.model, profile, args.method)
-    method_config = method.Config()
-    if args.epochs is not None:
-        config.max_epochs = args.epochs
-    apply_overrides([config, method_config], args.set)
-    config.validate()
-    if hasattr(method_config, "validate"):
-        method_config.validate()
     from .distributed import launched_by_torchrun, torchrun_rank
 
     rank = 0
     if launched_by_torchrun():  # torchrun decides the processes: one rank per process it started
         rank, args.devices, _ = torchrun_rank()
+    config, method_config = hyperparameters(args.dataset, args.model, profile), method.Config()
+    if args.epochs is not None:
+        config.max_epochs = args.epochs
+    apply_overrides([config, method_config], args.set)
+    # The method's own defaults follow the user's values (plsgd scales the LR with the batch size)
+    # but never replace a key the user set.
+    user_keys = frozenset(item.partition("=")[0].strip() for item in args.set)
+    config = with_method_defaults(config, args.method, args.devices, user_keys)
+    config.validate()
+    if hasattr(method_config, "validate"):
+        method_config.validate()
     check_devices(method, args.devices)
     job = Job(
         table="adhoc",

@@ -6,6 +6,7 @@ IMDb x LSTM); the tables share them, so their per-profile values live here, once
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
@@ -110,9 +111,11 @@ def workload_key(dataset: str, model: str) -> tuple[str, str]:
     return ("cifar10" if dataset == "synthetic" else dataset, model)
 
 
-def hyperparameters(dataset: str, model: str, profile: str, method: str | None = None) -> TrainConfig:
-    """The TrainConfig of workload (dataset, model) under a concrete profile (and `method`'s
-    `train_defaults`, where a method is given)."""
+def hyperparameters(
+    dataset: str, model: str, profile: str, method: str | None = None, devices: int = 1
+) -> TrainConfig:
+    """The TrainConfig of workload (dataset, model) under a concrete profile (with `method`'s
+    `train_defaults` on `devices` processes, where a method is given)."""
     key = workload_key(dataset, model)
     if profile == "paper":
         values = {**PAPER_COMMON, **PAPER.get(key, {})}
@@ -124,8 +127,15 @@ def hyperparameters(dataset: str, model: str, profile: str, method: str | None =
         values = dict(SMOKE_COMMON, **SMOKE.get(key, {}))
     else:
         raise UserError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
-    if method is not None:
-        from methods import get_method
+    config = TrainConfig(**values)
+    return config if method is None else with_method_defaults(config, method, devices)
 
-        values.update(get_method(method).train_defaults)
-    return TrainConfig(**values)
+
+def with_method_defaults(
+    config: TrainConfig, method: str, devices: int, user_keys: frozenset[str] = frozenset()
+) -> TrainConfig:
+    """`config` with the method's `train_defaults` on `devices` processes, except the keys the user set."""
+    from methods import get_method
+
+    defaults = get_method(method).train_defaults(config, devices)
+    return dataclasses.replace(config, **{k: v for k, v in defaults.items() if k not in user_keys})

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 from benchmarks.errors import UserError, did_you_mean
 
 if TYPE_CHECKING:
+    from benchmarks.config import TrainConfig
     from benchmarks.runner import Job, TrainContext
 
 
@@ -27,9 +28,13 @@ class Method:
     summary: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
     max_devices: ClassVar[int | None] = 1  # None: any number of processes
-    # TrainConfig values this method trains with in every profile unless `--set` says otherwise
-    # (e.g. a baseline whose own paper prescribes another LR schedule).
-    train_defaults: ClassVar[dict] = {}
+
+    @classmethod
+    def train_defaults(cls, config: TrainConfig, devices: int) -> dict:
+        """Shared hyperparameters (TrainConfig keys) this method changes from the profile's `config`
+        on `devices` processes, unless `--set` says otherwise: none, as 000 trains every method alike;
+        a baseline whose own paper prescribes other values returns them."""
+        return {}
 
     def train(self, job: Job, ctx: TrainContext) -> None:
         """Train until `ctx` says stop."""

@@ -79,11 +79,23 @@ class PostLocalSGD(DataParallel):
 
     summary = "post-local SGD: synchronous SGD for the first half, then local SGD averaged every K=16 steps"
     Config = PlsgdConfig
-    # 002 §3.1: "The LR schedule for Mb-sgd and Pl-sgd are identical to Lin et al. (2020)": step
-    # decay x0.1 at 50 % and 75 % of the epochs, the switch to local SGD coming with the first
-    # decay. Under the cosine of the other methods, local SGD started at half the peak LR and
-    # stalled (quick CIFAR-10: train loss flat at 0.94 after the switch, 10 points below bp).
-    train_defaults = {"lr_schedule": "step"}
+
+    @classmethod
+    def train_defaults(cls, config, devices: int) -> dict:
+        """002's PL-SGD setup (§2, under its Table 1), which follows Lin et al. (2020):
+
+        - the LR "warmed up for the first 5 epochs to scale from α0 to α0 × B_loc/128 × Q" (Q
+          processes; the linear scaling rule), here over the profile's warm-up epochs, from its lr;
+          SGD only (the rule is SGD's; Adam keeps its LR);
+        - then Lin et al.'s step schedule, x0.1 at 50 % and 75 % of the epochs (002 §3.1: "the LR
+          schedule for Mb-sgd and Pl-sgd are identical to Lin et al."), so the switch to local SGD
+          comes with the first decay. Under the other methods' cosine, local SGD started at half
+          the peak LR and its train loss stalled (quick CIFAR-10: 10 points below bp).
+        """
+        defaults = {"lr_schedule": "step"}
+        if config.optimizer == "sgd":
+            defaults.update(warmup_lr=config.lr, lr=config.lr * config.batch_size / 128 * devices)
+        return defaults
 
     def trained_module(self, ctx) -> nn.Module:
         module = super().trained_module(ctx)

@@ -307,7 +307,9 @@ def draw_curves(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Pat
         style = dict(data=data, y="test_acc", hue="method", hue_order=hue_order)
         sns.lineplot(x="epochs", errorbar="sd", ax=top, **style)
         sns.lineplot(x="train_time_s", units="run", estimator=None, ax=bottom, **style)
-        top.set_title(f"{model} ({profile}): mean, band ±1 std over runs", fontsize=10)
+        runs = data.groupby("method")["run"].nunique()
+        spread = "mean, band ±1 std over runs" if runs.min() > 1 else "one run per method: no band"
+        top.set_title(f"{model} ({profile}): {spread}", fontsize=10)
         bottom.set_title("each run against its training clock", fontsize=10)
         top.set_xlabel("epoch")
         top.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -1,10 +1,11 @@
 import math
+from dataclasses import replace
 
 import pytest
 
 from benchmarks.config import TrainConfig, apply_overrides
 from benchmarks.errors import UserError
-from benchmarks.profiles import hyperparameters
+from benchmarks.profiles import hyperparameters, with_method_defaults
 from methods.optim import lr_at
 
 
@@ -72,9 +73,20 @@ def test_step_schedule_decays_tenfold_at_half_and_three_quarters():
     )
 
 
-def test_plsgd_defaults_to_lin_et_al_schedule():
-    assert hyperparameters("cifar10", "resnet18", "quick", "plsgd").lr_schedule == "step"
-    assert hyperparameters("cifar10", "resnet18", "quick", "ddp").lr_schedule == "cosine"
-    assert hyperparameters("cifar10", "resnet18", "quick").lr_schedule == "cosine"
+def test_plsgd_trains_as_002_table_1_unless_the_user_says_otherwise():
+    """Warm-up from the profile's LR to LR x B_loc/128 x Q, then Lin et al.'s steps; nothing else changes."""
+    quick = hyperparameters("cifar10", "resnet18", "quick")
+    ours = hyperparameters("cifar10", "resnet18", "quick", "plsgd", devices=2)
+    assert (ours.lr_schedule, ours.warmup_lr, ours.lr) == ("step", quick.lr, pytest.approx(2 * quick.lr))
+    assert replace(ours, lr_schedule="cosine", warmup_lr=quick.warmup_lr, lr=quick.lr) == quick
+    half_batch = with_method_defaults(replace(quick, batch_size=64), "plsgd", 3)
+    assert half_batch.lr == pytest.approx(quick.lr * 64 / 128 * 3)
+    mine = with_method_defaults(
+        replace(quick, lr=0.05), "plsgd", 2, user_keys=frozenset({"lr", "lr_schedule"})
+    )
+    assert (mine.lr, mine.warmup_lr, mine.lr_schedule) == (0.05, 0.05, "cosine")
+    adam = hyperparameters("imdb", "lstm", "quick", "plsgd", devices=2)
+    assert adam.lr == hyperparameters("imdb", "lstm", "quick").lr  # the scaling rule is SGD's
+    assert hyperparameters("cifar10", "resnet18", "quick", "ddp", devices=2) == quick  # 000: alike
     with pytest.raises(UserError, match="lr_schedule must be one of cosine, step"):
         TrainConfig(lr_schedule="linear").validate()

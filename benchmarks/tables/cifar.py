@@ -53,6 +53,7 @@ def cifar_jobs(
         for method in methods:
             if method not in METHODS:
                 continue
+            devices = devices_for(method, profile, spread)
             for run in range(runs or RUNS[profile]):
                 jobs.append(
                     Job(
@@ -61,11 +62,11 @@ def cifar_jobs(
                         model=model,
                         method=method,
                         profile=profile,
-                        config=hyperparameters(dataset, model, profile, method),
+                        config=hyperparameters(dataset, model, profile, method, devices),
                         method_config=METHODS[method].Config(),
                         seed=run,
                         run_index=run,
-                        devices=devices_for(method, profile, spread),
+                        devices=devices,
                     )
                 )
     return jobs
