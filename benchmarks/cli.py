@@ -120,10 +120,9 @@ def cmd_train(args) -> int:
     config, method_config = hyperparameters(args.dataset, args.model, profile), method.Config()
     if args.epochs is not None:
         config.max_epochs = args.epochs
-    apply_overrides([config, method_config], args.set)
+    user_keys = apply_overrides([config, method_config], args.set)
     # The method's own defaults follow the user's values (plsgd scales the LR with the batch size)
     # but never replace a key the user set.
-    user_keys = frozenset(item.partition("=")[0].strip() for item in args.set)
     config = with_method_defaults(config, args.method, args.devices, user_keys)
     config.validate()
     if hasattr(method_config, "validate"):

@@ -93,13 +93,15 @@ def parse_value(text: str, kind: type, key: str):
         raise UserError(f"--set {key}={text}: expected a {kind.__name__}") from None
 
 
-def apply_overrides(configs: list, assignments: list[str]) -> None:
-    """Apply `key=value` strings to whichever dataclass in `configs` has that field, in place."""
+def apply_overrides(configs: list, assignments: list[str]) -> frozenset[str]:
+    """Apply `key=value` strings to whichever dataclass in `configs` has that field, in place;
+    returns the keys set."""
     owners = {}
     for cfg in configs:
         hints = typing.get_type_hints(type(cfg))
         for f in fields(cfg):
             owners[f.name] = (cfg, hints[f.name])
+    assigned = set()
     for item in assignments:
         key, sep, text = item.partition("=")
         key = key.strip()
@@ -107,6 +109,8 @@ def apply_overrides(configs: list, assignments: list[str]) -> None:
             raise UserError(f"--set {item}: unknown key {key!r}; valid keys: {', '.join(sorted(owners))}")
         cfg, kind = owners[key]
         setattr(cfg, key, parse_value(text.strip(), kind, key))
+        assigned.add(key)
+    return frozenset(assigned)
 
 
 def flatten(*configs) -> dict[str, object]:

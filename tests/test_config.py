@@ -11,7 +11,8 @@ from methods.optim import lr_at
 
 def test_overrides_are_typed():
     cfg = TrainConfig()
-    apply_overrides([cfg], ["lr=0.1", "batch_size=64", "nesterov=true", "optimizer=adam"])
+    keys = apply_overrides([cfg], ["lr=0.1", "batch_size=64", "nesterov=true", " optimizer =adam"])
+    assert keys == {"lr", "batch_size", "nesterov", "optimizer"}
     assert (cfg.lr, cfg.batch_size, cfg.nesterov, cfg.optimizer) == (0.1, 64, True, "adam")
 
 
