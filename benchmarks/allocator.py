@@ -6,7 +6,7 @@ empty, blocks above the mmap threshold are unmapped on free), and the next step 
 4 KiB at a time. Measured here (torch 2.14, CPU): the quick IMDb LSTM took ~17,000 minor faults a
 step (its oneDNN workspace alone is ~75 MB at 300 tokens), 28 % of bp's CPU time in the kernel.
 With these settings, in one `perf async` run each: LSTM bp 1.44x and async_lu 1.42x the
-samples/s of glibc's defaults; ResNet-18 async_lu 1.10x, bp unchanged (1.05x at one thread).
+samples/s of glibc's defaults; ResNet-18 async_lu 1.10x, bp 1.05x at one thread and 0.99x on both.
 It is the same kind of setting as PyTorch's CPU tuning guide's advice to preload jemalloc or
 tcmalloc, applied by the suite itself so that every method and every process gets it.
 `BENCH_MALLOC_TUNING=0` keeps glibc's defaults.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 # mallopt(3) parameter numbers from glibc's malloc.h.
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -2, -3, -8
@@ -33,9 +32,18 @@ SETTINGS = (
 )
 
 
+def is_glibc() -> bool:
+    """Whether this process runs on glibc (asked of the C library: every process of the suite calls
+    this at start-up, and `platform.libc_ver` would read the Python executable to find out)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError):  # not a name this platform knows (macOS, musl)
+        return False
+
+
 def tune_glibc_malloc() -> bool:
     """Apply SETTINGS in this process (glibc only, unless BENCH_MALLOC_TUNING=0); True if applied."""
-    if os.environ.get("BENCH_MALLOC_TUNING", "1") == "0" or platform.libc_ver()[0] != "glibc":
+    if os.environ.get("BENCH_MALLOC_TUNING", "1") == "0" or not is_glibc():
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt

@@ -2,11 +2,12 @@
 
 import json
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
+
+from benchmarks.allocator import is_glibc
 
 # A backward thread's steps of the quick LSTM's shape (2x64, batch 64, 300 tokens: a ~75 MB oneDNN
 # workspace a step, above glibc's largest mmap threshold), each step on a new thread as the async
@@ -41,7 +42,7 @@ def faults_per_step(tuning: str) -> list[int]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+@pytest.mark.skipif(not is_glibc(), reason="the settings are glibc's")
 def test_tuned_malloc_keeps_step_memory_mapped():
     default, tuned = faults_per_step("0"), faults_per_step("1")
     assert min(default) > 10_000  # glibc's defaults: the workspace is mapped anew every step
