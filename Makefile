@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## the suite's main job
 	$(PY) -m benchmarks train --dataset cifar10 --model resnet18 --method bp --profile quick
 
-test: $(STAMP)  ## the whole default test suite: lint + unit tests
+test: $(STAMP)  ## the whole default test suite: lint, format check, unit tests
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -1,6 +1,3 @@
-"""The suite's runner, CLI, tables and perf benchmarks (`python -m benchmarks`)."""
-
-from .allocator import tune_glibc_malloc
-
-# Before torch starts any thread: every process of the suite (CLI, spawned workers, tests) gets it.
-tune_glibc_malloc()
+"""The suite's application: the CLI (`python -m benchmarks`), the job builder, the runner, the table
+specs and the perf benchmarks. Importing it changes nothing; `cli.main` and the entry points of
+spawned processes apply the allocator setting (core/allocator.py) explicitly."""

@@ -1,4 +1,4 @@
-"""The command line: list, train, run, perf (the contract is in DESIGN.md)."""
+"""The command line: list, train, run, report, perf (the contract is in docs/design.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import DataMissingError, UserError
+from core.allocator import tune_glibc_malloc
+from core.errors import DataMissingError, StorageError, UserError, did_you_mean
 
 log = logging.getLogger("benchmarks")
 
@@ -17,7 +18,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message} (see `python -m benchmarks {self.prog.split()[-1]} --help`)\n")
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> Parser:
@@ -53,7 +54,7 @@ def build_parser() -> Parser:
     run.add_argument("--tracking-uri")
 
     report = sub.add_parser("report", help="write reports/out/TABLE.md and .csv from the MLflow runs")
-    report.add_argument("table", help="a table or figure id, or all")
+    report.add_argument("table", help="a table or figure id, claims (the claims' verdicts), or all")
     report.add_argument("--profile", help="only this profile's runs (default: every profile with runs)")
     report.add_argument("--out", default=None, help="output folder (default: reports/out/)")
     report.add_argument("--tracking-uri")
@@ -69,7 +70,16 @@ def build_parser() -> Parser:
         "--model", choices=("resnet18", "lstm"), help="perf async: the quick ResNet-18 (default) or IMDb LSTM"
     )
     perf.add_argument("--json", action="store_true")
+    perf.add_argument(
+        "--tracking-uri", help="where the result is logged (experiment `perf`); default as for train"
+    )
     return parser
+
+
+def close_stale(tracker) -> None:
+    """Close the runs left `running` by processes that died (see Tracker.close_stale_runs), saying so."""
+    for name in tracker.close_stale_runs():
+        log.warning("run %s was left running by a process that died: marked failed (stale)", name)
 
 
 def cmd_list(args) -> int:
@@ -87,59 +97,45 @@ def cmd_list(args) -> int:
         print(f"  {spec.id:<10} {spec.title}{waiting}")
     print("methods:")
     for name, cls in METHODS.items():
-        print(f"  {name:<10} {cls.summary}")
-    print(f"datasets:  {', '.join(DATASETS)}")
-    print(f"models:    {', '.join(MODELS)}")
+        if not cls.measures:
+            print(f"  {name:<10} {cls.summary}")
+    print("measurements:")
+    for name, cls in METHODS.items():
+        if cls.measures:
+            print(f"  {name:<10} {cls.summary}")
+    print(f"datasets:  {', '.join(sorted(DATASETS))}")
+    print(f"models:    {', '.join(sorted(MODELS))}")
     print(f"profiles:  {', '.join(PROFILES)}")
-    print(f"perf:      {', '.join(PERF)}")
+    print(f"perf:      {', '.join(sorted(PERF))}")
     return 0
 
 
 def cmd_train(args) -> int:
-    from datasets import DATASETS, resolve_data_dir
-    from methods import check_devices, get_method
-    from models import MODELS
+    from datasets import resolve_data_dir
 
-    from .config import apply_overrides
-    from .errors import did_you_mean
-    from .profiles import hyperparameters, resolve_profile, with_method_defaults
-    from .runner import Job, JobFailed, run_job
+    from .distributed import launched_by_torchrun, torchrun_rank
+    from .jobs import build_job, check_device_count
+    from .profiles import resolve_profile
+    from .runner import JobFailed, run_job
     from .tracking import Tracker
 
-    method = get_method(args.method)
-    if args.dataset not in DATASETS:
-        raise did_you_mean("dataset", args.dataset, DATASETS)
-    if args.model not in MODELS:
-        raise did_you_mean("model", args.model, MODELS)
-    profile = resolve_profile(args.profile)
-    from .distributed import launched_by_torchrun, torchrun_rank
-
-    rank = 0
+    rank, devices = 0, args.devices
     if launched_by_torchrun():  # torchrun decides the processes: one rank per process it started
-        rank, args.devices, _ = torchrun_rank()
-    config, method_config = hyperparameters(args.dataset, args.model, profile), method.Config()
-    if args.epochs is not None:
-        config.max_epochs = args.epochs
-    user_keys = apply_overrides([config, method_config], args.set)
-    # The method's own defaults follow the user's values (plsgd scales the LR with the batch size)
-    # but never replace a key the user set.
-    config = with_method_defaults(config, args.method, args.devices, user_keys)
-    config.validate()
-    if hasattr(method_config, "validate"):
-        method_config.validate()
-    check_devices(method, args.devices)
-    job = Job(
-        table="adhoc",
-        dataset=args.dataset,
-        model=args.model,
-        method=args.method,
-        profile=profile,
-        config=config,
-        method_config=method_config,
+        rank, devices, _ = torchrun_rank()
+    job = build_job(
+        "adhoc",
+        args.dataset,
+        args.model,
+        args.method,
+        resolve_profile(args.profile),
         seed=args.seed,
-        devices=args.devices,
+        devices=devices,
+        overrides=args.set,
+        epochs=args.epochs,
     )
+    check_device_count(job.devices)
     tracker = Tracker(args.tracking_uri)
+    close_stale(tracker)
     try:
         summary = run_job(job, resolve_data_dir(args.data_dir), tracker)
         code = 0 if summary["status"] == "finished" else 3
@@ -168,12 +164,15 @@ def cmd_run(args) -> int:
 
     from datasets import resolve_data_dir
 
-    from .errors import did_you_mean
+    from .jobs import check_device_count
     from .profiles import resolve_profile
     from .runner import JobFailed, run_job
     from .tables import TABLES, get_table
     from .tracking import Tracker
 
+    for flag, value in (("--runs", args.runs), ("--devices", args.devices)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
     wanted = args.methods.split(",") if args.methods else None
     if args.table == "all":
         specs = [s for s in TABLES.values() if not s.missing_methods]
@@ -182,7 +181,7 @@ def cmd_run(args) -> int:
     profile = resolve_profile(args.profile)
     jobs = []
     for spec in specs:
-        table_jobs = spec.jobs(profile, args.runs)
+        table_jobs = spec.jobs(profile, args.runs, args.devices)
         if wanted:
             known = {j.method for j in table_jobs}
             for name in wanted:
@@ -190,23 +189,27 @@ def cmd_run(args) -> int:
                     raise did_you_mean("method", name, known, plural=f"methods of {spec.id}")
             table_jobs = [j for j in table_jobs if j.method in wanted]
         jobs += table_jobs
-    if args.devices:
-        for job in jobs:
-            job.devices = args.devices
     jobs = list({(j.table, j.key): j for j in jobs}.values())  # views of the same runs share jobs
+    for job in jobs:  # before anything runs: a table asking for more devices than here stops now
+        check_device_count(job.devices)
     data_dir, tracker = resolve_data_dir(args.data_dir), Tracker(args.tracking_uri)
+    close_stale(tracker)
     pending = [j for j in jobs if tracker.finished_run(j.table, j.key) is None]
     budgets = [j.config.time_budget_s for j in pending]
     estimate = f"; at most ~{sum(budgets) / 60:.0f} min of training (the budgets)" if all(budgets) else ""
     log.info("%d jobs to run, %d finished before%s", len(pending), len(jobs) - len(pending), estimate)
-    results, failed = [], []
+    results, failed, taken = [], [], []
     # The bar counts the jobs still to run, so its ETA (tqdm's, from the jobs done) is not skewed
     # by skipped ones.
     with tqdm(total=len(pending), desc=f"{args.table} ({profile})", unit="job") as bar:
         for job in pending:
             bar.set_postfix_str(job.name)
             try:
-                results.append((job, run_job(job, data_dir, tracker)))
+                summary = run_job(job, data_dir, tracker, claim=True)  # another `run` may have it
+                if summary is None:
+                    taken.append(job.name)
+                else:
+                    results.append((job, summary))
             except JobFailed as err:
                 log.error("%s failed: %s", job.name, err)
                 failed.append(job.name)
@@ -217,26 +220,50 @@ def cmd_run(args) -> int:
             f"{job.table} {job.name}: {summary['status']} "
             + " ".join(f"{k}={v:.4g}" for k, v in numbers.items())
         )
-    skipped = len(jobs) - len(results) - len(failed)
-    print(f"{len(results)} run, {skipped} already finished, {len(failed)} failed; results in {tracker.uri}")
+    skipped = len(jobs) - len(results) - len(failed) - len(taken)
+    diverged = [job.name for job, summary in results if summary["status"] == "diverged"]
+    others = f", {len(taken)} run by another process" if taken else ""
+    print(
+        f"{len(results)} run, {skipped} already finished{others}, {len(failed)} failed, "
+        f"{len(diverged)} diverged; results in {tracker.uri}"
+    )
+    for name in diverged:  # a finding, kept in MLflow as `diverged` and shown by the reports
+        print(f"diverged: {name} (NaN loss; kept as `diverged` in MLflow, run again by the next `run`)")
+    for name in failed:
+        print(f"failed: {name}")
     return 1 if failed else 0
 
 
 def cmd_report(args) -> int:
+    from reports.claims import write_claims
     from reports.tables import write_index, write_report
 
-    from .errors import did_you_mean
     from .profiles import PROFILES
     from .tables import TABLES
-    from .tracking import PROJECT_ROOT, default_tracking_uri
+    from .tracking import PROJECT_ROOT, Tracker, default_tracking_uri
 
-    if args.table != "all" and args.table not in TABLES:
-        raise did_you_mean("table", args.table, [*TABLES, "all"])
+    if args.table not in (*TABLES, "claims", "all"):
+        raise did_you_mean("table", args.table, [*TABLES, "claims", "all"])
     if args.profile and args.profile not in PROFILES:
         raise did_you_mean("profile", args.profile, PROFILES)
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
     uri = args.tracking_uri or default_tracking_uri()
-    specs = list(TABLES.values()) if args.table == "all" else [TABLES[args.table]]
+    close_stale(Tracker(uri, create=False))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / ".writable").touch()
+        (out_dir / ".writable").unlink()
+    except OSError as err:
+        raise StorageError(f"cannot write the reports to {out_dir}: {err.strerror}") from None
+    if args.table in ("claims", "all"):
+        for path in write_claims(uri, dict(TABLES), out_dir, args.profile):
+            print(path)
+    if args.table == "claims":
+        specs = []
+    elif args.table == "all":
+        specs = list(TABLES.values())
+    else:
+        specs = [TABLES[args.table]]
     for spec in specs:
         for path in write_report(spec, uri, out_dir, args.profile):
             print(path)
@@ -245,20 +272,22 @@ def cmd_report(args) -> int:
 
 
 def cmd_perf(args) -> int:
-    from .errors import did_you_mean
     from .perf import PERF
+    from .tracking import Tracker
 
-    if args.name not in PERF:
-        raise did_you_mean("perf benchmark", args.name, PERF)
+    benchmark = PERF.lookup(args.name)
     if args.reps is None:
-        args.reps = getattr(PERF[args.name], "default_reps", 9)
+        args.reps = benchmark.default_reps
     if args.reps < 1:
         raise UserError(f"--reps must be >= 1, got {args.reps}")
     if args.steps is not None and args.steps < 3:
         raise UserError(f"--steps must be >= 3, got {args.steps}")
-    result = PERF[args.name](args)
+    result = benchmark(args)
     for key, value in result.items():
         print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
+    tracker = Tracker(args.tracking_uri)
+    run_id = tracker.log_perf(args.name, result)
+    log.info("perf %s logged as run %s in %s (experiment perf)", args.name, run_id, tracker.uri)
     if args.json:
         print(json.dumps(result))
     return 0
@@ -266,6 +295,7 @@ def cmd_perf(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit code."""
+    tune_glibc_malloc()  # before torch starts any thread (docs/performance.md, "Memory allocator")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr)
     for name in ("benchmarks", "methods", "datasets", "models", "reports"):
         logging.getLogger(name).setLevel(logging.INFO)
@@ -273,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     verbs = {"list": cmd_list, "train": cmd_train, "run": cmd_run, "report": cmd_report, "perf": cmd_perf}
     try:
         return verbs[args.verb](args)
-    except (UserError, DataMissingError) as err:
+    except (UserError, DataMissingError, StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:

@@ -21,6 +21,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from core.allocator import tune_glibc_malloc
+from core.job import Job
+from core.processes import die_with_parent, start_without_sigint
+
+from .rank import get_dataset, resolve_device, run_rank
+from .tracking import NullTracker, Tracker
+
 log = logging.getLogger(__name__)
 
 GRACE_S = 5.0  # how long ranks get to exit after a failure before they are killed
@@ -36,10 +43,8 @@ def torchrun_rank() -> tuple[int, int, int]:
     return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def run_torchrun_rank(job, dataset, tracker, run_id: str) -> dict:
+def run_torchrun_rank(job: Job, dataset, tracker: Tracker, run_id: str) -> dict:
     """This process as one of torchrun's ranks (several machines possible): join, train, leave."""
-    from .runner import resolve_device, run_rank
-
     rank, world, local_rank = torchrun_rank()
     device = resolve_device(job.config.device)
     if device.type == "cuda":
@@ -59,6 +64,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_LISTENERS: list[socket.socket] = []
+
+
+def loopback_store(rank: int, world: int, port: int) -> dist.TCPStore:
+    """The rendezvous store of locally spawned ranks, listening on 127.0.0.1 only.
+
+    TCPStore's own server listens on every interface (measured: `*:port`); rank 0 therefore binds
+    the socket itself and hands it over (`master_listen_fd`). The other ranks connect to it. Gloo's
+    own connections between the ranks use the loopback interface too (GLOO_SOCKET_IFNAME).
+    """
+    if "lo" in {name for _, name in socket.if_nameindex()}:
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    timeout = timedelta(minutes=10)
+    if rank != 0:
+        return dist.TCPStore("127.0.0.1", port, world, is_master=False, timeout=timeout)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(128)
+    store = dist.TCPStore(
+        "127.0.0.1", port, world, is_master=True, timeout=timeout, master_listen_fd=listener.fileno()
+    )
+    _LISTENERS.append(listener)  # the store serves on this socket: keep it open while the rank lives
+    return store
+
+
 def backend_for(device: torch.device) -> str:
     """NCCL between GPUs, gloo between CPU processes."""
     return "nccl" if device.type == "cuda" else "gloo"
@@ -72,29 +103,32 @@ def rank_device(device: torch.device, rank: int) -> torch.device:
 
 
 def _worker(
-    rank: int, world: int, port: int, job, data_dir, tracking_uri: str, run_id: str, report, shipped=None
+    rank: int,
+    world: int,
+    port: int,
+    job: Job,
+    data_dir,
+    tracking_uri: str,
+    run_id: str,
+    report,
+    parent_pid: int,
+    shipped=None,
 ) -> None:
     """One rank: join the process group, train, send ("done", summary) or ("error", message) to `report`."""
+    tune_glibc_malloc()  # a spawned process: the suite's allocator setting, as in every process of it
+    die_with_parent(parent_pid)  # a coordinator killed outright (kill -9, OOM) takes its ranks with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and ends the ranks
     # The coordinator ends ranks with SIGTERM: unwind (finally blocks end a method's own child
     # processes and release their semaphores) instead of dying on the spot.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    from .runner import get_dataset, run_rank
-    from .tracking import NullTracker, Tracker
-
     try:
-        from .runner import resolve_device
-
         device = rank_device(resolve_device(job.config.device), rank)
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(
-            backend_for(device),
-            init_method=f"tcp://127.0.0.1:{port}",
-            rank=rank,
-            world_size=world,
+            backend_for(device), store=loopback_store(rank, world, port), rank=rank, world_size=world,
             timeout=timedelta(minutes=10),
-        )
+        )  # fmt: skip
         tracker = Tracker(tracking_uri) if rank == 0 and tracking_uri else NullTracker()
         dataset = shipped if shipped is not None else get_dataset(job, data_dir)
         summary = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0)
@@ -107,6 +141,9 @@ def _worker(
         report.close()
         if dist.is_initialized():
             dist.destroy_process_group()
+        # From here the interpreter shuts down: a SIGTERM now would raise SystemExit inside an
+        # exit-time finalizer, which Python prints as a traceback. There is nothing left to unwind.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop_all(procs) -> None:
@@ -121,7 +158,7 @@ def _stop_all(procs) -> None:
             p.join()
 
 
-def spawn_ranks(job, data_dir, tracking_uri: str | None, run_id: str, dataset=None) -> dict:
+def spawn_ranks(job: Job, data_dir, tracking_uri: str | None, run_id: str, dataset=None) -> dict:
     """Run the job on `job.devices` spawned ranks; returns rank 0's summary.
 
     Each rank loads the job's dataset from `data_dir` (its own cache), or receives `dataset`
@@ -137,13 +174,24 @@ def spawn_ranks(job, data_dir, tracking_uri: str | None, run_id: str, dataset=No
     procs = [
         ctx.Process(
             target=_worker,
-            args=(rank, job.devices, port, job, data_dir, tracking_uri, run_id, pipes[rank][1], dataset),
+            args=(
+                rank,
+                job.devices,
+                port,
+                job,
+                data_dir,
+                tracking_uri,
+                run_id,
+                pipes[rank][1],
+                os.getpid(),
+                dataset,
+            ),
             name=f"rank{rank}",
         )
         for rank in range(job.devices)
     ]
     for p in procs:
-        p.start()
+        start_without_sigint(p)
     for _, sender in pipes:
         sender.close()  # the parent only reads: a rank's death then shows as end-of-file on its pipe
     readers = {pipes[rank][0]: rank for rank in range(job.devices)}

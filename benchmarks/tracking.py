@@ -1,8 +1,11 @@
-"""MLflow tracking with the schema of DESIGN.md: one experiment per table, one run per job."""
+"""MLflow tracking with the schema of docs/design.md: one experiment per table, one run per job."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
 import logging
 import os
 import platform
@@ -11,7 +14,12 @@ from pathlib import Path
 
 import torch
 
+from core.errors import StorageError, UserError
+from core.processes import is_alive
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
+STORE_SCHEMES = {"sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks"}
 log = logging.getLogger(__name__)
 
 
@@ -62,29 +70,101 @@ def hardware() -> str:
 class Tracker:
     """Writes runs to an MLflow store through one explicit client (no global active run)."""
 
-    def __init__(self, uri: str | None = None):
+    def __init__(self, uri: str | None = None, create: bool = True):
+        """Open the store at `uri` (and check it answers); `create=False` refuses to create a new
+        SQLite file (reports read stores, they do not make them). Bad URIs exit 2; stores that cannot
+        be used (corrupt, read-only, a folder, unreachable) exit 1, each with one line."""
         # MLflow and alembic announce every schema migration of a new SQLite store at INFO.
         for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_service.client"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        self.uri = uri or default_tracking_uri()
+        self._locked = False  # this tracker holds the store's lock (see `lock`)
+        scheme = self.uri.partition(":")[0] if "://" in self.uri else ""
+        # The SQLite file, where the store is one (its folder also holds the lock and the artifacts).
+        self.sqlite_path = Path(self.uri.removeprefix("sqlite:///")) if scheme == "sqlite" else None
+        if scheme not in STORE_SCHEMES:
+            raise UserError(
+                f"tracking URI {self.uri!r}: expected sqlite:///PATH, file:///PATH, http(s)://HOST[:PORT] "
+                f"or a database URL ({', '.join(sorted(STORE_SCHEMES))})"
+            )
+        if scheme in ("http", "https"):
+            # MLflow retries an unreachable server for minutes by default: fail within ~15 s instead.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+        if self.sqlite_path is not None:
+            path = self.sqlite_path
+            if path.is_dir():
+                raise StorageError(f"tracking store {path} is a folder, not an SQLite file")
+            if not path.exists() and not create:
+                raise StorageError(
+                    f"no MLflow store at {path}; run a table or `train` first, or pass --tracking-uri"
+                )
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StorageError(
+                    f"cannot create the folder of the tracking store {path}: {err.strerror}"
+                ) from None
         from mlflow.tracking import MlflowClient
 
-        self.uri = uri or default_tracking_uri()
-        if self.uri.startswith("sqlite:///"):
-            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.uri)
         self._experiments: dict[str, str] = {}
+        try:
+            with self.lock():  # two processes creating one new store's schema at once would collide
+                self.client = MlflowClient(tracking_uri=self.uri)
+                self.client.search_experiments(max_results=1)  # opens (or creates) the store now, not mid-run
+        except Exception as err:  # noqa: BLE001  (MLflow, SQLAlchemy and OS errors all mean the same here)
+            raise StorageError(f"tracking store {self.uri} cannot be used: {one_line(err)}") from None
+
+    def artifacts(self, experiment: str) -> str | None:
+        """Where an experiment's artifacts go: beside an SQLite store (results/artifacts/ for the
+        default one), else the server's default."""
+        if self.sqlite_path is None:
+            return None
+        return (self.sqlite_path.parent / "artifacts" / experiment).resolve().as_uri()
 
     def experiment_id(self, name: str) -> str:
-        """The id of experiment `name`, created on first use with artifacts under results/."""
+        """The id of experiment `name`, created on first use (artifacts: `artifacts`)."""
         if name not in self._experiments:
-            exp = self.client.get_experiment_by_name(name)
-            if exp is None:
-                artifacts = (PROJECT_ROOT / "results" / "artifacts" / name).as_uri()
-                exp_id = self.client.create_experiment(name, artifact_location=artifacts)
-            else:
-                exp_id = exp.experiment_id
+            with self.lock():  # another process may be creating it too
+                exp = self.client.get_experiment_by_name(name)
+                if exp is None:
+                    exp_id = self.client.create_experiment(
+                        name,
+                        artifact_location=self.artifacts(name),
+                        # The UI's experiment type: opens on runs and charts, not GenAI traces.
+                        tags={"mlflow.experimentKind": "custom_model_development"},
+                    )
+                else:
+                    exp_id = exp.experiment_id
             self._experiments[name] = exp_id
         return self._experiments[name]
+
+    @contextlib.contextmanager
+    def lock(self):
+        """A lock on the store shared by every process of this machine (SQLite: a file beside the
+        database), for check-then-create sequences; re-entrant within this tracker; other stores: none."""
+        if self.sqlite_path is None or self._locked:
+            yield
+            return
+        with file_lock(self.sqlite_path.with_name(self.sqlite_path.name + ".lock")):
+            self._locked = True
+            try:
+                yield
+            finally:
+                self._locked = False
+
+    def taken(self, experiment: str, job_key: str) -> bool:
+        """Whether `job_key` has a finished run, or a running one whose process is alive (or elsewhere)."""
+        runs = self.client.search_runs(
+            [self.experiment_id(experiment)], filter_string=f"tags.job_key = '{job_key}'"
+        )
+        for run in runs:
+            tags = run.data.tags
+            if tags.get("status") == "finished":
+                return True
+            if tags.get("status") == "running" and is_alive(tags) is not False:
+                return True
+        return False
 
     def finished_run(self, experiment: str, job_key: str):
         """The newest finished run of `job_key` in `experiment`, or None."""
@@ -96,11 +176,21 @@ class Tracker:
         )
         return runs[0] if runs else None
 
-    def start(self, experiment: str, run_name: str, tags: dict, params: dict) -> str:
-        """Create a run with its tags and params; returns its id."""
+    def start(
+        self, experiment: str, run_name: str, tags: dict, params: dict, claim: bool = False
+    ) -> str | None:
+        """Create a run with its tags and params; returns its id.
+
+        With `claim`, the run is created only if no other run of the same `job_key` is finished or
+        running in a live process (checked and created under the store's lock, so two `run`s on one
+        store never train a job twice); None when it is taken.
+        """
         from mlflow.entities import Param
 
-        run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=_str(tags))
+        with self.lock():
+            if claim and self.taken(experiment, str(tags["job_key"])):
+                return None
+            run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=_str(tags))
         items = [Param(k, str(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
             self.client.log_batch(run.info.run_id, params=items[i : i + 100], synchronous=True)
@@ -114,6 +204,49 @@ class Tracker:
 
         now = int(time.time() * 1000)
         self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def close_stale_runs(self) -> list[str]:
+        """Mark `failed` every run still `running` whose process on this host has died (kill -9, an
+        OOM kill, a power cut): `report` then shows it as failed and `run` redoes its job. Returns
+        their names. Runs of other hosts, or of live processes, are left alone."""
+        stale = []
+        experiments = [e.experiment_id for e in self.client.search_experiments()]
+        if not experiments:
+            return stale
+        for run in self.client.search_runs(experiments, filter_string="tags.status = 'running'"):
+            tags = run.data.tags
+            if is_alive(tags) is False:
+                where = f"pid {tags.get('pid')} on {tags.get('host')}"
+                self.finish(
+                    run.info.run_id,
+                    "failed",
+                    dict(stop_reason="stale", error=f"its process ({where}) ended without closing the run"),
+                )
+                stale.append(run.info.run_name)
+        return stale
+
+    def log_table(self, run_id: str, columns: dict[str, list], artifact_file: str) -> None:
+        """Append rows to a JSON table artifact of the run (MLflow's log_table)."""
+        self.client.log_table(run_id, columns, artifact_file)
+
+    def log_dataset(self, run_id: str, name: str, source: str, context: str, **profile) -> None:
+        """Record the dataset a run trained on as an MLflow input (the UI's Datasets column)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        digest = hashlib.sha256(f"{name}:{source}".encode()).hexdigest()[:8]
+        dataset = Dataset(name, digest, "local", source, profile=json.dumps(profile))
+        self.client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
+
+    def log_perf(self, name: str, result: dict) -> str:
+        """A `perf NAME` result as a finished run of experiment `perf`: numbers as metrics, the rest as
+        params, tagged `perf=NAME` with the hardware (so speed claims draw on measured runs)."""
+        tags = dict(perf=name, git_sha=git_sha(), hardware=hardware(), torch_version=torch.__version__)
+        numbers = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        params = {k: v for k, v in result.items() if k not in numbers}
+        run_id = self.start("perf", f"perf-{name}", tags, params)
+        self.log_metrics(run_id, numbers, step=0)
+        self.finish(run_id, "finished", dict(stop_reason="measured"))
+        return run_id
 
     def finish(self, run_id: str, status: str, tags: dict) -> None:
         """Set the final tags and end the run (MLflow status FINISHED, FAILED or KILLED)."""
@@ -136,14 +269,45 @@ class NullTracker(Tracker):
     def finished_run(self, experiment, job_key):
         return None
 
-    def start(self, experiment, run_name, tags, params):
+    def start(self, experiment, run_name, tags, params, claim=False):
         return "untracked"
 
     def log_metrics(self, run_id, metrics, step):
         pass
 
+    def log_perf(self, name, result):
+        return "untracked"
+
+    def log_table(self, run_id, columns, artifact_file):
+        pass
+
+    def log_dataset(self, run_id, name, source, context, **profile):
+        pass
+
     def finish(self, run_id, status, tags):
         pass
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive lock held through `path` (fcntl.flock; where there is no fcntl, none)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one short line (MLflow's and SQLAlchemy's messages span many)."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}"
 
 
 def _str(tags: dict) -> dict[str, str]:

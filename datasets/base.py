@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from models import InputSpec
+from core.inputs import InputSpec
 
 Batch = tuple[object, torch.Tensor]
 """(inputs, targets): inputs is whatever the model's forward takes (a tensor, or a tuple for sequences)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -11,10 +12,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.errors import DataMissingError
+from core.errors import DataMissingError
 
 from .base import ImageTensors, TensorImageDataset
 from .cache import file_digest, load_or_build, tree_digest
+from .registry import register_dataset
+from .synthetic import synthetic_images
 
 # Per-channel statistics of the training splits (the values the CIFAR literature normalises with).
 CIFAR = {
@@ -132,12 +135,15 @@ def try_download(name: str, data_dir: Path) -> str | None:
     from torchvision.datasets import CIFAR10, CIFAR100
 
     cls = CIFAR10 if name == "cifar10" else CIFAR100
+    created = [p for p in (data_dir, *data_dir.parents) if not p.exists()]
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         cls(str(data_dir), train=True, download=True)
         cls(str(data_dir), train=False, download=True)
         return None
     except Exception as err:  # no network, a read-only folder, a refused host: all mean "not here"
+        for folder in created:  # a failed download leaves no folders behind (the partial file is gone too)
+            shutil.rmtree(folder, ignore_errors=True)
         return f"{type(err).__name__}: {err}"
 
 
@@ -156,18 +162,35 @@ def load_cifar(name: str, data_dir: Path, download: bool = True) -> TensorImageD
             f"torchvision.datasets.{name.upper()}(root='{data_dir}', download=True) "
             f"on a machine with internet, or point --data-dir / BENCH_DATA_DIR at a folder holding it"
         )
+    expected = CIFAR[name]["num_classes"]
+
+    def checked(data: dict) -> dict:
+        """The decoded source, rejected before it is cached if it is not `name`."""
+        if len(data["classes"]) != expected:
+            raise DataMissingError(f"{found} holds {len(data['classes'])} classes; {name} has {expected}")
+        return data
+
     if found == candidates[0]:
         key = "tv-" + "".join(file_digest(p)[:16] for p in sorted(found.iterdir()) if p.is_file())
-        data = load_or_build(name, key, lambda: read_torchvision(name, data_dir))
+        data = load_or_build(name, key, lambda: checked(read_torchvision(name, data_dir)))
     elif found.is_dir():
-        data = load_or_build(name, "tree-" + tree_digest(found), lambda: read_tree(found))
+        data = load_or_build(name, "tree-" + tree_digest(found), lambda: checked(read_tree(found)))
     else:
-        data = load_or_build(name, "tar-" + file_digest(found), lambda: read_tar(found))
+        data = load_or_build(name, "tar-" + file_digest(found), lambda: checked(read_tar(found)))
     tensors = ImageTensors(
         data["train_x"], data["train_y"], data["test_x"], data["test_y"], list(data["classes"])
     )
-    expected = CIFAR[name]["num_classes"]
-    if len(tensors.classes) != expected:
-        raise DataMissingError(f"{found} holds {len(tensors.classes)} classes; {name} has {expected}")
     meta = CIFAR[name]
     return TensorImageDataset(name, tensors, meta["mean"], meta["std"], source=str(found))
+
+
+@register_dataset("cifar10", synthetic=lambda _: synthetic_images(num_classes=10, image_size=32))
+def cifar10(data_dir: Path, seq_len: int = 0) -> TensorImageDataset:
+    """CIFAR-10 (50k/10k, 32x32, 10 classes)."""
+    return load_cifar("cifar10", data_dir)
+
+
+@register_dataset("cifar100", synthetic=lambda _: synthetic_images(num_classes=100, image_size=32))
+def cifar100(data_dir: Path, seq_len: int = 0) -> TensorImageDataset:
+    """CIFAR-100 (50k/10k, 32x32, 100 classes)."""
+    return load_cifar("cifar100", data_dir)

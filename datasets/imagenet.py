@@ -18,10 +18,12 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.errors import DataMissingError
-from models import InputSpec
+from core.errors import DataMissingError
+from core.inputs import InputSpec
 
 from .base import Dataset, Normalise, epoch_generator, shard
+from .registry import register_dataset
+from .synthetic import synthetic_images
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 IMAGE_SIZE, RESIZE = 224, 256
@@ -160,3 +162,17 @@ def write_synthetic_imagefolder(
                 pixels = np.clip(colour + rng.normal(0, 40, (height, width, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{split}_{c}_{i}.JPEG", quality=85)
     return root
+
+
+def imagenet_smoke(data_dir: Path) -> Dataset:
+    """Smoke ImageNet: 512/128 evenly spread images of the real tree where there is one (so a smoke
+    run exercises the streaming loader), else synthetic 224 px images of 1000 classes."""
+    if (data_dir / "imagenet" / "train").is_dir():
+        return ImageFolderDataset("imagenet", imagenet_root(data_dir), limit=(512, 128))
+    return synthetic_images(num_classes=1000, image_size=224, num_train=512, num_test=128)
+
+
+@register_dataset("imagenet", synthetic=imagenet_smoke)
+def imagenet_folder(data_dir: Path, seq_len: int = 0) -> Dataset:
+    """ImageNet-1k from an ImageFolder tree (train/, val/), streamed through DataLoader workers."""
+    return load_imagenet(data_dir)

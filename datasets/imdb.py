@@ -27,11 +27,12 @@ from typing import NamedTuple
 
 import torch
 
-from benchmarks.errors import DataMissingError
-from models import InputSpec
+from core.errors import DataMissingError
+from core.inputs import InputSpec
 
 from .base import Dataset, epoch_generator, shard
 from .cache import file_digest, load_or_build
+from .registry import register_dataset
 
 log = logging.getLogger(__name__)
 
@@ -298,3 +299,9 @@ def synthetic_tokens(
 
 
 __all__ = ["TokenBatch", "TokenDataset", "load_imdb", "synthetic_tokens", "tokenize"]
+
+
+@register_dataset("imdb", synthetic=lambda _: synthetic_tokens(num_classes=2, vocab_size=1000))
+def imdb_reviews(data_dir: Path, seq_len: int = 0) -> TokenDataset:
+    """IMDb sentiment (25k/25k reviews, 2 classes) as token sequences; `seq_len` keeps the last tokens."""
+    return load_imdb(data_dir, seq_len)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
 from .base import ImageTensors, TensorImageDataset
+from .registry import register_dataset
 
 
 def make_images(n: int, prototypes: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,3 +32,9 @@ def synthetic_images(
     return TensorImageDataset(
         "synthetic", tensors, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), source="synthetic"
     )
+
+
+@register_dataset("synthetic", synthetic=lambda _: synthetic_images())
+def synthetic(data_dir: Path, seq_len: int = 0) -> TensorImageDataset:
+    """Generated 32x32 images with a class signal, no files."""
+    return synthetic_images()

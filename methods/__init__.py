@@ -1,14 +1,16 @@
 """Training methods: one module per method, each registered with `@register_method`.
 
-Every module of this package is imported here, so a new method is one new file.
+Every module of this package is imported here, so a new method is one new file; what the methods
+share lives in the `common` subpackage.
 """
 
-import importlib
-import pkgutil
+import sys
 
-from .base import METHODS, Method, NoConfig, check_devices, get_method, register_method
+from core.config import NoConfig
+from core.registry import import_modules
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+from .common.base import METHODS, Method, check_devices, get_method, register_method
+
+import_modules(sys.modules[__name__])
 
 __all__ = ["METHODS", "Method", "NoConfig", "check_devices", "get_method", "register_method"]

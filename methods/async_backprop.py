@@ -10,7 +10,7 @@ A backward thread runs `torch.autograd.grad(loss, params)`:
 - BU (block updates, §3.4): the pass's updates are applied when its whole backward pass ends.
 
 Gradients stay private to their pass (no shared `.grad`: concurrent passes would lose and
-double-count them, see DESIGN.md); updates go to the parameters the forward thread reads, in
+double-count them, see docs/design.md); updates go to the parameters the forward thread reads, in
 place through `param.data` (a backward pass may use parameters newer than its forward: the
 paper's semantics), each tensor's update atomic under its own lock unless `lock_free`.
 BatchNorm running statistics are updated by the forward thread(s) only (backward never touches
@@ -29,10 +29,14 @@ from queue import Queue
 import torch
 import torch.nn.functional as F
 
-from .base import Method, register_method
-from .optim import lr_at
-from .param_updates import ParameterUpdater
-from .update_exchange import UpdateExchange, replica_drift
+from core.config import TrainConfig
+from core.context import EpochMeter, TrainContext
+from core.errors import UserError
+from core.schedule import lr_at
+
+from .common.base import Method, register_method
+from .common.param_updates import ParameterUpdater
+from .common.update_exchange import UpdateExchange, replica_drift
 
 POLL_S = 0.05  # how often blocked threads look for an error or a stop request
 
@@ -41,7 +45,7 @@ class EngineStopped(Exception):
     """The engine is closing: a waiting forward thread gives up its batch."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class AsyncConfig:
     """The thread layout of PD-ASGD (the paper: 1 forward, 2 backward threads)."""
 
@@ -52,8 +56,6 @@ class AsyncConfig:
 
     def validate(self) -> None:
         """Reject thread layouts that cannot run, with one line naming the key."""
-        from benchmarks.errors import UserError
-
         for key in ("forward_threads", "backward_threads"):
             if getattr(self, key) < 1:
                 raise UserError(f"{key} must be >= 1, got {getattr(self, key)}")
@@ -103,7 +105,14 @@ class EpochStats:
 class AsyncEngine:
     """B backward threads, the in-flight limit, the per-parameter updates, and error propagation."""
 
-    def __init__(self, model: torch.nn.Module, cfg, acfg: AsyncConfig, layerwise: bool, device: torch.device):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        cfg: TrainConfig,
+        acfg: AsyncConfig,
+        layerwise: bool,
+        device: torch.device,
+    ):
         self.model, self.acfg, self.layerwise, self.device = model, acfg, layerwise, device
         self.names, self.params = zip(
             *[(n, p) for n, p in model.named_parameters() if p.requires_grad], strict=True
@@ -171,8 +180,9 @@ class AsyncEngine:
         self.stats.forward_idle_s += time.perf_counter() - start
         self.check()
 
-    def epoch_metrics(self, epoch_time_s: float) -> dict[str, float]:
-        """The epoch's instrumentation as MLflow metrics, then a fresh accumulator."""
+    def epoch_metrics(self, epoch_time_s: float) -> tuple[dict[str, float], dict[str, list]]:
+        """The epoch's instrumentation: MLflow metrics, and the staleness of each parameter tensor
+        as a table (in the model's order, input first); then a fresh accumulator."""
         s, self.stats = self.stats, EpochStats(len(self.params))
         passes = max(s.updates, 1)
         metrics = {
@@ -182,10 +192,13 @@ class AsyncEngine:
             "forward_idle_frac": s.forward_idle_s / max(epoch_time_s * self.acfg.forward_threads, 1e-9),
             "backward_busy_frac": s.backward_busy_s / max(epoch_time_s * self.acfg.backward_threads, 1e-9),
         }
-        for name, total, worst in zip(self.names, s.stale_sum, s.stale_max, strict=True):
-            metrics[f"staleness_mean/{name}"] = total / passes
-            metrics[f"staleness_max/{name}"] = worst
-        return metrics
+        per_tensor = dict(
+            tensor=list(self.names),
+            depth=list(range(len(self.names))),
+            staleness_mean=[total / passes for total in s.stale_sum],
+            staleness_max=list(s.stale_max),
+        )
+        return metrics, per_tensor
 
     def close(self) -> None:
         """Stop the backward threads (pending passes are dropped), remove the hooks, re-raise errors."""
@@ -273,9 +286,8 @@ class AsyncBackprop(Method):
     max_devices = None  # one process per device, each with its own threads and data shard
     layerwise: bool
 
-    def train(self, job, ctx) -> None:
-        cfg, acfg, model = job.config, job.method_config, ctx.model
-        acfg.validate()
+    def train(self, ctx: TrainContext) -> None:
+        cfg, acfg, model = ctx.config, ctx.method_config, ctx.model
         if cfg.threads == 0 and ctx.device.type == "cpu":
             # The method's parallelism is its threads: share the process's cores among them (the
             # paper's setting is one intra-op thread each) rather than oversubscribe them.
@@ -288,7 +300,7 @@ class AsyncBackprop(Method):
                 engine.updater.exchange = exchange
             for epoch in ctx.epochs():
                 meter = ctx.meter()
-                epoch_start = ctx.clock.elapsed()
+                epoch_start = ctx.train_time_s
                 batches = SharedBatches(ctx.train_batches(epoch))
                 helpers = [
                     threading.Thread(
@@ -312,7 +324,9 @@ class AsyncBackprop(Method):
                         while thread.is_alive():
                             thread.join(timeout=POLL_S)
                 engine.drain()
-                extra = engine.epoch_metrics(ctx.clock.elapsed() - epoch_start)
+                extra, per_tensor = engine.epoch_metrics(ctx.train_time_s - epoch_start)
+                # 2 x (parameter tensors) numbers an epoch: one artifact table, not metrics in the UI.
+                ctx.log_table("staleness.json", {"epoch": [epoch] * len(per_tensor["tensor"]), **per_tensor})
                 if exchange is not None:
                     exchange.flush()  # every rank's updates of this epoch are now on every replica
                     extra["replica_drift"] = replica_drift(model)
@@ -321,9 +335,11 @@ class AsyncBackprop(Method):
             if exchange is not None:
                 exchange.close()
 
-    def forward_thread(self, engine: AsyncEngine, ctx, epoch: int, batches: SharedBatches, meter) -> None:
+    def forward_thread(
+        self, engine: AsyncEngine, ctx: TrainContext, epoch: int, batches: SharedBatches, meter: EpochMeter
+    ) -> None:
         """Algorithm 1's forward thread: the next batch's loss with the latest parameters, sent on."""
-        cfg, model = ctx.cfg, ctx.model
+        cfg, model = ctx.config, ctx.model
         stream = torch.cuda.Stream(ctx.device) if ctx.device.type == "cuda" else None
         while (item := batches.next()) is not None:
             step, (inputs, targets) = item
@@ -340,7 +356,9 @@ class AsyncBackprop(Method):
                 engine.submit(loss, lr, read)
             engine.check()
 
-    def _helper(self, engine: AsyncEngine, ctx, epoch: int, batches: SharedBatches, meter) -> None:
+    def _helper(
+        self, engine: AsyncEngine, ctx: TrainContext, epoch: int, batches: SharedBatches, meter: EpochMeter
+    ) -> None:
         """An extra forward thread (F > 1): its errors end the job like a backward thread's."""
         try:
             self.forward_thread(engine, ctx, epoch, batches, meter)

@@ -6,8 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Method, register_method
-from .optim import lr_at, make_optimizer, set_lr
+from core.context import TrainContext
+from core.schedule import lr_at
+
+from .common.base import Method, register_method
+from .common.optim import make_optimizer, set_lr
 
 
 @register_method("bp")
@@ -16,22 +19,22 @@ class Backprop(Method):
 
     summary = "single-device backprop: forward, backward, SGD step (the reference)"
 
-    def trained_module(self, ctx) -> nn.Module:
+    def trained_module(self, ctx: TrainContext) -> nn.Module:
         """What the loop calls forward on (a subclass may wrap `ctx.model`)."""
         return ctx.model
 
-    def make_optimizer(self, module: nn.Module, job, ctx) -> torch.optim.Optimizer:
+    def make_optimizer(self, module: nn.Module, ctx: TrainContext) -> torch.optim.Optimizer:
         """The optimiser of the loop (a subclass may wrap it)."""
-        return make_optimizer(module.parameters(), job.config)
+        return make_optimizer(module.parameters(), ctx.config)
 
-    def epoch_metrics(self, ctx) -> dict[str, float] | None:
+    def epoch_metrics(self, ctx: TrainContext) -> dict[str, float] | None:
         """Extra metrics logged at each epoch end (none for single-device backprop)."""
         return None
 
-    def train(self, job, ctx) -> None:
+    def train(self, ctx: TrainContext) -> None:
         model = self.trained_module(ctx)
-        cfg = job.config
-        optimizer = self.make_optimizer(model, job, ctx)
+        cfg = ctx.config
+        optimizer = self.make_optimizer(model, ctx)
         steps = ctx.steps_per_epoch
         for epoch in ctx.epochs():
             meter = ctx.meter()

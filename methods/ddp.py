@@ -10,9 +10,11 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .base import register_method
+from core.context import TrainContext
+
 from .bp import Backprop
-from .update_exchange import replica_drift
+from .common.base import register_method
+from .common.update_exchange import replica_drift
 
 
 @register_method("ddp")
@@ -22,11 +24,11 @@ class DataParallel(Backprop):
     summary = "synchronous data parallel (MB-SGD): DistributedDataParallel, gradients all-reduced each step"
     max_devices = None
 
-    def trained_module(self, ctx) -> nn.Module:
+    def trained_module(self, ctx: TrainContext) -> nn.Module:
         if ctx.world == 1:
             return ctx.model
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         return DistributedDataParallel(ctx.model, device_ids=device_ids)
 
-    def epoch_metrics(self, ctx) -> dict[str, float] | None:
+    def epoch_metrics(self, ctx: TrainContext) -> dict[str, float] | None:
         return {"replica_drift": replica_drift(ctx.model)} if ctx.world > 1 else None

@@ -9,7 +9,7 @@ when any device has made K updates since the last round it snapshots the live mo
 the snapshots to their mean across devices, and adds (mean - snapshot) to the live model while
 the workers go on updating it, so that updates made during the round survive.
 
-Choices where 002 is silent (the authors' code, `bapi/LPP-SGD`, decides; see README):
+Choices where 002 is silent (the authors' code, `bapi/LPP-SGD`, decides; docs/fidelity.md):
 - Momentum and weight decay are private to each worker (a torch.optim.SGD per worker over the
   shared parameters); BatchNorm buffers are shared but not averaged.
 - "Any device has K new updates" is decided on an all-reduced MAX, so every averager enters the
@@ -36,9 +36,17 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from .base import Method, register_method
-from .optim import lr_at, make_optimizer, set_lr
-from .update_exchange import replica_drift
+from core.allocator import tune_glibc_malloc
+from core.context import TrainContext
+from core.errors import UserError
+from core.inputs import to_model_layout, uses_channels_last
+from core.job import Job
+from core.processes import die_with_parent, start_without_sigint
+from core.schedule import lr_at
+
+from .common.base import Method, register_method
+from .common.optim import make_optimizer, set_lr
+from .common.update_exchange import replica_drift
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +56,9 @@ START_TIMEOUT_S = 300.0  # a worker that has not started by then (imports, data)
 STOP_GRACE_S = 5.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class LapConfig:
-    """LAP-SGD's knobs (DESIGN.md): U workers per device, the averaging period K and its switch point."""
+    """LAP-SGD's knobs (docs/methods.md): U workers per device, the averaging period K, its switch point."""
 
     workers_per_device: int = 1  # 000 §4: "the number of processes per GPU to be 1"
     average_every: int = 16  # K after the switch (before it K = 1), as 002 §3 after PL-SGD
@@ -58,8 +66,6 @@ class LapConfig:
 
     def validate(self) -> None:
         """Reject values that cannot run, with one line naming the key."""
-        from benchmarks.errors import UserError
-
         if self.workers_per_device < 1:
             raise UserError(f"workers_per_device must be >= 1, got {self.workers_per_device}")
         if self.average_every < 1:
@@ -169,38 +175,21 @@ def hogwild_step(model, optimizer, inputs, targets, block: list[torch.Tensor] | 
     return loss, logits
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """End this process when the averager `parent_pid` ends, however it ends (no orphan workers).
-
-    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); elsewhere, and for a
-    parent gone before this line, the workers also compare their parent's pid at every batch.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
 def _worker_main(
     index: int,
-    model,
+    model: torch.nn.Module,
     dataset,
-    job,
+    job: Job,
     state: SharedState,
-    block_indices,
-    rank,
-    world,
-    threads,
-    parent_pid,
+    block_indices: range,
+    rank: int,
+    world: int,
+    threads: int,
+    parent_pid: int,
     report,
 ) -> None:
     """One Hogwild! updater u of Algorithm 1a, until the averager says stop (or disappears)."""
-    from benchmarks.runner import to_model_layout, uses_channels_last  # here: the runner imports methods
-
+    tune_glibc_malloc()  # a spawned process: the suite's allocator setting, as in every process of it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the averager ends its workers
     die_with_parent(parent_pid)
     try:
@@ -276,13 +265,13 @@ def average_round(params: list[torch.Tensor], world: int, after_snapshot=None) -
 class Averager:
     """The device's parent process: its workers, the averaging rounds, and the epoch's end."""
 
-    def __init__(self, job, ctx, acfg: LapConfig, partition_start: float | None):
-        self.job, self.ctx, self.acfg, self.partition_start = job, ctx, acfg, partition_start
-        self.cfg = job.config
+    def __init__(self, ctx: TrainContext, partition_start: float | None):
+        self.ctx, self.acfg, self.partition_start = ctx, ctx.method_config, partition_start
+        self.cfg = ctx.config
         self.params = list(ctx.model.parameters())
         self.steps = ctx.steps_per_epoch
         self.mp = mp.get_context("spawn")  # fork is unsafe with threads and CUDA
-        self.state = SharedState(self.mp, acfg.workers_per_device, ctx.device)
+        self.state = SharedState(self.mp, self.acfg.workers_per_device, ctx.device)
         self.procs, self.reports = [], []
         self.since_round = 0  # S at the last averaging round (s_pre)
         self.metrics = dict(
@@ -306,7 +295,7 @@ class Averager:
                     index,
                     ctx.model,
                     ctx.dataset,
-                    self.job,
+                    ctx.job,
                     self.state,
                     blocks[index],
                     ctx.rank,
@@ -318,7 +307,7 @@ class Averager:
                 name=f"lapsgd-worker{index}",
                 daemon=True,
             )
-            proc.start()
+            start_without_sigint(proc)
             sender.close()
             self.procs.append(proc)
             self.reports.append(reader)
@@ -371,13 +360,12 @@ class Averager:
         claimed = min(self.state.get(SharedState.NEXT_BATCH), self.steps)
         fraction = (epoch + claimed / self.steps) / self.cfg.max_epochs
         if self.cfg.time_budget_s:
-            fraction = max(fraction, self.ctx.clock.elapsed() / self.cfg.time_budget_s)
+            fraction = max(fraction, self.ctx.train_time_s / self.cfg.time_budget_s)
         return fraction
 
     def run_epoch(self, epoch: int) -> None:
         """Let the workers train epoch `epoch`, averaging as Algorithm 1b says, until every device drained."""
         ctx, state, workers = self.ctx, self.state, self.acfg.workers_per_device
-        ctx.clock.resume()
         state.start_epoch(epoch)
         while True:
             self.metrics["averager_polls"] += 1
@@ -397,7 +385,7 @@ class Averager:
                 new_updates, progress, any_busy, halted = shared.tolist()
                 if halted and not state.get(SharedState.HALT):
                     state.set(SharedState.HALT, 1)  # another device hit the budget
-                    ctx.stop_reason = "time_budget"
+                    ctx.request_stop("time_budget")
                 k = 1 if progress < self.acfg.average_switch else self.acfg.average_every
                 if new_updates >= k:
                     self.average()
@@ -416,7 +404,7 @@ class Averager:
         updates = self.state.get(SharedState.UPDATES)
         if updates < 2 * self.acfg.workers_per_device:
             return POLL_S
-        step_s = self.ctx.clock.elapsed() * self.acfg.workers_per_device / updates
+        step_s = self.ctx.train_time_s * self.acfg.workers_per_device / updates
         return min(max(step_s / 20, POLL_S), MAX_POLL_S)
 
     def set_phase(self, progress: float) -> None:
@@ -440,7 +428,7 @@ class Averager:
         ctx, stats = self.ctx, self.state.stats
         meter = ctx.meter()
         totals = stats.sum(0)
-        meter.loss_sum, meter.correct, meter.samples = totals[0], totals[1].long(), int(totals[2].item())
+        meter.add_totals(totals[0], totals[1], int(totals[2].item()))
         extra = dict(self.metrics, updates=float(self.state.get(SharedState.UPDATES)))
         extra["partitioned"] = float(self.state.get(SharedState.PARTITIONED))
         if ctx.world > 1:
@@ -458,10 +446,9 @@ class LocallyAsynchronousSGD(Method):
     max_devices = None
     partitioned = False  # lppsgd: alternate partitioned and full updates after partition_start
 
-    def train(self, job, ctx) -> None:
-        acfg = job.method_config
-        acfg.validate()
-        averager = Averager(job, ctx, acfg, acfg.partition_start if self.partitioned else None)
+    def train(self, ctx: TrainContext) -> None:
+        partition_start = ctx.method_config.partition_start if self.partitioned else None
+        averager = Averager(ctx, partition_start)
         try:
             averager.start_workers()
             for epoch in ctx.epochs():

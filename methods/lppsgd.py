@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import register_method
+from core.errors import UserError
+
+from .common.base import register_method
 from .lapsgd import LapConfig, LocallyAsynchronousSGD
 
 
-@dataclass
+@dataclass(frozen=True)
 class LppConfig(LapConfig):
     """LAP-SGD's knobs plus the point (fraction of the budget) where partitioned updates begin."""
 
@@ -23,8 +25,6 @@ class LppConfig(LapConfig):
 
     def validate(self) -> None:
         """Reject values that cannot run, with one line naming the key."""
-        from benchmarks.errors import UserError
-
         super().validate()
         if not 0.0 <= self.partition_start <= 1.0:
             raise UserError(f"partition_start must be in [0, 1], got {self.partition_start}")

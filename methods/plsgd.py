@@ -3,7 +3,7 @@
 Synchronous data parallel SGD (gradients all-reduced every step, i.e. the replicas averaged after
 every update) for the first `average_switch` of the budget, then local SGD: each replica steps on
 its own and the models are averaged every `average_every` steps. Built from PyTorch's own pieces,
-as DESIGN.md asks: DistributedDataParallel with `post_localSGD_hook`, and `PostLocalSGDOptimizer`
+as docs/methods.md describes: DistributedDataParallel with `post_localSGD_hook`, and `PostLocalSGDOptimizer`
 with a `PeriodicModelAverager`.
 
 The switch is a step count (the hook and the averager count steps): `average_switch` of
@@ -25,11 +25,15 @@ from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import (
 from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
 from torch.distributed.optim import PostLocalSGDOptimizer
 
-from .base import register_method
+from core.config import TrainConfig
+from core.context import TrainContext
+from core.errors import UserError
+
+from .common.base import register_method
 from .ddp import DataParallel
 
 
-@dataclass
+@dataclass(frozen=True)
 class PlsgdConfig:
     """Post-local SGD's averaging period after the switch and the switch point."""
 
@@ -38,8 +42,6 @@ class PlsgdConfig:
 
     def validate(self) -> None:
         """Reject values that cannot run, with one line naming the key."""
-        from benchmarks.errors import UserError
-
         if self.average_every < 1:
             raise UserError(f"average_every must be >= 1, got {self.average_every}")
         if not 0.0 <= self.average_switch <= 1.0:
@@ -68,9 +70,9 @@ def _memory_format(p: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def switch_step(job, ctx) -> int:
+def switch_step(ctx: TrainContext) -> int:
     """The step from which replicas train locally: `average_switch` of max_epochs' steps."""
-    return round(job.method_config.average_switch * job.config.max_epochs * ctx.steps_per_epoch)
+    return round(ctx.method_config.average_switch * ctx.config.max_epochs * ctx.steps_per_epoch)
 
 
 @register_method("plsgd")
@@ -81,7 +83,7 @@ class PostLocalSGD(DataParallel):
     Config = PlsgdConfig
 
     @classmethod
-    def train_defaults(cls, config, devices: int) -> dict:
+    def train_defaults(cls, config: TrainConfig, devices: int) -> dict:
         """002's PL-SGD setup (§2, under its Table 1), which follows Lin et al. (2020):
 
         - the LR "warmed up for the first 5 epochs to scale from α0 to α0 × B_loc/128 × Q" (Q
@@ -97,22 +99,22 @@ class PostLocalSGD(DataParallel):
             defaults.update(warmup_lr=config.lr, lr=config.lr * config.batch_size / 128 * devices)
         return defaults
 
-    def trained_module(self, ctx) -> nn.Module:
+    def trained_module(self, ctx: TrainContext) -> nn.Module:
         module = super().trained_module(ctx)
         if ctx.world > 1:
             state = PostLocalSGDState(
                 process_group=None,
                 subgroup=None,
-                start_localSGD_iter=switch_step(ctx.job, ctx),
+                start_localSGD_iter=switch_step(ctx),
                 post_local_gradient_allreduce=False,  # pure local SGD after the switch
             )
             module.register_comm_hook(state, post_localSGD_hook)
         return module
 
-    def make_optimizer(self, module: nn.Module, job, ctx) -> torch.optim.Optimizer:
-        optimizer = super().make_optimizer(module, job, ctx)
+    def make_optimizer(self, module: nn.Module, ctx: TrainContext) -> torch.optim.Optimizer:
+        optimizer = super().make_optimizer(module, ctx)
         if ctx.world == 1:
             return optimizer
-        period, warmup = job.method_config.average_every, switch_step(job, ctx)
+        period, warmup = ctx.method_config.average_every, switch_step(ctx)
         averager = LayoutKeepingAverager(period=period, warmup_steps=warmup)
         return PostLocalSGDOptimizer(optim=optimizer, averager=averager)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.inputs import InputSpec
+
+from .registry import register_model
+
 
 class LSTMClassifier(nn.Module):
     """Classifies a right-padded batch from the top layer's output at each review's own last token.
@@ -40,3 +44,9 @@ def build_lstm(vocab_size: int, num_classes: int, width: float = 1.0) -> LSTMCla
     """The paper's 2x256 LSTM classifier, with hidden and embedding sizes scaled by `width`."""
     size = max(1, round(256 * width))
     return LSTMClassifier(vocab_size, num_classes, hidden=size, embedding=size)
+
+
+@register_model("lstm", inputs="tokens")
+def lstm(spec: InputSpec, width: float = 1.0) -> nn.Module:
+    """2-layer LSTM (256 hidden) over token sequences, for IMDb."""
+    return build_lstm(spec.vocab_size, spec.num_classes, width)

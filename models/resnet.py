@@ -6,6 +6,10 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
+from core.inputs import InputSpec
+
+from .registry import register_model
+
 # Blocks per stage: the standard depths (He et al., 2016), as in torchvision.
 DEPTHS = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet50": (Bottleneck, (3, 4, 6, 3))}
 
@@ -68,3 +72,15 @@ def build_resnet(name: str, num_classes: int, image_size: int, width: float = 1.
     """ResNet `name` with the CIFAR stem for inputs up to 64 px, else the ImageNet stem."""
     block, layers = DEPTHS[name]
     return ResNet(block, layers, num_classes, stem="cifar" if image_size <= 64 else "imagenet", width=width)
+
+
+@register_model("resnet18")
+def resnet18(spec: InputSpec, width: float = 1.0) -> nn.Module:
+    """ResNet-18 (BasicBlock, 2-2-2-2)."""
+    return build_resnet("resnet18", spec.num_classes, spec.image_size, width)
+
+
+@register_model("resnet50")
+def resnet50(spec: InputSpec, width: float = 1.0) -> nn.Module:
+    """ResNet-50 (Bottleneck, 3-4-6-3)."""
+    return build_resnet("resnet50", spec.num_classes, spec.image_size, width)

@@ -1,6 +1,6 @@
 """Runs and learning curves from MLflow as pandas frames, and the time-to-accuracy arithmetic.
 
-Time to accuracy is read off the curves (DESIGN.md): the training clock (`train_time_s`) at the
+Time to accuracy is read off the curves (docs/design.md): the training clock (`train_time_s`) at the
 end of the first epoch whose test accuracy reaches the target, and the number of epochs to it.
 """
 
@@ -26,7 +26,8 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     tags = {c: c.removeprefix("tags.") for c in frame.columns if c.startswith("tags.")}
     # Our tags (status: finished | diverged | failed | interrupted) replace MLflow's own columns.
     frame = frame.drop(columns=[c for c in tags.values() if c in frame.columns]).rename(columns=tags)
-    frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
+    if "run_index" in frame:  # training runs (perf results have none)
+        frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
     return frame
 
 

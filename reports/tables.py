@@ -1,11 +1,12 @@
 """`report TABLE`: a table's runs from MLflow, summarised with the paper's columns beside the paper's numbers.
 
-Each spec's `kind` picks the columns: `tta` (Tables 1, 3: time and epochs to a fixed target and
-to the worst method's best), `best` (Tables 2, 4: best accuracy, time and epochs to it),
-`accuracy` (Table 5: test and train accuracy, time to the best), `speedup` (Tables 7, 8: bp's
-time over the method's, to the lowest best accuracy), `timing`
-(Table 9) and `curves` (Figures 2-4: PNG learning curves). Every report says which runs are
-missing or failed and renders what exists.
+Each spec's `kind` picks its renderer (RENDERERS): `tta` (Tables 1, 3: time and epochs to a fixed
+target and to the worst method's best), `best` (Tables 2, 4, 6: best accuracy, time and epochs to
+it), `accuracy` (Table 5: test and train accuracy, time to the best), `speedup` (Tables 7, 8: bp's
+time over the method's, to the lowest best accuracy), `timing` (Table 9), `curves` (Figures 2-4:
+PNG learning curves) and `hyperparameters` (Table 10, no runs). The paper's values are read by
+the named fields of each cell (`spec.paper[cell]["tta_s"]`), and land in `paper_<field>` columns.
+Every report says which runs are missing or failed and renders what exists.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def fmt(mean: float, std: float = math.nan, digits: int = 3) -> str:
     return text
 
 
-def paper_fmt(value) -> str:
-    """The paper's cell: (mean, std) -> 'mean ± std' ('mean' where the paper gives no std)."""
+def paper_fmt(value: tuple[float, float | None] | None) -> str:
+    """A paper value: (mean, std) -> 'mean ± std' ('mean' where the paper gives no std)."""
     if value is None:
         return "–"
     mean, std = value
@@ -142,44 +143,113 @@ def speedups(per_run: pd.DataFrame, reference: str = "bp") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --- sections ---------------------------------------------------------------------------------
-def hyperparameter_sections(spec, profile: str | None) -> list[Section]:
-    """Table 10: each workload's hyperparameters under a profile, the paper's value beside ours."""
-    from benchmarks.profiles import hyperparameters
-    from benchmarks.tables.table10 import HYPERPARAMETERS, WORKLOADS
-    from datasets import DATASETS
-    from models import MODELS
+# --- renderers: one per table kind --------------------------------------------------------------
+def render_tta(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """Tables 1, 3: time and epochs to the fixed target and to the worst method's best."""
+    targets = spec.targets.get(section.profile, {})
+    summary = summarise(per_run, ["tta_target_s", "epochs_target", "tta_worst_s", "epochs_worst"])
+    reached = per_run.groupby(["model", "method"], sort=False)["tta_target_s"]
+    counts = {key: (int(group.notna().sum()), len(group)) for key, group in reached}
+    summary["target_reached"] = [
+        "{} of {}".format(*counts[key]) for key in zip(summary["model"], summary["method"], strict=True)
+    ]  # the means above are over the runs that reached the target
+    summary["target"] = [targets.get(m, math.nan) for m in summary["model"]]
+    summary["worst_best"] = [per_run[per_run["model"] == m]["worst_best"].iloc[0] for m in summary["model"]]
+    add_paper(summary, spec, ("tta_s", "epochs"))
+    section.notes.append(
+        "Targets: fixed (the spec's, per profile) and the paper's rule, the best accuracy reached by the "
+        "worst method (taken as the lowest best accuracy of any run of the model)."
+    )
+    return summary
 
+
+def render_best(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """Tables 2, 4, 6: best accuracy, time and epochs to it."""
+    summary = summarise(per_run, ["best_acc", "tta_best_s", "epochs_best"])
+    add_paper(summary, spec, ("best_acc_pct", "tta_s", "epochs"))
+    return summary
+
+
+def render_accuracy(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """Table 5: test and train accuracy at the best epoch, time to it."""
+    summary = summarise(per_run, ["best_acc", "train_acc_best", "tta_best_s"])
+    add_paper(summary, spec, ("test_acc_pct", "train_acc_pct", "tta_s"))
+    return summary
+
+
+def render_speedup(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """Tables 7, 8: bp's time to a* over each method's."""
+    section.notes.append(spec.reading)
+    ratios = speedups(per_run)
+    if ratios.empty:
+        return pd.DataFrame()
+    summary = summarise(ratios, ["speedup"])
+    add_paper(summary, spec, ("speedup",))
+    return summary
+
+
+def render_curves(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """Figures 2-4: the learning curves as a PNG, best accuracy and time to it as a table."""
+    section.figure = draw_curves(spec, section.profile, per_run, out_dir)
+    return summarise(per_run, ["best_acc", "tta_best_s"])
+
+
+# Table kinds whose numbers come from the runs' learning curves.
+CURVE_RENDERERS = {
+    "tta": render_tta,
+    "best": render_best,
+    "accuracy": render_accuracy,
+    "speedup": render_speedup,
+    "curves": render_curves,
+}
+
+
+def paper_beta(cell: dict) -> float:
+    """β = backward / forward of a Table 9 cell of the paper."""
+    return cell["backward_s"][0] / cell["forward_s"][0]
+
+
+def render_timing(section: Section, spec, finished: pd.DataFrame) -> None:
+    """Table 9: forward, backward and β per model, beside the paper's."""
+    if finished.empty:
+        return
+    per_run = finished[
+        ["model", "run_index", "metrics.forward_s", "metrics.backward_s", "metrics.beta"]
+    ].rename(columns=lambda c: c.removeprefix("metrics."))
+    section.per_run = per_run
+    summary = summarise(per_run, ["forward_s", "backward_s", "beta"], keys=("model",))
+    paper = [spec.paper.get(m, {}) for m in summary["model"]]
+    for column in ("forward_s", "backward_s"):
+        summary[f"paper_{column}"] = [paper_fmt(cell.get(column)) for cell in paper]
+    summary["paper_beta"] = [f"{paper_beta(cell):.2f}" if cell else "–" for cell in paper]
+    section.summary = in_spec_order(summary, spec)
+
+
+def render_hyperparameters(spec, profile: str | None) -> list[Section]:
+    """Table 10: each workload's hyperparameters under a profile (`spec.computed`), the paper's beside."""
     sections = []
     for prof in [profile] if profile else ["paper", "quick"]:
+        ours = spec.computed(prof)
+        names = list(next(iter(spec.paper.values())))
         rows = []
-        for name in HYPERPARAMETERS:
+        for name in names:
             row = {"hyperparameter": name}
-            for dataset, model in WORKLOADS:
+            for (dataset, model), values in ours.items():
                 paper = spec.paper[(dataset, model)][name]
-                if dataset in DATASETS and model in MODELS:
-                    ours = getattr(hyperparameters(dataset, model, prof), name)
-                    row[f"{dataset}/{model}"] = f"{ours:g} (paper {paper if paper is not None else '–'})"
-                else:
-                    row[f"{dataset}/{model}"] = (
-                        f"not implemented yet (paper {paper if paper is not None else '–'})"
-                    )
+                row[f"{dataset}/{model}"] = f"{values[name]:g} (paper {paper if paper is not None else '–'})"
             rows.append(row)
         sections.append(Section(prof, pd.DataFrame(rows), pd.DataFrame()))
     return sections
 
 
+# --- sections ---------------------------------------------------------------------------------
 def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) -> list[Section]:
     """One Section per profile that has runs of this table (or the asked profile)."""
     if spec.kind == "hyperparameters":
-        return hyperparameter_sections(spec, profile)
+        return render_hyperparameters(spec, profile)
     runs = load_runs(uri, experiment_of(spec))
-    measured = spec.kind == "timing"
-    if not runs.empty:
-        kinds = runs["kind"].fillna("train") if "kind" in runs else pd.Series("train", index=runs.index)
-        runs = runs[kinds == ("fwd_bwd_timing" if measured else "train")]
-        if spec.methods:
-            runs = runs[runs["method"].isin(spec.methods)]
+    if not runs.empty and spec.methods:
+        runs = runs[runs["method"].isin(spec.methods)]
     profiles = (
         [profile] if profile else [p for p in PROFILE_ORDER if not runs.empty and p in set(runs["profile"])]
     )
@@ -191,12 +261,44 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
         section.missing = missing_cells(spec, prof, of_profile, finished)
         if not finished.empty:
             section.hardware = sorted(set(finished["hardware"].dropna()))
-        if measured:
-            fill_timing(section, spec, finished)
+        if spec.kind == "timing":
+            render_timing(section, spec, finished)
         else:
-            fill_training(section, spec, uri, finished, out_dir)
+            per_run = training_per_run(uri, finished, spec.targets.get(prof, {}))
+            if not per_run.empty:
+                section.per_run = per_run.drop(columns=["_curve"])
+                summary = CURVE_RENDERERS[spec.kind](section, spec, per_run, out_dir)
+                section.summary = in_spec_order(add_outcomes(summary, of_profile, finished), spec)
         sections.append(section)
     return sections
+
+
+def add_outcomes(summary: pd.DataFrame, runs: pd.DataFrame, finished: pd.DataFrame) -> pd.DataFrame:
+    """`diverged` and `failed` per row: cells (run indexes) of that model and method whose newest run
+    ended so and which have no finished run. A diverged run is a finding: counted, not dropped (the
+    means and the worst method's best are over the finished runs)."""
+    if summary.empty or "method" not in summary:
+        return summary
+    cells = ["model", "method", "run_index"]
+    done = set(finished[cells].itertuples(index=False, name=None)) if not finished.empty else set()
+    newest = latest_per_cell(runs, status=None)
+    ended = newest[[cell not in done for cell in newest[cells].itertuples(index=False, name=None)]]
+    counts = ended.groupby(["model", "method", "status"]).size() if not ended.empty else pd.Series(dtype=int)
+
+    def count(model: str, method: str, statuses: tuple[str, ...]) -> int:
+        return int(sum(counts.get((model, method, status), 0) for status in statuses))
+
+    present = set(zip(summary["model"], summary["method"], strict=True))
+    only_ended = [
+        k for k in dict.fromkeys(zip(ended["model"], ended["method"], strict=True)) if k not in present
+    ]
+    if only_ended:  # a method whose runs all diverged or failed still gets its row
+        extra = pd.DataFrame([dict(model=m, method=me, runs=0) for m, me in only_ended])
+        summary = pd.concat([summary, extra], ignore_index=True)
+    keys = list(zip(summary["model"], summary["method"], strict=True))
+    summary["diverged"] = [count(m, me, ("diverged",)) for m, me in keys]
+    summary["failed"] = [count(m, me, ("failed", "interrupted")) for m, me in keys]
+    return summary
 
 
 def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame) -> list[str]:
@@ -217,70 +319,14 @@ def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame
     return out
 
 
-def fill_timing(section: Section, spec, finished: pd.DataFrame) -> None:
-    """Table 9: forward, backward and β per model, beside the paper's."""
-    if finished.empty:
-        return
-    per_run = finished[
-        ["model", "run_index", "metrics.forward_s", "metrics.backward_s", "metrics.beta"]
-    ].rename(columns=lambda c: c.removeprefix("metrics."))
-    section.per_run = per_run
-    summary = summarise(per_run, ["forward_s", "backward_s", "beta"], keys=("model",))
-    for column in ("forward_s", "backward_s"):
-        summary[f"paper_{column}"] = [paper_fmt(spec.paper.get((m, column))) for m in summary["model"]]
-    summary["paper_beta"] = [
-        f"{spec.paper[(m, 'backward_s')][0] / spec.paper[(m, 'forward_s')][0]:.2f}"
-        if (m, "forward_s") in spec.paper
-        else "–"
-        for m in summary["model"]
-    ]
-    section.summary = in_spec_order(summary, spec)
-
-
-def fill_training(section: Section, spec, uri: str, finished: pd.DataFrame, out_dir: Path) -> None:
-    """Tables 1-4, 7-8 and Figures 2-4 from the runs' learning curves."""
-    targets = spec.targets.get(section.profile, {})
-    per_run = training_per_run(uri, finished, targets)
-    if per_run.empty:
-        return
-    section.per_run = per_run.drop(columns=["_curve"])
-    if spec.kind == "tta":
-        summary = summarise(per_run, ["tta_target_s", "epochs_target", "tta_worst_s", "epochs_worst"])
-        summary["target"] = [targets.get(m, math.nan) for m in summary["model"]]
-        summary["worst_best"] = [
-            per_run[per_run["model"] == m]["worst_best"].iloc[0] for m in summary["model"]
+def add_paper(summary: pd.DataFrame, spec, fields: tuple[str, ...]) -> None:
+    """The paper's value of each named field for each (model, method) row, as column `paper_<field>`."""
+    for name in fields:
+        cells = [
+            spec.paper.get((model, method), {})
+            for model, method in zip(summary["model"], summary["method"], strict=True)
         ]
-        add_paper(summary, spec, ("paper_tta_s", "paper_epochs"))
-        section.notes.append(
-            "Targets: fixed (the spec's, per profile) and the paper's rule, the best accuracy reached by the "
-            "worst method (taken as the lowest best accuracy of any run of the model)."
-        )
-    elif spec.kind == "best":
-        summary = summarise(per_run, ["best_acc", "tta_best_s", "epochs_best"])
-        add_paper(summary, spec, ("paper_best_acc_pct", "paper_tta_s", "paper_epochs"))
-    elif spec.kind == "accuracy":  # Table 5: test and train accuracy, time to the best
-        summary = summarise(per_run, ["best_acc", "train_acc_best", "tta_best_s"])
-        add_paper(summary, spec, ("paper_test_acc_pct", "paper_train_acc_pct", "paper_tta_s"))
-    elif spec.kind == "speedup":
-        ratios = speedups(per_run)
-        summary = summarise(ratios, ["speedup"]) if not ratios.empty else pd.DataFrame()
-        if not summary.empty:
-            add_paper(summary, spec, ("paper_speedup",), single=True)
-        section.notes.append(spec.reading)
-    else:  # curves
-        summary = summarise(per_run, ["best_acc", "tta_best_s"])
-        section.figure = draw_curves(spec, section.profile, per_run, out_dir)
-    section.summary = in_spec_order(summary, spec)
-
-
-def add_paper(summary: pd.DataFrame, spec, columns: tuple[str, ...], single: bool = False) -> None:
-    """The paper's numbers for each (model, method) row, one column per value of its cell."""
-    for i, column in enumerate(columns):
-        values = []
-        for model, method in zip(summary["model"], summary["method"], strict=True):
-            cell = spec.paper.get((model, method))
-            values.append(paper_fmt(cell if single else (cell[i] if cell else None)))
-        summary[column] = values
+        summary[f"paper_{name}"] = [paper_fmt(cell.get(name)) for cell in cells]
 
 
 def draw_curves(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Path:
@@ -316,7 +362,8 @@ def draw_curves(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Pat
         bottom.set_xlabel("training time (s)")
         for ax in (top, bottom):
             ax.set_ylabel("test accuracy")
-    fig.suptitle(spec.title, fontsize=10)
+    synthetic = " (smoke: synthetic data in the dataset's shape)" if profile == "smoke" else ""
+    fig.suptitle(spec.title + synthetic, fontsize=10)
     fig.tight_layout()
     path = out_dir / f"{spec.id}-{profile}.png"
     fig.savefig(path, dpi=110)
@@ -379,12 +426,17 @@ def write_report(spec, uri: str, out_dir: Path, profile: str | None = None) -> l
 
 
 def write_index(out_dir: Path, specs) -> Path:
-    """reports/out/index.md: every table and figure with links to its files."""
-    lines = ["# Reports", "", "| id | title | files |", "| --- | --- | --- |"]
+    """reports/out/index.md: the claims' verdicts first, then every table and figure with links to
+    the files of it that are in `out_dir`."""
+    lines = ["# Reports", ""]
+    if (out_dir / "claims.md").exists():
+        lines += ["The papers' claims, with verdicts computed from the runs: [claims.md](claims.md).", ""]
+    lines += ["| id | title | files |", "| --- | --- | --- |"]
     for spec in specs:
-        files = [f"[md]({spec.id}.md)", f"[csv]({spec.id}.csv)"]
-        files += [f"[{p.name}]({p.name})" for p in sorted(out_dir.glob(f"{spec.id}-*.png"))]
-        lines.append(f"| `{spec.id}` | {spec.title} | {' '.join(files)} |")
+        names = [(f"{spec.id}.md", "md"), (f"{spec.id}.csv", "csv")]
+        names += [(p.name, p.name) for p in sorted(out_dir.glob(f"{spec.id}-*.png"))]
+        files = [f"[{label}]({name})" for name, label in names if (out_dir / name).exists()]
+        lines.append(f"| `{spec.id}` | {spec.title} | {' '.join(files) or 'not written yet'} |")
     path = out_dir / "index.md"
     path.write_text("\n".join(lines) + "\n")
     return path

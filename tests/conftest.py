@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import signal
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
 from benchmarks.profiles import hyperparameters
-from benchmarks.runner import Job
+from core.allocator import tune_glibc_malloc
+from core.job import Job
 
 ROOT = Path(__file__).resolve().parent.parent
+# As every process of the suite (cli.main, spawned ranks and workers): in-process tests train too.
+tune_glibc_malloc()
 SHARED_DATA = Path(os.environ.get("BENCH_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 
@@ -24,9 +30,11 @@ def store(tmp_path_factory) -> str:
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    """Tests never write into datasets/cache/ of the checkout, but share one cache among themselves."""
+def isolated_cache(tmp_path_factory, monkeypatch, store):
+    """Tests never write into datasets/cache/ or results/ of the checkout, but share one cache (and,
+    where a test names no store, the session's store) among themselves."""
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -40,6 +48,35 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess
         text=True,
         timeout=timeout,
     )
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m benchmarks ARGS` run in this process (`cli.main`): the CLI's own code path, its
+    exit code, stdout and stderr (log lines included), without an interpreter's start-up. For
+    checks that need no process of their own; `cli` runs a real one."""
+    from benchmarks.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    saved = {key: os.environ.get(key) for key in env or {}}
+    os.environ.update(env or {})
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit:  # argparse's usage errors
+                code = exit.code
+    finally:
+        root.removeHandler(handler)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess(["benchmarks", *args], code, out.getvalue(), err.getvalue())
 
 
 LONG_JOBS: list[subprocess.Popen] = []
@@ -112,3 +149,34 @@ def smoke_job(method: str = "bp", method_config=None, **config) -> Job:
         config=replace(hyperparameters("synthetic", "resnet18", "smoke"), **config),
         method_config=method_config,
     )
+
+
+def add_run(
+    tracker,
+    table,
+    model,
+    method,
+    run_index,
+    acc=None,
+    times=None,
+    status="finished",
+    metrics=None,
+    train_acc=None,
+    profile="paper",
+    hardware="test-cpu x 2",
+):
+    """A run with tags as the runner writes them and a learning curve (test_acc, train_time_s per epoch)."""
+    tags = dict(
+        table=table, model=model, method=method, profile=profile, run_index=run_index, seed=run_index,
+        status="running", kind="fwd_bwd_timing" if metrics else "train", hardware=hardware, devices=1,
+    )  # fmt: skip
+    run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, {})
+    for epoch, (a, t) in enumerate(zip(acc or [], times or [], strict=True)):
+        values = dict(test_acc=a, train_time_s=t, train_loss=1.0 / (epoch + 1))
+        if train_acc:
+            values["train_acc"] = train_acc[epoch]
+        tracker.log_metrics(run_id, values, step=epoch)
+    if metrics:
+        tracker.log_metrics(run_id, metrics, step=0)
+    tracker.finish(run_id, status, dict(stop_reason="max_epochs"))
+    return run_id

@@ -3,15 +3,17 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.config import TrainConfig, apply_overrides
-from benchmarks.errors import UserError
-from benchmarks.profiles import hyperparameters, with_method_defaults
-from methods.optim import lr_at
+from benchmarks.jobs import build_job, method_defaults
+from benchmarks.profiles import hyperparameters
+from core.config import TrainConfig, apply_overrides
+from core.errors import UserError
+from core.schedule import lr_at
 
 
 def test_overrides_are_typed():
-    cfg = TrainConfig()
-    keys = apply_overrides([cfg], ["lr=0.1", "batch_size=64", "nesterov=true", " optimizer =adam"])
+    (cfg,), keys = apply_overrides(
+        [TrainConfig()], ["lr=0.1", "batch_size=64", "nesterov=true", " optimizer =adam"]
+    )
     assert keys == {"lr", "batch_size", "nesterov", "optimizer"}
     assert (cfg.lr, cfg.batch_size, cfg.nesterov, cfg.optimizer) == (0.1, 64, True, "adam")
 
@@ -77,17 +79,31 @@ def test_step_schedule_decays_tenfold_at_half_and_three_quarters():
 def test_plsgd_trains_as_002_table_1_unless_the_user_says_otherwise():
     """Warm-up from the profile's LR to LR x B_loc/128 x Q, then Lin et al.'s steps; nothing else changes."""
     quick = hyperparameters("cifar10", "resnet18", "quick")
-    ours = hyperparameters("cifar10", "resnet18", "quick", "plsgd", devices=2)
+    ours = build_job("t", "cifar10", "resnet18", "plsgd", "quick", devices=2).config
     assert (ours.lr_schedule, ours.warmup_lr, ours.lr) == ("step", quick.lr, pytest.approx(2 * quick.lr))
     assert replace(ours, lr_schedule="cosine", warmup_lr=quick.warmup_lr, lr=quick.lr) == quick
-    half_batch = with_method_defaults(replace(quick, batch_size=64), "plsgd", 3)
+    half_batch = method_defaults(replace(quick, batch_size=64), "plsgd", 3)
     assert half_batch.lr == pytest.approx(quick.lr * 64 / 128 * 3)
-    mine = with_method_defaults(
-        replace(quick, lr=0.05), "plsgd", 2, user_keys=frozenset({"lr", "lr_schedule"})
-    )
+    mine = method_defaults(replace(quick, lr=0.05), "plsgd", 2, user_keys=frozenset({"lr", "lr_schedule"}))
     assert (mine.lr, mine.warmup_lr, mine.lr_schedule) == (0.05, 0.05, "cosine")
-    adam = hyperparameters("imdb", "lstm", "quick", "plsgd", devices=2)
+    adam = build_job("t", "imdb", "lstm", "plsgd", "quick", devices=2).config
     assert adam.lr == hyperparameters("imdb", "lstm", "quick").lr  # the scaling rule is SGD's
-    assert hyperparameters("cifar10", "resnet18", "quick", "ddp", devices=2) == quick  # 000: alike
+    assert build_job("t", "cifar10", "resnet18", "ddp", "quick", devices=2).config == quick  # 000: alike
     with pytest.raises(UserError, match="lr_schedule must be one of cosine, step"):
         TrainConfig(lr_schedule="linear").validate()
+
+
+def test_run_devices_go_through_the_job_builder():
+    """`run --devices N` reaches every multi-device method through build_job; bp stays on one."""
+    from dataclasses import FrozenInstanceError
+
+    from benchmarks.tables import TABLES
+
+    jobs = TABLES["table7"].jobs("quick", None, 3)
+    assert {j.method: j.devices for j in jobs} == {"bp": 1, "async_lu": 3, "ddp": 3}
+    with pytest.raises(FrozenInstanceError):
+        jobs[0].devices = 2  # a job is not changed after it is built
+    with pytest.raises(UserError, match="--devices must be >= 1"):
+        TABLES["table7"].jobs("quick", None, 0)
+    with pytest.raises(UserError, match="--epochs and --set max_epochs"):
+        build_job("t", "cifar10", "resnet18", "bp", "quick", epochs=3, overrides=["max_epochs=2"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.errors import DataMissingError
+from core.errors import DataMissingError
 from datasets import load_dataset
 from datasets.base import shard
 from datasets.synthetic import synthetic_images
@@ -149,3 +149,16 @@ def test_real_cifar10(monkeypatch):
     # A second load reads the tensor cache and decodes nothing.
     monkeypatch.setattr("datasets.cifar.read_tar", lambda path: pytest.fail("decoded twice"))
     assert torch.equal(load_dataset("cifar10", SHARED_DATA).tensors.test_x, ds.tensors.test_x)
+
+
+def test_a_rejected_archive_is_not_cached(tmp_path, monkeypatch):
+    """An archive that is not CIFAR-10 (3 classes) exits 1 naming it, and leaves no cache behind."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(cache))
+    rng = np.random.default_rng(0)
+    three = {(s, c, i): rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+             for s in ("train", "test") for c in CLASSES[:3] for i in range(2)}  # fmt: skip
+    write_tar(tmp_path / "cifar10-jpeg.tar.gz", three)
+    with pytest.raises(DataMissingError, match="holds 3 classes; cifar10 has 10"):
+        load_dataset("cifar10", tmp_path)
+    assert not cache.exists() or not list(cache.rglob("*.pt"))  # nothing cached

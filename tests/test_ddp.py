@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -14,11 +15,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from benchmarks.distributed import free_port
 
-from .conftest import ROOT, cli
+from .conftest import ROOT, run_cli
 
 
 def test_ddp_replicas_stay_bit_identical(store):
-    proc = cli(
+    proc = run_cli(
         "train", "--method", "ddp", "--devices", "2", "--profile", "smoke", "--json", "--tracking-uri", store
     )
     assert proc.returncode == 0, proc.stderr
@@ -90,3 +91,21 @@ def test_ddp_under_torchrun(store):
     assert len(results) == 1 and results[0]["status"] == "finished"  # rank 0 alone reports and logs
     run = MlflowClient(tracking_uri=store).get_run(results[0]["run_id"])
     assert run.data.tags["devices"] == "2" and run.data.tags["method"] == "ddp"
+
+
+def test_the_rendezvous_listens_on_loopback_only():
+    """Spawned ranks' store: only 127.0.0.1 may connect (TCPStore's own server takes every interface)."""
+    from benchmarks.distributed import loopback_store
+
+    port = free_port()
+    store = loopback_store(0, 1, port)
+    store.set("ready", "1")
+    listening = [
+        line.split()[1]
+        for table in ("/proc/net/tcp", "/proc/net/tcp6")
+        for line in Path(table).read_text().splitlines()[1:]
+        if line.split()[3] == "0A"  # LISTEN
+    ]
+    assert [address for address in listening if int(address.rsplit(":", 1)[1], 16) == port] == [
+        f"0100007F:{port:04X}"  # 127.0.0.1, in /proc's byte order
+    ]

@@ -8,7 +8,7 @@ import torch
 from datasets import load_dataset
 from datasets.imagenet import IMAGE_SIZE, write_synthetic_imagefolder
 
-from .conftest import cli
+from .conftest import run_cli
 from .test_cli import one_error_line
 
 
@@ -49,7 +49,7 @@ def test_val_without_a_class_keeps_train_numbering(tmp_path):
 @pytest.mark.parametrize("method", ["bp", "lapsgd"])  # lapsgd: DataLoader inside its daemon workers
 def test_smoke_train_on_a_jpeg_tree_streams_it(tmp_path, store, method):
     write_synthetic_imagefolder(tmp_path, classes=4, train_per_class=40, val_per_class=4)
-    proc = cli(
+    proc = run_cli(
         "train", "--dataset", "imagenet", "--model", "resnet50", "--method", method, "--profile", "smoke",
         "--set", "batch_size=32", "--data-dir", str(tmp_path), "--tracking-uri", store, "--json",
     )  # fmt: skip
@@ -63,7 +63,7 @@ def test_smoke_train_on_a_jpeg_tree_streams_it(tmp_path, store, method):
 
 
 def test_missing_imagenet_exits_1(tmp_path, store):
-    proc = cli(
+    proc = run_cli(
         "train", "--dataset", "imagenet", "--model", "resnet50", "--method", "bp", "--profile", "quick",
         "--data-dir", str(tmp_path), "--tracking-uri", store,
     )  # fmt: skip

@@ -3,6 +3,7 @@ batches, packing, Adam in the methods that apply their own updates, and the CLI 
 
 import json
 import time
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,16 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.errors import DataMissingError
 from benchmarks.runner import run_job
 from benchmarks.tracking import NullTracker
+from core.errors import DataMissingError
 from datasets import imdb as imdb_module
 from datasets import load_dataset
 from datasets.imdb import PAD, UNK, TokenBatch, synthetic_tokens, tokenize
 from methods.lapsgd import LapConfig
 from models.lstm import build_lstm
 
-from .conftest import cli, smoke_job
+from .conftest import run_cli, smoke_job
 from .test_async import assert_one_pass_in_flight_is_backprop
 from .test_cli import one_error_line
 
@@ -87,7 +88,9 @@ def test_second_load_reads_the_cache(tmp_path, monkeypatch):
 )
 def test_labels_outside_0_1_exit_1(tmp_path, store, overrides, needles):
     write_imdb(tmp_path, overrides=overrides)
-    proc = cli(*smoke_imdb("bp", "--profile", "quick"), "--data-dir", str(tmp_path), "--tracking-uri", store)
+    proc = run_cli(
+        *smoke_imdb("bp", "--profile", "quick"), "--data-dir", str(tmp_path), "--tracking-uri", store
+    )
     one_error_line(proc, 1, *needles)
 
 
@@ -96,15 +99,17 @@ def test_wrong_columns_missing_file_and_garbage_exit_1(tmp_path, store):
     folder.mkdir()
     pq.write_table(pa.table({"review": ["x"], "sentiment": [1]}), folder / "train.parquet")
     args = (*smoke_imdb("bp", "--profile", "quick"), "--data-dir", str(tmp_path), "--tracking-uri", store)
-    one_error_line(cli(*args), 1, "test.parquet is missing")
+    one_error_line(run_cli(*args), 1, "test.parquet is missing")
     pq.write_table(pa.table({"text": ["x"], "label": [1]}), folder / "test.parquet")
-    one_error_line(cli(*args), 1, "train.parquet", "missing column(s) label, text", "found review, sentiment")
+    one_error_line(
+        run_cli(*args), 1, "train.parquet", "missing column(s) label, text", "found review, sentiment"
+    )
     (folder / "train.parquet").write_bytes(b"not a parquet file")
-    one_error_line(cli(*args), 1, "train.parquet", "not a readable parquet file")
+    one_error_line(run_cli(*args), 1, "train.parquet", "not a readable parquet file")
 
 
 def test_no_imdb_anywhere_exits_1_naming_where_it_looked(tmp_path, store):
-    proc = cli(
+    proc = run_cli(
         *smoke_imdb("bp", "--profile", "quick"),
         "--data-dir",
         str(tmp_path),
@@ -162,8 +167,7 @@ def imdb_job(method: str, method_config=None, **config):
     job = smoke_job(
         method, method_config, **{"optimizer": "adam", "lr": 0.003, "weight_decay": 0.0, **config}
     )
-    job.dataset, job.model = "imdb", "lstm"
-    return job
+    return replace(job, dataset="imdb", model="lstm")
 
 
 def smoke_imdb(method: str, *extra: str) -> tuple[str, ...]:
@@ -188,8 +192,8 @@ def test_lapsgd_with_adam_on_the_lstm_is_backprop_exactly():
 
 def test_adam_step_matches_torch_adam():
     """The updater's Adam (what async and Hogwild! methods apply) against torch.optim.Adam, 3 steps."""
-    from benchmarks.config import TrainConfig
-    from methods.param_updates import ParameterUpdater
+    from core.config import TrainConfig
+    from methods.common.param_updates import ParameterUpdater
 
     torch.manual_seed(0)
     ours, theirs = torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(5, 3))
@@ -207,14 +211,14 @@ def test_adam_step_matches_torch_adam():
 
 @pytest.mark.parametrize("method", ["bp", "async_lu"])
 def test_cli_smoke_on_imdb(store, method):
-    proc = cli(*smoke_imdb(method, "--json", "--tracking-uri", store))
+    proc = run_cli(*smoke_imdb(method, "--json", "--tracking-uri", store))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished" and result["dataset"] == "imdb" and result["best_test_acc"] > 0.6
 
 
 def test_image_model_on_tokens_exits_2(store):
-    proc = cli(*smoke_imdb("bp"), "--model", "resnet18", "--tracking-uri", store)
+    proc = run_cli(*smoke_imdb("bp"), "--model", "resnet18", "--tracking-uri", store)
     one_error_line(proc, 2, "model resnet18 reads images", "lstm")
 
 

@@ -16,11 +16,11 @@ from torch import nn
 from benchmarks.distributed import free_port
 from benchmarks.runner import run_job
 from benchmarks.tracking import NullTracker
+from methods.common.optim import make_optimizer
 from methods.lapsgd import LapConfig, average_round, hogwild_step, parameter_blocks
-from methods.optim import make_optimizer
 from models import InputSpec, build_model
 
-from .conftest import cli, smoke_job, start_long_train
+from .conftest import run_cli, smoke_job, start_long_train
 from .test_multiprocess import alive, children
 
 
@@ -121,13 +121,14 @@ def test_lapsgd_with_one_worker_on_one_device_is_sequential_sgd():
 def test_the_averager_never_blocks_the_workers(monkeypatch):
     """Real workers on one device; each averaging round is slowed to 0.3 s (a slow network): the
     update counter S must advance during every round, i.e. the workers never wait for it."""
-    from benchmarks.runner import TrainContext, get_dataset, seeded_model
+    from benchmarks.rank import get_dataset, seeded_model
+    from core.context import TrainContext
     from methods import lapsgd
 
-    job = smoke_job("lapsgd", LapConfig(workers_per_device=2), batch_size=8)
+    job = smoke_job("lapsgd", LapConfig(workers_per_device=2), batch_size=2)
     dataset = get_dataset(job, None)
     ctx = TrainContext(job, dataset, seeded_model(job, dataset, torch.device("cpu")), torch.device("cpu"),
-                       NullTracker(), "test", progress=False)  # fmt: skip
+                       lambda metrics, step: None, progress=False)  # fmt: skip
     all_reduce = dist.all_reduce
 
     def slow_all_reduce(tensor, *args, **kwargs):
@@ -136,11 +137,11 @@ def test_the_averager_never_blocks_the_workers(monkeypatch):
 
     monkeypatch.setattr(lapsgd.dist, "all_reduce", slow_all_reduce)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
-    averager = lapsgd.Averager(job, ctx, job.method_config, None)
+    averager = lapsgd.Averager(ctx, None)
     try:
         averager.start_workers()
-        averager.state.start_epoch(0)  # 256 batches of 8: the workers are busy for seconds
-        time.sleep(0.5)
+        averager.state.start_epoch(0)  # 1024 batches of 2: the workers are busy for seconds
+        time.sleep(0.2)
         seen = []
         for _ in range(4):
             before = averager.metrics["updates_during_averaging"]
@@ -160,7 +161,7 @@ def test_two_devices_two_workers_each(store, method):
     before_shm = shm_entries()
     args = ["--set", "batch_size=16", "--set", "average_switch=1.0", "--set", "workers_per_device=2"]
     args += ["--epochs", "1"] + (["--set", "partition_start=0.0"] if method == "lppsgd" else [])
-    proc = cli(*smoke2(method, store), *args)
+    proc = run_cli(*smoke2(method, store), *args)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished"
@@ -175,7 +176,7 @@ def test_two_devices_two_workers_each(store, method):
 def test_plsgd_averages_every_step_then_every_k(store):
     """Smoke: 16 steps per rank and epoch, switch after 16. Epoch 0 is synchronous (replicas equal);
     in epoch 1 the replicas are averaged at steps 16, 23, 30 only (K = 7), so they end apart."""
-    proc = cli(*smoke2("plsgd", store), "--set", "average_every=7")
+    proc = run_cli(*smoke2("plsgd", store), "--set", "average_every=7")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     client = MlflowClient(tracking_uri=store)

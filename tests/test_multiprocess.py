@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from .conftest import cli, start_long_train
+from .conftest import run_cli, start_long_train
 
 ASYNC2 = [
     "train",
@@ -50,7 +50,7 @@ def alive(pid: int) -> bool:
 
 
 def test_async_lu_on_two_processes_exchanges_every_update(store):
-    proc = cli(*ASYNC2, "--json", "--tracking-uri", store)
+    proc = run_cli(*ASYNC2, "--json", "--tracking-uri", store)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished" and result["epochs"] == 2
@@ -63,20 +63,26 @@ def test_async_lu_on_two_processes_exchanges_every_update(store):
     assert client.get_run(result["run_id"]).data.tags["devices"] == "2"
 
 
-def wait_for_ranks(proc, count=2, timeout=120) -> set[int]:
-    deadline = time.monotonic() + timeout
+def wait_for_ranks(proc, store: str, count=2, timeout=300) -> set[int]:
+    """The job's ranks, once they train: its run (the newest `running` one, opened by `proc`) has
+    logged an epoch. 300 s: a fresh machine's first runs compile and migrate slowly."""
+    client, deadline = MlflowClient(tracking_uri=store), time.monotonic() + timeout
     while time.monotonic() < deadline:
+        time.sleep(0.3)
         ranks = {p for p in children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()}
-        if len(ranks) >= count:
-            time.sleep(8)  # let them join the process group and start training
-            return ranks
-        time.sleep(0.5)
-    raise AssertionError("the ranks never started")
+        experiment = client.get_experiment_by_name("adhoc")
+        if len(ranks) < count or experiment is None:
+            continue
+        mine = f"tags.status = 'running' and tags.pid = '{proc.pid}'"
+        for run in client.search_runs([experiment.experiment_id], filter_string=mine):
+            if client.get_metric_history(run.info.run_id, "test_acc"):
+                return ranks
+    raise AssertionError("the ranks never trained an epoch")
 
 
 def test_a_killed_rank_fails_the_job_and_leaves_no_process(store):
     proc = start_long_train(store, *ASYNC2)
-    ranks = wait_for_ranks(proc)
+    ranks = wait_for_ranks(proc, store)
     everything = children(proc.pid)
     os.kill(max(ranks), signal.SIGKILL)
     _, stderr = proc.communicate(timeout=60)
@@ -88,7 +94,7 @@ def test_a_killed_rank_fails_the_job_and_leaves_no_process(store):
 
 def test_sigint_ends_every_rank(store):
     proc = start_long_train(store, *ASYNC2)
-    wait_for_ranks(proc)
+    wait_for_ranks(proc, store)
     everything = children(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -101,3 +107,27 @@ def test_sigint_ends_every_rank(store):
         filter_string="tags.method = 'async_lu' and tags.devices = '2'",
     )
     assert "interrupted" in {r.data.tags["status"] for r in runs}
+
+
+def test_a_killed_coordinator_takes_its_ranks_and_the_next_command_closes_its_run(store, tmp_path):
+    """kill -9 of the CLI process (an OOM kill): its ranks die with it (PR_SET_PDEATHSIG), and the
+    next command finds the run it left RUNNING and marks it failed (stale), so `run` redoes it."""
+    proc = start_long_train(store, *ASYNC2)
+    wait_for_ranks(proc, store)
+    everything = children(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and [p for p in everything if alive(p)]:
+        time.sleep(0.2)
+    assert not [p for p in everything if alive(p)], "ranks outlived their coordinator"
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("adhoc").experiment_id
+    left = client.search_runs([experiment], filter_string="tags.status = 'running'")
+    assert left  # the killed process could not close its run
+    proc = run_cli("report", "table1", "--tracking-uri", store, "--out", str(tmp_path))
+    assert proc.returncode == 0 and "marked failed (stale)" in proc.stderr, proc.stderr
+    for run in left:
+        closed = client.get_run(run.info.run_id)
+        assert closed.data.tags["status"] == "failed" and closed.data.tags["stop_reason"] == "stale"
+        assert closed.info.status == "FAILED"

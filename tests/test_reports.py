@@ -10,36 +10,7 @@ from benchmarks.tables import TABLES
 from benchmarks.tracking import Tracker
 from reports.tables import write_report
 
-from .conftest import cli
-
-
-def add_run(
-    tracker,
-    table,
-    model,
-    method,
-    run_index,
-    acc=None,
-    times=None,
-    status="finished",
-    metrics=None,
-    train_acc=None,
-):
-    """A run with tags as the runner writes them and a learning curve (test_acc, train_time_s per epoch)."""
-    tags = dict(
-        table=table, model=model, method=method, profile="paper", run_index=run_index, seed=run_index,
-        status="running", kind="fwd_bwd_timing" if metrics else "train", hardware="test-cpu x 2", devices=1,
-    )  # fmt: skip
-    run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, {})
-    for epoch, (a, t) in enumerate(zip(acc or [], times or [], strict=True)):
-        values = dict(test_acc=a, train_time_s=t, train_loss=1.0 / (epoch + 1))
-        if train_acc:
-            values["train_acc"] = train_acc[epoch]
-        tracker.log_metrics(run_id, values, step=epoch)
-    if metrics:
-        tracker.log_metrics(run_id, metrics, step=0)
-    tracker.finish(run_id, status, dict(stop_reason="max_epochs"))
-    return run_id
+from .conftest import add_run, cli, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +113,7 @@ def test_timing_table(filled, tmp_path):
 
 
 def test_curves_figure_and_index_through_the_cli(filled, tmp_path):
-    proc = cli("report", "all", "--tracking-uri", filled, "--out", str(tmp_path))
+    proc = run_cli("report", "all", "--tracking-uri", filled, "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     for spec_id in TABLES:
         assert (tmp_path / f"{spec_id}.md").exists() and (tmp_path / f"{spec_id}.csv").exists()
@@ -156,7 +127,7 @@ def test_curves_figure_and_index_through_the_cli(filled, tmp_path):
 
 
 def test_unknown_table_is_one_line_exit_2(filled):
-    proc = cli("report", "tabel1", "--tracking-uri", filled)
+    proc = run_cli("report", "tabel1", "--tracking-uri", filled)
     assert proc.returncode == 2 and "table1" in proc.stderr and "Traceback" not in proc.stderr
 
 

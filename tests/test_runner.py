@@ -18,7 +18,7 @@ def scratch_method():
     names = []
 
     def register(name, train):
-        cls = type(name, (Method,), {"train": lambda self, job, ctx: train(job, ctx)})
+        cls = type(name, (Method,), {"train": lambda self, ctx: train(ctx.job, ctx)})
         register_method(name)(cls)
         names.append(name)
 
@@ -91,7 +91,7 @@ def test_time_budget_cuts_an_epoch_and_clock_pauses_for_evaluation(store, scratc
             ctx.end_epoch(plain_epoch(ctx, epoch, sleep=0.05))
 
     scratch_method("slow", slow)
-    from benchmarks.runner import TrainContext
+    from core.context import TrainContext
 
     evaluate = TrainContext.evaluate
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 
 from methods.async_backprop import AsyncConfig
+from methods.timing import TimingConfig
 
-from ..measurements import TimingConfig
 from ..runner import run_job
 from ..tracking import NullTracker
-from . import interleaved
 from .common import (
     BATCH,
     LSTM_BATCH,
@@ -17,7 +16,9 @@ from .common import (
     WIDTH,
     cifar10_or_synthetic,
     imdb_or_synthetic,
+    interleaved,
     one_epoch_job,
+    register_perf,
     runner_rate,
 )
 
@@ -25,6 +26,7 @@ STEPS = 40  # long enough that filling and draining the pipeline (one pass each)
 LSTM_STEPS = 100  # an LSTM step is ~4x shorter: 40 of them (4 s) left the ratios noisy (0.74-1.12)
 
 
+@register_perf("async")
 def perf_async(args) -> dict:
     """Both sides train a fresh ResNet-18 (width 0.25; `--model lstm`: the quick IMDb LSTM, 2x64
     over the last 400 tokens, Adam) through the runner on the same STEPS batches.
@@ -47,9 +49,7 @@ def perf_async(args) -> dict:
     async_lu = runner_rate(one_epoch_job("async_lu", 1, AsyncConfig(), model=model), dataset)
     one_thread = interleaved(async_lu, runner_rate(one_epoch_job("bp", 1, model=model), dataset), args.reps)
     all_cores = interleaved(async_lu, runner_rate(one_epoch_job("bp", 0, model=model), dataset), args.reps)
-    timing = one_epoch_job(
-        "fwd_bwd_timing", 1, TimingConfig(batches=steps - 2, warmup=2), kind="fwd_bwd_timing", model=model
-    )
+    timing = one_epoch_job("fwd_bwd_timing", 1, TimingConfig(batches=steps - 2, warmup=2), model=model)
     beta = run_job(timing, None, NullTracker(), progress=False, dataset=dataset)["beta"]
     bound = min(1 + beta, cores)
     return dict(

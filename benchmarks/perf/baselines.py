@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from ..runner import run_job
 from ..tracking import NullTracker
-from . import interleaved
-from .common import BATCH, WIDTH, cifar10_or_synthetic, one_epoch_job
+from .common import BATCH, WIDTH, cifar10_or_synthetic, interleaved, one_epoch_job, register_perf
 
 STEPS = 32  # bp's batches per repetition; each of the 2 ranks takes half of them
 DEVICES = 2
 METHODS = ("ddp", "plsgd", "lapsgd", "lppsgd")
 
 
+@register_perf("baselines", default_reps=3)
 def perf_baselines(args) -> dict:
     """Each side trains a fresh ResNet-18 (width 0.25) for one epoch over the same STEPS batches.
 
@@ -19,14 +19,11 @@ def perf_baselines(args) -> dict:
     averaging and the data, but not process start-up (spawning ranks and workers) or evaluation.
     `bp` gets every core as intra-op threads; each rank of a baseline gets cores / 2, as in a run.
     """
-    from methods import METHODS as REGISTRY
-
     steps = args.steps or STEPS
     dataset = cifar10_or_synthetic(args.data_dir, BATCH * steps, 32)
 
     def rate(method: str, devices: int):
-        job = one_epoch_job(method, 0, REGISTRY[method].Config())
-        job.devices = devices
+        job = one_epoch_job(method, 0, devices=devices)
 
         def measure() -> float:
             return run_job(job, None, NullTracker(), progress=False, dataset=dataset)["samples_per_s"]
@@ -50,6 +47,3 @@ def perf_baselines(args) -> dict:
         batch_size=BATCH,
         steps=steps,
     )
-
-
-perf_baselines.default_reps = 3  # each side is a whole run with process start-up: ~10-20 s

@@ -1,23 +1,67 @@
-"""What the perf benchmarks share: the data they measure on, the job they time, how they time it."""
+"""What the perf benchmarks share: the registry, how they time (interleaved), the data they measure
+on and the job they time."""
 
 from __future__ import annotations
 
 import logging
+import statistics
 import time
+from collections.abc import Callable
 
+from core.config import TrainConfig
+from core.errors import DataMissingError
+from core.job import Job
+from core.registry import Registry
 from datasets import TensorImageDataset, load_dataset, resolve_data_dir
 from datasets.synthetic import synthetic_images
-from methods import NoConfig
 
-from ..config import TrainConfig
-from ..errors import DataMissingError
-from ..runner import Job, run_job
+from ..jobs import build_job
+from ..runner import run_job
 from ..tracking import NullTracker
 
 BATCH, WIDTH = 128, 0.25  # the quick profile's ResNet-18
 LSTM_BATCH, LSTM_SEQ_LEN = 64, 400  # the quick profile's IMDb LSTM (width 0.25: 2x64, 400 tokens)
 
 log = logging.getLogger(__name__)
+
+PerfBenchmark = Callable[..., dict]  # (args: argparse.Namespace) -> the result object
+PERF: Registry[PerfBenchmark] = Registry("perf benchmark")
+
+
+def register_perf(name: str, default_reps: int = 9) -> Callable[[PerfBenchmark], PerfBenchmark]:
+    """Decorator: register a benchmark `(args) -> dict` as `perf NAME`, with its default repetitions."""
+
+    def wrap(benchmark: PerfBenchmark) -> PerfBenchmark:
+        benchmark.default_reps = default_reps
+        return PERF.add(name, benchmark)
+
+    return wrap
+
+
+def interleaved(a: Callable[[], float], b: Callable[[], float], reps: int) -> dict:
+    """Run a and b (each returns items/s) alternately `reps` times after one warm-up each.
+
+    The order alternates (A B, B A, A B, ...) so that a steady drift of the machine's speed
+    favours neither side; each repetition's ratio compares two adjacent measurements.
+    """
+    a(), b()
+    a_rates, b_rates = [], []
+    for rep in range(reps):
+        if rep % 2 == 0:
+            a_rates.append(a())
+            b_rates.append(b())
+        else:
+            b_rates.append(b())
+            a_rates.append(a())
+    ratios = [x / y for x, y in zip(a_rates, b_rates, strict=True)]
+    return dict(
+        a_per_s=statistics.median(a_rates),
+        b_per_s=statistics.median(b_rates),
+        ratio=statistics.median(ratios),
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+        reps=reps,
+    )
 
 
 def cifar10_or_synthetic(data_dir: str | None, num_train: int, num_test: int) -> TensorImageDataset:
@@ -48,7 +92,7 @@ def imdb_or_synthetic(data_dir: str | None, num_train: int, num_test: int):
 
 
 def one_epoch_job(
-    method: str, threads: int = 0, method_config=None, kind: str = "train", model: str = "resnet18"
+    method: str, threads: int = 0, method_config=None, model: str = "resnet18", devices: int = 1
 ) -> Job:
     """One epoch of the quick ResNet-18 (or IMDb LSTM) over the data given, evaluated on a few samples."""
     lstm = model == "lstm"
@@ -64,15 +108,9 @@ def one_epoch_job(
         eval_batch_size=32,
         threads=threads,
     )
-    return Job(
-        table="perf",
-        dataset="imdb" if lstm else "cifar10",
-        model=model,
-        method=method,
-        profile="quick",
-        config=config,
-        method_config=method_config or NoConfig(),
-        kind=kind,
+    dataset = "imdb" if lstm else "cifar10"
+    return build_job(
+        "perf", dataset, model, method, "quick", devices=devices, config=config, method_config=method_config
     )
 
 

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import torch
 
+from core.errors import DataMissingError
 from datasets import resolve_data_dir
 from datasets.imagenet import ImageFolderDataset, default_workers, imagenet_root, write_synthetic_imagefolder
 
-from ..errors import DataMissingError
-from . import interleaved
+from .common import interleaved, register_perf
 
 BATCH = 64
 SIZE = (500, 375)  # the typical ImageNet photo
 
 
+@register_perf("loader", default_reps=3)
 def perf_loader(args) -> dict:
     """One pass over a tree's training batches (random-resized crop 224, flip, normalise) per repetition.
 
@@ -60,6 +61,3 @@ def perf_loader(args) -> dict:
         data=source,
         default_workers=default_workers(),
     )
-
-
-perf_loader.default_reps = 3

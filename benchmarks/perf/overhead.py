@@ -9,13 +9,13 @@ import torch.nn.functional as F
 
 from models import build_model
 
-from ..runner import configure_threads
-from . import interleaved
-from .common import BATCH, WIDTH, cifar10_or_synthetic, one_epoch_job, runner_rate
+from ..rank import configure_threads
+from .common import BATCH, WIDTH, cifar10_or_synthetic, interleaved, one_epoch_job, register_perf, runner_rate
 
 STEPS = 24
 
 
+@register_perf("overhead")
 def perf_overhead(args) -> dict:
     """Both sides train the same fresh ResNet-18 (width 0.25) on the same batches for STEPS steps.
 

@@ -12,8 +12,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import VisionDataset
 
-from . import interleaved
-from .common import cifar10_or_synthetic
+from .common import cifar10_or_synthetic, interleaved, register_perf
 
 BATCH, IMAGES = 128, 128 * 120
 
@@ -32,6 +31,7 @@ class ArrayCIFAR(VisionDataset):
         return self.transform(Image.fromarray(self.data[index])), self.targets[index]
 
 
+@register_perf("pipeline")
 def perf_pipeline(args) -> dict:
     """Both sides produce shuffled, randomly cropped (pad 4), flipped, normalised float batches of 128."""
     images = BATCH * (args.steps or IMAGES // BATCH)

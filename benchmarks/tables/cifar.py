@@ -7,9 +7,10 @@ same CIFAR-100 runs. Their jobs are therefore built here once, tagged with the f
 
 from __future__ import annotations
 
-from benchmarks.profiles import hyperparameters
-from benchmarks.runner import Job
+from core.job import Job
 from methods import METHODS
+
+from ..jobs import build_job
 
 MODELS = ("resnet18", "resnet50")
 # Runs per cell: the paper's 3; quick keeps 3 only where a table's quick run fits an hour.
@@ -18,16 +19,19 @@ RUNS = {"paper": 3, "quick": 1, "smoke": 1}
 PROCESS_PARALLEL = ("lapsgd", "lppsgd", "ddp", "plsgd")
 
 
-def devices_for(method: str, profile: str, spread: bool = False) -> int:
+def devices_for(method: str, profile: str, spread: bool = False, requested: int | None = None) -> int:
     """Processes of a `method` job. The paper runs every multi-device method on 3 GPUs.
 
     On a 2-core CPU (quick) a method uses both cores its own way: the async methods through their
     threads in one process, the process-parallel baselines as 2 processes of one core each;
     `spread` puts the async methods on 2 processes too (Tables 7-8 compare multi-device runs).
-    Smoke keeps one process: seconds per run.
+    Smoke keeps one process: seconds per run. `requested` (`run --devices N`) replaces the
+    profile's count for every multi-device method; single-device ones (`bp`) stay on one.
     """
     if METHODS[method].max_devices == 1:
         return 1
+    if requested is not None:
+        return requested
     if profile == "paper":
         return 3
     if profile == "quick" and (spread or method in PROCESS_PARALLEL):
@@ -43,6 +47,7 @@ def cifar_jobs(
     runs: int | None,
     spread: bool = False,
     models: tuple[str, ...] = MODELS,
+    devices: int | None = None,
 ) -> list[Job]:
     """models x methods x runs training jobs on `dataset`; methods not implemented yet are left out.
 
@@ -53,20 +58,11 @@ def cifar_jobs(
         for method in methods:
             if method not in METHODS:
                 continue
-            devices = devices_for(method, profile, spread)
+            processes = devices_for(method, profile, spread, devices)
             for run in range(runs or RUNS[profile]):
                 jobs.append(
-                    Job(
-                        table=table,
-                        dataset=dataset,
-                        model=model,
-                        method=method,
-                        profile=profile,
-                        config=hyperparameters(dataset, model, profile, method, devices),
-                        method_config=METHODS[method].Config(),
-                        seed=run,
-                        run_index=run,
-                        devices=devices,
+                    build_job(
+                        table, dataset, model, method, profile, seed=run, run_index=run, devices=processes
                     )
                 )
     return jobs

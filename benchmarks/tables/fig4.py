@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from . import TableSpec, register_table
-from .table6 import METHODS, jobs
+from core.job import Job
 
-SPEC = register_table(
-    TableSpec(
-        id="fig4",
-        title="IMDb learning curves, Async LU vs Async BU (2-layer LSTM)",
-        jobs=jobs,  # Table 6's runs: running either resumes the other
-        methods=METHODS,
-        kind="curves",
-        source="000 Figure 4 (curves only; no numbers to set beside)",
-    )
+from . import table6
+from .spec import register_table
+
+
+@register_table(
+    id="fig4",
+    title="IMDb learning curves, Async LU vs Async BU (2-layer LSTM)",
+    methods=table6.METHODS,
+    kind="curves",
+    source="000 Figure 4 (curves only; no numbers to set beside)",
 )
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """Table 6's runs (tagged table6): running either resumes the other."""
+    return table6.jobs(profile, runs, devices)

@@ -2,40 +2,37 @@
 
 from __future__ import annotations
 
-from . import TableSpec, register_table
+from core.job import Job
+
 from .cifar import cifar_jobs
+from .spec import register_table
 
 METHODS = ("async_lu", "async_bu", "lapsgd", "lppsgd")
 
 
-def jobs(profile: str, runs: int | None = None) -> list:
-    """The CIFAR-10 runs shared with Table 2 and Figure 3."""
-    return cifar_jobs("table1", "cifar10", METHODS, profile, runs)
-
-
-SPEC = register_table(
-    TableSpec(
-        id="table1",
-        title="CIFAR-10: time and epochs to a fixed accuracy, Async LU/BU vs LAP-SGD/LPP-SGD",
-        jobs=jobs,
-        methods=METHODS,
-        # (model, method) -> ((TTA s, ±), (epochs, ±))
-        paper={
-            ("resnet18", "async_lu"): ((223.8, 28), (65, 10)),
-            ("resnet18", "async_bu"): ((173.4, 2), (64, 2)),
-            ("resnet18", "lapsgd"): ((706.3, 13), (104, 2)),
-            ("resnet18", "lppsgd"): ((461.0, 7), (86, 1)),
-            ("resnet50", "async_lu"): ((737.9, 24), (86, 6)),
-            ("resnet50", "async_bu"): ((700.6, 20), (86, 1)),
-            ("resnet50", "lapsgd"): ((999.5, 38), (117, 3)),
-            ("resnet50", "lppsgd"): ((863.4, 35), (119, 1)),
-        },
-        # The paper's targets; quick runs (reduced width, 4-5 epochs) reach ~0.78, so they use lower ones.
-        targets={
-            "paper": {"resnet18": 0.87, "resnet50": 0.89},
-            "quick": {"resnet18": 0.70, "resnet50": 0.60},
-            "smoke": {"resnet18": 0.3, "resnet50": 0.3},
-        },
-        source="000 Table 1 (3 A100 GPUs), mean ± std over 3 runs",
-    )
+@register_table(
+    id="table1",
+    title="CIFAR-10: time and epochs to a fixed accuracy, Async LU/BU vs LAP-SGD/LPP-SGD",
+    methods=METHODS,
+    # (model, method) -> {field: (mean, std)}
+    paper={
+        ("resnet18", "async_lu"): dict(tta_s=(223.8, 28), epochs=(65, 10)),
+        ("resnet18", "async_bu"): dict(tta_s=(173.4, 2), epochs=(64, 2)),
+        ("resnet18", "lapsgd"): dict(tta_s=(706.3, 13), epochs=(104, 2)),
+        ("resnet18", "lppsgd"): dict(tta_s=(461.0, 7), epochs=(86, 1)),
+        ("resnet50", "async_lu"): dict(tta_s=(737.9, 24), epochs=(86, 6)),
+        ("resnet50", "async_bu"): dict(tta_s=(700.6, 20), epochs=(86, 1)),
+        ("resnet50", "lapsgd"): dict(tta_s=(999.5, 38), epochs=(117, 3)),
+        ("resnet50", "lppsgd"): dict(tta_s=(863.4, 35), epochs=(119, 1)),
+    },
+    # The paper's targets; quick runs (reduced width, 4-5 epochs) reach ~0.78, so they use lower ones.
+    targets={
+        "paper": {"resnet18": 0.87, "resnet50": 0.89},
+        "quick": {"resnet18": 0.70, "resnet50": 0.60},
+        "smoke": {"resnet18": 0.3, "resnet50": 0.3},
+    },
+    source="000 Table 1 (3 A100 GPUs), mean ± std over 3 runs",
 )
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """The CIFAR-10 runs shared with Table 2 and Figure 3."""
+    return cifar_jobs("table1", "cifar10", METHODS, profile, runs, devices=devices)

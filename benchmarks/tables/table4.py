@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from . import TableSpec, register_table
-from .table3 import METHODS, jobs
+from core.job import Job
 
-SPEC = register_table(
-    TableSpec(
-        id="table4",
-        title="CIFAR-100: best accuracy, time and epochs to it, Async LU/BU vs LAP-SGD/LPP-SGD",
-        jobs=jobs,  # Table 3's runs: running either resumes the other
-        methods=METHODS,
-        # (model, method) -> ((best acc %, ±), (TTA s, ±), (epochs, ±))
-        paper={
-            ("resnet18", "async_lu"): ((73.9, 0.38), (339.0, 10), (114, 9)),
-            ("resnet18", "async_bu"): ((71.8, 0.08), (277.2, 17), (103, 5)),
-            ("resnet18", "lapsgd"): ((61.3, 0.23), (762.5, 15), (114, 3)),
-            ("resnet18", "lppsgd"): ((61.0, 0.17), (742.0, 19), (110, 2)),
-            ("resnet50", "async_lu"): ((76.2, 0.57), (1071.0, 80), (122, 6)),
-            ("resnet50", "async_bu"): ((73.7, 0.23), (956.2, 28), (123, 4)),
-            ("resnet50", "lapsgd"): ((63.7, 0.33), (1110.1, 27), (118, 3)),
-            ("resnet50", "lppsgd"): ((63.5, 0.10), (1122.1, 24), (119, 2)),
-        },
-        kind="best",
-        source="000 Table 4 (3 A100 GPUs), mean ± std over 3 runs",
-    )
+from . import table3
+from .spec import register_table
+
+
+@register_table(
+    id="table4",
+    title="CIFAR-100: best accuracy, time and epochs to it, Async LU/BU vs LAP-SGD/LPP-SGD",
+    methods=table3.METHODS,
+    # (model, method) -> {field: (mean, std)}
+    paper={
+        ("resnet18", "async_lu"): dict(best_acc_pct=(73.9, 0.38), tta_s=(339.0, 10), epochs=(114, 9)),
+        ("resnet18", "async_bu"): dict(best_acc_pct=(71.8, 0.08), tta_s=(277.2, 17), epochs=(103, 5)),
+        ("resnet18", "lapsgd"): dict(best_acc_pct=(61.3, 0.23), tta_s=(762.5, 15), epochs=(114, 3)),
+        ("resnet18", "lppsgd"): dict(best_acc_pct=(61.0, 0.17), tta_s=(742.0, 19), epochs=(110, 2)),
+        ("resnet50", "async_lu"): dict(best_acc_pct=(76.2, 0.57), tta_s=(1071.0, 80), epochs=(122, 6)),
+        ("resnet50", "async_bu"): dict(best_acc_pct=(73.7, 0.23), tta_s=(956.2, 28), epochs=(123, 4)),
+        ("resnet50", "lapsgd"): dict(best_acc_pct=(63.7, 0.33), tta_s=(1110.1, 27), epochs=(118, 3)),
+        ("resnet50", "lppsgd"): dict(best_acc_pct=(63.5, 0.10), tta_s=(1122.1, 24), epochs=(119, 2)),
+    },
+    kind="best",
+    source="000 Table 4 (3 A100 GPUs), mean ± std over 3 runs",
 )
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """Table 3's runs (tagged table3): running either resumes the other."""
+    return table3.jobs(profile, runs, devices)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from . import TableSpec, register_table
+from core.job import Job
+
 from .cifar import cifar_jobs
+from .spec import register_table
 
 METHODS = ("bp", "async_lu", "ddp")
 
@@ -17,26 +19,21 @@ READING = (
 )
 
 
-def jobs(profile: str, runs: int | None = None) -> list:
-    """bp on one device; async_lu and ddp on the profile's devices (paper 3, quick 2)."""
-    return cifar_jobs("table7", "cifar10", METHODS, profile, runs, spread=True)
-
-
-SPEC = register_table(
-    TableSpec(
-        id="table7",
-        title="CIFAR-10: relative speed-up over single-device bp, Async LU vs DDP on several devices",
-        jobs=jobs,
-        methods=METHODS,
-        # (model, method) -> (speed-up, ±)
-        paper={
-            ("resnet18", "async_lu"): (1.86, 0.21),
-            ("resnet18", "ddp"): (1.90, 0.08),
-            ("resnet50", "async_lu"): (2.02, 0.10),
-            ("resnet50", "ddp"): (2.38, 0.19),
-        },
-        kind="speedup",
-        source="000 Table 7 (3 GPUs; Async LU in libtorch, DDP in PyTorch), mean ± std over 3 runs",
-        reading=READING,
-    )
+@register_table(
+    id="table7",
+    title="CIFAR-10: relative speed-up over single-device bp, Async LU vs DDP on several devices",
+    methods=METHODS,
+    # (model, method) -> {field: (mean, std)}
+    paper={
+        ("resnet18", "async_lu"): dict(speedup=(1.86, 0.21)),
+        ("resnet18", "ddp"): dict(speedup=(1.90, 0.08)),
+        ("resnet50", "async_lu"): dict(speedup=(2.02, 0.10)),
+        ("resnet50", "ddp"): dict(speedup=(2.38, 0.19)),
+    },
+    kind="speedup",
+    source="000 Table 7 (3 GPUs; Async LU in libtorch, DDP in PyTorch), mean ± std over 3 runs",
+    reading=READING,
 )
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """bp on one device; async_lu and ddp on the profile's devices (paper 3, quick 2)."""
+    return cifar_jobs("table7", "cifar10", METHODS, profile, runs, spread=True, devices=devices)

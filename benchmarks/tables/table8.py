@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-from . import TableSpec, register_table
+from core.job import Job
+
 from .cifar import cifar_jobs
+from .spec import register_table
 from .table7 import METHODS, READING
 
 
-def jobs(profile: str, runs: int | None = None) -> list:
-    """bp on one device; async_lu and ddp on the profile's devices (paper 3, quick 2)."""
-    return cifar_jobs("table8", "cifar100", METHODS, profile, runs, spread=True)
-
-
-SPEC = register_table(
-    TableSpec(
-        id="table8",
-        title="CIFAR-100: relative speed-up over single-device bp, Async LU vs DDP on several devices",
-        jobs=jobs,
-        methods=METHODS,
-        # (model, method) -> (speed-up, ±)
-        paper={
-            ("resnet18", "async_lu"): (1.83, 0.06),
-            ("resnet18", "ddp"): (1.86, 0.21),
-            ("resnet50", "async_lu"): (2.02, 0.13),
-            ("resnet50", "ddp"): (2.30, 0.13),
-        },
-        kind="speedup",
-        source="000 Table 8 (3 GPUs; Async LU in libtorch, DDP in PyTorch), mean ± std over 3 runs",
-        reading=READING,
-    )
+@register_table(
+    id="table8",
+    title="CIFAR-100: relative speed-up over single-device bp, Async LU vs DDP on several devices",
+    methods=METHODS,
+    # (model, method) -> {field: (mean, std)}
+    paper={
+        ("resnet18", "async_lu"): dict(speedup=(1.83, 0.06)),
+        ("resnet18", "ddp"): dict(speedup=(1.86, 0.21)),
+        ("resnet50", "async_lu"): dict(speedup=(2.02, 0.13)),
+        ("resnet50", "ddp"): dict(speedup=(2.30, 0.13)),
+    },
+    kind="speedup",
+    source="000 Table 8 (3 GPUs; Async LU in libtorch, DDP in PyTorch), mean ± std over 3 runs",
+    reading=READING,
 )
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """bp on one device; async_lu and ddp on the profile's devices (paper 3, quick 2)."""
+    return cifar_jobs("table8", "cifar100", METHODS, profile, runs, spread=True, devices=devices)

@@ -8,11 +8,12 @@ change β), one eighth of it in `smoke`.
 
 from __future__ import annotations
 
-from benchmarks.config import TrainConfig
-from benchmarks.measurements import TimingConfig
-from benchmarks.runner import Job
+from core.config import TrainConfig
+from core.job import Job
+from methods.timing import TimingConfig
 
-from . import TableSpec, register_table
+from ..jobs import build_job
+from .spec import register_table
 
 MODELS = ("resnet18", "resnet50")
 # profile -> (runs, TimingConfig, width). paper: 15 epochs of CIFAR-100 at batch 128 = 15 x 390 batches.
@@ -23,40 +24,35 @@ PROFILES = {
 }
 
 
-def jobs(profile: str, runs: int | None = None, methods: list[str] | None = None) -> list[Job]:
-    """One timing job per model and run."""
+@register_table(
+    id="table9",
+    title="Forward and backward time per batch of 128 (CIFAR-100), ResNet-18/50",
+    methods=("fwd_bwd_timing",),
+    # model -> seconds per pass (mean, std)
+    paper={
+        "resnet18": dict(forward_s=(0.0049, 1e-4), backward_s=(0.0102, 1e-4)),
+        "resnet50": dict(forward_s=(0.0166, 5e-5), backward_s=(0.0299, 4e-5)),
+    },
+    kind="timing",
+    source="000 Table 9 (3 A100 GPUs, libtorch), mean ± std",
+)
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """One timing job per model and run, on one device."""
     default_runs, timing, width = PROFILES[profile]
+    config = TrainConfig(batch_size=128, width=width, max_epochs=10**6)
     return [
-        Job(
-            table="table9",
-            dataset="cifar100",
-            model=model,
-            method="fwd_bwd_timing",
-            profile=profile,
-            config=TrainConfig(batch_size=128, width=width, max_epochs=10**6),
-            method_config=timing,
+        build_job(
+            "table9",
+            "cifar100",
+            model,
+            "fwd_bwd_timing",
+            profile,
             seed=run,
             run_index=run,
-            kind="fwd_bwd_timing",
+            config=config,
+            method_config=timing,
             synthetic=True,
-        )
+        )  # fmt: skip
         for model in MODELS
         for run in range(runs or default_runs)
     ]
-
-
-SPEC = register_table(
-    TableSpec(
-        id="table9",
-        title="Forward and backward time per batch of 128 (CIFAR-100), ResNet-18/50",
-        jobs=jobs,
-        paper={
-            ("resnet18", "forward_s"): (0.0049, 1e-4),
-            ("resnet18", "backward_s"): (0.0102, 1e-4),
-            ("resnet50", "forward_s"): (0.0166, 5e-5),
-            ("resnet50", "backward_s"): (0.0299, 4e-5),
-        },
-        kind="timing",
-        source="000 Table 9 (3 A100 GPUs, libtorch), mean ± std",
-    )
-)

@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from benchmarks.errors import UserError, did_you_mean
-
-if TYPE_CHECKING:
-    from benchmarks.config import TrainConfig
-    from benchmarks.runner import Job, TrainContext
-
-
-@dataclass
-class NoConfig:
-    """A method without hyperparameters of its own."""
+from core.config import NoConfig, TrainConfig
+from core.context import TrainContext
+from core.errors import UserError
+from core.registry import Registry
 
 
 class Method:
-    """A training method: `train(job, ctx)` trains `ctx.model` epoch by epoch through `ctx`.
+    """A training method: `train(ctx)` trains `ctx.model` epoch by epoch through `ctx`.
 
-    The runner owns the clock, evaluation, logging and stopping; a method only trains. Its own
-    hyperparameters are the fields of `Config` (settable with `--set key=value`).
+    The context owns the clock, evaluation, logging and stopping; a method only trains. Its own
+    hyperparameters are the fields of `Config` (a frozen dataclass, settable with `--set key=value`;
+    an optional `validate()` rejects bad values with a UserError).
     """
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
     max_devices: ClassVar[int | None] = 1  # None: any number of processes
+    measures: ClassVar[bool] = False  # True: a measurement a table runs (Table 9's timing), not training
 
     @classmethod
     def train_defaults(cls, config: TrainConfig, devices: int) -> dict:
@@ -36,12 +31,12 @@ class Method:
         a baseline whose own paper prescribes other values returns them."""
         return {}
 
-    def train(self, job: Job, ctx: TrainContext) -> None:
+    def train(self, ctx: TrainContext) -> None:
         """Train until `ctx` says stop."""
         raise NotImplementedError
 
 
-METHODS: dict[str, type[Method]] = {}
+METHODS: Registry[type[Method]] = Registry("method")
 
 
 def register_method(name: str):
@@ -49,17 +44,14 @@ def register_method(name: str):
 
     def wrap(cls: type[Method]) -> type[Method]:
         cls.name = name
-        METHODS[name] = cls
-        return cls
+        return METHODS.add(name, cls)
 
     return wrap
 
 
 def get_method(name: str) -> type[Method]:
-    """The Method class registered as `name`."""
-    if name not in METHODS:
-        raise did_you_mean("method", name, METHODS)
-    return METHODS[name]
+    """The Method class registered as `name` (exit 2 naming the valid ones if there is none)."""
+    return METHODS.lookup(name)
 
 
 def check_devices(method: type[Method], devices: int) -> None:

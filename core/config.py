@@ -1,4 +1,8 @@
-"""Typed hyperparameters of a job, and `--set key=value` overrides validated against them."""
+"""Typed hyperparameters of a job, and `--set key=value` overrides validated against them.
+
+Configs are frozen: a job is built once (benchmarks/jobs.py) and never changed afterwards, so an
+override makes a new config (`apply_overrides`) instead of editing one in place.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,12 @@ from dataclasses import dataclass, fields
 from .errors import UserError
 
 
-@dataclass
+@dataclass(frozen=True)
+class NoConfig:
+    """A method without hyperparameters of its own."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Hyperparameters every method shares (the rows of the paper's Table 10, and run control)."""
 
@@ -19,8 +28,7 @@ class TrainConfig:
     lr: float = 0.015
     momentum: float = 0.9
     nesterov: bool = False
-    # Table 10 says 0.005, the text of §4.1 says 5e-2. We take Table 10: it is the dedicated,
-    # per-column table, and 5e-2 with lr 0.015 would shrink the weights by 1e-3 per step.
+    # Table 10's 0.005, not §4.1's 5e-2 (docs/fidelity.md, "Weight decay").
     weight_decay: float = 0.005
     # Linear warm-up from warmup_lr to lr over warmup_epochs, then cosine annealing over t_max
     # epochs (torch's CosineAnnealingLR closed form), evaluated at fractional epochs every step.
@@ -47,16 +55,11 @@ class TrainConfig:
         for key in positive:
             if not getattr(self, key) > 0:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)!r}")
-        for key in (
-            "momentum",
-            "weight_decay",
-            "warmup_epochs",
-            "warmup_lr",
-            "eta_min",
-            "time_budget_s",
-            "threads",
+        non_negative = (
+            "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "eta_min", "time_budget_s", "threads",
             "seq_len",
-        ):
+        )  # fmt: skip
+        for key in non_negative:
             if getattr(self, key) < 0:
                 raise UserError(f"{key} must be >= 0, got {getattr(self, key)!r}")
         if self.optimizer not in ("sgd", "adam"):
@@ -64,7 +67,7 @@ class TrainConfig:
         if self.lr_schedule not in ("cosine", "step"):
             raise UserError(f"lr_schedule must be one of cosine, step; got {self.lr_schedule!r}")
         if self.device != "auto":
-            import torch
+            import torch  # only here: the config module is imported by the CLI before it needs torch
 
             try:
                 device = torch.device(self.device)
@@ -93,24 +96,28 @@ def parse_value(text: str, kind: type, key: str):
         raise UserError(f"--set {key}={text}: expected a {kind.__name__}") from None
 
 
-def apply_overrides(configs: list, assignments: list[str]) -> frozenset[str]:
-    """Apply `key=value` strings to whichever dataclass in `configs` has that field, in place;
-    returns the keys set."""
+def apply_overrides(configs: list, assignments: list[str]) -> tuple[list, frozenset[str]]:
+    """`configs` with the `key=value` strings applied to whichever dataclass has that field.
+
+    Returns (the new configs, in the same order; the keys set). The configs given are not changed.
+    """
     owners = {}
-    for cfg in configs:
+    for index, cfg in enumerate(configs):
         hints = typing.get_type_hints(type(cfg))
         for f in fields(cfg):
-            owners[f.name] = (cfg, hints[f.name])
-    assigned = set()
+            owners[f.name] = (index, hints[f.name])
+    changes: list[dict] = [{} for _ in configs]
     for item in assignments:
         key, sep, text = item.partition("=")
         key = key.strip()
-        if not sep or key not in owners:
+        if key not in owners:
             raise UserError(f"--set {item}: unknown key {key!r}; valid keys: {', '.join(sorted(owners))}")
-        cfg, kind = owners[key]
-        setattr(cfg, key, parse_value(text.strip(), kind, key))
-        assigned.add(key)
-    return frozenset(assigned)
+        if not sep:
+            raise UserError(f"--set {item}: expected key=value")
+        index, kind = owners[key]
+        changes[index][key] = parse_value(text.strip(), kind, key)
+    new = [dataclasses.replace(cfg, **change) for cfg, change in zip(configs, changes, strict=True)]
+    return new, frozenset(k for change in changes for k in change)
 
 
 def flatten(*configs) -> dict[str, object]:

@@ -14,7 +14,7 @@ import torch
 from torch.optim.adam import adam
 from torch.optim.sgd import sgd
 
-from benchmarks.config import TrainConfig
+from core.config import TrainConfig
 
 
 class ParameterUpdater:

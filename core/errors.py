@@ -13,6 +13,12 @@ class DataMissingError(Exception):
     exit_code = 1
 
 
+class StorageError(Exception):
+    """The MLflow store or an output folder cannot be used (corrupt, unwritable, unreachable): exit code 1."""
+
+    exit_code = 1
+
+
 class Diverged(Exception):
     """A training loss became NaN or infinite."""
 

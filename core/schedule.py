@@ -1,12 +1,10 @@
-"""The learning-rate schedule and optimiser construction every method shares."""
+"""The learning-rate schedule every method shares (Table 10: warm-up, then cosine)."""
 
 from __future__ import annotations
 
 import math
 
-import torch
-
-from benchmarks.config import TrainConfig
+from .config import TrainConfig
 
 STEP_DECAY_AT = (0.5, 0.75)  # fractions of max_epochs (Lin et al. 2020, §4: "50% and 75%")
 STEP_DECAY = 0.1
@@ -27,18 +25,3 @@ def lr_at(epoch: float, cfg: TrainConfig) -> float:
         return cfg.lr * STEP_DECAY ** sum(epoch >= at * cfg.max_epochs for at in STEP_DECAY_AT)
     progress = (epoch - cfg.warmup_epochs) / cfg.t_max
     return cfg.eta_min + (cfg.lr - cfg.eta_min) * (1 + math.cos(math.pi * progress)) / 2
-
-
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """torch.optim.SGD (momentum, weight decay, optional Nesterov) or Adam, as `cfg` says."""
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
-    )
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set every parameter group's learning rate."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr

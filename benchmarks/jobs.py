@@ -1,0 +1,102 @@
+"""The one place a job is built: `train`, `run`, the table specs and the perf benchmarks all call
+`build_job`, which validates every part and returns a frozen Job (core/job.py).
+
+The order is fixed: the profile's hyperparameters of the workload (or a given base config), then
+`--epochs`, then the user's `--set` values, then the method's own defaults on its device count
+(never replacing a key the user set), then validation of all of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+from core.config import TrainConfig, apply_overrides
+from core.errors import UserError
+from core.job import Job
+from datasets import DATASETS
+from methods import check_devices, get_method
+from models import MODELS
+
+from .distributed import launched_by_torchrun
+from .profiles import PROFILES, hyperparameters
+
+
+def check_device_count(devices: int) -> None:
+    """Reject more processes than this machine has devices: GPUs where there are some, else cores.
+    Checked where a job is about to run (`train`, `run`), not where it is described (a report lists
+    the paper profile's 3-device jobs on any machine); torchrun decides its own processes."""
+    if devices == 1 or launched_by_torchrun():
+        return
+    import torch
+
+    have, what = (
+        (torch.cuda.device_count(), "GPUs") if torch.cuda.is_available() else (os.cpu_count() or 1, "cores")
+    )
+    if devices > have:
+        raise UserError(
+            f"--devices {devices}: this machine has {have} {what}; use --devices N with N <= {have}"
+        )
+
+
+def method_defaults(
+    config: TrainConfig, method: str, devices: int, user_keys: frozenset[str] = frozenset()
+) -> TrainConfig:
+    """`config` with the method's `train_defaults` on `devices` processes, except the keys the user set."""
+    defaults = get_method(method).train_defaults(config, devices)
+    return dataclasses.replace(config, **{k: v for k, v in defaults.items() if k not in user_keys})
+
+
+def build_job(
+    table: str,
+    dataset: str,
+    model: str,
+    method: str,
+    profile: str,
+    *,
+    seed: int = 0,
+    run_index: int = 0,
+    devices: int = 1,
+    config: TrainConfig | None = None,
+    method_config: object | None = None,
+    overrides: Sequence[str] = (),
+    epochs: int | None = None,
+    synthetic: bool = False,
+) -> Job:
+    """A validated job. `config` replaces the profile's hyperparameters of (dataset, model) as the
+    base, `method_config` the method's default `Config()`; `overrides` are `--set key=value` strings;
+    `epochs` is `--epochs`. Bad input raises a UserError naming the valid choices."""
+    method_cls = get_method(method)
+    DATASETS.lookup(dataset)
+    MODELS.lookup(model)
+    if profile not in PROFILES or profile == "auto":
+        raise UserError(f"unknown profile {profile!r}; valid profiles: smoke, quick, paper")
+    check_devices(method_cls, devices)
+    config = config if config is not None else hyperparameters(dataset, model, profile)
+    method_config = method_config if method_config is not None else method_cls.Config()
+    user_keys: frozenset[str] = frozenset()
+    if epochs is not None:
+        if any(item.partition("=")[0].strip() == "max_epochs" for item in overrides):
+            raise UserError("--epochs and --set max_epochs both given; give one")
+        config, user_keys = dataclasses.replace(config, max_epochs=epochs), frozenset({"max_epochs"})
+    (config, method_config), set_keys = apply_overrides([config, method_config], list(overrides))
+    # The method's own defaults follow the user's values (plsgd scales the LR with the batch size)
+    # but never replace a key the user set.
+    config = method_defaults(config, method, devices, user_keys | set_keys)
+    config.validate()
+    if hasattr(method_config, "validate"):
+        method_config.validate()
+    return Job(
+        table=table,
+        dataset=dataset,
+        model=model,
+        method=method,
+        profile=profile,
+        config=config,
+        method_config=method_config,
+        seed=seed,
+        run_index=run_index,
+        devices=devices,
+        synthetic=synthetic,
+    )

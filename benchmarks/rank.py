@@ -1,0 +1,101 @@
+"""One process of a job: its dataset, threads, seeded model and training context, and the method run
+through it. The single-process runner, spawned ranks and torchrun ranks all end up here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+import datasets
+from core.config import TrainConfig
+from core.context import TrainContext
+from core.errors import Diverged
+from core.inputs import uses_channels_last
+from core.job import Job
+from methods import get_method
+from models import build_model
+
+from .tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+_DATASET_CACHE: dict[tuple, object] = {}
+
+
+def get_dataset(job: Job, data_dir: Path | None):
+    """The job's dataset, loaded once per process (a table's jobs share it)."""
+    key = (job.dataset, str(data_dir), job.synthetic_data, job.config.seq_len)
+    if key not in _DATASET_CACHE:
+        _DATASET_CACHE[key] = datasets.load_dataset(
+            job.dataset, data_dir, synthetic_like=job.synthetic_data, seq_len=job.config.seq_len
+        )
+    return _DATASET_CACHE[key]
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is the first CUDA device where there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def configure_threads(cfg: TrainConfig, devices: int) -> None:
+    """Intra-op threads: `threads`, else the cores shared evenly among the job's processes."""
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // devices))
+
+
+def seeded_model(job: Job, dataset, device: torch.device) -> torch.nn.Module:
+    """The job's model, initialised from its seed, on `device`."""
+    torch.manual_seed(job.seed)
+    model = build_model(job.model, dataset.spec, job.config.width).to(device)
+    if uses_channels_last(job.config, dataset.spec):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def run_rank(
+    job: Job,
+    dataset,
+    tracker: Tracker,
+    run_id: str,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
+    progress: bool = True,
+) -> dict:
+    """Train (or measure) in this process as rank `rank` of `world`; returns the summary.
+
+    A NaN loss ends the job as `diverged` (in the summary); other exceptions propagate.
+    """
+    configure_threads(job.config, job.devices)
+    model = seeded_model(job, dataset, device)  # the same seed: every rank starts from the same replica
+
+    def log_metrics(metrics: dict[str, float], step: int) -> None:
+        tracker.log_metrics(run_id, metrics, step)
+
+    def log_table(artifact_file: str, columns: dict[str, list]) -> None:
+        tracker.log_table(run_id, columns, artifact_file)
+
+    ctx = TrainContext(job, dataset, model, device, log_metrics, rank, world, progress, log_table)
+    method = get_method(job.method)
+    status = "finished"
+    try:
+        method().train(ctx)
+    except Diverged as err:
+        status = "diverged"
+        log.warning("%s diverged: %s", job.name, err)
+    finally:
+        ctx.finish(status)
+    summary = ctx.summary(status, run_id)
+    if not method.measures:  # a measurement records its own values (ctx.record)
+        finals = dict(
+            best_test_acc=summary["best_test_acc"],
+            time_to_best_s=summary["time_to_best_s"],
+            epochs=summary["epochs"],
+            final_train_time_s=summary["train_time_s"],
+        )
+        tracker.log_metrics(run_id, finals, step=max(ctx.epoch - 1, 0))
+    return summary

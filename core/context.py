@@ -1,0 +1,318 @@
+"""The training context: what a method trains through. It owns the clock, evaluation, logging and
+the stopping rules; a method asks it for epochs and batches and hands it each epoch's meter.
+
+A method's loop is `for epoch in ctx.epochs(): for batch in ctx.train_batches(epoch): ...;
+ctx.end_epoch(meter)`. The clock runs from the start of each epoch to `end_epoch`, so it counts
+data loading and every method overhead, and is paused while evaluating (AlgoPerf's rule).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .config import TrainConfig
+from .errors import Diverged
+from .inputs import to_model_layout, uses_channels_last
+from .job import Job
+from .schedule import lr_at
+
+# Why a run stopped; None while it runs. The index is what rank 0 broadcasts to the other ranks.
+STOP_REASONS = (None, "max_epochs", "patience", "time_budget", "diverged", "measured")
+
+
+class _Stopwatch:
+    """Accumulates time only while running: the training clock, paused during evaluation."""
+
+    def __init__(self):
+        self.total, self._since = 0.0, None
+
+    def resume(self) -> None:
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def pause(self) -> None:
+        if self._since is not None:
+            self.total += time.perf_counter() - self._since
+            self._since = None
+
+    def elapsed(self) -> float:
+        return self.total + (time.perf_counter() - self._since if self._since is not None else 0.0)
+
+
+class EpochMeter:
+    """Sums of loss and correct predictions kept as tensors on the device: no sync per step."""
+
+    def __init__(self, device: torch.device):
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.samples = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Count one batch (mean loss `loss` over `targets`)."""
+        with torch.no_grad():
+            self.loss_sum += loss.detach() * len(targets)
+            self.correct += (logits.argmax(1) == targets).sum()
+        self.samples += len(targets)
+
+    def add_totals(self, loss_sum: torch.Tensor, correct: torch.Tensor, samples: int) -> None:
+        """Count batches summed elsewhere (e.g. by worker processes): their loss sum, correct
+        predictions and samples."""
+        with torch.no_grad():
+            self.loss_sum += loss_sum
+            self.correct += correct.to(self.correct.dtype)
+        self.samples += samples
+
+    def result(self) -> tuple[float, float, int]:
+        """(mean loss, accuracy, samples) of the epoch."""
+        n = max(self.samples, 1)
+        return self.loss_sum.item() / n, self.correct.item() / n, self.samples
+
+
+class TrainContext:
+    """Data, model, the clock, evaluation, logging and stopping for one process of a job."""
+
+    def __init__(
+        self,
+        job: Job,
+        dataset: Any,  # a datasets.Dataset: train_batches, test_batches, steps_per_epoch, spec
+        model: torch.nn.Module,
+        device: torch.device,
+        log_metrics: Callable[[dict[str, float], int], None],
+        rank: int = 0,
+        world: int = 1,
+        progress: bool = True,
+        log_table: Callable[[str, dict[str, list]], None] | None = None,
+    ):
+        self.job, self.dataset, self.model, self.device = job, dataset, model, device
+        self.rank, self.world = rank, world
+        self._log_metrics = log_metrics if rank == 0 else (lambda metrics, step: None)
+        self._log_table = log_table if rank == 0 and log_table is not None else (lambda name, columns: None)
+        self.steps_per_epoch = dataset.steps_per_epoch(self.config.batch_size, world)
+        self.channels_last = uses_channels_last(self.config, dataset.spec)
+        if self.steps_per_epoch < 1:
+            shard = dataset.num_train // world
+            raise ValueError(f"batch_size {self.config.batch_size} exceeds the {shard} samples of a shard")
+        self._clock = _Stopwatch()
+        self._wall_start = time.perf_counter()
+        self.epoch = 0
+        self._stop_reason: str | None = None
+        self.best_test_acc, self.best_epoch, self.time_to_best_s = -1.0, -1, 0.0
+        self.last: dict[str, float] = {}
+        self._measured: dict[str, float] = {}
+        self._since_best = 0
+        self._bar = tqdm(
+            total=self.config.max_epochs,
+            desc=job.name,
+            unit="epoch",
+            disable=None if progress else True,
+            leave=False,
+        )
+
+    # --- what a method reads ---------------------------------------------------------------------
+    @property
+    def config(self) -> TrainConfig:
+        """The hyperparameters every method shares."""
+        return self.job.config
+
+    @property
+    def method_config(self) -> Any:
+        """The method's own hyperparameters (its `Config` dataclass)."""
+        return self.job.method_config
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why training stops (one of STOP_REASONS), None while it goes on."""
+        return self._stop_reason
+
+    @property
+    def train_time_s(self) -> float:
+        """The training clock now (seconds)."""
+        return self._clock.elapsed()
+
+    # --- what a method calls ---------------------------------------------------------------------
+    def epochs(self) -> Iterator[int]:
+        """Epoch numbers 0, 1, ... until a stopping rule fires at an epoch end; the clock runs
+        from each epoch's start."""
+        try:
+            while self._stop_reason is None:
+                started = self.epoch
+                self._clock.resume()
+                yield started
+                if self.epoch == started and self._stop_reason is None:
+                    raise RuntimeError(
+                        f"method {self.job.method} did not call ctx.end_epoch() in epoch {started}"
+                    )
+        finally:
+            self._bar.close()
+
+    def train_batches(self, epoch: int) -> Iterator:
+        """This process's shard of epoch `epoch`, with the clock running; ends early at the time budget."""
+        self._clock.resume()
+        for inputs, targets in self.dataset.train_batches(
+            epoch, self.config.batch_size, self.job.seed, self.device, self.rank, self.world
+        ):
+            if self.budget_exhausted():
+                return
+            yield self.model_layout(inputs), targets
+
+    def budget_exhausted(self) -> bool:
+        """True (and the stop requested) once the training clock has reached the time budget."""
+        if self.config.time_budget_s and self._clock.elapsed() >= self.config.time_budget_s:
+            self._stop_reason = "time_budget"
+        return self._stop_reason == "time_budget"
+
+    def request_stop(self, reason: str) -> None:
+        """End training at the next epoch end (or now, outside `epochs()`) for `reason`."""
+        if reason not in STOP_REASONS[1:]:
+            raise ValueError(f"unknown stop reason {reason!r}; valid: {', '.join(STOP_REASONS[1:])}")
+        self._stop_reason = reason
+
+    def model_layout(self, inputs):
+        """Image batches in channels_last when the config asks (the model's memory format)."""
+        return to_model_layout(inputs, self.channels_last)
+
+    def meter(self) -> EpochMeter:
+        """A fresh per-epoch loss/accuracy accumulator on the training device."""
+        return EpochMeter(self.device)
+
+    def log_table(self, artifact_file: str, columns: dict[str, list]) -> None:
+        """Rows for a table artifact of the run (appended to it if it exists): values too many to be
+        metrics, e.g. one row per parameter tensor per epoch."""
+        self._log_table(artifact_file, columns)
+
+    def record(self, values: dict[str, float]) -> None:
+        """A measurement's results: logged (step 0) and added to the run's summary."""
+        self._measured.update(values)
+        self._log_metrics(values, 0)
+
+    def end_epoch(
+        self, meter: EpochMeter, model: torch.nn.Module | None = None, extra: dict[str, float] | None = None
+    ) -> bool:
+        """Stop the clock, evaluate, log the epoch and a method's `extra` metrics, apply the stopping rules.
+
+        Returns True when training ends.
+        """
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self._clock.pause()
+        epoch_time = self._clock.total - self.last.get("train_time_s", 0.0)
+        train_loss, train_acc, samples, budget_hit = self._train_stats(meter)
+        if not math.isfinite(train_loss):
+            raise Diverged(f"train loss is {train_loss} in epoch {self.epoch}")
+        test_loss = test_acc = float("nan")
+        if self.rank == 0:  # rank 0 evaluates its replica and decides for every rank
+            test_loss, test_acc = self.evaluate(model or self.model)
+            self._decide(test_loss, test_acc, budget_hit)
+        self._share_decision()
+        if self._stop_reason == "diverged":
+            raise Diverged(f"test loss is {test_loss} after epoch {self.epoch}")
+        self.last = dict(
+            train_loss=train_loss,
+            train_acc=train_acc,
+            test_loss=test_loss,
+            test_acc=test_acc,
+            lr=lr_at(self.epoch + 1 - 1 / self.steps_per_epoch, self.config),
+            train_time_s=self._clock.total,
+            wall_time_s=time.perf_counter() - self._wall_start,
+            samples_per_s=samples / max(epoch_time, 1e-9),
+        )
+        self._log_metrics({**self.last, **(extra or {})}, self.epoch)
+        self.epoch += 1
+        self._bar.update(1)
+        self._bar.set_postfix(test_acc=f"{test_acc:.3f}", loss=f"{train_loss:.3f}")
+        return self._stop_reason is not None
+
+    def evaluate(self, model: torch.nn.Module) -> tuple[float, float]:
+        """(mean loss, accuracy) on the whole test split, in eval mode."""
+        was_training = model.training
+        model.eval()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        with torch.inference_mode():
+            for inputs, targets in self.dataset.test_batches(self.config.eval_batch_size, self.device):
+                logits = model(self.model_layout(inputs))
+                loss_sum += F.cross_entropy(logits, targets, reduction="sum")
+                correct += (logits.argmax(1) == targets).sum()
+        model.train(was_training)
+        return loss_sum.item() / self.dataset.num_test, correct.item() / self.dataset.num_test
+
+    # --- the stopping rules ----------------------------------------------------------------------
+    def _decide(self, test_loss: float, test_acc: float, budget_hit: bool) -> None:
+        """Rank 0: the best accuracy so far, and whether a stopping rule fires after this epoch."""
+        if not math.isfinite(test_loss):
+            self._stop_reason = "diverged"
+            return
+        if test_acc > self.best_test_acc:
+            self.best_test_acc, self.best_epoch, self.time_to_best_s = test_acc, self.epoch, self._clock.total
+            self._since_best = 0
+        else:
+            self._since_best += 1
+        if self._stop_reason is not None:
+            return
+        if budget_hit:
+            self._stop_reason = "time_budget"
+        elif self.epoch + 1 >= self.config.max_epochs:
+            self._stop_reason = "max_epochs"
+        elif self._since_best >= self.config.patience:
+            self._stop_reason = "patience"
+        elif self.config.time_budget_s and self._clock.total >= self.config.time_budget_s:
+            self._stop_reason = "time_budget"
+
+    def _train_stats(self, meter: EpochMeter) -> tuple[float, float, int, bool]:
+        """(mean train loss, train accuracy, samples, any rank hit the time budget) over all ranks."""
+        budget_hit = self._stop_reason == "time_budget"
+        if self.world == 1:
+            return (*meter.result(), budget_hit)
+        import torch.distributed as dist
+
+        totals = torch.stack(
+            [
+                meter.loss_sum,
+                meter.correct.double(),
+                torch.tensor(float(meter.samples), dtype=torch.float64, device=self.device),
+                torch.tensor(float(budget_hit), dtype=torch.float64, device=self.device),
+            ]
+        )
+        dist.all_reduce(totals)
+        loss_sum, correct, samples, hits = totals.tolist()
+        return loss_sum / max(samples, 1), correct / max(samples, 1), int(samples), hits > 0
+
+    def _share_decision(self) -> None:
+        """Every rank adopts rank 0's stop decision (the epoch end is the ranks' one sync point)."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        code = torch.tensor([STOP_REASONS.index(self._stop_reason)], device=self.device)
+        dist.broadcast(code, src=0)
+        self._stop_reason = STOP_REASONS[int(code.item())]
+
+    # --- what the runner reads -------------------------------------------------------------------
+    def finish(self, status: str) -> None:
+        """End the clock (the job is over); a diverged job's stop reason is `diverged`."""
+        self._clock.pause()
+        if status == "diverged":
+            self._stop_reason = "diverged"
+
+    def summary(self, status: str, run_id: str) -> dict:
+        """The result object `train --json` prints (with a measurement's values, where it recorded any)."""
+        return dict(
+            **self.job.identity(run_id),
+            best_test_acc=max(self.best_test_acc, 0.0),
+            final_test_acc=self.last.get("test_acc"),
+            final_train_loss=self.last.get("train_loss"),
+            epochs=self.epoch,
+            train_time_s=round(self._clock.elapsed(), 3),
+            time_to_best_s=round(self.time_to_best_s, 3),
+            samples_per_s=self.last.get("samples_per_s"),
+            stop_reason=self._stop_reason,
+            status=status,
+            **self._measured,
+        )

@@ -1,0 +1,61 @@
+"""A job: one training (or measurement) run, a cell of a table for one seed. Built once, frozen."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .config import NoConfig, TrainConfig, flatten
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to run: the workload, the method, its hyperparameters, the seed and the processes.
+
+    Build jobs with `benchmarks.jobs.build_job`, which validates every part; a Job is never
+    changed afterwards (`dataclasses.replace` makes a new one).
+    """
+
+    table: str
+    dataset: str
+    model: str
+    method: str
+    profile: str
+    config: TrainConfig
+    method_config: object = field(default_factory=NoConfig)
+    seed: int = 0
+    run_index: int = 0
+    devices: int = 1
+    synthetic: bool = False  # random inputs in the dataset's shape (timing, where pixels don't matter)
+
+    @property
+    def synthetic_data(self) -> bool:
+        """Smoke runs use synthetic data in the dataset's shape: seconds per run, no files needed."""
+        return self.synthetic or self.profile == "smoke" or self.dataset == "synthetic"
+
+    def params(self) -> dict[str, object]:
+        """Every hyperparameter, flattened: the MLflow params and the input of the job key."""
+        return {**flatten(self.config, self.method_config), "devices": self.devices}
+
+    @property
+    def key(self) -> str:
+        """Hash of (table, dataset, model, method, profile, seed, hyperparameters): resume by it."""
+        ident = [self.table, self.dataset, self.model, self.method, self.profile, self.seed, self.params()]
+        return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def identity(self, run_id: str) -> dict[str, str]:
+        """The fields that name a job's run in every summary."""
+        return dict(
+            run_id=run_id, method=self.method, dataset=self.dataset, model=self.model, profile=self.profile
+        )
+
+    @property
+    def name(self) -> str:
+        """A readable name for logs and progress bars (the workload, the method, the profile, the run)."""
+        return f"{self.dataset}-{self.model}-{self.method}-{self.profile}-run{self.run_index}"
+
+    @property
+    def run_name(self) -> str:
+        """The MLflow run's name, method first (the experiment is the table; dataset and profile are tags)."""
+        return f"{self.method} · {self.model} · run{self.run_index}"

@@ -1,0 +1,72 @@
+"""Process lifetimes: child processes that die with their parent, and an identity that tells
+whether the process that opened a run is still alive (so a run left RUNNING by a killed process is
+found and closed)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process when `parent_pid` (its parent) ends, however it ends: no orphans.
+
+    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); a parent gone before
+    this line is caught by comparing the parent's pid. Callers that loop also compare it (other
+    platforms have no PDEATHSIG).
+    """
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux /proc), '' where unknown: with the
+    pid it names one process, even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), counted after the command name
+
+
+def identity() -> dict[str, str]:
+    """This process: host, pid and start time (MLflow tags of a run it opens)."""
+    pid = os.getpid()
+    return dict(host=socket.gethostname(), pid=str(pid), pid_start=start_ticks(pid))
+
+
+def is_alive(tags: Mapping[str, str]) -> bool | None:
+    """Whether the process of an identity (the `identity()` fields among a run's tags) still runs;
+    None when it cannot be told from here (another host, or no pid recorded)."""
+    host, pid, pid_start = tags.get("host", ""), tags.get("pid", ""), tags.get("pid_start", "")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, owned by another user
+    return not pid_start or start_ticks(int(pid)) in ("", pid_start)
+
+
+def start_without_sigint(process) -> None:
+    """Start a child process that ignores Ctrl-C from birth (a spawned child inherits the ignored
+    signal through exec), so a Ctrl-C while it imports prints no traceback: its parent ends it."""
+    if threading.current_thread() is not threading.main_thread():
+        process.start()  # signal dispositions can only be changed from the main thread
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)

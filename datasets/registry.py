@@ -1,0 +1,45 @@
+"""The dataset registry (`@register_dataset("name", synthetic=...)` on a loader) and where data lives."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from core.registry import Registry
+
+from .base import Dataset
+from .cache import PROJECT_ROOT
+
+Loader = Callable[[Path, int], Dataset]  # (data_dir, seq_len) -> Dataset
+# name -> (loader, its smoke stand-in's factory(data_dir))
+DATASETS: Registry[tuple[Loader, Callable[[Path], Dataset]]] = Registry("dataset")
+
+
+def register_dataset(name: str, synthetic: Callable[[Path], Dataset]):
+    """Decorator: register `loader(data_dir, seq_len) -> Dataset` under `name`, with a synthetic stand-in."""
+
+    def wrap(loader: Loader) -> Loader:
+        DATASETS.add(name, (loader, synthetic))
+        return loader
+
+    return wrap
+
+
+def resolve_data_dir(cli_value: str | None = None) -> Path:
+    """--data-dir > $BENCH_DATA_DIR > datasets/cache/."""
+    return Path(cli_value or os.environ.get("BENCH_DATA_DIR") or PROJECT_ROOT / "datasets" / "cache")
+
+
+def load_dataset(name: str, data_dir: Path, synthetic_like: bool = False, seq_len: int = 0) -> Dataset:
+    """Dataset `name` from `data_dir`; or, with `synthetic_like`, its smoke stand-in (synthetic data
+    in its shape; for ImageNet a tiny subset of the tree where there is one).
+
+    `seq_len` caps token sequences (0: the dataset's own length); image datasets ignore it.
+    """
+    loader, synthetic_factory = DATASETS.lookup(name)
+    if synthetic_like:
+        dataset = synthetic_factory(data_dir)
+        dataset.name = name
+        return dataset
+    return loader(data_dir, seq_len)

@@ -1,0 +1,158 @@
+"""`report claims`: each verdict rule on hand-made MLflow stores whose runs are known."""
+
+import pytest
+
+from benchmarks.tables import TABLES
+from benchmarks.tracking import Tracker
+from reports.claims import (
+    CLAIMS,
+    INCONCLUSIVE,
+    NOT_MEASURABLE,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    Evidence,
+    evaluate,
+    paired_verdict,
+)
+
+from .conftest import add_run, run_cli
+
+
+def add(tracker, table, model, method, run_index, accs, profile="paper", status="finished", **final):
+    """A run as the runner records it (conftest.add_run), 10 s an epoch, on a CPU; `final`
+    metrics (staleness, Table 9's timing) beside the curve."""
+    times = [10.0 * (epoch + 1) for epoch in range(len(accs))]
+    return add_run(tracker, table, model, method, run_index, accs, times, status, final or None,
+                   profile=profile, hardware="Test CPU (2 cores)")  # fmt: skip
+
+
+def verdict(uri: str, claim: str, profile: str = "paper"):
+    return CLAIMS[claim].rule(Evidence(uri, dict(TABLES), profile))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """paper: LU ahead of BU in 3 of 3 pairs; quick: behind in 3 of 3; smoke: ahead in 1 pair."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('claims') / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    for i, (lu, bu) in enumerate([(0.90, 0.85), (0.91, 0.855), (0.92, 0.86)]):
+        add(tracker, "table1", "resnet18", "async_lu", i, [0.5, lu], staleness_mean=0.4)
+        add(tracker, "table1", "resnet18", "async_bu", i, [0.5, bu], staleness_mean=1.1 + 0.01 * i)
+        add(tracker, "table1", "resnet18", "async_lu", i, [0.5, bu], profile="quick")
+        add(tracker, "table1", "resnet18", "async_bu", i, [0.5, lu], profile="quick")
+    add(tracker, "table1", "resnet18", "async_lu", 3, [0.4], status="diverged")  # a finding, not dropped
+    add(tracker, "table1", "resnet18", "lapsgd", 0, [0.2], status="diverged")
+    add(tracker, "table1", "resnet18", "async_lu", 0, [0.3, 0.6], profile="smoke")
+    add(tracker, "table1", "resnet18", "async_bu", 0, [0.3, 0.5], profile="smoke")
+    # Table 9: ResNet-18 β = 2.2 (paper 2.08), ResNet-50 β = 3.0 (paper 1.80: off by 67 %).
+    for model, beta in (("resnet18", 2.2), ("resnet50", 3.0)):
+        add(tracker, "table9", model, "fwd_bwd_timing", 0, [], forward_s=1.0, backward_s=beta, beta=beta)
+    return uri
+
+
+def test_paired_rule_each_way():
+    assert paired_verdict([0.05, 0.055, 0.06], "x")[0] == REPRODUCED
+    assert paired_verdict([-0.05, -0.055, -0.06], "x")[0] == NOT_REPRODUCED
+    verdict, reason = paired_verdict([0.05, -0.04, 0.01], "x")
+    assert verdict == INCONCLUSIVE and reason.startswith("within noise")
+    verdict, reason = paired_verdict([0.05], "x")
+    assert (
+        verdict == INCONCLUSIVE
+        and "too few runs: 1 pair(s), 3 per cell needed" in reason
+        and "+0.05" in reason
+    )
+    verdict, reason = paired_verdict([0.05, 0.06, 0.07], "x", runs_per_cell=1)  # 3 workloads, 1 run each
+    assert verdict == INCONCLUSIVE and "1 run(s) in a cell" in reason
+
+
+def test_lu_more_accurate_than_bu_reproduced_not_reproduced_and_inconclusive(store):
+    reproduced = verdict(store, "lu-more-accurate-than-bu")
+    assert reproduced.verdict == REPRODUCED and "p = " in reproduced.reason
+    assert (
+        "+0.05" in reproduced.evidence
+        and "profile paper" in reproduced.evidence
+        and len(reproduced.runs) == 6
+    )
+    assert verdict(store, "lu-more-accurate-than-bu", "quick").verdict == NOT_REPRODUCED
+    one_run = verdict(store, "lu-more-accurate-than-bu", "smoke")
+    assert one_run.verdict == INCONCLUSIVE and "+0.1" in one_run.reason  # the margin is shown
+
+
+def test_staleness_needs_both_parts(store):
+    """BU's staleness is above LU's in 3 of 3 pairs, but no ResNet-50 runs: the depth part is open."""
+    result = verdict(store, "lu-staleness-below-bu-grows-with-depth")
+    assert result.verdict == INCONCLUSIVE and "no LU runs of both ResNets" in result.reason
+    assert "p = " in result.reason  # the first part was tested
+
+
+def test_beta_within_25_percent_per_model(store):
+    result = verdict(store, "beta-about-2")
+    assert (
+        result.verdict == NOT_REPRODUCED
+        and "resnet50 β 3.00" in result.evidence
+        and "+67%" in result.evidence
+    )
+
+
+def test_not_measurable_here(store):
+    assert verdict(store, "imagenet-same-accuracy-3x-faster").verdict == NOT_MEASURABLE
+    assert "ImageNet" in verdict(store, "imagenet-same-accuracy-3x-faster").reason
+    assert verdict(store, "004-mfu-above-ddp").reason == "no experiment yet (issue 15)"
+    no_runs = verdict(store, "lu-speedup-about-ddp")
+    assert no_runs.verdict == NOT_MEASURABLE and "run table7" in no_runs.reason
+
+
+def test_speedup_claim_reads_perf_runs(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'perf.db'}"
+    assert verdict(uri, "speedup-approaches-1-plus-beta").verdict == NOT_MEASURABLE
+    Tracker(uri).log_perf("async", dict(ratio_1thread=1.7, bound=2.0, beta=1.9, cores=2, model="resnet18"))
+    result = verdict(uri, "speedup-approaches-1-plus-beta")
+    assert result.verdict == REPRODUCED and "85%" in result.reason and "capped by 2 cores" in result.reason
+
+
+def test_smoke_verdicts_are_inconclusive(store):
+    results = {claim.id: (profile, v) for claim, profile, v in evaluate(store, dict(TABLES), "smoke")}
+    assert len(results) >= 14
+    profile, result = results["lu-more-accurate-than-bu"]
+    assert profile == "smoke" and result.verdict == INCONCLUSIVE
+
+
+def test_report_claims_through_the_cli(store, tmp_path):
+    proc = run_cli("report", "claims", "--tracking-uri", store, "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "claims.md").read_text()
+    assert text.count("\n| **") >= 14 and "**reproduced**" in text and "**not measurable here**" in text
+    assert "| claim | paper's evidence | our evidence | verdict | what would settle it |" in text
+    assert "claims.md" in (tmp_path / "index.md").read_text()
+
+
+def test_reports_count_runs_that_reached_and_runs_that_diverged(store, tmp_path):
+    """Table 1 (target 0.87 in `paper`): LU's 3 runs reach it, BU's 3 do not; LU's run 3 and LAP-SGD's
+    only run diverged: counted, and LAP-SGD keeps its row."""
+    proc = run_cli("report", "table1", "--profile", "paper", "--tracking-uri", store, "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    import pandas as pd
+
+    summary = pd.read_csv(tmp_path / "table1.csv").set_index("method")
+    assert (
+        summary.at["async_lu", "target_reached"] == "3 of 3"
+        and summary.at["async_bu", "target_reached"] == "0 of 3"
+    )
+    assert summary.at["async_lu", "diverged"] == 1 and summary.at["async_bu", "diverged"] == 0
+    assert summary.at["lapsgd", "diverged"] == 1 and summary.at["lapsgd", "runs"] == 0
+    assert "resnet18 lapsgd run 0: diverged" in (tmp_path / "table1.md").read_text()
+
+
+def test_speedups_on_cpu_processes_are_not_the_papers_devices(tmp_path):
+    """Tables 7-8 measured on CPU processes: the numbers are shown, the verdict says what is missing."""
+    uri = f"sqlite:///{tmp_path / 'speedup.db'}"
+    tracker = Tracker(uri)
+    for method, accs in (
+        ("bp", [0.5, 0.8, 0.9]),
+        ("async_lu", [0.6, 0.85, 0.86]),
+        ("ddp", [0.7, 0.82, 0.84]),
+    ):
+        add(tracker, "table7", "resnet18", method, 0, accs)
+    result = verdict(uri, "lu-speedup-about-ddp")
+    assert result.verdict == NOT_MEASURABLE and "needs several GPUs" in result.reason
+    assert "table7 resnet18: LU" in result.evidence and "Test CPU" in result.evidence
