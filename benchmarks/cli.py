@@ -52,6 +52,13 @@ def build_parser() -> Parser:
     run.add_argument("--devices", type=int, help="processes for multi-device methods")
     run.add_argument("--data-dir")
     run.add_argument("--tracking-uri")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method setting, for the jobs whose method has it (e.g. reading=authors_code)",
+    )
 
     report = sub.add_parser("report", help="write reports/out/TABLE.md and .csv from the MLflow runs")
     report.add_argument("table", help="a table or figure id, claims (the claims' verdicts), or all")
@@ -91,18 +98,19 @@ def cmd_list(args) -> int:
     from .profiles import PROFILES
     from .tables import TABLES
 
+    width = max(len(name) for name in [*TABLES, *METHODS])
     print("tables:")
     for spec in TABLES.values():
         waiting = f"  [waits for: {', '.join(spec.missing_methods)}]" if spec.missing_methods else ""
-        print(f"  {spec.id:<10} {spec.title}{waiting}")
+        print(f"  {spec.id:<{width}} {spec.title}{waiting}")
     print("methods:")
     for name, cls in METHODS.items():
         if not cls.measures:
-            print(f"  {name:<10} {cls.summary}")
+            print(f"  {name:<{width}} {cls.summary}")
     print("measurements:")
     for name, cls in METHODS.items():
         if cls.measures:
-            print(f"  {name:<10} {cls.summary}")
+            print(f"  {name:<{width}} {cls.summary}")
     print(f"datasets:  {', '.join(sorted(DATASETS))}")
     print(f"models:    {', '.join(sorted(MODELS))}")
     print(f"profiles:  {', '.join(PROFILES)}")
@@ -164,7 +172,7 @@ def cmd_run(args) -> int:
 
     from datasets import resolve_data_dir
 
-    from .jobs import check_device_count
+    from .jobs import check_device_count, with_method_settings
     from .profiles import resolve_profile
     from .runner import JobFailed, run_job
     from .tables import TABLES, get_table
@@ -189,6 +197,7 @@ def cmd_run(args) -> int:
                     raise did_you_mean("method", name, known, plural=f"methods of {spec.id}")
             table_jobs = [j for j in table_jobs if j.method in wanted]
         jobs += table_jobs
+    jobs = with_method_settings(jobs, args.set)
     jobs = list({(j.table, j.key): j for j in jobs}.values())  # views of the same runs share jobs
     for job in jobs:  # before anything runs: a table asking for more devices than here stops now
         check_device_count(job.devices)

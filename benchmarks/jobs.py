@@ -100,3 +100,32 @@ def build_job(
         devices=devices,
         synthetic=synthetic,
     )
+
+
+def with_method_settings(jobs: list[Job], assignments: Sequence[str]) -> list[Job]:
+    """`run --set key=value`: the jobs with each value applied to the method configs that have the
+    key (e.g. `reading=authors_code` for the LAP-SGD/LPP-SGD jobs of a table), validated. A key
+    that no job's method has is an error: shared hyperparameters are the profile's, per table."""
+    if not assignments:
+        return jobs
+    keys = {item.partition("=")[0].strip() for item in assignments}
+    owned: set[str] = set()
+    valid: set[str] = set()
+    out = []
+    for job in jobs:
+        fields = {f.name for f in dataclasses.fields(job.method_config)}
+        valid |= fields
+        mine = [item for item in assignments if item.partition("=")[0].strip() in fields]
+        if mine:
+            (method_config,), set_keys = apply_overrides([job.method_config], mine)
+            method_config.validate()
+            job, owned = dataclasses.replace(job, method_config=method_config), owned | set_keys
+        out.append(job)
+    unknown = sorted(keys - owned)
+    if unknown:
+        methods = ", ".join(sorted({j.method for j in jobs}))
+        raise UserError(
+            f"--set {', '.join(unknown)}: not a setting of this table's methods ({methods}); "
+            f"`run --set` changes method settings: {', '.join(sorted(valid)) or 'these methods have none'}"
+        )
+    return out

@@ -35,6 +35,7 @@ def job_tags(job: Job) -> dict:
         hardware=hardware(),
         torch_version=torch.__version__,
         **identity(),  # host, pid, pid_start: a later command can tell whether this process died
+        **({"variant": job.variant} if job.variant else {}),  # a row of its own in the reports
     )
 
 

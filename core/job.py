@@ -51,11 +51,25 @@ class Job:
         )
 
     @property
+    def variant(self) -> str:
+        """The method config's `variant` (e.g. LAP-SGD's `authors_code` reading), "" for the default.
+
+        A variant is a different row of a table: its runs carry the tag `variant`, and reports
+        name their rows `method[variant]`.
+        """
+        return getattr(self.method_config, "variant", "")
+
+    @property
+    def label(self) -> str:
+        """The method as a table row names it: `lapsgd`, or `lapsgd[authors_code]` for a variant."""
+        return f"{self.method}[{self.variant}]" if self.variant else self.method
+
+    @property
     def name(self) -> str:
         """A readable name for logs and progress bars (the workload, the method, the profile, the run)."""
-        return f"{self.dataset}-{self.model}-{self.method}-{self.profile}-run{self.run_index}"
+        return f"{self.dataset}-{self.model}-{self.label}-{self.profile}-run{self.run_index}"
 
     @property
     def run_name(self) -> str:
         """The MLflow run's name, method first (the experiment is the table; dataset and profile are tags)."""
-        return f"{self.method} · {self.model} · run{self.run_index}"
+        return f"{self.label} · {self.model} · run{self.run_index}"

@@ -38,9 +38,14 @@ class Dataset:
     num_test: int
     source: str  # where the data came from (a path, or "synthetic"), logged as a run param
 
-    def steps_per_epoch(self, batch_size: int, world: int = 1) -> int:
-        """Optimizer steps per epoch for one of `world` shards (the last partial batch is dropped)."""
-        return (self.num_train // world) // batch_size
+    def steps_per_epoch(self, batch_size: int, world: int = 1, keep_partial: bool = False) -> int:
+        """Optimizer steps per epoch for one of `world` shards.
+
+        The last partial batch is dropped, unless `keep_partial` (as a DataLoader's default
+        drop_last=False does): it is then the position after the full batches.
+        """
+        per_rank = self.num_train // world
+        return -(-per_rank // batch_size) if keep_partial else per_rank // batch_size
 
     def train_batches(
         self,
@@ -54,8 +59,9 @@ class Dataset:
     ) -> Iterator[Batch]:
         """Shuffled, augmented training batches of epoch `epoch` for shard `rank` of `world`.
 
-        `positions` (default: every batch in order) picks which batches of the epoch's seeded order
-        to yield, one per value: Hogwild!-style workers draw them from a shared counter.
+        `positions` (default: every full batch in order) picks which batches of the epoch's seeded
+        order to yield, one per value: Hogwild!-style workers draw them from a shared counter. The
+        position after the full batches is the partial batch of the remaining samples, if any.
         """
         raise NotImplementedError
 

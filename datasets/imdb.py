@@ -234,20 +234,23 @@ class TokenDataset(Dataset):
             )
         return self._device_copies[device]
 
-    def batch_order(self, epoch: int, batch_size: int, seed: int, rank: int, world: int) -> torch.Tensor:
-        """The epoch's batches as rows of sample indices: seeded shuffle, length buckets, shuffled batches."""
+    def batch_order(
+        self, epoch: int, batch_size: int, seed: int, rank: int, world: int
+    ) -> list[torch.Tensor]:
+        """The epoch's batches of sample indices: seeded shuffle, length buckets, shuffled full
+        batches, then the partial batch of the remaining samples (if any) last."""
         gen = epoch_generator(seed, epoch)
         order = shard(torch.randperm(self.num_train, generator=gen), rank, world)
         steps = len(order) // batch_size
-        order = order[: steps * batch_size]
+        order, rest = order[: steps * batch_size], order[steps * batch_size :]
         chunk = BUCKET_BATCHES * batch_size
         batches = []
         for start in range(0, len(order), chunk):  # a few dozen chunks per epoch, each sorted at once
             part = order[start : start + chunk]
             part = part[torch.sort(self.train_len[part], descending=True, stable=True).indices]
             batches.append(part.view(-1, batch_size))
-        batches = torch.cat(batches)
-        return batches[torch.randperm(len(batches), generator=gen)]
+        full = torch.cat(batches)[torch.randperm(steps, generator=gen)]
+        return list(full) + ([rest] if len(rest) else [])
 
     def _batch(self, x, y, lengths: torch.Tensor, idx: torch.Tensor) -> tuple[TokenBatch, torch.Tensor]:
         lens = lengths[idx]
@@ -259,7 +262,8 @@ class TokenDataset(Dataset):
     def train_batches(self, epoch, batch_size, seed, device, rank=0, world=1, positions=None):
         x, y, _, _ = self._on(device)
         batches = self.batch_order(epoch, batch_size, seed, rank, world)
-        for position in positions if positions is not None else range(len(batches)):
+        full = self.steps_per_epoch(batch_size, world)
+        for position in positions if positions is not None else range(full):
             yield self._batch(x, y, self.train_len, batches[position])
 
     def test_batches(self, batch_size, device):

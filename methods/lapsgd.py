@@ -20,6 +20,20 @@ Choices where 002 is silent (the authors' code, `bapi/LPP-SGD`, decides; docs/fi
   the next epoch starts; the paper's code has no epoch barrier but no early stopping either.
 - Worker start-up (a spawned interpreter each) is not on the training clock, like process spawn
   for `--devices N`.
+
+`reading=authors_code` runs LAP-SGD as the authors' code runs it where that differs from the
+paper's text (bapi/LPP-SGD at commit bd4cb78, `train/LAPSGD.py`; docs/fidelity.md):
+- the trigger: each poll all-reduces (S, -s_pre) with MAX and averages when max S - min s_pre >= K,
+  s_pre being each device's own S when it last averaged (lines 35-52). While two devices are K or
+  more updates apart, every poll averages, not every K updates;
+- the averager polls in a busy loop, without sleeping (the `while True` of line 35), and reads S
+  under the counter's lock (lines 36-37), which the workers need to count their updates;
+- S is incremented after the gradient, just before the update (lines 154-173), not when a batch
+  is claimed;
+- averaging ends for good once any device has made all the updates of the run (max S >= L x
+  epochs, lines 42-45): the slower devices' last updates are never averaged;
+- the partial last batch of each shard is trained on (their DataLoader keeps drop_last=False,
+  `dataloaders/data_loader_CIFAR.py` lines 23-28), so an epoch has ceil(shard / B) updates.
 """
 
 from __future__ import annotations
@@ -50,6 +64,8 @@ from .common.update_exchange import replica_drift
 
 log = logging.getLogger(__name__)
 
+READINGS = ("paper", "authors_code")
+
 POLL_S = 0.005  # shortest polling period of the averager and idle workers (002's parent busy-loops)
 MAX_POLL_S = 0.05
 START_TIMEOUT_S = 300.0  # a worker that has not started by then (imports, data) fails the job
@@ -63,6 +79,12 @@ class LapConfig:
     workers_per_device: int = 1  # 000 §4: "the number of processes per GPU to be 1"
     average_every: int = 16  # K after the switch (before it K = 1), as 002 §3 after PL-SGD
     average_switch: float = 0.5  # fraction of the budget with K = 1
+    reading: str = "paper"  # paper: 002's text; authors_code: as bapi/LPP-SGD runs it (module docstring)
+
+    @property
+    def variant(self) -> str:
+        """The reading, when it is not the default: runs of the authors' code are rows of their own."""
+        return "" if self.reading == "paper" else self.reading
 
     def validate(self) -> None:
         """Reject values that cannot run, with one line naming the key."""
@@ -72,6 +94,8 @@ class LapConfig:
             raise UserError(f"average_every must be >= 1, got {self.average_every}")
         if not 0.0 <= self.average_switch <= 1.0:
             raise UserError(f"average_switch must be in [0, 1], got {self.average_switch}")
+        if self.reading not in READINGS:
+            raise UserError(f"reading must be one of {', '.join(READINGS)}, got {self.reading!r}")
 
 
 class SharedState:
@@ -106,14 +130,16 @@ class SharedState:
         with self.lock:
             self.ints[field] += 1
 
-    def claim(self, steps: int) -> int | None:
-        """The next batch position of the epoch, counting one update in S; None when there is none."""
+    def claim(self, steps: int, count_update: bool = True) -> int | None:
+        """The next batch position of the epoch, counting one update in S unless told not to (the
+        authors' code counts it after the gradient); None when there is none."""
         with self.lock:
             position = int(self.ints[self.NEXT_BATCH])
             if position >= steps or self.ints[self.HALT] or self.ints[self.STOP]:
                 return None
             self.ints[self.NEXT_BATCH] = position + 1
-            self.ints[self.UPDATES] += 1  # s := read-and-inc(S), Algorithm 1a line 4
+            if count_update:
+                self.ints[self.UPDATES] += 1  # s := read-and-inc(S), Algorithm 1a line 4
             return position
 
     def start_epoch(self, epoch: int) -> None:
@@ -130,12 +156,13 @@ class SharedState:
 class Claims:
     """Batch positions claimed from the shared counter, remembering the last one (for the LR)."""
 
-    def __init__(self, state: SharedState, steps: int, parent_pid: int):
+    def __init__(self, state: SharedState, steps: int, parent_pid: int, count_updates: bool = True):
         self.state, self.steps, self.parent_pid = state, steps, parent_pid
+        self.count_updates = count_updates
         self.position = -1
 
     def __iter__(self):
-        while (position := self.state.claim(self.steps)) is not None:
+        while (position := self.state.claim(self.steps, self.count_updates)) is not None:
             if os.getppid() != self.parent_pid:
                 return  # the averager is gone: stop at once
             self.position = position
@@ -160,17 +187,21 @@ def parameter_blocks(sizes: list[int], parts: int) -> list[range]:
     return [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
-def hogwild_step(model, optimizer, inputs, targets, block: list[torch.Tensor] | None = None):
+def hogwild_step(
+    model, optimizer, inputs, targets, block: list[torch.Tensor] | None = None, after_gradient=None
+):
     """Algorithm 1a lines 5-6: gradient at the model as read now, then x -= lr * grad in place, lock-free.
 
     With `block`, only that block's gradient is computed (autograd stops where no block parameter
     lies behind) and only it is updated: the optimiser skips parameters without a gradient.
-    Returns (loss, logits).
+    `after_gradient` is called between the gradient and the update. Returns (loss, logits).
     """
     logits = model(inputs)
     loss = F.cross_entropy(logits, targets)
     optimizer.zero_grad(set_to_none=True)
     loss.backward(inputs=block)
+    if after_gradient is not None:
+        after_gradient()
     optimizer.step()
     return loss, logits
 
@@ -201,7 +232,10 @@ def _worker_main(
             torch.cuda.set_device(device)
         block = [params[i] for i in block_indices]
         optimizer = make_optimizer(params, cfg)  # momentum private to this worker, as in 002's code
-        steps = dataset.steps_per_epoch(cfg.batch_size, world)
+        authors = job.method_config.reading == "authors_code"
+        steps = dataset.steps_per_epoch(cfg.batch_size, world, keep_partial=authors)
+        # The authors' code counts an update in S after its gradient (module docstring).
+        count_update = (lambda: state.increment(SharedState.UPDATES)) if authors else None
         channels_last = uses_channels_last(cfg, dataset.spec)
         stats = state.stats[index]
         last_full = True  # LPP-SGD's last_iter, initialised FULL
@@ -216,7 +250,7 @@ def _worker_main(
                 return
             epoch = state.get(SharedState.EPOCH_GO) - 1
             seen = epoch + 1
-            claims = Claims(state, steps, parent_pid)
+            claims = Claims(state, steps, parent_pid, count_updates=not authors)
             for inputs, targets in dataset.train_batches(
                 epoch, cfg.batch_size, job.seed, device, rank, world, positions=claims
             ):
@@ -226,7 +260,14 @@ def _worker_main(
                 # of this worker's block only) with a full one. LAP-SGD never sets the flag.
                 partitioned = bool(state.get(SharedState.PARTITIONED)) and last_full
                 last_full = not partitioned
-                loss, logits = hogwild_step(model, optimizer, inputs, targets, block if partitioned else None)
+                loss, logits = hogwild_step(
+                    model,
+                    optimizer,
+                    inputs,
+                    targets,
+                    block if partitioned else None,
+                    after_gradient=count_update,
+                )
                 with torch.no_grad():
                     stats[0] += loss.detach() * len(targets)
                     stats[1] += (logits.argmax(1) == targets).sum()
@@ -262,6 +303,21 @@ def average_round(params: list[torch.Tensor], world: int, after_snapshot=None) -
             offset += p.numel()
 
 
+def round_due(
+    reading: str, k: int, new_updates: float, most_updates: float, fewest_since: float, run_updates: int
+) -> bool:
+    """Whether the averagers start a round, from the values all-reduced in a poll (the same on every rank).
+
+    `new_updates`: the most updates any device made since its last round; `most_updates`: the
+    largest S; `fewest_since`: the smallest S at a device's last round; `run_updates`: L x epochs.
+    """
+    if reading == "paper":
+        return new_updates >= k  # 002 Alg. 1b: some device has made K updates since its last round
+    # bapi/LPP-SGD (module docstring): max S - min s_pre >= K, so while the devices are K or more
+    # updates apart every poll averages; and no round once a device has made all its updates.
+    return most_updates < run_updates and most_updates - fewest_since >= k
+
+
 class Averager:
     """The device's parent process: its workers, the averaging rounds, and the epoch's end."""
 
@@ -269,7 +325,9 @@ class Averager:
         self.ctx, self.acfg, self.partition_start = ctx, ctx.method_config, partition_start
         self.cfg = ctx.config
         self.params = list(ctx.model.parameters())
-        self.steps = ctx.steps_per_epoch
+        self.authors = self.acfg.reading == "authors_code"
+        self.steps = ctx.dataset.steps_per_epoch(self.cfg.batch_size, ctx.world, keep_partial=self.authors)
+        self.run_updates = self.cfg.max_epochs * self.steps  # L x epochs: the authors' averager stops there
         self.mp = mp.get_context("spawn")  # fork is unsafe with threads and CUDA
         self.state = SharedState(self.mp, self.acfg.workers_per_device, ctx.device)
         self.procs, self.reports = [], []
@@ -277,6 +335,8 @@ class Averager:
         self.metrics = dict(
             averaging_rounds=0.0, updates_during_averaging=0.0, averaging_s=0.0, averager_polls=0.0
         )
+        # How far apart the devices' S are, per poll (several devices): what the authors' trigger feeds on.
+        self.spread_sum, self.spread_max = 0.0, 0.0
 
     # --- workers ---------------------------------------------------------------------------------
     def start_workers(self) -> None:
@@ -374,26 +434,48 @@ class Averager:
                 state.set(SharedState.HALT, 1)  # stop claiming batches; this epoch ends here
             done = state.get(SharedState.DONE) == workers
             progress, halted = self.progress(epoch), state.get(SharedState.HALT)
-            new_updates = state.get(SharedState.UPDATES) - self.since_round
+            if self.authors:  # their averager reads S under the counter's lock (lines 36-37), busy: the
+                with state.lock:  # workers wait for it to count their updates
+                    updates = state.get(SharedState.UPDATES)
+            else:
+                updates = state.get(SharedState.UPDATES)
             if ctx.world > 1:
                 # One small all-reduce per poll keeps the averagers' collectives in step: every
                 # rank sees the same maxima and so enters the same rounds and leaves together.
                 shared = torch.tensor(
-                    [new_updates, progress, float(not done), halted], dtype=torch.float64, device=ctx.device
+                    [
+                        updates - self.since_round,
+                        updates,
+                        -updates,
+                        -self.since_round,
+                        progress,
+                        float(not done),
+                        halted,
+                    ],
+                    dtype=torch.float64,
+                    device=ctx.device,
                 )  # on the device: NCCL reduces device tensors only
                 dist.all_reduce(shared, op=dist.ReduceOp.MAX)
-                new_updates, progress, any_busy, halted = shared.tolist()
+                new_updates, most_updates, minus_fewest, minus_fewest_since, progress, any_busy, halted = (
+                    shared.tolist()
+                )
+                self.spread_sum += most_updates + minus_fewest
+                self.spread_max = max(self.spread_max, most_updates + minus_fewest)
                 if halted and not state.get(SharedState.HALT):
                     state.set(SharedState.HALT, 1)  # another device hit the budget
                     ctx.request_stop("time_budget")
                 k = 1 if progress < self.acfg.average_switch else self.acfg.average_every
-                if new_updates >= k:
-                    self.average()
+                if round_due(
+                    self.acfg.reading, k, new_updates, most_updates, -minus_fewest_since, self.run_updates
+                ):
+                    # The authors' s_pre is the S this rank sent in the poll; 002's is S as the round starts.
+                    self.average(since=updates if self.authors else None)
                 done = not any_busy
             self.set_phase(progress)
             if done:
                 return
-            time.sleep(self.poll_interval())
+            if not self.authors or updates >= self.run_updates:
+                time.sleep(self.poll_interval())  # the authors' averager busy-polls while it averages
 
     def poll_interval(self) -> float:
         """A twentieth of a worker's step, within [POLL_S, MAX_POLL_S].
@@ -412,13 +494,14 @@ class Averager:
         if self.partition_start is not None and progress >= self.partition_start:
             self.state.set(SharedState.PARTITIONED, 1)
 
-    def average(self) -> None:
-        """One averaging round, counting the updates the workers made while it ran."""
+    def average(self, since: int | None = None) -> None:
+        """One averaging round, counting the updates the workers made while it ran; `since` is the
+        S to count the next round's updates from (default: S as the round starts)."""
         before = self.state.get(SharedState.UPDATES)
         started = time.perf_counter()
         average_round(self.params, self.ctx.world)
         after = self.state.get(SharedState.UPDATES)
-        self.since_round = before  # s_pre := s_cur (the count the round was triggered by)
+        self.since_round = before if since is None else since  # s_pre := s_cur
         self.metrics["averaging_rounds"] += 1
         self.metrics["updates_during_averaging"] += after - before  # measured: workers never wait
         self.metrics["averaging_s"] += time.perf_counter() - started
@@ -433,8 +516,11 @@ class Averager:
         extra["partitioned"] = float(self.state.get(SharedState.PARTITIONED))
         if ctx.world > 1:
             extra["replica_drift"] = replica_drift(ctx.model)
+            extra["update_spread_mean"] = self.spread_sum / max(1.0, self.metrics["averager_polls"])
+            extra["update_spread_max"] = self.spread_max
         ctx.end_epoch(meter, ctx.model, extra=extra)
         self.metrics = dict.fromkeys(self.metrics, 0.0)
+        self.spread_sum, self.spread_max = 0.0, 0.0
 
 
 @register_method("lapsgd")

@@ -28,7 +28,15 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     frame = frame.drop(columns=[c for c in tags.values() if c in frame.columns]).rename(columns=tags)
     if "run_index" in frame:  # training runs (perf results have none)
         frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
+    if "variant" in frame:  # a method's variant (LAP-SGD as its authors' code runs it) is a row of its own
+        variant = frame["variant"].fillna("")
+        frame["method"] = frame["method"].where(variant == "", frame["method"] + "[" + variant + "]")
     return frame
+
+
+def base_method(label: str) -> str:
+    """The registered method of a row label: `lapsgd` for `lapsgd[authors_code]`."""
+    return label.split("[", 1)[0]
 
 
 def latest_per_cell(runs: pd.DataFrame, status: str | None = "finished") -> pd.DataFrame:
@@ -39,11 +47,12 @@ def latest_per_cell(runs: pd.DataFrame, status: str | None = "finished") -> pd.D
     return chosen.drop_duplicates(subset=CELL, keep="first")  # runs are sorted newest first
 
 
-def curve(uri: str, run_id: str) -> pd.DataFrame:
-    """A run's per-epoch curve: epoch, test_acc, train_time_s, train_loss, train_acc (metric histories)."""
+def curve(uri: str, run_id: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A run's per-epoch curve: epoch, test_acc, train_time_s, train_loss, train_acc and the `extra`
+    metrics (metric histories)."""
     client = MlflowClient(tracking_uri=uri)
     columns = {}
-    for key in ("test_acc", "train_time_s", "train_loss", "train_acc"):
+    for key in ("test_acc", "train_time_s", "train_loss", "train_acc", *extra):
         history = client.get_metric_history(run_id, key)
         columns[key] = pd.Series({m.step: m.value for m in history}, dtype="float64")
     frame = pd.DataFrame(columns).sort_index()

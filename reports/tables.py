@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .runs import curve, latest_per_cell, load_runs, mean_std, time_to_accuracy, time_to_best
+from .runs import base_method, curve, latest_per_cell, load_runs, mean_std, time_to_accuracy, time_to_best
 
 PROFILE_ORDER = ("paper", "quick", "smoke")
 
@@ -63,11 +63,14 @@ def paper_fmt(value: tuple[float, float | None] | None) -> str:
 
 
 # --- per-run values ---------------------------------------------------------------------------
-def training_per_run(uri: str, finished: pd.DataFrame, targets: dict) -> pd.DataFrame:
-    """Per run: best accuracy, time/epochs to it, to the fixed target, and to the worst method's best."""
+def training_per_run(
+    uri: str, finished: pd.DataFrame, targets: dict, metrics: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Per run: best accuracy, time/epochs to it, to the fixed target, and to the worst method's best;
+    and the mean over its epochs of each of `metrics` (per-epoch metrics the run logged)."""
     rows = []
     for _, run in finished.iterrows():
-        c = curve(uri, run["run_id"])
+        c = curve(uri, run["run_id"], metrics)
         if c.empty or c["test_acc"].isna().all():
             continue
         best, best_s, best_epochs = time_to_best(c)
@@ -87,6 +90,7 @@ def training_per_run(uri: str, finished: pd.DataFrame, targets: dict) -> pd.Data
                 target=target,
                 tta_target_s=target_s,
                 epochs_target=target_epochs,
+                **{m: float(c[m].mean()) for m in metrics},
                 _curve=c,
             )
         )
@@ -122,7 +126,11 @@ def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
     if "method" not in summary:
         return summary.sort_values("model", kind="stable").reset_index(drop=True)
     rank = {m: i for i, m in enumerate(spec.methods)}
-    order = summary.assign(_rank=summary["method"].map(rank)).sort_values(["model", "_rank"], kind="stable")
+    # A variant (`lapsgd[authors_code]`) follows its method.
+    order = summary.assign(
+        _rank=[rank.get(base_method(m), len(rank)) for m in summary["method"]], _variant=summary["method"]
+    ).sort_values(["model", "_rank", "_variant"], kind="stable")
+    order = order.drop(columns="_variant")
     return order.drop(columns="_rank").reset_index(drop=True)
 
 
@@ -179,13 +187,17 @@ def render_accuracy(section: Section, spec, per_run: pd.DataFrame, out_dir: Path
 
 def render_speedup(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     """Tables 7, 8: bp's time to a* over each method's."""
-    section.notes.append(spec.reading)
     ratios = speedups(per_run)
     if ratios.empty:
         return pd.DataFrame()
     summary = summarise(ratios, ["speedup"])
     add_paper(summary, spec, ("speedup",))
     return summary
+
+
+def render_throughput(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """Tables of how methods run: best accuracy and the spec's per-epoch metrics (mean over epochs)."""
+    return summarise(per_run, ["best_acc", *spec.metrics])
 
 
 def render_curves(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
@@ -201,6 +213,7 @@ CURVE_RENDERERS = {
     "accuracy": render_accuracy,
     "speedup": render_speedup,
     "curves": render_curves,
+    "throughput": render_throughput,
 }
 
 
@@ -249,7 +262,7 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
         return render_hyperparameters(spec, profile)
     runs = load_runs(uri, experiment_of(spec))
     if not runs.empty and spec.methods:
-        runs = runs[runs["method"].isin(spec.methods)]
+        runs = runs[runs["method"].map(base_method).isin(spec.methods)]
     profiles = (
         [profile] if profile else [p for p in PROFILE_ORDER if not runs.empty and p in set(runs["profile"])]
     )
@@ -264,7 +277,7 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
         if spec.kind == "timing":
             render_timing(section, spec, finished)
         else:
-            per_run = training_per_run(uri, finished, spec.targets.get(prof, {}))
+            per_run = training_per_run(uri, finished, spec.targets.get(prof, {}), spec.metrics)
             if not per_run.empty:
                 section.per_run = per_run.drop(columns=["_curve"])
                 summary = CURVE_RENDERERS[spec.kind](section, spec, per_run, out_dir)
@@ -313,17 +326,18 @@ def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame
     )
     out = []
     for job in spec.jobs(profile):
-        cell = (job.model, job.method, job.run_index)
+        cell = (job.model, job.label, job.run_index)
         if cell not in have:
-            out.append(f"{job.model} {job.method} run {job.run_index}: {status.get(cell, 'not run')}")
+            out.append(f"{job.model} {job.label} run {job.run_index}: {status.get(cell, 'not run')}")
     return out
 
 
 def add_paper(summary: pd.DataFrame, spec, fields: tuple[str, ...]) -> None:
-    """The paper's value of each named field for each (model, method) row, as column `paper_<field>`."""
+    """The paper's value of each named field for each (model, method) row, as column `paper_<field>`.
+    A variant's row (`lapsgd[authors_code]`) shows its method's values: the paper has one row per method."""
     for name in fields:
         cells = [
-            spec.paper.get((model, method), {})
+            spec.paper.get((model, base_method(method)), {})
             for model, method in zip(summary["model"], summary["method"], strict=True)
         ]
         summary[f"paper_{name}"] = [paper_fmt(cell.get(name)) for cell in cells]

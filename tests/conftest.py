@@ -164,12 +164,15 @@ def add_run(
     train_acc=None,
     profile="paper",
     hardware="test-cpu x 2",
+    variant=None,
 ):
     """A run with tags as the runner writes them and a learning curve (test_acc, train_time_s per epoch)."""
     tags = dict(
         table=table, model=model, method=method, profile=profile, run_index=run_index, seed=run_index,
         status="running", kind="fwd_bwd_timing" if metrics else "train", hardware=hardware, devices=1,
     )  # fmt: skip
+    if variant:
+        tags["variant"] = variant
     run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, {})
     for epoch, (a, t) in enumerate(zip(acc or [], times or [], strict=True)):
         values = dict(test_acc=a, train_time_s=t, train_loss=1.0 / (epoch + 1))

@@ -136,6 +136,21 @@ def test_batches_are_deterministic_shuffled_and_sharded():
     assert len(epoch(0, rank=0, world=2)) == len(epoch(0, rank=1, world=2)) == 4
 
 
+def test_the_position_after_the_full_batches_is_the_partial_batch():
+    """What a DataLoader with drop_last=False trains on (LAP-SGD's authors_code reading): 100 samples
+    per shard in batches of 32 are 3 full batches and one of 4, in images and token sequences alike."""
+    from datasets.imdb import synthetic_tokens
+
+    cpu = torch.device("cpu")
+    for ds in (synthetic_images(num_train=200, num_test=8), synthetic_tokens(num_train=200, num_test=8)):
+        assert (
+            ds.steps_per_epoch(32, world=2) == 3 and ds.steps_per_epoch(32, world=2, keep_partial=True) == 4
+        )
+        assert len(list(ds.train_batches(0, 32, 0, cpu, rank=1, world=2))) == 3  # by default: full ones
+        batches = list(ds.train_batches(0, 32, 0, cpu, rank=1, world=2, positions=range(4)))
+        assert [len(y) for _, y in batches] == [32, 32, 32, 4]
+
+
 @pytest.mark.skipif(
     not (SHARED_DATA / "cifar10-jpeg.tar.gz").exists(), reason="real CIFAR-10 not on this machine"
 )

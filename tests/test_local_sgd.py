@@ -17,7 +17,7 @@ from benchmarks.distributed import free_port
 from benchmarks.runner import run_job
 from benchmarks.tracking import NullTracker
 from methods.common.optim import make_optimizer
-from methods.lapsgd import LapConfig, average_round, hogwild_step, parameter_blocks
+from methods.lapsgd import LapConfig, average_round, hogwild_step, parameter_blocks, round_due
 from models import InputSpec, build_model
 
 from .conftest import run_cli, smoke_job, start_long_train
@@ -247,3 +247,31 @@ def test_ranks_ended_while_starting_leave_no_worker(store):
     proc.communicate(timeout=60)
     time.sleep(3)
     assert not [p for p in spawned_processes(all_pids()) - before if alive(p)]
+
+
+# --- LAP-SGD as its authors' code runs it (reading=authors_code) -----------------------------------
+def test_the_authors_trigger_fires_on_every_poll_while_devices_are_k_apart():
+    """002's text: a round once some device has K new updates. bapi/LPP-SGD: max S - min s_pre >= K,
+    which stays true after a round while the devices are K apart; and no round after the last update."""
+    assert not round_due("paper", 16, 15, 100, 85, 1000)
+    assert round_due("paper", 16, 16, 100, 84, 1000)
+    # Just after a round at S = 100 (fast device) and 80 (slow one): no device has a new update.
+    assert not round_due("paper", 16, 0, 100, 80, 1000)
+    assert round_due("authors_code", 16, 0, 100, 80, 1000)  # it fires again, and again
+    assert not round_due("authors_code", 16, 0, 100, 90, 1000)
+    assert not round_due("authors_code", 16, 50, 1000, 900, 1000)  # a device has made L x epochs
+
+
+def test_the_authors_reading_keeps_the_partial_batch_and_counts_every_update(store):
+    """One device, 2048 samples in batches of 100: 20 full batches and one of 48. The authors' code
+    trains on the partial one too (its DataLoader keeps it): S counts 21 updates an epoch."""
+    proc = run_cli(
+        "train", "--method", "lapsgd", "--profile", "smoke", "--epochs", "1", "--json",
+        "--tracking-uri", store, "--set", "batch_size=100", "--set", "reading=authors_code",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    run = MlflowClient(tracking_uri=store).get_run(result["run_id"])
+    assert run.data.metrics["updates"] == 21 and run.data.tags["variant"] == "authors_code"
+    assert run.info.run_name == "lapsgd[authors_code] · resnet18 · run0"
+    assert LapConfig().variant == "" and LapConfig(reading="authors_code").variant == "authors_code"

@@ -74,6 +74,38 @@ def test_time_to_fixed_target_and_to_the_worst_methods_best(filled, tmp_path):
     assert "210.0 ± 14.1" in md and "706.3 ± 13" in md
 
 
+def test_a_variant_is_a_row_of_its_own_after_its_method(tmp_path):
+    """LAP-SGD run as its authors' code runs it (tag variant) next to 002's reading: two rows, the
+    variant's after its method's, both beside the paper's LAP-SGD values; the claims judge both."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    add_run(tracker, "table1", "resnet18", "async_lu", 0, [0.80, 0.88, 0.93], [100, 200, 300])
+    add_run(
+        tracker,
+        "table1",
+        "resnet18",
+        "lapsgd",
+        0,
+        [0.70, 0.86, 0.90],
+        [150, 300, 450],
+        variant="authors_code",
+    )
+    add_run(tracker, "table1", "resnet18", "lapsgd", 0, [0.70, 0.86, 0.88], [150, 300, 450])
+    write_report(TABLES["table1"], uri, tmp_path, "paper")
+    csv = pd.read_csv(tmp_path / "table1.csv")
+    assert list(csv["method"]) == ["async_lu", "lapsgd", "lapsgd[authors_code]"]
+    authors = row(csv, "resnet18", "lapsgd[authors_code]")
+    assert authors["runs"] == 1 and authors["tta_worst_s_mean"] == 450  # its own run, not the newest lapsgd
+    assert authors["paper_tta_s"] == "706.3 ± 13"
+    assert "resnet18 lapsgd run 0: not run" not in (tmp_path / "table1.md").read_text()
+    from reports.claims import CLAIMS, Evidence
+
+    evidence = Evidence(uri, dict(TABLES), "paper")
+    assert evidence.rows(("table1",), ("lapsgd", "lppsgd")) == ["lapsgd", "lapsgd[authors_code]", "lppsgd"]
+    verdict = CLAIMS["lu-faster-than-lap-lpp"].rule(evidence)
+    assert "log(t_lapsgd/t_LU)" in verdict.evidence and "log(t_lapsgd[authors_code]/t_LU)" in verdict.evidence
+
+
 def test_imagenet_table_reports_test_and_train_accuracy_at_the_best(filled, tmp_path):
     write_report(TABLES["table5"], filled, tmp_path, "paper")
     csv = pd.read_csv(tmp_path / "table5.csv")
@@ -124,6 +156,32 @@ def test_curves_figure_and_index_through_the_cli(filled, tmp_path):
         "| t_max " in (tmp_path / "table10.md").read_text()
         and "105 (paper 105)" in (tmp_path / "table10.md").read_text()
     )
+
+
+def test_lap_readings_table_shows_each_readings_per_epoch_means(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    for variant, rounds, rate in ((None, [10, 14], [900, 1000]), ("authors_code", [60, 70], [400, 500])):
+        run_id = add_run(
+            tracker, "lap-readings", "resnet18", "lapsgd", 0, [0.4, 0.5], [10, 20], variant=variant
+        )
+        for epoch in range(2):
+            tracker.log_metrics(
+                run_id, dict(averaging_rounds=rounds[epoch], samples_per_s=rate[epoch]), epoch
+            )
+    write_report(TABLES["lap-readings"], uri, tmp_path, "paper")
+    csv = pd.read_csv(tmp_path / "lap-readings.csv")
+    assert list(csv["method"]) == ["lapsgd", "lapsgd[authors_code]"]
+    assert list(csv["averaging_rounds_mean"]) == [12, 65] and list(csv["samples_per_s_mean"]) == [950, 450]
+    assert list(csv["best_acc_mean"]) == [0.5, 0.5]
+
+
+def test_run_set_takes_method_settings_only(filled):
+    proc = run_cli("run", "table1", "--profile", "smoke", "--set", "lr=0.1", "--tracking-uri", filled)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "not a setting of this table's methods" in proc.stderr and "reading" in proc.stderr
+    proc = run_cli("run", "table1", "--profile", "smoke", "--set", "reading=theirs", "--tracking-uri", filled)
+    assert proc.returncode == 2 and "reading must be one of paper, authors_code" in proc.stderr
 
 
 def test_unknown_table_is_one_line_exit_2(filled):

@@ -14,10 +14,12 @@ from .spec import TABLES, TableSpec, get_table, register_table
 import_modules(sys.modules[__name__])
 
 
-def _paper_order(table_id: str) -> tuple[bool, int]:
-    """Tables before figures, each by number (table2 before table10)."""
-    kind, number = re.fullmatch(r"([a-z]+)(\d+)", table_id).groups()
-    return kind != "table", int(number)
+def _paper_order(table_id: str) -> tuple[int, int, str]:
+    """Tables before figures, each by number (table2 before table10); then the suite's own tables."""
+    numbered = re.fullmatch(r"(table|fig)(\d+)", table_id)
+    if numbered is None:
+        return 2, 0, table_id
+    return int(numbered[1] != "table"), int(numbered[2]), table_id
 
 
 for _id in sorted(TABLES, key=_paper_order):  # `list`, `run all` and the report index in the paper's order

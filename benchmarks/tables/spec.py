@@ -28,8 +28,9 @@ class TableSpec:
     paper: dict = field(default_factory=dict)
     targets: dict = field(default_factory=dict)  # profile -> model -> accuracy for time-to-target
     source: str = ""  # where in the paper the numbers come from
-    # What `report` renders: tta | best | accuracy | speedup | timing | curves | hyperparameters.
+    # What `report` renders: tta | best | accuracy | speedup | timing | curves | throughput | hyperparameters.
     kind: str = "tta"
+    metrics: tuple[str, ...] = ()  # throughput: the per-epoch metrics shown, each as its mean over epochs
     reading: str = ""  # where the paper is ambiguous: which reading this spec implements, and why
     # A table computed without runs (Table 10): profile -> cell -> our named values.
     computed: Callable[[str], dict] | None = None

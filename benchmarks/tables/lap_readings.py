@@ -1,0 +1,66 @@
+"""LAP-SGD as 002's text describes it beside LAP-SGD as its authors' code runs it (`reading`).
+
+The paper under study compares Async LU with LAP-SGD and LPP-SGD run by the baselines' own code.
+That code differs from 002's text in how it triggers averaging, polls, counts updates and ends
+(methods/lapsgd.py, docs/fidelity.md). This table runs both readings on the same workload so that
+the difference shows: averaging rounds per epoch, time spent averaging, samples/s and accuracy.
+"""
+
+from __future__ import annotations
+
+from core.job import Job
+
+from ..jobs import build_job
+from .cifar import RUNS, devices_for
+from .spec import register_table
+
+READINGS = ("paper", "authors_code")
+EPOCHS = 2  # how the code runs shows from the first epoch; 2 leave room for the accuracies to separate
+AVERAGE_EVERY = 16  # K = 16 from the start (average_switch = 0): the setting the two codes were compared at
+
+
+@register_table(
+    id="lap-readings",
+    title="LAP-SGD, 002's text vs its authors' code: averaging rounds, time averaging, samples/s",
+    methods=("lapsgd",),
+    kind="throughput",
+    metrics=(
+        "samples_per_s",
+        "averaging_rounds",
+        "averaging_s",
+        "averager_polls",
+        "updates_during_averaging",
+        "update_spread_mean",
+        "update_spread_max",
+    ),
+    reading=(
+        f"Both readings of LAP-SGD ({EPOCHS} epochs of the profile's ResNet-18 / CIFAR-10, "
+        f"K = {AVERAGE_EVERY} throughout, at least 2 processes; per-epoch metrics are means over the "
+        "epochs). `lapsgd`: 002's "
+        "Algorithm 1 (a round when a device has made K updates since its last one). "
+        "`lapsgd[authors_code]`: bapi/LPP-SGD's trigger (max S - min s_pre >= K, which fires on every "
+        "poll while devices are K apart), busy polling, S counted after the gradient, no averaging after "
+        "the run's last update, and the partial batch kept."
+    ),
+    source="no table of the paper: 002's Algorithm 1 against bapi/LPP-SGD (train/LAPSGD.py)",
+)
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """lapsgd in each reading x runs, on 2 processes or more (one process never averages)."""
+    processes = devices if devices is not None else max(2, devices_for("lapsgd", profile))
+    overrides = [f"average_every={AVERAGE_EVERY}", "average_switch=0"]
+    return [
+        build_job(
+            "lap-readings",
+            "cifar10",
+            "resnet18",
+            "lapsgd",
+            profile,
+            seed=run,
+            run_index=run,
+            devices=processes,
+            overrides=[*overrides, f"reading={reading}"],
+            epochs=EPOCHS,
+        )
+        for reading in READINGS
+        for run in range(runs or RUNS[profile])
+    ]
