@@ -30,7 +30,10 @@ from .tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
 
-GRACE_S = 5.0  # how long ranks get to exit after a failure before they are killed
+# How long ranks get to exit after a failure or Ctrl-C before they are killed. Longer than a rank's
+# own clean-up takes at most (LAP-SGD: 5 s for its workers to stop, then 1 s to terminate them):
+# a rank killed in its clean-up leaves its semaphores to the resource tracker ("leaked").
+GRACE_S = 10.0
 
 
 def launched_by_torchrun() -> bool:
@@ -102,6 +105,12 @@ def rank_device(device: torch.device, rank: int) -> torch.device:
     return device
 
 
+def _unwind(*_) -> None:
+    """A rank's SIGTERM handler: unwind once (SystemExit); a second one must not interrupt the clean-up."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(128 + signal.SIGTERM)
+
+
 def _worker(
     rank: int,
     world: int,
@@ -120,7 +129,7 @@ def _worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and ends the ranks
     # The coordinator ends ranks with SIGTERM: unwind (finally blocks end a method's own child
     # processes and release their semaphores) instead of dying on the spot.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGTERM, _unwind)
     try:
         device = rank_device(resolve_device(job.config.device), rank)
         if device.type == "cuda":
@@ -142,8 +151,9 @@ def _worker(
         if dist.is_initialized():
             dist.destroy_process_group()
         # From here the interpreter shuts down: a SIGTERM now would raise SystemExit inside an
-        # exit-time finalizer, which Python prints as a traceback. There is nothing left to unwind.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # exit-time finalizer (printed as a traceback) or, by default, kill the process before it
+        # releases its semaphores. The coordinator kills a rank that has not exited after GRACE_S.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _stop_all(procs) -> None:

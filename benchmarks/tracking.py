@@ -75,8 +75,11 @@ class Tracker:
         SQLite file (reports read stores, they do not make them). Bad URIs exit 2; stores that cannot
         be used (corrupt, read-only, a folder, unreachable) exit 1, each with one line."""
         # MLflow and alembic announce every schema migration of a new SQLite store at INFO.
-        for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_service.client"):
+        for name in ("alembic", "mlflow.tracking._tracking_service.client"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # MLflow's session logs each database error with its traceback, then raises it: the error
+        # reaches the user once, as one line (StorageError), or in a failed job's message.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         self.uri = uri or default_tracking_uri()
         self._locked = False  # this tracker holds the store's lock (see `lock`)
         scheme = self.uri.partition(":")[0] if "://" in self.uri else ""
@@ -187,14 +190,25 @@ class Tracker:
         """
         from mlflow.entities import Param
 
-        with self.lock():
+        with self.writing(), self.lock():
             if claim and self.taken(experiment, str(tags["job_key"])):
                 return None
             run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=_str(tags))
-        items = [Param(k, str(v)) for k, v in params.items()]
-        for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-            self.client.log_batch(run.info.run_id, params=items[i : i + 100], synchronous=True)
+            items = [Param(k, str(v)) for k, v in params.items()]
+            for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+                self.client.log_batch(run.info.run_id, params=items[i : i + 100], synchronous=True)
         return run.info.run_id
+
+    @contextlib.contextmanager
+    def writing(self):
+        """A store that opens but refuses writes (a read-only file or folder, a full disk): one line,
+        exit 1. Used around a job's first writes, before anything of the job has run."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as err:  # noqa: BLE001  (MLflow, SQLAlchemy and OS errors all mean the same here)
+            raise StorageError(f"tracking store {self.uri} cannot be written: {one_line(err)}") from None
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         """Log a set of metrics at one step in one call."""
@@ -213,16 +227,19 @@ class Tracker:
         experiments = [e.experiment_id for e in self.client.search_experiments()]
         if not experiments:
             return stale
-        for run in self.client.search_runs(experiments, filter_string="tags.status = 'running'"):
-            tags = run.data.tags
-            if is_alive(tags) is False:
-                where = f"pid {tags.get('pid')} on {tags.get('host')}"
-                self.finish(
-                    run.info.run_id,
-                    "failed",
-                    dict(stop_reason="stale", error=f"its process ({where}) ended without closing the run"),
-                )
-                stale.append(run.info.run_name)
+        with self.writing():  # a read-only store with a stale run: one line, not a traceback
+            for run in self.client.search_runs(experiments, filter_string="tags.status = 'running'"):
+                tags = run.data.tags
+                if is_alive(tags) is False:
+                    where = f"pid {tags.get('pid')} on {tags.get('host')}"
+                    self.finish(
+                        run.info.run_id,
+                        "failed",
+                        dict(
+                            stop_reason="stale", error=f"its process ({where}) ended without closing the run"
+                        ),
+                    )
+                    stale.append(run.info.run_name)
         return stale
 
     def log_table(self, run_id: str, columns: dict[str, list], artifact_file: str) -> None:

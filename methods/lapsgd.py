@@ -69,7 +69,9 @@ READINGS = ("paper", "authors_code")
 POLL_S = 0.005  # shortest polling period of the averager and idle workers (002's parent busy-loops)
 MAX_POLL_S = 0.05
 START_TIMEOUT_S = 300.0  # a worker that has not started by then (imports, data) fails the job
-STOP_GRACE_S = 5.0
+STOP_GRACE_S = (
+    5.0  # workers finish their batch (or start-up) within it, else are terminated; < distributed.GRACE_S
+)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import (
-    PostLocalSGDState,
-    post_localSGD_hook,
-)
-from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
-from torch.distributed.optim import PostLocalSGDOptimizer
 
 from core.config import TrainConfig
 from core.context import TrainContext
@@ -48,20 +42,26 @@ class PlsgdConfig:
             raise UserError(f"average_switch must be in [0, 1], got {self.average_switch}")
 
 
-class LayoutKeepingAverager(PeriodicModelAverager):
+def layout_keeping_averager(period: int, warmup_steps: int):
     """torch's PeriodicModelAverager, then each parameter back in its memory format.
 
     The averager rebinds `p.data` to views of one contiguous flat buffer, which drops
     channels_last: convolutions then convert layouts every step (12 % slower here, and DDP warns
-    that grad strides no longer match its buckets). Values are untouched.
+    that grad strides no longer match its buckets). Values are untouched. torch's model-averaging
+    package is imported here, on first use: it pulls in torch.distributed's sharding and sympy
+    (~0.7 s at every process start otherwise).
     """
+    from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
 
-    def average_parameters(self, params) -> None:
-        formats = [(p, _memory_format(p)) for group in params for p in group["params"]]
-        super().average_parameters(params)
-        for p, memory_format in formats:
-            if not p.data.is_contiguous(memory_format=memory_format):
-                p.data = p.data.contiguous(memory_format=memory_format)
+    class LayoutKeepingAverager(PeriodicModelAverager):
+        def average_parameters(self, params) -> None:
+            formats = [(p, _memory_format(p)) for group in params for p in group["params"]]
+            super().average_parameters(params)
+            for p, memory_format in formats:
+                if not p.data.is_contiguous(memory_format=memory_format):
+                    p.data = p.data.contiguous(memory_format=memory_format)
+
+    return LayoutKeepingAverager(period=period, warmup_steps=warmup_steps)
 
 
 def _memory_format(p: torch.Tensor) -> torch.memory_format:
@@ -102,6 +102,11 @@ class PostLocalSGD(DataParallel):
     def trained_module(self, ctx: TrainContext) -> nn.Module:
         module = super().trained_module(ctx)
         if ctx.world > 1:
+            from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import (
+                PostLocalSGDState,
+                post_localSGD_hook,
+            )
+
             state = PostLocalSGDState(
                 process_group=None,
                 subgroup=None,
@@ -115,6 +120,7 @@ class PostLocalSGD(DataParallel):
         optimizer = super().make_optimizer(module, ctx)
         if ctx.world == 1:
             return optimizer
-        period, warmup = ctx.method_config.average_every, switch_step(ctx)
-        averager = LayoutKeepingAverager(period=period, warmup_steps=warmup)
+        from torch.distributed.optim import PostLocalSGDOptimizer
+
+        averager = layout_keeping_averager(ctx.method_config.average_every, switch_step(ctx))
         return PostLocalSGDOptimizer(optim=optimizer, averager=averager)

@@ -94,13 +94,17 @@ def test_start_stop_leaves_no_threads():
 
 
 def test_twenty_jobs_leave_no_threads():
-    before = None
-    for seed in range(21):
+    from tqdm._monitor import TMonitor
+
+    def threads() -> set[threading.Thread]:
+        # tqdm's monitor thread comes and goes with its progress bars (process-wide): not ours.
+        return {t for t in threading.enumerate() if not isinstance(t, TMonitor)}
+
+    before = threads()
+    for seed in range(20):
         short = replace(job("async_lu", AsyncConfig(), max_epochs=1, time_budget_s=0.2), seed=seed)
         assert run_job(short, None, NullTracker(), progress=False)["status"] == "finished"
-        # Counted after the first job: it may start tqdm's process-wide monitor thread, which stays.
-        before = before or threading.active_count()
-    assert threading.active_count() == before
+    assert threads() <= before  # threads of earlier tests may end meanwhile; none of these jobs' remains
 
 
 def test_an_error_in_a_backward_thread_fails_the_job(store, monkeypatch):

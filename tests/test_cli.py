@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmarks.tracking import Tracker
 
-from .conftest import cli, run_cli, start_long_train
+from .conftest import add_run, cli, run_cli, start_long_train
 
 SMOKE = ["train", "--dataset", "cifar10", "--model", "resnet18", "--method", "bp", "--profile", "smoke"]
 
@@ -199,6 +199,32 @@ def test_store_and_output_problems_are_one_line(tmp_path, store):
     Tracker(store)  # the session's store exists, the output folder is a file
     out = run_cli("report", "table9", "--tracking-uri", store, "--out", str(tmp_path / "file"))
     one_error_line(out, 1, "cannot write the reports to")
+
+
+def immutable(path, on: bool) -> bool:
+    """chattr +i / -i: read-only even for root (whom file modes do not stop); False where unsupported."""
+    import subprocess
+
+    flag = "+i" if on else "-i"
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+def test_a_read_only_store_is_one_line_and_still_reports(tmp_path):
+    """A store that opens but refuses writes: train exits 1 with one line; report (a reader) works."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    add_run(Tracker(uri), "table1", "resnet18", "async_lu", 0, [0.5, 0.6], [10, 20])
+    for path in (folder / "mlflow.db", folder):  # the file read-only, then its folder (the lock's)
+        if not immutable(path, True):
+            pytest.skip("chattr +i is not supported here (needs root on ext4-like file systems)")
+        try:
+            if path.is_file():
+                report = run_cli("report", "table1", "--tracking-uri", uri, "--out", str(tmp_path / "out"))
+                assert report.returncode == 0, report.stderr
+            one_error_line(run_cli(*SMOKE, "--tracking-uri", uri), 1, "cannot be")
+        finally:
+            immutable(path, False)
 
 
 @pytest.mark.slow  # two CLI processes, ~11 s: out of the default run (issue 18 keeps it under 6 minutes)

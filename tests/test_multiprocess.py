@@ -41,6 +41,14 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    """A process's command line ("" once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -69,7 +77,7 @@ def wait_for_ranks(proc, store: str, count=2, timeout=300) -> set[int]:
     client, deadline = MlflowClient(tracking_uri=store), time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.3)
-        ranks = {p for p in children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()}
+        ranks = {p for p in children(proc.pid) if "spawn_main" in cmdline(p)}
         experiment = client.get_experiment_by_name("adhoc")
         if len(ranks) < count or experiment is None:
             continue
@@ -107,6 +115,22 @@ def test_sigint_ends_every_rank(store):
         filter_string="tags.method = 'async_lu' and tags.devices = '2'",
     )
     assert "interrupted" in {r.data.tags["status"] for r in runs}
+
+
+def test_sigint_while_the_ranks_start_ends_cleanly(store):
+    """Ctrl-C as soon as the ranks exist, while they still import and join the process group:
+    exit 130 without a traceback (from the coordinator or a rank), and no process left."""
+    proc = start_long_train(store, *ASYNC2)
+    deadline = time.monotonic() + 120
+    while not any("spawn_main" in cmdline(p) for p in children(proc.pid)):
+        assert proc.poll() is None and time.monotonic() < deadline, "no rank was spawned"
+        time.sleep(0.02)
+    everything = children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    time.sleep(1)
+    assert not [p for p in everything if alive(p)]
 
 
 def test_a_killed_coordinator_takes_its_ranks_and_the_next_command_closes_its_run(store, tmp_path):
