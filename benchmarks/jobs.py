@@ -108,20 +108,20 @@ def with_method_settings(jobs: list[Job], assignments: Sequence[str]) -> list[Jo
     that no job's method has is an error: shared hyperparameters are the profile's, per table."""
     if not assignments:
         return jobs
-    keys = {item.partition("=")[0].strip() for item in assignments}
+    key_of = {item: item.partition("=")[0].strip() for item in assignments}
     owned: set[str] = set()
     valid: set[str] = set()
     out = []
     for job in jobs:
         fields = {f.name for f in dataclasses.fields(job.method_config)}
         valid |= fields
-        mine = [item for item in assignments if item.partition("=")[0].strip() in fields]
+        mine = [item for item in assignments if key_of[item] in fields]
         if mine:
             (method_config,), set_keys = apply_overrides([job.method_config], mine)
             method_config.validate()
             job, owned = dataclasses.replace(job, method_config=method_config), owned | set_keys
         out.append(job)
-    unknown = sorted(keys - owned)
+    unknown = sorted(set(key_of.values()) - owned)
     if unknown:
         methods = ", ".join(sorted({j.method for j in jobs}))
         raise UserError(

@@ -111,12 +111,10 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self._experiments: dict[str, str] = {}
-        try:
-            with self.lock():  # two processes creating one new store's schema at once would collide
-                self.client = MlflowClient(tracking_uri=self.uri)
-                self.client.search_experiments(max_results=1)  # opens (or creates) the store now, not mid-run
-        except Exception as err:  # noqa: BLE001  (MLflow, SQLAlchemy and OS errors all mean the same here)
-            raise StorageError(f"tracking store {self.uri} cannot be used: {one_line(err)}") from None
+        # Two processes creating one new store's schema at once would collide: under the lock.
+        with self.storage_errors("used"), self.lock():
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self.client.search_experiments(max_results=1)  # opens (or creates) the store now, not mid-run
 
     def artifacts(self, experiment: str) -> str | None:
         """Where an experiment's artifacts go: beside an SQLite store (results/artifacts/ for the
@@ -190,25 +188,30 @@ class Tracker:
         """
         from mlflow.entities import Param
 
-        with self.writing(), self.lock():
-            if claim and self.taken(experiment, str(tags["job_key"])):
-                return None
-            run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=_str(tags))
+        # A store that opens but refuses writes (a read-only file or folder, a full disk) fails here,
+        # before anything of the job has run.
+        with self.storage_errors("written"):
+            with self.lock():
+                if claim and self.taken(experiment, str(tags["job_key"])):
+                    return None
+                run = self.client.create_run(
+                    self.experiment_id(experiment), run_name=run_name, tags=_str(tags)
+                )
             items = [Param(k, str(v)) for k, v in params.items()]
             for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
                 self.client.log_batch(run.info.run_id, params=items[i : i + 100], synchronous=True)
         return run.info.run_id
 
     @contextlib.contextmanager
-    def writing(self):
-        """A store that opens but refuses writes (a read-only file or folder, a full disk): one line,
-        exit 1. Used around a job's first writes, before anything of the job has run."""
+    def storage_errors(self, doing: str):
+        """Any error of the store inside (MLflow, SQLAlchemy, OS) as one line, exit 1:
+        "tracking store URI cannot be <doing>: ..."."""
         try:
             yield
         except StorageError:
             raise
         except Exception as err:  # noqa: BLE001  (MLflow, SQLAlchemy and OS errors all mean the same here)
-            raise StorageError(f"tracking store {self.uri} cannot be written: {one_line(err)}") from None
+            raise StorageError(f"tracking store {self.uri} cannot be {doing}: {one_line(err)}") from None
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         """Log a set of metrics at one step in one call."""
@@ -227,7 +230,7 @@ class Tracker:
         experiments = [e.experiment_id for e in self.client.search_experiments()]
         if not experiments:
             return stale
-        with self.writing():  # a read-only store with a stale run: one line, not a traceback
+        with self.storage_errors("written"):  # a read-only store with a stale run: one line
             for run in self.client.search_runs(experiments, filter_string="tags.status = 'running'"):
                 tags = run.data.tags
                 if is_alive(tags) is False:

@@ -69,9 +69,8 @@ READINGS = ("paper", "authors_code")
 POLL_S = 0.005  # shortest polling period of the averager and idle workers (002's parent busy-loops)
 MAX_POLL_S = 0.05
 START_TIMEOUT_S = 300.0  # a worker that has not started by then (imports, data) fails the job
-STOP_GRACE_S = (
-    5.0  # workers finish their batch (or start-up) within it, else are terminated; < distributed.GRACE_S
-)
+# Workers finish their batch (or start-up) within it, else are terminated; below distributed.GRACE_S.
+STOP_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)

@@ -128,9 +128,8 @@ def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
     rank = {m: i for i, m in enumerate(spec.methods)}
     # A variant (`lapsgd[authors_code]`) follows its method.
     order = summary.assign(
-        _rank=[rank.get(base_method(m), len(rank)) for m in summary["method"]], _variant=summary["method"]
-    ).sort_values(["model", "_rank", "_variant"], kind="stable")
-    order = order.drop(columns="_variant")
+        _rank=[rank.get(base_method(m), len(rank)) for m in summary["method"]]
+    ).sort_values(["model", "_rank", "method"], kind="stable")
     return order.drop(columns="_rank").reset_index(drop=True)
 
 
