@@ -193,16 +193,23 @@ class TrainContext:
         self._log_metrics(values, 0)
 
     def end_epoch(
-        self, meter: EpochMeter, model: torch.nn.Module | None = None, extra: dict[str, float] | None = None
+        self,
+        meter: EpochMeter,
+        model: torch.nn.Module | None = None,
+        extra: dict[str, float] | None = None,
+        clock_runs: bool = False,
     ) -> bool:
         """Stop the clock, evaluate, log the epoch and a method's `extra` metrics, apply the stopping rules.
 
-        Returns True when training ends.
+        `clock_runs`: the method trains on while this evaluates (LAP-SGD's authors_code reading), so
+        the clock is not paused. Returns True when training ends.
         """
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self._clock.pause()
-        epoch_time = self._clock.total - self.last.get("train_time_s", 0.0)
+        if not clock_runs:
+            self._clock.pause()
+        clock_s = self._clock.elapsed()
+        epoch_time = clock_s - self.last.get("train_time_s", 0.0)
         train_loss, train_acc, samples, budget_hit = self._train_stats(meter)
         if not math.isfinite(train_loss):
             raise Diverged(f"train loss is {train_loss} in epoch {self.epoch}")
@@ -219,7 +226,7 @@ class TrainContext:
             test_loss=test_loss,
             test_acc=test_acc,
             lr=lr_at(self.epoch + 1 - 1 / self.steps_per_epoch, self.config),
-            train_time_s=self._clock.total,
+            train_time_s=clock_s,
             wall_time_s=time.perf_counter() - self._wall_start,
             samples_per_s=samples / max(epoch_time, 1e-9),
         )
@@ -250,7 +257,11 @@ class TrainContext:
             self._stop_reason = "diverged"
             return
         if test_acc > self.best_test_acc:
-            self.best_test_acc, self.best_epoch, self.time_to_best_s = test_acc, self.epoch, self._clock.total
+            self.best_test_acc, self.best_epoch, self.time_to_best_s = (
+                test_acc,
+                self.epoch,
+                self._clock.elapsed(),
+            )
             self._since_best = 0
         else:
             self._since_best += 1
@@ -262,7 +273,7 @@ class TrainContext:
             self._stop_reason = "max_epochs"
         elif self._since_best >= self.config.patience:
             self._stop_reason = "patience"
-        elif self.config.time_budget_s and self._clock.total >= self.config.time_budget_s:
+        elif self.config.time_budget_s and self._clock.elapsed() >= self.config.time_budget_s:
             self._stop_reason = "time_budget"
 
     def _train_stats(self, meter: EpochMeter) -> tuple[float, float, int, bool]:

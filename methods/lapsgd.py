@@ -17,7 +17,7 @@ Choices where 002 is silent (the authors' code, `bapi/LPP-SGD`, decides; docs/fi
   the fraction of the budget used: epochs over max_epochs or the training clock over the time
   budget, whichever is further.
 - Epochs end as in every other method: the workers drain, the averager evaluates (rank 0), and
-  the next epoch starts; the paper's code has no epoch barrier but no early stopping either.
+  the next epoch starts; the authors' code has no epoch barrier (`reading=authors_code` below).
 - Worker start-up (a spawned interpreter each) is not on the training clock, like process spawn
   for `--devices N`.
 
@@ -33,7 +33,16 @@ paper's text (bapi/LPP-SGD at commit bd4cb78, `train/LAPSGD.py`; docs/fidelity.m
 - averaging ends for good once any device has made all the updates of the run (max S >= L x
   epochs, lines 42-45): the slower devices' last updates are never averaged;
 - the partial last batch of each shard is trained on (their DataLoader keeps drop_last=False,
-  `dataloaders/data_loader_CIFAR.py` lines 23-28), so an epoch has ceil(shard / B) updates.
+  `dataloaders/data_loader_CIFAR.py` lines 23-28), so an epoch has ceil(shard / B) updates;
+- no device waits for another between epochs: the workers are let go once and run through the
+  epochs (each of theirs loops over its DataLoader epochs, lines 110-118), nor at the start: a
+  device's workers train once they are up, and its averager meets the others at its first poll
+  (their averager's only barrier, line 34, is not the workers'), so the devices are as far apart
+  as their start-ups and speeds make them.
+  Each device's workers claim the run's batches from one counter (epoch = claim // L). The
+  averagers keep polling across epoch ends; an epoch is reported (rank 0 evaluates the live model)
+  once every device has trained it, and the clock keeps running meanwhile, as the workers do.
+  Theirs gives each of U > 1 workers a whole epoch of its own; ours share an epoch's batches.
 """
 
 from __future__ import annotations
@@ -103,18 +112,22 @@ class SharedState:
     """Counters and flags one averager shares with its workers, in shared memory.
 
     `ints` holds the epoch being trained (+1: the go signal), the next batch position to claim,
-    the update counter S, how many workers have finished the epoch, and the halt (budget), stop
-    (end of training) and partitioned-phase flags. Increments happen under `lock`; plain reads
-    and single writes of an aligned int64 need none.
+    the update counter S, how many workers have finished the epoch, the halt (budget), stop (end
+    of training) and partitioned-phase flags, then (authors' reading) the batches finished over
+    the run, the first epoch workers may not enter yet, and the batches finished per epoch slot.
+    Increments happen under `lock`; plain reads and single writes of an aligned int64 need none.
+    `stats` holds, per worker and epoch slot (epoch % SLOTS), the epoch's sum of losses, correct
+    predictions and samples, on the device (no sync per step).
     """
 
-    EPOCH_GO, NEXT_BATCH, UPDATES, DONE, READY, HALT, STOP, PARTITIONED = range(8)
+    EPOCH_GO, NEXT_BATCH, UPDATES, DONE, READY, HALT, STOP, PARTITIONED, FINISHED, EPOCH_LIMIT = range(10)
+    SLOTS = 4  # epochs a device's workers may run ahead of the last epoch reported (authors' reading)
 
     def __init__(self, mp_ctx, workers: int, device: torch.device):
-        self.ints = torch.zeros(8, dtype=torch.int64).share_memory_()
+        self.ints = torch.zeros(10 + self.SLOTS, dtype=torch.int64).share_memory_()
+        self.ints[self.EPOCH_LIMIT] = self.SLOTS
         self.lock = mp_ctx.Lock()
-        # Per worker: sum of losses, correct predictions, samples of the epoch (on the device: no sync).
-        self.stats = torch.zeros(workers, 3, dtype=torch.float64, device=device)
+        self.stats = torch.zeros(workers, self.SLOTS, 3, dtype=torch.float64, device=device)
         if device.type == "cpu":
             self.stats.share_memory_()
 
@@ -143,14 +156,47 @@ class SharedState:
                 self.ints[self.UPDATES] += 1  # s := read-and-inc(S), Algorithm 1a line 4
             return position
 
+    def claim_in_run(self, steps: int, total: int) -> int | None:
+        """The authors' reading: the next batch of the whole run (epoch x steps + position), claimed
+        without waiting for an epoch start; -1 while its epoch slot is still to be reported; None
+        when the run has no batch left (or is halted or stopped)."""
+        with self.lock:
+            batch = int(self.ints[self.NEXT_BATCH])
+            if batch >= total or self.ints[self.HALT] or self.ints[self.STOP]:
+                return None
+            if batch // steps >= self.ints[self.EPOCH_LIMIT]:
+                return -1
+            self.ints[self.NEXT_BATCH] = batch + 1
+            return batch
+
+    def finish(self, epoch: int, batches: int) -> None:
+        """Count `batches` of epoch `epoch` as trained (their stats are in `stats`)."""
+        with self.lock:
+            self.ints[self.FINISHED] += batches
+            self.ints[10 + epoch % self.SLOTS] += batches
+
+    def finished_in(self, epoch: int) -> int:
+        """Batches of epoch `epoch` trained so far (authors' reading)."""
+        return int(self.ints[10 + epoch % self.SLOTS])
+
+    def epoch_stats(self, epoch: int) -> torch.Tensor:
+        """(loss sum, correct, samples) of epoch `epoch`, over the workers."""
+        return self.stats[:, epoch % self.SLOTS].sum(0)
+
+    def release_slot(self, epoch: int) -> None:
+        """Epoch `epoch` is reported: clear its slot for epoch + SLOTS, and let the workers enter it."""
+        with self.lock:
+            self.stats[:, epoch % self.SLOTS].zero_()
+            if self.stats.is_cuda:
+                torch.cuda.synchronize(self.stats.device)  # zeroed before any worker adds to it
+            self.ints[10 + epoch % self.SLOTS] = 0
+            self.ints[self.EPOCH_LIMIT] = epoch + 1 + self.SLOTS
+
     def start_epoch(self, epoch: int) -> None:
         """Reset the epoch's counters, then let the workers go."""
         with self.lock:
             self.ints[self.NEXT_BATCH] = 0
             self.ints[self.DONE] = 0
-            self.stats.zero_()
-            if self.stats.is_cuda:
-                torch.cuda.synchronize(self.stats.device)  # zeroed before any worker adds to it
             self.ints[self.EPOCH_GO] = epoch + 1
 
 
@@ -168,6 +214,37 @@ class Claims:
                 return  # the averager is gone: stop at once
             self.position = position
             yield position
+
+
+class RunClaims:
+    """The authors' reading: batches of one epoch claimed from the run's counter, starting at
+    `first`; the claim that falls into a later epoch (or None at the run's end) is kept in `next`.
+
+    A device's workers so run on from one epoch into the next without waiting for the others, as
+    in bapi/LPP-SGD, where each worker loops over its DataLoader epochs (`test_train`, lines 99-105).
+    """
+
+    def __init__(self, state: SharedState, steps: int, total: int, parent_pid: int, first: int):
+        self.state, self.steps, self.total, self.parent_pid = state, steps, total, parent_pid
+        self.epoch, self.first = divmod(first, steps)[0], first
+        self.next: int | None = None
+        self.position, self.count = -1, 0
+
+    def __iter__(self):
+        batch = self.first
+        while True:
+            if os.getppid() != self.parent_pid:
+                return  # the averager is gone: stop at once
+            self.position = batch % self.steps
+            self.count += 1
+            yield self.position
+            while (batch := self.state.claim_in_run(self.steps, self.total)) == -1:
+                if os.getppid() != self.parent_pid:
+                    return
+                time.sleep(POLL_S)  # SLOTS epochs ahead of the slowest device: wait for a report
+            if batch is None or batch // self.steps != self.epoch:
+                self.next = batch
+                return
 
 
 def parameter_blocks(sizes: list[int], parts: int) -> list[range]:
@@ -238,20 +315,12 @@ def _worker_main(
         # The authors' code counts an update in S after its gradient (module docstring).
         count_update = (lambda: state.increment(SharedState.UPDATES)) if authors else None
         channels_last = uses_channels_last(cfg, dataset.spec)
-        stats = state.stats[index]
         last_full = True  # LPP-SGD's last_iter, initialised FULL
-        state.increment(SharedState.READY)
-        seen = 0
-        while True:
-            while state.get(SharedState.EPOCH_GO) <= seen and not state.get(SharedState.STOP):
-                if os.getppid() != parent_pid:
-                    return
-                time.sleep(POLL_S)
-            if state.get(SharedState.STOP):
-                return
-            epoch = state.get(SharedState.EPOCH_GO) - 1
-            seen = epoch + 1
-            claims = Claims(state, steps, parent_pid, count_updates=not authors)
+
+        def train_epoch(epoch: int, claims) -> None:
+            """Train the batches `claims` yields from epoch `epoch`, adding to the epoch's stats."""
+            nonlocal last_full
+            stats = state.stats[index, epoch % SharedState.SLOTS]
             for inputs, targets in dataset.train_batches(
                 epoch, cfg.batch_size, job.seed, device, rank, world, positions=claims
             ):
@@ -275,6 +344,33 @@ def _worker_main(
                     stats[2] += len(targets)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)  # the epoch's updates and stats are in memory
+
+        def wait_for(field: int, above: int) -> bool:
+            """Sleep until `field` exceeds `above`; False when told to stop or the averager is gone."""
+            while state.get(field) <= above and not state.get(SharedState.STOP):
+                if os.getppid() != parent_pid:
+                    return False
+                time.sleep(POLL_S)
+            return not state.get(SharedState.STOP)
+
+        state.increment(SharedState.READY)
+        if authors:  # one go, then run on through the epochs (RunClaims)
+            if not wait_for(SharedState.EPOCH_GO, 0):
+                return
+            total = steps * cfg.max_epochs
+            batch = state.claim_in_run(steps, total)
+            while batch is not None and os.getppid() == parent_pid:
+                claims = RunClaims(state, steps, total, parent_pid, batch)
+                train_epoch(claims.epoch, claims)
+                state.finish(claims.epoch, claims.count)
+                batch = claims.next
+            wait_for(SharedState.STOP, 0)  # the run's batches are done: idle until the averager ends
+            return
+        seen = 0
+        while wait_for(SharedState.EPOCH_GO, seen):
+            epoch = state.get(SharedState.EPOCH_GO) - 1
+            seen = epoch + 1
+            train_epoch(epoch, Claims(state, steps, parent_pid))
             state.increment(SharedState.DONE)
     except BaseException as err:  # noqa: BLE001  (sent to the averager, which fails the job)
         log.debug("lapsgd worker %d failed:\n%s", index, traceback.format_exc())
@@ -333,6 +429,7 @@ class Averager:
         self.state = SharedState(self.mp, self.acfg.workers_per_device, ctx.device)
         self.procs, self.reports = [], []
         self.since_round = 0  # S at the last averaging round (s_pre)
+        self.epoch = 0  # the epoch being trained (paper) or waited for (authors' reading)
         self.metrics = dict(
             averaging_rounds=0.0, updates_during_averaging=0.0, averaging_s=0.0, averager_polls=0.0
         )
@@ -378,7 +475,11 @@ class Averager:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"lapsgd workers did not start within {START_TIMEOUT_S:.0f} s")
             time.sleep(POLL_S)
-        if self.ctx.world > 1:
+        if self.authors:
+            # Theirs: a device's workers train once they are up (a barrier among them only, line
+            # 110); its averager meets the others at its first poll (line 34).
+            self.state.start_epoch(0)
+        elif self.ctx.world > 1:
             dist.barrier()  # every device's workers are ready: no device trains while another still starts
 
     def check_workers(self) -> None:
@@ -418,22 +519,42 @@ class Averager:
     # --- the averaging process a_q ---------------------------------------------------------------
     def progress(self, epoch: int) -> float:
         """Fraction of the budget used: epochs over max_epochs, or the clock over the time budget."""
-        claimed = min(self.state.get(SharedState.NEXT_BATCH), self.steps)
-        fraction = (epoch + claimed / self.steps) / self.cfg.max_epochs
+        claimed = self.state.get(SharedState.NEXT_BATCH)  # the authors' reading: over the whole run
+        if self.authors:
+            fraction = claimed / self.run_updates
+        else:
+            fraction = (epoch + min(claimed, self.steps) / self.steps) / self.cfg.max_epochs
         if self.cfg.time_budget_s:
             fraction = max(fraction, self.ctx.train_time_s / self.cfg.time_budget_s)
         return fraction
 
+    def epoch_done(self, epoch: int) -> bool:
+        """Whether this device has trained all of epoch `epoch` (or, halted, every batch it claimed)."""
+        state = self.state
+        if not self.authors:
+            return state.get(SharedState.DONE) == self.acfg.workers_per_device
+        if state.finished_in(epoch) == self.steps:
+            return True
+        return bool(state.get(SharedState.HALT)) and state.get(SharedState.FINISHED) == state.get(
+            SharedState.NEXT_BATCH
+        )
+
     def run_epoch(self, epoch: int) -> None:
-        """Let the workers train epoch `epoch`, averaging as Algorithm 1b says, until every device drained."""
-        ctx, state, workers = self.ctx, self.state, self.acfg.workers_per_device
-        state.start_epoch(epoch)
+        """Let the workers train epoch `epoch`, averaging as Algorithm 1b says, until every device drained.
+
+        In the authors' reading the workers are let go once and run on through the epochs (RunClaims):
+        this returns when every device has trained epoch `epoch`, with the faster ones already on.
+        """
+        ctx, state = self.ctx, self.state
+        self.epoch = epoch
+        if not self.authors:
+            state.start_epoch(epoch)
         while True:
             self.metrics["averager_polls"] += 1
             self.check_workers()
             if not state.get(SharedState.HALT) and ctx.budget_exhausted():
                 state.set(SharedState.HALT, 1)  # stop claiming batches; this epoch ends here
-            done = state.get(SharedState.DONE) == workers
+            done = self.epoch_done(epoch)
             progress, halted = self.progress(epoch), state.get(SharedState.HALT)
             if self.authors:  # their averager reads S under the counter's lock (lines 36-37), busy: the
                 with state.lock:  # workers wait for it to count their updates
@@ -509,9 +630,9 @@ class Averager:
 
     def end_epoch(self) -> None:
         """The epoch's train loss/accuracy from the workers' sums, the averaging metrics, evaluation."""
-        ctx, stats = self.ctx, self.state.stats
+        ctx = self.ctx
         meter = ctx.meter()
-        totals = stats.sum(0)
+        totals = self.state.epoch_stats(self.epoch)
         meter.add_totals(totals[0], totals[1], int(totals[2].item()))
         extra = dict(self.metrics, updates=float(self.state.get(SharedState.UPDATES)))
         extra["partitioned"] = float(self.state.get(SharedState.PARTITIONED))
@@ -519,7 +640,10 @@ class Averager:
             extra["replica_drift"] = replica_drift(ctx.model)
             extra["update_spread_mean"] = self.spread_sum / max(1.0, self.metrics["averager_polls"])
             extra["update_spread_max"] = self.spread_max
-        ctx.end_epoch(meter, ctx.model, extra=extra)
+        # The authors' workers train on while rank 0 evaluates: the clock runs (theirs test inside the
+        # training loop, on the clock: lines 162-169, 183-185).
+        ctx.end_epoch(meter, ctx.model, extra=extra, clock_runs=self.authors)
+        self.state.release_slot(self.epoch)
         self.metrics = dict.fromkeys(self.metrics, 0.0)
         self.spread_sum, self.spread_max = 0.0, 0.0
 

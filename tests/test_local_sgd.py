@@ -17,7 +17,15 @@ from benchmarks.distributed import free_port
 from benchmarks.runner import run_job
 from benchmarks.tracking import NullTracker
 from methods.common.optim import make_optimizer
-from methods.lapsgd import LapConfig, average_round, hogwild_step, parameter_blocks, round_due
+from methods.lapsgd import (
+    LapConfig,
+    RunClaims,
+    SharedState,
+    average_round,
+    hogwild_step,
+    parameter_blocks,
+    round_due,
+)
 from models import InputSpec, build_model
 
 from .conftest import run_cli, smoke_job, start_long_train
@@ -275,3 +283,43 @@ def test_the_authors_reading_keeps_the_partial_batch_and_counts_every_update(sto
     assert run.data.metrics["updates"] == 21 and run.data.tags["variant"] == "authors_code"
     assert run.info.run_name == "lapsgd[authors_code] · resnet18 · run0"
     assert LapConfig().variant == "" and LapConfig(reading="authors_code").variant == "authors_code"
+
+
+def test_the_authors_workers_run_on_into_the_next_epoch():
+    """Their workers never wait at an epoch end: the claim after epoch 0's last batch is epoch 1's
+    first. Only a device SLOTS epochs ahead of the last epoch reported waits (its stats slot is busy)."""
+    state = SharedState(mp.get_context("spawn"), 1, torch.device("cpu"))
+    steps, total, parent = 3, 3 * 10, os.getppid()
+    claims = RunClaims(state, steps, total, parent, state.claim_in_run(steps, total))
+    assert list(claims) == [0, 1, 2] and (claims.epoch, claims.count, claims.next) == (0, 3, 3)
+    state.finish(0, claims.count)
+    assert state.finished_in(0) == 3 and state.get(SharedState.FINISHED) == 3
+    for epoch in (1, 2):
+        claims = RunClaims(state, steps, total, parent, claims.next)
+        assert list(claims) == [0, 1, 2] and claims.epoch == epoch
+    assert claims.next == 9 and [state.claim_in_run(steps, total) for _ in range(2)] == [10, 11]  # epoch 3
+    assert state.claim_in_run(steps, total) == -1  # epoch 4 shares epoch 0's slot: wait
+    state.stats[0, 0] += 7.0
+    state.release_slot(0)
+    assert state.finished_in(0) == 0 and state.epoch_stats(4).sum() == 0  # cleared for epoch 4
+    assert state.claim_in_run(steps, total) == 12
+    state.set(SharedState.HALT, 1)
+    assert state.claim_in_run(steps, total) is None
+
+
+def test_two_devices_in_the_authors_reading_train_every_batch_once(store):
+    """Q = 2, U = 2, 2 epochs, K = 1, no start or epoch barrier: every update of the run is counted
+    once, the averagers' collectives stay matched across epoch ends, and the run ends cleanly."""
+    before_shm = shm_entries()
+    args = ["--set", "batch_size=16", "--set", "average_switch=1.0", "--set", "workers_per_device=2"]
+    proc = run_cli(*smoke2("lapsgd", store), *args, "--set", "reading=authors_code")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["status"] == "finished" and result["epochs"] == 2
+    client = MlflowClient(tracking_uri=store)
+    updates = [m.value for m in client.get_metric_history(result["run_id"], "updates")]
+    assert updates[0] >= 64 and updates[1] == 2 * 2048 // 2 // 16  # rank 0's S: epoch 0 done, run done
+    # No round count is asserted: without a start barrier, the device whose workers start first may
+    # make all its updates before the other's start (as in their code), and then no round is due.
+    assert len(client.get_metric_history(result["run_id"], "update_spread_max")) == 2
+    assert shm_entries() <= before_shm

@@ -40,7 +40,8 @@ AVERAGE_EVERY = 16  # K = 16 from the start (average_switch = 0): the setting th
         "Algorithm 1 (a round when a device has made K updates since its last one). "
         "`lapsgd[authors_code]`: bapi/LPP-SGD's trigger (max S - min s_pre >= K, which fires on every "
         "poll while devices are K apart), busy polling, S counted after the gradient, no averaging after "
-        "the run's last update, and the partial batch kept."
+        "the run's last update, the partial batch kept, and no start or epoch barrier (so the devices "
+        "drift apart, and once they are K apart every poll averages)."
     ),
     source="no table of the paper: 002's Algorithm 1 against bapi/LPP-SGD (train/LAPSGD.py)",
 )
