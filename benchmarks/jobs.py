@@ -63,10 +63,12 @@ def build_job(
     overrides: Sequence[str] = (),
     epochs: int | None = None,
     synthetic: bool = False,
+    cell: str = "",
 ) -> Job:
     """A validated job. `config` replaces the profile's hyperparameters of (dataset, model) as the
     base, `method_config` the method's default `Config()`; `overrides` are `--set key=value` strings;
-    `epochs` is `--epochs`. Bad input raises a UserError naming the valid choices."""
+    `epochs` is `--epochs`; `cell` names the row where one method fills several (Job.cell). Bad
+    input raises a UserError naming the valid choices."""
     method_cls = get_method(method)
     DATASETS.lookup(dataset)
     MODELS.lookup(model)
@@ -99,6 +101,7 @@ def build_job(
         run_index=run_index,
         devices=devices,
         synthetic=synthetic,
+        cell=cell,
     )
 
 

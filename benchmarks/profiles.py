@@ -73,6 +73,29 @@ QUICK_COMMON = dict(
     time_budget_s=470,
 )
 
+# 002's models train by 002's protocol (benchmarks/tables/lap002.py): α0 = 0.1 warmed up over 5
+# epochs (the tables scale the peak by B_loc / 128 x Q), x0.1 at 50 % and 75 % of 300 epochs,
+# momentum 0.9, weight decay 5e-4 (the authors' code's default), no early stopping. quick: full
+# width (the models are small), 4 epochs with the same shape of schedule; a run <= 15 minutes here.
+LAP002_MODELS = ("resnet20", "wrn16_8", "squeezenet")
+LAP002_PAPER = dict(
+    batch_size=128,
+    lr=0.1,
+    warmup_lr=0.1,
+    warmup_epochs=5,
+    lr_schedule="step",
+    weight_decay=5e-4,
+    max_epochs=300,
+    patience=300,
+)
+LAP002_QUICK = dict(
+    width=1.0, lr=0.1, warmup_lr=0.1, warmup_epochs=1, lr_schedule="step", max_epochs=4, time_budget_s=900
+)
+for _dataset in ("cifar10", "cifar100"):
+    for _model in LAP002_MODELS:
+        PAPER[(_dataset, _model)] = LAP002_PAPER
+        QUICK[(_dataset, _model)] = LAP002_QUICK
+
 # smoke: synthetic data in the workload's shape, a tiny width, seconds per run.
 SMOKE_COMMON = dict(
     batch_size=64,

@@ -28,6 +28,8 @@ class Job:
     run_index: int = 0
     devices: int = 1
     synthetic: bool = False  # random inputs in the dataset's shape (timing, where pixels don't matter)
+    # A table's name for this job's setting where one method fills several rows (002's "U=4,B=128").
+    cell: str = ""
 
     @property
     def synthetic_data(self) -> bool:
@@ -42,6 +44,7 @@ class Job:
     def key(self) -> str:
         """Hash of (table, dataset, model, method, profile, seed, hyperparameters): resume by it."""
         ident = [self.table, self.dataset, self.model, self.method, self.profile, self.seed, self.params()]
+        ident += [self.cell] if self.cell else []  # keys of jobs without a cell stay as they were
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def identity(self, run_id: str) -> dict[str, str]:
@@ -52,12 +55,13 @@ class Job:
 
     @property
     def variant(self) -> str:
-        """The method config's `variant` (e.g. LAP-SGD's `authors_code` reading), "" for the default.
+        """The method config's `variant` (e.g. LAP-SGD's `authors_code` reading) and the table's
+        `cell`, comma-joined; "" for neither.
 
         A variant is a different row of a table: its runs carry the tag `variant`, and reports
         name their rows `method[variant]`.
         """
-        return getattr(self.method_config, "variant", "")
+        return ",".join(part for part in (getattr(self.method_config, "variant", ""), self.cell) if part)
 
     @property
     def label(self) -> str:

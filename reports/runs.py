@@ -48,11 +48,11 @@ def latest_per_cell(runs: pd.DataFrame, status: str | None = "finished") -> pd.D
 
 
 def curve(uri: str, run_id: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A run's per-epoch curve: epoch, test_acc, train_time_s, train_loss, train_acc and the `extra`
-    metrics (metric histories)."""
+    """A run's per-epoch curve: epoch, test_acc, test_loss, train_time_s, train_loss, train_acc and
+    the `extra` metrics (metric histories)."""
     client = MlflowClient(tracking_uri=uri)
     columns = {}
-    for key in ("test_acc", "train_time_s", "train_loss", "train_acc", *extra):
+    for key in ("test_acc", "test_loss", "train_time_s", "train_loss", "train_acc", *extra):
         history = client.get_metric_history(run_id, key)
         columns[key] = pd.Series({m.step: m.value for m in history}, dtype="float64")
     frame = pd.DataFrame(columns).sort_index()

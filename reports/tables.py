@@ -59,10 +59,15 @@ def paper_fmt(value: tuple[float, float | None] | None) -> str:
     if value is None:
         return "–"
     mean, std = value
+    if isinstance(mean, str):  # a verdict (002's "Quality/Perf.")
+        return mean
     return f"{mean:g}" if std is None else f"{mean:g} ± {std:g}"
 
 
 # --- per-run values ---------------------------------------------------------------------------
+FINAL_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_time_s")
+
+
 def training_per_run(
     uri: str, finished: pd.DataFrame, targets: dict, metrics: tuple[str, ...] = ()
 ) -> pd.DataFrame:
@@ -90,6 +95,8 @@ def training_per_run(
                 target=target,
                 tta_target_s=target_s,
                 epochs_target=target_epochs,
+                # After the last epoch (002's tables report the end of training).
+                **{f"final_{m}": float(c[m].iloc[-1]) for m in FINAL_METRICS},
                 **{m: float(c[m].mean()) for m in metrics},
                 _curve=c,
             )
@@ -126,11 +133,12 @@ def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
     if "method" not in summary:
         return summary.sort_values("model", kind="stable").reset_index(drop=True)
     rank = {m: i for i, m in enumerate(spec.methods)}
-    # A variant (`lapsgd[authors_code]`) follows its method.
+    # A variant (`lapsgd[authors_code]`) follows its method; 002's cells keep the paper's row order.
     order = summary.assign(
-        _rank=[rank.get(base_method(m), len(rank)) for m in summary["method"]]
-    ).sort_values(["model", "_rank", "method"], kind="stable")
-    return order.drop(columns="_rank").reset_index(drop=True)
+        _rank=[rank.get(base_method(m), len(rank)) for m in summary["method"]],
+        _cell=[paper_row_index(spec, m) for m in summary["method"]],
+    ).sort_values(["model", "_rank", "_cell", "method"], kind="stable")
+    return order.drop(columns=["_rank", "_cell"]).reset_index(drop=True)
 
 
 def speedups(per_run: pd.DataFrame, reference: str = "bp") -> pd.DataFrame:
@@ -199,6 +207,16 @@ def render_throughput(section: Section, spec, per_run: pd.DataFrame, out_dir: Pa
     return summarise(per_run, ["best_acc", *spec.metrics])
 
 
+def render_final(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """002's tables: train/test loss and accuracy after the last epoch, the training time, the
+    spec's per-epoch metrics (means over epochs), and 002's numbers and verdict beside them."""
+    summary = summarise(per_run, [f"final_{m}" for m in FINAL_METRICS] + list(spec.metrics))
+    add_paper(
+        summary, spec, ("train_loss", "train_acc_pct", "test_loss", "test_acc_pct", "time_s", "quality")
+    )
+    return summary
+
+
 def render_curves(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     """Figures 2-4: the learning curves as a PNG, best accuracy and time to it as a table."""
     section.figure = draw_curves(spec, section.profile, per_run, out_dir)
@@ -213,6 +231,7 @@ CURVE_RENDERERS = {
     "speedup": render_speedup,
     "curves": render_curves,
     "throughput": render_throughput,
+    "final": render_final,
 }
 
 
@@ -325,6 +344,8 @@ def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame
     )
     out = []
     for job in spec.jobs(profile):
+        if spec.methods and job.method not in spec.methods:
+            continue  # a view's other rows (002 Table 3 shows Table 2's LPP-SGD runs, not its LAP-SGD ones)
         cell = (job.model, job.label, job.run_index)
         if cell not in have:
             out.append(f"{job.model} {job.label} run {job.run_index}: {status.get(cell, 'not run')}")
@@ -333,13 +354,48 @@ def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame
 
 def add_paper(summary: pd.DataFrame, spec, fields: tuple[str, ...]) -> None:
     """The paper's value of each named field for each (model, method) row, as column `paper_<field>`.
-    A variant's row (`lapsgd[authors_code]`) shows its method's values: the paper has one row per method."""
+
+    A row shows the paper's values of its own label if the spec has them (002's cells:
+    `lapsgd[U=4,B=128]`), else of the label without its first variant part (`lapsgd[authors_code,
+    U=4,B=128]` shows `lapsgd[U=4,B=128]`'s), else of its method (`lapsgd[authors_code]` shows
+    `lapsgd`'s: the paper has one row per method).
+    """
+    cells = [
+        paper_cell(spec, model, label)
+        for model, label in zip(summary["model"], summary["method"], strict=True)
+    ]
     for name in fields:
-        cells = [
-            spec.paper.get((model, base_method(method)), {})
-            for model, method in zip(summary["model"], summary["method"], strict=True)
-        ]
         summary[f"paper_{name}"] = [paper_fmt(cell.get(name)) for cell in cells]
+
+
+def paper_labels(label: str) -> list[str]:
+    """The labels whose paper values a row shows, in order of preference (add_paper says which)."""
+    method, _, rest = label.partition("[")
+    parts = rest.rstrip("]").split(",") if rest else []
+    candidates = [label]
+    if len(parts) > 1:
+        candidates.append(f"{method}[{','.join(parts[1:])}]")
+    return [*candidates, method]
+
+
+def paper_cell(spec, model: str, label: str) -> dict:
+    """The paper's cell for a row (add_paper says which)."""
+    for candidate in paper_labels(label):
+        if (model, candidate) in spec.paper:
+            return spec.paper[(model, candidate)]
+    return {}
+
+
+def paper_row_index(spec, label: str) -> float:
+    """Where the paper lists a row's cell (a variant right after its cell's row); inf if nowhere."""
+    order: dict[str, int] = {}
+    for key in spec.paper:
+        if isinstance(key, tuple):
+            order.setdefault(key[1], len(order))
+    for offset, candidate in enumerate(paper_labels(label)):
+        if candidate in order:
+            return order[candidate] + (0.5 if offset else 0.0)
+    return math.inf
 
 
 def draw_curves(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Path:
@@ -393,7 +449,9 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
             continue
         if column.endswith("_mean"):
             base = column.removesuffix("_mean")
-            scale = 100.0 if base in ("best_acc", "train_acc_best") else 1.0
+            scale = (
+                100.0 if base in ("best_acc", "train_acc_best", "final_train_acc", "final_test_acc") else 1.0
+            )
             out[base + (" (%)" if scale == 100.0 else "")] = [
                 fmt(m * scale, s * scale)
                 for m, s in zip(summary[column], summary[base + "_std"], strict=True)

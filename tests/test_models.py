@@ -14,6 +14,11 @@ KNOWN = {
     ("resnet50", 32, 100): 23_705_252,
     ("resnet18", 224, 1000): 11_689_512,
     ("resnet50", 224, 1000): 25_557_032,
+    # 002's models, as bapi/LPP-SGD builds them (each module's docstring): He et al. give ResNet-20
+    # 0.27 M, Zagoruyko & Komodakis WRN-16-8 11.0 M; SqueezeNet's is the sum over its layers.
+    ("resnet20", 32, 10): 272_474,
+    ("wrn16_8", 32, 10): 10_965_866,
+    ("squeezenet", 32, 10): 734_986,
 }
 
 
@@ -49,3 +54,33 @@ def test_width_keeps_depth(name):
     assert narrow.conv1.out_channels == 16 and full.conv1.out_channels == 64
     assert count(narrow) < count(full) / 10
     assert narrow(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(("name", "paper_millions"), [("resnet20", 0.27), ("wrn16_8", 11.0)])
+def test_002_models_match_their_papers_counts(name, paper_millions):
+    assert (
+        round(count(build_model(name, InputSpec(10, 32))) / 1e6, 2 if paper_millions < 1 else 1)
+        == paper_millions
+    )
+
+
+@pytest.mark.parametrize("name", ["resnet20", "wrn16_8", "squeezenet"])
+def test_002_models_train_in_channels_last_at_smoke_width(name):
+    """Width 1/8 (smoke) in channels_last, forward and backward, for each of 002's models."""
+    model = build_model(name, InputSpec(10, 32), 0.125).to(memory_format=torch.channels_last)
+    x = torch.randn(8, 3, 32, 32).to(memory_format=torch.channels_last)
+    for _ in range(2):
+        out = model(x)
+        out.sum().backward()
+    assert out.shape == (8, 10) and all(p.grad is not None for p in model.parameters())
+
+
+def test_resnet20_shortcut_is_a_strided_1x1_conv():
+    """Subsample + 1x1 conv (the workaround in models/resnet20.py) equals the strided 1x1 conv."""
+    from models.resnet20 import Subsample
+
+    conv = nn.Conv2d(4, 8, 1, bias=False)
+    strided = nn.Conv2d(4, 8, 1, stride=2, bias=False)
+    strided.weight.data.copy_(conv.weight.data)
+    x = torch.randn(2, 4, 16, 16)
+    torch.testing.assert_close(conv(Subsample(2)(x)), strided(x))

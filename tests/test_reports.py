@@ -204,3 +204,49 @@ def test_run_all_smoke_then_report_all_writes_every_file(tmp_path):
         assert len(pd.read_csv(out / f"{spec_id}.csv")) >= 2, spec_id
         if spec.kind == "curves":
             assert (out / f"{spec_id}-smoke.png").exists()
+
+
+def test_002_tables_show_the_last_epoch_beside_002s_cells(tmp_path):
+    """lap-table3 is a view of lap-table2's runs: its LPP-SGD cells and the MB-SGD reference in 002's
+    row order, the last epoch's values beside 002's (and its verdict); LAP-SGD's rows and cells
+    belong to Table 2 and are neither shown nor listed as missing there."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    for method, variant, acc in (
+        ("ddp", "B=128", [0.5, 0.7]),
+        ("lppsgd", "U=4,B=128", [0.4, 0.68]),
+        ("lppsgd", "authors_code,U=4,B=128", [0.3, 0.66]),
+        ("lapsgd", "U=4,B=128", [0.45, 0.69]),
+    ):
+        run_id = add_run(tracker, "lap-table2", "resnet20", method, 0, acc, [10, 20], variant=variant)
+        tracker.log_metrics(run_id, dict(test_loss=1.5, partitioned=1.0 if method == "lppsgd" else 0.0), 1)
+    write_report(TABLES["lap-table3"], uri, tmp_path, "paper")
+    csv = pd.read_csv(tmp_path / "lap-table3.csv")
+    assert list(csv["method"]) == ["lppsgd[U=4,B=128]", "lppsgd[authors_code,U=4,B=128]", "ddp[B=128]"]
+    lpp = row(csv, "resnet20", "lppsgd[U=4,B=128]")
+    assert lpp["final_test_acc_mean"] == pytest.approx(0.68) and lpp["final_train_time_s_mean"] == 20
+    assert lpp["final_test_loss_mean"] == 1.5 and lpp["final_train_loss_mean"] == 0.5
+    assert lpp["paper_test_acc_pct"] == 92.98 and lpp["paper_quality"] == "Excellent"
+    assert row(csv, "resnet20", "lppsgd[authors_code,U=4,B=128]")["paper_time_s"] == 1153
+    assert row(csv, "resnet20", "ddp[B=128]")["paper_quality"] == "Baseline"
+    md = (tmp_path / "lap-table3.md").read_text()
+    assert "lppsgd[U=6,B=128] run 0: not run" in md and "lapsgd[" not in md
+
+
+def test_002_cells_scale_the_lr_and_set_the_workers():
+    """002: warm-up from 0.1 to 0.1 x B/128 x Q; U workers per device; K after the switch at P/300."""
+    jobs = {j.label: j for j in TABLES["lap-table1"].jobs("paper")}
+    assert jobs["ddp[B=1024]"].config.lr == pytest.approx(1.6) and jobs["ddp[B=1024]"].config.warmup_lr == 0.1
+    assert jobs["plsgd[B=128]"].config.lr == pytest.approx(0.2)  # plsgd's own scaling not applied twice
+    assert jobs["ddp[B=128]"].config.max_epochs == 300 and jobs["ddp[B=128]"].devices == 2
+    assert len(TABLES["lap-table1"].jobs("paper")) == 4 * 3
+    lap5 = {j.label: j for j in TABLES["lap-table5"].jobs("quick")}
+    cell = lap5["lapsgd[U=6,B=128,K=8,P=0]"].method_config
+    assert (cell.workers_per_device, cell.average_every, cell.average_switch) == (6, 8, 0.0)
+    assert lap5["lapsgd[U=6,B=128,K=1,P=150]"].method_config.average_switch == 0.5
+    assert len(TABLES["lap-table4"].jobs("paper")) == 5 * 5  # 002: 5 runs
+    assert TABLES["lap-table6"].jobs("quick") == []  # WRN-16x8 on 2-8 GPUs: paper only
+    assert {j.devices for j in TABLES["lap-table6"].jobs("paper")} == {2, 4, 8}
+    assert {j.label for j in TABLES["lap-table2"].jobs("quick")} == {
+        "lapsgd[U=4,B=128]", "lppsgd[U=4,B=128]", "ddp[B=128]"
+    }  # fmt: skip

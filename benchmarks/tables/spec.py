@@ -28,7 +28,8 @@ class TableSpec:
     paper: dict = field(default_factory=dict)
     targets: dict = field(default_factory=dict)  # profile -> model -> accuracy for time-to-target
     source: str = ""  # where in the paper the numbers come from
-    # What `report` renders: tta | best | accuracy | speedup | timing | curves | throughput | hyperparameters.
+    # What `report` renders: tta | best | accuracy | speedup | timing | curves | throughput | final |
+    # hyperparameters.
     kind: str = "tta"
     metrics: tuple[str, ...] = ()  # throughput: the per-epoch metrics shown, each as its mean over epochs
     reading: str = ""  # where the paper is ambiguous: which reading this spec implements, and why

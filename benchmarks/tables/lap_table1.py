@@ -1,0 +1,42 @@
+"""002 Table 1: MB-SGD (`ddp`) and PL-SGD at B_loc = 128 and 1024, ResNet-20 / CIFAR-10, Q = 2."""
+
+from __future__ import annotations
+
+from core.job import Job
+
+from .lap002 import NOTE_QUICK, lap_jobs
+from .spec import register_table
+
+CELLS = [("ddp", dict(B=128)), ("ddp", dict(B=1024)), ("plsgd", dict(B=128)), ("plsgd", dict(B=1024))]
+
+
+def values(train_loss, train_acc, test_loss, test_acc, time_s, quality) -> dict:
+    """002's columns: Train Loss, Train Acc., Test Loss, Test Acc, Time (Sec), Quality/Perf."""
+    return dict(
+        train_loss=(train_loss, None),
+        train_acc_pct=(train_acc, None),
+        test_loss=(test_loss, None),
+        test_acc_pct=(test_acc, None),
+        time_s=(time_s, None),
+        quality=(quality, None),
+    )
+
+
+@register_table(
+    id="lap-table1",
+    title="002 Table 1: MB-SGD and PL-SGD at B_loc 128 and 1024, ResNet-20 / CIFAR-10, 2 devices",
+    methods=("ddp", "plsgd"),
+    paper={
+        ("resnet20", "ddp[B=128]"): values(0.016, 99.75, 0.234, 92.95, 1754, "Baseline"),
+        ("resnet20", "ddp[B=1024]"): values(0.023, 99.51, 0.293, 91.38, 1201, "OK"),
+        ("resnet20", "plsgd[B=128]"): values(0.018, 99.69, 0.245, 92.98, 1603, "Good"),
+        ("resnet20", "plsgd[B=1024]"): values(0.154, 94.69, 0.381, 87.81, 1159, "Poor"),
+    },
+    kind="final",
+    reading="002's LR warm-up and scaling (α0 = 0.1 to α0 x B/128 x Q over 5 epochs), then x0.1 at 50 % "
+    "and 75 %; PL-SGD averages every step for the first half, then every K = 16. " + NOTE_QUICK,
+    source="002 Table 1 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
+)
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """The four cells x runs on 2 processes."""
+    return lap_jobs("lap-table1", "cifar10", "resnet20", CELLS, profile, runs, devices)

@@ -1,0 +1,35 @@
+"""002 Table 3: LPP-SGD at (U, B) = (4, 128), (6, 128), (4, 256), ResNet-20 / CIFAR-10, Q = 2.
+
+A view of Table 2's runs (tagged `lap-table2`). With U > 1, after T_st = half the updates, each
+LPP-SGD worker alternates an update of its own block of the parameters with a full one: this is
+where `lppsgd` differs from `lapsgd` (its runs log `partitioned` = 1 from then on).
+"""
+
+from __future__ import annotations
+
+from core.job import Job
+
+from . import lap_table2
+from .lap002 import NOTE_QUICK
+from .lap_table1 import values
+from .spec import register_table
+
+
+@register_table(
+    id="lap-table3",
+    title="002 Table 3: LPP-SGD at (U, B) = (4, 128), (6, 128), (4, 256), ResNet-20 / CIFAR-10, 2 devices",
+    methods=("lppsgd", "ddp"),
+    paper={
+        ("resnet20", "lppsgd[U=4,B=128]"): values(0.019, 99.62, 0.270, 92.98, 1153, "Excellent"),
+        ("resnet20", "lppsgd[U=6,B=128]"): values(0.021, 99.58, 0.262, 92.84, 1085, "Excellent"),
+        ("resnet20", "lppsgd[U=4,B=256]"): values(0.019, 99.65, 0.267, 92.95, 1047, "Excellent"),
+        **lap_table2.MB_SGD,
+    },
+    kind="final",
+    metrics=("partitioned",),  # the fraction of epochs that ended in the partitioned phase
+    reading="As Table 2, with LPP-SGD's partitioned updates after T_st = T / 2 (002 §1.2). " + NOTE_QUICK,
+    source="002 Table 3 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
+)
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """Table 2's runs (tagged lap-table2): running either resumes the other."""
+    return lap_table2.jobs(profile, runs, devices)
