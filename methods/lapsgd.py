@@ -121,10 +121,11 @@ class SharedState:
     """
 
     EPOCH_GO, NEXT_BATCH, UPDATES, DONE, READY, HALT, STOP, PARTITIONED, FINISHED, EPOCH_LIMIT = range(10)
+    SLOT_FINISHED = 10  # then, per epoch slot, the batches finished in it
     SLOTS = 4  # epochs a device's workers may run ahead of the last epoch reported (authors' reading)
 
     def __init__(self, mp_ctx, workers: int, device: torch.device):
-        self.ints = torch.zeros(10 + self.SLOTS, dtype=torch.int64).share_memory_()
+        self.ints = torch.zeros(self.SLOT_FINISHED + self.SLOTS, dtype=torch.int64).share_memory_()
         self.ints[self.EPOCH_LIMIT] = self.SLOTS
         self.lock = mp_ctx.Lock()
         self.stats = torch.zeros(workers, self.SLOTS, 3, dtype=torch.float64, device=device)
@@ -144,16 +145,14 @@ class SharedState:
         with self.lock:
             self.ints[field] += 1
 
-    def claim(self, steps: int, count_update: bool = True) -> int | None:
-        """The next batch position of the epoch, counting one update in S unless told not to (the
-        authors' code counts it after the gradient); None when there is none."""
+    def claim(self, steps: int) -> int | None:
+        """The next batch position of the epoch, counting one update in S; None when there is none."""
         with self.lock:
             position = int(self.ints[self.NEXT_BATCH])
             if position >= steps or self.ints[self.HALT] or self.ints[self.STOP]:
                 return None
             self.ints[self.NEXT_BATCH] = position + 1
-            if count_update:
-                self.ints[self.UPDATES] += 1  # s := read-and-inc(S), Algorithm 1a line 4
+            self.ints[self.UPDATES] += 1  # s := read-and-inc(S), Algorithm 1a line 4
             return position
 
     def claim_in_run(self, steps: int, total: int) -> int | None:
@@ -173,11 +172,11 @@ class SharedState:
         """Count `batches` of epoch `epoch` as trained (their stats are in `stats`)."""
         with self.lock:
             self.ints[self.FINISHED] += batches
-            self.ints[10 + epoch % self.SLOTS] += batches
+            self.ints[self.SLOT_FINISHED + epoch % self.SLOTS] += batches
 
     def finished_in(self, epoch: int) -> int:
         """Batches of epoch `epoch` trained so far (authors' reading)."""
-        return int(self.ints[10 + epoch % self.SLOTS])
+        return int(self.ints[self.SLOT_FINISHED + epoch % self.SLOTS])
 
     def epoch_stats(self, epoch: int) -> torch.Tensor:
         """(loss sum, correct, samples) of epoch `epoch`, over the workers."""
@@ -189,7 +188,7 @@ class SharedState:
             self.stats[:, epoch % self.SLOTS].zero_()
             if self.stats.is_cuda:
                 torch.cuda.synchronize(self.stats.device)  # zeroed before any worker adds to it
-            self.ints[10 + epoch % self.SLOTS] = 0
+            self.ints[self.SLOT_FINISHED + epoch % self.SLOTS] = 0
             self.ints[self.EPOCH_LIMIT] = epoch + 1 + self.SLOTS
 
     def start_epoch(self, epoch: int) -> None:
@@ -203,13 +202,12 @@ class SharedState:
 class Claims:
     """Batch positions claimed from the shared counter, remembering the last one (for the LR)."""
 
-    def __init__(self, state: SharedState, steps: int, parent_pid: int, count_updates: bool = True):
+    def __init__(self, state: SharedState, steps: int, parent_pid: int):
         self.state, self.steps, self.parent_pid = state, steps, parent_pid
-        self.count_updates = count_updates
         self.position = -1
 
     def __iter__(self):
-        while (position := self.state.claim(self.steps, self.count_updates)) is not None:
+        while (position := self.state.claim(self.steps)) is not None:
             if os.getppid() != self.parent_pid:
                 return  # the averager is gone: stop at once
             self.position = position
@@ -221,12 +219,12 @@ class RunClaims:
     `first`; the claim that falls into a later epoch (or None at the run's end) is kept in `next`.
 
     A device's workers so run on from one epoch into the next without waiting for the others, as
-    in bapi/LPP-SGD, where each worker loops over its DataLoader epochs (`test_train`, lines 99-105).
+    in bapi/LPP-SGD, where each worker loops over its DataLoader epochs (`test_train`, lines 110-118).
     """
 
     def __init__(self, state: SharedState, steps: int, total: int, parent_pid: int, first: int):
         self.state, self.steps, self.total, self.parent_pid = state, steps, total, parent_pid
-        self.epoch, self.first = divmod(first, steps)[0], first
+        self.epoch, self.first = first // steps, first
         self.next: int | None = None
         self.position, self.count = -1, 0
 

@@ -13,8 +13,8 @@ its row is `method[cell]`, e.g. `lapsgd[U=4,B=128]`, and 002's values sit beside
 Profiles (the values: benchmarks/profiles.py, LAP002_*): `paper` is 002's (300 epochs, 3 runs; 5
 where 002 used 5). `quick` keeps the models at full width (ResNet-20 and SqueezeNet are small) for
 a few epochs of real CIFAR-10, the schedule compressed to them (warm-up 1 epoch, decays at 50 % and
-75 %), 1 run. On 2 cores, U
-workers x Q processes oversubscribe the CPU: times then mean little; accuracies still compare.
+75 %), 1 run. On 2 cores, U workers x Q processes oversubscribe the CPU: times then mean little;
+accuracies still compare.
 `smoke` is synthetic data at width 1/8, 2 epochs.
 """
 
@@ -27,7 +27,6 @@ from ..profiles import hyperparameters
 
 BASE_BATCH = 128  # the batch α0 is for (α0 itself is the profile's lr: benchmarks/profiles.py)
 PAPER_EPOCHS = 300
-REFERENCE = ("ddp", dict(B=128))  # 002's baseline: MB-SGD at B_loc = 128 ("Quality/Perf." is against it)
 NOTE_QUICK = (
     "`quick`: full-width models on real CIFAR-10 for a few epochs with 002's schedule compressed to "
     "them; on 2 CPU cores U workers x 2 processes oversubscribe the cores, so times mean little "

@@ -5,20 +5,20 @@ from __future__ import annotations
 from core.job import Job
 
 from .lap002 import NOTE_QUICK, lap_jobs
-from .spec import register_table
+from .spec import register_table, single_values
 
 CELLS = [("ddp", dict(B=128)), ("ddp", dict(B=1024)), ("plsgd", dict(B=128)), ("plsgd", dict(B=1024))]
 
 
 def values(train_loss, train_acc, test_loss, test_acc, time_s, quality) -> dict:
     """002's columns: Train Loss, Train Acc., Test Loss, Test Acc, Time (Sec), Quality/Perf."""
-    return dict(
-        train_loss=(train_loss, None),
-        train_acc_pct=(train_acc, None),
-        test_loss=(test_loss, None),
-        test_acc_pct=(test_acc, None),
-        time_s=(time_s, None),
-        quality=(quality, None),
+    return single_values(
+        train_loss=train_loss,
+        train_acc_pct=train_acc,
+        test_loss=test_loss,
+        test_acc_pct=test_acc,
+        time_s=time_s,
+        quality=quality,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.job import Job
 
 from .lap002 import NOTE_QUICK, lap_jobs
-from .spec import register_table
+from .spec import register_table, single_values
 
 SETTINGS = (dict(U=4, B=128), dict(U=6, B=128), dict(U=8, B=128), dict(U=4, B=256), dict(U=6, B=256))
 # 002's columns here: Tr.A., Te.A., T.
@@ -18,9 +18,7 @@ PAPER = {(4, 128): (99.62, 92.81, 1304), (6, 128): (99.85, 92.92, 1266), (8, 128
     title="002 Table 4: LAP-SGD over workers per device U x local batch B, ResNet-20 / CIFAR-10, 2 devices",
     methods=("lapsgd",),
     paper={
-        ("resnet20", f"lapsgd[U={u},B={b}]"): dict(
-            train_acc_pct=(tr, None), test_acc_pct=(te, None), time_s=(t, None)
-        )
+        ("resnet20", f"lapsgd[U={u},B={b}]"): single_values(train_acc_pct=tr, test_acc_pct=te, time_s=t)
         for (u, b), (tr, te, t) in PAPER.items()
     },
     kind="final",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from core.job import Job
 
 from .lap002 import NOTE_QUICK, lap_jobs
-from .spec import register_table
+from .spec import register_table, single_values
 
 # (K, P) -> 002's Tr.A., Te.A., T.
 PAPER = {(1, 150): (99.76, 93.01, 1266), (4, 150): (99.85, 92.78, 1263), (8, 150): (99.62, 93.08, 1262),
@@ -21,8 +21,8 @@ PAPER = {(1, 150): (99.76, 93.01, 1266), (4, 150): (99.85, 92.78, 1263), (8, 150
     title="002 Table 5: LAP-SGD over averaging period K x switch epoch P, ResNet-20 / CIFAR-10, 2 devices",
     methods=("lapsgd",),
     paper={
-        ("resnet20", f"lapsgd[U=6,B=128,K={k},P={p}]"): dict(
-            train_acc_pct=(tr, None), test_acc_pct=(te, None), time_s=(t, None)
+        ("resnet20", f"lapsgd[U=6,B=128,K={k},P={p}]"): single_values(
+            train_acc_pct=tr, test_acc_pct=te, time_s=t
         )
         for (k, p), (tr, te, t) in PAPER.items()
     },

@@ -11,7 +11,7 @@ from __future__ import annotations
 from core.job import Job
 
 from .lap002 import lap_jobs
-from .spec import register_table
+from .spec import register_table, single_values
 
 QS = (2, 4, 8)
 # label -> 002's Tr.A., Te.A., T for Q = 2, 4, 8.
@@ -38,9 +38,7 @@ def with_q(label: str, q: int) -> str:
     title="002 Table 6: WideResNet-16x8 / CIFAR-10 on 2, 4 and 8 devices (paper profile)",
     methods=("lapsgd", "lppsgd", "ddp", "plsgd"),
     paper={
-        ("wrn16_8", with_q(label, q)): dict(
-            train_acc_pct=(tr, None), test_acc_pct=(te, None), time_s=(t, None)
-        )
+        ("wrn16_8", with_q(label, q)): single_values(train_acc_pct=tr, test_acc_pct=te, time_s=t)
         for label, rows in PAPER.items()
         for q, (tr, te, t) in zip(QS, rows, strict=True)
     },

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.job import Job
 
 from .lap002 import NOTE_QUICK, lap_jobs
-from .spec import register_table
+from .spec import register_table, single_values
 
 # label -> 002's Tr.L., Te.L., Tr.A., Te.A., T.
 PAPER = {
@@ -25,13 +25,9 @@ CELLS = [("lapsgd", dict(U=4, B=128)), ("lppsgd", dict(U=3, B=256)), ("ddp", dic
     title="002 Table 9: SqueezeNet / CIFAR-10, LAP-SGD and LPP-SGD vs MB-SGD and PL-SGD, 2 devices",
     methods=("lapsgd", "lppsgd", "ddp", "plsgd"),
     paper={
-        ("squeezenet", label): dict(
-            train_loss=(trl, None),
-            test_loss=(tel, None),
-            train_acc_pct=(tra, None),
-            test_acc_pct=(tea, None),
-            time_s=(t, None),
-        )  # fmt: skip
+        ("squeezenet", label): single_values(
+            train_loss=trl, test_loss=tel, train_acc_pct=tra, test_acc_pct=tea, time_s=t
+        )
         for label, (trl, tel, tra, tea, t) in PAPER.items()
     },
     kind="final",

@@ -11,7 +11,7 @@ from core.registry import Registry
 from methods import METHODS
 
 # A paper value: (mean, std), std None where the paper gives a single value.
-PaperValue = tuple[float, float | None]
+PaperValue = tuple[float | str, float | None]  # a verdict (002's "Quality/Perf.") is a str
 JobsFunction = Callable[..., list[Job]]  # (profile, runs: int | None, devices: int | None) -> jobs
 
 
@@ -45,7 +45,7 @@ class TableSpec:
 TABLES: Registry[TableSpec] = Registry("table")
 
 
-def single_values(**values: float) -> dict[str, PaperValue]:
+def single_values(**values: float | str) -> dict[str, PaperValue]:
     """A paper cell whose values come without a std (one run, or none reported)."""
     return {name: (value, None) for name, value in values.items()}
 
