@@ -18,6 +18,7 @@ from core.job import Job
 from methods import get_method
 from models import build_model
 
+from .mfu import flops_per_sample, job_peak, tokens_per_sample
 from .tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,17 @@ def seeded_model(job: Job, dataset, device: torch.device) -> torch.nn.Module:
     return model
 
 
+def mfu_basis(job: Job, dataset, device: torch.device, world: int) -> tuple[float, float]:
+    """(FLOPs per sample, the job's peak FLOP/s) for the `mfu` metric; (0, 0) where the model's ops
+    cannot be counted (a user's model with ops the meta device lacks): the run goes on without MFU."""
+    try:
+        flops = flops_per_sample(job.model, dataset.spec, job.config.width, tokens_per_sample(dataset))
+        return flops, job_peak(device, world)
+    except Exception as err:  # noqa: BLE001  (MFU is a metric, never a reason to fail a run)
+        log.warning("no MFU for %s: cannot count its FLOPs (%s)", job.model, err)
+        return 0.0, 0.0
+
+
 def run_rank(
     job: Job,
     dataset,
@@ -80,6 +92,8 @@ def run_rank(
         tracker.log_table(run_id, columns, artifact_file)
 
     ctx = TrainContext(job, dataset, model, device, log_metrics, rank, world, progress, log_table)
+    if rank == 0:
+        ctx.flops_per_sample, ctx.peak_flops = mfu_basis(job, dataset, device, world)
     method = get_method(job.method)
     status = "finished"
     try:

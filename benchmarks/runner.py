@@ -14,7 +14,8 @@ from core.processes import identity
 from models import check_model
 
 from .distributed import launched_by_torchrun, run_torchrun_rank, spawn_ranks, torchrun_rank
-from .rank import get_dataset, resolve_device, run_rank
+from .mfu import datasheet_peak, device_name
+from .rank import get_dataset, mfu_basis, resolve_device, run_rank
 from .tracking import NullTracker, Tracker, git_sha, hardware
 
 
@@ -58,6 +59,7 @@ def stub_summary(job: Job, run_id: str, status: str) -> dict:
         train_time_s=None,
         time_to_best_s=None,
         samples_per_s=None,
+        mfu=None,
         stop_reason=status,
         status=status,
     )
@@ -90,7 +92,20 @@ def run_job(
     torchrun = launched_by_torchrun()
     if torchrun and torchrun_rank()[0] != 0:
         tracker = NullTracker()  # only rank 0 writes to MLflow
-    params = {**job.params(), "data_source": dataset.source, "num_train": dataset.num_train}
+    device = resolve_device(job.config.device)
+    # The GEMM probe (first job on a machine) runs here, before the ranks load the cores.
+    flops, peak = mfu_basis(job, dataset, device, job.devices)
+    gpus = f" x {job.devices}" if device.type == "cuda" else ""
+    params = {
+        **job.params(),
+        "data_source": dataset.source,
+        "num_train": dataset.num_train,
+        "flops_per_sample": flops,
+        "peak_flops": peak,
+        "peak_source": f"float32 GEMM probe, {device_name(device)}{gpus}",
+    }
+    if datasheet_peak(device):
+        params["datasheet_peak_flops"] = datasheet_peak(device)
     run_id = tracker.start(job.table, job.run_name, job_tags(job), params, claim=claim)
     if run_id is None:
         return None
@@ -100,9 +115,7 @@ def run_job(
         if torchrun:
             summary = run_torchrun_rank(job, dataset, tracker, run_id)
         elif job.devices == 1:
-            summary = run_rank(
-                job, dataset, tracker, run_id, resolve_device(job.config.device), progress=progress
-            )
+            summary = run_rank(job, dataset, tracker, run_id, device, progress=progress)
         else:
             # A caller that passed its own dataset (and no data folder) has it shipped to the ranks.
             shipped = dataset if data_dir is None else None

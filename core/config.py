@@ -48,6 +48,12 @@ class TrainConfig:
     eval_batch_size: int = 1000
     threads: int = 0  # intra-op threads per process; 0 = cores // devices
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Injected straggler delays (004; core/straggler.py says where they fall): after each step of one
+    # thread/rank/worker, sleep delay_ms, or delay_frac x its step time, with probability prob.
+    straggler_delay_ms: float = 0.0
+    straggler_delay_frac: float = 0.0
+    straggler_prob: float = 1.0
+    straggler_seed: int = 0
 
     def validate(self) -> None:
         """Reject values that cannot train, with one line naming the key."""
@@ -57,11 +63,15 @@ class TrainConfig:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)!r}")
         non_negative = (
             "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "eta_min", "time_budget_s", "threads",
-            "seq_len",
+            "seq_len", "straggler_delay_ms", "straggler_delay_frac", "straggler_seed",
         )  # fmt: skip
         for key in non_negative:
             if getattr(self, key) < 0:
                 raise UserError(f"{key} must be >= 0, got {getattr(self, key)!r}")
+        if not 0 <= self.straggler_prob <= 1:
+            raise UserError(f"straggler_prob must be in [0, 1], got {self.straggler_prob!r}")
+        if self.straggler_delay_ms and self.straggler_delay_frac:
+            raise UserError("set straggler_delay_ms or straggler_delay_frac, not both")
         if self.optimizer not in ("sgd", "adam"):
             raise UserError(f"optimizer must be one of adam, sgd; got {self.optimizer!r}")
         if self.lr_schedule not in ("cosine", "step"):
@@ -77,6 +87,16 @@ class TrainConfig:
                 raise UserError(f"device {self.device!r} asked for, but CUDA is not available here")
             if device.type not in ("cpu", "cuda"):
                 raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+
+
+# Fields added after stores existed: left out of a job's key at their defaults, so that jobs which
+# do not use them keep the keys (and the finished runs) they had.
+LATER_FIELDS = {
+    "straggler_delay_ms": 0.0,
+    "straggler_delay_frac": 0.0,
+    "straggler_prob": 1.0,
+    "straggler_seed": 0,
+}
 
 
 def parse_value(text: str, kind: type, key: str):

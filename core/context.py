@@ -106,6 +106,7 @@ class TrainContext:
         self.best_test_acc, self.best_epoch, self.time_to_best_s = -1.0, -1, 0.0
         self.last: dict[str, float] = {}
         self._measured: dict[str, float] = {}
+        self.flops_per_sample = self.peak_flops = 0.0  # set by the runner where it could count them
         self._since_best = 0
         self._bar = tqdm(
             total=self.config.max_epochs,
@@ -230,6 +231,8 @@ class TrainContext:
             wall_time_s=time.perf_counter() - self._wall_start,
             samples_per_s=samples / max(epoch_time, 1e-9),
         )
+        if self.flops_per_sample and self.peak_flops:
+            self.last["mfu"] = self.flops_per_sample * self.last["samples_per_s"] / self.peak_flops
         self._log_metrics({**self.last, **(extra or {})}, self.epoch)
         self.epoch += 1
         self._bar.update(1)
@@ -323,6 +326,7 @@ class TrainContext:
             train_time_s=round(self._clock.elapsed(), 3),
             time_to_best_s=round(self.time_to_best_s, 3),
             samples_per_s=self.last.get("samples_per_s"),
+            mfu=self.last.get("mfu"),
             stop_reason=self._stop_reason,
             status=status,
             **self._measured,

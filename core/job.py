@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .config import NoConfig, TrainConfig, flatten
+from .config import LATER_FIELDS, NoConfig, TrainConfig, flatten
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class Job:
     @property
     def key(self) -> str:
         """Hash of (table, dataset, model, method, profile, seed, hyperparameters): resume by it."""
-        ident = [self.table, self.dataset, self.model, self.method, self.profile, self.seed, self.params()]
+        params = {k: v for k, v in self.params().items() if not (k in LATER_FIELDS and LATER_FIELDS[k] == v)}
+        ident = [self.table, self.dataset, self.model, self.method, self.profile, self.seed, params]
         ident += [self.cell] if self.cell else []  # keys of jobs without a cell stay as they were
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

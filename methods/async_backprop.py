@@ -33,6 +33,7 @@ from core.config import TrainConfig
 from core.context import EpochMeter, TrainContext
 from core.errors import UserError
 from core.schedule import lr_at
+from core.straggler import Straggler, straggler_for
 
 from .common.base import Method, register_method
 from .common.param_updates import ParameterUpdater
@@ -112,6 +113,8 @@ class AsyncEngine:
         acfg: AsyncConfig,
         layerwise: bool,
         device: torch.device,
+        rank: int = 0,
+        world: int = 1,
     ):
         self.model, self.acfg, self.layerwise, self.device = model, acfg, layerwise, device
         self.names, self.params = zip(
@@ -129,7 +132,12 @@ class AsyncEngine:
         self.cuda = device.type == "cuda"
         self.hooks = [p.register_hook(self._hook(i)) for i, p in enumerate(self.params)] if layerwise else []
         self.threads = [
-            threading.Thread(target=self._backward_loop, name=f"backward-{k}", daemon=True)
+            threading.Thread(
+                target=self._backward_loop,
+                args=(straggler_for(cfg, rank, world, unit=k),),  # backward thread 0 of the last rank
+                name=f"backward-{k}",
+                daemon=True,
+            )
             for k in range(acfg.backward_threads)
         ]
         for thread in self.threads:
@@ -235,7 +243,7 @@ class AsyncEngine:
 
         return on_gradient
 
-    def _backward_loop(self) -> None:
+    def _backward_loop(self, straggler: Straggler | None) -> None:
         stream = None
         if self.cuda:
             # One backward per thread on its own stream: autograd's per-device worker would serialise them.
@@ -247,7 +255,9 @@ class AsyncEngine:
                 if item is None:
                     return
                 if not self.stop.is_set():
-                    self._backward(item, stream)
+                    busy = self._backward(item, stream)
+                    if straggler is not None:  # a slow thread holds its pass (and slot) the longer
+                        straggler.after_step(busy)
                 with self.idle:
                     self.in_flight -= 1
                     self.idle.notify_all()
@@ -255,7 +265,7 @@ class AsyncEngine:
         except BaseException as err:  # noqa: BLE001  (any error ends the job, in the forward thread)
             self.fail(err)
 
-    def _backward(self, item: Pass, stream) -> None:
+    def _backward(self, item: Pass, stream) -> float:
         start = time.perf_counter()
         item.staleness = [0] * len(self.params)
         if stream is not None:
@@ -277,6 +287,7 @@ class AsyncEngine:
                 stream.synchronize()  # the pass's memory is freed after this: its kernels must be done
         busy = time.perf_counter() - start
         self.stats.add_pass(item.staleness, start - item.queued_at, busy)
+        return busy
 
 
 class AsyncBackprop(Method):
@@ -293,7 +304,7 @@ class AsyncBackprop(Method):
             # paper's setting is one intra-op thread each) rather than oversubscribe them.
             cores = max(1, (os.cpu_count() or 1) // ctx.world)
             torch.set_num_threads(max(1, cores // (acfg.forward_threads + acfg.backward_threads)))
-        with AsyncEngine(model, cfg, acfg, self.layerwise, ctx.device) as engine:
+        with AsyncEngine(model, cfg, acfg, self.layerwise, ctx.device, ctx.rank, ctx.world) as engine:
             exchange = None
             if ctx.world > 1:
                 exchange = UpdateExchange(list(engine.params), engine.updater.locks, ctx.device)

@@ -8,6 +8,7 @@ from torch import nn
 
 from core.context import TrainContext
 from core.schedule import lr_at
+from core.straggler import straggler_for
 
 from .common.base import Method, register_method
 from .common.optim import make_optimizer, set_lr
@@ -36,8 +37,11 @@ class Backprop(Method):
         cfg = ctx.config
         optimizer = self.make_optimizer(model, ctx)
         steps = ctx.steps_per_epoch
+        straggler = straggler_for(cfg, ctx.rank, ctx.world)  # the last rank, where delays are asked for
         for epoch in ctx.epochs():
             meter = ctx.meter()
+            if straggler is not None:
+                straggler.restart()
             for step, (inputs, targets) in enumerate(ctx.train_batches(epoch)):
                 set_lr(optimizer, lr_at(epoch + step / steps, cfg))
                 logits = model(inputs)
@@ -46,4 +50,6 @@ class Backprop(Method):
                 loss.backward()
                 optimizer.step()
                 meter.add(loss, logits, targets)
+                if straggler is not None:
+                    straggler.tick(ctx.device)
             ctx.end_epoch(meter, ctx.model, extra=self.epoch_metrics(ctx))

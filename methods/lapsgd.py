@@ -66,6 +66,7 @@ from core.inputs import to_model_layout, uses_channels_last
 from core.job import Job
 from core.processes import die_with_parent, start_without_sigint
 from core.schedule import lr_at
+from core.straggler import straggler_for
 
 from .common.base import Method, register_method
 from .common.optim import make_optimizer, set_lr
@@ -314,11 +315,14 @@ def _worker_main(
         count_update = (lambda: state.increment(SharedState.UPDATES)) if authors else None
         channels_last = uses_channels_last(cfg, dataset.spec)
         last_full = True  # LPP-SGD's last_iter, initialised FULL
+        straggler = straggler_for(cfg, rank, world, unit=index)  # worker 0 of the last rank
 
         def train_epoch(epoch: int, claims) -> None:
             """Train the batches `claims` yields from epoch `epoch`, adding to the epoch's stats."""
             nonlocal last_full
             stats = state.stats[index, epoch % SharedState.SLOTS]
+            if straggler is not None:
+                straggler.restart()
             for inputs, targets in dataset.train_batches(
                 epoch, cfg.batch_size, job.seed, device, rank, world, positions=claims
             ):
@@ -340,6 +344,8 @@ def _worker_main(
                     stats[0] += loss.detach() * len(targets)
                     stats[1] += (logits.argmax(1) == targets).sum()
                     stats[2] += len(targets)
+                if straggler is not None:
+                    straggler.tick(device)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)  # the epoch's updates and stats are in memory
 

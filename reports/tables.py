@@ -4,22 +4,29 @@ Each spec's `kind` picks its renderer (RENDERERS): `tta` (Tables 1, 3: time and 
 target and to the worst method's best), `best` (Tables 2, 4, 6: best accuracy, time and epochs to
 it), `accuracy` (Table 5: test and train accuracy, time to the best), `speedup` (Tables 7, 8: bp's
 time over the method's, to the lowest best accuracy), `timing` (Table 9), `curves` (Figures 2-4:
-PNG learning curves) and `hyperparameters` (Table 10, no runs). The paper's values are read by
+PNG learning curves), `hyperparameters` (Table 10, no runs), and 004's `threads` (F:B ratios),
+`stragglers` (delays against none), `headline` (PD-ASGD against LPP-SGD and DDP) and `staleness`
+(per-tensor staleness against depth, from each run's `staleness.json`). The paper's values are read by
 the named fields of each cell (`spec.paper[cell]["tta_s"]`), and land in `paper_<field>` columns.
 Every report says which runs are missing or failed and renders what exists.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from mlflow import MlflowClient
 
 from .runs import base_method, curve, latest_per_cell, load_runs, mean_std, time_to_accuracy, time_to_best
 
 PROFILE_ORDER = ("paper", "quick", "smoke")
+STALENESS_CELL = "F=1,B=2"  # the staleness figure's runs where a table has several thread ratios: 004's
 
 
 @dataclass
@@ -33,6 +40,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     hardware: list[str] = field(default_factory=list)
     figure: Path | None = None
+    uri: str = ""  # the store, for renderers that read the runs' artifacts
 
 
 def experiment_of(spec) -> str:
@@ -223,6 +231,137 @@ def render_curves(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) 
     return summarise(per_run, ["best_acc", "tta_best_s"])
 
 
+def cell_of(label: str) -> str:
+    """The cell of a row label: `F=1,B=2` of `async_lu[F=1,B=2]`, "" for none."""
+    return label.partition("[")[2].rstrip("]")
+
+
+def relative_to(per_run: pd.DataFrame, reference_cell: str, columns: dict[str, Callable]) -> pd.DataFrame:
+    """`per_run` with, for each of `columns` (name -> f(value, reference value)), the value compared
+    with the same model's and method's run of `reference_cell` at the same run index (NaN without one)."""
+    base = per_run["method"].map(base_method)
+    keys = list(zip(per_run["model"], base, per_run["run_index"], strict=True))
+    is_ref = per_run["method"].map(cell_of) == reference_cell
+    reference = {k: row for k, (_, row), ref in zip(keys, per_run.iterrows(), is_ref, strict=True) if ref}
+    out = per_run.copy()
+    for name, (column, compare) in columns.items():
+        out[name] = [
+            compare(row[column], reference[k][column]) if k in reference else math.nan
+            for k, (_, row) in zip(keys, per_run.iterrows(), strict=True)
+        ]
+    return out
+
+
+def render_threads(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """004's thread ratios: samples/s (and against the method's F=1,B=1), MFU, staleness, accuracy."""
+    per_run = relative_to(per_run, "F=1,B=1", {"speedup_vs_1to1": ("samples_per_s", lambda a, b: a / b)})
+    section.figure = draw_threads(spec, section.profile, per_run, out_dir)
+    summary = summarise(per_run, [*spec.metrics, "speedup_vs_1to1", "best_acc", "tta_target_s"])
+    add_paper(summary, spec, ("setting",))
+    wanted = [f"{m} {v:.0%}" for m, v in spec.targets.get(section.profile, {}).items()]
+    section.notes.append(
+        "speedup_vs_1to1: samples/s over the same method's F=1,B=1 run (000's bound for 1 forward and "
+        f"B >= β backward threads is 1 + β). tta_target_s: time to {', '.join(wanted)}."
+    )
+    return summary
+
+
+def render_stragglers(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """004's straggler delays: accuracy and its drop, time to the target and samples/s against no delay."""
+    per_run = relative_to(
+        per_run,
+        "delay=0%",
+        {
+            "acc_drop_pts": ("best_acc", lambda a, ref: (ref - a) * 100),
+            "tta_vs_no_delay": ("tta_target_s", lambda a, ref: a / ref),
+            "rate_vs_no_delay": ("samples_per_s", lambda a, ref: a / ref),
+        },
+    )
+    summary = summarise(
+        per_run,
+        ["best_acc", "acc_drop_pts", "tta_target_s", "tta_vs_no_delay", "samples_per_s", "rate_vs_no_delay"],
+    )
+    add_paper(summary, spec, ("max_drop_pts",))
+    section.notes.append(
+        "acc_drop_pts: the run without delay's best accuracy minus this run's, in points; "
+        "tta_vs_no_delay and rate_vs_no_delay: this run's time to the target and samples/s over the "
+        "run without delay's (same method, same run index)."
+    )
+    return summary
+
+
+def render_headline(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """004's headline: time to the target per method, and how many times faster async_lu reached it."""
+    lu = per_run[per_run["method"] == "async_lu"].set_index(["model", "run_index"])["tta_target_s"]
+    per_run = per_run.assign(
+        pd_asgd_speedup=[
+            t / lu.get((m, i), math.nan)
+            for m, i, t in zip(per_run["model"], per_run["run_index"], per_run["tta_target_s"], strict=True)
+        ]
+    )
+    summary = summarise(per_run, ["best_acc", "tta_target_s", "epochs_target", "pd_asgd_speedup"])
+    add_paper(summary, spec, ("speedup",))
+    section.notes.append(
+        "pd_asgd_speedup: this method's time to the target over async_lu's (same run index); "
+        "004 reports 2.14 for LPP-SGD and 1.34 for DDP."
+    )
+    return summary
+
+
+def staleness_per_tensor(uri: str, per_run: pd.DataFrame) -> pd.DataFrame:
+    """The last epoch's per-tensor staleness of each run that logged it (the `staleness.json` table
+    artifact of the async methods), with the tensor's relative depth (0 input, 1 output)."""
+    client = MlflowClient(tracking_uri=uri)
+    frames = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _, run in per_run.iterrows():
+            try:
+                path = client.download_artifacts(run["run_id"], "staleness.json", tmp)
+            except Exception:  # noqa: BLE001  (a run of a method without the table)
+                continue
+            table = json.loads(Path(path).read_text())
+            frame = pd.DataFrame(table["data"], columns=table["columns"])
+            frame = frame[frame["epoch"] == frame["epoch"].max()].copy()
+            frame["relative_depth"] = frame["depth"] / max(frame["depth"].max(), 1)
+            frames.append(frame.assign(model=run["model"], method=run["method"], run_index=run["run_index"]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def render_staleness(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """000 §3.4: staleness per parameter tensor against its depth, LU against BU, with the formula."""
+    tensors = staleness_per_tensor(section.uri, per_run)
+    if tensors.empty:
+        section.notes.append("No run has the per-tensor staleness table (`staleness.json`).")
+        return pd.DataFrame()
+    tensors = tensors[tensors["method"].map(cell_of).isin(["", STALENESS_CELL])]
+    section.figure = draw_staleness(spec, section.profile, tensors, out_dir)
+    ends = tensors.groupby(["model", "method", "run_index"], sort=False)
+    rows = []
+    for (model, method, run_index), group in ends:
+        group = group.sort_values("depth")
+        rows.append(
+            dict(
+                model=model,
+                method=method,
+                run_index=run_index,
+                tensors=len(group),
+                staleness_input=float(group["staleness_mean"].iloc[0]),
+                staleness_output=float(group["staleness_mean"].iloc[-1]),
+                staleness_mean=float(group["staleness_mean"].mean()),
+            )
+        )
+    columns = ["tensors", "staleness_input", "staleness_output", "staleness_mean"]
+    summary = summarise(pd.DataFrame(rows), columns)
+    section.notes.append(
+        f"The last epoch of each run ({STALENESS_CELL} where the table has several ratios), staleness in "
+        "updates of that tensor between the forward pass's read and the pass's own update. 000 §3.4: a "
+        "block update waits βT·m/M longer than a layer-wise one at layer m of M (from the input), "
+        "τ = βT(M-1)/2 summed over layers; with one pass finishing per forward time T that is β·m/M "
+        "updates, drawn for β = 2 in the right panel against the measured BU - LU."
+    )
+    return summary
+
+
 # Table kinds whose numbers come from the runs' learning curves.
 CURVE_RENDERERS = {
     "tta": render_tta,
@@ -232,6 +371,10 @@ CURVE_RENDERERS = {
     "curves": render_curves,
     "throughput": render_throughput,
     "final": render_final,
+    "threads": render_threads,
+    "stragglers": render_stragglers,
+    "headline": render_headline,
+    "staleness": render_staleness,
 }
 
 
@@ -288,7 +431,7 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
     for prof in profiles:
         of_profile = runs[runs["profile"] == prof] if not runs.empty else runs
         finished = latest_per_cell(of_profile)
-        section = Section(prof, pd.DataFrame(), pd.DataFrame())
+        section = Section(prof, pd.DataFrame(), pd.DataFrame(), uri=uri)
         section.missing = missing_cells(spec, prof, of_profile, finished)
         if not finished.empty:
             section.hardware = sorted(set(finished["hardware"].dropna()))
@@ -398,14 +541,76 @@ def paper_row_index(spec, label: str) -> float:
     return math.inf
 
 
-def draw_curves(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Path:
-    """Test accuracy vs epoch (mean line, band = ±1 std over runs) and vs training time (one line per run)."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend, and seaborn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
+
+    return plt, sns
+
+
+def draw_threads(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Path:
+    """Samples/s and mean staleness per F:B cell, LU against BU, one column per model."""
+    plt, sns = _pyplot()
+    data = per_run.assign(cell=per_run["method"].map(cell_of), base=per_run["method"].map(base_method))
+    models = list(dict.fromkeys(data["model"]))
+    order = [c for c in dict.fromkeys(data["cell"])]
+    fig, axes = plt.subplots(2, len(models), figsize=(5.5 * len(models), 7), squeeze=False)
+    for col, model in enumerate(models):
+        of_model = data[data["model"] == model]
+        panels = (("samples_per_s", "samples/s"), ("staleness_mean", "mean staleness"))
+        for row, (metric, label) in enumerate(panels):
+            ax = axes[row][col]
+            sns.barplot(data=of_model, x="cell", y=metric, hue="base", order=order, errorbar="sd", ax=ax)
+            ax.set_xlabel("forward:backward threads")
+            ax.set_ylabel(label)
+            ax.set_title(f"{model} ({profile})", fontsize=10)
+    fig.suptitle(spec.title, fontsize=10)
+    fig.tight_layout()
+    path = out_dir / f"{spec.id}-{profile}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw_staleness(spec, profile: str, tensors: pd.DataFrame, out_dir: Path, beta: float = 2.0) -> Path:
+    """Left: staleness per tensor against relative depth, LU and BU. Right: BU - LU with β·m/M."""
+    plt, sns = _pyplot()
+    data = tensors.assign(base=tensors["method"].map(base_method))
+    models = list(dict.fromkeys(data["model"]))
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 4 * len(models)), squeeze=False)
+    for row, model in enumerate(models):
+        of_model = data[data["model"] == model]
+        left, right = axes[row]
+        style = dict(x="relative_depth", y="staleness_mean", hue="base", errorbar="sd")
+        sns.lineplot(data=of_model, ax=left, **style)
+        left.set_title(f"{model} ({profile}): staleness per parameter tensor", fontsize=10)
+        mean = of_model.groupby(["base", "depth"])["staleness_mean"].mean().unstack(0)
+        if {"async_lu", "async_bu"} <= set(mean.columns):
+            depth = mean.index / max(mean.index.max(), 1)
+            right.plot(depth, mean["async_bu"] - mean["async_lu"], label="measured BU - LU")
+            right.plot([0, 1], [0, beta], "--", label=f"000 §3.4: β·m/M, β = {beta:g}")
+            right.legend()
+        right.set_title("relative staleness of block updates", fontsize=10)
+        for ax in (left, right):
+            ax.set_xlabel("relative depth (0 input, 1 output)")
+            ax.set_ylabel("updates")
+    fig.suptitle(spec.title, fontsize=10)
+    fig.tight_layout()
+    path = out_dir / f"{spec.id}-{profile}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw_curves(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Path:
+    """Test accuracy vs epoch (mean line, band = ±1 std over runs) and vs training time (one line per run)."""
     from matplotlib.ticker import MaxNLocator
+
+    plt, sns = _pyplot()
 
     long = pd.concat(
         [c.assign(model=m, method=me, run=r) for c, m, me, r in

@@ -1,0 +1,41 @@
+"""`perf peak`: the float32 GEMM peak that every run's `mfu` divides by, measured again and cached."""
+
+from __future__ import annotations
+
+import os
+import statistics
+
+import torch
+
+from core.inputs import InputSpec
+
+from ..mfu import PROBE_SIZE, datasheet_peak, device_name, flops_per_sample, measure_peak, store_peak
+from ..rank import resolve_device
+from .common import LSTM_SEQ_LEN, WIDTH, register_perf
+
+
+@register_perf("peak", default_reps=3)
+def perf_peak(args) -> dict:
+    """The best of `reps` GEMM probes (each the best of 5 products) on the default device; the best
+    replaces the cached peak. With the FLOPs per sample of the quick ResNet-18 and LSTM, for reference."""
+    device = resolve_device("auto")
+    rates = [measure_peak(device) for _ in range(args.reps)]
+    best = max(rates)
+    store_peak(device, best)  # what every later run's `mfu` divides by
+    n = PROBE_SIZE[device.type]
+    tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
+    return dict(
+        name="peak",
+        device=device_name(device),
+        dtype="float32" + (" (TF32 allowed)" if tf32 else ""),
+        threads=(os.cpu_count() or 1) if device.type == "cpu" else 0,
+        probe=f"{n}x{n} @ {n}x{n}, best of 5 per repetition",
+        peak_gflops=best / 1e9,
+        median_gflops=statistics.median(rates) / 1e9,
+        datasheet_gflops=(datasheet_peak(device) or 0.0) / 1e9,
+        resnet18_quick_gflop_per_sample=flops_per_sample("resnet18", InputSpec(10, 32), WIDTH) / 1e9,
+        lstm_quick_gflop_per_sample_at_200_tokens=flops_per_sample(
+            "lstm", InputSpec(2, 0, 25_002), WIDTH, min(200, LSTM_SEQ_LEN)
+        )
+        / 1e9,
+    )

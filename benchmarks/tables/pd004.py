@@ -1,0 +1,17 @@
+"""What the tables of 004 (the later version of 000: PD-ASGD, `pd-*`) share."""
+
+from __future__ import annotations
+
+from ..profiles import hyperparameters
+
+
+def epochs_overrides(
+    dataset: str, model: str, profile: str, epochs: dict[str, int]
+) -> tuple[int | None, list[str]]:
+    """(max_epochs, overrides) for a table that trains fewer epochs than its profile at `quick`:
+    the cosine is compressed to them (ending at zero on the last epoch, as the profile's own)."""
+    count = epochs.get(profile)
+    if count is None:
+        return None, []
+    base = hyperparameters(dataset, model, profile)
+    return count, [f"t_max={max(count - base.warmup_epochs, 0.5):g}"]

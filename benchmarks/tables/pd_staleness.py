@@ -1,0 +1,29 @@
+"""000 §3.4 (004's Mechanism 2): staleness per parameter tensor against its depth, LU against BU.
+
+A figure of the runs of `pd-threads` (its 1:2 cells, 004's setting): each async run logs the
+staleness of every parameter tensor per epoch as a table artifact (`staleness.json`); this plots
+the last epoch's against the tensor's depth, with the line of τ_m = βT·m/M that 000 derives.
+"""
+
+from __future__ import annotations
+
+from core.job import Job
+
+from . import pd_threads
+from .spec import register_table
+
+
+@register_table(
+    id="pd-staleness",
+    title="Staleness per parameter tensor against depth, Async LU vs BU, with 000 §3.4's τ = βT(M-1)/2",
+    methods=pd_threads.METHODS,
+    kind="staleness",
+    reading=(
+        "Staleness of a tensor: updates it received between a pass's forward read and that pass's own "
+        "update of it (mean over the last epoch's passes). Runs: pd-threads' (F=1,B=2 cells)."
+    ),
+    source="000 §3.4 (τ_m = βT·m/M; τ = βT(M-1)/2), 004 Mechanism 2",
+)
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """pd-threads' 1:2 runs (tagged pd-threads: running either resumes the other)."""
+    return [j for j in pd_threads.jobs(profile, runs, devices) if j.cell == pd_threads.ratio_cell(1, 2)]

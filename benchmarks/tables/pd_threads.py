@@ -1,0 +1,80 @@
+"""004's thread-ratio claim: forward:backward threads F:B in {1:1, 1:2, 1:3, 2:2, 2:4}, Async LU and BU.
+
+004 runs one forward and two backward threads "to match the 2x longer backward pass" and says
+this raises hardware utilisation; it does not report other ratios. This table measures them: per
+cell samples/s, MFU, staleness (mean and maximum) and the accuracy reached, on ResNet-18 /
+CIFAR-10 and the LSTM / IMDb. On a CPU the process's cores are split among the F + B threads as
+in every async run (one intra-op thread each on 2 cores, so 2:4 runs 6 threads on 2 cores); on a
+GPU each thread launches onto one device and the ratios differ in how much of it they keep busy.
+"""
+
+from __future__ import annotations
+
+from core.job import Job
+
+from ..jobs import build_job
+from .cifar import RUNS
+from .pd004 import epochs_overrides
+from .spec import register_table
+
+METHODS = ("async_lu", "async_bu")
+RATIOS = ((1, 1), (1, 2), (1, 3), (2, 2), (2, 4))  # (forward threads, backward threads)
+WORKLOADS = (("cifar10", "resnet18"), ("imdb", "lstm"))
+# quick: 2 epochs per cell (the rates settle within the first; the accuracies are early ones), so
+# that 20 runs fit about an hour on 2 cores; paper and smoke keep the profile's epochs.
+EPOCHS = {"quick": 2}
+
+
+def ratio_cell(forward: int, backward: int) -> str:
+    """The row's cell, `F=1,B=2`."""
+    return f"F={forward},B={backward}"
+
+
+@register_table(
+    id="pd-threads",
+    title="004: forward:backward thread ratio (F:B) of Async LU/BU: samples/s, MFU, staleness, accuracy",
+    methods=METHODS,
+    kind="threads",
+    metrics=("samples_per_s", "mfu", "staleness_mean", "staleness_max"),
+    # 004 reports only its 1:2 setting: the paper column marks that row.
+    paper={
+        (model, f"{method}[{ratio_cell(1, 2)}]"): {"setting": ("004's setting", None)}
+        for _, model in WORKLOADS
+        for method in METHODS
+    },
+    targets={
+        "paper": {"resnet18": 0.87, "lstm": 0.85},
+        "quick": {"resnet18": 0.55, "lstm": 0.75},
+        "smoke": {"resnet18": 0.3, "lstm": 0.5},
+    },
+    reading=(
+        "Each cell is one process with F forward and B backward threads (`forward_threads`, "
+        "`backward_threads`) and the default in-flight limit; per-epoch metrics are means over the "
+        "epochs (staleness_max: the mean of each epoch's maximum). `quick`: 2 epochs per cell."
+    ),
+    source="004 (the later version of 000): 1 forward : 2 backward threads; no other ratio reported",
+)
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """Both workloads x both methods x the ratios x runs; one process each (threads are the parallelism)."""
+    jobs = []
+    for dataset, model in WORKLOADS:
+        epochs, schedule = epochs_overrides(dataset, model, profile, EPOCHS)
+        for method in METHODS:
+            for f, b in RATIOS:
+                for run in range(runs or RUNS[profile]):
+                    jobs.append(
+                        build_job(
+                            "pd-threads",
+                            dataset,
+                            model,
+                            method,
+                            profile,
+                            seed=run,
+                            run_index=run,
+                            devices=devices or 1,
+                            overrides=[*schedule, f"forward_threads={f}", f"backward_threads={b}"],
+                            epochs=epochs,
+                            cell=ratio_cell(f, b),
+                        )
+                    )
+    return jobs

@@ -1,0 +1,76 @@
+"""Injected straggler delays (004's robustness experiment): one slow thread, rank or worker per job.
+
+004 states that PD-ASGD loses under 2.5 points of accuracy "even under significant straggler
+delays" and gives neither the delay's size nor where it falls. The suite's reading (docs/fidelity.md,
+"Stragglers"): one unit of the job is slowed, the others run at full speed, so that the methods
+differ in who has to wait for it:
+- async_lu / async_bu: backward thread 0 of the last rank (the forward thread and the other
+  backward threads do not wait for it unless every in-flight slot is held by it);
+- ddp, plsgd, bp: the last rank (synchronous methods: every rank waits at the next all-reduce);
+- lapsgd, lppsgd: worker 0 of the last rank (Hogwild! workers never wait for one another).
+After each of its steps, that unit sleeps `straggler_delay_ms`, or `straggler_delay_frac` times
+its own recent step time, with probability `straggler_prob`, drawn from `straggler_seed`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import torch
+
+from .config import TrainConfig
+
+# An exponential mean over the undelayed step times: recent enough to follow the LR warm-up's
+# unchanged cost, smooth enough that one slow step does not double the next delay.
+STEP_TIME_DECAY = 0.9
+
+
+def straggler_for(cfg: TrainConfig, rank: int, world: int, unit: int = 0) -> Straggler | None:
+    """The Straggler of this rank's `unit` (backward thread or worker index), or None where no delay falls."""
+    if not (cfg.straggler_delay_ms or cfg.straggler_delay_frac) or cfg.straggler_prob == 0:
+        return None
+    return Straggler(cfg, rank) if rank == world - 1 and unit == 0 else None
+
+
+class Straggler:
+    """Sleeps after a step, with a probability, for a fixed time or a fraction of the step's own time."""
+
+    def __init__(self, cfg: TrainConfig, rank: int):
+        self.delay_s = cfg.straggler_delay_ms / 1000.0
+        self.fraction = cfg.straggler_delay_frac
+        self.probability = cfg.straggler_prob
+        self.rng = random.Random(f"straggler:{cfg.straggler_seed}:{rank}")
+        self.step_s: float | None = None
+        self.injected_s = 0.0
+        self.delays = 0
+        self._last: float | None = None
+
+    def after_step(self, step_s: float) -> float:
+        """A step that took `step_s` seconds is done: sleep this step's delay, if one falls; return it."""
+        previous = step_s if self.step_s is None else self.step_s
+        self.step_s = STEP_TIME_DECAY * previous + (1 - STEP_TIME_DECAY) * step_s
+        if self.rng.random() >= self.probability:
+            return 0.0
+        delay = self.delay_s or self.fraction * self.step_s
+        time.sleep(delay)
+        self.injected_s += delay
+        self.delays += 1
+        return delay
+
+    def restart(self) -> None:
+        """The loop resumes after a pause (an epoch end, an evaluation): the next step starts now."""
+        self._last = time.perf_counter()
+
+    def tick(self, device: torch.device) -> float:
+        """For a training loop: call once per step at the same point; the step's time is the time since
+        the last call, less the delay. On CUDA the stream is synchronised first, so the device itself
+        idles for the delay (a sleeping host with queued kernels would hide it)."""
+        if device.type == "cuda":
+            torch.cuda.current_stream(device).synchronize()
+        now = time.perf_counter()
+        delay = 0.0
+        if self._last is not None:
+            delay = self.after_step(now - self._last)
+        self._last = time.perf_counter() if delay else now
+        return delay
