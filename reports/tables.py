@@ -80,8 +80,9 @@ def training_per_run(
     uri: str, finished: pd.DataFrame, targets: dict, metrics: tuple[str, ...] = ()
 ) -> pd.DataFrame:
     """Per run: best accuracy, time/epochs to it, to the fixed target, and to the worst method's best;
-    and the mean over its epochs of each of `metrics` (per-epoch metrics the run logged)."""
+    and the mean over its epochs of each of `metrics` and of `mfu` (per-epoch metrics the run logged)."""
     rows = []
+    metrics = (*metrics, *(["mfu"] if "mfu" not in metrics else []))  # every training run logs it
     for _, run in finished.iterrows():
         c = curve(uri, run["run_id"], metrics)
         if c.empty or c["test_acc"].isna().all():
@@ -170,7 +171,7 @@ def speedups(per_run: pd.DataFrame, reference: str = "bp") -> pd.DataFrame:
 def render_tta(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     """Tables 1, 3: time and epochs to the fixed target and to the worst method's best."""
     targets = spec.targets.get(section.profile, {})
-    summary = summarise(per_run, ["tta_target_s", "epochs_target", "tta_worst_s", "epochs_worst"])
+    summary = summarise(per_run, ["tta_target_s", "epochs_target", "tta_worst_s", "epochs_worst", "mfu"])
     reached = per_run.groupby(["model", "method"], sort=False)["tta_target_s"]
     counts = {key: (int(group.notna().sum()), len(group)) for key, group in reached}
     summary["target_reached"] = [
@@ -188,7 +189,7 @@ def render_tta(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> 
 
 def render_best(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     """Tables 2, 4, 6: best accuracy, time and epochs to it."""
-    summary = summarise(per_run, ["best_acc", "tta_best_s", "epochs_best"])
+    summary = summarise(per_run, ["best_acc", "tta_best_s", "epochs_best", "mfu"])
     add_paper(summary, spec, ("best_acc_pct", "tta_s", "epochs"))
     return summary
 
