@@ -553,6 +553,18 @@ def _pyplot():
     return plt, sns
 
 
+def save_figure(fig, title: str, spec_id: str, profile: str, out_dir: Path) -> Path:
+    """Title, lay out and write a report's figure as `<id>-<profile>.png`; returns its path."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = out_dir / f"{spec_id}-{profile}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def draw_threads(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Path:
     """Samples/s and mean staleness per F:B cell, LU against BU, one column per model."""
     plt, sns = _pyplot()
@@ -569,12 +581,7 @@ def draw_threads(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Pa
             ax.set_xlabel("forward:backward threads")
             ax.set_ylabel(label)
             ax.set_title(f"{model} ({profile})", fontsize=10)
-    fig.suptitle(spec.title, fontsize=10)
-    fig.tight_layout()
-    path = out_dir / f"{spec.id}-{profile}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, spec.title, spec.id, profile, out_dir)
 
 
 def draw_staleness(spec, profile: str, tensors: pd.DataFrame, out_dir: Path, beta: float = 2.0) -> Path:
@@ -599,12 +606,7 @@ def draw_staleness(spec, profile: str, tensors: pd.DataFrame, out_dir: Path, bet
         for ax in (left, right):
             ax.set_xlabel("relative depth (0 input, 1 output)")
             ax.set_ylabel("updates")
-    fig.suptitle(spec.title, fontsize=10)
-    fig.tight_layout()
-    path = out_dir / f"{spec.id}-{profile}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, spec.title, spec.id, profile, out_dir)
 
 
 def draw_curves(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Path:
@@ -638,12 +640,7 @@ def draw_curves(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Pat
         for ax in (top, bottom):
             ax.set_ylabel("test accuracy")
     synthetic = " (smoke: synthetic data in the dataset's shape)" if profile == "smoke" else ""
-    fig.suptitle(spec.title + synthetic, fontsize=10)
-    fig.tight_layout()
-    path = out_dir / f"{spec.id}-{profile}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, spec.title + synthetic, spec.id, profile, out_dir)
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -211,6 +211,42 @@ def test_straggler_report_and_claims_compare_with_the_run_without_delay(tmp_path
     assert csv.loc["ddp[delay=100%]", "tta_vs_no_delay_mean"] == pytest.approx(2.0)
     assert csv.loc["async_lu[delay=100%]", "paper_max_drop_pts"] == "2.5"
     verdicts = {c.id: v for c, _, v in evaluate(uri, TABLES, "paper")}
-    assert verdicts["004-stragglers-cost-under-2.5-points"].verdict == "reproduced"  # 3 runs, 1-1.4 points each
+    assert (
+        verdicts["004-stragglers-cost-under-2.5-points"].verdict == "reproduced"
+    )  # 3 runs, 1-1.4 points each
     assert verdicts["004-mfu-above-ddp"].verdict == "reproduced"
     assert verdicts["004-faster-than-lppsgd-and-ddp"].verdict == "not measurable here"
+
+
+def test_004_tables_smoke_runs_and_reports(tmp_path):
+    """A few smoke jobs of each 004 table through the runner, then every 004 report and the claims
+    (all their smoke jobs: `run all --profile smoke` in the slow test and tox smoke-tables)."""
+    from benchmarks.runner import run_job
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    chosen = {
+        "pd-threads": {"async_lu[F=1,B=1]", "async_lu[F=1,B=2]", "async_bu[F=1,B=2]"},
+        "pd-stragglers": {"async_lu[delay=0%]", "async_lu[delay=100%]", "ddp[delay=0%]", "ddp[delay=100%]"},
+        "pd-headline": {"async_lu", "lppsgd"},
+    }
+    for table, labels in chosen.items():
+        for job in TABLES[table].jobs("smoke"):
+            if job.label in labels and job.model == "resnet18":
+                summary = run_job(job, None, tracker, progress=False)
+                assert summary["status"] == "finished" and summary["mfu"] > 0, job.label
+    out = tmp_path / "out"
+    for table in (*chosen, "pd-staleness"):
+        write_report(TABLES[table], uri, out, "smoke")
+        md = (out / f"{table}.md").read_text()
+        assert "## Profile `smoke`" in md and "No finished runs" not in md, table
+    threads = pd.read_csv(out / "pd-threads.csv").set_index("method")
+    assert threads.loc["async_lu[F=1,B=1]", "speedup_vs_1to1_mean"] == 1.0
+    assert (out / "pd-threads-smoke.png").exists() and (out / "pd-staleness-smoke.png").exists()
+    stale = pd.read_csv(out / "pd-staleness.csv")
+    assert set(stale["method"]) == {"async_lu[F=1,B=2]", "async_bu[F=1,B=2]"}
+    assert (stale["tensors"] == 62).all()  # ResNet-18's parameter tensors
+    stragglers = pd.read_csv(out / "pd-stragglers.csv").set_index("method")
+    assert stragglers.loc["ddp[delay=0%]", "acc_drop_pts_mean"] == 0.0
+    verdicts = {c.id: v for c, _, v in evaluate(uri, TABLES, "smoke")}
+    assert verdicts["004-faster-than-lppsgd-and-ddp"].verdict == "inconclusive"  # smoke decides nothing
