@@ -239,6 +239,10 @@ def test_002_cells_scale_the_lr_and_set_the_workers():
     assert jobs["ddp[B=1024]"].config.lr == pytest.approx(1.6) and jobs["ddp[B=1024]"].config.warmup_lr == 0.1
     assert jobs["plsgd[B=128]"].config.lr == pytest.approx(0.2)  # plsgd's own scaling not applied twice
     assert jobs["ddp[B=128]"].config.max_epochs == 300 and jobs["ddp[B=128]"].devices == 2
+    assert jobs["ddp[B=128]"].config.lr_schedule == "step"  # Lin et al.'s steps for MB-SGD and PL-SGD
+    lap2 = {j.label: j.config for j in TABLES["lap-table2"].jobs("paper")}
+    assert (lap2["lapsgd[U=4,B=128]"].lr_schedule, lap2["lapsgd[U=4,B=128]"].t_max) == ("cosine", 295)
+    assert lap2["lppsgd[U=6,B=128]"].lr_schedule == "cosine"  # 002 §3.1: cosine for the proposed methods
     assert len(TABLES["lap-table1"].jobs("paper")) == 4 * 3
     lap5 = {j.label: j for j in TABLES["lap-table5"].jobs("quick")}
     cell = lap5["lapsgd[U=6,B=128,K=8,P=0]"].method_config
