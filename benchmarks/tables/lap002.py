@@ -5,8 +5,9 @@ x Q (Q devices, the linear scaling rule); then MB-SGD and PL-SGD follow Lin et a
 (x0.1 at 50 % and 75 % of the epochs) and LAP-SGD and LPP-SGD a cosine to zero without restarts
 (002 §3.1, "for the proposed methods we used cosine annealing"); momentum 0.9. Weight decay: 002
 says "other HPs identical to [Lin et al.]"; we take 5e-4, the default of the authors' code
-(bapi/LPP-SGD `utilities/args.py`), no Nesterov (also its default). LAP-SGD/LPP-SGD use "the same averaging schedule as PL-SGD": K = 1 for the first half,
-then K = 16 (Table 5 varies K and the switch epoch P).
+(bapi/LPP-SGD `utilities/args.py`), no Nesterov (also its default). LAP-SGD/LPP-SGD use "the same
+averaging schedule as PL-SGD": K = 1 for the first half, then K = 16 (Table 5 varies K and the
+switch epoch P).
 
 A cell of 002's tables is a method at a local batch size B (and U workers per device, K, P or Q):
 its row is `method[cell]`, e.g. `lapsgd[U=4,B=128]`, and 002's values sit beside it.
