@@ -74,9 +74,10 @@ QUICK_COMMON = dict(
 )
 
 # 002's models train by 002's protocol (benchmarks/tables/lap002.py): α0 = 0.1 warmed up over 5
-# epochs (the tables scale the peak by B_loc / 128 x Q), x0.1 at 50 % and 75 % of 300 epochs,
-# momentum 0.9, weight decay 5e-4 (the authors' code's default), no early stopping. quick: full
-# width (the models are small), 4 epochs with the same shape of schedule; a run <= 15 minutes here.
+# epochs (the tables scale the peak by B_loc / 128 x Q), x0.1 at 50 % and 75 % of 300 epochs
+# (LAP/LPP-SGD: a cosine to zero instead), momentum 0.9, weight decay 5e-4 (the authors' code's
+# default), no early stopping. quick: full width (the models are small), 4 epochs with the same
+# shape of schedule; a run <= 15 minutes here.
 LAP002_MODELS = ("resnet20", "wrn16_8", "squeezenet")
 LAP002_PAPER = dict(
     batch_size=128,
