@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,8 +147,14 @@ def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
     order = summary.assign(
         _rank=[rank.get(base_method(m), len(rank)) for m in summary["method"]],
         _cell=[paper_row_index(spec, m) for m in summary["method"]],
-    ).sort_values(["model", "_rank", "_cell", "method"], kind="stable")
-    return order.drop(columns=["_rank", "_cell"]).reset_index(drop=True)
+        _label=[natural_key(m) for m in summary["method"]],
+    ).sort_values(["model", "_rank", "_cell", "_label"], kind="stable")
+    return order.drop(columns=["_rank", "_cell", "_label"]).reset_index(drop=True)
+
+
+def natural_key(label: str) -> str:
+    """A label sortable with its numbers in numeric order (`delay=25%` before `delay=100%`)."""
+    return re.sub(r"\d+(\.\d+)?", lambda m: f"{float(m.group()):012.3f}", label)
 
 
 def speedups(per_run: pd.DataFrame, reference: str = "bp") -> pd.DataFrame:

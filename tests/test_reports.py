@@ -254,3 +254,12 @@ def test_002_cells_scale_the_lr_and_set_the_workers():
     assert {j.label for j in TABLES["lap-table2"].jobs("quick")} == {
         "lapsgd[U=4,B=128]", "lppsgd[U=4,B=128]", "ddp[B=128]"
     }  # fmt: skip
+
+
+def test_cells_sort_by_their_numbers():
+    from reports.tables import natural_key
+
+    labels = ["ddp[delay=100%]", "ddp[delay=25%]", "ddp[delay=0%]", "async_lu[F=2,B=4]", "async_lu[F=1,B=3]"]
+    assert sorted(labels, key=natural_key) == [
+        "async_lu[F=1,B=3]", "async_lu[F=2,B=4]", "ddp[delay=0%]", "ddp[delay=25%]", "ddp[delay=100%]"
+    ]  # fmt: skip
