@@ -17,6 +17,7 @@ import json
 import math
 import re
 import tempfile
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -564,7 +565,7 @@ def save_figure(fig, title: str, spec_id: str, profile: str, out_dir: Path) -> P
     """Title, lay out and write a report's figure as `<id>-<profile>.png`; returns its path."""
     import matplotlib.pyplot as plt
 
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 14)), fontsize=10)
     fig.tight_layout()
     path = out_dir / f"{spec_id}-{profile}.png"
     fig.savefig(path, dpi=110)
@@ -577,7 +578,7 @@ def draw_threads(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Pa
     plt, sns = _pyplot()
     data = per_run.assign(cell=per_run["method"].map(cell_of), base=per_run["method"].map(base_method))
     models = list(dict.fromkeys(data["model"]))
-    order = [c for c in dict.fromkeys(data["cell"])]
+    order = sorted(set(data["cell"]), key=natural_key)
     fig, axes = plt.subplots(2, len(models), figsize=(5.5 * len(models), 7), squeeze=False)
     for col, model in enumerate(models):
         of_model = data[data["model"] == model]

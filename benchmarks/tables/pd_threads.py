@@ -36,11 +36,14 @@ def ratio_cell(forward: int, backward: int) -> str:
     methods=METHODS,
     kind="threads",
     metrics=("samples_per_s", "mfu", "staleness_mean", "staleness_max"),
-    # 004 reports only its 1:2 setting: the paper column marks that row.
+    # 004 reports only its 1:2 setting: the paper column marks that row (the keys give the row order).
     paper={
-        (model, f"{method}[{ratio_cell(1, 2)}]"): {"setting": ("004's setting", None)}
+        (model, f"{method}[{ratio_cell(f, b)}]"): {
+            "setting": ("004's setting" if (f, b) == (1, 2) else "not reported", None)
+        }
         for _, model in WORKLOADS
         for method in METHODS
+        for f, b in RATIOS
     },
     targets={
         "paper": {"resnet18": 0.87, "lstm": 0.85},
