@@ -118,10 +118,11 @@ def test_train_smoke_json_and_mlflow(store):
         "train_time_s",
         "time_to_best_s",
         "samples_per_s",
+        "mfu",
         "stop_reason",
         "status",
     }
-    assert result["status"] == "finished" and result["epochs"] == 2
+    assert result["status"] == "finished" and result["epochs"] == 2 and result["mfu"] > 0
     client = MlflowClient(tracking_uri=store)
     run = client.get_run(result["run_id"])
     assert client.get_experiment(run.info.experiment_id).name == "adhoc"
