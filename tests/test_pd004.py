@@ -245,7 +245,7 @@ def test_004_tables_smoke_runs_and_reports(tmp_path):
     assert (out / "pd-threads-smoke.png").exists() and (out / "pd-staleness-smoke.png").exists()
     stale = pd.read_csv(out / "pd-staleness.csv")
     assert set(stale["method"]) == {"async_lu[F=1,B=2]", "async_bu[F=1,B=2]"}
-    assert (stale["tensors"] == 62).all()  # ResNet-18's parameter tensors
+    assert (stale["tensors_mean"] == 62).all()  # ResNet-18's parameter tensors
     stragglers = pd.read_csv(out / "pd-stragglers.csv").set_index("method")
     assert stragglers.loc["ddp[delay=0%]", "acc_drop_pts_mean"] == 0.0
     verdicts = {c.id: v for c, _, v in evaluate(uri, TABLES, "smoke")}
