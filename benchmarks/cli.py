@@ -141,7 +141,7 @@ def cmd_train(args) -> int:
         overrides=args.set,
         epochs=args.epochs,
     )
-    check_device_count(job.devices)
+    check_device_count(job)
     tracker = Tracker(args.tracking_uri)
     close_stale(tracker)
     try:
@@ -200,7 +200,7 @@ def cmd_run(args) -> int:
     jobs = with_method_settings(jobs, args.set)
     jobs = list({(j.table, j.key): j for j in jobs}.values())  # views of the same runs share jobs
     for job in jobs:  # before anything runs: a table asking for more devices than here stops now
-        check_device_count(job.devices)
+        check_device_count(job)
     data_dir, tracker = resolve_data_dir(args.data_dir), Tracker(args.tracking_uri)
     close_stale(tracker)
     pending = [j for j in jobs if tracker.finished_run(j.table, j.key) is None]

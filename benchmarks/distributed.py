@@ -99,9 +99,10 @@ def backend_for(device: torch.device) -> str:
 
 
 def rank_device(device: torch.device, rank: int) -> torch.device:
-    """One GPU per rank where there are GPUs; every rank on the CPU otherwise."""
+    """One GPU per rank on CUDA (rank r on the r-th GPU from the job's; `check_device_count` made
+    sure there are enough: NCCL refuses two ranks on one GPU); every rank on the CPU otherwise."""
     if device.type == "cuda":
-        return torch.device("cuda", rank % torch.cuda.device_count())
+        return torch.device("cuda", (device.index or 0) + rank)
     return device
 
 

@@ -23,21 +23,31 @@ from .distributed import launched_by_torchrun
 from .profiles import PROFILES, hyperparameters
 
 
-def check_device_count(devices: int) -> None:
-    """Reject more processes than this machine has devices: GPUs where there are some, else cores.
-    Checked where a job is about to run (`train`, `run`), not where it is described (a report lists
-    the paper profile's 3-device jobs on any machine); torchrun decides its own processes."""
-    if devices == 1 or launched_by_torchrun():
-        return
+def check_device_count(job: Job) -> None:
+    """Reject more processes than this machine has devices for the job: one GPU per process on
+    CUDA (several processes on one GPU break NCCL), else cores. Checked where a job is about to run
+    (`train`, `run`), not where it is described (a report lists the paper profile's 3-device jobs on
+    any machine). Under torchrun, its processes on this machine (LOCAL_WORLD_SIZE) are checked."""
     import torch
 
-    have, what = (
-        (torch.cuda.device_count(), "GPUs") if torch.cuda.is_available() else (os.cpu_count() or 1, "cores")
-    )
-    if devices > have:
-        raise UserError(
-            f"--devices {devices}: this machine has {have} {what}; use --devices N with N <= {have}"
-        )
+    from .rank import resolve_device
+
+    torchrun = launched_by_torchrun()
+    devices = int(os.environ.get("LOCAL_WORLD_SIZE", job.devices)) if torchrun else job.devices
+    device = resolve_device(job.config.device)
+    if device.type == "cuda":
+        have, first = torch.cuda.device_count(), device.index or 0
+        if first + devices > have:
+            where = f"from cuda:{first} " if first else ""
+            raise UserError(
+                f"--devices {devices} needs {devices} GPUs {where}(one per process), this machine has "
+                f"{have}; use --devices N with N <= {max(have - first, 0)}, or run the processes on the "
+                "CPU with --set device=cpu"
+            )
+    elif devices > 1 and not torchrun and devices > (os.cpu_count() or 1):
+        have = os.cpu_count() or 1
+        message = f"--devices {devices}: this machine has {have} cores; use --devices N with N <= {have}"
+        raise UserError(message)
 
 
 def method_defaults(

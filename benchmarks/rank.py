@@ -48,6 +48,14 @@ def configure_threads(cfg: TrainConfig, devices: int) -> None:
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // devices))
 
 
+def configure_cuda(cfg: TrainConfig) -> None:
+    """This process's CUDA math settings from the job (logged with its params): cuDNN's autotuner,
+    and TF32 for float32 matmuls and cuDNN (PyTorch's legacy flags, which mfu.py reads back)."""
+    torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
+    torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+    torch.backends.cudnn.allow_tf32 = cfg.tf32
+
+
 def seeded_model(job: Job, dataset, device: torch.device) -> torch.nn.Module:
     """The job's model, initialised from its seed, on `device`."""
     torch.manual_seed(job.seed)
@@ -83,6 +91,7 @@ def run_rank(
     A NaN loss ends the job as `diverged` (in the summary); other exceptions propagate.
     """
     configure_threads(job.config, job.devices)
+    configure_cuda(job.config)
     model = seeded_model(job, dataset, device)  # the same seed: every rank starts from the same replica
 
     def log_metrics(metrics: dict[str, float], step: int) -> None:

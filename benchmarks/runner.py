@@ -15,7 +15,7 @@ from models import check_model
 
 from .distributed import launched_by_torchrun, run_torchrun_rank, spawn_ranks, torchrun_rank
 from .mfu import datasheet_peak, device_name
-from .rank import get_dataset, mfu_basis, resolve_device, run_rank
+from .rank import configure_cuda, get_dataset, mfu_basis, resolve_device, run_rank
 from .tracking import NullTracker, Tracker, git_sha, hardware
 
 
@@ -93,6 +93,7 @@ def run_job(
     if torchrun and torchrun_rank()[0] != 0:
         tracker = NullTracker()  # only rank 0 writes to MLflow
     device = resolve_device(job.config.device)
+    configure_cuda(job.config)  # the GEMM probe below runs with the job's TF32 setting
     # The GEMM probe (first job on a machine) runs here, before the ranks load the cores.
     flops, peak = mfu_basis(job, dataset, device, job.devices)
     gpus = f" x {job.devices}" if device.type == "cuda" else ""
@@ -104,8 +105,9 @@ def run_job(
         "peak_flops": peak,
         "peak_source": f"float32 GEMM probe, {device_name(device)}{gpus}",
     }
-    if datasheet_peak(device):
-        params["datasheet_peak_flops"] = datasheet_peak(device)
+    datasheet = datasheet_peak(device)
+    if datasheet:
+        params["datasheet_peak_flops"] = datasheet
     run_id = tracker.start(job.table, job.run_name, job_tags(job), params, claim=claim)
     if run_id is None:
         return None

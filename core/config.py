@@ -48,6 +48,12 @@ class TrainConfig:
     eval_batch_size: int = 1000
     threads: int = 0  # intra-op threads per process; 0 = cores // devices
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # CUDA only (benchmarks/rank.py, configure_cuda): cuDNN's autotuner picks each convolution's
+    # fastest algorithm for the shapes it sees (run to run, results may then differ in the last bits);
+    # tf32 lets float32 matmuls and cuDNN convolutions/RNNs use TF32 tensor cores (Ampere and later;
+    # PyTorch's own default is TF32 for cuDNN only).
+    cudnn_benchmark: bool = True
+    tf32: bool = True
     # Injected straggler delays (004; core/straggler.py says where they fall): after each step of one
     # thread/rank/worker, sleep delay_ms, or delay_frac x its step time, with probability prob.
     straggler_delay_ms: float = 0.0
@@ -96,6 +102,8 @@ LATER_FIELDS = {
     "straggler_delay_frac": 0.0,
     "straggler_prob": 1.0,
     "straggler_seed": 0,
+    "cudnn_benchmark": True,
+    "tf32": True,
 }
 
 

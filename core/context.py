@@ -233,11 +233,23 @@ class TrainContext:
         )
         if self.flops_per_sample and self.peak_flops:
             self.last["mfu"] = self.flops_per_sample * self.last["samples_per_s"] / self.peak_flops
-        self._log_metrics({**self.last, **(extra or {})}, self.epoch)
+        self._log_metrics({**self.last, **self._gpu_memory(), **(extra or {})}, self.epoch)
         self.epoch += 1
         self._bar.update(1)
         self._bar.set_postfix(test_acc=f"{test_acc:.3f}", loss=f"{train_loss:.3f}")
         return self._stop_reason is not None
+
+    def _gpu_memory(self) -> dict[str, float]:
+        """On CUDA: the epoch's peak of allocated memory and what the caching allocator holds, GiB
+        (a run whose memory grows shows it epoch by epoch); then a fresh peak for the next epoch."""
+        if self.device.type != "cuda":
+            return {}
+        memory = dict(
+            gpu_mem_peak_gib=torch.cuda.max_memory_allocated(self.device) / 2**30,
+            gpu_mem_reserved_gib=torch.cuda.memory_reserved(self.device) / 2**30,
+        )
+        torch.cuda.reset_peak_memory_stats(self.device)
+        return memory
 
     def evaluate(self, model: torch.nn.Module) -> tuple[float, float]:
         """(mean loss, accuracy) on the whole test split, in eval mode."""

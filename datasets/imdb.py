@@ -53,7 +53,8 @@ TOKENIZER_VERSION = f"regex1-{TOKEN.pattern}-v{VOCAB_SIZE}-m{MIN_COUNT}-l{CACHED
 
 
 class TokenBatch(NamedTuple):
-    """Token sequences: `tokens` [batch, longest] right-padded with 0, `lengths` [batch] on the CPU."""
+    """Token sequences: `tokens` [batch, longest] right-padded with 0, `lengths` [batch], both on the
+    training device (a model reads the lengths there: copying them per batch would sync with the host)."""
 
     tokens: torch.Tensor
     lengths: torch.Tensor
@@ -226,11 +227,13 @@ class TokenDataset(Dataset):
         return out.contiguous(), new_len
 
     def _on(self, device: torch.device) -> tuple:
-        """(train_x, train_y, test_x, test_y) on `device`, copied once; lengths stay on the CPU."""
+        """(train_x, train_y, train_len, test_x, test_y, test_len) on `device`, copied once:
+        batches then index them there, with nothing copied from the host per batch."""
         device = torch.device(device)
         if device not in self._device_copies:
             self._device_copies[device] = tuple(
-                t.to(device) for t in (self.train_x, self.train_y, self.test_x, self.test_y)
+                t.to(device)
+                for t in (self.train_x, self.train_y, self.train_len, self.test_x, self.test_y, self.test_len)
             )
         return self._device_copies[device]
 
@@ -252,24 +255,31 @@ class TokenDataset(Dataset):
         full = torch.cat(batches)[torch.randperm(steps, generator=gen)]
         return list(full) + ([rest] if len(rest) else [])
 
-    def _batch(self, x, y, lengths: torch.Tensor, idx: torch.Tensor) -> tuple[TokenBatch, torch.Tensor]:
-        lens = lengths[idx]
-        longest = int(lens.max())
-        idx_dev = idx.to(x.device)  # pageable: non_blocking would buy nothing
-        tokens = x[idx_dev, :longest].long()
-        return TokenBatch(tokens, lens), y[idx_dev]
+    def _batches(self, x, y, lengths, order: list[torch.Tensor], host_lengths: torch.Tensor, positions):
+        """The batches of `order` (index tensors on the CPU) at `positions`, gathered on x's device.
+
+        Each batch is cut to its longest sequence (known on the CPU: no sync); the indices go to the
+        device in one copy for all batches, not one per batch (a pageable copy waits for the stream).
+        """
+        sizes = [len(idx) for idx in order]
+        longest = [int(host_lengths[idx].max()) for idx in order]
+        on_device = torch.cat(order).to(x.device).split(sizes)
+        for position in positions:
+            idx = on_device[position]
+            yield TokenBatch(x[idx, : longest[position]].long(), lengths[idx]), y[idx]
 
     def train_batches(self, epoch, batch_size, seed, device, rank=0, world=1, positions=None):
-        x, y, _, _ = self._on(device)
-        batches = self.batch_order(epoch, batch_size, seed, rank, world)
+        x, y, lengths = self._on(device)[:3]
+        order = self.batch_order(epoch, batch_size, seed, rank, world)
         full = self.steps_per_epoch(batch_size, world)
-        for position in positions if positions is not None else range(full):
-            yield self._batch(x, y, self.train_len, batches[position])
+        yield from self._batches(
+            x, y, lengths, order, self.train_len, positions if positions is not None else range(full)
+        )
 
     def test_batches(self, batch_size, device):
-        _, _, x, y = self._on(device)
-        for start in range(0, self.num_test, batch_size):
-            yield self._batch(x, y, self.test_len, self.test_order[start : start + batch_size])
+        x, y, lengths = self._on(device)[3:6]
+        order = list(self.test_order.split(batch_size))
+        yield from self._batches(x, y, lengths, order, self.test_len, range(len(order)))
 
 
 def synthetic_tokens(

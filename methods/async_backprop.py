@@ -2,19 +2,24 @@
 
 One forward thread (or F, sharing the epoch's batches) computes losses with the latest parameters
 and hands each loss, with its graph, to one of B backward threads; it blocks only when
-`max_in_flight` passes are unfinished.
+`max_in_flight` passes are alive (default F + B: the next forward runs while every backward thread
+works, as in 000's Figure 1).
 A backward thread runs `torch.autograd.grad(loss, params)`:
-- LU (layer-wise updates): a hook registered once per parameter receives that pass's gradient the
-  moment it is computed and applies the update at once ("θ_m ← θ_m − η·G" inside the layer loop of
-  Algorithm 1's backward thread);
+- LU (layer-wise updates): hooks receive that pass's gradients the moment they are computed and
+  apply each module's update at once ("θ_m ← θ_m − η·G" inside the layer loop of Algorithm 1's
+  backward thread), one optimiser call per module (its tensors' gradients come out together);
 - BU (block updates, §3.4): the pass's updates are applied when its whole backward pass ends.
 
 Gradients stay private to their pass (no shared `.grad`: concurrent passes would lose and
 double-count them, see docs/design.md); updates go to the parameters the forward thread reads, in
 place through `param.data` (a backward pass may use parameters newer than its forward: the
-paper's semantics), each tensor's update atomic under its own lock unless `lock_free`.
-BatchNorm running statistics are updated by the forward thread(s) only (backward never touches
-them; with F > 1 their concurrent updates of the running statistics may interleave).
+paper's semantics), each module's update atomic under its own lock unless `lock_free`.
+BatchNorm running statistics are updated by the forward thread(s) only.
+
+On CUDA every pass that can be alive has a stream of its own, created once per job: the pass's
+forward runs on it, so autograd runs its backward there too (backward ops run on their forward's
+stream) and passes overlap on the GPU. Events order each module's updates against the forwards
+that read it (methods/common/param_updates.py, GpuFences); nothing waits for the GPU per step.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from queue import Queue
+from queue import Queue, SimpleQueue
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +41,7 @@ from core.schedule import lr_at
 from core.straggler import Straggler, straggler_for
 
 from .common.base import Method, register_method
-from .common.param_updates import ParameterUpdater
+from .common.param_updates import ParameterUpdater, fence_forward_reads, module_groups
 from .common.update_exchange import UpdateExchange, replica_drift
 
 POLL_S = 0.05  # how often blocked threads look for an error or a stop request
@@ -52,8 +57,9 @@ class AsyncConfig:
 
     forward_threads: int = 1
     backward_threads: int = 2
-    max_in_flight: int = 0  # forward passes whose backward has not finished; 0 = backward_threads
-    lock_free: bool = False  # pure Hogwild!: no per-tensor lock, updates can be lost
+    # Passes alive at once, the one being forwarded included; 0 = forward_threads + backward_threads.
+    max_in_flight: int = 0
+    lock_free: bool = False  # pure Hogwild!: no per-module lock, updates can be lost
 
     def validate(self) -> None:
         """Reject thread layouts that cannot run, with one line naming the key."""
@@ -61,23 +67,25 @@ class AsyncConfig:
             if getattr(self, key) < 1:
                 raise UserError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.max_in_flight < 0:
-            raise UserError(f"max_in_flight must be >= 0 (0 = backward_threads), got {self.max_in_flight}")
+            limit = self.max_in_flight
+            raise UserError(f"max_in_flight must be >= 0 (0 = forward + backward threads), got {limit}")
 
     @property
     def in_flight_limit(self) -> int:
-        return self.max_in_flight or self.backward_threads
+        return self.max_in_flight or self.forward_threads + self.backward_threads
 
 
 @dataclass
 class Pass:
     """A forward pass's loss on its way to a backward thread."""
 
-    loss: torch.Tensor
+    loss: torch.Tensor | None
     lr: float
     read_versions: list[int]  # updates each tensor had received when the forward read the parameters
     queued_at: float
-    ready: object = None  # a CUDA event recorded after the forward, where there are streams
+    stream: torch.cuda.Stream | None = None  # the pass's own CUDA stream (forward and backward)
     staleness: list[int] = field(default_factory=list)
+    pending: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)  # LU: group -> grads so far
 
 
 class EpochStats:
@@ -104,7 +112,8 @@ class EpochStats:
 
 
 class AsyncEngine:
-    """B backward threads, the in-flight limit, the per-parameter updates, and error propagation."""
+    """B backward threads, the in-flight limit (and on CUDA a stream per pass), the per-module
+    updates, and error propagation."""
 
     def __init__(
         self,
@@ -120,16 +129,29 @@ class AsyncEngine:
         self.names, self.params = zip(
             *[(n, p) for n, p in model.named_parameters() if p.requires_grad], strict=True
         )
-        self.updater = ParameterUpdater(list(self.params), cfg, lock_free=acfg.lock_free)
+        groups = module_groups(model, list(self.params))
+        self.updater = ParameterUpdater(list(self.params), cfg, groups, lock_free=acfg.lock_free)
         self.queue: Queue[Pass | None] = Queue()
-        self.slots = threading.BoundedSemaphore(acfg.in_flight_limit)
+        limit = acfg.in_flight_limit
+        self.slots = threading.BoundedSemaphore(limit)
+        self.cuda = device.type == "cuda"
+        # One stream per pass that can be alive, for the whole job: a stream made per epoch (or per
+        # pass) leaves the caching allocator's blocks of the old ones unused, and memory grows.
+        self.streams: list[torch.cuda.Stream | None] = (
+            [torch.cuda.Stream(device) for _ in range(limit)] if self.cuda else [None]
+        )
+        self.free_streams: SimpleQueue = SimpleQueue()
+        if self.cuda:
+            for stream in self.streams:
+                self.free_streams.put(stream)
+        self.meters: dict[torch.cuda.Stream | None, EpochMeter] = {}
         self.idle = threading.Condition()
         self.in_flight = 0
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.local = threading.local()
         self.stats = EpochStats(len(self.params))
-        self.cuda = device.type == "cuda"
+        self.remove_fences = fence_forward_reads(model, self.updater)
         self.hooks = [p.register_hook(self._hook(i)) for i, p in enumerate(self.params)] if layerwise else []
         self.threads = [
             threading.Thread(
@@ -155,36 +177,61 @@ class AsyncEngine:
             self.error = err
         self.stop.set()
 
-    def acquire_slot(self) -> None:
-        """Block until fewer than max_in_flight passes are unfinished (time counted as forward idle)."""
+    def acquire_slot(self) -> torch.cuda.Stream | None:
+        """Block until fewer than max_in_flight passes are alive (time counted as forward idle);
+        returns the pass's CUDA stream (None on the CPU)."""
         start = time.perf_counter()
         while not self.slots.acquire(timeout=POLL_S):
             self.check()
             if self.stop.is_set():
                 raise EngineStopped
         self.stats.forward_idle_s += time.perf_counter() - start
+        return self.free_streams.get_nowait() if self.cuda else None
+
+    def release_slot(self, stream: torch.cuda.Stream | None) -> None:
+        """Give back a slot (and its stream) that no pass used, or whose pass is done."""
+        if stream is not None:
+            self.free_streams.put(stream)
+        self.slots.release()
 
     def read_versions(self) -> list[int]:
         """Each tensor's update count now: the 'read' of this forward pass, for staleness."""
         return list(self.updater.versions)
 
-    def submit(self, loss: torch.Tensor, lr: float, read_versions: list[int]) -> None:
-        """Hand a loss to a free backward thread (a slot must have been acquired)."""
-        ready = None
-        if self.cuda:
-            ready = torch.cuda.Event()
-            ready.record()
+    def new_meters(self) -> None:
+        """Fresh per-epoch accumulators, one per stream: passes on different streams may run at
+        once on the GPU, and two streams adding into one tensor would lose counts."""
+        self.meters = {stream: EpochMeter(self.device) for stream in self.streams}
+
+    def count(self, stream, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add a forward pass's loss and predictions to its stream's accumulator."""
+        self.meters[stream].add(loss, logits, targets)
+
+    def epoch_meter(self) -> EpochMeter:
+        """The epoch's loss and accuracy over every stream (after `drain`)."""
+        total = EpochMeter(self.device)
+        for meter in self.meters.values():
+            total.add_totals(meter.loss_sum, meter.correct, meter.samples)
+        return total
+
+    def submit(
+        self, loss: torch.Tensor, lr: float, read_versions: list[int], stream: torch.cuda.Stream | None = None
+    ) -> None:
+        """Hand a loss to a free backward thread (a slot, and its stream, must have been acquired)."""
         with self.idle:
             self.in_flight += 1
-        self.queue.put(Pass(loss, lr, read_versions, time.perf_counter(), ready))
+        self.queue.put(Pass(loss, lr, read_versions, time.perf_counter(), stream))
 
     def drain(self) -> None:
-        """Wait until every submitted pass has been applied (at epoch ends, before evaluating)."""
+        """Wait until every submitted pass has been applied (at epoch ends, before evaluating); on
+        CUDA until the GPU has run them too."""
         start = time.perf_counter()
         with self.idle:
             while self.in_flight:
                 self.idle.wait(timeout=POLL_S)
                 self.check()
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
         self.stats.forward_idle_s += time.perf_counter() - start
         self.check()
 
@@ -217,6 +264,7 @@ class AsyncEngine:
             thread.join(timeout=30)
         for handle in self.hooks:
             handle.remove()
+        self.remove_fences()
         self.check()
 
     def __enter__(self) -> AsyncEngine:
@@ -233,58 +281,67 @@ class AsyncEngine:
 
     # --- backward side -----------------------------------------------------------------------------
     def _hook(self, index: int):
-        """LU: apply parameter `index`'s update the moment this pass's gradient for it exists."""
+        """LU: collect parameter `index`'s gradient of this pass; once its module's gradients are all
+        in (they come out of one backward node together), update the module at once."""
+        group = self.updater.group_of[index]
+        size = len(self.updater.groups[group])
 
         def on_gradient(grad: torch.Tensor) -> None:
             current: Pass | None = getattr(self.local, "current", None)
             if current is not None:
-                before = self.updater.apply(index, grad, current.lr)
-                current.staleness[index] = before - current.read_versions[index]
+                grads = current.pending.setdefault(group, {})
+                grads[index] = grad
+                if len(grads) == size:
+                    del current.pending[group]
+                    self._apply(current, grads)
 
         return on_gradient
 
+    def _apply(self, item: Pass, grads: dict[int, torch.Tensor]) -> None:
+        before = self.updater.apply(grads, item.lr)
+        for index, count in before.items():
+            item.staleness[index] = count - item.read_versions[index]
+
     def _backward_loop(self, straggler: Straggler | None) -> None:
-        stream = None
         if self.cuda:
-            # One backward per thread on its own stream: autograd's per-device worker would serialise them.
+            # Run this thread's backward passes here: autograd's one worker thread per device would
+            # otherwise launch every concurrent pass's kernels itself, one pass after another.
             torch.autograd.set_multithreading_enabled(False)
-            stream = torch.cuda.Stream(self.device)
         try:
             while True:
                 item = self.queue.get()
                 if item is None:
                     return
                 if not self.stop.is_set():
-                    busy = self._backward(item, stream)
+                    busy = self._backward(item)
                     if straggler is not None:  # a slow thread holds its pass (and slot) the longer
+                        if item.stream is not None:
+                            item.stream.synchronize()  # the device idles for the delay too
                         straggler.after_step(busy)
+                stream, item = item.stream, None  # the pass's graph is freed (on its own stream)
                 with self.idle:
                     self.in_flight -= 1
                     self.idle.notify_all()
-                self.slots.release()
+                self.release_slot(stream)
         except BaseException as err:  # noqa: BLE001  (any error ends the job, in the forward thread)
             self.fail(err)
 
-    def _backward(self, item: Pass, stream) -> float:
+    def _backward(self, item: Pass) -> float:
+        """The pass's backward and updates, launched on its own stream; host seconds it took."""
         start = time.perf_counter()
         item.staleness = [0] * len(self.params)
-        if stream is not None:
-            stream.wait_event(item.ready)
-        with torch.cuda.stream(stream) if stream is not None else nullcontext():
+        with torch.cuda.stream(item.stream) if item.stream is not None else nullcontext():
             if self.layerwise:
                 self.local.current = item
                 try:
                     torch.autograd.grad(item.loss, self.params, allow_unused=True)
                 finally:
                     self.local.current = None
+                for grads in item.pending.values():  # a module with a tensor outside the graph
+                    self._apply(item, grads)
             else:
                 grads = torch.autograd.grad(item.loss, self.params, allow_unused=True)
-                for index, grad in enumerate(grads):
-                    if grad is not None:
-                        before = self.updater.apply(index, grad, item.lr)
-                        item.staleness[index] = before - item.read_versions[index]
-            if stream is not None:
-                stream.synchronize()  # the pass's memory is freed after this: its kernels must be done
+                self._apply(item, {i: g for i, g in enumerate(grads) if g is not None})
         busy = time.perf_counter() - start
         self.stats.add_pass(item.staleness, start - item.queued_at, busy)
         return busy
@@ -307,16 +364,16 @@ class AsyncBackprop(Method):
         with AsyncEngine(model, cfg, acfg, self.layerwise, ctx.device, ctx.rank, ctx.world) as engine:
             exchange = None
             if ctx.world > 1:
-                exchange = UpdateExchange(list(engine.params), engine.updater.locks, ctx.device)
+                exchange = UpdateExchange(engine.updater, ctx.device)
                 engine.updater.exchange = exchange
             for epoch in ctx.epochs():
-                meter = ctx.meter()
+                engine.new_meters()
                 epoch_start = ctx.train_time_s
                 batches = SharedBatches(ctx.train_batches(epoch))
                 helpers = [
                     threading.Thread(
                         target=self._helper,
-                        args=(engine, ctx, epoch, batches, meter),
+                        args=(engine, ctx, epoch, batches),
                         name=f"forward-{k}",
                         daemon=True,
                     )
@@ -325,7 +382,7 @@ class AsyncBackprop(Method):
                 for thread in helpers:
                     thread.start()
                 try:
-                    self.forward_thread(engine, ctx, epoch, batches, meter)
+                    self.forward_thread(engine, ctx, epoch, batches)
                 except BaseException:
                     engine.stop.set()  # waiting helpers give up at once (Ctrl-C, an error)
                     raise
@@ -342,41 +399,53 @@ class AsyncBackprop(Method):
                     exchange.flush()  # every rank's updates of this epoch are now on every replica
                     extra["replica_drift"] = replica_drift(model)
                     extra["exchange_rounds"] = exchange.rounds
-                ctx.end_epoch(meter, extra=extra)
+                ctx.end_epoch(engine.epoch_meter(), extra=extra)
             if exchange is not None:
                 exchange.close()
 
     def forward_thread(
-        self, engine: AsyncEngine, ctx: TrainContext, epoch: int, batches: SharedBatches, meter: EpochMeter
+        self, engine: AsyncEngine, ctx: TrainContext, epoch: int, batches: SharedBatches
     ) -> None:
         """Algorithm 1's forward thread: the next batch's loss with the latest parameters, sent on."""
         cfg, model = ctx.config, ctx.model
-        stream = torch.cuda.Stream(ctx.device) if ctx.device.type == "cuda" else None
         while (item := batches.next()) is not None:
             step, (inputs, targets) = item
-            engine.acquire_slot()
+            stream = engine.acquire_slot()
             lr = lr_at(epoch + step / ctx.steps_per_epoch, cfg)
             read = engine.read_versions()
             if stream is not None:
+                # The batch was made on this thread's stream: the pass waits for it, and the
+                # allocator keeps its memory until the pass's stream is done with it.
                 stream.wait_stream(torch.cuda.current_stream(ctx.device))
+                for tensor in tensors_of(inputs, targets):
+                    tensor.record_stream(stream)
             with torch.cuda.stream(stream) if stream is not None else nullcontext():
                 logits = model(inputs)
                 loss = F.cross_entropy(logits, targets)
                 with batches.lock:
-                    meter.add(loss, logits, targets)
-                engine.submit(loss, lr, read)
+                    engine.count(stream, loss, logits, targets)
+                engine.submit(loss, lr, read, stream)
             engine.check()
 
-    def _helper(
-        self, engine: AsyncEngine, ctx: TrainContext, epoch: int, batches: SharedBatches, meter: EpochMeter
-    ) -> None:
+    def _helper(self, engine: AsyncEngine, ctx: TrainContext, epoch: int, batches: SharedBatches) -> None:
         """An extra forward thread (F > 1): its errors end the job like a backward thread's."""
         try:
-            self.forward_thread(engine, ctx, epoch, batches, meter)
+            self.forward_thread(engine, ctx, epoch, batches)
         except EngineStopped:
             pass
         except BaseException as err:  # noqa: BLE001  (re-raised in the calling thread)
             engine.fail(err)
+
+
+def tensors_of(*items) -> list[torch.Tensor]:
+    """The tensors in a batch: a tensor, or a tuple of them (token batches)."""
+    found = []
+    for item in items:
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, tuple | list):
+            found += tensors_of(*item)
+    return found
 
 
 class SharedBatches:

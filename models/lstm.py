@@ -33,10 +33,10 @@ class LSTMClassifier(nn.Module):
         self.fc = nn.Linear(hidden, num_classes)
 
     def forward(self, batch) -> torch.Tensor:
-        """`batch` is (tokens [B, T], lengths [B] on the CPU) -> logits [B, classes]."""
+        """`batch` is (tokens [B, T], lengths [B], on the same device) -> logits [B, classes]."""
         tokens, lengths = batch
         outputs, _ = self.lstm(self.embedding(tokens))  # [B, T, hidden]
-        last = (lengths - 1).to(outputs.device)
+        last = (lengths - 1).to(outputs.device)  # a no-op when the dataset gives them on the device
         return self.fc(outputs[torch.arange(len(tokens), device=outputs.device), last])
 
 

@@ -132,8 +132,24 @@ def start_long_train(store: str, *train_args: str) -> subprocess.Popen:
     return proc
 
 
+# Several processes of a test run on the CPU (gloo) also on a GPU machine: one GPU per process is
+# what `--devices N` needs on CUDA, and a 1-GPU machine would refuse them (exit 2).
+ON_CPU = ("--set", "device=cpu")
+
+
+def on_cpu(job: Job) -> Job:
+    """`job` on the CPU: a table's multi-process job on a machine that may have one GPU."""
+    from dataclasses import replace
+
+    return replace(job, config=replace(job.config, device="cpu"))
+
+
 def smoke_job(method: str = "bp", method_config=None, **config) -> Job:
-    """A job of the smoke profile on synthetic data, with `config` overriding its hyperparameters."""
+    """A job of the smoke profile on synthetic data, with `config` overriding its hyperparameters.
+
+    On the CPU unless `device` is given: tests that compare runs bit for bit need the CPU's
+    deterministic kernels (docs/design.md, "Tests on a GPU")."""
+    config = {"device": "cpu", **config}
     from dataclasses import replace
 
     from methods import METHODS, NoConfig

@@ -15,13 +15,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from benchmarks.distributed import free_port
 
-from .conftest import ROOT, run_cli
+from .conftest import ON_CPU, ROOT, run_cli
 
 
 def test_ddp_replicas_stay_bit_identical(store):
     proc = run_cli(
-        "train", "--method", "ddp", "--devices", "2", "--profile", "smoke", "--json", "--tracking-uri", store
-    )
+        "train", "--method", "ddp", "--devices", "2", "--profile", "smoke", "--json", "--tracking-uri", store,
+        *ON_CPU,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     drift = MlflowClient(tracking_uri=store).get_metric_history(result["run_id"], "replica_drift")

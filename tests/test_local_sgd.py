@@ -28,7 +28,7 @@ from methods.lapsgd import (
 )
 from models import InputSpec, build_model
 
-from .conftest import run_cli, smoke_job, start_long_train
+from .conftest import ON_CPU, run_cli, smoke_job, start_long_train
 from .test_multiprocess import alive, children
 
 
@@ -104,6 +104,7 @@ def smoke2(method: str, store: str) -> list[str]:
         method,
         "--devices",
         "2",
+        *ON_CPU,
         "--profile",
         "smoke",
         "--json",
@@ -234,7 +235,9 @@ def test_a_killed_worker_fails_the_job_within_seconds(store):
 
 
 def test_sigint_ends_ranks_and_workers(store):
-    proc = start_long_train(store, "train", "--method", "lapsgd", "--profile", "smoke", "--devices", "2")
+    proc = start_long_train(
+        store, "train", "--method", "lapsgd", "--profile", "smoke", "--devices", "2", *ON_CPU
+    )
     spawned(proc.pid, 4)  # 2 ranks, a worker each
     everything = children(proc.pid)
     proc.send_signal(signal.SIGINT)
@@ -249,7 +252,9 @@ def test_ranks_ended_while_starting_leave_no_worker(store):
     """Ctrl-C while the ranks are still spawning their workers: no worker may outlive its rank."""
     all_pids = lambda: {int(p.name) for p in Path("/proc").glob("[0-9]*")}  # noqa: E731
     before = spawned_processes(all_pids())
-    proc = start_long_train(store, "train", "--method", "lapsgd", "--profile", "smoke", "--devices", "2")
+    proc = start_long_train(
+        store, "train", "--method", "lapsgd", "--profile", "smoke", "--devices", "2", *ON_CPU
+    )
     spawned(proc.pid, 2, settle=3)  # the ranks exist and are importing or spawning their workers
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)

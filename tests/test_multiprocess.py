@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from .conftest import run_cli, start_long_train
+from .conftest import ON_CPU, run_cli, start_long_train
 
 ASYNC2 = [
     "train",
@@ -22,6 +22,7 @@ ASYNC2 = [
     "smoke",
     "--devices",
     "2",
+    *ON_CPU,
 ]
 
 

@@ -21,7 +21,7 @@ from methods.async_backprop import AsyncConfig
 from reports.claims import evaluate
 from reports.tables import write_report
 
-from .conftest import add_run, run_cli, smoke_job
+from .conftest import add_run, on_cpu, run_cli, smoke_job
 
 
 # --- straggler injection -------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def test_004_tables_smoke_runs_and_reports(tmp_path):
     for table, labels in chosen.items():
         for job in TABLES[table].jobs("smoke"):
             if job.label in labels and job.model == "resnet18":
-                summary = run_job(job, None, tracker, progress=False)
+                summary = run_job(on_cpu(job) if job.devices > 1 else job, None, tracker, progress=False)
                 assert summary["status"] == "finished" and summary["mfu"] > 0, job.label
     out = tmp_path / "out"
     for table in (*chosen, "pd-staleness"):

@@ -1,4 +1,5 @@
-"""`perf async`: samples/s of `async_lu` vs `bp` on the same model and batches, under two thread budgets."""
+"""`perf async`: samples/s of `async_lu` vs `bp` on the same model and batches (on a CPU under two
+thread budgets; on a GPU with the GPU's busy fraction and peak memory of each side)."""
 
 from __future__ import annotations
 
@@ -13,52 +14,86 @@ from .common import (
     BATCH,
     LSTM_BATCH,
     LSTM_SEQ_LEN,
-    WIDTH,
     cifar10_or_synthetic,
+    gpu_usage,
     imdb_or_synthetic,
     interleaved,
     one_epoch_job,
+    perf_device,
+    perf_width,
     register_perf,
     runner_rate,
 )
 
 STEPS = 40  # long enough that filling and draining the pipeline (one pass each) is not the measurement
 LSTM_STEPS = 100  # an LSTM step is ~4x shorter: 40 of them (4 s) left the ratios noisy (0.74-1.12)
+CUDA_STEPS = 300  # a GPU step is ~100x shorter than a CPU's: ~3 s per side and repetition
 
 
 @register_perf("async")
 def perf_async(args) -> dict:
-    """Both sides train a fresh ResNet-18 (width 0.25; `--model lstm`: the quick IMDb LSTM, 2x64
-    over the last 400 tokens, Adam) through the runner on the same STEPS batches.
+    """Both sides train a fresh ResNet-18 (width 0.25 on a CPU, full width on a GPU; `--model lstm`:
+    the quick IMDb LSTM, 2x64 over the last 400 tokens, Adam) through the runner on the same batches.
 
+    On a CPU:
     (a) `ratio_1thread`: every thread of both sides limited to one intra-op thread (the paper's
         setting: the method's parallelism is its threads);
     (b) `ratio_all_cores`: `bp` given every core as intra-op threads, `async_lu` as in (a).
     `bound` = min(1 + β, cores), with β = backward / forward time measured here at one thread
     (§3.3's speed-up limit, capped by the cores that can run threads at once).
+    On a GPU: `ratio` = async_lu / bp, `bound` = 1 + β measured on the GPU, and each side's GPU
+    busy fraction and peak memory from one more (profiled) run.
     """
+    device = perf_device()
+    cuda = device.type == "cuda"
     model = getattr(args, "model", None) or "resnet18"
-    steps = args.steps or (LSTM_STEPS if model == "lstm" else STEPS)
+    width = perf_width(device)
+    steps = args.steps or (CUDA_STEPS if cuda else LSTM_STEPS if model == "lstm" else STEPS)
     if model == "lstm":
-        batch, described = LSTM_BATCH, f"lstm width {WIDTH} (2x{round(256 * WIDTH)}), {LSTM_SEQ_LEN} tokens"
+        batch, described = LSTM_BATCH, f"lstm width {width} (2x{round(256 * width)}), {LSTM_SEQ_LEN} tokens"
         dataset = imdb_or_synthetic(args.data_dir, batch * steps, 32)
     else:
-        batch, described = BATCH, f"resnet18 width {WIDTH}"
+        batch, described = BATCH, f"resnet18 width {width}"
         dataset = cifar10_or_synthetic(args.data_dir, batch * steps, 32)
-    cores = os.cpu_count() or 1
-    async_lu = runner_rate(one_epoch_job("async_lu", 1, AsyncConfig(), model=model), dataset)
-    one_thread = interleaved(async_lu, runner_rate(one_epoch_job("bp", 1, model=model), dataset), args.reps)
-    all_cores = interleaved(async_lu, runner_rate(one_epoch_job("bp", 0, model=model), dataset), args.reps)
-    timing = one_epoch_job("fwd_bwd_timing", 1, TimingConfig(batches=steps - 2, warmup=2), model=model)
+
+    def job(method: str, threads: int, method_config=None):
+        return one_epoch_job(method, threads, method_config, model=model, width=width)
+
+    threads = 0 if cuda else 1  # on a GPU the default (intra-op threads only run the host's side)
+    async_lu = runner_rate(job("async_lu", threads, AsyncConfig()), dataset)
+    bp = runner_rate(job("bp", threads), dataset)
+    one_thread = interleaved(async_lu, bp, args.reps)
+    timing = job("fwd_bwd_timing", threads, TimingConfig(batches=min(steps - 2, 50), warmup=2))
     beta = run_job(timing, None, NullTracker(), progress=False, dataset=dataset)["beta"]
-    bound = min(1 + beta, cores)
-    return dict(
+    common = dict(
         name="async",
-        a_name="async_lu (1 forward + 2 backward threads, 1 intra-op thread each)",
+        a_name="async_lu (1 forward + 2 backward threads"
+        + ("" if cuda else ", 1 intra-op thread each")
+        + ")",
         b_name="bp",
         a_per_s=one_thread["a_per_s"],
         b_per_s=one_thread["b_per_s"],
         ratio=one_thread["ratio"],
+        ratio_min=one_thread["ratio_min"],
+        ratio_max=one_thread["ratio_max"],
+        beta=beta,
+        reps=args.reps,
+        data=dataset.source,
+        model=described,
+        batch_size=batch,
+        steps=steps,
+        device=str(device),
+    )
+    if cuda:
+        bound = 1 + beta
+        usage = {f"async_lu_{k}": v for k, v in gpu_usage(async_lu, device).items()}
+        usage |= {f"bp_{k}": v for k, v in gpu_usage(bp, device).items()}
+        return dict(**common, bound=bound, ratio_of_bound=one_thread["ratio"] / bound, **usage)
+    cores = os.cpu_count() or 1
+    all_cores = interleaved(async_lu, runner_rate(job("bp", 0), dataset), args.reps)
+    bound = min(1 + beta, cores)
+    return dict(
+        **common,
         ratio_1thread=one_thread["ratio"],
         ratio_1thread_min=one_thread["ratio_min"],
         ratio_1thread_max=one_thread["ratio_max"],
@@ -66,13 +101,7 @@ def perf_async(args) -> dict:
         ratio_all_cores=all_cores["ratio"],
         ratio_all_cores_min=all_cores["ratio_min"],
         ratio_all_cores_max=all_cores["ratio_max"],
-        beta=beta,
         bound=bound,
         ratio_1thread_of_bound=one_thread["ratio"] / bound,
         cores=cores,
-        reps=args.reps,
-        data=dataset.source,
-        model=described,
-        batch_size=batch,
-        steps=steps,
     )

@@ -1,19 +1,35 @@
-"""`perf baselines`: training samples/s of `ddp`, `plsgd`, `lapsgd`, `lppsgd` on 2 processes vs `bp` on 1."""
+"""`perf baselines`: training samples/s of `ddp`, `plsgd`, `lapsgd`, `lppsgd` on every device (2 CPU
+processes on a CPU) vs `bp` on one."""
 
 from __future__ import annotations
 
+import logging
+
+import torch
+
 from ..runner import run_job
 from ..tracking import NullTracker
-from .common import BATCH, WIDTH, cifar10_or_synthetic, interleaved, one_epoch_job, register_perf
+from .common import (
+    BATCH,
+    cifar10_or_synthetic,
+    interleaved,
+    one_epoch_job,
+    perf_device,
+    perf_width,
+    register_perf,
+)
 
-STEPS = 32  # bp's batches per repetition; each of the 2 ranks takes half of them
-DEVICES = 2
+STEPS = 32  # bp's batches per repetition; each of the ranks takes its share of them
+CPU_DEVICES = 2
+log = logging.getLogger(__name__)
 METHODS = ("ddp", "plsgd", "lapsgd", "lppsgd")
 
 
 @register_perf("baselines", default_reps=3)
 def perf_baselines(args) -> dict:
-    """Each side trains a fresh ResNet-18 (width 0.25) for one epoch over the same STEPS batches.
+    """Each side trains a fresh ResNet-18 (width 0.25 on a CPU, full width on GPUs) for one epoch
+    over the same STEPS batches; the baselines on every GPU there is (one process each), or on 2
+    CPU processes.
 
     The rate is the runner's own: samples over the training clock, which counts every step, the
     averaging and the data, but not process start-up (spawning ranks and workers) or evaluation.
@@ -21,9 +37,17 @@ def perf_baselines(args) -> dict:
     """
     steps = args.steps or STEPS
     dataset = cifar10_or_synthetic(args.data_dir, BATCH * steps, 32)
+    device = perf_device()
+    width = perf_width(device)
+    devices = torch.cuda.device_count() if device.type == "cuda" else CPU_DEVICES
+    log.info(
+        "perf baselines: %d %s",
+        devices,
+        "GPU(s), one process each" if device.type == "cuda" else "CPU processes",
+    )
 
     def rate(method: str, devices: int):
-        job = one_epoch_job(method, 0, devices=devices)
+        job = one_epoch_job(method, 0, devices=devices, width=width)
 
         def measure() -> float:
             return run_job(job, None, NullTracker(), progress=False, dataset=dataset)["samples_per_s"]
@@ -31,9 +55,9 @@ def perf_baselines(args) -> dict:
         return measure
 
     bp = rate("bp", 1)
-    result = dict(name="baselines", b_name="bp (1 process, all cores)", devices=DEVICES)
+    result = dict(name="baselines", b_name="bp (1 process)", devices=devices, device=device.type)
     for method in METHODS:
-        measured = interleaved(rate(method, DEVICES), bp, args.reps)
+        measured = interleaved(rate(method, devices), bp, args.reps)
         result[f"{method}_per_s"] = measured["a_per_s"]
         result[f"ratio_{method}"] = measured["ratio"]
         result[f"ratio_{method}_min"] = measured["ratio_min"]
@@ -43,7 +67,7 @@ def perf_baselines(args) -> dict:
         **result,
         reps=args.reps,
         data=dataset.source,
-        model=f"resnet18 width {WIDTH}",
+        model=f"resnet18 width {width}",
         batch_size=BATCH,
         steps=steps,
     )

@@ -8,6 +8,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+import torch
+
 from core.config import TrainConfig
 from core.errors import DataMissingError
 from core.job import Job
@@ -16,10 +18,11 @@ from datasets import TensorImageDataset, load_dataset, resolve_data_dir
 from datasets.synthetic import synthetic_images
 
 from ..jobs import build_job
+from ..rank import resolve_device
 from ..runner import run_job
 from ..tracking import NullTracker
 
-BATCH, WIDTH = 128, 0.25  # the quick profile's ResNet-18
+BATCH, WIDTH = 128, 0.25  # the quick profile's ResNet-18 (on CUDA: full width, the paper profile's)
 LSTM_BATCH, LSTM_SEQ_LEN = 64, 400  # the quick profile's IMDb LSTM (width 0.25: 2x64, 400 tokens)
 
 log = logging.getLogger(__name__)
@@ -91,8 +94,23 @@ def imdb_or_synthetic(data_dir: str | None, num_train: int, num_test: int):
     return full.subset(num_train, num_test)
 
 
+def perf_device() -> torch.device:
+    """Where the perf benchmarks run: the first GPU where there is one, else the CPU."""
+    return resolve_device("auto")
+
+
+def perf_width(device: torch.device) -> float:
+    """The model width measured: the paper profile's (full) on a GPU, the quick profile's on a CPU."""
+    return 1.0 if device.type == "cuda" else WIDTH
+
+
 def one_epoch_job(
-    method: str, threads: int = 0, method_config=None, model: str = "resnet18", devices: int = 1
+    method: str,
+    threads: int = 0,
+    method_config=None,
+    model: str = "resnet18",
+    devices: int = 1,
+    width: float = WIDTH,
 ) -> Job:
     """One epoch of the quick ResNet-18 (or IMDb LSTM) over the data given, evaluated on a few samples."""
     lstm = model == "lstm"
@@ -104,7 +122,7 @@ def one_epoch_job(
         warmup_epochs=0,
         t_max=1,
         max_epochs=1,
-        width=WIDTH,
+        width=width,
         eval_batch_size=32,
         threads=threads,
     )
@@ -124,3 +142,36 @@ def runner_rate(job: Job, dataset: TensorImageDataset):
         return dataset.num_train // batch * batch / (time.perf_counter() - start)
 
     return measure
+
+
+def busy_time(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of (start, end) intervals: time during which at least one ran."""
+    busy, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            busy += end - max(start, reach)
+            reach = end
+    return busy
+
+
+def gpu_usage(measure: Callable[[], float], device: torch.device) -> dict:
+    """One more run of `measure` on CUDA: the fraction of it during which the GPU ran a kernel or a
+    copy (the union of their intervals in a profiler trace over the span from the first to the last;
+    the profiler slows the host a little, so this errs low), and the peak of allocated memory (GiB).
+    Empty on the CPU."""
+    if device.type != "cuda":
+        return {}
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        measure()
+        torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30
+    intervals = [
+        (e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA
+    ]
+    span = max(end for _, end in intervals) - min(start for start, _ in intervals) if intervals else 0.0
+    return dict(gpu_busy_frac=busy_time(intervals) / span if span else None, peak_mem_gib=peak)

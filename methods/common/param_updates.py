@@ -1,56 +1,162 @@
-"""Per-parameter optimiser updates for methods that apply updates themselves (async, Hogwild!).
+"""Optimiser updates for methods that apply updates themselves (async, Hogwild!), a group of tensors
+at a time.
 
-Each parameter tensor is updated on its own, with torch.optim.SGD's or Adam's arithmetic (their
-functional single-tensor code paths, so results are bit-identical to the optimisers), through
-`param.data` (which does not bump the version counter that in-flight backward passes check),
-under a per-tensor lock held only for the in-place update unless `lock_free`.
+A group is the parameter tensors of one module (a conv's weight; a BatchNorm's weight and bias; the
+LSTM's eight tensors): its gradients come out of one backward node together, so a layer-wise update
+of the group is the same update as tensor by tensor, in one optimiser call: torch's foreach
+arithmetic on the CPU (bit-identical to torch.optim's default there, tested) and its fused kernels
+on CUDA (one launch per group instead of four per tensor). Updates go through `param.data` (which
+does not bump the version counter that in-flight backward passes check), under the group's lock
+unless `lock_free`. On CUDA, `GpuFences` orders each group's writes against the forward passes'
+reads on the other streams.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack, nullcontext
 
 import torch
+from torch import nn
 from torch.optim.adam import adam
 from torch.optim.sgd import sgd
 
 from core.config import TrainConfig
 
 
-class ParameterUpdater:
-    """Applies one parameter tensor's update at a time and counts the updates each tensor received."""
+def module_groups(model: nn.Module, params: list[nn.Parameter]) -> list[list[int]]:
+    """Indices into `params` grouped by the module that owns them (model order, input first)."""
+    index = {id(p): i for i, p in enumerate(params)}
+    groups = []
+    for module in model.modules():
+        owned = [index.pop(id(p)) for p in module.parameters(recurse=False) if id(p) in index]
+        if owned:
+            groups.append(owned)
+    groups += [[i] for i in sorted(index.values())]  # parameters no module owns (never in practice)
+    return groups
 
-    def __init__(self, params: list[torch.nn.Parameter], cfg: TrainConfig, lock_free: bool = False):
+
+class GpuFences:
+    """Stream order for one parameter group's tensors on CUDA, where each pass has its own stream.
+
+    `written[g]` is recorded after every write of group g (an update, another rank's update);
+    `read[g]` after every forward of its module (the read, and BatchNorm's running statistics).
+    A write waits for both (no update overwrites a tensor that a forward launched before it is still
+    reading, nor races an earlier update); a forward waits for both too (it reads no half-written
+    tensor, and no forward races another's running statistics). Events are reused, never created
+    per step; waiting on one never recorded is a no-op.
+    """
+
+    def __init__(self, groups: int):
+        self.written = [torch.cuda.Event() for _ in range(groups)]
+        self.read = [torch.cuda.Event() for _ in range(groups)]
+
+    def before(self, group: int) -> None:
+        """The current stream waits for the group's last read and last write."""
+        stream = torch.cuda.current_stream()
+        stream.wait_event(self.written[group])
+        stream.wait_event(self.read[group])
+
+    def after_write(self, group: int) -> None:
+        self.written[group].record()
+
+    def after_read(self, group: int) -> None:
+        self.read[group].record()
+
+
+class ParameterUpdater:
+    """Applies the updates of one or more groups in one optimiser call; counts each tensor's updates."""
+
+    def __init__(
+        self,
+        params: list[nn.Parameter],
+        cfg: TrainConfig,
+        groups: list[list[int]] | None = None,
+        lock_free: bool = False,
+    ):
         self.params, self.cfg, self.lock_free = list(params), cfg, lock_free
-        self.locks = [threading.Lock() for _ in self.params]
+        self.groups = groups if groups is not None else [[i] for i in range(len(self.params))]
+        self.group_of = {i: g for g, members in enumerate(self.groups) for i in members}
+        self.locks = [threading.Lock() for _ in self.groups]
+        self.cuda = bool(self.params) and self.params[0].is_cuda
+        self.fences = GpuFences(len(self.groups)) if self.cuda else None
+        self.fused = self.cuda  # torch's fused kernels (which also run on the CPU, not bit-identically)
         self.momentum: list[torch.Tensor | None] = [None] * len(self.params)  # SGD state
-        self.exp_avg = [torch.zeros_like(p) for p in self.params] if cfg.optimizer == "adam" else []
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params] if cfg.optimizer == "adam" else []
-        self.steps = (
-            [torch.zeros((), dtype=torch.float32) for _ in self.params] if cfg.optimizer == "adam" else []
-        )
-        self.versions = [0] * len(self.params)  # updates applied to each tensor so far
+        adam_state = cfg.optimizer == "adam"
+        self.exp_avg = [torch.zeros_like(p) for p in self.params] if adam_state else []
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params] if adam_state else []
+        # As torch.optim.Adam keeps them: on the CPU for foreach, on the device for the fused kernel.
+        step_device = self.params[0].device if self.cuda else "cpu"  # (the CPU's fused Adam takes CPU steps)
+        self.steps = [torch.zeros((), device=step_device) for _ in self.params] if adam_state else []
+        self.versions = [0] * len(self.params)  # updates applied to each tensor so far (any rank's)
         self.exchange = None  # an UpdateExchange on several processes: every applied update is also sent
 
-    def apply(self, index: int, grad: torch.Tensor, lr: float) -> int:
-        """Update parameter `index` with `grad`; returns how many updates it had received before."""
-        if self.lock_free:
-            return self._apply(index, grad, lr)
-        with self.locks[index]:
-            return self._apply(index, grad, lr)
+    def locked(self, groups: Iterable[int]) -> ExitStack:
+        """Hold the groups' locks (none if lock_free), taken in index order: no deadlock between callers."""
+        stack = ExitStack()
+        if not self.lock_free:
+            for g in sorted(groups):
+                stack.enter_context(self.locks[g])
+        return stack
 
-    def _apply(self, i: int, grad: torch.Tensor, lr: float) -> int:
-        cfg, param = self.cfg, self.params[i].data
-        previous = param.clone() if self.exchange is not None else None
+    def apply(self, grads: dict[int, torch.Tensor], lr: float) -> dict[int, int]:
+        """Update the tensors named by `grads`' keys (whole groups: one hook's, or a whole pass's) in
+        one optimiser call; returns how many updates each tensor had received before."""
+        groups = sorted({self.group_of[i] for i in grads})
+        with self.locked(groups):
+            return self._apply(groups, grads, lr)
+
+    def add_remote(self, group: int, deltas: list[torch.Tensor], counts: list[int]) -> None:
+        """Add another rank's updates of `group` (one delta per tensor) and count them, for staleness."""
+        with self.locked([group]):
+            if self.fences is not None:
+                self.fences.before(group)
+            for i, delta, count in zip(self.groups[group], deltas, counts, strict=True):
+                self.params[i].data.add_(delta.view_as(self.params[i]))
+                self.versions[i] += count
+            if self.fences is not None:
+                self.fences.after_write(group)
+
+    def _apply(self, groups: list[int], grads: dict[int, torch.Tensor], lr: float) -> dict[int, int]:
+        if self.fences is not None:
+            for g in groups:
+                self.fences.before(g)
+        indices = sorted(grads)
+        params = [self.params[i].data for i in indices]
+        if self.exchange is None:
+            self._step(indices, params, [grads[i] for i in indices], lr)
+        else:
+            # The update is computed on a copy and its delta sent on: reading `param - previous` after
+            # an in-place update would also send what the exchange thread added meanwhile (lock_free).
+            before = [p.clone() for p in params]
+            after = [p.clone() for p in before]
+            self._step(indices, after, [grads[i] for i in indices], lr)
+            deltas = torch._foreach_sub(after, before)
+            torch._foreach_add_(params, deltas)
+            self.exchange.record(indices, deltas)
+        if self.fences is not None:
+            for g in groups:
+                self.fences.after_write(g)
+        counts = {}
+        for i in indices:
+            counts[i] = self.versions[i]
+            self.versions[i] += 1
+        return counts
+
+    def _step(self, indices: list[int], params: list[torch.Tensor], grads: list[torch.Tensor], lr: float):
+        """torch.optim's arithmetic on these tensors: foreach on the CPU, fused on CUDA."""
+        cfg, fused = self.cfg, self.fused
         if cfg.optimizer == "adam":
             adam(
-                [param],
-                [grad],
-                [self.exp_avg[i]],
-                [self.exp_avg_sq[i]],
+                params,
+                grads,
+                [self.exp_avg[i] for i in indices],
+                [self.exp_avg_sq[i] for i in indices],
                 [],
-                [self.steps[i]],
-                foreach=False,
+                [self.steps[i] for i in indices],
+                foreach=not fused,
+                fused=fused,
                 amsgrad=False,
                 beta1=0.9,
                 beta2=0.999,
@@ -59,23 +165,62 @@ class ParameterUpdater:
                 eps=1e-8,
                 maximize=False,
             )
-        else:
-            buffers = [self.momentum[i]]
-            sgd(
-                [param],
-                [grad],
-                buffers,
-                foreach=False,
-                weight_decay=cfg.weight_decay,
-                momentum=cfg.momentum,
-                lr=lr,
-                dampening=0.0,
-                nesterov=cfg.nesterov,
-                maximize=False,
-            )
-            self.momentum[i] = buffers[0]  # the first step creates the buffer, as SGD does
-        if previous is not None:
-            self.exchange.record(i, param - previous)
-        before = self.versions[i]
-        self.versions[i] = before + 1
-        return before
+            return
+        fresh = [self.momentum[i] is None for i in indices]
+        if fused and cfg.momentum and any(fresh) and not all(fresh):
+            # The fused kernel takes one first-step flag per call: tensors updating for the first time
+            # (a tensor that had no gradient in earlier passes) go in a call of their own.
+            for first in (True, False):
+                part = [k for k, f in enumerate(fresh) if f == first]
+                picked = [indices[k] for k in part], [params[k] for k in part], [grads[k] for k in part]
+                self._step(*picked, lr)
+            return
+        buffers = [self.momentum[i] for i in indices]
+        sgd(
+            params,
+            grads,
+            buffers,
+            foreach=not fused,
+            fused=fused,
+            weight_decay=cfg.weight_decay,
+            momentum=cfg.momentum,
+            lr=lr,
+            dampening=0.0,
+            nesterov=cfg.nesterov,
+            maximize=False,
+        )
+        for i, buffer in zip(indices, buffers, strict=True):
+            self.momentum[i] = buffer  # the first step creates the buffers, as SGD does
+
+
+def fence_forward_reads(model: nn.Module, updater: ParameterUpdater) -> Callable[[], None]:
+    """On CUDA, make every forward of a parameter-owning module wait for its group's last write and
+    record its read (GpuFences), under the group's lock so that no update is launched in between;
+    returns a function that removes the hooks. Nothing to do on the CPU (see docs/design.md)."""
+    if updater.fences is None:
+        return lambda: None
+    fences, handles = updater.fences, []
+    index = {id(p): i for i, p in enumerate(updater.params)}
+    for module in model.modules():
+        owned = [index[id(p)] for p in module.parameters(recurse=False) if id(p) in index]
+        if not owned:
+            continue
+        group = updater.group_of[owned[0]]
+        lock = nullcontext() if updater.lock_free else updater.locks[group]
+
+        def before(_module, _inputs, group=group, lock=lock):
+            lock.__enter__()
+            fences.before(group)
+
+        def after(_module, _inputs, _outputs, group=group, lock=lock):
+            fences.after_read(group)
+            lock.__exit__(None, None, None)
+
+        handles.append(module.register_forward_pre_hook(before))
+        handles.append(module.register_forward_hook(after, always_call=True))
+
+    def remove() -> None:
+        for handle in handles:
+            handle.remove()
+
+    return remove

@@ -2,9 +2,11 @@
 
 A communication thread per process repeatedly all-reduces the sum of the updates its process
 applied since the last round (a flat buffer in a fixed parameter order, on a process group of its
-own) and adds the others' share (total − own) to its parameters. Compute threads only add their
-deltas into the buffer under the tensor's lock; they never wait for the network. No barrier, no
-averaging: each replica receives each update exactly once (the exchange of 000's multi-GPU runs).
+own), with how many updates each tensor received, and adds the others' share (total − own) to its
+parameters, counting their updates in the tensors' versions (staleness counts every rank's
+updates). Compute threads only add their deltas into the buffer under the group's buffer lock
+(taken even when updates are lock-free); they never wait for the network. No barrier, no averaging:
+each replica receives each update exactly once (the exchange of 000's multi-GPU runs).
 """
 
 from __future__ import annotations
@@ -16,18 +18,26 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 
+from .param_updates import ParameterUpdater
+
 ROUND_MIN_S = 0.005  # at most 200 rounds/s: an idle round costs a full buffer's all-reduce
 
 
 class UpdateExchange:
     """The communication thread, its buffer of own updates, and the epoch-end flush."""
 
-    def __init__(self, params: list[torch.nn.Parameter], locks: list[threading.Lock], device: torch.device):
-        self.params, self.locks, self.device = params, locks, device
+    def __init__(self, updater: ParameterUpdater, device: torch.device):
+        self.updater, self.device = updater, device
+        params = updater.params
         self.world = dist.get_world_size()
         sizes = [p.numel() for p in params]
         self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
         self.own = torch.zeros(self.offsets[-1], device=device, dtype=params[0].dtype)
+        self.own_counts = [0] * len(params)  # own updates per tensor since the last round
+        self.locks = [threading.Lock() for _ in updater.groups]  # the buffer's, per group
+        # On CUDA the buffer is written on the passes' streams and read on this thread's: one event
+        # per group chains every buffer operation of that group (each waits for it, then records it).
+        self.events = [torch.cuda.Event() for _ in updater.groups] if device.type == "cuda" else None
         self.group = dist.new_group(backend=dist.get_backend())  # its own collective order
         self.drained = False  # set by the compute side at an epoch end
         self.closing = False
@@ -37,9 +47,13 @@ class UpdateExchange:
         self.thread = threading.Thread(target=self._loop, name="update-exchange", daemon=True)
         self.thread.start()
 
-    def record(self, index: int, delta: torch.Tensor) -> None:
-        """Add an applied update of parameter `index` (caller holds that tensor's lock)."""
-        self.own[self.offsets[index] : self.offsets[index + 1]].add_(delta.reshape(-1))
+    def record(self, indices: list[int], deltas: list[torch.Tensor]) -> None:
+        """Add applied updates of the tensors `indices` (one group or several) to the buffer."""
+        for i, delta in zip(indices, deltas, strict=True):
+            group = self.updater.group_of[i]
+            with self.locks[group]:
+                self._fence(group, lambda i=i, delta=delta: self._slice(i).add_(delta.reshape(-1)))
+                self.own_counts[i] += 1
 
     def flush(self) -> None:
         """Block until a round has carried every rank's updates up to its epoch end: replicas agree then."""
@@ -48,6 +62,8 @@ class UpdateExchange:
         while not self.flushed.wait(timeout=0.05):
             self._check()
         self.drained = False
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the last round's additions ran on the exchange's stream
 
     def close(self) -> None:
         """End the thread once every rank closes (rounds are collective: all ranks stop together)."""
@@ -61,32 +77,56 @@ class UpdateExchange:
         if self.error is not None:
             raise self.error
 
+    def _slice(self, index: int) -> torch.Tensor:
+        return self.own[self.offsets[index] : self.offsets[index + 1]]
+
+    def _fence(self, group: int, operation) -> None:
+        if self.events is None:
+            operation()
+            return
+        torch.cuda.current_stream().wait_event(self.events[group])
+        operation()
+        self.events[group].record()
+
+    def _take_own(self, mine: torch.Tensor, n: int, groups: list[list[int]]) -> None:
+        """Move the buffer's updates (and their counts) into `mine`, group by group, leaving it zero."""
+        counts = [0] * len(self.own_counts)
+        for g, members in enumerate(groups):
+            with self.locks[g]:
+
+                def move(members=members) -> None:
+                    for i in members:
+                        lo, hi = self.offsets[i], self.offsets[i + 1]
+                        mine[lo:hi].copy_(self.own[lo:hi])
+                        self.own[lo:hi].zero_()
+
+                self._fence(g, move)
+                for i in members:
+                    counts[i], self.own_counts[i] = self.own_counts[i], 0
+        mine[n : n + len(counts)].copy_(torch.tensor(counts, dtype=mine.dtype))
+
     def _loop(self) -> None:
-        n = self.offsets[-1]
+        n, tensors = self.offsets[-1], len(self.own_counts)
+        groups = self.updater.groups
         stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         try:
             with torch.cuda.stream(stream) if stream is not None else nullcontext():
                 while True:
                     started = time.perf_counter()
-                    mine = torch.empty(n + 2, device=self.device, dtype=self.own.dtype)
+                    # [own deltas (n) | own update counts per tensor | drained | closing]
+                    mine = torch.empty(n + tensors + 2, device=self.device, dtype=self.own.dtype)
                     drained, closing = self.drained, self.closing  # read before the deltas: they are all in
-                    for i, lock in enumerate(self.locks):
-                        lo, hi = self.offsets[i], self.offsets[i + 1]
-                        with lock:
-                            mine[lo:hi].copy_(self.own[lo:hi])
-                            self.own[lo:hi].zero_()
-                    mine[n], mine[n + 1] = float(drained), float(closing)
+                    self._take_own(mine, n, groups)
+                    mine[n + tensors], mine[n + tensors + 1] = float(drained), float(closing)
                     total = mine.clone()
                     dist.all_reduce(total, group=self.group)
-                    if stream is not None:
-                        stream.synchronize()
-                    others = total[:n] - mine[:n]
-                    for i, lock in enumerate(self.locks):
-                        lo, hi = self.offsets[i], self.offsets[i + 1]
-                        with lock:
-                            self.params[i].data.add_(others[lo:hi].view_as(self.params[i]))
+                    others = total[: n + tensors] - mine[: n + tensors]
+                    others_counts = [round(c) for c in others[n:].tolist()]  # syncs this stream
+                    for g, members in enumerate(groups):
+                        deltas = [others[self.offsets[i] : self.offsets[i + 1]] for i in members]
+                        self.updater.add_remote(g, deltas, [others_counts[i] for i in members])
                     self.rounds += 1
-                    flags = total[n:].tolist()
+                    flags = total[n + tensors :].tolist()
                     if flags[0] == self.world:
                         self.flushed.set()
                     if flags[1] == self.world:

@@ -1,0 +1,249 @@
+"""The async engine's update groups, in-flight limit and multi-device exchange (on the CPU), and its
+CUDA streams and memory (on a GPU; skipped without one)."""
+
+import threading
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from benchmarks.distributed import free_port
+from core.config import TrainConfig
+from core.inputs import InputSpec
+from methods.async_backprop import AsyncConfig, AsyncEngine
+from methods.common.param_updates import ParameterUpdater, module_groups
+from models import build_model
+
+NO_CUDA = "needs CUDA: the per-pass streams, event fences and GPU memory exist only on a GPU"
+
+
+def small_net() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+
+
+def test_groups_are_the_modules_that_own_the_tensors():
+    resnet = build_model("resnet18", InputSpec(10, 32), 0.125)
+    params = list(resnet.parameters())
+    groups = module_groups(resnet, params)
+    owners = [m for m in resnet.modules() if list(m.parameters(recurse=False))]
+    assert len(groups) == len(owners) and sorted(i for g in groups for i in g) == list(range(len(params)))
+    sizes = {type(m).__name__: len(list(m.parameters(recurse=False))) for m in owners}
+    assert sizes == {"Conv2d": 1, "BatchNorm2d": 2, "Linear": 2}
+    lstm = build_model("lstm", InputSpec(2, vocab_size=50), 0.125)
+    assert [len(g) for g in module_groups(lstm, list(lstm.parameters()))] == [1, 8, 2]  # the LSTM is one op
+
+
+@pytest.mark.parametrize(
+    "optimizer,nesterov", [("sgd", False), ("sgd", True), ("adam", False)], ids=["sgd", "nesterov", "adam"]
+)
+def test_group_updates_are_torch_optim_bit_for_bit(optimizer, nesterov):
+    """One foreach call per module (in reverse order, as a backward pass delivers them) against
+    torch.optim's default (single-tensor) step on the CPU, 4 steps with momentum and weight decay."""
+    torch.manual_seed(0)
+    ours, theirs = small_net(), small_net()
+    theirs.load_state_dict(ours.state_dict())
+    cfg = TrainConfig(optimizer=optimizer, nesterov=nesterov, weight_decay=5e-3, lr=0.05)
+    params = list(ours.parameters())
+    updater = ParameterUpdater(params, cfg, module_groups(ours, params))
+    if optimizer == "adam":
+        reference = torch.optim.Adam(theirs.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        reference = torch.optim.SGD(
+            theirs.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=nesterov
+        )
+    for _ in range(4):
+        grads = [torch.randn_like(p) for p in params]
+        for group in reversed(updater.groups):
+            updater.apply({i: grads[i] for i in group}, cfg.lr)
+        for p, g in zip(theirs.parameters(), grads, strict=True):
+            p.grad = g.clone()
+        reference.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters(), strict=True))
+    assert updater.versions == [4] * len(params)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_fused_path_cuda_takes_matches_torch_optim(optimizer):
+    """The fused kernels CUDA's updates use (torch runs them on the CPU too, not bit for bit), with
+    a tensor that first gets a gradient in the third pass: close to torch.optim's result."""
+    torch.manual_seed(0)
+    ours, theirs = small_net(), small_net()
+    theirs.load_state_dict(ours.state_dict())
+    cfg = TrainConfig(optimizer=optimizer, weight_decay=5e-3, lr=0.05)
+    params = list(ours.parameters())
+    updater = ParameterUpdater(params, cfg, module_groups(ours, params))
+    updater.fused = True
+    late = len(params) - 1  # the head's bias: no gradient in the first two passes
+    if optimizer == "adam":
+        reference = torch.optim.Adam(theirs.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        reference = torch.optim.SGD(
+            theirs.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
+        )
+    for step in range(4):
+        grads = {i: torch.randn_like(p) for i, p in enumerate(params) if i != late or step >= 2}
+        for group in reversed(updater.groups):
+            updater.apply({i: grads[i] for i in group if i in grads}, cfg.lr)
+        for i, p in enumerate(theirs.parameters()):
+            p.grad = grads[i].clone() if i in grads else None
+        reference.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert updater.versions[late] == 2 and updater.versions[0] == 4
+
+
+class RecordingExchange:
+    def __init__(self):
+        self.sent: list[tuple[list[int], list[torch.Tensor]]] = []
+
+    def record(self, indices, deltas):
+        self.sent.append((indices, [d.clone() for d in deltas]))
+
+
+def test_a_lock_free_update_sends_only_its_own_delta(monkeypatch):
+    """Another rank's update that lands while a lock-free update is computed (the exchange thread
+    takes no lock then) stays on the parameter but is not sent back out as this rank's."""
+    torch.manual_seed(0)
+    param = nn.Parameter(torch.randn(6))
+    start = param.detach().clone()
+    cfg = TrainConfig(lr=0.1, momentum=0.9, weight_decay=0.01)
+    updater = ParameterUpdater([param], cfg, lock_free=True)
+    updater.exchange = RecordingExchange()
+    remote = torch.full((6,), 0.5)
+    original = ParameterUpdater._step
+
+    def meanwhile_a_remote_update_lands(self, indices, params, grads, lr):
+        self.params[0].data.add_(remote)
+        return original(self, indices, params, grads, lr)
+
+    monkeypatch.setattr(ParameterUpdater, "_step", meanwhile_a_remote_update_lands)
+    grad = torch.randn(6)
+    updater.apply({0: grad}, cfg.lr)
+    reference = nn.Parameter(start.clone())
+    reference.grad = grad.clone()
+    torch.optim.SGD([reference], lr=0.1, momentum=0.9, weight_decay=0.01).step()
+    ((indices, (sent,)),) = updater.exchange.sent
+    assert indices == [0]
+    torch.testing.assert_close(sent, reference.detach() - start, rtol=0, atol=1e-7)
+    torch.testing.assert_close(param.detach(), start + remote + sent, rtol=0, atol=1e-6)
+
+
+class SlowBackward(torch.autograd.Function):
+    """Identity forward; its backward waits until released: a backward pass that takes its time."""
+
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        SlowBackward.entered.release()
+        SlowBackward.release.wait(timeout=30)
+        return grad
+
+
+def test_the_next_forward_runs_while_every_backward_thread_works():
+    """000's Figure 1: with B = 2 backward threads busy, a third pass is forwarded (the default
+    limit is F + B = 3 passes alive); a fourth waits for a slot."""
+    assert AsyncConfig().in_flight_limit == 3 and AsyncConfig(2, 4).in_flight_limit == 6
+    assert AsyncConfig(max_in_flight=1).in_flight_limit == 1
+    weight = nn.Parameter(torch.ones(4))
+    model = nn.Module()
+    model.weight = weight
+    SlowBackward.release.clear()
+    cfg = TrainConfig(lr=0.01, momentum=0.0, weight_decay=0.0)
+    with AsyncEngine(model, cfg, AsyncConfig(), True, torch.device("cpu")) as engine:
+        for _ in range(2):
+            stream = engine.acquire_slot()
+            engine.submit(SlowBackward.apply(weight).sum(), 0.01, engine.read_versions(), stream)
+        assert SlowBackward.entered.acquire(timeout=10) and SlowBackward.entered.acquire(timeout=10)
+        third = engine.slots.acquire(timeout=1)  # both backward threads are inside their passes
+        fourth = engine.slots.acquire(timeout=0.2)
+        SlowBackward.release.set()
+        engine.release_slot(None)
+        assert third and not fourth
+        engine.drain()
+    assert torch.equal(weight.detach(), torch.full((4,), 1 - 2 * 0.01))
+
+
+def _exchange_updates(rank: int, port: int, out: str, lock_free: bool) -> None:
+    """Rank r applies (r + 1) x 5 known updates through the engine; the exchange carries them over."""
+    from methods.common.update_exchange import UpdateExchange
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    model = small_net()
+    torch.manual_seed(0)
+    for p in model.parameters():
+        nn.init.constant_(p, 1.0)
+    params = list(model.parameters())
+    cfg = TrainConfig(lr=0.01, momentum=0.0, weight_decay=0.0)
+    updater = ParameterUpdater(params, cfg, module_groups(model, params), lock_free=lock_free)
+    exchange = UpdateExchange(updater, torch.device("cpu"))
+    updater.exchange = exchange
+    for _ in range((rank + 1) * 5):
+        for group in updater.groups:
+            updater.apply({i: torch.ones_like(params[i]) for i in group}, cfg.lr)
+    exchange.flush()
+    versions = list(updater.versions)
+    exchange.close()
+    torch.save(dict(versions=versions, params=[p.detach() for p in params]), f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_every_rank_counts_and_applies_every_update_once(tmp_path):
+    """After a flush both replicas hold all 5 + 10 updates of every tensor, counted in its versions
+    (so staleness counts the other rank's updates), none sent back or lost. (Lock-free updates may
+    be lost by design: test_a_lock_free_update_sends_only_its_own_delta covers what they send.)"""
+    out = str(tmp_path / "exchange")
+    mp.start_processes(_exchange_updates, args=(free_port(), out, False), nprocs=2, start_method="spawn")
+    ranks = [torch.load(f"{out}.{r}") for r in range(2)]
+    for r in ranks:
+        assert r["versions"] == [15] * len(r["params"])
+        for p in r["params"]:
+            torch.testing.assert_close(p, torch.full_like(p, 1 - 15 * 0.01), rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+def test_on_cuda_passes_have_their_own_streams_and_memory_stays_flat(store):
+    """async_lu on the GPU: one stream per pass that can be alive, made once; the peak memory of the
+    last epoch within 10 % of the second's; and it learns."""
+    from benchmarks.runner import run_job
+    from benchmarks.tracking import Tracker
+
+    from .conftest import smoke_job
+
+    tracker = Tracker(store)
+    result = run_job(smoke_job("async_lu", AsyncConfig(), device="cuda", max_epochs=6), None, tracker, False)
+    assert result["status"] == "finished" and result["best_test_acc"] > 0.3
+    peaks = [
+        m.value
+        for m in sorted(
+            tracker.client.get_metric_history(result["run_id"], "gpu_mem_peak_gib"), key=lambda m: m.step
+        )
+    ]
+    assert len(peaks) == 6 and peaks[-1] <= 1.1 * peaks[1]
+    params = tracker.client.get_run(result["run_id"]).data.params
+    assert params["cudnn_benchmark"] == "True" and params["tf32"] == "True"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+def test_on_cuda_the_engine_uses_a_stream_per_slot():
+    model = small_net().cuda()
+    cfg = TrainConfig(lr=0.01)
+    with AsyncEngine(model, cfg, AsyncConfig(), True, torch.device("cuda")) as engine:
+        streams = [engine.acquire_slot() for _ in range(3)]
+        assert len({s.cuda_stream for s in streams}) == 3  # F + B distinct streams
+        for stream in streams:
+            engine.release_slot(stream)
+        for _ in range(5):
+            stream = engine.acquire_slot()
+            with torch.cuda.stream(stream):
+                loss = model(torch.randn(8, 3, 8, 8, device="cuda")).sum()
+            engine.submit(loss, 0.01, engine.read_versions(), stream)
+        engine.drain()
+    assert all(v == 5 for v in engine.updater.versions)
