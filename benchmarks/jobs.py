@@ -39,10 +39,12 @@ def check_device_count(job: Job) -> None:
         have, first = torch.cuda.device_count(), device.index or 0
         if first + devices > have:
             where = f"from cuda:{first} " if first else ""
+            fewer = "--nproc-per-node" if torchrun else "--devices"
+            asked = f"torchrun's {devices} processes here need" if torchrun else f"--devices {devices} needs"
             raise UserError(
-                f"--devices {devices} needs {devices} GPUs {where}(one per process), this machine has "
-                f"{have}; use --devices N with N <= {max(have - first, 0)}, or run the processes on the "
-                "CPU with --set device=cpu"
+                f"{asked} {devices} GPUs {where}(one per process), this machine has {have}; use "
+                f"{fewer} N with N <= {max(have - first, 0)}, or run the processes on the CPU with "
+                "--set device=cpu"
             )
     elif devices > 1 and not torchrun and devices > (os.cpu_count() or 1):
         have = os.cpu_count() or 1

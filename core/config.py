@@ -104,6 +104,7 @@ LATER_FIELDS = {
     "straggler_seed": 0,
     "cudnn_benchmark": True,
     "tf32": True,
+    "backward_nice": 5,  # async_lu / async_bu's AsyncConfig
 }
 
 

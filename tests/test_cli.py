@@ -60,10 +60,27 @@ def test_bad_run_and_perf_names_exit_2():
 
 def test_counts_are_checked_up_front(store):
     one_error_line(
-        run_cli(*SMOKE, "--method", "ddp", "--devices", "999"), 2, "--devices 999: this machine has"
+        run_cli(*SMOKE, "--method", "ddp", "--devices", "999"), 2, "--devices 999", "this machine has"
     )
     too_big = run_cli(*SMOKE, "--set", "batch_size=100000", "--tracking-uri", store)
     one_error_line(too_big, 2, "batch_size 100000 exceeds the 2048 training samples")
+
+
+@pytest.mark.parametrize("torchrun", [False, True], ids=["spawned", "torchrun"])
+def test_more_processes_than_gpus_exit_2_naming_the_cpu_way(monkeypatch, torchrun):
+    """On a 1-GPU machine (CUDA pretended here), 2 processes would share the GPU, which NCCL
+    refuses: one line with the GPUs found and how to run the processes on the CPU instead."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    if torchrun:  # torchrun's environment for rank 0 of 2 processes on this machine
+        for key, value in dict(RANK="0", WORLD_SIZE="2", LOCAL_RANK="0", LOCAL_WORLD_SIZE="2").items():
+            monkeypatch.setenv(key, value)
+    args = ["--devices", "2"] if not torchrun else []
+    proc = run_cli(*SMOKE, "--method", "ddp", *args)
+    asked = "torchrun's 2 processes here need 2 GPUs" if torchrun else "--devices 2 needs 2 GPUs"
+    one_error_line(proc, 2, asked, "this machine has 1", "--set device=cpu")
 
 
 def test_usage_errors_name_the_right_help():
@@ -172,8 +189,11 @@ def test_perf_prints_its_json_contract(name, store):
     assert {"a_name", "b_name", "a_per_s", "b_per_s", "ratio"} <= set(result)
     assert result["a_per_s"] > 0 and result["b_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["a_per_s"] / result["b_per_s"])
-    if name == "async":
-        assert {"ratio_1thread", "ratio_all_cores", "beta", "bound"} <= set(result)
+    if name == "async" and result["device"].startswith("cuda"):  # on a GPU: 1 + β, busy, memory
+        assert {"async_lu_gpu_busy_frac", "bp_peak_mem_gib", "ratio_of_bound"} <= set(result)
+        assert result["bound"] == pytest.approx(1 + result["beta"])
+    elif name == "async":
+        assert {"ratio_1thread", "ratio_all_cores", "beta", "bound", "two_bp_loops_ratio"} <= set(result)
         assert result["bound"] == pytest.approx(min(1 + result["beta"], os.cpu_count()))
     # Logged to MLflow (experiment `perf`) so that the speed claims draw on measured runs.
     client = MlflowClient(tracking_uri=store)

@@ -247,3 +247,20 @@ def test_on_cuda_the_engine_uses_a_stream_per_slot():
             engine.submit(loss, 0.01, engine.read_versions(), stream)
         engine.drain()
     assert all(v == 5 for v in engine.updater.versions)
+
+
+@pytest.mark.skipif(
+    torch.cuda.device_count() < 2, reason="needs 2 GPUs: --devices 2 runs one process per GPU"
+)
+@pytest.mark.parametrize("method", ["ddp", "async_lu"])
+def test_two_processes_on_two_gpus_train(store, method):
+    import json
+
+    from .conftest import run_cli
+
+    proc = run_cli(
+        "train", "--method", method, "--devices", "2", "--profile", "smoke", "--json", "--tracking-uri", store
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["status"] == "finished" and result["best_test_acc"] > 0.2

@@ -4,6 +4,7 @@ thread budgets; on a GPU with the GPU's busy fraction and peak memory of each si
 from __future__ import annotations
 
 import os
+import threading
 
 from methods.async_backprop import AsyncConfig
 from methods.timing import TimingConfig
@@ -40,7 +41,9 @@ def perf_async(args) -> dict:
         setting: the method's parallelism is its threads);
     (b) `ratio_all_cores`: `bp` given every core as intra-op threads, `async_lu` as in (a).
     `bound` = min(1 + β, cores), with β = backward / forward time measured here at one thread
-    (§3.3's speed-up limit, capped by the cores that can run threads at once).
+    (§3.3's speed-up limit, capped by the cores that can run threads at once); and
+    `two_bp_loops_ratio`: two independent `bp` loops at one thread each, run at once, over one: what
+    the cores give two threads of this workload when nothing couples them.
     On a GPU: `ratio` = async_lu / bp, `bound` = 1 + β measured on the GPU, and each side's GPU
     busy fraction and peak memory from one more (profiled) run.
     """
@@ -62,7 +65,9 @@ def perf_async(args) -> dict:
     threads = 0 if cuda else 1  # on a GPU the default (intra-op threads only run the host's side)
     async_lu = runner_rate(job("async_lu", threads, AsyncConfig()), dataset)
     bp = runner_rate(job("bp", threads), dataset)
-    one_thread = interleaved(async_lu, bp, args.reps)
+    # On a CPU also: two independent `bp` loops at once, one thread each: what the cores give two
+    # threads of this workload with no dependency between them (memory bandwidth, SMT siblings).
+    one_thread = interleaved(async_lu, bp, args.reps, c=None if cuda else side_by_side(bp, 2))
     timing = job("fwd_bwd_timing", threads, TimingConfig(batches=min(steps - 2, 50), warmup=2))
     beta = run_job(timing, None, NullTracker(), progress=False, dataset=dataset)["beta"]
     common = dict(
@@ -104,4 +109,25 @@ def perf_async(args) -> dict:
         bound=bound,
         ratio_1thread_of_bound=one_thread["ratio"] / bound,
         cores=cores,
+        two_bp_loops_ratio=one_thread["c_ratio"],
+        ratio_1thread_of_two_loops=one_thread["ratio"] / one_thread["c_ratio"],
     )
+
+
+def side_by_side(measure, copies: int):
+    """A measurement: `copies` runs of `measure` at once, in threads; their summed rate."""
+
+    def together() -> float:
+        rates = [0.0] * copies
+
+        def run(k: int) -> None:
+            rates[k] = measure()
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(copies)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sum(rates)
+
+    return together

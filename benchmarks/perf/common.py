@@ -41,30 +41,35 @@ def register_perf(name: str, default_reps: int = 9) -> Callable[[PerfBenchmark],
     return wrap
 
 
-def interleaved(a: Callable[[], float], b: Callable[[], float], reps: int) -> dict:
+def interleaved(
+    a: Callable[[], float], b: Callable[[], float], reps: int, c: Callable[[], float] | None = None
+) -> dict:
     """Run a and b (each returns items/s) alternately `reps` times after one warm-up each.
 
     The order alternates (A B, B A, A B, ...) so that a steady drift of the machine's speed
-    favours neither side; each repetition's ratio compares two adjacent measurements.
+    favours neither side; each repetition's ratio compares two adjacent measurements. A third
+    measurement `c`, if given, runs between them in every repetition and is compared with b too.
     """
-    a(), b()
-    a_rates, b_rates = [], []
+    sides = [a, b] if c is None else [a, c, b]
+    for side in sides:
+        side()
+    rates: dict[Callable, list[float]] = {side: [] for side in sides}
     for rep in range(reps):
-        if rep % 2 == 0:
-            a_rates.append(a())
-            b_rates.append(b())
-        else:
-            b_rates.append(b())
-            a_rates.append(a())
-    ratios = [x / y for x, y in zip(a_rates, b_rates, strict=True)]
-    return dict(
-        a_per_s=statistics.median(a_rates),
-        b_per_s=statistics.median(b_rates),
+        for side in sides if rep % 2 == 0 else reversed(sides):
+            rates[side].append(side())
+    ratios = [x / y for x, y in zip(rates[a], rates[b], strict=True)]
+    result = dict(
+        a_per_s=statistics.median(rates[a]),
+        b_per_s=statistics.median(rates[b]),
         ratio=statistics.median(ratios),
         ratio_min=min(ratios),
         ratio_max=max(ratios),
         reps=reps,
     )
+    if c is not None:
+        result["c_per_s"] = statistics.median(rates[c])
+        result["c_ratio"] = statistics.median(x / y for x, y in zip(rates[c], rates[b], strict=True))
+    return result
 
 
 def cifar10_or_synthetic(data_dir: str | None, num_train: int, num_test: int) -> TensorImageDataset:
