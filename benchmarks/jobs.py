@@ -46,8 +46,7 @@ def check_device_count(job: Job) -> None:
                 f"{fewer} N with N <= {max(have - first, 0)}, or run the processes on the CPU with "
                 "--set device=cpu"
             )
-    elif devices > 1 and not torchrun and devices > (os.cpu_count() or 1):
-        have = os.cpu_count() or 1
+    elif not torchrun and devices > (have := os.cpu_count() or 1):
         message = f"--devices {devices}: this machine has {have} cores; use --devices N with N <= {have}"
         raise UserError(message)
 

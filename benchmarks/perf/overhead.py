@@ -10,12 +10,13 @@ import torch.nn.functional as F
 
 from models import build_model
 
-from ..rank import configure_cuda, configure_threads, resolve_device
+from ..rank import configure_cuda, configure_threads
 from .common import (
     BATCH,
     cifar10_or_synthetic,
     interleaved,
     one_epoch_job,
+    perf_device,
     perf_width,
     register_perf,
     runner_rate,
@@ -35,8 +36,7 @@ def perf_overhead(args) -> dict:
     evaluation (on 32 images) and its bookkeeping. MLflow is not timed (a NullTracker): it writes
     once per epoch, not per step.
     """
-    probe = one_epoch_job("bp")
-    device = resolve_device(probe.config.device)
+    device = perf_device()
     width = perf_width(device)
     steps = args.steps or (CUDA_STEPS if device.type == "cuda" else STEPS)
     dataset = cifar10_or_synthetic(args.data_dir, BATCH * steps, 32)

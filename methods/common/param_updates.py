@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 
 import torch
 from torch import nn
@@ -25,16 +25,23 @@ from torch.optim.sgd import sgd
 from core.config import TrainConfig
 
 
-def module_groups(model: nn.Module, params: list[nn.Parameter]) -> list[list[int]]:
-    """Indices into `params` grouped by the module that owns them (model order, input first)."""
+def owners(model: nn.Module, params: list[nn.Parameter]) -> list[tuple[nn.Module, list[int]]]:
+    """Each module that directly owns some of `params`, with their indices (model order, input first)."""
     index = {id(p): i for i, p in enumerate(params)}
-    groups = []
+    found = []
     for module in model.modules():
         owned = [index.pop(id(p)) for p in module.parameters(recurse=False) if id(p) in index]
         if owned:
-            groups.append(owned)
-    groups += [[i] for i in sorted(index.values())]  # parameters no module owns (never in practice)
-    return groups
+            found.append((module, owned))
+    return found
+
+
+def module_groups(model: nn.Module, params: list[nn.Parameter]) -> list[list[int]]:
+    """Indices into `params` grouped by the module that owns them (model order, input first); the
+    groups of `owners`, in its order, then any parameter no module owns (never in practice)."""
+    groups = [owned for _, owned in owners(model, params)]
+    grouped = {i for group in groups for i in group}
+    return groups + [[i] for i in range(len(params)) if i not in grouped]
 
 
 class GpuFences:
@@ -207,14 +214,10 @@ def fence_forward_reads(
     two event waits and one record, which are not yet measured on a GPU."""
     if updater.fences is None:
         return lambda: None
-    fences, handles = updater.fences, []
-    index = {id(p): i for i, p in enumerate(updater.params)}
-    for module in model.modules():
-        owned = [index[id(p)] for p in module.parameters(recurse=False) if id(p) in index]
-        if not owned:
-            continue
+    fences, handles = updater.fences, []  # (no fences: lock-free, so every group has its lock here)
+    for module, owned in owners(model, updater.params):
         group = updater.group_of[owned[0]]
-        lock = nullcontext() if updater.lock_free else updater.locks[group]
+        lock = updater.locks[group]
 
         def before(_module, _inputs, group=group, lock=lock):
             lock.__enter__()

@@ -48,12 +48,21 @@ class UpdateExchange:
         self.thread.start()
 
     def record(self, indices: list[int], deltas: list[torch.Tensor]) -> None:
-        """Add applied updates of the tensors `indices` (one group or several) to the buffer."""
+        """Add applied updates of the tensors `indices` (one group or several) to the buffer, under
+        each group's buffer lock and fence once."""
+        by_group: dict[int, list[tuple[int, torch.Tensor]]] = {}
         for i, delta in zip(indices, deltas, strict=True):
-            group = self.updater.group_of[i]
+            by_group.setdefault(self.updater.group_of[i], []).append((i, delta))
+        for group, items in by_group.items():
+
+            def add(items=items) -> None:
+                for i, delta in items:
+                    self._slice(i).add_(delta.reshape(-1))
+
             with self.locks[group]:
-                self._fence(group, lambda i=i, delta=delta: self._slice(i).add_(delta.reshape(-1)))
-                self.own_counts[i] += 1
+                self._fence(group, add)
+                for i, _ in items:
+                    self.own_counts[i] += 1
 
     def flush(self) -> None:
         """Block until a round has carried every rank's updates up to its epoch end: replicas agree then."""
