@@ -3,10 +3,12 @@
 With glibc's defaults, memory a step frees goes back to the kernel (the heap's top is trimmed once
 it exceeds twice the largest recently freed block, a thread arena's extra heap is unmapped once
 empty, blocks above the mmap threshold are unmapped on free), and the next step faults it in again,
-4 KiB at a time. Measured here (torch 2.14, CPU): the quick IMDb LSTM took ~17,000 minor faults a
-step (its oneDNN workspace alone is ~75 MB at 300 tokens), 28 % of bp's CPU time in the kernel.
-With these settings, in one `perf async` run each: LSTM bp 1.44x and async_lu 1.42x the
-samples/s of glibc's defaults; ResNet-18 async_lu 1.10x, bp 1.05x at one thread and 0.99x on both.
+4 KiB at a time. Blocks above 32 MiB (glibc's largest mmap threshold) are mapped on their own
+whenever the heap's free top cannot hold them, and a long-lived process soon fills the top with its
+data and model; so mmap is off (M_MMAP_MAX = 0): the heap grows instead and reuses freed blocks.
+Measured here (torch 2.14, CPU; docs/performance.md, "Memory allocator"): the quick IMDb LSTM took
+~17,000 minor faults a step with glibc's defaults, 28 % of bp's CPU time in the kernel, and still
+~12,500 with the thresholds alone, before mmap was turned off.
 It is the same kind of setting as PyTorch's CPU tuning guide's advice to preload jemalloc or
 tcmalloc, applied by the suite itself so that every method and every process gets it.
 `BENCH_MALLOC_TUNING=0` keeps glibc's defaults.
@@ -18,16 +20,19 @@ import ctypes
 import os
 
 # mallopt(3) parameter numbers from glibc's malloc.h.
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -2, -3, -8
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX, M_ARENA_MAX = -1, -2, -4, -8
 SETTINGS = (
     # One arena: a thread arena frees whole heaps back to the kernel whatever the trim threshold,
     # and the async backward threads each got one (their faults stayed with the thresholds alone).
     (M_ARENA_MAX, 1),
-    # glibc's maximum on 64-bit. Larger blocks (the LSTM's oneDNN workspace: ~75 MB at 300 tokens)
-    # are still mmap'd, unless the heap's free top already holds them: hence the top pad, which
-    # grows the heap 512 MiB at a time (address space; pages count only once touched).
-    (M_MMAP_THRESHOLD, 32 << 20),
-    (M_TOP_PAD, 512 << 20),
+    # No block of its own mapping: blocks above glibc's largest mmap threshold (32 MiB; the
+    # LSTM's oneDNN workspace is 65-100 MB at 300-400 tokens) were mapped and unmapped every step
+    # once the dataset and the model had taken the heap's free top (`perf async --model lstm`:
+    # ~12,500 faults a step, a quarter of the CPU time in the kernel, 1.3-1.5x the time of a
+    # 400-token step). Without mmap the heap grows to hold them and keeps them for the next step
+    # (glibc still maps memory for the heap itself where brk fails).
+    (M_MMAP_MAX, 0),
+    (M_TOP_PAD, 512 << 20),  # grow the heap 512 MiB at a time (address space; pages count once touched)
     (M_TRIM_THRESHOLD, 1 << 30),  # keep up to 1 GiB of freed heap mapped for the next step
 )
 
