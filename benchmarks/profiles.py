@@ -75,12 +75,13 @@ QUICK_COMMON = dict(
 
 # 002's models train by 002's protocol (benchmarks/tables/lap002.py): α0 = 0.1 warmed up over 5
 # epochs (the tables scale the peak by B_loc / 128 x Q), x0.1 at 50 % and 75 % of 300 epochs
-# (LAP/LPP-SGD: a cosine to zero instead), momentum 0.9, weight decay 5e-4 (the authors' code's
-# default), no early stopping. quick: full width (the models are small), 4 epochs with the same
-# shape of schedule; a run <= 15 minutes here.
+# (LAP/LPP-SGD: a cosine to zero instead), Nesterov momentum 0.9 (the authors' run script's
+# `--nesterov`), weight decay 5e-4 (the authors' code's default), no early stopping. quick: full
+# width (the models are small), 4 epochs with the same shape of schedule; a run <= 15 minutes here.
 LAP002_MODELS = ("resnet20", "wrn16_8", "squeezenet")
 LAP002_PAPER = dict(
     batch_size=128,
+    nesterov=True,
     lr=0.1,
     warmup_lr=0.1,
     warmup_epochs=5,
@@ -90,7 +91,14 @@ LAP002_PAPER = dict(
     patience=300,
 )
 LAP002_QUICK = dict(
-    width=1.0, lr=0.1, warmup_lr=0.1, warmup_epochs=1, lr_schedule="step", max_epochs=4, time_budget_s=900
+    width=1.0,
+    nesterov=True,
+    lr=0.1,
+    warmup_lr=0.1,
+    warmup_epochs=1,
+    lr_schedule="step",
+    max_epochs=4,
+    time_budget_s=900,
 )
 for _dataset in ("cifar10", "cifar100"):
     for _model in LAP002_MODELS:

@@ -243,6 +243,10 @@ def test_002_cells_scale_the_lr_and_set_the_workers():
     lap2 = {j.label: j.config for j in TABLES["lap-table2"].jobs("paper")}
     assert (lap2["lapsgd[U=4,B=128]"].lr_schedule, lap2["lapsgd[U=4,B=128]"].t_max) == ("cosine", 295)
     assert lap2["lppsgd[U=6,B=128]"].lr_schedule == "cosine"  # 002 §3.1: cosine for the proposed methods
+    # The authors' run script: Nesterov momentum 0.9, weight decay 5e-4, on every method.
+    for profile in ("paper", "quick"):
+        configs = [j.config for name in ("lap-table1", "lap-table2") for j in TABLES[name].jobs(profile)]
+        assert {(c.nesterov, c.momentum, c.weight_decay) for c in configs} == {(True, 0.9, 5e-4)}
     assert len(TABLES["lap-table1"].jobs("paper")) == 4 * 3
     lap5 = {j.label: j for j in TABLES["lap-table5"].jobs("quick")}
     cell = lap5["lapsgd[U=6,B=128,K=8,P=0]"].method_config

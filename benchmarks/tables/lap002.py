@@ -3,9 +3,11 @@
 002 trains every method for 300 epochs after a 5-epoch warm-up from α0 = 0.1 to α0 x B_loc / 128
 x Q (Q devices, the linear scaling rule); then MB-SGD and PL-SGD follow Lin et al. (2020)'s steps
 (x0.1 at 50 % and 75 % of the epochs) and LAP-SGD and LPP-SGD a cosine to zero without restarts
-(002 §3.1, "for the proposed methods we used cosine annealing"); momentum 0.9. Weight decay: 002
-says "other HPs identical to [Lin et al.]"; we take 5e-4, the default of the authors' code
-(bapi/LPP-SGD `utilities/args.py`), no Nesterov (also its default). LAP-SGD/LPP-SGD use "the same
+(002 §3.1, "for the proposed methods we used cosine annealing"); Nesterov momentum 0.9 (002 cites
+Sutskever et al. (2013) for its momentum, and the authors' run script for these cells passes
+`--nesterov`: bapi/LPP-SGD `samplescripts/singlenoderun.sh`). Weight decay: 002 says "other HPs
+identical to [Lin et al.]"; we take 5e-4, the default of the authors' code (`utilities/args.py`)
+and the script's value. LAP-SGD/LPP-SGD use "the same
 averaging schedule as PL-SGD": K = 1 for the first half, then K = 16 (Table 5 varies K and the
 switch epoch P).
 
