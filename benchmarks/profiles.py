@@ -90,16 +90,8 @@ LAP002_PAPER = dict(
     max_epochs=300,
     patience=300,
 )
-LAP002_QUICK = dict(
-    width=1.0,
-    nesterov=True,
-    lr=0.1,
-    warmup_lr=0.1,
-    warmup_epochs=1,
-    lr_schedule="step",
-    max_epochs=4,
-    time_budget_s=900,
-)
+# quick: the same protocol compressed (`hyperparameters` sets its patience to its epochs).
+LAP002_QUICK = dict(LAP002_PAPER, width=1.0, warmup_epochs=1, max_epochs=4, time_budget_s=900)
 for _dataset in ("cifar10", "cifar100"):
     for _model in LAP002_MODELS:
         PAPER[(_dataset, _model)] = LAP002_PAPER

@@ -7,9 +7,8 @@ x Q (Q devices, the linear scaling rule); then MB-SGD and PL-SGD follow Lin et a
 Sutskever et al. (2013) for its momentum, and the authors' run script for these cells passes
 `--nesterov`: bapi/LPP-SGD `samplescripts/singlenoderun.sh`). Weight decay: 002 says "other HPs
 identical to [Lin et al.]"; we take 5e-4, the default of the authors' code (`utilities/args.py`)
-and the script's value. LAP-SGD/LPP-SGD use "the same
-averaging schedule as PL-SGD": K = 1 for the first half, then K = 16 (Table 5 varies K and the
-switch epoch P).
+and the script's value. LAP-SGD/LPP-SGD use "the same averaging schedule as PL-SGD": K = 1 for the
+first half, then K = 16 (Table 5 varies K and the switch epoch P).
 
 A cell of 002's tables is a method at a local batch size B (and U workers per device, K, P or Q):
 its row is `method[cell]`, e.g. `lapsgd[U=4,B=128]`, and 002's values sit beside it.
