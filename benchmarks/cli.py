@@ -291,10 +291,10 @@ def cmd_perf(args) -> int:
         raise UserError(f"--reps must be >= 1, got {args.reps}")
     if args.steps is not None and args.steps < 3:
         raise UserError(f"--steps must be >= 3, got {args.steps}")
+    tracker = Tracker(args.tracking_uri)  # before measuring: a store that cannot be used costs no run
     result = benchmark(args)
     for key, value in result.items():
         print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
-    tracker = Tracker(args.tracking_uri)
     run_id = tracker.log_perf(args.name, result)
     log.info("perf %s logged as run %s in %s (experiment perf)", args.name, run_id, tracker.uri)
     if args.json:

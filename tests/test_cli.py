@@ -203,6 +203,13 @@ def test_perf_prints_its_json_contract(name, store):
     assert runs and runs[0].data.metrics["ratio"] == pytest.approx(result["ratio"])
 
 
+def test_perf_checks_the_store_before_measuring():
+    """A bad --tracking-uri ends perf at once: nothing measured (no result lines), one error line."""
+    proc = run_cli("perf", "overhead", "--reps", "1", "--steps", "3", "--tracking-uri", "results/x.db")
+    one_error_line(proc, 2, "tracking URI")
+    assert proc.stdout.strip() == "", proc.stdout
+
+
 def test_store_and_output_problems_are_one_line(tmp_path, store):
     """Bad URIs exit 2; stores or output folders that cannot be used exit 1; nothing is created."""
     one_error_line(run_cli("report", "table1", "--tracking-uri", "bogus://x"), 2, "expected sqlite:///PATH")
