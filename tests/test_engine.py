@@ -35,63 +35,63 @@ def test_groups_are_the_modules_that_own_the_tensors():
     assert [len(g) for g in module_groups(lstm, list(lstm.parameters()))] == [1, 8, 2]  # the LSTM is one op
 
 
-@pytest.mark.parametrize(
-    "optimizer,nesterov", [("sgd", False), ("sgd", True), ("adam", False)], ids=["sgd", "nesterov", "adam"]
-)
-def test_group_updates_are_torch_optim_bit_for_bit(optimizer, nesterov):
-    """One foreach call per module (in reverse order, as a backward pass delivers them) against
-    torch.optim's default (single-tensor) step on the CPU, 4 steps with momentum and weight decay."""
+# (optimizer, momentum, nesterov, weight decay): each branch of the SGD arithmetic, and Adam.
+UPDATE_CASES = {
+    "sgd": ("sgd", 0.9, False, 5e-3),
+    "nesterov": ("sgd", 0.9, True, 5e-3),
+    "nesterov_no_decay": ("sgd", 0.9, True, 0.0),
+    "no_momentum": ("sgd", 0.0, False, 5e-3),
+    "adam": ("adam", 0.9, False, 5e-3),
+}
+
+
+def updates_against_torch_optim(case: str, fused: bool) -> tuple[nn.Module, nn.Module, ParameterUpdater]:
+    """4 passes of random gradients through our group updates (in reverse order, as a backward pass
+    delivers them) and through torch.optim's default step on a copy; the head's bias first gets a
+    gradient in the third pass."""
+    optimizer, momentum, nesterov, weight_decay = UPDATE_CASES[case]
     torch.manual_seed(0)
     ours, theirs = small_net(), small_net()
     theirs.load_state_dict(ours.state_dict())
-    cfg = TrainConfig(optimizer=optimizer, nesterov=nesterov, weight_decay=5e-3, lr=0.05)
+    cfg = TrainConfig(
+        optimizer=optimizer, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, lr=0.05
+    )
     params = list(ours.parameters())
     updater = ParameterUpdater(params, cfg, module_groups(ours, params))
+    updater.fused = fused
     if optimizer == "adam":
-        reference = torch.optim.Adam(theirs.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        reference = torch.optim.Adam(theirs.parameters(), lr=cfg.lr, weight_decay=weight_decay)
     else:
         reference = torch.optim.SGD(
-            theirs.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=nesterov
+            theirs.parameters(), lr=cfg.lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
         )
-    for _ in range(4):
-        grads = [torch.randn_like(p) for p in params]
-        for group in reversed(updater.groups):
-            updater.apply({i: grads[i] for i in group}, cfg.lr)
-        for p, g in zip(theirs.parameters(), grads, strict=True):
-            p.grad = g.clone()
-        reference.step()
-    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters(), strict=True))
-    assert updater.versions == [4] * len(params)
-
-
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_the_fused_path_cuda_takes_matches_torch_optim(optimizer):
-    """The fused kernels CUDA's updates use (torch runs them on the CPU too, not bit for bit), with
-    a tensor that first gets a gradient in the third pass: close to torch.optim's result."""
-    torch.manual_seed(0)
-    ours, theirs = small_net(), small_net()
-    theirs.load_state_dict(ours.state_dict())
-    cfg = TrainConfig(optimizer=optimizer, weight_decay=5e-3, lr=0.05)
-    params = list(ours.parameters())
-    updater = ParameterUpdater(params, cfg, module_groups(ours, params))
-    updater.fused = True
-    late = len(params) - 1  # the head's bias: no gradient in the first two passes
-    if optimizer == "adam":
-        reference = torch.optim.Adam(theirs.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        reference = torch.optim.SGD(
-            theirs.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
-        )
+    late = len(params) - 1
     for step in range(4):
         grads = {i: torch.randn_like(p) for i, p in enumerate(params) if i != late or step >= 2}
-        for group in reversed(updater.groups):
-            updater.apply({i: grads[i] for i in group if i in grads}, cfg.lr)
         for i, p in enumerate(theirs.parameters()):
             p.grad = grads[i].clone() if i in grads else None
+        for group in reversed(updater.groups):
+            updater.apply({i: grads[i] for i in group if i in grads}, cfg.lr)
         reference.step()
+    assert updater.versions == [4] * late + [2]
+    return ours, theirs, updater
+
+
+@pytest.mark.parametrize("case", list(UPDATE_CASES))
+def test_group_updates_are_torch_optim_bit_for_bit(case):
+    """The CPU's foreach arithmetic, one call per module, against torch.optim's default
+    (single-tensor) step: equal bit for bit."""
+    ours, theirs, _ = updates_against_torch_optim(case, fused=False)
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("case", list(UPDATE_CASES))
+def test_the_fused_path_cuda_takes_matches_torch_optim(case):
+    """The fused kernels CUDA's updates use (torch runs them on the CPU too, not bit for bit): close to
+    torch.optim's result."""
+    ours, theirs, _ = updates_against_torch_optim(case, fused=True)
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    assert updater.versions[late] == 2 and updater.versions[0] == 4
 
 
 class RecordingExchange:
