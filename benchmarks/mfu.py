@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 PROBE_SIZE = {"cpu": 2048, "cuda": 8192}  # GEMMs large enough to reach the peak, small enough for seconds
 PROBE_REPS = 5
+# ... and products for at least this long: a shared machine's speed swings within seconds (2-core
+# CPU, 2026-11-24: 127-193 GFLOP/s over 15 products, ~2 s), and a probe that fell in a slow second
+# put a run's MFU above 1.
+PROBE_S = {"cpu": 3.0, "cuda": 1.0}
 
 # Dense (no sparsity) datasheet peaks, FLOP/s: (float32 without TF32, float32 through TF32 tensor cores).
 DATASHEET = {
@@ -125,23 +129,25 @@ def _probe_key(device: torch.device) -> str:
 
 
 def measure_peak(device: torch.device) -> float:
-    """The best GEMM rate of PROBE_REPS float32 multiplications, FLOP/s (all cores on a CPU)."""
+    """The best GEMM rate of float32 multiplications (at least PROBE_REPS, for at least PROBE_S
+    seconds), FLOP/s (all cores on a CPU)."""
     n = PROBE_SIZE[device.type]
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     try:
         a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-        best = float("inf")
-        for rep in range(PROBE_REPS + 2):  # two warm-ups
+        best, rep, probe_start = float("inf"), 0, time.perf_counter()
+        while rep < PROBE_REPS + 2 or time.perf_counter() - probe_start < PROBE_S[device.type]:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
             torch.mm(a, b)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            if rep >= 2:
+            if rep >= 2:  # two warm-ups
                 best = min(best, time.perf_counter() - start)
+            rep += 1
     finally:
         torch.set_num_threads(threads)
     return 2 * n**3 / best

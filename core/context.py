@@ -8,6 +8,7 @@ data loading and every method overhead, and is paused while evaluating (AlgoPerf
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ from .errors import Diverged
 from .inputs import to_model_layout, uses_channels_last
 from .job import Job
 from .schedule import lr_at
+
+log = logging.getLogger(__name__)
 
 # Why a run stopped; None while it runs. The index is what rank 0 broadcasts to the other ranks.
 STOP_REASONS = (None, "max_epochs", "patience", "time_budget", "diverged", "measured")
@@ -107,6 +110,7 @@ class TrainContext:
         self.last: dict[str, float] = {}
         self._measured: dict[str, float] = {}
         self.flops_per_sample = self.peak_flops = 0.0  # set by the runner where it could count them
+        self._peak_warned = False
         self._since_best = 0
         self._bar = tqdm(
             total=self.config.max_epochs,
@@ -233,6 +237,16 @@ class TrainContext:
         )
         if self.flops_per_sample and self.peak_flops:
             self.last["mfu"] = self.flops_per_sample * self.last["samples_per_s"] / self.peak_flops
+            if self.last["mfu"] > 1 and self.rank == 0 and not self._peak_warned:
+                self._peak_warned = True  # once a run: the peak is the same for every epoch
+                log.warning(
+                    "mfu %.2f: this epoch's model FLOPs (%.0f GFLOP/s) exceed the cached peak (%.0f "
+                    "GFLOP/s), measured while the machine was slower; `python -m benchmarks perf peak` "
+                    "measures it again",
+                    self.last["mfu"],
+                    self.flops_per_sample * self.last["samples_per_s"] / 1e9,
+                    self.peak_flops / 1e9,
+                )
         self._log_metrics({**self.last, **self._gpu_memory(), **(extra or {})}, self.epoch)
         self.epoch += 1
         self._bar.update(1)

@@ -4,6 +4,7 @@ tables, their reports and their claims."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pandas as pd
 import pytest
@@ -127,13 +128,36 @@ def test_train_json_reports_mfu(store):
     proc = run_cli("train", "--dataset", "cifar10", "--model", "resnet18", "--method", "bp", "--profile",
                    "smoke", "--epochs", "1", "--json", "--tracking-uri", store)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    import json
 
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert 0 < summary["mfu"] < 1.5  # a rate, not a percentage (above 1 only on a noisy probe)
     peak = mfu.peak_flops(torch.device("cpu"))
     flops = mfu.flops_per_sample("resnet18", InputSpec(10, 32), 0.125)
     assert summary["mfu"] == pytest.approx(flops * summary["samples_per_s"] / peak, rel=1e-6)
+
+
+def test_the_probe_runs_for_its_minimum_time(monkeypatch):
+    """A probe keeps multiplying for PROBE_S seconds, not only its PROBE_REPS products: one slow
+    second of a shared machine no longer decides the peak."""
+    monkeypatch.setattr(mfu, "PROBE_SIZE", {"cpu": 64})
+    monkeypatch.setattr(mfu, "PROBE_S", {"cpu": 0.2})
+    products, mm = [], torch.mm
+    monkeypatch.setattr(torch, "mm", lambda a, b: products.append(1) or mm(a, b))
+    mfu.measure_peak(torch.device("cpu"))
+    assert len(products) > 10 * (mfu.PROBE_REPS + 2)  # a 64x64 product takes microseconds
+
+
+def test_an_mfu_above_one_warns_once_and_the_run_finishes(tmp_path, monkeypatch, store):
+    """A cached peak below what the run achieves (a probe in a slow second): one warning that names
+    `perf peak`, however many epochs, and the run's results."""
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    mfu.store_peak(torch.device("cpu"), 1e6)  # 1 MFLOP/s: any run beats it
+    proc = run_cli("train", "--dataset", "cifar10", "--model", "resnet18", "--method", "bp", "--profile",
+                   "smoke", "--epochs", "2", "--json", "--tracking-uri", store)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "exceed the cached peak" in line]
+    assert len(warnings) == 1 and "perf peak" in warnings[0], proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["mfu"] > 1
 
 
 # --- tables --------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from core.config import TrainConfig
 from core.inputs import InputSpec
 
 from ..mfu import (
+    PROBE_S,
     PROBE_SIZE,
     datasheet_peak,
     device_name,
@@ -25,9 +26,9 @@ from .common import LSTM_SEQ_LEN, WIDTH, register_perf
 
 @register_perf("peak", default_reps=3)
 def perf_peak(args) -> dict:
-    """`reps` GEMM probes (each the best of 5 products) on the default device; the best of them and
-    of the cached peak becomes the cached peak. With the FLOPs per sample of the quick ResNet-18
-    and LSTM, for reference."""
+    """`reps` GEMM probes (each the best product over PROBE_S seconds) on the default device; the
+    best of them and of the cached peak becomes the cached peak. With the FLOPs per sample of the
+    quick ResNet-18 and LSTM, for reference."""
     device = resolve_device("auto")
     configure_cuda(TrainConfig())  # the default runs' TF32 setting, which their peak is cached under
     rates = [measure_peak(device) for _ in range(args.reps)]
@@ -41,7 +42,7 @@ def perf_peak(args) -> dict:
         device=device_name(device),
         dtype="float32" + (" (TF32 allowed)" if tf32 else ""),
         threads=(os.cpu_count() or 1) if device.type == "cpu" else 0,
-        probe=f"{n}x{n} @ {n}x{n}, best of 5 per repetition",
+        probe=f"{n}x{n} @ {n}x{n}, best over {PROBE_S[device.type]:g} s per repetition",
         peak_gflops=best / 1e9,
         median_gflops=statistics.median(rates) / 1e9,
         previous_peak_gflops=cached / 1e9,
