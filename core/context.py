@@ -236,7 +236,8 @@ class TrainContext:
             samples_per_s=samples / max(epoch_time, 1e-9),
         )
         if self.flops_per_sample and self.peak_flops:
-            self.last["mfu"] = self.flops_per_sample * self.last["samples_per_s"] / self.peak_flops
+            model_flops = self.flops_per_sample * self.last["samples_per_s"]
+            self.last["mfu"] = model_flops / self.peak_flops
             if self.last["mfu"] > 1 and self.rank == 0 and not self._peak_warned:
                 self._peak_warned = True  # once a run: the peak is the same for every epoch
                 log.warning(
@@ -244,7 +245,7 @@ class TrainContext:
                     "GFLOP/s), measured while the machine was slower; `python -m benchmarks perf peak` "
                     "measures it again",
                     self.last["mfu"],
-                    self.flops_per_sample * self.last["samples_per_s"] / 1e9,
+                    model_flops / 1e9,
                     self.peak_flops / 1e9,
                 )
         self._log_metrics({**self.last, **self._gpu_memory(), **(extra or {})}, self.epoch)

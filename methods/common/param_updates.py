@@ -8,8 +8,8 @@ arithmetic on the CPU (bit-identical to torch.optim's default there, tested) and
 on CUDA (one launch per group instead of four per tensor). SGD calls those ops itself, in
 torch.optim's order: `torch.optim.sgd.sgd` spends ~5.5 µs of Python per call sorting tensors by device
 and dtype, which a group never needs, and this runs ~40 times per pass on the backward threads,
-holding the GIL that the forward thread needs (measured on a CPU: 13.5 -> 3.9 µs per group with the
-fused kernel, which takes 2.7). Updates go through `param.data` (which
+holding the GIL that the forward thread needs (measured on a CPU: 13.5 -> 5.9 µs per group with the
+fused kernel, whose call alone takes 2.7). Updates go through `param.data` (which
 does not bump the version counter that in-flight backward passes check), under the group's lock
 unless `lock_free`. On CUDA, `GpuFences` orders each group's writes against the forward passes'
 reads on the other streams.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 
 import torch
 from torch import nn
@@ -89,9 +89,6 @@ class ParameterUpdater:
         self.groups = groups if groups is not None else [[i] for i in range(len(self.params))]
         self.group_of = {i: g for g, members in enumerate(self.groups) for i in members}
         self.locks = [threading.Lock() for _ in self.groups]
-        # What `apply` enters for one group: its lock, or nothing when lock-free (the common case, a
-        # layer-wise update, then costs no ExitStack).
-        self.guards = [nullcontext() if lock_free else lock for lock in self.locks]
         self.cuda = bool(self.params) and self.params[0].is_cuda
         # Lock-free (pure Hogwild!) updates are not ordered on the GPU either: no fences.
         self.fences = GpuFences(len(self.groups)) if self.cuda and not lock_free else None
@@ -106,19 +103,24 @@ class ParameterUpdater:
         self.versions = [0] * len(self.params)  # updates applied to each tensor so far (any rank's)
         self.exchange = None  # an UpdateExchange on several processes: every applied update is also sent
 
-    def locked(self, groups: Iterable[int]) -> ExitStack:
-        """Hold the groups' locks (none if lock_free), taken in index order: no deadlock between callers."""
+    def locked(self, groups: Iterable[int]) -> AbstractContextManager:
+        """Hold the groups' locks (none if lock_free), taken in index order: no deadlock between callers.
+        One group (a layer-wise update, ~40 a pass) is its lock itself: no ExitStack on that path."""
+        groups = sorted(groups)
+        if self.lock_free:
+            return nullcontext()
+        if len(groups) == 1:
+            return self.locks[groups[0]]
         stack = ExitStack()
-        if not self.lock_free:
-            for g in sorted(groups):
-                stack.enter_context(self.locks[g])
+        for g in groups:
+            stack.enter_context(self.locks[g])
         return stack
 
     def apply(self, grads: dict[int, torch.Tensor], lr: float) -> dict[int, int]:
         """Update the tensors named by `grads`' keys (whole groups: one hook's, or a whole pass's) in
         one optimiser call; returns how many updates each tensor had received before."""
         groups = sorted({self.group_of[i] for i in grads})
-        with self.guards[groups[0]] if len(groups) == 1 else self.locked(groups):
+        with self.locked(groups):
             return self._apply(groups, grads, lr)
 
     def add_remote(self, group: int, deltas: list[torch.Tensor], counts: list[int]) -> None:
