@@ -119,7 +119,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from core.config import TrainConfig, parse_settings
     from datasets import resolve_data_dir
+    from methods import get_method
 
     from .distributed import launched_by_torchrun, torchrun_rank
     from .jobs import build_job, check_device_count
@@ -128,6 +130,8 @@ def cmd_train(args) -> int:
     from .tracking import Tracker
 
     rank, devices = 0, args.devices
+    # `--set` is parsed here, at the edge, against the fields of TrainConfig and the method's config.
+    settings = parse_settings(args.set, [TrainConfig, get_method(args.method).Config])
     if launched_by_torchrun():  # torchrun decides the processes: one rank per process it started
         rank, devices, _ = torchrun_rank()
     job = build_job(
@@ -138,7 +142,7 @@ def cmd_train(args) -> int:
         resolve_profile(args.profile),
         seed=args.seed,
         devices=devices,
-        overrides=args.set,
+        settings=settings,
         epochs=args.epochs,
     )
     check_device_count(job)
@@ -170,9 +174,10 @@ def cmd_train(args) -> int:
 def cmd_run(args) -> int:
     from tqdm import tqdm
 
+    from core.config import parse_settings
     from datasets import resolve_data_dir
 
-    from .jobs import check_device_count, with_method_settings
+    from .jobs import check_device_count, method_settings_hint, with_method_settings
     from .profiles import resolve_profile
     from .runner import JobFailed, run_job
     from .tables import TABLES, get_table
@@ -197,7 +202,8 @@ def cmd_run(args) -> int:
                     raise did_you_mean("method", name, known, plural=f"methods of {spec.id}")
             table_jobs = [j for j in table_jobs if j.method in wanted]
         jobs += table_jobs
-    jobs = with_method_settings(jobs, args.set)
+    config_types = list(dict.fromkeys(type(j.method_config) for j in jobs))
+    jobs = with_method_settings(jobs, parse_settings(args.set, config_types, method_settings_hint(jobs)))
     jobs = list({(j.table, j.key): j for j in jobs}.values())  # views of the same runs share jobs
     for job in jobs:  # before anything runs: a table asking for more devices than here stops now
         check_device_count(job)
@@ -245,7 +251,7 @@ def cmd_run(args) -> int:
 
 def cmd_report(args) -> int:
     from reports.claims import write_claims
-    from reports.tables import write_index, write_report
+    from reports.render import write_index, write_report
 
     from .profiles import PROFILES
     from .tables import TABLES

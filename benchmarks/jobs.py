@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping
 
-from core.config import TrainConfig, apply_overrides
+from core.config import TrainConfig, apply_settings
 from core.errors import UserError
-from core.job import Job
+from core.job import Job, Setting
 from datasets import DATASETS
 from methods import check_devices, get_method
 from models import MODELS
@@ -71,14 +71,15 @@ def build_job(
     devices: int = 1,
     config: TrainConfig | None = None,
     method_config: object | None = None,
-    overrides: Sequence[str] = (),
+    settings: Mapping[str, Setting] | None = None,
     epochs: int | None = None,
     synthetic: bool = False,
     cell: str = "",
 ) -> Job:
     """A validated job. `config` replaces the profile's hyperparameters of (dataset, model) as the
-    base, `method_config` the method's default `Config()`; `overrides` are `--set key=value` strings;
-    `epochs` is `--epochs`; `cell` names the row where one method fills several (Job.cell). Bad
+    base, `method_config` the method's default `Config()`; `settings` are typed values of either's
+    fields (a table's row, or `--set` parsed by the CLI); `epochs` is `--epochs`;
+    `cell` names the row where one method fills several (Job.cell). Bad
     input raises a UserError naming the valid choices."""
     method_cls = get_method(method)
     DATASETS.lookup(dataset)
@@ -88,12 +89,13 @@ def build_job(
     check_devices(method_cls, devices)
     config = config if config is not None else hyperparameters(dataset, model, profile)
     method_config = method_config if method_config is not None else method_cls.Config()
+    settings = settings or {}
     user_keys: frozenset[str] = frozenset()
     if epochs is not None:
-        if any(item.partition("=")[0].strip() == "max_epochs" for item in overrides):
+        if "max_epochs" in settings:
             raise UserError("--epochs and --set max_epochs both given; give one")
         config, user_keys = dataclasses.replace(config, max_epochs=epochs), frozenset({"max_epochs"})
-    (config, method_config), set_keys = apply_overrides([config, method_config], list(overrides))
+    (config, method_config), set_keys = apply_settings([config, method_config], settings)
     # The method's own defaults follow the user's values (plsgd scales the LR with the batch size)
     # but never replace a key the user set.
     config = method_defaults(config, method, devices, user_keys | set_keys)
@@ -116,30 +118,34 @@ def build_job(
     )
 
 
-def with_method_settings(jobs: list[Job], assignments: Sequence[str]) -> list[Job]:
-    """`run --set key=value`: the jobs with each value applied to the method configs that have the
-    key (e.g. `reading=authors_code` for the LAP-SGD/LPP-SGD jobs of a table), validated. A key
-    that no job's method has is an error: shared hyperparameters are the profile's, per table."""
-    if not assignments:
+def method_settings_hint(jobs: list[Job]) -> str:
+    """What `run --set` accepts for these jobs, for its error message."""
+    methods = ", ".join(sorted({j.method for j in jobs}))
+    valid = sorted({f.name for j in jobs for f in dataclasses.fields(j.method_config)})
+    return (
+        f"not a setting of this table's methods ({methods}); `run --set` changes method settings: "
+        f"{', '.join(valid) or 'these methods have none'}"
+    )
+
+
+def with_method_settings(jobs: list[Job], settings: Mapping[str, Setting]) -> list[Job]:
+    """`run --set key=value` (parsed by the CLI): the jobs with each typed value applied to the
+    method configs that have the key (e.g. `reading="authors_code"` for the LAP-SGD/LPP-SGD jobs of
+    a table), validated. A key that no job's method has is an error: shared hyperparameters are the
+    profile's, per table."""
+    if not settings:
         return jobs
-    key_of = {item: item.partition("=")[0].strip() for item in assignments}
     owned: set[str] = set()
-    valid: set[str] = set()
     out = []
     for job in jobs:
         fields = {f.name for f in dataclasses.fields(job.method_config)}
-        valid |= fields
-        mine = [item for item in assignments if key_of[item] in fields]
+        mine = {key: value for key, value in settings.items() if key in fields}
         if mine:
-            (method_config,), set_keys = apply_overrides([job.method_config], mine)
+            (method_config,), set_keys = apply_settings([job.method_config], mine)
             method_config.validate()
             job, owned = dataclasses.replace(job, method_config=method_config), owned | set_keys
         out.append(job)
-    unknown = sorted(set(key_of.values()) - owned)
+    unknown = sorted(set(settings) - owned)
     if unknown:
-        methods = ", ".join(sorted({j.method for j in jobs}))
-        raise UserError(
-            f"--set {', '.join(unknown)}: not a setting of this table's methods ({methods}); "
-            f"`run --set` changes method settings: {', '.join(sorted(valid)) or 'these methods have none'}"
-        )
+        raise UserError(f"--set {', '.join(unknown)}: {method_settings_hint(jobs)}")
     return out

@@ -1,7 +1,7 @@
 """Typed hyperparameters of a job, and `--set key=value` overrides validated against them.
 
 Configs are frozen: a job is built once (benchmarks/jobs.py) and never changed afterwards, so an
-override makes a new config (`apply_overrides`) instead of editing one in place.
+setting makes a new config (`apply_settings`) instead of editing one in place.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from .errors import UserError
@@ -125,28 +126,52 @@ def parse_value(text: str, kind: type, key: str):
         raise UserError(f"--set {key}={text}: expected a {kind.__name__}") from None
 
 
-def apply_overrides(configs: list, assignments: list[str]) -> tuple[list, frozenset[str]]:
-    """`configs` with the `key=value` strings applied to whichever dataclass has that field.
+def field_types(config_types) -> dict[str, type]:
+    """Each field of the given config dataclasses and its type (the last config that has it wins)."""
+    types: dict[str, type] = {}
+    for config_type in config_types:
+        hints = typing.get_type_hints(config_type)
+        for f in fields(config_type):
+            types[f.name] = hints[f.name]
+    return types
 
-    Returns (the new configs, in the same order; the keys set). The configs given are not changed.
+
+def parse_settings(assignments: Sequence[str], config_types, unknown_hint: str = "") -> dict[str, object]:
+    """The CLI's `--set key=value` strings as typed values of the fields of `config_types`.
+
+    The only place a setting is parsed from text: everything past the command line passes typed
+    values (a table's rows, `build_job`'s `settings`). An unknown key or a bad value raises a
+    UserError naming the valid keys (or `unknown_hint` where the caller knows better).
     """
-    owners = {}
-    for index, cfg in enumerate(configs):
-        hints = typing.get_type_hints(type(cfg))
-        for f in fields(cfg):
-            owners[f.name] = (index, hints[f.name])
-    changes: list[dict] = [{} for _ in configs]
+    types = field_types(config_types)
+    settings: dict[str, object] = {}
     for item in assignments:
         key, sep, text = item.partition("=")
         key = key.strip()
-        if key not in owners:
-            raise UserError(f"--set {item}: unknown key {key!r}; valid keys: {', '.join(sorted(owners))}")
+        if key not in types:
+            hint = unknown_hint or f"valid keys: {', '.join(sorted(types))}"
+            raise UserError(f"--set {item}: unknown key {key!r}; {hint}")
         if not sep:
             raise UserError(f"--set {item}: expected key=value")
-        index, kind = owners[key]
-        changes[index][key] = parse_value(text.strip(), kind, key)
+        settings[key] = parse_value(text.strip(), types[key], key)
+    return settings
+
+
+def apply_settings(configs: list, settings: Mapping[str, object]) -> tuple[list, frozenset[str]]:
+    """`configs` with each typed setting replaced (`dataclasses.replace`) in the config that has it.
+
+    Returns (the new configs, in the same order; the keys set). The configs given are not changed;
+    a key no config has raises a UserError naming the valid keys.
+    """
+    owner = {f.name: index for index, cfg in enumerate(configs) for f in fields(cfg)}  # the last wins
+    unknown = sorted(set(settings) - set(owner))
+    if unknown:
+        raise UserError(f"unknown setting {', '.join(unknown)}; valid keys: {', '.join(sorted(owner))}")
+    changes: list[dict] = [{} for _ in configs]
+    for key, value in settings.items():
+        changes[owner[key]][key] = value
     new = [dataclasses.replace(cfg, **change) for cfg, change in zip(configs, changes, strict=True)]
-    return new, frozenset(k for change in changes for k in change)
+    return new, frozenset(settings)
 
 
 def flatten(*configs) -> dict[str, object]:

@@ -4,9 +4,62 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .config import LATER_FIELDS, NoConfig, TrainConfig, flatten
+
+Setting = int | float | bool | str  # a typed hyperparameter value
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of a table: a method, and the typed settings that make it a row of its own.
+
+    Where one method fills several rows (002's cells, 004's thread ratios) each row has a `name`
+    (`U=4,B=128`, shown in the report and logged as the run's tag `cell`) and the `settings` that
+    define it (`workers_per_device=4, batch_size=128`), as config field names and typed values. A
+    run belongs to the row whose method it ran with those settings: reports find a run's row by
+    its logged params (`matches`), never by reading a label.
+    """
+
+    method: str
+    name: str = ""
+    settings: tuple[tuple[str, Setting], ...] = ()
+
+    @classmethod
+    def of(cls, method: str, name: str = "", **settings: Setting) -> Row:
+        """`Row.of("lapsgd", "U=4,B=128", workers_per_device=4, batch_size=128)`."""
+        return cls(method, name, tuple(settings.items()))
+
+    @property
+    def label(self) -> str:
+        """The row as a report names it: `lapsgd[U=4,B=128]`, or the method alone."""
+        return f"{self.method}[{self.name}]" if self.name else self.method
+
+    def matches(self, method: str, params: Mapping[str, object]) -> bool:
+        """Whether a run of `method` with these logged `params` (MLflow's strings, or typed values)
+        belongs to this row: the same method, and every setting of the row equal to the param."""
+        return method == self.method and all(
+            setting_equals(value, params.get(key)) for key, value in self.settings
+        )
+
+
+def setting_equals(value: Setting, logged: object) -> bool:
+    """A typed setting against a logged param (MLflow stores params as strings): equal as `value`'s type."""
+    if logged is None or (isinstance(logged, float) and math.isnan(logged)):
+        return False
+    if isinstance(value, bool):
+        return str(logged) == str(value)
+    try:
+        if isinstance(value, int):
+            return int(float(logged)) == value and float(logged) == value
+        if isinstance(value, float):
+            return math.isclose(float(logged), value, rel_tol=1e-9, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return False
+    return str(logged) == value
 
 
 @dataclass(frozen=True)
@@ -28,7 +81,7 @@ class Job:
     run_index: int = 0
     devices: int = 1
     synthetic: bool = False  # random inputs in the dataset's shape (timing, where pixels don't matter)
-    # A table's name for this job's setting where one method fills several rows (002's "U=4,B=128").
+    # The name of the table's row where one method fills several (Row.name: 002's "U=4,B=128").
     cell: str = ""
 
     @property

@@ -12,7 +12,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-CELL = ["profile", "model", "method", "run_index"]  # one run of one cell of a table
+CELL = ["profile", "model", "label", "run_index"]  # one run of one cell of a table
 
 
 def load_runs(uri: str, experiment: str) -> pd.DataFrame:
@@ -28,15 +28,31 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     frame = frame.drop(columns=[c for c in tags.values() if c in frame.columns]).rename(columns=tags)
     if "run_index" in frame:  # training runs (perf results have none)
         frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
-    if "variant" in frame:  # a method's variant (LAP-SGD as its authors' code runs it) is a row of its own
-        variant = frame["variant"].fillna("")
-        frame["method"] = frame["method"].where(variant == "", frame["method"] + "[" + variant + "]")
+    if "method" in frame:
+        # A run's label names its row in a report: the method, and its variant where it has one (the
+        # table's cell, LAP-SGD as its authors' code runs it), as the runner tagged it. A display
+        # name only: which row of a table a run is of is decided by its params (`with_rows`).
+        variant = frame["variant"].fillna("") if "variant" in frame else pd.Series("", index=frame.index)
+        frame["label"] = frame["method"].where(variant == "", frame["method"] + "[" + variant + "]")
     return frame
 
 
-def base_method(label: str) -> str:
-    """The registered method of a row label: `lapsgd` for `lapsgd[authors_code]`."""
-    return label.split("[", 1)[0]
+def with_rows(runs: pd.DataFrame, spec) -> pd.DataFrame:
+    """The runs that are of one of the spec's rows, with `row` (its index in `spec.rows`) and one
+    typed column per setting that defines a row (`forward_threads`, `straggler_delay_frac`, ...).
+
+    A run is of a row when it ran the row's method with the row's settings, read from its params.
+    """
+    if runs.empty:
+        return runs
+    params = [c for c in runs.columns if c.startswith("params.")]
+    logged = runs[params].rename(columns=lambda c: c.removeprefix("params.")).to_dict("records")
+    rows = [spec.row_of(method, p) for method, p in zip(runs["method"], logged, strict=True)]
+    runs = runs.assign(row=rows)
+    runs = runs[runs["row"] >= 0].copy()
+    for key in dict.fromkeys(k for row in spec.rows for k, _ in row.settings):
+        runs[key] = [dict(spec.rows[i].settings).get(key) for i in runs["row"]]
+    return runs
 
 
 def latest_per_cell(runs: pd.DataFrame, status: str | None = "finished") -> pd.DataFrame:

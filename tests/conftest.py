@@ -181,15 +181,18 @@ def add_run(
     profile="paper",
     hardware="test-cpu x 2",
     variant=None,
+    params=None,
 ):
-    """A run with tags as the runner writes them and a learning curve (test_acc, train_time_s per epoch)."""
+    """A run with tags as the runner writes them and a learning curve (test_acc, train_time_s per epoch).
+
+    `params`: the hyperparameters that make the run one of a table's rows (`row_params`)."""
     tags = dict(
         table=table, model=model, method=method, profile=profile, run_index=run_index, seed=run_index,
         status="running", kind="fwd_bwd_timing" if metrics else "train", hardware=hardware, devices=1,
     )  # fmt: skip
     if variant:
         tags["variant"] = variant
-    run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, {})
+    run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, params or {})
     for epoch, (a, t) in enumerate(zip(acc or [], times or [], strict=True)):
         values = dict(test_acc=a, train_time_s=t, train_loss=1.0 / (epoch + 1))
         if train_acc:
@@ -199,3 +202,16 @@ def add_run(
         tracker.log_metrics(run_id, metrics, step=0)
     tracker.finish(run_id, status, dict(stop_reason="max_epochs"))
     return run_id
+
+
+def row_params(table: str, method: str, name: str) -> dict:
+    """The params a run logs when it is of the table's row `method[name]` (its typed settings)."""
+    from benchmarks.tables import TABLES
+
+    spec = TABLES[table]
+    rows = [
+        *spec.rows,
+        *(cell.row for profile in ("paper", "quick", "smoke") for cell in spec.cells(profile)),
+    ]
+    row = next(r for r in rows if r.method == method and r.name == name)
+    return dict(row.settings)

@@ -12,8 +12,8 @@ from reports.claims import (
     REPRODUCED,
     Evidence,
     evaluate,
-    paired_verdict,
 )
+from reports.claims._common import paired_verdict
 
 from .conftest import add_run, run_cli
 

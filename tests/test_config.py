@@ -5,15 +5,15 @@ import pytest
 
 from benchmarks.jobs import build_job, method_defaults
 from benchmarks.profiles import hyperparameters
-from core.config import TrainConfig, apply_overrides
+from core.config import TrainConfig, apply_settings, parse_settings
 from core.errors import UserError
 from core.schedule import lr_at
 
 
 def test_overrides_are_typed():
-    (cfg,), keys = apply_overrides(
-        [TrainConfig()], ["lr=0.1", "batch_size=64", "nesterov=true", " optimizer =adam"]
-    )
+    settings = parse_settings(["lr=0.1", "batch_size=64", "nesterov=true", " optimizer =adam"], [TrainConfig])
+    assert settings == dict(lr=0.1, batch_size=64, nesterov=True, optimizer="adam")
+    (cfg,), keys = apply_settings([TrainConfig()], settings)
     assert keys == {"lr", "batch_size", "nesterov", "optimizer"}
     assert (cfg.lr, cfg.batch_size, cfg.nesterov, cfg.optimizer) == (0.1, 64, True, "adam")
 
@@ -21,12 +21,14 @@ def test_overrides_are_typed():
 @pytest.mark.parametrize("item", ["lr=abc", "batch_size=1.5", "nesterov=maybe", "lr=nan"])
 def test_bad_values_are_user_errors(item):
     with pytest.raises(UserError, match="expected a"):
-        apply_overrides([TrainConfig()], [item])
+        parse_settings([item], [TrainConfig])
 
 
 def test_unknown_key_names_valid_keys():
     with pytest.raises(UserError, match="valid keys: .*batch_size"):
-        apply_overrides([TrainConfig()], ["learning_rate=0.1"])
+        parse_settings(["learning_rate=0.1"], [TrainConfig])
+    with pytest.raises(UserError, match="valid keys: .*batch_size"):  # typed settings are checked too
+        apply_settings([TrainConfig()], {"learning_rate": 0.1})
 
 
 def test_validate_rejects_impossible_values():
@@ -106,4 +108,4 @@ def test_run_devices_go_through_the_job_builder():
     with pytest.raises(UserError, match="--devices must be >= 1"):
         TABLES["table7"].jobs("quick", None, 0)
     with pytest.raises(UserError, match="--epochs and --set max_epochs"):
-        build_job("t", "cifar10", "resnet18", "bp", "quick", epochs=3, overrides=["max_epochs=2"])
+        build_job("t", "cifar10", "resnet18", "bp", "quick", epochs=3, settings={"max_epochs": 2})

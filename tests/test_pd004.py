@@ -20,9 +20,9 @@ from core.inputs import InputSpec
 from core.straggler import Straggler, straggler_for
 from methods.async_backprop import AsyncConfig
 from reports.claims import evaluate
-from reports.tables import write_report
+from reports.render import write_report
 
-from .conftest import add_run, on_cpu, run_cli, smoke_job
+from .conftest import add_run, on_cpu, row_params, run_cli, smoke_job
 
 
 # --- straggler injection -------------------------------------------------------------------------
@@ -74,7 +74,7 @@ def test_bad_straggler_settings_are_one_line(values, message):
 def test_straggler_keys_leave_other_jobs_keys_as_they_were():
     plain = build_job("table1", "cifar10", "resnet18", "async_lu", "quick")
     delayed = build_job(
-        "table1", "cifar10", "resnet18", "async_lu", "quick", overrides=["straggler_delay_frac=0.5"]
+        "table1", "cifar10", "resnet18", "async_lu", "quick", settings={"straggler_delay_frac": 0.5}
     )
     # The key of a job without delays is what it was before the straggler keys existed (stores resume).
     assert plain.key == "75281a79a75697f3"
@@ -184,7 +184,8 @@ def test_004_tables_build_their_cells():
 
 def add_cell(tracker, table, method, cell, run_index, acc, times, rate, **metrics):
     """A finished run of a table's cell with per-epoch samples/s (and other metrics)."""
-    run_id = add_run(tracker, table, "resnet18", method, run_index, acc, times, variant=cell)
+    params = row_params(table, method, cell)
+    run_id = add_run(tracker, table, "resnet18", method, run_index, acc, times, variant=cell, params=params)
     for epoch in range(len(acc)):
         tracker.log_metrics(run_id, dict(samples_per_s=rate, **metrics), epoch)
     return run_id

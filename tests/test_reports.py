@@ -8,9 +8,9 @@ import pytest
 
 from benchmarks.tables import TABLES
 from benchmarks.tracking import Tracker
-from reports.tables import write_report
+from reports.render import write_report
 
-from .conftest import add_run, cli, run_cli
+from .conftest import add_run, cli, row_params, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +162,17 @@ def test_lap_readings_table_shows_each_readings_per_epoch_means(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri)
     for variant, rounds, rate in ((None, [10, 14], [900, 1000]), ("authors_code", [60, 70], [400, 500])):
+        params = dict(reading=variant or "paper")
         run_id = add_run(
-            tracker, "lap-readings", "resnet18", "lapsgd", 0, [0.4, 0.5], [10, 20], variant=variant
+            tracker,
+            "lap-readings",
+            "resnet18",
+            "lapsgd",
+            0,
+            [0.4, 0.5],
+            [10, 20],
+            variant=variant,
+            params=params,
         )
         for epoch in range(2):
             tracker.log_metrics(
@@ -212,13 +221,15 @@ def test_002_tables_show_the_last_epoch_beside_002s_cells(tmp_path):
     belong to Table 2 and are neither shown nor listed as missing there."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri)
-    for method, variant, acc in (
-        ("ddp", "B=128", [0.5, 0.7]),
-        ("lppsgd", "U=4,B=128", [0.4, 0.68]),
-        ("lppsgd", "authors_code,U=4,B=128", [0.3, 0.66]),
-        ("lapsgd", "U=4,B=128", [0.45, 0.69]),
+    for method, variant, cell, reading, acc in (
+        ("ddp", "B=128", "B=128", None, [0.5, 0.7]),
+        ("lppsgd", "U=4,B=128", "U=4,B=128", "paper", [0.4, 0.68]),
+        ("lppsgd", "authors_code,U=4,B=128", "U=4,B=128", "authors_code", [0.3, 0.66]),
+        ("lapsgd", "U=4,B=128", "U=4,B=128", "paper", [0.45, 0.69]),
     ):
-        run_id = add_run(tracker, "lap-table2", "resnet20", method, 0, acc, [10, 20], variant=variant)
+        params = {**row_params("lap-table2", method, cell), **({"reading": reading} if reading else {})}
+        args = ("lap-table2", "resnet20", method, 0, acc, [10, 20])
+        run_id = add_run(tracker, *args, variant=variant, params=params)
         tracker.log_metrics(run_id, dict(test_loss=1.5, partitioned=1.0 if method == "lppsgd" else 0.0), 1)
     write_report(TABLES["lap-table3"], uri, tmp_path, "paper")
     csv = pd.read_csv(tmp_path / "lap-table3.csv")
@@ -261,7 +272,7 @@ def test_002_cells_scale_the_lr_and_set_the_workers():
 
 
 def test_cells_sort_by_their_numbers():
-    from reports.tables import natural_key
+    from reports.render import natural_key
 
     labels = ["ddp[delay=100%]", "ddp[delay=25%]", "ddp[delay=0%]", "async_lu[F=2,B=4]", "async_lu[F=1,B=3]"]
     assert sorted(labels, key=natural_key) == [

@@ -7,10 +7,11 @@ same CIFAR-100 runs. Their jobs are therefore built here once, tagged with the f
 
 from __future__ import annotations
 
-from core.job import Job
+from core.job import Job, Row
 from methods import METHODS
 
 from ..jobs import build_job
+from .spec import Cell, CellsFunction
 
 MODELS = ("resnet18", "resnet50")
 # Runs per cell: the paper's 3; quick keeps 3 only where a table's quick run fits an hour.
@@ -39,30 +40,39 @@ def devices_for(method: str, profile: str, spread: bool = False, requested: int 
     return 1
 
 
-def cifar_jobs(
-    table: str,
-    dataset: str,
-    methods: tuple[str, ...],
-    profile: str,
-    runs: int | None,
-    spread: bool = False,
-    models: tuple[str, ...] = MODELS,
-    devices: int | None = None,
-) -> list[Job]:
-    """models x methods x runs training jobs on `dataset`; methods not implemented yet are left out.
+def cifar_cells(dataset: str, methods: tuple[str, ...], models: tuple[str, ...] = MODELS) -> CellsFunction:
+    """The cells of a table of plain method rows: models x methods, the profile's runs each.
 
     Also used for the ImageNet and IMDb tables, with their one model.
     """
-    jobs = []
-    for model in models:
-        for method in methods:
-            if method not in METHODS:
-                continue
-            processes = devices_for(method, profile, spread, devices)
-            for run in range(runs or RUNS[profile]):
-                jobs.append(
-                    build_job(
-                        table, dataset, model, method, profile, seed=run, run_index=run, devices=processes
-                    )
-                )
-    return jobs
+
+    def cells(profile: str) -> list[Cell]:
+        return [Cell(dataset, model, Row(method), RUNS[profile]) for model in models for method in methods]
+
+    return cells
+
+
+def cifar_jobs(
+    table: str,
+    cells: CellsFunction,
+    profile: str,
+    runs: int | None,
+    spread: bool = False,
+    devices: int | None = None,
+) -> list[Job]:
+    """The cells' training jobs x runs, in experiment `table`; methods not implemented yet are left out."""
+    return [
+        build_job(
+            table,
+            cell.dataset,
+            cell.model,
+            cell.row.method,
+            profile,
+            seed=run,
+            run_index=run,
+            devices=devices_for(cell.row.method, profile, spread, devices),
+        )
+        for cell in cells(profile)
+        if cell.row.method in METHODS
+        for run in range(runs or cell.runs)
+    ]

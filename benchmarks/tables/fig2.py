@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .cifar import cifar_jobs
+from .cifar import cifar_cells, cifar_jobs
 from .spec import register_table
 
 METHODS = ("async_lu", "async_bu")
+CELLS = cifar_cells("cifar100", METHODS)
 
 
 @register_table(
     id="fig2",
     title="CIFAR-100 learning curves, Async LU vs Async BU (ResNet-18, ResNet-50)",
-    methods=METHODS,
+    cells=CELLS,
+    experiment="table3",
     kind="curves",
     source="000 Figure 2 (curves of 3 runs each; no numbers to set beside)",
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """The async runs of Table 3 (tagged table3: the same jobs, resumed from either)."""
-    return cifar_jobs("table3", "cifar100", METHODS, profile, runs, devices=devices)
+    return cifar_jobs("table3", CELLS, profile, runs, devices=devices)

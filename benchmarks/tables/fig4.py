@@ -11,7 +11,8 @@ from .spec import register_table
 @register_table(
     id="fig4",
     title="IMDb learning curves, Async LU vs Async BU (2-layer LSTM)",
-    methods=table6.METHODS,
+    cells=table6.CELLS,
+    experiment="table6",
     kind="curves",
     source="000 Figure 4 (curves only; no numbers to set beside)",
 )

@@ -11,7 +11,8 @@ and the script's value. LAP-SGD/LPP-SGD use "the same averaging schedule as PL-S
 first half, then K = 16 (Table 5 varies K and the switch epoch P).
 
 A cell of 002's tables is a method at a local batch size B (and U workers per device, K, P or Q):
-its row is `method[cell]`, e.g. `lapsgd[U=4,B=128]`, and 002's values sit beside it.
+its row (`lap_row`) is named as 002 names it, e.g. `lapsgd[U=4,B=128]`, with the config fields those
+set as its typed settings, and 002's values sit beside it.
 
 Profiles (the values: benchmarks/profiles.py, LAP002_*): `paper` is 002's (300 epochs, 3 runs; 5
 where 002 used 5). `quick` keeps the models at full width (ResNet-20 and SqueezeNet are small) for
@@ -23,10 +24,11 @@ accuracies still compare.
 
 from __future__ import annotations
 
-from core.job import Job
+from core.job import Job, Row
 
 from ..jobs import build_job
 from ..profiles import hyperparameters
+from .spec import Cell
 
 BASE_BATCH = 128  # the batch α0 is for (α0 itself is the profile's lr: benchmarks/profiles.py)
 PAPER_EPOCHS = 300
@@ -37,66 +39,67 @@ NOTE_QUICK = (
 )
 
 
-def cell_label(setting: dict) -> str:
-    """`U=4,B=128` from {U: 4, B: 128} (002's column names, in its order)."""
-    return ",".join(f"{k}={v}" for k, v in setting.items())
+# 002's column names -> the config fields they set (P, the switch epoch, is a fraction of 300 epochs).
+CONFIG_FIELDS = {"Q": "devices", "U": "workers_per_device", "B": "batch_size", "K": "average_every"}
 
 
-def job_for(
-    table: str,
-    dataset: str,
-    model: str,
-    method: str,
-    setting: dict,
-    profile: str,
-    run: int,
-    devices: int | None,
-) -> Job:
-    """One run of a 002 cell: `setting` holds B (local batch) and, where 002 varies them, U, K, P, Q."""
-    processes = devices or setting.get("Q", 2)
-    batch = setting.get("B", BASE_BATCH)
-    base = hyperparameters(dataset, model, profile)
-    overrides = [f"batch_size={batch}", f"warmup_lr={base.lr}"]
+def six_digits(value: float) -> float:
+    """`value` to 6 significant digits: the values these cells have always had (job keys hash them)."""
+    return float(f"{value:g}")
+
+
+def lap_row(method: str, setting: dict[str, int]) -> Row:
+    """The row of a 002 cell: `setting` holds 002's B (local batch) and, where 002 varies them, Q, U,
+    K, P; its name is 002's (`lapsgd[U=4,B=128]`), its settings the config fields they set."""
+    settings: dict[str, int | float] = {CONFIG_FIELDS[k]: v for k, v in setting.items() if k != "P"}
+    if "P" in setting:
+        settings["average_switch"] = six_digits(setting["P"] / PAPER_EPOCHS)
+    name = ",".join(f"{k}={v}" for k, v in setting.items())
+    return Row.of(method, name, **settings)
+
+
+def job_for(table: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """One run of a 002 cell: 002's LR scaling and schedule for the row's method, then the row's settings."""
+    method, row_settings = cell.row.method, dict(cell.row.settings)
+    processes = devices or row_settings.pop("devices", 2)  # `run --devices N` replaces the cell's Q
+    row_settings.pop("devices", None)
+    batch = row_settings.get("batch_size", BASE_BATCH)
+    base = hyperparameters(cell.dataset, cell.model, profile)
+    settings: dict[str, object] = {"warmup_lr": base.lr}
     if method in ("lapsgd", "lppsgd"):  # 002 §3.1: "for the proposed methods ... cosine annealing"
-        overrides += ["lr_schedule=cosine", f"t_max={base.max_epochs - base.warmup_epochs:g}", "eta_min=0"]
+        settings |= dict(
+            lr_schedule="cosine", t_max=six_digits(base.max_epochs - base.warmup_epochs), eta_min=0.0
+        )
     else:  # MB-SGD and PL-SGD: Lin et al. (2020)'s steps
-        overrides.append("lr_schedule=step")
+        settings["lr_schedule"] = "step"
     # The linear scaling rule on every method (plsgd's own default does the same; set here for all).
-    overrides.append(f"lr={base.lr * batch / BASE_BATCH * processes:g}")
-    if "U" in setting:
-        overrides.append(f"workers_per_device={setting['U']}")
+    settings["lr"] = six_digits(base.lr * batch / BASE_BATCH * processes)
     if method in ("lapsgd", "lppsgd", "plsgd"):
-        overrides.append(f"average_every={setting.get('K', 16)}")
-        if "P" in setting and method != "plsgd":
-            overrides.append(f"average_switch={setting['P'] / PAPER_EPOCHS:g}")
+        settings["average_every"] = 16  # "the same averaging schedule as PL-SGD" unless the cell sets K
+    if method == "plsgd":
+        row_settings.pop("average_switch", None)
     return build_job(
         table,
-        dataset,
-        model,
+        cell.dataset,
+        cell.model,
         method,
         profile,
         seed=run,
         run_index=run,
         devices=processes,
-        overrides=overrides,
-        cell=cell_label(setting),
+        settings=settings | row_settings,
+        cell=cell.row.name,
     )
 
 
-def lap_jobs(
-    table: str,
-    dataset: str,
-    model: str,
-    cells: list[tuple[str, dict]],
-    profile: str,
-    runs: int | None,
-    devices: int | None,
-    paper_runs: int = 3,
-) -> list[Job]:
-    """cells x runs jobs of a 002 table (quick and smoke: 1 run; paper: 002's count)."""
-    count = runs or (paper_runs if profile == "paper" else 1)
-    return [
-        job_for(table, dataset, model, method, setting, profile, run, devices)
-        for method, setting in cells
-        for run in range(count)
-    ]
+def lap_cells(
+    dataset: str, model: str, rows: list[tuple[str, dict]], profile: str, paper_runs: int = 3
+) -> list[Cell]:
+    """The cells of a 002 table at `profile`: (method, 002's setting) rows, 002's runs at `paper`, else 1."""
+    count = paper_runs if profile == "paper" else 1
+    return [Cell(dataset, model, lap_row(method, setting), count) for method, setting in rows]
+
+
+def lap_jobs(table: str, cells: list[Cell], profile: str, runs: int | None, devices: int | None) -> list[Job]:
+    """The cells' jobs x runs of a 002 table."""
+    return [job_for(table, cell, profile, run, devices) for cell in cells for run in range(runs or cell.runs)]

@@ -8,21 +8,27 @@ the difference shows: averaging rounds per epoch, time spent averaging, samples/
 
 from __future__ import annotations
 
-from core.job import Job
+from core.job import Job, Row
 
 from ..jobs import build_job
 from .cifar import RUNS, devices_for
-from .spec import register_table
+from .spec import Cell, register_table
 
-READINGS = ("paper", "authors_code")
+# The reading is LapConfig's `variant`: its rows are named as the runs' labels name them.
+ROWS = (Row.of("lapsgd", reading="paper"), Row.of("lapsgd", "authors_code", reading="authors_code"))
 EPOCHS = 2  # how the code runs shows from the first epoch; 2 leave room for the accuracies to separate
 AVERAGE_EVERY = 16  # K = 16 from the start (average_switch = 0): the setting the two codes were compared at
+
+
+def cells(profile: str) -> list[Cell]:
+    """Both readings on the profile's ResNet-18 / CIFAR-10."""
+    return [Cell("cifar10", "resnet18", row, RUNS[profile]) for row in ROWS]
 
 
 @register_table(
     id="lap-readings",
     title="LAP-SGD, 002's text vs its authors' code: averaging rounds, time averaging, samples/s",
-    methods=("lapsgd",),
+    cells=cells,
     kind="throughput",
     metrics=(
         "samples_per_s",
@@ -48,20 +54,19 @@ AVERAGE_EVERY = 16  # K = 16 from the start (average_switch = 0): the setting th
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """lapsgd in each reading x runs, on 2 processes or more (one process never averages)."""
     processes = devices if devices is not None else max(2, devices_for("lapsgd", profile))
-    overrides = [f"average_every={AVERAGE_EVERY}", "average_switch=0"]
     return [
         build_job(
             "lap-readings",
-            "cifar10",
-            "resnet18",
-            "lapsgd",
+            cell.dataset,
+            cell.model,
+            cell.row.method,
             profile,
             seed=run,
             run_index=run,
             devices=processes,
-            overrides=[*overrides, f"reading={reading}"],
+            settings={"average_every": AVERAGE_EVERY, "average_switch": 0.0, **dict(cell.row.settings)},
             epochs=EPOCHS,
         )
-        for reading in READINGS
-        for run in range(runs or RUNS[profile])
+        for cell in cells(profile)
+        for run in range(runs or cell.runs)
     ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import NOTE_QUICK, lap_jobs
-from .spec import register_table, single_values
+from .lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .spec import Cell, register_table, single_values
 
 CELLS = [("ddp", dict(B=128)), ("ddp", dict(B=1024)), ("plsgd", dict(B=128)), ("plsgd", dict(B=1024))]
 
@@ -22,15 +22,20 @@ def values(train_loss, train_acc, test_loss, test_acc, time_s, quality) -> dict:
     )
 
 
+def cells(profile: str) -> list[Cell]:
+    """The four cells on ResNet-20 / CIFAR-10."""
+    return lap_cells("cifar10", "resnet20", CELLS, profile)
+
+
 @register_table(
     id="lap-table1",
     title="002 Table 1: MB-SGD and PL-SGD at B_loc 128 and 1024, ResNet-20 / CIFAR-10, 2 devices",
-    methods=("ddp", "plsgd"),
+    cells=cells,
     paper={
-        ("resnet20", "ddp[B=128]"): values(0.016, 99.75, 0.234, 92.95, 1754, "Baseline"),
-        ("resnet20", "ddp[B=1024]"): values(0.023, 99.51, 0.293, 91.38, 1201, "OK"),
-        ("resnet20", "plsgd[B=128]"): values(0.018, 99.69, 0.245, 92.98, 1603, "Good"),
-        ("resnet20", "plsgd[B=1024]"): values(0.154, 94.69, 0.381, 87.81, 1159, "Poor"),
+        ("resnet20", lap_row("ddp", dict(B=128))): values(0.016, 99.75, 0.234, 92.95, 1754, "Baseline"),
+        ("resnet20", lap_row("ddp", dict(B=1024))): values(0.023, 99.51, 0.293, 91.38, 1201, "OK"),
+        ("resnet20", lap_row("plsgd", dict(B=128))): values(0.018, 99.69, 0.245, 92.98, 1603, "Good"),
+        ("resnet20", lap_row("plsgd", dict(B=1024))): values(0.154, 94.69, 0.381, 87.81, 1159, "Poor"),
     },
     kind="final",
     reading="002's LR warm-up and scaling (α0 = 0.1 to α0 x B/128 x Q over 5 epochs), then x0.1 at 50 % "
@@ -39,4 +44,4 @@ def values(train_loss, train_acc, test_loss, test_acc, time_s, quality) -> dict:
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """The four cells x runs on 2 processes."""
-    return lap_jobs("lap-table1", "cifar10", "resnet20", CELLS, profile, runs, devices)
+    return lap_jobs("lap-table1", cells(profile), profile, runs, devices)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import NOTE_QUICK, lap_jobs
+from .lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
 from .lap_table1 import values
-from .spec import register_table
+from .spec import Cell, register_table
 
 SETTINGS = (dict(U=4, B=128), dict(U=6, B=128), dict(U=4, B=256))
 CELLS = [
@@ -18,17 +18,25 @@ CELLS = [
     *[("lppsgd", s) for s in SETTINGS],
     ("ddp", dict(B=128)),  # 002's baseline (Table 1), at equal epochs
 ]
-MB_SGD = {("resnet20", "ddp[B=128]"): values(0.016, 99.75, 0.234, 92.95, 1754, "Baseline")}
+MB_SGD = {("resnet20", lap_row("ddp", dict(B=128))): values(0.016, 99.75, 0.234, 92.95, 1754, "Baseline")}
+
+
+def cells(profile: str) -> list[Cell]:
+    """LAP-SGD's and LPP-SGD's cells and the MB-SGD reference; quick: the U = 4, B = 128 cells and
+    the reference only (U = 6 would put 12 workers on 2 cores)."""
+    rows = [c for c in CELLS if profile != "quick" or c[1] in (dict(U=4, B=128), dict(B=128))]
+    return lap_cells("cifar10", "resnet20", rows, profile)
 
 
 @register_table(
     id="lap-table2",
     title="002 Table 2: LAP-SGD at (U, B) = (4, 128), (6, 128), (4, 256), ResNet-20 / CIFAR-10, 2 devices",
-    methods=("lapsgd", "ddp"),
+    cells=cells,
+    rows=tuple(lap_row(m, s) for m, s in CELLS if m != "lppsgd"),
     paper={
-        ("resnet20", "lapsgd[U=4,B=128]"): values(0.012, 99.83, 0.270, 92.92, 1304, "Excellent"),
-        ("resnet20", "lapsgd[U=6,B=128]"): values(0.023, 99.51, 0.266, 92.91, 1281, "Excellent"),
-        ("resnet20", "lapsgd[U=4,B=256]"): values(0.010, 99.90, 0.280, 92.93, 1219, "Excellent"),
+        ("resnet20", lap_row("lapsgd", SETTINGS[0])): values(0.012, 99.83, 0.270, 92.92, 1304, "Excellent"),
+        ("resnet20", lap_row("lapsgd", SETTINGS[1])): values(0.023, 99.51, 0.266, 92.91, 1281, "Excellent"),
+        ("resnet20", lap_row("lapsgd", SETTINGS[2])): values(0.010, 99.90, 0.280, 92.93, 1219, "Excellent"),
         **MB_SGD,
     },
     kind="final",
@@ -39,5 +47,4 @@ MB_SGD = {("resnet20", "ddp[B=128]"): values(0.016, 99.75, 0.234, 92.95, 1754, "
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """LAP-SGD's and LPP-SGD's cells and the MB-SGD reference, x runs, on 2 processes; quick runs
     the U = 4, B = 128 cells and the reference only (U = 6 would put 12 workers on 2 cores)."""
-    cells = [c for c in CELLS if profile != "quick" or c[1] in (dict(U=4, B=128), dict(B=128))]
-    return lap_jobs("lap-table2", "cifar10", "resnet20", cells, profile, runs, devices)
+    return lap_jobs("lap-table2", cells(profile), profile, runs, devices)

@@ -10,19 +10,23 @@ from __future__ import annotations
 from core.job import Job
 
 from . import lap_table2
-from .lap002 import NOTE_QUICK
+from .lap002 import NOTE_QUICK, lap_row
 from .lap_table1 import values
 from .spec import register_table
+
+U4_B128, U6_B128, U4_B256 = lap_table2.SETTINGS
 
 
 @register_table(
     id="lap-table3",
     title="002 Table 3: LPP-SGD at (U, B) = (4, 128), (6, 128), (4, 256), ResNet-20 / CIFAR-10, 2 devices",
-    methods=("lppsgd", "ddp"),
+    cells=lap_table2.cells,
+    experiment="lap-table2",
+    rows=tuple(lap_row(m, s) for m, s in lap_table2.CELLS if m != "lapsgd"),
     paper={
-        ("resnet20", "lppsgd[U=4,B=128]"): values(0.019, 99.62, 0.270, 92.98, 1153, "Excellent"),
-        ("resnet20", "lppsgd[U=6,B=128]"): values(0.021, 99.58, 0.262, 92.84, 1085, "Excellent"),
-        ("resnet20", "lppsgd[U=4,B=256]"): values(0.019, 99.65, 0.267, 92.95, 1047, "Excellent"),
+        ("resnet20", lap_row("lppsgd", U4_B128)): values(0.019, 99.62, 0.270, 92.98, 1153, "Excellent"),
+        ("resnet20", lap_row("lppsgd", U6_B128)): values(0.021, 99.58, 0.262, 92.84, 1085, "Excellent"),
+        ("resnet20", lap_row("lppsgd", U4_B256)): values(0.019, 99.65, 0.267, 92.95, 1047, "Excellent"),
         **lap_table2.MB_SGD,
     },
     kind="final",

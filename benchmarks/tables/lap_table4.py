@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import NOTE_QUICK, lap_jobs
-from .spec import register_table, single_values
+from .lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .spec import Cell, register_table, single_values
 
 SETTINGS = (dict(U=4, B=128), dict(U=6, B=128), dict(U=8, B=128), dict(U=4, B=256), dict(U=6, B=256))
 # 002's columns here: Tr.A., Te.A., T.
@@ -13,12 +13,19 @@ PAPER = {(4, 128): (99.62, 92.81, 1304), (6, 128): (99.85, 92.92, 1266), (8, 128
          (4, 256): (99.72, 92.83, 1219), (6, 256): (99.90, 92.24, 1166)}  # fmt: skip
 
 
+def cells(profile: str) -> list[Cell]:
+    """The five (U, B) cells (002: 5 runs each)."""
+    return lap_cells("cifar10", "resnet20", [("lapsgd", s) for s in SETTINGS], profile, paper_runs=5)
+
+
 @register_table(
     id="lap-table4",
     title="002 Table 4: LAP-SGD over workers per device U x local batch B, ResNet-20 / CIFAR-10, 2 devices",
-    methods=("lapsgd",),
+    cells=cells,
     paper={
-        ("resnet20", f"lapsgd[U={u},B={b}]"): single_values(train_acc_pct=tr, test_acc_pct=te, time_s=t)
+        ("resnet20", lap_row("lapsgd", dict(U=u, B=b))): single_values(
+            train_acc_pct=tr, test_acc_pct=te, time_s=t
+        )
         for (u, b), (tr, te, t) in PAPER.items()
     },
     kind="final",
@@ -28,5 +35,4 @@ PAPER = {(4, 128): (99.62, 92.81, 1304), (6, 128): (99.85, 92.92, 1266), (8, 128
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """The five cells x runs (002: 5) on 2 processes."""
-    cells = [("lapsgd", s) for s in SETTINGS]
-    return lap_jobs("lap-table4", "cifar10", "resnet20", cells, profile, runs, devices, paper_runs=5)
+    return lap_jobs("lap-table4", cells(profile), profile, runs, devices)

@@ -8,20 +8,26 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import NOTE_QUICK, lap_jobs
-from .spec import register_table, single_values
+from .lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .spec import Cell, register_table, single_values
 
 # (K, P) -> 002's Tr.A., Te.A., T.
 PAPER = {(1, 150): (99.76, 93.01, 1266), (4, 150): (99.85, 92.78, 1263), (8, 150): (99.62, 93.08, 1262),
          (8, 0): (99.78, 92.83, 1263), (16, 150): (99.90, 93.16, 1261)}  # fmt: skip
 
 
+def cells(profile: str) -> list[Cell]:
+    """The five (K, P) cells at U = 6, B = 128 (002: 5 runs each)."""
+    rows = [("lapsgd", dict(U=6, B=128, K=k, P=p)) for k, p in PAPER]
+    return lap_cells("cifar10", "resnet20", rows, profile, paper_runs=5)
+
+
 @register_table(
     id="lap-table5",
     title="002 Table 5: LAP-SGD over averaging period K x switch epoch P, ResNet-20 / CIFAR-10, 2 devices",
-    methods=("lapsgd",),
+    cells=cells,
     paper={
-        ("resnet20", f"lapsgd[U=6,B=128,K={k},P={p}]"): single_values(
+        ("resnet20", lap_row("lapsgd", dict(U=6, B=128, K=k, P=p))): single_values(
             train_acc_pct=tr, test_acc_pct=te, time_s=t
         )
         for (k, p), (tr, te, t) in PAPER.items()
@@ -34,5 +40,4 @@ PAPER = {(1, 150): (99.76, 93.01, 1266), (4, 150): (99.85, 92.78, 1263), (8, 150
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """The five (K, P) cells x runs (002: 5) on 2 processes."""
-    cells = [("lapsgd", dict(U=6, B=128, K=k, P=p)) for k, p in PAPER]
-    return lap_jobs("lap-table5", "cifar10", "resnet20", cells, profile, runs, devices, paper_runs=5)
+    return lap_jobs("lap-table5", cells(profile), profile, runs, devices)

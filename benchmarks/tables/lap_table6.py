@@ -10,37 +10,46 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import lap_jobs
-from .spec import register_table, single_values
+from .lap002 import lap_cells, lap_jobs, lap_row
+from .spec import Cell, register_table, single_values
 
 QS = (2, 4, 8)
-# label -> 002's Tr.A., Te.A., T for Q = 2, 4, 8.
-PAPER = {
-    "lapsgd[U=4,B=128]": ((100.0, 94.92, 6368), (100.0, 94.91, 3092), (100.0, 94.69, 1562)),
-    "lppsgd[U=3,B=128]": ((99.97, 94.89, 5551), (99.96, 94.87, 2724), (99.99, 93.78, 1377)),
-    "ddp[B=128]": ((100.0, 93.98, 8265), (100.0, 94.22, 4045), (100.0, 93.83, 2116)),
-    "ddp[B=512]": ((95.68, 88.42, 7920), (99.87, 89.46, 3913), (87.54, 73.97, 2076)),
-    "plsgd[B=128]": ((99.99, 94.21, 8293), (99.98, 94.02, 4022), (99.98, 94.18, 2105)),
-    "plsgd[B=512]": ((95.34, 88.33, 7829), (98.52, 84.45, 3784), (89.19, 81.80, 1977)),
-}
 CELLS = [("lapsgd", dict(U=4, B=128)), ("lppsgd", dict(U=3, B=128)), ("ddp", dict(B=128)),
          ("ddp", dict(B=512)), ("plsgd", dict(B=128)), ("plsgd", dict(B=512))]  # fmt: skip
+# Per cell, in CELLS' order: 002's Tr.A., Te.A., T for Q = 2, 4, 8.
+PAPER = [
+    ((100.0, 94.92, 6368), (100.0, 94.91, 3092), (100.0, 94.69, 1562)),
+    ((99.97, 94.89, 5551), (99.96, 94.87, 2724), (99.99, 93.78, 1377)),
+    ((100.0, 93.98, 8265), (100.0, 94.22, 4045), (100.0, 93.83, 2116)),
+    ((95.68, 88.42, 7920), (99.87, 89.46, 3913), (87.54, 73.97, 2076)),
+    ((99.99, 94.21, 8293), (99.98, 94.02, 4022), (99.98, 94.18, 2105)),
+    ((95.34, 88.33, 7829), (98.52, 84.45, 3784), (89.19, 81.80, 1977)),
+]
 
 
-def with_q(label: str, q: int) -> str:
-    """`lapsgd[Q=2,U=4,B=128]` from `lapsgd[U=4,B=128]`."""
-    method, _, rest = label.partition("[")
-    return f"{method}[Q={q},{rest}"
+def with_q(setting: dict[str, int], q: int) -> dict[str, int]:
+    """002's setting on Q devices, Q first as in the row's name (`lapsgd[Q=2,U=4,B=128]`)."""
+    return dict(Q=q, **setting)
+
+
+def cells(profile: str) -> list[Cell]:
+    """paper: the cells x Q; smoke: Q = 2 only; quick: none."""
+    qs = {"paper": QS, "smoke": (2,)}.get(profile, ())
+    rows = [(method, with_q(setting, q)) for q in qs for method, setting in CELLS]
+    return lap_cells("cifar10", "wrn16_8", rows, profile)
 
 
 @register_table(
     id="lap-table6",
     title="002 Table 6: WideResNet-16x8 / CIFAR-10 on 2, 4 and 8 devices (paper profile)",
-    methods=("lapsgd", "lppsgd", "ddp", "plsgd"),
+    cells=cells,
+    rows=tuple(lap_row(method, with_q(setting, q)) for method, setting in CELLS for q in QS),
     paper={
-        ("wrn16_8", with_q(label, q)): single_values(train_acc_pct=tr, test_acc_pct=te, time_s=t)
-        for label, rows in PAPER.items()
-        for q, (tr, te, t) in zip(QS, rows, strict=True)
+        ("wrn16_8", lap_row(method, with_q(setting, q))): single_values(
+            train_acc_pct=tr, test_acc_pct=te, time_s=t
+        )
+        for (method, setting), per_q in zip(CELLS, PAPER, strict=True)
+        for q, (tr, te, t) in zip(QS, per_q, strict=True)
     },
     kind="final",
     reading="Scalability over devices at 002's settings; runs only at `paper` (GPUs). `--devices N` "
@@ -48,18 +57,5 @@ def with_q(label: str, q: int) -> str:
     source="002 Table 6 (S1: 2 RTX 2080 Ti, S2: 4 and S3: 8 GPUs, 300 epochs), mean of 3 runs",
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """paper: cells x Q x runs; smoke: Q = 2 only; quick: none."""
-    qs = {"paper": QS, "smoke": (2,)}.get(profile, ())
-    return [
-        job
-        for q in qs
-        for job in lap_jobs(
-            "lap-table6",
-            "cifar10",
-            "wrn16_8",
-            [(method, dict(Q=q, **setting)) for method, setting in CELLS],
-            profile,
-            runs,
-            devices,
-        )  # fmt: skip
-    ]
+    """The cells' jobs x runs (on each cell's Q devices, or `--devices N`)."""
+    return lap_jobs("lap-table6", cells(profile), profile, runs, devices)

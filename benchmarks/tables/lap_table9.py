@@ -4,31 +4,36 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import NOTE_QUICK, lap_jobs
-from .spec import register_table, single_values
+from .lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .spec import Cell, register_table, single_values
 
-# label -> 002's Tr.L., Te.L., Tr.A., Te.A., T.
-PAPER = {
-    "lapsgd[U=4,B=128]": (0.004, 0.385, 99.95, 92.48, 1251),
-    "lppsgd[U=3,B=256]": (0.007, 0.355, 99.89, 92.55, 1027),
-    "ddp[B=1024]": (0.003, 0.325, 99.97, 91.50, 1580),
-    "ddp[B=128]": (0.005, 0.294, 99.93, 92.41, 2243),
-    "plsgd[B=1024]": (0.005, 0.329, 99.93, 91.99, 1202),
-    "plsgd[B=128]": (0.006, 0.283, 99.91, 92.51, 1843),
-}
 CELLS = [("lapsgd", dict(U=4, B=128)), ("lppsgd", dict(U=3, B=256)), ("ddp", dict(B=1024)),
          ("ddp", dict(B=128)), ("plsgd", dict(B=1024)), ("plsgd", dict(B=128))]  # fmt: skip
+# Per cell, in CELLS' order: 002's Tr.L., Te.L., Tr.A., Te.A., T.
+PAPER = [
+    (0.004, 0.385, 99.95, 92.48, 1251),
+    (0.007, 0.355, 99.89, 92.55, 1027),
+    (0.003, 0.325, 99.97, 91.50, 1580),
+    (0.005, 0.294, 99.93, 92.41, 2243),
+    (0.005, 0.329, 99.93, 91.99, 1202),
+    (0.006, 0.283, 99.91, 92.51, 1843),
+]
+
+
+def cells(profile: str) -> list[Cell]:
+    """The six cells on SqueezeNet / CIFAR-10."""
+    return lap_cells("cifar10", "squeezenet", CELLS, profile)
 
 
 @register_table(
     id="lap-table9",
     title="002 Table 9: SqueezeNet / CIFAR-10, LAP-SGD and LPP-SGD vs MB-SGD and PL-SGD, 2 devices",
-    methods=("lapsgd", "lppsgd", "ddp", "plsgd"),
+    cells=cells,
     paper={
-        ("squeezenet", label): single_values(
+        ("squeezenet", lap_row(*cell)): single_values(
             train_loss=trl, test_loss=tel, train_acc_pct=tra, test_acc_pct=tea, time_s=t
         )
-        for label, (trl, tel, tra, tea, t) in PAPER.items()
+        for cell, (trl, tel, tra, tea, t) in zip(CELLS, PAPER, strict=True)
     },
     kind="final",
     reading="K = 16 after half the budget in LAP-SGD, LPP-SGD and PL-SGD (002 §3). " + NOTE_QUICK,
@@ -36,4 +41,4 @@ CELLS = [("lapsgd", dict(U=4, B=128)), ("lppsgd", dict(U=3, B=256)), ("ddp", dic
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """The six cells x runs on 2 processes."""
-    return lap_jobs("lap-table9", "cifar10", "squeezenet", CELLS, profile, runs, devices)
+    return lap_jobs("lap-table9", cells(profile), profile, runs, devices)

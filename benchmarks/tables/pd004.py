@@ -5,13 +5,14 @@ from __future__ import annotations
 from ..profiles import hyperparameters
 
 
-def epochs_overrides(
+def epochs_settings(
     dataset: str, model: str, profile: str, epochs: dict[str, int]
-) -> tuple[int | None, list[str]]:
-    """(max_epochs, overrides) for a table that trains fewer epochs than its profile at `quick`:
+) -> tuple[int | None, dict[str, float]]:
+    """(max_epochs, settings) for a table that trains fewer epochs than its profile at `quick`:
     the cosine is compressed to them (ending at zero on the last epoch, as the profile's own)."""
     count = epochs.get(profile)
     if count is None:
-        return None, []
+        return None, {}
     base = hyperparameters(dataset, model, profile)
-    return count, [f"t_max={max(count - base.warmup_epochs, 0.5):g}"]
+    # Six significant digits: the value these jobs have always had (their keys hash it).
+    return count, {"t_max": float(f"{max(count - base.warmup_epochs, 0.5):g}")}

@@ -9,20 +9,24 @@ width 0.25, 5 epochs, time to 70 %, as Table 1's quick), labelled so in the repo
 
 from __future__ import annotations
 
-from core.job import Job
+from core.job import Job, Row
 
-from ..jobs import build_job
-from .cifar import RUNS, devices_for
-from .spec import register_table
+from .cifar import RUNS, cifar_jobs
+from .spec import Cell, register_table
 
 METHODS = ("async_lu", "lppsgd", "ddp")
 DATASET = {"paper": "cifar100", "quick": "cifar10", "smoke": "cifar10"}
 
 
+def cells(profile: str) -> list[Cell]:
+    """The three methods on ResNet-18 and the profile's dataset."""
+    return [Cell(DATASET[profile], "resnet18", Row(method), RUNS[profile]) for method in METHODS]
+
+
 @register_table(
     id="pd-headline",
     title="004: time to target, PD-ASGD vs LPP-SGD and DDP, ResNet-18 (CIFAR-100; quick: CIFAR-10)",
-    methods=METHODS,
+    cells=cells,
     kind="headline",
     metrics=("samples_per_s", "mfu"),
     paper={
@@ -45,17 +49,4 @@ DATASET = {"paper": "cifar100", "quick": "cifar10", "smoke": "cifar10"}
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """The three methods x runs on the profile's dataset."""
-    return [
-        build_job(
-            "pd-headline",
-            DATASET[profile],
-            "resnet18",
-            method,
-            profile,
-            seed=run,
-            run_index=run,
-            devices=devices_for(method, profile, requested=devices),
-        )
-        for method in METHODS
-        for run in range(runs or RUNS[profile])
-    ]
+    return cifar_jobs("pd-headline", cells, profile, runs, devices=devices)

@@ -10,13 +10,21 @@ from __future__ import annotations
 from core.job import Job
 
 from . import pd_threads
-from .spec import register_table
+from .spec import Cell, register_table
+
+STALENESS_ROWS = {pd_threads.ratio_row(method, 1, 2) for method in pd_threads.METHODS}  # 004's 1:2
+
+
+def cells(profile: str) -> list[Cell]:
+    """pd-threads' 1:2 cells (004's setting)."""
+    return [cell for cell in pd_threads.cells(profile) if cell.row in STALENESS_ROWS]
 
 
 @register_table(
     id="pd-staleness",
     title="Staleness per parameter tensor against depth, Async LU vs BU, with 000 §3.4's τ = βT(M-1)/2",
-    methods=pd_threads.METHODS,
+    cells=cells,
+    experiment="pd-threads",
     kind="staleness",
     reading=(
         "Staleness of a tensor: updates it received between a pass's forward read and that pass's own "
@@ -26,4 +34,8 @@ from .spec import register_table
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """pd-threads' 1:2 runs (tagged pd-threads: running either resumes the other)."""
-    return [j for j in pd_threads.jobs(profile, runs, devices) if j.cell == pd_threads.ratio_cell(1, 2)]
+    return [
+        pd_threads.threads_job("pd-threads", cell, profile, run, devices)
+        for cell in cells(profile)
+        for run in range(runs or cell.runs)
+    ]

@@ -10,12 +10,12 @@ without delay. 004 gives neither its delays nor where they fall: this is the sui
 
 from __future__ import annotations
 
-from core.job import Job
+from core.job import Job, Row
 
 from ..jobs import build_job
 from .cifar import RUNS, devices_for
-from .pd004 import epochs_overrides
-from .spec import register_table
+from .pd004 import epochs_settings
+from .spec import Cell, register_table
 
 METHODS = ("async_lu", "ddp", "lapsgd")
 DELAYS = (0.0, 0.25, 0.5, 1.0)  # fractions of the slowed unit's own step time
@@ -23,15 +23,25 @@ DELAYS = (0.0, 0.25, 0.5, 1.0)  # fractions of the slowed unit's own step time
 EPOCHS = {"quick": 1}
 
 
-def delay_cell(fraction: float) -> str:
-    """The row's cell, `delay=25%`."""
-    return f"delay={fraction * 100:.0f}%"
+def delay_row(method: str, fraction: float) -> Row:
+    """The row of a delay of `fraction` of a step, named `delay=25%`."""
+    return Row.of(method, f"delay={fraction * 100:.0f}%", straggler_delay_frac=fraction)
+
+
+def cells(profile: str) -> list[Cell]:
+    """The methods x delay levels on ResNet-18 / CIFAR-10."""
+    return [
+        Cell("cifar10", "resnet18", delay_row(method, fraction), RUNS[profile])
+        for method in METHODS
+        for fraction in DELAYS
+    ]
 
 
 @register_table(
     id="pd-stragglers",
     title="004: straggler delays (0-100 % of a step on one unit): accuracy drop and time to accuracy",
-    methods=METHODS,
+    cells=cells,
+    reference=dict(straggler_delay_frac=0.0),
     kind="stragglers",
     metrics=("samples_per_s", "mfu"),
     paper={("resnet18", "async_lu"): {"max_drop_pts": (2.5, None)}},
@@ -49,23 +59,22 @@ def delay_cell(fraction: float) -> str:
     source="004: accuracy within 2.5 points under straggler delays (delays and placement not given)",
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The methods x delay levels x runs on ResNet-18 / CIFAR-10; async_lu on the profile's devices too."""
-    epochs, schedule = epochs_overrides("cifar10", "resnet18", profile, EPOCHS)
+    """The cells x runs; async_lu on the profile's devices too."""
+    epochs, schedule = epochs_settings("cifar10", "resnet18", profile, EPOCHS)
     return [
         build_job(
             "pd-stragglers",
-            "cifar10",
-            "resnet18",
-            method,
+            cell.dataset,
+            cell.model,
+            cell.row.method,
             profile,
             seed=run,
             run_index=run,
-            devices=devices_for(method, profile, requested=devices),
-            overrides=[*schedule, *([f"straggler_delay_frac={fraction}"] if fraction else [])],
+            devices=devices_for(cell.row.method, profile, requested=devices),
+            settings={**schedule, **dict(cell.row.settings)},
             epochs=epochs,
-            cell=delay_cell(fraction),
+            cell=cell.row.name,
         )
-        for method in METHODS
-        for fraction in DELAYS
-        for run in range(runs or RUNS[profile])
+        for cell in cells(profile)
+        for run in range(runs or cell.runs)
     ]

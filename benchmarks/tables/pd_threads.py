@@ -10,12 +10,12 @@ GPU each thread launches onto one device and the ratios differ in how much of it
 
 from __future__ import annotations
 
-from core.job import Job
+from core.job import Job, Row
 
 from ..jobs import build_job
 from .cifar import RUNS
-from .pd004 import epochs_overrides
-from .spec import register_table
+from .pd004 import epochs_settings
+from .spec import Cell, register_table
 
 METHODS = ("async_lu", "async_bu")
 RATIOS = ((1, 1), (1, 2), (1, 3), (2, 2), (2, 4))  # (forward threads, backward threads)
@@ -25,20 +25,29 @@ WORKLOADS = (("cifar10", "resnet18"), ("imdb", "lstm"))
 EPOCHS = {"quick": 2}
 
 
-def ratio_cell(forward: int, backward: int) -> str:
-    """The row's cell, `F=1,B=2`."""
-    return f"F={forward},B={backward}"
+def ratio_row(method: str, forward: int, backward: int) -> Row:
+    """The row of F forward and B backward threads, named `F=1,B=2`."""
+    return Row.of(method, f"F={forward},B={backward}", forward_threads=forward, backward_threads=backward)
+
+
+ROWS = tuple(ratio_row(method, f, b) for method in METHODS for f, b in RATIOS)
+
+
+def cells(profile: str) -> list[Cell]:
+    """Both workloads x both methods x the ratios."""
+    return [Cell(dataset, model, row, RUNS[profile]) for dataset, model in WORKLOADS for row in ROWS]
 
 
 @register_table(
     id="pd-threads",
     title="004: forward:backward thread ratio (F:B) of Async LU/BU: samples/s, MFU, staleness, accuracy",
-    methods=METHODS,
+    cells=cells,
+    reference=dict(forward_threads=1, backward_threads=1),
     kind="threads",
     metrics=("samples_per_s", "mfu", "staleness_mean", "staleness_max"),
     # 004 reports only its 1:2 setting: the paper column marks that row (the keys give the row order).
     paper={
-        (model, f"{method}[{ratio_cell(f, b)}]"): {
+        (model, ratio_row(method, f, b)): {
             "setting": ("004's setting" if (f, b) == (1, 2) else "not reported", None)
         }
         for _, model in WORKLOADS
@@ -58,26 +67,27 @@ def ratio_cell(forward: int, backward: int) -> str:
     source="004 (the later version of 000): 1 forward : 2 backward threads; no other ratio reported",
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """Both workloads x both methods x the ratios x runs; one process each (threads are the parallelism)."""
-    jobs = []
-    for dataset, model in WORKLOADS:
-        epochs, schedule = epochs_overrides(dataset, model, profile, EPOCHS)
-        for method in METHODS:
-            for f, b in RATIOS:
-                for run in range(runs or RUNS[profile]):
-                    jobs.append(
-                        build_job(
-                            "pd-threads",
-                            dataset,
-                            model,
-                            method,
-                            profile,
-                            seed=run,
-                            run_index=run,
-                            devices=devices or 1,
-                            overrides=[*schedule, f"forward_threads={f}", f"backward_threads={b}"],
-                            epochs=epochs,
-                            cell=ratio_cell(f, b),
-                        )
-                    )
-    return jobs
+    """The cells x runs; one process each (threads are the parallelism)."""
+    return [
+        threads_job("pd-threads", cell, profile, run, devices)
+        for cell in cells(profile)
+        for run in range(runs or cell.runs)
+    ]
+
+
+def threads_job(table: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """One run of a thread-ratio cell, at the table's epochs (the cosine compressed to them)."""
+    epochs, schedule = epochs_settings(cell.dataset, cell.model, profile, EPOCHS)
+    return build_job(
+        table,
+        cell.dataset,
+        cell.model,
+        cell.row.method,
+        profile,
+        seed=run,
+        run_index=run,
+        devices=devices or 1,
+        settings={**schedule, **dict(cell.row.settings)},
+        epochs=epochs,
+        cell=cell.row.name,
+    )

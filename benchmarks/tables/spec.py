@@ -1,4 +1,9 @@
-"""The table registry: `@register_table(id=..., ...)` on a table module's `jobs` function."""
+"""The table registry: `@register_table(id=..., cells=..., ...)` on a table module's `jobs` function.
+
+A spec declares what it expects as data: its rows (`core.job.Row`: a method and the typed settings
+that make it a row), and per profile its cells (`Cell`: dataset, model, row, runs), and the MLflow
+experiment its runs are in. Reports read those; only `jobs` builds jobs (through the registries).
+"""
 
 from __future__ import annotations
 
@@ -6,35 +11,75 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.errors import UserError
-from core.job import Job
+from core.job import Job, Row
 from core.registry import Registry
 from methods import METHODS
 
 # A paper value: (mean, std), std None where the paper gives a single value.
 PaperValue = tuple[float | str, float | None]  # a verdict (002's "Quality/Perf.") is a str
 JobsFunction = Callable[..., list[Job]]  # (profile, runs: int | None, devices: int | None) -> jobs
+PROFILES = ("paper", "quick", "smoke")  # the profiles a spec's cells are declared for
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What a table expects at one profile: `runs` runs (indexes 0..runs-1) of `row` on (dataset, model)."""
+
+    dataset: str
+    model: str
+    row: Row
+    runs: int
+
+
+CellsFunction = Callable[[str], list[Cell]]  # profile -> the cells expected at it
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A paper table or figure: its jobs per profile, the paper's numbers, and what it needs."""
+    """A paper table or figure: its rows and cells per profile, the paper's numbers, what it needs."""
 
     id: str
     title: str
     jobs: JobsFunction
-    methods: tuple[str, ...] = ()  # the methods (or measurements) its jobs run
-    # The paper's values, keyed by cell ((model, method), or model for Table 9, or (dataset, model)
-    # for Table 10), each a dict of named fields (reports/tables.py names the fields per kind).
+    cells: CellsFunction = lambda profile: []
+    # The MLflow experiment its runs are in: a view of another table's runs names that table.
+    experiment: str = ""
+    # The rows in the paper's order; default: one per method of the cells (or of `methods`).
+    rows: tuple[Row, ...] = ()
+    # The settings of the row each row is compared with, within its method and run index (004's
+    # thread ratios against 1:1, straggler delays against none); the report kinds that compare read it.
+    reference: dict = field(default_factory=dict)
+    # The paper's values, keyed by cell ((model, Row) or (model, method), or model for Table 9, or
+    # (dataset, model) for Table 10), each a dict of named fields (the report kinds name the fields).
     paper: dict = field(default_factory=dict)
     targets: dict = field(default_factory=dict)  # profile -> model -> accuracy for time-to-target
     source: str = ""  # where in the paper the numbers come from
     # What `report` renders: tta | best | accuracy | speedup | timing | curves | throughput | final |
     # hyperparameters.
     kind: str = "tta"
+    methods: tuple[str, ...] = ()  # the methods (or measurements) its jobs run; default: its rows'
+
     metrics: tuple[str, ...] = ()  # throughput: the per-epoch metrics shown, each as its mean over epochs
     reading: str = ""  # where the paper is ambiguous: which reading this spec implements, and why
     # A table computed without runs (Table 10): profile -> cell -> our named values.
     computed: Callable[[str], dict] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.experiment:
+            object.__setattr__(self, "experiment", self.id)
+        if not self.rows:
+            declared = [c.row for p in PROFILES for c in self.cells(p)] or [Row(m) for m in self.methods]
+            object.__setattr__(self, "rows", tuple(dict.fromkeys(declared)))
+        if not self.methods:
+            object.__setattr__(self, "methods", tuple(dict.fromkeys(r.method for r in self.rows)))
+
+    def row_of(self, method: str, params: dict) -> int:
+        """The index in `rows` of the row a run of `method` with these logged params is of; -1 if none."""
+        return next((i for i, row in enumerate(self.rows) if row.matches(method, params)), -1)
+
+    def paper_of(self, model: str, row: Row) -> dict:
+        """The paper's values of a row ({} if the paper has none): by its Row, else by its method."""
+        return self.paper.get((model, row)) or self.paper.get((model, row.method)) or {}
 
     @property
     def missing_methods(self) -> list[str]:

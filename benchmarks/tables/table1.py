@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .cifar import cifar_jobs
+from .cifar import cifar_cells, cifar_jobs
 from .spec import register_table
 
 METHODS = ("async_lu", "async_bu", "lapsgd", "lppsgd")
+CELLS = cifar_cells("cifar10", METHODS)
 
 
 @register_table(
     id="table1",
     title="CIFAR-10: time and epochs to a fixed accuracy, Async LU/BU vs LAP-SGD/LPP-SGD",
-    methods=METHODS,
+    cells=CELLS,
     # (model, method) -> {field: (mean, std)}
     paper={
         ("resnet18", "async_lu"): dict(tta_s=(223.8, 28), epochs=(65, 10)),
@@ -35,4 +36,4 @@ METHODS = ("async_lu", "async_bu", "lapsgd", "lppsgd")
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """The CIFAR-10 runs shared with Table 2 and Figure 3."""
-    return cifar_jobs("table1", "cifar10", METHODS, profile, runs, devices=devices)
+    return cifar_jobs("table1", CELLS, profile, runs, devices=devices)

@@ -11,7 +11,8 @@ from .spec import register_table
 @register_table(
     id="table2",
     title="CIFAR-10: best accuracy, time and epochs to it, Async LU/BU vs LAP-SGD/LPP-SGD",
-    methods=table1.METHODS,
+    cells=table1.CELLS,
+    experiment="table1",
     # (model, method) -> {field: (mean, std)}
     paper={
         ("resnet18", "async_lu"): dict(best_acc_pct=(93.7, 0.28), tta_s=(380.7, 33), epochs=(114, 9)),

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .cifar import cifar_jobs
+from .cifar import cifar_cells, cifar_jobs
 from .spec import register_table
 
 METHODS = ("async_lu", "async_bu", "lapsgd", "lppsgd")
+CELLS = cifar_cells("cifar100", METHODS)
 
 
 @register_table(
     id="table3",
     title="CIFAR-100: time and epochs to a fixed accuracy, Async LU/BU vs LAP-SGD/LPP-SGD",
-    methods=METHODS,
+    cells=CELLS,
     # (model, method) -> {field: (mean, std)}
     paper={
         ("resnet18", "async_lu"): dict(tta_s=(226.4, 10), epochs=(69, 7)),
@@ -37,4 +38,4 @@ METHODS = ("async_lu", "async_bu", "lapsgd", "lppsgd")
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """The CIFAR-100 runs shared with Table 4 and Figure 2."""
-    return cifar_jobs("table3", "cifar100", METHODS, profile, runs, devices=devices)
+    return cifar_jobs("table3", CELLS, profile, runs, devices=devices)

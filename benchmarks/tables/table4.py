@@ -11,7 +11,8 @@ from .spec import register_table
 @register_table(
     id="table4",
     title="CIFAR-100: best accuracy, time and epochs to it, Async LU/BU vs LAP-SGD/LPP-SGD",
-    methods=table3.METHODS,
+    cells=table3.CELLS,
+    experiment="table3",
     # (model, method) -> {field: (mean, std)}
     paper={
         ("resnet18", "async_lu"): dict(best_acc_pct=(73.9, 0.38), tta_s=(339.0, 10), epochs=(114, 9)),

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .cifar import cifar_jobs
+from .cifar import cifar_cells, cifar_jobs
 from .spec import register_table, single_values
 
 METHODS = ("async_lu", "bp")
+CELLS = cifar_cells("imagenet", METHODS, models=("resnet50",))
 
 
 @register_table(
     id="table5",
     title="ImageNet-1k: test and train accuracy and time to accuracy, Async LU (3 devices) vs bp (1)",
     kind="accuracy",
-    methods=METHODS,
+    cells=CELLS,
     source="000 Table 5 (Async LU on 3 A100 GPUs, bp on 1), single values",
     reading=(
         "The paper's TTA column is read as the training time to each run's best test accuracy (its "
@@ -31,6 +32,4 @@ METHODS = ("async_lu", "bp")
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """Async LU on the profile's devices (paper 3, quick 2), bp on one."""
-    return cifar_jobs(
-        "table5", "imagenet", METHODS, profile, runs, spread=True, models=("resnet50",), devices=devices
-    )
+    return cifar_jobs("table5", CELLS, profile, runs, spread=True, devices=devices)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .cifar import cifar_jobs
+from .cifar import cifar_cells, cifar_jobs
 from .spec import register_table
 
 METHODS = ("async_lu", "async_bu")
+CELLS = cifar_cells("imdb", METHODS, models=("lstm",))
 
 
 @register_table(
     id="table6",
     title="IMDb (2-layer LSTM): best accuracy, time and epochs to it, Async LU vs Async BU",
-    methods=METHODS,
+    cells=CELLS,
     # (model, method) -> {field: (mean, std)}
     paper={
         ("lstm", "async_lu"): dict(best_acc_pct=(85.15, 0.15), tta_s=(49.3, 9.46), epochs=(6, 1)),
@@ -28,4 +29,4 @@ METHODS = ("async_lu", "async_bu")
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """The IMDb runs, shared with Figure 4 (tagged table6)."""
-    return cifar_jobs("table6", "imdb", METHODS, profile, runs, models=("lstm",), devices=devices)
+    return cifar_jobs("table6", CELLS, profile, runs, devices=devices)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .cifar import cifar_jobs
+from .cifar import cifar_cells, cifar_jobs
 from .spec import register_table
 
 METHODS = ("bp", "async_lu", "ddp")
+CELLS = cifar_cells("cifar10", METHODS)
 
 READING = (
     "000 A.2 says both methods are trained 'to achieve their accuracies' and the speed-up is taken "
@@ -22,7 +23,7 @@ READING = (
 @register_table(
     id="table7",
     title="CIFAR-10: relative speed-up over single-device bp, Async LU vs DDP on several devices",
-    methods=METHODS,
+    cells=CELLS,
     # (model, method) -> {field: (mean, std)}
     paper={
         ("resnet18", "async_lu"): dict(speedup=(1.86, 0.21)),
@@ -36,4 +37,4 @@ READING = (
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """bp on one device; async_lu and ddp on the profile's devices (paper 3, quick 2)."""
-    return cifar_jobs("table7", "cifar10", METHODS, profile, runs, spread=True, devices=devices)
+    return cifar_jobs("table7", CELLS, profile, runs, spread=True, devices=devices)

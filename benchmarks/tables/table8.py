@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .cifar import cifar_jobs
+from .cifar import cifar_cells, cifar_jobs
 from .spec import register_table
 from .table7 import METHODS, READING
+
+CELLS = cifar_cells("cifar100", METHODS)
 
 
 @register_table(
     id="table8",
     title="CIFAR-100: relative speed-up over single-device bp, Async LU vs DDP on several devices",
-    methods=METHODS,
+    cells=CELLS,
     # (model, method) -> {field: (mean, std)}
     paper={
         ("resnet18", "async_lu"): dict(speedup=(1.83, 0.06)),
@@ -26,4 +28,4 @@ from .table7 import METHODS, READING
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """bp on one device; async_lu and ddp on the profile's devices (paper 3, quick 2)."""
-    return cifar_jobs("table8", "cifar100", METHODS, profile, runs, spread=True, devices=devices)
+    return cifar_jobs("table8", CELLS, profile, runs, spread=True, devices=devices)

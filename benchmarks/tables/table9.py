@@ -9,11 +9,11 @@ change β), one eighth of it in `smoke`.
 from __future__ import annotations
 
 from core.config import TrainConfig
-from core.job import Job
+from core.job import Job, Row
 from methods.timing import TimingConfig
 
 from ..jobs import build_job
-from .spec import register_table
+from .spec import Cell, register_table
 
 MODELS = ("resnet18", "resnet50")
 # profile -> (runs, TimingConfig, width). paper: 15 epochs of CIFAR-100 at batch 128 = 15 x 390 batches.
@@ -24,10 +24,15 @@ PROFILES = {
 }
 
 
+def cells(profile: str) -> list[Cell]:
+    """One timing cell per model."""
+    return [Cell("cifar100", model, Row("fwd_bwd_timing"), PROFILES[profile][0]) for model in MODELS]
+
+
 @register_table(
     id="table9",
     title="Forward and backward time per batch of 128 (CIFAR-100), ResNet-18/50",
-    methods=("fwd_bwd_timing",),
+    cells=cells,
     # model -> seconds per pass (mean, std)
     paper={
         "resnet18": dict(forward_s=(0.0049, 1e-4), backward_s=(0.0102, 1e-4)),
@@ -38,14 +43,14 @@ PROFILES = {
 )
 def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
     """One timing job per model and run, on one device."""
-    default_runs, timing, width = PROFILES[profile]
+    _, timing, width = PROFILES[profile]
     config = TrainConfig(batch_size=128, width=width, max_epochs=10**6)
     return [
         build_job(
             "table9",
-            "cifar100",
-            model,
-            "fwd_bwd_timing",
+            cell.dataset,
+            cell.model,
+            cell.row.method,
             profile,
             seed=run,
             run_index=run,
@@ -53,6 +58,6 @@ def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> l
             method_config=timing,
             synthetic=True,
         )  # fmt: skip
-        for model in MODELS
-        for run in range(runs or default_runs)
+        for cell in cells(profile)
+        for run in range(runs or cell.runs)
     ]

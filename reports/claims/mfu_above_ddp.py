@@ -1,0 +1,46 @@
+"""004: PD-ASGD's MFU is above DDP's."""
+
+from __future__ import annotations
+
+from ._common import (
+    Evidence,
+    Verdict,
+    compare,
+    difference,
+    gather,
+    hardware_of,
+    merge,
+    no_runs,
+    register_claim,
+)
+
+
+@register_claim(
+    id="004-mfu-above-ddp",
+    source="004",
+    statement="PD-ASGD's model FLOPs utilisation is above DDP's.",
+    paper="004: MFU 53.8 % (PD-ASGD) vs 35.1 % (DDP), ResNet-18",
+    decided_by=(
+        "MFU (mean over epochs) of async_lu - ddp, paired by run index: pd-headline, and pd-stragglers "
+        "without delay"
+    ),
+    settle="3 runs per cell of pd-headline (paper profile on GPUs)",
+)
+def mfu_above_ddp(evidence: Evidence) -> Verdict:
+    parts = [
+        compare(evidence, ("pd-headline",), "async_lu", "ddp", "mfu", difference, "MFU LU - DDP"),
+        compare(
+            evidence,
+            ("pd-stragglers",),
+            "async_lu",
+            "ddp",
+            "mfu",
+            difference,
+            "MFU LU - DDP, no delay",
+            where=evidence.specs["pd-stragglers"].reference,
+        ),
+    ]
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return no_runs("pd-headline or pd-stragglers with async_lu and ddp", "run pd-headline")
+    return merge(evidence, parts, hardware_of(gather(evidence, ("pd-headline", "pd-stragglers"))))

@@ -1,0 +1,425 @@
+"""`report TABLE`: a table's runs from MLflow, summarised with the paper's columns beside the paper's numbers.
+
+A spec's `kind` names its renderer, one file each in `reports/kinds/` (registered with
+`@register_kind`). This module does what every kind shares: it reads the runs of the spec's
+experiment, keeps those of the spec's rows (`reports.runs.with_rows`: a run's row is decided by its
+params), computes the per-run values from the learning curves, and writes the Markdown, CSV and
+index. The paper's values are read by the named fields of each row (`spec.paper_of(model, row)`)
+and land in `paper_<field>` columns. Every report says which runs are missing or failed and renders
+what exists. In a summary the column `method` is the row's label (`lapsgd[U=4,B=128]`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from core.registry import Registry
+
+from .runs import curve, latest_per_cell, load_runs, mean_std, time_to_accuracy, time_to_best, with_rows
+
+PROFILE_ORDER = ("paper", "quick", "smoke")
+
+
+@dataclass
+class Section:
+    """One profile's part of a report: the summary, the per-run values, and what is missing."""
+
+    profile: str
+    summary: pd.DataFrame
+    per_run: pd.DataFrame
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    hardware: list[str] = field(default_factory=list)
+    figure: Path | None = None
+    uri: str = ""  # the store, for renderers that read the runs' artifacts
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How a table kind is rendered: `render(section, spec, per_run, out_dir)` returns the summary.
+
+    `per_run` is what `training_per_run` computes from the curves, or with `curves=False` the
+    finished runs as MLflow gives them (Table 9's measurements). A kind with `runs=False` renders
+    without runs: `render(spec, profile)` returns the sections (Table 10).
+    """
+
+    name: str
+    render: Callable
+    curves: bool = True
+    runs: bool = True
+
+
+KINDS: Registry[Kind] = Registry("report kind")
+
+
+def register_kind(name: str, curves: bool = True, runs: bool = True) -> Callable[[Callable], Callable]:
+    """Decorator on a kind's renderer (a module of `reports/kinds/`): register it as `name`."""
+
+    def wrap(render: Callable) -> Callable:
+        KINDS.add(name, Kind(name, render, curves, runs))
+        return render
+
+    return wrap
+
+
+def table_runs(uri: str, spec) -> pd.DataFrame:
+    """Every run of the spec's experiment that is of one of its rows (`with_rows`), newest first."""
+    return with_rows(load_runs(uri, spec.experiment), spec)
+
+
+def fmt(mean: float, std: float = math.nan, digits: int = 3) -> str:
+    """'mean ± std' ('mean' for one run, '–' for none)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    text = f"{mean:.{digits}g}" if abs(mean) < 10 else f"{mean:.1f}"
+    if std is not None and not math.isnan(std):
+        text += f" ± {std:.{digits}g}" if abs(std) < 10 else f" ± {std:.1f}"
+    return text
+
+
+def paper_fmt(value: tuple[float, float | None] | None) -> str:
+    """A paper value: (mean, std) -> 'mean ± std' ('mean' where the paper gives no std)."""
+    if value is None:
+        return "–"
+    mean, std = value
+    if isinstance(mean, str):  # a verdict (002's "Quality/Perf.")
+        return mean
+    return f"{mean:g}" if std is None else f"{mean:g} ± {std:g}"
+
+
+# --- per-run values ---------------------------------------------------------------------------
+FINAL_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_time_s")
+
+
+def training_per_run(
+    uri: str,
+    finished: pd.DataFrame,
+    targets: dict,
+    metrics: tuple[str, ...] = (),
+    setting_keys: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Per run: best accuracy, time/epochs to it, to the fixed target, and to the worst method's best;
+    and the mean over its epochs of each of `metrics` and of `mfu` (per-epoch metrics the run logged)."""
+    rows = []
+    # The typed columns of the settings that define the spec's rows (`with_rows` adds them).
+    settings = [c for c in finished.columns if c in setting_keys]
+    metrics = (*metrics, *(["mfu"] if "mfu" not in metrics else []))  # every training run logs it
+    for _, run in finished.iterrows():
+        c = curve(uri, run["run_id"], metrics)
+        if c.empty or c["test_acc"].isna().all():
+            continue
+        best, best_s, best_epochs = time_to_best(c)
+        at_best = c[c["epoch"] + 1 == best_epochs]["train_acc"]
+        target = targets.get(run["model"], math.nan)
+        target_s, target_epochs = time_to_accuracy(c, target)
+        rows.append(
+            dict(
+                model=run["model"],
+                method=run["method"],
+                label=run["label"],
+                row=int(run["row"]) if "row" in run else -1,
+                **{key: run[key] for key in settings},
+                run_index=int(run["run_index"]),
+                run_id=run["run_id"],
+                best_acc=best,
+                train_acc_best=float(at_best.iloc[0]) if len(at_best) else math.nan,
+                tta_best_s=best_s,
+                epochs_best=best_epochs,
+                target=target,
+                tta_target_s=target_s,
+                epochs_target=target_epochs,
+                # After the last epoch (002's tables report the end of training).
+                **{f"final_{m}": float(c[m].iloc[-1]) for m in FINAL_METRICS},
+                **{m: float(c[m].mean()) for m in metrics},
+                _curve=c,
+            )
+        )
+    per_run = pd.DataFrame(rows)
+    if per_run.empty:
+        return per_run
+    # The paper's rule (Tables 1, 3): the best accuracy reached by the worst method, per model.
+    # Taken as the lowest best accuracy of any run of that model, so every run reaches it.
+    worst = per_run.groupby("model")["best_acc"].transform("min")
+    per_run["worst_best"] = worst
+    tta = [time_to_accuracy(c, w) for c, w in zip(per_run["_curve"], worst, strict=True)]
+    per_run["tta_worst_s"] = [t[0] for t in tta]
+    per_run["epochs_worst"] = [t[1] for t in tta]
+    return per_run
+
+
+def summarise(per_run: pd.DataFrame, columns: list[str], keys=("model", "label")) -> pd.DataFrame:
+    """mean, std and count of `columns` per row (model and label; the label lands in `method`)."""
+    rows = []
+    for key, group in per_run.groupby(list(keys), sort=False):
+        row = {("method" if k == "label" else k): v for k, v in zip(keys, key, strict=True)}
+        row["runs"] = len(group)
+        if "label" in keys:
+            row["_row"] = int(group["row"].iloc[0]) if "row" in group else -1
+        for column in columns:
+            mean, std, _ = mean_std(group[column])
+            row[f"{column}_mean"], row[f"{column}_std"] = mean, std
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
+    """Rows by model (ResNet-18 first), then in the order of the spec's rows (the paper's), a
+    method's variants (`lapsgd[authors_code]`) after its own row."""
+    if summary.empty:
+        return summary
+    if "method" not in summary:
+        return summary.sort_values("model", kind="stable").reset_index(drop=True)
+    rank = summary["_row"].fillna(-1).astype(int) if "_row" in summary else pd.Series(-1, index=summary.index)
+    order = summary.assign(
+        _rank=[r if r >= 0 else math.inf for r in rank],
+        _label=[natural_key(m) for m in summary["method"]],
+    ).sort_values(["model", "_rank", "_label"], kind="stable")
+    return order.drop(columns=["_rank", "_label", "_row"], errors="ignore").reset_index(drop=True)
+
+
+def natural_key(label: str) -> str:
+    """A label sortable with its numbers in numeric order (`delay=25%` before `delay=100%`)."""
+    return re.sub(r"\d+(\.\d+)?", lambda m: f"{float(m.group()):012.3f}", label)
+
+
+def speedups(per_run: pd.DataFrame, reference: str = "bp") -> pd.DataFrame:
+    """Tables 7-8: per model and run index, bp's time to a* over each method's, a* the model's lowest best."""
+    rows = []
+    for (model, run_index), group in per_run.groupby(["model", "run_index"]):
+        ref = group[group["method"] == reference]
+        if ref.empty:
+            continue
+        ref_s = float(ref["tta_worst_s"].iloc[0])
+        for _, run in group[group["method"] != reference].iterrows():
+            rows.append(
+                dict(
+                    model=model,
+                    method=run["method"],
+                    label=run["label"],
+                    row=run["row"],
+                    run_index=run_index,
+                    speedup=ref_s / run["tta_worst_s"],
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+def relative_to(
+    per_run: pd.DataFrame, reference: dict, columns: dict[str, tuple[str, Callable]]
+) -> pd.DataFrame:
+    """`per_run` with, for each of `columns` (name -> (column, f(value, reference value))), the value
+    compared with the run of the same model, method and run index whose settings are `reference`
+    (the spec's: `forward_threads=1, backward_threads=1`); NaN where there is none."""
+    keys = list(zip(per_run["model"], per_run["method"], per_run["run_index"], strict=True))
+    is_ref = pd.Series(True, index=per_run.index)
+    for key, value in reference.items():
+        is_ref &= per_run[key] == value if key in per_run else False
+    base = {k: row for k, (_, row), ref in zip(keys, per_run.iterrows(), is_ref, strict=True) if ref}
+    out = per_run.copy()
+    for name, (column, compare) in columns.items():
+        out[name] = [
+            compare(row[column], base[k][column]) if k in base else math.nan
+            for k, (_, row) in zip(keys, per_run.iterrows(), strict=True)
+        ]
+    return out
+
+
+# --- sections ---------------------------------------------------------------------------------
+def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) -> list[Section]:
+    """One Section per profile that has runs of this table (or the asked profile)."""
+    kind = KINDS.lookup(spec.kind)
+    if not kind.runs:
+        return kind.render(spec, profile)
+    runs = table_runs(uri, spec)
+    profiles = (
+        [profile] if profile else [p for p in PROFILE_ORDER if not runs.empty and p in set(runs["profile"])]
+    )
+    setting_keys = tuple(dict.fromkeys(k for row in spec.rows for k, _ in row.settings))
+    sections = []
+    for prof in profiles:
+        of_profile = runs[runs["profile"] == prof] if not runs.empty else runs
+        finished = latest_per_cell(of_profile)
+        section = Section(prof, pd.DataFrame(), pd.DataFrame(), uri=uri)
+        section.missing = missing_cells(spec, prof, of_profile, finished)
+        if not finished.empty:
+            section.hardware = sorted(set(finished["hardware"].dropna()))
+        if not kind.curves:
+            if not finished.empty:
+                section.summary = in_spec_order(kind.render(section, spec, finished, out_dir), spec)
+        else:
+            targets = spec.targets.get(prof, {})
+            per_run = training_per_run(uri, finished, targets, spec.metrics, setting_keys)
+            if not per_run.empty:
+                section.per_run = per_run.drop(columns=["_curve"])
+                summary = kind.render(section, spec, per_run, out_dir)
+                section.summary = in_spec_order(add_outcomes(summary, of_profile, finished), spec)
+        sections.append(section)
+    return sections
+
+
+def add_outcomes(summary: pd.DataFrame, runs: pd.DataFrame, finished: pd.DataFrame) -> pd.DataFrame:
+    """`diverged` and `failed` per row: cells (run indexes) of that model and method whose newest run
+    ended so and which have no finished run. A diverged run is a finding: counted, not dropped (the
+    means and the worst method's best are over the finished runs)."""
+    if summary.empty or "method" not in summary:
+        return summary
+    cells = ["model", "label", "run_index"]
+    done = set(finished[cells].itertuples(index=False, name=None)) if not finished.empty else set()
+    newest = latest_per_cell(runs, status=None)
+    ended = newest[[cell not in done for cell in newest[cells].itertuples(index=False, name=None)]]
+    counts = ended.groupby(["model", "label", "status"]).size() if not ended.empty else pd.Series(dtype=int)
+
+    def count(model: str, method: str, statuses: tuple[str, ...]) -> int:
+        return int(sum(counts.get((model, method, status), 0) for status in statuses))
+
+    present = set(zip(summary["model"], summary["method"], strict=True))
+    row_of = dict(zip(ended["label"], ended["row"], strict=True)) if not ended.empty else {}
+    only_ended = [
+        k for k in dict.fromkeys(zip(ended["model"], ended["label"], strict=True)) if k not in present
+    ]
+    if only_ended:  # a method whose runs all diverged or failed still gets its row
+        extra = pd.DataFrame([dict(model=m, method=me, runs=0, _row=row_of[me]) for m, me in only_ended])
+        summary = pd.concat([summary, extra], ignore_index=True)
+    keys = list(zip(summary["model"], summary["method"], strict=True))
+    summary["diverged"] = [count(m, me, ("diverged",)) for m, me in keys]
+    summary["failed"] = [count(m, me, ("failed", "interrupted")) for m, me in keys]
+    return summary
+
+
+def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame) -> list[str]:
+    """'model row run N: failed | not run ...' for every cell the spec expects (`spec.cells`)
+    without a finished run."""
+    cells = ["model", "label", "run_index"]
+    have = set() if finished.empty else set(finished[cells].itertuples(index=False, name=None))
+    newest = latest_per_cell(runs, status=None)
+    status = (
+        {}
+        if newest.empty
+        else dict(zip(newest[cells].itertuples(index=False, name=None), newest["status"], strict=True))
+    )
+    out = []
+    for cell in spec.cells(profile):
+        if cell.row not in spec.rows:
+            continue  # a view's other rows (002 Table 3 shows Table 2's LPP-SGD runs, not its LAP-SGD ones)
+        for run_index in range(cell.runs):
+            key = (cell.model, cell.row.label, run_index)
+            if key not in have:
+                out.append(f"{cell.model} {cell.row.label} run {run_index}: {status.get(key, 'not run')}")
+    return out
+
+
+def add_paper(summary: pd.DataFrame, spec, fields: tuple[str, ...]) -> None:
+    """The paper's value of each named field for each row, as column `paper_<field>`: the values of
+    the spec row the runs are of (`spec.paper_of`), so a variant of a row (`lapsgd[authors_code]`)
+    shows its row's."""
+    rows = summary["_row"] if "_row" in summary else pd.Series(-1, index=summary.index)
+    cells = [
+        spec.paper_of(model, spec.rows[int(row)]) if row >= 0 else {}
+        for model, row in zip(summary["model"], rows, strict=True)
+    ]
+    for name in fields:
+        summary[f"paper_{name}"] = [paper_fmt(cell.get(name)) for cell in cells]
+
+
+# --- figures ----------------------------------------------------------------------------------
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend, and seaborn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    return plt, sns
+
+
+def save_figure(fig, title: str, spec_id: str, profile: str, out_dir: Path) -> Path:
+    """Title, lay out and write a report's figure as `<id>-<profile>.png`; returns its path."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 14)), fontsize=10)
+    fig.tight_layout()
+    path = out_dir / f"{spec_id}-{profile}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --- files ------------------------------------------------------------------------------------
+def display(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary with each (x_mean, x_std) pair as one 'mean ± std' column."""
+    out = pd.DataFrame(index=summary.index)
+    for column in summary.columns:
+        if column.endswith("_std"):
+            continue
+        if column.endswith("_mean"):
+            base = column.removesuffix("_mean")
+            scale = (
+                100.0 if base in ("best_acc", "train_acc_best", "final_train_acc", "final_test_acc") else 1.0
+            )
+            out[base + (" (%)" if scale == 100.0 else "")] = [
+                fmt(m * scale, s * scale)
+                for m, s in zip(summary[column], summary[base + "_std"], strict=True)
+            ]
+        elif column in ("target", "worst_best"):
+            out[column + " (%)"] = [fmt(v * 100) for v in summary[column]]
+        else:
+            out[column] = summary[column]
+    return out
+
+
+def write_report(spec, uri: str, out_dir: Path, profile: str | None = None) -> list[Path]:
+    """Write reports/out/<id>.md and <id>.csv (and PNGs for figures); returns the files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections = build_sections(spec, uri, out_dir, profile)
+    lines = [f"# {spec.id}: {spec.title}", "", f"Paper: {spec.source}." if spec.source else ""]
+    if spec.reading:
+        lines += ["", f"Reading: {spec.reading}"]
+    if not sections:
+        lines += ["", f"No runs yet. Run them with `python -m benchmarks run {spec.id}`."]
+    frames = []
+    for section in sections:
+        lines += ["", f"## Profile `{section.profile}`", ""]
+        if section.hardware:
+            lines.append(f"Hardware: {'; '.join(section.hardware)}.")
+        for note in section.notes:
+            lines.append(f"{note}")
+        if not section.summary.empty:
+            lines += ["", display(section.summary).to_markdown(index=False)]
+            frames.append(section.summary.assign(profile=section.profile))
+        else:
+            lines += ["", "No finished runs."]
+        if section.figure is not None:
+            lines += ["", f"![{spec.id} {section.profile}]({section.figure.name})"]
+        if section.missing:
+            lines += ["", f"Missing or unfinished ({len(section.missing)}):", ""]
+            lines += [f"- {m}" for m in section.missing]
+    md_path, csv_path = out_dir / f"{spec.id}.md", out_dir / f"{spec.id}.csv"
+    md_path.write_text("\n".join(lines).strip() + "\n")
+    combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    combined.to_csv(csv_path, index=False)
+    return [md_path, csv_path] + [s.figure for s in sections if s.figure is not None]
+
+
+def write_index(out_dir: Path, specs) -> Path:
+    """reports/out/index.md: the claims' verdicts first, then every table and figure with links to
+    the files of it that are in `out_dir`."""
+    lines = ["# Reports", ""]
+    if (out_dir / "claims.md").exists():
+        lines += ["The papers' claims, with verdicts computed from the runs: [claims.md](claims.md).", ""]
+    lines += ["| id | title | files |", "| --- | --- | --- |"]
+    for spec in specs:
+        names = [(f"{spec.id}.md", "md"), (f"{spec.id}.csv", "csv")]
+        names += [(p.name, p.name) for p in sorted(out_dir.glob(f"{spec.id}-*.png"))]
+        files = [f"[{label}]({name})" for name, label in names if (out_dir / name).exists()]
+        lines.append(f"| `{spec.id}` | {spec.title} | {' '.join(files) or 'not written yet'} |")
+    path = out_dir / "index.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
