@@ -36,7 +36,8 @@ def job_tags(job: Job) -> dict:
         hardware=hardware(),
         torch_version=torch.__version__,
         **identity(),  # host, pid, pid_start: a later command can tell whether this process died
-        **({"variant": job.variant} if job.variant else {}),  # a row of its own in the reports
+        **({"variant": job.variant} if job.variant else {}),  # the row's label in the reports
+        **({"cell": job.cell} if job.cell else {}),  # the table's row name (its settings are params)
     )
 
 

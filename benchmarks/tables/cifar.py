@@ -10,8 +10,7 @@ from __future__ import annotations
 from core.job import Job, Row
 from methods import METHODS
 
-from ..jobs import build_job
-from .spec import Cell, CellsFunction
+from .spec import Cell, CellsFunction, cell_job
 
 MODELS = ("resnet18", "resnet50")
 # Runs per cell: the paper's 3; quick keeps 3 only where a table's quick run fits an hour.
@@ -62,16 +61,7 @@ def cifar_jobs(
 ) -> list[Job]:
     """The cells' training jobs x runs, in experiment `table`; methods not implemented yet are left out."""
     return [
-        build_job(
-            table,
-            cell.dataset,
-            cell.model,
-            cell.row.method,
-            profile,
-            seed=run,
-            run_index=run,
-            devices=devices_for(cell.row.method, profile, spread, devices),
-        )
+        cell_job(table, cell, profile, run, devices=devices_for(cell.row.method, profile, spread, devices))
         for cell in cells(profile)
         if cell.row.method in METHODS
         for run in range(runs or cell.runs)

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from ..jobs import build_job
 from ..profiles import hyperparameters
-from .spec import Cell
+from .spec import Cell, cell_job
 
 BASE_BATCH = 128  # the batch α0 is for (α0 itself is the profile's lr: benchmarks/profiles.py)
 PAPER_EPOCHS = 300
@@ -60,10 +59,9 @@ def lap_row(method: str, setting: dict[str, int]) -> Row:
 
 def job_for(table: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
     """One run of a 002 cell: 002's LR scaling and schedule for the row's method, then the row's settings."""
-    method, row_settings = cell.row.method, dict(cell.row.settings)
-    processes = devices or row_settings.pop("devices", 2)  # `run --devices N` replaces the cell's Q
-    row_settings.pop("devices", None)
-    batch = row_settings.get("batch_size", BASE_BATCH)
+    method, row = cell.row.method, dict(cell.row.settings)
+    processes = devices or row.get("devices", 2)  # `run --devices N` replaces the cell's Q
+    batch = row.get("batch_size", BASE_BATCH)
     base = hyperparameters(cell.dataset, cell.model, profile)
     settings: dict[str, object] = {"warmup_lr": base.lr}
     if method in ("lapsgd", "lppsgd"):  # 002 §3.1: "for the proposed methods ... cosine annealing"
@@ -76,20 +74,7 @@ def job_for(table: str, cell: Cell, profile: str, run: int, devices: int | None)
     settings["lr"] = six_digits(base.lr * batch / BASE_BATCH * processes)
     if method in ("lapsgd", "lppsgd", "plsgd"):
         settings["average_every"] = 16  # "the same averaging schedule as PL-SGD" unless the cell sets K
-    if method == "plsgd":
-        row_settings.pop("average_switch", None)
-    return build_job(
-        table,
-        cell.dataset,
-        cell.model,
-        method,
-        profile,
-        seed=run,
-        run_index=run,
-        devices=processes,
-        settings=settings | row_settings,
-        cell=cell.row.name,
-    )
+    return cell_job(table, cell, profile, run, devices=processes, settings=settings)
 
 
 def lap_cells(

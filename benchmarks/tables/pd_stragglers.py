@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from ..jobs import build_job
 from .cifar import RUNS, devices_for
 from .pd004 import epochs_settings
-from .spec import Cell, register_table
+from .spec import Cell, cell_job, register_table
 
 METHODS = ("async_lu", "ddp", "lapsgd")
 DELAYS = (0.0, 0.25, 0.5, 1.0)  # fractions of the slowed unit's own step time
@@ -62,18 +61,14 @@ def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> l
     """The cells x runs; async_lu on the profile's devices too."""
     epochs, schedule = epochs_settings("cifar10", "resnet18", profile, EPOCHS)
     return [
-        build_job(
+        cell_job(
             "pd-stragglers",
-            cell.dataset,
-            cell.model,
-            cell.row.method,
+            cell,
             profile,
-            seed=run,
-            run_index=run,
+            run,
             devices=devices_for(cell.row.method, profile, requested=devices),
-            settings={**schedule, **dict(cell.row.settings)},
+            settings=schedule,
             epochs=epochs,
-            cell=cell.row.name,
         )
         for cell in cells(profile)
         for run in range(runs or cell.runs)

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from ..jobs import build_job
 from .cifar import RUNS
 from .pd004 import epochs_settings
-from .spec import Cell, register_table
+from .spec import Cell, cell_job, register_table
 
 METHODS = ("async_lu", "async_bu")
 RATIOS = ((1, 1), (1, 2), (1, 3), (2, 2), (2, 4))  # (forward threads, backward threads)
@@ -78,16 +77,4 @@ def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> l
 def threads_job(table: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
     """One run of a thread-ratio cell, at the table's epochs (the cosine compressed to them)."""
     epochs, schedule = epochs_settings(cell.dataset, cell.model, profile, EPOCHS)
-    return build_job(
-        table,
-        cell.dataset,
-        cell.model,
-        cell.row.method,
-        profile,
-        seed=run,
-        run_index=run,
-        devices=devices or 1,
-        settings={**schedule, **dict(cell.row.settings)},
-        epochs=epochs,
-        cell=cell.row.name,
-    )
+    return cell_job(table, cell, profile, run, devices=devices or 1, settings=schedule, epochs=epochs)

@@ -7,13 +7,15 @@ experiment its runs are in. Reports read those; only `jobs` builds jobs (through
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from core.errors import UserError
-from core.job import Job, Row
+from core.job import Job, Row, Setting
 from core.registry import Registry
 from methods import METHODS
+
+from ..jobs import build_job
 
 # A paper value: (mean, std), std None where the paper gives a single value.
 PaperValue = tuple[float | str, float | None]  # a verdict (002's "Quality/Perf.") is a str
@@ -88,6 +90,34 @@ class TableSpec:
 
 
 TABLES: Registry[TableSpec] = Registry("table")
+
+
+def cell_job(
+    table: str,
+    cell: Cell,
+    profile: str,
+    run: int,
+    devices: int = 1,
+    settings: Mapping[str, Setting] | None = None,
+    **build: object,
+) -> Job:
+    """Run `run` of a cell (seed = run index) in experiment `table`: the row's method with its
+    typed settings (over the `settings` given, e.g. a compressed schedule), named by the row.
+    `build`: `build_job`'s other keywords (epochs, config, method_config, synthetic)."""
+    return build_job(
+        table,
+        cell.dataset,
+        cell.model,
+        cell.row.method,
+        profile,
+        seed=run,
+        run_index=run,
+        devices=devices,
+        # A row's `devices` (002's Q) is the job's process count, given as `devices`, not a config field.
+        settings={**(settings or {}), **{k: v for k, v in cell.row.settings if k != "devices"}},
+        cell=cell.row.name,
+        **build,
+    )
 
 
 def single_values(**values: float | str) -> dict[str, PaperValue]:

@@ -12,8 +12,7 @@ from core.config import TrainConfig
 from core.job import Job, Row
 from methods.timing import TimingConfig
 
-from ..jobs import build_job
-from .spec import Cell, register_table
+from .spec import Cell, cell_job, register_table
 
 MODELS = ("resnet18", "resnet50")
 # profile -> (runs, TimingConfig, width). paper: 15 epochs of CIFAR-100 at batch 128 = 15 x 390 batches.
@@ -46,18 +45,7 @@ def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> l
     _, timing, width = PROFILES[profile]
     config = TrainConfig(batch_size=128, width=width, max_epochs=10**6)
     return [
-        build_job(
-            "table9",
-            cell.dataset,
-            cell.model,
-            cell.row.method,
-            profile,
-            seed=run,
-            run_index=run,
-            config=config,
-            method_config=timing,
-            synthetic=True,
-        )  # fmt: skip
+        cell_job("table9", cell, profile, run, config=config, method_config=timing, synthetic=True)
         for cell in cells(profile)
         for run in range(runs or cell.runs)
     ]
