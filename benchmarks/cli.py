@@ -8,8 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from core.allocator import tune_glibc_malloc
 from core.errors import DataMissingError, StorageError, UserError, did_you_mean
+from core.runtime.allocator import tune_glibc_malloc
 
 log = logging.getLogger("benchmarks")
 
@@ -123,11 +123,11 @@ def cmd_train(args) -> int:
     from datasets import resolve_data_dir
     from methods import get_method
 
-    from .distributed import launched_by_torchrun, torchrun_rank
-    from .jobs import build_job, check_device_count
+    from .engine.build import build_job, check_device_count
+    from .engine.distributed import launched_by_torchrun, torchrun_rank
+    from .engine.runner import JobFailed, run_job
+    from .engine.tracking import Tracker
     from .profiles import resolve_profile
-    from .runner import JobFailed, run_job
-    from .tracking import Tracker
 
     rank, devices = 0, args.devices
     # `--set` is parsed here, at the edge, against the fields of TrainConfig and the method's config.
@@ -177,11 +177,11 @@ def cmd_run(args) -> int:
     from core.config import parse_settings
     from datasets import resolve_data_dir
 
-    from .jobs import check_device_count, method_settings_hint, with_method_settings
+    from .engine.build import check_device_count, method_settings_hint, with_method_settings
+    from .engine.runner import JobFailed, run_job
+    from .engine.tracking import Tracker
     from .profiles import resolve_profile
-    from .runner import JobFailed, run_job
     from .tables import TABLES, get_table
-    from .tracking import Tracker
 
     for flag, value in (("--runs", args.runs), ("--devices", args.devices)):
         if value is not None and value < 1:
@@ -253,9 +253,9 @@ def cmd_report(args) -> int:
     from reports.claims import write_claims
     from reports.render import write_index, write_report
 
+    from .engine.tracking import PROJECT_ROOT, Tracker, default_tracking_uri
     from .profiles import PROFILES
     from .tables import TABLES
-    from .tracking import PROJECT_ROOT, Tracker, default_tracking_uri
 
     if args.table not in (*TABLES, "claims", "all"):
         raise did_you_mean("table", args.table, [*TABLES, "claims", "all"])
@@ -287,8 +287,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_perf(args) -> int:
+    from .engine.tracking import Tracker
     from .perf import PERF
-    from .tracking import Tracker
 
     benchmark = PERF.lookup(args.name)
     if args.reps is None:

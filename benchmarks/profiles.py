@@ -73,7 +73,7 @@ QUICK_COMMON = dict(
     time_budget_s=470,
 )
 
-# 002's models train by 002's protocol (benchmarks/tables/lap002.py): α0 = 0.1 warmed up over 5
+# 002's models train by 002's protocol (benchmarks/tables/common/lap002.py): α0 = 0.1 warmed up over 5
 # epochs (the tables scale the peak by B_loc / 128 x Q), x0.1 at 50 % and 75 % of 300 epochs
 # (LAP/LPP-SGD: a cosine to zero instead), Nesterov momentum 0.9 (the authors' run script's
 # `--nesterov`), weight decay 5e-4 (the authors' code's default), no early stopping. quick: full
@@ -141,7 +141,7 @@ def workload_key(dataset: str, model: str) -> tuple[str, str]:
 
 def hyperparameters(dataset: str, model: str, profile: str) -> TrainConfig:
     """The TrainConfig of workload (dataset, model) under a concrete profile (before a method's own
-    defaults and the user's overrides: benchmarks/jobs.py adds those)."""
+    defaults and the user's overrides: benchmarks/engine/build.py adds those)."""
     key = workload_key(dataset, model)
     if profile == "paper":
         values = {**PAPER_COMMON, **PAPER.get(key, {})}

@@ -1,6 +1,6 @@
 """Typed hyperparameters of a job, and `--set key=value` overrides validated against them.
 
-Configs are frozen: a job is built once (benchmarks/jobs.py) and never changed afterwards, so an
+Configs are frozen: a job is built once (benchmarks/engine/build.py) and never changed afterwards, so an
 setting makes a new config (`apply_settings`) instead of editing one in place.
 """
 
@@ -49,13 +49,13 @@ class TrainConfig:
     eval_batch_size: int = 1000
     threads: int = 0  # intra-op threads per process; 0 = cores // devices
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    # CUDA only (benchmarks/rank.py, configure_cuda): cuDNN's autotuner picks each convolution's
+    # CUDA only (benchmarks/engine/rank.py, configure_cuda): cuDNN's autotuner picks each convolution's
     # fastest algorithm for the shapes it sees (run to run, results may then differ in the last bits);
     # tf32 lets float32 matmuls and cuDNN convolutions/RNNs use TF32 tensor cores (Ampere and later;
     # PyTorch's own default is TF32 for cuDNN only).
     cudnn_benchmark: bool = True
     tf32: bool = True
-    # Injected straggler delays (004; core/straggler.py says where they fall): after each step of one
+    # Injected straggler delays (004; core/runtime/straggler.py says where they fall): after each step of one
     # thread/rank/worker, sleep delay_ms, or delay_frac x its step time, with probability prob.
     straggler_delay_ms: float = 0.0
     straggler_delay_frac: float = 0.0

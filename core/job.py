@@ -66,7 +66,7 @@ def setting_equals(value: Setting, logged: object) -> bool:
 class Job:
     """What to run: the workload, the method, its hyperparameters, the seed and the processes.
 
-    Build jobs with `benchmarks.jobs.build_job`, which validates every part; a Job is never
+    Build jobs with `benchmarks.engine.build.build_job`, which validates every part; a Job is never
     changed afterwards (`dataclasses.replace` makes a new one).
     """
 

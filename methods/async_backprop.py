@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from core.config import TrainConfig
 from core.context import EpochMeter, TrainContext
 from core.errors import UserError
+from core.runtime.straggler import Straggler, straggler_for
 from core.schedule import lr_at
-from core.straggler import Straggler, straggler_for
 
 from .common.base import Method, register_method
 from .common.param_updates import ParameterUpdater, fence_forward_reads, module_groups

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.context import TrainContext
+from core.runtime.straggler import straggler_for
 from core.schedule import lr_at
-from core.straggler import straggler_for
 
 from .common.base import Method, register_method
 from .common.optim import make_optimizer, set_lr

@@ -49,9 +49,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
-import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -59,14 +58,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from core.allocator import tune_glibc_malloc
 from core.context import TrainContext
 from core.errors import UserError
 from core.inputs import to_model_layout, uses_channels_last
 from core.job import Job
-from core.processes import die_with_parent, start_without_sigint
+from core.runtime.straggler import straggler_for
+from core.runtime.supervise import Children, enter_child, reporting
 from core.schedule import lr_at
-from core.straggler import straggler_for
 
 from .common.base import Method, register_method
 from .common.optim import make_optimizer, set_lr
@@ -246,6 +244,133 @@ class RunClaims:
                 return
 
 
+class PaperReading:
+    """LAP-SGD as 002's text has it (Algorithm 1): what the worker and the averager do where the
+    two readings differ. One instance per reading (READING), looked up by `LapConfig.reading`."""
+
+    keep_partial = False  # an epoch drops its shard's last partial batch, as every method here
+    clock_runs_while_evaluating = False  # the clock pauses while rank 0 evaluates, as for every method
+
+    def count_update(self, state: SharedState) -> Callable[[], None] | None:
+        """What a worker calls after its gradient: nothing (S counts a batch when it is claimed)."""
+        return None
+
+    def work(
+        self, state: SharedState, steps: int, total: int, parent_pid: int, train_epoch, wait_for
+    ) -> None:
+        """A worker's loop: each epoch when the averager lets it go, until told to stop."""
+        seen = 0
+        while wait_for(SharedState.EPOCH_GO, seen):
+            epoch = state.get(SharedState.EPOCH_GO) - 1
+            seen = epoch + 1
+            train_epoch(epoch, Claims(state, steps, parent_pid))
+            state.increment(SharedState.DONE)
+
+    def begin(self, averager: Averager) -> None:
+        """Once every worker is up: no device trains while another still starts."""
+        if averager.ctx.world > 1:
+            dist.barrier()
+
+    def start_epoch(self, state: SharedState, epoch: int) -> None:
+        """The averager lets the workers go on `epoch` (every device has drained the last)."""
+        state.start_epoch(epoch)
+
+    def progress(self, averager: Averager, epoch: int, claimed: int) -> float:
+        """The fraction of the epochs done (before the time budget's share is taken into account)."""
+        return (epoch + min(claimed, averager.steps) / averager.steps) / averager.cfg.max_epochs
+
+    def epoch_done(self, averager: Averager, epoch: int) -> bool:
+        """Whether this device's workers have all finished epoch `epoch`."""
+        return averager.state.get(SharedState.DONE) == averager.acfg.workers_per_device
+
+    def read_updates(self, state: SharedState) -> int:
+        """S as the averager polls it: a plain read."""
+        return state.get(SharedState.UPDATES)
+
+    def round_due(
+        self, k: int, new_updates: float, most: float, fewest_since: float, run_updates: int
+    ) -> bool:
+        """002 Alg. 1b: some device has made K updates since its last round."""
+        return new_updates >= k
+
+    def since_round(self, polled_updates: int) -> int | None:
+        """The S the next round counts from: None, S as the round starts (s_pre := s_cur)."""
+        return None
+
+    def sleeps(self, updates: int, run_updates: int) -> bool:
+        """Whether the averager sleeps between polls: always (a twentieth of a step)."""
+        return True
+
+
+class AuthorsCodeReading(PaperReading):
+    """LAP-SGD as bapi/LPP-SGD runs it (the module docstring lists the differences, with lines)."""
+
+    keep_partial = True  # their DataLoader keeps drop_last=False
+    clock_runs_while_evaluating = True  # theirs test inside the training loop, on the clock
+
+    def count_update(self, state: SharedState) -> Callable[[], None] | None:
+        """S counted after the gradient, just before the update."""
+        return lambda: state.increment(SharedState.UPDATES)
+
+    def work(
+        self, state: SharedState, steps: int, total: int, parent_pid: int, train_epoch, wait_for
+    ) -> None:
+        """One go, then on through the run's epochs (RunClaims), idle once its batches are done."""
+        if not wait_for(SharedState.EPOCH_GO, 0):
+            return
+        batch = state.claim_in_run(steps, total)
+        while batch is not None and os.getppid() == parent_pid:
+            claims = RunClaims(state, steps, total, parent_pid, batch)
+            train_epoch(claims.epoch, claims)
+            state.finish(claims.epoch, claims.count)
+            batch = claims.next
+        wait_for(SharedState.STOP, 0)
+
+    def begin(self, averager: Averager) -> None:
+        """A device's workers train once they are up (a barrier among them only, line 110); its
+        averager meets the others at its first poll (line 34)."""
+        averager.state.start_epoch(0)
+
+    def start_epoch(self, state: SharedState, epoch: int) -> None:
+        """Nothing: the workers run on through the epochs."""
+
+    def progress(self, averager: Averager, epoch: int, claimed: int) -> float:
+        """Batches claimed over the whole run."""
+        return claimed / averager.run_updates
+
+    def epoch_done(self, averager: Averager, epoch: int) -> bool:
+        """Whether every batch of `epoch` is trained (or, halted, every batch this device claimed)."""
+        state = averager.state
+        if state.finished_in(epoch) == averager.steps:
+            return True
+        return bool(state.get(SharedState.HALT)) and state.get(SharedState.FINISHED) == state.get(
+            SharedState.NEXT_BATCH
+        )
+
+    def read_updates(self, state: SharedState) -> int:
+        """S read under the counter's lock (lines 36-37), which the workers need to count theirs."""
+        with state.lock:
+            return state.get(SharedState.UPDATES)
+
+    def round_due(
+        self, k: int, new_updates: float, most: float, fewest_since: float, run_updates: int
+    ) -> bool:
+        """max S - min s_pre >= K, so while the devices are K or more updates apart every poll
+        averages; and no round once a device has made all its updates."""
+        return most < run_updates and most - fewest_since >= k
+
+    def since_round(self, polled_updates: int) -> int | None:
+        """The S this rank sent in the poll."""
+        return polled_updates
+
+    def sleeps(self, updates: int, run_updates: int) -> bool:
+        """Busy polling while rounds may come; asleep once this device has made all its updates."""
+        return updates >= run_updates
+
+
+READING: dict[str, PaperReading] = {"paper": PaperReading(), "authors_code": AuthorsCodeReading()}
+
+
 def parameter_blocks(sizes: list[int], parts: int) -> list[range]:
     """`parts` disjoint, contiguous runs of parameter indices covering all, of roughly equal element counts.
 
@@ -283,7 +408,17 @@ def hogwild_step(
     return loss, logits
 
 
-def _worker_main(
+def _worker_main(*args) -> None:
+    """One Hogwild! updater u of Algorithm 1a, until the averager says stop (or disappears).
+
+    `args`: `_hogwild_worker`'s (the averager's pid last), then the pipe to the averager."""
+    *work, report = args
+    enter_child(parent_pid=work[-1])  # the averager ends its workers
+    with reporting(report):
+        _hogwild_worker(*work)
+
+
+def _hogwild_worker(
     index: int,
     model: torch.nn.Module,
     dataset,
@@ -294,94 +429,65 @@ def _worker_main(
     world: int,
     threads: int,
     parent_pid: int,
-    report,
 ) -> None:
-    """One Hogwild! updater u of Algorithm 1a, until the averager says stop (or disappears)."""
-    tune_glibc_malloc()  # a spawned process: the suite's allocator setting, as in every process of it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the averager ends its workers
-    die_with_parent(parent_pid)
-    try:
-        torch.set_num_threads(threads)
-        cfg = job.config
-        params = list(model.parameters())
-        device = params[0].device
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        block = [params[i] for i in block_indices]
-        optimizer = make_optimizer(params, cfg)  # momentum private to this worker, as in 002's code
-        authors = job.method_config.reading == "authors_code"
-        steps = dataset.steps_per_epoch(cfg.batch_size, world, keep_partial=authors)
-        # The authors' code counts an update in S after its gradient (module docstring).
-        count_update = (lambda: state.increment(SharedState.UPDATES)) if authors else None
-        channels_last = uses_channels_last(cfg, dataset.spec)
-        last_full = True  # LPP-SGD's last_iter, initialised FULL
-        straggler = straggler_for(cfg, rank, world, unit=index)  # worker 0 of the last rank
+    """A worker's work: train the batches it claims, each with its own optimizer state."""
+    torch.set_num_threads(threads)
+    cfg = job.config
+    params = list(model.parameters())
+    device = params[0].device
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    block = [params[i] for i in block_indices]
+    optimizer = make_optimizer(params, cfg)  # momentum private to this worker, as in 002's code
+    reading = READING[job.method_config.reading]
+    steps = dataset.steps_per_epoch(cfg.batch_size, world, keep_partial=reading.keep_partial)
+    count_update = reading.count_update(state)
+    channels_last = uses_channels_last(cfg, dataset.spec)
+    last_full = True  # LPP-SGD's last_iter, initialised FULL
+    straggler = straggler_for(cfg, rank, world, unit=index)  # worker 0 of the last rank
 
-        def train_epoch(epoch: int, claims) -> None:
-            """Train the batches `claims` yields from epoch `epoch`, adding to the epoch's stats."""
-            nonlocal last_full
-            stats = state.stats[index, epoch % SharedState.SLOTS]
+    def train_epoch(epoch: int, claims) -> None:
+        """Train the batches `claims` yields from epoch `epoch`, adding to the epoch's stats."""
+        nonlocal last_full
+        stats = state.stats[index, epoch % SharedState.SLOTS]
+        if straggler is not None:
+            straggler.restart()
+        for inputs, targets in dataset.train_batches(
+            epoch, cfg.batch_size, job.seed, device, rank, world, positions=claims
+        ):
+            inputs = to_model_layout(inputs, channels_last)
+            set_lr(optimizer, lr_at(epoch + claims.position / steps, cfg))
+            # LPP-SGD after partition_start: alternate a partitioned update (gradient and update
+            # of this worker's block only) with a full one. LAP-SGD never sets the flag.
+            partitioned = bool(state.get(SharedState.PARTITIONED)) and last_full
+            last_full = not partitioned
+            loss, logits = hogwild_step(
+                model,
+                optimizer,
+                inputs,
+                targets,
+                block if partitioned else None,
+                after_gradient=count_update,
+            )
+            with torch.no_grad():
+                stats[0] += loss.detach() * len(targets)
+                stats[1] += (logits.argmax(1) == targets).sum()
+                stats[2] += len(targets)
             if straggler is not None:
-                straggler.restart()
-            for inputs, targets in dataset.train_batches(
-                epoch, cfg.batch_size, job.seed, device, rank, world, positions=claims
-            ):
-                inputs = to_model_layout(inputs, channels_last)
-                set_lr(optimizer, lr_at(epoch + claims.position / steps, cfg))
-                # LPP-SGD after partition_start: alternate a partitioned update (gradient and update
-                # of this worker's block only) with a full one. LAP-SGD never sets the flag.
-                partitioned = bool(state.get(SharedState.PARTITIONED)) and last_full
-                last_full = not partitioned
-                loss, logits = hogwild_step(
-                    model,
-                    optimizer,
-                    inputs,
-                    targets,
-                    block if partitioned else None,
-                    after_gradient=count_update,
-                )
-                with torch.no_grad():
-                    stats[0] += loss.detach() * len(targets)
-                    stats[1] += (logits.argmax(1) == targets).sum()
-                    stats[2] += len(targets)
-                if straggler is not None:
-                    straggler.tick(device)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)  # the epoch's updates and stats are in memory
+                straggler.tick(device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the epoch's updates and stats are in memory
 
-        def wait_for(field: int, above: int) -> bool:
-            """Sleep until `field` exceeds `above`; False when told to stop or the averager is gone."""
-            while state.get(field) <= above and not state.get(SharedState.STOP):
-                if os.getppid() != parent_pid:
-                    return False
-                time.sleep(POLL_S)
-            return not state.get(SharedState.STOP)
+    def wait_for(field: int, above: int) -> bool:
+        """Sleep until `field` exceeds `above`; False when told to stop or the averager is gone."""
+        while state.get(field) <= above and not state.get(SharedState.STOP):
+            if os.getppid() != parent_pid:
+                return False
+            time.sleep(POLL_S)
+        return not state.get(SharedState.STOP)
 
-        state.increment(SharedState.READY)
-        if authors:  # one go, then run on through the epochs (RunClaims)
-            if not wait_for(SharedState.EPOCH_GO, 0):
-                return
-            total = steps * cfg.max_epochs
-            batch = state.claim_in_run(steps, total)
-            while batch is not None and os.getppid() == parent_pid:
-                claims = RunClaims(state, steps, total, parent_pid, batch)
-                train_epoch(claims.epoch, claims)
-                state.finish(claims.epoch, claims.count)
-                batch = claims.next
-            wait_for(SharedState.STOP, 0)  # the run's batches are done: idle until the averager ends
-            return
-        seen = 0
-        while wait_for(SharedState.EPOCH_GO, seen):
-            epoch = state.get(SharedState.EPOCH_GO) - 1
-            seen = epoch + 1
-            train_epoch(epoch, Claims(state, steps, parent_pid))
-            state.increment(SharedState.DONE)
-    except BaseException as err:  # noqa: BLE001  (sent to the averager, which fails the job)
-        log.debug("lapsgd worker %d failed:\n%s", index, traceback.format_exc())
-        report.send(f"{type(err).__name__}: {err}")
-        raise SystemExit(1) from None
-    finally:
-        report.close()
+    state.increment(SharedState.READY)
+    reading.work(state, steps, steps * cfg.max_epochs, parent_pid, train_epoch, wait_for)
 
 
 def average_round(params: list[torch.Tensor], world: int, after_snapshot=None) -> None:
@@ -412,11 +518,7 @@ def round_due(
     `new_updates`: the most updates any device made since its last round; `most_updates`: the
     largest S; `fewest_since`: the smallest S at a device's last round; `run_updates`: L x epochs.
     """
-    if reading == "paper":
-        return new_updates >= k  # 002 Alg. 1b: some device has made K updates since its last round
-    # bapi/LPP-SGD (module docstring): max S - min s_pre >= K, so while the devices are K or more
-    # updates apart every poll averages; and no round once a device has made all its updates.
-    return most_updates < run_updates and most_updates - fewest_since >= k
+    return READING[reading].round_due(k, new_updates, most_updates, fewest_since, run_updates)
 
 
 class Averager:
@@ -426,12 +528,14 @@ class Averager:
         self.ctx, self.acfg, self.partition_start = ctx, ctx.method_config, partition_start
         self.cfg = ctx.config
         self.params = list(ctx.model.parameters())
-        self.authors = self.acfg.reading == "authors_code"
-        self.steps = ctx.dataset.steps_per_epoch(self.cfg.batch_size, ctx.world, keep_partial=self.authors)
+        self.reading = READING[self.acfg.reading]
+        self.steps = ctx.dataset.steps_per_epoch(
+            self.cfg.batch_size, ctx.world, keep_partial=self.reading.keep_partial
+        )
         self.run_updates = self.cfg.max_epochs * self.steps  # L x epochs: the authors' averager stops there
         self.mp = mp.get_context("spawn")  # fork is unsafe with threads and CUDA
         self.state = SharedState(self.mp, self.acfg.workers_per_device, ctx.device)
-        self.procs, self.reports = [], []
+        self.workers: Children | None = None
         self.since_round = 0  # S at the last averaging round (s_pre)
         self.epoch = 0  # the epoch being trained (paper) or waited for (authors' reading)
         self.metrics = dict(
@@ -449,99 +553,56 @@ class Averager:
         threads = cfg.threads or max(1, cores // workers)
         blocks = parameter_blocks([p.numel() for p in self.params], workers)
         ctx.model.share_memory()  # the model x_q every worker updates (CUDA tensors go by IPC)
-        for index in range(workers):
-            reader, sender = self.mp.Pipe(duplex=False)
-            proc = self.mp.Process(
-                target=_worker_main,
-                args=(
-                    index,
-                    ctx.model,
-                    ctx.dataset,
-                    ctx.job,
-                    self.state,
-                    blocks[index],
-                    ctx.rank,
-                    ctx.world,
-                    threads,
-                    os.getpid(),
-                    sender,
-                ),
-                name=f"lapsgd-worker{index}",
-                daemon=True,
+        args = [
+            (
+                i,
+                ctx.model,
+                ctx.dataset,
+                ctx.job,
+                self.state,
+                blocks[i],
+                ctx.rank,
+                ctx.world,
+                threads,
+                os.getpid(),
             )
-            start_without_sigint(proc)
-            sender.close()
-            self.procs.append(proc)
-            self.reports.append(reader)
+            for i in range(workers)
+        ]
+        names = [f"lapsgd-worker{i}" for i in range(workers)]
+        self.workers = Children(self.mp, _worker_main, args, names, daemon=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         while self.state.get(SharedState.READY) < workers:
             self.check_workers()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"lapsgd workers did not start within {START_TIMEOUT_S:.0f} s")
             time.sleep(POLL_S)
-        if self.authors:
-            # Theirs: a device's workers train once they are up (a barrier among them only, line
-            # 110); its averager meets the others at its first poll (line 34).
-            self.state.start_epoch(0)
-        elif self.ctx.world > 1:
-            dist.barrier()  # every device's workers are ready: no device trains while another still starts
+        self.reading.begin(self)
 
     def check_workers(self) -> None:
         """Raise the first failed worker's error (or its exit code if it died without one)."""
-        for index, (proc, reader) in enumerate(zip(self.procs, self.reports, strict=True)):
-            if proc.exitcode is None and not reader.poll():
-                continue
-            message = None
-            if reader.poll():
-                try:
-                    message = reader.recv()
-                except EOFError:
-                    pass
-            if message is None and proc.exitcode is None:
-                continue  # the pipe closed as the worker exits: look again next poll
-            proc.join(timeout=1)
+        failed = self.workers.failure() if self.workers is not None else None
+        if failed is not None:
+            index, message, died = failed
             where = f"lapsgd worker {index} of rank {self.ctx.rank}"
-            if message:
-                raise RuntimeError(f"{where} failed: {message}")
-            raise RuntimeError(f"{where} died with exit code {proc.exitcode}")
+            raise RuntimeError(f"{where} {message}" if died else f"{where} failed: {message}")
 
     def stop_workers(self) -> None:
         """Tell the workers to stop after their batch; terminate (then kill) any that do not."""
         self.state.set(SharedState.STOP, 1)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for proc in self.procs:
-            proc.join(timeout=max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=1)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        for reader in self.reports:
-            reader.close()
+        if self.workers is not None:
+            self.workers.stop(STOP_GRACE_S, terminate=False)
 
     # --- the averaging process a_q ---------------------------------------------------------------
     def progress(self, epoch: int) -> float:
         """Fraction of the budget used: epochs over max_epochs, or the clock over the time budget."""
-        claimed = self.state.get(SharedState.NEXT_BATCH)  # the authors' reading: over the whole run
-        if self.authors:
-            fraction = claimed / self.run_updates
-        else:
-            fraction = (epoch + min(claimed, self.steps) / self.steps) / self.cfg.max_epochs
+        fraction = self.reading.progress(self, epoch, self.state.get(SharedState.NEXT_BATCH))
         if self.cfg.time_budget_s:
             fraction = max(fraction, self.ctx.train_time_s / self.cfg.time_budget_s)
         return fraction
 
     def epoch_done(self, epoch: int) -> bool:
         """Whether this device has trained all of epoch `epoch` (or, halted, every batch it claimed)."""
-        state = self.state
-        if not self.authors:
-            return state.get(SharedState.DONE) == self.acfg.workers_per_device
-        if state.finished_in(epoch) == self.steps:
-            return True
-        return bool(state.get(SharedState.HALT)) and state.get(SharedState.FINISHED) == state.get(
-            SharedState.NEXT_BATCH
-        )
+        return self.reading.epoch_done(self, epoch)
 
     def run_epoch(self, epoch: int) -> None:
         """Let the workers train epoch `epoch`, averaging as Algorithm 1b says, until every device drained.
@@ -551,8 +612,7 @@ class Averager:
         """
         ctx, state = self.ctx, self.state
         self.epoch = epoch
-        if not self.authors:
-            state.start_epoch(epoch)
+        self.reading.start_epoch(state, epoch)
         while True:
             self.metrics["averager_polls"] += 1
             self.check_workers()
@@ -560,11 +620,7 @@ class Averager:
                 state.set(SharedState.HALT, 1)  # stop claiming batches; this epoch ends here
             done = self.epoch_done(epoch)
             progress, halted = self.progress(epoch), state.get(SharedState.HALT)
-            if self.authors:  # their averager reads S under the counter's lock (lines 36-37), busy: the
-                with state.lock:  # workers wait for it to count their updates
-                    updates = state.get(SharedState.UPDATES)
-            else:
-                updates = state.get(SharedState.UPDATES)
+            updates = self.reading.read_updates(state)
             if ctx.world > 1:
                 # One small all-reduce per poll keeps the averagers' collectives in step: every
                 # rank sees the same maxima and so enters the same rounds and leaves together.
@@ -591,17 +647,16 @@ class Averager:
                     state.set(SharedState.HALT, 1)  # another device hit the budget
                     ctx.request_stop("time_budget")
                 k = 1 if progress < self.acfg.average_switch else self.acfg.average_every
-                if round_due(
-                    self.acfg.reading, k, new_updates, most_updates, -minus_fewest_since, self.run_updates
+                if self.reading.round_due(
+                    k, new_updates, most_updates, -minus_fewest_since, self.run_updates
                 ):
-                    # The authors' s_pre is the S this rank sent in the poll; 002's is S as the round starts.
-                    self.average(since=updates if self.authors else None)
+                    self.average(since=self.reading.since_round(updates))
                 done = not any_busy
             self.set_phase(progress)
             if done:
                 return
-            if not self.authors or updates >= self.run_updates:
-                time.sleep(self.poll_interval())  # the authors' averager busy-polls while it averages
+            if self.reading.sleeps(updates, self.run_updates):
+                time.sleep(self.poll_interval())
 
     def poll_interval(self) -> float:
         """A twentieth of a worker's step, within [POLL_S, MAX_POLL_S].
@@ -646,7 +701,7 @@ class Averager:
             extra["update_spread_max"] = self.spread_max
         # The authors' workers train on while rank 0 evaluates: the clock runs (theirs test inside the
         # training loop, on the clock: lines 162-169, 183-185).
-        ctx.end_epoch(meter, ctx.model, extra=extra, clock_runs=self.authors)
+        ctx.end_epoch(meter, ctx.model, extra=extra, clock_runs=self.reading.clock_runs_while_evaluating)
         self.state.release_slot(self.epoch)
         self.metrics = dict.fromkeys(self.metrics, 0.0)
         self.spread_sum, self.spread_max = 0.0, 0.0

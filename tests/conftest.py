@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.profiles import hyperparameters
-from core.allocator import tune_glibc_malloc
 from core.job import Job
+from core.runtime.allocator import tune_glibc_malloc
 
 ROOT = Path(__file__).resolve().parent.parent
 # As every process of the suite (cli.main, spawned ranks and workers): in-process tests train too.

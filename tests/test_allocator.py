@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from core.allocator import is_glibc
+from core.runtime.allocator import is_glibc
 
 # A backward thread's steps of the quick LSTM's shape (2x64, batch 64, 300 tokens: a ~75 MB oneDNN
 # workspace a step, above glibc's largest mmap threshold), each step on a new thread as the async
@@ -16,7 +16,7 @@ from core.allocator import is_glibc
 # dataset and model do (the 512 MiB top pad alone then no longer holds the workspace).
 STEPS = r"""
 import json, resource, threading
-from core.allocator import tune_glibc_malloc
+from core.runtime.allocator import tune_glibc_malloc
 tune_glibc_malloc()  # as every entry point of the suite does; a no-op with BENCH_MALLOC_TUNING=0
 import torch
 torch.manual_seed(0)

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.runner import JobFailed, run_job
-from benchmarks.tracking import NullTracker, Tracker
+from benchmarks.engine.runner import JobFailed, run_job
+from benchmarks.engine.tracking import NullTracker, Tracker
 from core.config import TrainConfig
 from methods.async_backprop import AsyncConfig, AsyncEngine
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from benchmarks.engine.tracking import Tracker
 from benchmarks.tables import TABLES
-from benchmarks.tracking import Tracker
 from reports.claims import (
     CLAIMS,
     INCONCLUSIVE,

@@ -8,7 +8,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from benchmarks.tracking import Tracker
+from benchmarks.engine.tracking import Tracker
 
 from .conftest import add_run, cli, run_cli, start_long_train
 

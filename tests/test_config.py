@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.jobs import build_job, method_defaults
+from benchmarks.engine.build import build_job, method_defaults
 from benchmarks.profiles import hyperparameters
 from core.config import TrainConfig, apply_settings, parse_settings
 from core.errors import UserError

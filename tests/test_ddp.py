@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from benchmarks.distributed import free_port
+from benchmarks.engine.distributed import free_port
 
 from .conftest import ON_CPU, ROOT, run_cli
 
@@ -96,7 +96,7 @@ def test_ddp_under_torchrun(store):
 
 def test_the_rendezvous_listens_on_loopback_only():
     """Spawned ranks' store: only 127.0.0.1 may connect (TCPStore's own server takes every interface)."""
-    from benchmarks.distributed import loopback_store
+    from benchmarks.engine.distributed import loopback_store
 
     port = free_port()
     store = loopback_store(0, 1, port)

@@ -9,7 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from benchmarks.distributed import free_port
+from benchmarks.engine.distributed import free_port
 from core.config import TrainConfig
 from core.inputs import InputSpec
 from methods.async_backprop import AsyncConfig, AsyncEngine
@@ -212,8 +212,8 @@ def test_every_rank_counts_and_applies_every_update_once(tmp_path):
 def test_on_cuda_passes_have_their_own_streams_and_memory_stays_flat(store):
     """async_lu on the GPU: one stream per pass that can be alive, made once; the peak memory of the
     last epoch within 10 % of the second's; and it learns."""
-    from benchmarks.runner import run_job
-    from benchmarks.tracking import Tracker
+    from benchmarks.engine.runner import run_job
+    from benchmarks.engine.tracking import Tracker
 
     from .conftest import smoke_job
 

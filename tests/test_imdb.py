@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.runner import run_job
-from benchmarks.tracking import NullTracker
+from benchmarks.engine.runner import run_job
+from benchmarks.engine.tracking import NullTracker
 from core.errors import DataMissingError
 from datasets import imdb as imdb_module
 from datasets import load_dataset

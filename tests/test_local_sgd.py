@@ -13,9 +13,9 @@ import torch.multiprocessing as mp
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from benchmarks.distributed import free_port
-from benchmarks.runner import run_job
-from benchmarks.tracking import NullTracker
+from benchmarks.engine.distributed import free_port
+from benchmarks.engine.runner import run_job
+from benchmarks.engine.tracking import NullTracker
 from methods.common.optim import make_optimizer
 from methods.lapsgd import (
     LapConfig,
@@ -130,7 +130,7 @@ def test_lapsgd_with_one_worker_on_one_device_is_sequential_sgd():
 def test_the_averager_never_blocks_the_workers(monkeypatch):
     """Real workers on one device; each averaging round is slowed to 0.3 s (a slow network): the
     update counter S must advance during every round, i.e. the workers never wait for it."""
-    from benchmarks.rank import get_dataset, seeded_model
+    from benchmarks.engine.rank import get_dataset, seeded_model
     from core.context import TrainContext
     from methods import lapsgd
 

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-import benchmarks.mfu as mfu
-from benchmarks.jobs import build_job
+import benchmarks.engine.mfu as mfu
+from benchmarks.engine.build import build_job
+from benchmarks.engine.tracking import Tracker
 from benchmarks.tables import TABLES
-from benchmarks.tracking import Tracker
 from core.config import TrainConfig
 from core.errors import UserError
 from core.inputs import InputSpec
-from core.straggler import Straggler, straggler_for
+from core.runtime.straggler import Straggler, straggler_for
 from methods.async_backprop import AsyncConfig
 from reports.claims import evaluate
 from reports.render import write_report
@@ -28,7 +28,7 @@ from .conftest import add_run, on_cpu, row_params, run_cli, smoke_job
 # --- straggler injection -------------------------------------------------------------------------
 def test_straggler_sleeps_a_fraction_of_its_own_step_time(monkeypatch):
     slept = []
-    monkeypatch.setattr("core.straggler.time.sleep", slept.append)
+    monkeypatch.setattr("core.runtime.straggler.time.sleep", slept.append)
     straggler = Straggler(TrainConfig(straggler_delay_frac=0.5), rank=0)
     for step_s in (0.2, 0.2, 0.2):
         straggler.after_step(step_s)
@@ -39,7 +39,7 @@ def test_straggler_sleeps_a_fraction_of_its_own_step_time(monkeypatch):
 
 
 def test_straggler_probability_is_seeded(monkeypatch):
-    monkeypatch.setattr("core.straggler.time.sleep", lambda s: None)
+    monkeypatch.setattr("core.runtime.straggler.time.sleep", lambda s: None)
 
     def delays(seed: int) -> list[bool]:
         straggler = Straggler(TrainConfig(straggler_delay_ms=1, straggler_prob=0.3, straggler_seed=seed), 0)
@@ -83,8 +83,8 @@ def test_straggler_keys_leave_other_jobs_keys_as_they_were():
 
 @pytest.mark.parametrize("method, config", [("bp", None), ("async_lu", AsyncConfig(backward_threads=2))])
 def test_the_training_loops_delay_their_straggler(monkeypatch, method, config):
-    from benchmarks.rank import get_dataset, run_rank
-    from benchmarks.tracking import NullTracker
+    from benchmarks.engine.rank import get_dataset, run_rank
+    from benchmarks.engine.tracking import NullTracker
 
     steps = []
     original = Straggler.after_step
@@ -246,7 +246,7 @@ def test_straggler_report_and_claims_compare_with_the_run_without_delay(tmp_path
 def test_004_tables_smoke_runs_and_reports(tmp_path):
     """A few smoke jobs of each 004 table through the runner, then every 004 report and the claims
     (all their smoke jobs: `run all --profile smoke` in the slow test and tox smoke-tables)."""
-    from benchmarks.runner import run_job
+    from benchmarks.engine.runner import run_job
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri)

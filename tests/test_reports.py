@@ -6,8 +6,8 @@ import re
 import pandas as pd
 import pytest
 
+from benchmarks.engine.tracking import Tracker
 from benchmarks.tables import TABLES
-from benchmarks.tracking import Tracker
 from reports.render import write_report
 
 from .conftest import add_run, cli, row_params, run_cli

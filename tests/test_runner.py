@@ -5,8 +5,8 @@ import time
 import pytest
 import torch.nn.functional as F
 
-from benchmarks.runner import JobFailed, run_job
-from benchmarks.tracking import Tracker
+from benchmarks.engine.runner import JobFailed, run_job
+from benchmarks.engine.tracking import Tracker
 from methods import METHODS, Method, register_method
 
 from .conftest import smoke_job

@@ -9,8 +9,8 @@ import threading
 from methods.async_backprop import AsyncConfig
 from methods.timing import TimingConfig
 
-from ..runner import run_job
-from ..tracking import NullTracker
+from ..engine.runner import run_job
+from ..engine.tracking import NullTracker
 from .common import (
     BATCH,
     LSTM_BATCH,

@@ -7,8 +7,8 @@ import logging
 
 import torch
 
-from ..runner import run_job
-from ..tracking import NullTracker
+from ..engine.runner import run_job
+from ..engine.tracking import NullTracker
 from .common import (
     BATCH,
     cifar10_or_synthetic,

@@ -17,10 +17,10 @@ from core.registry import Registry
 from datasets import TensorImageDataset, load_dataset, resolve_data_dir
 from datasets.synthetic import synthetic_images
 
-from ..jobs import build_job
-from ..rank import resolve_device
-from ..runner import run_job
-from ..tracking import NullTracker
+from ..engine.build import build_job
+from ..engine.rank import resolve_device
+from ..engine.runner import run_job
+from ..engine.tracking import NullTracker
 
 BATCH, WIDTH = 128, 0.25  # the quick profile's ResNet-18 (on CUDA: full width, the paper profile's)
 LSTM_BATCH, LSTM_SEQ_LEN = 64, 400  # the quick profile's IMDb LSTM (width 0.25: 2x64, 400 tokens)

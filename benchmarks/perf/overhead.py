@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from models import build_model
 
-from ..rank import configure_cuda, configure_threads
+from ..engine.rank import configure_cuda, configure_threads
 from .common import (
     BATCH,
     cifar10_or_synthetic,

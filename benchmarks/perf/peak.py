@@ -10,7 +10,7 @@ import torch
 from core.config import TrainConfig
 from core.inputs import InputSpec
 
-from ..mfu import (
+from ..engine.mfu import (
     PROBE_S,
     PROBE_SIZE,
     datasheet_peak,
@@ -20,7 +20,7 @@ from ..mfu import (
     peak_flops,
     store_peak,
 )
-from ..rank import configure_cuda, resolve_device
+from ..engine.rank import configure_cuda, resolve_device
 from .common import LSTM_SEQ_LEN, WIDTH, register_perf
 
 

@@ -9,7 +9,7 @@ import sys
 
 from core.registry import import_modules
 
-from .spec import TABLES, TableSpec, get_table, register_table
+from .common.spec import TABLES, TableSpec, get_table, register_table
 
 import_modules(sys.modules[__name__])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .cifar import cifar_cells, cifar_jobs
-from .spec import register_table
+from .common.cifar import cifar_cells, cifar_jobs
+from .common.spec import register_table
 
 METHODS = ("async_lu", "async_bu")
 CELLS = cifar_cells("cifar10", METHODS)

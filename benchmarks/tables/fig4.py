@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.job import Job
 
 from . import table6
-from .spec import register_table
+from .common.spec import register_table
 
 
 @register_table(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from ..jobs import build_job
-from .cifar import RUNS, devices_for
-from .spec import Cell, register_table
+from ..engine.build import build_job
+from .common.cifar import RUNS, devices_for
+from .common.spec import Cell, register_table
 
 # The reading is LapConfig's `variant`: its rows are named as the runs' labels name them.
 ROWS = (Row.of("lapsgd", reading="paper"), Row.of("lapsgd", "authors_code", reading="authors_code"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
-from .spec import Cell, register_table, single_values
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .common.spec import Cell, register_table, single_values
 
 CELLS = [("ddp", dict(B=128)), ("ddp", dict(B=1024)), ("plsgd", dict(B=128)), ("plsgd", dict(B=1024))]
 

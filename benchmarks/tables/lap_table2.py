@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .common.spec import Cell, register_table
 from .lap_table1 import values
-from .spec import Cell, register_table
 
 SETTINGS = (dict(U=4, B=128), dict(U=6, B=128), dict(U=4, B=256))
 CELLS = [

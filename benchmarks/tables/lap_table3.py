@@ -10,9 +10,9 @@ from __future__ import annotations
 from core.job import Job
 
 from . import lap_table2
-from .lap002 import NOTE_QUICK, lap_row
+from .common.lap002 import NOTE_QUICK, lap_row
+from .common.spec import register_table
 from .lap_table1 import values
-from .spec import register_table
 
 U4_B128, U6_B128, U4_B256 = lap_table2.SETTINGS
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
-from .spec import Cell, register_table, single_values
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .common.spec import Cell, register_table, single_values
 
 SETTINGS = (dict(U=4, B=128), dict(U=6, B=128), dict(U=8, B=128), dict(U=4, B=256), dict(U=6, B=256))
 # 002's columns here: Tr.A., Te.A., T.

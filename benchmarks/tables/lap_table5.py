@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
-from .spec import Cell, register_table, single_values
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .common.spec import Cell, register_table, single_values
 
 # (K, P) -> 002's Tr.A., Te.A., T.
 PAPER = {(1, 150): (99.76, 93.01, 1266), (4, 150): (99.85, 92.78, 1263), (8, 150): (99.62, 93.08, 1262),

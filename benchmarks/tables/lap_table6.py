@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .lap002 import lap_cells, lap_jobs, lap_row
-from .spec import Cell, register_table, single_values
+from .common.lap002 import lap_cells, lap_jobs, lap_row
+from .common.spec import Cell, register_table, single_values
 
 QS = (2, 4, 8)
 CELLS = [("lapsgd", dict(U=4, B=128)), ("lppsgd", dict(U=3, B=128)), ("ddp", dict(B=128)),

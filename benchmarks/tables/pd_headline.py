@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from .cifar import RUNS, cifar_jobs
-from .spec import Cell, register_table
+from .common.cifar import RUNS, cifar_jobs
+from .common.spec import Cell, register_table
 
 METHODS = ("async_lu", "lppsgd", "ddp")
 DATASET = {"paper": "cifar100", "quick": "cifar10", "smoke": "cifar10"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from core.job import Job
 
 from . import pd_threads
-from .spec import Cell, register_table
+from .common.spec import Cell, register_table
 
 STALENESS_ROWS = {pd_threads.ratio_row(method, 1, 2) for method in pd_threads.METHODS}  # 004's 1:2
 

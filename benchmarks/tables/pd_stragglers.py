@@ -2,7 +2,7 @@
 the faster devices (threads, workers) do not wait for the slow one.
 
 One unit of each job is slowed after every step by 0, 25, 50 or 100 % of its own step time
-(core/straggler.py: backward thread 0 of the last rank for async_lu; the last rank for ddp, which
+(core/runtime/straggler.py: backward thread 0 of the last rank for async_lu; the last rank for ddp, which
 every rank then waits for; worker 0 of the last rank for lapsgd). Columns: the accuracy reached and
 its drop from the same method without delay, and the time to a fixed accuracy against the run
 without delay. 004 gives neither its delays nor where they fall: this is the suite's reading.
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from .cifar import RUNS, devices_for
-from .pd004 import epochs_settings
-from .spec import Cell, cell_job, register_table
+from .common.cifar import RUNS, devices_for
+from .common.pd004 import epochs_settings
+from .common.spec import Cell, cell_job, register_table
 
 METHODS = ("async_lu", "ddp", "lapsgd")
 DELAYS = (0.0, 0.25, 0.5, 1.0)  # fractions of the slowed unit's own step time

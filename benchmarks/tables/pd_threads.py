@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from .cifar import RUNS
-from .pd004 import epochs_settings
-from .spec import Cell, cell_job, register_table
+from .common.cifar import RUNS
+from .common.pd004 import epochs_settings
+from .common.spec import Cell, cell_job, register_table
 
 METHODS = ("async_lu", "async_bu")
 RATIOS = ((1, 1), (1, 2), (1, 3), (2, 2), (2, 4))  # (forward threads, backward threads)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..profiles import hyperparameters
-from .spec import register_table
+from .common.spec import register_table
 
 # Table 10's columns, in the paper's order.
 WORKLOADS = (

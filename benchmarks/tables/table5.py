@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .cifar import cifar_cells, cifar_jobs
-from .spec import register_table, single_values
+from .common.cifar import cifar_cells, cifar_jobs
+from .common.spec import register_table, single_values
 
 METHODS = ("async_lu", "bp")
 CELLS = cifar_cells("imagenet", METHODS, models=("resnet50",))

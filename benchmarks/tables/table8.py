@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.job import Job
 
-from .cifar import cifar_cells, cifar_jobs
-from .spec import register_table
+from .common.cifar import cifar_cells, cifar_jobs
+from .common.spec import register_table
 from .table7 import METHODS, READING
 
 CELLS = cifar_cells("cifar100", METHODS)

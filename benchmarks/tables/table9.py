@@ -12,7 +12,7 @@ from core.config import TrainConfig
 from core.job import Job, Row
 from methods.timing import TimingConfig
 
-from .spec import Cell, cell_job, register_table
+from .common.spec import Cell, cell_job, register_table
 
 MODELS = ("resnet18", "resnet50")
 # profile -> (runs, TimingConfig, width). paper: 15 epochs of CIFAR-100 at batch 128 = 15 x 390 batches.

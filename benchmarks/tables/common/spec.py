@@ -15,7 +15,7 @@ from core.job import Job, Row, Setting
 from core.registry import Registry
 from methods import METHODS
 
-from ..jobs import build_job
+from ...engine.build import build_job
 
 # A paper value: (mean, std), std None where the paper gives a single value.
 PaperValue = tuple[float | str, float | None]  # a verdict (002's "Quality/Perf.") is a str

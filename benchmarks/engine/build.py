@@ -19,8 +19,8 @@ from datasets import DATASETS
 from methods import check_devices, get_method
 from models import MODELS
 
+from ..profiles import PROFILES, hyperparameters
 from .distributed import launched_by_torchrun
-from .profiles import PROFILES, hyperparameters
 
 
 def check_device_count(job: Job) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..profiles import hyperparameters
+from ...profiles import hyperparameters
 
 
 def epochs_settings(

@@ -1,6 +1,6 @@
 """Run a job start to end and record it in MLflow: on one process here, or on `job.devices` ranks
-(benchmarks/distributed.py), or as one of torchrun's ranks. Each process trains through
-benchmarks/rank.py."""
+(benchmarks/engine/distributed.py), or as one of torchrun's ranks. Each process trains through
+benchmarks/engine/rank.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from core.errors import UserError
 from core.job import Job
-from core.processes import identity
+from core.runtime.processes import identity
 from models import check_model
 
 from .distributed import launched_by_torchrun, run_torchrun_rank, spawn_ranks, torchrun_rank

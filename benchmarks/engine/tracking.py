@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from core.errors import StorageError, UserError
-from core.processes import is_alive
+from core.runtime.processes import is_alive
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).

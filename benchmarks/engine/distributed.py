@@ -15,15 +15,13 @@ import socket
 import sys
 import time
 from datetime import timedelta
-from multiprocessing.connection import wait
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from core.allocator import tune_glibc_malloc
 from core.job import Job
-from core.processes import die_with_parent, start_without_sigint
+from core.runtime.supervise import DONE, Children, enter_child, reporting
 
 from .rank import get_dataset, resolve_device, run_rank
 from .tracking import NullTracker, Tracker
@@ -120,35 +118,19 @@ def _worker(
     data_dir,
     tracking_uri: str,
     run_id: str,
-    report,
     parent_pid: int,
-    shipped=None,
+    shipped,
+    report,
 ) -> None:
-    """One rank: join the process group, train, send ("done", summary) or ("error", message) to `report`."""
-    tune_glibc_malloc()  # a spawned process: the suite's allocator setting, as in every process of it
-    die_with_parent(parent_pid)  # a coordinator killed outright (kill -9, OOM) takes its ranks with it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and ends the ranks
+    """One rank: join the process group, train, send (DONE, summary) or (ERROR, message) to `report`."""
+    enter_child(parent_pid)
     # The coordinator ends ranks with SIGTERM: unwind (finally blocks end a method's own child
     # processes and release their semaphores) instead of dying on the spot.
     signal.signal(signal.SIGTERM, _unwind)
     try:
-        device = rank_device(resolve_device(job.config.device), rank)
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(
-            backend_for(device), store=loopback_store(rank, world, port), rank=rank, world_size=world,
-            timeout=timedelta(minutes=10),
-        )  # fmt: skip
-        tracker = Tracker(tracking_uri) if rank == 0 and tracking_uri else NullTracker()
-        dataset = shipped if shipped is not None else get_dataset(job, data_dir)
-        summary = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0)
-        report.send(("done", summary))
-    except SystemExit:
-        raise  # ended by the coordinator: nothing to report
-    except BaseException as err:  # noqa: BLE001  (reported to the coordinator, which fails the job)
-        report.send(("error", f"{type(err).__name__}: {err}"))
+        with reporting(report):
+            _train_rank(rank, world, port, job, data_dir, tracking_uri, run_id, report, shipped)
     finally:
-        report.close()
         if dist.is_initialized():
             dist.destroy_process_group()
         # From here the interpreter shuts down: a SIGTERM now would raise SystemExit inside an
@@ -157,16 +139,19 @@ def _worker(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def _stop_all(procs) -> None:
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    deadline = time.monotonic() + GRACE_S
-    for p in procs:
-        p.join(timeout=max(0.0, deadline - time.monotonic()))
-        if p.is_alive():
-            p.kill()
-            p.join()
+def _train_rank(rank, world, port, job: Job, data_dir, tracking_uri, run_id, report, shipped) -> None:
+    """A rank's work: join the process group, train, and report rank 0's summary."""
+    device = rank_device(resolve_device(job.config.device), rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(
+        backend_for(device), store=loopback_store(rank, world, port), rank=rank, world_size=world,
+        timeout=timedelta(minutes=10),
+    )  # fmt: skip
+    tracker = Tracker(tracking_uri) if rank == 0 and tracking_uri else NullTracker()
+    dataset = shipped if shipped is not None else get_dataset(job, data_dir)
+    summary = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0)
+    report.send((DONE, summary))
 
 
 def spawn_ranks(job: Job, data_dir, tracking_uri: str | None, run_id: str, dataset=None) -> dict:
@@ -179,62 +164,29 @@ def spawn_ranks(job: Job, data_dir, tracking_uri: str | None, run_id: str, datas
     ranks whose collectives broke because of it); KeyboardInterrupt after ending the ranks.
     Reports travel through pipes, which leave no named semaphores behind when a rank is killed.
     """
-    ctx = mp.get_context("spawn")  # fork is unsafe with threads and CUDA
     port = free_port()
-    pipes = [ctx.Pipe(duplex=False) for _ in range(job.devices)]
-    procs = [
-        ctx.Process(
-            target=_worker,
-            args=(
-                rank,
-                job.devices,
-                port,
-                job,
-                data_dir,
-                tracking_uri,
-                run_id,
-                pipes[rank][1],
-                os.getpid(),
-                dataset,
-            ),
-            name=f"rank{rank}",
-        )
-        for rank in range(job.devices)
-    ]
-    for p in procs:
-        start_without_sigint(p)
-    for _, sender in pipes:
-        sender.close()  # the parent only reads: a rank's death then shows as end-of-file on its pipe
-    readers = {pipes[rank][0]: rank for rank in range(job.devices)}
-    summaries: dict[int, dict] = {}
-    errors: dict[int, str] = {}
+    ranks = Children(
+        mp.get_context("spawn"),  # fork is unsafe with threads and CUDA
+        _worker,
+        [
+            (rank, job.devices, port, job, data_dir, tracking_uri, run_id, os.getpid(), dataset)
+            for rank in range(job.devices)
+        ],
+        [f"rank{rank}" for rank in range(job.devices)],
+    )
     try:
-        while readers and not errors:
-            for reader in wait(list(readers), timeout=0.5):
-                rank = readers.pop(reader)
-                try:
-                    kind, payload = reader.recv()
-                except EOFError:
-                    procs[rank].join(timeout=1)
-                    errors[rank] = f"died with exit code {procs[rank].exitcode}"
-                    continue
-                if kind == "error":
-                    errors[rank] = payload
-                else:
-                    summaries[rank] = payload
+        summaries, errors = ranks.results()
         if errors:
             # A killed rank breaks the others' collectives a moment later: name the death first.
             time.sleep(0.5)
-            for rank, p in enumerate(procs):
+            for rank, p in enumerate(ranks.procs):
                 if rank not in summaries and p.exitcode is not None and p.exitcode < 0:
                     errors[rank] = f"died with exit code {p.exitcode}"
             dead = [r for r, e in errors.items() if e.startswith("died")]
             first = dead[0] if dead else min(errors)
             raise RuntimeError(f"rank {first} {errors[first]}" if dead else f"rank {first}: {errors[first]}")
-        for p in procs:
+        for p in ranks.procs:
             p.join(timeout=30)
     finally:
-        _stop_all(procs)
-        for reader, _ in pipes:
-            reader.close()
+        ranks.stop(GRACE_S)
     return summaries[0]

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from .config import TrainConfig
+from ..config import TrainConfig
 
 # An exponential mean over the undelayed step times: recent enough to follow the LR warm-up's
 # unchanged cost, smooth enough that one slow step does not double the next delay.

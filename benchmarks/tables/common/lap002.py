@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from ..profiles import hyperparameters
+from ...profiles import hyperparameters
 from .spec import Cell, cell_job
 
 BASE_BATCH = 128  # the batch α0 is for (α0 itself is the profile's lr: benchmarks/profiles.py)
