@@ -22,6 +22,7 @@ from .config import TrainConfig
 from .errors import Diverged
 from .inputs import to_model_layout, uses_channels_last
 from .job import Job
+from .metric import ACCURACY, Metric
 from .schedule import lr_at
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,11 @@ class TrainContext:
         self._wall_start = time.perf_counter()
         self.epoch = 0
         self._stop_reason: str | None = None
-        self.best_test_acc, self.best_epoch, self.time_to_best_s = -1.0, -1, 0.0
+        # The workload's metric (accuracy for the paper's classifiers): patience and the best epoch
+        # follow it; the best accuracy is kept too (`train --json`'s best_test_acc).
+        self.metric: Metric = getattr(dataset, "metric", ACCURACY)
+        self.best_value, self.best_epoch, self.time_to_best_s = self.metric.worst, -1, 0.0
+        self.best_test_acc = -1.0
         self.last: dict[str, float] = {}
         self._measured: dict[str, float] = {}
         self.flops_per_sample = self.peak_flops = 0.0  # set by the runner where it could count them
@@ -221,7 +226,7 @@ class TrainContext:
         test_loss = test_acc = float("nan")
         if self.rank == 0:  # rank 0 evaluates its replica and decides for every rank
             test_loss, test_acc = self.evaluate(model or self.model)
-            self._decide(test_loss, test_acc, budget_hit)
+            self._decide(test_loss, dict(test_loss=test_loss, test_acc=test_acc), budget_hit)
         self._share_decision()
         if self._stop_reason == "diverged":
             raise Diverged(f"test loss is {test_loss} after epoch {self.epoch}")
@@ -281,17 +286,16 @@ class TrainContext:
         return loss_sum.item() / self.dataset.num_test, correct.item() / self.dataset.num_test
 
     # --- the stopping rules ----------------------------------------------------------------------
-    def _decide(self, test_loss: float, test_acc: float, budget_hit: bool) -> None:
-        """Rank 0: the best accuracy so far, and whether a stopping rule fires after this epoch."""
+    def _decide(self, test_loss: float, held_out: dict[str, float], budget_hit: bool) -> None:
+        """Rank 0: the best value of the workload's metric so far (in `held_out`, this epoch's
+        evaluation), and whether a stopping rule fires after this epoch."""
         if not math.isfinite(test_loss):
             self._stop_reason = "diverged"
             return
-        if test_acc > self.best_test_acc:
-            self.best_test_acc, self.best_epoch, self.time_to_best_s = (
-                test_acc,
-                self.epoch,
-                self._clock.elapsed(),
-            )
+        self.best_test_acc = max(self.best_test_acc, held_out.get("test_acc", -1.0))
+        value = held_out[self.metric.name]
+        if self.metric.better(value, self.best_value):
+            self.best_value, self.best_epoch, self.time_to_best_s = value, self.epoch, self._clock.elapsed()
             self._since_best = 0
         else:
             self._since_best += 1
@@ -347,6 +351,8 @@ class TrainContext:
         return dict(
             **self.job.identity(run_id),
             best_test_acc=max(self.best_test_acc, 0.0),
+            metric=self.metric.name,
+            best_metric=self.best_value if math.isfinite(self.best_value) else None,
             final_test_acc=self.last.get("test_acc"),
             final_train_loss=self.last.get("train_loss"),
             epochs=self.epoch,

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from core.inputs import InputSpec
+from core.metric import ACCURACY, Metric
 
 Batch = tuple[object, torch.Tensor]
 """(inputs, targets): inputs is whatever the model's forward takes (a tensor, or a tuple for sequences)."""
@@ -37,6 +38,7 @@ class Dataset:
     num_train: int
     num_test: int
     source: str  # where the data came from (a path, or "synthetic"), logged as a run param
+    metric: Metric = ACCURACY  # the task's held-out metric (core/metric.py): early stopping reads it
 
     def steps_per_epoch(self, batch_size: int, world: int = 1, keep_partial: bool = False) -> int:
         """Optimizer steps per epoch for one of `world` shards.

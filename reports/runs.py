@@ -12,7 +12,10 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from core.metric import ACCURACY, Metric
+
 CELL = ["profile", "model", "label", "run_index"]  # one run of one cell of a table
+CURVE = ("test_acc", "test_loss", "train_time_s", "train_loss", "train_acc")  # every curve's metrics
 
 
 def load_runs(uri: str, experiment: str) -> pd.DataFrame:
@@ -68,7 +71,7 @@ def curve(uri: str, run_id: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     the `extra` metrics (metric histories)."""
     client = MlflowClient(tracking_uri=uri)
     columns = {}
-    for key in ("test_acc", "test_loss", "train_time_s", "train_loss", "train_acc", *extra):
+    for key in dict.fromkeys((*CURVE, *extra)):
         history = client.get_metric_history(run_id, key)
         columns[key] = pd.Series({m.step: m.value for m in history}, dtype="float64")
     frame = pd.DataFrame(columns).sort_index()
@@ -76,19 +79,23 @@ def curve(uri: str, run_id: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     return frame.reset_index()
 
 
-def time_to_accuracy(run_curve: pd.DataFrame, target: float) -> tuple[float, float]:
-    """(training seconds, epochs) until the test accuracy first reaches `target`; NaN if never."""
-    reached = run_curve[run_curve["test_acc"] >= target - 1e-12]
-    if reached.empty or math.isnan(target):
+def time_to_target(run_curve: pd.DataFrame, target: float, metric: Metric = ACCURACY) -> tuple[float, float]:
+    """(training seconds, epochs) until the workload's metric (test accuracy) first reaches
+    `target`, in its direction; NaN if never."""
+    if math.isnan(target) or metric.name not in run_curve:
+        return math.nan, math.nan
+    values = run_curve[metric.name]
+    reached = run_curve[[metric.reached(v, target) for v in values]]
+    if reached.empty:
         return math.nan, math.nan
     first = reached.iloc[0]
     return float(first["train_time_s"]), float(first["epoch"] + 1)
 
 
-def time_to_best(run_curve: pd.DataFrame) -> tuple[float, float, float]:
-    """(best test accuracy, training seconds and epochs until it was first reached)."""
-    best = float(run_curve["test_acc"].max())
-    seconds, epochs = time_to_accuracy(run_curve, best)
+def time_to_best(run_curve: pd.DataFrame, metric: Metric = ACCURACY) -> tuple[float, float, float]:
+    """(the metric's best value, training seconds and epochs until it was first reached)."""
+    best = metric.best_of(run_curve[metric.name]) if metric.name in run_curve else math.nan
+    seconds, epochs = time_to_target(run_curve, best, metric)
     return best, seconds, epochs
 
 

@@ -129,6 +129,8 @@ def test_train_smoke_json_and_mlflow(store):
         "model",
         "profile",
         "best_test_acc",
+        "metric",  # the workload's metric and its best value (core/metric.py)
+        "best_metric",
         "final_test_acc",
         "final_train_loss",
         "epochs",

@@ -54,6 +54,8 @@ def stub_summary(job: Job, run_id: str, status: str) -> dict:
     return dict(
         **job.identity(run_id),
         best_test_acc=0.0,
+        metric=None,
+        best_metric=None,
         final_test_acc=None,
         final_train_loss=None,
         epochs=None,

@@ -103,7 +103,7 @@ class Evidence:
             targets = spec.targets.get(self.profile, {})
             settings = tuple(dict.fromkeys(k for row in spec.rows for k, _ in row.settings))
             per_run = (
-                training_per_run(self.uri, runs, targets, spec.metrics, settings)
+                training_per_run(self.uri, runs, targets, spec.metrics, settings, spec.metric)
                 if not runs.empty
                 else pd.DataFrame()
             )

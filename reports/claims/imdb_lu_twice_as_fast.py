@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..runs import time_to_accuracy
+from ..runs import time_to_target
 from ._common import (
     NOT_REPRODUCED,
     REPRODUCED,
@@ -38,8 +38,8 @@ def imdb_claim(evidence: Evidence) -> Verdict:
     bu = per_run[per_run["method"] == "async_bu"].set_index("run_index")
     for index in sorted(set(lu.index) & set(bu.index)):
         target = min(lu.at[index, "best_acc"], bu.at[index, "best_acc"])
-        t_lu = time_to_accuracy(lu.at[index, "_curve"], target)[0]
-        t_bu = time_to_accuracy(bu.at[index, "_curve"], target)[0]
+        t_lu = time_to_target(lu.at[index, "_curve"], target)[0]
+        t_bu = time_to_target(bu.at[index, "_curve"], target)[0]
         margins.append(math.log(t_bu / t_lu) - math.log(1.6))
         gaps.append((lu.at[index, "best_acc"] - bu.at[index, "best_acc"]) * 100)
         lines.append(f"run {index}: BU/LU {t_bu / t_lu:.2f}x to {target:.3f}, LU-BU {gaps[-1]:+.2f} points")

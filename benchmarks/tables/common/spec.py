@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from core.errors import UserError
 from core.job import Job, Row, Setting
+from core.metric import ACCURACY, Metric
 from core.registry import Registry
 from methods import METHODS
 
@@ -54,7 +55,8 @@ class TableSpec:
     # The paper's values, keyed by cell ((model, Row) or (model, method), or model for Table 9, or
     # (dataset, model) for Table 10), each a dict of named fields (the report kinds name the fields).
     paper: dict = field(default_factory=dict)
-    targets: dict = field(default_factory=dict)  # profile -> model -> accuracy for time-to-target
+    targets: dict = field(default_factory=dict)  # profile -> model -> the metric's target (time to it)
+    metric: Metric = ACCURACY  # the workload's metric: its direction decides best and time-to-target
     source: str = ""  # where in the paper the numbers come from
     # What `report` renders: tta | best | accuracy | speedup | timing | curves | throughput | final |
     # hyperparameters.
