@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .config import TrainConfig
-from .errors import Diverged
+from .errors import Diverged, UserError
 from .inputs import to_model_layout, uses_channels_last
 from .job import Job
 from .metric import ACCURACY, Metric
@@ -79,6 +79,17 @@ class EpochMeter:
         return self.loss_sum.item() / n, self.correct.item() / n, self.samples
 
 
+def check_batch_fits(batch_size: int, dataset: Any, world: int) -> None:
+    """Refuse a batch larger than one process's shard of the training set (no step would run)."""
+    if dataset.steps_per_epoch(batch_size, world) < 1:
+        shard = dataset.num_train // world
+        holder = "each process" if world > 1 else "the dataset"
+        raise UserError(
+            f"batch_size {batch_size} exceeds the {shard} training samples of {holder}; "
+            f"use --set batch_size=N with N <= {shard}"
+        )
+
+
 class TrainContext:
     """Data, model, the clock, evaluation, logging and stopping for one process of a job."""
 
@@ -96,13 +107,12 @@ class TrainContext:
     ):
         self.job, self.dataset, self.model, self.device = job, dataset, model, device
         self.rank, self.world = rank, world
-        self._log_metrics = log_metrics if rank == 0 else (lambda metrics, step: None)
-        self._log_table = log_table if rank == 0 and log_table is not None else (lambda name, columns: None)
+        # The engine hands other ranks loggers that record nothing (only rank 0 writes to MLflow).
+        self._log_metrics = log_metrics
+        self._log_table = log_table if log_table is not None else (lambda name, columns: None)
+        check_batch_fits(self.config.batch_size, dataset, world)
         self.steps_per_epoch = dataset.steps_per_epoch(self.config.batch_size, world)
         self.channels_last = uses_channels_last(self.config, dataset.spec)
-        if self.steps_per_epoch < 1:
-            shard = dataset.num_train // world
-            raise ValueError(f"batch_size {self.config.batch_size} exceeds the {shard} samples of a shard")
         self._clock = _Stopwatch()
         self._wall_start = time.perf_counter()
         self.epoch = 0

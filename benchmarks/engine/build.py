@@ -30,11 +30,11 @@ def check_device_count(job: Job) -> None:
     any machine). Under torchrun, its processes on this machine (LOCAL_WORLD_SIZE) are checked."""
     import torch
 
-    from .rank import resolve_device
+    from .rank import job_device
 
     torchrun = launched_by_torchrun()
     devices = int(os.environ.get("LOCAL_WORLD_SIZE", job.devices)) if torchrun else job.devices
-    device = resolve_device(job.config.device)
+    device = job_device(job)
     if device.type == "cuda":
         have, first = torch.cuda.device_count(), device.index or 0
         if first + devices > have:

@@ -23,8 +23,8 @@ import torch.multiprocessing as mp
 from core.job import Job
 from core.runtime.supervise import DONE, Children, enter_child, reporting
 
-from .rank import get_dataset, resolve_device, run_rank
-from .tracking import NullTracker, Tracker
+from .rank import get_dataset, job_device, run_rank
+from .tracking import Tracker, rank_tracker
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,15 @@ def torchrun_rank() -> tuple[int, int, int]:
     return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def run_torchrun_rank(job: Job, dataset, tracker: Tracker, run_id: str) -> dict:
+def run_torchrun_rank(job: Job, dataset, tracker: Tracker, run_id: str, mfu: tuple[float, float]) -> dict:
     """This process as one of torchrun's ranks (several machines possible): join, train, leave."""
     rank, world, local_rank = torchrun_rank()
-    device = resolve_device(job.config.device)
+    device = job_device(job, local_rank)
     if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     dist.init_process_group(backend_for(device), timeout=timedelta(minutes=10))  # env:// from torchrun
     try:
-        return run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0)
+        return run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0, mfu=mfu)
     finally:
         dist.destroy_process_group()
 
@@ -96,14 +95,6 @@ def backend_for(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
-def rank_device(device: torch.device, rank: int) -> torch.device:
-    """One GPU per rank on CUDA (rank r on the r-th GPU from the job's; `check_device_count` made
-    sure there are enough: NCCL refuses two ranks on one GPU); every rank on the CPU otherwise."""
-    if device.type == "cuda":
-        return torch.device("cuda", (device.index or 0) + rank)
-    return device
-
-
 def _unwind(*_) -> None:
     """A rank's SIGTERM handler: unwind once (SystemExit); a second one must not interrupt the clean-up."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -120,6 +111,7 @@ def _worker(
     run_id: str,
     parent_pid: int,
     shipped,
+    mfu: tuple[float, float],
     report,
 ) -> None:
     """One rank: join the process group, train, send (DONE, summary) or (ERROR, message) to `report`."""
@@ -129,7 +121,7 @@ def _worker(
     signal.signal(signal.SIGTERM, _unwind)
     try:
         with reporting(report):
-            _train_rank(rank, world, port, job, data_dir, tracking_uri, run_id, report, shipped)
+            _train_rank(rank, world, port, job, data_dir, tracking_uri, run_id, report, shipped, mfu)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -139,22 +131,24 @@ def _worker(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def _train_rank(rank, world, port, job: Job, data_dir, tracking_uri, run_id, report, shipped) -> None:
+def _train_rank(rank, world, port, job: Job, data_dir, tracking_uri, run_id, report, shipped, mfu) -> None:
     """A rank's work: join the process group, train, and report rank 0's summary."""
-    device = rank_device(resolve_device(job.config.device), rank)
+    device = job_device(job, rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(
         backend_for(device), store=loopback_store(rank, world, port), rank=rank, world_size=world,
         timeout=timedelta(minutes=10),
     )  # fmt: skip
-    tracker = Tracker(tracking_uri) if rank == 0 and tracking_uri else NullTracker()
+    tracker = rank_tracker(rank, tracking_uri)
     dataset = shipped if shipped is not None else get_dataset(job, data_dir)
-    summary = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0)
+    summary = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0, mfu=mfu)
     report.send((DONE, summary))
 
 
-def spawn_ranks(job: Job, data_dir, tracking_uri: str | None, run_id: str, dataset=None) -> dict:
+def spawn_ranks(
+    job: Job, data_dir, tracking_uri: str | None, run_id: str, mfu: tuple[float, float], dataset=None
+) -> dict:
     """Run the job on `job.devices` spawned ranks; returns rank 0's summary.
 
     Each rank loads the job's dataset from `data_dir` (its own cache), or receives `dataset`
@@ -169,7 +163,7 @@ def spawn_ranks(job: Job, data_dir, tracking_uri: str | None, run_id: str, datas
         mp.get_context("spawn"),  # fork is unsafe with threads and CUDA
         _worker,
         [
-            (rank, job.devices, port, job, data_dir, tracking_uri, run_id, os.getpid(), dataset)
+            (rank, job.devices, port, job, data_dir, tracking_uri, run_id, os.getpid(), dataset, mfu)
             for rank in range(job.devices)
         ],
         [f"rank{rank}" for rank in range(job.devices)],

@@ -43,6 +43,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def job_device(job: Job, rank: int = 0) -> torch.device:
+    """Where process `rank` of a job (its local rank under torchrun) runs: the job's device
+    (`resolve_device`); on CUDA one GPU per process, rank r on the r-th GPU from the job's
+    (`check_device_count` made sure there are enough: NCCL refuses two ranks on one GPU)."""
+    device = resolve_device(job.config.device)
+    if device.type == "cuda":
+        return torch.device("cuda", (device.index or 0) + rank)
+    return device
+
+
 def configure_threads(cfg: TrainConfig, devices: int) -> None:
     """Intra-op threads: `threads`, else the cores shared evenly among the job's processes."""
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // devices))
@@ -85,10 +95,13 @@ def run_rank(
     rank: int = 0,
     world: int = 1,
     progress: bool = True,
+    mfu: tuple[float, float] | None = None,
 ) -> dict:
     """Train (or measure) in this process as rank `rank` of `world`; returns the summary.
 
-    A NaN loss ends the job as `diverged` (in the summary); other exceptions propagate.
+    `mfu`: (FLOPs per sample, peak FLOP/s) as the runner computed them for the run's params
+    (`mfu_basis`, computed here only for callers that give none). A NaN loss ends the job as
+    `diverged` (in the summary); other exceptions propagate.
     """
     configure_threads(job.config, job.devices)
     configure_cuda(job.config)
@@ -101,8 +114,7 @@ def run_rank(
         tracker.log_table(run_id, columns, artifact_file)
 
     ctx = TrainContext(job, dataset, model, device, log_metrics, rank, world, progress, log_table)
-    if rank == 0:
-        ctx.flops_per_sample, ctx.peak_flops = mfu_basis(job, dataset, device, world)
+    ctx.flops_per_sample, ctx.peak_flops = mfu if mfu is not None else mfu_basis(job, dataset, device, world)
     method = get_method(job.method)
     status = "finished"
     try:

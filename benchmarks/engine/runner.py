@@ -8,15 +8,15 @@ from pathlib import Path
 
 import torch
 
-from core.errors import UserError
+from core.context import check_batch_fits
 from core.job import Job
 from core.runtime.processes import identity
 from models import check_model
 
 from .distributed import launched_by_torchrun, run_torchrun_rank, spawn_ranks, torchrun_rank
 from .mfu import datasheet_peak, device_name
-from .rank import configure_cuda, get_dataset, mfu_basis, resolve_device, run_rank
-from .tracking import NullTracker, Tracker, git_sha, hardware
+from .rank import configure_cuda, get_dataset, job_device, mfu_basis, run_rank
+from .tracking import Tracker, git_sha, hardware, rank_tracker
 
 
 def job_tags(job: Job) -> dict:
@@ -85,17 +85,11 @@ def run_job(
     if dataset is None:
         dataset = get_dataset(job, data_dir)  # missing data fails here, before a run is created
     check_model(job.model, dataset.spec)  # and a model that cannot read it
-    if dataset.steps_per_epoch(job.config.batch_size, job.devices) < 1:  # and a batch larger than a shard
-        shard = dataset.num_train // job.devices
-        holder = "each process" if job.devices > 1 else "the dataset"
-        raise UserError(
-            f"batch_size {job.config.batch_size} exceeds the {shard} training samples of {holder}; "
-            f"use --set batch_size=N with N <= {shard}"
-        )
+    check_batch_fits(job.config.batch_size, dataset, job.devices)  # and a batch larger than a shard
     torchrun = launched_by_torchrun()
-    if torchrun and torchrun_rank()[0] != 0:
-        tracker = NullTracker()  # only rank 0 writes to MLflow
-    device = resolve_device(job.config.device)
+    if torchrun:
+        tracker = rank_tracker(torchrun_rank()[0], tracker)
+    device = job_device(job)
     configure_cuda(job.config)  # the GEMM probe below runs with the job's TF32 setting
     # The GEMM probe (first job on a machine) runs here, before the ranks load the cores.
     flops, peak = mfu_basis(job, dataset, device, job.devices)
@@ -118,13 +112,13 @@ def run_job(
     tracker.log_dataset(run_id, job.dataset, dataset.source, "train", data=kind, num_train=dataset.num_train)
     try:
         if torchrun:
-            summary = run_torchrun_rank(job, dataset, tracker, run_id)
+            summary = run_torchrun_rank(job, dataset, tracker, run_id, (flops, peak))
         elif job.devices == 1:
-            summary = run_rank(job, dataset, tracker, run_id, device, progress=progress)
+            summary = run_rank(job, dataset, tracker, run_id, device, progress=progress, mfu=(flops, peak))
         else:
             # A caller that passed its own dataset (and no data folder) has it shipped to the ranks.
             shipped = dataset if data_dir is None else None
-            summary = spawn_ranks(job, data_dir, tracker.uri, run_id, dataset=shipped)
+            summary = spawn_ranks(job, data_dir, tracker.uri, run_id, (flops, peak), dataset=shipped)
     except KeyboardInterrupt:
         tracker.finish(run_id, "interrupted", dict(stop_reason="interrupted"))
         raise

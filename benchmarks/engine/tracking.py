@@ -280,6 +280,14 @@ class Tracker:
         self.client.set_terminated(run_id, status=mlflow_status)
 
 
+def rank_tracker(rank: int, tracker: Tracker | str | None) -> Tracker:
+    """The tracker of a job's process, given the job's (or its URI): only rank 0 writes to MLflow
+    (the one place that decides; the other ranks get a NullTracker)."""
+    if rank != 0 or tracker is None:
+        return NullTracker()
+    return Tracker(tracker) if isinstance(tracker, str) else tracker
+
+
 class NullTracker(Tracker):
     """A tracker that records nothing (for perf benchmarks, which must not time MLflow)."""
 
