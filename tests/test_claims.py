@@ -7,6 +7,7 @@ from benchmarks.tables import TABLES
 from reports.claims import (
     CLAIMS,
     INCONCLUSIVE,
+    NOT_COMPARABLE,
     NOT_MEASURABLE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -106,9 +107,19 @@ def test_not_measurable_here(store):
 def test_speedup_claim_reads_perf_runs(tmp_path):
     uri = f"sqlite:///{tmp_path / 'perf.db'}"
     assert verdict(uri, "speedup-approaches-1-plus-beta").verdict == NOT_MEASURABLE
+    Tracker(uri).log_perf("async", dict(ratio_1thread=2.5, bound=2.9, beta=1.9, cores=4, model="resnet18"))
+    result = verdict(uri, "speedup-approaches-1-plus-beta")
+    assert result.verdict == REPRODUCED and "86%" in result.reason and result.effect[0] == 2.5
+
+
+def test_fewer_cores_than_one_plus_beta_is_not_comparable(tmp_path):
+    """The guard (issue 28): on 2 cores the bound is min(1 + β, cores) = 2, not 1 + β; reaching 85 % of
+    that says nothing of 000's claim, so the verdict names the cores and what would measure it."""
+    uri = f"sqlite:///{tmp_path / 'perf.db'}"
     Tracker(uri).log_perf("async", dict(ratio_1thread=1.7, bound=2.0, beta=1.9, cores=2, model="resnet18"))
     result = verdict(uri, "speedup-approaches-1-plus-beta")
-    assert result.verdict == REPRODUCED and "85%" in result.reason and "capped by 2 cores" in result.reason
+    assert result.verdict == NOT_COMPARABLE and "85%" in result.reason
+    assert "2 cores, fewer than 1 + β = 2.90" in result.reason and "3 cores or a GPU" in result.reason
 
 
 def test_smoke_verdicts_are_inconclusive(store):
@@ -123,7 +134,8 @@ def test_report_claims_through_the_cli(store, tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "claims.md").read_text()
     assert text.count("\n| **") >= 14 and "**reproduced**" in text and "**not measurable here**" in text
-    assert "| claim | paper's evidence | our evidence | verdict | what would settle it |" in text
+    header = "| claim | paper's evidence | our evidence | verdict | effect [95 % CI] | test | what would settle"
+    assert header in text and "(claims.png)" in text and (tmp_path / "claims.png").exists()
     assert "claims.md" in (tmp_path / "index.md").read_text()
 
 
@@ -157,3 +169,35 @@ def test_speedups_on_cpu_processes_are_not_the_papers_devices(tmp_path):
     result = verdict(uri, "lu-speedup-about-ddp")
     assert result.verdict == NOT_MEASURABLE and "needs several GPUs" in result.reason
     assert "table7 resnet18: LU" in result.evidence and "Test CPU" in result.evidence
+
+
+def test_an_unconverged_baseline_is_not_comparable(tmp_path):
+    """The guard (issue 28): LAP-SGD still gains 15 points in its last epoch, so "the async methods
+    are more accurate" would only say that it stopped early; with a plateaued baseline it decides."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    for i in range(3):
+        add(tracker, "table1", "resnet18", "async_lu", i, [0.6, 0.8, 0.85, 0.86 + 0.01 * i])
+        add(tracker, "table1", "resnet18", "async_bu", i, [0.6, 0.8, 0.84, 0.85 + 0.01 * i])
+        add(tracker, "table1", "resnet18", "lapsgd", i, [0.2, 0.3, 0.45, 0.6 + 0.01 * i])
+    result = verdict(uri, "async-more-accurate-than-lap-lpp")
+    assert result.verdict == NOT_COMPARABLE and "had not converged" in result.reason
+    assert "lapsgd resnet18 run 0 +15.0 points in its last 1 of 4 epochs" in result.reason
+    assert "+0.26" in result.evidence  # the numbers are still shown
+    plateau_uri = f"sqlite:///{tmp_path / 'plateau.db'}"
+    tracker = Tracker(plateau_uri)
+    for i in range(3):
+        add(tracker, "table1", "resnet18", "async_lu", i, [0.6, 0.8, 0.85, 0.86 + 0.01 * i])
+        add(tracker, "table1", "resnet18", "async_bu", i, [0.6, 0.8, 0.84, 0.85 + 0.01 * i])
+        add(tracker, "table1", "resnet18", "lapsgd", i, [0.5, 0.7, 0.8, 0.805 + 0.001 * i])
+    decided = verdict(plateau_uri, "async-more-accurate-than-lap-lpp")
+    assert decided.verdict == REPRODUCED
+    mean, low, high = decided.effect
+    assert low < mean < high and 0.04 < mean < 0.07  # the effect and its 95 % interval
+
+
+def test_too_few_runs_say_how_many_would_settle_it():
+    verdict_, reason = paired_verdict([0.02, -0.01, 0.03, 0.0], "x")
+    assert verdict_ == INCONCLUSIVE and "about" in reason and "pairs would settle it" in reason
+    verdict_, reason = paired_verdict([0.05, 0.02], "x")
+    assert verdict_ == INCONCLUSIVE and "too few runs: 2 pair(s)" in reason and "would settle it" in reason

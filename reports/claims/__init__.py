@@ -10,6 +10,7 @@ imported here, so a new claim is one new file.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ._common import (
     CLAIMS,
     INCONCLUSIVE,
     MIN_PAIRS,
+    NOT_COMPARABLE,
     NOT_MEASURABLE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -37,6 +39,7 @@ import_modules(sys.modules[__name__])
 __all__ = [
     "CLAIMS",
     "INCONCLUSIVE",
+    "NOT_COMPARABLE",
     "NOT_MEASURABLE",
     "NOT_REPRODUCED",
     "REPRODUCED",
@@ -83,41 +86,54 @@ def cell(text: str) -> str:
     return text.replace("|", "/").replace("\n", " ")
 
 
+def effect_text(verdict: Verdict) -> str:
+    """'mean [low, high]' of the verdict's values ('–' without values)."""
+    mean, low, high = verdict.effect
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:+.3g}" if math.isnan(low) else f"{mean:+.3g} [{low:+.3g}, {high:+.3g}]"
+
+
+def where_measurable(claim: Claim, verdict: Verdict) -> str:
+    """For a claim not measurable here: the hardware that measures it and the command to run there."""
+    if verdict.verdict != NOT_MEASURABLE:
+        return ""
+    needs = f"needs {claim.needs_hardware}; " if claim.needs_hardware else ""
+    return f" ({needs}there: `python -m benchmarks run claims --profile paper --only {claim.id}`)"
+
+
 def write_claims(uri: str, specs: dict, out_dir: Path, profile: str | None = None) -> list[Path]:
-    """reports/out/claims.md and claims.csv: one row per claim with its verdict; returns the files."""
+    """reports/out/claims.md, claims.csv and claims.png: one row per claim with its verdict, its
+    effect and 95 % interval, the test, profile and hardware; returns the files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = evaluate(uri, specs, profile)
-    rows = []
-    for claim, prof, verdict in results:
-        runs = f" Runs: {', '.join(verdict.runs)}." if verdict.runs else ""
-        rows.append(
-            dict(
-                claim=f"**{claim.id}** ({claim.source}): {claim.statement}",
-                paper=claim.paper,
-                ours=(verdict.evidence or f"– (profile {prof})") + runs,
-                verdict=f"**{verdict.verdict}**: {verdict.reason}",
-                settle=claim.settle,
-                profile=prof,
-            )
-        )
     counts = pd.Series([v.verdict for _, _, v in results]).value_counts()
     lines = [
         "# Claims: computed verdicts",
         "",
         f"Each claim's verdict is computed from the runs in {uri} (`reports/claims/`): methods are "
         f"paired by run index; from {MIN_PAIRS} pairs a one-sided paired t-test at {ALPHA} decides, "
-        "with fewer the verdict is inconclusive.",
+        "with fewer the verdict is inconclusive. The effect is the mean margin (positive: the claim "
+        "holds in that pair) with its 95 % t interval; `not comparable` names the guard that failed.",
         "",
         "Totals: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".",
         "",
-        "| claim | paper's evidence | our evidence | verdict | what would settle it |",
-        "| --- | --- | --- | --- | --- |",
+        "| claim | paper's evidence | our evidence | verdict | effect [95 % CI] | test "
+        "| what would settle it |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row in rows:
+    for claim, prof, verdict in results:
+        runs = f" Runs: {', '.join(verdict.runs)}." if verdict.runs else ""
+        ours = (verdict.evidence or f"– (profile {prof})") + runs
+        decided = f"**{verdict.verdict}**: {verdict.reason}{where_measurable(claim, verdict)}"
         lines.append(
-            f"| {cell(row['claim'])} | {cell(row['paper'])} | {cell(row['ours'])} "
-            f"| {cell(row['verdict'])} | {cell(row['settle'])} |"
+            f"| {cell(f'**{claim.id}** ({claim.source}): {claim.statement}')} | {cell(claim.paper)} "
+            f"| {cell(ours)} | {cell(decided)} | {effect_text(verdict)} | {cell(verdict.test or '–')} "
+            f"| {cell(claim.settle)} |"
         )
+    figure = draw_effects(results, out_dir)
+    if figure is not None:
+        lines += ["", f"![claims' effects]({figure.name})"]
     md_path, csv_path = out_dir / "claims.md", out_dir / "claims.csv"
     md_path.write_text("\n".join(lines) + "\n")
     pd.DataFrame(
@@ -126,12 +142,44 @@ def write_claims(uri: str, specs: dict, out_dir: Path, profile: str | None = Non
                 id=c.id,
                 source=c.source,
                 verdict=v.verdict,
-                reason=v.reason,
+                reason=v.reason + where_measurable(c, v),
                 evidence=v.evidence,
                 runs=" ".join(v.runs),
                 profile=p,
+                effect=v.effect[0],
+                effect_low=v.effect[1],
+                effect_high=v.effect[2],
+                test=v.test,
             )
             for c, p, v in results
         ]
     ).to_csv(csv_path, index=False)
-    return [md_path, csv_path]
+    return [md_path, csv_path] + ([figure] if figure is not None else [])
+
+
+def draw_effects(results: list[tuple[Claim, str, Verdict]], out_dir: Path) -> Path | None:
+    """claims.png: per claim with values, its effect and 95 % interval (the claim holds to the right
+    of 0, the dashed line) and, where the claim states one, the paper's effect on the same scale."""
+    shown = [(c, p, v) for c, p, v in results if not math.isnan(v.effect[0])]
+    if not shown:
+        return None
+    from ..render import _pyplot
+
+    plt, _ = _pyplot()
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 0.9 * len(shown) + 0.8), squeeze=False)
+    for ax, (claim, prof, verdict) in zip(axes[:, 0], shown, strict=True):
+        mean, low, high = verdict.effect
+        if not math.isnan(low):
+            ax.plot([low, high], [0, 0], color="tab:blue", linewidth=3)
+        ax.plot([mean], [0], "o", color="tab:blue")
+        if claim.paper_effect is not None:
+            ax.plot([claim.paper_effect], [0], "D", color="tab:orange", label="paper")
+        ax.axvline(0.0, color="grey", linestyle="--", linewidth=1)
+        ax.set_yticks([0], [f"{claim.id} ({prof}): {verdict.verdict}"], fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    axes[0, 0].set_title("effect and 95 % interval per claim (right of 0: holds); ◆ the paper's", fontsize=9)
+    fig.tight_layout()
+    path = out_dir / "claims.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

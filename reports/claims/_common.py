@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -21,6 +21,8 @@ from ..runs import latest_per_cell, load_runs
 
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 INCONCLUSIVE, NOT_MEASURABLE = "inconclusive", "not measurable here"
+NOT_COMPARABLE = "not comparable at this profile"  # a guard failed: the comparison would mislead
+DECIDED = (REPRODUCED, NOT_REPRODUCED)
 MIN_PAIRS = 3  # paired runs a comparison needs before a test decides it (the paper's 3 runs per cell)
 ALPHA = 0.05  # one-sided level of the paired t-test
 ACCURACY_TABLES = ("table1", "table3", "table6")  # CIFAR-10, CIFAR-100, IMDb: LU and BU runs
@@ -36,6 +38,62 @@ class Verdict:
     evidence: str = ""  # our numbers, the runs' ids, profile, hardware
     runs: tuple[str, ...] = ()
     values: tuple[float, ...] = ()  # the paired margins the verdict was computed from
+    test: str = ""  # how the values decided it (the statistical test, or the threshold)
+
+    @property
+    def effect(self) -> tuple[float, float, float]:
+        """(mean margin, low, high): the mean of `values` and its two-sided 95 % t interval (NaN
+        where there are no values; the interval is NaN for one value)."""
+        return mean_interval(self.values)
+
+
+def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of `values` with the two-sided t interval at `level`."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan, math.nan
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    from scipy import stats
+
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1)) * sd / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def runs_to_settle(values) -> int | None:
+    """Roughly how many pairs a one-sided paired t-test at ALPHA needs to decide an effect as large
+    as the mean of `values`, with their spread, at 80 % power: ((z_a + z_b) sd / mean)^2. None
+    where it cannot be told (fewer than two values, or no effect)."""
+    values = [v for v in values if not math.isnan(v)]
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    if mean == 0:
+        return None
+    return max(MIN_PAIRS, math.ceil(((1.645 + 0.842) * sd / abs(mean)) ** 2))
+
+
+@dataclass(frozen=True)
+class Need:
+    """Runs a claim needs: the rows of `methods` in a table (every row where none are named), on
+    `models` (every model of the table where none are named)."""
+
+    table: str
+    methods: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What decides a claim: table runs (`needs`), `perf` benchmarks, and the runs per cell (at
+    least MIN_PAIRS: a paired test needs them). `run claims` runs the union of the plans."""
+
+    needs: tuple[Need, ...] = ()
+    perf: tuple[str, ...] = ()
+    runs: int = MIN_PAIRS
 
 
 @dataclass(frozen=True)
@@ -49,6 +107,11 @@ class Claim:
     decided_by: str  # which runs or measurements decide it
     settle: str  # what would settle it (the runs to make)
     rule: Callable[[Evidence], Verdict]
+    plan: Plan = field(default_factory=Plan)
+    # The hardware it needs where a CPU cannot measure it (a line for "not measurable here").
+    needs_hardware: str = ""
+    # The paper's own effect on the scale of the rule's margins, where it states one (claims.png).
+    paper_effect: float | None = None
 
 
 CLAIMS: Registry[Claim] = Registry("claim")
@@ -110,6 +173,13 @@ class Evidence:
             if not per_run.empty:
                 extra = runs.set_index("run_id")
                 per_run["hardware"] = [extra.at[r, "hardware"] for r in per_run["run_id"]]
+                per_run["stop_reason"] = [
+                    extra.at[r, "stop_reason"] if "stop_reason" in extra else "" for r in per_run["run_id"]
+                ]
+                late = [late_gain(c) for c in per_run["_curve"]]
+                per_run["epochs"] = [len(c) for c in per_run["_curve"]]
+                per_run["late_gain"] = [g for g, _ in late]
+                per_run["late_epochs"] = [k for _, k in late]
                 column = "metrics.staleness_mean"
                 per_run["staleness"] = [
                     extra.at[r, column] if column in extra else math.nan for r in per_run["run_id"]
@@ -126,6 +196,16 @@ class Evidence:
                 runs[runs["perf"] == name] if not runs.empty and "perf" in runs else pd.DataFrame()
             )
         return self._cache[key]
+
+
+def late_gain(curve: pd.DataFrame) -> tuple[float, int]:
+    """(how much the best test accuracy rose over the last quarter of the epochs, how many epochs
+    that is: at least one); (0, 0) for a single epoch."""
+    best = curve["test_acc"].cummax().dropna()
+    if len(best) < 2:
+        return 0.0, 0
+    k = max(1, round(len(best) / 4))
+    return float(best.iloc[-1] - best.iloc[-1 - k]), k
 
 
 # --- rule helpers ---------------------------------------------------------------------------------
@@ -190,7 +270,7 @@ def paired_verdict(margins: list[float], what: str, runs_per_cell: int | None = 
         count = f"{n} pair(s)" if n < MIN_PAIRS else f"{fewest} run(s) in a cell"
         return INCONCLUSIVE, (
             f"too few runs: {count}, {MIN_PAIRS} per cell needed; margins {shown} "
-            f"({agree} of {n} in the claim's direction)"
+            f"({agree} of {n} in the claim's direction){settle_hint(margins)}"
         )
     mean = sum(margins) / n
     std = math.sqrt(sum((m - mean) ** 2 for m in margins) / (n - 1))
@@ -207,7 +287,56 @@ def paired_verdict(margins: list[float], what: str, runs_per_cell: int | None = 
         return REPRODUCED, f"{described}; one-sided paired t-test p = {p_greater:.3g} <= {ALPHA}"
     if p_less <= ALPHA:
         return NOT_REPRODUCED, f"{described}; the opposite holds, p = {p_less:.3g} <= {ALPHA}"
-    return INCONCLUSIVE, f"within noise: {described}; p = {p_greater:.3g} > {ALPHA}"
+    return INCONCLUSIVE, f"within noise: {described}; p = {p_greater:.3g} > {ALPHA}{settle_hint(margins)}"
+
+
+def settle_hint(margins) -> str:
+    """'; about N pairs would settle it' from the spread seen (runs_to_settle), or ''."""
+    needed = runs_to_settle(margins)
+    return f"; about {needed} pairs would settle it (from the spread seen)" if needed else ""
+
+
+PAIRED_TEST = f"one-sided paired t-test at {ALPHA}, pairs by run index (seed)"
+
+
+def still_improving(per_run: pd.DataFrame, gain_points: float = 1.0) -> pd.DataFrame:
+    """The runs whose best accuracy rose by more than `gain_points` over the last quarter of their
+    epochs (at least the last one): not converged, so their best says little of the method's."""
+    if per_run.empty or "late_gain" not in per_run:
+        return per_run.iloc[0:0]
+    return per_run[per_run["late_gain"] * 100 > gain_points]
+
+
+def comparability(
+    per_run: pd.DataFrame, labels: tuple[str, ...], converged: tuple[str, ...] = (), gain_points: float = 1.0
+) -> Verdict | None:
+    """NOT_COMPARABLE, with the numbers that show why, when a run of the compared rows (`labels`)
+    stopped on its time budget before its schedule ended, or a run of a row that must have
+    converged (a baseline, `converged`) was still improving (`still_improving`); None if fair."""
+    if per_run.empty:
+        return None
+    compared = per_run[per_run["label"].isin(labels)]
+    cut = compared[compared.get("stop_reason", pd.Series(dtype=str)) == "time_budget"]
+    if not cut.empty:
+        shown = ", ".join(
+            f"{r.label} {r.model} run {r.run_index} after {r.epochs:.0f} epochs" for r in cut.itertuples()
+        )
+        return Verdict(
+            NOT_COMPARABLE, f"runs stopped on their time budget before their schedule ended: {shown}"
+        )
+    rising = still_improving(compared[compared["label"].isin(converged)], gain_points)
+    if not rising.empty:
+        shown = ", ".join(
+            f"{r.label} {r.model} run {r.run_index} +{r.late_gain * 100:.1f} points in its last "
+            f"{r.late_epochs:.0f} of {r.epochs:.0f} epochs"
+            for r in rising.itertuples()
+        )
+        return Verdict(
+            NOT_COMPARABLE,
+            f"a baseline had not converged (its best accuracy still rose by more than {gain_points:g} "
+            f"points at the end): {shown}; a longer profile (`--profile paper`) compares converged runs",
+        )
+    return None
 
 
 def combine(verdicts: list[str]) -> str:
@@ -259,7 +388,7 @@ def compare(
     verdict, reason = paired_verdict([r[2] for r in rows], what, runs_per_cell=int(per_cell.min()))
     cells = ", ".join(f"{t} {m} {mg:+.3g}" for t, m, mg, _, _ in rows)
     ids = short([r[3] for r in rows] + [r[4] for r in rows])
-    return Verdict(verdict, reason, f"{what}: {cells}", ids, tuple(r[2] for r in rows))
+    return Verdict(verdict, reason, f"{what}: {cells}", ids, tuple(r[2] for r in rows), PAIRED_TEST)
 
 
 def difference(a: float, b: float) -> float:
@@ -279,14 +408,22 @@ def comparisons(
     value: str,
     margin: Callable[[float, float], float],
     missing: tuple[str, str],
+    converged: tuple[str, ...] = (),
 ) -> Verdict:
-    """Paired comparisons (method a, method b, what) over the tables' runs, merged into one verdict
-    (see `combine`); not measurable, naming what is missing, where no pair has runs."""
+    """Paired comparisons (row a, row b, what) over the tables' runs, merged into one verdict (see
+    `combine`); not measurable, naming what is missing, where no pair has runs; not comparable
+    where a compared run was cut short or a row of `converged` (a baseline) had not converged."""
     parts = [compare(evidence, table_ids, a, b, value, margin, what) for a, b, what in pairs]
     parts = [p for p in parts if p is not None]
     if not parts:
         return no_runs(*missing)
-    return merge(evidence, parts, hardware_of(gather(evidence, table_ids)))
+    per_run = gather(evidence, table_ids)
+    merged = merge(evidence, parts, hardware_of(per_run))
+    labels = tuple(dict.fromkeys(label for a, b, _ in pairs for label in (a, b)))
+    guard = comparability(per_run, labels, converged)
+    if guard is not None:
+        return replace(merged, verdict=guard.verdict, reason=guard.reason)
+    return merged
 
 
 def merge(evidence: Evidence, parts: list[Verdict], hardware: str) -> Verdict:
@@ -296,4 +433,5 @@ def merge(evidence: Evidence, parts: list[Verdict], hardware: str) -> Verdict:
     text = " | ".join(p.evidence for p in parts if p.evidence)
     runs = tuple(dict.fromkeys(r for p in parts for r in p.runs))
     values = tuple(v for p in parts for v in p.values)
-    return Verdict(verdict, reason, f"{text}; profile {evidence.profile}; {hardware}", runs, values)
+    test = "; ".join(dict.fromkeys(p.test for p in parts if p.test))
+    return Verdict(verdict, reason, f"{text}; profile {evidence.profile}; {hardware}", runs, values, test)

@@ -6,6 +6,8 @@ from ._common import (
     NOT_REPRODUCED,
     REPRODUCED,
     Evidence,
+    Need,
+    Plan,
     Verdict,
     hardware_of,
     no_runs,
@@ -26,6 +28,7 @@ def paper_beta(cell: dict) -> float:
     paper="A100: ResNet-18 β = 0.0102 / 0.0049 = 2.08; ResNet-50 β = 0.0299 / 0.0166 = 1.80",
     decided_by="β = backward / forward of the table9 runs, per model, within 25 % of the paper's",
     settle="`run table9` (3 runs per model) on the hardware to compare",
+    plan=Plan((Need("table9"),)),
 )
 def beta_about_2(evidence: Evidence) -> Verdict:
     runs = evidence.runs("table9")

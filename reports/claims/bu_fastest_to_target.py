@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import TTA_TABLES, Evidence, Verdict, comparisons, log_ratio, register_claim
+from ._common import TTA_TABLES, Evidence, Need, Plan, Verdict, comparisons, log_ratio, register_claim
 
 
 @register_claim(
@@ -15,6 +15,7 @@ from ._common import TTA_TABLES, Evidence, Verdict, comparisons, log_ratio, regi
         "log(t_other / t_BU) paired by run index against each other method, table1 and table3"
     ),
     settle="3 runs per cell of table1 and table3 (`run table1 --runs 3`)",
+    plan=Plan((Need("table1"), Need("table3"))),
 )
 def bu_fastest_to_target(evidence: Evidence) -> Verdict:
     others = evidence.rows(TTA_TABLES, ("async_lu", "lapsgd", "lppsgd"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ._common import NOT_MEASURABLE, Evidence, Verdict, comparisons, log_ratio, register_claim
+from ._common import NOT_MEASURABLE, Evidence, Need, Plan, Verdict, comparisons, log_ratio, register_claim
 
 
 @register_claim(
@@ -19,6 +19,7 @@ from ._common import NOT_MEASURABLE, Evidence, Verdict, comparisons, log_ratio, 
         "(quick is a CIFAR-10 stand-in); the ratios shown against 2.14 and 1.34"
     ),
     settle="3 runs per cell of pd-headline at the paper profile (CIFAR-100, GPUs)",
+    plan=Plan((Need("pd-headline"),)),
 )
 def faster_than_lppsgd_and_ddp(evidence: Evidence) -> Verdict:
     pairs = [("lppsgd", "async_lu", "log(t_LPP/t_LU)"), ("ddp", "async_lu", "log(t_DDP/t_LU)")]

@@ -9,6 +9,8 @@ from ._common import (
     NOT_REPRODUCED,
     REPRODUCED,
     Evidence,
+    Need,
+    Plan,
     Verdict,
     hardware_of,
     no_runs,
@@ -24,6 +26,8 @@ from ._common import (
     paper="ResNet-50: LU 73.42 % in 134.24 ks vs bp 73.40 % in 403.77 ks (3.0x)",
     decided_by="table5 runs on real ImageNet: best accuracy within 1 point, bp's / LU's time to best >= 2.5",
     settle="ImageNet-1k on disk and 3 GPUs: `run table5 --profile paper`",
+    plan=Plan((Need("table5"),)),
+    needs_hardware="ImageNet-1k on disk and 3 GPUs",
 )
 def imagenet_claim(evidence: Evidence) -> Verdict:
     runs = evidence.runs("table5")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from ._common import TTA_TABLES, Evidence, Verdict, comparisons, log_ratio, register_claim
+from ._common import TTA_TABLES, Evidence, Need, Plan, Verdict, comparisons, log_ratio, register_claim
+
+LU_LAP_LPP = ("async_lu", "lapsgd", "lppsgd")
 
 
 @register_claim(
@@ -18,6 +20,9 @@ from ._common import TTA_TABLES, Evidence, Verdict, comparisons, log_ratio, regi
         "against each reading of LAP/LPP-SGD with runs (002's text, and `reading=authors_code`)"
     ),
     settle="3 runs per cell of table1 and table3",
+    plan=Plan(
+        (Need("table1", ("async_lu", "lapsgd", "lppsgd")), Need("table3", ("async_lu", "lapsgd", "lppsgd")))
+    ),
 )
 def lu_faster_than_lap_lpp(evidence: Evidence) -> Verdict:
     # Against each reading of the baselines there are runs of (`run table1 --set reading=authors_code`).

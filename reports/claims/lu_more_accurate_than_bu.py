@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ._common import ACCURACY_TABLES, Evidence, Verdict, comparisons, difference, register_claim
+from ._common import ACCURACY_TABLES, Evidence, Need, Plan, Verdict, comparisons, difference, register_claim
+
+LU_BU = ("async_lu", "async_bu")
 
 
 @register_claim(
@@ -15,6 +17,7 @@ from ._common import ACCURACY_TABLES, Evidence, Verdict, comparisons, difference
     ),
     decided_by="LU minus BU best test accuracy, paired by run index, in the runs of table1, table3, table6",
     settle="3 runs per cell: `run table1 --runs 3`, `run table3 --runs 3`, `run table6 --runs 3`",
+    plan=Plan((Need("table1", LU_BU), Need("table3", LU_BU), Need("table6", LU_BU))),
 )
 def lu_more_accurate_than_bu(evidence: Evidence) -> Verdict:
     pairs = [("async_lu", "async_bu", "LU - BU best accuracy")]

@@ -12,6 +12,8 @@ from ._common import (
     NOT_REPRODUCED,
     REPRODUCED,
     Evidence,
+    Need,
+    Plan,
     Verdict,
     gather,
     gpus,
@@ -43,6 +45,8 @@ def speedup_cells(evidence: Evidence, table_ids: tuple[str, ...]) -> pd.DataFram
         "[0.75, 1.33] (the paper's own ratios lie in 0.85-0.98)"
     ),
     settle="3 runs per cell of table7 / table8 on several devices (`run table7 --runs 3 --devices 3`)",
+    plan=Plan((Need("table7"), Need("table8"))),
+    needs_hardware="several GPUs (3 in the paper), one per process",
 )
 def lu_speedup_about_ddp(evidence: Evidence) -> Verdict:
     cells = speedup_cells(evidence, ("table7", "table8"))

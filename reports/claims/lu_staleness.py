@@ -7,6 +7,8 @@ from ._common import (
     INCONCLUSIVE,
     TTA_TABLES,
     Evidence,
+    Need,
+    Plan,
     Verdict,
     compare,
     difference,
@@ -19,6 +21,8 @@ from ._common import (
     short,
 )
 
+LU_BU = ("async_lu", "async_bu")
+
 
 @register_claim(
     id="lu-staleness-below-bu-grows-with-depth",
@@ -30,6 +34,7 @@ from ._common import (
         "ResNet-50 - ResNet-18 paired by run index (table1, table3)"
     ),
     settle="3 runs per cell of table1 or table3 (both ResNets)",
+    plan=Plan((Need("table1", LU_BU), Need("table3", LU_BU), Need("table6", LU_BU))),
 )
 def lu_staleness(evidence: Evidence) -> Verdict:
     below = compare(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ._common import (
     Evidence,
+    Need,
+    Plan,
     Verdict,
     compare,
     difference,
@@ -25,6 +27,8 @@ from ._common import (
         "without delay"
     ),
     settle="3 runs per cell of pd-headline (paper profile on GPUs)",
+    plan=Plan((Need("pd-headline", ("async_lu", "ddp")),)),
+    needs_hardware="a GPU (on a CPU the threads share the cores MFU is measured against)",
 )
 def mfu_above_ddp(evidence: Evidence) -> Verdict:
     parts = [

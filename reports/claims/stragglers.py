@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ._common import (
     Evidence,
+    Need,
+    Plan,
     Verdict,
     hardware_of,
     no_runs,
@@ -26,6 +28,7 @@ from ._common import (
         "level and run index; ddp's and lapsgd's drops and time ratios shown beside"
     ),
     settle="3 runs per cell of pd-stragglers",
+    plan=Plan((Need("pd-stragglers"),)),
 )
 def stragglers_under_2_5_points(evidence: Evidence) -> Verdict:
     per_run = evidence.per_run("pd-stragglers")

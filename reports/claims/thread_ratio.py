@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import math
 
-from ._common import Evidence, Verdict, hardware_of, no_runs, paired_verdict, register_claim, short
+from ._common import (
+    Evidence,
+    Need,
+    Plan,
+    Verdict,
+    hardware_of,
+    no_runs,
+    paired_verdict,
+    register_claim,
+    short,
+)
 
 ONE_TO_TWO = (1, 2)  # 004's (forward threads, backward threads)
 
@@ -21,6 +31,7 @@ ONE_TO_TWO = (1, 2)  # 004's (forward threads, backward threads)
         "run index"
     ),
     settle="3 runs per cell of pd-threads (F:B in 1:1, 1:2, 1:3, 2:2, 2:4)",
+    plan=Plan((Need("pd-threads"),)),
 )
 def thread_ratio_1_2_best(evidence: Evidence) -> Verdict:
     per_run = evidence.per_run("pd-threads")
