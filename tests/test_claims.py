@@ -134,7 +134,7 @@ def test_report_claims_through_the_cli(store, tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "claims.md").read_text()
     assert text.count("\n| **") >= 14 and "**reproduced**" in text and "**not measurable here**" in text
-    header = "| claim | paper's evidence | our evidence | verdict | effect [95 % CI] | test | what would settle"
+    header = "| claim | paper's evidence | our evidence | verdict | effect [95 % CI] | test |"
     assert header in text and "(claims.png)" in text and (tmp_path / "claims.png").exists()
     assert "claims.md" in (tmp_path / "index.md").read_text()
 
