@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -44,8 +45,8 @@ def build_parser() -> Parser:
     )
     train.add_argument("--json", action="store_true", help="print the result as one JSON line last")
 
-    run = sub.add_parser("run", help="run every job of a table (or all), resuming finished jobs")
-    run.add_argument("table")
+    run = sub.add_parser("run", help="run every job of a table (or all, or the claims' plans), resuming")
+    run.add_argument("table", help="a table or figure id, all, or claims (the runs that decide the claims)")
     run.add_argument("--profile", default="auto")
     run.add_argument("--methods", help="comma-separated subset of the table's methods")
     run.add_argument("--runs", type=int, help="runs per cell (default: the profile's)")
@@ -58,6 +59,12 @@ def build_parser() -> Parser:
         default=[],
         metavar="KEY=VALUE",
         help="a method setting, for the jobs whose method has it (e.g. reading=authors_code)",
+    )
+    run.add_argument("--only", help="run claims: comma-separated claim ids (default: every claim)")
+    run.add_argument("--out", help="run claims: where the claims report goes (default: reports/out/)")
+    run.add_argument("--budget", help="run claims: run what fits in this time (e.g. 2h, 90m), cheapest first")
+    run.add_argument(
+        "--dry-run", action="store_true", help="run claims: print each claim's plan and estimate"
     )
 
     report = sub.add_parser("report", help="write reports/out/TABLE.md and .csv from the MLflow runs")
@@ -115,6 +122,9 @@ def cmd_list(args) -> int:
     print(f"models:    {', '.join(sorted(MODELS))}")
     print(f"profiles:  {', '.join(PROFILES)}")
     print(f"perf:      {', '.join(sorted(PERF))}")
+    from reports.claims import CLAIMS
+
+    print(f"claims:    {', '.join(CLAIMS)}  (`run claims --only ID,...`)")
     return 0
 
 
@@ -186,6 +196,17 @@ def cmd_run(args) -> int:
     for flag, value in (("--runs", args.runs), ("--devices", args.devices)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be >= 1, got {value}")
+    if args.table == "claims":
+        return cmd_run_claims(args)
+    claims_only = (
+        ("--only", args.only),
+        ("--budget", args.budget),
+        ("--dry-run", args.dry_run),
+        ("--out", args.out),
+    )
+    for flag, value in claims_only:
+        if value:
+            raise UserError(f"{flag} is for `run claims`, not for a table")
     wanted = args.methods.split(",") if args.methods else None
     if args.table == "all":
         specs = [s for s in TABLES.values() if not s.missing_methods]
@@ -249,6 +270,75 @@ def cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+def check_writable(out_dir: Path) -> None:
+    """Exit 1 with one line, before anything runs, if the reports cannot be written to `out_dir`."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / ".writable").touch()
+        (out_dir / ".writable").unlink()
+    except OSError as err:
+        raise StorageError(f"cannot write the reports to {out_dir}: {err.strerror}") from None
+
+
+def cmd_run_claims(args) -> int:
+    """`run claims`: the claims' plans within the budget, then the claims report (docs/design.md)."""
+    from datasets import resolve_data_dir
+    from reports.claims import CLAIMS, write_claims
+    from reports.render import write_index
+
+    from .engine.build import check_device_count
+    from .engine.planner import (
+        Estimates,
+        minutes,
+        parse_duration,
+        perf_args,
+        plan_claims,
+        run_claims,
+        select_claims,
+    )
+    from .engine.tracking import PROJECT_ROOT, Tracker
+    from .perf import PERF
+    from .profiles import resolve_profile
+    from .tables import TABLES
+
+    if args.methods or args.set:
+        raise UserError("--methods and --set are for `run TABLE`; `run claims` runs what each claim needs")
+    budget = parse_duration(args.budget) if args.budget else None
+    claims = select_claims(dict(CLAIMS), args.only)
+    profile = resolve_profile(args.profile)
+    plans = plan_claims(claims, dict(TABLES), profile, args.runs, args.devices)
+    tracker = Tracker(args.tracking_uri)
+    close_stale(tracker)
+    estimates = Estimates(tracker, profile)
+    data_dir = resolve_data_dir(args.data_dir)
+    out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
+    if not args.dry_run:
+        check_writable(out_dir)
+        for job in {(j.table, j.key): j for p in plans for j in p.jobs}.values():
+            check_device_count(job)  # before anything runs
+
+    def run_perf(name: str) -> None:
+        result = PERF[name](perf_args(name, profile, data_dir))
+        tracker.log_perf(name, result)
+
+    left_out = run_claims(plans, tracker, data_dir, estimates, budget, run_perf, args.dry_run)
+    if args.dry_run:
+        return 0
+    write_claims(tracker.uri, dict(TABLES), out_dir, profile)
+    write_index(out_dir, TABLES.values())
+    print((out_dir / "claims.md").read_text().split("\n| claim |")[0].strip())
+    print(f"\nverdicts ({profile}), the whole table: {out_dir / 'claims.md'}")
+    import pandas as pd
+
+    verdicts = pd.read_csv(out_dir / "claims.csv")
+    for row in verdicts.itertuples():
+        effect = "" if pd.isna(row.effect) else f"  effect {row.effect:+.3g}"
+        print(f"  {row.id}: {row.verdict}{effect}")
+    for claim_id, cost in left_out:
+        print(f"left out by the budget: {claim_id} (~{minutes(cost)} more)")
+    return 0
+
+
 def cmd_report(args) -> int:
     from reports.claims import write_claims
     from reports.render import write_index, write_report
@@ -264,12 +354,7 @@ def cmd_report(args) -> int:
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
     uri = args.tracking_uri or default_tracking_uri()
     close_stale(Tracker(uri, create=False))
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / ".writable").touch()
-        (out_dir / ".writable").unlink()
-    except OSError as err:
-        raise StorageError(f"cannot write the reports to {out_dir}: {err.strerror}") from None
+    check_writable(out_dir)
     if args.table in ("claims", "all"):
         for path in write_claims(uri, dict(TABLES), out_dir, args.profile):
             print(path)
@@ -311,6 +396,9 @@ def cmd_perf(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit code."""
     tune_glibc_malloc()  # before torch starts any thread (docs/performance.md, "Memory allocator")
+    # The suite prints its own progress: MLflow's per-artifact progress bars (one per staleness
+    # table an async run logs) would interleave with it.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr)
     for name in ("benchmarks", "methods", "datasets", "models", "reports"):
         logging.getLogger(name).setLevel(logging.INFO)

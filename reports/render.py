@@ -422,12 +422,33 @@ def write_report(spec, uri: str, out_dir: Path, profile: str | None = None) -> l
     return [md_path, csv_path] + [s.figure for s in sections if s.figure is not None]
 
 
+def verdict_table(claims_csv: Path) -> list[str]:
+    """The claims' verdicts as a Markdown table (claim, verdict, effect and 95 % interval, profile)."""
+    if not claims_csv.exists():
+        return []
+    verdicts = pd.read_csv(claims_csv)
+    lines = ["| claim | verdict | effect [95 % CI] | profile |", "| --- | --- | --- | --- |"]
+    for row in verdicts.itertuples():
+        effect = "–"
+        if "effect" in verdicts and not pd.isna(row.effect):
+            interval = "" if pd.isna(row.effect_low) else f" [{row.effect_low:+.3g}, {row.effect_high:+.3g}]"
+            effect = f"{row.effect:+.3g}{interval}"
+        lines.append(f"| {row.id} | {row.verdict} | {effect} | {row.profile} |")
+    return lines
+
+
 def write_index(out_dir: Path, specs) -> Path:
     """reports/out/index.md: the claims' verdicts first, then every table and figure with links to
     the files of it that are in `out_dir`."""
     lines = ["# Reports", ""]
     if (out_dir / "claims.md").exists():
-        lines += ["The papers' claims, with verdicts computed from the runs: [claims.md](claims.md).", ""]
+        lines += [
+            "The papers' claims, with verdicts computed from the runs (the evidence, tests and what would "
+            "settle each: [claims.md](claims.md)):",
+            "",
+            *verdict_table(out_dir / "claims.csv"),
+            "",
+        ]
     lines += ["| id | title | files |", "| --- | --- | --- |"]
     for spec in specs:
         names = [(f"{spec.id}.md", "md"), (f"{spec.id}.csv", "csv")]

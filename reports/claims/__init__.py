@@ -177,7 +177,9 @@ def draw_effects(results: list[tuple[Claim, str, Verdict]], out_dir: Path) -> Pa
         ax.axvline(0.0, color="grey", linestyle="--", linewidth=1)
         ax.set_yticks([0], [f"{claim.id} ({prof}): {verdict.verdict}"], fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
-    axes[0, 0].set_title("effect and 95 % interval per claim (right of 0: holds); ◆ the paper's", fontsize=9)
+    fig.suptitle(
+        "each claim's effect and 95 % interval (right of 0: the claim holds); ◆ the paper's", fontsize=9
+    )
     fig.tight_layout()
     path = out_dir / "claims.png"
     fig.savefig(path, dpi=110)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from ._common import NOT_MEASURABLE, Evidence, Need, Plan, Verdict, comparisons, log_ratio, register_claim
@@ -20,6 +21,7 @@ from ._common import NOT_MEASURABLE, Evidence, Need, Plan, Verdict, comparisons,
     ),
     settle="3 runs per cell of pd-headline at the paper profile (CIFAR-100, GPUs)",
     plan=Plan((Need("pd-headline"),)),
+    paper_effect=(math.log(2.14) + math.log(1.34)) / 2,
 )
 def faster_than_lppsgd_and_ddp(evidence: Evidence) -> Verdict:
     pairs = [("lppsgd", "async_lu", "log(t_LPP/t_LU)"), ("ddp", "async_lu", "log(t_DDP/t_LU)")]

@@ -34,6 +34,7 @@ RATIO = 1.5  # "about twice as fast": at least 1.5x (the paper's own times give 
     ),
     settle="3 runs per method: `run table6 --runs 3`",
     plan=Plan((Need("table6"),)),
+    paper_effect=math.log(83.41 / 49.3) - math.log(RATIO),
 )
 def imdb_claim(evidence: Evidence) -> Verdict:
     per_run = evidence.per_run("table6")

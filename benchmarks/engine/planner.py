@@ -1,0 +1,244 @@
+"""`run claims`: the union of the claims' plans, estimated on this machine, run cheapest claim first
+within a budget, resumable like `run`.
+
+A claim's plan (reports/claims/_common.py: Plan, Need) names the table rows and the perf
+benchmarks that decide it. Each job is built by its table's spec, so a job two claims share (or
+that `run TABLE` made before) is run once: `run claims` skips finished jobs by their key. The
+estimate of a job is the median wall time of finished runs of the same table, method, model and
+profile in the store; without one, a guess per profile (or the job's time budget, if smaller).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.errors import DataMissingError, UserError
+from core.job import Job
+
+from .runner import JobFailed, run_job
+from .tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+# A job's estimate where the store has no finished run like it and it has no time budget.
+GUESS_S = {"smoke": 15.0, "quick": 480.0, "paper": 7200.0}
+START_S = 10.0  # start-up and evaluation around a job's training budget
+PERF_GUESS_S = {"smoke": 60.0, "quick": 240.0, "paper": 300.0}
+# At smoke a perf benchmark runs short: smoke decides nothing, it shows the pipeline works.
+PERF_SMOKE = dict(reps=3, steps=10)
+
+
+@dataclass
+class ClaimPlan:
+    """One claim's jobs and perf benchmarks at a profile, and what could not be planned."""
+
+    claim: object  # reports.claims.Claim
+    jobs: list[Job] = field(default_factory=list)
+    perf: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_duration(text: str) -> float:
+    """`--budget`: seconds from '90m', '2h', '1h30m', '45s' or a number of seconds."""
+    import re
+
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    parts = re.fullmatch(
+        r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text
+    )
+    if not text.strip() or parts is None or not any(parts.groups()):
+        raise UserError(f"--budget {text}: expected a duration such as 2h, 90m, 1h30m or 600 (seconds)")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
+    total = hours * units["h"] + minutes * units["m"] + seconds * units["s"]
+    if total <= 0:
+        raise UserError(f"--budget {text}: must be more than 0")
+    return total
+
+
+def select_claims(claims: dict, only: str | None) -> list:
+    """The claims `--only` names (comma-separated ids), or all; an unknown id exits 2 naming them."""
+    if not only:
+        return list(claims.values())
+    wanted = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in claims]
+    if unknown:
+        raise UserError(f"--only {', '.join(unknown)}: unknown claim; valid claims: {', '.join(claims)}")
+    return [claims[name] for name in wanted]
+
+
+def plan_claims(
+    claims: list, specs: dict, profile: str, runs: int | None, devices: int | None
+) -> list[ClaimPlan]:
+    """Each claim's jobs at `profile`: its needs' rows of its tables, `runs` per cell (default: the
+    plan's, at least 3; smoke: the profile's one, since smoke decides nothing)."""
+    plans = []
+    for claim in claims:
+        plan = ClaimPlan(claim, perf=claim.plan.perf)
+        per_cell = runs or (None if profile == "smoke" else claim.plan.runs)
+        for need in claim.plan.needs:
+            jobs = specs[need.table].jobs(profile, per_cell, devices)
+            jobs = [j for j in jobs if not need.methods or j.method in need.methods]
+            jobs = [j for j in jobs if not need.models or j.model in need.models]
+            if not jobs:
+                plan.notes.append(f"{need.table} has no jobs at {profile}")
+            plan.jobs += jobs
+        plan.jobs = list({(j.table, j.key): j for j in plan.jobs}.values())
+        plans.append(plan)
+    return plans
+
+
+class Estimates:
+    """Seconds a job (or a perf benchmark) takes on this machine, from the store where it can."""
+
+    def __init__(self, tracker: Tracker, profile: str):
+        self.tracker, self.profile = tracker, profile
+        self._walls: dict[str, dict[tuple, list[float]]] = {}
+
+    def _experiment(self, experiment: str) -> dict[tuple, list[float]]:
+        if experiment not in self._walls:
+            from reports.runs import load_runs
+
+            runs = load_runs(self.tracker.uri, experiment) if self.tracker.uri else None
+            walls: dict[tuple, list[float]] = {}
+            if runs is not None and not runs.empty and "end_time" in runs:
+                done = runs[(runs["status"] == "finished") & runs["end_time"].notna()]
+                for _, run in done.iterrows():
+                    variant = run.get("variant")
+                    variant = variant if isinstance(variant, str) else ""
+                    key = (run.get("method"), run.get("model"), run.get("profile"), variant)
+                    seconds = (run["end_time"] - run["start_time"]).total_seconds()
+                    walls.setdefault(key, []).append(seconds)
+            self._walls[experiment] = walls
+        return self._walls[experiment]
+
+    def finished(self, job: Job) -> bool:
+        return self.tracker.uri is not None and self.tracker.finished_run(job.table, job.key) is not None
+
+    def job_s(self, job: Job) -> float:
+        """0 for a finished job; else the median of like runs, the time budget, or a guess."""
+        if self.finished(job):
+            return 0.0
+        like = self._experiment(job.table).get((job.method, job.model, job.profile, job.variant))
+        if like:
+            return statistics.median(like)
+        guess = GUESS_S.get(self.profile, GUESS_S["quick"])
+        return min(job.config.time_budget_s + START_S, guess) if job.config.time_budget_s else guess
+
+    def perf_s(self, name: str) -> float:
+        """A perf benchmark: 0 if the store has its result, else a guess per profile."""
+        if self.has_perf(name):
+            return 0.0
+        return PERF_GUESS_S.get(self.profile, PERF_GUESS_S["quick"])
+
+    def has_perf(self, name: str) -> bool:
+        from reports.runs import load_runs
+
+        runs = load_runs(self.tracker.uri, "perf") if self.tracker.uri else None
+        return runs is not None and not runs.empty and "perf" in runs and (runs["perf"] == name).any()
+
+
+def pending_cost(plan: ClaimPlan, estimates: Estimates, done: set) -> float:
+    """Seconds the claim's jobs and perf benchmarks not run yet would take."""
+    jobs = sum(estimates.job_s(j) for j in plan.jobs if (j.table, j.key) not in done)
+    return jobs + sum(estimates.perf_s(name) for name in plan.perf if name not in done)
+
+
+def describe(plan: ClaimPlan, estimates: Estimates, done: set) -> str:
+    """One claim's plan as `--dry-run` prints it."""
+    tables: dict[str, set] = {}
+    for job in plan.jobs:
+        tables.setdefault(job.table, set()).add(job.label)
+    pending = sum(1 for j in plan.jobs if (j.table, j.key) not in done and not estimates.finished(j))
+    parts = [f"{t}: {', '.join(sorted(labels))}" for t, labels in tables.items()]
+    parts += [f"perf {name}" for name in plan.perf]
+    parts += plan.notes
+    cost = pending_cost(plan, estimates, done)
+    return f"{plan.claim.id}: {len(plan.jobs)} jobs ({pending} to run), ~{cost / 60:.1f} min — " + "; ".join(
+        parts or ["nothing to run"]
+    )
+
+
+def run_claims(
+    plans: list[ClaimPlan],
+    tracker: Tracker,
+    data_dir,
+    estimates: Estimates,
+    budget_s: float | None,
+    run_perf: Callable[[str], None],
+    dry_run: bool,
+    out: Callable[[str], None] = print,
+) -> list[tuple[str, float]]:
+    """Run the plans, cheapest remaining claim first, each shared job once; returns the claims left
+    out by the budget (id, estimated seconds). `dry_run`: print the plans and the total, run nothing."""
+    done: set = set()
+    order = sorted(plans, key=lambda p: pending_cost(p, estimates, done))
+    if dry_run:
+        union = {(j.table, j.key): j for p in plans for j in p.jobs}
+        total = sum(estimates.job_s(j) for j in union.values())
+        total += sum(estimates.perf_s(name) for name in {n for p in plans for n in p.perf})
+        for plan in order:
+            out(describe(plan, estimates, done))
+        out(
+            f"total: {len(union)} jobs, ~{total / 60:.1f} min on this machine (estimated), "
+            "cheapest claim first"
+        )
+        return []
+    started, left_out, missing = time.monotonic(), [], set()
+    remaining = list(order)
+    while remaining:
+        remaining.sort(key=lambda p: pending_cost(p, estimates, done))
+        plan = remaining.pop(0)
+        cost = pending_cost(plan, estimates, done)
+        spent = time.monotonic() - started
+        if budget_s is not None and spent + cost > budget_s:
+            left_out.append((plan.claim.id, cost))
+            continue
+        log.info("claim %s: ~%.1f min to run", plan.claim.id, cost / 60)
+        for job in plan.jobs:
+            if (job.table, job.key) in done or job.dataset in missing:
+                continue
+            done.add((job.table, job.key))
+            if estimates.finished(job):
+                continue
+            spent = time.monotonic() - started
+            if budget_s is not None and spent + estimates.job_s(job) > budget_s * 1.1:
+                left_out.append((plan.claim.id, pending_cost(plan, estimates, done)))
+                break
+            try:
+                run_job(job, data_dir, tracker, claim=True)
+            except DataMissingError as err:
+                missing.add(job.dataset)  # the claim reads "not measurable here" and says what is missing
+                log.warning("%s: %s", job.dataset, err)
+            except JobFailed as err:
+                log.error("%s failed: %s", job.name, err)
+        for name in plan.perf:
+            if name not in done and not estimates.has_perf(name):
+                run_perf(name)
+            done.add(name)
+    return left_out
+
+
+def perf_args(name: str, profile: str, data_dir) -> argparse.Namespace:
+    """The arguments `perf NAME` would get, short at smoke."""
+    from ..perf import PERF
+
+    smoke = profile == "smoke"
+    return argparse.Namespace(
+        name=name,
+        reps=PERF_SMOKE["reps"] if smoke else PERF[name].default_reps,
+        steps=PERF_SMOKE["steps"] if smoke else None,
+        data_dir=data_dir,
+        model=None,
+        json=False,
+    )
+
+
+def minutes(seconds: float) -> str:
+    """'12 min' (or '< 1 min')."""
+    return "< 1 min" if seconds < 60 else f"{math.ceil(seconds / 60)} min"

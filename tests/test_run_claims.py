@@ -1,0 +1,92 @@
+"""`run claims`: the claims' plans, estimated, run within a budget, ending with the claims report."""
+
+import pandas as pd
+import pytest
+
+from benchmarks.engine.planner import parse_duration
+from core.errors import UserError
+
+from .conftest import run_cli
+
+
+def test_durations():
+    assert parse_duration("2h") == 7200 and parse_duration("90m") == 5400
+    assert parse_duration("1h30m") == 5400 and parse_duration("45s") == 45 and parse_duration("600") == 600
+    for bad in ("", "soon", "-5m", "0"):
+        with pytest.raises(UserError, match="--budget"):
+            parse_duration(bad)
+
+
+def test_dry_run_prints_each_plan_and_a_total_and_runs_nothing(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_cli("run", "claims", "--profile", "quick", "--dry-run", "--tracking-uri", store)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1].startswith("total: ") and "min on this machine (estimated)" in lines[-1]
+    plans = {line.split(":", 1)[0]: line for line in lines[:-1]}
+    assert "imdb-lu-twice-as-fast" in plans and "table6: async_bu, async_lu" in plans["imdb-lu-twice-as-fast"]
+    assert "perf async" in plans["speedup-approaches-1-plus-beta"]
+    assert "6 jobs" in plans["imdb-lu-twice-as-fast"]  # 3 runs per cell: a paired test needs them
+    assert len(plans) >= 14
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("--only", "nope"), "unknown claim; valid claims:"),
+        (("--budget", "soon"), "--budget soon: expected a duration"),
+        (("--methods", "bp"), "`run claims` runs what each claim needs"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
+    proc = run_cli(
+        "run", "claims", "--profile", "smoke", *args, "--tracking-uri", f"sqlite:///{tmp_path}/m.db"
+    )
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+
+
+def test_claims_flags_are_refused_for_a_table(tmp_path):
+    proc = run_cli(
+        "run", "table6", "--profile", "smoke", "--only", "x", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"
+    )
+    assert proc.returncode == 2 and "--only is for `run claims`" in proc.stderr
+
+
+def test_a_budget_leaves_out_what_does_not_fit(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "out"
+    proc = run_cli(
+        "run", "claims", "--profile", "smoke", "--only", "imdb-lu-twice-as-fast", "--budget", "1s",
+        "--tracking-uri", store, "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "left out by the budget: imdb-lu-twice-as-fast (~" in proc.stdout
+    verdicts = pd.read_csv(out / "claims.csv").set_index("id")
+    assert verdicts.loc["imdb-lu-twice-as-fast", "verdict"] == "not measurable here"  # nothing ran
+
+
+def test_one_claim_runs_its_jobs_once_and_reports(tmp_path):
+    """The IMDb claim at smoke: table6's two jobs run, the report is written and printed; a second
+    `run claims` finds them finished and runs nothing."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "out"
+    args = ("run", "claims", "--profile", "smoke", "--only", "imdb-lu-twice-as-fast", "--tracking-uri", store)
+    proc = run_cli(*args, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "imdb-lu-twice-as-fast: inconclusive" in proc.stdout  # smoke decides nothing
+    verdicts = pd.read_csv(out / "claims.csv").set_index("id")
+    assert verdicts.loc["imdb-lu-twice-as-fast", "profile"] == "smoke"
+    assert "claims.md" in (out / "index.md").read_text()
+    again = run_cli(*args, "--dry-run")
+    assert "imdb-lu-twice-as-fast: 2 jobs (0 to run)" in again.stdout
+
+
+def test_the_default_store_and_reports_lie_in_the_checkout(monkeypatch):
+    """The engine's modules moved into benchmarks/engine/: the defaults still name the checkout's
+    results/mlflow.db and reports/out/, not a folder inside the package."""
+    from benchmarks.engine.tracking import PROJECT_ROOT, default_tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert (PROJECT_ROOT / "pyproject.toml").exists() and (PROJECT_ROOT / "benchmarks").is_dir()
+    assert default_tracking_uri() == f"sqlite:///{PROJECT_ROOT / 'results' / 'mlflow.db'}"
