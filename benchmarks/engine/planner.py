@@ -27,7 +27,7 @@ from .tracking import Tracker
 log = logging.getLogger(__name__)
 
 # A job's estimate where the store has no finished run like it and it has no time budget.
-GUESS_S = {"smoke": 15.0, "quick": 480.0, "paper": 7200.0}
+GUESS_S = {"smoke": 15.0, "quick": 300.0, "paper": 7200.0}
 START_S = 10.0  # start-up and evaluation around a job's training budget
 PERF_GUESS_S = {"smoke": 60.0, "quick": 240.0, "paper": 300.0}
 # At smoke a perf benchmark runs short: smoke decides nothing, it shows the pipeline works.
@@ -99,6 +99,18 @@ class Estimates:
     def __init__(self, tracker: Tracker, profile: str):
         self.tracker, self.profile = tracker, profile
         self._walls: dict[str, dict[tuple, list[float]]] = {}
+        self._anywhere: dict[tuple, list[float]] | None = None
+
+    def _any_experiment(self) -> dict[tuple, list[float]]:
+        """Wall times of every experiment's finished runs, by (method, model, profile): a job new to
+        its table is estimated from the same method and model run for another table."""
+        if self._anywhere is None:
+            self._anywhere = {}
+            if self.tracker.uri:
+                for experiment in self.tracker.client.search_experiments():
+                    for (method, model, profile, _), walls in self._experiment(experiment.name).items():
+                        self._anywhere.setdefault((method, model, profile), []).extend(walls)
+        return self._anywhere
 
     def _experiment(self, experiment: str) -> dict[tuple, list[float]]:
         if experiment not in self._walls:
@@ -125,6 +137,7 @@ class Estimates:
         if self.finished(job):
             return 0.0
         like = self._experiment(job.table).get((job.method, job.model, job.profile, job.variant))
+        like = like or self._any_experiment().get((job.method, job.model, job.profile))
         if like:
             return statistics.median(like)
         guess = GUESS_S.get(self.profile, GUESS_S["quick"])
