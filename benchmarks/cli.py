@@ -13,6 +13,8 @@ from core.errors import DataMissingError, StorageError, UserError, did_you_mean
 from core.runtime.allocator import tune_glibc_malloc
 
 log = logging.getLogger("benchmarks")
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a 64-bit seed
+MAX_RUNS = 100  # runs per cell: a paired test needs 3; beyond 100 a table's jobs take long to list
 
 
 class Parser(argparse.ArgumentParser):
@@ -139,6 +141,8 @@ def cmd_train(args) -> int:
     from .engine.tracking import Tracker
     from .profiles import resolve_profile
 
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed must be in 0..{MAX_SEED} (torch's seed range), got {args.seed}")
     rank, devices = 0, args.devices
     # `--set` is parsed here, at the edge, against the fields of TrainConfig and the method's config.
     settings = parse_settings(args.set, [TrainConfig, get_method(args.method).Config])
@@ -196,6 +200,8 @@ def cmd_run(args) -> int:
     for flag, value in (("--runs", args.runs), ("--devices", args.devices)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be >= 1, got {value}")
+    if args.runs is not None and args.runs > MAX_RUNS:
+        raise UserError(f"--runs must be <= {MAX_RUNS} (runs per cell, seeds 0..N-1), got {args.runs}")
     if args.table == "claims":
         return cmd_run_claims(args)
     claims_only = (

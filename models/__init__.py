@@ -6,8 +6,16 @@ import sys
 from core.inputs import InputSpec
 from core.registry import import_modules
 
-from .registry import MODEL_INPUTS, MODELS, build_model, check_model, register_model
+from .registry import MODEL_INPUTS, MODELS, build_model, check_model, check_width, register_model
 
 import_modules(sys.modules[__name__])
 
-__all__ = ["InputSpec", "MODELS", "MODEL_INPUTS", "build_model", "check_model", "register_model"]
+__all__ = [
+    "InputSpec",
+    "MODELS",
+    "MODEL_INPUTS",
+    "build_model",
+    "check_model",
+    "check_width",
+    "register_model",
+]

@@ -46,7 +46,7 @@ def build_lstm(vocab_size: int, num_classes: int, width: float = 1.0) -> LSTMCla
     return LSTMClassifier(vocab_size, num_classes, hidden=size, embedding=size)
 
 
-@register_model("lstm", inputs="tokens")
+@register_model("lstm", inputs="tokens", narrowest=256)
 def lstm(spec: InputSpec, width: float = 1.0) -> nn.Module:
     """2-layer LSTM (256 hidden) over token sequences, for IMDb."""
     return build_lstm(spec.vocab_size, spec.num_classes, width)

@@ -80,13 +80,13 @@ def build_resnet(name: str, num_classes: int, image_size: int, width: float = 1.
     return ResNet(block, layers, num_classes, stem="cifar" if image_size <= 64 else "imagenet", width=width)
 
 
-@register_model("resnet18")
+@register_model("resnet18", narrowest=64)
 def resnet18(spec: InputSpec, width: float = 1.0) -> nn.Module:
     """ResNet-18 (BasicBlock, 2-2-2-2)."""
     return build_resnet("resnet18", spec.num_classes, spec.image_size, width)
 
 
-@register_model("resnet50")
+@register_model("resnet50", narrowest=64)
 def resnet50(spec: InputSpec, width: float = 1.0) -> nn.Module:
     """ResNet-50 (Bottleneck, 3-4-6-3)."""
     return build_resnet("resnet50", spec.num_classes, spec.image_size, width)

@@ -287,3 +287,26 @@ def test_concurrent_runs_on_one_new_store_run_each_job_once(tmp_path):
     keys = [r.data.tags["job_key"] for r in runs]
     assert len(keys) == 2 and len(set(keys)) == 2 and {r.data.tags["status"] for r in runs} == {"finished"}
     assert sqlite3.connect(tmp_path / "mlflow.db").execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("train", "--method", "bp", "--seed", str(2**70)), "--seed must be in 0..9223372036854775807"),
+        (("train", "--method", "bp", "--seed", "-1"), "--seed must be in 0.."),
+        (("run", "table6", "--runs", "1000000"), "--runs must be <= 100"),
+        (
+            ("train", "--method", "bp", "--set", "width=0.0001"),
+            "width 0.0001 leaves resnet18's narrowest layer",
+        ),
+        (
+            ("train", "--method", "bp", "--model", "lstm", "--dataset", "imdb", "--set", "width=0.001"),
+            ">= 0.001953",
+        ),
+    ],
+)
+def test_bad_seeds_runs_and_widths_are_refused_before_any_run(tmp_path, args, needle):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_cli(*args, "--profile", "smoke", "--tracking-uri", store)
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # refused before the store was opened: no run exists

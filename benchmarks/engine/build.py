@@ -17,7 +17,7 @@ from core.errors import UserError
 from core.job import Job, Setting
 from datasets import DATASETS
 from methods import check_devices, get_method
-from models import MODELS
+from models import MODELS, check_width
 
 from ..profiles import PROFILES, hyperparameters
 from .distributed import launched_by_torchrun
@@ -100,6 +100,7 @@ def build_job(
     # but never replace a key the user set.
     config = method_defaults(config, method, devices, user_keys | set_keys)
     config.validate()
+    check_width(model, config.width)
     if hasattr(method_config, "validate"):
         method_config.validate()
     return Job(
