@@ -6,10 +6,12 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from core.errors import DataMissingError, StorageError, UserError, did_you_mean
+from core.errors import DataMissingError, StorageError, Terminated, UserError, did_you_mean
 from core.runtime.allocator import tune_glibc_malloc
 
 log = logging.getLogger("benchmarks")
@@ -399,6 +401,33 @@ def cmd_perf(args) -> int:
     return 0
 
 
+def end_on_signals() -> dict:
+    """SIGTERM and SIGHUP end the command as Ctrl-C does (the run marked `interrupted`, ranks and
+    workers stopped, nothing left behind), with exit code 128 + the signal: how clusters stop jobs.
+    Returns the handlers it replaced (`main` puts them back)."""
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # signal handlers can only be set from the main thread
+    # multiprocessing's resource tracker (a child that unlinks the semaphores of processes that die)
+    # ignores SIGINT and SIGTERM but not SIGHUP: killed by a closing terminal's SIGHUP, it left the
+    # semaphores behind. Started now with SIGHUP ignored, it inherits that through exec.
+    from multiprocessing import resource_tracker
+
+    previous_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous_hup)
+
+    def stop(signum, _frame):
+        for ignored in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(ignored, signal.SIG_IGN)  # one unwind: a second signal must not cut it short
+        name = signal.Signals(signum).name
+        raise Terminated(name, 128 + signum)
+
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit code."""
     tune_glibc_malloc()  # before torch starts any thread (docs/performance.md, "Memory allocator")
@@ -409,15 +438,20 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("benchmarks", "methods", "datasets", "models", "reports"):
         logging.getLogger(name).setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
+    previous = end_on_signals()
     verbs = {"list": cmd_list, "train": cmd_train, "run": cmd_run, "report": cmd_report, "perf": cmd_perf}
     try:
         return verbs[args.verb](args)
     except (UserError, DataMissingError, StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        by = f" by {err.signal}" if isinstance(err, Terminated) else ""
         print(
-            "interrupted: the current run is marked 'interrupted'; `run` resumes after finished jobs",
+            f"interrupted{by}: the current run is marked 'interrupted'; `run` resumes after finished jobs",
             file=sys.stderr,
         )
-        return 130
+        return err.exit_code if isinstance(err, Terminated) else 130
+    finally:
+        for signum, handler in previous.items():  # an in-process caller (the tests) keeps its own
+            signal.signal(signum, handler)

@@ -26,3 +26,13 @@ class Diverged(Exception):
 def did_you_mean(kind: str, value: str, choices, plural: str | None = None) -> UserError:
     """A UserError naming the valid choices for `kind`."""
     return UserError(f"unknown {kind} {value!r}; valid {plural or kind + 's'}: {', '.join(sorted(choices))}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a cluster's preemption or time limit, a closed terminal): handled as
+    Ctrl-C is, so the run is marked `interrupted` and its processes end; `signal` names it."""
+
+    def __init__(self, signal_name: str, exit_code: int):
+        super().__init__(signal_name)
+        self.signal = signal_name
+        self.exit_code = exit_code

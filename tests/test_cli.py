@@ -1,5 +1,6 @@
 """The CLI as a user runs it: exit codes, one-line errors, JSON output, MLflow records, resume, SIGINT."""
 
+import glob
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmarks.engine.tracking import Tracker
 
-from .conftest import add_run, cli, run_cli, start_long_train
+from .conftest import ON_CPU, add_run, cli, run_cli, start_long_train
 
 SMOKE = ["train", "--dataset", "cifar10", "--model", "resnet18", "--method", "bp", "--profile", "smoke"]
 
@@ -310,3 +311,56 @@ def test_bad_seeds_runs_and_widths_are_refused_before_any_run(tmp_path, args, ne
     proc = run_cli(*args, "--profile", "smoke", "--tracking-uri", store)
     assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
     assert not (tmp_path / "mlflow.db").exists()  # refused before the store was opened: no run exists
+
+
+@pytest.mark.parametrize(
+    "sig, code, train_args",
+    [
+        (signal.SIGTERM, 143, SMOKE),  # a cluster's preemption or time limit
+        (
+            signal.SIGHUP,
+            129,
+            [*SMOKE[:5], "--method", "ddp", "--profile", "smoke", "--devices", "2", *ON_CPU],
+        ),
+    ],
+)
+def test_sigterm_and_sighup_end_a_job_as_ctrl_c_does(store, sig, code, train_args):
+    """The run is marked interrupted with the signal named, the exit code is 128 + the signal, and
+    no process or named semaphore is left behind (issue 32)."""
+    shm = set(glob.glob("/dev/shm/sem.mp-*"))
+    Tracker(store)  # the store exists (migrated) before the job and this test both open it
+    proc = start_long_train(store, *train_args)
+    client = MlflowClient(tracking_uri=store)
+    deadline = time.monotonic() + 300
+    run = None
+    while time.monotonic() < deadline and run is None:  # wait until the run has logged an epoch
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        exp = client.get_experiment_by_name("adhoc")
+        if exp is not None:
+            for r in client.search_runs([exp.experiment_id], filter_string="tags.status = 'running'"):
+                if client.get_metric_history(r.info.run_id, "test_acc"):
+                    run = r
+    assert run is not None, "the job never logged an epoch"
+    os.killpg(proc.pid, sig)  # the whole session, as a cluster or a closing terminal signals it
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code and "Traceback" not in stderr, stderr
+    assert f"interrupted by {signal.Signals(sig).name}" in stderr
+    run = client.get_run(run.info.run_id)
+    assert run.data.tags["status"] == "interrupted" and run.data.tags["signal"] == signal.Signals(sig).name
+    time.sleep(1)
+    assert set(glob.glob("/dev/shm/sem.mp-*")) <= shm
+    assert not live_in_session(proc.pid), "a process of the job was left running"
+
+
+def live_in_session(sid: int) -> list[int]:
+    """The processes of session `sid` that still run (zombies, waiting for init to reap them, not)."""
+    live = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # proc(5): state, ppid, pgrp, session
+            live.append(int(stat.split("/")[2]))
+    return live

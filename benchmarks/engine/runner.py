@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from core.context import check_batch_fits
+from core.errors import Terminated
 from core.job import Job
 from core.runtime.processes import identity
 from models import check_model
@@ -119,8 +120,9 @@ def run_job(
             # A caller that passed its own dataset (and no data folder) has it shipped to the ranks.
             shipped = dataset if data_dir is None else None
             summary = spawn_ranks(job, data_dir, tracker.uri, run_id, (flops, peak), dataset=shipped)
-    except KeyboardInterrupt:
-        tracker.finish(run_id, "interrupted", dict(stop_reason="interrupted"))
+    except KeyboardInterrupt as err:
+        stopped_by = {"signal": err.signal} if isinstance(err, Terminated) else {}
+        tracker.finish(run_id, "interrupted", dict(stop_reason="interrupted", **stopped_by))
         raise
     except Exception as err:
         message = f"{type(err).__name__}: {err}"

@@ -27,10 +27,12 @@ DONE, ERROR = "done", "error"
 
 def enter_child(parent_pid: int) -> None:
     """The first lines of every spawned child: the suite's allocator setting, death with its parent
-    (kill -9 of the parent takes the child with it), and Ctrl-C left to the parent."""
+    (kill -9 of the parent takes the child with it), and Ctrl-C and a closing terminal's SIGHUP left
+    to the parent, which ends its children in order."""
     tune_glibc_malloc()
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 @contextmanager
