@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -278,6 +280,29 @@ def cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+class Staged:
+    """`with Staged(out_dir) as folder:` a folder beside `out_dir` to write a report into. On
+    success its files replace those of `out_dir` one by one (`os.replace`: each is the old file or
+    the new, never half of one; `written` lists them); on failure or Ctrl-C it is removed and
+    `out_dir` is as it was."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir, self.written = out_dir, []
+
+    def __enter__(self) -> Path:
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}-", dir=self.out_dir.parent))
+        return self.folder
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                for path in sorted(self.folder.iterdir()):
+                    os.replace(path, self.out_dir / path.name)
+                    self.written.append(self.out_dir / path.name)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def check_writable(out_dir: Path) -> None:
     """Exit 1 with one line, before anything runs, if the reports cannot be written to `out_dir`."""
     try:
@@ -332,7 +357,8 @@ def cmd_run_claims(args) -> int:
     left_out = run_claims(plans, tracker, data_dir, estimates, budget, run_perf, args.dry_run)
     if args.dry_run:
         return 0
-    write_claims(tracker.uri, dict(TABLES), out_dir, profile)
+    with Staged(out_dir) as folder:
+        write_claims(tracker.uri, dict(TABLES), folder, profile)
     write_index(out_dir, TABLES.values())
     print((out_dir / "claims.md").read_text().split("\n| claim |")[0].strip())
     print(f"\nverdicts ({profile}), the whole table: {out_dir / 'claims.md'}")
@@ -363,18 +389,20 @@ def cmd_report(args) -> int:
     uri = args.tracking_uri or default_tracking_uri()
     close_stale(Tracker(uri, create=False))
     check_writable(out_dir)
-    if args.table in ("claims", "all"):
-        for path in write_claims(uri, dict(TABLES), out_dir, args.profile):
-            print(path)
     if args.table == "claims":
         specs = []
     elif args.table == "all":
         specs = list(TABLES.values())
     else:
         specs = [TABLES[args.table]]
-    for spec in specs:
-        for path in write_report(spec, uri, out_dir, args.profile):
-            print(path)
+    stage = Staged(out_dir)
+    with stage as folder:  # a report that fails half-way leaves the previous one whole
+        if args.table in ("claims", "all"):
+            write_claims(uri, dict(TABLES), folder, args.profile)
+        for spec in specs:
+            write_report(spec, uri, folder, args.profile)
+    for path in stage.written:
+        print(path)
     print(write_index(out_dir, TABLES.values()))
     return 0
 

@@ -456,5 +456,7 @@ def write_index(out_dir: Path, specs) -> Path:
         files = [f"[{label}]({name})" for name, label in names if (out_dir / name).exists()]
         lines.append(f"| `{spec.id}` | {spec.title} | {' '.join(files) or 'not written yet'} |")
     path = out_dir / "index.md"
-    path.write_text("\n".join(lines) + "\n")
+    partial = out_dir / ".index.md.part"
+    partial.write_text("\n".join(lines) + "\n")
+    partial.replace(path)  # readers see the old index or the new one, never half of it
     return path

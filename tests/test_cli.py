@@ -364,3 +364,39 @@ def live_in_session(sid: int) -> list[int]:
         if int(fields[3]) == sid and fields[0] != "Z":  # proc(5): state, ppid, pgrp, session
             live.append(int(stat.split("/")[2]))
     return live
+
+
+def test_a_file_store_is_refused_in_one_line_naming_the_fix(tmp_path):
+    proc = run_cli("report", "table1", "--tracking-uri", f"file://{tmp_path}/mlruns")
+    one_error_line(proc, 2, "maintenance mode", "sqlite:///PATH/mlflow.db", "MLFLOW_ALLOW_FILE_STORE=true")
+
+
+def test_store_errors_carry_no_sql():
+    from benchmarks.engine.tracking import one_line
+
+    err = RuntimeError(
+        "(sqlite3.OperationalError) database is locked\n[SQL: INSERT INTO runs (a) VALUES (?)]\n"
+        "[parameters: (1,)]\n(Background on this error at: https://sqlalche.me/e/20/e3q8)"
+    )
+    assert one_line(err) == "RuntimeError: (sqlite3.OperationalError) database is locked"
+
+
+def test_an_interrupted_report_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    """Reports are written into a folder beside reports/out and moved into place at the end."""
+    import reports.render
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    add_run(Tracker(store), "table1", "resnet18", "async_lu", 0, [0.5, 0.8], [10, 20])
+    out = tmp_path / "out"
+    assert run_cli("report", "table1", "--tracking-uri", store, "--out", str(out)).returncode == 0
+    before = (out / "table1.md").read_text()
+
+    def half_then_ctrl_c(spec, uri, out_dir, profile=None):
+        (out_dir / "table1.md").write_text("half a report")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reports.render, "write_report", half_then_ctrl_c)
+    proc = run_cli("report", "table1", "--tracking-uri", store, "--out", str(out))
+    assert proc.returncode == 130
+    assert (out / "table1.md").read_text() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out-")] == []  # no staging left

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -87,8 +88,15 @@ class Tracker:
         self.sqlite_path = Path(self.uri.removeprefix("sqlite:///")) if scheme == "sqlite" else None
         if scheme not in STORE_SCHEMES:
             raise UserError(
-                f"tracking URI {self.uri!r}: expected sqlite:///PATH, file:///PATH, http(s)://HOST[:PORT] "
+                f"tracking URI {self.uri!r}: expected sqlite:///PATH, http(s)://HOST[:PORT] "
                 f"or a database URL ({', '.join(sorted(STORE_SCHEMES))})"
+            )
+        if scheme == "file" and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+            # MLflow 3 refuses its file store unless told otherwise, in a paragraph; here, one line.
+            raise UserError(
+                f"tracking URI {self.uri}: MLflow 3 keeps the file store in maintenance mode; use "
+                "sqlite:///PATH/mlflow.db (`mlflow migrate-filestore` moves existing runs), or set "
+                "MLFLOW_ALLOW_FILE_STORE=true to use it anyway"
             )
         if scheme in ("http", "https"):
             # MLflow retries an unreachable server for minutes by default: fail within ~15 s instead.
@@ -333,8 +341,10 @@ def file_lock(path: Path):
 
 
 def one_line(err: BaseException) -> str:
-    """An exception as one short line (MLflow's and SQLAlchemy's messages span many)."""
+    """An exception as one short line (MLflow's and SQLAlchemy's messages span many), without
+    SQLAlchemy's statement and parameters (`[SQL: ...]`) or its background link."""
     text = " ".join(str(err).split())
+    text = re.sub(r"\s*\[SQL: .*$|\s*\(Background on this error at: [^)]*\)", "", text)
     return f"{type(err).__name__}: {text[:300]}"
 
 
