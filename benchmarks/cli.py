@@ -247,9 +247,15 @@ def cmd_run(args) -> int:
     results, failed, taken = [], [], []
     # The bar counts the jobs still to run, so its ETA (tqdm's, from the jobs done) is not skewed
     # by skipped ones.
-    with tqdm(total=len(pending), desc=f"{args.table} ({profile})", unit="job") as bar:
-        for job in pending:
+    # On a terminal a progress bar; into a file (a cluster's log) one line per job instead.
+    on_terminal = sys.stderr.isatty()
+    with tqdm(
+        total=len(pending), desc=f"{args.table} ({profile})", unit="job", disable=not on_terminal
+    ) as bar:
+        for index, job in enumerate(pending, 1):
             bar.set_postfix_str(job.name)
+            if not on_terminal:
+                log.info("job %d of %d: %s", index, len(pending), job.name)
             try:
                 summary = run_job(job, data_dir, tracker, claim=True)  # another `run` may have it
                 if summary is None:

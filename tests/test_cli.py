@@ -400,3 +400,15 @@ def test_an_interrupted_report_leaves_the_previous_one_whole(tmp_path, monkeypat
     assert proc.returncode == 130
     assert (out / "table1.md").read_text() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out-")] == []  # no staging left
+
+
+def test_run_into_a_file_prints_one_line_per_job_and_no_third_party_bars(tmp_path):
+    """Output to a file (a cluster's log): no progress bars (the suite's or MLflow's artifact
+    downloads, one per staleness table an async run logs), one line per job instead (issue 30)."""
+    proc = cli("run", "table6", "--profile", "smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "job 1 of 2: imdb-lstm-async_lu-smoke-run0" in proc.stderr
+    assert "job 2 of 2: imdb-lstm-async_bu-smoke-run0" in proc.stderr
+    assert (
+        "Downloading artifacts" not in proc.stderr and "it/s]" not in proc.stderr and "\r" not in proc.stderr
+    )
