@@ -79,6 +79,12 @@ def build_parser() -> Parser:
     report.add_argument("--out", default=None, help="output folder (default: reports/out/)")
     report.add_argument("--tracking-uri")
 
+    doctor = sub.add_parser("doctor", help="check this machine: devices, data, store, a short async run")
+    doctor.add_argument("--gpu", action="store_true", help="the GPU acceptance in one command (CUDA only)")
+    doctor.add_argument("--data-dir")
+    doctor.add_argument("--tracking-uri")
+    doctor.add_argument("--out", help="doctor --gpu: where its table goes (default: reports/out/)")
+
     perf = sub.add_parser("perf", help="micro-benchmarks, both sides measured in one process")
     perf.add_argument("name")
     perf.add_argument(
@@ -413,6 +419,18 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from datasets import resolve_data_dir
+
+    from .doctor import doctor, doctor_gpu
+    from .engine.tracking import PROJECT_ROOT
+
+    if args.gpu:
+        out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
+        return doctor_gpu(out_dir, args.tracking_uri)
+    return doctor(resolve_data_dir(args.data_dir), args.tracking_uri)
+
+
 def cmd_perf(args) -> int:
     from .engine.tracking import Tracker
     from .perf import PERF
@@ -473,7 +491,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     previous = end_on_signals()
-    verbs = {"list": cmd_list, "train": cmd_train, "run": cmd_run, "report": cmd_report, "perf": cmd_perf}
+    verbs = {
+        "list": cmd_list,
+        "train": cmd_train,
+        "run": cmd_run,
+        "report": cmd_report,
+        "perf": cmd_perf,
+        "doctor": cmd_doctor,
+    }
     try:
         return verbs[args.verb](args)
     except (UserError, DataMissingError, StorageError) as err:

@@ -1,0 +1,291 @@
+"""`doctor`: what this machine offers and whether the suite works on it, in one table.
+
+Each check says what it found and, where it failed, the fix. Needed pieces (Python, torch, a
+process-group backend, the store, CIFAR-10 for the default workload, a short async_lu run) decide
+the exit code; the rest (other datasets, GPUs) is information. `--gpu` runs the GPU acceptance
+(docs/performance.md, "On a GPU") where CUDA is available.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import DataMissingError, StorageError, UserError
+
+GiB = 2**30
+
+
+@dataclass
+class Check:
+    """One line of the table: what was checked, what was found, whether it works, and the fix."""
+
+    name: str
+    found: str
+    ok: bool | None = True  # None: information, never a failure
+    fix: str = ""
+    needed: bool = True
+
+
+def timed(check) -> tuple[Check, float]:
+    """(the check's result, seconds it took)."""
+    started = time.perf_counter()
+    result = check()
+    return result, time.perf_counter() - started
+
+
+def check_python() -> Check:
+    version = platform.python_version()
+    ok = sys.version_info[:2] == (3, 11)
+    return Check("python", version, ok, "" if ok else "use Python 3.11 (make PYTHON=/path/to/python3.11)")
+
+
+def check_torch() -> Check:
+    import torch
+
+    cuda = f", CUDA build {torch.version.cuda}" if torch.version.cuda else ", CPU build"
+    return Check("torch", f"{torch.__version__}{cuda}")
+
+
+def check_devices() -> Check:
+    import torch
+
+    cores = os.cpu_count() or 1
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return Check(
+            "devices", f"{cores} CPU cores; {len(names)} GPU(s): {', '.join(names)}", None, needed=False
+        )
+    return Check("devices", f"{cores} CPU cores; no GPU (CUDA not available)", None, needed=False)
+
+
+def check_backends() -> Check:
+    import torch
+    import torch.distributed as dist
+
+    gloo = dist.is_available() and dist.is_gloo_available()
+    nccl = dist.is_available() and dist.is_nccl_available() and torch.cuda.is_available()
+    found = f"gloo {'yes' if gloo else 'no'}, NCCL {'yes' if nccl else 'no (needs CUDA)'}"
+    return Check("process groups", found, gloo, "" if gloo else "a torch build with torch.distributed (gloo)")
+
+
+def check_memory(paths: dict[str, Path]) -> Check:
+    available = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024 / GiB
+    except OSError:
+        pass
+    disks = []
+    for label, path in paths.items():
+        existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+        disks.append(f"{label} {shutil.disk_usage(existing).free / GiB:.0f} GiB free")
+    low = available and available < 4
+    return Check(
+        "memory, disk",
+        f"{available:.1f} GiB memory available; " + ", ".join(disks),
+        None if not low else False,
+        "free memory: the quick profile needs about 4 GiB" if low else "",
+        needed=False,
+    )
+
+
+def check_datasets(data_dir: Path) -> list[Check]:
+    """Each dataset found (loaded once: caches are built here) or how to get it; CIFAR-10 is needed."""
+    from datasets import DATASETS, load_dataset
+
+    out = []
+    for name in DATASETS:
+        if name == "synthetic":
+            continue
+        started = time.perf_counter()
+        try:
+            dataset = load_dataset(name, data_dir)
+            found = (
+                f"{dataset.num_train} train, {dataset.num_test} test ({time.perf_counter() - started:.0f} s)"
+            )
+            out.append(Check(f"data: {name}", found, True, needed=name == "cifar10"))
+        except DataMissingError as err:
+            out.append(Check(f"data: {name}", "not found", False, str(err), needed=name == "cifar10"))
+    return out
+
+
+def check_store(uri: str | None) -> Check:
+    from .engine.tracking import Tracker
+
+    try:
+        tracker = Tracker(uri)
+    except (StorageError, UserError) as err:
+        return Check("MLflow store", "cannot be used", False, str(err))
+    return Check("MLflow store", f"{tracker.uri} (writable)")
+
+
+def check_peak() -> Check:
+    """The GEMM peak MFU divides by: cached (with its date), else measured now."""
+    from .engine.mfu import _probe_key, _read_cache, peak_flops
+    from .engine.rank import resolve_device
+
+    device = resolve_device("auto")
+    cached = _read_cache("peak_flops").get(_probe_key(device))
+    if cached:
+        found = f"{cached['flops'] / 1e9:.0f} GFLOP/s (measured {cached.get('measured', '?')})"
+    else:
+        found = f"{peak_flops(device) / 1e9:.0f} GFLOP/s (measured now)"
+    return Check("float32 GEMM peak", found, None, needed=False)
+
+
+def check_beta() -> Check:
+    """β (backward / forward) of the quick ResNet-18, measured in seconds on the default device."""
+    from core.config import TrainConfig
+    from methods.timing import TimingConfig
+
+    from .engine.build import build_job
+    from .engine.runner import run_job
+    from .engine.tracking import NullTracker
+
+    job = build_job(
+        "doctor", "cifar10", "resnet18", "fwd_bwd_timing", "quick",
+        config=TrainConfig(batch_size=128, width=0.25, max_epochs=10**6),
+        method_config=TimingConfig(batches=10, warmup=2), synthetic=True,
+    )  # fmt: skip
+    result = run_job(job, None, NullTracker(), progress=False)
+    found = (
+        f"{result['beta']:.2f} (forward {result['forward_s'] * 1e3:.1f} ms, backward "
+        f"{result['backward_s'] * 1e3:.1f} ms per batch of 128, ResNet-18 width 0.25)"
+    )
+    return Check("β of the default model", found, None, needed=False)
+
+
+def check_async(device_kind: str) -> Check:
+    """A short async_lu run (one smoke epoch: 16 steps of 1 forward and 2 backward threads)."""
+    from .engine.build import build_job
+    from .engine.runner import run_job
+    from .engine.tracking import NullTracker
+
+    job = build_job(
+        "doctor", "cifar10", "resnet18", "async_lu", "smoke", settings={"device": device_kind}, epochs=1
+    )
+    try:
+        result = run_job(job, None, NullTracker(), progress=False)
+    except Exception as err:  # noqa: BLE001  (reported as the check's failure, with its message)
+        return Check(f"async_lu on {device_kind}", "failed", False, f"{type(err).__name__}: {err}")
+    ok = result["status"] == "finished"
+    found = f"{result['status']}, {result['samples_per_s']:.0f} samples/s, staleness logged"
+    return Check(f"async_lu on {device_kind}", found, ok, "" if ok else f"the run ended {result['status']}")
+
+
+def run_checks(data_dir: Path, uri: str | None) -> list[tuple[Check, float]]:
+    """Every check of `doctor`, in the table's order, each with its seconds."""
+    import torch
+
+    from .engine.tracking import PROJECT_ROOT
+
+    checks = [check_python, check_torch, check_devices, check_backends]
+    checks.append(lambda: check_memory({"data": data_dir, "results": PROJECT_ROOT / "results"}))
+    results = [timed(check) for check in checks]
+    started = time.perf_counter()
+    for dataset_check in check_datasets(data_dir):
+        results.append((dataset_check, 0.0))
+    results[-1] = (results[-1][0], time.perf_counter() - started)
+    results += [timed(lambda: check_store(uri)), timed(check_peak), timed(check_beta)]
+    kinds = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    results += [timed(lambda kind=kind: check_async(kind)) for kind in kinds]
+    return results
+
+
+def table(results: list[tuple[Check, float]]) -> str:
+    """The checks as a Markdown table."""
+    lines = ["| check | found | works | fix |", "| --- | --- | --- | --- |"]
+    for check, _ in results:
+        works = "–" if check.ok is None else ("yes" if check.ok else "NO" if check.needed else "no")
+        lines.append(f"| {check.name} | {check.found} | {works} | {check.fix.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def doctor(data_dir: Path, uri: str | None) -> int:
+    """Print the table; 0 when every needed piece works, 1 otherwise."""
+    started = time.perf_counter()
+    results = run_checks(data_dir, uri)
+    print(table(results))
+    failed = [c for c, _ in results if c.needed and c.ok is False]
+    print(f"\n{len(results)} checks in {time.perf_counter() - started:.0f} s: ", end="")
+    print("the suite works here." if not failed else f"{len(failed)} needed piece(s) missing: see the fixes.")
+    return 1 if failed else 0
+
+
+# --- doctor --gpu: the GPU acceptance in one command -------------------------------------------------
+GPU_STEPS = [
+    ("tests on CUDA", [sys.executable, "-m", "pytest", "-rs", "-q", "-p", "no:cacheprovider", "tests"]),
+    ("perf async", [sys.executable, "-m", "benchmarks", "perf", "async", "--json"]),
+    ("perf overhead", [sys.executable, "-m", "benchmarks", "perf", "overhead", "--json"]),
+    (
+        "async_lu memory over 40 epochs",
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "train",
+            "--method",
+            "async_lu",
+            "--profile",
+            "smoke",
+            "--epochs",
+            "40",
+            "--set",
+            "patience=40",
+            "--set",
+            "time_budget_s=0",
+            "--json",
+        ],
+    ),  # fmt: skip
+    (
+        "--devices 2 on one GPU",
+        [sys.executable, "-m", "benchmarks", "train", "--method", "ddp", "--devices", "2"],
+    ),
+]
+
+
+def doctor_gpu(out_dir: Path, uri: str | None, budget_s: float = 900.0) -> int:
+    """Every GPU acceptance item (docs/performance.md, "On a GPU") in one command, within 15 minutes:
+    a table printed and written as JSON and Markdown. Exit 2 without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError("doctor --gpu needs CUDA, which this machine does not have (`doctor` checks the CPU)")
+    env = {**os.environ, **({"MLFLOW_TRACKING_URI": uri} if uri else {})}
+    rows, started = [], time.monotonic()
+    for name, command in GPU_STEPS:
+        left = budget_s - (time.monotonic() - started)
+        if left <= 0:
+            rows.append(dict(item=name, result="not run: the 15 minutes were used", code=None))
+            continue
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=left, env=env)
+            tail = (proc.stdout.strip().splitlines() or [""])[-1][:500]
+            rows.append(dict(item=name, result=tail, code=proc.returncode))
+        except subprocess.TimeoutExpired:
+            rows.append(dict(item=name, result="timed out", code=None))
+    expected = {"--devices 2 on one GPU": 2}  # must be refused with exit 2 on a 1-GPU machine
+    lines = [f"# doctor --gpu: {torch.cuda.get_device_name(0)}, {time.strftime('%Y-%m-%d')}", ""]
+    lines += ["| item | exit | as expected | last line |", "| --- | --- | --- | --- |"]
+    for row in rows:
+        want = expected.get(row["item"], 0)
+        if row["item"] == "--devices 2 on one GPU" and torch.cuda.device_count() > 1:
+            want = 0
+        row["as_expected"] = row["code"] == want
+        lines.append(
+            f"| {row['item']} | {row['code']} | {row['as_expected']} | {row['result'].replace('|', '/')} |"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "doctor-gpu.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "doctor-gpu.json").write_text(json.dumps(rows, indent=1))
+    print("\n".join(lines))
+    return 0 if all(r["as_expected"] for r in rows) else 1
