@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -504,6 +505,17 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, DataMissingError, StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:
+        # The reader went away (`list | head -1`): nothing more to say, and nothing to flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as err:
+        if err.filename is not None or err.errno not in (errno.ENOSPC, errno.EIO, errno.EBADF):
+            raise
+        # stdout could not be written (`list > /dev/full`): one line on stderr.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: cannot write: {err.strerror}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as err:
         by = f" by {err.signal}" if isinstance(err, Terminated) else ""
         print(

@@ -412,3 +412,23 @@ def test_run_into_a_file_prints_one_line_per_job_and_no_third_party_bars(tmp_pat
     assert (
         "Downloading artifacts" not in proc.stderr and "it/s]" not in proc.stderr and "\r" not in proc.stderr
     )
+
+
+def test_a_closed_or_full_output_ends_quietly_or_in_one_line():
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    head = subprocess.run(
+        f"{sys.executable} -m benchmarks list | head -1", shell=True, cwd=ROOT, capture_output=True, text=True
+    )
+    assert head.stdout == "tables:\n" and head.stderr == "", head.stderr
+    full = subprocess.run(
+        f"{sys.executable} -m benchmarks list > /dev/full",
+        shell=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert full.returncode == 1 and full.stderr.strip() == "error: cannot write: No space left on device"
