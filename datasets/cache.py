@@ -53,8 +53,12 @@ def load_or_build(name: str, key: str, build, read=None) -> dict:
     source = read() if read is not None else None
     log.info("decoding %s once into %s", name, path)
     data = build(source) if read is not None else build()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(data, tmp)
-    os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(data, tmp)
+        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    except (OSError, RuntimeError) as err:  # a full disk (torch.save raises RuntimeError), no rights
+        tmp.unlink(missing_ok=True)
+        log.warning("cannot write the cache %s (%s): the decoded data is used uncached", path, err)
     return data

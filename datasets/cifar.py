@@ -96,8 +96,12 @@ def read_tar(path: Path) -> dict:
                 split, cls, fname = match.groups()
                 raw = tar.extractfile(member).read()
                 splits[split].append((cls, fname, decode_image(raw, f"{path}:{member.name}")))
+    except tarfile.ReadError:  # tarfile lists each decompressor it tried, one line each: say it once
+        empty = path.stat().st_size == 0
+        what = "is empty" if empty else "is not a tar archive (plain, gzip, bzip2 or xz)"
+        raise DataMissingError(f"cannot read archive {path}: it {what}") from None
     except (tarfile.TarError, OSError, EOFError) as err:
-        raise DataMissingError(f"cannot read archive {path}: {err}") from None
+        raise DataMissingError(f"cannot read archive {path}: {' '.join(str(err).split())}") from None
     return to_tensors(splits, str(path))
 
 

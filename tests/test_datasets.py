@@ -86,8 +86,26 @@ def test_missing_data_names_the_paths(tmp_path, monkeypatch):
 
 def test_malformed_archive_is_a_data_error(tmp_path):
     (tmp_path / "cifar10.tar.gz").write_bytes(b"not a tar file")
-    with pytest.raises(DataMissingError, match="cannot read archive"):
+    with pytest.raises(DataMissingError, match="cannot read archive") as err:
         load_dataset("cifar10", tmp_path)
+    assert str(err.value).endswith("is not a tar archive (plain, gzip, bzip2 or xz)")  # one line, not 5
+    (tmp_path / "cifar10.tar.gz").write_bytes(b"")
+    with pytest.raises(DataMissingError, match="it is empty$"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_cache(tmp_path, monkeypatch, caplog):
+    """A full disk (torch.save raises RuntimeError there) or no rights: the decoded data is used."""
+    from datasets.cache import load_or_build
+
+    def full_disk(obj, path):
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(torch, "save", full_disk)
+    data = load_or_build("toy", "k" * 20, lambda: {"x": torch.ones(2)})
+    assert torch.equal(data["x"], torch.ones(2)) and "cannot write the cache" in caplog.text
+    assert list(tmp_path.iterdir()) == []  # no half-written file is left
 
 
 def reference_augment(x, offsets, flips, pad=4):
