@@ -335,6 +335,7 @@ def cmd_run_claims(args) -> int:
     from .engine.build import check_device_count
     from .engine.planner import (
         Estimates,
+        drop_missing_data,
         minutes,
         parse_duration,
         perf_args,
@@ -357,6 +358,8 @@ def cmd_run_claims(args) -> int:
     close_stale(tracker)
     estimates = Estimates(tracker, profile)
     data_dir = resolve_data_dir(args.data_dir)
+    for dataset, why in drop_missing_data(plans, data_dir).items():
+        log.warning("%s: %s", dataset, why)
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
     if not args.dry_run:
         check_writable(out_dir)

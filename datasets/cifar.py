@@ -16,7 +16,7 @@ from core.errors import DataMissingError
 
 from .base import ImageTensors, TensorImageDataset
 from .cache import file_digest, load_or_build, tree_digest
-from .registry import register_dataset
+from .registry import downloads_allowed, register_dataset
 from .synthetic import synthetic_images
 
 # Per-channel statistics of the training splits (the values the CIFAR literature normalises with).
@@ -156,7 +156,7 @@ def load_cifar(name: str, data_dir: Path, download: bool = True) -> TensorImageD
     candidates = candidate_sources(name, data_dir)
     found = next((p for p in candidates if p.exists()), None)
     why = "download disabled"
-    if found is None and download:
+    if found is None and download and downloads_allowed():
         why = try_download(name, data_dir)
         found = candidates[0] if why is None else None
     if found is None:

@@ -32,7 +32,7 @@ from core.inputs import InputSpec
 
 from .base import Dataset, epoch_generator, shard
 from .cache import file_digest, load_or_build
-from .registry import register_dataset
+from .registry import downloads_allowed, register_dataset
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def find_parquet(data_dir: Path, download: bool = True) -> tuple[Path, Path]:
             f"{missing} is missing (IMDb needs both train.parquet and test.parquet in {local})"
         )
     why = "download disabled"
-    if download:
+    if download and downloads_allowed():
         try:
             from huggingface_hub import hf_hub_download
 

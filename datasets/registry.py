@@ -26,6 +26,11 @@ def register_dataset(name: str, synthetic: Callable[[Path], Dataset]):
     return wrap
 
 
+def downloads_allowed() -> bool:
+    """Whether a missing dataset may be downloaded: not with BENCH_DOWNLOAD=0 (`doctor` only looks)."""
+    return os.environ.get("BENCH_DOWNLOAD", "1") != "0"
+
+
 def resolve_data_dir(cli_value: str | None = None) -> Path:
     """--data-dir > $BENCH_DATA_DIR > datasets/cache/."""
     return Path(cli_value or os.environ.get("BENCH_DATA_DIR") or PROJECT_ROOT / "datasets" / "cache")

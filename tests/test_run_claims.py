@@ -90,3 +90,17 @@ def test_the_default_store_and_reports_lie_in_the_checkout(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert (PROJECT_ROOT / "pyproject.toml").exists() and (PROJECT_ROOT / "benchmarks").is_dir()
     assert default_tracking_uri() == f"sqlite:///{PROJECT_ROOT / 'results' / 'mlflow.db'}"
+
+
+def test_jobs_whose_data_is_missing_are_left_out_of_the_plans(tmp_path):
+    """Without the data on disk the quick plans hold no job for it, and say so (ImageNet: nothing
+    downloads it, so the lookup is immediate)."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    only = "imagenet-same-accuracy-3x-faster,beta-about-2"
+    args = ("run", "claims", "--profile", "quick", "--dry-run", "--only", only)
+    proc = run_cli(*args, "--data-dir", str(tmp_path / "none"), "--tracking-uri", store)
+    assert proc.returncode == 0, proc.stderr
+    plans = {line.split(":", 1)[0]: line for line in proc.stdout.splitlines()}
+    assert "imagenet-same-accuracy-3x-faster: 0 jobs" in plans["imagenet-same-accuracy-3x-faster"]
+    assert "imagenet not on disk: its jobs are left out" in plans["imagenet-same-accuracy-3x-faster"]
+    assert "6 jobs" in plans["beta-about-2"]  # Table 9 times synthetic batches: no data needed

@@ -93,6 +93,31 @@ def plan_claims(
     return plans
 
 
+def drop_missing_data(plans: list[ClaimPlan], data_dir) -> dict[str, str]:
+    """Take out of the plans the jobs whose dataset is not on disk (each dataset is looked up once:
+    loading a present one builds its cache, which its jobs need anyway); returns dataset -> why.
+    A claim without them is estimated without them and reads "not measurable here" where it
+    needs them."""
+    from .rank import get_dataset
+
+    missing: dict[str, str] = {}
+    checked: set[str] = set()
+    for plan in plans:
+        for job in plan.jobs:
+            if job.synthetic_data or job.dataset in checked:
+                continue
+            checked.add(job.dataset)
+            try:
+                get_dataset(job, data_dir)
+            except DataMissingError as err:
+                missing[job.dataset] = str(err)
+        kept = [j for j in plan.jobs if j.synthetic_data or j.dataset not in missing]
+        for dataset in sorted({j.dataset for j in plan.jobs} - {j.dataset for j in kept}):
+            plan.notes.append(f"{dataset} not on disk: its jobs are left out")
+        plan.jobs = kept
+    return missing
+
+
 class Estimates:
     """Seconds a job (or a perf benchmark) takes on this machine, from the store where it can."""
 
