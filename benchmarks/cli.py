@@ -358,6 +358,8 @@ def cmd_run_claims(args) -> int:
     close_stale(tracker)
     estimates = Estimates(tracker, profile)
     data_dir = resolve_data_dir(args.data_dir)
+    if args.dry_run:
+        os.environ["BENCH_DOWNLOAD"] = "0"  # a dry run looks for the data, it does not fetch it
     for dataset, why in drop_missing_data(plans, data_dir).items():
         log.warning("%s: %s", dataset, why)
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"

@@ -205,3 +205,15 @@ def test_too_few_runs_say_how_many_would_settle_it():
     assert verdict_ == INCONCLUSIVE and "about" in reason and "pairs would settle it" in reason
     verdict_, reason = paired_verdict([0.05, 0.02], "x")
     assert verdict_ == INCONCLUSIVE and "too few runs: 2 pair(s)" in reason and "would settle it" in reason
+
+
+def test_mfu_on_a_cpu_is_not_comparable(tmp_path):
+    """The guard: 004's MFU is a GPU's; on a CPU both methods share the cores the peak is of."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    for i in range(3):
+        for method, mfu in (("async_lu", 0.5), ("ddp", 0.4)):
+            run_id = add(tracker, "pd-headline", "resnet18", method, i, [0.5, 0.8])
+            tracker.log_metrics(run_id, dict(mfu=mfu + 0.01 * i), 1)
+    result = verdict(uri, "004-mfu-above-ddp")
+    assert result.verdict == NOT_COMPARABLE and "on a CPU" in result.reason and "+0.1" in result.evidence

@@ -317,10 +317,11 @@ def test_bad_seeds_runs_and_widths_are_refused_before_any_run(tmp_path, args, ne
     "sig, code, train_args",
     [
         (signal.SIGTERM, 143, SMOKE),  # a cluster's preemption or time limit
-        (
+        pytest.param(
             signal.SIGHUP,
             129,
             [*SMOKE[:5], "--method", "ddp", "--profile", "smoke", "--devices", "2", *ON_CPU],
+            marks=pytest.mark.slow,  # 14 s: two spawned ranks
         ),
     ],
 )

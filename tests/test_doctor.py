@@ -18,6 +18,7 @@ def test_doctor_gpu_without_cuda_is_one_line_and_exit_2():
     assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
 
 
+@pytest.mark.slow  # ~20 s: β measured and an async_lu epoch
 def test_doctor_without_the_data_exits_1_naming_the_fix(tmp_path):
     proc = run_cli(
         "doctor", "--data-dir", str(tmp_path / "nothing"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"
@@ -29,6 +30,7 @@ def test_doctor_without_the_data_exits_1_naming_the_fix(tmp_path):
     assert "needed piece(s) missing" in proc.stdout
 
 
+@pytest.mark.slow  # ~20 s
 @pytest.mark.skipif(not os.environ.get("BENCH_DATA_DIR"), reason="needs the real data ($BENCH_DATA_DIR)")
 def test_doctor_on_this_machine_exits_0_within_a_minute(tmp_path):
     started = time.monotonic()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ._common import (
+    NOT_COMPARABLE,
     Evidence,
     Need,
     Plan,
@@ -10,6 +13,7 @@ from ._common import (
     compare,
     difference,
     gather,
+    gpus,
     hardware_of,
     merge,
     no_runs,
@@ -47,4 +51,12 @@ def mfu_above_ddp(evidence: Evidence) -> Verdict:
     parts = [p for p in parts if p is not None]
     if not parts:
         return no_runs("pd-headline or pd-stragglers with async_lu and ddp", "run pd-headline")
-    return merge(evidence, parts, hardware_of(gather(evidence, ("pd-headline", "pd-stragglers"))))
+    hardware = hardware_of(gather(evidence, ("pd-headline", "pd-stragglers")))
+    merged = merge(evidence, parts, hardware)
+    if gpus(hardware) == 0:  # the guard: MFU on a CPU measures core sharing, not 004's GPU utilisation
+        reason = (
+            "on a CPU the async threads and DDP's processes share the cores whose peak MFU divides by; "
+            "004 measured GPUs (and the CPU's GEMM probe understates its peak: MFU above 1 is seen)"
+        )
+        return replace(merged, verdict=NOT_COMPARABLE, reason=reason)
+    return merged
