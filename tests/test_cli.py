@@ -403,6 +403,7 @@ def test_an_interrupted_report_leaves_the_previous_one_whole(tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out-")] == []  # no staging left
 
 
+@pytest.mark.slow  # a CLI process training two jobs, ~9 s
 def test_run_into_a_file_prints_one_line_per_job_and_no_third_party_bars(tmp_path):
     """Output to a file (a cluster's log): no progress bars (the suite's or MLflow's artifact
     downloads, one per staleness table an async run logs), one line per job instead (issue 30)."""
@@ -415,6 +416,7 @@ def test_run_into_a_file_prints_one_line_per_job_and_no_third_party_bars(tmp_pat
     )
 
 
+@pytest.mark.slow  # two CLI processes, ~12 s
 def test_a_closed_or_full_output_ends_quietly_or_in_one_line():
     import subprocess
     import sys

@@ -19,7 +19,7 @@ def test_durations():
 
 def test_dry_run_prints_each_plan_and_a_total_and_runs_nothing(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = run_cli("run", "claims", "--profile", "quick", "--dry-run", "--tracking-uri", store)
+    proc = run_cli("run", "claims", "--profile", "smoke", "--runs", "3", "--dry-run", "--tracking-uri", store)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[-1].startswith("total: ") and "min on this machine (estimated)" in lines[-1]
@@ -66,6 +66,7 @@ def test_a_budget_leaves_out_what_does_not_fit(tmp_path):
     assert verdicts.loc["imdb-lu-twice-as-fast", "verdict"] == "not measurable here"  # nothing ran
 
 
+@pytest.mark.slow  # two smoke jobs, ~8 s
 def test_one_claim_runs_its_jobs_once_and_reports(tmp_path):
     """The IMDb claim at smoke: table6's two jobs run, the report is written and printed; a second
     `run claims` finds them finished and runs nothing."""
