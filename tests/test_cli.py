@@ -316,7 +316,7 @@ def test_bad_seeds_runs_and_widths_are_refused_before_any_run(tmp_path, args, ne
 @pytest.mark.parametrize(
     "sig, code, train_args",
     [
-        (signal.SIGTERM, 143, SMOKE),  # a cluster's preemption or time limit
+        pytest.param(signal.SIGTERM, 143, SMOKE, marks=pytest.mark.slow),  # a cluster's preemption: ~9 s
         pytest.param(
             signal.SIGHUP,
             129,

@@ -93,6 +93,7 @@ def test_the_default_store_and_reports_lie_in_the_checkout(monkeypatch):
     assert default_tracking_uri() == f"sqlite:///{PROJECT_ROOT / 'results' / 'mlflow.db'}"
 
 
+@pytest.mark.slow  # builds the quick plans, ~7 s
 def test_jobs_whose_data_is_missing_are_left_out_of_the_plans(tmp_path):
     """Without the data on disk the quick plans hold no job for it, and say so (ImageNet: nothing
     downloads it, so the lookup is immediate)."""
