@@ -125,6 +125,10 @@ class Estimates:
         self.tracker, self.profile = tracker, profile
         self._walls: dict[str, dict[tuple, list[float]]] = {}
         self._anywhere: dict[tuple, list[float]] | None = None
+        # Looked up once: the plans are re-costed after every claim, and a finished job (a logged
+        # perf result) stays so, so asking the store again would only repeat its queries.
+        self._finished: set[tuple[str, str]] = set()
+        self._perf_names: set[str] | None = None
 
     def _any_experiment(self) -> dict[tuple, list[float]]:
         """Wall times of every experiment's finished runs, by (method, model, profile): a job new to
@@ -155,7 +159,12 @@ class Estimates:
         return self._walls[experiment]
 
     def finished(self, job: Job) -> bool:
-        return self.tracker.uri is not None and self.tracker.finished_run(job.table, job.key) is not None
+        """Whether the store has a finished run of the job (remembered once seen)."""
+        key = (job.table, job.key)
+        if key not in self._finished and self.tracker.uri is not None:
+            if self.tracker.finished_run(job.table, job.key) is not None:
+                self._finished.add(key)
+        return key in self._finished
 
     def job_s(self, job: Job) -> float:
         """0 for a finished job; else the median of like runs, the time budget, or a guess."""
@@ -174,11 +183,20 @@ class Estimates:
             return 0.0
         return PERF_GUESS_S.get(self.profile, PERF_GUESS_S["quick"])
 
-    def has_perf(self, name: str) -> bool:
-        from reports.runs import load_runs
+    def perf_done(self, name: str) -> None:
+        """Remember that perf benchmark `name` has just logged its result."""
+        self.has_perf(name)
+        self._perf_names.add(name)
 
-        runs = load_runs(self.tracker.uri, "perf") if self.tracker.uri else None
-        return runs is not None and not runs.empty and "perf" in runs and (runs["perf"] == name).any()
+    def has_perf(self, name: str) -> bool:
+        """Whether the store holds a result of perf benchmark `name` (the experiment read once)."""
+        if self._perf_names is None:
+            from reports.runs import load_runs
+
+            runs = load_runs(self.tracker.uri, "perf") if self.tracker.uri else None
+            has = runs is not None and not runs.empty and "perf" in runs
+            self._perf_names = set(runs["perf"].dropna()) if has else set()
+        return name in self._perf_names
 
 
 def pending_cost(plan: ClaimPlan, estimates: Estimates, done: set) -> float:
@@ -258,6 +276,7 @@ def run_claims(
         for name in plan.perf:
             if name not in done and not estimates.has_perf(name):
                 run_perf(name)
+                estimates.perf_done(name)
             done.add(name)
     return left_out
 
