@@ -181,11 +181,12 @@ def cmd_train(args) -> int:
         summary, code = err.summary, 1
     if code != 1 and rank == 0:
         log.info(
-            "%s: %s (%s), best test acc %.4f after %s epochs, %s s of training; run %s in %s",
+            "%s: %s (%s), best %s %s after %s epochs, %s s of training; run %s in %s",
             job.name,
             summary["status"],
             summary["stop_reason"],
-            summary["best_test_acc"],
+            summary["metric"],
+            "none" if summary["best_metric"] is None else f"{summary['best_metric']:.4f}",
             summary["epochs"],
             summary["train_time_s"],
             summary["run_id"],

@@ -127,7 +127,8 @@ def check_dataset(name: str, data_dir: Path) -> Check:
     except DataMissingError as err:
         return Check(f"data: {name}", "not found", False, str(err), needed=name == "cifar10")
     seconds = time.perf_counter() - started
-    found = f"{dataset.num_train} train, {dataset.num_test} test ({seconds:.0f} s)"
+    contents = getattr(dataset, "contents", f"{dataset.num_train} train, {dataset.num_test} test")
+    found = f"{contents} ({seconds:.0f} s)"
     return Check(f"data: {name}", found, True, needed=name == "cifar10")
 
 

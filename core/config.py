@@ -25,7 +25,7 @@ class TrainConfig:
     """Hyperparameters every method shares (the rows of the paper's Table 10, and run control)."""
 
     batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adam
+    optimizer: str = "sgd"  # sgd | adam | adamw (Adam with decoupled weight decay)
     lr: float = 0.015
     momentum: float = 0.9
     nesterov: bool = False
@@ -44,6 +44,7 @@ class TrainConfig:
     patience: int = 30  # epochs without a new best test accuracy (paper: 30)
     time_budget_s: float = 0.0  # training-clock budget; 0 = none
     width: float = 1.0  # model width multiplier (depth is kept)
+    depth: int = 0  # blocks of a model that takes a depth (gpt); 0 = the model's own
     seq_len: int = 0  # token datasets: keep each sequence's last seq_len tokens; 0 = the dataset's length
     channels_last: bool = True  # NHWC activations for conv nets: 1.7x faster on these CPUs, standard on GPUs
     eval_batch_size: int = 1000
@@ -70,7 +71,7 @@ class TrainConfig:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)!r}")
         non_negative = (
             "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "eta_min", "time_budget_s", "threads",
-            "seq_len", "straggler_delay_ms", "straggler_delay_frac", "straggler_seed",
+            "seq_len", "depth", "straggler_delay_ms", "straggler_delay_frac", "straggler_seed",
         )  # fmt: skip
         for key in non_negative:
             if getattr(self, key) < 0:
@@ -79,8 +80,8 @@ class TrainConfig:
             raise UserError(f"straggler_prob must be in [0, 1], got {self.straggler_prob!r}")
         if self.straggler_delay_ms and self.straggler_delay_frac:
             raise UserError("set straggler_delay_ms or straggler_delay_frac, not both")
-        if self.optimizer not in ("sgd", "adam"):
-            raise UserError(f"optimizer must be one of adam, sgd; got {self.optimizer!r}")
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            raise UserError(f"optimizer must be one of adam, adamw, sgd; got {self.optimizer!r}")
         if self.lr_schedule not in ("cosine", "step"):
             raise UserError(f"lr_schedule must be one of cosine, step; got {self.lr_schedule!r}")
         if self.device != "auto":
@@ -106,6 +107,7 @@ LATER_FIELDS = {
     "cudnn_benchmark": True,
     "tf32": True,
     "backward_nice": 5,  # async_lu / async_bu's AsyncConfig
+    "depth": 0,
 }
 
 

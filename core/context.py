@@ -234,17 +234,18 @@ class TrainContext:
         if not math.isfinite(train_loss):
             raise Diverged(f"train loss is {train_loss} in epoch {self.epoch}")
         test_loss = test_acc = float("nan")
+        held_out = self.dataset.held_out(test_loss, test_acc)  # NaNs on ranks that do not evaluate
         if self.rank == 0:  # rank 0 evaluates its replica and decides for every rank
             test_loss, test_acc = self.evaluate(model or self.model)
-            self._decide(test_loss, dict(test_loss=test_loss, test_acc=test_acc), budget_hit)
+            held_out = self.dataset.held_out(test_loss, test_acc)
+            self._decide(test_loss, held_out, budget_hit)
         self._share_decision()
         if self._stop_reason == "diverged":
             raise Diverged(f"test loss is {test_loss} after epoch {self.epoch}")
         self.last = dict(
             train_loss=train_loss,
             train_acc=train_acc,
-            test_loss=test_loss,
-            test_acc=test_acc,
+            **held_out,
             lr=lr_at(self.epoch + 1 - 1 / self.steps_per_epoch, self.config),
             train_time_s=clock_s,
             wall_time_s=time.perf_counter() - self._wall_start,
@@ -266,7 +267,9 @@ class TrainContext:
         self._log_metrics({**self.last, **self._gpu_memory(), **(extra or {})}, self.epoch)
         self.epoch += 1
         self._bar.update(1)
-        self._bar.set_postfix(test_acc=f"{test_acc:.3f}", loss=f"{train_loss:.3f}")
+        self._bar.set_postfix(
+            {self.metric.name: f"{self.last[self.metric.name]:.3f}", "loss": f"{train_loss:.3f}"}
+        )
         return self._stop_reason is not None
 
     def _gpu_memory(self) -> dict[str, float]:
@@ -282,18 +285,21 @@ class TrainContext:
         return memory
 
     def evaluate(self, model: torch.nn.Module) -> tuple[float, float]:
-        """(mean loss, accuracy) on the whole test split, in eval mode."""
+        """(mean loss, accuracy) per target over the whole test split, in eval mode (a target is a
+        sample of a classifier, a position of a language model's windows)."""
         was_training = model.training
         model.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        targets_seen = 0
         with torch.inference_mode():
             for inputs, targets in self.dataset.test_batches(self.config.eval_batch_size, self.device):
                 logits = model(self.model_layout(inputs))
                 loss_sum += F.cross_entropy(logits, targets, reduction="sum")
                 correct += (logits.argmax(1) == targets).sum()
+                targets_seen += len(targets)
         model.train(was_training)
-        return loss_sum.item() / self.dataset.num_test, correct.item() / self.dataset.num_test
+        return loss_sum.item() / max(targets_seen, 1), correct.item() / max(targets_seen, 1)
 
     # --- the stopping rules ----------------------------------------------------------------------
     def _decide(self, test_loss: float, held_out: dict[str, float], budget_hit: bool) -> None:
@@ -364,6 +370,12 @@ class TrainContext:
             metric=self.metric.name,
             best_metric=self.best_value if math.isfinite(self.best_value) else None,
             final_test_acc=self.last.get("test_acc"),
+            final_test_loss=self.last.get("test_loss"),
+            **(
+                {"final_" + self.metric.name: self.last.get(self.metric.name)}
+                if self.metric.name != "test_acc"
+                else {}
+            ),
             final_train_loss=self.last.get("train_loss"),
             epochs=self.epoch,
             train_time_s=round(self._clock.elapsed(), 3),

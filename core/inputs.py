@@ -16,6 +16,15 @@ class InputSpec:
     num_classes: int
     image_size: int = 0  # 0 for non-image inputs
     vocab_size: int = 0  # 0 for non-token inputs
+    # Next-token prediction: the window length (a model's positions); 0 for classification inputs.
+    context: int = 0
+
+    @property
+    def kind(self) -> str:
+        """What a model must read: `images`, `tokens` (a sequence, one label) or `text` (next token)."""
+        if self.context:
+            return "text"
+        return "tokens" if self.vocab_size else "images"
 
 
 def uses_channels_last(cfg: TrainConfig, spec: InputSpec) -> bool:

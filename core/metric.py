@@ -55,3 +55,5 @@ class Metric:
 
 
 ACCURACY = Metric("test_acc", "max", "test accuracy", percent=True)
+# A byte-level language model's held-out cross-entropy in bits (test_loss / ln 2): lower is better.
+BITS_PER_BYTE = Metric("test_bpb", "min", "bits per byte")

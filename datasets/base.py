@@ -71,6 +71,11 @@ class Dataset:
         """The whole test split in order, without augmentation."""
         raise NotImplementedError
 
+    def held_out(self, loss: float, accuracy: float) -> dict[str, float]:
+        """The metrics an evaluation logs, from its mean loss per target and accuracy (a language
+        model adds bits per byte); the workload's `metric` is one of them."""
+        return dict(test_loss=loss, test_acc=accuracy)
+
 
 class Normalise:
     """uint8 NCHW -> normalised float32: (x / 255 - mean) / std = x * scale + shift, one conversion

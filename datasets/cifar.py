@@ -188,13 +188,13 @@ def load_cifar(name: str, data_dir: Path, download: bool = True) -> TensorImageD
     return TensorImageDataset(name, tensors, meta["mean"], meta["std"], source=str(found))
 
 
-@register_dataset("cifar10", synthetic=lambda _: synthetic_images(num_classes=10, image_size=32))
+@register_dataset("cifar10", synthetic=lambda _dir, _len: synthetic_images(num_classes=10, image_size=32))
 def cifar10(data_dir: Path, seq_len: int = 0) -> TensorImageDataset:
     """CIFAR-10 (50k/10k, 32x32, 10 classes)."""
     return load_cifar("cifar10", data_dir)
 
 
-@register_dataset("cifar100", synthetic=lambda _: synthetic_images(num_classes=100, image_size=32))
+@register_dataset("cifar100", synthetic=lambda _dir, _len: synthetic_images(num_classes=100, image_size=32))
 def cifar100(data_dir: Path, seq_len: int = 0) -> TensorImageDataset:
     """CIFAR-100 (50k/10k, 32x32, 100 classes)."""
     return load_cifar("cifar100", data_dir)

@@ -172,7 +172,7 @@ def imagenet_smoke(data_dir: Path) -> Dataset:
     return synthetic_images(num_classes=1000, image_size=224, num_train=512, num_test=128)
 
 
-@register_dataset("imagenet", synthetic=imagenet_smoke)
+@register_dataset("imagenet", synthetic=lambda data_dir, _len: imagenet_smoke(data_dir))
 def imagenet_folder(data_dir: Path, seq_len: int = 0) -> Dataset:
     """ImageNet-1k from an ImageFolder tree (train/, val/), streamed through DataLoader workers."""
     return load_imagenet(data_dir)

@@ -315,7 +315,7 @@ def synthetic_tokens(
 __all__ = ["TokenBatch", "TokenDataset", "load_imdb", "synthetic_tokens", "tokenize"]
 
 
-@register_dataset("imdb", synthetic=lambda _: synthetic_tokens(num_classes=2, vocab_size=1000))
+@register_dataset("imdb", synthetic=lambda _dir, _len: synthetic_tokens(num_classes=2, vocab_size=1000))
 def imdb_reviews(data_dir: Path, seq_len: int = 0) -> TokenDataset:
     """IMDb sentiment (25k/25k reviews, 2 classes) as token sequences; `seq_len` keeps the last tokens."""
     return load_imdb(data_dir, seq_len)

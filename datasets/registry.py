@@ -12,11 +12,12 @@ from .base import Dataset
 from .cache import PROJECT_ROOT
 
 Loader = Callable[[Path, int], Dataset]  # (data_dir, seq_len) -> Dataset
-# name -> (loader, its smoke stand-in's factory(data_dir))
-DATASETS: Registry[tuple[Loader, Callable[[Path], Dataset]]] = Registry("dataset")
+Synthetic = Callable[[Path, int], Dataset]  # (data_dir, seq_len) -> the smoke stand-in
+# name -> (loader, its smoke stand-in's factory)
+DATASETS: Registry[tuple[Loader, Synthetic]] = Registry("dataset")
 
 
-def register_dataset(name: str, synthetic: Callable[[Path], Dataset]):
+def register_dataset(name: str, synthetic: Synthetic):
     """Decorator: register `loader(data_dir, seq_len) -> Dataset` under `name`, with a synthetic stand-in."""
 
     def wrap(loader: Loader) -> Loader:
@@ -44,7 +45,7 @@ def load_dataset(name: str, data_dir: Path, synthetic_like: bool = False, seq_le
     """
     loader, synthetic_factory = DATASETS.lookup(name)
     if synthetic_like:
-        dataset = synthetic_factory(data_dir)
+        dataset = synthetic_factory(data_dir, seq_len)
         dataset.name = name
         return dataset
     return loader(data_dir, seq_len)

@@ -34,7 +34,7 @@ def synthetic_images(
     )
 
 
-@register_dataset("synthetic", synthetic=lambda _: synthetic_images())
+@register_dataset("synthetic", synthetic=lambda _dir, _len: synthetic_images())
 def synthetic(data_dir: Path, seq_len: int = 0) -> TensorImageDataset:
     """Generated 32x32 images with a class signal, no files."""
     return synthetic_images()

@@ -1,4 +1,5 @@
-"""The model registry: `@register_model("name", inputs=...)` on a builder `(spec, width) -> nn.Module`."""
+"""The model registry: `@register_model("name", inputs=...)` on a builder `(spec, width) -> nn.Module`
+(`(spec, width, depth)` for a model registered with `deep=True`)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,33 @@ from core.errors import UserError
 from core.inputs import InputSpec
 from core.registry import Registry
 
-ModelBuilder = Callable[[InputSpec, float], nn.Module]
+ModelBuilder = Callable[..., nn.Module]  # (spec, width) or, registered deep, (spec, width, depth)
 MODELS: Registry[ModelBuilder] = Registry("model")
-MODEL_INPUTS: dict[str, str] = {}  # name -> "images" | "tokens"
+MODEL_INPUTS: dict[str, str] = {}  # name -> "images" | "tokens" | "text" (InputSpec.kind)
 NARROWEST: dict[str, int] = {}  # name -> channels (or units) of its narrowest layer at width 1
+DEEP: set[str] = set()  # models whose builder takes a depth (TrainConfig.depth)
 
 
-def register_model(name: str, inputs: str = "images", narrowest: int = 16):
+def register_model(name: str, inputs: str = "images", narrowest: int = 16, deep: bool = False):
     """Decorator: register a builder `(spec: InputSpec, width: float) -> nn.Module` reading `inputs`,
-    whose narrowest layer has `narrowest` channels at width 1 (every layer scales with `width`)."""
+    whose narrowest layer has `narrowest` channels at width 1 (every layer scales with `width`);
+    with `deep`, the builder takes `depth` too (its number of blocks, 0 for its own)."""
 
     def wrap(builder: ModelBuilder) -> ModelBuilder:
         MODEL_INPUTS[name] = inputs
         NARROWEST[name] = narrowest
+        if deep:
+            DEEP.add(name)
         return MODELS.add(name, builder)
 
     return wrap
+
+
+def check_depth(name: str, depth: int) -> None:
+    """Refuse a depth for a model whose depth is fixed (the paper's ResNets and LSTM)."""
+    if depth and name not in DEEP:
+        takes = ", ".join(sorted(DEEP)) or "none"
+        raise UserError(f"depth is fixed for {name}; --set depth=N changes the depth of: {takes}")
 
 
 def check_width(name: str, width: float) -> None:
@@ -43,7 +55,7 @@ def check_width(name: str, width: float) -> None:
 def check_model(name: str, spec: InputSpec) -> None:
     """Reject an unknown model, or one that cannot read the dataset's inputs, with one line."""
     MODELS.lookup(name)
-    has = "tokens" if spec.vocab_size else "images"
+    has = spec.kind
     if MODEL_INPUTS[name] != has:
         fits = [m for m, kind in MODEL_INPUTS.items() if kind == has]
         raise UserError(
@@ -51,7 +63,8 @@ def check_model(name: str, spec: InputSpec) -> None:
         )
 
 
-def build_model(name: str, spec: InputSpec, width: float = 1.0) -> nn.Module:
-    """Build model `name` for inputs described by `spec`."""
+def build_model(name: str, spec: InputSpec, width: float = 1.0, depth: int = 0) -> nn.Module:
+    """Build model `name` for inputs described by `spec` (`depth` 0: the model's own)."""
     check_model(name, spec)
-    return MODELS[name](spec, width)
+    check_depth(name, depth)
+    return MODELS[name](spec, width, depth) if name in DEEP else MODELS[name](spec, width)

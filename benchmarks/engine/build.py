@@ -17,7 +17,7 @@ from core.errors import UserError
 from core.job import Job, Setting
 from datasets import DATASETS
 from methods import check_devices, get_method
-from models import MODELS, check_width
+from models import MODELS, check_depth, check_width
 
 from ..profiles import PROFILES, hyperparameters
 from .distributed import launched_by_torchrun
@@ -101,6 +101,7 @@ def build_job(
     config = method_defaults(config, method, devices, user_keys | set_keys)
     config.validate()
     check_width(model, config.width)
+    check_depth(model, config.depth)
     if hasattr(method_config, "validate"):
         method_config.validate()
     return Job(

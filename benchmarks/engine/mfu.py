@@ -5,7 +5,8 @@ MFU = FLOPs per sample (forward + backward, counted) x samples/s / the hardware'
   model built on the meta device (no memory, no compute), for a batch of the dataset's input shape;
   the optimiser's arithmetic is not model FLOPs and is not counted (the usual MFU definition).
   Token models are counted at the training set's mean review length: length-bucketed batches pad
-  little, so that is about the length the LSTM runs over.
+  little, so that is about the length the LSTM runs over. A language model's sample is a token
+  (its meters count positions): one window's FLOPs over its length, attention's matmuls included.
 - Peak: measured once per machine by a GEMM probe in float32 (the dtype every run uses) on all the
   CPU's cores, or on one GPU with the TF32 setting of the run; both counts are cached on disk
   (`$BENCH_CACHE_DIR`). `perf peak` measures it again and prints it. A GPU's datasheet peak is
@@ -78,6 +79,8 @@ def sample_inputs(spec: InputSpec, tokens_per_sample: int, batch: int = 2):
     with torch.device("meta"):
         if spec.image_size:
             return torch.zeros(batch, 3, spec.image_size, spec.image_size)
+        if spec.context:
+            return torch.zeros(batch, spec.context, dtype=torch.long)
         tokens = torch.zeros(batch, tokens_per_sample, dtype=torch.long)
         return tokens, torch.full((batch,), tokens_per_sample)
 
@@ -88,20 +91,26 @@ def tokens_per_sample(dataset) -> int:
     return max(1, round(float(lengths.float().mean()))) if lengths is not None else 0
 
 
-def flops_per_sample(model_name: str, spec: InputSpec, width: float, tokens: int = 0) -> float:
-    """Forward + backward FLOPs of one sample, counted once per (model, width, input shape) and cached."""
+def flops_per_sample(
+    model_name: str, spec: InputSpec, width: float, tokens: int = 0, depth: int = 0
+) -> float:
+    """Forward + backward FLOPs of one sample (a language model's: one token), counted once per
+    (model, width, depth, input shape) and cached."""
     key = f"{model_name}|{width}|{spec.num_classes}|{spec.image_size}|{spec.vocab_size}|{tokens}"
+    if spec.context or depth:
+        key += f"|{spec.context}|{depth}"
     cached = _read_cache("flops").get(key)
     if cached:
         return float(cached["flops_per_sample"])
     batch = 2
     with torch.device("meta"):
-        model = build_model(model_name, spec, width)
+        model = build_model(model_name, spec, width, depth)
     inputs = sample_inputs(spec, tokens, batch)
-    targets = torch.zeros(batch, dtype=torch.long, device="meta")
+    samples = batch * (spec.context or 1)  # a language model's targets: every position of its windows
+    targets = torch.zeros(samples, dtype=torch.long, device="meta")
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(inputs), targets).backward()
-    flops = counter.get_total_flops() / batch
+    flops = counter.get_total_flops() / samples
     _write_cache("flops", key, {"flops_per_sample": flops})
     return flops
 

@@ -69,7 +69,7 @@ def configure_cuda(cfg: TrainConfig) -> None:
 def seeded_model(job: Job, dataset, device: torch.device) -> torch.nn.Module:
     """The job's model, initialised from its seed, on `device`."""
     torch.manual_seed(job.seed)
-    model = build_model(job.model, dataset.spec, job.config.width).to(device)
+    model = build_model(job.model, dataset.spec, job.config.width, job.config.depth).to(device)
     if uses_channels_last(job.config, dataset.spec):
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -79,7 +79,9 @@ def mfu_basis(job: Job, dataset, device: torch.device, world: int) -> tuple[floa
     """(FLOPs per sample, the job's peak FLOP/s) for the `mfu` metric; (0, 0) where the model's ops
     cannot be counted (a user's model with ops the meta device lacks): the run goes on without MFU."""
     try:
-        flops = flops_per_sample(job.model, dataset.spec, job.config.width, tokens_per_sample(dataset))
+        flops = flops_per_sample(
+            job.model, dataset.spec, job.config.width, tokens_per_sample(dataset), job.config.depth
+        )
         return flops, job_peak(device, world)
     except Exception as err:  # noqa: BLE001  (MFU is a metric, never a reason to fail a run)
         log.warning("no MFU for %s: cannot count its FLOPs (%s)", job.model, err)

@@ -8,7 +8,9 @@ from core.config import TrainConfig
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """torch.optim.SGD (momentum, weight decay, optional Nesterov) or Adam, as `cfg` says."""
+    """torch.optim.SGD (momentum, weight decay, optional Nesterov), Adam or AdamW, as `cfg` says."""
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(

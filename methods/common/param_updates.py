@@ -94,7 +94,7 @@ class ParameterUpdater:
         self.fences = GpuFences(len(self.groups)) if self.cuda and not lock_free else None
         self.fused = self.cuda  # torch's fused kernels (which also run on the CPU, not bit-identically)
         self.momentum: list[torch.Tensor | None] = [None] * len(self.params)  # SGD state
-        adam_state = cfg.optimizer == "adam"
+        adam_state = cfg.optimizer in ("adam", "adamw")
         self.exp_avg = [torch.zeros_like(p) for p in self.params] if adam_state else []
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params] if adam_state else []
         # As torch.optim.Adam keeps them: on the CPU for foreach, on the device for the fused kernel.
@@ -163,7 +163,7 @@ class ParameterUpdater:
     def _step(self, indices: list[int], params: list[torch.Tensor], grads: list[torch.Tensor], lr: float):
         """torch.optim's arithmetic on these tensors: foreach on the CPU, fused on CUDA."""
         cfg, fused = self.cfg, self.fused
-        if cfg.optimizer == "adam":
+        if cfg.optimizer in ("adam", "adamw"):
             adam(
                 params,
                 grads,
@@ -180,6 +180,7 @@ class ParameterUpdater:
                 weight_decay=cfg.weight_decay,
                 eps=1e-8,
                 maximize=False,
+                decoupled_weight_decay=cfg.optimizer == "adamw",  # torch.optim.AdamW's arithmetic
             )
             return
         self._sgd(indices, params, grads, lr)
