@@ -228,3 +228,18 @@ def test_table_report_and_claims_of_the_in_process_rows(store, tmp_path):
         "gpt-lu-speedup",
     ):
         assert verdicts[claim].runs, verdicts[claim]  # measured from the runs, one pair: inconclusive
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["ddp", "plsgd", "lapsgd", "lppsgd"])
+def test_process_parallel_methods_train_the_gpt_on_two_processes(store, method):
+    """The tox matrix's multi-process methods on the GPT at smoke, through the CLI (processes)."""
+    from .conftest import cli
+
+    proc = cli(
+        "train", "--dataset", "imdb-lm", "--model", "gpt", "--method", method, "--devices", "2",
+        "--profile", "smoke", "--json", "--tracking-uri", store,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["status"] == "finished" and result["metric"] == "test_bpb" and result["best_metric"] < 8
