@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 ui: $(STAMP)  ## the MLflow UI on 127.0.0.1:5000 over the suite's store
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///results/mlflow.db --host 127.0.0.1 --port 5000
+	$(VENV)/bin/python -m benchmarks ui  # prints a link to each table's runs, then serves the UI
 
 clean-venv:
 	rm -rf $(VENV)

@@ -86,6 +86,11 @@ def build_parser() -> Parser:
     doctor.add_argument("--tracking-uri")
     doctor.add_argument("--out", help="doctor --gpu: where its table goes (default: reports/out/)")
 
+    ui = sub.add_parser("ui", help="the MLflow UI over the store, with a link to each table's runs")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--tracking-uri")
+
     perf = sub.add_parser("perf", help="micro-benchmarks, both sides measured in one process")
     perf.add_argument("name")
     perf.add_argument(
@@ -438,6 +443,12 @@ def cmd_doctor(args) -> int:
     return doctor(resolve_data_dir(args.data_dir), args.tracking_uri)
 
 
+def cmd_ui(args) -> int:
+    from .ui import ui
+
+    return ui(args.tracking_uri, args.host, args.port)
+
+
 def cmd_perf(args) -> int:
     from .engine.tracking import Tracker
     from .perf import PERF
@@ -505,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": cmd_report,
         "perf": cmd_perf,
         "doctor": cmd_doctor,
+        "ui": cmd_ui,
     }
     try:
         return verbs[args.verb](args)

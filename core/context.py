@@ -22,7 +22,9 @@ from .config import TrainConfig
 from .errors import Diverged, UserError
 from .inputs import to_model_layout, uses_channels_last
 from .job import Job
-from .metric import ACCURACY, Metric
+from .metric import ACCURACY, BY_TIME, ENGINE, Metric
+from .runtime.contention import CONTENDED_SHARE, OthersMeter
+from .runtime.memory import peak_bytes
 from .schedule import lr_at
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,10 @@ class TrainContext:
         self._measured: dict[str, float] = {}
         self.flops_per_sample = self.peak_flops = 0.0  # set by the runner where it could count them
         self._peak_warned = False
+        self.mem_peak_gib = 0.0  # the highest epoch peak of the job's memory so far (all processes)
+        # Other processes' share of the machine's CPU per epoch (core/runtime/contention.py).
+        self._others = OthersMeter() if rank == 0 else None
+        self.others_cpu_max = 0.0
         self._since_best = 0
         self._bar = tqdm(
             total=self.config.max_epochs,
@@ -230,7 +236,7 @@ class TrainContext:
             self._clock.pause()
         clock_s = self._clock.elapsed()
         epoch_time = clock_s - self.last.get("train_time_s", 0.0)
-        train_loss, train_acc, samples, budget_hit = self._train_stats(meter)
+        train_loss, train_acc, samples, budget_hit, memory = self._train_stats(meter)
         if not math.isfinite(train_loss):
             raise Diverged(f"train loss is {train_loss} in epoch {self.epoch}")
         test_loss = test_acc = float("nan")
@@ -250,7 +256,9 @@ class TrainContext:
             train_time_s=clock_s,
             wall_time_s=time.perf_counter() - self._wall_start,
             samples_per_s=samples / max(epoch_time, 1e-9),
+            mem_peak_gib=memory / 2**30,
         )
+        self.mem_peak_gib = max(self.mem_peak_gib, self.last["mem_peak_gib"])
         if self.flops_per_sample and self.peak_flops:
             model_flops = self.flops_per_sample * self.last["samples_per_s"]
             self.last["mfu"] = model_flops / self.peak_flops
@@ -264,7 +272,15 @@ class TrainContext:
                     model_flops / 1e9,
                     self.peak_flops / 1e9,
                 )
-        self._log_metrics({**self.last, **self._gpu_memory(), **(extra or {})}, self.epoch)
+        diagnostics = {**self._gpu_memory(), **(extra or {})}
+        others = self._others.share() if self._others is not None else None
+        if others is not None:
+            diagnostics["others_cpu_frac"] = others
+            self.others_cpu_max = max(self.others_cpu_max, others)
+        self._log_metrics({**self.last, **{ENGINE + k: v for k, v in diagnostics.items()}}, self.epoch)
+        if self.rank == 0:  # the curves against the training clock (core/metric.py, BY_TIME)
+            curves = dict.fromkeys(("train_loss", "test_loss", self.metric.name))
+            self._log_metrics({BY_TIME + k: self.last[k] for k in curves}, round(clock_s))
         self.epoch += 1
         self._bar.update(1)
         self._bar.set_postfix(
@@ -326,11 +342,13 @@ class TrainContext:
         elif self.config.time_budget_s and self._clock.elapsed() >= self.config.time_budget_s:
             self._stop_reason = "time_budget"
 
-    def _train_stats(self, meter: EpochMeter) -> tuple[float, float, int, bool]:
-        """(mean train loss, train accuracy, samples, any rank hit the time budget) over all ranks."""
+    def _train_stats(self, meter: EpochMeter) -> tuple[float, float, int, bool, float]:
+        """(mean train loss, train accuracy, samples, any rank hit the time budget, the job's peak
+        memory in bytes since the last epoch: summed over its processes) over all ranks."""
         budget_hit = self._stop_reason == "time_budget"
+        memory = float(peak_bytes(self.device))  # core/runtime/memory.py
         if self.world == 1:
-            return (*meter.result(), budget_hit)
+            return (*meter.result(), budget_hit, memory)
         import torch.distributed as dist
 
         totals = torch.stack(
@@ -339,11 +357,12 @@ class TrainContext:
                 meter.correct.double(),
                 torch.tensor(float(meter.samples), dtype=torch.float64, device=self.device),
                 torch.tensor(float(budget_hit), dtype=torch.float64, device=self.device),
+                torch.tensor(memory, dtype=torch.float64, device=self.device),
             ]
         )
         dist.all_reduce(totals)
-        loss_sum, correct, samples, hits = totals.tolist()
-        return loss_sum / max(samples, 1), correct / max(samples, 1), int(samples), hits > 0
+        loss_sum, correct, samples, hits, memory = totals.tolist()
+        return loss_sum / max(samples, 1), correct / max(samples, 1), int(samples), hits > 0, memory
 
     def _share_decision(self) -> None:
         """Every rank adopts rank 0's stop decision (the epoch end is the ranks' one sync point)."""
@@ -382,6 +401,9 @@ class TrainContext:
             time_to_best_s=round(self.time_to_best_s, 3),
             samples_per_s=self.last.get("samples_per_s"),
             mfu=self.last.get("mfu"),
+            mem_peak_gib=self.mem_peak_gib or None,
+            others_cpu_max=round(self.others_cpu_max, 4),
+            contended=self.others_cpu_max > CONTENDED_SHARE,
             stop_reason=self._stop_reason,
             status=status,
             **self._measured,

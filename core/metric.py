@@ -55,5 +55,20 @@ class Metric:
 
 
 ACCURACY = Metric("test_acc", "max", "test accuracy", percent=True)
+# How metrics are named in MLflow, whose UI groups charts by the part of a name before "/": the
+# workload's curves, throughput and time unprefixed (the first charts a user sees); a method's
+# per-epoch diagnostics (staleness, idle fractions, replica drift, averaging, GPU memory) under
+# ENGINE; the learning curves once more under BY_TIME, at step = whole seconds of the training
+# clock, so the UI plots them against time. Readers accept a diagnostic with or without the prefix
+# (stores written before it existed): `stored_names`.
+ENGINE = "engine/"
+BY_TIME = "by_train_s/"
+
+
+def stored_names(name: str) -> tuple[str, str]:
+    """The names a per-epoch metric may have in a store: as it is, and as a diagnostic."""
+    return name, ENGINE + name
+
+
 # A byte-level language model's held-out cross-entropy in bits (test_loss / ln 2): lower is better.
 BITS_PER_BYTE = Metric("test_bpb", "min", "bits per byte")

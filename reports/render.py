@@ -106,6 +106,8 @@ def paper_fmt(value: tuple[float, float | None] | None) -> str:
 
 # --- per-run values ---------------------------------------------------------------------------
 FINAL_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_time_s")
+# Every training run's peak memory (core/runtime/memory.py): a column of every report of runs.
+MEMORY = "mem_peak_gib"
 
 
 def training_per_run(
@@ -125,7 +127,8 @@ def training_per_run(
     settings = [c for c in finished.columns if c in setting_keys]
     metrics = (*metrics, *(["mfu"] if "mfu" not in metrics else []))  # every training run logs it
     for _, run in finished.iterrows():
-        c = curve(uri, run["run_id"], (*metrics, *([metric.name] if metric.name not in CURVE else [])))
+        logged = (*metrics, MEMORY, *([metric.name] if metric.name not in CURVE else []))
+        c = curve(uri, run["run_id"], logged)
         if c.empty or c[metric.name].isna().all():
             continue
         best, best_s, best_epochs = time_to_best(c, metric)
@@ -152,6 +155,8 @@ def training_per_run(
                 # After the last epoch (002's tables report the end of training).
                 **{f"final_{m}": float(c[m].iloc[-1]) for m in FINAL_METRICS},
                 **{m: float(c[m].mean()) for m in metrics},
+                # The job's highest epoch peak (NaN for runs logged before it was measured).
+                **{MEMORY: float(c[MEMORY].max())},
                 _curve=c,
             )
         )
@@ -272,10 +277,30 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
             per_run = training_per_run(uri, finished, targets, spec.metrics, setting_keys, spec.metric)
             if not per_run.empty:
                 section.per_run = per_run.drop(columns=["_curve"])
-                summary = kind.render(section, spec, per_run, out_dir)
+                summary = add_memory(kind.render(section, spec, per_run, out_dir), per_run)
                 section.summary = in_spec_order(add_outcomes(summary, of_profile, finished), spec)
+                if "contended" in section.summary:
+                    section.notes.append(
+                        "contended: runs during which other processes used more than 10 % of the machine's "
+                        "CPU time (tag `contended`): their times and throughput are not this machine's alone."
+                    )
         sections.append(section)
     return sections
+
+
+def add_memory(summary: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
+    """The rows' peak memory (GiB: the job's processes summed, the highest epoch of a run; mean ± std
+    over runs), for summaries of rows (model and method)."""
+    if summary.empty or not {"model", "method"} <= set(summary.columns) or f"{MEMORY}_mean" in summary:
+        return summary
+    by_row = {
+        key: mean_std(group[MEMORY])[:2] for key, group in per_run.groupby(["model", "label"], sort=False)
+    }
+    keys = list(zip(summary["model"], summary["method"], strict=True))
+    nan = (math.nan, math.nan)
+    summary[f"{MEMORY}_mean"] = [by_row.get(k, nan)[0] for k in keys]
+    summary[f"{MEMORY}_std"] = [by_row.get(k, nan)[1] for k in keys]
+    return summary
 
 
 def add_outcomes(summary: pd.DataFrame, runs: pd.DataFrame, finished: pd.DataFrame) -> pd.DataFrame:
@@ -304,6 +329,10 @@ def add_outcomes(summary: pd.DataFrame, runs: pd.DataFrame, finished: pd.DataFra
     keys = list(zip(summary["model"], summary["method"], strict=True))
     summary["diverged"] = [count(m, me, ("diverged",)) for m, me in keys]
     summary["failed"] = [count(m, me, ("failed", "interrupted")) for m, me in keys]
+    contended = finished[finished["contended"] == "true"] if "contended" in finished else finished.iloc[0:0]
+    if not contended.empty:  # runs timed while other processes used the machine (tag `contended`)
+        flagged = contended.groupby(["model", "label"]).size()
+        summary["contended"] = [int(flagged.get(key, 0)) for key in keys]
     return summary
 
 

@@ -12,7 +12,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from core.metric import ACCURACY, Metric
+from core.metric import ACCURACY, ENGINE, Metric, stored_names
 
 CELL = ["profile", "model", "label", "run_index"]  # one run of one cell of a table
 CURVE = ("test_acc", "test_loss", "train_time_s", "train_loss", "train_acc")  # every curve's metrics
@@ -26,6 +26,11 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     frame = mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"])
     if frame.empty:
         return frame
+    # A method's diagnostics are logged under ENGINE (core/metric.py): read under their own names.
+    for column in [c for c in frame.columns if c.startswith(f"metrics.{ENGINE}")]:
+        plain = "metrics." + column.removeprefix(f"metrics.{ENGINE}")  # older runs may have it plain
+        frame[plain] = frame[column] if plain not in frame else frame[plain].fillna(frame[column])
+        frame = frame.drop(columns=column)
     tags = {c: c.removeprefix("tags.") for c in frame.columns if c.startswith("tags.")}
     # Our tags (status: finished | diverged | failed | interrupted) replace MLflow's own columns.
     frame = frame.drop(columns=[c for c in tags.values() if c in frame.columns]).rename(columns=tags)
@@ -72,7 +77,9 @@ def curve(uri: str, run_id: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     client = MlflowClient(tracking_uri=uri)
     columns = {}
     for key in dict.fromkeys((*CURVE, *extra)):
-        history = client.get_metric_history(run_id, key)
+        history = []
+        for name in stored_names(key) if key not in CURVE else (key,):
+            history = history or client.get_metric_history(run_id, name)
         columns[key] = pd.Series({m.step: m.value for m in history}, dtype="float64")
     frame = pd.DataFrame(columns).sort_index()
     frame.index.name = "epoch"

@@ -164,8 +164,8 @@ def test_layerwise_updates_are_less_stale_than_block_updates(store):
     acfg = dict(backward_threads=2, max_in_flight=2)
     lu = run_job(job("async_lu", AsyncConfig(**acfg)), None, tracker, progress=False)
     bu = run_job(job("async_bu", AsyncConfig(**acfg)), None, tracker, progress=False)
-    lu_staleness = sum(history(tracker, lu["run_id"], "staleness_mean"))
-    bu_staleness = sum(history(tracker, bu["run_id"], "staleness_mean"))
+    lu_staleness = sum(history(tracker, lu["run_id"], "engine/staleness_mean"))
+    bu_staleness = sum(history(tracker, bu["run_id"], "engine/staleness_mean"))
     assert 0 < lu_staleness < bu_staleness
 
 
@@ -182,7 +182,15 @@ def test_the_run_in_mlflow_a_user_opens(store, tmp_path):
     assert tracker.client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == (
         "custom_model_development"
     )
-    assert "staleness_mean" in run.data.metrics and not any("/" in key for key in run.data.metrics)
+    # The workload's curves, throughput and time first (no prefix); diagnostics grouped under
+    # engine/; the curves again against the training clock (step = its whole seconds).
+    plain = {key for key in run.data.metrics if "/" not in key}
+    assert plain == {"train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time_s", "wall_time_s",
+                     "samples_per_s", "mfu", "mem_peak_gib"}  # fmt: skip
+    assert "engine/staleness_mean" in run.data.metrics
+    by_time = tracker.client.get_metric_history(run.info.run_id, "by_train_s/test_acc")
+    clock = tracker.client.get_metric_history(run.info.run_id, "train_time_s")
+    assert [m.step for m in by_time] == [round(m.value) for m in clock] and len(by_time) == result["epochs"]
     path = tracker.client.download_artifacts(run.info.run_id, "staleness.json", str(tmp_path))
     table = json.loads(Path(path).read_text())
     tensors = sum(1 for p in smoke_model_parameters() if p.requires_grad)

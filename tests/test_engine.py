@@ -223,7 +223,8 @@ def test_on_cuda_passes_have_their_own_streams_and_memory_stays_flat(store):
     peaks = [
         m.value
         for m in sorted(
-            tracker.client.get_metric_history(result["run_id"], "gpu_mem_peak_gib"), key=lambda m: m.step
+            tracker.client.get_metric_history(result["run_id"], "engine/gpu_mem_peak_gib"),
+            key=lambda m: m.step,
         )
     ]
     assert len(peaks) == 6 and peaks[-1] <= 1.1 * peaks[1]

@@ -189,7 +189,7 @@ def test_bits_per_byte_stop_and_summary(store):
     tracker = Tracker(store)
     curve = history(tracker, result["run_id"], "test_bpb")
     assert result["best_metric"] == min(curve) and curve[-1] < curve[0] < 8
-    assert "best test_bpb" in proc.stderr
+    assert "best test_bpb" in proc.stderr and result["mem_peak_gib"] > 0 and "contended" in result
 
 
 def test_mfu_counts_attention():
@@ -218,6 +218,7 @@ def test_table_report_and_claims_of_the_in_process_rows(store, tmp_path):
     files = write_report(spec, store, tmp_path, "smoke")
     text = (tmp_path / "pd-transformer.md").read_text()
     assert (tmp_path / "pd-transformer-smoke.png") in files and "beyond the papers" in text.lower()
+    assert "mem_peak_gib" in text  # every report's peak-memory column
     for method in ("bp", "async_lu", "async_bu"):
         assert f"| gpt     | {method} " in text
     assert "ddp, lapsgd" in text or "missing" in text.lower()  # the rows not run are named

@@ -4,6 +4,8 @@ benchmarks/engine/rank.py."""
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import torch
@@ -18,6 +20,8 @@ from .distributed import launched_by_torchrun, run_torchrun_rank, spawn_ranks, t
 from .mfu import datasheet_peak, device_name
 from .rank import configure_cuda, get_dataset, job_device, mfu_basis, run_rank
 from .tracking import Tracker, git_sha, hardware, rank_tracker
+
+log = logging.getLogger(__name__)
 
 
 def job_tags(job: Job) -> dict:
@@ -106,6 +110,9 @@ def run_job(
     datasheet = datasheet_peak(device)
     if datasheet:
         params["datasheet_peak_flops"] = datasheet
+    # The job's processes are this one's tree (under torchrun, the agent's): contention readings
+    # count everything else as other processes' (core/runtime/contention.py).
+    os.environ["BENCH_JOB_ROOT"] = str(os.getppid() if torchrun else os.getpid())
     run_id = tracker.start(job.table, job.run_name, job_tags(job), params, claim=claim)
     if run_id is None:
         return None
@@ -128,5 +135,13 @@ def run_job(
         message = f"{type(err).__name__}: {err}"
         tracker.finish(run_id, "failed", dict(stop_reason="failed", error=message[:4000]))
         raise JobFailed(message, stub_summary(job, run_id, "failed")) from err
-    tracker.finish(run_id, summary["status"], dict(stop_reason=summary["stop_reason"]))
+    contended = "true" if summary.get("contended") else "false"
+    tracker.finish(run_id, summary["status"], dict(stop_reason=summary["stop_reason"], contended=contended))
+    if contended == "true":
+        log.warning(
+            "%s: other processes used up to %.0f%% of this machine's CPU during its epochs: its timings "
+            "are not this machine's alone (tagged contended)",
+            job.name,
+            100 * summary["others_cpu_max"],
+        )
     return summary

@@ -1,0 +1,44 @@
+"""Timings that say when they were not taken alone (core/runtime/contention.py)."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core.runtime.contention import OthersMeter
+from core.runtime.memory import PROC
+
+pytestmark = pytest.mark.skipif(not (PROC / "stat").exists(), reason="needs Linux's /proc")
+BUSY = "import time\nend = time.time() + 20\nwhile time.time() < end: pass"
+
+
+def busy_share(outside: bool) -> float:
+    """Others' share over 1.5 s while one busy process runs, outside the job's tree or inside it."""
+    if outside:  # the shell exits at once: the busy process is re-parented, no longer ours
+        subprocess.run(["sh", "-c", f"{sys.executable} -c '{BUSY}' >/dev/null 2>&1 &"], check=True)
+        time.sleep(0.3)
+        pids = subprocess.run(
+            ["pgrep", "-f", "end = time.time"], capture_output=True, text=True
+        ).stdout.split()
+        child = None
+    else:
+        child = subprocess.Popen([sys.executable, "-c", BUSY])
+        pids = []
+    meter = OthersMeter(os.getpid())
+    time.sleep(1.5)
+    share = meter.share()
+    if child is not None:
+        child.kill()
+        child.wait()
+    for pid in pids:
+        subprocess.run(["kill", pid], check=False)
+    return share
+
+
+def test_other_processes_count_and_the_jobs_own_do_not():
+    outside, inside = busy_share(outside=True), busy_share(outside=False)
+    cores = os.cpu_count() or 1
+    # One busy process is 1/cores of the machine: counted when it is another's, not when it is ours.
+    assert outside - inside > 0.6 / cores, (outside, inside)

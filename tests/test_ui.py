@@ -1,0 +1,112 @@
+"""What a user sees in the MLflow UI: links to each table's runs page, diagnostics grouped under a
+prefix (read back by the reports as before), and a store written before the prefix existed."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks.engine.tracking import Tracker
+from benchmarks.ui import experiment_links
+from reports.runs import curve, load_runs
+
+from .conftest import add_run, run_cli
+
+
+def test_links_go_to_each_experiments_runs_page(store):
+    tracker = Tracker(store)
+    add_run(tracker, "table6", "lstm", "async_lu", 0, acc=[0.5], times=[1.0])
+    add_run(tracker, "table1", "resnet18", "bp", 0, acc=[0.5], times=[1.0])
+    links = experiment_links(tracker, "http://127.0.0.1:5000")
+    ids = {e.name: e.experiment_id for e in tracker.client.search_experiments()}
+    assert links == [
+        f"table1: http://127.0.0.1:5000/#/experiments/{ids['table1']}/runs",
+        f"table6: http://127.0.0.1:5000/#/experiments/{ids['table6']}/runs",
+    ]
+
+
+def test_ui_without_a_store_is_one_line(tmp_path):
+    proc = run_cli("ui", "--tracking-uri", f"sqlite:///{tmp_path}/none.db")
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "no MLflow store" in proc.stderr
+
+
+def test_diagnostics_read_the_same_with_or_without_the_prefix(store):
+    """A run of before the prefix (staleness_mean) and one of after (engine/staleness_mean) give the
+    reports the same columns and curves."""
+    tracker = Tracker(store)
+    old = add_run(tracker, "t", "m", "async_lu", 0, acc=[0.5, 0.6], times=[1.0, 2.0])
+    new = add_run(tracker, "t", "m", "async_lu", 1, acc=[0.5, 0.6], times=[1.0, 2.0])
+    for step, value in enumerate((3.0, 4.0)):
+        tracker.log_metrics(old, {"staleness_mean": value}, step)
+        tracker.log_metrics(new, {"engine/staleness_mean": value}, step)
+    runs = load_runs(store, "t").set_index("run_id")
+    assert runs.at[old, "metrics.staleness_mean"] == runs.at[new, "metrics.staleness_mean"] == 4.0
+    assert not any(c.startswith("metrics.engine/") for c in runs.columns)
+    before, after = (curve(store, run, ("staleness_mean",)) for run in (old, new))
+    pd.testing.assert_frame_equal(before, after)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Chromium (Debian: apt install chromium)")
+def test_the_ui_shows_the_key_metrics_first(store, tmp_path):
+    """The documented check of docs/design.md (MLflow): `benchmarks ui` over a store with one async
+    run; headless Chromium renders its runs page and chart view (screenshots kept in
+    $BENCH_UI_SHOTS, else the test's folder) and the chart view lists the workload's charts before
+    the engine diagnostics and the curves against time."""
+    from benchmarks.engine.runner import run_job
+
+    from .conftest import smoke_job
+
+    result = run_job(smoke_job("async_lu"), None, Tracker(store), progress=False)
+    experiment = Tracker(store).client.get_run(result["run_id"]).info.experiment_id
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks", "ui", "--port", str(port), "--tracking-uri", store],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    shots = Path(os.environ.get("BENCH_UI_SHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):  # the server's start (a few seconds)
+            try:
+                urllib.request.urlopen(base + "/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        runs = f"/#/experiments/{experiment}/runs"
+        pages = {"runs": runs, "charts": runs + "?compareRunsMode=CHART"}
+        doms = {}
+        for name, path in pages.items():
+            chrome = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000"]
+            chrome.append("--virtual-time-budget=15000")  # let the app fetch and render
+            shot = shots / f"ui-{name}.png"
+            subprocess.run([*chrome, f"--screenshot={shot}", base + path], capture_output=True, timeout=120)
+            dom = subprocess.run(
+                [*chrome, "--dump-dom", base + path], capture_output=True, text=True, timeout=120
+            )
+            doms[name] = dom.stdout
+            assert (shots / f"ui-{name}.png").stat().st_size > 10_000
+        charts = doms["charts"]
+        assert "test_acc" in charts and "engine" in charts, charts[:2000]
+        assert charts.index("test_acc") < charts.index("engine")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
