@@ -185,8 +185,8 @@ def test_the_run_in_mlflow_a_user_opens(store, tmp_path):
     # The workload's curves, throughput and time first (no prefix); diagnostics grouped under
     # engine/; the curves again against the training clock (step = its whole seconds).
     plain = {key for key in run.data.metrics if "/" not in key}
-    assert plain == {"train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time_s", "wall_time_s",
-                     "samples_per_s", "mfu", "mem_peak_gib"}  # fmt: skip
+    assert {"train_loss", "test_acc", "samples_per_s", "train_time_s", "mfu", "mem_peak_gib"} <= plain
+    assert not plain & {"staleness_mean", "forward_idle_frac", "backward_busy_frac", "others_cpu_frac"}
     assert "engine/staleness_mean" in run.data.metrics
     by_time = tracker.client.get_metric_history(run.info.run_id, "by_train_s/test_acc")
     clock = tracker.client.get_metric_history(run.info.run_id, "train_time_s")
