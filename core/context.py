@@ -392,7 +392,7 @@ class TrainContext:
             final_test_loss=self.last.get("test_loss"),
             **(
                 {"final_" + self.metric.name: self.last.get(self.metric.name)}
-                if self.metric.name != "test_acc"
+                if self.metric.name not in ("test_acc", "test_loss")  # those are there already
                 else {}
             ),
             final_train_loss=self.last.get("train_loss"),

@@ -133,12 +133,16 @@ def test_train_smoke_json_and_mlflow(store):
         "metric",  # the workload's metric and its best value (core/metric.py)
         "best_metric",
         "final_test_acc",
+        "final_test_loss",
         "final_train_loss",
         "epochs",
         "train_time_s",
         "time_to_best_s",
         "samples_per_s",
         "mfu",
+        "mem_peak_gib",  # the job's peak memory (core/runtime/memory.py)
+        "others_cpu_max",  # other processes' share of the machine (core/runtime/contention.py)
+        "contended",
         "stop_reason",
         "status",
     }
