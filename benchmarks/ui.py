@@ -3,7 +3,7 @@
 MLflow 3 lands on its home page, whose first panels are for GenAI work (traces, prompts). Each
 table's experiment is tagged a model-training experiment, whose runs page shows the training
 view; this prints a direct link to each one (newest first), then starts `mlflow ui` in the
-foreground. The runs' key metrics come first in the charts (core/metric.py: diagnostics under
+foreground. The runs' key metrics form their own chart section (core/metric.py: diagnostics under
 `engine/`, the curves against the training clock under `by_train_s/`).
 """
 

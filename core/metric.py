@@ -56,7 +56,7 @@ class Metric:
 
 ACCURACY = Metric("test_acc", "max", "test accuracy", percent=True)
 # How metrics are named in MLflow, whose UI groups charts by the part of a name before "/": the
-# workload's curves, throughput and time unprefixed (the first charts a user sees); a method's
+# workload's curves, throughput and time unprefixed (one chart section); a method's
 # per-epoch diagnostics (staleness, idle fractions, replica drift, averaging, GPU memory) under
 # ENGINE; the learning curves once more under BY_TIME, at step = whole seconds of the training
 # clock, so the UI plots them against time. Readers accept a diagnostic with or without the prefix
