@@ -133,6 +133,22 @@ def build_cache(splits) -> dict:
     )  # fmt: skip
 
 
+def hub_download(local: Path, download: bool = True) -> tuple[tuple[Path, Path] | None, str]:
+    """(the train and test parquet files fetched from the Hub into local/hub, or None; why not)."""
+    if not (download and downloads_allowed()):
+        return None, "download disabled"
+    try:
+        from huggingface_hub import hf_hub_download
+
+        paths = tuple(
+            Path(hf_hub_download(HUB_REPO, HUB_FILES[split], repo_type="dataset", local_dir=local / "hub"))
+            for split in ("train", "test")
+        )
+        return paths, ""
+    except Exception as err:  # no network, refused host, read-only folder: all mean "not here"
+        return None, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
 def find_parquet(data_dir: Path, download: bool = True) -> tuple[Path, Path]:
     """The train and test parquet files: <data dir>/imdb/, else fetched from the Hub."""
     local = data_dir / "imdb"
@@ -144,19 +160,9 @@ def find_parquet(data_dir: Path, download: bool = True) -> tuple[Path, Path]:
         raise DataMissingError(
             f"{missing} is missing (IMDb needs both train.parquet and test.parquet in {local})"
         )
-    why = "download disabled"
-    if download and downloads_allowed():
-        try:
-            from huggingface_hub import hf_hub_download
-
-            return tuple(
-                Path(
-                    hf_hub_download(HUB_REPO, HUB_FILES[split], repo_type="dataset", local_dir=local / "hub")
-                )
-                for split in ("train", "test")
-            )
-        except Exception as err:  # no network, refused host, read-only folder: all mean "not here"
-            why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    fetched, why = hub_download(local, download)
+    if fetched is not None:
+        return fetched
     raise DataMissingError(
         f"imdb not found (looked at {paths[0]} and {paths[1]}) and could not be downloaded from the "
         f"Hugging Face Hub dataset {HUB_REPO} ({why}); put the stanfordnlp/imdb train and test parquet "

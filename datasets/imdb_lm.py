@@ -32,8 +32,8 @@ from core.metric import BITS_PER_BYTE
 
 from .base import Dataset, epoch_generator, shard
 from .cache import file_digest, load_or_build
-from .imdb import HUB_FILES, HUB_REPO, read_parquet
-from .registry import downloads_allowed, register_dataset
+from .imdb import HUB_REPO, hub_download, read_parquet
+from .registry import register_dataset
 
 VOCAB = 256  # bytes
 DEFAULT_CONTEXT = 128
@@ -74,18 +74,9 @@ def find_text(data_dir: Path) -> tuple[Path, Path | None]:
     train, test = local / "train.parquet", local / "test.parquet"
     if train.exists():
         return train, test if test.exists() else None
-    why = "download disabled"
-    if downloads_allowed():
-        try:
-            from huggingface_hub import hf_hub_download
-
-            fetched = [
-                Path(hf_hub_download(HUB_REPO, HUB_FILES[s], repo_type="dataset", local_dir=local / "hub"))
-                for s in ("train", "test")
-            ]
-            return fetched[0], fetched[1]
-        except Exception as err:  # no network, refused host, read-only folder: all mean "not here"
-            why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    fetched, why = hub_download(local)
+    if fetched is not None:
+        return fetched
     raise DataMissingError(
         f"imdb-lm not found (looked at {train}) and could not be downloaded from the Hugging Face Hub "
         f"dataset {HUB_REPO} ({why}); put the stanfordnlp/imdb train parquet file there as train.parquet "
