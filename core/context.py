@@ -106,14 +106,18 @@ class TrainContext:
         world: int = 1,
         progress: bool = True,
         log_table: Callable[[str, dict[str, list]], None] | None = None,
+        shards_data: bool = True,
     ):
         self.job, self.dataset, self.model, self.device = job, dataset, model, device
         self.rank, self.world = rank, world
+        # Data-parallel ranks each read their own shard; the stages of a pipeline all read the whole
+        # epoch (its first stage the inputs, its last the targets): `Method.shards_data`.
+        self._data_rank, self._data_world = (rank, world) if shards_data else (0, 1)
         # The engine hands other ranks loggers that record nothing (only rank 0 writes to MLflow).
         self._log_metrics = log_metrics
         self._log_table = log_table if log_table is not None else (lambda name, columns: None)
-        check_batch_fits(self.config.batch_size, dataset, world)
-        self.steps_per_epoch = dataset.steps_per_epoch(self.config.batch_size, world)
+        check_batch_fits(self.config.batch_size, dataset, self._data_world)
+        self.steps_per_epoch = dataset.steps_per_epoch(self.config.batch_size, self._data_world)
         self.channels_last = uses_channels_last(self.config, dataset.spec)
         self._clock = _Stopwatch()
         self._wall_start = time.perf_counter()
@@ -178,13 +182,24 @@ class TrainContext:
         finally:
             self._bar.close()
 
-    def train_batches(self, epoch: int) -> Iterator:
-        """This process's shard of epoch `epoch`, with the clock running; ends early at the time budget."""
+    def train_batches(self, epoch: int, lockstep: bool = False) -> Iterator:
+        """This process's shard of epoch `epoch`, with the clock running; ends early at the time budget.
+
+        `lockstep`: the ranks step together (a collective in every step: DDP's all-reduce, a
+        pipeline's sends), so they must stop at the same step: with a time budget, whether to go on
+        is agreed before each batch (one small all-reduce; none without a budget).
+        """
         self._clock.resume()
+        agree = lockstep and self.world > 1 and bool(self.config.time_budget_s)
         for inputs, targets in self.dataset.train_batches(
-            epoch, self.config.batch_size, self.job.seed, self.device, self.rank, self.world
+            epoch, self.config.batch_size, self.job.seed, self.device, self._data_rank, self._data_world
         ):
-            if self.budget_exhausted():
+            exhausted = self.budget_exhausted()
+            if agree:
+                exhausted = self._any_rank(exhausted)
+                if exhausted:
+                    self._stop_reason = "time_budget"
+            if exhausted:
                 return
             yield self.model_layout(inputs), targets
 
@@ -363,6 +378,14 @@ class TrainContext:
         dist.all_reduce(totals)
         loss_sum, correct, samples, hits, memory = totals.tolist()
         return loss_sum / max(samples, 1), correct / max(samples, 1), int(samples), hits > 0, memory
+
+    def _any_rank(self, flag: bool) -> bool:
+        """Whether `flag` holds on any rank (a collective: every rank calls it)."""
+        import torch.distributed as dist
+
+        votes = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(votes, op=dist.ReduceOp.MAX)
+        return bool(votes.item())
 
     def _share_decision(self) -> None:
         """Every rank adopts rank 0's stop decision (the epoch end is the ranks' one sync point)."""

@@ -42,7 +42,8 @@ class Backprop(Method):
             meter = ctx.meter()
             if straggler is not None:
                 straggler.restart()
-            for step, (inputs, targets) in enumerate(ctx.train_batches(epoch)):
+            # lockstep: DDP's ranks (and PL-SGD's averaging) all-reduce in their steps.
+            for step, (inputs, targets) in enumerate(ctx.train_batches(epoch, lockstep=True)):
                 set_lr(optimizer, lr_at(epoch + step / steps, cfg))
                 logits = model(inputs)
                 loss = F.cross_entropy(logits, targets)

@@ -6,7 +6,16 @@ import sys
 from core.inputs import InputSpec
 from core.registry import import_modules
 
-from .registry import MODEL_INPUTS, MODELS, build_model, check_depth, check_model, check_width, register_model
+from .registry import (
+    MODEL_INPUTS,
+    MODELS,
+    build_model,
+    check_depth,
+    check_model,
+    check_splits,
+    check_width,
+    register_model,
+)
 
 import_modules(sys.modules[__name__])
 
@@ -17,6 +26,7 @@ __all__ = [
     "build_model",
     "check_depth",
     "check_model",
+    "check_splits",
     "check_width",
     "register_model",
 ]

@@ -83,6 +83,34 @@ class GPT(nn.Module):
         # The output layer is the token embedding, transposed (tied).
         return F.linear(self.ln_f(x), self.tokens.weight).flatten(0, 1)
 
+    def pipeline_blocks(self) -> list[nn.Module]:
+        """The model as a chain whose composition is `forward` (embeddings, each block, the tied
+        output layer), sharing this model's parameters: where a pipeline may cut it into stages. The
+        token embedding is in the first and the last link (a pipeline sums its two gradients)."""
+        return [_Embed(self.tokens, self.positions), *self.blocks, _Head(self.ln_f, self.tokens)]
+
+
+class _Embed(nn.Module):
+    """Token plus position embeddings: GPT.forward's first line, as a pipeline's first link."""
+
+    def __init__(self, tokens: nn.Embedding, positions: nn.Embedding):
+        super().__init__()
+        self.tokens, self.positions = tokens, positions
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.tokens(tokens) + self.positions(torch.arange(tokens.shape[1], device=tokens.device))
+
+
+class _Head(nn.Module):
+    """The final LayerNorm and the output layer tied to the token embedding: GPT.forward's last line."""
+
+    def __init__(self, ln_f: nn.LayerNorm, tokens: nn.Embedding):
+        super().__init__()
+        self.ln_f, self.tokens = ln_f, tokens
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.ln_f(x), self.tokens.weight).flatten(0, 1)
+
 
 def gpt_size(width: float, depth: int) -> tuple[int, int, int]:
     """(width, depth, heads) of the gpt at a width multiplier and depth (0: the base depth)."""
@@ -93,7 +121,7 @@ def gpt_size(width: float, depth: int) -> tuple[int, int, int]:
     return size, depth or BASE_DEPTH, heads
 
 
-@register_model("gpt", inputs="text", narrowest=BASE_WIDTH, deep=True)
+@register_model("gpt", inputs="text", narrowest=BASE_WIDTH, deep=True, splits=True)
 def gpt(spec: InputSpec, width: float = 1.0, depth: int = 0) -> nn.Module:
     """Decoder-only Transformer (384 wide, 6 blocks at width 1) for next-byte prediction."""
     size, blocks, heads = gpt_size(width, depth)

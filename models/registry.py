@@ -16,21 +16,36 @@ MODELS: Registry[ModelBuilder] = Registry("model")
 MODEL_INPUTS: dict[str, str] = {}  # name -> "images" | "tokens" | "text" (InputSpec.kind)
 NARROWEST: dict[str, int] = {}  # name -> channels (or units) of its narrowest layer at width 1
 DEEP: set[str] = set()  # models whose builder takes a depth (TrainConfig.depth)
+SPLITS: set[str] = set()  # models a pipeline can cut into stages (they define pipeline_blocks())
 
 
-def register_model(name: str, inputs: str = "images", narrowest: int = 16, deep: bool = False):
+def register_model(
+    name: str, inputs: str = "images", narrowest: int = 16, deep: bool = False, splits: bool = False
+):
     """Decorator: register a builder `(spec: InputSpec, width: float) -> nn.Module` reading `inputs`,
     whose narrowest layer has `narrowest` channels at width 1 (every layer scales with `width`);
-    with `deep`, the builder takes `depth` too (its number of blocks, 0 for its own)."""
+    with `deep`, the builder takes `depth` too (its number of blocks, 0 for its own); with `splits`,
+    its models define `pipeline_blocks()`, a chain of modules whose composition is their forward."""
 
     def wrap(builder: ModelBuilder) -> ModelBuilder:
         MODEL_INPUTS[name] = inputs
         NARROWEST[name] = narrowest
         if deep:
             DEEP.add(name)
+        if splits:
+            SPLITS.add(name)
         return MODELS.add(name, builder)
 
     return wrap
+
+
+def check_splits(name: str, method: str) -> None:
+    """Refuse a pipeline method on a model it cannot cut into stages, naming those it can."""
+    if name not in SPLITS:
+        raise UserError(
+            f"method {method} cuts the model into pipeline stages; {name} has no such cut "
+            f'(docs/fidelity.md, "Pipeline methods"); use {", ".join(sorted(SPLITS))}'
+        )
 
 
 def check_depth(name: str, depth: int) -> None:

@@ -68,6 +68,13 @@ class ResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
+    def pipeline_blocks(self) -> list[nn.Module]:
+        """The model as a chain whose composition is `forward` (stem, each residual block, head),
+        sharing this model's parameters: where a pipeline may cut it into stages."""
+        stem = nn.Sequential(self.conv1, self.bn1, self.relu, self.maxpool)
+        head = nn.Sequential(self.avgpool, nn.Flatten(1), self.fc)
+        return [stem, *self.layer1, *self.layer2, *self.layer3, *self.layer4, head]
+
 
 def build_resnet(name: str, num_classes: int, image_size: int, width: float = 1.0) -> ResNet:
     """ResNet `name` with the CIFAR stem for inputs up to 64 px, else the ImageNet stem."""
@@ -80,13 +87,13 @@ def build_resnet(name: str, num_classes: int, image_size: int, width: float = 1.
     return ResNet(block, layers, num_classes, stem="cifar" if image_size <= 64 else "imagenet", width=width)
 
 
-@register_model("resnet18", narrowest=64)
+@register_model("resnet18", narrowest=64, splits=True)
 def resnet18(spec: InputSpec, width: float = 1.0) -> nn.Module:
     """ResNet-18 (BasicBlock, 2-2-2-2)."""
     return build_resnet("resnet18", spec.num_classes, spec.image_size, width)
 
 
-@register_model("resnet50", narrowest=64)
+@register_model("resnet50", narrowest=64, splits=True)
 def resnet50(spec: InputSpec, width: float = 1.0) -> nn.Module:
     """ResNet-50 (Bottleneck, 3-4-6-3)."""
     return build_resnet("resnet50", spec.num_classes, spec.image_size, width)

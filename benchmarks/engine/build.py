@@ -17,7 +17,7 @@ from core.errors import UserError
 from core.job import Job, Setting
 from datasets import DATASETS
 from methods import check_devices, get_method
-from models import MODELS, check_depth, check_width
+from models import MODELS, check_depth, check_splits, check_width
 
 from ..profiles import PROFILES, hyperparameters
 from .distributed import launched_by_torchrun
@@ -102,8 +102,11 @@ def build_job(
     config.validate()
     check_width(model, config.width)
     check_depth(model, config.depth)
+    if method_cls.cuts_model:
+        check_splits(model, method)
     if hasattr(method_config, "validate"):
         method_config.validate()
+    method_cls.check_job(config, method_config, devices)
     return Job(
         table=table,
         dataset=dataset,
@@ -145,6 +148,7 @@ def with_method_settings(jobs: list[Job], settings: Mapping[str, Setting]) -> li
         if mine:
             (method_config,), set_keys = apply_settings([job.method_config], mine)
             method_config.validate()
+            get_method(job.method).check_job(job.config, method_config, job.devices)
             job, owned = dataclasses.replace(job, method_config=method_config), owned | set_keys
         out.append(job)
     unknown = sorted(set(settings) - owned)

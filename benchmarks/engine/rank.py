@@ -115,9 +115,11 @@ def run_rank(
     def log_table(artifact_file: str, columns: dict[str, list]) -> None:
         tracker.log_table(run_id, columns, artifact_file)
 
-    ctx = TrainContext(job, dataset, model, device, log_metrics, rank, world, progress, log_table)
-    ctx.flops_per_sample, ctx.peak_flops = mfu if mfu is not None else mfu_basis(job, dataset, device, world)
     method = get_method(job.method)
+    ctx = TrainContext(
+        job, dataset, model, device, log_metrics, rank, world, progress, log_table, method.shards_data
+    )
+    ctx.flops_per_sample, ctx.peak_flops = mfu if mfu is not None else mfu_basis(job, dataset, device, world)
     status = "finished"
     try:
         method().train(ctx)

@@ -23,6 +23,10 @@ class Method:
     Config: ClassVar[type] = NoConfig
     max_devices: ClassVar[int | None] = 1  # None: any number of processes
     measures: ClassVar[bool] = False  # True: a measurement a table runs (Table 9's timing), not training
+    # False: every process reads the whole epoch (a pipeline's stages), not its own shard of it.
+    shards_data: ClassVar[bool] = True
+    # True: the method cuts the model into stages (models registered with `splits`).
+    cuts_model: ClassVar[bool] = False
 
     @classmethod
     def train_defaults(cls, config: TrainConfig, devices: int) -> dict:
@@ -30,6 +34,11 @@ class Method:
         on `devices` processes, unless `--set` says otherwise: none, as 000 trains every method alike;
         a baseline whose own paper prescribes other values returns them."""
         return {}
+
+    @classmethod
+    def check_job(cls, config: TrainConfig, method_config, devices: int) -> None:
+        """Reject, with a UserError, a combination of shared and own hyperparameters and devices
+        that cannot run (checked when the job is built, before any run exists): none by default."""
 
     def train(self, ctx: TrainContext) -> None:
         """Train until `ctx` says stop."""
