@@ -60,13 +60,20 @@ def is_alive(tags: Mapping[str, str]) -> bool | None:
 
 
 def start_without_sigint(process) -> None:
-    """Start a child process that ignores Ctrl-C from birth (a spawned child inherits the ignored
-    signal through exec), so a Ctrl-C while it imports prints no traceback: its parent ends it."""
+    """Start a child process that cannot receive Ctrl-C from birth, so a Ctrl-C while it imports
+    prints no traceback: its parent ends it.
+
+    SIGINT is blocked in this thread while the child starts, and a spawned child inherits the
+    blocked signal through fork and exec (its entry point then ignores SIGINT, which also drops a
+    pending one). The parent's own disposition is never changed: a Ctrl-C meanwhile reaches
+    another of its threads, or this one once unblocked, and raises KeyboardInterrupt as usual
+    (ignoring it here instead, as this once did, lost a Ctrl-C that came during the start).
+    """
     if threading.current_thread() is not threading.main_thread():
-        process.start()  # signal dispositions can only be changed from the main thread
+        process.start()  # the child of another thread: its parent's main thread handles Ctrl-C
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         process.start()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

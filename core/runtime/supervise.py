@@ -23,6 +23,8 @@ from .processes import die_with_parent, start_without_sigint
 log = logging.getLogger(__name__)
 
 DONE, ERROR = "done", "error"
+# How long children that are still starting get to exit after SIGTERM (they hold nothing yet).
+STARTING_GRACE_S = 5.0
 
 
 def enter_child(parent_pid: int) -> None:
@@ -62,13 +64,17 @@ class Children:
         daemon: bool = False,
     ):
         self.procs, self.readers = [], []
-        for child_args, name in zip(args, names, strict=True):
-            reader, sender = mp_context.Pipe(duplex=False)
-            proc = mp_context.Process(target=target, args=(*child_args, sender), name=name, daemon=daemon)
-            start_without_sigint(proc)
-            sender.close()  # the parent only reads: a child's death then shows as end-of-file
-            self.procs.append(proc)
-            self.readers.append(reader)
+        try:
+            for child_args, name in zip(args, names, strict=True):
+                reader, sender = mp_context.Pipe(duplex=False)
+                self.readers.append(reader)
+                proc = mp_context.Process(target=target, args=(*child_args, sender), name=name, daemon=daemon)
+                self.procs.append(proc)  # before it starts: a Ctrl-C raised as start returns ends it too
+                start_without_sigint(proc)
+                sender.close()  # the parent only reads: a child's death then shows as end-of-file
+        except BaseException:  # Ctrl-C while they start: end those started, then go on unwinding
+            self.stop(STARTING_GRACE_S)
+            raise
 
     def died(self, index: int) -> str:
         """What to say of a child that ended without a message."""
@@ -121,12 +127,13 @@ class Children:
         """End every child within `grace_s`: with `terminate`, SIGTERM now (then SIGKILL after the
         grace); without it, the caller has asked them to stop, and SIGTERM, then SIGKILL a second
         later, go to those still alive after the grace. Closes the pipes."""
+        started = [proc for proc in self.procs if proc.pid is not None]
         if terminate:
-            for proc in self.procs:
+            for proc in started:
                 if proc.is_alive():
                     proc.terminate()
         deadline = time.monotonic() + grace_s
-        for proc in self.procs:
+        for proc in started:
             proc.join(timeout=max(0.0, deadline - time.monotonic()))
             if proc.is_alive() and not terminate:
                 proc.terminate()
