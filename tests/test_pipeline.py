@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import pandas as pd
 import pytest
 import torch
 import torch.distributed as dist
@@ -182,3 +183,25 @@ def test_ranks_stepping_together_stop_together_at_the_time_budget(store, method)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["stop_reason"] == "time_budget" and result["status"] == "finished"
+
+
+def test_the_pd_pipeline_table_reports_every_row_with_memory_and_idle_fraction(tmp_path):
+    """`run pd-pipeline --profile smoke` (2 processes for every multi-device row), its report
+    (each row with peak memory; the pipelines with their idle fraction) and its claim."""
+    from benchmarks.tables import TABLES
+    from reports.claims import evaluate
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = cli("run", "pd-pipeline", "--profile", "smoke", "--tracking-uri", store, timeout=600)
+    assert proc.returncode == 0 and "6 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
+    proc = cli("report", "pd-pipeline", "--profile", "smoke", "--tracking-uri", store, "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(tmp_path / "pd-pipeline.csv")
+    assert list(table["method"]) == ["bp", "async_lu", "async_bu", "gpipe", "pipe_1f1b", "ddp"]
+    assert (table["mem_peak_gib_mean"] > 0).all()
+    pipelines = table[table["method"].isin(["gpipe", "pipe_1f1b"])]
+    assert pipelines["pipeline_idle_frac_mean"].between(0, 1, inclusive="neither").all()
+    assert (tmp_path / "pd-pipeline-smoke.png").exists()
+    verdicts = {claim.id: verdict for claim, _, verdict in evaluate(store, dict(TABLES), "smoke")}
+    claim = verdicts["lu-faster-than-pipelines"]
+    assert len(claim.runs) == 3 and "peak memory (GiB)" in claim.evidence, claim  # one pair: inconclusive
