@@ -3,8 +3,8 @@
 MLflow 3 lands on its home page, whose first panels are for GenAI work (traces, prompts). Each
 table's experiment is tagged a model-training experiment, whose runs page shows the training
 view; this prints a direct link to each one (newest first), then starts `mlflow ui` in the
-foreground. The runs' key metrics form their own chart section (core/metric.py: diagnostics under
-`engine/`, the curves against the training clock under `by_train_s/`).
+foreground. The chart view opens on the curves against the training clock (`by_train_s/`), then
+the key metrics, then the diagnostics under `system/` (core/metric.py says why in that order).
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ from .engine.tracking import Tracker
 
 
 def experiment_links(tracker: Tracker, base: str) -> list[str]:
-    """'name: URL' of each experiment with runs, most recently updated first (Default last)."""
+    """'name: URL' of each experiment with runs, most recently updated first (Default last): its
+    runs in the chart view, which opens on accuracy and loss against the training clock."""
     experiments = tracker.client.search_experiments(order_by=["last_update_time DESC"])
     lines = []
     for experiment in experiments:
         empty = not tracker.client.search_runs([experiment.experiment_id], max_results=1)
         if experiment.name == "Default" and empty:
             continue
-        lines.append(f"{experiment.name}: {base}/#/experiments/{experiment.experiment_id}/runs")
+        runs = f"{base}/#/experiments/{experiment.experiment_id}/runs"
+        lines.append(f"{experiment.name}: {runs}?compareRunsMode=CHART")
     return lines
 
 
@@ -37,7 +39,7 @@ def ui(uri: str | None, host: str, port: int) -> int:
         raise UserError(f"`ui` serves a local SQLite store; {tracker.uri} has its own server: open it there")
     base = f"http://{host}:{port}"
     links = experiment_links(tracker, base)
-    print(f"MLflow UI on {base} over {tracker.uri}; each table's runs (charts: the chart icon):")
+    print(f"MLflow UI on {base} over {tracker.uri}; each table's runs (the table: the list icon):")
     for line in links or ["(no experiments yet: `python -m benchmarks run TABLE` first)"]:
         print(f"  {line}")
     sys.stdout.flush()

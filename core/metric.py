@@ -55,19 +55,21 @@ class Metric:
 
 
 ACCURACY = Metric("test_acc", "max", "test accuracy", percent=True)
-# How metrics are named in MLflow, whose UI groups charts by the part of a name before "/": the
-# workload's curves, throughput and time unprefixed (one chart section); a method's
-# per-epoch diagnostics (staleness, idle fractions, replica drift, averaging, GPU memory) under
-# ENGINE; the learning curves once more under BY_TIME, at step = whole seconds of the training
-# clock, so the UI plots them against time. Readers accept a diagnostic with or without the prefix
-# (stores written before it existed): `stored_names`.
-ENGINE = "engine/"
+# How metrics are named in MLflow, whose UI groups charts by the part of a name before "/", sorts
+# those sections by name and puts two last: the unprefixed names ("Model metrics") and `system/`
+# ("System metrics"). So: the learning curves under BY_TIME, at step = whole seconds of the training
+# clock (the first section: accuracy and loss against time); the workload's curves, throughput and
+# time unprefixed; a method's per-epoch diagnostics (staleness, idle fractions, replica drift,
+# averaging, memory detail) under ENGINE, the System metrics section, last. Readers accept a
+# diagnostic plain or under an earlier prefix (stores written before): `stored_names`.
+ENGINE = "system/"
 BY_TIME = "by_train_s/"
+EARLIER_PREFIXES = ("engine/",)  # where diagnostics were logged before (2026-11-24)
 
 
-def stored_names(name: str) -> tuple[str, str]:
+def stored_names(name: str) -> tuple[str, ...]:
     """The names a per-epoch metric may have in a store: as it is, and as a diagnostic."""
-    return name, ENGINE + name
+    return name, ENGINE + name, *(prefix + name for prefix in EARLIER_PREFIXES)
 
 
 # A byte-level language model's held-out cross-entropy in bits (test_loss / ln 2): lower is better.

@@ -164,8 +164,8 @@ def test_layerwise_updates_are_less_stale_than_block_updates(store):
     acfg = dict(backward_threads=2, max_in_flight=2)
     lu = run_job(job("async_lu", AsyncConfig(**acfg)), None, tracker, progress=False)
     bu = run_job(job("async_bu", AsyncConfig(**acfg)), None, tracker, progress=False)
-    lu_staleness = sum(history(tracker, lu["run_id"], "engine/staleness_mean"))
-    bu_staleness = sum(history(tracker, bu["run_id"], "engine/staleness_mean"))
+    lu_staleness = sum(history(tracker, lu["run_id"], "system/staleness_mean"))
+    bu_staleness = sum(history(tracker, bu["run_id"], "system/staleness_mean"))
     assert 0 < lu_staleness < bu_staleness
 
 
@@ -183,11 +183,11 @@ def test_the_run_in_mlflow_a_user_opens(store, tmp_path):
         "custom_model_development"
     )
     # The workload's curves, throughput and time first (no prefix); diagnostics grouped under
-    # engine/; the curves again against the training clock (step = its whole seconds).
+    # system/; the curves again against the training clock (step = its whole seconds).
     plain = {key for key in run.data.metrics if "/" not in key}
     assert {"train_loss", "test_acc", "samples_per_s", "train_time_s", "mfu", "mem_peak_gib"} <= plain
     assert not plain & {"staleness_mean", "forward_idle_frac", "backward_busy_frac", "others_cpu_frac"}
-    assert "engine/staleness_mean" in run.data.metrics
+    assert "system/staleness_mean" in run.data.metrics
     by_time = tracker.client.get_metric_history(run.info.run_id, "by_train_s/test_acc")
     clock = tracker.client.get_metric_history(run.info.run_id, "train_time_s")
     assert [m.step for m in by_time] == [round(m.value) for m in clock] and len(by_time) == result["epochs"]

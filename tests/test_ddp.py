@@ -25,7 +25,7 @@ def test_ddp_replicas_stay_bit_identical(store):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    drift = MlflowClient(tracking_uri=store).get_metric_history(result["run_id"], "engine/replica_drift")
+    drift = MlflowClient(tracking_uri=store).get_metric_history(result["run_id"], "system/replica_drift")
     assert [m.step for m in drift] == [0, 1] and all(m.value == 0.0 for m in drift)
 
 

@@ -223,7 +223,7 @@ def test_on_cuda_passes_have_their_own_streams_and_memory_stays_flat(store):
     peaks = [
         m.value
         for m in sorted(
-            tracker.client.get_metric_history(result["run_id"], "engine/gpu_mem_peak_gib"),
+            tracker.client.get_metric_history(result["run_id"], "system/gpu_mem_peak_gib"),
             key=lambda m: m.step,
         )
     ]

@@ -175,10 +175,10 @@ def test_two_devices_two_workers_each(store, method):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished"
     metrics = MlflowClient(tracking_uri=store).get_run(result["run_id"]).data.metrics
-    assert metrics["engine/updates"] == 2048 // 2 // 16  # every batch of the shard counted once in S
-    assert metrics["engine/averaging_rounds"] >= 5
-    assert 0 < metrics["engine/replica_drift"] < 0.5
-    assert metrics["engine/partitioned"] == (1.0 if method == "lppsgd" else 0.0)
+    assert metrics["system/updates"] == 2048 // 2 // 16  # every batch of the shard counted once in S
+    assert metrics["system/averaging_rounds"] >= 5
+    assert 0 < metrics["system/replica_drift"] < 0.5
+    assert metrics["system/partitioned"] == (1.0 if method == "lppsgd" else 0.0)
     assert shm_entries() <= before_shm  # no shared-memory segment or semaphore left behind
 
 
@@ -189,7 +189,7 @@ def test_plsgd_averages_every_step_then_every_k(store):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     client = MlflowClient(tracking_uri=store)
-    drift = [m.value for m in client.get_metric_history(result["run_id"], "engine/replica_drift")]
+    drift = [m.value for m in client.get_metric_history(result["run_id"], "system/replica_drift")]
     assert drift[0] == 0.0 and drift[1] > 0.0
     params = client.get_run(result["run_id"]).data.params
     assert params["lr_schedule"] == "step"  # 002's PL-SGD setup by default (smoke: lr 0.05 x 64/128 x 2)
@@ -285,7 +285,7 @@ def test_the_authors_reading_keeps_the_partial_batch_and_counts_every_update(sto
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     run = MlflowClient(tracking_uri=store).get_run(result["run_id"])
-    assert run.data.metrics["engine/updates"] == 21 and run.data.tags["variant"] == "authors_code"
+    assert run.data.metrics["system/updates"] == 21 and run.data.tags["variant"] == "authors_code"
     assert run.info.run_name == "lapsgd[authors_code] · resnet18 · run0"
     assert LapConfig().variant == "" and LapConfig(reading="authors_code").variant == "authors_code"
 
@@ -322,9 +322,9 @@ def test_two_devices_in_the_authors_reading_train_every_batch_once(store):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished" and result["epochs"] == 2
     client = MlflowClient(tracking_uri=store)
-    updates = [m.value for m in client.get_metric_history(result["run_id"], "engine/updates")]
+    updates = [m.value for m in client.get_metric_history(result["run_id"], "system/updates")]
     assert updates[0] >= 64 and updates[1] == 2 * 2048 // 2 // 16  # rank 0's S: epoch 0 done, run done
     # No round count is asserted: without a start barrier, the device whose workers start first may
     # make all its updates before the other's start (as in their code), and then no round is due.
-    assert len(client.get_metric_history(result["run_id"], "engine/update_spread_max")) == 2
+    assert len(client.get_metric_history(result["run_id"], "system/update_spread_max")) == 2
     assert shm_entries() <= before_shm

@@ -64,11 +64,11 @@ def test_async_lu_on_two_processes_exchanges_every_update(store):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished" and result["epochs"] == 2
     client = MlflowClient(tracking_uri=store)
-    drift = client.get_metric_history(result["run_id"], "engine/replica_drift")
+    drift = client.get_metric_history(result["run_id"], "system/replica_drift")
     assert [m.step for m in drift] == [0, 1]
     # After the epoch-end flush every replica holds every update: only float rounding differs.
     assert all(m.value < 1e-5 for m in drift)
-    assert all(m.value > 0 for m in client.get_metric_history(result["run_id"], "engine/exchange_rounds"))
+    assert all(m.value > 0 for m in client.get_metric_history(result["run_id"], "system/exchange_rounds"))
     assert client.get_run(result["run_id"]).data.tags["devices"] == "2"
 
 

@@ -156,8 +156,8 @@ def test_train_on_two_stages_reports_memory_and_the_idle_fraction(store, method)
     assert result["status"] == "finished" and result["mem_peak_gib"] > 0
     assert result["best_test_acc"] > 0.5  # smoke's synthetic classes are easy
     metrics = MlflowClient(tracking_uri=store).get_run(result["run_id"]).data.metrics
-    assert 0 < metrics["engine/pipeline_idle_frac"] < 1
-    assert metrics["engine/pipeline_bubble_theory"] == pytest.approx(1 / 5)  # 2 stages, 4 micro-batches
+    assert 0 < metrics["system/pipeline_idle_frac"] < 1
+    assert metrics["system/pipeline_bubble_theory"] == pytest.approx(1 / 5)  # 2 stages, 4 micro-batches
 
 
 @pytest.mark.parametrize(

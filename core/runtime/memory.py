@@ -1,7 +1,7 @@
 """Peak memory of one process of a job and the processes it started, since the last reading.
 
 On CUDA: `torch.cuda.max_memory_allocated` of the process's device (what its tensors held at the
-peak; the caching allocator's reserve is logged apart, `engine/gpu_mem_reserved_gib`). On the CPU:
+peak; the caching allocator's reserve is logged apart, `system/gpu_mem_reserved_gib`). On the CPU:
 the peak resident set (`VmHWM` in /proc/PID/status) of this process and of every process below it
 (LAP-SGD's worker processes, DataLoader workers), summed; each is reset after it is read (writing
 5 to /proc/PID/clear_refs), so a reading covers one epoch. Pages two processes share (a dataset in
