@@ -36,6 +36,7 @@ def draw(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     order = list(dict.fromkeys([*(m for m in spec.methods if m in set(per_run["label"])), *per_run["label"]]))
     sns.scatterplot(data=per_run, x=MEMORY, y="samples_per_s", hue="label", hue_order=order, s=80, ax=ax)
+    ax.legend(title="method")
     ax.set_xlabel("peak memory of the job (GiB, processes summed)")
     ax.set_ylabel("samples/s")
     ax.set_title(f"throughput against memory ({profile})", fontsize=10)
