@@ -109,10 +109,9 @@ class GPipe(Method):
             for step, (inputs, targets) in enumerate(ctx.train_batches(epoch, lockstep=True)):
                 set_lr(optimizer, lr_at(epoch + step / steps, cfg))
                 optimizer.zero_grad(set_to_none=True)
-                in_steps.start()
-                loss, logits = pipeline.step(inputs, targets)
-                optimizer.step()
-                in_steps.stop()
+                with in_steps:
+                    loss, logits = pipeline.step(inputs, targets)
+                    optimizer.step()
                 if loss is not None:
                     meter.add(loss, logits, targets)
             pipeline.gather()

@@ -138,7 +138,7 @@ def agreed_split(costs: list[float], stages: int, device: torch.device) -> list[
 
 
 class BusyClock:
-    """Seconds between start() and stop(), summed: CUDA events on a GPU (no host sync until
+    """Seconds between start() and stop() (or inside `with`), summed: CUDA events on a GPU (no host sync until
     `take`), the host clock on a CPU, where the work is done when the call returns."""
 
     def __init__(self, device: torch.device):
@@ -161,6 +161,13 @@ class BusyClock:
         else:
             self.seconds += time.perf_counter() - self._started
 
+    def __enter__(self) -> BusyClock:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def take(self) -> float:
         """The seconds summed since the last `take` (synchronises on a GPU)."""
         if self._events:
@@ -180,18 +187,12 @@ class TimedStage(PipelineStage):
         self.busy = BusyClock(device)
 
     def forward_one_chunk(self, *args, **kwargs):
-        self.busy.start()
-        try:
+        with self.busy:
             return super().forward_one_chunk(*args, **kwargs)
-        finally:
-            self.busy.stop()
 
     def backward_one_chunk(self, *args, **kwargs):
-        self.busy.start()
-        try:
+        with self.busy:
             return super().backward_one_chunk(*args, **kwargs)
-        finally:
-            self.busy.stop()
 
 
 class TiedGradients:
