@@ -7,6 +7,7 @@ Needs root and iproute2 (`ip netns`); skips, saying so, where namespaces cannot 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBNET = "10.231.{}.{}"
@@ -116,7 +118,12 @@ def test_a_job_trains_across_two_hosts(hosts, tmp_path, method):
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-3000:]
     result = json.loads(outputs[0][0].strip().splitlines()[-1])  # node 0 holds rank 0, which reports
-    assert result["status"] == "finished" and result["best_test_acc"] > 0.2, result
+    # Trained to its end on both hosts (smoke's accuracy of the async methods on two processes is
+    # too noisy to assert: 0.18 to 0.36 seen).
+    assert result["status"] == "finished" and result["epochs"] == 2, result
+    assert math.isfinite(result["final_train_loss"]) and math.isfinite(result["final_test_loss"]), result
+    run = MlflowClient(tracking_uri=store).get_run(result["run_id"])
+    assert run.data.tags["devices"] == "2", run.data.tags  # one process on each host
     assert not _pids(hosts[0][0]) and not _pids(hosts[1][0])
 
 
