@@ -37,7 +37,6 @@ from .common.pipeline import (
     Pipeline,
     agreed_split,
     block_costs,
-    pipeline_blocks,
 )
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,8 @@ class GPipe(Method):
             self._train_one_stage(ctx)
             return
         cfg, settings = ctx.config, ctx.method_config
-        blocks = pipeline_blocks(ctx.model, ctx.job.model)
+        # build_job admitted only models registered `splits=True` (models.check_splits): they have it.
+        blocks = ctx.model.pipeline_blocks()
         # Balancing happens before the first epoch, off the training clock (like process start-up).
         micro = cfg.batch_size // settings.microbatches
         sample = next(iter(ctx.dataset.train_batches(0, micro, ctx.job.seed, ctx.device)))[0]

@@ -24,14 +24,6 @@ from core.errors import UserError
 BALANCES = ("time", "params")
 
 
-def pipeline_blocks(model: nn.Module, model_name: str) -> list[nn.Module]:
-    """The model's chain of blocks, or a UserError for a model that does not define one."""
-    blocks = getattr(model, "pipeline_blocks", None)
-    if blocks is None:
-        raise UserError(f"model {model_name} cannot be cut into pipeline stages (no pipeline_blocks())")
-    return blocks()
-
-
 class _EnterChannelsLast(torch.autograd.Function):
     """Identity into channels_last; the gradient leaves in the standard layout (a sent tensor)."""
 
@@ -138,8 +130,8 @@ def agreed_split(costs: list[float], stages: int, device: torch.device) -> list[
 
 
 class BusyClock:
-    """Seconds between start() and stop() (or inside `with`), summed: CUDA events on a GPU (no host sync until
-    `take`), the host clock on a CPU, where the work is done when the call returns."""
+    """Seconds between start() and stop() (or inside `with`), summed: CUDA events on a GPU (no host
+    sync until `take`), the host clock on a CPU, where the work is done when the call returns."""
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
