@@ -340,8 +340,10 @@ def cmd_run_claims(args) -> int:
 
     from .engine.build import check_device_count
     from .engine.planner import (
+        Calibration,
         Estimates,
         drop_missing_data,
+        drop_undecidable,
         minutes,
         parse_duration,
         perf_args,
@@ -360,10 +362,13 @@ def cmd_run_claims(args) -> int:
     claims = select_claims(dict(CLAIMS), args.only)
     profile = resolve_profile(args.profile)
     plans = plan_claims(claims, dict(TABLES), profile, args.runs, args.devices)
+    import torch
+
+    drop_undecidable(plans, torch.cuda.device_count())
     tracker = Tracker(args.tracking_uri)
     close_stale(tracker)
-    estimates = Estimates(tracker, profile)
     data_dir = resolve_data_dir(args.data_dir)
+    estimates = Estimates(tracker, profile, Calibration(data_dir))
     if args.dry_run:
         os.environ["BENCH_DOWNLOAD"] = "0"  # a dry run looks for the data, it does not fetch it
     for dataset, why in drop_missing_data(plans, data_dir).items():

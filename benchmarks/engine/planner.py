@@ -26,8 +26,25 @@ from .tracking import Tracker
 
 log = logging.getLogger(__name__)
 
-# A job's estimate where the store has no finished run like it and it has no time budget.
+# A job's estimate where the store has no finished run like it and no calibration applies.
 GUESS_S = {"smoke": 15.0, "quick": 300.0, "paper": 7200.0}
+# A measuring job (Table 9's timing) where the store has none like it: measured 12-36 s at quick here.
+MEASURE_GUESS_S = {"smoke": 10.0, "quick": 60.0, "paper": 300.0}
+# A training method's wall time relative to bp's on the same workload, before a run of it has
+# finished on this machine: measured on 2 CPU cores at quick (docs/performance.md: pd-pipeline's and
+# pd-headline's rows, 2026-11-24), 1 where unmeasured. A prior only: the first finished run of a
+# kind replaces it (Estimates.record). On a GPU the async methods should cost less than this.
+METHOD_COST = {
+    "async_lu": 1.7,
+    "async_bu": 1.7,
+    "gpipe": 1.5,
+    "pipe_1f1b": 1.45,
+    "ddp": 1.15,
+    "plsgd": 1.15,
+    "lapsgd": 1.1,
+    "lppsgd": 1.1,
+}
+PROBE_BATCHES = 8  # the calibration's bp epoch: this many training batches and one test batch
 START_S = 10.0  # start-up and evaluation around a job's training budget
 PERF_GUESS_S = {"smoke": 60.0, "quick": 240.0, "paper": 300.0}
 # At smoke a perf benchmark runs short: smoke decides nothing, it shows the pipeline works.
@@ -82,6 +99,8 @@ def plan_claims(
         plan = ClaimPlan(claim, perf=claim.plan.perf)
         per_cell = runs or (None if profile == "smoke" else claim.plan.runs)
         for need in claim.plan.needs:
+            if need.profiles and profile not in need.profiles:
+                continue
             jobs = specs[need.table].jobs(profile, per_cell, devices)
             jobs = [j for j in jobs if not need.methods or j.method in need.methods]
             jobs = [j for j in jobs if not need.models or j.model in need.models]
@@ -91,6 +110,19 @@ def plan_claims(
         plan.jobs = list({(j.table, j.key): j for j in plan.jobs}.values())
         plans.append(plan)
     return plans
+
+
+def drop_undecidable(plans: list[ClaimPlan], gpus: int) -> None:
+    """Empty the plans of claims that need more GPUs than this machine has (Claim.needs_gpus): their
+    runs could not decide them here, so they would only spend the budget."""
+    for plan in plans:
+        needed = plan.claim.needs_gpus
+        if needed > gpus and (plan.jobs or plan.perf):
+            plan.notes.append(
+                f"not run: a verdict needs {needed} GPU(s), this machine has {gpus} "
+                f"({plan.claim.needs_hardware})"
+            )
+            plan.jobs, plan.perf = [], ()
 
 
 def drop_missing_data(plans: list[ClaimPlan], data_dir) -> dict[str, str]:
@@ -118,11 +150,67 @@ def drop_missing_data(plans: list[ClaimPlan], data_dir) -> dict[str, str]:
     return missing
 
 
+class Calibration:
+    """A job's seconds on this machine without a like run in the store: a short bp epoch over a few
+    batches of the job's own data and model (in this process, once per workload), scaled to the
+    job's epochs and samples and by the method's prior cost (METHOD_COST), capped by its time budget."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self._per_sample: dict[tuple, float] = {}
+
+    def job_s(self, job: Job) -> float | None:
+        """The estimate, or None where a bp probe says nothing of the job (a measuring method, or a
+        dataset without subsets) and it has no time budget."""
+        from methods import METHODS
+
+        from .rank import get_dataset
+
+        cfg = job.config
+        budget = cfg.time_budget_s + START_S if cfg.time_budget_s else None
+        dataset = get_dataset(job, self.data_dir)
+        if METHODS[job.method].measures or not hasattr(dataset, "subset"):
+            return budget
+        key = (job.dataset, job.model, job.synthetic_data, cfg.width, cfg.depth, cfg.batch_size, cfg.seq_len)
+        if key not in self._per_sample:
+            self._per_sample[key] = self._probe(job, dataset)
+        samples = cfg.max_epochs * (dataset.num_train + dataset.num_test / 3)  # a test sample: a forward
+        seconds = samples * self._per_sample[key] * METHOD_COST.get(job.method, 1.0)
+        return START_S + (min(seconds, cfg.time_budget_s) if cfg.time_budget_s else seconds)
+
+    def _probe(self, job: Job, dataset) -> float:
+        """Seconds per training sample of bp over the job's data: one bp epoch of PROBE_BATCHES
+        batches less one of 2 (start-up and the first batches cancel out), after a warm-up epoch."""
+        from dataclasses import replace
+
+        from .build import build_job
+        from .runner import run_job
+        from .tracking import NullTracker
+
+        batch = job.config.batch_size
+        config = replace(job.config, max_epochs=1, t_max=1, warmup_epochs=0, time_budget_s=0.0)
+        probe = build_job(
+            "calibration", job.dataset, job.model, "bp", job.profile, config=config,
+            synthetic=job.synthetic_data,
+        )  # fmt: skip
+        n_test = min(dataset.num_test, batch)
+        seconds = {}
+        for batches in (2, 2, PROBE_BATCHES):  # the first pays one-time costs (kernels, threads): not used
+            n_train = min(dataset.num_train, batches * batch)
+            started = time.perf_counter()
+            run_job(probe, None, NullTracker(), progress=False, dataset=dataset.subset(n_train, n_test))
+            seconds[n_train] = time.perf_counter() - started
+        (few, t_few), (many, t_many) = sorted(seconds.items())
+        per_sample = (t_many - t_few) / (many - few) if many > few else t_many / many
+        log.info("calibrated %s/%s: %.3f ms per training sample", job.dataset, job.model, 1e3 * per_sample)
+        return max(per_sample, 1e-6)
+
+
 class Estimates:
     """Seconds a job (or a perf benchmark) takes on this machine, from the store where it can."""
 
-    def __init__(self, tracker: Tracker, profile: str):
-        self.tracker, self.profile = tracker, profile
+    def __init__(self, tracker: Tracker, profile: str, calibration: Calibration | None = None):
+        self.tracker, self.profile, self.calibration = tracker, profile, calibration
         self._walls: dict[str, dict[tuple, list[float]]] = {}
         self._anywhere: dict[tuple, list[float]] | None = None
         # Looked up once: the plans are re-costed after every claim, and a finished job (a logged
@@ -167,15 +255,31 @@ class Estimates:
         return key in self._finished
 
     def job_s(self, job: Job) -> float:
-        """0 for a finished job; else the median of like runs, the time budget, or a guess."""
+        """0 for a finished job; else the median of like runs, the calibration's estimate, the time
+        budget, or a guess."""
         if self.finished(job):
             return 0.0
         like = self._experiment(job.table).get((job.method, job.model, job.profile, job.variant))
         like = like or self._any_experiment().get((job.method, job.model, job.profile))
         if like:
             return statistics.median(like)
-        guess = GUESS_S.get(self.profile, GUESS_S["quick"])
+        calibrated = self.calibration.job_s(job) if self.calibration is not None else None
+        if calibrated is not None:
+            return calibrated
+        from methods import METHODS
+
+        guesses = MEASURE_GUESS_S if METHODS[job.method].measures else GUESS_S
+        guess = guesses.get(self.profile, guesses["quick"])
         return min(job.config.time_budget_s + START_S, guess) if job.config.time_budget_s else guess
+
+    def record(self, job: Job, seconds: float) -> None:
+        """Remember that `job` has just finished in `seconds`: the jobs like it still to run are then
+        estimated from it (and the budget kept by it), not from a guess."""
+        self._finished.add((job.table, job.key))
+        self._experiment(job.table).setdefault((job.method, job.model, job.profile, job.variant), []).append(
+            seconds
+        )
+        self._any_experiment().setdefault((job.method, job.model, job.profile), []).append(seconds)
 
     def perf_s(self, name: str) -> float:
         """A perf benchmark: 0 if the store has its result, else a guess per profile."""
@@ -205,6 +309,11 @@ def pending_cost(plan: ClaimPlan, estimates: Estimates, done: set) -> float:
     return jobs + sum(estimates.perf_s(name) for name in plan.perf if name not in done)
 
 
+def priority(plan: ClaimPlan, estimates: Estimates, done: set) -> tuple[bool, float]:
+    """The order claims run in: the papers' claims before the suite's extensions, each cheapest first."""
+    return plan.claim.extension, pending_cost(plan, estimates, done)
+
+
 def describe(plan: ClaimPlan, estimates: Estimates, done: set) -> str:
     """One claim's plan as `--dry-run` prints it."""
     tables: dict[str, set] = {}
@@ -230,10 +339,11 @@ def run_claims(
     dry_run: bool,
     out: Callable[[str], None] = print,
 ) -> list[tuple[str, float]]:
-    """Run the plans, cheapest remaining claim first, each shared job once; returns the claims left
+    """Run the plans, the papers' claims before the suite's extensions, cheapest remaining claim
+    first, each shared job once; returns the claims left
     out by the budget (id, estimated seconds). `dry_run`: print the plans and the total, run nothing."""
     done: set = set()
-    order = sorted(plans, key=lambda p: pending_cost(p, estimates, done))
+    order = sorted(plans, key=lambda p: priority(p, estimates, done))
     if dry_run:
         union = {(j.table, j.key): j for p in plans for j in p.jobs}
         total = sum(estimates.job_s(j) for j in union.values())
@@ -242,13 +352,13 @@ def run_claims(
             out(describe(plan, estimates, done))
         out(
             f"total: {len(union)} jobs, ~{total / 60:.1f} min on this machine (estimated), "
-            "cheapest claim first"
+            "the papers' claims first, each cheapest first"
         )
         return []
     started, left_out, missing = time.monotonic(), [], set()
     remaining = list(order)
     while remaining:
-        remaining.sort(key=lambda p: pending_cost(p, estimates, done))
+        remaining.sort(key=lambda p: priority(p, estimates, done))
         plan = remaining.pop(0)
         cost = pending_cost(plan, estimates, done)
         spent = time.monotonic() - started
@@ -266,8 +376,10 @@ def run_claims(
             if budget_s is not None and spent + estimates.job_s(job) > budget_s * 1.1:
                 left_out.append((plan.claim.id, pending_cost(plan, estimates, done)))
                 break
+            job_started = time.monotonic()
             try:
                 run_job(job, data_dir, tracker, claim=True)
+                estimates.record(job, time.monotonic() - job_started)
             except DataMissingError as err:
                 missing.add(job.dataset)  # the claim reads "not measurable here" and says what is missing
                 log.warning("%s: %s", job.dataset, err)

@@ -76,14 +76,22 @@ def runs_to_settle(values) -> int | None:
     return max(MIN_PAIRS, math.ceil(((1.645 + 0.842) * sd / abs(mean)) ** 2))
 
 
+# Profiles that cut a claim's plan down to the cells that can decide it in an hour or two on a
+# small machine (Need.profiles); the paper profile runs every cell the paper reports.
+REDUCED = ("smoke", "quick")
+FULL = ("paper",)
+
+
 @dataclass(frozen=True)
 class Need:
     """Runs a claim needs: the rows of `methods` in a table (every row where none are named), on
-    `models` (every model of the table where none are named)."""
+    `models` (every model of the table where none are named), at `profiles` (every profile where
+    none are named)."""
 
     table: str
     methods: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    profiles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,8 +118,16 @@ class Claim:
     plan: Plan = field(default_factory=Plan)
     # The hardware it needs where a CPU cannot measure it (a line for "not measurable here").
     needs_hardware: str = ""
+    # GPUs a verdict needs (0: a CPU can decide it): `run claims` does not run the plan of a claim
+    # the machine cannot decide, since its rule would read "not measurable" or "not comparable" anyway.
+    needs_gpus: int = 0
     # The paper's own effect on the scale of the rule's margins, where it states one (claims.png).
     paper_effect: float | None = None
+
+    @property
+    def extension(self) -> bool:
+        """Whether the claim is the suite's own, beyond the papers (its source says so)."""
+        return self.source.startswith("beyond the papers")
 
 
 CLAIMS: Registry[Claim] = Registry("claim")

@@ -28,6 +28,7 @@ from ._common import (
     settle="ImageNet-1k on disk and 3 GPUs: `run table5 --profile paper`",
     plan=Plan((Need("table5"),)),
     needs_hardware="ImageNet-1k on disk and 3 GPUs",
+    needs_gpus=3,
 )
 def imagenet_claim(evidence: Evidence) -> Verdict:
     runs = evidence.runs("table5")

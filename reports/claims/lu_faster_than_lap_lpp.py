@@ -5,7 +5,18 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from ._common import TTA_TABLES, Evidence, Need, Plan, Verdict, comparisons, log_ratio, register_claim
+from ._common import (
+    FULL,
+    REDUCED,
+    TTA_TABLES,
+    Evidence,
+    Need,
+    Plan,
+    Verdict,
+    comparisons,
+    log_ratio,
+    register_claim,
+)
 
 LU_LAP_LPP = ("async_lu", "lapsgd", "lppsgd")
 
@@ -20,8 +31,13 @@ LU_LAP_LPP = ("async_lu", "lapsgd", "lppsgd")
         "against each reading of LAP/LPP-SGD with runs (002's text, and `reading=authors_code`)"
     ),
     settle="3 runs per cell of table1 and table3",
+    # At smoke and quick, CIFAR-10 ResNet-18 alone (9 runs); the paper profile runs both tables.
     plan=Plan(
-        (Need("table1", ("async_lu", "lapsgd", "lppsgd")), Need("table3", ("async_lu", "lapsgd", "lppsgd")))
+        (
+            Need("table1", LU_LAP_LPP, ("resnet18",), REDUCED),
+            Need("table1", LU_LAP_LPP, profiles=FULL),
+            Need("table3", LU_LAP_LPP, profiles=FULL),
+        )
     ),
     # log(t_LAP/t_LU), log(t_LPP/t_LU) of the paper's CIFAR-10 (both ResNets) and CIFAR-100 ResNet-18.
     paper_effect=0.75,

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from ._common import ACCURACY_TABLES, Evidence, Need, Plan, Verdict, comparisons, difference, register_claim
+from ._common import (
+    ACCURACY_TABLES,
+    FULL,
+    REDUCED,
+    Evidence,
+    Need,
+    Plan,
+    Verdict,
+    comparisons,
+    difference,
+    register_claim,
+)
 
 LU_BU = ("async_lu", "async_bu")
 
@@ -17,7 +28,16 @@ LU_BU = ("async_lu", "async_bu")
     ),
     decided_by="LU minus BU best test accuracy, paired by run index, in the runs of table1, table3, table6",
     settle="3 runs per cell: `run table1 --runs 3`, `run table3 --runs 3`, `run table6 --runs 3`",
-    plan=Plan((Need("table1", LU_BU), Need("table3", LU_BU), Need("table6", LU_BU))),
+    # At smoke and quick, CIFAR-10 ResNet-18 alone (6 runs): the paper's IMDb margin (0.09 points) is
+    # below what 3 short runs resolve; IMDb runs in the store (the IMDb claim's) are read as well.
+    plan=Plan(
+        (
+            Need("table1", LU_BU, ("resnet18",), REDUCED),
+            Need("table1", LU_BU, profiles=FULL),
+            Need("table3", LU_BU, profiles=FULL),
+            Need("table6", LU_BU, profiles=FULL),
+        )
+    ),
     # The paper's LU - BU best accuracies, mean over its five workloads (fractions).
     paper_effect=(0.010 + 0.007 + 0.021 + 0.025 + 0.0009) / 5,
 )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ._common import (
     ACCURACY_TABLES,
+    FULL,
     INCONCLUSIVE,
+    REDUCED,
     TTA_TABLES,
     Evidence,
     Need,
@@ -34,7 +36,16 @@ LU_BU = ("async_lu", "async_bu")
         "ResNet-50 - ResNet-18 paired by run index (table1, table3)"
     ),
     settle="3 runs per cell of table1 or table3 (both ResNets)",
-    plan=Plan((Need("table1", LU_BU), Need("table3", LU_BU), Need("table6", LU_BU))),
+    # At smoke and quick: LU and BU on CIFAR-10 ResNet-18 (below), and LU on ResNet-50 (depth).
+    plan=Plan(
+        (
+            Need("table1", LU_BU, ("resnet18",), REDUCED),
+            Need("table1", ("async_lu",), ("resnet50",), REDUCED),
+            Need("table1", LU_BU, profiles=FULL),
+            Need("table3", LU_BU, profiles=FULL),
+            Need("table6", LU_BU, profiles=FULL),
+        )
+    ),
 )
 def lu_staleness(evidence: Evidence) -> Verdict:
     below = compare(

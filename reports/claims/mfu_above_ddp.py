@@ -33,6 +33,7 @@ from ._common import (
     settle="3 runs per cell of pd-headline (paper profile on GPUs)",
     plan=Plan((Need("pd-headline", ("async_lu", "ddp")),)),
     needs_hardware="a GPU (on a CPU the threads share the cores MFU is measured against)",
+    needs_gpus=1,
 )
 def mfu_above_ddp(evidence: Evidence) -> Verdict:
     parts = [
