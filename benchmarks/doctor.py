@@ -143,17 +143,24 @@ def check_store(uri: str | None) -> Check:
 
 
 def check_peak() -> Check:
-    """The GEMM peak MFU divides by: cached (with its date), else measured now."""
-    from .engine.mfu import _probe_key, _read_cache, peak_flops
+    """The peak MFU divides by (theoretical where known) and the GEMM probe beside it (cached, with
+    its date, else measured now)."""
+    from .engine.mfu import peak_flops, probe_entry, theoretical_peak
     from .engine.rank import resolve_device
 
     device = resolve_device("auto")
-    cached = _read_cache("peak_flops").get(_probe_key(device))
+    cached = probe_entry(device)
     if cached:
-        found = f"{cached['flops'] / 1e9:.0f} GFLOP/s (measured {cached.get('measured', '?')})"
+        probe = f"{cached['flops'] / 1e9:.0f} GFLOP/s (measured {cached.get('measured', '?')})"
     else:
-        found = f"{peak_flops(device) / 1e9:.0f} GFLOP/s (measured now)"
-    return Check("float32 GEMM peak", found, None, needed=False)
+        probe = f"{peak_flops(device) / 1e9:.0f} GFLOP/s (measured now)"
+    theoretical = theoretical_peak(device)
+    peak = (
+        f"{theoretical[0] / 1e9:.0f} GFLOP/s, {theoretical[1]}"
+        if theoretical
+        else "none known: MFU uses the probe"
+    )
+    return Check("float32 peak (MFU)", f"{peak}; GEMM probe {probe}", None, needed=False)
 
 
 def check_beta() -> Check:

@@ -229,9 +229,16 @@ class TrainContext:
         self._log_table(artifact_file, columns)
 
     def record(self, values: dict[str, float]) -> None:
-        """A measurement's results: logged (step 0) and added to the run's summary."""
+        """A measurement's results: logged (step 0) and added to the run's summary, with the share
+        of the machine other processes used while it measured (the run is tagged contended above
+        CONTENDED_SHARE, as a training run is by its epochs)."""
         self._measured.update(values)
-        self._log_metrics(values, 0)
+        others = self._others.share() if self._others is not None else None
+        diagnostics = {}
+        if others is not None:
+            diagnostics[ENGINE + "others_cpu_frac"] = others
+            self.others_cpu_max = max(self.others_cpu_max, others)
+        self._log_metrics({**values, **diagnostics}, 0)
 
     def end_epoch(
         self,
@@ -276,14 +283,16 @@ class TrainContext:
         self.mem_peak_gib = max(self.mem_peak_gib, self.last["mem_peak_gib"])
         if self.flops_per_sample and self.peak_flops:
             model_flops = self.flops_per_sample * self.last["samples_per_s"]
-            self.last["mfu"] = model_flops / self.peak_flops
-            if self.last["mfu"] > 1 and self.rank == 0 and not self._peak_warned:
+            if model_flops <= self.peak_flops:
+                self.last["mfu"] = model_flops / self.peak_flops
+            elif self.rank == 0 and not self._peak_warned:
+                # Not logged: a utilisation above 1 says the peak was not an upper bound (a probe
+                # where no theoretical peak is known, or a clock boosted past the one read).
                 self._peak_warned = True  # once a run: the peak is the same for every epoch
                 log.warning(
-                    "mfu %.2f: this epoch's model FLOPs (%.0f GFLOP/s) exceed the cached peak (%.0f "
-                    "GFLOP/s), measured while the machine was slower; `python -m benchmarks perf peak` "
-                    "measures it again",
-                    self.last["mfu"],
+                    "mfu not logged: this epoch's model FLOPs (%.0f GFLOP/s) exceed the peak it divides "
+                    "by (%.0f GFLOP/s, the run's param peak_source); `python -m benchmarks perf peak` "
+                    "shows the machine's peaks",
                     model_flops / 1e9,
                     self.peak_flops / 1e9,
                 )

@@ -94,6 +94,8 @@ class Pass:
     stream: torch.cuda.Stream | None = None  # the pass's own CUDA stream (forward and backward)
     staleness: list[int] = field(default_factory=list)
     pending: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)  # LU: group -> grads so far
+    ready: dict[int, float] = field(default_factory=dict)  # when each tensor's gradient was computed
+    delay_s: float = 0.0  # summed over tensors: from its gradient's computation to its update
 
 
 class EpochStats:
@@ -107,9 +109,11 @@ class EpochStats:
         self.queue_wait_s = 0.0
         self.backward_busy_s = 0.0
         self.forward_idle_s = 0.0
+        self.delay_s = 0.0
 
-    def add_pass(self, staleness: list[int], queue_wait_s: float, busy_s: float) -> None:
+    def add_pass(self, staleness: list[int], queue_wait_s: float, busy_s: float, delay_s: float) -> None:
         with self.lock:
+            self.delay_s += delay_s
             for i, s in enumerate(staleness):
                 self.stale_sum[i] += s
                 if s > self.stale_max[i]:
@@ -162,7 +166,8 @@ class AsyncEngine:
         self.remove_fences = fence_forward_reads(
             model, self.updater, lambda: getattr(self.local, "stream", None)
         )
-        self.hooks = [p.register_hook(self._hook(i)) for i, p in enumerate(self.params)] if layerwise else []
+        # LU updates a module from these hooks; BU only notes when each gradient was computed.
+        self.hooks = [p.register_hook(self._hook(i)) for i, p in enumerate(self.params)]
         self.threads = [
             threading.Thread(
                 target=self._backward_loop,
@@ -253,6 +258,8 @@ class AsyncEngine:
         metrics = {
             "staleness_mean": sum(s.stale_sum) / (passes * len(self.params)),
             "staleness_max": max(s.stale_max),
+            # 000 §3.4's τ: from a gradient's computation to its update, mean over tensors (host clock).
+            "update_delay_s_mean": s.delay_s / (passes * len(self.params)),
             "backward_queue_wait_s": s.queue_wait_s / passes,
             "forward_idle_frac": s.forward_idle_s / max(epoch_time_s * self.acfg.forward_threads, 1e-9),
             "backward_busy_frac": s.backward_busy_s / max(epoch_time_s * self.acfg.backward_threads, 1e-9),
@@ -299,6 +306,9 @@ class AsyncEngine:
         def on_gradient(grad: torch.Tensor) -> None:
             current: Pass | None = getattr(self.local, "current", None)
             if current is not None:
+                current.ready[index] = time.perf_counter()
+                if not self.layerwise:
+                    return
                 grads = current.pending.setdefault(group, {})
                 grads[index] = grad
                 if len(grads) == size:
@@ -309,8 +319,10 @@ class AsyncEngine:
 
     def _apply(self, item: Pass, grads: dict[int, torch.Tensor]) -> None:
         before = self.updater.apply(grads, item.lr)
+        now = time.perf_counter()
         for index, count in before.items():
             item.staleness[index] = count - item.read_versions[index]
+            item.delay_s += now - item.ready.get(index, now)
 
     def _backward_loop(self, straggler: Straggler | None) -> None:
         lower_priority(self.acfg.backward_nice)
@@ -342,19 +354,19 @@ class AsyncEngine:
         start = time.perf_counter()
         item.staleness = [0] * len(self.params)
         with torch.cuda.stream(item.stream) if item.stream is not None else nullcontext():
-            if self.layerwise:
-                self.local.current = item
-                try:
-                    torch.autograd.grad(item.loss, self.params, allow_unused=True)
-                finally:
-                    self.local.current = None
-                for grads in item.pending.values():  # a module with a tensor outside the graph
-                    self._apply(item, grads)
-            else:
+            self.local.current = item
+            try:
                 grads = torch.autograd.grad(item.loss, self.params, allow_unused=True)
+            finally:
+                self.local.current = None
+            if self.layerwise:
+                del grads  # applied module by module in the hooks: hold no whole set of gradients
+                for pending in item.pending.values():  # a module with a tensor outside the graph
+                    self._apply(item, pending)
+            else:
                 self._apply(item, {i: g for i, g in enumerate(grads) if g is not None})
         busy = time.perf_counter() - start
-        self.stats.add_pass(item.staleness, start - item.queued_at, busy)
+        self.stats.add_pass(item.staleness, start - item.queued_at, busy, item.delay_s)
         return busy
 
 

@@ -168,6 +168,10 @@ def test_layerwise_updates_are_less_stale_than_block_updates(store):
     lu_staleness = sum(history(tracker, lu["run_id"], "system/staleness_mean"))
     bu_staleness = sum(history(tracker, bu["run_id"], "system/staleness_mean"))
     assert 0 < lu_staleness < bu_staleness
+    # 000 §3.4's τ: BU holds each gradient until its whole pass ends; LU applies it within its module.
+    lu_delay = history(tracker, lu["run_id"], "system/update_delay_s_mean")
+    bu_delay = history(tracker, bu["run_id"], "system/update_delay_s_mean")
+    assert 0 <= max(lu_delay) < min(bu_delay), (lu_delay, bu_delay)
 
 
 def test_the_run_in_mlflow_a_user_opens(store, tmp_path):

@@ -82,8 +82,25 @@ def test_lu_more_accurate_than_bu_reproduced_not_reproduced_and_inconclusive(sto
 def test_staleness_needs_both_parts(store):
     """BU's staleness is above LU's in 3 of 3 pairs, but no ResNet-50 runs: the depth part is open."""
     result = verdict(store, "lu-staleness-below-bu-grows-with-depth")
-    assert result.verdict == INCONCLUSIVE and "no LU runs of both ResNets" in result.reason
+    assert result.verdict == INCONCLUSIVE and "no BU runs of both ResNets" in result.reason
     assert "p = " in result.reason  # the first part was tested
+
+
+def test_staleness_grows_with_depth_as_bus_update_delay(tmp_path):
+    """The depth part is §3.4's τ, BU's delay from a gradient to its update (seconds): ResNet-50's
+    above ResNet-18's in 3 of 3 pairs reads reproduced, with LU less stale than BU."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    for i in range(3):
+        add(tracker, "table1", "resnet18", "async_lu", i, [0.5, 0.6], staleness_mean=0.4 + 0.01 * i)
+        add(tracker, "table1", "resnet18", "async_bu", i, [0.5, 0.6], staleness_mean=1.1,
+            update_delay_s_mean=0.010 + 0.001 * i)  # fmt: skip
+        add(tracker, "table1", "resnet50", "async_bu", i, [0.5, 0.6], staleness_mean=1.1,
+            update_delay_s_mean=0.030 + 0.002 * i)  # fmt: skip
+    result = verdict(uri, "lu-staleness-below-bu-grows-with-depth")
+    assert result.verdict == REPRODUCED, result.reason
+    assert "BU's update delay (τ) R50 - R18: " in result.evidence
+    assert "table1 run 0 30.0 - 10.0 ms" in result.evidence
 
 
 def test_beta_within_25_percent_per_model(store):
@@ -217,3 +234,24 @@ def test_mfu_on_a_cpu_is_not_comparable(tmp_path):
             tracker.log_metrics(run_id, dict(mfu=mfu + 0.01 * i), 1)
     result = verdict(uri, "004-mfu-above-ddp")
     assert result.verdict == NOT_COMPARABLE and "on a CPU" in result.reason and "+0.1" in result.evidence
+
+
+@pytest.mark.parametrize(
+    "bu_best_epochs, lu_best_epoch, expected",
+    [((3, 4, 4), 2, REPRODUCED), ((5, 5, 5), 4, NOT_REPRODUCED)],
+)
+def test_the_imdb_verdict_follows_the_tables_mean_times(tmp_path, bu_best_epochs, lu_best_epoch, expected):
+    """Table 6's figure is each method's time to its own best: BU/LU 1.83x on the table's means
+    (LU faster in every pair) reads reproduced; 1.25x, however consistent, not reproduced."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    for i, bu_best in enumerate(bu_best_epochs):  # 10 s an epoch: the best at epoch k is k x 10 s
+        lu = [0.80 + 0.01 * e if e < lu_best_epoch else 0.85 - 0.001 * e for e in range(1, 7)]
+        bu = [0.80 + 0.01 * e if e < bu_best else 0.845 - 0.001 * e for e in range(1, 7)]
+        lu[lu_best_epoch - 1], bu[bu_best - 1] = 0.868, 0.862
+        add(tracker, "table6", "lstm", "async_lu", i, lu)
+        add(tracker, "table6", "lstm", "async_bu", i, bu)
+    result = verdict(uri, "imdb-lu-twice-as-fast")
+    ratio = sum(bu_best_epochs) / len(bu_best_epochs) / lu_best_epoch
+    assert result.verdict == expected, result.reason
+    assert f"BU/LU {ratio:.2f}x" in result.reason and "LU-BU +0.60 points" in result.reason

@@ -42,3 +42,23 @@ def test_other_processes_count_and_the_jobs_own_do_not():
     cores = os.cpu_count() or 1
     # One busy process is 1/cores of the machine: counted when it is another's, not when it is ours.
     assert outside - inside > 0.6 / cores, (outside, inside)
+
+
+def test_a_measurement_beside_a_busy_process_is_tagged_contended(store):
+    """Table 9's timing runs have no epochs: the share others used is read when the measurement
+    is recorded, and a measurement taken beside a busy process says so."""
+    from benchmarks.engine.runner import run_job
+    from benchmarks.engine.tracking import Tracker
+    from methods.timing import TimingConfig
+
+    from .conftest import smoke_job
+
+    # The shell exits at once: the busy process is re-parented, outside this (the job's) tree.
+    subprocess.run(["sh", "-c", f"{sys.executable} -c '{BUSY}' >/dev/null 2>&1 &"], check=True)
+    try:
+        time.sleep(0.3)
+        job = smoke_job("fwd_bwd_timing", TimingConfig(warmup=2, batches=40))
+        summary = run_job(job, None, Tracker(store), progress=False)
+    finally:
+        subprocess.run(["pkill", "-f", "end = time.time"], check=False)
+    assert summary["contended"] and summary["others_cpu_max"] > 0.1, summary

@@ -106,3 +106,87 @@ def test_jobs_whose_data_is_missing_are_left_out_of_the_plans(tmp_path):
     assert "imagenet-same-accuracy-3x-faster: 0 jobs" in plans["imagenet-same-accuracy-3x-faster"]
     assert "imagenet not on disk: its jobs are left out" in plans["imagenet-same-accuracy-3x-faster"]
     assert "6 jobs" in plans["beta-about-2"]  # Table 9 times synthetic batches: no data needed
+
+
+# --- the planner's parts ---------------------------------------------------------------------------
+def claim_plans(profile: str, *ids: str, gpus: int = 0, runs: int | None = None):
+    from benchmarks.engine.planner import drop_undecidable, plan_claims
+    from benchmarks.tables import TABLES
+    from reports.claims import CLAIMS
+
+    plans = plan_claims([CLAIMS[i] for i in ids], dict(TABLES), profile, runs, None)
+    drop_undecidable(plans, gpus)
+    return {p.claim.id: p for p in plans}
+
+
+def test_reduced_profiles_plan_the_cells_that_decide_in_hours():
+    """quick: LU and BU on CIFAR-10 ResNet-18 (3 runs each), plus BU on ResNet-50 for the depth
+    claim; paper: every cell the paper reports (both ResNets, CIFAR-100, IMDb)."""
+    quick = claim_plans("quick", "lu-more-accurate-than-bu", "lu-staleness-below-bu-grows-with-depth")
+    jobs = quick["lu-more-accurate-than-bu"].jobs
+    assert sorted((j.table, j.model, j.method) for j in jobs) == sorted(
+        [("table1", "resnet18", m) for m in ("async_lu", "async_bu") for _ in range(3)]
+    )
+    deeper = {(j.model, j.method) for j in quick["lu-staleness-below-bu-grows-with-depth"].jobs}
+    assert deeper == {("resnet18", "async_lu"), ("resnet18", "async_bu"), ("resnet50", "async_bu")}
+    paper = claim_plans("paper", "lu-more-accurate-than-bu")["lu-more-accurate-than-bu"].jobs
+    assert {(j.table, j.model) for j in paper} == {
+        ("table1", "resnet18"), ("table1", "resnet50"), ("table3", "resnet18"), ("table3", "resnet50"),
+        ("table6", "lstm"),
+    }  # fmt: skip
+
+
+def test_claims_a_machine_cannot_decide_are_not_run_there():
+    """MFU needs a GPU, the multi-device speed-up two: without them their plans are left out, with
+    a note; with them they run."""
+    cpu = claim_plans("quick", "004-mfu-above-ddp", "lu-speedup-about-ddp", "beta-about-2")
+    assert (
+        not cpu["004-mfu-above-ddp"].jobs and "a verdict needs 1 GPU(s)" in cpu["004-mfu-above-ddp"].notes[0]
+    )
+    assert not cpu["lu-speedup-about-ddp"].jobs and cpu["beta-about-2"].jobs
+    gpus = claim_plans("quick", "004-mfu-above-ddp", "lu-speedup-about-ddp", gpus=2)
+    assert gpus["004-mfu-above-ddp"].jobs and gpus["lu-speedup-about-ddp"].jobs
+
+
+def test_estimates_calibrate_then_learn_from_finished_jobs(monkeypatch):
+    """Without a like run: the bp probe's seconds per sample x the job's samples x the method's
+    prior cost, capped by its time budget; after a job of that kind finishes: its wall time."""
+    from benchmarks.engine import planner
+    from benchmarks.engine.rank import get_dataset
+    from benchmarks.engine.tracking import NullTracker
+
+    jobs = claim_plans("smoke", "lu-more-accurate-than-bu", runs=2)["lu-more-accurate-than-bu"].jobs
+    lu = next(j for j in jobs if j.method == "async_lu")
+    monkeypatch.setattr(planner.Calibration, "_probe", lambda self, job, dataset: 1e-3)
+    estimates = planner.Estimates(NullTracker(), "smoke", planner.Calibration(None))
+    data = get_dataset(lu, None)
+    seconds = (
+        lu.config.max_epochs * (data.num_train + data.num_test / 3) * 1e-3 * planner.METHOD_COST["async_lu"]
+    )
+    assert estimates.job_s(lu) == pytest.approx(
+        planner.START_S + min(seconds, lu.config.time_budget_s or seconds)
+    )
+    estimates._walls[lu.table] = {}  # this table's store read (empty)
+    estimates.record(lu, 42.0)
+    assert estimates.job_s(lu) == 0.0  # finished
+    twin = next(j for j in jobs if j.method == "async_lu" and j.key != lu.key)
+    assert estimates.job_s(twin) == 42.0  # learned
+
+
+def test_the_calibration_probe_measures_this_machine():
+    from benchmarks.engine import planner
+    from benchmarks.engine.rank import get_dataset
+
+    job = claim_plans("smoke", "lu-more-accurate-than-bu")["lu-more-accurate-than-bu"].jobs[0]
+    per_sample = planner.Calibration(None)._probe(job, get_dataset(job, None))
+    assert 1e-6 <= per_sample < 1.0  # seconds per training sample of a smoke ResNet-18
+
+
+def test_the_papers_claims_run_before_the_extensions():
+    from benchmarks.engine.planner import Estimates, priority
+    from benchmarks.engine.tracking import NullTracker
+
+    plans = claim_plans("smoke", "gpt-lu-speedup", "beta-about-2", "lu-faster-than-pipelines")
+    estimates = Estimates(NullTracker(), "smoke")
+    order = sorted(plans.values(), key=lambda p: priority(p, estimates, set()))
+    assert [p.claim.extension for p in order] == [False, True, True] and order[0].claim.id == "beta-about-2"

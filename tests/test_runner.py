@@ -135,3 +135,41 @@ def test_a_method_must_end_its_epochs(store, scratch_method):
     scratch_method("forgetful", forgetful)
     with pytest.raises(JobFailed, match="did not call ctx.end_epoch"):
         run_job(job("forgetful"), None, Tracker(store), progress=False)
+
+
+def test_a_store_that_fills_mid_run_ends_with_one_line_and_the_run_is_closed_later(tmp_path, monkeypatch):
+    """The store's disk fills during a run: its metrics and then its closing fail. One line, exit 1,
+    saying the run stays open; once the store can be written and the run's process is gone, the
+    next command marks it failed (stale)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from .conftest import run_cli
+
+    uri = f"sqlite:///{tmp_path / 'full.db'}"
+    calls = []
+
+    def full(*args, **kwargs):
+        calls.append(1)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Tracker, "log_metrics", full)
+    monkeypatch.setattr(Tracker, "finish", full)
+    proc = run_cli("train", "--dataset", "cifar10", "--model", "resnet18", "--method", "bp", "--profile",
+                   "smoke", "--epochs", "1", "--tracking-uri", uri)  # fmt: skip
+    assert proc.returncode == 1 and calls, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "database or disk is full" in lines[0] and "stays 'running'" in lines[0]
+    assert "Traceback" not in proc.stderr and "[SQL" not in proc.stderr
+    monkeypatch.undo()  # the disk has room again
+
+    tracker = Tracker(uri)
+    (run,) = tracker.client.search_runs([tracker.experiment_id("adhoc")])
+    assert run.data.tags["status"] == "running"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    tracker.client.set_tag(run.info.run_id, "pid", gone.stdout.strip())  # its process has ended
+    tracker.close_stale_runs()
+    assert tracker.client.get_run(run.info.run_id).data.tags["status"] == "failed"

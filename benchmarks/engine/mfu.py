@@ -7,10 +7,13 @@ MFU = FLOPs per sample (forward + backward, counted) x samples/s / the hardware'
   Token models are counted at the training set's mean review length: length-bucketed batches pad
   little, so that is about the length the LSTM runs over. A language model's sample is a token
   (its meters count positions): one window's FLOPs over its length, attention's matmuls included.
-- Peak: measured once per machine by a GEMM probe in float32 (the dtype every run uses) on all the
-  CPU's cores, or on one GPU with the TF32 setting of the run; both counts are cached on disk
-  (`$BENCH_CACHE_DIR`). `perf peak` measures it again and prints it. A GPU's datasheet peak is
-  logged beside the measured one where we know it.
+- Peak: the hardware's theoretical float32 peak, an upper bound (MFU's usual denominator): a CPU's
+  cores x the FLOPs per cycle its vector units can issue (two FMA pipes of the widest vector its
+  flags name) x its clock; a GPU's datasheet peak (through TF32 where the run allows it). Beside it,
+  and the denominator only where no theoretical peak is known (another architecture, an unknown
+  GPU), a GEMM probe in float32 measured on all the CPU's cores or one GPU, cached on disk
+  (`$BENCH_CACHE_DIR`) with when and under what load it ran, measured again when stale; `perf peak`
+  measures it again and prints both.
 A job's peak is one CPU's (its processes share the cores) or one GPU's x its devices.
 """
 
@@ -48,6 +51,14 @@ DATASHEET = {
     "A100": (19.5e12, 156e12),
     "L4": (30.3e12, 60e12),
 }
+
+
+# Float32 FLOPs per cycle and core that a CPU with these flags can issue at most: two FMA pipes of
+# the widest vector (an FMA is 2 FLOPs per lane). AVX-512: 16 lanes; AVX2 with FMA: 8; AVX alone:
+# 8 lanes through a multiply and an add pipe; SSE2: 4; Arm's NEON (`asimd`): 4 lanes, up to 4 pipes.
+FLOPS_PER_CYCLE = (("avx512f", 64), ("fma", 32), ("avx", 16), ("asimd", 32), ("sse2", 8))
+PROBE_MAX_AGE_S = 7 * 24 * 3600  # a cached probe older than this is measured again
+PROBE_BUSY_LOAD = 0.5  # ... as is one taken while other work loaded over half the cores, when it is quieter
 
 
 def _cache_file(name: str) -> Path:
@@ -163,19 +174,92 @@ def measure_peak(device: torch.device) -> float:
 
 
 def store_peak(device: torch.device, flops: float) -> None:
-    """Cache `flops` as this machine's peak for `device`'s kind."""
-    entry = {"flops": flops, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+    """Cache `flops` as this machine's probed peak for `device`'s kind, with when and the load then."""
+    entry = {
+        "flops": flops,
+        "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "measured_s": time.time(),
+        "load": os.getloadavg()[0],
+    }
     _write_cache("peak_flops", _probe_key(device), entry)
 
 
 def peak_flops(device: torch.device) -> float:
-    """This machine's measured float32 peak for `device`'s kind (one GPU, or the whole CPU), cached."""
+    """This machine's measured float32 GEMM peak for `device`'s kind (one GPU, or the whole CPU),
+    cached; measured again when the cached probe is stale (older than PROBE_MAX_AGE_S, or taken under
+    load while the machine is quieter now)."""
     cached = _read_cache("peak_flops").get(_probe_key(device))
-    if cached:
+    if cached and not _stale(cached):
         return float(cached["flops"])
     flops = measure_peak(device)
+    if cached:  # a busy machine measures low, never high: keep the better of the two
+        flops = max(flops, float(cached["flops"]))
     store_peak(device, flops)
     return flops
+
+
+def probe_entry(device: torch.device) -> dict:
+    """The cached probe's entry (flops, when measured, the load then), {} where there is none."""
+    return _read_cache("peak_flops").get(_probe_key(device), {})
+
+
+def _stale(entry: dict) -> bool:
+    measured = entry.get("measured_s")
+    if measured is None or time.time() - float(measured) > PROBE_MAX_AGE_S:
+        return True
+    cores = os.cpu_count() or 1
+    busy_then = float(entry.get("load", 0.0)) > PROBE_BUSY_LOAD * cores
+    return busy_then and os.getloadavg()[0] < float(entry["load"]) / 2
+
+
+def _cpu_info() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return info
+
+
+def cpu_clock_hz() -> tuple[float, str] | None:
+    """(the CPU's highest clock, where it was read), or None."""
+    try:
+        khz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text())
+        return khz * 1e3, "cpufreq's maximum"
+    except (OSError, ValueError):
+        pass
+    try:
+        mhz = [
+            float(line.split(":", 1)[1])
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("cpu MHz")
+        ]
+    except (OSError, ValueError):
+        mhz = []
+    if mhz:  # a VM's (no cpufreq): the nominal clock; a boost above it is not counted
+        return max(mhz) * 1e6, "the clock /proc/cpuinfo shows; without cpufreq a boost above it is uncounted"
+    return None
+
+
+def cpu_peak() -> tuple[float, str] | None:
+    """(the theoretical float32 peak of the cores this process may use, how it was derived), or
+    None where the CPU's vector units or clock are unknown."""
+    info = _cpu_info()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    per_cycle = next((n for flag, n in FLOPS_PER_CYCLE if flag in flags), None)
+    clock = cpu_clock_hz()
+    if per_cycle is None or clock is None:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    flag = next(flag for flag, n in FLOPS_PER_CYCLE if flag in flags)
+    text = f"theoretical: {cores} cores x {per_cycle} FLOP/cycle ({flag}) x {clock[0] / 1e9:.2f} GHz"
+    text += f"; {clock[1]}"
+    return cores * per_cycle * clock[0], text
 
 
 def datasheet_peak(device: torch.device) -> float | None:
@@ -189,6 +273,23 @@ def datasheet_peak(device: torch.device) -> float | None:
     return None
 
 
-def job_peak(device: torch.device, devices: int) -> float:
-    """The peak of the hardware a job runs on: the whole CPU, or one GPU's x the GPUs."""
-    return peak_flops(device) * (devices if device.type == "cuda" else 1)
+def theoretical_peak(device: torch.device, devices: int = 1) -> tuple[float, str] | None:
+    """(the job's theoretical peak, its source): the CPU's (cpu_peak), or the GPU's datasheet x the
+    GPUs; None where it is not known."""
+    if device.type == "cuda":
+        datasheet = datasheet_peak(device)
+        if datasheet is None:
+            return None
+        return datasheet * devices, f"datasheet: {device_name(device)} x {devices}"
+    return cpu_peak()
+
+
+def job_peak(device: torch.device, devices: int) -> tuple[float, str]:
+    """(the peak a job's MFU divides by, its source): the theoretical peak where known, else the
+    measured GEMM probe (one CPU, or one GPU's x the GPUs)."""
+    theoretical = theoretical_peak(device, devices)
+    if theoretical is not None:
+        return theoretical
+    gpus = f" x {devices}" if device.type == "cuda" else ""
+    probe = peak_flops(device) * (devices if device.type == "cuda" else 1)
+    return probe, f"float32 GEMM probe, {device_name(device)}{gpus} (no theoretical peak known)"

@@ -168,7 +168,10 @@ class Calibration:
 
         cfg = job.config
         budget = cfg.time_budget_s + START_S if cfg.time_budget_s else None
-        dataset = get_dataset(job, self.data_dir)
+        try:
+            dataset = get_dataset(job, self.data_dir)
+        except DataMissingError:  # its claim reads "not measurable here"; the planner drops such jobs
+            return budget
         if METHODS[job.method].measures or not hasattr(dataset, "subset"):
             return budget
         key = (job.dataset, job.model, job.synthetic_data, cfg.width, cfg.depth, cfg.batch_size, cfg.seq_len)
@@ -195,11 +198,15 @@ class Calibration:
         )  # fmt: skip
         n_test = min(dataset.num_test, batch)
         seconds = {}
-        for batches in (2, 2, PROBE_BATCHES):  # the first pays one-time costs (kernels, threads): not used
-            n_train = min(dataset.num_train, batches * batch)
-            started = time.perf_counter()
-            run_job(probe, None, NullTracker(), progress=False, dataset=dataset.subset(n_train, n_test))
-            seconds[n_train] = time.perf_counter() - started
+        logging.disable(logging.WARNING)  # a probe's own warnings (MFU, contention) are not the user's
+        try:
+            for batches in (2, 2, PROBE_BATCHES):  # the first pays one-time costs (kernels, threads)
+                n_train = min(dataset.num_train, batches * batch)
+                started = time.perf_counter()
+                run_job(probe, None, NullTracker(), progress=False, dataset=dataset.subset(n_train, n_test))
+                seconds[n_train] = time.perf_counter() - started
+        finally:
+            logging.disable(logging.NOTSET)
         (few, t_few), (many, t_many) = sorted(seconds.items())
         per_sample = (t_many - t_few) / (many - few) if many > few else t_many / many
         log.info("calibrated %s/%s: %.3f ms per training sample", job.dataset, job.model, 1e3 * per_sample)
@@ -212,21 +219,24 @@ class Estimates:
     def __init__(self, tracker: Tracker, profile: str, calibration: Calibration | None = None):
         self.tracker, self.profile, self.calibration = tracker, profile, calibration
         self._walls: dict[str, dict[tuple, list[float]]] = {}
-        self._anywhere: dict[tuple, list[float]] | None = None
+        self._anywhere: dict[tuple, list[float]] | None = None  # seconds per epoch, any table
+        self._epoch_walls: dict[str, dict[tuple, list[float]]] = {}
         # Looked up once: the plans are re-costed after every claim, and a finished job (a logged
         # perf result) stays so, so asking the store again would only repeat its queries.
         self._finished: set[tuple[str, str]] = set()
         self._perf_names: set[str] | None = None
 
     def _any_experiment(self) -> dict[tuple, list[float]]:
-        """Wall times of every experiment's finished runs, by (method, model, profile): a job new to
-        its table is estimated from the same method and model run for another table."""
+        """Wall seconds per epoch of every experiment's finished runs, by (method, model, profile): a
+        job new to its table is estimated from the same method and model run for another table,
+        scaled to its own epochs (tables run the same workload for 1 epoch or for 5)."""
         if self._anywhere is None:
             self._anywhere = {}
             if self.tracker.uri:
                 for experiment in self.tracker.client.search_experiments():
-                    for (method, model, profile, _), walls in self._experiment(experiment.name).items():
-                        self._anywhere.setdefault((method, model, profile), []).extend(walls)
+                    self._experiment(experiment.name)
+                    for key, per_epoch in self._epoch_walls.get(experiment.name, {}).items():
+                        self._anywhere.setdefault(key, []).extend(per_epoch)
         return self._anywhere
 
     def _experiment(self, experiment: str) -> dict[tuple, list[float]]:
@@ -235,6 +245,7 @@ class Estimates:
 
             runs = load_runs(self.tracker.uri, experiment) if self.tracker.uri else None
             walls: dict[tuple, list[float]] = {}
+            per_epoch: dict[tuple, list[float]] = {}
             if runs is not None and not runs.empty and "end_time" in runs:
                 done = runs[(runs["status"] == "finished") & runs["end_time"].notna()]
                 for _, run in done.iterrows():
@@ -243,7 +254,11 @@ class Estimates:
                     key = (run.get("method"), run.get("model"), run.get("profile"), variant)
                     seconds = (run["end_time"] - run["start_time"]).total_seconds()
                     walls.setdefault(key, []).append(seconds)
+                    epochs = run.get("metrics.epochs")
+                    if isinstance(epochs, float) and epochs >= 1:
+                        per_epoch.setdefault(key[:3], []).append(seconds / epochs)
             self._walls[experiment] = walls
+            self._epoch_walls[experiment] = per_epoch
         return self._walls[experiment]
 
     def finished(self, job: Job) -> bool:
@@ -260,9 +275,12 @@ class Estimates:
         if self.finished(job):
             return 0.0
         like = self._experiment(job.table).get((job.method, job.model, job.profile, job.variant))
-        like = like or self._any_experiment().get((job.method, job.model, job.profile))
         if like:
             return statistics.median(like)
+        per_epoch = self._any_experiment().get((job.method, job.model, job.profile))
+        if per_epoch:
+            seconds = statistics.median(per_epoch) * job.config.max_epochs
+            return min(seconds, job.config.time_budget_s + START_S) if job.config.time_budget_s else seconds
         calibrated = self.calibration.job_s(job) if self.calibration is not None else None
         if calibrated is not None:
             return calibrated
@@ -276,10 +294,14 @@ class Estimates:
         """Remember that `job` has just finished in `seconds`: the jobs like it still to run are then
         estimated from it (and the budget kept by it), not from a guess."""
         self._finished.add((job.table, job.key))
-        self._experiment(job.table).setdefault((job.method, job.model, job.profile, job.variant), []).append(
-            seconds
-        )
-        self._any_experiment().setdefault((job.method, job.model, job.profile), []).append(seconds)
+        # Stores not read yet will hold the run when they are read: only those read already learn it.
+        if job.table in self._walls:
+            self._walls[job.table].setdefault((job.method, job.model, job.profile, job.variant), []).append(
+                seconds
+            )
+        if self._anywhere is not None:
+            per_epoch = seconds / max(1, min(job.config.max_epochs, 10_000))
+            self._anywhere.setdefault((job.method, job.model, job.profile), []).append(per_epoch)
 
     def perf_s(self, name: str) -> float:
         """A perf benchmark: 0 if the store has its result, else a guess per profile."""
@@ -365,7 +387,10 @@ def run_claims(
         if budget_s is not None and spent + cost > budget_s:
             left_out.append((plan.claim.id, cost))
             continue
-        log.info("claim %s: ~%.1f min to run", plan.claim.id, cost / 60)
+        if plan.jobs or plan.perf:
+            log.info("claim %s: ~%.1f min to run", plan.claim.id, cost / 60)
+        else:
+            log.info("claim %s: nothing to run here (%s)", plan.claim.id, "; ".join(plan.notes) or "no plan")
         for job in plan.jobs:
             if (job.table, job.key) in done or job.dataset in missing:
                 continue

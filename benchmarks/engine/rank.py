@@ -75,17 +75,18 @@ def seeded_model(job: Job, dataset, device: torch.device) -> torch.nn.Module:
     return model
 
 
-def mfu_basis(job: Job, dataset, device: torch.device, world: int) -> tuple[float, float]:
-    """(FLOPs per sample, the job's peak FLOP/s) for the `mfu` metric; (0, 0) where the model's ops
-    cannot be counted (a user's model with ops the meta device lacks): the run goes on without MFU."""
+def mfu_basis(job: Job, dataset, device: torch.device, world: int) -> tuple[float, float, str]:
+    """(FLOPs per sample, the job's peak FLOP/s, where the peak comes from) for the `mfu` metric;
+    (0, 0, "") where the model's ops cannot be counted (a user's model with ops the meta device
+    lacks): the run goes on without MFU."""
     try:
         flops = flops_per_sample(
             job.model, dataset.spec, job.config.width, tokens_per_sample(dataset), job.config.depth
         )
-        return flops, job_peak(device, world)
+        return flops, *job_peak(device, world)
     except Exception as err:  # noqa: BLE001  (MFU is a metric, never a reason to fail a run)
         log.warning("no MFU for %s: cannot count its FLOPs (%s)", job.model, err)
-        return 0.0, 0.0
+        return 0.0, 0.0, ""
 
 
 def run_rank(
@@ -119,7 +120,8 @@ def run_rank(
     ctx = TrainContext(
         job, dataset, model, device, log_metrics, rank, world, progress, log_table, method.shards_data
     )
-    ctx.flops_per_sample, ctx.peak_flops = mfu if mfu is not None else mfu_basis(job, dataset, device, world)
+    mfu = mfu if mfu is not None else mfu_basis(job, dataset, device, world)[:2]
+    ctx.flops_per_sample, ctx.peak_flops = mfu
     status = "finished"
     try:
         method().train(ctx)

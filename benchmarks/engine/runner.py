@@ -11,15 +11,15 @@ from pathlib import Path
 import torch
 
 from core.context import check_batch_fits
-from core.errors import Terminated
+from core.errors import StorageError, Terminated
 from core.job import Job
 from core.runtime.processes import identity
 from models import check_model
 
 from .distributed import launched_by_torchrun, run_torchrun_rank, spawn_ranks, torchrun_rank
-from .mfu import datasheet_peak, device_name
+from .mfu import probe_entry
 from .rank import configure_cuda, get_dataset, job_device, mfu_basis, run_rank
-from .tracking import Tracker, git_sha, hardware, rank_tracker
+from .tracking import Tracker, git_sha, hardware, one_line, rank_tracker
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,20 @@ def stub_summary(job: Job, run_id: str, status: str) -> dict:
     )
 
 
+def close_run(tracker: Tracker, job: Job, run_id: str, status: str, tags: dict) -> None:
+    """End the run in the store; where the store cannot be written (its disk full, the run's own
+    metrics having failed likewise), a StorageError whose one line says the run stays open until
+    the store can be written again, when the next command closes it (Tracker.close_stale_runs)."""
+    try:
+        tracker.finish(run_id, status, tags)
+    except Exception as err:  # noqa: BLE001  (MLflow, SQLAlchemy and OS errors all mean the same here)
+        raise StorageError(
+            f"tracking store {tracker.uri} cannot be written ({one_line(err)}): run {job.run_name} "
+            f"({run_id[:8]}) stays 'running' there; once the store can be written again, the next command "
+            "marks it failed (stale) and `run` redoes its job"
+        ) from None
+
+
 def run_job(
     job: Job,
     data_dir: Path | None,
@@ -97,19 +111,18 @@ def run_job(
     device = job_device(job)
     configure_cuda(job.config)  # the GEMM probe below runs with the job's TF32 setting
     # The GEMM probe (first job on a machine) runs here, before the ranks load the cores.
-    flops, peak = mfu_basis(job, dataset, device, job.devices)
-    gpus = f" x {job.devices}" if device.type == "cuda" else ""
+    flops, peak, peak_source = mfu_basis(job, dataset, device, job.devices)
+    probe = probe_entry(device) if flops else {}  # the measured GEMM rate, beside the peak
     params = {
         **job.params(),
         "data_source": dataset.source,
         "num_train": dataset.num_train,
         "flops_per_sample": flops,
         "peak_flops": peak,
-        "peak_source": f"float32 GEMM probe, {device_name(device)}{gpus}",
+        "peak_source": peak_source,
     }
-    datasheet = datasheet_peak(device)
-    if datasheet:
-        params["datasheet_peak_flops"] = datasheet
+    if probe:
+        params.update(probe_peak_flops=probe["flops"], probe_measured=probe.get("measured", ""))
     # The job's processes are this one's tree (under torchrun, the agent's): contention readings
     # count everything else as other processes' (core/runtime/contention.py).
     os.environ["BENCH_JOB_ROOT"] = str(os.getppid() if torchrun else os.getpid())
@@ -129,14 +142,19 @@ def run_job(
             summary = spawn_ranks(job, data_dir, tracker.uri, run_id, (flops, peak), dataset=shipped)
     except KeyboardInterrupt as err:
         stopped_by = {"signal": err.signal} if isinstance(err, Terminated) else {}
-        tracker.finish(run_id, "interrupted", dict(stop_reason="interrupted", **stopped_by))
+        try:
+            close_run(tracker, job, run_id, "interrupted", dict(stop_reason="interrupted", **stopped_by))
+        except StorageError as store_err:
+            log.error("%s", store_err)  # then the interruption's own line and exit code
         raise
     except Exception as err:
         message = f"{type(err).__name__}: {err}"
-        tracker.finish(run_id, "failed", dict(stop_reason="failed", error=message[:4000]))
+        close_run(tracker, job, run_id, "failed", dict(stop_reason="failed", error=message[:4000]))
         raise JobFailed(message, stub_summary(job, run_id, "failed")) from err
     contended = "true" if summary.get("contended") else "false"
-    tracker.finish(run_id, summary["status"], dict(stop_reason=summary["stop_reason"], contended=contended))
+    close_run(
+        tracker, job, run_id, summary["status"], dict(stop_reason=summary["stop_reason"], contended=contended)
+    )
     if contended == "true":
         log.warning(
             "%s: other processes used up to %.0f%% of this machine's CPU during its epochs: its timings "

@@ -1,4 +1,5 @@
-"""`perf peak`: the float32 GEMM peak that every run's `mfu` divides by, measured again and cached."""
+"""`perf peak`: the float32 GEMM probe measured again and cached, beside the theoretical peak that
+every run's `mfu` divides by where it is known (benchmarks/engine/mfu.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..engine.mfu import (
     measure_peak,
     peak_flops,
     store_peak,
+    theoretical_peak,
 )
 from ..engine.rank import configure_cuda, resolve_device
 from .common import LSTM_SEQ_LEN, WIDTH, register_perf
@@ -47,6 +49,8 @@ def perf_peak(args) -> dict:
         median_gflops=statistics.median(rates) / 1e9,
         previous_peak_gflops=cached / 1e9,
         datasheet_gflops=(datasheet_peak(device) or 0.0) / 1e9,
+        theoretical_gflops=(theoretical_peak(device) or (0.0, ""))[0] / 1e9,
+        theoretical_source=(theoretical_peak(device) or (0.0, "none known"))[1],
         resnet18_quick_gflop_per_sample=flops_per_sample("resnet18", InputSpec(10, 32), WIDTH) / 1e9,
         lstm_quick_gflop_per_sample_at_200_tokens=flops_per_sample(
             "lstm", InputSpec(2, 0, 25_002), WIDTH, min(200, LSTM_SEQ_LEN)

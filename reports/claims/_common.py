@@ -196,10 +196,17 @@ class Evidence:
                 per_run["epochs"] = [len(c) for c in per_run["_curve"]]
                 per_run["late_gain"] = [g for g, _ in late]
                 per_run["late_epochs"] = [k for _, k in late]
-                column = "metrics.staleness_mean"
-                per_run["staleness"] = [
-                    extra.at[r, column] if column in extra else math.nan for r in per_run["run_id"]
+                per_run["contended"] = [
+                    extra.at[r, "contended"] == "true" if "contended" in extra else False
+                    for r in per_run["run_id"]
                 ]
+                for name, column in (
+                    ("staleness", "metrics.staleness_mean"),
+                    ("update_delay_s", "metrics.update_delay_s_mean"),
+                ):
+                    per_run[name] = [
+                        extra.at[r, column] if column in extra else math.nan for r in per_run["run_id"]
+                    ]
             self._cache[key] = per_run
         return self._cache[key]
 
@@ -436,10 +443,26 @@ def comparisons(
     per_run = gather(evidence, table_ids)
     merged = merge(evidence, parts, hardware_of(per_run))
     labels = tuple(dict.fromkeys(label for a, b, _ in pairs for label in (a, b)))
+    merged = replace(merged, evidence=merged.evidence + contended_note(per_run, labels))
     guard = comparability(per_run, labels, converged)
     if guard is not None:
         return replace(merged, verdict=guard.verdict, reason=guard.reason)
     return merged
+
+
+def contended_note(per_run: pd.DataFrame, labels: tuple[str, ...]) -> str:
+    """'; N of the M compared runs were contended ...' where other processes used the machine
+    during some of the compared runs (tag `contended`), else ''."""
+    if per_run.empty or "contended" not in per_run:
+        return ""
+    compared = per_run[per_run["label"].isin(labels)]
+    busy = compared[compared["contended"].astype(bool)]
+    if busy.empty:
+        return ""
+    return (
+        f"; {len(busy)} of the {len(compared)} compared runs were contended (other processes used the "
+        f"machine: their times are not its alone): {', '.join(short(busy['run_id']))}"
+    )
 
 
 def merge(evidence: Evidence, parts: list[Verdict], hardware: str) -> Verdict:

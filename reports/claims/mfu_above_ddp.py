@@ -57,7 +57,7 @@ def mfu_above_ddp(evidence: Evidence) -> Verdict:
     if gpus(hardware) == 0:  # the guard: MFU on a CPU measures core sharing, not 004's GPU utilisation
         reason = (
             "on a CPU the async threads and DDP's processes share the cores whose peak MFU divides by; "
-            "004 measured GPUs (and the CPU's GEMM probe understates its peak: MFU above 1 is seen)"
+            "004 measured GPUs"
         )
         return replace(merged, verdict=NOT_COMPARABLE, reason=reason)
     return merged
