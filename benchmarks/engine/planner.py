@@ -31,18 +31,18 @@ GUESS_S = {"smoke": 15.0, "quick": 300.0, "paper": 7200.0}
 # A measuring job (Table 9's timing) where the store has none like it: measured 12-36 s at quick here.
 MEASURE_GUESS_S = {"smoke": 10.0, "quick": 60.0, "paper": 300.0}
 # A training method's wall time relative to bp's on the same workload, before a run of it has
-# finished on this machine: measured on 2 CPU cores at quick (docs/performance.md: pd-pipeline's and
-# pd-headline's rows, 2026-11-24), 1 where unmeasured. A prior only: the first finished run of a
-# kind replaces it (Estimates.record). On a GPU the async methods should cost less than this.
+# finished on this machine: measured on 2 CPU cores at quick, 2026-11-24 (wall times of table1's,
+# pd-headline's and pd-pipeline's runs over bp's, docs/performance.md), 1 where unmeasured. A prior
+# only: the first finished run of a kind replaces it (Estimates.record).
 METHOD_COST = {
-    "async_lu": 1.7,
-    "async_bu": 1.7,
+    "async_lu": 1.15,
+    "async_bu": 1.1,
     "gpipe": 1.5,
     "pipe_1f1b": 1.45,
-    "ddp": 1.15,
-    "plsgd": 1.15,
-    "lapsgd": 1.1,
-    "lppsgd": 1.1,
+    "ddp": 1.2,
+    "plsgd": 1.2,
+    "lapsgd": 1.3,
+    "lppsgd": 1.25,
 }
 PROBE_BATCHES = 8  # the calibration's bp epoch: this many training batches and one test batch
 START_S = 10.0  # start-up and evaluation around a job's training budget
