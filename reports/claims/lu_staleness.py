@@ -81,8 +81,7 @@ def lu_staleness(evidence: Evidence) -> Verdict:
                 reason,
                 f"BU's update delay (τ) R50 - R18: {cells}",
                 short([*joined["run_id_50"], *joined["run_id_18"]]),
-                tuple(margins),
-            )
+            )  # no values: the claim's effect stays BU - LU staleness (updates), not mixed with seconds
     parts = [p for p in (below, deeper) if p is not None]
     if not parts:
         return no_runs("table1/table3/table6 with async runs", "run fig3 (both ResNets)")
