@@ -130,13 +130,7 @@ def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU's model name, for caches and logs."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpu_info().get("model name") or platform.processor() or platform.machine()
 
 
 def _tf32(device: torch.device) -> bool:
@@ -251,12 +245,12 @@ def cpu_peak() -> tuple[float, str] | None:
     None where the CPU's vector units or clock are unknown."""
     info = _cpu_info()
     flags = set((info.get("flags") or info.get("Features") or "").split())
-    per_cycle = next((n for flag, n in FLOPS_PER_CYCLE if flag in flags), None)
+    widest = next(((flag, n) for flag, n in FLOPS_PER_CYCLE if flag in flags), None)
     clock = cpu_clock_hz()
-    if per_cycle is None or clock is None:
+    if widest is None or clock is None:
         return None
+    flag, per_cycle = widest
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    flag = next(flag for flag, n in FLOPS_PER_CYCLE if flag in flags)
     text = f"theoretical: {cores} cores x {per_cycle} FLOP/cycle ({flag}) x {clock[0] / 1e9:.2f} GHz"
     text += f"; {clock[1]}"
     return cores * per_cycle * clock[0], text
