@@ -387,7 +387,7 @@ def cmd_run_claims(args) -> int:
     if args.dry_run:
         return 0
     with Staged(out_dir) as folder:
-        write_claims(tracker.uri, dict(TABLES), folder, profile)
+        write_claims(tracker.uri, dict(TABLES), folder, profile, dict(left_out))
     write_index(out_dir, TABLES.values())
     print((out_dir / "claims.md").read_text().split("\n| claim |")[0].strip())
     print(f"\nverdicts ({profile}), the whole table: {out_dir / 'claims.md'}")

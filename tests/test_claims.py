@@ -255,3 +255,20 @@ def test_the_imdb_verdict_follows_the_tables_mean_times(tmp_path, bu_best_epochs
     ratio = sum(bu_best_epochs) / len(bu_best_epochs) / lu_best_epoch
     assert result.verdict == expected, result.reason
     assert f"BU/LU {ratio:.2f}x" in result.reason and "LU-BU +0.60 points" in result.reason
+
+
+def test_a_claim_the_budget_left_out_says_so():
+    """Without runs: "not run (budget)" with its cost and command, not "not measurable here"; with
+    some runs: its verdict stands and the reason adds the cost of the rest; other claims unchanged."""
+    from reports.claims import NOT_RUN, Verdict, budget_note
+
+    claim = CLAIMS["004-stragglers-cost-under-2.5-points"]
+    left_out = {claim.id: 13 * 60 + 1}
+    none = budget_note(claim, Verdict(NOT_MEASURABLE, "no finished runs"), "quick", left_out)
+    assert none.verdict == NOT_RUN and "~14 min more here" in none.reason
+    assert f"run claims --profile quick --only {claim.id}" in none.reason
+    some = budget_note(claim, Verdict(INCONCLUSIVE, "2 pairs", values=(1.0, 2.0)), "quick", left_out)
+    assert some.verdict == INCONCLUSIVE and some.values == (1.0, 2.0)
+    assert some.reason.startswith("2 pairs; its other runs were left out by the budget (~14 min more")
+    other = Verdict(NOT_MEASURABLE, "no finished runs")
+    assert budget_note(CLAIMS["beta-about-2"], other, "quick", left_out) is other

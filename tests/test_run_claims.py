@@ -63,7 +63,20 @@ def test_a_budget_leaves_out_what_does_not_fit(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "left out by the budget: imdb-lu-twice-as-fast (~" in proc.stdout
     verdicts = pd.read_csv(out / "claims.csv").set_index("id")
-    assert verdicts.loc["imdb-lu-twice-as-fast", "verdict"] == "not measurable here"  # nothing ran
+    # Nothing ran: measurable here, so the report says the budget left it out and what it would cost.
+    assert verdicts.loc["imdb-lu-twice-as-fast", "verdict"] == "not run (budget)"
+    reason = verdicts.loc["imdb-lu-twice-as-fast", "reason"]
+    assert "min more here" in reason and "--only imdb-lu-twice-as-fast" in reason
+    assert "not run (budget)" in (out / "claims.md").read_text()
+    assert verdicts.loc["beta-about-2", "verdict"] == "not measurable here"  # not asked for: no note
+    # A claim with nothing to run here (its plan needs GPUs) is not "left out by the budget".
+    proc = run_cli(
+        "run", "claims", "--profile", "smoke", "--only", "004-mfu-above-ddp", "--budget", "1s",
+        "--tracking-uri", store, "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0 and "left out by the budget" not in proc.stdout, proc.stdout
+    verdicts = pd.read_csv(out / "claims.csv").set_index("id")
+    assert verdicts.loc["004-mfu-above-ddp", "verdict"] == "not measurable here"
 
 
 @pytest.mark.slow  # two smoke jobs, ~8 s
@@ -95,16 +108,17 @@ def test_the_default_store_and_reports_lie_in_the_checkout(monkeypatch):
 
 @pytest.mark.slow  # builds the quick plans, ~7 s
 def test_jobs_whose_data_is_missing_are_left_out_of_the_plans(tmp_path):
-    """Without the data on disk the quick plans hold no job for it, and say so (ImageNet: nothing
-    downloads it, so the lookup is immediate)."""
+    """Without the data on disk the quick plans hold no job for it, and say so (a dry run does not
+    download: the lookup is immediate); ImageNet's plan is not run on a machine without its GPUs."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    only = "imagenet-same-accuracy-3x-faster,beta-about-2"
+    only = "imdb-lu-twice-as-fast,imagenet-same-accuracy-3x-faster,beta-about-2"
     args = ("run", "claims", "--profile", "quick", "--dry-run", "--only", only)
     proc = run_cli(*args, "--data-dir", str(tmp_path / "none"), "--tracking-uri", store)
     assert proc.returncode == 0, proc.stderr
     plans = {line.split(":", 1)[0]: line for line in proc.stdout.splitlines()}
-    assert "imagenet-same-accuracy-3x-faster: 0 jobs" in plans["imagenet-same-accuracy-3x-faster"]
-    assert "imagenet not on disk: its jobs are left out" in plans["imagenet-same-accuracy-3x-faster"]
+    assert "imdb-lu-twice-as-fast: 0 jobs" in plans["imdb-lu-twice-as-fast"]
+    assert "imdb not on disk: its jobs are left out" in plans["imdb-lu-twice-as-fast"]
+    assert "a verdict needs 3 GPU(s)" in plans["imagenet-same-accuracy-3x-faster"]
     assert "6 jobs" in plans["beta-about-2"]  # Table 9 times synthetic batches: no data needed
 
 

@@ -389,7 +389,8 @@ def run_claims(
         plan = remaining.pop(0)
         cost = pending_cost(plan, estimates, done)
         spent = time.monotonic() - started
-        if budget_s is not None and spent + cost > budget_s:
+        # A claim with nothing left to run (its runs finished, or none planned here) is never left out.
+        if budget_s is not None and cost > 0 and spent + cost > budget_s:
             left_out.append((plan.claim.id, cost))
             continue
         if plan.jobs or plan.perf:

@@ -1,5 +1,6 @@
 """`report claims`: every claim of the papers (docs/references.md) with a verdict computed from the
-runs in MLflow: reproduced, not reproduced, inconclusive, or not measurable here.
+runs in MLflow: reproduced, not reproduced, inconclusive, not comparable at this profile, not
+measurable here, or (after `run claims --budget`) not run because the budget left its runs out.
 
 A claim is one module of this package: `@register_claim` on its rule. A rule reads the evidence (the
 finished runs of the tables it names, per-run values computed as the table reports compute them,
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +30,7 @@ from ._common import (
     NOT_COMPARABLE,
     NOT_MEASURABLE,
     NOT_REPRODUCED,
+    NOT_RUN,
     REPRODUCED,
     Claim,
     Evidence,
@@ -42,6 +46,7 @@ __all__ = [
     "NOT_COMPARABLE",
     "NOT_MEASURABLE",
     "NOT_REPRODUCED",
+    "NOT_RUN",
     "REPRODUCED",
     "Claim",
     "Evidence",
@@ -102,11 +107,35 @@ def where_measurable(claim: Claim, verdict: Verdict) -> str:
     return f" ({needs}there: `python -m benchmarks run claims --profile paper --only {claim.id}`)"
 
 
-def write_claims(uri: str, specs: dict, out_dir: Path, profile: str | None = None) -> list[Path]:
+def budget_note(claim: Claim, verdict: Verdict, prof: str, left_out: Mapping[str, float]) -> Verdict:
+    """A claim `run claims --budget` left out (its id -> the seconds its runs would take): without
+    runs it reads "not run (budget)", not "not measurable here" (it is measurable here); with some
+    runs its verdict stands and its reason says what the rest would cost."""
+    if claim.id not in left_out:
+        return verdict
+    minutes = max(1, math.ceil(left_out[claim.id] / 60))
+    command = f"`python -m benchmarks run claims --profile {prof} --only {claim.id}`"
+    if verdict.verdict == NOT_MEASURABLE:
+        reason = (
+            f"left out by `run claims --budget`: its runs would take ~{minutes} min more here ({command})"
+        )
+        return replace(verdict, verdict=NOT_RUN, reason=reason)
+    rest = f"its other runs were left out by the budget (~{minutes} min more: {command})"
+    return replace(verdict, reason=f"{verdict.reason}; {rest}")
+
+
+def write_claims(
+    uri: str,
+    specs: dict,
+    out_dir: Path,
+    profile: str | None = None,
+    left_out: Mapping[str, float] | None = None,
+) -> list[Path]:
     """reports/out/claims.md, claims.csv and claims.png: one row per claim with its verdict, its
-    effect and 95 % interval, the test, profile and hardware; returns the files."""
+    effect and 95 % interval, the test, profile and hardware; returns the files. `left_out`: the
+    claims `run claims --budget` did not run, with the seconds they would have taken."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = evaluate(uri, specs, profile)
+    results = [(c, p, budget_note(c, v, p, left_out or {})) for c, p, v in evaluate(uri, specs, profile)]
     counts = pd.Series([v.verdict for _, _, v in results]).value_counts()
     lines = [
         "# Claims: computed verdicts",

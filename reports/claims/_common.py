@@ -22,6 +22,7 @@ from ..runs import latest_per_cell, load_runs
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 INCONCLUSIVE, NOT_MEASURABLE = "inconclusive", "not measurable here"
 NOT_COMPARABLE = "not comparable at this profile"  # a guard failed: the comparison would mislead
+NOT_RUN = "not run (budget)"  # `run claims --budget` left its runs out: measurable here, not measured
 DECIDED = (REPRODUCED, NOT_REPRODUCED)
 MIN_PAIRS = 3  # paired runs a comparison needs before a test decides it (the paper's 3 runs per cell)
 ALPHA = 0.05  # one-sided level of the paired t-test
