@@ -36,7 +36,8 @@ def perf_peak(args) -> dict:
     rates = [measure_peak(device) for _ in range(args.reps)]
     cached = peak_flops(device)  # the probe of the first run here (measured then, if none is cached)
     best = max(cached, *rates)  # a busy machine measures low, never high: a peak is the best seen
-    store_peak(device, best)  # what every later run's `mfu` divides by
+    store_peak(device, best)  # what a run's `mfu` divides by where no theoretical peak is known
+    theoretical, source = theoretical_peak(device) or (0.0, "none known")
     n = PROBE_SIZE[device.type]
     tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
     return dict(
@@ -49,8 +50,8 @@ def perf_peak(args) -> dict:
         median_gflops=statistics.median(rates) / 1e9,
         previous_peak_gflops=cached / 1e9,
         datasheet_gflops=(datasheet_peak(device) or 0.0) / 1e9,
-        theoretical_gflops=(theoretical_peak(device) or (0.0, ""))[0] / 1e9,
-        theoretical_source=(theoretical_peak(device) or (0.0, "none known"))[1],
+        theoretical_gflops=theoretical / 1e9,
+        theoretical_source=source,
         resnet18_quick_gflop_per_sample=flops_per_sample("resnet18", InputSpec(10, 32), WIDTH) / 1e9,
         lstm_quick_gflop_per_sample_at_200_tokens=flops_per_sample(
             "lstm", InputSpec(2, 0, 25_002), WIDTH, min(200, LSTM_SEQ_LEN)
