@@ -80,6 +80,19 @@ def build_parser() -> Parser:
     report.add_argument("--out", default=None, help="output folder (default: reports/out/)")
     report.add_argument("--tracking-uri")
 
+    calibrate = sub.add_parser(
+        "calibrate-claims", help="each claim's rule on simulated stores of known truth: its error rates"
+    )
+    calibrate.add_argument(
+        "--sims", type=int, default=1000, help="simulated stores per claim, scenario and runs"
+    )
+    calibrate.add_argument("--json", action="store_true", help="print every rate as JSON")
+    calibrate.add_argument(
+        "--pins",
+        action="store_true",
+        help="print each rule's verdicts on fixed evidence (tests/claim_rules.json)",
+    )
+
     doctor = sub.add_parser("doctor", help="check this machine: devices, data, store, a short async run")
     doctor.add_argument("--gpu", action="store_true", help="the GPU acceptance in one command (CUDA only)")
     doctor.add_argument("--data-dir")
@@ -383,20 +396,20 @@ def cmd_run_claims(args) -> int:
         result = PERF[name](perf_args(name, profile, data_dir))
         tracker.log_perf(name, result)
 
+    larger = [c.id for c in claims if args.runs and profile != "smoke" and args.runs > c.plan.runs]
+    if larger and not args.dry_run:  # declared before any of its runs, so that they may count
+        from reports.claims._common import PLANS_EXPERIMENT
+
+        tracker.declare_plan(PLANS_EXPERIMENT, profile, args.runs, larger)
     left_out = run_claims(plans, tracker, data_dir, estimates, budget, run_perf, args.dry_run)
     if args.dry_run:
         return 0
     with Staged(out_dir) as folder:
-        write_claims(tracker.uri, dict(TABLES), folder, profile, dict(left_out))
+        results = write_claims(tracker.uri, dict(TABLES), folder, profile, dict(left_out))
     write_index(out_dir, TABLES.values())
-    print((out_dir / "claims.md").read_text().split("\n| claim |")[0].strip())
-    print(f"\nverdicts ({profile}), the whole table: {out_dir / 'claims.md'}")
-    import pandas as pd
-
-    verdicts = pd.read_csv(out_dir / "claims.csv")
-    for row in verdicts.itertuples():
-        effect = "" if pd.isna(row.effect) else f"  effect {row.effect:+.3g}"
-        print(f"  {row.id}: {row.verdict}{effect}")
+    print(f"verdicts ({profile}), the whole table with each cell's effect and band: {out_dir / 'claims.md'}")
+    for claim, _, verdict in results:
+        print(f"  {claim.id}: {verdict.verdict} (rule {verdict.version})")
     for claim_id, cost in left_out:
         print(f"left out by the budget: {claim_id} (~{minutes(cost)} more)")
     return 0
@@ -434,6 +447,49 @@ def cmd_report(args) -> int:
         print(path)
     print(write_index(out_dir, TABLES.values()))
     return 0
+
+
+def cmd_calibrate_claims(args) -> int:
+    """`calibrate-claims`: per claim, false "reproduced" on null, opposite and one-cell stores, false
+    "not reproduced" and power on the paper's (reports/claims/calibrate.py); exit 1 past a limit."""
+    import json
+    from dataclasses import asdict
+
+    from reports.claims.calibrate import LIMITS, calibrate, pins, violations
+
+    if args.pins:
+        print(json.dumps(pins(), indent=1, ensure_ascii=False))
+        return 0
+    if args.sims < 1:
+        raise UserError(f"--sims {args.sims}: must be at least 1")
+    rates = calibrate(args.sims)
+    if args.json:
+        print(json.dumps([asdict(r) for r in rates]))
+    else:
+        by = {(r.claim, r.scenario, r.runs): r for r in rates}
+        print(f"{args.sims} simulated stores per claim, scenario and runs per cell (3 / 10):")
+        print(
+            f"{'claim':44} {'false R: null':>14} {'opposite':>11} {'one cell':>11} "
+            f"{'power':>11} {'false N':>11}"
+        )
+
+        def pair(claim: str, scenario: str, field: str) -> str:
+            got = [by.get((claim, scenario, n)) for n in (3, 10)]
+            return " / ".join("–" if r is None else f"{getattr(r, field):.1%}" for r in got)
+
+        for claim in dict.fromkeys(r.claim for r in rates):
+            print(
+                f"{claim:44} {pair(claim, 'null', 'reproduced'):>14} "
+                f"{pair(claim, 'opposite', 'reproduced'):>11} "
+                f"{pair(claim, 'one cell', 'reproduced'):>11} {pair(claim, 'paper', 'reproduced'):>11} "
+                f"{pair(claim, 'paper', 'not_reproduced'):>11}"
+            )
+        limits = ", ".join(f"{s} {v:.0%}" for s, v in LIMITS.items())
+        print(f"limits on false 'reproduced': {limits}")
+    bad = violations(rates)
+    for line in bad:
+        log.error("%s", line)
+    return 1 if bad else 0
 
 
 def cmd_doctor(args) -> int:
@@ -521,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": cmd_report,
         "perf": cmd_perf,
         "doctor": cmd_doctor,
+        "calibrate-claims": cmd_calibrate_claims,
         "ui": cmd_ui,
     }
     try:

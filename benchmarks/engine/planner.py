@@ -58,6 +58,7 @@ class ClaimPlan:
     claim: object  # reports.claims.Claim
     jobs: list[Job] = field(default_factory=list)
     perf: tuple[str, ...] = ()
+    perf_runs: int = 1  # results of each perf benchmark the verdict uses
     notes: list[str] = field(default_factory=list)
 
 
@@ -96,8 +97,9 @@ def plan_claims(
     plan's, at least 3; smoke: the profile's one, since smoke decides nothing)."""
     plans = []
     for claim in claims:
-        plan = ClaimPlan(claim, perf=claim.plan.perf)
         per_cell = runs or (None if profile == "smoke" else claim.plan.runs)
+        perf_runs = 1 if profile == "smoke" else max(runs or 0, claim.plan.perf_runs)
+        plan = ClaimPlan(claim, perf=claim.plan.perf, perf_runs=perf_runs)
         for need in claim.plan.needs:
             if need.profiles and profile not in need.profiles:
                 continue
@@ -229,7 +231,7 @@ class Estimates:
         # Looked up once: the plans are re-costed after every claim, and a finished job (a logged
         # perf result) stays so, so asking the store again would only repeat its queries.
         self._finished: set[tuple[str, str]] = set()
-        self._perf_names: set[str] | None = None
+        self._perf_counts: dict[str, int] | None = None
 
     def _any_experiment(self) -> dict[tuple, list[float]]:
         """Wall seconds per epoch of every experiment's finished runs, by (method, model, profile): a
@@ -308,32 +310,31 @@ class Estimates:
             per_epoch = seconds / max(1, min(job.config.max_epochs, 10_000))
             self._anywhere.setdefault((job.method, job.model, job.profile), []).append(per_epoch)
 
-    def perf_s(self, name: str) -> float:
-        """A perf benchmark: 0 if the store has its result, else a guess per profile."""
-        if self.has_perf(name):
-            return 0.0
-        return PERF_GUESS_S.get(self.profile, PERF_GUESS_S["quick"])
+    def perf_s(self, name: str, wanted: int = 1) -> float:
+        """Perf benchmark `name` until the store has `wanted` results: a guess per profile for each."""
+        missing = max(0, wanted - self.perf_count(name))
+        return missing * PERF_GUESS_S.get(self.profile, PERF_GUESS_S["quick"])
 
     def perf_done(self, name: str) -> None:
-        """Remember that perf benchmark `name` has just logged its result."""
-        self.has_perf(name)
-        self._perf_names.add(name)
+        """Remember that perf benchmark `name` has just logged a result."""
+        self.perf_count(name)
+        self._perf_counts[name] = self._perf_counts.get(name, 0) + 1
 
-    def has_perf(self, name: str) -> bool:
-        """Whether the store holds a result of perf benchmark `name` (the experiment read once)."""
-        if self._perf_names is None:
+    def perf_count(self, name: str) -> int:
+        """How many results of perf benchmark `name` the store holds (the experiment read once)."""
+        if self._perf_counts is None:
             from reports.runs import load_runs
 
             runs = load_runs(self.tracker.uri, "perf") if self.tracker.uri else None
             has = runs is not None and not runs.empty and "perf" in runs
-            self._perf_names = set(runs["perf"].dropna()) if has else set()
-        return name in self._perf_names
+            self._perf_counts = runs["perf"].dropna().value_counts().to_dict() if has else {}
+        return int(self._perf_counts.get(name, 0))
 
 
 def pending_cost(plan: ClaimPlan, estimates: Estimates, done: set) -> float:
     """Seconds the claim's jobs and perf benchmarks not run yet would take."""
     jobs = sum(estimates.job_s(j) for j in plan.jobs if (j.table, j.key) not in done)
-    return jobs + sum(estimates.perf_s(name) for name in plan.perf if name not in done)
+    return jobs + sum(estimates.perf_s(name, plan.perf_runs) for name in plan.perf if name not in done)
 
 
 def priority(plan: ClaimPlan, estimates: Estimates, done: set) -> tuple[bool, float]:
@@ -374,7 +375,8 @@ def run_claims(
     if dry_run:
         union = {(j.table, j.key): j for p in plans for j in p.jobs}
         total = sum(estimates.job_s(j) for j in union.values())
-        total += sum(estimates.perf_s(name) for name in {n for p in plans for n in p.perf})
+        wanted = {n: max(p.perf_runs for p in plans if n in p.perf) for p in plans for n in p.perf}
+        total += sum(estimates.perf_s(name, count) for name, count in wanted.items())
         for plan in order:
             out(describe(plan, estimates, done))
         out(
@@ -417,7 +419,7 @@ def run_claims(
             except JobFailed as err:
                 log.error("%s failed: %s", job.name, err)
         for name in plan.perf:
-            if name not in done and not estimates.has_perf(name):
+            while name not in done and estimates.perf_count(name) < plan.perf_runs:
                 run_perf(name)
                 estimates.perf_done(name)
             done.add(name)

@@ -2,11 +2,11 @@
 runs in MLflow: reproduced, not reproduced, inconclusive, not comparable at this profile, not
 measurable here, or (after `run claims --budget`) not run because the budget left its runs out.
 
-A claim is one module of this package: `@register_claim` on its rule. A rule reads the evidence (the
-finished runs of the tables it names, per-run values computed as the table reports compute them,
-`perf` results) and returns a Verdict with the numbers, the runs' ids, the profile and hardware.
-What rules share (the evidence, the paired statistics) is in `_common.py`; every other module is
-imported here, so a new claim is one new file.
+A claim is one module of this package: `@register_claim` on its rule, with the parts it tests
+(`stats.Part`: a band in the paper's terms and why) and its rule version. A rule measures cells
+from the evidence (the planned runs of the tables it names, per-run values computed as the table
+reports compute them, `perf` results); `stats.py` alone turns cells into verdicts. What rules
+share is in `_common.py`; every other module is imported here, so a new claim is one new file.
 """
 
 from __future__ import annotations
@@ -22,20 +22,16 @@ import pandas as pd
 from core.registry import import_modules
 
 from ..render import PROFILE_ORDER
-from ._common import (
-    ALPHA,
-    CLAIMS,
+from ._common import CLAIMS, Claim, Evidence, Verdict, register_claim
+from .stats import (
     INCONCLUSIVE,
-    MIN_PAIRS,
+    LEVEL,
+    MIN_RUNS,
     NOT_COMPARABLE,
     NOT_MEASURABLE,
     NOT_REPRODUCED,
     NOT_RUN,
     REPRODUCED,
-    Claim,
-    Evidence,
-    Verdict,
-    register_claim,
 )
 
 import_modules(sys.modules[__name__])
@@ -65,7 +61,7 @@ def smoke_caveat(verdict: Verdict, profile: str) -> Verdict:
         "smoke runs (synthetic data, 2 epochs) cannot decide it; "
         f"the rule alone says {verdict.verdict}: {verdict.reason}"
     )
-    return Verdict(INCONCLUSIVE, reason, verdict.evidence, verdict.runs)
+    return replace(verdict, verdict=INCONCLUSIVE, reason=reason)
 
 
 def evaluate(uri: str, specs: dict, profile: str | None = None) -> list[tuple[Claim, str, Verdict]]:
@@ -77,7 +73,7 @@ def evaluate(uri: str, specs: dict, profile: str | None = None) -> list[tuple[Cl
     for claim in sorted(CLAIMS.values(), key=lambda c: c.source.split()[0]):
         chosen = None
         for prof, ev in evidence.items():
-            verdict = smoke_caveat(claim.rule(ev), prof)
+            verdict = smoke_caveat(claim.judge(ev), prof)
             chosen = chosen or (prof, verdict)
             if verdict.verdict != NOT_MEASURABLE:
                 chosen = (prof, verdict)
@@ -91,12 +87,14 @@ def cell(text: str) -> str:
     return text.replace("|", "/").replace("\n", " ")
 
 
-def effect_text(verdict: Verdict) -> str:
-    """'mean [low, high]' of the verdict's values ('–' without values)."""
-    mean, low, high = verdict.effect
-    if math.isnan(mean):
-        return "–"
-    return f"{mean:+.3g}" if math.isnan(low) else f"{mean:+.3g} [{low:+.3g}, {high:+.3g}]"
+def cells_text(verdict: Verdict) -> str:
+    """Each part's band and why, and each cell's effect with its 95 % interval and runs."""
+    parts = []
+    for result in verdict.results:
+        band = result.part.band
+        shown = "; ".join(c.text(band) for c in result.cells) or "no cell has runs"
+        parts.append(f"{result.part.name}, band {band.text()} ({band.why}): {shown}")
+    return " / ".join(parts) or "–"
 
 
 def where_measurable(claim: Claim, verdict: Verdict) -> str:
@@ -124,93 +122,111 @@ def budget_note(claim: Claim, verdict: Verdict, prof: str, left_out: Mapping[str
     return replace(verdict, reason=f"{verdict.reason}; {rest}")
 
 
+def verdict_rows(results: list[tuple[Claim, str, Verdict]]) -> pd.DataFrame:
+    """claims.csv: one row per claim and cell (one row for a claim without cells): the verdict, the
+    rule's version, the part's band, the cell's effect, 95 % interval and runs."""
+    rows = []
+    for claim, prof, verdict in results:
+        common = dict(
+            id=claim.id, source=claim.source, verdict=verdict.verdict, version=verdict.version, profile=prof,
+            reason=verdict.reason + where_measurable(claim, verdict), evidence=verdict.evidence,
+        )  # fmt: skip
+        cells = [(r, c) for r in verdict.results for c in r.cells]
+        if not cells:
+            rows.append(dict(common, part="", part_verdict="", cell="", band="", unit=""))
+        for result, c in cells:
+            mean, low, high = c.estimate
+            band = result.part.band
+            rows.append(
+                dict(
+                    common, part=result.part.name, part_verdict=result.verdict, band=band.text(),
+                    unit=band.unit, band_low=band.low, band_high=band.high, cell=c.name, effect=mean,
+                    effect_low=low, effect_high=high, runs=len(c.values), planned=c.planned, failed=c.failed,
+                    run_ids=" ".join(str(r)[:8] for r in c.runs),
+                )
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def write_claims(
     uri: str,
     specs: dict,
     out_dir: Path,
     profile: str | None = None,
     left_out: Mapping[str, float] | None = None,
-) -> list[Path]:
-    """reports/out/claims.md, claims.csv and claims.png: one row per claim with its verdict, its
-    effect and 95 % interval, the test, profile and hardware; returns the files. `left_out`: the
-    claims `run claims --budget` did not run, with the seconds they would have taken."""
+) -> list[tuple[Claim, str, Verdict]]:
+    """reports/out/claims.md, claims.csv and claims.png: per claim its verdict, the rule's version,
+    each part's band and each cell's effect with its 95 % interval and runs; returns the results.
+    `left_out`: the claims `run claims --budget` did not run, with the seconds they would take."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = [(c, p, budget_note(c, v, p, left_out or {})) for c, p, v in evaluate(uri, specs, profile)]
     counts = pd.Series([v.verdict for _, _, v in results]).value_counts()
     lines = [
         "# Claims: computed verdicts",
         "",
-        f"Each claim's verdict is computed from the runs in {uri} (`reports/claims/`): methods are "
-        f"paired by run index; from {MIN_PAIRS} pairs a one-sided paired t-test at {ALPHA} decides, "
-        "with fewer the verdict is inconclusive. The effect is the mean margin (positive: the claim "
-        "holds in that pair) with its 95 % t interval; `not comparable` names the guard that failed.",
+        f"Each claim's verdict is computed from the runs in {uri} (`reports/claims/`, docs/fidelity.md). "
+        "A claim states parts in its paper's terms, each a band its effect must lie in (a direction with a "
+        "smallest effect of interest, an equivalence margin, or a stated size). Each part is measured per "
+        f"cell (table, model, setting): one margin per planned run, paired by seed, with its {LEVEL:.0%} t "
+        "interval. A cell supports a part when its interval lies inside the band and contradicts it when "
+        'the interval lies wholly outside; a part is reproduced when every cell supports it ("up to": the '
+        'best cell) and not reproduced when any cell contradicts it ("up to": every cell). A cell decides '
+        f"with every run its plan fixed (at least {MIN_RUNS}); failed, diverged and target-missing runs stay "
+        "in it (times censored at the workload's longest training). `not comparable` names a guard that "
+        "could have made the claim look true.",
         "",
         "Totals: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".",
         "",
-        "| claim | paper's evidence | our evidence | verdict | effect [95 % CI] | test "
-        "| what would settle it |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| claim | paper's evidence | verdict (rule version) "
+        "| parts, bands and cells: effect [95 % CI], runs "
+        "| our evidence | what would settle it |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for claim, prof, verdict in results:
         runs = f" Runs: {', '.join(verdict.runs)}." if verdict.runs else ""
         ours = (verdict.evidence or f"– (profile {prof})") + runs
-        decided = f"**{verdict.verdict}**: {verdict.reason}{where_measurable(claim, verdict)}"
+        rule = f"**{verdict.verdict}** (rule {verdict.version})"
+        decided = f"{rule}: {verdict.reason}{where_measurable(claim, verdict)}"
         lines.append(
             f"| {cell(f'**{claim.id}** ({claim.source}): {claim.statement}')} | {cell(claim.paper)} "
-            f"| {cell(ours)} | {cell(decided)} | {effect_text(verdict)} | {cell(verdict.test or '–')} "
-            f"| {cell(claim.settle)} |"
+            f"| {cell(decided)} | {cell(cells_text(verdict))} | {cell(ours)} | {cell(claim.settle)} |"
         )
-    figure = draw_effects(results, out_dir)
+    rows = verdict_rows(results)
+    figure = draw_effects(rows, out_dir)
     if figure is not None:
         lines += ["", f"![claims' effects]({figure.name})"]
-    md_path, csv_path = out_dir / "claims.md", out_dir / "claims.csv"
-    md_path.write_text("\n".join(lines) + "\n")
-    pd.DataFrame(
-        [
-            dict(
-                id=c.id,
-                source=c.source,
-                verdict=v.verdict,
-                reason=v.reason + where_measurable(c, v),
-                evidence=v.evidence,
-                runs=" ".join(v.runs),
-                profile=p,
-                effect=v.effect[0],
-                effect_low=v.effect[1],
-                effect_high=v.effect[2],
-                test=v.test,
-            )
-            for c, p, v in results
-        ]
-    ).to_csv(csv_path, index=False)
-    return [md_path, csv_path] + ([figure] if figure is not None else [])
+    (out_dir / "claims.md").write_text("\n".join(lines) + "\n")
+    rows.to_csv(out_dir / "claims.csv", index=False)
+    return results
 
 
-def draw_effects(results: list[tuple[Claim, str, Verdict]], out_dir: Path) -> Path | None:
-    """claims.png: per claim with values, its effect and 95 % interval (the claim holds to the right
-    of 0, the dashed line) and, where the claim states one, the paper's effect on the same scale."""
-    shown = [(c, p, v) for c, p, v in results if not math.isnan(v.effect[0])]
-    if not shown:
+def draw_effects(rows: pd.DataFrame, out_dir: Path) -> Path | None:
+    """claims.png: per claim and cell, its effect and 95 % interval, and the band it must lie in
+    (shaded)."""
+    if rows.empty or "effect" not in rows:
+        return None
+    shown = rows[rows["effect"].notna()]
+    if shown.empty:
         return None
     from ..render import _pyplot
 
     plt, _ = _pyplot()
-    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 0.9 * len(shown) + 0.8), squeeze=False)
-    for ax, (claim, prof, verdict) in zip(axes[:, 0], shown, strict=True):
-        mean, low, high = verdict.effect
-        if not math.isnan(low):
-            ax.plot([low, high], [0, 0], color="tab:blue", linewidth=3)
-        ax.plot([mean], [0], "o", color="tab:blue")
-        if claim.paper_effect is not None:
-            ax.plot([claim.paper_effect], [0], "D", color="tab:orange", label="paper")
-        ax.axvline(0.0, color="grey", linestyle="--", linewidth=1)
-        ax.set_yticks([0], [f"{claim.id} ({prof}): {verdict.verdict}"], fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
-    fig.suptitle(
-        "each claim's effect and 95 % interval (right of 0: the claim holds); ◆ the paper's", fontsize=9
-    )
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 0.6 * len(shown) + 0.8), squeeze=False)
+    for ax, row in zip(axes[:, 0], shown.itertuples(), strict=True):
+        low, high = row.band_low, row.band_high
+        span = [v for v in (row.effect, row.effect_low, row.effect_high, low, high) if math.isfinite(v)]
+        left, right = min(span), max(span)
+        pad = 0.1 * (right - left or 1.0)
+        ax.axvspan(max(low, left - pad), min(high, right + pad), color="tab:green", alpha=0.15)
+        if math.isfinite(row.effect_low):
+            ax.plot([row.effect_low, row.effect_high], [0, 0], color="tab:blue", linewidth=3)
+        ax.plot([row.effect], [0], "o", color="tab:blue")
+        ax.set_xlim(left - pad, right + pad)
+        ax.set_yticks([0], [f"{row.id} {row.cell}: {row.verdict}"], fontsize=7)
+        ax.tick_params(axis="x", labelsize=6)
+    fig.suptitle("each cell's effect and 95 % interval; shaded: the band the claim needs", fontsize=9)
     fig.tight_layout()
     path = out_dir / "claims.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

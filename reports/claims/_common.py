@@ -1,9 +1,13 @@
 """What the claims share: the Claim and Verdict types, the registry, the evidence (the runs of one
-profile, read as the table reports read them) and the paired statistics that decide comparisons.
+profile, read as the table reports read them, failed and diverged runs kept) and the per-cell
+measurements that `stats.py` decides.
 
-Comparisons between methods are paired by run index (the same seed); with fewer than MIN_PAIRS
-pairs a rule says `inconclusive` and shows the margins; with more, a one-sided paired t-test at
-ALPHA decides. Thresholds (β within 25 %, a ratio at least X) decide on the measured means.
+A claim module declares its `Part`s (what it tests, in its paper's terms, with the band and why)
+and a rule that measures them: `rule(evidence) -> Measured`, one `Cell` per table x model x
+setting. `Claim.decide` turns the cells into a verdict by the one rule of `stats.py`; no claim
+computes a verdict of its own. Each claim carries a rule `version`: a change of its logic
+changes its verdicts on fixed evidence (tests/test_claims.py pins them) and must change the
+version, with its history in docs/fidelity.md.
 """
 
 from __future__ import annotations
@@ -17,64 +21,75 @@ import pandas as pd
 from core.registry import Registry
 
 from ..render import table_runs, training_per_run
-from ..runs import latest_per_cell, load_runs
+from ..runs import load_runs
+from .stats import (
+    DECIDED,
+    INCONCLUSIVE,
+    MIN_RUNS,
+    NOT_COMPARABLE,
+    NOT_MEASURABLE,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REPRODUCED,
+    Cell,
+    Part,
+    PartResult,
+    decide,
+)
 
-REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
-INCONCLUSIVE, NOT_MEASURABLE = "inconclusive", "not measurable here"
-NOT_COMPARABLE = "not comparable at this profile"  # a guard failed: the comparison would mislead
-NOT_RUN = "not run (budget)"  # `run claims --budget` left its runs out: measurable here, not measured
-DECIDED = (REPRODUCED, NOT_REPRODUCED)
-MIN_PAIRS = 3  # paired runs a comparison needs before a test decides it (the paper's 3 runs per cell)
-ALPHA = 0.05  # one-sided level of the paired t-test
+__all__ = [
+    "DECIDED",
+    "INCONCLUSIVE",
+    "MIN_RUNS",
+    "NOT_COMPARABLE",
+    "NOT_MEASURABLE",
+    "NOT_REPRODUCED",
+    "NOT_RUN",
+    "REPRODUCED",
+]
+
 ACCURACY_TABLES = ("table1", "table3", "table6")  # CIFAR-10, CIFAR-100, IMDb: LU and BU runs
 TTA_TABLES = ("table1", "table3")
+TERMINAL = ("finished", "diverged", "failed")  # a run's end that counts (interrupted runs resume)
+PLANS_EXPERIMENT = "claim-plans"  # `run claims --runs N` declares its larger plans here first
+# 000's "the same accuracy" on IMDb (Table 6: LU 85.15 ± 0.15, BU 85.06 ± 0.59, 3 runs each): the
+# paper's own Welch 95 % interval on that gap is [-1.27, +1.45] points, so equivalence within 1.5
+# points is what its evidence showed; a tighter margin would ask more of us than of the paper.
+IMDB_SAME_POINTS = 1.5
+IMDB_SAME_WHY = (
+    "000: both 'achieve the same accuracy' on IMDb (85.15 ± 0.15 vs 85.06 ± 0.59, 3 runs): the paper's own "
+    "95 % interval on the gap is [-1.27, +1.45] points, so equivalent within 1.5 points"
+)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What a rule concluded, why, and from which numbers and runs."""
+    """What a claim's rule concluded, why, from which numbers and runs, under which rule version."""
 
     verdict: str
     reason: str
-    evidence: str = ""  # our numbers, the runs' ids, profile, hardware
+    evidence: str = ""  # our numbers, profile, hardware
     runs: tuple[str, ...] = ()
-    values: tuple[float, ...] = ()  # the paired margins the verdict was computed from
-    test: str = ""  # how the values decided it (the statistical test, or the threshold)
+    results: tuple[PartResult, ...] = ()  # each part's verdict, band and cells
+    version: str = ""
 
     @property
-    def effect(self) -> tuple[float, float, float]:
-        """(mean margin, low, high): the mean of `values` and its two-sided 95 % t interval (NaN
-        where there are no values; the interval is NaN for one value)."""
-        return mean_interval(self.values)
+    def cells(self) -> tuple[Cell, ...]:
+        """Every cell of every part."""
+        return tuple(c for r in self.results for c in r.cells)
 
 
-def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high) of `values` with the two-sided t interval at `level`."""
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return math.nan, math.nan, math.nan
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    from scipy import stats
+@dataclass(frozen=True)
+class Measured:
+    """What a rule measured: its cells and the text of its numbers. `unmeasurable`: why this store
+    or machine cannot decide it (no runs, no GPU), read "not measurable here"; `guard`: an
+    unfairness that could make the claim look true (a baseline stopped early), under which a
+    "reproduced" reads "not comparable" (a verdict against the claim stands)."""
 
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1)) * sd / math.sqrt(len(values))
-    return mean, mean - half, mean + half
-
-
-def runs_to_settle(values) -> int | None:
-    """Roughly how many pairs a one-sided paired t-test at ALPHA needs to decide an effect as large
-    as the mean of `values`, with their spread, at 80 % power: ((z_a + z_b) sd / mean)^2. None
-    where it cannot be told (fewer than two values, or no effect)."""
-    values = [v for v in values if not math.isnan(v)]
-    if len(values) < 2:
-        return None
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    if mean == 0:
-        return None
-    return max(MIN_PAIRS, math.ceil(((1.645 + 0.842) * sd / abs(mean)) ** 2))
+    cells: tuple[Cell, ...] = ()
+    evidence: str = ""
+    unmeasurable: str = ""
+    guard: str = ""
 
 
 # Profiles that cut a claim's plan down to the cells that can decide it in an hour or two on a
@@ -97,17 +112,19 @@ class Need:
 
 @dataclass(frozen=True)
 class Plan:
-    """What decides a claim: table runs (`needs`), `perf` benchmarks, and the runs per cell (at
-    least MIN_PAIRS: a paired test needs them). `run claims` runs the union of the plans."""
+    """What decides a claim: table runs (`needs`), `perf` benchmarks (`perf_runs` results of each),
+    and the runs per cell, fixed before they run. `run claims` runs the union of the plans."""
 
     needs: tuple[Need, ...] = ()
     perf: tuple[str, ...] = ()
-    runs: int = MIN_PAIRS
+    runs: int = MIN_RUNS
+    perf_runs: int = MIN_RUNS
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of a paper and the rule that decides it from our runs."""
+    """A claim of a paper, what it tests (`parts`, each with its band and why) and the rule that
+    measures it from our runs."""
 
     id: str
     source: str  # paper, section or table
@@ -115,27 +132,43 @@ class Claim:
     paper: str  # the paper's own evidence
     decided_by: str  # which runs or measurements decide it
     settle: str  # what would settle it (the runs to make)
-    rule: Callable[[Evidence], Verdict]
+    rule: Callable[[Evidence], Measured]
+    parts: tuple[Part, ...]
+    version: str  # "N (date)": raised with every change of the rule's logic (docs/fidelity.md)
     plan: Plan = field(default_factory=Plan)
     # The hardware it needs where a CPU cannot measure it (a line for "not measurable here").
     needs_hardware: str = ""
     # GPUs a verdict needs (0: a CPU can decide it): `run claims` does not run the plan of a claim
-    # the machine cannot decide, since its rule would read "not measurable" or "not comparable" anyway.
+    # the machine cannot decide, since its rule would read "not measurable" anyway.
     needs_gpus: int = 0
-    # The paper's own effect on the scale of the rule's margins, where it states one (claims.png).
-    paper_effect: float | None = None
 
     @property
     def extension(self) -> bool:
         """Whether the claim is the suite's own, beyond the papers (its source says so)."""
         return self.source.startswith("beyond the papers")
 
+    def decide(self, measured: Measured) -> Verdict:
+        """The verdict on what the rule measured: stats.decide over the parts, then the guard."""
+        runs = tuple(dict.fromkeys(short(r for c in measured.cells for r in c.runs)))
+        verdict, reason, results = decide(self.parts, measured.cells)
+        if measured.unmeasurable:
+            verdict, reason = NOT_MEASURABLE, measured.unmeasurable
+        elif measured.guard and verdict == REPRODUCED:
+            verdict, reason = NOT_COMPARABLE, f"{measured.guard} (the rule alone: {reason})"
+        elif measured.guard:
+            reason = f"{reason}; also {measured.guard}, which could only favour the claim"
+        return Verdict(verdict, reason, measured.evidence, runs, results, self.version)
+
+    def judge(self, evidence: Evidence) -> Verdict:
+        """The claim's verdict on the evidence, from the runs its plan fixed."""
+        return self.decide(self.rule(evidence.planned(self)))
+
 
 CLAIMS: Registry[Claim] = Registry("claim")
 
 
 def register_claim(**fields) -> Callable[[Callable], Callable]:
-    """Decorator on a rule `(evidence) -> Verdict`: register the claim it decides."""
+    """Decorator on a rule `(evidence) -> Measured`: register the claim it measures."""
 
     def wrap(rule: Callable) -> Callable:
         CLAIMS.add(fields["id"], Claim(rule=rule, **fields))
@@ -147,22 +180,54 @@ def register_claim(**fields) -> Callable[[Callable], Callable]:
 # --- the evidence: runs of one profile, as the table reports read them ----------------------------
 @dataclass
 class Evidence:
-    """The runs of one profile in one store, per table, loaded once."""
+    """The runs of one profile in one store, per table, loaded once; `planned` narrows it to the
+    run indices one claim's plan fixed."""
 
     uri: str
     specs: dict  # table id -> TableSpec
     profile: str
+    runs_per_cell: int | None = None  # None: every run index
+    default_runs: int = MIN_RUNS  # the claim's own plan; indices above it need a declared plan
+    declared_at: pd.Timestamp | None = None  # when a larger plan was declared (`run claims --runs`)
     _cache: dict = field(default_factory=dict)
 
-    def runs(self, table_id: str) -> pd.DataFrame:
-        """The newest finished run of each cell of the table (its experiment's, of this profile)."""
+    def planned(self, claim: Claim) -> Evidence:
+        """This evidence as `claim`'s plan fixes it: run indices below its runs per cell (1 at smoke,
+        which decides nothing), or below a larger plan `run claims --runs N` declared before those
+        runs started."""
+        default = 1 if self.profile == "smoke" else claim.plan.runs
+        runs, at = default, None
+        for declared, when in declared_plans(self, claim.id):
+            if declared > runs:
+                runs, at = declared, when
+        return replace(self, runs_per_cell=runs, default_runs=default, declared_at=at)
+
+    def _in_plan(self, runs: pd.DataFrame) -> pd.DataFrame:
+        if runs.empty or self.runs_per_cell is None or "run_index" not in runs:
+            return runs
+        index = runs["run_index"].astype(int)
+        keep = index < self.runs_per_cell
+        if self.declared_at is not None and "start_time" in runs:
+            keep &= (index < self.default_runs) | (runs["start_time"] >= self.declared_at)
+        else:
+            keep &= index < self.default_runs
+        return runs[keep]
+
+    def all_runs(self, table_id: str) -> pd.DataFrame:
+        """The newest run of each cell of the table that ended (finished, diverged or failed), this
+        profile, every run index."""
         key = ("runs", table_id)
         if key not in self._cache:
             runs = table_runs(self.uri, self.specs[table_id])
             if not runs.empty:
-                runs = runs[runs["profile"] == self.profile]
-            self._cache[key] = latest_per_cell(runs)
+                runs = runs[(runs["profile"] == self.profile) & runs["status"].isin(TERMINAL)]
+                runs = runs.drop_duplicates(subset=["profile", "model", "label", "run_index"], keep="first")
+            self._cache[key] = runs
         return self._cache[key]
+
+    def runs(self, table_id: str) -> pd.DataFrame:
+        """The planned runs of the table (`all_runs` within the plan's run indices)."""
+        return self._in_plan(self.all_runs(table_id))
 
     def rows(self, table_ids: tuple[str, ...], methods: tuple[str, ...]) -> list[str]:
         """The label of each method's row and, after it, of each of its variants with runs in the
@@ -175,40 +240,14 @@ class Evidence:
         return [m for method in methods for m in [method, *sorted(labels.get(method, set()) - {method})]]
 
     def per_run(self, table_id: str) -> pd.DataFrame:
-        """Per run: best accuracy, times to accuracy (reports.render.training_per_run), hardware."""
-        key = ("per_run", table_id)
+        """Per planned run: best accuracy, times to accuracy (reports.render.training_per_run), status
+        and hardware. Failed and diverged runs stay: a time to a target a run never reached is
+        censored at the workload's budget (the longest training any of its runs had), so it ranks
+        last (`<column>_censored`), and a run that failed before its first evaluation keeps NaN."""
+        key = ("per_run", table_id, self.runs_per_cell, self.default_runs, self.declared_at)
         if key not in self._cache:
             runs = self.runs(table_id)
-            spec = self.specs[table_id]
-            targets = spec.targets.get(self.profile, {})
-            settings = tuple(dict.fromkeys(k for row in spec.rows for k, _ in row.settings))
-            per_run = (
-                training_per_run(self.uri, runs, targets, spec.metrics, settings, spec.metric)
-                if not runs.empty
-                else pd.DataFrame()
-            )
-            if not per_run.empty:
-                extra = runs.set_index("run_id")
-                per_run["hardware"] = [extra.at[r, "hardware"] for r in per_run["run_id"]]
-                per_run["stop_reason"] = [
-                    extra.at[r, "stop_reason"] if "stop_reason" in extra else "" for r in per_run["run_id"]
-                ]
-                late = [late_gain(c) for c in per_run["_curve"]]
-                per_run["epochs"] = [len(c) for c in per_run["_curve"]]
-                per_run["late_gain"] = [g for g, _ in late]
-                per_run["late_epochs"] = [k for _, k in late]
-                per_run["contended"] = [
-                    extra.at[r, "contended"] == "true" if "contended" in extra else False
-                    for r in per_run["run_id"]
-                ]
-                for name, column in (
-                    ("staleness", "metrics.staleness_mean"),
-                    ("update_delay_s", "metrics.update_delay_s_mean"),
-                ):
-                    per_run[name] = [
-                        extra.at[r, column] if column in extra else math.nan for r in per_run["run_id"]
-                    ]
-            self._cache[key] = per_run
+            self._cache[key] = measured_runs(self.uri, self.specs[table_id], self.profile, runs)
         return self._cache[key]
 
     def perf(self, name: str) -> pd.DataFrame:
@@ -222,9 +261,93 @@ class Evidence:
         return self._cache[key]
 
 
+TIME_COLUMNS = ("tta_worst_s", "tta_target_s", "tta_best_s")
+
+
+def measured_runs(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """`Evidence.per_run` of these runs (see there)."""
+    from ..runs import time_to_target
+
+    if runs.empty:
+        return pd.DataFrame()
+    targets = spec.targets.get(profile, {})
+    settings = tuple(dict.fromkeys(k for row in spec.rows for k, _ in row.settings))
+    per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric)
+    measured = set(per_run["run_id"]) if not per_run.empty else set()
+    # Runs that failed before their first evaluation: kept, with no values (a cell counts them).
+    blank = [
+        dict(
+            model=r["model"],
+            method=r["method"],
+            label=r["label"],
+            row=int(r.get("row", -1)),
+            **{k: r[k] for k in settings if k in r},
+            run_index=int(r["run_index"]),
+            run_id=r["run_id"],
+            _curve=pd.DataFrame(columns=["epoch", "test_acc", "train_time_s"]),
+        )  # fmt: skip
+        for _, r in runs.iterrows()
+        if r["run_id"] not in measured
+    ]
+    per_run = pd.concat([per_run, pd.DataFrame(blank)], ignore_index=True) if blank else per_run
+    extra = runs.set_index("run_id")
+
+    def tag(name: str, default=None) -> list:
+        return [extra.at[r, name] if name in extra else default for r in per_run["run_id"]]
+
+    per_run["status"] = tag("status", "finished")
+    per_run["hardware"] = tag("hardware")
+    per_run["stop_reason"] = tag("stop_reason", "")
+    per_run["start_time"] = tag("start_time")
+    per_run["contended"] = [c == "true" for c in tag("contended", "false")]
+    per_run["staleness"] = tag("metrics.staleness_mean", math.nan)
+    per_run["update_delay_s"] = tag("metrics.update_delay_s_mean", math.nan)
+    late = [late_gain(c) for c in per_run["_curve"]]
+    per_run["epochs"] = [len(c) for c in per_run["_curve"]]
+    per_run["late_gain"] = [g for g, _ in late]
+    per_run["late_epochs"] = [k for _, k in late]
+    # The paper's target (Tables 1, 3): the lowest best value among the model's finished runs;
+    # a diverged or failed run's best does not lower it (training_per_run took every run's).
+    metric = spec.metric
+    finished = per_run["status"] == "finished"
+    for _, group in per_run.groupby("model"):
+        worst = metric.worst_of(group.loc[finished[group.index], "best"]) if "best" in group else math.nan
+        per_run.loc[group.index, "worst_best"] = worst
+        per_run.loc[group.index, "tta_worst_s"] = [
+            time_to_target(c, worst, metric)[0] for c in group["_curve"]
+        ]
+        ends = [float(c["train_time_s"].max()) if len(c) else math.nan for c in group["_curve"]]
+        budget = max([e for e in ends if not math.isnan(e)], default=math.nan)
+        for column in TIME_COLUMNS:
+            if column not in per_run:
+                per_run[column] = math.nan
+            values = per_run.loc[group.index, column].astype(float)
+            missed = values.isna() | ~finished[group.index]
+            per_run.loc[group.index, f"{column}_censored"] = missed
+            per_run.loc[group.index, column] = values.where(~missed, budget)
+    return per_run
+
+
+def declared_plans(evidence: Evidence, claim_id: str) -> list[tuple[int, pd.Timestamp]]:
+    """(runs per cell, when declared) of the larger plans `run claims --runs N` declared for the
+    claim at this profile (experiment PLANS_EXPERIMENT)."""
+    key = ("plans",)
+    if key not in evidence._cache:
+        evidence._cache[key] = load_runs(evidence.uri, PLANS_EXPERIMENT)
+    plans = evidence._cache[key]
+    if plans.empty or "claims" not in plans:
+        return []
+    mine = plans[
+        (plans["profile"] == evidence.profile) & plans["claims"].str.split(",").apply(lambda c: claim_id in c)
+    ]
+    return [(int(r["runs"]), r["start_time"]) for _, r in mine.iterrows()]
+
+
 def late_gain(curve: pd.DataFrame) -> tuple[float, int]:
     """(how much the best test accuracy rose over the last quarter of the epochs, how many epochs
     that is: at least one); (0, 0) for a single epoch."""
+    if "test_acc" not in curve:
+        return 0.0, 0
     best = curve["test_acc"].cummax().dropna()
     if len(best) < 2:
         return 0.0, 0
@@ -255,72 +378,89 @@ def gpus(hardware: str) -> int:
         return 0
 
 
-def pairs(per_run: pd.DataFrame, a: str, b: str, value: str, by: str = "label") -> pd.DataFrame:
-    """Rows (model, run_index, a, b, run ids) where rows a and b (labels, or methods with
-    `by="method"`) both have a run of that index."""
-    if per_run.empty:
-        return pd.DataFrame(columns=["model", "run_index", "a", "b", "run_a", "run_b"])
-    left = per_run[per_run[by] == a][["model", "run_index", value, "run_id"]]
-    right = per_run[per_run[by] == b][["model", "run_index", value, "run_id"]]
-    joined = left.merge(right, on=["model", "run_index"], suffixes=("_a", "_b"))
-    return joined.rename(
-        columns={f"{value}_a": "a", f"{value}_b": "b", "run_id_a": "run_a", "run_id_b": "run_b"}
-    )
-
-
 def of_settings(per_run: pd.DataFrame, settings: dict) -> pd.DataFrame:
-    """The runs of rows with these typed settings (`straggler_delay_frac=0.0`), by their setting columns."""
+    """The runs whose columns hold these values (`method="async_lu"`, `straggler_delay_frac=0.0`)."""
     keep = pd.Series(True, index=per_run.index)
     for key, value in settings.items():
         keep &= per_run[key] == value if key in per_run else False
     return per_run[keep]
 
 
-def paired_verdict(margins: list[float], what: str, runs_per_cell: int | None = None) -> tuple[str, str]:
-    """Verdict on paired margins (positive: the claim holds in that pair).
+def gather(evidence: Evidence, table_ids: tuple[str, ...]) -> pd.DataFrame:
+    """The per-run values of several tables, with a `table` column."""
+    frames = [evidence.per_run(t).assign(table=t) for t in table_ids if not evidence.per_run(t).empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    Fewer than MIN_PAIRS pairs, or fewer than MIN_PAIRS runs in some cell (`runs_per_cell`: the
-    smallest count of pairs of one workload): inconclusive (too few runs). Otherwise a one-sided
-    paired t-test at ALPHA each way: reproduced, not reproduced, or inconclusive (within noise).
-    """
-    margins = [m for m in margins if not math.isnan(m)]
-    n = len(margins)
-    if n == 0:
-        return INCONCLUSIVE, f"no paired runs for {what}"
-    shown = ", ".join(f"{m:+.3g}" for m in margins)
-    fewest = n if runs_per_cell is None else runs_per_cell
-    if min(n, fewest) < MIN_PAIRS:
-        agree = sum(m > 0 for m in margins)
-        count = f"{n} pair(s)" if n < MIN_PAIRS else f"{fewest} run(s) in a cell"
-        return INCONCLUSIVE, (
-            f"too few runs: {count}, {MIN_PAIRS} per cell needed; margins {shown} "
-            f"({agree} of {n} in the claim's direction){settle_hint(margins)}"
+
+def points(a: float, b: float) -> float:
+    """The margin of "accuracy a is higher than b", in points."""
+    return (a - b) * 100
+
+
+def difference(a: float, b: float) -> float:
+    """The margin of "a is higher than b"."""
+    return a - b
+
+
+def log_ratio(a: float, b: float) -> float:
+    """The margin of "a is larger than b" (a time: "b is faster"), scale-free: log(a / b)."""
+    if not (a > 0 and b > 0):
+        return math.nan
+    return math.log(a / b)
+
+
+Selector = str | dict  # a row's label, or the values of its columns (method, settings)
+
+
+def select(frame: pd.DataFrame, selector: Selector) -> pd.DataFrame:
+    """The runs of one row: by label, or by column values."""
+    return of_settings(frame, {"label": selector} if isinstance(selector, str) else selector)
+
+
+def paired_cells(
+    evidence: Evidence,
+    part: Part,
+    table_ids: tuple[str, ...],
+    a: Selector,
+    b: Selector,
+    value: str,
+    margin: Callable[[float, float], float],
+    what: str = "",
+    models: tuple[str, ...] = (),
+) -> list[Cell]:
+    """One cell per table and model: margin(a's value, b's value) of each run index where rows a and
+    b both have a planned run (a row's run missing leaves the cell short of its plan). Runs that
+    failed, diverged or missed the target count in the cell (`failed`) with their censored or
+    ranked values."""
+    per_run = gather(evidence, table_ids)
+    cells = []
+    if per_run.empty:
+        return cells
+    for (table_id, model), group in per_run.groupby(["table", "model"], sort=False):
+        if models and model not in models:
+            continue
+        left, right = select(group, a), select(group, b)
+        if left.empty or right.empty:
+            continue
+        joined = left.merge(right, on="run_index", suffixes=("_a", "_b")).sort_values("run_index")
+        flag = f"{value}_censored"
+        failed = sum(
+            int(row[f"status_{side}"] != "finished" or bool(row.get(f"{flag}_{side}", False)))
+            for _, row in joined.iterrows()
+            for side in "ab"
         )
-    mean = sum(margins) / n
-    std = math.sqrt(sum((m - mean) ** 2 for m in margins) / (n - 1))
-    if std == 0:
-        p_greater = 0.0 if mean > 0 else 1.0
-        p_less = 0.0 if mean < 0 else 1.0
-    else:
-        from scipy import stats
-
-        p_greater = float(stats.ttest_1samp(margins, 0.0, alternative="greater").pvalue)
-        p_less = float(stats.ttest_1samp(margins, 0.0, alternative="less").pvalue)
-    described = f"{n} pairs, mean margin {mean:+.3g} (margins {shown})"
-    if p_greater <= ALPHA:
-        return REPRODUCED, f"{described}; one-sided paired t-test p = {p_greater:.3g} <= {ALPHA}"
-    if p_less <= ALPHA:
-        return NOT_REPRODUCED, f"{described}; the opposite holds, p = {p_less:.3g} <= {ALPHA}"
-    return INCONCLUSIVE, f"within noise: {described}; p = {p_greater:.3g} > {ALPHA}{settle_hint(margins)}"
-
-
-def settle_hint(margins) -> str:
-    """'; about N pairs would settle it' from the spread seen (runs_to_settle), or ''."""
-    needed = runs_to_settle(margins)
-    return f"; about {needed} pairs would settle it (from the spread seen)" if needed else ""
-
-
-PAIRED_TEST = f"one-sided paired t-test at {ALPHA}, pairs by run index (seed)"
+        name = f"{table_id} {model}" + (f" {what}" if what else "")
+        cells.append(
+            Cell(
+                part.name,
+                name,
+                tuple(margin(x, y) for x, y in zip(joined[f"{value}_a"], joined[f"{value}_b"], strict=True)),
+                tuple(joined["run_id_a"]) + tuple(joined["run_id_b"]),
+                evidence.runs_per_cell or MIN_RUNS,
+                failed,
+            )
+        )
+    return cells
 
 
 def still_improving(per_run: pd.DataFrame, gain_points: float = 1.0) -> pd.DataFrame:
@@ -331,132 +471,57 @@ def still_improving(per_run: pd.DataFrame, gain_points: float = 1.0) -> pd.DataF
     return per_run[per_run["late_gain"] * 100 > gain_points]
 
 
-def comparability(
-    per_run: pd.DataFrame, labels: tuple[str, ...], converged: tuple[str, ...] = (), gain_points: float = 1.0
-) -> Verdict | None:
-    """NOT_COMPARABLE, with the numbers that show why, when a run of the compared rows (`labels`)
-    stopped on its time budget before its schedule ended, or a run of a row that must have
-    converged (a baseline, `converged`) was still improving (`still_improving`); None if fair."""
+def unfair_to_baselines(per_run: pd.DataFrame, baselines: tuple[str, ...], gain_points: float = 1.0) -> str:
+    """The guard of a claim that our method beats `baselines` (labels): a baseline's run stopped on
+    its time budget before its schedule ended, or still improving at its end (`still_improving`),
+    could make the claim look true; '' where neither."""
     if per_run.empty:
-        return None
-    compared = per_run[per_run["label"].isin(labels)]
-    cut = compared[compared.get("stop_reason", pd.Series(dtype=str)) == "time_budget"]
+        return ""
+    compared = per_run[per_run["label"].isin(baselines)]
+    cut = (
+        compared[compared["stop_reason"] == "time_budget"]
+        if "stop_reason" in compared
+        else compared.iloc[0:0]
+    )
     if not cut.empty:
         shown = ", ".join(
             f"{r.label} {r.model} run {r.run_index} after {r.epochs:.0f} epochs" for r in cut.itertuples()
         )
-        return Verdict(
-            NOT_COMPARABLE, f"runs stopped on their time budget before their schedule ended: {shown}"
-        )
-    rising = still_improving(compared[compared["label"].isin(converged)], gain_points)
+        return f"a baseline's runs stopped on their time budget before their schedule ended: {shown}"
+    rising = still_improving(compared, gain_points)
     if not rising.empty:
         shown = ", ".join(
             f"{r.label} {r.model} run {r.run_index} +{r.late_gain * 100:.1f} points in its last "
             f"{r.late_epochs:.0f} of {r.epochs:.0f} epochs"
             for r in rising.itertuples()
         )
-        return Verdict(
-            NOT_COMPARABLE,
-            f"a baseline had not converged (its best accuracy still rose by more than {gain_points:g} "
-            f"points at the end): {shown}; a longer profile (`--profile paper`) compares converged runs",
+        return (
+            f"a baseline had not converged (its best accuracy still rose by more than {gain_points:g} points "
+            f"at the end): {shown}; a longer profile (`--profile paper`) compares converged runs"
         )
-    return None
+    return ""
 
 
-def combine(verdicts: list[str]) -> str:
-    """All parts reproduced: reproduced; any part not reproduced: not reproduced; else inconclusive."""
-    if any(v == NOT_REPRODUCED for v in verdicts):
-        return NOT_REPRODUCED
-    if verdicts and all(v == REPRODUCED for v in verdicts):
-        return REPRODUCED
-    if verdicts and all(v == NOT_MEASURABLE for v in verdicts):
-        return NOT_MEASURABLE
-    return INCONCLUSIVE
+def cut_short(per_run: pd.DataFrame, labels: tuple[str, ...]) -> str:
+    """The guard of a claim between our own rows: one of `labels`' runs stopped on its time budget
+    before its schedule ended; '' where none did."""
+    if per_run.empty or "stop_reason" not in per_run:
+        return ""
+    cut = per_run[per_run["label"].isin(labels) & (per_run["stop_reason"] == "time_budget")]
+    if cut.empty:
+        return ""
+    shown = ", ".join(
+        f"{r.label} {r.model} run {r.run_index} after {r.epochs:.0f} epochs" for r in cut.itertuples()
+    )
+    return f"runs stopped on their time budget before their schedule ended: {shown}"
 
 
-def no_runs(tables: str, how: str) -> Verdict:
-    """Not measurable: the store has no finished runs of these tables in this profile."""
-    return Verdict(NOT_MEASURABLE, f"no finished runs of {tables} in this profile; {how}")
-
-
-def gather(evidence: Evidence, table_ids: tuple[str, ...]) -> pd.DataFrame:
-    """The per-run values of several tables, with a `table` column."""
-    frames = [evidence.per_run(t).assign(table=t) for t in table_ids if not evidence.per_run(t).empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def compare(
-    evidence: Evidence,
-    table_ids: tuple[str, ...],
-    a: str,
-    b: str,
-    value: str,
-    margin: Callable[[float, float], float],
-    what: str,
-    where: dict | None = None,
-) -> Verdict | None:
-    """Paired comparison of row a against row b (labels) over the tables' runs; None if no pair
-    exists. With `where` (typed settings), methods a and b compared within the rows of those settings."""
-    per_run = gather(evidence, table_ids)
-    if where is not None and not per_run.empty:
-        per_run = of_settings(per_run, where)
-    by = "method" if where is not None else "label"
-    rows = []
-    for table_id in table_ids:
-        of_table = per_run[per_run["table"] == table_id] if not per_run.empty else per_run
-        joined = pairs(of_table, a, b, value, by)
-        rows += [(table_id, r.model, margin(r.a, r.b), r.run_a, r.run_b) for r in joined.itertuples()]
-    if not rows:
-        return None
-    per_cell = pd.Series([(r[0], r[1]) for r in rows]).value_counts()  # pairs of each (table, model)
-    verdict, reason = paired_verdict([r[2] for r in rows], what, runs_per_cell=int(per_cell.min()))
-    cells = ", ".join(f"{t} {m} {mg:+.3g}" for t, m, mg, _, _ in rows)
-    ids = short([r[3] for r in rows] + [r[4] for r in rows])
-    return Verdict(verdict, reason, f"{what}: {cells}", ids, tuple(r[2] for r in rows), PAIRED_TEST)
-
-
-def difference(a: float, b: float) -> float:
-    """The margin of "a is higher than b"."""
-    return a - b
-
-
-def log_ratio(slower: float, faster: float) -> float:
-    """The margin of "`faster` takes less time than `slower`", scale-free across workloads."""
-    return math.log(slower / faster)
-
-
-def comparisons(
-    evidence: Evidence,
-    table_ids: tuple[str, ...],
-    pairs: list[tuple[str, str, str]],
-    value: str,
-    margin: Callable[[float, float], float],
-    missing: tuple[str, str],
-    converged: tuple[str, ...] = (),
-) -> Verdict:
-    """Paired comparisons (row a, row b, what) over the tables' runs, merged into one verdict (see
-    `combine`); not measurable, naming what is missing, where no pair has runs; not comparable
-    where a compared run was cut short or a row of `converged` (a baseline) had not converged."""
-    parts = [compare(evidence, table_ids, a, b, value, margin, what) for a, b, what in pairs]
-    parts = [p for p in parts if p is not None]
-    if not parts:
-        return no_runs(*missing)
-    per_run = gather(evidence, table_ids)
-    merged = merge(evidence, parts, hardware_of(per_run))
-    labels = tuple(dict.fromkeys(label for a, b, _ in pairs for label in (a, b)))
-    merged = replace(merged, evidence=merged.evidence + contended_note(per_run, labels))
-    guard = comparability(per_run, labels, converged)
-    if guard is not None:
-        return replace(merged, verdict=guard.verdict, reason=guard.reason)
-    return merged
-
-
-def contended_note(per_run: pd.DataFrame, labels: tuple[str, ...]) -> str:
+def contended_note(per_run: pd.DataFrame, labels: tuple[str, ...] = ()) -> str:
     """'; N of the M compared runs were contended ...' where other processes used the machine
     during some of the compared runs (tag `contended`), else ''."""
     if per_run.empty or "contended" not in per_run:
         return ""
-    compared = per_run[per_run["label"].isin(labels)]
+    compared = per_run[per_run["label"].isin(labels)] if labels else per_run
     busy = compared[compared["contended"].astype(bool)]
     if busy.empty:
         return ""
@@ -466,12 +531,12 @@ def contended_note(per_run: pd.DataFrame, labels: tuple[str, ...]) -> str:
     )
 
 
-def merge(evidence: Evidence, parts: list[Verdict], hardware: str) -> Verdict:
-    """One verdict from several comparisons (see `combine`), with all their evidence."""
-    verdict = combine([p.verdict for p in parts])
-    reason = " | ".join(p.reason for p in parts)
-    text = " | ".join(p.evidence for p in parts if p.evidence)
-    runs = tuple(dict.fromkeys(r for p in parts for r in p.runs))
-    values = tuple(v for p in parts for v in p.values)
-    test = "; ".join(dict.fromkeys(p.test for p in parts if p.test))
-    return Verdict(verdict, reason, f"{text}; profile {evidence.profile}; {hardware}", runs, values, test)
+def described(evidence: Evidence, per_run: pd.DataFrame, text: str = "") -> str:
+    """The evidence column: the rule's own text, the profile and the hardware (and contention)."""
+    head = f"{text}; " if text else ""
+    return f"{head}profile {evidence.profile}; {hardware_of(per_run)}{contended_note(per_run)}"
+
+
+def no_runs(tables: str, how: str) -> Measured:
+    """Not measurable: the store has no planned runs of these tables in this profile."""
+    return Measured(unmeasurable=f"no finished runs of {tables} in this profile; {how}")

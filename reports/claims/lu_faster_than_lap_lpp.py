@@ -1,24 +1,45 @@
-"""000 Tables 1, 3: Async LU reaches the target faster than LAP-SGD and LPP-SGD."""
+"""000 Tables 1, 3: Async LU reaches the target faster than LAP-SGD and LPP-SGD, up to 2.97x."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from ._common import (
     FULL,
     REDUCED,
     TTA_TABLES,
     Evidence,
+    Measured,
     Need,
     Plan,
-    Verdict,
-    comparisons,
+    described,
+    gather,
     log_ratio,
+    no_runs,
+    paired_cells,
     register_claim,
+    unfair_to_baselines,
 )
+from .stats import Part, above
 
 LU_LAP_LPP = ("async_lu", "lapsgd", "lppsgd")
+FASTER = Part(
+    "t_LAP/LPP / t_LU, every workload",
+    above(math.log(1.1), "'faster': at least 10 % in every cell, below which times to accuracy differ by "
+          "seed and machine noise; the paper's smallest is 2.06x (LPP, CIFAR-10 R18)", "x"),
+    paper=math.log(2.06),
+    noise=0.2,
+    cells=6,
+)  # fmt: skip
+UP_TO = Part(
+    "t_LAP/LPP / t_LU, the best cell: up to 2.97x",
+    above(math.log(2.97) / 2, "'up to 2.97x': the best cell at least half the stated speed-up in log terms "
+          "(sqrt(2.97) = 1.72x), since 2 CPU cores or other GPUs need not give all of it", "x"),
+    every=False,
+    paper=math.log(2.97),
+    noise=0.2,
+    cells=6,
+)  # fmt: skip
 
 
 @register_claim(
@@ -27,10 +48,13 @@ LU_LAP_LPP = ("async_lu", "lapsgd", "lppsgd")
     statement="Async LU reaches the target faster than LAP-SGD and LPP-SGD, up to 2.97x.",
     paper="CIFAR-100 R18: LU 226.4 s vs LAP 667.1 s (2.95x), LPP 672.9 s (2.97x); CIFAR-10 R18 3.16x / 2.06x",
     decided_by=(
-        "log(t_LAP / t_LU), log(t_LPP / t_LU) to the model's lowest best accuracy, paired (table1, 3); "
-        "against each reading of LAP/LPP-SGD with runs (002's text, and `reading=authors_code`)"
+        "t_LAP / t_LU and t_LPP / t_LU to the model's lowest best accuracy, per workload and baseline (each "
+        "reading of LAP/LPP-SGD with runs), paired by run index; runs that never reached it censored at "
+        "the workload's longest training"
     ),
     settle="3 runs per cell of table1 and table3",
+    parts=(FASTER, UP_TO),
+    version="2 (2026-11-25)",
     # At smoke and quick, CIFAR-10 ResNet-18 alone (9 runs); the paper profile runs both tables.
     plan=Plan(
         (
@@ -39,17 +63,19 @@ LU_LAP_LPP = ("async_lu", "lapsgd", "lppsgd")
             Need("table3", LU_LAP_LPP, profiles=FULL),
         )
     ),
-    # log(t_LAP/t_LU), log(t_LPP/t_LU) of the paper's CIFAR-10 (both ResNets) and CIFAR-100 ResNet-18.
-    paper_effect=0.75,
 )
-def lu_faster_than_lap_lpp(evidence: Evidence) -> Verdict:
+def lu_faster_than_lap_lpp(evidence: Evidence) -> Measured:
     # Against each reading of the baselines there are runs of (`run table1 --set reading=authors_code`).
-    pairs = [
-        (base, "async_lu", f"log(t_{base}/t_LU)") for base in evidence.rows(TTA_TABLES, ("lapsgd", "lppsgd"))
+    baselines = tuple(evidence.rows(TTA_TABLES, ("lapsgd", "lppsgd")))
+    cells = [
+        cell
+        for part in (FASTER, UP_TO)
+        for base in baselines
+        for cell in paired_cells(
+            evidence, part, TTA_TABLES, base, "async_lu", "tta_worst_s", log_ratio, f"log(t_{base}/t_LU)"
+        )
     ]
-    missing = ("table1/table3 with async_lu and lapsgd/lppsgd", "run table1 (or table3)")
-    verdict = comparisons(evidence, TTA_TABLES, pairs, "tta_worst_s", log_ratio, missing)
-    if not verdict.values:
-        return verdict
-    best = math.exp(max(verdict.values))
-    return replace(verdict, evidence=f"largest speed-up {best:.2f}x; {verdict.evidence}")
+    if not cells:
+        return no_runs("table1/table3 with async_lu and lapsgd/lppsgd", "run table1 (or table3)")
+    per_run = gather(evidence, TTA_TABLES)
+    return Measured(tuple(cells), described(evidence, per_run), guard=unfair_to_baselines(per_run, baselines))

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import math
 
-from ._common import (
-    NOT_COMPARABLE,
-    NOT_MEASURABLE,
-    NOT_REPRODUCED,
-    REPRODUCED,
-    Evidence,
-    Plan,
-    Verdict,
-    register_claim,
-    short,
-)
+import pandas as pd
+
+from ._common import Evidence, Measured, Plan, register_claim, short
+from .stats import Cell, Part, above
+
+SHARE = 0.8
+APPROACHES = Part(
+    "speed-up / its bound",
+    above(SHARE, "'approaches 1 + β': at least 80 % of it; §3.3 itself names data loading and system "
+          "overhead as what keeps a real speed-up below the bound"),
+    paper=0.9,  # none stated: the calibration's 'paper' store assumes 90 % of the bound
+    noise=0.05,  # sd of `perf async`'s ratio over the bound between results here (0.85-0.88)
+)  # fmt: skip
+
+
+def perf_results(evidence: Evidence, name: str, count: int) -> pd.DataFrame:
+    """The plan's `perf NAME` results: the first `count` logged (extra results do not move a verdict)."""
+    runs = evidence.perf(name)
+    if runs.empty:
+        return runs
+    return runs.sort_values("start_time").head(count)
 
 
 @register_claim(
@@ -23,40 +33,40 @@ from ._common import (
     statement="With enough backward threads, Async LU's speed-up over backprop approaches 1 + β.",
     paper="§3.3: the forward/backward split bounds the speed-up by 1 + β (≈ 3 for β ≈ 2)",
     decided_by=(
-        "`perf async` logged to MLflow: async_lu / bp samples/s with one intra-op thread each, over the "
-        "bound min(1 + β, cores); reproduced at >= 80 % of the bound"
+        "3 `perf async` results (async_lu / bp samples/s, one intra-op thread each, each with its own β): "
+        "the speed-up over 1 + β, at least 0.8; on fewer cores than 1 + β, over min(1 + β, cores), where "
+        "falling short of 0.8 already is not reproduced and reaching it cannot say more than not comparable"
     ),
-    settle="`python -m benchmarks perf async` (on a machine with at least 1 + β cores or a GPU)",
+    settle="`python -m benchmarks perf async` 3 times (on a machine with at least 1 + β cores or a GPU)",
+    parts=(APPROACHES,),
+    version="2 (2026-11-25)",
     plan=Plan(perf=("async",)),
 )
-def speedup_approaches_bound(evidence: Evidence) -> Verdict:
-    runs = evidence.perf("async")
+def speedup_approaches_bound(evidence: Evidence) -> Measured:
+    runs = perf_results(evidence, "async", evidence.runs_per_cell or 3)
     if runs.empty:
-        return Verdict(
-            NOT_MEASURABLE, "no `perf async` result in the store; run `python -m benchmarks perf async`"
+        return Measured(
+            unmeasurable="no `perf async` result in the store; run `python -m benchmarks perf async`"
         )
-    newest = runs.iloc[0]
-    ratio, bound, beta = (float(newest[f"metrics.{k}"]) for k in ("ratio_1thread", "bound", "beta"))
-    cores = float(newest.get("metrics.cores", math.nan))
-    share = ratio / bound
-    text = f"speed-up {ratio:.2f}x, bound {bound:.2f}, β {beta:.2f}; {newest.get('hardware', 'unknown')}"
-    test = "threshold: the speed-up >= 80 % of the bound 1 + β"
-    if bound < 1 + beta - 1e-9:  # the cores, not the forward/backward split, bound the speed-up here
-        return Verdict(
-            NOT_COMPARABLE,
-            f"this machine has {cores:.0f} cores, fewer than 1 + β = {1 + beta:.2f}: the speed-up is capped "
-            f"at {bound:.2f}, of which it reached {share:.0%}; it needs {math.ceil(1 + beta)} cores or a GPU",
-            text,
-            short([newest["run_id"]]),
-            (share - 0.8,),
-            test,
-        )
-    verdict = REPRODUCED if share >= 0.8 else NOT_REPRODUCED
-    return Verdict(
-        verdict,
-        f"{share:.0%} of the bound {'>=' if verdict == REPRODUCED else '<'} 80 %",
-        text,
-        short([newest["run_id"]]),
-        (share - 0.8,),  # the margin: positive where the speed-up reached 80 % of the bound
-        test,
+    shares, lines, capped = [], [], []
+    for _, run in runs.iterrows():
+        ratio = float(run.get("metrics.ratio_1thread", math.nan))
+        ratio = float(run.get("metrics.ratio", math.nan)) if math.isnan(ratio) else ratio
+        beta, cores = float(run["metrics.beta"]), float(run.get("metrics.cores", math.nan))
+        bound = min(1 + beta, cores) if not math.isnan(cores) else 1 + beta
+        capped.append(bound < 1 + beta - 1e-9)
+        shares.append(ratio / bound)
+        lines.append(f"{ratio:.2f}x of {bound:.2f} (β {beta:.2f})")
+    cell = Cell(
+        APPROACHES.name, "perf async", tuple(shares), tuple(runs["run_id"]), evidence.runs_per_cell or 3
     )
+    guard = ""
+    if any(capped):
+        cores = int(runs["metrics.cores"].min())
+        guard = (
+            f"this machine has {cores} cores, fewer than 1 + β: the bound here is min(1 + β, cores), and "
+            "reaching it says nothing of 1 + β; it needs 1 + β cores or a GPU"
+        )
+    hardware = "; ".join(sorted({str(h) for h in runs.get("hardware", pd.Series(dtype=str)).dropna()}))
+    text = f"speed-up of its bound: {', '.join(lines)}; runs {', '.join(short(runs['run_id']))}; {hardware}"
+    return Measured((cell,), text, guard=guard)
