@@ -212,8 +212,8 @@ def test_table_report_and_claims_of_the_in_process_rows(store, tmp_path):
 
     spec = TABLES["pd-transformer"]
     tracker = Tracker(store)
-    for job in spec.jobs("smoke"):
-        if job.method in ("bp", "async_lu", "async_bu"):
+    for job in spec.jobs("smoke") + TABLES["pd-transformer-beta"].jobs("smoke"):  # the GPT's own β
+        if job.method in ("bp", "async_lu", "async_bu", "fwd_bwd_timing"):
             assert run_job(job, None, tracker, progress=False)["status"] == "finished"
     files = write_report(spec, store, tmp_path, "smoke")
     text = (tmp_path / "pd-transformer.md").read_text()
@@ -229,6 +229,7 @@ def test_table_report_and_claims_of_the_in_process_rows(store, tmp_path):
         "gpt-lu-speedup",
     ):
         assert verdicts[claim].runs, verdicts[claim]  # measured from the runs, one pair: inconclusive
+    assert "(β " in verdicts["gpt-lu-speedup"].evidence  # the bound names the GPT's own β
 
 
 @pytest.mark.slow

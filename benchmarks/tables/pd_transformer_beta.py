@@ -1,0 +1,44 @@
+"""pd-transformer-beta (an extension of the papers): the GPT's forward and backward time per batch
+and β, Table 9's measurement at `pd-transformer`'s own settings.
+
+000 §3.3 bounds Async LU's speed-up by 1 + β; a ResNet's β says nothing of a Transformer's, so the
+claim `gpt-lu-speedup` divides by the β measured here: the profile's GPT (width, depth, context,
+batch) on random bytes of the corpus's shape (timing does not depend on the bytes).
+"""
+
+from __future__ import annotations
+
+from core.job import Job, Row
+from methods.timing import TimingConfig
+
+from .common.spec import Cell, cell_job, register_table
+
+# profile -> (runs, TimingConfig): as Table 9's quick and smoke; paper times more batches.
+PROFILES = {
+    "paper": (3, TimingConfig(batches=200, warmup=10)),
+    "quick": (3, TimingConfig(batches=10, warmup=2)),
+    "smoke": (1, TimingConfig(batches=3, warmup=1)),
+}
+
+
+def cells(profile: str) -> list[Cell]:
+    """One timing cell: the GPT on the IMDb text."""
+    return [Cell("imdb-lm", "gpt", Row("fwd_bwd_timing"), PROFILES[profile][0])]
+
+
+@register_table(
+    id="pd-transformer-beta",
+    title="Beyond the papers: the GPT's forward and backward time per batch, and β",
+    cells=cells,
+    kind="timing",
+    source="the suite's extension (Table 9's measurement on pd-transformer's GPT; no paper values)",
+    reading="Ours, not the papers': pd-transformer's GPT and batch at this profile, random bytes.",
+)
+def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+    """One timing job per run, on one device, with pd-transformer's configuration of the GPT."""
+    _, timing = PROFILES[profile]
+    return [
+        cell_job("pd-transformer-beta", cell, profile, run, method_config=timing, synthetic=True)
+        for cell in cells(profile)
+        for run in range(runs or cell.runs)
+    ]
