@@ -58,6 +58,17 @@ def test_a_cell_supports_contradicts_or_stays_open_by_where_its_interval_lies():
     assert Cell("p", "c", (0.1, 2.0, -1.5)).judge(same)[0] == OPEN
 
 
+def test_the_interval_is_scipys_one_sample_t_interval():
+    from scipy import stats
+
+    from reports.claims.stats import mean_interval
+
+    values = [0.3, -0.1, 0.8, 0.45, 0.2]
+    expected = stats.ttest_1samp(values, 0.0).confidence_interval(0.95)
+    mean, low, high = mean_interval(values)
+    assert mean == pytest.approx(0.33) and (low, high) == pytest.approx((expected.low, expected.high))
+
+
 def test_a_cell_decides_only_with_every_planned_run():
     band = above(0.0, "why")
     assert Cell("p", "c", (5.0, 5.5), planned=3).judge(band) == (OPEN, "2 of 3 planned runs")
