@@ -22,31 +22,7 @@ from core.registry import Registry
 
 from ..render import table_runs, training_per_run
 from ..runs import load_runs
-from .stats import (
-    DECIDED,
-    INCONCLUSIVE,
-    MIN_RUNS,
-    NOT_COMPARABLE,
-    NOT_MEASURABLE,
-    NOT_REPRODUCED,
-    NOT_RUN,
-    REPRODUCED,
-    Cell,
-    Part,
-    PartResult,
-    decide,
-)
-
-__all__ = [
-    "DECIDED",
-    "INCONCLUSIVE",
-    "MIN_RUNS",
-    "NOT_COMPARABLE",
-    "NOT_MEASURABLE",
-    "NOT_REPRODUCED",
-    "NOT_RUN",
-    "REPRODUCED",
-]
+from .stats import MIN_RUNS, NOT_COMPARABLE, NOT_MEASURABLE, REPRODUCED, Cell, Part, PartResult, decide
 
 ACCURACY_TABLES = ("table1", "table3", "table6")  # CIFAR-10, CIFAR-100, IMDb: LU and BU runs
 TTA_TABLES = ("table1", "table3")
@@ -224,6 +200,11 @@ class Evidence:
                 runs = runs.drop_duplicates(subset=["profile", "model", "label", "run_index"], keep="first")
             self._cache[key] = runs
         return self._cache[key]
+
+    @property
+    def planned_runs(self) -> int:
+        """The runs per cell a cell of this evidence needs before it decides."""
+        return self.runs_per_cell or MIN_RUNS
 
     def runs(self, table_id: str) -> pd.DataFrame:
         """The planned runs of the table (`all_runs` within the plan's run indices)."""
@@ -456,7 +437,7 @@ def paired_cells(
                 name,
                 tuple(margin(x, y) for x, y in zip(joined[f"{value}_a"], joined[f"{value}_b"], strict=True)),
                 tuple(joined["run_id_a"]) + tuple(joined["run_id_b"]),
-                evidence.runs_per_cell or MIN_RUNS,
+                evidence.planned_runs,
                 failed,
             )
         )

@@ -45,7 +45,7 @@ def beta_about_2(evidence: Evidence) -> Measured:
             continue
         ratios = tuple(math.log(b / paper_beta(cell)) for b in group["metrics.beta"])
         cells.append(
-            Cell(ABOUT.name, f"table9 {model}", ratios, tuple(group["run_id"]), evidence.runs_per_cell or 3)
+            Cell(ABOUT.name, f"table9 {model}", ratios, tuple(group["run_id"]), evidence.planned_runs)
         )
     if not cells:
         return Measured(unmeasurable="no table9 run of a model the paper timed (ResNet-18, ResNet-50)")

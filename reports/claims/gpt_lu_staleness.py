@@ -67,7 +67,7 @@ def gpt_lu_staleness(evidence: Evidence) -> Measured:
         if slopes is not None and not slopes.empty:
             slopes = slopes.sort_values("run_index")
             cells.append(Cell(FARTHER.name, "pd-transformer gpt async_lu", tuple(slopes["depth_slope"]),
-                              tuple(lu["run_id"]), evidence.runs_per_cell or 3))  # fmt: skip
+                              tuple(lu["run_id"]), evidence.planned_runs))  # fmt: skip
     if not cells:
         return no_runs("pd-transformer with async runs", "run pd-transformer")
     return Measured(tuple(cells), described(evidence, per_run))

@@ -74,9 +74,7 @@ def depth_cells(evidence: Evidence) -> list[Cell]:
             f"R18 {bwd['resnet18'] * 1e3:.0f} ms"
         )
         runs = tuple(joined["run_id_50"]) + tuple(joined["run_id_18"])
-        cells.append(
-            Cell(DEEPER.name, f"{table} async_bu", values, runs, evidence.runs_per_cell or 3, note=note)
-        )
+        cells.append(Cell(DEEPER.name, f"{table} async_bu", values, runs, evidence.planned_runs, note=note))
     return cells
 
 

@@ -43,7 +43,7 @@ def perf_results(evidence: Evidence, name: str, count: int) -> pd.DataFrame:
     plan=Plan(perf=("async",)),
 )
 def speedup_approaches_bound(evidence: Evidence) -> Measured:
-    runs = perf_results(evidence, "async", evidence.runs_per_cell or 3)
+    runs = perf_results(evidence, "async", evidence.planned_runs)
     if runs.empty:
         return Measured(
             unmeasurable="no `perf async` result in the store; run `python -m benchmarks perf async`"
@@ -57,9 +57,7 @@ def speedup_approaches_bound(evidence: Evidence) -> Measured:
         capped.append(bound < 1 + beta - 1e-9)
         shares.append(ratio / bound)
         lines.append(f"{ratio:.2f}x of {bound:.2f} (β {beta:.2f})")
-    cell = Cell(
-        APPROACHES.name, "perf async", tuple(shares), tuple(runs["run_id"]), evidence.runs_per_cell or 3
-    )
+    cell = Cell(APPROACHES.name, "perf async", tuple(shares), tuple(runs["run_id"]), evidence.planned_runs)
     guard = ""
     if any(capped):
         cores = int(runs["metrics.cores"].min())

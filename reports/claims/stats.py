@@ -23,7 +23,6 @@ REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 INCONCLUSIVE, NOT_MEASURABLE = "inconclusive", "not measurable here"
 NOT_COMPARABLE = "not comparable at this profile"  # a guard: the comparison could make the claim look true
 NOT_RUN = "not run (budget)"  # `run claims --budget` left its runs out: measurable here, not measured
-DECIDED = (REPRODUCED, NOT_REPRODUCED)
 
 LEVEL = 0.95  # every interval: two-sided 95 %, so each side of a band is a one-sided test at 0.025
 MIN_RUNS = 3  # runs a cell needs before it decides (the paper's 3 runs per cell)
