@@ -225,6 +225,19 @@ def test_a_run_that_diverged_stays_in_a_time_to_target_comparison(tmp_path):
     assert cell.values == pytest.approx((math.log(40 / 20), math.log(40 / 20), 0.0))
 
 
+def test_a_rerun_does_not_replace_the_run_of_its_index_that_ended_first(tmp_path):
+    """LU's run 0 diverged; `run` then redid that job and it finished 10 points ahead. The run
+    that ended first counts, so the divergence stays in the cell and the claim cannot pass on it."""
+    uri, tracker = new_store(tmp_path)
+    diverged = add(tracker, "table1", "resnet18", "async_lu", 0, [0.3], status="diverged")
+    for i in range(3):
+        add(tracker, "table1", "resnet18", "async_lu", i, [0.5, 0.90 + 0.01 * i])
+        add(tracker, "table1", "resnet18", "async_bu", i, [0.5, 0.80 + 0.01 * i])
+    cifar = verdict(uri, "lu-more-accurate-than-bu").results[0]
+    (cell,) = cifar.cells
+    assert diverged in cell.runs and cell.failed == 1 and cifar.verdict != REPRODUCED
+
+
 def test_extra_runs_count_only_under_a_larger_plan_declared_first(tmp_path):
     def fill(tracker, declare_before_run_3: bool):
         for i in range(3):

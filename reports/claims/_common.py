@@ -190,14 +190,15 @@ class Evidence:
         return runs[keep]
 
     def all_runs(self, table_id: str) -> pd.DataFrame:
-        """The newest run of each cell of the table that ended (finished, diverged or failed), this
-        profile, every run index."""
+        """The first run of each cell and run index of the table that ended (finished, diverged or
+        failed), this profile: a rerun of an index (after a divergence) does not replace it."""
         key = ("runs", table_id)
         if key not in self._cache:
             runs = table_runs(self.uri, self.specs[table_id])
             if not runs.empty:
                 runs = runs[(runs["profile"] == self.profile) & runs["status"].isin(TERMINAL)]
-                runs = runs.drop_duplicates(subset=["profile", "model", "label", "run_index"], keep="first")
+                # table_runs lists the newest first: the last of each index is the one that ended first.
+                runs = runs.drop_duplicates(subset=["profile", "model", "label", "run_index"], keep="last")
             self._cache[key] = runs
         return self._cache[key]
 
