@@ -101,20 +101,10 @@ def check_memory(paths: dict[str, Path]) -> Check:
 def check_datasets(data_dir: Path) -> list[Check]:
     """Each dataset found (loaded once: caches are built here) or how to get it; CIFAR-10 is needed."""
     from datasets import DATASETS
+    from datasets.registry import looking_only
 
-    out = []
-    previous = os.environ.get("BENCH_DOWNLOAD")
-    os.environ["BENCH_DOWNLOAD"] = "0"  # look, do not fetch: `run` downloads where the network allows
-    try:
-        for name in DATASETS:
-            if name != "synthetic":
-                out.append(check_dataset(name, data_dir))
-    finally:
-        if previous is None:
-            os.environ.pop("BENCH_DOWNLOAD", None)
-        else:
-            os.environ["BENCH_DOWNLOAD"] = previous
-    return out
+    with looking_only():  # look, do not fetch: `run` downloads where the network allows
+        return [check_dataset(name, data_dir) for name in DATASETS if name != "synthetic"]
 
 
 def check_dataset(name: str, data_dir: Path) -> Check:
@@ -177,10 +167,10 @@ def check_beta() -> Check:
         config=TrainConfig(batch_size=128, width=0.25, max_epochs=10**6),
         method_config=TimingConfig(batches=10, warmup=2), synthetic=True,
     )  # fmt: skip
-    result = run_job(job, None, NullTracker(), progress=False)
+    measured = run_job(job, None, NullTracker(), progress=False).measured
     found = (
-        f"{result['beta']:.2f} (forward {result['forward_s'] * 1e3:.1f} ms, backward "
-        f"{result['backward_s'] * 1e3:.1f} ms per batch of 128, ResNet-18 width 0.25)"
+        f"{measured['beta']:.2f} (forward {measured['forward_s'] * 1e3:.1f} ms, backward "
+        f"{measured['backward_s'] * 1e3:.1f} ms per batch of 128, ResNet-18 width 0.25)"
     )
     return Check("β of the default model", found, None, needed=False)
 
@@ -198,9 +188,9 @@ def check_async(device_kind: str) -> Check:
         result = run_job(job, None, NullTracker(), progress=False)
     except Exception as err:  # noqa: BLE001  (reported as the check's failure, with its message)
         return Check(f"async_lu on {device_kind}", "failed", False, f"{type(err).__name__}: {err}")
-    ok = result["status"] == "finished"
-    found = f"{result['status']}, {result['samples_per_s']:.0f} samples/s"
-    return Check(f"async_lu on {device_kind}", found, ok, "" if ok else f"the run ended {result['status']}")
+    ok = result.status == "finished"
+    found = f"{result.status}, {result.samples_per_s:.0f} samples/s"
+    return Check(f"async_lu on {device_kind}", found, ok, "" if ok else f"the run ended {result.status}")
 
 
 def run_checks(data_dir: Path, uri: str | None) -> list[tuple[Check, float]]:

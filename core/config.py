@@ -97,20 +97,6 @@ class TrainConfig:
                 raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
 
 
-# Fields added after stores existed: left out of a job's key at their defaults, so that jobs which
-# do not use them keep the keys (and the finished runs) they had.
-LATER_FIELDS = {
-    "straggler_delay_ms": 0.0,
-    "straggler_delay_frac": 0.0,
-    "straggler_prob": 1.0,
-    "straggler_seed": 0,
-    "cudnn_benchmark": True,
-    "tf32": True,
-    "backward_nice": 5,  # async_lu / async_bu's AsyncConfig
-    "depth": 0,
-}
-
-
 def parse_value(text: str, kind: type, key: str):
     """`text` as a value of type `kind` (bool, int, float or str)."""
     try:

@@ -22,7 +22,9 @@ from .config import TrainConfig
 from .errors import Diverged, UserError
 from .inputs import to_model_layout, uses_channels_last
 from .job import Job
-from .metric import ACCURACY, BY_TIME, ENGINE, Metric
+from .metric import ACCURACY, Metric
+from .metrics_log import MetricsLogger
+from .result import RunResult
 from .runtime.contention import CONTENDED_SHARE, OthersMeter
 from .runtime.memory import peak_bytes
 from .schedule import lr_at
@@ -113,8 +115,11 @@ class TrainContext:
         # Data-parallel ranks each read their own shard; the stages of a pipeline all read the whole
         # epoch (its first stage the inputs, its last the targets): `Method.shards_data`.
         self._data_rank, self._data_world = (rank, world) if shards_data else (0, 1)
+        # The workload's metric (accuracy for the paper's classifiers): patience and the best epoch
+        # follow it; the best accuracy is kept too (`train --json`'s best_test_acc).
+        self.metric: Metric = getattr(dataset, "metric", ACCURACY)
         # The engine hands other ranks loggers that record nothing (only rank 0 writes to MLflow).
-        self._log_metrics = log_metrics
+        self.metrics_log = MetricsLogger(log_metrics, ("train_loss", "test_loss", self.metric.name))
         self._log_table = log_table if log_table is not None else (lambda name, columns: None)
         check_batch_fits(self.config.batch_size, dataset, self._data_world)
         self.steps_per_epoch = dataset.steps_per_epoch(self.config.batch_size, self._data_world)
@@ -123,9 +128,6 @@ class TrainContext:
         self._wall_start = time.perf_counter()
         self.epoch = 0
         self._stop_reason: str | None = None
-        # The workload's metric (accuracy for the paper's classifiers): patience and the best epoch
-        # follow it; the best accuracy is kept too (`train --json`'s best_test_acc).
-        self.metric: Metric = getattr(dataset, "metric", ACCURACY)
         self.best_value, self.best_epoch, self.time_to_best_s = self.metric.worst, -1, 0.0
         self.best_test_acc = -1.0
         self.last: dict[str, float] = {}
@@ -233,12 +235,7 @@ class TrainContext:
         of the machine other processes used while it measured (the run is tagged contended above
         CONTENDED_SHARE, as a training run is by its epochs)."""
         self._measured.update(values)
-        others = self._others.share() if self._others is not None else None
-        diagnostics = {}
-        if others is not None:
-            diagnostics[ENGINE + "others_cpu_frac"] = others
-            self.others_cpu_max = max(self.others_cpu_max, others)
-        self._log_metrics({**values, **diagnostics}, 0)
+        self.metrics_log.measurement(values, self._contention())
 
     def end_epoch(
         self,
@@ -281,36 +278,46 @@ class TrainContext:
             mem_peak_gib=memory / 2**30,
         )
         self.mem_peak_gib = max(self.mem_peak_gib, self.last["mem_peak_gib"])
-        if self.flops_per_sample and self.peak_flops:
-            model_flops = self.flops_per_sample * self.last["samples_per_s"]
-            if model_flops <= self.peak_flops:
-                self.last["mfu"] = model_flops / self.peak_flops
-            elif self.rank == 0 and not self._peak_warned:
-                # Not logged: a utilisation above 1 says the peak was not an upper bound (a probe
-                # where no theoretical peak is known, or a clock boosted past the one read).
-                self._peak_warned = True  # once a run: the peak is the same for every epoch
-                log.warning(
-                    "mfu not logged: this epoch's model FLOPs (%.0f GFLOP/s) exceed the peak it divides "
-                    "by (%.0f GFLOP/s, the run's param peak_source); `python -m benchmarks perf peak` "
-                    "shows the machine's peaks",
-                    model_flops / 1e9,
-                    self.peak_flops / 1e9,
-                )
-        diagnostics = {**self._gpu_memory(), **(extra or {})}
-        others = self._others.share() if self._others is not None else None
-        if others is not None:
-            diagnostics["others_cpu_frac"] = others
-            self.others_cpu_max = max(self.others_cpu_max, others)
-        self._log_metrics({**self.last, **{ENGINE + k: v for k, v in diagnostics.items()}}, self.epoch)
-        if self.rank == 0:  # the curves against the training clock (core/metric.py, BY_TIME)
-            curves = dict.fromkeys(("train_loss", "test_loss", self.metric.name))
-            self._log_metrics({BY_TIME + k: self.last[k] for k in curves}, round(clock_s))
+        mfu = self._mfu(self.last["samples_per_s"])
+        if mfu is not None:
+            self.last["mfu"] = mfu
+        diagnostics = {**self._gpu_memory(), **(extra or {}), **self._contention()}
+        if self.rank == 0:
+            self.metrics_log.epoch(self.epoch, self.last, diagnostics, clock_s)
         self.epoch += 1
         self._bar.update(1)
         self._bar.set_postfix(
             {self.metric.name: f"{self.last[self.metric.name]:.3f}", "loss": f"{train_loss:.3f}"}
         )
         return self._stop_reason is not None
+
+    def _mfu(self, samples_per_s: float) -> float | None:
+        """Model FLOPs over the peak; None where unknown or above 1 (then a warning, once a run)."""
+        if not (self.flops_per_sample and self.peak_flops):
+            return None
+        model_flops = self.flops_per_sample * samples_per_s
+        if model_flops <= self.peak_flops:
+            return model_flops / self.peak_flops
+        if self.rank == 0 and not self._peak_warned:
+            # Not logged: a utilisation above 1 says the peak was not an upper bound (a probe
+            # where no theoretical peak is known, or a clock boosted past the one read).
+            self._peak_warned = True  # once a run: the peak is the same for every epoch
+            log.warning(
+                "mfu not logged: this epoch's model FLOPs (%.0f GFLOP/s) exceed the peak it divides "
+                "by (%.0f GFLOP/s, the run's param peak_source); `python -m benchmarks perf peak` "
+                "shows the machine's peaks",
+                model_flops / 1e9,
+                self.peak_flops / 1e9,
+            )
+        return None
+
+    def _contention(self) -> dict[str, float]:
+        """Other processes' share of the machine's CPU since the last reading (rank 0), as a diagnostic."""
+        others = self._others.share() if self._others is not None else None
+        if others is None:
+            return {}
+        self.others_cpu_max = max(self.others_cpu_max, others)
+        return {"others_cpu_frac": others}
 
     def _gpu_memory(self) -> dict[str, float]:
         """On CUDA: the epoch's peak of allocated memory and what the caching allocator holds, GiB
@@ -413,20 +420,19 @@ class TrainContext:
         if status == "diverged":
             self._stop_reason = "diverged"
 
-    def summary(self, status: str, run_id: str) -> dict:
-        """The result object `train --json` prints (with a measurement's values, where it recorded any)."""
-        return dict(
-            **self.job.identity(run_id),
-            best_test_acc=max(self.best_test_acc, 0.0),
+    def result(self, status: str, run_id: str) -> RunResult:
+        """How the job ended, with a measurement's values where it recorded any."""
+        return RunResult.of(
+            self.job,
+            run_id,
+            status,
+            self._stop_reason,
             metric=self.metric.name,
             best_metric=self.best_value if math.isfinite(self.best_value) else None,
+            final_metric=self.last.get(self.metric.name),
+            best_test_acc=max(self.best_test_acc, 0.0),
             final_test_acc=self.last.get("test_acc"),
             final_test_loss=self.last.get("test_loss"),
-            **(
-                {"final_" + self.metric.name: self.last.get(self.metric.name)}
-                if self.metric.name not in ("test_acc", "test_loss")  # those are there already
-                else {}
-            ),
             final_train_loss=self.last.get("train_loss"),
             epochs=self.epoch,
             train_time_s=round(self._clock.elapsed(), 3),
@@ -436,7 +442,5 @@ class TrainContext:
             mem_peak_gib=self.mem_peak_gib or None,
             others_cpu_max=round(self.others_cpu_max, 4),
             contended=self.others_cpu_max > CONTENDED_SHARE,
-            stop_reason=self._stop_reason,
-            status=status,
-            **self._measured,
+            measured=dict(self._measured),
         )

@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .config import LATER_FIELDS, NoConfig, TrainConfig, flatten
+from .config import NoConfig, TrainConfig, flatten
 
 Setting = int | float | bool | str  # a typed hyperparameter value
 
@@ -96,16 +96,17 @@ class Job:
     @property
     def key(self) -> str:
         """Hash of (table, dataset, model, method, profile, seed, hyperparameters): resume by it."""
-        params = {k: v for k, v in self.params().items() if not (k in LATER_FIELDS and LATER_FIELDS[k] == v)}
-        ident = [self.table, self.dataset, self.model, self.method, self.profile, self.seed, params]
-        ident += [self.cell] if self.cell else []  # keys of jobs without a cell stay as they were
+        ident = [
+            self.table,
+            self.dataset,
+            self.model,
+            self.method,
+            self.profile,
+            self.seed,
+            self.params(),
+            self.cell,
+        ]
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def identity(self, run_id: str) -> dict[str, str]:
-        """The fields that name a job's run in every summary."""
-        return dict(
-            run_id=run_id, method=self.method, dataset=self.dataset, model=self.model, profile=self.profile
-        )
 
     @property
     def variant(self) -> str:

@@ -60,16 +60,15 @@ ACCURACY = Metric("test_acc", "max", "test accuracy", percent=True)
 # ("System metrics"). So: the learning curves under BY_TIME, at step = whole seconds of the training
 # clock (the first section: accuracy and loss against time); the workload's curves, throughput and
 # time unprefixed; a method's per-epoch diagnostics (staleness, idle fractions, replica drift,
-# averaging, memory detail) under ENGINE, the System metrics section, last. Readers accept a
-# diagnostic plain or under an earlier prefix (stores written before): `stored_names`.
+# averaging, memory detail) under ENGINE, the System metrics section, last (core/metrics_log.py logs
+# them all). Readers find a per-epoch value plain or under ENGINE: `stored_names`.
 ENGINE = "system/"
 BY_TIME = "by_train_s/"
-EARLIER_PREFIXES = ("engine/",)  # where diagnostics were logged before (2026-11-24)
 
 
 def stored_names(name: str) -> tuple[str, ...]:
     """The names a per-epoch metric may have in a store: as it is, and as a diagnostic."""
-    return name, ENGINE + name, *(prefix + name for prefix in EARLIER_PREFIXES)
+    return name, ENGINE + name
 
 
 # A byte-level language model's held-out cross-entropy in bits (test_loss / ln 2): lower is better.

@@ -41,8 +41,9 @@ class Registry(dict[str, T], Generic[T]):
 
 
 def import_modules(package: ModuleType) -> None:
-    """Import every module of `package` (so their decorators register their entries), except
-    subpackages and modules whose name starts with `_` (infrastructure, not entries)."""
+    """Import every module and subpackage of `package` (so their decorators register their entries;
+    an entry too large for one file is a subpackage, like `methods.lapsgd`), except `common` (what
+    the entries share) and names that start with `_` (infrastructure, not entries)."""
     for info in pkgutil.iter_modules(package.__path__):
-        if not info.ispkg and not info.name.startswith("_"):
+        if info.name != "common" and not info.name.startswith("_"):
             importlib.import_module(f"{package.__name__}.{info.name}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.registry import Registry
@@ -27,9 +28,24 @@ def register_dataset(name: str, synthetic: Synthetic):
     return wrap
 
 
+_looking_only = False  # inside `looking_only()`: nothing is downloaded
+
+
+@contextmanager
+def looking_only() -> Iterator[None]:
+    """Inside: a missing dataset is reported missing, never downloaded (`doctor`, a dry run)."""
+    global _looking_only
+    before, _looking_only = _looking_only, True
+    try:
+        yield
+    finally:
+        _looking_only = before
+
+
 def downloads_allowed() -> bool:
-    """Whether a missing dataset may be downloaded: not with BENCH_DOWNLOAD=0 (`doctor` only looks)."""
-    return os.environ.get("BENCH_DOWNLOAD", "1") != "0"
+    """Whether a missing dataset may be downloaded: not inside `looking_only()`, nor where the user
+    set BENCH_DOWNLOAD=0 (a machine that must not fetch)."""
+    return not _looking_only and os.environ.get("BENCH_DOWNLOAD", "1") != "0"
 
 
 def resolve_data_dir(cli_value: str | None = None) -> Path:

@@ -110,6 +110,28 @@ FINAL_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_time
 MEMORY = "mem_peak_gib"
 
 
+def run_values(c: pd.DataFrame, metric: Metric, target: float, metrics: tuple[str, ...]) -> dict:
+    """One run's values from its curve: its best, times and epochs to it and to `target`, the final
+    values, the mean of each of `metrics` and the peak memory."""
+    best, best_s, best_epochs = time_to_best(c, metric)
+    at_best = c[c["epoch"] + 1 == best_epochs]["train_acc"]
+    target_s, target_epochs = time_to_target(c, target, metric)
+    return dict(
+        best=best,
+        best_acc=best if metric == ACCURACY else float(c["test_acc"].max()),
+        train_acc_best=float(at_best.iloc[0]) if len(at_best) else math.nan,
+        tta_best_s=best_s,
+        epochs_best=best_epochs,
+        target=target,
+        tta_target_s=target_s,
+        epochs_target=target_epochs,
+        # After the last epoch (002's tables report the end of training).
+        **{f"final_{m}": float(c[m].iloc[-1]) for m in FINAL_METRICS},
+        **{m: float(c[m].mean()) for m in metrics},
+        **{MEMORY: float(c[MEMORY].max())},  # the job's highest epoch peak
+    )
+
+
 def training_per_run(
     uri: str,
     finished: pd.DataFrame,
@@ -131,35 +153,17 @@ def training_per_run(
         c = curve(uri, run["run_id"], logged)
         if c.empty or c[metric.name].isna().all():
             continue
-        best, best_s, best_epochs = time_to_best(c, metric)
-        at_best = c[c["epoch"] + 1 == best_epochs]["train_acc"]
-        target = targets.get(run["model"], math.nan)
-        target_s, target_epochs = time_to_target(c, target, metric)
-        rows.append(
-            dict(
-                model=run["model"],
-                method=run["method"],
-                label=run["label"],
-                row=int(run["row"]) if "row" in run else -1,
-                **{key: run[key] for key in settings},
-                run_index=int(run["run_index"]),
-                run_id=run["run_id"],
-                best=best,
-                best_acc=best if metric == ACCURACY else float(c["test_acc"].max()),
-                train_acc_best=float(at_best.iloc[0]) if len(at_best) else math.nan,
-                tta_best_s=best_s,
-                epochs_best=best_epochs,
-                target=target,
-                tta_target_s=target_s,
-                epochs_target=target_epochs,
-                # After the last epoch (002's tables report the end of training).
-                **{f"final_{m}": float(c[m].iloc[-1]) for m in FINAL_METRICS},
-                **{m: float(c[m].mean()) for m in metrics},
-                # The job's highest epoch peak (NaN for runs logged before it was measured).
-                **{MEMORY: float(c[MEMORY].max())},
-                _curve=c,
-            )
+        values = run_values(c, metric, targets.get(run["model"], math.nan), metrics)
+        identity = dict(
+            model=run["model"],
+            method=run["method"],
+            label=run["label"],
+            row=int(run["row"]) if "row" in run else -1,
+            **{key: run[key] for key in settings},
+            run_index=int(run["run_index"]),
+            run_id=run["run_id"],
         )
+        rows.append({**identity, **values, "_curve": c})
     per_run = pd.DataFrame(rows)
     if per_run.empty:
         return per_run

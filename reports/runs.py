@@ -12,7 +12,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from core.metric import ACCURACY, EARLIER_PREFIXES, ENGINE, Metric, stored_names
+from core.metric import ACCURACY, ENGINE, Metric, stored_names
 
 CELL = ["profile", "model", "label", "run_index"]  # one run of one cell of a table
 CURVE = ("test_acc", "test_loss", "train_time_s", "train_loss", "train_acc")  # every curve's metrics
@@ -27,11 +27,9 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     if frame.empty:
         return frame
     # A method's diagnostics are logged under ENGINE (core/metric.py): read under their own names.
-    for prefix in (ENGINE, *EARLIER_PREFIXES):
-        for column in [c for c in frame.columns if c.startswith(f"metrics.{prefix}")]:
-            plain = "metrics." + column.removeprefix(f"metrics.{prefix}")  # older runs may have it plain
-            frame[plain] = frame[column] if plain not in frame else frame[plain].fillna(frame[column])
-            frame = frame.drop(columns=column)
+    for column in [c for c in frame.columns if c.startswith(f"metrics.{ENGINE}")]:
+        frame["metrics." + column.removeprefix(f"metrics.{ENGINE}")] = frame[column]
+        frame = frame.drop(columns=column)
     tags = {c: c.removeprefix("tags.") for c in frame.columns if c.startswith("tags.")}
     # Our tags (status: finished | diverged | failed | interrupted) replace MLflow's own columns.
     frame = frame.drop(columns=[c for c in tags.values() if c in frame.columns]).rename(columns=tags)

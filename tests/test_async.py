@@ -12,7 +12,9 @@ from torch import nn
 from benchmarks.engine.runner import JobFailed, run_job
 from benchmarks.engine.tracking import NullTracker, Tracker
 from core.config import TrainConfig
-from methods.async_backprop import AsyncConfig, AsyncEngine
+from core.result import RunResult
+from methods.async_backprop import AsyncConfig
+from methods.common.async_engine import AsyncEngine
 
 from .conftest import smoke_job
 
@@ -25,7 +27,7 @@ def history(tracker, run_id, key):
     return [m.value for m in sorted(tracker.client.get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
-def assert_one_pass_in_flight_is_backprop(store, method: str, make_job=job) -> tuple[dict, dict]:
+def assert_one_pass_in_flight_is_backprop(store, method: str, make_job=job) -> tuple[RunResult, RunResult]:
     """F=1, B=1, max_in_flight=1 must give bp's per-epoch losses and accuracies bit for bit.
 
     Returns both summaries (bp's, the method's)."""
@@ -34,8 +36,8 @@ def assert_one_pass_in_flight_is_backprop(store, method: str, make_job=job) -> t
     bp = run_job(make_job("bp", threads=1), None, tracker, progress=False)
     seq = AsyncConfig(forward_threads=1, backward_threads=1, max_in_flight=1)
     ours = run_job(make_job(method, seq, threads=1), None, tracker, progress=False)
-    assert history(tracker, ours["run_id"], "train_loss") == history(tracker, bp["run_id"], "train_loss")
-    assert history(tracker, ours["run_id"], "test_acc") == history(tracker, bp["run_id"], "test_acc")
+    assert history(tracker, ours.run_id, "train_loss") == history(tracker, bp.run_id, "train_loss")
+    assert history(tracker, ours.run_id, "test_acc") == history(tracker, bp.run_id, "test_acc")
     return bp, ours
 
 
@@ -117,7 +119,7 @@ def test_twenty_jobs_leave_no_threads():
     run_job(short(99), None, NullTracker(), progress=False)
     before = threads()
     for seed in range(20):
-        assert run_job(short(seed), None, NullTracker(), progress=False)["status"] == "finished"
+        assert run_job(short(seed), None, NullTracker(), progress=False).status == "finished"
     left = threads() - before
     assert not left, sorted(
         t.name for t in left
@@ -142,7 +144,7 @@ def test_several_forward_threads_train(store):
         Tracker(store),
         progress=False,
     )
-    assert result["status"] == "finished" and result["best_test_acc"] > 0.3  # chance is 0.1
+    assert result.status == "finished" and result.best_test_acc > 0.3  # chance is 0.1
 
 
 def test_an_error_in_a_forward_helper_fails_the_job(store, monkeypatch):
@@ -165,12 +167,12 @@ def test_layerwise_updates_are_less_stale_than_block_updates(store):
     acfg = dict(backward_threads=2, max_in_flight=2)
     lu = run_job(job("async_lu", AsyncConfig(**acfg)), None, tracker, progress=False)
     bu = run_job(job("async_bu", AsyncConfig(**acfg)), None, tracker, progress=False)
-    lu_staleness = sum(history(tracker, lu["run_id"], "system/staleness_mean"))
-    bu_staleness = sum(history(tracker, bu["run_id"], "system/staleness_mean"))
+    lu_staleness = sum(history(tracker, lu.run_id, "system/staleness_mean"))
+    bu_staleness = sum(history(tracker, bu.run_id, "system/staleness_mean"))
     assert 0 < lu_staleness < bu_staleness
     # 000 §3.4's τ: BU holds each gradient until its whole pass ends; LU applies it within its module.
-    lu_delay = history(tracker, lu["run_id"], "system/update_delay_s_mean")
-    bu_delay = history(tracker, bu["run_id"], "system/update_delay_s_mean")
+    lu_delay = history(tracker, lu.run_id, "system/update_delay_s_mean")
+    bu_delay = history(tracker, bu.run_id, "system/update_delay_s_mean")
     assert 0 <= max(lu_delay) < min(bu_delay), (lu_delay, bu_delay)
 
 
@@ -181,7 +183,7 @@ def test_the_run_in_mlflow_a_user_opens(store, tmp_path):
 
     tracker = Tracker(store)
     result = run_job(job("async_lu", AsyncConfig()), None, tracker, progress=False)
-    run = tracker.client.get_run(result["run_id"])
+    run = tracker.client.get_run(result.run_id)
     assert run.info.run_name == "async_lu · resnet18 · run0"
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["synthetic"]
     assert tracker.client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == (
@@ -195,12 +197,12 @@ def test_the_run_in_mlflow_a_user_opens(store, tmp_path):
     assert "system/staleness_mean" in run.data.metrics
     by_time = tracker.client.get_metric_history(run.info.run_id, "by_train_s/test_acc")
     clock = tracker.client.get_metric_history(run.info.run_id, "train_time_s")
-    assert [m.step for m in by_time] == [round(m.value) for m in clock] and len(by_time) == result["epochs"]
+    assert [m.step for m in by_time] == [round(m.value) for m in clock] and len(by_time) == result.epochs
     path = tracker.client.download_artifacts(run.info.run_id, "staleness.json", str(tmp_path))
     table = json.loads(Path(path).read_text())
     tensors = sum(1 for p in smoke_model_parameters() if p.requires_grad)
     assert table["columns"] == ["epoch", "tensor", "depth", "staleness_mean", "staleness_max"]
-    assert len(table["data"]) == tensors * result["epochs"]
+    assert len(table["data"]) == tensors * result.epochs
 
 
 def smoke_model_parameters():

@@ -61,4 +61,4 @@ def test_a_measurement_beside_a_busy_process_is_tagged_contended(store):
         summary = run_job(job, None, Tracker(store), progress=False)
     finally:
         subprocess.run(["pkill", "-f", "end = time.time"], check=False)
-    assert summary["contended"] and summary["others_cpu_max"] > 0.1, summary
+    assert summary.contended and summary.others_cpu_max > 0.1, summary

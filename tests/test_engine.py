@@ -12,7 +12,8 @@ from torch import nn
 from benchmarks.engine.distributed import free_port
 from core.config import TrainConfig
 from core.inputs import InputSpec
-from methods.async_backprop import AsyncConfig, AsyncEngine
+from methods.async_backprop import AsyncConfig
+from methods.common.async_engine import AsyncEngine
 from methods.common.param_updates import ParameterUpdater, module_groups
 from models import build_model
 
@@ -219,16 +220,16 @@ def test_on_cuda_passes_have_their_own_streams_and_memory_stays_flat(store):
 
     tracker = Tracker(store)
     result = run_job(smoke_job("async_lu", AsyncConfig(), device="cuda", max_epochs=6), None, tracker, False)
-    assert result["status"] == "finished" and result["best_test_acc"] > 0.3
+    assert result.status == "finished" and result.best_test_acc > 0.3
     peaks = [
         m.value
         for m in sorted(
-            tracker.client.get_metric_history(result["run_id"], "system/gpu_mem_peak_gib"),
+            tracker.client.get_metric_history(result.run_id, "system/gpu_mem_peak_gib"),
             key=lambda m: m.step,
         )
     ]
     assert len(peaks) == 6 and peaks[-1] <= 1.1 * peaks[1]
-    params = tracker.client.get_run(result["run_id"]).data.params
+    params = tracker.client.get_run(result.run_id).data.params
     assert params["cudnn_benchmark"] == "True" and params["tf32"] == "True"
 
 

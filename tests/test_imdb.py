@@ -178,7 +178,7 @@ def smoke_imdb(method: str, *extra: str) -> tuple[str, ...]:
 def test_async_with_adam_on_the_lstm_is_backprop_exactly(store, method):
     """F=1, B=1, one pass in flight, Adam per parameter: bp's losses bit for bit on the LSTM."""
     bp, ours = assert_one_pass_in_flight_is_backprop(store, method, imdb_job)
-    assert bp["epochs"] == 2 and ours["best_test_acc"] == bp["best_test_acc"] > 0.6
+    assert bp.epochs == 2 and ours.best_test_acc == bp.best_test_acc > 0.6
 
 
 def test_lapsgd_with_adam_on_the_lstm_is_backprop_exactly():
@@ -187,7 +187,7 @@ def test_lapsgd_with_adam_on_the_lstm_is_backprop_exactly():
     lap = run_job(
         imdb_job("lapsgd", LapConfig(workers_per_device=1), threads=1), None, NullTracker(), progress=False
     )
-    assert lap["final_train_loss"] == bp["final_train_loss"] and lap["best_test_acc"] == bp["best_test_acc"]
+    assert lap.final_train_loss == bp.final_train_loss and lap.best_test_acc == bp.best_test_acc
 
 
 def test_adam_step_matches_torch_adam():

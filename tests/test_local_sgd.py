@@ -19,7 +19,7 @@ from benchmarks.engine.tracking import NullTracker
 from methods.common.optim import make_optimizer
 from methods.lapsgd import (
     LapConfig,
-    RunClaims,
+    RunLeases,
     SharedState,
     average_round,
     hogwild_step,
@@ -122,9 +122,9 @@ def test_lapsgd_with_one_worker_on_one_device_is_sequential_sgd():
     """U = 1, Q = 1: one process takes every batch in order with torch.optim.SGD: bp exactly."""
     bp = run_job(smoke_job("bp"), None, NullTracker(), progress=False)
     lap = run_job(smoke_job("lapsgd", LapConfig(workers_per_device=1)), None, NullTracker(), progress=False)
-    assert lap["status"] == "finished" and lap["epochs"] == bp["epochs"] == 2
-    assert lap["final_train_loss"] == bp["final_train_loss"]
-    assert lap["best_test_acc"] == bp["best_test_acc"]
+    assert lap.status == "finished" and lap.epochs == bp.epochs == 2
+    assert lap.final_train_loss == bp.final_train_loss
+    assert lap.best_test_acc == bp.best_test_acc
 
 
 def test_the_averager_never_blocks_the_workers(monkeypatch):
@@ -132,7 +132,7 @@ def test_the_averager_never_blocks_the_workers(monkeypatch):
     update counter S must advance during every round, i.e. the workers never wait for it."""
     from benchmarks.engine.rank import get_dataset, seeded_model
     from core.context import TrainContext
-    from methods import lapsgd
+    from methods.lapsgd import averager as averager_module
 
     job = smoke_job("lapsgd", LapConfig(workers_per_device=2), batch_size=2)
     dataset = get_dataset(job, None)
@@ -144,9 +144,9 @@ def test_the_averager_never_blocks_the_workers(monkeypatch):
         time.sleep(0.3)
         return all_reduce(tensor, *args, **kwargs)
 
-    monkeypatch.setattr(lapsgd.dist, "all_reduce", slow_all_reduce)
+    monkeypatch.setattr(averager_module.dist, "all_reduce", slow_all_reduce)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
-    averager = lapsgd.Averager(ctx, None)
+    averager = averager_module.Averager(ctx, None)
     try:
         averager.start_workers()
         averager.state.start_epoch(0)  # 1024 batches of 2: the workers are busy for seconds
@@ -291,25 +291,25 @@ def test_the_authors_reading_keeps_the_partial_batch_and_counts_every_update(sto
 
 
 def test_the_authors_workers_run_on_into_the_next_epoch():
-    """Their workers never wait at an epoch end: the claim after epoch 0's last batch is epoch 1's
+    """Their workers never wait at an epoch end: the lease after epoch 0's last batch is epoch 1's
     first. Only a device SLOTS epochs ahead of the last epoch reported waits (its stats slot is busy)."""
     state = SharedState(mp.get_context("spawn"), 1, torch.device("cpu"))
     steps, total, parent = 3, 3 * 10, os.getppid()
-    claims = RunClaims(state, steps, total, parent, state.claim_in_run(steps, total))
-    assert list(claims) == [0, 1, 2] and (claims.epoch, claims.count, claims.next) == (0, 3, 3)
-    state.finish(0, claims.count)
+    leases = RunLeases(state, steps, total, parent, state.lease_in_run(steps, total))
+    assert list(leases) == [0, 1, 2] and (leases.epoch, leases.count, leases.next) == (0, 3, 3)
+    state.finish(0, leases.count)
     assert state.finished_in(0) == 3 and state.get(SharedState.FINISHED) == 3
     for epoch in (1, 2):
-        claims = RunClaims(state, steps, total, parent, claims.next)
-        assert list(claims) == [0, 1, 2] and claims.epoch == epoch
-    assert claims.next == 9 and [state.claim_in_run(steps, total) for _ in range(2)] == [10, 11]  # epoch 3
-    assert state.claim_in_run(steps, total) == -1  # epoch 4 shares epoch 0's slot: wait
+        leases = RunLeases(state, steps, total, parent, leases.next)
+        assert list(leases) == [0, 1, 2] and leases.epoch == epoch
+    assert leases.next == 9 and [state.lease_in_run(steps, total) for _ in range(2)] == [10, 11]  # epoch 3
+    assert state.lease_in_run(steps, total) == -1  # epoch 4 shares epoch 0's slot: wait
     state.stats[0, 0] += 7.0
     state.release_slot(0)
     assert state.finished_in(0) == 0 and state.epoch_stats(4).sum() == 0  # cleared for epoch 4
-    assert state.claim_in_run(steps, total) == 12
+    assert state.lease_in_run(steps, total) == 12
     state.set(SharedState.HALT, 1)
-    assert state.claim_in_run(steps, total) is None
+    assert state.lease_in_run(steps, total) is None
 
 
 def test_two_devices_in_the_authors_reading_train_every_batch_once(store):

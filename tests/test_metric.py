@@ -58,9 +58,9 @@ def test_patience_and_the_best_epoch_follow_a_min_metric():
         epochs += 1
         ctx.end_epoch(meter)
     assert (ctx.stop_reason, epochs) == ("patience", 4)
-    summary = ctx.summary("finished", "run")
-    assert (summary["metric"], summary["best_metric"], ctx.best_epoch) == ("test_loss", 1.5, 1)
-    assert summary["best_test_acc"] == 0.5  # the best accuracy is still reported
+    result = ctx.result("finished", "run")
+    assert (result.metric, result.best_metric, ctx.best_epoch) == ("test_loss", 1.5, 1)
+    assert result.best_test_acc == 0.5  # the best accuracy is still reported
 
 
 def test_reports_take_the_worst_best_in_the_metrics_direction(tmp_path):

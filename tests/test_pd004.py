@@ -97,7 +97,7 @@ def test_the_training_loops_delay_their_straggler(monkeypatch, method, config):
     job = smoke_job(method, config, max_epochs=1, straggler_delay_ms=1.0)
     dataset = get_dataset(job, None)
     summary = run_rank(job, dataset, NullTracker(), "run", torch.device("cpu"), progress=False)
-    assert summary["status"] == "finished"
+    assert summary.status == "finished"
     batches = dataset.steps_per_epoch(job.config.batch_size)
     # bp: every step but the epoch's first (no step time yet); async: every backward pass of thread 0.
     assert 0 < len(steps) <= batches and all(s > 0 for s in steps)
@@ -310,7 +310,7 @@ def test_004_tables_smoke_runs_and_reports(tmp_path):
         for job in TABLES[table].jobs("smoke"):
             if job.label in labels and job.model == "resnet18":
                 summary = run_job(on_cpu(job) if job.devices > 1 else job, None, tracker, progress=False)
-                assert summary["status"] == "finished" and summary["mfu"] > 0, job.label
+                assert summary.status == "finished" and summary.mfu > 0, job.label
     out = tmp_path / "out"
     for table in (*chosen, "pd-staleness"):
         write_report(TABLES[table], uri, out, "smoke")

@@ -1,5 +1,7 @@
 """The runner's contract, exercised in-process with small methods registered by the tests."""
 
+import dataclasses
+import json
 import time
 
 import pytest
@@ -7,9 +9,10 @@ import torch.nn.functional as F
 
 from benchmarks.engine.runner import JobFailed, run_job
 from benchmarks.engine.tracking import Tracker
+from core.result import RunResult
 from methods import METHODS, Method, register_method
 
-from .conftest import smoke_job
+from .conftest import run_cli, smoke_job
 
 
 @pytest.fixture
@@ -45,13 +48,13 @@ def test_bp_learns_logs_and_is_deterministic(store):
     tracker = Tracker(store)
     first = run_job(job(), None, tracker, progress=False)
     second = run_job(job(), None, tracker, progress=False)
-    assert first["status"] == "finished" and first["stop_reason"] == "max_epochs" and first["epochs"] == 3
-    assert first["best_test_acc"] > 0.5  # 10 synthetic classes: chance is 0.1
-    assert first["final_train_loss"] == second["final_train_loss"]  # same seed, same losses
+    assert first.status == "finished" and first.stop_reason == "max_epochs" and first.epochs == 3
+    assert first.best_test_acc > 0.5  # 10 synthetic classes: chance is 0.1
+    assert first.final_train_loss == second.final_train_loss  # same seed, same losses
     client = tracker.client
-    history = client.get_metric_history(first["run_id"], "test_acc")
+    history = client.get_metric_history(first.run_id, "test_acc")
     assert [m.step for m in history] == [0, 1, 2]
-    run = client.get_run(first["run_id"])
+    run = client.get_run(first.run_id)
     for tag in (
         "table",
         "method",
@@ -71,7 +74,7 @@ def test_bp_learns_logs_and_is_deterministic(store):
         assert tag in run.data.tags, tag
     assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED"
     assert run.data.params["lr"] == "0.05" and run.data.params["weight_decay"] == "0.0005"
-    assert tracker.finished_run("test", job().key).info.run_id == second["run_id"]
+    assert tracker.finished_run("test", job().key).info.run_id == second.run_id
 
 
 def test_patience_stops(store, scratch_method):
@@ -82,7 +85,7 @@ def test_patience_stops(store, scratch_method):
 
     scratch_method("frozen", frozen)
     result = run_job(job("frozen", max_epochs=10, patience=2), None, Tracker(store), progress=False)
-    assert (result["stop_reason"], result["epochs"]) == ("patience", 3)
+    assert (result.stop_reason, result.epochs) == ("patience", 3)
 
 
 def test_time_budget_cuts_an_epoch_and_clock_pauses_for_evaluation(store, scratch_method, monkeypatch):
@@ -103,16 +106,16 @@ def test_time_budget_cuts_an_epoch_and_clock_pauses_for_evaluation(store, scratc
     tracker = Tracker(store)
     # 32 steps per epoch x 0.05 s: the 0.5 s budget ends the first epoch early.
     result = run_job(job("slow", max_epochs=5, time_budget_s=0.5), None, tracker, progress=False)
-    assert result["stop_reason"] == "time_budget" and result["epochs"] == 1
-    wall = tracker.client.get_metric_history(result["run_id"], "wall_time_s")[0].value
-    assert wall - result["train_time_s"] >= 1.0  # the evaluation's second is not on the training clock
+    assert result.stop_reason == "time_budget" and result.epochs == 1
+    wall = tracker.client.get_metric_history(result.run_id, "wall_time_s")[0].value
+    assert wall - result.train_time_s >= 1.0  # the evaluation's second is not on the training clock
 
 
 def test_nan_loss_is_diverged_and_recorded(store):
     tracker = Tracker(store)
     result = run_job(job(lr=1e12), None, tracker, progress=False)
-    assert result["status"] == "diverged" and result["stop_reason"] == "diverged"
-    assert tracker.client.get_run(result["run_id"]).data.tags["status"] == "diverged"
+    assert result.status == "diverged" and result.stop_reason == "diverged"
+    assert tracker.client.get_run(result.run_id).data.tags["status"] == "diverged"
 
 
 def test_an_exception_marks_the_run_failed(store, scratch_method):
@@ -123,7 +126,7 @@ def test_an_exception_marks_the_run_failed(store, scratch_method):
     tracker = Tracker(store)
     with pytest.raises(JobFailed, match="ValueError: boom") as err:
         run_job(job("broken"), None, tracker, progress=False)
-    run = tracker.client.get_run(err.value.summary["run_id"])
+    run = tracker.client.get_run(err.value.result.run_id)
     assert run.data.tags["status"] == "failed" and run.info.status == "FAILED"
 
 
@@ -173,3 +176,20 @@ def test_a_store_that_fills_mid_run_ends_with_one_line_and_the_run_is_closed_lat
     tracker.client.set_tag(run.info.run_id, "pid", gone.stdout.strip())  # its process has ended
     tracker.close_stale_runs()
     assert tracker.client.get_run(run.info.run_id).data.tags["status"] == "failed"
+
+
+def test_train_json_has_the_same_keys_for_a_failed_job(store, scratch_method):
+    """`train --json` prints the one RunResult for a failed job too (exit 1), with its error."""
+
+    def broken(job, ctx):
+        raise RuntimeError("a bug in the method")
+
+    scratch_method("broken_json", broken)
+    proc = run_cli(
+        "train", "--method", "broken_json", "--profile", "smoke", "--json", "--tracking-uri", store
+    )
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert list(result) == [f.name for f in dataclasses.fields(RunResult)]
+    assert (result["status"], result["stop_reason"]) == ("failed", "failed")
+    assert "a bug in the method" in result["error"]

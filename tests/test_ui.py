@@ -74,7 +74,7 @@ def test_the_ui_shows_the_key_metrics_first(store, tmp_path):
     from .conftest import smoke_job
 
     result = run_job(smoke_job("async_lu"), None, Tracker(store), progress=False)
-    experiment = Tracker(store).client.get_run(result["run_id"]).info.experiment_id
+    experiment = Tracker(store).client.get_run(result.run_id).info.experiment_id
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks", "ui", "--port", str(port), "--tracking-uri", store],

@@ -59,6 +59,19 @@ def method_defaults(
     return dataclasses.replace(config, **{k: v for k, v in defaults.items() if k not in user_keys})
 
 
+def validate(model: str, method: str, devices: int, config: TrainConfig, method_config: object) -> None:
+    """Raise a UserError for settings that cannot run: the config's, the model's and the method's."""
+    method_cls = get_method(method)
+    config.validate()
+    check_width(model, config.width)
+    check_depth(model, config.depth)
+    if method_cls.cuts_model:
+        check_splits(model, method)
+    if hasattr(method_config, "validate"):
+        method_config.validate()
+    method_cls.check_job(config, method_config, devices)
+
+
 def build_job(
     table: str,
     dataset: str,
@@ -99,14 +112,7 @@ def build_job(
     # The method's own defaults follow the user's values (plsgd scales the LR with the batch size)
     # but never replace a key the user set.
     config = method_defaults(config, method, devices, user_keys | set_keys)
-    config.validate()
-    check_width(model, config.width)
-    check_depth(model, config.depth)
-    if method_cls.cuts_model:
-        check_splits(model, method)
-    if hasattr(method_config, "validate"):
-        method_config.validate()
-    method_cls.check_job(config, method_config, devices)
+    validate(model, method, devices, config, method_config)
     return Job(
         table=table,
         dataset=dataset,

@@ -21,6 +21,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from core.job import Job
+from core.result import RunResult
+from core.runtime.contention import set_job_root
 from core.runtime.supervise import DONE, Children, enter_child, reporting
 
 from .rank import get_dataset, job_device, run_rank
@@ -44,7 +46,9 @@ def torchrun_rank() -> tuple[int, int, int]:
     return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def run_torchrun_rank(job: Job, dataset, tracker: Tracker, run_id: str, mfu: tuple[float, float]) -> dict:
+def run_torchrun_rank(
+    job: Job, dataset, tracker: Tracker, run_id: str, mfu: tuple[float, float]
+) -> RunResult:
     """This process as one of torchrun's ranks (several machines possible): join, train, leave."""
     rank, world, local_rank = torchrun_rank()
     device = job_device(job, local_rank)
@@ -114,8 +118,9 @@ def _worker(
     mfu: tuple[float, float],
     report,
 ) -> None:
-    """One rank: join the process group, train, send (DONE, summary) or (ERROR, message) to `report`."""
+    """One rank: join the process group, train, send (DONE, result) or (ERROR, message) to `report`."""
     enter_child(parent_pid)
+    set_job_root(parent_pid)  # the job's CPU time is the tree of the process that spawned the ranks
     # The coordinator ends ranks with SIGTERM: unwind (finally blocks end a method's own child
     # processes and release their semaphores) instead of dying on the spot.
     signal.signal(signal.SIGTERM, _unwind)
@@ -132,7 +137,7 @@ def _worker(
 
 
 def _train_rank(rank, world, port, job: Job, data_dir, tracking_uri, run_id, report, shipped, mfu) -> None:
-    """A rank's work: join the process group, train, and report rank 0's summary."""
+    """A rank's work: join the process group, train, and report rank 0's result."""
     device = job_device(job, rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -142,14 +147,14 @@ def _train_rank(rank, world, port, job: Job, data_dir, tracking_uri, run_id, rep
     )  # fmt: skip
     tracker = rank_tracker(rank, tracking_uri)
     dataset = shipped if shipped is not None else get_dataset(job, data_dir)
-    summary = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0, mfu=mfu)
-    report.send((DONE, summary))
+    result = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0, mfu=mfu)
+    report.send((DONE, result))
 
 
 def spawn_ranks(
     job: Job, data_dir, tracking_uri: str | None, run_id: str, mfu: tuple[float, float], dataset=None
-) -> dict:
-    """Run the job on `job.devices` spawned ranks; returns rank 0's summary.
+) -> RunResult:
+    """Run the job on `job.devices` spawned ranks; returns rank 0's result.
 
     Each rank loads the job's dataset from `data_dir` (its own cache), or receives `dataset`
     (its tensors through shared memory) when one is given.
@@ -169,12 +174,12 @@ def spawn_ranks(
         [f"rank{rank}" for rank in range(job.devices)],
     )
     try:
-        summaries, errors = ranks.results()
+        results, errors = ranks.results()
         if errors:
             # A killed rank breaks the others' collectives a moment later: name the death first.
             time.sleep(0.5)
             for rank, p in enumerate(ranks.procs):
-                if rank not in summaries and p.exitcode is not None and p.exitcode < 0:
+                if rank not in results and p.exitcode is not None and p.exitcode < 0:
                     errors[rank] = f"died with exit code {p.exitcode}"
             dead = [r for r, e in errors.items() if e.startswith("died")]
             first = dead[0] if dead else min(errors)
@@ -183,4 +188,4 @@ def spawn_ranks(
             p.join(timeout=30)
     finally:
         ranks.stop(GRACE_S)
-    return summaries[0]
+    return results[0]

@@ -10,7 +10,6 @@ profile in the store; without one, a guess per profile (or the job's time budget
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import statistics
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from core.errors import DataMissingError, UserError
 from core.job import Job
 
-from .runner import JobFailed, run_job
+from .executor import OVER_BUDGET, Executor
 from .tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -47,8 +46,6 @@ METHOD_COST = {
 PROBE_BATCHES = 8  # the calibration's bp epoch: this many training batches and one test batch
 START_S = 10.0  # start-up and evaluation around a job's training budget
 PERF_GUESS_S = {"smoke": 60.0, "quick": 240.0, "paper": 300.0}
-# At smoke a perf benchmark runs short: smoke decides nothing, it shows the pipeline works.
-PERF_SMOKE = dict(reps=3, steps=10)
 
 
 @dataclass
@@ -359,40 +356,28 @@ def describe(plan: ClaimPlan, estimates: Estimates, done: set) -> str:
 
 def run_claims(
     plans: list[ClaimPlan],
-    tracker: Tracker,
-    data_dir,
+    executor: Executor,
     estimates: Estimates,
-    budget_s: float | None,
     run_perf: Callable[[str], None],
     dry_run: bool,
     out: Callable[[str], None] = print,
 ) -> list[tuple[str, float]]:
-    """Run the plans, the papers' claims before the suite's extensions, cheapest remaining claim
-    first, each shared job once; returns the claims left
-    out by the budget (id, estimated seconds). `dry_run`: print the plans and the total, run nothing."""
+    """Run the plans through `executor` (its budget, if any), the papers' claims before the suite's
+    extensions, cheapest remaining claim first, each shared job once; returns the claims left out
+    by the budget (id, estimated seconds). `dry_run`: print the plans and the total, run nothing."""
     done: set = set()
-    order = sorted(plans, key=lambda p: priority(p, estimates, done))
     if dry_run:
-        union = {(j.table, j.key): j for p in plans for j in p.jobs}
-        total = sum(estimates.job_s(j) for j in union.values())
-        wanted = {n: max(p.perf_runs for p in plans if n in p.perf) for p in plans for n in p.perf}
-        total += sum(estimates.perf_s(name, count) for name, count in wanted.items())
-        for plan in order:
-            out(describe(plan, estimates, done))
-        out(
-            f"total: {len(union)} jobs, ~{total / 60:.1f} min on this machine (estimated), "
-            "the papers' claims first, each cheapest first"
-        )
+        print_plans(plans, estimates, out)
         return []
-    started, left_out, missing = time.monotonic(), [], set()
-    remaining = list(order)
+    executor.estimate, executor.finished, executor.ran = estimates.job_s, estimates.finished, estimates.record
+    left_out = []
+    remaining = list(plans)
     while remaining:
         remaining.sort(key=lambda p: priority(p, estimates, done))
         plan = remaining.pop(0)
         cost = pending_cost(plan, estimates, done)
-        spent = time.monotonic() - started
         # A claim with nothing left to run (its runs finished, or none planned here) is never left out.
-        if budget_s is not None and cost > 0 and spent + cost > budget_s:
+        if cost > 0 and not executor.fits(cost):
             left_out.append((plan.claim.id, cost))
             continue
         if plan.jobs or plan.perf:
@@ -400,24 +385,11 @@ def run_claims(
         else:
             log.info("claim %s: nothing to run here (%s)", plan.claim.id, "; ".join(plan.notes) or "no plan")
         for job in plan.jobs:
-            if (job.table, job.key) in done or job.dataset in missing:
-                continue
-            done.add((job.table, job.key))
-            if estimates.finished(job):
-                continue
-            spent = time.monotonic() - started
-            if budget_s is not None and spent + estimates.job_s(job) > budget_s * 1.1:
+            outcome = executor.execute(job)
+            if outcome is not None and outcome.state == OVER_BUDGET:
                 left_out.append((plan.claim.id, pending_cost(plan, estimates, done)))
                 break
-            job_started = time.monotonic()
-            try:
-                run_job(job, data_dir, tracker, claim=True)
-                estimates.record(job, time.monotonic() - job_started)
-            except DataMissingError as err:
-                missing.add(job.dataset)  # the claim reads "not measurable here" and says what is missing
-                log.warning("%s: %s", job.dataset, err)
-            except JobFailed as err:
-                log.error("%s failed: %s", job.name, err)
+            done.add((job.table, job.key))
         for name in plan.perf:
             while name not in done and estimates.perf_count(name) < plan.perf_runs:
                 run_perf(name)
@@ -426,18 +398,17 @@ def run_claims(
     return left_out
 
 
-def perf_args(name: str, profile: str, data_dir) -> argparse.Namespace:
-    """The arguments `perf NAME` would get, short at smoke."""
-    from ..perf import PERF
-
-    smoke = profile == "smoke"
-    return argparse.Namespace(
-        name=name,
-        reps=PERF_SMOKE["reps"] if smoke else PERF[name].default_reps,
-        steps=PERF_SMOKE["steps"] if smoke else None,
-        data_dir=data_dir,
-        model=None,
-        json=False,
+def print_plans(plans: list[ClaimPlan], estimates: Estimates, out: Callable[[str], None]) -> None:
+    """`--dry-run`: each claim's plan in the order it would run, then the total."""
+    union = {(j.table, j.key): j for p in plans for j in p.jobs}
+    total = sum(estimates.job_s(j) for j in union.values())
+    wanted = {n: max(p.perf_runs for p in plans if n in p.perf) for p in plans for n in p.perf}
+    total += sum(estimates.perf_s(name, count) for name, count in wanted.items())
+    for plan in sorted(plans, key=lambda p: priority(p, estimates, set())):
+        out(describe(plan, estimates, set()))
+    out(
+        f"total: {len(union)} jobs, ~{total / 60:.1f} min on this machine (estimated), "
+        "the papers' claims first, each cheapest first"
     )
 
 

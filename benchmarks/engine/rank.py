@@ -15,6 +15,7 @@ from core.context import TrainContext
 from core.errors import Diverged
 from core.inputs import uses_channels_last
 from core.job import Job
+from core.result import RunResult
 from methods import get_method
 from models import build_model
 
@@ -99,12 +100,12 @@ def run_rank(
     world: int = 1,
     progress: bool = True,
     mfu: tuple[float, float] | None = None,
-) -> dict:
-    """Train (or measure) in this process as rank `rank` of `world`; returns the summary.
+) -> RunResult:
+    """Train (or measure) in this process as rank `rank` of `world`; returns its result.
 
     `mfu`: (FLOPs per sample, peak FLOP/s) as the runner computed them for the run's params
     (`mfu_basis`, computed here only for callers that give none). A NaN loss ends the job as
-    `diverged` (in the summary); other exceptions propagate.
+    `diverged` (in the result); other exceptions propagate.
     """
     configure_threads(job.config, job.devices)
     configure_cuda(job.config)
@@ -130,13 +131,13 @@ def run_rank(
         log.warning("%s diverged: %s", job.name, err)
     finally:
         ctx.finish(status)
-    summary = ctx.summary(status, run_id)
+    result = ctx.result(status, run_id)
     if not method.measures:  # a measurement records its own values (ctx.record)
         finals = dict(
-            best_test_acc=summary["best_test_acc"],
-            time_to_best_s=summary["time_to_best_s"],
-            epochs=summary["epochs"],
-            final_train_time_s=summary["train_time_s"],
+            best_test_acc=result.best_test_acc,
+            time_to_best_s=result.time_to_best_s,
+            epochs=result.epochs,
+            final_train_time_s=result.train_time_s,
         )
         tracker.log_metrics(run_id, finals, step=max(ctx.epoch - 1, 0))
-    return summary
+    return result

@@ -13,13 +13,15 @@ import torch
 from core.context import check_batch_fits
 from core.errors import StorageError, Terminated
 from core.job import Job
+from core.result import RunResult, this_machine
+from core.runtime.contention import set_job_root
 from core.runtime.processes import identity
 from models import check_model
 
 from .distributed import launched_by_torchrun, run_torchrun_rank, spawn_ranks, torchrun_rank
 from .mfu import probe_entry
 from .rank import configure_cuda, get_dataset, job_device, mfu_basis, run_rank
-from .tracking import Tracker, git_sha, hardware, one_line, rank_tracker
+from .tracking import Tracker, git_sha, one_line, rank_tracker
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def job_tags(job: Job) -> dict:
         git_sha=git_sha(),
         status="running",
         job_key=job.key,
-        hardware=hardware(),
+        hardware=str(this_machine()),  # for people; claims read the params hardware_*
         torch_version=torch.__version__,
         **identity(),  # host, pid, pid_start: a later command can tell whether this process died
         **({"variant": job.variant} if job.variant else {}),  # the row's label in the reports
@@ -47,30 +49,11 @@ def job_tags(job: Job) -> dict:
 
 
 class JobFailed(Exception):
-    """A job ended with an exception; the run is marked failed. Carries the summary."""
+    """A job ended with an exception; the run is marked failed. Carries its result."""
 
-    def __init__(self, message: str, summary: dict):
+    def __init__(self, message: str, result: RunResult):
         super().__init__(message)
-        self.summary = summary
-
-
-def stub_summary(job: Job, run_id: str, status: str) -> dict:
-    """The summary of a job that ended without a report (it failed)."""
-    return dict(
-        **job.identity(run_id),
-        best_test_acc=0.0,
-        metric=None,
-        best_metric=None,
-        final_test_acc=None,
-        final_train_loss=None,
-        epochs=None,
-        train_time_s=None,
-        time_to_best_s=None,
-        samples_per_s=None,
-        mfu=None,
-        stop_reason=status,
-        status=status,
-    )
+        self.result = result
 
 
 def close_run(tracker: Tracker, job: Job, run_id: str, status: str, tags: dict) -> None:
@@ -87,19 +70,47 @@ def close_run(tracker: Tracker, job: Job, run_id: str, status: str, tags: dict) 
         ) from None
 
 
+def run_params(job: Job, dataset, device, flops: float, peak: float, peak_source: str) -> dict:
+    """A run's MLflow params: the job's hyperparameters, its data, the MFU basis and the hardware."""
+    params = {
+        **job.params(),
+        "data_source": dataset.source,
+        "num_train": dataset.num_train,
+        "flops_per_sample": flops,
+        "peak_flops": peak,
+        "peak_source": peak_source,
+        **this_machine().params(),
+    }
+    probe = probe_entry(device) if flops else {}  # the measured GEMM rate, beside the peak
+    if probe:
+        params.update(probe_peak_flops=probe["flops"], probe_measured=probe.get("measured", ""))
+    return params
+
+
+def train_ranks(job: Job, dataset, data_dir, tracker, run_id: str, device, mfu, progress: bool) -> RunResult:
+    """Train on this process (one device, or one of torchrun's ranks) or on spawned ranks."""
+    if launched_by_torchrun():
+        return run_torchrun_rank(job, dataset, tracker, run_id, mfu)
+    if job.devices == 1:
+        return run_rank(job, dataset, tracker, run_id, device, progress=progress, mfu=mfu)
+    # A caller that passed its own dataset (and no data folder) has it shipped to the ranks.
+    shipped = dataset if data_dir is None else None
+    return spawn_ranks(job, data_dir, tracker.uri, run_id, mfu, dataset=shipped)
+
+
 def run_job(
     job: Job,
     data_dir: Path | None,
     tracker: Tracker,
     progress: bool = True,
     dataset=None,
-    claim: bool = False,
-) -> dict | None:
-    """Run one job start to end, on `job.devices` processes, and record it; returns its summary.
+    reserve: bool = False,
+) -> RunResult | None:
+    """Run one job start to end, on `job.devices` processes, and record it; returns its result.
 
     A NaN loss ends it as `diverged` (returned); KeyboardInterrupt marks it `interrupted` and
     propagates; any other exception, in any process, marks it `failed` and raises JobFailed. With
-    `claim` (`run`), a job another process has finished or is running is not run: None.
+    `reserve` (`run`), a job another process has finished or is running is not run: None.
     """
     if dataset is None:
         dataset = get_dataset(job, data_dir)  # missing data fails here, before a run is created
@@ -112,54 +123,37 @@ def run_job(
     configure_cuda(job.config)  # the GEMM probe below runs with the job's TF32 setting
     # The GEMM probe (first job on a machine) runs here, before the ranks load the cores.
     flops, peak, peak_source = mfu_basis(job, dataset, device, job.devices)
-    probe = probe_entry(device) if flops else {}  # the measured GEMM rate, beside the peak
-    params = {
-        **job.params(),
-        "data_source": dataset.source,
-        "num_train": dataset.num_train,
-        "flops_per_sample": flops,
-        "peak_flops": peak,
-        "peak_source": peak_source,
-    }
-    if probe:
-        params.update(probe_peak_flops=probe["flops"], probe_measured=probe.get("measured", ""))
+    params = run_params(job, dataset, device, flops, peak, peak_source)
     # The job's processes are this one's tree (under torchrun, the agent's): contention readings
     # count everything else as other processes' (core/runtime/contention.py).
-    os.environ["BENCH_JOB_ROOT"] = str(os.getppid() if torchrun else os.getpid())
-    run_id = tracker.start(job.table, job.run_name, job_tags(job), params, claim=claim)
+    if torchrun:
+        set_job_root(os.getppid())
+    run_id = tracker.start(job.table, job.run_name, job_tags(job), params, reserve=reserve)
     if run_id is None:
         return None
     kind = "synthetic" if job.synthetic_data else "real"
     tracker.log_dataset(run_id, job.dataset, dataset.source, "train", data=kind, num_train=dataset.num_train)
     try:
-        if torchrun:
-            summary = run_torchrun_rank(job, dataset, tracker, run_id, (flops, peak))
-        elif job.devices == 1:
-            summary = run_rank(job, dataset, tracker, run_id, device, progress=progress, mfu=(flops, peak))
-        else:
-            # A caller that passed its own dataset (and no data folder) has it shipped to the ranks.
-            shipped = dataset if data_dir is None else None
-            summary = spawn_ranks(job, data_dir, tracker.uri, run_id, (flops, peak), dataset=shipped)
+        result = train_ranks(job, dataset, data_dir, tracker, run_id, device, (flops, peak), progress)
     except KeyboardInterrupt as err:
         stopped_by = {"signal": err.signal} if isinstance(err, Terminated) else {}
         try:
             close_run(tracker, job, run_id, "interrupted", dict(stop_reason="interrupted", **stopped_by))
         except StorageError as store_err:
             log.error("%s", store_err)  # then the interruption's own line and exit code
+        err.result = RunResult.of(job, run_id, "interrupted", "interrupted")  # for `train --json`
         raise
     except Exception as err:
         message = f"{type(err).__name__}: {err}"
         close_run(tracker, job, run_id, "failed", dict(stop_reason="failed", error=message[:4000]))
-        raise JobFailed(message, stub_summary(job, run_id, "failed")) from err
-    contended = "true" if summary.get("contended") else "false"
-    close_run(
-        tracker, job, run_id, summary["status"], dict(stop_reason=summary["stop_reason"], contended=contended)
-    )
-    if contended == "true":
+        raise JobFailed(message, RunResult.of(job, run_id, "failed", "failed", error=message[:4000])) from err
+    contended = "true" if result.contended else "false"
+    close_run(tracker, job, run_id, result.status, dict(stop_reason=result.stop_reason, contended=contended))
+    if result.contended:
         log.warning(
             "%s: other processes used up to %.0f%% of this machine's CPU during its epochs: its timings "
             "are not this machine's alone (tagged contended)",
             job.name,
-            100 * summary["others_cpu_max"],
+            100 * (result.others_cpu_max or 0.0),
         )
-    return summary
+    return result

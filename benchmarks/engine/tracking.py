@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import subprocess
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 
 from core.errors import StorageError, UserError
+from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import is_alive
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/tracking.py -> the checkout
@@ -52,20 +52,38 @@ def git_sha() -> str:
         return "unknown"
 
 
-@functools.cache
-def hardware() -> str:
-    """GPU name x count where CUDA is used, else the CPU model and its core count."""
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}"
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} ({os.cpu_count()} cores)"
+def check_store(uri: str, scheme: str, sqlite_path: Path | None, create: bool) -> None:
+    """Refuse, with one line, a URI that names no store or a store that cannot be used."""
+    if scheme not in STORE_SCHEMES:
+        raise UserError(
+            f"tracking URI {uri!r}: expected sqlite:///PATH, http(s)://HOST[:PORT] "
+            f"or a database URL ({', '.join(sorted(STORE_SCHEMES))})"
+        )
+    if scheme == "file" and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+        # MLflow 3 refuses its file store unless told otherwise, in a paragraph; here, one line.
+        raise UserError(
+            f"tracking URI {uri}: MLflow 3 keeps the file store in maintenance mode; use "
+            "sqlite:///PATH/mlflow.db (`mlflow migrate-filestore` moves existing runs), or set "
+            "MLFLOW_ALLOW_FILE_STORE=true to use it anyway"
+        )
+    if scheme in ("http", "https"):
+        # MLflow retries an unreachable server for minutes by default: fail within ~15 s instead.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    if sqlite_path is not None:
+        path = sqlite_path
+        if path.is_dir():
+            raise StorageError(f"tracking store {path} is a folder, not an SQLite file")
+        if not path.exists() and not create:
+            raise StorageError(
+                f"no MLflow store at {path}; run a table or `train` first, or pass --tracking-uri"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StorageError(
+                f"cannot create the folder of the tracking store {path}: {err.strerror}"
+            ) from None
 
 
 class Tracker:
@@ -86,43 +104,23 @@ class Tracker:
         scheme = self.uri.partition(":")[0] if "://" in self.uri else ""
         # The SQLite file, where the store is one (its folder also holds the lock and the artifacts).
         self.sqlite_path = Path(self.uri.removeprefix("sqlite:///")) if scheme == "sqlite" else None
-        if scheme not in STORE_SCHEMES:
-            raise UserError(
-                f"tracking URI {self.uri!r}: expected sqlite:///PATH, http(s)://HOST[:PORT] "
-                f"or a database URL ({', '.join(sorted(STORE_SCHEMES))})"
-            )
-        if scheme == "file" and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
-            # MLflow 3 refuses its file store unless told otherwise, in a paragraph; here, one line.
-            raise UserError(
-                f"tracking URI {self.uri}: MLflow 3 keeps the file store in maintenance mode; use "
-                "sqlite:///PATH/mlflow.db (`mlflow migrate-filestore` moves existing runs), or set "
-                "MLFLOW_ALLOW_FILE_STORE=true to use it anyway"
-            )
-        if scheme in ("http", "https"):
-            # MLflow retries an unreachable server for minutes by default: fail within ~15 s instead.
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-        if self.sqlite_path is not None:
-            path = self.sqlite_path
-            if path.is_dir():
-                raise StorageError(f"tracking store {path} is a folder, not an SQLite file")
-            if not path.exists() and not create:
-                raise StorageError(
-                    f"no MLflow store at {path}; run a table or `train` first, or pass --tracking-uri"
-                )
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise StorageError(
-                    f"cannot create the folder of the tracking store {path}: {err.strerror}"
-                ) from None
+        check_store(self.uri, scheme, self.sqlite_path, create)
         from mlflow.tracking import MlflowClient
 
         self._experiments: dict[str, str] = {}
         # Two processes creating one new store's schema at once would collide: under the lock.
         with self.storage_errors("used"), self.lock():
             self.client = MlflowClient(tracking_uri=self.uri)
-            self.client.search_experiments(max_results=1)  # opens (or creates) the store now, not mid-run
+            experiments = self.client.search_experiments()  # opens (or creates) the store now, not mid-run
+        other = sorted(
+            {e.tags.get("schema", "1") for e in experiments if e.name != "Default"} - {SCHEMA_VERSION}
+        )
+        if other:
+            raise StorageError(
+                f"tracking store {self.uri} was written with store schema {', '.join(other)}, and this "
+                f"suite writes schema {SCHEMA_VERSION}: move it aside (or pass --tracking-uri "
+                "sqlite:///NEW.db) and run again; the suite's version that wrote it still reads it"
+            )
 
     def artifacts(self, experiment: str) -> str | None:
         """Where an experiment's artifacts go: beside an SQLite store (results/artifacts/ for the
@@ -141,7 +139,7 @@ class Tracker:
                         name,
                         artifact_location=self.artifacts(name),
                         # The UI's experiment type: opens on runs and charts, not GenAI traces.
-                        tags={"mlflow.experimentKind": "custom_model_development"},
+                        tags={"mlflow.experimentKind": "custom_model_development", "schema": SCHEMA_VERSION},
                     )
                 else:
                     exp_id = exp.experiment_id
@@ -186,11 +184,11 @@ class Tracker:
         return runs[0] if runs else None
 
     def start(
-        self, experiment: str, run_name: str, tags: dict, params: dict, claim: bool = False
+        self, experiment: str, run_name: str, tags: dict, params: dict, reserve: bool = False
     ) -> str | None:
         """Create a run with its tags and params; returns its id.
 
-        With `claim`, the run is created only if no other run of the same `job_key` is finished or
+        With `reserve`, the run is created only if no other run of the same `job_key` is finished or
         running in a live process (checked and created under the store's lock, so two `run`s on one
         store never train a job twice); None when it is taken.
         """
@@ -200,10 +198,12 @@ class Tracker:
         # before anything of the job has run.
         with self.storage_errors("written"):
             with self.lock():
-                if claim and self.taken(experiment, str(tags["job_key"])):
+                if reserve and self.taken(experiment, str(tags["job_key"])):
                     return None
                 run = self.client.create_run(
-                    self.experiment_id(experiment), run_name=run_name, tags=_str(tags)
+                    self.experiment_id(experiment),
+                    run_name=run_name,
+                    tags=_str({**tags, "schema": SCHEMA_VERSION}),
                 )
             items = [Param(k, str(v)) for k, v in params.items()]
             for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
@@ -268,9 +268,11 @@ class Tracker:
     def log_perf(self, name: str, result: dict) -> str:
         """A `perf NAME` result as a finished run of experiment `perf`: numbers as metrics, the rest as
         params, tagged `perf=NAME` with the hardware (so speed claims draw on measured runs)."""
-        tags = dict(perf=name, git_sha=git_sha(), hardware=hardware(), torch_version=torch.__version__)
+        tags = dict(
+            perf=name, git_sha=git_sha(), hardware=str(this_machine()), torch_version=torch.__version__
+        )
         numbers = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        params = {k: v for k, v in result.items() if k not in numbers}
+        params = {**{k: v for k, v in result.items() if k not in numbers}, **this_machine().params()}
         run_id = self.start("perf", f"perf-{name}", tags, params)
         self.log_metrics(run_id, numbers, step=0)
         self.finish(run_id, "finished", dict(stop_reason="measured"))
@@ -313,7 +315,7 @@ class NullTracker(Tracker):
     def finished_run(self, experiment, job_key):
         return None
 
-    def start(self, experiment, run_name, tags, params, claim=False):
+    def start(self, experiment, run_name, tags, params, reserve=False):
         return "untracked"
 
     def log_metrics(self, run_id, metrics, step):

@@ -10,8 +10,8 @@ import sys
 
 from core.registry import import_modules
 
-from .common import PERF, register_perf
+from .common import PERF, PerfOptions, register_perf
 
 import_modules(sys.modules[__name__])
 
-__all__ = ["PERF", "register_perf"]
+__all__ = ["PERF", "PerfOptions", "register_perf"]

@@ -15,6 +15,7 @@ from .common import (
     BATCH,
     LSTM_BATCH,
     LSTM_SEQ_LEN,
+    PerfOptions,
     cifar10_or_synthetic,
     gpu_usage,
     imdb_or_synthetic,
@@ -32,7 +33,7 @@ CUDA_STEPS = 300  # a GPU step is ~100x shorter than a CPU's: ~3 s per side and 
 
 
 @register_perf("async")
-def perf_async(args) -> dict:
+def perf_async(options: PerfOptions) -> dict:
     """Both sides train a fresh ResNet-18 (width 0.25 on a CPU, full width on a GPU; `--model lstm`:
     the quick IMDb LSTM, 2x64 over the last 400 tokens, Adam) through the runner on the same batches.
 
@@ -49,15 +50,10 @@ def perf_async(args) -> dict:
     """
     device = perf_device()
     cuda = device.type == "cuda"
-    model = getattr(args, "model", None) or "resnet18"
+    model = options.model or "resnet18"
     width = perf_width(device)
-    steps = args.steps or (CUDA_STEPS if cuda else LSTM_STEPS if model == "lstm" else STEPS)
-    if model == "lstm":
-        batch, described = LSTM_BATCH, f"lstm width {width} (2x{round(256 * width)}), {LSTM_SEQ_LEN} tokens"
-        dataset = imdb_or_synthetic(args.data_dir, batch * steps, 32)
-    else:
-        batch, described = BATCH, f"resnet18 width {width}"
-        dataset = cifar10_or_synthetic(args.data_dir, batch * steps, 32)
+    steps = options.steps or (CUDA_STEPS if cuda else LSTM_STEPS if model == "lstm" else STEPS)
+    batch, described, dataset = workload(options, model, width, steps)
 
     def job(method: str, threads: int, method_config=None):
         return one_epoch_job(method, threads, method_config, model=model, width=width)
@@ -67,9 +63,9 @@ def perf_async(args) -> dict:
     bp = runner_rate(job("bp", threads), dataset)
     # On a CPU also: two independent `bp` loops at once, one thread each: what the cores give two
     # threads of this workload with no dependency between them (memory bandwidth, SMT siblings).
-    one_thread = interleaved(async_lu, bp, args.reps, c=None if cuda else side_by_side(bp, 2))
+    one_thread = interleaved(async_lu, bp, options.reps, c=None if cuda else side_by_side(bp, 2))
     timing = job("fwd_bwd_timing", threads, TimingConfig(batches=min(steps - 2, 50), warmup=2))
-    beta = run_job(timing, None, NullTracker(), progress=False, dataset=dataset)["beta"]
+    beta = run_job(timing, None, NullTracker(), progress=False, dataset=dataset).measured["beta"]
     common = dict(
         name="async",
         a_name="async_lu (1 forward + 2 backward threads"
@@ -82,7 +78,7 @@ def perf_async(args) -> dict:
         ratio_min=one_thread["ratio_min"],
         ratio_max=one_thread["ratio_max"],
         beta=beta,
-        reps=args.reps,
+        reps=options.reps,
         data=dataset.source,
         model=described,
         batch_size=batch,
@@ -94,11 +90,23 @@ def perf_async(args) -> dict:
         usage = {f"async_lu_{k}": v for k, v in gpu_usage(async_lu, device).items()}
         usage |= {f"bp_{k}": v for k, v in gpu_usage(bp, device).items()}
         return dict(**common, bound=bound, ratio_of_bound=one_thread["ratio"] / bound, **usage)
+    all_cores = interleaved(async_lu, runner_rate(job("bp", 0), dataset), options.reps)
+    return dict(**common, **cpu_ratios(one_thread, all_cores, beta))
+
+
+def workload(options: PerfOptions, model: str, width: float, steps: int) -> tuple[int, str, object]:
+    """(batch size, a description, the data) of `perf async`'s model: ResNet-18 or the IMDb LSTM."""
+    if model == "lstm":
+        described = f"lstm width {width} (2x{round(256 * width)}), {LSTM_SEQ_LEN} tokens"
+        return LSTM_BATCH, described, imdb_or_synthetic(options.data_dir, LSTM_BATCH * steps, 32)
+    return BATCH, f"resnet18 width {width}", cifar10_or_synthetic(options.data_dir, BATCH * steps, 32)
+
+
+def cpu_ratios(one_thread: dict, all_cores: dict, beta: float) -> dict:
+    """On a CPU: the ratios at one intra-op thread and with bp on every core, against min(1 + β, cores)."""
     cores = os.cpu_count() or 1
-    all_cores = interleaved(async_lu, runner_rate(job("bp", 0), dataset), args.reps)
     bound = min(1 + beta, cores)
     return dict(
-        **common,
         ratio_1thread=one_thread["ratio"],
         ratio_1thread_min=one_thread["ratio_min"],
         ratio_1thread_max=one_thread["ratio_max"],

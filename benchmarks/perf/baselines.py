@@ -11,6 +11,7 @@ from ..engine.runner import run_job
 from ..engine.tracking import NullTracker
 from .common import (
     BATCH,
+    PerfOptions,
     cifar10_or_synthetic,
     interleaved,
     one_epoch_job,
@@ -26,7 +27,7 @@ METHODS = ("ddp", "plsgd", "lapsgd", "lppsgd")
 
 
 @register_perf("baselines", default_reps=3)
-def perf_baselines(args) -> dict:
+def perf_baselines(options: PerfOptions) -> dict:
     """Each side trains a fresh ResNet-18 (width 0.25 on a CPU, full width on GPUs) for one epoch
     over the same STEPS batches; the baselines on every GPU there is (one process each), or on 2
     CPU processes.
@@ -35,8 +36,8 @@ def perf_baselines(args) -> dict:
     averaging and the data, but not process start-up (spawning ranks and workers) or evaluation.
     `bp` gets every core as intra-op threads; each rank of a baseline gets cores / 2, as in a run.
     """
-    steps = args.steps or STEPS
-    dataset = cifar10_or_synthetic(args.data_dir, BATCH * steps, 32)
+    steps = options.steps or STEPS
+    dataset = cifar10_or_synthetic(options.data_dir, BATCH * steps, 32)
     device = perf_device()
     width = perf_width(device)
     devices = torch.cuda.device_count() if device.type == "cuda" else CPU_DEVICES
@@ -50,14 +51,14 @@ def perf_baselines(args) -> dict:
         job = one_epoch_job(method, 0, devices=devices, width=width)
 
         def measure() -> float:
-            return run_job(job, None, NullTracker(), progress=False, dataset=dataset)["samples_per_s"]
+            return run_job(job, None, NullTracker(), progress=False, dataset=dataset).samples_per_s
 
         return measure
 
     bp = rate("bp", 1)
     result = dict(name="baselines", b_name="bp (1 process)", devices=devices, device=device.type)
     for method in METHODS:
-        measured = interleaved(rate(method, devices), bp, args.reps)
+        measured = interleaved(rate(method, devices), bp, options.reps)
         result[f"{method}_per_s"] = measured["a_per_s"]
         result[f"ratio_{method}"] = measured["ratio"]
         result[f"ratio_{method}_min"] = measured["ratio_min"]
@@ -65,7 +66,7 @@ def perf_baselines(args) -> dict:
         result.setdefault("bp_per_s", measured["b_per_s"])
     return dict(
         **result,
-        reps=args.reps,
+        reps=options.reps,
         data=dataset.source,
         model=f"resnet18 width {width}",
         batch_size=BATCH,

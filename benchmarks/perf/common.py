@@ -7,6 +7,8 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -27,12 +29,31 @@ LSTM_BATCH, LSTM_SEQ_LEN = 64, 400  # the quick profile's IMDb LSTM (width 0.25:
 
 log = logging.getLogger(__name__)
 
-PerfBenchmark = Callable[..., dict]  # (args: argparse.Namespace) -> the result object
+
+@dataclass(frozen=True)
+class PerfOptions:
+    """What a perf benchmark is asked for: repetitions, steps per repetition (None: its own
+    default), the data folder and, for `perf async`, the model."""
+
+    reps: int
+    steps: int | None = None
+    data_dir: Path | str | None = None
+    model: str | None = None
+
+    @classmethod
+    def planned(cls, name: str, profile: str, data_dir) -> PerfOptions:
+        """The options `run claims` gives `perf NAME`: 3 short repetitions at smoke, else its defaults."""
+        if profile == "smoke":
+            return cls(reps=3, steps=10, data_dir=data_dir)
+        return cls(PERF[name].default_reps, None, data_dir)
+
+
+PerfBenchmark = Callable[[PerfOptions], dict]  # the options -> the result object
 PERF: Registry[PerfBenchmark] = Registry("perf benchmark")
 
 
 def register_perf(name: str, default_reps: int = 9) -> Callable[[PerfBenchmark], PerfBenchmark]:
-    """Decorator: register a benchmark `(args) -> dict` as `perf NAME`, with its default repetitions."""
+    """Decorator: register a benchmark `(options) -> dict` as `perf NAME`, with its default repetitions."""
 
     def wrap(benchmark: PerfBenchmark) -> PerfBenchmark:
         benchmark.default_reps = default_reps

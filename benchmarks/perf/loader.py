@@ -12,14 +12,14 @@ from core.errors import DataMissingError
 from datasets import resolve_data_dir
 from datasets.imagenet import ImageFolderDataset, default_workers, imagenet_root, write_synthetic_imagefolder
 
-from .common import interleaved, register_perf
+from .common import PerfOptions, interleaved, register_perf
 
 BATCH = 64
 SIZE = (500, 375)  # the typical ImageNet photo
 
 
 @register_perf("loader", default_reps=3)
-def perf_loader(args) -> dict:
+def perf_loader(options: PerfOptions) -> dict:
     """One pass over a tree's training batches (random-resized crop 224, flip, normalise) per repetition.
 
     A (`workers`): DataLoader worker processes, every core up to 8 (what training uses);
@@ -27,10 +27,10 @@ def perf_loader(args) -> dict:
     `<data dir>/imagenet` where there is one (at most `--steps` batches of it), else on a synthetic
     tree of real JPEG files (500x375, 16 classes) written to a temporary folder.
     """
-    steps = args.steps or 8
+    steps = options.steps or 8
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            root, source = imagenet_root(resolve_data_dir(args.data_dir)), "imagenet"
+            root, source = imagenet_root(resolve_data_dir(options.data_dir)), "imagenet"
         except DataMissingError:  # no ImageNet here: a synthetic tree of real JPEGs
             per_class = BATCH * steps // 16
             root = write_synthetic_imagefolder(Path(tmp), 16, per_class, 2, size=SIZE) / "imagenet"
@@ -49,7 +49,7 @@ def perf_loader(args) -> dict:
 
             return measure
 
-        result = interleaved(rate(parallel), rate(serial), args.reps)
+        result = interleaved(rate(parallel), rate(serial), options.reps)
     return dict(
         name="loader",
         a_name=f"DataLoader with {parallel.workers} workers",

@@ -13,6 +13,7 @@ from models import build_model
 from ..engine.rank import configure_cuda, configure_threads
 from .common import (
     BATCH,
+    PerfOptions,
     cifar10_or_synthetic,
     interleaved,
     one_epoch_job,
@@ -27,7 +28,7 @@ CUDA_STEPS = 300  # ~3 s per side on a GPU: model building and evaluation are th
 
 
 @register_perf("overhead")
-def perf_overhead(args) -> dict:
+def perf_overhead(options: PerfOptions) -> dict:
     """Both sides train the same fresh ResNet-18 (width 0.25 on a CPU, full width on a GPU) on the
     same batches for STEPS steps, on the same device, with the same cuDNN and TF32 settings.
 
@@ -38,8 +39,8 @@ def perf_overhead(args) -> dict:
     """
     device = perf_device()
     width = perf_width(device)
-    steps = args.steps or (CUDA_STEPS if device.type == "cuda" else STEPS)
-    dataset = cifar10_or_synthetic(args.data_dir, BATCH * steps, 32)
+    steps = options.steps or (CUDA_STEPS if device.type == "cuda" else STEPS)
+    dataset = cifar10_or_synthetic(options.data_dir, BATCH * steps, 32)
     job = one_epoch_job("bp", width=width)
     configure_threads(job.config, 1)
     configure_cuda(job.config)
@@ -60,7 +61,7 @@ def perf_overhead(args) -> dict:
             torch.cuda.synchronize(device)
         return samples / (time.perf_counter() - start)
 
-    result = interleaved(runner, hand_written, args.reps)
+    result = interleaved(runner, hand_written, options.reps)
     return dict(
         name="overhead",
         a_name="bp via runner",

@@ -23,17 +23,17 @@ from ..engine.mfu import (
     theoretical_peak,
 )
 from ..engine.rank import configure_cuda, resolve_device
-from .common import LSTM_SEQ_LEN, WIDTH, register_perf
+from .common import LSTM_SEQ_LEN, WIDTH, PerfOptions, register_perf
 
 
 @register_perf("peak", default_reps=3)
-def perf_peak(args) -> dict:
+def perf_peak(options: PerfOptions) -> dict:
     """`reps` GEMM probes (each the best product over PROBE_S seconds) on the default device; the
     best of them and of the cached peak becomes the cached peak. With the FLOPs per sample of the
     quick ResNet-18 and LSTM, for reference."""
     device = resolve_device("auto")
     configure_cuda(TrainConfig())  # the default runs' TF32 setting, which their peak is cached under
-    rates = [measure_peak(device) for _ in range(args.reps)]
+    rates = [measure_peak(device) for _ in range(options.reps)]
     cached = peak_flops(device)  # the probe of the first run here (measured then, if none is cached)
     best = max(cached, *rates)  # a busy machine measures low, never high: a peak is the best seen
     store_peak(device, best)  # what a run's `mfu` divides by where no theoretical peak is known

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import VisionDataset
 
-from .common import cifar10_or_synthetic, interleaved, register_perf
+from .common import PerfOptions, cifar10_or_synthetic, interleaved, register_perf
 
 BATCH, IMAGES = 128, 128 * 120
 
@@ -32,10 +32,10 @@ class ArrayCIFAR(VisionDataset):
 
 
 @register_perf("pipeline")
-def perf_pipeline(args) -> dict:
+def perf_pipeline(options: PerfOptions) -> dict:
     """Both sides produce shuffled, randomly cropped (pad 4), flipped, normalised float batches of 128."""
-    images = BATCH * (args.steps or IMAGES // BATCH)
-    dataset = cifar10_or_synthetic(args.data_dir, images, 1)
+    images = BATCH * (options.steps or IMAGES // BATCH)
+    dataset = cifar10_or_synthetic(options.data_dir, images, 1)
     device = torch.device("cpu")
     workers = os.cpu_count() or 1
     reference = ArrayCIFAR(
@@ -73,7 +73,7 @@ def perf_pipeline(args) -> dict:
             n += len(inputs)
         return n / (time.perf_counter() - start)
 
-    result = interleaved(tensor_pipeline, torchvision_loader, args.reps)
+    result = interleaved(tensor_pipeline, torchvision_loader, options.reps)
     return dict(
         name="pipeline",
         a_name="tensor pipeline",

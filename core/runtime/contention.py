@@ -22,10 +22,19 @@ CONTENDED_SHARE = 0.10  # of the machine's CPU time: 0.2 of a core on 2 cores
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+_job_root: int | None = None  # set by `set_job_root` in a process that is one rank of a job
+
+
+def set_job_root(pid: int) -> None:
+    """Name the process that started this job's ranks (a spawned rank's parent, torchrun's agent):
+    the job's CPU time is that process's tree."""
+    global _job_root
+    _job_root = pid
+
+
 def job_root() -> int:
-    """The job's root process: the one that started its ranks (`BENCH_JOB_ROOT`, set by the runner),
-    else this one."""
-    return int(os.environ.get("BENCH_JOB_ROOT") or os.getpid())
+    """The job's root process: the one that started its ranks (`set_job_root`), else this one."""
+    return _job_root or os.getpid()
 
 
 def machine_busy() -> tuple[float, int]:

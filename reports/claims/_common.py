@@ -20,8 +20,9 @@ import pandas as pd
 
 from core.registry import Registry
 
-from ..render import table_runs, training_per_run
+from ..render import table_runs
 from ..runs import load_runs
+from ._per_run import measured_runs
 from .stats import MIN_RUNS, NOT_COMPARABLE, NOT_MEASURABLE, REPRODUCED, Cell, Part, PartResult, decide
 
 ACCURACY_TABLES = ("table1", "table3", "table6")  # CIFAR-10, CIFAR-100, IMDb: LU and BU runs
@@ -243,73 +244,6 @@ class Evidence:
         return self._cache[key]
 
 
-TIME_COLUMNS = ("tta_worst_s", "tta_target_s", "tta_best_s")
-
-
-def measured_runs(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFrame:
-    """`Evidence.per_run` of these runs (see there)."""
-    from ..runs import time_to_target
-
-    if runs.empty:
-        return pd.DataFrame()
-    targets = spec.targets.get(profile, {})
-    settings = tuple(dict.fromkeys(k for row in spec.rows for k, _ in row.settings))
-    per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric)
-    measured = set(per_run["run_id"]) if not per_run.empty else set()
-    # Runs that failed before their first evaluation: kept, with no values (a cell counts them).
-    blank = [
-        dict(
-            model=r["model"],
-            method=r["method"],
-            label=r["label"],
-            row=int(r.get("row", -1)),
-            **{k: r[k] for k in settings if k in r},
-            run_index=int(r["run_index"]),
-            run_id=r["run_id"],
-            _curve=pd.DataFrame(columns=["epoch", "test_acc", "train_time_s"]),
-        )  # fmt: skip
-        for _, r in runs.iterrows()
-        if r["run_id"] not in measured
-    ]
-    per_run = pd.concat([per_run, pd.DataFrame(blank)], ignore_index=True) if blank else per_run
-    extra = runs.set_index("run_id")
-
-    def tag(name: str, default=None) -> list:
-        return [extra.at[r, name] if name in extra else default for r in per_run["run_id"]]
-
-    per_run["status"] = tag("status", "finished")
-    per_run["hardware"] = tag("hardware")
-    per_run["stop_reason"] = tag("stop_reason", "")
-    per_run["start_time"] = tag("start_time")
-    per_run["contended"] = [c == "true" for c in tag("contended", "false")]
-    per_run["staleness"] = tag("metrics.staleness_mean", math.nan)
-    per_run["update_delay_s"] = tag("metrics.update_delay_s_mean", math.nan)
-    late = [late_gain(c) for c in per_run["_curve"]]
-    per_run["epochs"] = [len(c) for c in per_run["_curve"]]
-    per_run["late_gain"] = [g for g, _ in late]
-    per_run["late_epochs"] = [k for _, k in late]
-    # The paper's target (Tables 1, 3): the lowest best value among the model's finished runs;
-    # a diverged or failed run's best does not lower it (training_per_run took every run's).
-    metric = spec.metric
-    finished = per_run["status"] == "finished"
-    for _, group in per_run.groupby("model"):
-        worst = metric.worst_of(group.loc[finished[group.index], "best"]) if "best" in group else math.nan
-        per_run.loc[group.index, "worst_best"] = worst
-        per_run.loc[group.index, "tta_worst_s"] = [
-            time_to_target(c, worst, metric)[0] for c in group["_curve"]
-        ]
-        ends = [float(c["train_time_s"].max()) if len(c) else math.nan for c in group["_curve"]]
-        budget = max([e for e in ends if not math.isnan(e)], default=math.nan)
-        for column in TIME_COLUMNS:
-            if column not in per_run:
-                per_run[column] = math.nan
-            values = per_run.loc[group.index, column].astype(float)
-            missed = values.isna() | ~finished[group.index]
-            per_run.loc[group.index, f"{column}_censored"] = missed
-            per_run.loc[group.index, column] = values.where(~missed, budget)
-    return per_run
-
-
 def declared_plans(evidence: Evidence, claim_id: str) -> list[tuple[int, pd.Timestamp]]:
     """(runs per cell, when declared) of the larger plans `run claims --runs N` declared for the
     claim at this profile (experiment PLANS_EXPERIMENT)."""
@@ -325,18 +259,6 @@ def declared_plans(evidence: Evidence, claim_id: str) -> list[tuple[int, pd.Time
     return [(int(r["runs"]), r["start_time"]) for _, r in mine.iterrows()]
 
 
-def late_gain(curve: pd.DataFrame) -> tuple[float, int]:
-    """(how much the best test accuracy rose over the last quarter of the epochs, how many epochs
-    that is: at least one); (0, 0) for a single epoch."""
-    if "test_acc" not in curve:
-        return 0.0, 0
-    best = curve["test_acc"].cummax().dropna()
-    if len(best) < 2:
-        return 0.0, 0
-    k = max(1, round(len(best) / 4))
-    return float(best.iloc[-1] - best.iloc[-1 - k]), k
-
-
 # --- rule helpers ---------------------------------------------------------------------------------
 def short(run_ids) -> tuple[str, ...]:
     """Run ids as the report shows them (the first 8 characters, as the MLflow UI does)."""
@@ -350,14 +272,16 @@ def hardware_of(frame: pd.DataFrame) -> str:
     return "; ".join(sorted({str(h) for h in frame["hardware"].dropna()})) or "unknown"
 
 
-def gpus(hardware: str) -> int:
-    """GPUs the runs had, from the `hardware` tag ('NAME x COUNT'; a CPU's tag names cores): 0 on a CPU."""
-    if " x " not in hardware or "cores)" in hardware:
-        return 0
-    try:
-        return min(int(part.rsplit(" x ", 1)[1]) for part in hardware.split("; "))
-    except (ValueError, IndexError):
-        return 0
+def gpus(per_run: pd.DataFrame) -> int:
+    """The fewest GPUs any of the runs had (their params `hardware_*`): 0 on a CPU or where unknown."""
+    counts = per_run["gpus"].dropna() if "gpus" in per_run else pd.Series(dtype=float)
+    return int(counts.min()) if len(counts) == len(per_run) and len(counts) else 0
+
+
+def cores(per_run: pd.DataFrame) -> int | None:
+    """The fewest CPU cores any of the runs' hosts had; None where unknown."""
+    counts = per_run["cores"].dropna() if "cores" in per_run else pd.Series(dtype=float)
+    return int(counts.min()) if len(counts) else None
 
 
 def of_settings(per_run: pd.DataFrame, settings: dict) -> pd.DataFrame:

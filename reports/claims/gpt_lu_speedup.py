@@ -4,17 +4,16 @@ min(1 + β, cores) with the GPT's own β."""
 from __future__ import annotations
 
 import math
-import re
 
 from ._common import (
     Evidence,
     Measured,
     Need,
     Plan,
+    cores,
     described,
     gather,
     gpus,
-    hardware_of,
     no_runs,
     paired_cells,
     register_claim,
@@ -67,16 +66,15 @@ def gpt_lu_speedup(evidence: Evidence) -> Measured:
             unmeasurable="needs the GPT's own β (`run pd-transformer-beta`): a ResNet's β says nothing of a "
             "Transformer's"
         )
-    hardware = hardware_of(per_run)
-    cores = re.search(r"\((\d+) cores\)", hardware)
-    bound = 1 + beta if gpus(hardware) or cores is None else min(1 + beta, float(cores.group(1)))
+    host_cores = cores(per_run)
+    bound = 1 + beta if gpus(per_run) or host_cores is None else min(1 + beta, float(host_cores))
     cells = paired_cells(
         evidence, REACHES, TABLES, "async_lu", "bp", "samples_per_s", lambda a, b: a / b / bound
     )
     guard = ""
     if bound < 1 + beta - 1e-9:
         guard = (
-            f"{cores.group(1)} cores, fewer than 1 + β = {1 + beta:.2f}: reaching min(1 + β, cores) says "
+            f"{host_cores} cores, fewer than 1 + β = {1 + beta:.2f}: reaching min(1 + β, cores) says "
             "nothing of 1 + β"
         )
     return Measured(

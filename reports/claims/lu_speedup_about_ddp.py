@@ -14,7 +14,6 @@ from ._common import (
     described,
     gather,
     gpus,
-    hardware_of,
     log_ratio,
     no_runs,
     paired_cells,
@@ -62,7 +61,7 @@ def lu_speedup_about_ddp(evidence: Evidence) -> Measured:
         return no_runs("table7/table8 with bp, async_lu and ddp", "run table7")
     per_run = gather(evidence, TABLES)
     unmeasurable = ""
-    if gpus(hardware_of(per_run)) < 2:
+    if gpus(per_run) < 2:
         unmeasurable = (
             "needs several GPUs: these runs' devices are processes on one machine's CPU cores (or one GPU), "
             "whose speed-up over bp measures core sharing, not the paper's devices"

@@ -11,7 +11,6 @@ from ._common import (
     difference,
     gather,
     gpus,
-    hardware_of,
     no_runs,
     paired_cells,
     register_claim,
@@ -55,7 +54,7 @@ def mfu_above_ddp(evidence: Evidence) -> Measured:
         return no_runs("pd-headline or pd-stragglers with async_lu and ddp", "run pd-headline")
     per_run = gather(evidence, ("pd-headline", "pd-stragglers"))
     unmeasurable = ""
-    if gpus(hardware_of(per_run)) == 0:  # MFU on a CPU measures core sharing, not 004's GPU utilisation
+    if gpus(per_run) == 0:  # MFU on a CPU measures core sharing, not 004's GPU utilisation
         unmeasurable = (
             "needs a GPU: on a CPU the async threads and DDP's processes share the cores whose peak MFU "
             "divides by; 004 measured GPUs"

@@ -1,0 +1,120 @@
+"""The command line's arguments, one function per verb (the contract is in docs/design.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+STORE_HELP = "default: $MLFLOW_TRACKING_URI, else sqlite:///results/mlflow.db"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser(description: str) -> Parser:
+    """The parser of `python -m benchmarks VERB ...`."""
+    parser = Parser(prog="python -m benchmarks", description=description)
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
+    sub.add_parser("list", help="tables, methods, datasets, models, profiles and perf benchmarks")
+    for add in (add_train, add_run, add_report, add_calibrate, add_doctor, add_ui, add_perf):
+        add(sub)
+    return parser
+
+
+def add_train(sub) -> None:
+    train = sub.add_parser("train", help="run one training job")
+    train.add_argument("--dataset", default="cifar10")
+    train.add_argument("--model", default="resnet18")
+    train.add_argument("--method", required=True)
+    train.add_argument("--profile", default="auto")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter"
+    )
+    train.add_argument("--epochs", type=int, help="max epochs (same as --set max_epochs=N)")
+    train.add_argument("--devices", type=int, default=1, help="processes (one per GPU, or CPU processes)")
+    train.add_argument("--data-dir", help="default: $BENCH_DATA_DIR, else datasets/cache/")
+    train.add_argument("--tracking-uri", help=STORE_HELP)
+    train.add_argument("--json", action="store_true", help="print the result as one JSON line last")
+
+
+def add_run(sub) -> None:
+    run = sub.add_parser("run", help="run every job of a table (or all, or the claims' plans), resuming")
+    run.add_argument("table", help="a table or figure id, all, or claims (the runs that decide the claims)")
+    run.add_argument("--profile", default="auto")
+    run.add_argument("--methods", help="comma-separated subset of the table's methods")
+    run.add_argument("--runs", type=int, help="runs per cell (default: the profile's)")
+    run.add_argument("--devices", type=int, help="processes for multi-device methods")
+    run.add_argument("--data-dir")
+    run.add_argument("--tracking-uri")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method setting, for the jobs whose method has it (e.g. reading=authors_code)",
+    )
+    run.add_argument("--only", help="run claims: comma-separated claim ids (default: every claim)")
+    run.add_argument("--out", help="run claims: where the claims report goes (default: reports/out/)")
+    run.add_argument("--budget", help="run claims: run what fits in this time (e.g. 2h, 90m), cheapest first")
+    run.add_argument(
+        "--dry-run", action="store_true", help="run claims: print each claim's plan and estimate"
+    )
+
+
+def add_report(sub) -> None:
+    report = sub.add_parser("report", help="write reports/out/TABLE.md and .csv from the MLflow runs")
+    report.add_argument("table", help="a table or figure id, claims (the claims' verdicts), or all")
+    report.add_argument("--profile", help="only this profile's runs (default: every profile with runs)")
+    report.add_argument("--out", default=None, help="output folder (default: reports/out/)")
+    report.add_argument("--tracking-uri")
+
+
+def add_calibrate(sub) -> None:
+    calibrate = sub.add_parser(
+        "calibrate-claims", help="each claim's rule on simulated stores of known truth: its error rates"
+    )
+    calibrate.add_argument(
+        "--sims", type=int, default=1000, help="simulated stores per claim, scenario and runs"
+    )
+    calibrate.add_argument("--json", action="store_true", help="print every rate as JSON")
+    calibrate.add_argument(
+        "--pins",
+        action="store_true",
+        help="print each rule's verdicts on fixed evidence (tests/claim_rules.json)",
+    )
+
+
+def add_doctor(sub) -> None:
+    doctor = sub.add_parser("doctor", help="check this machine: devices, data, store, a short async run")
+    doctor.add_argument("--gpu", action="store_true", help="the GPU acceptance in one command (CUDA only)")
+    doctor.add_argument("--data-dir")
+    doctor.add_argument("--tracking-uri")
+    doctor.add_argument("--out", help="doctor --gpu: where its table goes (default: reports/out/)")
+
+
+def add_ui(sub) -> None:
+    ui = sub.add_parser("ui", help="the MLflow UI over the store, with a link to each table's runs")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--tracking-uri")
+
+
+def add_perf(sub) -> None:
+    perf = sub.add_parser("perf", help="micro-benchmarks, both sides measured in one process")
+    perf.add_argument("name")
+    perf.add_argument(
+        "--reps", type=int, help="interleaved repetitions per side (default: the benchmark's own)"
+    )
+    perf.add_argument("--steps", type=int, help="batches per repetition (default: the benchmark's own)")
+    perf.add_argument("--data-dir")
+    perf.add_argument(
+        "--model", choices=("resnet18", "lstm"), help="perf async: the quick ResNet-18 (default) or IMDb LSTM"
+    )
+    perf.add_argument("--json", action="store_true")
+    perf.add_argument(
+        "--tracking-uri", help="where the result is logged (experiment `perf`); default as for train"
+    )

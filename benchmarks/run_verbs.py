@@ -1,0 +1,246 @@
+"""The verbs that run tables and write their reports: `run TABLE`, `run claims`, `report`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from core.errors import StorageError, UserError, did_you_mean
+
+log = logging.getLogger("benchmarks")
+MAX_RUNS = 100  # runs per cell: a paired test needs 3; beyond 100 a table's jobs take long to list
+
+
+def close_stale(tracker) -> None:
+    """Close the runs left `running` by processes that died (see Tracker.close_stale_runs), saying so."""
+    for name in tracker.close_stale_runs():
+        log.warning("run %s was left running by a process that died: marked failed (stale)", name)
+
+
+def cmd_run(args) -> int:
+    from core.config import parse_settings
+    from datasets import resolve_data_dir
+
+    from .engine.build import check_device_count, method_settings_hint, with_method_settings
+    from .engine.executor import FAILED, Executor
+    from .engine.tracking import Tracker
+    from .profiles import resolve_profile
+    from .tables import TABLES, get_table
+
+    for flag, value in (("--runs", args.runs), ("--devices", args.devices)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
+    if args.runs is not None and args.runs > MAX_RUNS:
+        raise UserError(f"--runs must be <= {MAX_RUNS} (runs per cell, seeds 0..N-1), got {args.runs}")
+    if args.table == "claims":
+        return cmd_run_claims(args)
+    claims_only = (
+        ("--only", args.only),
+        ("--budget", args.budget),
+        ("--dry-run", args.dry_run),
+        ("--out", args.out),
+    )
+    for flag, value in claims_only:
+        if value:
+            raise UserError(f"{flag} is for `run claims`, not for a table")
+    wanted = args.methods.split(",") if args.methods else None
+    if args.table == "all":
+        specs = [s for s in TABLES.values() if not s.missing_methods]
+    else:
+        specs = [get_table(args.table, wanted)]
+    profile = resolve_profile(args.profile)
+    jobs = []
+    for spec in specs:
+        table_jobs = spec.jobs(profile, args.runs, args.devices)
+        if wanted:
+            known = {j.method for j in table_jobs}
+            for name in wanted:
+                if name not in known:
+                    raise did_you_mean("method", name, known, plural=f"methods of {spec.id}")
+            table_jobs = [j for j in table_jobs if j.method in wanted]
+        jobs += table_jobs
+    config_types = list(dict.fromkeys(type(j.method_config) for j in jobs))
+    jobs = with_method_settings(jobs, parse_settings(args.set, config_types, method_settings_hint(jobs)))
+    jobs = list({(j.table, j.key): j for j in jobs}.values())  # views of the same runs share jobs
+    for job in jobs:  # before anything runs: a table asking for more devices than here stops now
+        check_device_count(job)
+    data_dir, tracker = resolve_data_dir(args.data_dir), Tracker(args.tracking_uri)
+    close_stale(tracker)
+    pending = [j for j in jobs if tracker.finished_run(j.table, j.key) is None]
+    budgets = [j.config.time_budget_s for j in pending]
+    estimate = f"; at most ~{sum(budgets) / 60:.0f} min of training (the budgets)" if all(budgets) else ""
+    log.info("%d jobs to run, %d finished before%s", len(pending), len(jobs) - len(pending), estimate)
+    # The bar counts the jobs still to run, so its ETA (tqdm's, from the jobs done) is not skewed.
+    executor = Executor(tracker, data_dir)
+    outcomes = executor.execute_all(pending, f"{args.table} ({profile})")
+    print_outcomes(outcomes, len(jobs) - len(pending), tracker.uri)
+    return 1 if any(o.state == FAILED for o in outcomes) else 0
+
+
+def print_outcomes(outcomes: list, finished_before: int, uri: str) -> None:
+    """Each job run's result in one line, the tally, then the diverged and failed jobs by name."""
+    from .engine.executor import FAILED, RAN, tally
+
+    for o in outcomes:
+        if o.state == RAN:
+            numbers = " ".join(f"{k}={v:.4g}" for k, v in o.result.numbers().items())
+            print(f"{o.job.table} {o.job.name}: {o.result.status} {numbers}")
+    print(f"{tally(outcomes, finished_before)}; results in {uri}")
+    for o in outcomes:
+        if o.result is not None and o.result.status == "diverged":  # a finding, kept and shown by reports
+            print(f"diverged: {o.job.name} (NaN loss; kept as `diverged`, run again by the next `run`)")
+    for o in outcomes:
+        if o.state == FAILED:
+            print(f"failed: {o.job.name}")
+
+
+class Staged:
+    """`with Staged(out_dir) as folder:` a folder beside `out_dir` to write a report into. On
+    success its files replace those of `out_dir` one by one (`os.replace`: each is the old file or
+    the new, never half of one; `written` lists them); on failure or Ctrl-C it is removed and
+    `out_dir` is as it was."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir, self.written = out_dir, []
+
+    def __enter__(self) -> Path:
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}-", dir=self.out_dir.parent))
+        return self.folder
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                for path in sorted(self.folder.iterdir()):
+                    os.replace(path, self.out_dir / path.name)
+                    self.written.append(self.out_dir / path.name)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def check_writable(out_dir: Path) -> None:
+    """Exit 1 with one line, before anything runs, if the reports cannot be written to `out_dir`."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / ".writable").touch()
+        (out_dir / ".writable").unlink()
+    except OSError as err:
+        raise StorageError(f"cannot write the reports to {out_dir}: {err.strerror}") from None
+
+
+def cmd_run_claims(args) -> int:
+    """`run claims`: the claims' plans within the budget, then the claims report (docs/design.md)."""
+    from datasets import resolve_data_dir
+    from reports.claims import CLAIMS
+
+    from .engine.executor import Executor, tally
+    from .engine.planner import Calibration, Estimates, parse_duration, run_claims, select_claims
+    from .engine.tracking import PROJECT_ROOT, Tracker
+    from .perf import PERF, PerfOptions
+    from .profiles import resolve_profile
+
+    if args.methods or args.set:
+        raise UserError("--methods and --set are for `run TABLE`; `run claims` runs what each claim needs")
+    budget = parse_duration(args.budget) if args.budget else None
+    claims = select_claims(dict(CLAIMS), args.only)
+    profile = resolve_profile(args.profile)
+    tracker = Tracker(args.tracking_uri)
+    close_stale(tracker)
+    data_dir = resolve_data_dir(args.data_dir)
+    out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
+    plans = runnable_plans(claims, profile, args, data_dir, out_dir)
+    estimates = Estimates(tracker, profile, Calibration(data_dir))
+
+    def run_perf(name: str) -> None:
+        tracker.log_perf(name, PERF[name](PerfOptions.planned(name, profile, data_dir)))
+
+    larger = [c.id for c in claims if args.runs and profile != "smoke" and args.runs > c.plan.runs]
+    if larger and not args.dry_run:  # declared before any of its runs, so that they may count
+        from reports.claims._common import PLANS_EXPERIMENT
+
+        tracker.declare_plan(PLANS_EXPERIMENT, profile, args.runs, larger)
+    executor = Executor(tracker, data_dir, budget_s=budget)
+    left_out = run_claims(plans, executor, estimates, run_perf, args.dry_run)
+    if args.dry_run:
+        return 0
+    print(f"jobs: {tally(executor.outcomes)}; results in {tracker.uri}")
+    write_verdicts(tracker.uri, out_dir, profile, left_out)
+    return 0
+
+
+def runnable_plans(claims: list, profile: str, args, data_dir: Path, out_dir: Path) -> list:
+    """The claims' plans, less what this machine cannot run (too few GPUs, data not on disk); for a
+    real run, also checks that the report can be written and every job's devices exist."""
+    import torch
+
+    from datasets.registry import looking_only
+
+    from .engine.build import check_device_count
+    from .engine.planner import drop_missing_data, drop_undecidable, plan_claims
+    from .tables import TABLES
+
+    plans = plan_claims(claims, dict(TABLES), profile, args.runs, args.devices)
+    drop_undecidable(plans, torch.cuda.device_count())
+    with looking_only() if args.dry_run else contextlib.nullcontext():  # a dry run looks, never fetches
+        for dataset, why in drop_missing_data(plans, data_dir).items():
+            log.warning("%s: %s", dataset, why)
+    if not args.dry_run:
+        check_writable(out_dir)
+        for job in {(j.table, j.key): j for p in plans for j in p.jobs}.values():
+            check_device_count(job)  # before anything runs
+    return plans
+
+
+def write_verdicts(uri: str, out_dir: Path, profile: str, left_out: list[tuple[str, float]]) -> None:
+    """The claims report into `out_dir`, then each verdict and what the budget left out, printed."""
+    from reports.claims import write_claims
+    from reports.render import write_index
+
+    from .engine.planner import minutes
+    from .tables import TABLES
+
+    with Staged(out_dir) as folder:
+        results = write_claims(uri, dict(TABLES), folder, profile, dict(left_out))
+    write_index(out_dir, TABLES.values())
+    print(f"verdicts ({profile}), the whole table with each cell's effect and band: {out_dir / 'claims.md'}")
+    for claim, _, verdict in results:
+        print(f"  {claim.id}: {verdict.verdict} (rule {verdict.version})")
+    for claim_id, cost in left_out:
+        print(f"left out by the budget: {claim_id} (~{minutes(cost)} more)")
+
+
+def cmd_report(args) -> int:
+    from reports.claims import write_claims
+    from reports.render import write_index, write_report
+
+    from .engine.tracking import PROJECT_ROOT, Tracker, default_tracking_uri
+    from .profiles import PROFILES
+    from .tables import TABLES
+
+    if args.table not in (*TABLES, "claims", "all"):
+        raise did_you_mean("table", args.table, [*TABLES, "claims", "all"])
+    if args.profile and args.profile not in PROFILES:
+        raise did_you_mean("profile", args.profile, PROFILES)
+    out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
+    uri = args.tracking_uri or default_tracking_uri()
+    close_stale(Tracker(uri, create=False))
+    check_writable(out_dir)
+    if args.table == "claims":
+        specs = []
+    elif args.table == "all":
+        specs = list(TABLES.values())
+    else:
+        specs = [TABLES[args.table]]
+    stage = Staged(out_dir)
+    with stage as folder:  # a report that fails half-way leaves the previous one whole
+        if args.table in ("claims", "all"):
+            write_claims(uri, dict(TABLES), folder, args.profile)
+        for spec in specs:
+            write_report(spec, uri, folder, args.profile)
+    for path in stage.written:
+        print(path)
+    print(write_index(out_dir, TABLES.values()))
+    return 0

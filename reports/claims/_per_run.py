@@ -1,0 +1,98 @@
+"""The per-run table the claims read: one row per planned run, failed and diverged runs kept, times
+to a target censored where a run missed it."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from core.result import Hardware
+
+from ..render import training_per_run
+from ..runs import time_to_target
+
+TIME_COLUMNS = ("tta_worst_s", "tta_target_s", "tta_best_s")
+
+
+def measured_runs(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """`Evidence.per_run` of these runs (see there)."""
+    if runs.empty:
+        return pd.DataFrame()
+    targets = spec.targets.get(profile, {})
+    settings = tuple(dict.fromkeys(k for row in spec.rows for k, _ in row.settings))
+    per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric)
+    measured = set(per_run["run_id"]) if not per_run.empty else set()
+    # Runs that failed before their first evaluation: kept, with no values (a cell counts them).
+    blank = [
+        dict(
+            model=r["model"],
+            method=r["method"],
+            label=r["label"],
+            row=int(r.get("row", -1)),
+            **{k: r[k] for k in settings if k in r},
+            run_index=int(r["run_index"]),
+            run_id=r["run_id"],
+            _curve=pd.DataFrame(columns=["epoch", "test_acc", "train_time_s"]),
+        )  # fmt: skip
+        for _, r in runs.iterrows()
+        if r["run_id"] not in measured
+    ]
+    per_run = pd.concat([per_run, pd.DataFrame(blank)], ignore_index=True) if blank else per_run
+    extra = runs.set_index("run_id")
+
+    def tag(name: str, default=None) -> list:
+        return [extra.at[r, name] if name in extra else default for r in per_run["run_id"]]
+
+    per_run["status"] = tag("status", "finished")
+    per_run["hardware"] = tag("hardware")
+    machines = [Hardware.from_params(extra.loc[r]) if r in extra.index else None for r in per_run["run_id"]]
+    per_run["gpus"] = [m.gpus if m else math.nan for m in machines]
+    per_run["cores"] = [m.cores if m else math.nan for m in machines]
+    per_run["stop_reason"] = tag("stop_reason", "")
+    per_run["start_time"] = tag("start_time")
+    per_run["contended"] = [c == "true" for c in tag("contended", "false")]
+    per_run["staleness"] = tag("metrics.staleness_mean", math.nan)
+    per_run["update_delay_s"] = tag("metrics.update_delay_s_mean", math.nan)
+    late = [late_gain(c) for c in per_run["_curve"]]
+    per_run["epochs"] = [len(c) for c in per_run["_curve"]]
+    per_run["late_gain"] = [g for g, _ in late]
+    per_run["late_epochs"] = [k for _, k in late]
+    return with_censored_times(per_run, spec.metric)
+
+
+def with_censored_times(per_run: pd.DataFrame, metric) -> pd.DataFrame:
+    """Each run's time to the worst best value of its model (the paper's target), and every time to
+    a target censored where the run missed it or did not finish: set to the model's budget (the
+    longest training any of its runs had), flagged in `<column>_censored`."""
+    # The paper's target (Tables 1, 3): the lowest best value among the model's finished runs;
+    # a diverged or failed run's best does not lower it (training_per_run took every run's).
+    finished = per_run["status"] == "finished"
+    for _, group in per_run.groupby("model"):
+        worst = metric.worst_of(group.loc[finished[group.index], "best"]) if "best" in group else math.nan
+        per_run.loc[group.index, "worst_best"] = worst
+        per_run.loc[group.index, "tta_worst_s"] = [
+            time_to_target(c, worst, metric)[0] for c in group["_curve"]
+        ]
+        ends = [float(c["train_time_s"].max()) if len(c) else math.nan for c in group["_curve"]]
+        budget = max([e for e in ends if not math.isnan(e)], default=math.nan)
+        for column in TIME_COLUMNS:
+            if column not in per_run:
+                per_run[column] = math.nan
+            values = per_run.loc[group.index, column].astype(float)
+            missed = values.isna() | ~finished[group.index]
+            per_run.loc[group.index, f"{column}_censored"] = missed
+            per_run.loc[group.index, column] = values.where(~missed, budget)
+    return per_run
+
+
+def late_gain(curve: pd.DataFrame) -> tuple[float, int]:
+    """(how much the best test accuracy rose over the last quarter of the epochs, how many epochs
+    that is: at least one); (0, 0) for a single epoch."""
+    if "test_acc" not in curve:
+        return 0.0, 0
+    best = curve["test_acc"].cummax().dropna()
+    if len(best) < 2:
+        return 0.0, 0
+    k = max(1, round(len(best) / 4))
+    return float(best.iloc[-1] - best.iloc[-1 - k]), k
