@@ -71,8 +71,8 @@ QUICK: dict[tuple[str, str], dict] = {
     ),
 }
 # The byte-level GPT at 128 wide, 4 blocks of 2 heads, context 128, batch 32: AdamW at 2e-3 warmed
-# up over one epoch (8,192 windows) from 0, then a cosine to zero at the last epoch; the issue's
-# 15 minutes of training as the time budget.
+# up over one epoch (8,192 windows) from 0, then a cosine to zero at the last epoch; 15 minutes of
+# training as the time budget.
 QUICK[("imdb-lm", "gpt")] = dict(
     width=1 / 3, depth=4, seq_len=128, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.01,
     warmup_epochs=1, warmup_lr=0.0, max_epochs=20, time_budget_s=900, eval_batch_size=256,
@@ -132,10 +132,8 @@ SMOKE: dict[tuple[str, str], dict] = {
     ("imdb-lm", "gpt"): dict(optimizer="adamw", lr=0.003, weight_decay=0.01, depth=2, seq_len=32),
 }
 # Per-model smoke changes, on every dataset. ResNet-50 at width 1/8: async_bu's whole-model updates,
-# one pass stale, with momentum 0.9 at lr 0.05 (3.3x the paper's, no warm-up) diverged in epoch 0
-# (NaN in 3 of 4 tries on one machine; here 4 of 4 with 4 passes in flight, and occasionally at the
-# default 2); at lr 0.02, 0 of 14 (2 to 4 in flight), and with momentum 0 none either. A 1-epoch
-# warm-up at lr 0.05 did not prevent it. 0.02 is closer to the paper's 0.015 (measured 2026-11-23).
+# one pass stale, diverged in epoch 0 at lr 0.05 and not at 0.02 (docs/performance.md, "Constants");
+# 0.02 is also closer to the paper's 0.015.
 SMOKE_MODEL: dict[str, dict] = {"resnet50": dict(lr=0.02)}
 
 

@@ -29,9 +29,8 @@ class Subsample(nn.Module):
     1x1 conv of that stride.
 
     Why not the strided conv itself: torch 2.14's CPU backward of a 1x1 stride-2 conv in
-    channels_last with 2 or 4 input channels corrupts the heap now and then (measured 2026-11-23:
-    a process died in 1-3 of 6-8 tries; 0 of 6 with 8 input channels, and 0 of 28 this way).
-    Those are ResNet-20's shortcuts at widths 1/8 and 1/4 (smoke).
+    channels_last with 2 or 4 input channels corrupts the heap now and then (docs/performance.md,
+    "Constants"). Those are ResNet-20's shortcuts at widths 1/8 and 1/4 (smoke).
     """
 
     def __init__(self, stride: int):

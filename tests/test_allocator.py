@@ -29,7 +29,7 @@ def step():
     out, _ = lstm(embedding(tokens))
     torch.autograd.grad(out[:, -1].sum(), params)
 faults = []
-for _ in range(10):
+for _ in range(6):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     thread = threading.Thread(target=step)
     thread.start()

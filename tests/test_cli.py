@@ -243,7 +243,7 @@ def test_a_read_only_store_is_one_line_and_still_reports(tmp_path):
             immutable(path, False)
 
 
-@pytest.mark.slow  # two CLI processes, ~11 s: out of the default run (issue 18 keeps it under 6 minutes)
+@pytest.mark.slow  # two CLI processes: out of the default run (docs/performance.md, "The test suite")
 def test_concurrent_runs_on_one_new_store_run_each_job_once(tmp_path):
     """Two `run`s started together on a store that does not exist yet: neither crashes (the schema is
     created under a lock) and each job is reserved by one of them."""
@@ -312,7 +312,7 @@ def test_bad_seeds_runs_and_widths_are_refused_before_any_run(tmp_path, args, ne
 )
 def test_sigterm_and_sighup_end_a_job_as_ctrl_c_does(store, sig, code, train_args):
     """The run is marked interrupted with the signal named, the exit code is 128 + the signal, and
-    no process or named semaphore is left behind (issue 32)."""
+    no process or named semaphore is left behind."""
     shm = set(glob.glob("/dev/shm/sem.mp-*"))
     Tracker(store)  # the store exists (migrated) before the job and this test both open it
     proc = start_long_train(store, *train_args)
@@ -391,7 +391,7 @@ def test_an_interrupted_report_leaves_the_previous_one_whole(tmp_path, monkeypat
 @pytest.mark.slow  # a CLI process training two jobs, ~9 s
 def test_run_into_a_file_prints_one_line_per_job_and_no_third_party_bars(tmp_path):
     """Output to a file (a cluster's log): no progress bars (the suite's or MLflow's artifact
-    downloads, one per staleness table an async run logs), one line per job instead (issue 30)."""
+    downloads, one per staleness table an async run logs), one line per job instead."""
     proc = cli("run", "table6", "--profile", "smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}")
     assert proc.returncode == 0, proc.stderr
     assert "job 1 of 2: imdb-lstm-async_lu-smoke-run0" in proc.stderr

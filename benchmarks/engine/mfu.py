@@ -38,9 +38,8 @@ log = logging.getLogger(__name__)
 
 PROBE_SIZE = {"cpu": 2048, "cuda": 8192}  # GEMMs large enough to reach the peak, small enough for seconds
 PROBE_REPS = 5
-# ... and products for at least this long: a shared machine's speed swings within seconds (2-core
-# CPU, 2026-11-24: 127-193 GFLOP/s over 15 products, ~2 s), and a probe that fell in a slow second
-# put a run's MFU above 1.
+# ... and products for at least this long: a shared machine's speed swings within seconds, and a
+# probe that fell in a slow second put a run's MFU above 1 (docs/performance.md, "Constants").
 PROBE_S = {"cpu": 3.0, "cuda": 1.0}
 
 # Dense (no sparsity) datasheet peaks, FLOP/s: (float32 without TF32, float32 through TF32 tensor cores).

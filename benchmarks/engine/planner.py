@@ -27,12 +27,11 @@ log = logging.getLogger(__name__)
 
 # A job's estimate where the store has no finished run like it and no calibration applies.
 GUESS_S = {"smoke": 15.0, "quick": 300.0, "paper": 7200.0}
-# A measuring job (Table 9's timing) where the store has none like it: measured 12-36 s at quick here.
+# A measuring job (Table 9's timing) where the store has none like it.
 MEASURE_GUESS_S = {"smoke": 10.0, "quick": 60.0, "paper": 300.0}
 # A training method's wall time relative to bp's on the same workload, before a run of it has
-# finished on this machine: measured on 2 CPU cores at quick, 2026-11-24 (wall times of table1's,
-# pd-headline's and pd-pipeline's runs over bp's, docs/performance.md), 1 where unmeasured. A prior
-# only: the first finished run of a kind replaces it (Estimates.record).
+# finished on this machine (docs/performance.md, "Constants"), 1 where unmeasured. A prior only:
+# the first finished run of a kind replaces it (Estimates.record).
 METHOD_COST = {
     "async_lu": 1.15,
     "async_bu": 1.1,

@@ -37,9 +37,8 @@ class AsyncConfig:
     lock_free: bool = False  # pure Hogwild!: no per-module lock, updates can be lost
     # OS niceness added to the backward threads (Linux): where cores are short (a CPU), the forward
     # thread, the pipeline's one producer, runs first and fills the in-flight slots; with equal
-    # shares it gets 2/3 of a core beside two backward threads. On 2 cores, the LSTM of `perf async`
-    # in one process: 1.72x `bp` at 0, 1.84x at 5 (medians of 4 alternating runs); `perf async`'s
-    # own 9 repetitions: 1.73x either way (2026-11-24). 0 = equal priority.
+    # shares it gets 2/3 of a core beside two backward threads (measured: docs/performance.md,
+    # "Constants"). 0 = equal priority.
     backward_nice: int = 5
 
     def validate(self) -> None:

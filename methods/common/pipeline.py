@@ -14,10 +14,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
-import torch.distributed.pipelining
 import torch.nn.functional as F
 from torch import nn
-from torch.distributed.pipelining import PipelineStage
 
 from core.errors import UserError
 
@@ -170,23 +168,6 @@ class BusyClock:
         return seconds
 
 
-class TimedStage(PipelineStage):
-    """A PipelineStage that clocks its own compute (forward and backward of each micro-batch,
-    without the waits for its neighbours): what the pipeline's idle fraction is measured from."""
-
-    def __init__(self, submodule: nn.Module, stage_index: int, num_stages: int, device: torch.device):
-        super().__init__(submodule, stage_index, num_stages, device)
-        self.busy = BusyClock(device)
-
-    def forward_one_chunk(self, *args, **kwargs):
-        with self.busy:
-            return super().forward_one_chunk(*args, **kwargs)
-
-    def backward_one_chunk(self, *args, **kwargs):
-        with self.busy:
-            return super().backward_one_chunk(*args, **kwargs)
-
-
 class TiedGradients:
     """Parameters held by several stages (the GPT's token embedding, in its first and last link):
     their gradients summed over those stages after every step, as Megatron-LM does, so the copies
@@ -234,8 +215,13 @@ class Pipeline:
         self.tied = TiedGradients([list(m.parameters()) for m in self.stages], rank)
         release_others(self.stages, rank)
         self.module = self.stages[rank]
-        self.stage = TimedStage(self.module, rank, world, device)
-        schedule_class = getattr(torch.distributed.pipelining, schedule_name)
+        # torch.distributed.pipelining takes a second to import: only pipeline jobs pay for it.
+        import torch.distributed.pipelining as pipelining
+
+        from .pipeline_stage import TimedStage
+
+        self.stage = TimedStage(self.module, rank, world, device, BusyClock(device))
+        schedule_class = getattr(pipelining, schedule_name)
         self.schedule = schedule_class(self.stage, microbatches, loss_fn=F.cross_entropy)
 
     def step(self, inputs, targets: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
