@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.cifar import cifar_cells, cifar_jobs
+from .common.cifar import cifar_cells
 from .common.spec import register_table
 
 METHODS = ("async_lu", "async_bu")
 CELLS = cifar_cells("cifar100", METHODS)
 
 
-@register_table(
+SPEC = register_table(
     id="fig2",
     title="CIFAR-100 learning curves, Async LU vs Async BU (ResNet-18, ResNet-50)",
     cells=CELLS,
@@ -19,6 +17,3 @@ CELLS = cifar_cells("cifar100", METHODS)
     kind="curves",
     source="000 Figure 2 (curves of 3 runs each; no numbers to set beside)",
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The async runs of Table 3 (tagged table3: the same jobs, resumed from either)."""
-    return cifar_jobs("table3", CELLS, profile, runs, devices=devices)

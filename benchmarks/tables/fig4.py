@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
 from . import table6
 from .common.spec import register_table
 
-
-@register_table(
+SPEC = register_table(
     id="fig4",
     title="IMDb learning curves, Async LU vs Async BU (2-layer LSTM)",
     cells=table6.CELLS,
@@ -16,6 +13,3 @@ from .common.spec import register_table
     kind="curves",
     source="000 Figure 4 (curves only; no numbers to set beside)",
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """Table 6's runs (tagged table6): running either resumes the other."""
-    return table6.jobs(profile, runs, devices)

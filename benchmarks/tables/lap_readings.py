@@ -11,8 +11,8 @@ from __future__ import annotations
 from core.job import Job, Row
 
 from ..engine.build import build_job
-from .common.cifar import RUNS, devices_for
-from .common.spec import Cell, register_table
+from .common.cifar import RUNS
+from .common.spec import Cell, devices_for, register_table
 
 # The reading is LapConfig's `variant`: its rows are named as the runs' labels name them.
 ROWS = (Row.of("lapsgd", reading="paper"), Row.of("lapsgd", "authors_code", reading="authors_code"))
@@ -25,7 +25,18 @@ def cells(profile: str) -> list[Cell]:
     return [Cell("cifar10", "resnet18", row, RUNS[profile]) for row in ROWS]
 
 
-@register_table(
+def reading_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """lapsgd in one reading, on 2 processes or more (one process never averages)."""
+    processes = devices if devices is not None else max(2, devices_for("lapsgd", profile))
+    settings = {"average_every": AVERAGE_EVERY, "average_switch": 0.0, **dict(cell.row.settings)}
+    # No `cell`: the row's name is the config's own variant (the reading), already in the label.
+    return build_job(
+        experiment, cell.dataset, cell.model, cell.row.method, profile, seed=run, run_index=run,
+        devices=processes, settings=settings, epochs=EPOCHS,
+    )  # fmt: skip
+
+
+SPEC = register_table(
     id="lap-readings",
     title="LAP-SGD, 002's text vs its authors' code: averaging rounds, time averaging, samples/s",
     cells=cells,
@@ -50,23 +61,5 @@ def cells(profile: str) -> list[Cell]:
         "drift apart, and once they are K apart every poll averages)."
     ),
     source="no table of the paper: 002's Algorithm 1 against bapi/LPP-SGD (train/LAPSGD.py)",
+    job=reading_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """lapsgd in each reading x runs, on 2 processes or more (one process never averages)."""
-    processes = devices if devices is not None else max(2, devices_for("lapsgd", profile))
-    return [
-        build_job(
-            "lap-readings",
-            cell.dataset,
-            cell.model,
-            cell.row.method,
-            profile,
-            seed=run,
-            run_index=run,
-            devices=processes,
-            settings={"average_every": AVERAGE_EVERY, "average_switch": 0.0, **dict(cell.row.settings)},
-            epochs=EPOCHS,
-        )
-        for cell in cells(profile)
-        for run in range(runs or cell.runs)
-    ]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_job, lap_row
 from .common.spec import Cell, register_table, single_values
 
 CELLS = [("ddp", dict(B=128)), ("ddp", dict(B=1024)), ("plsgd", dict(B=128)), ("plsgd", dict(B=1024))]
@@ -27,7 +25,7 @@ def cells(profile: str) -> list[Cell]:
     return lap_cells("cifar10", "resnet20", CELLS, profile)
 
 
-@register_table(
+SPEC = register_table(
     id="lap-table1",
     title="002 Table 1: MB-SGD and PL-SGD at B_loc 128 and 1024, ResNet-20 / CIFAR-10, 2 devices",
     cells=cells,
@@ -41,7 +39,5 @@ def cells(profile: str) -> list[Cell]:
     reading="002's LR warm-up and scaling (α0 = 0.1 to α0 x B/128 x Q over 5 epochs), then x0.1 at 50 % "
     "and 75 %; PL-SGD averages every step for the first half, then every K = 16. " + NOTE_QUICK,
     source="002 Table 1 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
+    job=lap_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The four cells x runs on 2 processes."""
-    return lap_jobs("lap-table1", cells(profile), profile, runs, devices)

@@ -6,9 +6,7 @@ reference both are judged against: they are tagged `lap-table2`, so running eith
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_job, lap_row
 from .common.spec import Cell, register_table
 from .lap_table1 import values
 
@@ -28,7 +26,7 @@ def cells(profile: str) -> list[Cell]:
     return lap_cells("cifar10", "resnet20", rows, profile)
 
 
-@register_table(
+SPEC = register_table(
     id="lap-table2",
     title="002 Table 2: LAP-SGD at (U, B) = (4, 128), (6, 128), (4, 256), ResNet-20 / CIFAR-10, 2 devices",
     cells=cells,
@@ -43,8 +41,5 @@ def cells(profile: str) -> list[Cell]:
     reading="U Hogwild! workers per device, 002's LR warm-up and scaling as PL-SGD, K = 1 for the first "
     "half then 16; `ddp[B=128]` is 002's MB-SGD baseline (Table 1) at equal epochs. " + NOTE_QUICK,
     source="002 Table 2 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
+    job=lap_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """LAP-SGD's and LPP-SGD's cells and the MB-SGD reference, x runs, on 2 processes; quick runs
-    the U = 4, B = 128 cells and the reference only (U = 6 would put 12 workers on 2 cores)."""
-    return lap_jobs("lap-table2", cells(profile), profile, runs, devices)

@@ -7,17 +7,15 @@ where `lppsgd` differs from `lapsgd` (its runs log `partitioned` = 1 from then o
 
 from __future__ import annotations
 
-from core.job import Job
-
 from . import lap_table2
-from .common.lap002 import NOTE_QUICK, lap_row
+from .common.lap002 import NOTE_QUICK, lap_job, lap_row
 from .common.spec import register_table
 from .lap_table1 import values
 
 U4_B128, U6_B128, U4_B256 = lap_table2.SETTINGS
 
 
-@register_table(
+SPEC = register_table(
     id="lap-table3",
     title="002 Table 3: LPP-SGD at (U, B) = (4, 128), (6, 128), (4, 256), ResNet-20 / CIFAR-10, 2 devices",
     cells=lap_table2.cells,
@@ -33,7 +31,5 @@ U4_B128, U6_B128, U4_B256 = lap_table2.SETTINGS
     metrics=("partitioned",),  # the fraction of epochs that ended in the partitioned phase
     reading="As Table 2, with LPP-SGD's partitioned updates after T_st = T / 2 (002 §1.2). " + NOTE_QUICK,
     source="002 Table 3 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
+    job=lap_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """Table 2's runs (tagged lap-table2): running either resumes the other."""
-    return lap_table2.jobs(profile, runs, devices)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_job, lap_row
 from .common.spec import Cell, register_table, single_values
 
 SETTINGS = (dict(U=4, B=128), dict(U=6, B=128), dict(U=8, B=128), dict(U=4, B=256), dict(U=6, B=256))
@@ -18,7 +16,7 @@ def cells(profile: str) -> list[Cell]:
     return lap_cells("cifar10", "resnet20", [("lapsgd", s) for s in SETTINGS], profile, paper_runs=5)
 
 
-@register_table(
+SPEC = register_table(
     id="lap-table4",
     title="002 Table 4: LAP-SGD over workers per device U x local batch B, ResNet-20 / CIFAR-10, 2 devices",
     cells=cells,
@@ -32,7 +30,5 @@ def cells(profile: str) -> list[Cell]:
     reading="How many concurrent workers a device takes before they slow each other down (002 §3). "
     + NOTE_QUICK,
     source="002 Table 4 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 5 runs",
+    job=lap_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The five cells x runs (002: 5) on 2 processes."""
-    return lap_jobs("lap-table4", cells(profile), profile, runs, devices)

@@ -6,9 +6,7 @@ budget, P / 300 (in `quick`, of its few epochs). Mean of 5 runs in 002.
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_job, lap_row
 from .common.spec import Cell, register_table, single_values
 
 # (K, P) -> 002's Tr.A., Te.A., T.
@@ -22,7 +20,7 @@ def cells(profile: str) -> list[Cell]:
     return lap_cells("cifar10", "resnet20", rows, profile, paper_runs=5)
 
 
-@register_table(
+SPEC = register_table(
     id="lap-table5",
     title="002 Table 5: LAP-SGD over averaging period K x switch epoch P, ResNet-20 / CIFAR-10, 2 devices",
     cells=cells,
@@ -37,7 +35,5 @@ def cells(profile: str) -> list[Cell]:
     "'grouped' in time, so K < Q need not add rounds). P is in 002's epochs; the switch happens at "
     "P / 300 of the budget. " + NOTE_QUICK,
     source="002 Table 5 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 5 runs",
+    job=lap_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The five (K, P) cells x runs (002: 5) on 2 processes."""
-    return lap_jobs("lap-table5", cells(profile), profile, runs, devices)

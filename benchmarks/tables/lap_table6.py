@@ -8,9 +8,7 @@ jobs, since a 2-core CPU cannot say anything about it.
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.lap002 import lap_cells, lap_jobs, lap_row
+from .common.lap002 import lap_cells, lap_job, lap_row
 from .common.spec import Cell, register_table, single_values
 
 QS = (2, 4, 8)
@@ -39,7 +37,7 @@ def cells(profile: str) -> list[Cell]:
     return lap_cells("cifar10", "wrn16_8", rows, profile)
 
 
-@register_table(
+SPEC = register_table(
     id="lap-table6",
     title="002 Table 6: WideResNet-16x8 / CIFAR-10 on 2, 4 and 8 devices (paper profile)",
     cells=cells,
@@ -55,7 +53,5 @@ def cells(profile: str) -> list[Cell]:
     reading="Scalability over devices at 002's settings; runs only at `paper` (GPUs). `--devices N` "
     "runs every cell on N devices instead.",
     source="002 Table 6 (S1: 2 RTX 2080 Ti, S2: 4 and S3: 8 GPUs, 300 epochs), mean of 3 runs",
+    job=lap_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The cells' jobs x runs (on each cell's Q devices, or `--devices N`)."""
-    return lap_jobs("lap-table6", cells(profile), profile, runs, devices)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.lap002 import NOTE_QUICK, lap_cells, lap_jobs, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_job, lap_row
 from .common.spec import Cell, register_table, single_values
 
 CELLS = [("lapsgd", dict(U=4, B=128)), ("lppsgd", dict(U=3, B=256)), ("ddp", dict(B=1024)),
@@ -25,7 +23,7 @@ def cells(profile: str) -> list[Cell]:
     return lap_cells("cifar10", "squeezenet", CELLS, profile)
 
 
-@register_table(
+SPEC = register_table(
     id="lap-table9",
     title="002 Table 9: SqueezeNet / CIFAR-10, LAP-SGD and LPP-SGD vs MB-SGD and PL-SGD, 2 devices",
     cells=cells,
@@ -38,7 +36,5 @@ def cells(profile: str) -> list[Cell]:
     kind="final",
     reading="K = 16 after half the budget in LAP-SGD, LPP-SGD and PL-SGD (002 §3). " + NOTE_QUICK,
     source="002 Table 9 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
+    job=lap_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The six cells x runs on 2 processes."""
-    return lap_jobs("lap-table9", cells(profile), profile, runs, devices)

@@ -9,9 +9,9 @@ width 0.25, 5 epochs, time to 70 %, as Table 1's quick), labelled so in the repo
 
 from __future__ import annotations
 
-from core.job import Job, Row
+from core.job import Row
 
-from .common.cifar import RUNS, cifar_jobs
+from .common.cifar import RUNS
 from .common.spec import Cell, register_table
 
 METHODS = ("async_lu", "lppsgd", "ddp")
@@ -23,7 +23,7 @@ def cells(profile: str) -> list[Cell]:
     return [Cell(DATASET[profile], "resnet18", Row(method), RUNS[profile]) for method in METHODS]
 
 
-@register_table(
+SPEC = register_table(
     id="pd-headline",
     title="004: time to target, PD-ASGD vs LPP-SGD and DDP, ResNet-18 (CIFAR-100; quick: CIFAR-10)",
     cells=cells,
@@ -47,6 +47,3 @@ def cells(profile: str) -> list[Cell]:
     ),
     source="004: PD-ASGD 2.14x faster than LPP-SGD and 1.34x faster than DDP (CIFAR-100, ResNet-18)",
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The three methods x runs on the profile's dataset."""
-    return cifar_jobs("pd-headline", cells, profile, runs, devices=devices)

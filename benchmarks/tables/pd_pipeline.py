@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from .common.cifar import RUNS, devices_for
-from .common.spec import Cell, cell_job, register_table
+from .common.cifar import RUNS
+from .common.spec import Cell, cell_job, devices_for, register_table
 
 METHODS = ("bp", "async_lu", "async_bu", "gpipe", "pipe_1f1b", "ddp")
 # Every row trains all of the profile's epochs: accuracy is compared at equal epochs.
@@ -32,7 +32,13 @@ def table_devices(method: str, profile: str, requested: int | None) -> int:
     return devices_for(method, profile, spread=True, requested=equal)
 
 
-@register_table(
+def pipeline_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """Every method's runs on the table's equal devices, each training all its epochs."""
+    devices = table_devices(cell.row.method, profile, devices)
+    return cell_job(experiment, cell, profile, run, devices=devices, settings=EQUAL_EPOCHS)
+
+
+SPEC = register_table(
     id="pd-pipeline",
     title="Beyond the papers: PD-ASGD against pipeline parallelism (GPipe, 1F1B) and DDP on equal devices",
     cells=cells,
@@ -45,18 +51,5 @@ def table_devices(method: str, profile: str, requested: int | None) -> int:
         "by measured time and 4 micro-batches per batch (methods/gpipe.py); every row trains the profile's "
         "epochs without a time budget; docs/fidelity.md, 'Pipeline methods'."
     ),
+    job=pipeline_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """Every method's runs, on the table's equal devices."""
-    return [
-        cell_job(
-            "pd-pipeline",
-            cell,
-            profile,
-            run,
-            devices=table_devices(cell.row.method, profile, devices),
-            settings=EQUAL_EPOCHS,
-        )  # fmt: skip
-        for cell in cells(profile)
-        for run in range(runs or cell.runs)
-    ]

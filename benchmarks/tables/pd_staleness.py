@@ -7,8 +7,6 @@ the last epoch's against the tensor's depth, with the line of τ_m = βT·m/M th
 
 from __future__ import annotations
 
-from core.job import Job
-
 from . import pd_threads
 from .common.spec import Cell, register_table
 
@@ -20,7 +18,7 @@ def cells(profile: str) -> list[Cell]:
     return [cell for cell in pd_threads.cells(profile) if cell.row in STALENESS_ROWS]
 
 
-@register_table(
+SPEC = register_table(
     id="pd-staleness",
     title="Staleness per parameter tensor against depth, Async LU vs BU, with 000 §3.4's τ = βT(M-1)/2",
     cells=cells,
@@ -31,11 +29,5 @@ def cells(profile: str) -> list[Cell]:
         "update of it (mean over the last epoch's passes). Runs: pd-threads' (F=1,B=2 cells)."
     ),
     source="000 §3.4 (τ_m = βT·m/M; τ = βT(M-1)/2), 004 Mechanism 2",
+    job=pd_threads.threads_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """pd-threads' 1:2 runs (tagged pd-threads: running either resumes the other)."""
-    return [
-        pd_threads.threads_job("pd-threads", cell, profile, run, devices)
-        for cell in cells(profile)
-        for run in range(runs or cell.runs)
-    ]

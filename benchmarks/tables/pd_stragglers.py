@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from .common.cifar import RUNS, devices_for
+from .common.cifar import RUNS
 from .common.pd004 import epochs_settings
-from .common.spec import Cell, cell_job, register_table
+from .common.spec import Cell, cell_job, devices_for, register_table
 
 METHODS = ("async_lu", "ddp", "lapsgd")
 DELAYS = (0.0, 0.25, 0.5, 1.0)  # fractions of the slowed unit's own step time
@@ -36,7 +36,14 @@ def cells(profile: str) -> list[Cell]:
     ]
 
 
-@register_table(
+def straggler_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """One run of a delay cell at the table's epochs; async_lu on the profile's devices too."""
+    epochs, schedule = epochs_settings("cifar10", "resnet18", profile, EPOCHS)
+    devices = devices_for(cell.row.method, profile, requested=devices)
+    return cell_job(experiment, cell, profile, run, devices=devices, settings=schedule, epochs=epochs)
+
+
+SPEC = register_table(
     id="pd-stragglers",
     title="004: straggler delays (0-100 % of a step on one unit): accuracy drop and time to accuracy",
     cells=cells,
@@ -56,20 +63,5 @@ def cells(profile: str) -> list[Cell]:
         "without delay of the same run index. `quick`: 1 epoch per run, 2 processes for ddp and lapsgd."
     ),
     source="004: accuracy within 2.5 points under straggler delays (delays and placement not given)",
+    job=straggler_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The cells x runs; async_lu on the profile's devices too."""
-    epochs, schedule = epochs_settings("cifar10", "resnet18", profile, EPOCHS)
-    return [
-        cell_job(
-            "pd-stragglers",
-            cell,
-            profile,
-            run,
-            devices=devices_for(cell.row.method, profile, requested=devices),
-            settings=schedule,
-            epochs=epochs,
-        )
-        for cell in cells(profile)
-        for run in range(runs or cell.runs)
-    ]

@@ -37,7 +37,13 @@ def cells(profile: str) -> list[Cell]:
     return [Cell(dataset, model, row, RUNS[profile]) for dataset, model in WORKLOADS for row in ROWS]
 
 
-@register_table(
+def threads_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """One run of a thread-ratio cell, at the table's epochs (the cosine compressed to them)."""
+    epochs, schedule = epochs_settings(cell.dataset, cell.model, profile, EPOCHS)
+    return cell_job(experiment, cell, profile, run, devices=devices or 1, settings=schedule, epochs=epochs)
+
+
+SPEC = register_table(
     id="pd-threads",
     title="004: forward:backward thread ratio (F:B) of Async LU/BU: samples/s, MFU, staleness, accuracy",
     cells=cells,
@@ -64,17 +70,5 @@ def cells(profile: str) -> list[Cell]:
         "epochs (staleness_max: the mean of each epoch's maximum). `quick`: 2 epochs per cell."
     ),
     source="004 (the later version of 000): 1 forward : 2 backward threads; no other ratio reported",
+    job=threads_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The cells x runs; one process each (threads are the parallelism)."""
-    return [
-        threads_job("pd-threads", cell, profile, run, devices)
-        for cell in cells(profile)
-        for run in range(runs or cell.runs)
-    ]
-
-
-def threads_job(table: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """One run of a thread-ratio cell, at the table's epochs (the cosine compressed to them)."""
-    epochs, schedule = epochs_settings(cell.dataset, cell.model, profile, EPOCHS)
-    return cell_job(table, cell, profile, run, devices=devices or 1, settings=schedule, epochs=epochs)

@@ -9,17 +9,16 @@ for bp and the async methods' threads, two processes for DDP and LAP-SGD on a 2-
 
 from __future__ import annotations
 
-from core.job import Job
 from core.metric import BITS_PER_BYTE
 
-from .common.cifar import cifar_cells, cifar_jobs
+from .common.cifar import cifar_cells
 from .common.spec import register_table
 
 METHODS = ("bp", "async_lu", "async_bu", "ddp", "lapsgd")
 CELLS = cifar_cells("imdb-lm", METHODS, models=("gpt",))
 
 
-@register_table(
+SPEC = register_table(
     id="pd-transformer",
     title="Beyond the papers: a byte-level GPT on the IMDb text, bits per byte, time to target, tokens/s",
     cells=CELLS,
@@ -35,6 +34,3 @@ CELLS = cifar_cells("imdb-lm", METHODS, models=("gpt",))
         "(datasets/imdb_lm.py), AdamW with warm-up and cosine; docs/fidelity.md says why."
     ),
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The GPT runs of every method, at the devices each method's parallelism takes."""
-    return cifar_jobs("pd-transformer", CELLS, profile, runs, devices=devices)

@@ -26,19 +26,18 @@ def cells(profile: str) -> list[Cell]:
     return [Cell("imdb-lm", "gpt", Row("fwd_bwd_timing"), PROFILES[profile][0])]
 
 
-@register_table(
+def gpt_timing_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """One timing job on one device, with pd-transformer's configuration of the GPT."""
+    _, timing = PROFILES[profile]
+    return cell_job(experiment, cell, profile, run, method_config=timing, synthetic=True)
+
+
+SPEC = register_table(
     id="pd-transformer-beta",
     title="Beyond the papers: the GPT's forward and backward time per batch, and β",
     cells=cells,
     kind="timing",
     source="the suite's extension (Table 9's measurement on pd-transformer's GPT; no paper values)",
     reading="Ours, not the papers': pd-transformer's GPT and batch at this profile, random bytes.",
+    job=gpt_timing_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """One timing job per run, on one device, with pd-transformer's configuration of the GPT."""
-    _, timing = PROFILES[profile]
-    return [
-        cell_job("pd-transformer-beta", cell, profile, run, method_config=timing, synthetic=True)
-        for cell in cells(profile)
-        for run in range(runs or cell.runs)
-    ]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.cifar import cifar_cells, cifar_jobs
+from .common.cifar import cifar_cells
 from .common.spec import register_table
 
 METHODS = ("async_lu", "async_bu", "lapsgd", "lppsgd")
 CELLS = cifar_cells("cifar10", METHODS)
 
 
-@register_table(
+SPEC = register_table(
     id="table1",
     title="CIFAR-10: time and epochs to a fixed accuracy, Async LU/BU vs LAP-SGD/LPP-SGD",
     cells=CELLS,
@@ -34,6 +32,3 @@ CELLS = cifar_cells("cifar10", METHODS)
     },
     source="000 Table 1 (3 A100 GPUs), mean ± std over 3 runs",
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The CIFAR-10 runs shared with Table 2 and Figure 3."""
-    return cifar_jobs("table1", CELLS, profile, runs, devices=devices)

@@ -24,7 +24,7 @@ def _column(batch, lr, t_max, warmup, warmup_lr, wd, momentum=0.9) -> dict:
     )  # fmt: skip
 
 
-@register_table(
+SPEC = register_table(
     id="table10",
     title="Hyperparameters per workload (the profiles every table trains with)",
     kind="hyperparameters",
@@ -46,6 +46,3 @@ def _column(batch, lr, t_max, warmup, warmup_lr, wd, momentum=0.9) -> dict:
         "the `quick` column is ours (reduced width and epochs need a larger LR)."
     ),
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list:
-    """Nothing to run: the report reads `benchmarks/profiles.py`."""
-    return []

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
 from . import table3
 from .common.spec import register_table
 
-
-@register_table(
+SPEC = register_table(
     id="table4",
     title="CIFAR-100: best accuracy, time and epochs to it, Async LU/BU vs LAP-SGD/LPP-SGD",
     cells=table3.CELLS,
@@ -27,6 +24,3 @@ from .common.spec import register_table
     kind="best",
     source="000 Table 4 (3 A100 GPUs), mean ± std over 3 runs",
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """Table 3's runs (tagged table3): running either resumes the other."""
-    return table3.jobs(profile, runs, devices)

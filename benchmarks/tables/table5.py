@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.cifar import cifar_cells, cifar_jobs
-from .common.spec import register_table, single_values
+from .common.cifar import cifar_cells
+from .common.spec import register_table, single_values, spread_job
 
 METHODS = ("async_lu", "bp")
 CELLS = cifar_cells("imagenet", METHODS, models=("resnet50",))
 
 
-@register_table(
+SPEC = register_table(
     id="table5",
     title="ImageNet-1k: test and train accuracy and time to accuracy, Async LU (3 devices) vs bp (1)",
     kind="accuracy",
@@ -29,7 +27,5 @@ CELLS = cifar_cells("imagenet", METHODS, models=("resnet50",))
         ("resnet50", "async_lu"): single_values(test_acc_pct=73.42, train_acc_pct=93.08, tta_s=134_240),
         ("resnet50", "bp"): single_values(test_acc_pct=73.40, train_acc_pct=91.90, tta_s=403_770),
     },
+    job=spread_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """Async LU on the profile's devices (paper 3, quick 2), bp on one."""
-    return cifar_jobs("table5", CELLS, profile, runs, spread=True, devices=devices)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.cifar import cifar_cells, cifar_jobs
+from .common.cifar import cifar_cells
 from .common.spec import register_table
 
 METHODS = ("async_lu", "async_bu")
 CELLS = cifar_cells("imdb", METHODS, models=("lstm",))
 
 
-@register_table(
+SPEC = register_table(
     id="table6",
     title="IMDb (2-layer LSTM): best accuracy, time and epochs to it, Async LU vs Async BU",
     cells=CELLS,
@@ -27,6 +25,3 @@ CELLS = cifar_cells("imdb", METHODS, models=("lstm",))
         "time to each run's best accuracy, as the table's columns say."
     ),
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """The IMDb runs, shared with Figure 4 (tagged table6)."""
-    return cifar_jobs("table6", CELLS, profile, runs, devices=devices)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.cifar import cifar_cells, cifar_jobs
-from .common.spec import register_table
+from .common.cifar import cifar_cells
+from .common.spec import register_table, spread_job
 
 METHODS = ("bp", "async_lu", "ddp")
 CELLS = cifar_cells("cifar10", METHODS)
@@ -20,7 +18,7 @@ READING = (
 )
 
 
-@register_table(
+SPEC = register_table(
     id="table7",
     title="CIFAR-10: relative speed-up over single-device bp, Async LU vs DDP on several devices",
     cells=CELLS,
@@ -34,7 +32,5 @@ READING = (
     kind="speedup",
     source="000 Table 7 (3 GPUs; Async LU in libtorch, DDP in PyTorch), mean ± std over 3 runs",
     reading=READING,
+    job=spread_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """bp on one device; async_lu and ddp on the profile's devices (paper 3, quick 2)."""
-    return cifar_jobs("table7", CELLS, profile, runs, spread=True, devices=devices)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from core.job import Job
-
-from .common.cifar import cifar_cells, cifar_jobs
-from .common.spec import register_table
+from .common.cifar import cifar_cells
+from .common.spec import register_table, spread_job
 from .table7 import METHODS, READING
 
 CELLS = cifar_cells("cifar100", METHODS)
 
 
-@register_table(
+SPEC = register_table(
     id="table8",
     title="CIFAR-100: relative speed-up over single-device bp, Async LU vs DDP on several devices",
     cells=CELLS,
@@ -25,7 +23,5 @@ CELLS = cifar_cells("cifar100", METHODS)
     kind="speedup",
     source="000 Table 8 (3 GPUs; Async LU in libtorch, DDP in PyTorch), mean ± std over 3 runs",
     reading=READING,
+    job=spread_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """bp on one device; async_lu and ddp on the profile's devices (paper 3, quick 2)."""
-    return cifar_jobs("table8", CELLS, profile, runs, spread=True, devices=devices)

@@ -28,7 +28,14 @@ def cells(profile: str) -> list[Cell]:
     return [Cell("cifar100", model, Row("fwd_bwd_timing"), PROFILES[profile][0]) for model in MODELS]
 
 
-@register_table(
+def timing_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """One timing job of a model, on one device, on synthetic data of the dataset's shape."""
+    _, timing, width = PROFILES[profile]
+    config = TrainConfig(batch_size=128, width=width, max_epochs=10**6)
+    return cell_job(experiment, cell, profile, run, config=config, method_config=timing, synthetic=True)
+
+
+SPEC = register_table(
     id="table9",
     title="Forward and backward time per batch of 128 (CIFAR-100), ResNet-18/50",
     cells=cells,
@@ -39,13 +46,5 @@ def cells(profile: str) -> list[Cell]:
     },
     kind="timing",
     source="000 Table 9 (3 A100 GPUs, libtorch), mean ± std",
+    job=timing_job,
 )
-def jobs(profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-    """One timing job per model and run, on one device."""
-    _, timing, width = PROFILES[profile]
-    config = TrainConfig(batch_size=128, width=width, max_epochs=10**6)
-    return [
-        cell_job("table9", cell, profile, run, config=config, method_config=timing, synthetic=True)
-        for cell in cells(profile)
-        for run in range(runs or cell.runs)
-    ]

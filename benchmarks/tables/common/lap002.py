@@ -57,8 +57,9 @@ def lap_row(method: str, setting: dict[str, int]) -> Row:
     return Row.of(method, name, **settings)
 
 
-def job_for(table: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """One run of a 002 cell: 002's LR scaling and schedule for the row's method, then the row's settings."""
+def lap_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """The recipe of 002's tables, one run of a cell: 002's LR scaling and schedule for the row's
+    method, then the row's settings."""
     method, row = cell.row.method, dict(cell.row.settings)
     processes = devices or row.get("devices", 2)  # `run --devices N` replaces the cell's Q
     batch = row.get("batch_size", BASE_BATCH)
@@ -74,7 +75,7 @@ def job_for(table: str, cell: Cell, profile: str, run: int, devices: int | None)
     settings["lr"] = six_digits(base.lr * batch / BASE_BATCH * processes)
     if method in ("lapsgd", "lppsgd", "plsgd"):
         settings["average_every"] = 16  # "the same averaging schedule as PL-SGD" unless the cell sets K
-    return cell_job(table, cell, profile, run, devices=processes, settings=settings)
+    return cell_job(experiment, cell, profile, run, devices=processes, settings=settings)
 
 
 def lap_cells(
@@ -83,8 +84,3 @@ def lap_cells(
     """The cells of a 002 table at `profile`: (method, 002's setting) rows, 002's runs at `paper`, else 1."""
     count = paper_runs if profile == "paper" else 1
     return [Cell(dataset, model, lap_row(method, setting), count) for method, setting in rows]
-
-
-def lap_jobs(table: str, cells: list[Cell], profile: str, runs: int | None, devices: int | None) -> list[Job]:
-    """The cells' jobs x runs of a 002 table."""
-    return [job_for(table, cell, profile, run, devices) for cell in cells for run in range(runs or cell.runs)]

@@ -1,8 +1,10 @@
-"""The table registry: `@register_table(id=..., cells=..., ...)` on a table module's `jobs` function.
+"""The table registry: `register_table(id=..., cells=..., ...)` in a table's module.
 
-A spec declares what it expects as data: its rows (`core.job.Row`: a method and the typed settings
-that make it a row), and per profile its cells (`Cell`: dataset, model, row, runs), and the MLflow
-experiment its runs are in. Reports read those; only `jobs` builds jobs (through the registries).
+A spec is data: its rows (`core.job.Row`: a method and the typed settings that make it a row), per
+profile its cells (`Cell`: dataset, model, row, runs), the MLflow experiment its runs are in, and
+the recipe that turns one run of one cell into a job (`job`, default `process_job`). The jobs are
+derived from those (`TableSpec.jobs`): a table writes code only for a recipe of its own. Reports
+read the same fields.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from ...engine.build import build_job
 
 # A paper value: (mean, std), std None where the paper gives a single value.
 PaperValue = tuple[float | str, float | None]  # a verdict (002's "Quality/Perf.") is a str
-JobsFunction = Callable[..., list[Job]]  # (profile, runs: int | None, devices: int | None) -> jobs
 PROFILES = ("paper", "quick", "smoke")  # the profiles a spec's cells are declared for
+# Methods whose parallelism is processes (one per device), not threads within one process.
+PROCESS_PARALLEL = ("lapsgd", "lppsgd", "ddp", "plsgd")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,43 @@ class Cell:
 
 
 CellsFunction = Callable[[str], list[Cell]]  # profile -> the cells expected at it
+# (experiment, cell, profile, run index, `run --devices N` or None) -> the run's job
+JobRecipe = Callable[[str, Cell, str, int, "int | None"], Job]
+
+
+def devices_for(method: str, profile: str, spread: bool = False, requested: int | None = None) -> int:
+    """Processes of a `method` job. The paper runs every multi-device method on 3 GPUs.
+
+    On a 2-core CPU (quick) a method uses both cores its own way: the async methods through their
+    threads in one process, the process-parallel baselines as 2 processes of one core each;
+    `spread` puts the async methods on 2 processes too (Tables 7-8 compare multi-device runs).
+    Smoke keeps one process: seconds per run. `requested` (`run --devices N`) replaces the
+    profile's count for every multi-device method; single-device ones (`bp`) stay on one.
+    """
+    if METHODS[method].max_devices == 1:
+        return 1
+    if requested is not None:
+        return requested
+    if profile == "paper":
+        return 3
+    if profile == "quick" and (spread or method in PROCESS_PARALLEL):
+        return 2
+    return 1
+
+
+def process_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """The default recipe: the cell's row on the processes its method's parallelism takes."""
+    return cell_job(
+        experiment, cell, profile, run, devices=devices_for(cell.row.method, profile, False, devices)
+    )
+
+
+def spread_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
+    """The recipe of tables that compare multi-device runs (Tables 5, 7, 8): the async methods on
+    several processes too."""
+    return cell_job(
+        experiment, cell, profile, run, devices=devices_for(cell.row.method, profile, True, devices)
+    )
 
 
 @dataclass(frozen=True)
@@ -43,8 +83,8 @@ class TableSpec:
 
     id: str
     title: str
-    jobs: JobsFunction
     cells: CellsFunction = lambda profile: []
+    job: JobRecipe = process_job  # one run of one cell -> its job
     # The MLflow experiment its runs are in: a view of another table's runs names that table.
     experiment: str = ""
     # The rows in the paper's order; default: one per method of the cells (or of `methods`).
@@ -76,6 +116,16 @@ class TableSpec:
             object.__setattr__(self, "rows", tuple(dict.fromkeys(declared)))
         if not self.methods:
             object.__setattr__(self, "methods", tuple(dict.fromkeys(r.method for r in self.rows)))
+
+    def jobs(self, profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
+        """Every run of every cell at `profile` (`runs` per cell, default the cell's), in the spec's
+        experiment, each built by its recipe; rows whose method is not implemented are left out."""
+        return [
+            self.job(self.experiment, cell, profile, run, devices)
+            for cell in self.cells(profile)
+            if cell.row.method in METHODS
+            for run in range(runs or cell.runs)
+        ]
 
     def row_of(self, method: str, params: dict) -> int:
         """The index in `rows` of the row a run of `method` with these logged params is of; -1 if none."""
@@ -127,15 +177,9 @@ def single_values(**values: float | str) -> dict[str, PaperValue]:
     return {name: (value, None) for name, value in values.items()}
 
 
-def register_table(**spec) -> Callable[[JobsFunction], JobsFunction]:
-    """Decorator on a table module's `jobs(profile, runs=None, devices=None)`: register a TableSpec
-    of the given fields (docs/design.md shows one)."""
-
-    def wrap(jobs: JobsFunction) -> JobsFunction:
-        TABLES.add(spec["id"], TableSpec(jobs=jobs, **spec))
-        return jobs
-
-    return wrap
+def register_table(**spec) -> TableSpec:
+    """Register a TableSpec of the given fields (docs/design.md shows one); returns it."""
+    return TABLES.add(spec["id"], TableSpec(**spec))
 
 
 def get_table(table_id: str, methods: list[str] | None = None) -> TableSpec:
