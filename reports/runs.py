@@ -28,7 +28,8 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
         return frame
     # A method's diagnostics are logged under ENGINE (core/metric.py): read under their own names.
     for column in [c for c in frame.columns if c.startswith(f"metrics.{ENGINE}")]:
-        frame["metrics." + column.removeprefix(f"metrics.{ENGINE}")] = frame[column]
+        plain = "metrics." + column.removeprefix(f"metrics.{ENGINE}")  # a run may have logged it plain
+        frame[plain] = frame[column] if plain not in frame else frame[plain].fillna(frame[column])
         frame = frame.drop(columns=column)
     tags = {c: c.removeprefix("tags.") for c in frame.columns if c.startswith("tags.")}
     # Our tags (status: finished | diverged | failed | interrupted) replace MLflow's own columns.

@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks.profiles import hyperparameters
 from core.job import Job
+from core.result import Hardware
 from core.runtime.allocator import tune_glibc_malloc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,6 +168,10 @@ def smoke_job(method: str = "bp", method_config=None, **config) -> Job:
     )
 
 
+TWO_GPUS = Hardware("cuda", "test-gpu", 2, 8)
+TWO_CORES = Hardware("cpu", "Test CPU", 1, 2)
+
+
 def add_run(
     tracker,
     table,
@@ -179,20 +184,23 @@ def add_run(
     metrics=None,
     train_acc=None,
     profile="paper",
-    hardware="test-cpu x 2",
+    hardware=None,
     variant=None,
     params=None,
 ):
     """A run with tags as the runner writes them and a learning curve (test_acc, train_time_s per epoch).
 
-    `params`: the hyperparameters that make the run one of a table's rows (`row_params`)."""
+    `params`: the hyperparameters that make the run one of a table's rows (`row_params`);
+    `hardware`: a core.result.Hardware (default: 2 GPUs), logged as the runner logs it."""
+    hardware = hardware or TWO_GPUS
     tags = dict(
         table=table, model=model, method=method, profile=profile, run_index=run_index, seed=run_index,
         status="running", kind="fwd_bwd_timing" if metrics else "train", hardware=hardware, devices=1,
     )  # fmt: skip
     if variant:
         tags["variant"] = variant
-    run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, params or {})
+    params = {**(params or {}), **hardware.params()}
+    run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, params)
     for epoch, (a, t) in enumerate(zip(acc or [], times or [], strict=True)):
         values = dict(test_acc=a, train_time_s=t, train_loss=1.0 / (epoch + 1))
         if train_acc:

@@ -22,7 +22,7 @@ from reports.claims import (
 from reports.claims._common import PLANS_EXPERIMENT, Measured
 from reports.claims.stats import CONTRADICTS, OPEN, SUPPORTS, Cell, Part, above, decide_part, within
 
-from .conftest import add_run, run_cli
+from .conftest import TWO_CORES, add_run, run_cli
 
 PINS = Path(__file__).parent / "claim_rules.json"
 
@@ -32,7 +32,7 @@ def add(tracker, table, model, method, run_index, accs, profile="paper", status=
     metrics (staleness, Table 9's timing) beside the curve."""
     times = [10.0 * (epoch + 1) for epoch in range(len(accs))]
     return add_run(tracker, table, model, method, run_index, accs, times, status, final or None,
-                   profile=profile, hardware="Test CPU (2 cores)")  # fmt: skip
+                   profile=profile, hardware=TWO_CORES)  # fmt: skip
 
 
 def verdict(uri: str, claim: str, profile: str = "paper"):
@@ -327,7 +327,7 @@ def test_stragglers_are_judged_per_delay_level(tmp_path):
     for i in range(3):
         for name, drop in rows.items():
             add_run(tracker, "pd-stragglers", "resnet18", "async_lu", i, [0.5, 0.8 - drop + 0.001 * i],
-                    [10.0, 20.0], hardware="Test CPU (2 cores)", variant=name,
+                    [10.0, 20.0], hardware=TWO_CORES, variant=name,
                     params=row_params("pd-stragglers", "async_lu", name))  # fmt: skip
     result = verdict(uri, "004-stragglers-cost-under-2.5-points")
     names = [c.name for c in result.cells]

@@ -169,7 +169,8 @@ def test_sigint_marks_the_run_interrupted(store):
     assert run.data.tags["status"] == "interrupted" and run.info.status == "KILLED"
 
 
-@pytest.mark.parametrize("name", ["overhead", "pipeline", "async"])
+# The contract is common.interleaved's; `overhead` (a minute of CPU) runs with -m slow.
+@pytest.mark.parametrize("name", [pytest.param("overhead", marks=pytest.mark.slow), "pipeline", "async"])
 def test_perf_prints_its_json_contract(name, store):
     proc = run_cli("perf", name, "--reps", "1", "--steps", "4", "--json", "--tracking-uri", store)
     assert proc.returncode == 0, proc.stderr

@@ -163,7 +163,8 @@ def test_the_averager_never_blocks_the_workers(monkeypatch):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("method", ["lapsgd", "lppsgd"])
+# lppsgd runs lapsgd's workers and averager and adds its partition; lapsgd alone runs with -m slow.
+@pytest.mark.parametrize("method", [pytest.param("lapsgd", marks=pytest.mark.slow), "lppsgd"])
 def test_two_devices_two_workers_each(store, method):
     """Q = 2 devices, U = 2 workers each, K = 1 throughout: S counts each batch once, rounds happen,
     replicas stay close, nothing is left in /dev/shm."""

@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from .conftest import ON_CPU, run_cli, start_long_train
@@ -101,6 +102,7 @@ def test_a_killed_rank_fails_the_job_and_leaves_no_process(store):
     assert not [p for p in everything if alive(p)]
 
 
+@pytest.mark.slow  # test_local_sgd's SIGINT test ends ranks and their workers, a deeper tree
 def test_sigint_ends_every_rank(store):
     proc = start_long_train(store, *ASYNC2)
     wait_for_ranks(proc, store)

@@ -193,3 +193,17 @@ def test_train_json_has_the_same_keys_for_a_failed_job(store, scratch_method):
     assert list(result) == [f.name for f in dataclasses.fields(RunResult)]
     assert (result["status"], result["stop_reason"]) == ("failed", "failed")
     assert "a bug in the method" in result["error"]
+
+
+def test_a_store_of_another_schema_is_refused_with_one_line(tmp_path):
+    """A store written before the schema tag (or by another schema) is not read through shims: each
+    command that opens it ends with one line, exit 1, saying what to do."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'old.db'}"
+    MlflowClient(tracking_uri=uri).create_experiment("table1")  # as an earlier suite made it: no tag
+    for args in (("report", "table1"), ("train", "--method", "bp", "--profile", "smoke")):
+        proc = run_cli(*args, "--tracking-uri", uri)
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "schema 1" in lines[0] and "move it aside" in lines[0], lines

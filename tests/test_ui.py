@@ -39,18 +39,18 @@ def test_ui_without_a_store_is_one_line(tmp_path):
 
 
 def test_diagnostics_read_the_same_with_or_without_the_prefix(store):
-    """A run of before the prefix (staleness_mean) and one of after (engine/staleness_mean) give the
+    """A diagnostic logged plain (staleness_mean) and under system/ (system/staleness_mean) give the
     reports the same columns and curves."""
     tracker = Tracker(store)
-    old = add_run(tracker, "t", "m", "async_lu", 0, acc=[0.5, 0.6], times=[1.0, 2.0])
-    new = add_run(tracker, "t", "m", "async_lu", 1, acc=[0.5, 0.6], times=[1.0, 2.0])
+    plain = add_run(tracker, "t", "m", "async_lu", 0, acc=[0.5, 0.6], times=[1.0, 2.0])
+    prefixed = add_run(tracker, "t", "m", "async_lu", 1, acc=[0.5, 0.6], times=[1.0, 2.0])
     for step, value in enumerate((3.0, 4.0)):
-        tracker.log_metrics(old, {"staleness_mean": value}, step)
-        tracker.log_metrics(new, {"engine/staleness_mean": value}, step)
+        tracker.log_metrics(plain, {"staleness_mean": value}, step)
+        tracker.log_metrics(prefixed, {"system/staleness_mean": value}, step)
     runs = load_runs(store, "t").set_index("run_id")
-    assert runs.at[old, "metrics.staleness_mean"] == runs.at[new, "metrics.staleness_mean"] == 4.0
-    assert not any(c.startswith("metrics.engine/") for c in runs.columns)
-    before, after = (curve(store, run, ("staleness_mean",)) for run in (old, new))
+    assert runs.at[plain, "metrics.staleness_mean"] == runs.at[prefixed, "metrics.staleness_mean"] == 4.0
+    assert not any(c.startswith("metrics.system/") for c in runs.columns)
+    before, after = (curve(store, run, ("staleness_mean",)) for run in (plain, prefixed))
     pd.testing.assert_frame_equal(before, after)
 
 
