@@ -1,4 +1,5 @@
-"""ResNet-18/50 on torchvision's blocks, with a CIFAR stem and a width multiplier that keeps the depth."""
+"""ResNet-18/50 on torchvision's blocks (models/blocks.py), with a CIFAR stem and a width multiplier
+that keeps the depth."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from torch import nn
 
 from core.inputs import InputSpec
 
+from .blocks import BasicBlock, Bottleneck, conv1x1
 from .registry import register_model
 
 # Block and blocks per stage: the standard depths (He et al., 2016), as in torchvision.
-DEPTHS = {"resnet18": ("BasicBlock", (2, 2, 2, 2)), "resnet50": ("Bottleneck", (3, 4, 6, 3))}
+DEPTHS = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet50": (Bottleneck, (3, 4, 6, 3))}
 
 
 class ResNet(nn.Module):
@@ -50,8 +52,6 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def _make_layer(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        from torchvision.models.resnet import conv1x1
-
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
@@ -78,12 +78,7 @@ class ResNet(nn.Module):
 
 def build_resnet(name: str, num_classes: int, image_size: int, width: float = 1.0) -> ResNet:
     """ResNet `name` with the CIFAR stem for inputs up to 64 px, else the ImageNet stem."""
-    # torchvision is imported here, not with the module: it pulls in torch._dynamo (~1 s), which
-    # every process of the suite would pay at start-up, even to reject a bad name.
-    from torchvision.models import resnet as torchvision_resnet
-
-    block_name, layers = DEPTHS[name]
-    block = getattr(torchvision_resnet, block_name)
+    block, layers = DEPTHS[name]
     return ResNet(block, layers, num_classes, stem="cifar" if image_size <= 64 else "imagenet", width=width)
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from core.inputs import InputSpec
 
+from .blocks import BasicBlock, conv1x1
 from .registry import register_model
 
 STAGE_CHANNELS = (16, 32, 64)
@@ -42,12 +43,10 @@ class Subsample(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """ResNet of depth 6n + 2 on 32x32 images: three stages of n basic blocks (torchvision's block)."""
+    """ResNet of depth 6n + 2 on 32x32 images: three stages of n basic blocks (models/blocks.py)."""
 
     def __init__(self, depth: int, num_classes: int, width: float = 1.0):
         super().__init__()
-        from torchvision.models.resnet import BasicBlock, conv1x1
-
         if (depth - 2) % 6:
             raise ValueError(f"a CIFAR ResNet has depth 6n + 2, not {depth}")
         blocks = (depth - 2) // 6

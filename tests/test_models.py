@@ -84,3 +84,33 @@ def test_resnet20_shortcut_is_a_strided_1x1_conv():
     strided.weight.data.copy_(conv.weight.data)
     x = torch.randn(2, 4, 16, 16)
     torch.testing.assert_close(conv(Subsample(2)(x)), strided(x))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet20"])
+def test_the_blocks_are_torchvisions_bit_for_bit(name, monkeypatch):
+    """models/blocks.py against torchvision's blocks: the same parameters from the same seed, and
+    the same outputs and gradients, bit for bit."""
+    import torchvision.models.resnet as tv
+
+    import models.resnet
+    import models.resnet20
+
+    spec = InputSpec(num_classes=10, image_size=32)
+    inputs = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+    def build_and_run():
+        torch.manual_seed(0)
+        model = build_model(name, spec, width=0.25)
+        model(inputs).square().sum().backward()
+        return model
+
+    ours = build_and_run()
+    monkeypatch.setattr(models.resnet, "DEPTHS", {"resnet18": (tv.BasicBlock, (2, 2, 2, 2)),
+                                                  "resnet50": (tv.Bottleneck, (3, 4, 6, 3))})  # fmt: skip
+    monkeypatch.setattr(models.resnet, "conv1x1", tv.conv1x1)
+    monkeypatch.setattr(models.resnet20, "BasicBlock", tv.BasicBlock)
+    monkeypatch.setattr(models.resnet20, "conv1x1", tv.conv1x1)
+    theirs = build_and_run()
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    for (n, a), b in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b) and torch.equal(a.grad, b.grad), n

@@ -194,9 +194,11 @@ def test_the_pd_pipeline_table_reports_every_row_with_memory_and_idle_fraction(t
     from reports.claims import evaluate
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = cli("run", "pd-pipeline", "--profile", "smoke", "--tracking-uri", store, timeout=600)
+    proc = run_cli("run", "pd-pipeline", "--profile", "smoke", "--tracking-uri", store)
     assert proc.returncode == 0 and "6 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
-    proc = cli("report", "pd-pipeline", "--profile", "smoke", "--tracking-uri", store, "--out", str(tmp_path))
+    proc = run_cli(
+        "report", "pd-pipeline", "--profile", "smoke", "--tracking-uri", store, "--out", str(tmp_path)
+    )
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(tmp_path / "pd-pipeline.csv")
     assert list(table["method"]) == ["bp", "async_lu", "async_bu", "gpipe", "pipe_1f1b", "ddp"]
