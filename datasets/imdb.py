@@ -33,6 +33,7 @@ from core.inputs import InputSpec
 from .base import Dataset, epoch_generator, shard
 from .cache import file_digest, load_or_build
 from .registry import downloads_allowed, register_dataset
+from .synthetic import SMOKE_TRAIN
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ class TokenDataset(Dataset):
 def synthetic_tokens(
     num_classes: int = 2,
     vocab_size: int = 1000,
-    num_train: int = 2048,
+    num_train: int = SMOKE_TRAIN,
     num_test: int = 512,
     seed: int = 0,
     lengths: tuple[int, int] = (8, 64),

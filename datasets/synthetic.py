@@ -10,6 +10,9 @@ import torch.nn.functional as F
 from .base import ImageTensors, TensorImageDataset
 from .registry import register_dataset
 
+# Training samples of a synthetic stand-in (smoke runs): 16 batches of 64 an epoch, a few seconds.
+SMOKE_TRAIN = 1024
+
 
 def make_images(n: int, prototypes: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """n uint8 images: a random class's smooth prototype plus pixel noise."""
@@ -20,7 +23,11 @@ def make_images(n: int, prototypes: torch.Tensor, gen: torch.Generator) -> tuple
 
 
 def synthetic_images(
-    num_classes: int = 10, image_size: int = 32, num_train: int = 2048, num_test: int = 512, seed: int = 0
+    num_classes: int = 10,
+    image_size: int = 32,
+    num_train: int = SMOKE_TRAIN,
+    num_test: int = 512,
+    seed: int = 0,
 ) -> TensorImageDataset:
     """A dataset shaped like CIFAR (or ImageNet) whose classes are separable but not trivially."""
     gen = torch.Generator().manual_seed(seed)

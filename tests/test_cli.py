@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmarks.engine.tracking import Tracker
 from core.result import RunResult
+from datasets.synthetic import SMOKE_TRAIN
 
 from .conftest import ON_CPU, add_run, cli, run_cli, start_long_train
 
@@ -66,7 +67,7 @@ def test_counts_are_checked_up_front(store):
         run_cli(*SMOKE, "--method", "ddp", "--devices", "999"), 2, "--devices 999", "this machine has"
     )
     too_big = run_cli(*SMOKE, "--set", "batch_size=100000", "--tracking-uri", store)
-    one_error_line(too_big, 2, "batch_size 100000 exceeds the 2048 training samples")
+    one_error_line(too_big, 2, f"batch_size 100000 exceeds the {SMOKE_TRAIN} training samples")
 
 
 @pytest.mark.parametrize("torchrun", [False, True], ids=["spawned", "torchrun"])

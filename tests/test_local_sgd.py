@@ -16,6 +16,7 @@ from torch import nn
 from benchmarks.engine.distributed import free_port
 from benchmarks.engine.runner import run_job
 from benchmarks.engine.tracking import NullTracker
+from datasets.synthetic import SMOKE_TRAIN
 from methods.common.optim import make_optimizer
 from methods.lapsgd import (
     LapConfig,
@@ -176,7 +177,7 @@ def test_two_devices_two_workers_each(store, method):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished"
     metrics = MlflowClient(tracking_uri=store).get_run(result["run_id"]).data.metrics
-    assert metrics["system/updates"] == 2048 // 2 // 16  # every batch of the shard counted once in S
+    assert metrics["system/updates"] == SMOKE_TRAIN // 2 // 16  # every batch of the shard counted once in S
     assert metrics["system/averaging_rounds"] >= 5
     assert 0 < metrics["system/replica_drift"] < 0.5
     assert metrics["system/partitioned"] == (1.0 if method == "lppsgd" else 0.0)
@@ -277,8 +278,8 @@ def test_the_authors_trigger_fires_on_every_poll_while_devices_are_k_apart():
 
 
 def test_the_authors_reading_keeps_the_partial_batch_and_counts_every_update(store):
-    """One device, 2048 samples in batches of 100: 20 full batches and one of 48. The authors' code
-    trains on the partial one too (its DataLoader keeps it): S counts 21 updates an epoch."""
+    """One device, 1024 samples in batches of 100: 10 full batches and one of 24. The authors' code
+    trains on the partial one too (its DataLoader keeps it): S counts 11 updates an epoch."""
     proc = run_cli(
         "train", "--method", "lapsgd", "--profile", "smoke", "--epochs", "1", "--json",
         "--tracking-uri", store, "--set", "batch_size=100", "--set", "reading=authors_code",
@@ -286,7 +287,8 @@ def test_the_authors_reading_keeps_the_partial_batch_and_counts_every_update(sto
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     run = MlflowClient(tracking_uri=store).get_run(result["run_id"])
-    assert run.data.metrics["system/updates"] == 21 and run.data.tags["variant"] == "authors_code"
+    assert SMOKE_TRAIN == 1024 and run.data.metrics["system/updates"] == 11
+    assert run.data.tags["variant"] == "authors_code"
     assert run.info.run_name == "lapsgd[authors_code] · resnet18 · run0"
     assert LapConfig().variant == "" and LapConfig(reading="authors_code").variant == "authors_code"
 
@@ -324,7 +326,8 @@ def test_two_devices_in_the_authors_reading_train_every_batch_once(store):
     assert result["status"] == "finished" and result["epochs"] == 2
     client = MlflowClient(tracking_uri=store)
     updates = [m.value for m in client.get_metric_history(result["run_id"], "system/updates")]
-    assert updates[0] >= 64 and updates[1] == 2 * 2048 // 2 // 16  # rank 0's S: epoch 0 done, run done
+    per_epoch = SMOKE_TRAIN // 2 // 16  # rank 0's S: epoch 0 done, then the run done
+    assert updates[0] >= per_epoch and updates[1] == 2 * per_epoch
     # No round count is asserted: without a start barrier, the device whose workers start first may
     # make all its updates before the other's start (as in their code), and then no round is due.
     assert len(client.get_metric_history(result["run_id"], "system/update_spread_max")) == 2

