@@ -139,7 +139,8 @@ def test_an_error_in_a_backward_thread_fails_the_job(store, monkeypatch):
 
 def test_several_forward_threads_train(store):
     result = run_job(
-        job("async_lu", AsyncConfig(forward_threads=2, backward_threads=2)),
+        # 4 smoke epochs (64 steps): two forward threads put more passes in flight than bp has.
+        job("async_lu", AsyncConfig(forward_threads=2, backward_threads=2), max_epochs=4, t_max=4),
         None,
         Tracker(store),
         progress=False,

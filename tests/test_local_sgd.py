@@ -185,9 +185,10 @@ def test_two_devices_two_workers_each(store, method):
 
 
 def test_plsgd_averages_every_step_then_every_k(store):
-    """Smoke: 16 steps per rank and epoch, switch after 16. Epoch 0 is synchronous (replicas equal);
-    in epoch 1 the replicas are averaged at steps 16, 23, 30 only (K = 7), so they end apart."""
-    proc = run_cli(*smoke2("plsgd", store), "--set", "average_every=7")
+    """Smoke: 8 steps per rank and epoch, switch after 8. Epoch 0 is synchronous (replicas equal);
+    in epoch 1 the replicas are averaged at steps 8 and 13 only (K = 5), so they end apart."""
+    assert SMOKE_TRAIN // 2 // 64 == 8
+    proc = run_cli(*smoke2("plsgd", store), "--set", "average_every=5")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     client = MlflowClient(tracking_uri=store)
