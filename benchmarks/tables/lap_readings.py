@@ -2,7 +2,7 @@
 
 The paper under study compares Async LU with LAP-SGD and LPP-SGD run by the baselines' own code.
 That code differs from 002's text in how it triggers averaging, polls, counts updates and ends
-(methods/lapsgd.py, docs/fidelity.md). This table runs both readings on the same workload so that
+(methods/lapsgd/, docs/fidelity.md). This table runs both readings on the same workload so that
 the difference shows: averaging rounds per epoch, time spent averaging, samples/s and accuracy.
 """
 

@@ -1,5 +1,5 @@
 """Child processes started, watched and ended one way: the ranks of `--devices N`
-(benchmarks/engine/distributed.py) and LAP-SGD's worker processes (methods/lapsgd.py).
+(benchmarks/engine/distributed.py) and LAP-SGD's worker processes (methods/lapsgd/).
 
 A child gets a one-way pipe to its parent and sends one message on it: `(DONE, payload)` when it
 finished, `(ERROR, "Type: message")` when it failed. A child that dies without a message (kill -9,
