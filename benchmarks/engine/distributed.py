@@ -26,7 +26,7 @@ from core.runtime.contention import set_job_root
 from core.runtime.supervise import DONE, Children, enter_child, reporting
 
 from .rank import get_dataset, job_device, run_rank
-from .tracking import Tracker, rank_tracker
+from .tracking import NullTracker, PipeTracker, Tracker, relay
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,6 @@ def _worker(
     port: int,
     job: Job,
     data_dir,
-    tracking_uri: str,
     run_id: str,
     parent_pid: int,
     shipped,
@@ -126,7 +125,7 @@ def _worker(
     signal.signal(signal.SIGTERM, _unwind)
     try:
         with reporting(report):
-            _train_rank(rank, world, port, job, data_dir, tracking_uri, run_id, report, shipped, mfu)
+            _train_rank(rank, world, port, job, data_dir, run_id, report, shipped, mfu)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -136,8 +135,9 @@ def _worker(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def _train_rank(rank, world, port, job: Job, data_dir, tracking_uri, run_id, report, shipped, mfu) -> None:
-    """A rank's work: join the process group, train, and report rank 0's result."""
+def _train_rank(rank, world, port, job: Job, data_dir, run_id, report, shipped, mfu) -> None:
+    """A rank's work: join the process group, train (rank 0's metrics sent to the coordinator, which
+    logs them), and report the result."""
     device = job_device(job, rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -145,14 +145,14 @@ def _train_rank(rank, world, port, job: Job, data_dir, tracking_uri, run_id, rep
         backend_for(device), store=loopback_store(rank, world, port), rank=rank, world_size=world,
         timeout=timedelta(minutes=10),
     )  # fmt: skip
-    tracker = rank_tracker(rank, tracking_uri)
+    tracker = PipeTracker(report) if rank == 0 else NullTracker()
     dataset = shipped if shipped is not None else get_dataset(job, data_dir)
     result = run_rank(job, dataset, tracker, run_id, device, rank, world, progress=rank == 0, mfu=mfu)
     report.send((DONE, result))
 
 
 def spawn_ranks(
-    job: Job, data_dir, tracking_uri: str | None, run_id: str, mfu: tuple[float, float], dataset=None
+    job: Job, data_dir, tracker: Tracker, run_id: str, mfu: tuple[float, float], dataset=None
 ) -> RunResult:
     """Run the job on `job.devices` spawned ranks; returns rank 0's result.
 
@@ -168,13 +168,13 @@ def spawn_ranks(
         mp.get_context("spawn"),  # fork is unsafe with threads and CUDA
         _worker,
         [
-            (rank, job.devices, port, job, data_dir, tracking_uri, run_id, os.getpid(), dataset, mfu)
+            (rank, job.devices, port, job, data_dir, run_id, os.getpid(), dataset, mfu)
             for rank in range(job.devices)
         ],
         [f"rank{rank}" for rank in range(job.devices)],
     )
     try:
-        results, errors = ranks.results()
+        results, errors = ranks.results(on_record=relay(tracker, run_id))
         if errors:
             # A killed rank breaks the others' collectives a moment later: name the death first.
             time.sleep(0.5)

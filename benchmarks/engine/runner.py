@@ -95,7 +95,7 @@ def train_ranks(job: Job, dataset, data_dir, tracker, run_id: str, device, mfu, 
         return run_rank(job, dataset, tracker, run_id, device, progress=progress, mfu=mfu)
     # A caller that passed its own dataset (and no data folder) has it shipped to the ranks.
     shipped = dataset if data_dir is None else None
-    return spawn_ranks(job, data_dir, tracker.uri, run_id, mfu, dataset=shipped)
+    return spawn_ranks(job, data_dir, tracker, run_id, mfu, dataset=shipped)
 
 
 def run_job(

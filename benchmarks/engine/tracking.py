@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ import torch
 from core.errors import StorageError, UserError
 from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import is_alive
+from core.runtime.supervise import RECORD
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/tracking.py -> the checkout
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
@@ -298,12 +300,10 @@ class Tracker:
         self.client.set_terminated(run_id, status=mlflow_status)
 
 
-def rank_tracker(rank: int, tracker: Tracker | str | None) -> Tracker:
-    """The tracker of a job's process, given the job's (or its URI): only rank 0 writes to MLflow
-    (the one place that decides; the other ranks get a NullTracker)."""
-    if rank != 0 or tracker is None:
-        return NullTracker()
-    return Tracker(tracker) if isinstance(tracker, str) else tracker
+def rank_tracker(rank: int, tracker: Tracker) -> Tracker:
+    """The tracker of one of torchrun's ranks: only rank 0 writes to MLflow (the one place that
+    decides; the other ranks get a NullTracker)."""
+    return tracker if rank == 0 else NullTracker()
 
 
 class NullTracker(Tracker):
@@ -332,6 +332,36 @@ class NullTracker(Tracker):
 
     def finish(self, run_id, status, tags):
         pass
+
+
+class PipeTracker(NullTracker):
+    """A spawned rank 0's tracker: its metrics and tables go to the coordinator over the rank's
+    report pipe (`RECORD` messages), which logs them (`relay`). The rank never imports MLflow nor
+    opens the store: a second and more of start-up saved, and one writer per run."""
+
+    def __init__(self, report):
+        self.uri, self.report = None, report
+
+    def log_metrics(self, run_id, metrics, step):
+        self.report.send((RECORD, ("metrics", dict(metrics), step)))
+
+    def log_table(self, run_id, columns, artifact_file):
+        self.report.send((RECORD, ("table", columns, artifact_file)))
+
+
+def relay(tracker: Tracker, run_id: str) -> Callable[[int, object], None]:
+    """What the coordinator does with a rank's RECORD: log it to `run_id` (rank 0's only)."""
+
+    def on_record(rank: int, payload) -> None:
+        kind, values, where = payload
+        if rank != 0:
+            return
+        if kind == "metrics":
+            tracker.log_metrics(run_id, values, where)
+        else:
+            tracker.log_table(run_id, values, where)
+
+    return on_record
 
 
 @contextlib.contextmanager

@@ -1,9 +1,12 @@
 """Child processes started, watched and ended one way: the ranks of `--devices N`
 (benchmarks/engine/distributed.py) and LAP-SGD's worker processes (methods/lapsgd/).
 
-A child gets a one-way pipe to its parent and sends one message on it: `(DONE, payload)` when it
-finished, `(ERROR, "Type: message")` when it failed. A child that dies without a message (kill -9,
-an OOM kill, a segfault) shows as end-of-file on its pipe, which leaves no named semaphore behind.
+A child gets a one-way pipe to its parent and ends with one message on it: `(DONE, payload)` when
+it finished, `(ERROR, "Type: message")` when it failed. Before that it may send `(RECORD, payload)`
+any number of times, for the parent to act on as they come (a rank's metrics, which the
+coordinator logs: only the coordinator opens the tracking store). A child that dies without a
+message (kill -9, an OOM kill, a segfault) shows as end-of-file on its pipe, which leaves no named
+semaphore behind.
 Children ignore Ctrl-C from birth and die with their parent: the parent ends them.
 """
 
@@ -22,7 +25,7 @@ from .processes import die_with_parent, start_without_sigint
 
 log = logging.getLogger(__name__)
 
-DONE, ERROR = "done", "error"
+DONE, ERROR, RECORD = "done", "error", "record"
 # How long children that are still starting get to exit after SIGTERM (they hold nothing yet).
 STARTING_GRACE_S = 5.0
 
@@ -94,16 +97,19 @@ class Children:
                     kind = None
                 if kind == ERROR:
                     return index, payload, False
-                if kind == DONE:
+                if kind in (DONE, RECORD):
                     continue
             if proc.exitcode is None:
                 continue  # the pipe closed as the child exits: look again next poll
             return index, self.died(index), True
         return None
 
-    def results(self) -> tuple[dict[int, object], dict[int, str]]:
+    def results(
+        self, on_record: Callable[[int, object], None] | None = None
+    ) -> tuple[dict[int, object], dict[int, str]]:
         """Block until every child has reported, or one has failed: (payloads, errors) by index;
-        an error is the child's message, or `died with exit code N` for a child that sent none."""
+        an error is the child's message, or `died with exit code N` for a child that sent none.
+        Each RECORD a child sends before its report is handed to `on_record(index, payload)`."""
         pending = dict(enumerate(self.readers))
         by_reader = {id(reader): index for index, reader in pending.items()}
         payloads: dict[int, object] = {}
@@ -111,12 +117,17 @@ class Children:
         while pending and not errors:
             for reader in wait(list(pending.values()), timeout=0.5):
                 index = by_reader[id(reader)]
-                del pending[index]
                 try:
                     kind, payload = reader.recv()
                 except EOFError:
+                    del pending[index]
                     errors[index] = self.died(index)
                     continue
+                if kind == RECORD:
+                    if on_record is not None:
+                        on_record(index, payload)
+                    continue
+                del pending[index]
                 if kind == ERROR:
                     errors[index] = payload
                 else:
