@@ -104,7 +104,7 @@ def test_start_stop_leaves_no_threads():
     assert not engine_threads() - before, engine_threads() - before
 
 
-def test_twenty_jobs_leave_no_threads():
+def test_jobs_leave_no_threads():
     from tqdm._monitor import TMonitor
 
     def threads() -> set[threading.Thread]:
@@ -118,7 +118,7 @@ def test_twenty_jobs_leave_no_threads():
     # CUDA): not a leak. What must not grow with jobs is the count; a leftover is named.
     run_job(short(99), None, NullTracker(), progress=False)
     before = threads()
-    for seed in range(20):
+    for seed in range(8):  # a thread left per job would show as 8
         assert run_job(short(seed), None, NullTracker(), progress=False).status == "finished"
     left = threads() - before
     assert not left, sorted(

@@ -170,8 +170,16 @@ def test_sigint_marks_the_run_interrupted(store):
     assert run.data.tags["status"] == "interrupted" and run.info.status == "KILLED"
 
 
-# The contract is common.interleaved's; `overhead` (a minute of CPU) runs with -m slow.
-@pytest.mark.parametrize("name", [pytest.param("overhead", marks=pytest.mark.slow), "pipeline", "async"])
+# The contract is common.interleaved's, the same for every benchmark: `async` (which the claims
+# read) runs by default, `overhead` and `pipeline` with -m slow.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("overhead", marks=pytest.mark.slow),
+        pytest.param("pipeline", marks=pytest.mark.slow),
+        "async",
+    ],
+)
 def test_perf_prints_its_json_contract(name, store):
     proc = run_cli("perf", name, "--reps", "1", "--steps", "4", "--json", "--tracking-uri", store)
     assert proc.returncode == 0, proc.stderr

@@ -261,7 +261,9 @@ def test_ranks_ended_while_starting_leave_no_worker(store):
     spawned(proc.pid, 2, settle=3)  # the ranks exist and are importing or spawning their workers
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
-    time.sleep(3)
+    deadline = time.monotonic() + 10  # the ranks' workers die with them, within a few seconds
+    while [p for p in spawned_processes(all_pids()) - before if alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not [p for p in spawned_processes(all_pids()) - before if alive(p)]
 
 
