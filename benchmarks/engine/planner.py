@@ -43,6 +43,9 @@ METHOD_COST = {
     "lppsgd": 1.25,
 }
 PROBE_BATCHES = 8  # the calibration's bp epoch: this many training batches and one test batch
+# ... on data whose batches differ in length (IMDb's reviews): 8 of them measured the LSTM at 2.4x
+# its epoch's time per sample, 32 within 1.5x (docs/performance.md, "Constants").
+PROBE_BATCHES_VARIED = 32
 START_S = 10.0  # start-up and evaluation around a job's training budget
 PERF_GUESS_S = {"smoke": 60.0, "quick": 240.0, "paper": 300.0}
 
@@ -180,8 +183,9 @@ class Calibration:
         return START_S + (min(seconds, cfg.time_budget_s) if cfg.time_budget_s else seconds)
 
     def _probe(self, job: Job, dataset) -> float:
-        """Seconds per training sample of bp over the job's data: one bp epoch of PROBE_BATCHES
-        batches less one of 2 (start-up and the first batches cancel out), after a warm-up epoch;
+        """Seconds per training sample of bp over the job's data: one bp epoch of PROBE_BATCHES (or
+        PROBE_BATCHES_VARIED) batches less one of 2 (start-up and the first batches cancel out),
+        after a warm-up epoch;
         each measured twice and the faster kept, so one stall on a shared machine does not count
         (a probe's difference is a fraction of a second: one stall once read 10x too slow)."""
         from dataclasses import replace
@@ -201,7 +205,8 @@ class Calibration:
         logging.disable(logging.WARNING)  # a probe's own warnings (MFU, contention) are not the user's
         try:
             # The first epoch pays one-time costs (kernels, threads, an LSTM's shapes): not kept.
-            for i, batches in enumerate((2, 2, PROBE_BATCHES, 2, PROBE_BATCHES)):
+            many = PROBE_BATCHES_VARIED if hasattr(dataset, "train_len") else PROBE_BATCHES
+            for i, batches in enumerate((2, 2, many, 2, many)):
                 n_train = min(dataset.num_train, batches * batch)
                 started = time.perf_counter()
                 run_job(probe, None, NullTracker(), progress=False, dataset=dataset.subset(n_train, n_test))
