@@ -39,12 +39,14 @@ def test_time_to_a_loss_target_and_to_the_best_loss():
     assert time_to_best(curve, ACCURACY) == (0.6, 40.0, 4.0)  # the same curve judged by accuracy
 
 
-def test_patience_and_the_best_epoch_follow_a_min_metric():
+def test_patience_and_the_best_epoch_follow_a_min_metric(monkeypatch):
     """Accuracy rises every epoch while the loss stops improving after epoch 1: with the loss as
     the workload's metric, patience 2 stops after epoch 3 and the best epoch is 1."""
     job = smoke_job("bp", max_epochs=10, patience=2)
     dataset = get_dataset(job, None)
-    dataset.metric = LOSS  # this instance's task is judged by its held-out loss
+    # This instance's task is judged by its held-out loss; the instance is cached for later tests,
+    # so the attribute is put back after this one.
+    monkeypatch.setattr(dataset, "metric", LOSS, raising=False)
     device = torch.device("cpu")
     ctx = TrainContext(
         job, dataset, seeded_model(job, dataset, device), device, lambda m, s: None, progress=False
