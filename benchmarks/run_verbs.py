@@ -75,7 +75,9 @@ def cmd_run(args) -> int:
     estimate = f"; at most ~{sum(budgets) / 60:.0f} min of training (the budgets)" if all(budgets) else ""
     log.info("%d jobs to run, %d finished before%s", len(pending), len(jobs) - len(pending), estimate)
     # The bar counts the jobs still to run, so its ETA (tqdm's, from the jobs done) is not skewed.
-    executor = Executor(tracker, data_dir)
+    # `pending` was read from the store just now: not asked again per job. A job another process
+    # finishes meanwhile is refused by the reservation (TAKEN).
+    executor = Executor(tracker, data_dir, finished=lambda job: False)
     outcomes = executor.execute_all(pending, f"{args.table} ({profile})")
     print_outcomes(outcomes, len(jobs) - len(pending), tracker.uri)
     return 1 if any(o.state == FAILED for o in outcomes) else 0

@@ -19,9 +19,14 @@ class MetricsLogger:
         self, epoch: int, values: dict[str, float], diagnostics: dict[str, float], clock_s: float
     ) -> None:
         """An epoch's values and diagnostics at step `epoch`, and the curves at whole seconds of the clock."""
-        self._log({**values, **{ENGINE + k: v for k, v in diagnostics.items()}}, epoch)
+        self._log(named(values, diagnostics), epoch)
         self._log({BY_TIME + k: values[k] for k in self.curves if k in values}, round(clock_s))
 
     def measurement(self, values: dict[str, float], diagnostics: dict[str, float]) -> None:
         """A measurement's results (Table 9's timings) and its diagnostics, at step 0."""
-        self._log({**values, **{ENGINE + k: v for k, v in diagnostics.items()}}, 0)
+        self._log(named(values, diagnostics), 0)
+
+
+def named(values: dict[str, float], diagnostics: dict[str, float]) -> dict[str, float]:
+    """Values under their own names, diagnostics under ENGINE."""
+    return {**values, **{ENGINE + k: v for k, v in diagnostics.items()}}

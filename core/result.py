@@ -15,11 +15,9 @@ from pathlib import Path
 from .job import Job
 
 # The store's schema: every run and experiment the suite writes carries it (tag `schema`). A store
-# of another schema is refused with one line (reports/runs.py) rather than read through shims.
+# of another schema is refused with one line (benchmarks/engine/tracking.py, Tracker) rather than
+# read through shims.
 SCHEMA_VERSION = "3"
-
-# Final states of a job's run (the tag `status`); `running` while it trains.
-STATUSES = ("finished", "diverged", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ class RunResult:
     model: str
     profile: str
     run_index: int
-    status: str  # one of STATUSES
+    status: str  # finished | diverged | failed | interrupted (the run's tag `status`)
     stop_reason: str | None  # max_epochs | patience | time_budget | diverged | measured | failed | ...
     metric: str | None = None  # the workload's metric (test_acc, test_bpb)
     best_metric: float | None = None

@@ -1,6 +1,7 @@
-"""The one loop that runs jobs, for `run TABLE`, `run claims` and the planner's calibration: skip
-what is finished, reserve, run, record, show progress, keep to a budget. Each job ends as an
-`Outcome`; the caller prints them."""
+"""The one loop that runs jobs, for `run TABLE` and `run claims`: skip what is finished, reserve,
+run, record, show progress, keep to a budget. Each job ends as an `Outcome`; the caller prints
+them. (The planner's calibration probe runs one job on data subsets through `run_job` itself:
+nothing to skip or reserve.)"""
 
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ class Outcome:
     job: Job
     state: str  # RAN, FINISHED_BEFORE, TAKEN, FAILED, NO_DATA or OVER_BUDGET
     result: RunResult | None = None  # for RAN and FAILED
-    seconds: float = 0.0  # wall time here
 
 
 @dataclass
@@ -96,13 +96,12 @@ class Executor:
             return self._record(Outcome(job, NO_DATA))
         except JobFailed as err:
             log.error("%s failed: %s", job.name, err)
-            return self._record(Outcome(job, FAILED, err.result, time.monotonic() - started))
-        seconds = time.monotonic() - started
+            return self._record(Outcome(job, FAILED, err.result))
         if result is None:
             return self._record(Outcome(job, TAKEN))
         if self.ran is not None:
-            self.ran(job, seconds)
-        return self._record(Outcome(job, RAN, result, seconds))
+            self.ran(job, time.monotonic() - started)
+        return self._record(Outcome(job, RAN, result))
 
     def execute_all(self, jobs: Iterable[Job], title: str) -> list[Outcome]:
         """Run `jobs` in order under a progress bar on a terminal (one log line per job in a file)."""
