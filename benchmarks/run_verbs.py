@@ -138,8 +138,9 @@ def cmd_run_claims(args) -> int:
     from datasets import resolve_data_dir
     from reports.claims import CLAIMS
 
+    from .engine.calibration import Calibration
     from .engine.executor import Executor, tally
-    from .engine.planner import Calibration, Estimates, parse_duration, run_claims, select_claims
+    from .engine.planner import Estimates, parse_duration, run_claims, select_claims
     from .engine.tracking import PROJECT_ROOT, Tracker
     from .perf import PERF, PerfOptions
     from .profiles import resolve_profile

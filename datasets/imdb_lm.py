@@ -19,6 +19,7 @@ bytes flattened to [batch x context] (models/gpt.py says why).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import re
@@ -123,6 +124,15 @@ class ByteStreamDataset(Dataset):
         self.spec = InputSpec(num_classes=VOCAB, vocab_size=VOCAB, context=self.context)
         self.offsets = torch.arange(self.context + 1)
         self._device_copies: dict[torch.device, tuple[torch.Tensor, ...]] = {}
+
+    def subset(self, num_train: int, num_test: int) -> ByteStreamDataset:
+        """The same text with `num_train` training windows an epoch and the first `num_test`
+        held-out windows (the run-claims calibration's short epochs)."""
+        part = copy.copy(self)
+        part.test_windows = self.test_windows[:num_test]
+        part.num_train, part.num_test = num_train, len(part.test_windows)
+        part._device_copies = {}
+        return part
 
     def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(training bytes, window offsets, held-out windows) on `device`, copied there once."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -24,10 +26,38 @@ tune_glibc_malloc()
 SHARED_DATA = Path(os.environ.get("BENCH_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 
+EMPTY_STORE: list[Path] = []  # the session's empty store, migrated once (`empty_store`)
+EMPTY_STORE_DIR = tempfile.TemporaryDirectory(prefix="empty-store-")  # removed when pytest exits
+
+
+def empty_store(path: Path) -> str:
+    """A new, empty MLflow SQLite store at `path`, as MLflow makes one; its URI.
+
+    MLflow builds a new file's schema by running every alembic migration (about a second on 2
+    cores): the session does that once and copies the result. Tests of store creation itself (two
+    processes creating one store, a store that cannot be created) pass a path to the CLI instead.
+    """
+    if not EMPTY_STORE:
+        from mlflow.tracking import MlflowClient
+
+        template = Path(EMPTY_STORE_DIR.name) / "mlflow.db"
+        MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+        EMPTY_STORE.append(template)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(EMPTY_STORE[0], path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def new_store(tmp_path) -> str:
+    """An empty SQLite MLflow store of the test's own (`empty_store`)."""
+    return empty_store(tmp_path / "mlflow.db")
+
+
 @pytest.fixture(scope="session")
 def store(tmp_path_factory) -> str:
     """A SQLite MLflow store of the test session's own."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    return empty_store(tmp_path_factory.mktemp("mlflow") / "mlflow.db")
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from reports.claims import (
 from reports.claims._common import PLANS_EXPERIMENT, Measured
 from reports.claims.stats import CONTRADICTS, OPEN, SUPPORTS, Cell, Part, above, decide_part, within
 
-from .conftest import TWO_CORES, add_run, run_cli
+from .conftest import TWO_CORES, add_run, empty_store, run_cli
 
 PINS = Path(__file__).parent / "claim_rules.json"
 
@@ -40,7 +40,7 @@ def verdict(uri: str, claim: str, profile: str = "paper"):
 
 
 def new_store(tmp_path, name="mlflow.db"):
-    uri = f"sqlite:///{tmp_path / name}"
+    uri = empty_store(tmp_path / name)
     return uri, Tracker(uri)
 
 
@@ -107,7 +107,7 @@ def test_a_guard_turns_only_a_reproduced_into_not_comparable():
 def store(tmp_path_factory):
     """paper: LU ahead of BU by 5-6 points on CIFAR-10 and level with it on IMDb; quick: behind by
     5-6 points; smoke: ahead in 1 pair."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('claims') / 'mlflow.db'}"
+    uri = empty_store(tmp_path_factory.mktemp("claims") / "mlflow.db")
     tracker = Tracker(uri)
     for i, (lu, bu) in enumerate([(0.90, 0.85), (0.91, 0.855), (0.92, 0.86)]):
         add(tracker, "table1", "resnet18", "async_lu", i, [0.5, lu], staleness_mean=0.4)

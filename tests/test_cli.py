@@ -14,7 +14,7 @@ from benchmarks.engine.tracking import Tracker
 from core.result import RunResult
 from datasets.synthetic import SMOKE_TRAIN
 
-from .conftest import ON_CPU, add_run, cli, run_cli, start_long_train
+from .conftest import ON_CPU, add_run, cli, empty_store, run_cli, start_long_train
 
 SMOKE = ["train", "--dataset", "cifar10", "--model", "resnet18", "--method", "bp", "--profile", "smoke"]
 
@@ -239,7 +239,7 @@ def test_a_read_only_store_is_one_line_and_still_reports(tmp_path):
     """A store that opens but refuses writes: train exits 1 with one line; report (a reader) works."""
     folder = tmp_path / "ro"
     folder.mkdir()
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = empty_store(folder / "mlflow.db")
     add_run(Tracker(uri), "table1", "resnet18", "async_lu", 0, [0.5, 0.6], [10, 20])
     for path in (folder / "mlflow.db", folder):  # the file read-only, then its folder (the lock's)
         if not immutable(path, True):
@@ -381,7 +381,7 @@ def test_an_interrupted_report_leaves_the_previous_one_whole(tmp_path, monkeypat
     """Reports are written into a folder beside reports/out and moved into place at the end."""
     import reports.render
 
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = empty_store(tmp_path / "mlflow.db")
     add_run(Tracker(store), "table1", "resnet18", "async_lu", 0, [0.5, 0.8], [10, 20])
     out = tmp_path / "out"
     assert run_cli("report", "table1", "--tracking-uri", store, "--out", str(out)).returncode == 0
@@ -402,7 +402,7 @@ def test_an_interrupted_report_leaves_the_previous_one_whole(tmp_path, monkeypat
 def test_run_into_a_file_prints_one_line_per_job_and_no_third_party_bars(tmp_path):
     """Output to a file (a cluster's log): no progress bars (the suite's or MLflow's artifact
     downloads, one per staleness table an async run logs), one line per job instead."""
-    proc = cli("run", "table6", "--profile", "smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}")
+    proc = cli("run", "table6", "--profile", "smoke", "--tracking-uri", empty_store(tmp_path / "m.db"))
     assert proc.returncode == 0, proc.stderr
     assert "job 1 of 2: imdb-lstm-async_lu-smoke-run0" in proc.stderr
     assert "job 2 of 2: imdb-lstm-async_bu-smoke-run0" in proc.stderr

@@ -46,7 +46,9 @@ def test_val_without_a_class_keeps_train_numbering(tmp_path):
     assert [y for _, y in ds.val.samples] == [1, 2]
 
 
-@pytest.mark.parametrize("method", ["bp", "lapsgd"])  # lapsgd: DataLoader inside its daemon workers
+# lapsgd streams the tree through a DataLoader inside its daemon workers, which bp's in-process
+# loader does not need: bp runs with -m slow (the reader itself: test_batches_from_a_jpeg_tree).
+@pytest.mark.parametrize("method", [pytest.param("bp", marks=pytest.mark.slow), "lapsgd"])
 def test_smoke_train_on_a_jpeg_tree_streams_it(tmp_path, store, method):
     write_synthetic_imagefolder(tmp_path, classes=4, train_per_class=40, val_per_class=4)
     proc = run_cli(

@@ -12,7 +12,7 @@ from core.context import TrainContext
 from core.metric import ACCURACY, Metric
 from reports.runs import time_to_best, time_to_target
 
-from .conftest import smoke_job
+from .conftest import empty_store, smoke_job
 
 LOSS = Metric("test_loss", "min", "held-out loss")
 
@@ -73,7 +73,7 @@ def test_reports_take_the_worst_best_in_the_metrics_direction(tmp_path):
 
     from .conftest import add_run
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
     for method, losses in (("async_lu", [2.0, 1.2, 1.0]), ("async_bu", [2.5, 1.5, 1.4])):
         run_id = add_run(tracker, "t", "gpt", method, 0, [0.1, 0.2, 0.3], [10, 20, 30])

@@ -22,7 +22,7 @@ from methods.async_backprop import AsyncConfig
 from reports.claims import evaluate
 from reports.render import write_report
 
-from .conftest import add_run, on_cpu, row_params, run_cli, smoke_job
+from .conftest import add_run, empty_store, on_cpu, row_params, run_cli, smoke_job
 
 
 # --- straggler injection -------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def add_cell(tracker, table, method, cell, run_index, acc, times, rate, **metric
 
 
 def test_thread_ratio_report_figure_and_claim(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
     rates = {"F=1,B=1": 100.0, "F=1,B=2": 180.0, "F=1,B=3": 170.0, "F=2,B=2": 150.0, "F=2,B=4": 120.0}
     for method in ("async_lu", "async_bu"):
@@ -270,7 +270,7 @@ def test_thread_ratio_report_figure_and_claim(tmp_path):
 
 
 def test_straggler_report_and_claims_compare_with_the_run_without_delay(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
     for run in range(3):
         for method, drop, slow in (("async_lu", 0.01 + 0.002 * run, 1.05), ("ddp", 0.0, 2.0)):
@@ -297,11 +297,13 @@ def test_004_tables_smoke_runs_and_reports(tmp_path):
     (all their smoke jobs: `run all --profile smoke` in the slow test and tox smoke-tables)."""
     from benchmarks.engine.runner import run_job
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
     chosen = {
         "pd-threads": {"async_lu[F=1,B=1]", "async_lu[F=1,B=2]", "async_bu[F=1,B=2]"},
-        "pd-stragglers": {"async_lu[delay=0%]", "async_lu[delay=100%]", "ddp[delay=0%]", "ddp[delay=100%]"},
+        # ddp delays its last rank in bp's loop (test_the_training_loops_delay_their_straggler and the
+        # rank's choice above); ddp at 100 % runs in the slow `run all`.
+        "pd-stragglers": {"async_lu[delay=0%]", "async_lu[delay=100%]", "ddp[delay=0%]"},
         "pd-headline": {"async_lu", "lppsgd"},
     }
     for table, labels in chosen.items():

@@ -19,7 +19,7 @@ from core.inputs import InputSpec
 from methods.common.pipeline import Pipeline, block_costs, split_points
 from models import build_model
 
-from .conftest import cli, run_cli
+from .conftest import cli, empty_store, run_cli
 
 SPEC = InputSpec(num_classes=10, image_size=32)
 TEXT = InputSpec(num_classes=256, vocab_size=256, context=16)
@@ -193,7 +193,7 @@ def test_the_pd_pipeline_table_reports_its_rows_with_memory_and_idle_fraction(tm
     from benchmarks.tables import TABLES
     from reports.claims import evaluate
 
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = empty_store(tmp_path / "mlflow.db")
     # async_bu and ddp render by the same code as async_lu and bp: left out to keep the test short.
     methods = "bp,async_lu,gpipe,pipe_1f1b"
     proc = run_cli("run", "pd-pipeline", "--profile", "smoke", "--methods", methods, "--tracking-uri", store)

@@ -10,12 +10,12 @@ from benchmarks.engine.tracking import Tracker
 from benchmarks.tables import TABLES
 from reports.render import write_report
 
-from .conftest import add_run, cli, row_params, run_cli
+from .conftest import add_run, cli, empty_store, row_params, run_cli
 
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
-    uri = f"sqlite:///{tmp_path_factory.mktemp('reports') / 'mlflow.db'}"
+    uri = empty_store(tmp_path_factory.mktemp("reports") / "mlflow.db")
     tracker = Tracker(uri)
     # Tables 1/2 (experiment table1), paper profile, ResNet-18; target 0.87.
     add_run(tracker, "table1", "resnet18", "async_lu", 0, [0.80, 0.88, 0.93], [100, 200, 300])
@@ -77,7 +77,7 @@ def test_time_to_fixed_target_and_to_the_worst_methods_best(filled, tmp_path):
 def test_a_variant_is_a_row_of_its_own_after_its_method(tmp_path):
     """LAP-SGD run as its authors' code runs it (tag variant) next to 002's reading: two rows, the
     variant's after its method's, both beside the paper's LAP-SGD values; the claims judge both."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
     add_run(tracker, "table1", "resnet18", "async_lu", 0, [0.80, 0.88, 0.93], [100, 200, 300])
     add_run(
@@ -160,7 +160,7 @@ def test_curves_figure_and_index_through_the_cli(filled, tmp_path):
 
 
 def test_lap_readings_table_shows_each_readings_per_epoch_means(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
     for variant, rounds, rate in ((None, [10, 14], [900, 1000]), ("authors_code", [60, 70], [400, 500])):
         params = dict(reading=variant or "paper")
@@ -202,7 +202,7 @@ def test_unknown_table_is_one_line_exit_2(filled):
 @pytest.mark.slow
 def test_run_all_smoke_then_report_all_writes_every_file(tmp_path):
     """Every table's smoke jobs through the CLI, then every report (minutes: `pytest -m slow`)."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path / "mlflow.db")
     proc = cli("run", "all", "--profile", "smoke", "--tracking-uri", uri, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "out"
@@ -221,7 +221,7 @@ def test_002_tables_show_the_last_epoch_beside_002s_cells(tmp_path):
     """lap-table3 is a view of lap-table2's runs: its LPP-SGD cells and the MB-SGD reference in 002's
     row order, the last epoch's values beside 002's (and its verdict); LAP-SGD's rows and cells
     belong to Table 2 and are neither shown nor listed as missing there."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
     for method, variant, cell, reading, acc in (
         ("ddp", "B=128", "B=128", None, [0.5, 0.7]),

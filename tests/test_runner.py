@@ -12,7 +12,7 @@ from benchmarks.engine.tracking import Tracker
 from core.result import RunResult
 from methods import METHODS, Method, register_method
 
-from .conftest import run_cli, smoke_job
+from .conftest import empty_store, run_cli, smoke_job
 
 
 @pytest.fixture
@@ -214,7 +214,7 @@ def test_every_experiment_the_suite_creates_opens_on_the_training_view(tmp_path)
     (`mlflow.experimentKind`) and with the store's schema."""
     from core.result import SCHEMA_VERSION
 
-    tracker = Tracker(f"sqlite:///{tmp_path / 'kinds.db'}")
+    tracker = Tracker(empty_store(tmp_path / "kinds.db"))
     run_job(job(max_epochs=1), None, tracker, progress=False)
     tracker.log_perf("peak", {"flops": 1.0})
     tracker.declare_plan("claim-plans", "quick", 5, ["beta-about-2"])

@@ -17,11 +17,11 @@ from benchmarks.engine.tracking import Tracker
 from benchmarks.ui import experiment_links
 from reports.runs import curve, load_runs
 
-from .conftest import add_run, run_cli
+from .conftest import add_run, empty_store, run_cli
 
 
 def test_links_go_to_each_experiments_runs_page(tmp_path):
-    tracker = Tracker(f"sqlite:///{tmp_path}/ui.db")  # a store of its own: the session's has others
+    tracker = Tracker(empty_store(tmp_path / "ui.db"))  # a store of its own: the session's has others
     add_run(tracker, "table6", "lstm", "async_lu", 0, acc=[0.5], times=[1.0])
     add_run(tracker, "table1", "resnet18", "bp", 0, acc=[0.5], times=[1.0])
     links = experiment_links(tracker, "http://127.0.0.1:5000")

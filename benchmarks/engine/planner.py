@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.errors import DataMissingError, UserError
 from core.job import Job
 
+from .calibration import Calibration
 from .executor import OVER_BUDGET, Executor
 from .tracking import Tracker
 
@@ -29,23 +29,6 @@ log = logging.getLogger(__name__)
 GUESS_S = {"smoke": 15.0, "quick": 300.0, "paper": 7200.0}
 # A measuring job (Table 9's timing) where the store has none like it.
 MEASURE_GUESS_S = {"smoke": 10.0, "quick": 60.0, "paper": 300.0}
-# A training method's wall time relative to bp's on the same workload, before a run of it has
-# finished on this machine (docs/performance.md, "Constants"), 1 where unmeasured. A prior only:
-# the first finished run of a kind replaces it (Estimates.record).
-METHOD_COST = {
-    "async_lu": 1.15,
-    "async_bu": 1.1,
-    "gpipe": 1.5,
-    "pipe_1f1b": 1.45,
-    "ddp": 1.2,
-    "plsgd": 1.2,
-    "lapsgd": 1.3,
-    "lppsgd": 1.25,
-}
-PROBE_BATCHES = 8  # the calibration's bp epoch: this many training batches and one test batch
-# ... on data whose batches differ in length (IMDb's reviews): 8 of them measured the LSTM at 2.4x
-# its epoch's time per sample, 32 within 1.5x (docs/performance.md, "Constants").
-PROBE_BATCHES_VARIED = 32
 START_S = 10.0  # start-up and evaluation around a job's training budget
 PERF_GUESS_S = {"smoke": 60.0, "quick": 240.0, "paper": 300.0}
 
@@ -151,76 +134,6 @@ def drop_missing_data(plans: list[ClaimPlan], data_dir) -> dict[str, str]:
     return missing
 
 
-class Calibration:
-    """A job's seconds on this machine without a like run in the store: a short bp epoch over a few
-    batches of the job's own data and model (in this process, once per workload), scaled to the
-    job's epochs and samples and by the method's prior cost (METHOD_COST), capped by its time budget."""
-
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self._per_sample: dict[tuple, float] = {}
-
-    def job_s(self, job: Job) -> float | None:
-        """The estimate, or None where a bp probe says nothing of the job (a measuring method, or a
-        dataset without subsets) and it has no time budget."""
-        from methods import METHODS
-
-        from .rank import get_dataset
-
-        cfg = job.config
-        budget = cfg.time_budget_s + START_S if cfg.time_budget_s else None
-        try:
-            dataset = get_dataset(job, self.data_dir)
-        except DataMissingError:  # its claim reads "not measurable here"; the planner drops such jobs
-            return budget
-        if METHODS[job.method].measures or not hasattr(dataset, "subset"):
-            return budget
-        key = (job.dataset, job.model, job.synthetic_data, cfg.width, cfg.depth, cfg.batch_size, cfg.seq_len)
-        if key not in self._per_sample:
-            self._per_sample[key] = self._probe(job, dataset)
-        samples = cfg.max_epochs * (dataset.num_train + dataset.num_test / 3)  # a test sample: a forward
-        seconds = samples * self._per_sample[key] * METHOD_COST.get(job.method, 1.0)
-        return START_S + (min(seconds, cfg.time_budget_s) if cfg.time_budget_s else seconds)
-
-    def _probe(self, job: Job, dataset) -> float:
-        """Seconds per training sample of bp over the job's data: one bp epoch of PROBE_BATCHES (or
-        PROBE_BATCHES_VARIED) batches less one of 2 (start-up and the first batches cancel out),
-        after a warm-up epoch;
-        each measured twice and the faster kept, so one stall on a shared machine does not count
-        (a probe's difference is a fraction of a second: one stall once read 10x too slow)."""
-        from dataclasses import replace
-
-        from .build import build_job
-        from .runner import run_job
-        from .tracking import NullTracker
-
-        batch = job.config.batch_size
-        config = replace(job.config, max_epochs=1, t_max=1, warmup_epochs=0, time_budget_s=0.0)
-        probe = build_job(
-            "calibration", job.dataset, job.model, "bp", job.profile, config=config,
-            synthetic=job.synthetic_data,
-        )  # fmt: skip
-        n_test = min(dataset.num_test, batch)
-        seconds: dict[int, float] = {}
-        logging.disable(logging.WARNING)  # a probe's own warnings (MFU, contention) are not the user's
-        try:
-            # The first epoch pays one-time costs (kernels, threads, an LSTM's shapes): not kept.
-            many = PROBE_BATCHES_VARIED if hasattr(dataset, "train_len") else PROBE_BATCHES
-            for i, batches in enumerate((2, 2, many, 2, many)):
-                n_train = min(dataset.num_train, batches * batch)
-                started = time.perf_counter()
-                run_job(probe, None, NullTracker(), progress=False, dataset=dataset.subset(n_train, n_test))
-                if i > 0:
-                    seconds[n_train] = min(seconds.get(n_train, math.inf), time.perf_counter() - started)
-        finally:
-            logging.disable(logging.NOTSET)
-        measured = sorted(seconds.items())  # one entry where the whole train split fits 2 batches
-        (few, t_few), (many, t_many) = measured[0], measured[-1]
-        per_sample = (t_many - t_few) / (many - few) if many > few else t_many / many
-        log.info("calibrated %s/%s: %.3f ms per training sample", job.dataset, job.model, 1e3 * per_sample)
-        return max(per_sample, 1e-6)
-
-
 class Estimates:
     """Seconds a job (or a perf benchmark) takes on this machine, from the store where it can."""
 
@@ -289,7 +202,7 @@ class Estimates:
         if per_epoch:
             seconds = statistics.median(per_epoch) * job.config.max_epochs
             return min(seconds, job.config.time_budget_s + START_S) if job.config.time_budget_s else seconds
-        calibrated = self.calibration.job_s(job) if self.calibration is not None else None
+        calibrated = self.calibration.job_s(job, START_S) if self.calibration is not None else None
         if calibrated is not None:
             return calibrated
         from methods import METHODS
