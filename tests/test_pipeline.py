@@ -179,9 +179,10 @@ def test_a_pipeline_that_cannot_run_is_refused_before_any_run(args, message):
 def test_ranks_stepping_together_stop_together_at_the_time_budget(store, method):
     """Each rank's clock reaches the budget at its own moment; ranks with a collective in every step
     agree to stop at the same step (a rank that stopped alone would leave the others waiting)."""
-    proc = cli("train", "--method", method, "--devices", "2", "--profile", "smoke", "--json",
-               "--set", "time_budget_s=1.5", "--set", "max_epochs=100", "--tracking-uri", store,
-               timeout=240)  # fmt: skip
+    proc = run_cli(
+        "train", "--method", method, "--devices", "2", "--profile", "smoke", "--json",
+        "--set", "time_budget_s=1.5", "--set", "max_epochs=100", "--tracking-uri", store,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["stop_reason"] == "time_budget" and result["status"] == "finished"
@@ -194,10 +195,11 @@ def test_the_pd_pipeline_table_reports_its_rows_with_memory_and_idle_fraction(tm
     from reports.claims import evaluate
 
     store = empty_store(tmp_path / "mlflow.db")
-    # async_bu and ddp render by the same code as async_lu and bp: left out to keep the test short.
-    methods = "bp,async_lu,gpipe,pipe_1f1b"
+    # async_bu and ddp render by the same code as async_lu and bp, gpipe by pipe_1f1b's: left out to
+    # keep the test short (gpipe on 2 processes: test_one_pipeline_step_equals_one_bp_step).
+    methods = "bp,async_lu,pipe_1f1b"
     proc = run_cli("run", "pd-pipeline", "--profile", "smoke", "--methods", methods, "--tracking-uri", store)
-    assert proc.returncode == 0 and "4 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "3 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
     proc = run_cli(
         "report", "pd-pipeline", "--profile", "smoke", "--tracking-uri", store, "--out", str(tmp_path)
     )
@@ -216,4 +218,4 @@ def test_the_pd_pipeline_table_reports_its_rows_with_memory_and_idle_fraction(tm
             assert run.data.metrics["system/pipeline_bubble_theory"] == pytest.approx(1 / 5)
     verdicts = {claim.id: verdict for claim, _, verdict in evaluate(store, dict(TABLES), "smoke")}
     claim = verdicts["lu-faster-than-pipelines"]
-    assert len(claim.runs) == 3 and "peak memory (GiB)" in claim.evidence, claim  # one pair: inconclusive
+    assert len(claim.runs) == 2 and "peak memory (GiB)" in claim.evidence, claim  # one pair: inconclusive

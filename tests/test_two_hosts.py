@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from .conftest import empty_store
+
 ROOT = Path(__file__).resolve().parents[1]
 SUBNET = "10.231.{}.{}"
 
@@ -132,17 +134,23 @@ def test_a_job_trains_across_two_hosts(hosts, tmp_path, method):
     assert not _pids(hosts[0][0]) and not _pids(hosts[1][0])
 
 
+def _trained_an_epoch(client: MlflowClient) -> bool:
+    """Whether the store's job has logged an epoch (its ranks on both hosts step together)."""
+    experiment = client.get_experiment_by_name("adhoc")
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    return any(client.get_metric_history(run.info.run_id, "test_acc") for run in runs)
+
+
 def test_losing_a_host_fails_the_job_on_the_other(hosts, tmp_path):
     """kill -9 of every process of host 1 mid-training: host 0's job fails within 30 s, with our
     one line, and nothing is left running on either host."""
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    store = empty_store(tmp_path / "mlflow.db")  # made here: the test polls it for the first epoch
     long_run = ("--method", "ddp", "--epochs", "500", "--set", "patience=500", "--set", "time_budget_s=0")
     procs = [_launch(hosts[i], i, hosts[0][1], 29412, store, *long_run) for i in (0, 1)]
-    deadline = time.monotonic() + 120
-    while not Path(tmp_path / "mlflow.db").exists() or len(_pids(hosts[1][0])) < 2:
+    client, deadline = MlflowClient(tracking_uri=store), time.monotonic() + 120
+    while not _trained_an_epoch(client) or len(_pids(hosts[1][0])) < 2:  # into training on both hosts
         assert time.monotonic() < deadline and procs[0].poll() is None, procs[0].stderr.read()[-2000:]
         time.sleep(0.5)
-    time.sleep(8)  # into training
     for pid in _pids(hosts[1][0]):
         _kill(pid)
     started = time.monotonic()
