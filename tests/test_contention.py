@@ -57,7 +57,7 @@ def test_a_measurement_beside_a_busy_process_is_tagged_contended(store):
     subprocess.run(["sh", "-c", f"{sys.executable} -c '{BUSY}' >/dev/null 2>&1 &"], check=True)
     try:
         time.sleep(0.3)
-        job = smoke_job("fwd_bwd_timing", TimingConfig(warmup=2, batches=40))
+        job = smoke_job("fwd_bwd_timing", TimingConfig(warmup=2, batches=20))
         summary = run_job(job, None, Tracker(store), progress=False)
     finally:
         subprocess.run(["pkill", "-f", "end = time.time"], check=False)
