@@ -81,8 +81,11 @@ class Job:
     run_index: int = 0
     devices: int = 1
     synthetic: bool = False  # random inputs in the dataset's shape (timing, where pixels don't matter)
-    # The name of the table's row where one method fills several (Row.name: 002's "U=4,B=128").
-    cell: str = ""
+    # The name of the job's row, "" for a method's plain row: the table's where one method fills
+    # several (Row.name: 002's "U=4,B=128"), after the name the method's config gives its row
+    # (LAP-SGD's `authors_code` reading), comma-joined (build_job). Runs carry it as the tag
+    # `row_name`; reports name their rows `method[row_name]`.
+    row_name: str = ""
 
     @property
     def synthetic_data(self) -> bool:
@@ -104,24 +107,14 @@ class Job:
             self.profile,
             self.seed,
             self.params(),
-            self.cell,
+            self.row_name,
         ]
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
-    def variant(self) -> str:
-        """The method config's `variant` (e.g. LAP-SGD's `authors_code` reading) and the table's
-        `cell`, comma-joined; "" for neither.
-
-        A variant is a different row of a table: its runs carry the tag `variant`, and reports
-        name their rows `method[variant]`.
-        """
-        return ",".join(part for part in (getattr(self.method_config, "variant", ""), self.cell) if part)
-
-    @property
     def label(self) -> str:
-        """The method as a table row names it: `lapsgd`, or `lapsgd[authors_code]` for a variant."""
-        return f"{self.method}[{self.variant}]" if self.variant else self.method
+        """The method as a table row names it: `lapsgd`, or `lapsgd[authors_code]` for a named row."""
+        return f"{self.method}[{self.row_name}]" if self.row_name else self.method
 
     @property
     def name(self) -> str:

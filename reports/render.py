@@ -194,7 +194,7 @@ def summarise(per_run: pd.DataFrame, columns: list[str], keys=("model", "label")
 
 def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
     """Rows by model (ResNet-18 first), then in the order of the spec's rows (the paper's), a
-    method's variants (`lapsgd[authors_code]`) after its own row."""
+    method's named rows (`lapsgd[authors_code]`) after its plain row."""
     if summary.empty:
         return summary
     if "method" not in summary:
@@ -364,7 +364,7 @@ def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame
 
 def add_paper(summary: pd.DataFrame, spec, fields: tuple[str, ...]) -> None:
     """The paper's value of each named field for each row, as column `paper_<field>`: the values of
-    the spec row the runs are of (`spec.paper_of`), so a variant of a row (`lapsgd[authors_code]`)
+    the spec row the runs are of (`spec.paper_of`), so a named row of a method (`lapsgd[authors_code]`)
     shows its row's."""
     rows = summary["_row"] if "_row" in summary else pd.Series(-1, index=summary.index)
     cells = [

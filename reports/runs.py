@@ -37,11 +37,11 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     if "run_index" in frame:  # training runs (perf results have none)
         frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
     if "method" in frame:
-        # A run's label names its row in a report: the method, and its variant where it has one (the
-        # table's cell, LAP-SGD as its authors' code runs it), as the runner tagged it. A display
-        # name only: which row of a table a run is of is decided by its params (`with_rows`).
-        variant = frame["variant"].fillna("") if "variant" in frame else pd.Series("", index=frame.index)
-        frame["label"] = frame["method"].where(variant == "", frame["method"] + "[" + variant + "]")
+        # A run's label names its row in a report: the method, and its row's name where it has one
+        # (a table's `U=4,B=128`, LAP-SGD as its authors' code runs it), as the runner tagged it. A
+        # display name only: which row of a table a run is of is decided by its params (`with_rows`).
+        named = frame["row_name"].fillna("") if "row_name" in frame else pd.Series("", index=frame.index)
+        frame["label"] = frame["method"].where(named == "", frame["method"] + "[" + named + "]")
     return frame
 
 

@@ -215,7 +215,7 @@ def add_run(
     train_acc=None,
     profile="paper",
     hardware=None,
-    variant=None,
+    row_name=None,
     params=None,
 ):
     """A run with tags as the runner writes them and a learning curve (test_acc, train_time_s per epoch).
@@ -227,8 +227,8 @@ def add_run(
         table=table, model=model, method=method, profile=profile, run_index=run_index, seed=run_index,
         status="running", kind="fwd_bwd_timing" if metrics else "train", hardware=hardware, devices=1,
     )  # fmt: skip
-    if variant:
-        tags["variant"] = variant
+    if row_name:
+        tags["row_name"] = row_name
     params = {**(params or {}), **hardware.params()}
     run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, params)
     for epoch, (a, t) in enumerate(zip(acc or [], times or [], strict=True)):

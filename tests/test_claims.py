@@ -327,7 +327,7 @@ def test_stragglers_are_judged_per_delay_level(tmp_path):
     for i in range(3):
         for name, drop in rows.items():
             add_run(tracker, "pd-stragglers", "resnet18", "async_lu", i, [0.5, 0.8 - drop + 0.001 * i],
-                    [10.0, 20.0], hardware=TWO_CORES, variant=name,
+                    [10.0, 20.0], hardware=TWO_CORES, row_name=name,
                     params=row_params("pd-stragglers", "async_lu", name))  # fmt: skip
     result = verdict(uri, "004-stragglers-cost-under-2.5-points")
     names = [c.name for c in result.cells]

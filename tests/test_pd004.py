@@ -210,9 +210,9 @@ def test_a_stale_probe_is_measured_again(monkeypatch, tmp_path):
 # --- tables --------------------------------------------------------------------------------------
 def test_004_tables_build_their_cells():
     threads = TABLES["pd-threads"].jobs("quick")
-    assert {j.cell for j in threads} == {"F=1,B=1", "F=1,B=2", "F=1,B=3", "F=2,B=2", "F=2,B=4"}
+    assert {j.row_name for j in threads} == {"F=1,B=1", "F=1,B=2", "F=1,B=3", "F=2,B=2", "F=2,B=4"}
     assert {(j.dataset, j.model) for j in threads} == {("cifar10", "resnet18"), ("imdb", "lstm")}
-    one = next(j for j in threads if j.cell == "F=2,B=4" and j.model == "resnet18")
+    one = next(j for j in threads if j.row_name == "F=2,B=4" and j.model == "resnet18")
     assert (one.method_config.forward_threads, one.method_config.backward_threads) == (2, 4)
     assert one.config.max_epochs == 2 and one.config.t_max == pytest.approx(1.5)  # cosine ends at epoch 2
     stragglers = TABLES["pd-stragglers"].jobs("quick")
@@ -226,13 +226,13 @@ def test_004_tables_build_their_cells():
         "async_lu", "lppsgd", "ddp"
     }  # fmt: skip
     assert {j.dataset for j in TABLES["pd-headline"].jobs("quick")} == {"cifar10"}  # the stand-in
-    assert {j.cell for j in TABLES["pd-staleness"].jobs("quick")} == {"F=1,B=2"}
+    assert {j.row_name for j in TABLES["pd-staleness"].jobs("quick")} == {"F=1,B=2"}
 
 
 def add_cell(tracker, table, method, cell, run_index, acc, times, rate, **metrics):
     """A finished run of a table's cell with per-epoch samples/s (and other metrics)."""
     params = row_params(table, method, cell)
-    run_id = add_run(tracker, table, "resnet18", method, run_index, acc, times, variant=cell, params=params)
+    run_id = add_run(tracker, table, "resnet18", method, run_index, acc, times, row_name=cell, params=params)
     for epoch in range(len(acc)):
         tracker.log_metrics(run_id, dict(samples_per_s=rate, **metrics), epoch)
     return run_id

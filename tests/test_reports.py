@@ -74,9 +74,9 @@ def test_time_to_fixed_target_and_to_the_worst_methods_best(filled, tmp_path):
     assert "210.0 ± 14.1" in md and "706.3 ± 13" in md
 
 
-def test_a_variant_is_a_row_of_its_own_after_its_method(tmp_path):
-    """LAP-SGD run as its authors' code runs it (tag variant) next to 002's reading: two rows, the
-    variant's after its method's, both beside the paper's LAP-SGD values; the claims judge both."""
+def test_a_named_row_is_a_row_of_its_own_after_its_method(tmp_path):
+    """LAP-SGD run as its authors' code runs it (tag row_name) next to 002's reading: two rows, the
+    named row after its method's, both beside the paper's LAP-SGD values; the claims judge both."""
     uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
     add_run(tracker, "table1", "resnet18", "async_lu", 0, [0.80, 0.88, 0.93], [100, 200, 300])
@@ -88,7 +88,7 @@ def test_a_variant_is_a_row_of_its_own_after_its_method(tmp_path):
         0,
         [0.70, 0.86, 0.90],
         [150, 300, 450],
-        variant="authors_code",
+        row_name="authors_code",
     )
     add_run(tracker, "table1", "resnet18", "lapsgd", 0, [0.70, 0.86, 0.88], [150, 300, 450])
     write_report(TABLES["table1"], uri, tmp_path, "paper")
@@ -162,8 +162,8 @@ def test_curves_figure_and_index_through_the_cli(filled, tmp_path):
 def test_lap_readings_table_shows_each_readings_per_epoch_means(tmp_path):
     uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
-    for variant, rounds, rate in ((None, [10, 14], [900, 1000]), ("authors_code", [60, 70], [400, 500])):
-        params = dict(reading=variant or "paper")
+    for row_name, rounds, rate in ((None, [10, 14], [900, 1000]), ("authors_code", [60, 70], [400, 500])):
+        params = dict(reading=row_name or "paper")
         run_id = add_run(
             tracker,
             "lap-readings",
@@ -172,7 +172,7 @@ def test_lap_readings_table_shows_each_readings_per_epoch_means(tmp_path):
             0,
             [0.4, 0.5],
             [10, 20],
-            variant=variant,
+            row_name=row_name,
             params=params,
         )
         for epoch in range(2):
@@ -223,7 +223,7 @@ def test_002_tables_show_the_last_epoch_beside_002s_cells(tmp_path):
     belong to Table 2 and are neither shown nor listed as missing there."""
     uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
-    for method, variant, cell, reading, acc in (
+    for method, row_name, cell, reading, acc in (
         ("ddp", "B=128", "B=128", None, [0.5, 0.7]),
         ("lppsgd", "U=4,B=128", "U=4,B=128", "paper", [0.4, 0.68]),
         ("lppsgd", "authors_code,U=4,B=128", "U=4,B=128", "authors_code", [0.3, 0.66]),
@@ -231,7 +231,7 @@ def test_002_tables_show_the_last_epoch_beside_002s_cells(tmp_path):
     ):
         params = {**row_params("lap-table2", method, cell), **({"reading": reading} if reading else {})}
         args = ("lap-table2", "resnet20", method, 0, acc, [10, 20])
-        run_id = add_run(tracker, *args, variant=variant, params=params)
+        run_id = add_run(tracker, *args, row_name=row_name, params=params)
         tracker.log_metrics(run_id, dict(test_loss=1.5, partitioned=1.0 if method == "lppsgd" else 0.0), 1)
     write_report(TABLES["lap-table3"], uri, tmp_path, "paper")
     csv = pd.read_csv(tmp_path / "lap-table3.csv")

@@ -87,12 +87,12 @@ def build_job(
     settings: Mapping[str, Setting] | None = None,
     epochs: int | None = None,
     synthetic: bool = False,
-    cell: str = "",
+    row_name: str = "",
 ) -> Job:
     """A validated job. `config` replaces the profile's hyperparameters of (dataset, model) as the
     base, `method_config` the method's default `Config()`; `settings` are typed values of either's
     fields (a table's row, or `--set` parsed by the CLI); `epochs` is `--epochs`;
-    `cell` names the row where one method fills several (Job.cell). Bad
+    `row_name` names the table's row where one method fills several (Job.row_name). Bad
     input raises a UserError naming the valid choices."""
     method_cls = get_method(method)
     DATASETS.lookup(dataset)
@@ -125,7 +125,7 @@ def build_job(
         run_index=run_index,
         devices=devices,
         synthetic=synthetic,
-        cell=cell,
+        row_name=",".join(name for name in (getattr(method_config, "row_name", ""), row_name) if name),
     )
 
 

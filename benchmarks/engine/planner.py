@@ -170,9 +170,9 @@ class Estimates:
             if runs is not None and not runs.empty and "end_time" in runs:
                 done = runs[(runs["status"] == "finished") & runs["end_time"].notna()]
                 for _, run in done.iterrows():
-                    variant = run.get("variant")
-                    variant = variant if isinstance(variant, str) else ""
-                    key = (run.get("method"), run.get("model"), run.get("profile"), variant)
+                    row_name = run.get("row_name")
+                    row_name = row_name if isinstance(row_name, str) else ""
+                    key = (run.get("method"), run.get("model"), run.get("profile"), row_name)
                     seconds = (run["end_time"] - run["start_time"]).total_seconds()
                     walls.setdefault(key, []).append(seconds)
                     epochs = run.get("metrics.epochs")
@@ -195,7 +195,7 @@ class Estimates:
         budget, or a guess."""
         if self.finished(job):
             return 0.0
-        like = self._experiment(job.table).get((job.method, job.model, job.profile, job.variant))
+        like = self._experiment(job.table).get((job.method, job.model, job.profile, job.row_name))
         if like:
             return statistics.median(like)
         per_epoch = self._any_experiment().get((job.method, job.model, job.profile))
@@ -217,7 +217,7 @@ class Estimates:
         self._finished.add((job.table, job.key))
         # Stores not read yet will hold the run when they are read: only those read already learn it.
         if job.table in self._walls:
-            self._walls[job.table].setdefault((job.method, job.model, job.profile, job.variant), []).append(
+            self._walls[job.table].setdefault((job.method, job.model, job.profile, job.row_name), []).append(
                 seconds
             )
         if self._anywhere is not None:

@@ -43,8 +43,7 @@ def job_tags(job: Job) -> dict:
         hardware=str(this_machine()),  # for people; claims read the params hardware_*
         torch_version=torch.__version__,
         **identity(),  # host, pid, pid_start: a later command can tell whether this process died
-        **({"variant": job.variant} if job.variant else {}),  # the row's label in the reports
-        **({"cell": job.cell} if job.cell else {}),  # the table's row name (its settings are params)
+        **({"row_name": job.row_name} if job.row_name else {}),  # its settings are params
     )
 
 

@@ -14,7 +14,7 @@ from ..engine.build import build_job
 from .common.cifar import RUNS
 from .common.spec import Cell, devices_for, register_table
 
-# The reading is LapConfig's `variant`: its rows are named as the runs' labels name them.
+# The reading names LapConfig's row (`LapConfig.row_name`): the rows are named as the runs are.
 ROWS = (Row.of("lapsgd", reading="paper"), Row.of("lapsgd", "authors_code", reading="authors_code"))
 EPOCHS = 2  # how the code runs shows from the first epoch; 2 leave room for the accuracies to separate
 AVERAGE_EVERY = 16  # K = 16 from the start (average_switch = 0): the setting the two codes were compared at
@@ -29,7 +29,7 @@ def reading_job(experiment: str, cell: Cell, profile: str, run: int, devices: in
     """lapsgd in one reading, on 2 processes or more (one process never averages)."""
     processes = devices if devices is not None else max(2, devices_for("lapsgd", profile))
     settings = {"average_every": AVERAGE_EVERY, "average_switch": 0.0, **dict(cell.row.settings)}
-    # No `cell`: the row's name is the config's own variant (the reading), already in the label.
+    # No `row_name`: the config names its row itself (the reading), already in the label.
     return build_job(
         experiment, cell.dataset, cell.model, cell.row.method, profile, seed=run, run_index=run,
         devices=processes, settings=settings, epochs=EPOCHS,

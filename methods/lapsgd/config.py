@@ -25,7 +25,7 @@ class LapConfig:
     reading: str = "paper"  # paper: 002's text; authors_code: as bapi/LPP-SGD runs it (module docstring)
 
     @property
-    def variant(self) -> str:
+    def row_name(self) -> str:
         """The reading, when it is not the default: runs of the authors' code are rows of their own."""
         return "" if self.reading == "paper" else self.reading
 

@@ -213,7 +213,7 @@ class Evidence:
         return self._in_plan(self.all_runs(table_id))
 
     def rows(self, table_ids: tuple[str, ...], methods: tuple[str, ...]) -> list[str]:
-        """The label of each method's row and, after it, of each of its variants with runs in the
+        """The label of each method's row and, after it, of each of its named rows with runs in the
         tables (the LAP-SGD baselines also as their authors' code runs them: `lapsgd[authors_code]`)."""
         labels: dict[str, set[str]] = {}
         for table_id in table_ids:

@@ -167,7 +167,7 @@ def cell_job(
         devices=devices,
         # A row's `devices` (002's Q) is the job's process count, given as `devices`, not a config field.
         settings={**(settings or {}), **{k: v for k, v in cell.row.settings if k != "devices"}},
-        cell=cell.row.name,
+        row_name=cell.row.name,
         **build,
     )
 
