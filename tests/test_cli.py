@@ -123,7 +123,8 @@ def test_missing_data_exits_1_naming_the_path(tmp_path, store):
 
 
 def test_train_smoke_json_and_mlflow(store):
-    proc = cli(*SMOKE, "--json", "--tracking-uri", store)
+    """`train --json` through `cli.main` (a real `python -m benchmarks train`: the SIGINT test)."""
+    proc = run_cli(*SMOKE, "--json", "--tracking-uri", store)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     # One definition of the result (core/result.py): the same keys for every job, however it ended.

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -52,6 +53,9 @@ def _one_ddp_step(rank: int, port: int, out: str) -> None:
     dist.destroy_process_group()
 
 
+# PyTorch's DDP alone, no code of the suite's: the property its `ddp` baseline relies on (gradients
+# averaged, so one step is bp's on the whole batch), checked with -m slow.
+@pytest.mark.slow
 def test_one_ddp_step_equals_backprop_on_the_whole_batch(tmp_path):
     out = str(tmp_path / "ddp.pt")
     mp.start_processes(_one_ddp_step, args=(free_port(), out), nprocs=2, start_method="spawn")
