@@ -1,12 +1,21 @@
-"""`bp`: single-device backpropagation, the reference every other method is measured against."""
+"""`bp`: single-device backpropagation, the reference every other method is measured against.
+
+With `--set grad_delay=d` each step applies the gradient computed on the weights of d updates ago
+(the initial weights for the first d steps): the staleness of the asynchronous methods without
+their threads, deterministic and on one thread (docs/methods.md).
+"""
 
 from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from core.context import TrainContext
+from core.errors import UserError
 from core.runtime.straggler import straggler_for
 from core.schedule import lr_at
 
@@ -14,11 +23,54 @@ from .common.base import Method, register_method
 from .common.optim import make_optimizer, set_lr
 
 
+@dataclass(frozen=True)
+class BpConfig:
+    """bp's own setting: a fixed gradient delay, 0 for backprop itself."""
+
+    grad_delay: int = 0  # each step applies the gradient taken on the weights of this many updates ago
+
+    @property
+    def row_name(self) -> str:
+        """A delayed bp is a row of its own: `bp[grad_delay=1]`."""
+        return f"grad_delay={self.grad_delay}" if self.grad_delay else ""
+
+    def validate(self) -> None:
+        """Reject a negative delay, with one line."""
+        if self.grad_delay < 0:
+            raise UserError(f"grad_delay must be >= 0, got {self.grad_delay}")
+
+
+class DelayedWeights:
+    """The weights of `delay` updates ago, swapped into the parameters for a step's forward and
+    backward (`stale`), then the current ones put back for the optimiser (`current`)."""
+
+    def __init__(self, params: list[torch.Tensor], delay: int):
+        self.params = params
+        with torch.no_grad():  # before any update, every earlier step's weights are the initial ones
+            self.history = deque([p.detach().clone() for p in params] for _ in range(delay))
+        self.saved = [p.detach().clone() for p in params]  # this step's own weights while stale ones are in
+
+    @torch.no_grad()
+    def stale(self) -> None:
+        """Keep the current weights w_t aside and put w_(t - delay) in their place."""
+        torch._foreach_copy_(self.saved, self.params)
+        torch._foreach_copy_(self.params, self.history[0])
+
+    @torch.no_grad()
+    def current(self) -> None:
+        """Put w_t back (the gradients of the stale weights stay in .grad); w_t joins the history."""
+        torch._foreach_copy_(self.params, self.saved)
+        oldest = self.history.popleft()
+        self.history.append(self.saved)
+        self.saved = oldest  # reused as the next step's buffer
+
+
 @register_method("bp")
 class Backprop(Method):
     """Sequential forward, backward, step on one device (000 Table 5, A.2)."""
 
     summary = "single-device backprop: forward, backward, SGD step (the reference)"
+    Config = BpConfig
 
     def trained_module(self, ctx: TrainContext) -> nn.Module:
         """What the loop calls forward on (a subclass may wrap `ctx.model`)."""
@@ -38,6 +90,8 @@ class Backprop(Method):
         optimizer = self.make_optimizer(model, ctx)
         steps = ctx.steps_per_epoch
         straggler = straggler_for(cfg, ctx.rank, ctx.world)  # the last rank, where delays are asked for
+        delay = getattr(ctx.method_config, "grad_delay", 0)
+        delayed = DelayedWeights([p for p in model.parameters()], delay) if delay else None
         for epoch in ctx.epochs():
             meter = ctx.meter()
             if straggler is not None:
@@ -45,10 +99,14 @@ class Backprop(Method):
             # lockstep: DDP's ranks (and PL-SGD's averaging) all-reduce in their steps.
             for step, (inputs, targets) in enumerate(ctx.train_batches(epoch, lockstep=True)):
                 set_lr(optimizer, lr_at(epoch + step / steps, cfg))
+                if delayed is not None:
+                    delayed.stale()
                 logits = model(inputs)
                 loss = F.cross_entropy(logits, targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if delayed is not None:
+                    delayed.current()
                 optimizer.step()
                 meter.add(loss, logits, targets)
                 if straggler is not None:

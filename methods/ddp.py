@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from core.config import NoConfig
 from core.context import TrainContext
 
 from .bp import Backprop
@@ -23,6 +24,7 @@ class DataParallel(Backprop):
 
     summary = "synchronous data parallel (MB-SGD): DistributedDataParallel, gradients all-reduced each step"
     max_devices = None
+    Config = NoConfig  # not bp's gradient delay: DDP's gradients are this step's
 
     def trained_module(self, ctx: TrainContext) -> nn.Module:
         if ctx.world == 1:

@@ -223,3 +223,58 @@ def test_every_experiment_the_suite_creates_opens_on_the_training_view(tmp_path)
     for experiment in experiments:
         assert experiment.tags["mlflow.experimentKind"] == "custom_model_development", experiment.name
         assert experiment.tags["schema"] == SCHEMA_VERSION, experiment.name
+
+
+@pytest.mark.parametrize("delay", [1, 2])
+def test_a_delayed_bp_step_takes_the_gradient_of_the_weights_of_d_updates_ago(delay):
+    """bp's loop with DelayedWeights (stale weights in for forward and backward, the current ones
+    back for the step) against a loop that keeps every weight: w_(t+1) = w_t - lr g(w_max(t-d, 0))."""
+    import torch
+    from torch import nn
+
+    from methods.bp import DelayedWeights
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    reference = [p.detach().clone() for p in model.parameters()]
+    batches = [(torch.randn(4, 6), torch.randint(0, 3, (4,))) for _ in range(6)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    delayed = DelayedWeights(list(model.parameters()), delay)
+    for inputs, targets in batches:
+        delayed.stale()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(inputs), targets).backward()
+        delayed.current()
+        optimizer.step()
+
+    weights = [reference]
+    for t, (inputs, targets) in enumerate(batches):
+        at = [w.clone().requires_grad_() for w in weights[max(t - delay, 0)]]
+        hidden = torch.tanh(inputs @ at[0].T + at[1])
+        grads = torch.autograd.grad(F.cross_entropy(hidden @ at[2].T + at[3], targets), at)
+        weights.append([w - 0.1 * g for w, g in zip(weights[-1], grads, strict=True)])
+    for ours, theirs in zip(model.parameters(), weights[-1], strict=True):
+        torch.testing.assert_close(ours.detach(), theirs, rtol=1e-6, atol=1e-7)
+    # With no delay the same loop is bp's: a step that applied stale weights' gradients differs.
+    assert not torch.equal(weights[-1][0], weights[0][0])
+
+
+def test_bp_with_a_gradient_delay_is_a_row_of_its_own(store):
+    """`train --method bp --set grad_delay=1` trains (run name and tag `bp[grad_delay=1]`); a
+    negative delay is refused before any run."""
+    from benchmarks.engine.build import build_job
+
+    def bp(**settings):
+        settings = {"max_epochs": 1, "device": "cpu", **settings}
+        return build_job("test", "synthetic", "resnet18", "bp", "smoke", settings=settings)
+
+    tracker = Tracker(store)
+    delayed = bp(grad_delay=1)
+    result = run_job(delayed, None, tracker, progress=False)
+    plain = run_job(bp(), None, tracker, progress=False)
+    assert result.status == "finished" and delayed.label == "bp[grad_delay=1]"
+    assert result.final_train_loss != plain.final_train_loss  # the same batches, other gradients
+    run = tracker.client.get_run(result.run_id)
+    assert run.data.tags["row_name"] == "grad_delay=1" and run.data.params["grad_delay"] == "1"
+    proc = run_cli("train", "--method", "bp", "--profile", "smoke", "--set", "grad_delay=-1")
+    assert proc.returncode == 2 and "grad_delay must be >= 0" in proc.stderr, proc.stderr
