@@ -91,7 +91,7 @@ class Backprop(Method):
         steps = ctx.steps_per_epoch
         straggler = straggler_for(cfg, ctx.rank, ctx.world)  # the last rank, where delays are asked for
         delay = getattr(ctx.method_config, "grad_delay", 0)
-        delayed = DelayedWeights([p for p in model.parameters()], delay) if delay else None
+        delayed = DelayedWeights(list(model.parameters()), delay) if delay else None
         for epoch in ctx.epochs():
             meter = ctx.meter()
             if straggler is not None:

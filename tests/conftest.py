@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -26,8 +27,17 @@ tune_glibc_malloc()
 SHARED_DATA = Path(os.environ.get("BENCH_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 
-EMPTY_STORE: list[Path] = []  # the session's empty store, migrated once (`empty_store`)
 EMPTY_STORE_DIR = tempfile.TemporaryDirectory(prefix="empty-store-")  # removed when pytest exits
+
+
+@functools.cache
+def migrated_store() -> Path:
+    """The session's empty MLflow SQLite store, its schema built once (`empty_store` copies it)."""
+    from mlflow.tracking import MlflowClient
+
+    template = Path(EMPTY_STORE_DIR.name) / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+    return template
 
 
 def empty_store(path: Path) -> str:
@@ -37,14 +47,8 @@ def empty_store(path: Path) -> str:
     cores): the session does that once and copies the result. Tests of store creation itself (two
     processes creating one store, a store that cannot be created) pass a path to the CLI instead.
     """
-    if not EMPTY_STORE:
-        from mlflow.tracking import MlflowClient
-
-        template = Path(EMPTY_STORE_DIR.name) / "mlflow.db"
-        MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
-        EMPTY_STORE.append(template)
     path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(EMPTY_STORE[0], path)
+    shutil.copyfile(migrated_store(), path)
     return f"sqlite:///{path}"
 
 

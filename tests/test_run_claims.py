@@ -213,17 +213,18 @@ def test_estimates_calibrate_then_learn_from_finished_jobs(monkeypatch):
 
 def test_processes_start_as_many_at_once_as_there_are_cores(monkeypatch):
     """A job of this process pays no process start; 2 ranks with 2 LAP-SGD workers each start 6
-    processes, on 2 cores 3 rounds of one process's start."""
+    processes, on 2 cores 3 rounds of one process's start; on one device only the workers start."""
     from dataclasses import replace
 
     from benchmarks.engine import calibration
     from methods.lapsgd.config import LapConfig
 
-    monkeypatch.setattr(calibration.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(calibration, "usable_cores", lambda: 2)
     cal = calibration.Calibration(None)
     cal._process_s = 2.0
     job = smoke_job("lapsgd", LapConfig(workers_per_device=2))
     assert cal.processes_s(replace(job, devices=2)) == 2.0 * 3
+    assert cal.processes_s(job) == 2.0  # one device: its 2 workers only, the rank is this process
     assert cal.processes_s(smoke_job("bp")) == 0.0
     assert cal.processes_s(replace(smoke_job("ddp"), devices=2)) == 2.0
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
-import os
 import time
 from dataclasses import dataclass
 
 from core.errors import DataMissingError
 from core.job import Job
+from core.runtime.processes import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,10 @@ class Calibration:
         return probe.start_s + RUN_S + self.processes_s(job) + seconds
 
     def processes_s(self, job: Job) -> float:
-        """The start of the job's spawned processes (ranks, and LAP-SGD's workers), as many at once
-        as there are cores; 0 for a job of this process alone."""
-        workers = getattr(job.method_config, "workers_per_device", 0)
-        processes = job.devices * (1 + workers) if job.devices > 1 or workers else 0
+        """The start of the job's spawned processes (its ranks where it has several, and LAP-SGD's
+        workers), as many at once as there are cores; 0 for a job of this process alone."""
+        ranks = job.devices if job.devices > 1 else 0  # one device: the job runs in this process
+        processes = ranks + job.devices * getattr(job.method_config, "workers_per_device", 0)
         if not processes:
             return 0.0
         if self._process_s is None:
@@ -110,8 +110,7 @@ class Calibration:
             child.join()
             self._process_s = time.perf_counter() - started
             log.info("calibrated a process's start: %.1f s", self._process_s)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return self._process_s * math.ceil(processes / cores)
+        return self._process_s * math.ceil(processes / usable_cores())
 
     def probe(self, job: Job, dataset) -> Probe:
         """bp over the job's data: epochs of 2 and of PROBE_BATCHES (or PROBE_BATCHES_VARIED) batches,

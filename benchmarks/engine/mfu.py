@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from core.inputs import InputSpec
+from core.runtime.processes import usable_cores
 from datasets.cache import cache_dir
 from models import build_model
 
@@ -249,7 +250,7 @@ def cpu_peak() -> tuple[float, str] | None:
     if widest is None or clock is None:
         return None
     flag, per_cycle = widest
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     text = f"theoretical: {cores} cores x {per_cycle} FLOP/cycle ({flag}) x {clock[0] / 1e9:.2f} GHz"
     text += f"; {clock[1]}"
     return cores * per_cycle * clock[0], text

@@ -13,6 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS has one, else all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def die_with_parent(parent_pid: int) -> None:
     """End this process when `parent_pid` (its parent) ends, however it ends: no orphans.
 
