@@ -165,8 +165,11 @@ def test_the_averager_never_blocks_the_workers(monkeypatch):
         dist.destroy_process_group()
 
 
-# lppsgd runs lapsgd's workers and averager and adds its partition; lapsgd alone runs with -m slow.
-@pytest.mark.parametrize("method", [pytest.param("lapsgd", marks=pytest.mark.slow), "lppsgd"])
+# Both with -m slow: by default lppsgd's partition with two workers per device runs in the authors'
+# reading (test_two_devices_in_the_authors_reading_train_every_batch_once), and the paper's reading
+# across two devices, with its counts and rounds, in tests/test_two_hosts.py.
+@pytest.mark.parametrize("method", ["lapsgd", "lppsgd"])
+@pytest.mark.slow
 def test_two_devices_two_workers_each(store, method):
     """Q = 2 devices, U = 2 workers each, K = 1 throughout: S counts each batch once, rounds happen,
     replicas stay close, nothing is left in /dev/shm."""
@@ -312,10 +315,12 @@ def test_two_devices_in_the_authors_reading_train_every_batch_once(store):
     """Q = 2, U = 2, 2 epochs, K = 1, no start or epoch barrier: every update of the run is counted
     once, the shard's partial last batch included (their DataLoader keeps it: 512 samples in
     batches of 100 are 6 updates), the averagers' collectives stay matched across epoch ends, and
-    the run ends cleanly."""
+    the run ends cleanly. Run as lppsgd, partitioned from the start: LPP-SGD's code is LAP-SGD's
+    authors' code with the partition, and this is its default test."""
     before_shm = shm_entries()
     args = ["--set", "batch_size=100", "--set", "average_switch=1.0", "--set", "workers_per_device=2"]
-    proc = run_cli(*smoke2("lapsgd", store), *args, "--set", "reading=authors_code")
+    args += ["--set", "partition_start=0.0"]
+    proc = run_cli(*smoke2("lppsgd", store), *args, "--set", "reading=authors_code")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished" and result["epochs"] == 2
@@ -323,8 +328,9 @@ def test_two_devices_in_the_authors_reading_train_every_batch_once(store):
     run = client.get_run(result["run_id"])
     assert (
         run.data.tags["row_name"] == "authors_code"
-        and run.info.run_name == "lapsgd[authors_code] · resnet18 · run0"
+        and run.info.run_name == "lppsgd[authors_code] · resnet18 · run0"
     )
+    assert run.data.metrics["system/partitioned"] == 1.0
     updates = [m.value for m in client.get_metric_history(result["run_id"], "system/updates")]
     per_epoch = math.ceil(SMOKE_TRAIN // 2 / 100)  # rank 0's S: epoch 0 done, then the run done
     assert per_epoch == 6 and updates[0] >= per_epoch and updates[1] == 2 * per_epoch

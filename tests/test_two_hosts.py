@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from datasets.synthetic import SMOKE_TRAIN
+
 from .conftest import empty_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +122,10 @@ def _launch(host, node_rank: int, master: str, port: int, store: str, *train: st
 def test_a_job_trains_across_two_hosts(hosts, tmp_path, method):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     master = hosts[0][1]
-    procs = [_launch(hosts[i], i, master, 29411, store, "--method", method, "--json") for i in (0, 1)]
+    rounds = ("--set", "average_switch=1.0") if method == "lapsgd" else ()  # K = 1 throughout: rounds held
+    procs = [
+        _launch(hosts[i], i, master, 29411, store, "--method", method, "--json", *rounds) for i in (0, 1)
+    ]
     outputs = [p.communicate(timeout=240) for p in procs]
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-3000:]
@@ -131,6 +136,10 @@ def test_a_job_trains_across_two_hosts(hosts, tmp_path, method):
     assert math.isfinite(result["final_train_loss"]) and math.isfinite(result["final_test_loss"]), result
     run = MlflowClient(tracking_uri=store).get_run(result["run_id"])
     assert run.data.tags["devices"] == "2", run.data.tags  # one process on each host
+    if method == "lapsgd":  # the paper's reading: every batch of the shard counted once in S, rounds held
+        metrics = run.data.metrics
+        assert metrics["system/updates"] == 2 * (SMOKE_TRAIN // 2 // 64), metrics
+        assert metrics["system/averaging_rounds"] >= 2 and 0 < metrics["system/replica_drift"] < 0.5, metrics
     assert not _pids(hosts[0][0]) and not _pids(hosts[1][0])
 
 
