@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 
 from .errors import UserError
 
+OPTIMIZERS = ("sgd", "adam", "adamw", "nadamw", "muon")
+
 
 @dataclass(frozen=True)
 class NoConfig:
@@ -25,10 +27,14 @@ class TrainConfig:
     """Hyperparameters every method shares (the rows of the paper's Table 10, and run control)."""
 
     batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adam | adamw (Adam with decoupled weight decay)
+    # sgd | adam | adamw (Adam with decoupled weight decay) | nadamw (NAdam, decoupled weight decay)
+    # | muon (Muon on the hidden matrices, AdamW on the rest): methods/common/optim.py
+    optimizer: str = "sgd"
     lr: float = 0.015
-    momentum: float = 0.9
+    momentum: float = 0.9  # SGD's, and Muon's on its matrices
     nesterov: bool = False
+    beta1: float = 0.9  # the Adam family's (Adam, AdamW, NAdamW, Muon's AdamW part)
+    beta2: float = 0.999
     # Table 10's 0.005, not §4.1's 5e-2 (docs/fidelity.md, "Weight decay").
     weight_decay: float = 0.005
     # Linear warm-up from warmup_lr to lr over warmup_epochs, then cosine annealing over t_max
@@ -80,8 +86,11 @@ class TrainConfig:
             raise UserError(f"straggler_prob must be in [0, 1], got {self.straggler_prob!r}")
         if self.straggler_delay_ms and self.straggler_delay_frac:
             raise UserError("set straggler_delay_ms or straggler_delay_frac, not both")
-        if self.optimizer not in ("sgd", "adam", "adamw"):
-            raise UserError(f"optimizer must be one of adam, adamw, sgd; got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        for key in ("beta1", "beta2"):
+            if not 0 <= getattr(self, key) < 1:
+                raise UserError(f"{key} must be in [0, 1), got {getattr(self, key)!r}")
         if self.lr_schedule not in ("cosine", "step"):
             raise UserError(f"lr_schedule must be one of cosine, step; got {self.lr_schedule!r}")
         if self.device != "auto":

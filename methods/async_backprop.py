@@ -103,7 +103,8 @@ class AsyncBackprop(Method):
         while (item := batches.next()) is not None:
             step, (inputs, targets) = item
             stream = engine.acquire_slot()
-            lr = lr_at(epoch + step / ctx.steps_per_epoch, cfg)
+            epochs_done = epoch + step / ctx.steps_per_epoch
+            lr = lr_at(epochs_done, cfg)
             read = engine.read_versions()
             if stream is not None:
                 # The batch was made on this thread's stream: the pass waits for it, and the
@@ -117,7 +118,7 @@ class AsyncBackprop(Method):
                 loss = F.cross_entropy(logits, targets)
                 with batches.lock:
                     engine.count(stream, loss, logits, targets)
-                engine.submit(loss, lr, read, stream)
+                engine.submit(loss, lr, read, stream, epochs_done)
             engine.local.stream = None
             engine.check()
 

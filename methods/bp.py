@@ -20,41 +20,57 @@ from core.runtime.straggler import straggler_for
 from core.schedule import lr_at
 
 from .common.base import Method, register_method
-from .common.optim import make_optimizer, set_lr
+from .common.delay import DelayCorrections, tune
+from .common.optim import hidden_matrices, make_optimizer, set_lr
 
 
 @dataclass(frozen=True)
-class BpConfig:
-    """bp's own setting: a fixed gradient delay, 0 for backprop itself."""
+class BpConfig(DelayCorrections):
+    """bp's own settings: a fixed gradient delay, 0 for backprop itself, and the delay corrections
+    (which read τ = the delay and N = delay + 1 passes)."""
 
     grad_delay: int = 0  # each step applies the gradient taken on the weights of this many updates ago
 
     @property
     def row_name(self) -> str:
-        """A delayed bp is a row of its own: `bp[grad_delay=1]`."""
-        return f"grad_delay={self.grad_delay}" if self.grad_delay else ""
+        """A delayed bp is a row of its own: `bp[grad_delay=1]`, `bp[grad_delay=1,delay_momentum]`."""
+        return ",".join(([f"grad_delay={self.grad_delay}"] if self.grad_delay else []) + self.corrections)
 
     def validate(self) -> None:
-        """Reject a negative delay, with one line."""
+        """Reject a negative delay, or a correction without one, with one line."""
         if self.grad_delay < 0:
             raise UserError(f"grad_delay must be >= 0, got {self.grad_delay}")
+        self.validate_corrections()
+        if self.corrects and not self.grad_delay:
+            named = ", ".join(self.corrections)
+            raise UserError(f"{named} needs grad_delay > 0: bp's gradients are not stale otherwise")
 
 
 class DelayedWeights:
     """The weights of `delay` updates ago, swapped into the parameters for a step's forward and
-    backward (`stale`), then the current ones put back for the optimiser (`current`)."""
+    backward (`stale`), then the current ones put back for the optimiser (`current`). With
+    `predict`, the stale weights extrapolated by `delay` × the update they had just received:
+    w_(t-d) + d (w_(t-d) - w_(t-d-1)) (weight prediction, as the forward of a pass d updates old
+    could have computed it)."""
 
-    def __init__(self, params: list[torch.Tensor], delay: int):
-        self.params = params
+    def __init__(self, params: list[torch.Tensor], delay: int, predict: bool = False):
+        self.params, self.delay, self.predict = params, delay, predict
         with torch.no_grad():  # before any update, every earlier step's weights are the initial ones
-            self.history = deque([p.detach().clone() for p in params] for _ in range(delay))
+            kept = delay + (1 if predict else 0)
+            self.history = deque([p.detach().clone() for p in params] for _ in range(kept))
         self.saved = [p.detach().clone() for p in params]  # this step's own weights while stale ones are in
 
     @torch.no_grad()
     def stale(self) -> None:
-        """Keep the current weights w_t aside and put w_(t - delay) in their place."""
+        """Keep the current weights w_t aside and put w_(t - delay) (predicted, where asked) in
+        their place."""
         torch._foreach_copy_(self.saved, self.params)
-        torch._foreach_copy_(self.params, self.history[0])
+        if not self.predict:
+            torch._foreach_copy_(self.params, self.history[0])
+            return
+        older, stale = self.history[0], self.history[1]
+        torch._foreach_copy_(self.params, stale)
+        torch._foreach_add_(self.params, torch._foreach_sub(stale, older), alpha=float(self.delay))
 
     @torch.no_grad()
     def current(self) -> None:
@@ -78,7 +94,7 @@ class Backprop(Method):
 
     def make_optimizer(self, module: nn.Module, ctx: TrainContext) -> torch.optim.Optimizer:
         """The optimiser of the loop (a subclass may wrap it)."""
-        return make_optimizer(module.parameters(), ctx.config)
+        return make_optimizer(module.parameters(), ctx.config, hidden_matrices(ctx.model))
 
     def epoch_metrics(self, ctx: TrainContext) -> dict[str, float] | None:
         """Extra metrics logged at each epoch end (none for single-device backprop)."""
@@ -90,15 +106,22 @@ class Backprop(Method):
         optimizer = self.make_optimizer(model, ctx)
         steps = ctx.steps_per_epoch
         straggler = straggler_for(cfg, ctx.rank, ctx.world)  # the last rank, where delays are asked for
-        delay = getattr(ctx.method_config, "grad_delay", 0)
-        delayed = DelayedWeights(list(model.parameters()), delay) if delay else None
+        settings = ctx.method_config
+        delay = getattr(settings, "grad_delay", 0)
+        predict = getattr(settings, "predict_weights", False)
+        delayed = DelayedWeights(list(model.parameters()), delay, predict) if delay else None
+        corrections = settings if isinstance(settings, DelayCorrections) and settings.corrects else None
         for epoch in ctx.epochs():
             meter = ctx.meter()
             if straggler is not None:
                 straggler.restart()
             # lockstep: DDP's ranks (and PL-SGD's averaging) all-reduce in their steps.
             for step, (inputs, targets) in enumerate(ctx.train_batches(epoch, lockstep=True)):
-                set_lr(optimizer, lr_at(epoch + step / steps, cfg))
+                epochs_done = epoch + step / steps
+                if corrections is None:
+                    set_lr(optimizer, lr_at(epochs_done, cfg))
+                else:
+                    tune(optimizer, corrections, cfg, lr_at(epochs_done, cfg), delay, delay + 1, epochs_done)
                 if delayed is not None:
                     delayed.stale()
                 logits = model(inputs)

@@ -30,7 +30,7 @@ from core.errors import UserError
 from core.schedule import lr_at
 
 from .common.base import Method, register_method
-from .common.optim import make_optimizer, set_lr
+from .common.optim import hidden_matrices, make_optimizer, set_lr
 from .common.pipeline import (
     BALANCES,
     BusyClock,
@@ -100,7 +100,7 @@ class GPipe(Method):
             blocks, bounds, ctx.rank, ctx.world, ctx.device, ctx.channels_last, self.schedule_name,
             settings.microbatches,
         )  # fmt: skip
-        optimizer = make_optimizer(pipeline.module.parameters(), cfg)
+        optimizer = make_optimizer(pipeline.module.parameters(), cfg, hidden_matrices(ctx.model))
         steps, in_steps = ctx.steps_per_epoch, BusyClock(ctx.device)
         # How far the costliest stage is above an even split, by rank 0's measurement (1 = even).
         balance = {"pipeline_balance": max(stage_costs) / (sum(stage_costs) / len(stage_costs))}
@@ -136,7 +136,7 @@ class GPipe(Method):
     def _train_one_stage(self, ctx: TrainContext) -> None:
         """One process: the whole model is the one stage; the micro-batches' gradients accumulate."""
         cfg, chunks = ctx.config, ctx.method_config.microbatches
-        optimizer = make_optimizer(ctx.model.parameters(), cfg)
+        optimizer = make_optimizer(ctx.model.parameters(), cfg, hidden_matrices(ctx.model))
         steps = ctx.steps_per_epoch
         for epoch in ctx.epochs():
             meter = ctx.meter()

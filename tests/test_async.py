@@ -41,9 +41,16 @@ def assert_one_pass_in_flight_is_backprop(store, method: str, make_job=job) -> t
     return bp, ours
 
 
-@pytest.mark.parametrize("method", ["async_lu", "async_bu"])
-def test_one_pass_in_flight_is_backprop_exactly(store, method):
-    assert_one_pass_in_flight_is_backprop(store, method)
+# SGD by default; the other optimisers with -m slow (the GPT's test runs AdamW, NAdamW and Muon).
+@pytest.mark.parametrize(
+    ("method", "optimizer"),
+    [("async_lu", "sgd"), ("async_bu", "sgd")]
+    + [pytest.param("async_lu", opt, marks=pytest.mark.slow) for opt in ("adam", "adamw", "nadamw", "muon")],
+)
+def test_one_pass_in_flight_is_backprop_exactly(store, method, optimizer):
+    assert_one_pass_in_flight_is_backprop(
+        store, method, lambda *args, **config: job(*args, **config, optimizer=optimizer)
+    )
 
 
 class KnownGradient(nn.Module):
@@ -127,7 +134,7 @@ def test_jobs_leave_no_threads():
 
 
 def test_an_error_in_a_backward_thread_fails_the_job(store, monkeypatch):
-    def broken(self, grads, lr):
+    def broken(self, grads, lr, *pass_details):
         raise RuntimeError("backward thread exploded")
 
     monkeypatch.setattr("methods.common.param_updates.ParameterUpdater.apply", broken)

@@ -14,6 +14,7 @@ from core.config import TrainConfig
 from core.inputs import InputSpec
 from methods.async_backprop import AsyncConfig
 from methods.common.async_engine import AsyncEngine
+from methods.common.optim import hidden_matrices
 from methods.common.param_updates import ParameterUpdater, module_groups
 from models import build_model
 
@@ -36,63 +37,116 @@ def test_groups_are_the_modules_that_own_the_tensors():
     assert [len(g) for g in module_groups(lstm, list(lstm.parameters()))] == [1, 8, 2]  # the LSTM is one op
 
 
-# (optimizer, momentum, nesterov, weight decay): each branch of the SGD arithmetic, and Adam.
+def mlp_net() -> nn.Module:
+    """small_net with a hidden linear layer (Muon's kind of tensor) before its classifier."""
+    hidden = nn.Sequential(nn.Linear(4 * 6 * 6, 16), nn.ReLU())
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), hidden, nn.Linear(16, 3))
+
+
+# (optimizer, momentum, nesterov, weight decay): each branch of the SGD arithmetic, and the others.
 UPDATE_CASES = {
     "sgd": ("sgd", 0.9, False, 5e-3),
     "nesterov": ("sgd", 0.9, True, 5e-3),
     "nesterov_no_decay": ("sgd", 0.9, True, 0.0),
     "no_momentum": ("sgd", 0.0, False, 5e-3),
     "adam": ("adam", 0.9, False, 5e-3),
+    "adamw": ("adamw", 0.9, False, 0.1),
+    "nadamw": ("nadamw", 0.9, False, 0.1),
+    "muon": ("muon", 0.95, True, 0.1),
 }
+
+
+def torch_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """torch.optim's own optimisers for `cfg`, over the whole model, built here without the suite."""
+    params, decay = list(model.parameters()), cfg.weight_decay
+    if cfg.optimizer == "muon":
+        hidden = model[3][0].weight
+        rest = [p for p in params if p is not hidden]
+        muon = torch.optim.Muon(
+            [hidden], lr=cfg.lr, weight_decay=decay, momentum=cfg.momentum, adjust_lr_fn="match_rms_adamw"
+        )
+        return [muon, torch.optim.AdamW(rest, lr=cfg.lr, weight_decay=decay)]
+    if cfg.optimizer == "nadamw":
+        return [torch.optim.NAdam(params, lr=cfg.lr, weight_decay=decay, decoupled_weight_decay=True)]
+    if cfg.optimizer in ("adam", "adamw"):
+        return [
+            getattr(torch.optim, {"adam": "Adam", "adamw": "AdamW"}[cfg.optimizer])(
+                params, lr=cfg.lr, weight_decay=decay
+            )
+        ]
+    return [
+        torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=decay, nesterov=cfg.nesterov)
+    ]
 
 
 def updates_against_torch_optim(case: str, fused: bool) -> tuple[nn.Module, nn.Module, ParameterUpdater]:
     """4 passes of random gradients through our group updates (in reverse order, as a backward pass
-    delivers them) and through torch.optim's default step on a copy; the head's bias first gets a
-    gradient in the third pass."""
+    delivers them, on two threads in turn) and through torch.optim's default step on a copy; the
+    head's bias first gets a gradient in the third pass."""
     optimizer, momentum, nesterov, weight_decay = UPDATE_CASES[case]
     torch.manual_seed(0)
-    ours, theirs = small_net(), small_net()
+    ours, theirs = mlp_net(), mlp_net()
     theirs.load_state_dict(ours.state_dict())
     cfg = TrainConfig(
         optimizer=optimizer, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, lr=0.05
     )
     params = list(ours.parameters())
-    updater = ParameterUpdater(params, cfg, module_groups(ours, params))
+    updater = ParameterUpdater(params, cfg, module_groups(ours, params), model=ours)
     updater.fused = fused
-    if optimizer == "adam":
-        reference = torch.optim.Adam(theirs.parameters(), lr=cfg.lr, weight_decay=weight_decay)
-    else:
-        reference = torch.optim.SGD(
-            theirs.parameters(), lr=cfg.lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
-        )
+    reference = torch_optimizers(theirs, cfg)
     late = len(params) - 1
     for step in range(4):
         grads = {i: torch.randn_like(p) for i, p in enumerate(params) if i != late or step >= 2}
         for i, p in enumerate(theirs.parameters()):
             p.grad = grads[i].clone() if i in grads else None
-        for group in reversed(updater.groups):
-            updater.apply({i: grads[i] for i in group if i in grads}, cfg.lr)
-        reference.step()
+
+        def backward_pass(grads=grads):
+            for group in reversed(updater.groups):
+                updater.apply({i: grads[i] for i in group if i in grads}, cfg.lr)
+
+        # Odd passes on a thread of their own: its optimisers share each tensor's state.
+        thread = threading.Thread(target=backward_pass) if step % 2 else None
+        if thread is None:
+            backward_pass()
+        else:
+            thread.start()
+            thread.join()
+        for part in reference:
+            part.step()
     assert updater.versions == [4] * late + [2]
     return ours, theirs, updater
 
 
 @pytest.mark.parametrize("case", list(UPDATE_CASES))
 def test_group_updates_are_torch_optim_bit_for_bit(case):
-    """The CPU's foreach arithmetic, one call per module, against torch.optim's default
-    (single-tensor) step: equal bit for bit."""
+    """One torch.optim optimiser per module and thread, against torch.optim's default step over the
+    whole model: equal bit for bit, for every optimiser the suite offers."""
     ours, theirs, _ = updates_against_torch_optim(case, fused=False)
     assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters(), strict=True))
 
 
-@pytest.mark.parametrize("case", list(UPDATE_CASES))
+@pytest.mark.parametrize("case", [c for c in UPDATE_CASES if UPDATE_CASES[c][0] in ("sgd", "adam", "adamw")])
 def test_the_fused_path_cuda_takes_matches_torch_optim(case):
     """The fused kernels CUDA's updates use (torch runs them on the CPU too, not bit for bit): close to
     torch.optim's result."""
     ours, theirs, _ = updates_against_torch_optim(case, fused=True)
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_muon_takes_the_hidden_matrices_only():
+    """Muon's tensors: the 2-D weights of linear and recurrent layers inside the model; not the
+    classifier (a linear child of the model), embeddings, convolutions or biases."""
+    net = mlp_net()
+    assert [p is net[3][0].weight for p in hidden_matrices(net)] == [True]
+    lstm = build_model("lstm", InputSpec(2, vocab_size=50), 0.125)
+    assert {n for n, p in lstm.named_parameters() if any(p is h for h in hidden_matrices(lstm))} == {
+        f"lstm.weight_{kind}_l{layer}" for kind in ("ih", "hh") for layer in (0, 1)
+    }
+    assert hidden_matrices(build_model("resnet18", InputSpec(10, 32), 0.125)) == []
+    gpt = build_model("gpt", InputSpec(256, vocab_size=256, context=16), 0.125)
+    named = {n for n, p in gpt.named_parameters() if any(p is h for h in hidden_matrices(gpt))}
+    assert named and all(n.startswith("blocks.") and n.endswith(".weight") for n in named)
 
 
 class RecordingExchange:
@@ -115,9 +169,9 @@ def test_a_lock_free_update_sends_only_its_own_delta(monkeypatch):
     remote = torch.full((6,), 0.5)
     original = ParameterUpdater._step
 
-    def meanwhile_a_remote_update_lands(self, indices, params, grads, lr):
+    def meanwhile_a_remote_update_lands(self, groups, grads, lr):
         self.params[0].data.add_(remote)
-        return original(self, indices, params, grads, lr)
+        return original(self, groups, grads, lr)
 
     monkeypatch.setattr(ParameterUpdater, "_step", meanwhile_a_remote_update_lands)
     grad = torch.randn(6)
@@ -151,7 +205,8 @@ class SlowBackward(torch.autograd.Function):
 def test_the_next_forward_runs_while_every_backward_thread_works():
     """000's Figure 1: with B = 2 backward threads busy, a third pass is forwarded (the default
     limit is F + B = 3 passes alive); a fourth waits for a slot."""
-    assert AsyncConfig().in_flight_limit == 3 and AsyncConfig(2, 4).in_flight_limit == 6
+    assert AsyncConfig().in_flight_limit == 3
+    assert AsyncConfig(forward_threads=2, backward_threads=4).in_flight_limit == 6
     assert AsyncConfig(max_in_flight=1).in_flight_limit == 1
     weight = nn.Parameter(torch.ones(4))
     model = nn.Module()

@@ -148,11 +148,17 @@ def test_no_text_anywhere_exits_1_naming_where_it_looked(tmp_path, store):
     one_error_line(proc, 1, str(tmp_path / "imdb" / "train.parquet"), "stanfordnlp/imdb")
 
 
-@pytest.mark.parametrize("method", ["async_lu", "async_bu"])
-def test_one_pass_in_flight_is_backprop_exactly_on_the_gpt(store, method):
-    """F=1, B=1, one pass in flight, AdamW: bp's losses bit for bit on the GPT (its tied embedding
-    gets its two gradients summed before its update)."""
-    bp, ours = assert_one_pass_in_flight_is_backprop(store, method, gpt_job)
+@pytest.mark.parametrize(
+    ("method", "optimizer"),
+    [("async_lu", "adamw"), ("async_bu", "adamw"), ("async_lu", "nadamw"), ("async_lu", "muon")]
+    + [pytest.param("async_lu", name, marks=pytest.mark.slow) for name in ("sgd", "adam")],
+)
+def test_one_pass_in_flight_is_backprop_exactly_on_the_gpt(store, method, optimizer):
+    """F=1, B=1, one pass in flight: bp's losses bit for bit on the GPT (its tied embedding gets its
+    two gradients summed before its update), under every optimiser (SGD and Adam with -m slow)."""
+    bp, ours = assert_one_pass_in_flight_is_backprop(
+        store, method, lambda *args, **config: gpt_job(*args, **config, optimizer=optimizer)
+    )
     tracker = Tracker(store)
     assert history(tracker, ours.run_id, "test_bpb") == history(tracker, bp.run_id, "test_bpb")
     assert bp.metric == "test_bpb" and bp.best_metric < 8

@@ -17,7 +17,8 @@ from core.context import EpochMeter
 from core.errors import UserError
 from core.runtime.straggler import Straggler, straggler_for
 
-from .param_updates import ParameterUpdater, fence_forward_reads, module_groups
+from .delay import DelayCorrections
+from .param_updates import ParameterUpdater, guard_forward_reads, module_groups
 
 POLL_S = 0.05  # how often blocked threads look for an error or a stop request
 
@@ -27,8 +28,9 @@ class EngineStopped(Exception):
 
 
 @dataclass(frozen=True)
-class AsyncConfig:
-    """The thread layout of PD-ASGD (the paper: 1 forward, 2 backward threads)."""
+class AsyncConfig(DelayCorrections):
+    """The thread layout of PD-ASGD (the paper: 1 forward, 2 backward threads), and the delay
+    corrections (off by default: the paper has none)."""
 
     forward_threads: int = 1
     backward_threads: int = 2
@@ -41,13 +43,21 @@ class AsyncConfig:
     # "Constants"). 0 = equal priority.
     backward_nice: int = 5
 
+    @property
+    def row_name(self) -> str:
+        """A corrected run is a row of its own: `async_lu[delay_momentum]`."""
+        return ",".join(self.corrections)
+
     def validate(self) -> None:
         """Reject thread layouts that cannot run, with one line naming the key."""
+        self.validate_corrections()
         for key in ("forward_threads", "backward_threads"):
             if getattr(self, key) < 1:
                 raise UserError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not 0 <= self.backward_nice <= 19:
             raise UserError(f"backward_nice must be in [0, 19], got {self.backward_nice}")
+        if self.predict_weights and self.lock_free:
+            raise UserError("predict_weights needs the per-module locks: set lock_free=false")
         if self.max_in_flight < 0:
             limit = self.max_in_flight
             raise UserError(f"max_in_flight must be >= 0 (0 = forward + backward threads), got {limit}")
@@ -66,6 +76,7 @@ class Pass:
     read_versions: list[int]  # updates each tensor had received when the forward read the parameters
     queued_at: float
     stream: torch.cuda.Stream | None = None  # the pass's own CUDA stream (forward and backward)
+    epochs_done: float = 0.0  # the pass's point in training (the delay corrections' warm-up)
     staleness: list[int] = field(default_factory=list)
     pending: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)  # LU: group -> grads so far
     ready: dict[int, float] = field(default_factory=dict)  # when each tensor's gradient was computed
@@ -116,7 +127,9 @@ class AsyncEngine:
             *[(n, p) for n, p in model.named_parameters() if p.requires_grad], strict=True
         )
         groups = module_groups(model, list(self.params))
-        self.updater = ParameterUpdater(list(self.params), cfg, groups, lock_free=acfg.lock_free)
+        self.updater = ParameterUpdater(list(self.params), cfg, groups, acfg.lock_free, model)
+        if acfg.corrects:
+            self.updater.corrections, self.updater.horizon = acfg, acfg.in_flight_limit
         self.queue: Queue[Pass | None] = Queue()
         limit = acfg.in_flight_limit
         self.slots = threading.BoundedSemaphore(limit)
@@ -137,7 +150,7 @@ class AsyncEngine:
         self.error: BaseException | None = None
         self.local = threading.local()
         self.stats = EpochStats(len(self.params))
-        self.remove_fences = fence_forward_reads(
+        self.remove_guards = guard_forward_reads(
             model, self.updater, lambda: getattr(self.local, "stream", None)
         )
         # LU updates a module from these hooks; BU only notes when each gradient was computed.
@@ -204,12 +217,17 @@ class AsyncEngine:
         return total
 
     def submit(
-        self, loss: torch.Tensor, lr: float, read_versions: list[int], stream: torch.cuda.Stream | None = None
+        self,
+        loss: torch.Tensor,
+        lr: float,
+        read_versions: list[int],
+        stream: torch.cuda.Stream | None = None,
+        epochs_done: float = 0.0,
     ) -> None:
         """Hand a loss to a free backward thread (a slot, and its stream, must have been acquired)."""
         with self.idle:
             self.in_flight += 1
-        self.queue.put(Pass(loss, lr, read_versions, time.perf_counter(), stream))
+        self.queue.put(Pass(loss, lr, read_versions, time.perf_counter(), stream, epochs_done))
 
     def drain(self) -> None:
         """Wait until every submitted pass has been applied (at epoch ends, before evaluating); on
@@ -255,7 +273,7 @@ class AsyncEngine:
             thread.join(timeout=30)
         for handle in self.hooks:
             handle.remove()
-        self.remove_fences()
+        self.remove_guards()
         self.check()
 
     def __enter__(self) -> AsyncEngine:
@@ -292,7 +310,7 @@ class AsyncEngine:
         return on_gradient
 
     def _apply(self, item: Pass, grads: dict[int, torch.Tensor]) -> None:
-        before = self.updater.apply(grads, item.lr)
+        before = self.updater.apply(grads, item.lr, item.read_versions, item.epochs_done)
         now = time.perf_counter()
         for index, count in before.items():
             item.staleness[index] = count - item.read_versions[index]

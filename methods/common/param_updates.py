@@ -3,17 +3,12 @@ at a time.
 
 A group is the parameter tensors of one module (a conv's weight; a BatchNorm's weight and bias; the
 LSTM's eight tensors): its gradients come out of one backward node together, so a layer-wise update
-of the group is the same update as tensor by tensor, in one optimiser call: torch's foreach
-arithmetic on the CPU (bit-identical to torch.optim's default there, tested) and its fused kernels
-on CUDA (one launch per group instead of four per tensor). SGD calls those ops itself, in
-torch.optim's order: `torch.optim.sgd.sgd` spends ~5.5 µs of Python per call sorting tensors by device
-and dtype, which a group never needs, and this runs ~40 times per pass on the backward threads,
-holding the GIL that the forward thread needs (measured on a CPU: 13.5 -> 5.9 µs per group with the
-fused kernel, whose call alone takes 2.7). Updates go through `param.data` (which
-does not bump the version counter that in-flight backward passes check), under the group's lock
-unless `lock_free`. On CUDA, `GpuFences` orders each group's writes against the forward passes'
-reads on the other streams.
-"""
+of the group is one torch.optim step of that group's optimiser (any optimiser `make_optimizer`
+builds; foreach on the CPU, fused kernels on CUDA where torch has them). Each backward thread has
+its own optimisers over views of the parameters (`.data`, which does not bump the version counter
+that in-flight backward passes check), sharing each tensor's optimiser state; updates run under the
+group's lock unless `lock_free`. On CUDA, `GpuFences` orders each group's writes against the forward
+passes' reads on the other streams."""
 
 from __future__ import annotations
 
@@ -23,9 +18,11 @@ from contextlib import AbstractContextManager, ExitStack, nullcontext
 
 import torch
 from torch import nn
-from torch.optim.adam import adam
 
 from core.config import TrainConfig
+
+from .delay import DelayCorrections, ExpectedStaleness, tune
+from .optim import hidden_matrices, make_optimizer, set_lr
 
 
 def owners(model: nn.Module, params: list[nn.Parameter]) -> list[tuple[nn.Module, list[int]]]:
@@ -76,7 +73,8 @@ class GpuFences:
 
 
 class ParameterUpdater:
-    """Applies the updates of one or more groups in one optimiser call; counts each tensor's updates."""
+    """Applies the updates of one or more groups through torch.optim, one optimiser per group and
+    thread; counts each tensor's updates."""
 
     def __init__(
         self,
@@ -84,6 +82,7 @@ class ParameterUpdater:
         cfg: TrainConfig,
         groups: list[list[int]] | None = None,
         lock_free: bool = False,
+        model: nn.Module | None = None,
     ):
         self.params, self.cfg, self.lock_free = list(params), cfg, lock_free
         self.groups = groups if groups is not None else [[i] for i in range(len(self.params))]
@@ -93,15 +92,25 @@ class ParameterUpdater:
         # Lock-free (pure Hogwild!) updates are not ordered on the GPU either: no fences.
         self.fences = GpuFences(len(self.groups)) if self.cuda and not lock_free else None
         self.fused = self.cuda  # torch's fused kernels (which also run on the CPU, not bit-identically)
-        self.momentum: list[torch.Tensor | None] = [None] * len(self.params)  # SGD state
-        adam_state = cfg.optimizer in ("adam", "adamw")
-        self.exp_avg = [torch.zeros_like(p) for p in self.params] if adam_state else []
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params] if adam_state else []
-        # As torch.optim.Adam keeps them: on the CPU for foreach, on the device for the fused kernel.
-        step_device = self.params[0].device if self.cuda else "cpu"  # (the CPU's fused Adam takes CPU steps)
-        self.steps = [torch.zeros((), device=step_device) for _ in self.params] if adam_state else []
+        hidden = {id(p) for p in hidden_matrices(model)} if model is not None else set()
+        self.matrices = [id(p) in hidden for p in self.params]  # Muon's tensors (optimizer=muon)
+        self.states: list[dict] = [{} for _ in self.params]  # each tensor's optimiser state, for every thread
+        if cfg.optimizer == "sgd" and cfg.momentum:
+            # torch's fused SGD takes one first-step flag per call, so a group whose tensors first get
+            # gradients in different passes fails in it; a zero buffer's step is the first step's
+            # (0 x momentum + g = g, bit for bit).
+            for state, p in zip(self.states, self.params, strict=True):
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        self.local = threading.local()  # each thread's optimisers and tensors (`optimizers`)
         self.versions = [0] * len(self.params)  # updates applied to each tensor so far (any rank's)
         self.exchange = None  # an UpdateExchange on several processes: every applied update is also sent
+        # Delay corrections (methods/common/delay.py): set by the engine where a setting asks for one,
+        # with the horizon N (the passes that can be in flight) and each module's expected staleness.
+        self.corrections: DelayCorrections | None = None
+        self.horizon = 1.0
+        self.expected = ExpectedStaleness(len(self.groups))
+        # predict_weights: each tensor's last update (any thread's), which the forward extrapolates.
+        self.last_step: list[torch.Tensor | None] = [None] * len(self.params)
 
     def locked(self, groups: Iterable[int]) -> AbstractContextManager:
         """Hold the groups' locks (none if lock_free), taken in index order: no deadlock between callers.
@@ -116,12 +125,20 @@ class ParameterUpdater:
             stack.enter_context(self.locks[g])
         return stack
 
-    def apply(self, grads: dict[int, torch.Tensor], lr: float) -> dict[int, int]:
-        """Update the tensors named by `grads`' keys (whole groups: one hook's, or a whole pass's) in
-        one optimiser call; returns how many updates each tensor had received before."""
+    def apply(
+        self,
+        grads: dict[int, torch.Tensor],
+        lr: float,
+        read_versions: list[int] | None = None,
+        epochs_done: float = 0.0,
+    ) -> dict[int, int]:
+        """Update the tensors named by `grads`' keys (whole groups: one hook's, or a whole pass's),
+        one optimiser step per group; returns how many updates each tensor had received before.
+        `read_versions` (each tensor's update count when the pass's forward read it) and
+        `epochs_done` (the pass's point in training) feed the delay corrections, where set."""
         groups = sorted({self.group_of[i] for i in grads})
         with self.locked(groups):
-            return self._apply(groups, grads, lr)
+            return self._apply(groups, grads, lr, read_versions, epochs_done)
 
     def add_remote(self, group: int, deltas: list[torch.Tensor], counts: list[int]) -> None:
         """Add another rank's updates of `group` (one delta per tensor) and count them, for staleness."""
@@ -134,23 +151,67 @@ class ParameterUpdater:
             if self.fences is not None:
                 self.fences.after_write(group)
 
-    def _apply(self, groups: list[int], grads: dict[int, torch.Tensor], lr: float) -> dict[int, int]:
+    def optimizers(self) -> tuple[list, list[torch.Tensor]]:
+        """The calling thread's optimisers (one per group) and the tensors they step: views of the
+        parameters (`.data`: a step does not bump the version counter that in-flight backward
+        passes check), or private copies where an exchange must send each update's own delta.
+        Every thread's optimisers share each tensor's state (a thread has its own `.grad` slots, so
+        lock-free updates race on the arithmetic only, as Hogwild!'s do)."""
+        made = getattr(self.local, "optimizers", None)
+        if made is None:
+            private = self.exchange is not None
+            tensors = [p.detach().clone() if private else p.data for p in self.params]
+            index = {id(t): i for i, t in enumerate(tensors)}
+            optimizers = []
+            for members in self.groups:
+                matrices = [tensors[i] for i in members if self.matrices[i]]
+                optimizer = make_optimizer([tensors[i] for i in members], self.cfg, matrices, self.fused)
+                for part in getattr(optimizer, "parts", [optimizer]):
+                    for tensor in (t for group in part.param_groups for t in group["params"]):
+                        part.state[tensor] = self.states[index[id(tensor)]]
+                optimizers.append(optimizer)
+            made = self.local.optimizers = (optimizers, tensors)
+        return made
+
+    def _apply(
+        self,
+        groups: list[int],
+        grads: dict[int, torch.Tensor],
+        lr: float,
+        read_versions: list[int] | None = None,
+        epochs_done: float = 0.0,
+    ) -> dict[int, int]:
         if self.fences is not None:
             for g in groups:
                 self.fences.before(g)
         indices = sorted(grads)
-        params = [self.params[i].data for i in indices]
-        if self.exchange is None:
-            self._step(indices, params, [grads[i] for i in indices], lr)
+        if self.corrections is not None and read_versions is not None:
+            self._tune(groups, grads, lr, read_versions, epochs_done)
+            lr = None  # (set per group by _tune)
+        predicting = self.corrections is not None and self.corrections.predict_weights
+        if self.exchange is None and not predicting:
+            self._step(groups, grads, lr)
+        elif self.exchange is None:
+            live = [self.params[i].data for i in indices]
+            before = [t.clone() for t in live]
+            self._step(groups, grads, lr)
+            for i, delta in zip(indices, torch._foreach_sub(live, before), strict=True):
+                self.last_step[i] = delta
         else:
-            # The update is computed on a copy and its delta sent on: reading `param - previous` after
-            # an in-place update would also send what the exchange thread added meanwhile (lock_free).
-            before = [p.clone() for p in params]
-            after = [p.clone() for p in before]
-            self._step(indices, after, [grads[i] for i in indices], lr)
-            deltas = torch._foreach_sub(after, before)
-            torch._foreach_add_(params, deltas)
+            # The update is computed on a private copy and its delta sent on: reading `param - previous`
+            # after an in-place update would also send what the exchange thread added meanwhile
+            # (lock_free).
+            live = [self.params[i].data for i in indices]
+            private = [self.optimizers()[1][i] for i in indices]
+            torch._foreach_copy_(private, live)
+            before = [t.clone() for t in private]
+            self._step(groups, grads, lr)
+            deltas = torch._foreach_sub(private, before)
+            torch._foreach_add_(live, deltas)
             self.exchange.record(indices, deltas)
+            if predicting:
+                for i, delta in zip(indices, deltas, strict=True):
+                    self.last_step[i] = delta
         if self.fences is not None:
             for g in groups:
                 self.fences.after_write(g)
@@ -160,112 +221,70 @@ class ParameterUpdater:
             self.versions[i] += 1
         return counts
 
-    def _step(self, indices: list[int], params: list[torch.Tensor], grads: list[torch.Tensor], lr: float):
-        """torch.optim's arithmetic on these tensors: foreach on the CPU, fused on CUDA."""
-        cfg, fused = self.cfg, self.fused
-        if cfg.optimizer in ("adam", "adamw"):
-            adam(
-                params,
-                grads,
-                [self.exp_avg[i] for i in indices],
-                [self.exp_avg_sq[i] for i in indices],
-                [],
-                [self.steps[i] for i in indices],
-                foreach=not fused,
-                fused=fused,
-                amsgrad=False,
-                beta1=0.9,
-                beta2=0.999,
-                lr=lr,
-                weight_decay=cfg.weight_decay,
-                eps=1e-8,
-                maximize=False,
-                decoupled_weight_decay=cfg.optimizer == "adamw",  # torch.optim.AdamW's arithmetic
-            )
-            return
-        self._sgd(indices, params, grads, lr)
+    def _tune(
+        self, groups: list[int], grads: dict[int, torch.Tensor], lr: float, read: list[int], done: float
+    ) -> None:
+        """Each group's learning rate and momentum for this update, from its expected staleness
+        (this update's measured staleness, averaged over its tensors, joins the running mean)."""
+        optimizers = self.optimizers()[0]
+        for g in groups:
+            members = [i for i in self.groups[g] if i in grads]
+            measured = sum(self.versions[i] - read[i] for i in members) / len(members)
+            expected = self.expected.observe(g, measured)
+            tune(optimizers[g], self.corrections, self.cfg, lr, expected, self.horizon, done)
 
-    def _sgd(self, indices: list[int], params: list[torch.Tensor], grads: list[torch.Tensor], lr: float):
-        """torch.optim.SGD's step (dampening 0, not maximising) on these tensors: its fused kernel,
-        or its foreach ops in the order `torch.optim.sgd._multi_tensor_sgd` runs them."""
-        cfg = self.cfg
-        momentum, weight_decay, nesterov = cfg.momentum, cfg.weight_decay, cfg.nesterov
-        buffers = [self.momentum[i] for i in indices]
-        fresh = [b is None for b in buffers]
-        if self.fused:
-            first = momentum != 0 and any(fresh)
-            if first and not all(fresh):
-                # The kernel takes one first-step flag per call: tensors updating for the first time
-                # (a tensor that had no gradient in earlier passes) go in a call of their own.
-                for is_first in (True, False):
-                    part = [k for k, f in enumerate(fresh) if f == is_first]
-                    self._sgd(
-                        [indices[k] for k in part], [params[k] for k in part], [grads[k] for k in part], lr
-                    )
-                return
-            if first:
-                buffers = [torch.empty_like(g) for g in grads]  # the kernel fills them on the first step
-            torch._fused_sgd_(
-                params,
-                grads,
-                buffers if momentum else [],
-                weight_decay=weight_decay,
-                momentum=momentum,
-                lr=lr,
-                dampening=0.0,
-                nesterov=nesterov,
-                maximize=False,
-                is_first_step=first,
-                grad_scale=None,
-                found_inf=None,
-            )
-        else:
-            if weight_decay:
-                grads = torch._foreach_add(grads, params, alpha=weight_decay)
-            if momentum:
-                if any(fresh):
-                    for k, buffer in enumerate(buffers):
-                        if buffer is None:
-                            buffers[k] = grads[k].detach().clone()
-                        else:
-                            buffer.mul_(momentum).add_(grads[k], alpha=1.0)
-                else:
-                    torch._foreach_mul_(buffers, momentum)
-                    torch._foreach_add_(buffers, grads, alpha=1.0)
-                if nesterov:
-                    torch._foreach_add_(grads, buffers, alpha=momentum)  # (fresh tensors or this pass's own)
-                else:
-                    grads = buffers
-            torch._foreach_add_(params, grads, alpha=-lr)
-        if momentum:
-            for i, buffer in zip(indices, buffers, strict=True):
-                self.momentum[i] = buffer
+    def _step(self, groups: list[int], grads: dict[int, torch.Tensor], lr: float | None) -> None:
+        """One torch.optim step of each group's optimiser, with these gradients (a tensor without
+        one this pass is left alone, as torch.optim leaves a parameter whose grad is None); `lr`
+        None: as `_tune` set it."""
+        optimizers, tensors = self.optimizers()
+        for g in groups:
+            members = [i for i in self.groups[g] if i in grads]
+            for i in members:
+                tensors[i].grad = grads[i]
+            if lr is not None:
+                set_lr(optimizers[g], lr)
+            optimizers[g].step()
+            for i in members:
+                tensors[i].grad = None
 
 
-def fence_forward_reads(
+def guard_forward_reads(
     model: nn.Module, updater: ParameterUpdater, pass_stream: Callable[[], torch.cuda.Stream | None]
 ) -> Callable[[], None]:
-    """On CUDA, make every forward of a parameter-owning module wait for its group's last write and
-    record its read (GpuFences), under the group's lock so that no update is launched in between;
-    `pass_stream()` is the stream the calling thread forwards on (None: the current one). Returns a
-    function that removes the hooks. Nothing to do on the CPU (docs/methods.md, async_lu).
+    """Hooks around every forward of a parameter-owning module, under the module's lock (so that no
+    update lands in between): on CUDA its GpuFences (the forward waits for the group's last write,
+    and records its read, on `pass_stream()`, the stream the calling thread forwards on; None: the
+    current one); with `predict_weights`, the module's weights extrapolated by its expected
+    staleness × its last update for the forward, and restored exactly after it. Returns a function
+    that removes the hooks. Nothing to do on the CPU without prediction (docs/methods.md, async_lu).
 
     The hooks are on the forward thread's path, the pipeline's one producer: they cost ~6 µs of
     host time per module (41 in ResNet-18; measured on a CPU, without the event calls) before the
     two event waits and one record, which are not yet measured on a GPU."""
-    if updater.fences is None:
+    predicting = updater.corrections is not None and updater.corrections.predict_weights
+    if updater.fences is None and not predicting:
         return lambda: None
-    fences, handles = updater.fences, []  # (no fences: lock-free, so every group has its lock here)
+    fences, handles = updater.fences, []  # (lock-free runs neither: every group has its lock here)
     for module, owned in owners(model, updater.params):
         group = updater.group_of[owned[0]]
-        lock = updater.locks[group]
+        lock, members = updater.locks[group], updater.groups[group]
+        saved: list[list[torch.Tensor]] = []
 
-        def before(_module, _inputs, group=group, lock=lock):
+        def before(_module, _inputs, group=group, lock=lock, members=members, saved=saved):
             lock.__enter__()
-            fences.before(group, pass_stream())
+            if fences is not None:
+                fences.before(group, pass_stream())
+            if predicting:
+                saved.append(predict(updater, group, members))
 
-        def after(_module, _inputs, _outputs, group=group, lock=lock):
-            fences.after_read(group, pass_stream())
+        def after(_module, _inputs, _outputs, group=group, lock=lock, members=members, saved=saved):
+            if predicting and saved:
+                for i, weights in zip(members, saved.pop(), strict=True):
+                    if weights is not None:
+                        updater.params[i].data.copy_(weights)
+            if fences is not None:
+                fences.after_read(group, pass_stream())
             lock.__exit__(None, None, None)
 
         handles.append(module.register_forward_pre_hook(before))
@@ -276,3 +295,19 @@ def fence_forward_reads(
             handle.remove()
 
     return remove
+
+
+def predict(updater: ParameterUpdater, group: int, members: list[int]) -> list[torch.Tensor | None]:
+    """Put w + τ Δw into the group's tensors (τ its expected staleness, Δw each tensor's last
+    update); returns the weights to restore (None: a tensor left as it was)."""
+    staleness = updater.expected.values[group] or 0.0
+    saved: list[torch.Tensor | None] = []
+    for i in members:
+        step = updater.last_step[i]
+        if step is None or staleness == 0:
+            saved.append(None)
+            continue
+        weights = updater.params[i].data
+        saved.append(weights.clone())
+        weights.add_(step, alpha=staleness)
+    return saved

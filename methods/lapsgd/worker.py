@@ -14,7 +14,7 @@ from core.runtime.straggler import straggler_for
 from core.runtime.supervise import enter_child, reporting
 from core.schedule import lr_at
 
-from ..common.optim import make_optimizer, set_lr
+from ..common.optim import hidden_matrices, make_optimizer, set_lr
 from .config import POLL_S
 from .readings import READING
 from .state import SharedState
@@ -98,7 +98,8 @@ class HogwildWorker:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.block = [params[i] for i in block_indices]
-        self.optimizer = make_optimizer(params, cfg)  # momentum private to this worker, as in 002's code
+        # Momentum (the optimiser's state) private to this worker, as in 002's code.
+        self.optimizer = make_optimizer(params, cfg, hidden_matrices(model))
         self.reading = READING[job.method_config.reading]
         self.steps = dataset.steps_per_epoch(cfg.batch_size, world, keep_partial=self.reading.keep_partial)
         self.count_update = self.reading.count_update(state)
