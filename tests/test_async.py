@@ -41,10 +41,11 @@ def assert_one_pass_in_flight_is_backprop(store, method: str, make_job=job) -> t
     return bp, ours
 
 
-# SGD by default; the other optimisers with -m slow (the GPT's test runs AdamW, NAdamW and Muon).
+# async_lu under SGD by default; async_bu and the other optimisers with -m slow (the GPT's test runs
+# async_bu, AdamW, NAdamW and Muon by default).
 @pytest.mark.parametrize(
     ("method", "optimizer"),
-    [("async_lu", "sgd"), ("async_bu", "sgd")]
+    [("async_lu", "sgd"), pytest.param("async_bu", "sgd", marks=pytest.mark.slow)]
     + [pytest.param("async_lu", opt, marks=pytest.mark.slow) for opt in ("adam", "adamw", "nadamw", "muon")],
 )
 def test_one_pass_in_flight_is_backprop_exactly(store, method, optimizer):

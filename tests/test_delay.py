@@ -78,9 +78,9 @@ def test_the_engines_updates_are_tuned_by_each_modules_measured_staleness():
 
 
 def delayed_bp_losses(**settings) -> tuple[float | None, float | None]:
-    """The final train and test losses of a 2-epoch smoke bp under AdamW, with these settings."""
-    base = {"max_epochs": 2, "device": "cpu", "optimizer": "adamw", "lr": 3e-3, "threads": 1}
-    job = build_job("test", "synthetic", "resnet18", "bp", "smoke", settings={**base, **settings})
+    """The final train and test losses of a smoke bp on the GPT (AdamW), with these settings."""
+    base = {"device": "cpu", "threads": 1}
+    job = build_job("test", "imdb-lm", "gpt", "bp", "smoke", settings={**base, **settings})
     result = run_job(job, None, NullTracker(), progress=False)
     return result.final_train_loss, result.final_test_loss
 
@@ -186,9 +186,9 @@ def test_the_remedies_table_runs_at_smoke_and_reports_every_row(tmp_path):
     store = empty_store(tmp_path / "mlflow.db")
     spec = TABLES["pd-transformer-remedies"]
     labels = [cell.row.label for cell in spec.cells("smoke")]
-    assert len(labels) == len(set(labels)) == 15
+    assert len(labels) == len(set(labels)) == 16
     proc = run_cli("run", "pd-transformer-remedies", "--profile", "smoke", "--tracking-uri", store)
-    assert proc.returncode == 0 and "15 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "16 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
     out = tmp_path / "report"
     proc = run_cli("report", "pd-transformer-remedies", "--profile", "smoke", "--tracking-uri", store,
                    "--out", str(out))  # fmt: skip
