@@ -65,20 +65,31 @@ def is_alive(tags: Mapping[str, str]) -> bool | None:
 
 
 def start_without_sigint(process) -> None:
-    """Start a child process that cannot receive Ctrl-C from birth, so a Ctrl-C while it imports
-    prints no traceback: its parent ends it.
+    """Start a child process that cannot receive Ctrl-C from birth, and that a Ctrl-C during its
+    start cannot cut off: a Ctrl-C meanwhile is raised once the start has returned.
 
     SIGINT is blocked in this thread while the child starts, and a spawned child inherits the
     blocked signal through fork and exec (its entry point then ignores SIGINT, which also drops a
-    pending one). The parent's own disposition is never changed: a Ctrl-C meanwhile reaches
-    another of its threads, or this one once unblocked, and raises KeyboardInterrupt as usual
-    (ignoring it here instead, as this once did, lost a Ctrl-C that came during the start).
+    pending one). Another thread of this process may still take the signal, and Python then runs
+    its handler in this (the main) thread at the next bytecode, which may be inside `start()`
+    while it writes the child's preparation data: the child then died on end-of-file with a
+    traceback. So the handler is deferred too: a Ctrl-C during the start is recorded, and the
+    previous handler runs as soon as the start returns (ignoring it instead, as this once did,
+    lost a Ctrl-C that came during the start).
     """
     if threading.current_thread() is not threading.main_thread():
         process.start()  # the child of another thread: its parent's main thread handles Ctrl-C
         return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         process.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
