@@ -92,8 +92,10 @@ def build_job(
     """A validated job. `config` replaces the profile's hyperparameters of (dataset, model) as the
     base, `method_config` the method's default `Config()`; `settings` are typed values of either's
     fields (a table's row, or `--set` parsed by the CLI); `epochs` is `--epochs`;
-    `row_name` names the table's row where one method fills several (Job.row_name). Bad
-    input raises a UserError naming the valid choices."""
+    `row_name` names the table's row where one method fills several (Job.row_name); it follows
+    the name the method config gives its row, unless it is that name (a row named as its config
+    names it: `lapsgd[authors_code]`, `bp[grad_delay=1]`). Bad input raises a UserError naming
+    the valid choices."""
     method_cls = get_method(method)
     DATASETS.lookup(dataset)
     MODELS.lookup(model)
@@ -125,8 +127,14 @@ def build_job(
         run_index=run_index,
         devices=devices,
         synthetic=synthetic,
-        row_name=",".join(name for name in (getattr(method_config, "row_name", ""), row_name) if name),
+        row_name=joined_row_name(getattr(method_config, "row_name", ""), row_name),
     )
+
+
+def joined_row_name(config_name: str, table_name: str) -> str:
+    """The config's name of a row, then the table's (comma-joined), each once."""
+    names = [config_name] if config_name else []
+    return ",".join(names + ([table_name] if table_name and table_name != config_name else []))
 
 
 def method_settings_hint(jobs: list[Job]) -> str:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from ..engine.build import build_job
 from .common.cifar import RUNS
-from .common.spec import Cell, devices_for, register_table
+from .common.spec import Cell, cell_job, devices_for, register_table
 
 # The reading names LapConfig's row (`LapConfig.row_name`): the rows are named as the runs are.
 ROWS = (Row.of("lapsgd", reading="paper"), Row.of("lapsgd", "authors_code", reading="authors_code"))
@@ -28,12 +27,8 @@ def cells(profile: str) -> list[Cell]:
 def reading_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
     """lapsgd in one reading, on 2 processes or more (one process never averages)."""
     processes = devices if devices is not None else max(2, devices_for("lapsgd", profile))
-    settings = {"average_every": AVERAGE_EVERY, "average_switch": 0.0, **dict(cell.row.settings)}
-    # No `row_name`: the config names its row itself (the reading), already in the label.
-    return build_job(
-        experiment, cell.dataset, cell.model, cell.row.method, profile, seed=run, run_index=run,
-        devices=processes, settings=settings, epochs=EPOCHS,
-    )  # fmt: skip
+    settings = {"average_every": AVERAGE_EVERY, "average_switch": 0.0}
+    return cell_job(experiment, cell, profile, run, devices=processes, settings=settings, epochs=EPOCHS)
 
 
 SPEC = register_table(

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from core.job import Job, Row
 
-from ..engine.build import build_job
 from ..profiles import hyperparameters
-from .common.spec import Cell, register_table
+from .common.spec import Cell, cell_job, register_table
 from .pd_transformer import SPEC as GPT_TABLE
 
 # The quick profile's 15 minutes a run would take 4 hours for these 16 rows: 9 minutes each here
@@ -26,8 +25,6 @@ TIME_BUDGET_S = {"quick": 540.0}
 # PipeMare's learning-rate warm-up K, in epochs (Ajanthan et al.'s code: 7 of theirs): about the
 # first third of a quick run here, one of smoke's two epochs.
 DELAY_LR_EPOCHS = {"smoke": 1.0, "quick": 2.0, "paper": 10.0}
-# Settings a method config names its row by (BpConfig, AsyncConfig): no table name added to them.
-CONFIG_NAMED = {"grad_delay", "delay_momentum", "delay_lr_epochs", "predict_weights"}
 
 
 def rows(profile: str) -> list[Row]:
@@ -73,16 +70,10 @@ def cells(profile: str) -> list[Cell]:
 def remedy_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
     """One run of a row, on one process (bp's loop, the async methods' threads); Muon with
     Nesterov; quick at the table's time budget."""
-    settings = dict(cell.row.settings)
-    if settings["optimizer"] == "muon":
-        settings["nesterov"] = True
+    settings: dict = {"nesterov": True} if dict(cell.row.settings)["optimizer"] == "muon" else {}
     if profile in TIME_BUDGET_S:
         settings["time_budget_s"] = TIME_BUDGET_S[profile]
-    named_by_config = any(key in CONFIG_NAMED and value for key, value in cell.row.settings)
-    return build_job(
-        experiment, cell.dataset, cell.model, cell.row.method, profile, seed=run, run_index=run,
-        devices=1, settings=settings, row_name="" if named_by_config else cell.row.name,
-    )  # fmt: skip
+    return cell_job(experiment, cell, profile, run, devices=1, settings=settings)
 
 
 SPEC = register_table(
