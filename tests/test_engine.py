@@ -169,9 +169,9 @@ def test_a_lock_free_update_sends_only_its_own_delta(monkeypatch):
     remote = torch.full((6,), 0.5)
     original = ParameterUpdater._step
 
-    def meanwhile_a_remote_update_lands(self, groups, grads, lr):
+    def meanwhile_a_remote_update_lands(self, *step_args):
         self.params[0].data.add_(remote)
-        return original(self, groups, grads, lr)
+        return original(self, *step_args)
 
     monkeypatch.setattr(ParameterUpdater, "_step", meanwhile_a_remote_update_lands)
     grad = torch.randn(6)

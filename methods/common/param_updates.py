@@ -173,6 +173,11 @@ class ParameterUpdater:
             made = self.local.optimizers = (optimizers, tensors)
         return made
 
+    @property
+    def predicting(self) -> bool:
+        """Whether the forward extrapolates the weights (predict_weights): each update's delta is kept."""
+        return self.corrections is not None and self.corrections.predict_weights
+
     def _apply(
         self,
         groups: list[int],
@@ -185,31 +190,13 @@ class ParameterUpdater:
             for g in groups:
                 self.fences.before(g)
         indices = sorted(grads)
-        if self.corrections is not None and read_versions is not None:
-            self._tune(groups, grads, lr, read_versions, epochs_done)
-            lr = None  # (set per group by _tune)
-        predicting = self.corrections is not None and self.corrections.predict_weights
-        if self.exchange is None and not predicting:
-            self._step(groups, grads, lr)
-        elif self.exchange is None:
-            live = [self.params[i].data for i in indices]
-            before = [t.clone() for t in live]
-            self._step(groups, grads, lr)
-            for i, delta in zip(indices, torch._foreach_sub(live, before), strict=True):
-                self.last_step[i] = delta
+        if self.exchange is None and not self.predicting:
+            self._step(groups, grads, lr, read_versions, epochs_done)
         else:
-            # The update is computed on a private copy and its delta sent on: reading `param - previous`
-            # after an in-place update would also send what the exchange thread added meanwhile
-            # (lock_free).
-            live = [self.params[i].data for i in indices]
-            private = [self.optimizers()[1][i] for i in indices]
-            torch._foreach_copy_(private, live)
-            before = [t.clone() for t in private]
-            self._step(groups, grads, lr)
-            deltas = torch._foreach_sub(private, before)
-            torch._foreach_add_(live, deltas)
-            self.exchange.record(indices, deltas)
-            if predicting:
+            deltas = self._measured_step(indices, groups, grads, lr, read_versions, epochs_done)
+            if self.exchange is not None:
+                self.exchange.record(indices, deltas)
+            if self.predicting:
                 for i, delta in zip(indices, deltas, strict=True):
                     self.last_step[i] = delta
         if self.fences is not None:
@@ -221,28 +208,45 @@ class ParameterUpdater:
             self.versions[i] += 1
         return counts
 
-    def _tune(
-        self, groups: list[int], grads: dict[int, torch.Tensor], lr: float, read: list[int], done: float
-    ) -> None:
-        """Each group's learning rate and momentum for this update, from its expected staleness
-        (this update's measured staleness, averaged over its tensors, joins the running mean)."""
-        optimizers = self.optimizers()[0]
-        for g in groups:
-            members = [i for i in self.groups[g] if i in grads]
-            measured = sum(self.versions[i] - read[i] for i in members) / len(members)
-            expected = self.expected.observe(g, measured)
-            tune(optimizers[g], self.corrections, self.cfg, lr, expected, self.horizon, done)
+    def _measured_step(self, indices: list[int], *step_args) -> list[torch.Tensor]:
+        """`_step`, returning what it changed in each of these tensors. Under an exchange the update
+        is computed on a private copy and added to the parameter: reading `param - previous` after
+        an in-place update would also count what the exchange thread added meanwhile (lock_free)."""
+        live = [self.params[i].data for i in indices]
+        if self.exchange is None:
+            before = [t.clone() for t in live]
+            self._step(*step_args)
+            return torch._foreach_sub(live, before)
+        private = [self.optimizers()[1][i] for i in indices]
+        torch._foreach_copy_(private, live)
+        before = [t.clone() for t in private]
+        self._step(*step_args)
+        deltas = torch._foreach_sub(private, before)
+        torch._foreach_add_(live, deltas)
+        return deltas
 
-    def _step(self, groups: list[int], grads: dict[int, torch.Tensor], lr: float | None) -> None:
+    def _step(
+        self,
+        groups: list[int],
+        grads: dict[int, torch.Tensor],
+        lr: float,
+        read_versions: list[int] | None = None,
+        epochs_done: float = 0.0,
+    ) -> None:
         """One torch.optim step of each group's optimiser, with these gradients (a tensor without
-        one this pass is left alone, as torch.optim leaves a parameter whose grad is None); `lr`
-        None: as `_tune` set it."""
+        one this pass is left alone, as torch.optim leaves a parameter whose grad is None). With
+        delay corrections, each group's learning rate and momentum come from its expected
+        staleness, which this update's measured staleness (the mean over its tensors) joins."""
         optimizers, tensors = self.optimizers()
         for g in groups:
             members = [i for i in self.groups[g] if i in grads]
             for i in members:
                 tensors[i].grad = grads[i]
-            if lr is not None:
+            if self.corrections is not None and read_versions is not None:
+                measured = sum(self.versions[i] - read_versions[i] for i in members) / len(members)
+                expected = self.expected.observe(g, measured)
+                tune(optimizers[g], self.corrections, self.cfg, lr, expected, self.horizon, epochs_done)
+            else:
                 set_lr(optimizers[g], lr)
             optimizers[g].step()
             for i in members:
@@ -262,7 +266,7 @@ def guard_forward_reads(
     The hooks are on the forward thread's path, the pipeline's one producer: they cost ~6 µs of
     host time per module (41 in ResNet-18; measured on a CPU, without the event calls) before the
     two event waits and one record, which are not yet measured on a GPU."""
-    predicting = updater.corrections is not None and updater.corrections.predict_weights
+    predicting = updater.predicting
     if updater.fences is None and not predicting:
         return lambda: None
     fences, handles = updater.fences, []  # (lock-free runs neither: every group has its lock here)
