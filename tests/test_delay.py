@@ -100,39 +100,6 @@ def test_a_correction_without_a_delay_is_refused():
     assert proc.returncode == 2 and "delay_lr_epochs must be >= 0" in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("delay", [1, 2])
-def test_a_delayed_bp_predicts_the_weights_it_differentiates(delay):
-    """DelayedWeights with prediction against a loop that keeps every weight: the gradient of step
-    t is taken at w_(t-d) + d (w_(t-d) - w_(t-d-1)), earlier weights being the initial ones."""
-    import torch.nn.functional as F
-
-    from methods.bp import DelayedWeights
-
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
-    start = [p.detach().clone() for p in model.parameters()]
-    batches = [(torch.randn(4, 6), torch.randint(0, 3, (4,))) for _ in range(6)]
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    delayed = DelayedWeights(list(model.parameters()), delay, predict=True)
-    for inputs, targets in batches:
-        delayed.stale()
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(inputs), targets).backward()
-        delayed.current()
-        optimizer.step()
-
-    weights = [start]
-    at_step = lambda t: weights[max(t, 0)]  # noqa: E731
-    for t, (inputs, targets) in enumerate(batches):
-        stale, older = at_step(t - delay), at_step(t - delay - 1)
-        at = [(s + delay * (s - o)).requires_grad_() for s, o in zip(stale, older, strict=True)]
-        hidden = torch.tanh(inputs @ at[0].T + at[1])
-        grads = torch.autograd.grad(F.cross_entropy(hidden @ at[2].T + at[3], targets), at)
-        weights.append([w - 0.1 * g for w, g in zip(weights[-1], grads, strict=True)])
-    for ours, theirs in zip(model.parameters(), weights[-1], strict=True):
-        torch.testing.assert_close(ours.detach(), theirs, rtol=1e-5, atol=1e-6)
-
-
 class Recorder(nn.Linear):
     """A linear layer that records the weight its forward reads."""
 

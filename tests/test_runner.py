@@ -225,10 +225,13 @@ def test_every_experiment_the_suite_creates_opens_on_the_training_view(tmp_path)
         assert experiment.tags["schema"] == SCHEMA_VERSION, experiment.name
 
 
+@pytest.mark.parametrize("predict", [False, True])
 @pytest.mark.parametrize("delay", [1, 2])
-def test_a_delayed_bp_step_takes_the_gradient_of_the_weights_of_d_updates_ago(delay):
+def test_a_delayed_bp_step_takes_the_gradient_of_the_weights_of_d_updates_ago(delay, predict):
     """bp's loop with DelayedWeights (stale weights in for forward and backward, the current ones
-    back for the step) against a loop that keeps every weight: w_(t+1) = w_t - lr g(w_max(t-d, 0))."""
+    back for the step) against a loop that keeps every weight: w_(t+1) = w_t - lr g(w_max(t-d, 0));
+    with prediction the gradient is taken at w_(t-d) + d (w_(t-d) - w_(t-d-1)) instead, earlier
+    weights being the initial ones."""
     import torch
     from torch import nn
 
@@ -239,7 +242,7 @@ def test_a_delayed_bp_step_takes_the_gradient_of_the_weights_of_d_updates_ago(de
     reference = [p.detach().clone() for p in model.parameters()]
     batches = [(torch.randn(4, 6), torch.randint(0, 3, (4,))) for _ in range(6)]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    delayed = DelayedWeights(list(model.parameters()), delay)
+    delayed = DelayedWeights(list(model.parameters()), delay, predict)
     for inputs, targets in batches:
         delayed.stale()
         optimizer.zero_grad(set_to_none=True)
@@ -249,12 +252,16 @@ def test_a_delayed_bp_step_takes_the_gradient_of_the_weights_of_d_updates_ago(de
 
     weights = [reference]
     for t, (inputs, targets) in enumerate(batches):
-        at = [w.clone().requires_grad_() for w in weights[max(t - delay, 0)]]
+        stale, older = weights[max(t - delay, 0)], weights[max(t - delay - 1, 0)]
+        ahead = [s + delay * (s - o) for s, o in zip(stale, older, strict=True)] if predict else stale
+        at = [w.clone().requires_grad_() for w in ahead]
         hidden = torch.tanh(inputs @ at[0].T + at[1])
         grads = torch.autograd.grad(F.cross_entropy(hidden @ at[2].T + at[3], targets), at)
         weights.append([w - 0.1 * g for w, g in zip(weights[-1], grads, strict=True)])
+    # (the prediction's extrapolation rounds differently from the reference's: 10x the tolerance)
+    rtol, atol = (1e-5, 1e-6) if predict else (1e-6, 1e-7)
     for ours, theirs in zip(model.parameters(), weights[-1], strict=True):
-        torch.testing.assert_close(ours.detach(), theirs, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(ours.detach(), theirs, rtol=rtol, atol=atol)
     # With no delay the same loop is bp's: a step that applied stale weights' gradients differs.
     assert not torch.equal(weights[-1][0], weights[0][0])
 
