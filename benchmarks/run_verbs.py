@@ -154,7 +154,7 @@ def cmd_run_claims(args) -> int:
     close_stale(tracker)
     data_dir = resolve_data_dir(args.data_dir)
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
-    plans = runnable_plans(claims, profile, args, data_dir, out_dir)
+    plans = runnable_plans(claims, profile, args, data_dir, out_dir, tracker.uri)
     estimates = Estimates(tracker, profile, Calibration(data_dir))
 
     def run_perf(name: str) -> None:
@@ -174,7 +174,7 @@ def cmd_run_claims(args) -> int:
     return 0
 
 
-def runnable_plans(claims: list, profile: str, args, data_dir: Path, out_dir: Path) -> list:
+def runnable_plans(claims: list, profile: str, args, data_dir: Path, out_dir: Path, uri: str) -> list:
     """The claims' plans, less what this machine cannot run (too few GPUs, data not on disk); for a
     real run, also checks that the report can be written and every job's devices exist."""
     import torch
@@ -185,14 +185,14 @@ def runnable_plans(claims: list, profile: str, args, data_dir: Path, out_dir: Pa
     from .engine.planner import drop_missing_data, drop_undecidable, plan_claims
     from .tables import TABLES
 
-    plans = plan_claims(claims, dict(TABLES), profile, args.runs, args.devices)
+    plans = plan_claims(claims, dict(TABLES), profile, args.runs, args.devices, uri)
     drop_undecidable(plans, torch.cuda.device_count())
     with looking_only() if args.dry_run else contextlib.nullcontext():  # a dry run looks, never fetches
         for dataset, why in drop_missing_data(plans, data_dir).items():
             log.warning("%s: %s", dataset, why)
     if not args.dry_run:
         check_writable(out_dir)
-        for job in {(j.table, j.key): j for p in plans for j in p.jobs}.values():
+        for job in {(j.table, j.key): j for p in plans for j in p.every_job}.values():
             check_device_count(job)  # before anything runs
     return plans
 

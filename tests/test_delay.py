@@ -153,9 +153,9 @@ def test_the_remedies_table_runs_at_smoke_and_reports_every_row(tmp_path):
     store = empty_store(tmp_path / "mlflow.db")
     spec = TABLES["pd-transformer-remedies"]
     labels = [cell.row.label for cell in spec.cells("smoke")]
-    assert len(labels) == len(set(labels)) == 16
+    assert len(labels) == len(set(labels)) == 17
     proc = run_cli("run", "pd-transformer-remedies", "--profile", "smoke", "--tracking-uri", store)
-    assert proc.returncode == 0 and "16 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "17 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
     out = tmp_path / "report"
     proc = run_cli("report", "pd-transformer-remedies", "--profile", "smoke", "--tracking-uri", store,
                    "--out", str(out))  # fmt: skip
@@ -164,3 +164,38 @@ def test_the_remedies_table_runs_at_smoke_and_reports_every_row(tmp_path):
     assert sorted(table["method"]) == sorted(labels)  # each run found its own row, by its params
     assert (table["best_bpb_mean"] < 8).all() and (table["tokens_per_s_mean"] > 0).all()
     assert (table["mem_peak_gib_mean"] > 0).all()
+
+
+def test_each_run_of_the_paper_models_table_is_found_in_its_own_row():
+    """pd-remedies-paper-models: the control and each correction per workload, Muon on the LSTM
+    only; the params each job logs match its own row and no other (reports find rows by params)."""
+    from benchmarks.tables import TABLES
+
+    spec = TABLES["pd-remedies-paper-models"]
+    for profile in ("smoke", "quick", "paper"):
+        jobs = spec.jobs(profile)
+        assert {(j.model, j.label) for j in jobs} == {
+            (m, f"async_lu[{name}]" if name else "async_lu")
+            for m in ("resnet18", "lstm")
+            for name in ("", "delay_momentum", "delay_lr=1" if profile != "paper" else "delay_lr=10",
+                         "predict_weights", *(["muon"] if m == "lstm" else []))
+        }  # fmt: skip
+        for job in jobs:
+            assert [r.label for r in spec.rows if r.matches(job.method, job.params())] == [job.label]
+
+
+@pytest.mark.slow  # 9 smoke jobs and the report, ~12 s
+def test_the_paper_models_table_runs_at_smoke_and_reports_every_row(tmp_path):
+    import pandas as pd
+
+    from .conftest import empty_store
+
+    store = empty_store(tmp_path / "mlflow.db")
+    proc = run_cli("run", "pd-remedies-paper-models", "--profile", "smoke", "--tracking-uri", store)
+    assert proc.returncode == 0 and "9 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
+    out = tmp_path / "report"
+    proc = run_cli("report", "pd-remedies-paper-models", "--profile", "smoke", "--tracking-uri", store,
+                   "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out / "pd-remedies-paper-models.csv")
+    assert len(table) == 9 and table["best_acc_mean"].notna().all()

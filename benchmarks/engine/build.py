@@ -132,9 +132,9 @@ def build_job(
 
 
 def joined_row_name(config_name: str, table_name: str) -> str:
-    """The config's name of a row, then the table's (comma-joined), each once."""
-    names = [config_name] if config_name else []
-    return ",".join(names + ([table_name] if table_name and table_name != config_name else []))
+    """The config's name of a row, then the parts of the table's it does not hold (comma-joined)."""
+    names = config_name.split(",") if config_name else []
+    return ",".join(names + [part for part in table_name.split(",") if part and part not in names])
 
 
 def method_settings_hint(jobs: list[Job]) -> str:

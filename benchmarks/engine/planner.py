@@ -14,7 +14,7 @@ import logging
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.errors import DataMissingError, UserError
 from core.job import Job
@@ -34,14 +34,36 @@ PERF_GUESS_S = {"smoke": 60.0, "quick": 240.0, "paper": 300.0}
 
 
 @dataclass
+class Later:
+    """A later stage of a claim's plan (Need.choose): the jobs it may pick from, and `pick`, which
+    reads the store (its URI) and names the rows it picks, or None before the earlier runs ended."""
+
+    candidates: list[Job]
+    pick: Callable[[str | None], tuple[str, ...] | None]
+    rows: int  # rows it picks, for the estimate before it can
+
+    def chosen(self, uri: str | None) -> list[Job] | None:
+        """The candidates of the rows it picks now (None: it cannot pick yet)."""
+        labels = self.pick(uri)
+        return None if labels is None else [j for j in self.candidates if j.label in labels]
+
+
+@dataclass
 class ClaimPlan:
-    """One claim's jobs and perf benchmarks at a profile, and what could not be planned."""
+    """One claim's jobs and perf benchmarks at a profile, its later stages, and what could not be
+    planned."""
 
     claim: object  # reports.claims.Claim
     jobs: list[Job] = field(default_factory=list)
     perf: tuple[str, ...] = ()
     perf_runs: int = 1  # results of each perf benchmark the verdict uses
     notes: list[str] = field(default_factory=list)
+    later: list[Later] = field(default_factory=list)
+
+    @property
+    def every_job(self) -> list[Job]:
+        """Its jobs and every job a later stage may pick."""
+        return [*self.jobs, *(j for stage in self.later for j in stage.candidates)]
 
 
 def parse_duration(text: str) -> float:
@@ -73,10 +95,12 @@ def select_claims(claims: dict, only: str | None) -> list:
 
 
 def plan_claims(
-    claims: list, specs: dict, profile: str, runs: int | None, devices: int | None
+    claims: list, specs: dict, profile: str, runs: int | None, devices: int | None, uri: str | None = None
 ) -> list[ClaimPlan]:
     """Each claim's jobs at `profile`: its needs' rows of its tables, `runs` per cell (default: the
-    plan's, at least 3; smoke: the profile's one, since smoke decides nothing)."""
+    plan's, at least 3; smoke: the profile's one, since smoke decides nothing; a need's own runs
+    over both). A need that chooses its rows from earlier runs picks them from the store at `uri`
+    now if it can, else becomes a later stage that `run_claims` picks after the earlier jobs."""
     plans = []
     for claim in claims:
         per_cell = runs or (None if profile == "smoke" else claim.plan.runs)
@@ -85,15 +109,31 @@ def plan_claims(
         for need in claim.plan.needs:
             if need.profiles and profile not in need.profiles:
                 continue
-            jobs = specs[need.table].jobs(profile, per_cell, devices)
+            jobs = specs[need.table].jobs(profile, need.runs or per_cell, devices)
             jobs = [j for j in jobs if not need.methods or j.method in need.methods]
             jobs = [j for j in jobs if not need.models or j.model in need.models]
             if not jobs:
                 plan.notes.append(f"{need.table} has no jobs at {profile}")
-            plan.jobs += jobs
+            if need.choose is None:
+                plan.jobs += jobs
+                continue
+            stage = Later(jobs, chooser(claim, need, specs, profile), need.chooses)
+            chosen = stage.chosen(uri) if uri else None
+            plan.jobs += chosen if chosen is not None else []
+            plan.later += [stage] if chosen is None else []
         plan.jobs = list({(j.table, j.key): j for j in plan.jobs}.values())
         plans.append(plan)
     return plans
+
+
+def chooser(claim, need, specs: dict, profile: str) -> Callable[[str | None], tuple[str, ...] | None]:
+    """The rows `need.choose` picks from the claim's planned runs in the store at a URI."""
+    from reports.claims import Evidence
+
+    def pick(uri: str | None) -> tuple[str, ...] | None:
+        return need.choose(Evidence(uri, specs, profile).planned(claim)) if uri else None
+
+    return pick
 
 
 def drop_undecidable(plans: list[ClaimPlan], gpus: int) -> None:
@@ -101,12 +141,12 @@ def drop_undecidable(plans: list[ClaimPlan], gpus: int) -> None:
     runs could not decide them here, so they would only spend the budget."""
     for plan in plans:
         needed = plan.claim.needs_gpus
-        if needed > gpus and (plan.jobs or plan.perf):
+        if needed > gpus and (plan.every_job or plan.perf):
             plan.notes.append(
                 f"not run: a verdict needs {needed} GPU(s), this machine has {gpus} "
                 f"({plan.claim.needs_hardware})"
             )
-            plan.jobs, plan.perf = [], ()
+            plan.jobs, plan.perf, plan.later = [], (), []
 
 
 def drop_missing_data(plans: list[ClaimPlan], data_dir) -> dict[str, str]:
@@ -119,7 +159,7 @@ def drop_missing_data(plans: list[ClaimPlan], data_dir) -> dict[str, str]:
     missing: dict[str, str] = {}
     checked: set[str] = set()
     for plan in plans:
-        for job in plan.jobs:
+        for job in plan.every_job:
             if job.synthetic_data or job.dataset in checked:
                 continue
             checked.add(job.dataset)
@@ -127,10 +167,15 @@ def drop_missing_data(plans: list[ClaimPlan], data_dir) -> dict[str, str]:
                 get_dataset(job, data_dir)
             except DataMissingError as err:
                 missing[job.dataset] = str(err)
-        kept = [j for j in plan.jobs if j.synthetic_data or j.dataset not in missing]
-        for dataset in sorted({j.dataset for j in plan.jobs} - {j.dataset for j in kept}):
+
+        def present(jobs: list[Job]) -> list[Job]:
+            return [j for j in jobs if j.synthetic_data or j.dataset not in missing]
+
+        gone = {j.dataset for j in plan.every_job} - {j.dataset for j in present(plan.every_job)}
+        for dataset in sorted(gone):
             plan.notes.append(f"{dataset} not on disk: its jobs are left out")
-        plan.jobs = kept
+        plan.jobs = present(plan.jobs)
+        plan.later = [replace(stage, candidates=present(stage.candidates)) for stage in plan.later]
     return missing
 
 
@@ -245,9 +290,18 @@ class Estimates:
         return int(self._perf_counts.get(name, 0))
 
 
+def later_cost(stage: Later, estimates: Estimates) -> float:
+    """Seconds a later stage would take before it can pick: its candidates' mean cost per row times
+    the rows it picks."""
+    rows = {j.label for j in stage.candidates}
+    total = sum(estimates.job_s(j) for j in stage.candidates)
+    return total / len(rows) * min(stage.rows, len(rows)) if rows else 0.0
+
+
 def pending_cost(plan: ClaimPlan, estimates: Estimates, done: set) -> float:
-    """Seconds the claim's jobs and perf benchmarks not run yet would take."""
+    """Seconds the claim's jobs, later stages and perf benchmarks not run yet would take."""
     jobs = sum(estimates.job_s(j) for j in plan.jobs if (j.table, j.key) not in done)
+    jobs += sum(later_cost(stage, estimates) for stage in plan.later)
     return jobs + sum(estimates.perf_s(name, plan.perf_runs) for name in plan.perf if name not in done)
 
 
@@ -263,6 +317,12 @@ def describe(plan: ClaimPlan, estimates: Estimates, done: set) -> str:
         tables.setdefault(job.table, set()).add(job.label)
     pending = sum(1 for j in plan.jobs if (j.table, j.key) not in done and not estimates.finished(j))
     parts = [f"{t}: {', '.join(sorted(labels))}" for t, labels in tables.items()]
+    parts += [
+        f"then {stage.rows} rows of {stage.candidates[0].table} picked from those runs "
+        f"(~{later_cost(stage, estimates) / 60:.1f} min)"
+        for stage in plan.later
+        if stage.candidates
+    ]
     parts += [f"perf {name}" for name in plan.perf]
     parts += plan.notes
     cost = pending_cost(plan, estimates, done)
@@ -297,16 +357,23 @@ def run_claims(
         if cost > 0 and not executor.fits(cost):
             left_out.append((plan.claim.id, cost))
             continue
-        if plan.jobs or plan.perf:
+        if plan.every_job or plan.perf:
             log.info("claim %s: ~%.1f min to run", plan.claim.id, cost / 60)
         else:
             log.info("claim %s: nothing to run here (%s)", plan.claim.id, "; ".join(plan.notes) or "no plan")
-        for job in plan.jobs:
-            outcome = executor.execute(job)
-            if outcome is not None and outcome.state == OVER_BUDGET:
+        if not run_jobs(plan, plan.jobs, executor, estimates, done):
+            left_out.append((plan.claim.id, pending_cost(plan, estimates, done)))
+            continue
+        while plan.later:
+            stage = plan.later.pop(0)
+            chosen = stage.chosen(estimates.tracker.uri)
+            if chosen is None:
+                log.warning("claim %s: cannot pick its rows (earlier runs missing)", plan.claim.id)
+                continue
+            plan.jobs += chosen
+            if not run_jobs(plan, chosen, executor, estimates, done):
                 left_out.append((plan.claim.id, pending_cost(plan, estimates, done)))
                 break
-            done.add((job.table, job.key))
         for name in plan.perf:
             while name not in done and estimates.perf_count(name) < plan.perf_runs:
                 run_perf(name)
@@ -315,10 +382,21 @@ def run_claims(
     return left_out
 
 
+def run_jobs(plan: ClaimPlan, jobs: list[Job], executor: Executor, estimates: Estimates, done: set) -> bool:
+    """Run `jobs` of the plan through the executor; False where its budget stopped them."""
+    for job in jobs:
+        outcome = executor.execute(job)
+        if outcome is not None and outcome.state == OVER_BUDGET:
+            return False
+        done.add((job.table, job.key))
+    return True
+
+
 def print_plans(plans: list[ClaimPlan], estimates: Estimates, out: Callable[[str], None]) -> None:
     """`--dry-run`: each claim's plan in the order it would run, then the total."""
     union = {(j.table, j.key): j for p in plans for j in p.jobs}
     total = sum(estimates.job_s(j) for j in union.values())
+    total += sum(later_cost(stage, estimates) for p in plans for stage in p.later)
     wanted = {n: max(p.perf_runs for p in plans if n in p.perf) for p in plans for n in p.perf}
     total += sum(estimates.perf_s(name, count) for name, count in wanted.items())
     for plan in sorted(plans, key=lambda p: priority(p, estimates, set())):

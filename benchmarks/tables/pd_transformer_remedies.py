@@ -6,7 +6,7 @@ table separates staleness from the threads and tries the published remedies: bp 
 gradient delay of 1 and 2 (the async methods' staleness without their threads), the async methods
 under 000's rule of equal hyperparameters (the control), AdamW at a half and a quarter of the
 learning rate, NAdamW with β1 = 0.99 (Ajanthan et al. 2025's optimiser), each delay correction
-(methods/common/delay.py) on async_lu and on a delayed bp, and Muon on async_lu and on bp. One
+(methods/common/delay.py) on async_lu and on a delayed bp, and Muon on async_lu, bp and a delayed bp. One
 run per row; the report shows bits per byte against the training clock, tokens/s (the
 correction's cost per step) and memory.
 """
@@ -19,7 +19,7 @@ from ..profiles import hyperparameters
 from .common.spec import Cell, cell_job, register_table
 from .pd_transformer import SPEC as GPT_TABLE
 
-# The quick profile's 15 minutes a run would take 4 hours for these 16 rows: 9 minutes each here
+# The quick profile's 15 minutes a run would take 4 h 15 min for these 17 rows: 9 minutes each here
 # (`train` runs the profile's 15 minutes).
 TIME_BUDGET_S = {"quick": 540.0}
 # PipeMare's learning-rate warm-up K, in epochs (Ajanthan et al.'s code: 7 of theirs): about the
@@ -59,6 +59,8 @@ def rows(profile: str) -> list[Row]:
         # whether Muon closes the gap or only lowers both.
         row("async_lu", "muon", optimizer="muon", momentum=0.95),
         row("bp", "muon", optimizer="muon", momentum=0.95),
+        # A delayed bp under Muon: whether Muon closes the gap of the staleness alone, as on async_lu.
+        row("bp", "grad_delay=1,muon", grad_delay=1, optimizer="muon", momentum=0.95),
     ]
 
 
