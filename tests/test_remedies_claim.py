@@ -107,7 +107,14 @@ def test_within_the_margin_and_sooner_on_fresh_runs_reproduces(tmp_path):
 
 @pytest.mark.parametrize(
     "case",
-    ["gap", "slower", "behind bp under its optimiser", "picked on run 0", "diverged", "missing run"],
+    [
+        "gap",
+        pytest.param("slower", marks=pytest.mark.slow),
+        "behind bp under its optimiser",
+        "picked on run 0",
+        "diverged",
+        pytest.param("missing run", marks=pytest.mark.slow),
+    ],
 )
 def test_stores_on_which_it_must_fail_or_stay_open(tmp_path, case):
     uri, tracker = screened(tmp_path)
@@ -143,6 +150,7 @@ def test_stores_on_which_it_must_fail_or_stay_open(tmp_path, case):
         assert closes.failed == 1 and closes.values[-1] == pytest.approx(2.5 - BP[-1])
 
 
+@pytest.mark.slow  # ~1 s; the diverged LU run's case covers the same path by default
 def test_a_bp_run_that_did_not_finish_cannot_help_the_claim(tmp_path):
     uri, tracker = screened(tmp_path)
     confirm(tracker, "async_lu[muon]", AHEAD, runs=(1, 2))
