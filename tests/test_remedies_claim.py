@@ -166,7 +166,7 @@ def test_a_bp_run_that_did_not_finish_cannot_help_the_claim(tmp_path):
 def test_run_claims_plans_the_screening_then_picks_its_rows_from_the_store(tmp_path):
     """Before the screening: one run of every row and a later stage; once the store holds the
     screening, the plan names runs 1-3 of the best two remedies and their baselines, nothing more."""
-    from benchmarks.engine.planner import plan_claims
+    from benchmarks.engine.planner import GUESS_S, Estimates, later_cost, plan_claims
 
     claim = CLAIMS[CLAIM]
     empty = empty_store(tmp_path / "empty.db")
@@ -174,6 +174,9 @@ def test_run_claims_plans_the_screening_then_picks_its_rows_from_the_store(tmp_p
     assert len(before.jobs) == len(QUICK_ROWS) and {j.run_index for j in before.jobs} == {0}
     (stage,) = before.later
     assert stage.rows == 4 and stage.chosen(empty) is None
+    # Estimated before it can pick: 4 rows x 3 fresh runs (run 0 is the screening's), a guess each.
+    estimates = Estimates(Tracker(empty), "quick")
+    assert later_cost(stage, estimates, before.jobs) == pytest.approx(4 * 3 * GUESS_S["quick"])
     uri, _ = screened(tmp_path)
     chosen = stage.chosen(uri)
     assert {j.label for j in chosen} == {"async_lu[muon]", "async_lu[delay_momentum]", "bp", "bp[muon]"}

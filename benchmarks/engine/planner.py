@@ -290,18 +290,19 @@ class Estimates:
         return int(self._perf_counts.get(name, 0))
 
 
-def later_cost(stage: Later, estimates: Estimates) -> float:
+def later_cost(stage: Later, estimates: Estimates, planned: list[Job]) -> float:
     """Seconds a later stage would take before it can pick: its candidates' mean cost per row times
-    the rows it picks."""
+    the rows it picks, less the jobs the plan runs before it (a screening's runs)."""
+    before = {(j.table, j.key) for j in planned}
     rows = {j.label for j in stage.candidates}
-    total = sum(estimates.job_s(j) for j in stage.candidates)
+    total = sum(estimates.job_s(j) for j in stage.candidates if (j.table, j.key) not in before)
     return total / len(rows) * min(stage.rows, len(rows)) if rows else 0.0
 
 
 def pending_cost(plan: ClaimPlan, estimates: Estimates, done: set) -> float:
     """Seconds the claim's jobs, later stages and perf benchmarks not run yet would take."""
     jobs = sum(estimates.job_s(j) for j in plan.jobs if (j.table, j.key) not in done)
-    jobs += sum(later_cost(stage, estimates) for stage in plan.later)
+    jobs += sum(later_cost(stage, estimates, plan.jobs) for stage in plan.later)
     return jobs + sum(estimates.perf_s(name, plan.perf_runs) for name in plan.perf if name not in done)
 
 
@@ -319,7 +320,7 @@ def describe(plan: ClaimPlan, estimates: Estimates, done: set) -> str:
     parts = [f"{t}: {', '.join(sorted(labels))}" for t, labels in tables.items()]
     parts += [
         f"then {stage.rows} rows of {stage.candidates[0].table} picked from those runs "
-        f"(~{later_cost(stage, estimates) / 60:.1f} min)"
+        f"(~{later_cost(stage, estimates, plan.jobs) / 60:.1f} min)"
         for stage in plan.later
         if stage.candidates
     ]
@@ -396,7 +397,7 @@ def print_plans(plans: list[ClaimPlan], estimates: Estimates, out: Callable[[str
     """`--dry-run`: each claim's plan in the order it would run, then the total."""
     union = {(j.table, j.key): j for p in plans for j in p.jobs}
     total = sum(estimates.job_s(j) for j in union.values())
-    total += sum(later_cost(stage, estimates) for p in plans for stage in p.later)
+    total += sum(later_cost(stage, estimates, p.jobs) for p in plans for stage in p.later)
     wanted = {n: max(p.perf_runs for p in plans if n in p.perf) for p in plans for n in p.perf}
     total += sum(estimates.perf_s(name, count) for name, count in wanted.items())
     for plan in sorted(plans, key=lambda p: priority(p, estimates, set())):
