@@ -118,9 +118,11 @@ def plan_claims(
                 plan.jobs += jobs
                 continue
             stage = Later(jobs, chooser(claim, need, specs, profile), need.chooses)
-            chosen = stage.chosen(uri) if uri else None
-            plan.jobs += chosen if chosen is not None else []
-            plan.later += [stage] if chosen is None else []
+            chosen = stage.chosen(uri)
+            if chosen is None:
+                plan.later.append(stage)
+            else:
+                plan.jobs += chosen
         plan.jobs = list({(j.table, j.key): j for j in plan.jobs}.values())
         plans.append(plan)
     return plans

@@ -74,15 +74,11 @@ def baselines(evidence: Evidence, remedy: str) -> list[str]:
     """bp at the profile's settings, and bp without delay under the remedy's optimiser settings
     where the table has that row."""
     rows = table_rows(evidence)
-    by_label = {r.label: dict(r.settings) for r in rows}
-    mine = by_label[remedy]
-    plain = [r for r in rows if r.method == "bp" and dict(r.settings).get("grad_delay") == 0]
-    same = [
-        r.label
-        for r in plain
-        if all(dict(r.settings).get(k) == mine.get(k) for k in OPTIMISER) and r.label != "bp"
-        and not any(dict(r.settings).get(k) for k in ("delay_momentum", "delay_lr_epochs", "predict_weights"))
-    ]  # fmt: skip
+    mine = next(dict(r.settings) for r in rows if r.label == remedy)
+    # bp rows without a delay carry no correction (one without a delay is refused).
+    bp_rows = [r for r in rows if r.method == "bp" and r.label != "bp"]
+    undelayed = [r for r in bp_rows if dict(r.settings)["grad_delay"] == 0]
+    same = [r.label for r in undelayed if all(dict(r.settings).get(k) == mine.get(k) for k in OPTIMISER)]
     return ["bp", *same[:1]]
 
 
