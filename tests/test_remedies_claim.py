@@ -21,6 +21,7 @@ QUICK_ROWS = {c.row.label: c.row for c in TABLES[TABLE].cells("quick")}
 JOBS = {job.label: job for job in TABLES[TABLE].jobs("quick")}
 SCREENING_DIR = tempfile.TemporaryDirectory(prefix="screening-")
 REMEDIES = [label for label, row in QUICK_ROWS.items() if row.method == "async_lu" and label != "async_lu"]
+SCREENED = ["async_lu", *REMEDIES]  # the screening: run 0 of every async_lu row
 
 
 def add(tracker, label: str, run_index: int, bpb: list[float], seconds: float = 50.0, status="finished"):
@@ -164,25 +165,28 @@ def test_a_bp_run_that_did_not_finish_cannot_help_the_claim(tmp_path):
 
 
 def test_run_claims_plans_the_screening_then_picks_its_rows_from_the_store(tmp_path):
-    """Before the screening: one run of every row and a later stage; once the store holds the
-    screening, the plan names runs 1-3 of the best two remedies and their baselines, nothing more."""
+    """Before the screening: one run of every async_lu row and a later stage; once the store holds
+    the screening, the plan adds runs 1-3 of the best two remedies and runs 0-3 of their bp
+    baselines (no bp row is screened), nothing more."""
     from benchmarks.engine.planner import GUESS_S, Estimates, later_cost, plan_claims
 
     claim = CLAIMS[CLAIM]
     empty = empty_store(tmp_path / "empty.db")
     (before,) = plan_claims([claim], dict(TABLES), "quick", None, None, empty)
-    assert len(before.jobs) == len(QUICK_ROWS) and {j.run_index for j in before.jobs} == {0}
+    assert [j.label for j in before.jobs] == SCREENED and {j.run_index for j in before.jobs} == {0}
     (stage,) = before.later
     assert stage.rows == 4 and stage.chosen(empty) is None
-    # Estimated before it can pick: 4 rows x 3 fresh runs (run 0 is the screening's), a guess each.
+    # Estimated before it can pick: 4 rows at the mean unrun jobs per row (4 runs, less the
+    # screening's run 0 of the async_lu rows), a guess each.
     estimates = Estimates(Tracker(empty), "quick")
-    assert later_cost(stage, estimates, before.jobs) == pytest.approx(4 * 3 * GUESS_S["quick"])
+    per_row = (len(QUICK_ROWS) * 4 - len(SCREENED)) / len(QUICK_ROWS)
+    assert later_cost(stage, estimates, before.jobs) == pytest.approx(4 * per_row * GUESS_S["quick"])
     uri, _ = screened(tmp_path)
     chosen = stage.chosen(uri)
     assert {j.label for j in chosen} == {"async_lu[muon]", "async_lu[delay_momentum]", "bp", "bp[muon]"}
     assert sorted({j.run_index for j in chosen}) == [0, 1, 2, 3]
     (after,) = plan_claims([claim], dict(TABLES), "quick", None, None, uri)
-    assert not after.later and len(after.jobs) == len(QUICK_ROWS) + 4 * 3
+    assert not after.later and len(after.jobs) == len(SCREENED) + 2 * 3 + 2 * 4
 
 
 def test_run_claims_runs_the_screening_then_the_fresh_runs_of_the_rows_it_picked(tmp_path):
@@ -212,6 +216,7 @@ def test_run_claims_runs_the_screening_then_the_fresh_runs_of_the_rows_it_picked
     plans = plan_claims([CLAIMS[CLAIM]], dict(TABLES), "quick", None, None, uri)
     left_out = run_claims(plans, StoreFiller(), Estimates(tracker, "quick"), lambda name: None, False)
     assert left_out == []
-    assert ran[: len(QUICK_ROWS)] == [(label, 0) for label in QUICK_ROWS]  # the screening first
-    picked = {"async_lu[muon]", "async_lu[lr/2]", "bp", "bp[muon]"}
-    assert sorted(ran[len(QUICK_ROWS) :]) == sorted((label, i) for label in picked for i in (1, 2, 3))
+    assert ran[: len(SCREENED)] == [(label, 0) for label in SCREENED]  # the screening first
+    fresh = [(label, i) for label in ("async_lu[muon]", "async_lu[lr/2]") for i in (1, 2, 3)]
+    baselines = [(label, i) for label in ("bp", "bp[muon]") for i in (0, 1, 2, 3)]
+    assert sorted(ran[len(SCREENED) :]) == sorted(fresh + baselines)
