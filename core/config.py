@@ -16,6 +16,18 @@ from .errors import UserError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "nadamw", "muon")
 
+# Settings added after runs were stored, name -> default (`added_setting`). A run logged before one
+# existed has no param of it and ran at its default; at its default a setting stays out of the job
+# key, so the finished runs of a store still resume after the suite gains a setting.
+ADDED_SETTINGS: dict[str, object] = {}
+
+
+def added_setting(name: str, default: object, since: str) -> dataclasses.Field:
+    """The dataclass field of a setting added after runs were stored (`since`: the date), out of
+    the job key while at its default, read as its default from the params of older runs."""
+    ADDED_SETTINGS[name] = default
+    return dataclasses.field(default=default, metadata={"added": since, "name": name})
+
 
 @dataclass(frozen=True)
 class NoConfig:
@@ -176,4 +188,17 @@ def flatten(*configs) -> dict[str, object]:
     out: dict[str, object] = {}
     for cfg in configs:
         out.update(dataclasses.asdict(cfg))
+    return out
+
+
+def keyed(*configs) -> dict[str, object]:
+    """`flatten`, less the added settings at their default (`added_setting`): a job key's params."""
+    out = flatten(*configs)
+    for cfg in configs:
+        for f in fields(cfg):
+            if "added" in f.metadata:
+                if f.metadata["name"] != f.name:  # the registry reads older runs' params by this name
+                    raise TypeError(f"added_setting({f.metadata['name']!r}) names the field {f.name!r}")
+                if out[f.name] == f.default:
+                    del out[f.name]
     return out

@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .config import NoConfig, TrainConfig, flatten
+from .config import ADDED_SETTINGS, NoConfig, TrainConfig, flatten, keyed
 
 Setting = int | float | bool | str  # a typed hyperparameter value
 
@@ -40,9 +40,10 @@ class Row:
 
     def matches(self, method: str, params: Mapping[str, object]) -> bool:
         """Whether a run of `method` with these logged `params` (MLflow's strings, or typed values)
-        belongs to this row: the same method, and every setting of the row equal to the param."""
+        belongs to this row: the same method, and every setting of the row equal to the param (a
+        setting added after the run was logged reads as its default)."""
         return method == self.method and all(
-            setting_equals(value, params.get(key)) for key, value in self.settings
+            setting_equals(value, params.get(key, ADDED_SETTINGS.get(key))) for key, value in self.settings
         )
 
 
@@ -93,8 +94,12 @@ class Job:
         return self.synthetic or self.profile == "smoke" or self.dataset == "synthetic"
 
     def params(self) -> dict[str, object]:
-        """Every hyperparameter, flattened: the MLflow params and the input of the job key."""
+        """Every hyperparameter, flattened: the MLflow params."""
         return {**flatten(self.config, self.method_config), "devices": self.devices}
+
+    def keyed_params(self) -> dict[str, object]:
+        """The params that make the job key: `params` less the added settings at their default."""
+        return {**keyed(self.config, self.method_config), "devices": self.devices}
 
     @property
     def key(self) -> str:
@@ -106,7 +111,7 @@ class Job:
             self.method,
             self.profile,
             self.seed,
-            self.params(),
+            self.keyed_params(),
             self.row_name,
         ]
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -20,7 +20,7 @@ from core.runtime.straggler import straggler_for
 from core.schedule import lr_at
 
 from .common.base import Method, register_method
-from .common.delay import DelayCorrections, tune
+from .common.delay import DelayCorrections, compensate, tune
 from .common.optim import hidden_matrices, make_optimizer, set_lr
 
 
@@ -51,10 +51,14 @@ class DelayedWeights:
     backward (`stale`), then the current ones put back for the optimiser (`current`). With
     `predict`, the stale weights extrapolated by `delay` × the update they had just received:
     w_(t-d) + d (w_(t-d) - w_(t-d-1)) (weight prediction, as the forward of a pass d updates old
-    could have computed it)."""
+    could have computed it). With `compensation` (λ0), the stale gradients are corrected towards
+    w_t by DC-ASGD (methods/common/delay.py, `compensate`) when w_t is put back."""
 
-    def __init__(self, params: list[torch.Tensor], delay: int, predict: bool = False):
-        self.params, self.delay, self.predict = params, delay, predict
+    def __init__(
+        self, params: list[torch.Tensor], delay: int, predict: bool = False, compensation: float = 0.0
+    ):
+        self.params, self.delay, self.predict, self.compensation = params, delay, predict, compensation
+        self.mean_squares = [torch.zeros_like(p) for p in params] if compensation else []
         with torch.no_grad():  # before any update, every earlier step's weights are the initial ones
             kept = delay + (1 if predict else 0)
             self.history = deque([p.detach().clone() for p in params] for _ in range(kept))
@@ -74,7 +78,13 @@ class DelayedWeights:
 
     @torch.no_grad()
     def current(self) -> None:
-        """Put w_t back (the gradients of the stale weights stay in .grad); w_t joins the history."""
+        """Put w_t back (the gradients of the stale weights stay in .grad, compensated where asked);
+        w_t joins the history."""
+        if self.compensation:  # drift = w_t - the stale weights (a parameter without a gradient: none)
+            live = [i for i, p in enumerate(self.params) if p.grad is not None]
+            drift = torch._foreach_sub([self.saved[i] for i in live], [self.params[i] for i in live])
+            grads, mean_squares = [self.params[i].grad for i in live], [self.mean_squares[i] for i in live]
+            compensate(grads, drift, mean_squares, self.compensation)
         torch._foreach_copy_(self.params, self.saved)
         oldest = self.history.popleft()
         self.history.append(self.saved)
@@ -109,7 +119,8 @@ class Backprop(Method):
         settings = ctx.method_config
         delay = getattr(settings, "grad_delay", 0)
         predict = getattr(settings, "predict_weights", False)
-        delayed = DelayedWeights(list(model.parameters()), delay, predict) if delay else None
+        strength = getattr(settings, "delay_compensation", 0.0)
+        delayed = DelayedWeights(list(model.parameters()), delay, predict, strength) if delay else None
         corrections = settings if isinstance(settings, DelayCorrections) and settings.corrects else None
         for epoch in ctx.epochs():
             meter = ctx.meter()

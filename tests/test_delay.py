@@ -9,7 +9,15 @@ from benchmarks.engine.build import build_job
 from benchmarks.engine.runner import run_job
 from benchmarks.engine.tracking import NullTracker
 from core.config import TrainConfig
-from methods.common.delay import DelayCorrections, ExpectedStaleness, pipemare_lr, raised_momentum, tune
+from core.errors import UserError
+from methods.common.delay import (
+    DelayCorrections,
+    ExpectedStaleness,
+    compensate,
+    pipemare_lr,
+    raised_momentum,
+    tune,
+)
 from methods.common.optim import make_optimizer
 from methods.common.param_updates import ParameterUpdater
 
@@ -32,6 +40,120 @@ def test_the_learning_rate_is_pipemares_over_its_warm_up():
     assert pipemare_lr(0.01, 4, 4.0, 8) == pytest.approx(0.01 / 2)  # half way: 4^(1/2)
     assert pipemare_lr(0.01, 4, 8.0, 8) == 0.01 and pipemare_lr(0.01, 4, 20.0, 8) == 0.01
     assert pipemare_lr(0.01, 0.6, 0.0, 8) == 0.01 and pipemare_lr(0.01, 4, 0.0, 0) == 0.01
+
+
+def dc_asgd(grad, drift, mean_square, strength):
+    """Zheng et al. 2017, eq. 8 with §6's adaptive λ, one tensor written out: (g̃, MS)."""
+    mean_square = 0.95 * mean_square + 0.05 * grad * grad
+    return grad + strength / mean_square.sqrt() * grad * grad * drift, mean_square
+
+
+def test_the_compensation_is_dc_asgds():
+    """MS ← 0.95 MS + 0.05 g ⊙ g; g + λ0 g ⊙ g ⊙ (w_now − w_read) / sqrt(MS); a coordinate whose
+    gradients were all zero stays zero, and no drift leaves the gradient as it was."""
+    grad, drift, mean_square = (
+        torch.tensor([0.5, -2.0, 0.0]),
+        torch.tensor([0.1, 0.3, 1.0]),
+        torch.tensor([1.0, 0, 0]),
+    )
+    expected, expected_ms = dc_asgd(grad, drift, mean_square, 2.0)
+    grads, mean_squares = [grad.clone()], [mean_square.clone()]
+    compensate(grads, [drift], mean_squares, 2.0)
+    torch.testing.assert_close(mean_squares[0], expected_ms)
+    torch.testing.assert_close(grads[0][:2], expected[:2])
+    assert grads[0][2] == 0.0 and grads[0][0] == pytest.approx(0.5 + 2 * 0.25 * 0.1 / (0.95 + 0.0125) ** 0.5)
+    still = [grad.clone()]
+    compensate(still, [torch.zeros(3)], [mean_square.clone()], 2.0)
+    assert torch.equal(still[0], grad)
+
+
+def test_a_delayed_bps_gradient_is_compensated_towards_the_weights_it_updates():
+    """bp with grad_delay=1 and compensation: the gradient taken on w_(t-1) gets DC-ASGD's term with
+    drift w_t − w_(t-1) before the step (none at the first step: both are the initial weights)."""
+    from methods.bp import DelayedWeights
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    params = list(model.parameters())
+    delayed = DelayedWeights(params, 1, compensation=2.0)
+    optimizer = torch.optim.SGD(params, lr=0.5)
+    inputs = torch.randn(8, 3)
+    history = [[p.detach().clone() for p in params]]
+    mean_squares = [torch.zeros_like(p) for p in params]
+    for step in range(4):
+        delayed.stale()
+        read = [p.detach().clone() for p in params]
+        assert all(torch.equal(a, b) for a, b in zip(read, history[max(0, step - 1)], strict=True))
+        optimizer.zero_grad()
+        model(inputs).pow(2).mean().backward()
+        raw = [p.grad.clone() for p in params]
+        delayed.current()
+        for i, p in enumerate(params):
+            expected, mean_squares[i] = dc_asgd(raw[i], p.detach() - read[i], mean_squares[i], 2.0)
+            torch.testing.assert_close(p.grad, expected)
+            assert step == 0 or not torch.equal(p.grad, raw[i])
+        optimizer.step()
+        history.append([p.detach().clone() for p in params])
+
+
+def test_the_engines_gradients_are_compensated_by_the_drift_since_their_forward():
+    """An update whose pass read the weights two updates ago: its gradient gets DC-ASGD's term with
+    the drift w_now − w_read, the sum of the two updates since (the fresh ones get none, but their
+    gradients join the mean square)."""
+    param = nn.Parameter(torch.zeros(3))
+    cfg = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0)
+    updater = ParameterUpdater([param], cfg)
+    updater.correct(DelayCorrections(delay_compensation=2.0), 3)
+    read, read_version = param.detach().clone(), updater.versions[0]
+    fresh = [torch.tensor([1.0, 2.0, -1.0]), torch.tensor([0.5, -1.0, 3.0])]
+    mean_square = torch.zeros(3)
+    for grad in fresh:
+        _, mean_square = dc_asgd(grad, torch.zeros(3), mean_square, 2.0)
+        updater.apply({0: grad.clone()}, 0.1, [updater.versions[0]], 0.0)
+    now = param.detach().clone()
+    torch.testing.assert_close(now, read - 0.1 * (fresh[0] + fresh[1]))  # no drift, no term
+    grad = torch.tensor([1.0, -1.0, 2.0])
+    updater.apply({0: grad.clone()}, 0.1, [read_version], 0.0)
+    expected, _ = dc_asgd(grad, now - read, mean_square, 2.0)
+    torch.testing.assert_close(param.detach(), now - 0.1 * expected)
+
+
+def test_compensation_is_refused_where_it_cannot_run():
+    from methods.common.async_engine import AsyncConfig
+
+    for config, message in (
+        (AsyncConfig(delay_compensation=-1.0), "delay_compensation must be >= 0"),
+        (AsyncConfig(delay_compensation=2.0, predict_weights=True), "exclude each other"),
+        (
+            AsyncConfig(delay_compensation=2.0, lock_free=True),
+            "delay_compensation needs the per-module locks",
+        ),
+    ):
+        with pytest.raises(UserError, match=message):
+            config.validate()
+
+
+def test_a_setting_added_later_keeps_the_keys_and_rows_of_stored_runs():
+    """delay_compensation was added after runs were stored: at its default it stays out of the job
+    key (this pinned key is that of stored quick runs: a change orphans them), an older run's
+    params without it read as its default, and set it makes a job and a row of its own."""
+    import dataclasses
+
+    from benchmarks.tables import TABLES
+
+    jobs = {j.label: j for j in TABLES["pd-transformer-remedies"].jobs("quick")}
+    control = jobs["async_lu"]
+    assert control.key == "43c98b03f302c00d"
+    assert "delay_compensation" in control.params() and "delay_compensation" not in control.keyed_params()
+    compensated = dataclasses.replace(
+        control, method_config=dataclasses.replace(control.method_config, delay_compensation=2.0)
+    )
+    assert compensated.key != control.key and compensated.keyed_params()["delay_compensation"] == 2.0
+    rows = {c.row.label: c.row for c in TABLES["pd-transformer-remedies"].cells("quick")}
+    older = {k: str(v) for k, v in control.params().items() if k != "delay_compensation"}
+    assert rows["async_lu"].matches("async_lu", older)
+    assert not rows["async_lu[delay_comp=2]"].matches("async_lu", older)
+    assert rows["async_lu[delay_comp=2]"].matches("async_lu", jobs["async_lu[delay_comp=2]"].params())
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw", "nadamw", "muon"])
@@ -64,7 +186,7 @@ def test_the_engines_updates_are_tuned_by_each_modules_measured_staleness():
     param = nn.Parameter(torch.zeros(3))
     cfg = TrainConfig(lr=0.1, momentum=0.9, weight_decay=0.0)
     updater = ParameterUpdater([param], cfg)
-    updater.corrections, updater.horizon = DelayCorrections(delay_momentum=True, delay_lr_epochs=4), 6.0
+    updater.correct(DelayCorrections(delay_momentum=True, delay_lr_epochs=4), 6)
     for _ in range(3):
         updater.apply({0: torch.ones(3)}, 0.1, [updater.versions[0]], 0.0)  # fresh: staleness 0
     updater.apply({0: torch.ones(3)}, 0.1, [0], 2.0)  # read before the 3 updates above
@@ -121,7 +243,7 @@ def test_the_engines_forward_reads_each_module_extrapolated_by_its_staleness():
     params = list(model.parameters())
     cfg = TrainConfig(lr=0.1, momentum=0.0, weight_decay=0.0)
     updater = ParameterUpdater(params, cfg, module_groups(model, params))
-    updater.corrections = DelayCorrections(predict_weights=True)
+    updater.correct(DelayCorrections(predict_weights=True), 3)
     remove = guard_forward_reads(model, updater, lambda: None)
     grads = {i: torch.randn_like(p) for i, p in enumerate(params)}
     updater.apply(grads, 0.1, [0, 0], 0.0)  # staleness 0: τ = 0, no prediction yet
@@ -153,9 +275,9 @@ def test_the_remedies_table_runs_at_smoke_and_reports_every_row(tmp_path):
     store = empty_store(tmp_path / "mlflow.db")
     spec = TABLES["pd-transformer-remedies"]
     labels = [cell.row.label for cell in spec.cells("smoke")]
-    assert len(labels) == len(set(labels)) == 17
+    assert len(labels) == len(set(labels)) == 19
     proc = run_cli("run", "pd-transformer-remedies", "--profile", "smoke", "--tracking-uri", store)
-    assert proc.returncode == 0 and "17 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "19 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
     out = tmp_path / "report"
     proc = run_cli("report", "pd-transformer-remedies", "--profile", "smoke", "--tracking-uri", store,
                    "--out", str(out))  # fmt: skip
@@ -178,7 +300,7 @@ def test_each_run_of_the_paper_models_table_is_found_in_its_own_row():
             (m, f"async_lu[{name}]" if name else "async_lu")
             for m in ("resnet18", "lstm")
             for name in ("", "delay_momentum", "delay_lr=1" if profile != "paper" else "delay_lr=10",
-                         "predict_weights", *(["muon"] if m == "lstm" else []))
+                         "predict_weights", "delay_comp=2", *(["muon"] if m == "lstm" else []))
         }  # fmt: skip
         for job in jobs:
             assert [r.label for r in spec.rows if r.matches(job.method, job.params())] == [job.label]
@@ -192,7 +314,7 @@ def test_the_paper_models_table_runs_at_smoke_and_reports_every_row(tmp_path):
 
     store = empty_store(tmp_path / "mlflow.db")
     proc = run_cli("run", "pd-remedies-paper-models", "--profile", "smoke", "--tracking-uri", store)
-    assert proc.returncode == 0 and "9 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "11 run, 0 already finished, 0 failed" in proc.stdout, proc.stderr
     out = tmp_path / "report"
     proc = run_cli("report", "pd-remedies-paper-models", "--profile", "smoke", "--tracking-uri", store,
                    "--out", str(out))  # fmt: skip

@@ -14,6 +14,7 @@ from core.job import Row
 
 from ..profiles import hyperparameters
 from .common.spec import Cell, register_table
+from .pd_transformer_remedies import DELAY_COMPENSATION
 
 WORKLOADS = (("cifar10", "resnet18"), ("imdb", "lstm"))
 # PipeMare's warm-up K in epochs: the first of quick's 5 (ResNet-18) and 8 (LSTM) epochs.
@@ -26,7 +27,7 @@ def rows(dataset: str, model: str, profile: str) -> list[Row]:
     base = hyperparameters(dataset, model, profile)
     k = DELAY_LR_EPOCHS[profile]
     plain = dict(optimizer=base.optimizer, momentum=base.momentum, delay_momentum=False, delay_lr_epochs=0.0,
-                 predict_weights=False)  # fmt: skip
+                 predict_weights=False, delay_compensation=0.0)  # fmt: skip
 
     def row(name: str = "", **changes) -> Row:
         return Row("async_lu", name, tuple({**plain, **changes}.items()))
@@ -36,6 +37,7 @@ def rows(dataset: str, model: str, profile: str) -> list[Row]:
         row("delay_momentum", delay_momentum=True),
         row(f"delay_lr={k:g}", delay_lr_epochs=k),
         row("predict_weights", predict_weights=True),
+        row(f"delay_comp={DELAY_COMPENSATION:g}", delay_compensation=DELAY_COMPENSATION),
     ]
     return corrections + ([row("muon", optimizer="muon", momentum=0.95)] if model == "lstm" else [])
 

@@ -56,8 +56,9 @@ class AsyncConfig(DelayCorrections):
                 raise UserError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not 0 <= self.backward_nice <= 19:
             raise UserError(f"backward_nice must be in [0, 19], got {self.backward_nice}")
-        if self.predict_weights and self.lock_free:
-            raise UserError("predict_weights needs the per-module locks: set lock_free=false")
+        for name in ("predict_weights", "delay_compensation"):
+            if getattr(self, name) and self.lock_free:
+                raise UserError(f"{name} needs the per-module locks: set lock_free=false")
         if self.max_in_flight < 0:
             limit = self.max_in_flight
             raise UserError(f"max_in_flight must be >= 0 (0 = forward + backward threads), got {limit}")
@@ -129,7 +130,7 @@ class AsyncEngine:
         groups = module_groups(model, list(self.params))
         self.updater = ParameterUpdater(list(self.params), cfg, groups, acfg.lock_free, model)
         if acfg.corrects:
-            self.updater.corrections, self.updater.horizon = acfg, acfg.in_flight_limit
+            self.updater.correct(acfg, acfg.in_flight_limit)
         self.queue: Queue[Pass | None] = Queue()
         limit = acfg.in_flight_limit
         self.slots = threading.BoundedSemaphore(limit)

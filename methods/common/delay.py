@@ -12,10 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
+from core.config import added_setting
 from core.errors import UserError
 
 MOMENTUM_CAP = 0.99  # Ajanthan et al.'s code raises the momentum towards this value
 EXPECTED_DECAY = 0.99  # the running mean of a module's staleness forgets at this rate per update
+# DC-ASGD-a's moving average of g ⊙ g, m (Zheng et al. 2017, §6: 0.95), and a floor under its root
+# (a coordinate whose gradients were all zero so far gets no compensation, not a division by 0).
+COMPENSATION_DECAY = 0.95
+COMPENSATION_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -31,11 +38,20 @@ class DelayCorrections:
     # Weight prediction (SpecTrain, Chen et al. 2018; PipeOptim, Guan et al. 2023): the forward runs
     # on each module's weights extrapolated by τ × its last update, w + τ Δw.
     predict_weights: bool = False
+    # DC-ASGD-a's delay compensation (Zheng et al. 2017, eq. 8 with the adaptive λ of §6): each
+    # gradient g, taken on weights w_read, is corrected towards the weights it updates, w_now, by
+    # g + λ0 / sqrt(MS) ⊙ g ⊙ g ⊙ (w_now − w_read), MS the moving mean square of g; λ0, 0 = off.
+    delay_compensation: float = added_setting("delay_compensation", 0.0, "2026-11-25")
 
     def validate_corrections(self) -> None:
-        """Reject a negative warm-up, with one line."""
+        """Reject a negative warm-up or compensation, or compensation with prediction, with one line."""
         if self.delay_lr_epochs < 0:
             raise UserError(f"delay_lr_epochs must be >= 0, got {self.delay_lr_epochs}")
+        if self.delay_compensation < 0:
+            raise UserError(f"delay_compensation must be >= 0, got {self.delay_compensation}")
+        if self.delay_compensation and self.predict_weights:
+            # The gradient would be taken on predicted weights, which DC-ASGD's drift does not know.
+            raise UserError("delay_compensation and predict_weights exclude each other: set one")
 
     @property
     def corrections(self) -> list[str]:
@@ -45,6 +61,8 @@ class DelayCorrections:
             names.append(f"delay_lr={self.delay_lr_epochs:g}")
         if self.predict_weights:
             names.append("predict_weights")
+        if self.delay_compensation:
+            names.append(f"delay_comp={self.delay_compensation:g}")
         return names
 
     @property
@@ -80,6 +98,21 @@ def tune(optimizer, corrections: DelayCorrections, cfg, lr: float, staleness: fl
                 group["betas"] = (raised_momentum(cfg.beta1, staleness, horizon), group["betas"][1])
             elif "momentum" in group:
                 group["momentum"] = raised_momentum(cfg.momentum, staleness, horizon)
+
+
+@torch.no_grad()
+def compensate(grads: list[torch.Tensor], drifts: list[torch.Tensor], mean_squares: list[torch.Tensor],
+               strength: float) -> None:  # fmt: skip
+    """DC-ASGD-a's compensation, in place on `grads`: MS ← m MS + (1 − m) g ⊙ g, then
+    g ← g + λ0 g ⊙ g ⊙ drift / sqrt(MS), with drift = w_now − w_read and λ0 = `strength`."""
+    torch._foreach_mul_(mean_squares, COMPENSATION_DECAY)
+    torch._foreach_addcmul_(mean_squares, grads, grads, value=1 - COMPENSATION_DECAY)
+    roots = torch._foreach_sqrt(mean_squares)
+    torch._foreach_clamp_min_(roots, COMPENSATION_EPS)
+    terms = torch._foreach_mul(grads, grads)
+    torch._foreach_mul_(terms, drifts)
+    torch._foreach_div_(terms, roots)
+    torch._foreach_add_(grads, terms, alpha=strength)
 
 
 class ExpectedStaleness:

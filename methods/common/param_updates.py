@@ -13,6 +13,7 @@ passes' reads on the other streams."""
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 
@@ -21,7 +22,7 @@ from torch import nn
 
 from core.config import TrainConfig
 
-from .delay import DelayCorrections, ExpectedStaleness, tune
+from .delay import DelayCorrections, ExpectedStaleness, compensate, tune
 from .optim import hidden_matrices, make_optimizer, set_lr
 
 
@@ -104,13 +105,26 @@ class ParameterUpdater:
         self.local = threading.local()  # each thread's optimisers and tensors (`optimizers`)
         self.versions = [0] * len(self.params)  # updates applied to each tensor so far (any rank's)
         self.exchange = None  # an UpdateExchange on several processes: every applied update is also sent
-        # Delay corrections (methods/common/delay.py): set by the engine where a setting asks for one,
+        # Delay corrections (methods/common/delay.py): set by `correct` where a setting asks for one,
         # with the horizon N (the passes that can be in flight) and each module's expected staleness.
         self.corrections: DelayCorrections | None = None
         self.horizon = 1.0
         self.expected = ExpectedStaleness(len(self.groups))
         # predict_weights: each tensor's last update (any thread's), which the forward extrapolates.
         self.last_step: list[torch.Tensor | None] = [None] * len(self.params)
+        # delay_compensation: each tensor's latest updates (its update count before each, the delta)
+        # and its gradients' moving mean square.
+        self.recent: list[deque[tuple[int, torch.Tensor]]] = []
+        self.mean_squares: list[torch.Tensor] = []
+
+    def correct(self, corrections: DelayCorrections, horizon: int) -> None:
+        """Apply these delay corrections, with N = `horizon` passes in flight. Compensation keeps each
+        tensor's last 2N + 1 updates: the drift of a gradient whose pass saw more updates since its
+        forward (never seen at N = 3: staleness peaks at 3 on the GPT) is summed over those alone."""
+        self.corrections, self.horizon = corrections, float(horizon)
+        if self.compensating:
+            self.recent = [deque(maxlen=2 * horizon + 1) for _ in self.params]
+            self.mean_squares = [torch.zeros_like(p) for p in self.params]
 
     def locked(self, groups: Iterable[int]) -> AbstractContextManager:
         """Hold the groups' locks (none if lock_free), taken in index order: no deadlock between callers.
@@ -147,6 +161,8 @@ class ParameterUpdater:
                 self.fences.before(group)
             for i, delta, count in zip(self.groups[group], deltas, counts, strict=True):
                 self.params[i].data.add_(delta.view_as(self.params[i]))
+                if self.compensating:  # another rank's updates are drift too (numbered as the first)
+                    self.recent[i].append((self.versions[i], delta.view_as(self.params[i]).clone()))
                 self.versions[i] += count
             if self.fences is not None:
                 self.fences.after_write(group)
@@ -178,6 +194,11 @@ class ParameterUpdater:
         """Whether the forward extrapolates the weights (predict_weights): each update's delta is kept."""
         return self.corrections is not None and self.corrections.predict_weights
 
+    @property
+    def compensating(self) -> bool:
+        """Whether gradients are compensated for the drift since their forward (delay_compensation)."""
+        return self.corrections is not None and self.corrections.delay_compensation > 0
+
     def _apply(
         self,
         groups: list[int],
@@ -190,15 +211,17 @@ class ParameterUpdater:
             for g in groups:
                 self.fences.before(g)
         indices = sorted(grads)
-        if self.exchange is None and not self.predicting:
+        if self.exchange is None and not self.predicting and not self.compensating:
             self._step(groups, grads, lr, read_versions, epochs_done)
         else:
             deltas = self._measured_step(indices, groups, grads, lr, read_versions, epochs_done)
             if self.exchange is not None:
                 self.exchange.record(indices, deltas)
-            if self.predicting:
-                for i, delta in zip(indices, deltas, strict=True):
+            for i, delta in zip(indices, deltas, strict=True):
+                if self.predicting:
                     self.last_step[i] = delta
+                if self.compensating:
+                    self.recent[i].append((self.versions[i], delta))
         if self.fences is not None:
             for g in groups:
                 self.fences.after_write(g)
@@ -242,6 +265,8 @@ class ParameterUpdater:
             members = [i for i in self.groups[g] if i in grads]
             for i in members:
                 tensors[i].grad = grads[i]
+            if self.compensating and read_versions is not None:
+                self._compensate(members, grads, read_versions)
             if self.corrections is not None and read_versions is not None:
                 measured = sum(self.versions[i] - read_versions[i] for i in members) / len(members)
                 expected = self.expected.observe(g, measured)
@@ -251,6 +276,19 @@ class ParameterUpdater:
             optimizers[g].step()
             for i in members:
                 tensors[i].grad = None
+
+    def _compensate(
+        self, members: list[int], grads: dict[int, torch.Tensor], read_versions: list[int]
+    ) -> None:
+        """DC-ASGD on these tensors' gradients, in place: the drift of each is the sum of the updates
+        it received since its pass's forward read it (zero for a fresh one, whose gradient still
+        joins the mean square)."""
+        drifts = []
+        for i in members:
+            since = [delta for number, delta in self.recent[i] if number >= read_versions[i]]
+            drifts.append(torch.stack(since).sum(0) if since else torch.zeros_like(grads[i]))
+        mean_squares = [self.mean_squares[i] for i in members]
+        compensate([grads[i] for i in members], drifts, mean_squares, self.corrections.delay_compensation)
 
 
 def guard_forward_reads(
