@@ -43,8 +43,17 @@ class Row:
         belongs to this row: the same method, and every setting of the row equal to the param (a
         setting added after the run was logged reads as its default)."""
         return method == self.method and all(
-            setting_equals(value, params.get(key, ADDED_SETTINGS.get(key))) for key, value in self.settings
+            setting_equals(value, logged_or_added(params, key)) for key, value in self.settings
         )
+
+
+def logged_or_added(params: Mapping[str, object], key: str) -> object:
+    """The logged param `key`, or an added setting's default where the run has none (absent, or
+    NaN in a table of runs where other runs have it)."""
+    logged = params.get(key)
+    if logged is None or (isinstance(logged, float) and math.isnan(logged)):
+        return ADDED_SETTINGS.get(key)
+    return logged
 
 
 def setting_equals(value: Setting, logged: object) -> bool:
