@@ -168,6 +168,12 @@ def cmd_ui(args) -> int:
     return ui(args.tracking_uri, args.host, args.port)
 
 
+def cmd_server(args) -> int:
+    from .server import serve
+
+    return serve(args.store, args.host, args.port)
+
+
 def cmd_perf(args) -> int:
     from .engine.tracking import Tracker
     from .perf import PERF, PerfOptions
@@ -236,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "doctor": cmd_doctor,
         "calibrate-claims": cmd_calibrate_claims,
         "ui": cmd_ui,
+        "server": cmd_server,
     }
     try:
         return verbs[args.verb](args)

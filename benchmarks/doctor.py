@@ -128,8 +128,34 @@ def check_store(uri: str | None) -> Check:
     try:
         tracker = Tracker(uri)
     except (StorageError, UserError) as err:
-        return Check("MLflow store", "cannot be used", False, str(err))
+        served = (uri or "").startswith(("http://", "https://"))
+        start = "start it: python -m benchmarks server (a store on this host); " if served else ""
+        return Check("MLflow store", "cannot be used", False, start + str(err))
+    if tracker.uri.startswith(("http://", "https://")):
+        return check_server(tracker)
     return Check("MLflow store", f"{tracker.uri} (writable)")
+
+
+def check_server(tracker) -> Check:
+    """A tracking server: its MLflow version (GET /version), and a write (a tag on the Default
+    experiment: nothing left behind but the time of the check)."""
+    import urllib.request
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with urllib.request.urlopen(f"{tracker.uri.rstrip('/')}/version", timeout=5) as reply:
+            version = reply.read().decode().strip()
+        default = tracker.client.get_experiment_by_name("Default")
+        if default is None:
+            raise StorageError("the server's store has no Default experiment to write a tag on")
+        tracker.client.set_experiment_tag(
+            default.experiment_id, "doctor_wrote_at", time.strftime("%Y-%m-%dT%H:%M:%S")
+        )
+    except (OSError, MlflowException, StorageError) as err:
+        fix = f"start it: python -m benchmarks server (then --tracking-uri {tracker.uri}); {err}"
+        return Check("MLflow store", f"{tracker.uri}: unreachable or not writable", False, fix)
+    return Check("MLflow store", f"{tracker.uri} (MLflow server {version}, writable)")
 
 
 def check_peak() -> Check:

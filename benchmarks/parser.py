@@ -19,7 +19,7 @@ def build_parser(description: str) -> Parser:
     parser = Parser(prog="python -m benchmarks", description=description)
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
     sub.add_parser("list", help="tables, methods, datasets, models, profiles and perf benchmarks")
-    for add in (add_train, add_run, add_report, add_calibrate, add_doctor, add_ui, add_perf):
+    for add in (add_train, add_run, add_report, add_calibrate, add_doctor, add_ui, add_server, add_perf):
         add(sub)
     return parser
 
@@ -101,6 +101,17 @@ def add_ui(sub) -> None:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--tracking-uri")
+
+
+def add_server(sub) -> None:
+    server = sub.add_parser(
+        "server", help="an MLflow tracking server over the store, for jobs on several hosts"
+    )
+    server.add_argument(
+        "--host", default="127.0.0.1", help="default: loopback (the server has no authentication)"
+    )
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--store", help=STORE_HELP)
 
 
 def add_perf(sub) -> None:
