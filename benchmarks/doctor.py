@@ -129,11 +129,15 @@ def check_store(uri: str | None) -> Check:
         tracker = Tracker(uri)
     except (StorageError, UserError) as err:
         served = (uri or "").startswith(("http://", "https://"))
-        start = "start it: python -m benchmarks server (a store on this host); " if served else ""
-        return Check("MLflow store", "cannot be used", False, start + str(err))
+        return Check("MLflow store", "cannot be used", False, server_fix(uri, err) if served else str(err))
     if tracker.uri.startswith(("http://", "https://")):
         return check_server(tracker)
     return Check("MLflow store", f"{tracker.uri} (writable)")
+
+
+def server_fix(uri: str, err: Exception) -> str:
+    """The fix of a tracking server that does not answer: how to start one, then the error."""
+    return f"start it: python -m benchmarks server (then --tracking-uri {uri}); {err}"
 
 
 def check_server(tracker) -> Check:
@@ -153,8 +157,9 @@ def check_server(tracker) -> Check:
             default.experiment_id, "doctor_wrote_at", time.strftime("%Y-%m-%dT%H:%M:%S")
         )
     except (OSError, MlflowException, StorageError) as err:
-        fix = f"start it: python -m benchmarks server (then --tracking-uri {tracker.uri}); {err}"
-        return Check("MLflow store", f"{tracker.uri}: unreachable or not writable", False, fix)
+        return Check(
+            "MLflow store", f"{tracker.uri}: unreachable or not writable", False, server_fix(tracker.uri, err)
+        )
     return Check("MLflow store", f"{tracker.uri} (MLflow server {version}, writable)")
 
 
