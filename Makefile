@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint ui clean-venv
+.PHONY: run test test-ci lint ui clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP)  ## the whole default test suite: lint, format check, unit tests
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+test-ci: $(STAMP)  ## the slow tests CI runs after `make test` (a server's faults, kill -9 chaos: ~20 min)
+	$(PY) -m pytest -m ci
 
 lint: $(STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

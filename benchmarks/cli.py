@@ -222,6 +222,12 @@ def end_on_signals() -> dict:
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
 
 
+def cmd_sync(args) -> int:
+    from .run_verbs import sync_spools
+
+    return sync_spools(args.spools, args.tracking_uri)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit code."""
     tune_glibc_malloc()  # before torch starts any thread (docs/performance.md, "Memory allocator")
@@ -243,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         "calibrate-claims": cmd_calibrate_claims,
         "ui": cmd_ui,
         "server": cmd_server,
+        "sync": cmd_sync,
     }
     try:
         return verbs[args.verb](args)

@@ -19,7 +19,8 @@ def build_parser(description: str) -> Parser:
     parser = Parser(prog="python -m benchmarks", description=description)
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
     sub.add_parser("list", help="tables, methods, datasets, models, profiles and perf benchmarks")
-    for add in (add_train, add_run, add_report, add_calibrate, add_doctor, add_ui, add_server, add_perf):
+    verbs = (add_train, add_run, add_report, add_calibrate, add_doctor, add_ui, add_server, add_sync)
+    for add in (*verbs, add_perf):
         add(sub)
     return parser
 
@@ -112,6 +113,12 @@ def add_server(sub) -> None:
     )
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--store", help=STORE_HELP)
+
+
+def add_sync(sub) -> None:
+    sync = sub.add_parser("sync", help="send spools (runs logged while their server was away) to it")
+    sync.add_argument("spools", nargs="*", help="spool files (default: every spool this host left)")
+    sync.add_argument("--tracking-uri", help="the store to send them to (default: each spool's own)")
 
 
 def add_perf(sub) -> None:

@@ -6,19 +6,57 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from core.errors import StorageError, UserError, did_you_mean
+from core.runtime.processes import is_alive
 
 log = logging.getLogger("benchmarks")
 MAX_RUNS = 100  # runs per cell: a paired test needs 3; beyond 100 a table's jobs take long to list
 
 
 def close_stale(tracker) -> None:
-    """Close the runs left `running` by processes that died (see Tracker.close_stale_runs), saying so."""
+    """Send the spools this host left for the store (`sync`), then close the runs left `running` by
+    processes that died (see Tracker.close_stale_runs), saying so."""
+    from .engine.spool import Spool, spool_dir
+
+    for path in sorted(spool_dir().glob("*.jsonl")):
+        try:
+            spool = Spool.load(path)
+            if spool.header.get("uri") == tracker.uri and not is_alive(spool.header):  # its job's over
+                sent = tracker.sync(spool)
+                name = spool.header["run_name"]
+                log.warning("run %s: %d records from the spool %s sent to the store", name, sent, path)
+        except StorageError as err:
+            log.warning("%s", err)
     for name in tracker.close_stale_runs():
         log.warning("run %s was left running by a process that died: marked failed (stale)", name)
+
+
+def sync_spools(paths: list[str], uri: str | None) -> int:
+    """`sync`: send spools to their store (or `uri`), each as one line; 1 if any stays."""
+    from .engine.spool import Spool, spool_dir
+    from .engine.tracking import Tracker
+
+    files = [Path(p) for p in paths] or sorted(spool_dir().glob("*.jsonl"))
+    if not files:
+        print(f"no spools in {spool_dir()}: nothing to send")
+        return 0
+    trackers, failed = {}, 0
+    for path in files:
+        try:
+            spool = Spool.load(path)
+            store = uri or spool.header["uri"]
+            if store not in trackers:
+                trackers[store] = Tracker(store, create=False)
+            sent = trackers[store].sync(spool)
+            print(f"run {spool.header['run_name']} ({spool.run_id[:8]}): {sent} records sent to {store}")
+        except StorageError as err:
+            print(f"error: {err}; the spool stays at {path}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 def cmd_run(args) -> int:

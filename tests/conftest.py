@@ -67,9 +67,10 @@ def store(tmp_path_factory) -> str:
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch, store):
     """Tests never write into datasets/cache/ or results/ of the checkout, but share one cache (and,
-    where a test names no store, the session's store) among themselves."""
+    where a test names no store, the session's store) among themselves; spools are each test's own."""
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("BENCH_SPOOL_DIR", str(tmp_path_factory.mktemp("spool")))
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -255,6 +255,7 @@ def test_a_read_only_store_is_one_line_and_still_reports(tmp_path):
             immutable(path, False)
 
 
+@pytest.mark.ci
 @pytest.mark.slow  # two CLI processes: out of the default run (docs/performance.md, "The test suite")
 def test_concurrent_runs_on_one_new_store_run_each_job_once(tmp_path):
     """Two `run`s started together on a store that does not exist yet: neither crashes (the schema is

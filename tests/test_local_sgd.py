@@ -258,6 +258,8 @@ def test_sigint_ends_ranks_and_workers(store):
     assert not [p for p in everything if alive(p)]
 
 
+@pytest.mark.slow  # a fault: run in CI (`make test-ci`), out of the 6-minute default run
+@pytest.mark.ci
 def test_ranks_ended_while_starting_leave_no_worker(store):
     """Ctrl-C while the ranks are still spawning their workers: no worker may outlive its rank."""
     all_pids = lambda: {int(p.name) for p in Path("/proc").glob("[0-9]*")}  # noqa: E731

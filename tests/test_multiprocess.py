@@ -90,6 +90,8 @@ def wait_for_ranks(proc, store: str, count=2, timeout=300) -> set[int]:
     raise AssertionError("the ranks never trained an epoch")
 
 
+@pytest.mark.slow  # a fault: run in CI (`make test-ci`), out of the 6-minute default run
+@pytest.mark.ci
 def test_a_killed_rank_fails_the_job_and_leaves_no_process(store):
     proc = start_long_train(store, *ASYNC2)
     ranks = wait_for_ranks(proc, store)

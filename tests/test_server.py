@@ -1,5 +1,5 @@
 """`server`: an MLflow tracking server over the suite's store, which jobs log to over HTTP, and
-`doctor`'s check of such a store."""
+`doctor`'s check of such a store; a job whose server goes away; two commands on one server."""
 
 import os
 import signal
@@ -8,18 +8,69 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from benchmarks.doctor import check_store
 
-from .conftest import ROOT, empty_store, run_cli
+from .conftest import LONG_JOBS, ROOT, cli, empty_store, run_cli
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class Server:
+    """`python -m benchmarks server` over an SQLite store, started and stopped by a test (in network
+    namespace `namespace` where given, listening on `host`)."""
+
+    def __init__(self, store_path: Path, host: str = "127.0.0.1", namespace: str | None = None):
+        self.store = empty_store(store_path) if not store_path.exists() else f"sqlite:///{store_path}"
+        self.host, self.port, self.namespace = host, free_port(), namespace
+        self.uri = f"http://{host}:{self.port}"
+        self.log = store_path.with_name("server.log")
+        self.proc = None
+
+    def start(self, within_s: float = 90, for_the_test: bool = True) -> "Server":
+        """Start it and wait until it answers (`for_the_test`: killed after the test, whatever happens;
+        else the caller stops it)."""
+        prefix = ["ip", "netns", "exec", self.namespace] if self.namespace else []
+        args = ["server", "--host", self.host, "--port", str(self.port), "--store", self.store]
+        with self.log.open("a") as out:  # a file, not a pipe: the server's request log never blocks it
+            self.proc = subprocess.Popen(
+                [*prefix, sys.executable, "-m", "benchmarks", *args],
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        if for_the_test:
+            LONG_JOBS.append(self.proc)
+        deadline = time.monotonic() + within_s
+        while not self.answers():
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"the server did not answer within {within_s} s"
+            time.sleep(0.5)
+        return self
+
+    def answers(self) -> bool:
+        """Whether GET /health answers 200 (from this process's namespace, or the server's)."""
+        if self.namespace:
+            probe = f"import urllib.request as u; u.urlopen('{self.uri}/health', timeout=2)"
+            command = ["ip", "netns", "exec", self.namespace, sys.executable, "-c", probe]
+            return subprocess.run(command, capture_output=True).returncode == 0
+        try:
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop it and its workers (SIGTERM to its group)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
 
 
 def test_server_refuses_a_bad_port_or_a_server_as_its_store_in_one_line():
@@ -34,41 +85,99 @@ def test_a_job_logs_to_the_server_and_doctor_checks_it(tmp_path):
     """`server` prints the URI to give jobs; a smoke `train` with it logs every epoch to the
     server's store; `doctor`'s store check finds the server's version and writes; once the server
     is gone, the check fails with the fix, within seconds."""
-    store = empty_store(tmp_path / "mlflow.db")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    with log.open("w") as out:  # a file, not a pipe: the server's request log never blocks it
-        server = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks", "server", "--port", str(port), "--store", store],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    server = Server(tmp_path / "mlflow.db").start()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "the server did not answer within 60 s"
-                time.sleep(0.5)
-        assert f"--tracking-uri {uri}" in log.read_text()
-        proc = run_cli("train", "--method", "bp", "--profile", "smoke", "--tracking-uri", uri, "--json")
+        assert f"--tracking-uri {server.uri}" in server.log.read_text()
+        proc = run_cli(
+            "train", "--method", "bp", "--profile", "smoke", "--tracking-uri", server.uri, "--json"
+        )
         assert proc.returncode == 0, proc.stderr
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=store)  # the file itself: what the server wrote
+        client = MlflowClient(tracking_uri=server.store)  # the file itself: what the server wrote
         (run,) = client.search_runs([client.get_experiment_by_name("adhoc").experiment_id])
         epochs = int(run.data.metrics["epochs"])
         assert epochs >= 1 and len(client.get_metric_history(run.info.run_id, "test_acc")) == epochs
-        check = check_store(uri)
+        check = check_store(server.uri)
         assert check.ok and "MLflow server" in check.found and "writable" in check.found, check
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its workers
-        server.wait(timeout=30)
+        server.stop()
     started = time.monotonic()
-    check = check_store(uri)
+    check = check_store(server.uri)
     assert check.ok is False and "python -m benchmarks server" in check.fix
     assert time.monotonic() - started < 30
+
+
+def wait_for_an_epoch(client: MlflowClient, proc: subprocess.Popen, within_s: float = 120) -> None:
+    """Until the store's one adhoc run has logged an epoch."""
+    deadline = time.monotonic() + within_s
+    while True:
+        experiment = client.get_experiment_by_name("adhoc")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        if any(client.get_metric_history(r.info.run_id, "test_acc") for r in runs):
+            return
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "no epoch within the time allowed"
+        time.sleep(0.5)
+
+
+@pytest.mark.ci
+@pytest.mark.slow  # a server started twice, a 30-epoch smoke job: ~45 s
+def test_a_job_whose_server_stays_away_ends_in_one_line_and_sync_sends_it(tmp_path):
+    server = Server(tmp_path / "mlflow.db").start()
+    epochs = ("--epochs", "30", "--set", "patience=30", "--set", "time_budget_s=0")
+    train = [sys.executable, "-m", "benchmarks", "train", "--method", "bp", "--profile", "smoke", *epochs]
+    env = {**os.environ, "BENCH_STORE_WAIT_S": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*train, "--tracking-uri", server.uri, "--json"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    LONG_JOBS.append(proc)
+    client = MlflowClient(tracking_uri=server.store)
+    wait_for_an_epoch(client, proc)
+    server.stop()
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert err.count("does not answer") == 1 and err.count("did not answer by the end") == 1, err[-3000:]
+    assert "Retrying" not in err, err[-3000:]  # urllib3's line per retry
+    (spool,) = Path(os.environ["BENCH_SPOOL_DIR"]).iterdir()
+    assert f"python -m benchmarks sync {spool}" in err
+    (run,) = client.search_runs([client.get_experiment_by_name("adhoc").experiment_id])
+    assert run.data.tags["status"] == "running"  # in the store: what it logged before the server went
+    server.start()
+    proc = cli("sync", str(spool))
+    assert proc.returncode == 0 and "records sent to" in proc.stdout, proc.stderr
+    server.stop()
+    run = client.get_run(run.info.run_id)
+    assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED", run.data.tags
+    history = client.get_metric_history(run.info.run_id, "test_acc")
+    assert (
+        sorted(m.step for m in history) == list(range(int(run.data.metrics["epochs"]))) and len(history) == 30
+    )
+    assert not spool.exists()
+
+
+@pytest.mark.ci
+@pytest.mark.slow  # a server, two `run table9 --profile smoke`: ~60 s
+def test_two_commands_on_one_server_run_each_job_once(tmp_path):
+    server = Server(tmp_path / "mlflow.db").start()
+    args = [sys.executable, "-m", "benchmarks", "run", "table9", "--profile", "smoke", "--runs", "1"]
+    try:
+        procs = [
+            subprocess.Popen(
+                [*args, "--tracking-uri", server.uri],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        server.stop()
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0 and "Traceback" not in err, err[-3000:]
+    client = MlflowClient(tracking_uri=server.store)
+    runs = client.search_runs([client.get_experiment_by_name("table9").experiment_id])
+    finished = [r.data.tags["job_key"] for r in runs if r.data.tags["status"] == "finished"]
+    assert len(finished) == 2 and len(set(finished)) == 2, [r.data.tags for r in runs]
+    assert all(r.data.tags["status"] == "finished" for r in runs)

@@ -8,8 +8,10 @@ import hashlib
 import json
 import logging
 import os
+import random
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +22,12 @@ from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import is_alive
 from core.runtime.supervise import RECORD
 
+from .spool import RETRY_S, Spool, metrics_record, send, send_pending, server_away, spool_dir, wait_at_end_s
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/tracking.py -> the checkout
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
 STORE_SCHEMES = {"sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks"}
+RESERVE_TRIES = 5  # a job reserved by two processes at one moment: both step back, then try again
 log = logging.getLogger(__name__)
 
 
@@ -101,6 +106,8 @@ class Tracker:
         # MLflow's session logs each database error with its traceback, then raises it: the error
         # reaches the user once, as one line (StorageError), or in a failed job's message.
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+        # urllib3 logs each retry of an away server: the suite says it once (see `_record`).
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         self.uri = uri or default_tracking_uri()
         self._locked = False  # this tracker holds the store's lock (see `lock`)
         scheme = self.uri.partition(":")[0] if "://" in self.uri else ""
@@ -110,6 +117,10 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self._experiments: dict[str, str] = {}
+        # A server may go away mid-run: its runs' records then wait in spools (benchmarks/engine/spool.py).
+        self.remote = scheme in ("http", "https")
+        self._spools: dict[str, Spool] = {}
+        self._run_names: dict[str, str] = {}
         # Two processes creating one new store's schema at once would collide: under the lock.
         with self.storage_errors("used"), self.lock():
             self.client = MlflowClient(tracking_uri=self.uri)
@@ -136,17 +147,25 @@ class Tracker:
         if name not in self._experiments:
             with self.lock():  # another process may be creating it too
                 exp = self.client.get_experiment_by_name(name)
-                if exp is None:
-                    exp_id = self.client.create_experiment(
-                        name,
-                        artifact_location=self.artifacts(name),
-                        # The UI's experiment type: opens on runs and charts, not GenAI traces.
-                        tags={"mlflow.experimentKind": "custom_model_development", "schema": SCHEMA_VERSION},
-                    )
-                else:
-                    exp_id = exp.experiment_id
+                exp_id = exp.experiment_id if exp is not None else self._create_experiment(name)
             self._experiments[name] = exp_id
         return self._experiments[name]
+
+    def _create_experiment(self, name: str) -> str:
+        """Create experiment `name`; where another process (another host) created it first, its id."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.create_experiment(
+                name,
+                artifact_location=self.artifacts(name),
+                # The UI's experiment type: opens on runs and charts, not GenAI traces.
+                tags={"mlflow.experimentKind": "custom_model_development", "schema": SCHEMA_VERSION},
+            )
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return self.client.get_experiment_by_name(name).experiment_id
 
     @contextlib.contextmanager
     def lock(self):
@@ -162,13 +181,16 @@ class Tracker:
             finally:
                 self._locked = False
 
-    def taken(self, experiment: str, job_key: str) -> bool:
-        """Whether `job_key` has a finished run, or a running one whose process is alive (or elsewhere)."""
+    def taken(self, experiment: str, job_key: str, besides: str = "") -> bool:
+        """Whether `job_key` has a finished run, or a running one whose process is alive (or elsewhere),
+        other than run `besides`."""
         runs = self.client.search_runs(
             [self.experiment_id(experiment)], filter_string=f"tags.job_key = '{job_key}'"
         )
         for run in runs:
             tags = run.data.tags
+            if run.info.run_id == besides:
+                continue
             if tags.get("status") == "finished":
                 return True
             if tags.get("status") == "running" and is_alive(tags) is not False:
@@ -199,17 +221,28 @@ class Tracker:
         # A store that opens but refuses writes (a read-only file or folder, a full disk) fails here,
         # before anything of the job has run.
         with self.storage_errors("written"):
-            with self.lock():
-                if reserve and self.taken(experiment, str(tags["job_key"])):
-                    return None
-                run = self.client.create_run(
-                    self.experiment_id(experiment),
-                    run_name=run_name,
-                    tags=_str({**tags, "schema": SCHEMA_VERSION}),
-                )
+            for _ in range(RESERVE_TRIES):
+                with self.lock():
+                    if reserve and self.taken(experiment, str(tags["job_key"])):
+                        return None
+                    run = self.client.create_run(
+                        self.experiment_id(experiment),
+                        run_name=run_name,
+                        tags=_str({**tags, "schema": SCHEMA_VERSION}),
+                    )
+                # A store without this host's lock (a server, other hosts) can let two processes
+                # past the check at once: each looks again after creating its run, and steps back if
+                # it sees another. Both may step back, never both go on (docs/design.md).
+                if not reserve or not self.taken(experiment, str(tags["job_key"]), besides=run.info.run_id):
+                    break
+                self.client.delete_run(run.info.run_id)
+                time.sleep(random.uniform(0.2, 2.0))  # apart, so that the next tries do not meet
+            else:
+                return None
             items = [Param(k, str(v)) for k, v in params.items()]
             for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
                 self.client.log_batch(run.info.run_id, params=items[i : i + 100], synchronous=True)
+        self._run_names[run.info.run_id] = run_name
         return run.info.run_id
 
     @contextlib.contextmanager
@@ -225,12 +258,82 @@ class Tracker:
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         """Log a set of metrics at one step in one call."""
-        import time
+        self._record(run_id, metrics_record(metrics, step))
 
-        from mlflow.entities import Metric
+    def _record(self, run_id: str, record: dict) -> None:
+        """Write a record of run `run_id` to the store; while a server is away, to the run's spool."""
+        spool = self._spools.get(run_id)
+        if spool is None:
+            try:
+                send(self.client, run_id, record)
+                return
+            except Exception as err:
+                if not self.remote or not server_away(err):
+                    raise
+                name = self._run_names.get(run_id, run_id)
+                spool = self._spools[run_id] = Spool.create(self.uri, run_id, name)
+                spool.retry_at = time.monotonic() + RETRY_S
+                log.warning(
+                    "tracking server %s does not answer (%s): run %s trains on, its records wait in %s "
+                    "and go to the server when it answers",
+                    self.uri, one_line(err), spool.header["run_name"], spool.path,
+                )  # fmt: skip
+        if not spool.append(record):
+            log.warning("spool %s is full: later metrics of run %s are not kept", spool.path, run_id)
+        self._flush(spool)
 
-        now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+    def _flush(self, spool: Spool, now: bool = False) -> bool:
+        """Send the spool's records if the server answers (tried every RETRY_S, or `now`); whether
+        it is empty and removed."""
+        if not now and time.monotonic() < spool.retry_at:
+            return False
+        try:
+            send_pending(self.client, spool)
+        except Exception as err:
+            if not server_away(err):
+                raise
+            spool.retry_at = time.monotonic() + RETRY_S
+            return False
+        spool.path.unlink(missing_ok=True)
+        del self._spools[spool.run_id]
+        log.warning(
+            "tracking server %s answers again: run %s's %d records from the spool are in it",
+            self.uri, spool.header["run_name"], len(spool.records),
+        )  # fmt: skip
+        return True
+
+    def _drain(self, spool: Spool) -> None:
+        """At a run's end: wait up to wait_at_end_s() for the server, then leave the spool, in one line."""
+        deadline = time.monotonic() + wait_at_end_s()
+        while not self._flush(spool, now=True):
+            if time.monotonic() >= deadline:
+                del self._spools[spool.run_id]
+                log.error(
+                    "tracking server %s did not answer by the end of run %s: its records are in %s; "
+                    "`python -m benchmarks sync %s` sends them",
+                    self.uri, spool.header["run_name"], spool.path, spool.path,
+                )  # fmt: skip
+                return
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+
+    def sync(self, spool: Spool) -> int:
+        """Send a left spool's records to this store, as if logged live, and remove it; a run whose
+        process died before its end is closed as failed (stale). Another live process's spool is
+        refused (that job sends it itself). Returns the records sent."""
+        if is_alive(spool.header) and spool.header.get("pid") != str(os.getpid()):
+            raise StorageError(
+                f"run {spool.header['run_name']} is still running (pid {spool.header.get('pid')}): "
+                f"it sends {spool.path} itself"
+            )
+        if not spool.ended():
+            error = "its process ended before its run's end was logged"
+            spool.append(dict(op="tags", tags=dict(status="failed", stop_reason="stale", error=error)))
+            spool.append(dict(op="end", status="FAILED", end_time=int(time.time() * 1000)))
+        pending = len(spool.pending())
+        with self.storage_errors("written"):
+            send_pending(self.client, spool)
+        spool.path.unlink(missing_ok=True)
+        return pending
 
     def close_stale_runs(self) -> list[str]:
         """Mark `failed` every run still `running` whose process on this host has died (kill -9, an
@@ -243,6 +346,8 @@ class Tracker:
         with self.storage_errors("written"):  # a read-only store with a stale run: one line
             for run in self.client.search_runs(experiments, filter_string="tags.status = 'running'"):
                 tags = run.data.tags
+                if (spool_dir() / f"{run.info.run_id}.jsonl").exists():
+                    continue  # its records wait in a spool (`sync`), its end among them
                 if is_alive(tags) is False:
                     where = f"pid {tags.get('pid')} on {tags.get('host')}"
                     self.finish(
@@ -257,15 +362,13 @@ class Tracker:
 
     def log_table(self, run_id: str, columns: dict[str, list], artifact_file: str) -> None:
         """Append rows to a JSON table artifact of the run (MLflow's log_table)."""
-        self.client.log_table(run_id, columns, artifact_file)
+        self._record(run_id, dict(op="table", columns=columns, artifact_file=artifact_file))
 
     def log_dataset(self, run_id: str, name: str, source: str, context: str, **profile) -> None:
         """Record the dataset a run trained on as an MLflow input (the UI's Datasets column)."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag
-
         digest = hashlib.sha256(f"{name}:{source}".encode()).hexdigest()[:8]
-        dataset = Dataset(name, digest, "local", source, profile=json.dumps(profile))
-        self.client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
+        record = dict(op="dataset", name=name, digest=digest, source=source, context=context)
+        self._record(run_id, {**record, "profile": json.dumps(profile)})
 
     def log_perf(self, name: str, result: dict) -> str:
         """A `perf NAME` result as a finished run of experiment `perf`: numbers as metrics, the rest as
@@ -289,15 +392,16 @@ class Tracker:
         return run_id
 
     def finish(self, run_id: str, status: str, tags: dict) -> None:
-        """Set the final tags and end the run (MLflow status FINISHED, FAILED or KILLED)."""
-        from mlflow.entities import RunTag
-
-        tags = {"status": status, **tags}
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        """Set the final tags and end the run (MLflow status FINISHED, FAILED or KILLED); while its
+        server is away, wait for it up to wait_at_end_s(), then leave the records in the spool."""
         mlflow_status = {"finished": "FINISHED", "diverged": "FINISHED", "interrupted": "KILLED"}.get(
             status, "FAILED"
         )
-        self.client.set_terminated(run_id, status=mlflow_status)
+        self._record(run_id, dict(op="tags", tags=_str({"status": status, **tags})))
+        self._record(run_id, dict(op="end", status=mlflow_status, end_time=int(time.time() * 1000)))
+        spool = self._spools.get(run_id)
+        if spool is not None:
+            self._drain(spool)
 
 
 def rank_tracker(rank: int, tracker: Tracker) -> Tracker:

@@ -1,0 +1,157 @@
+"""The spool: a run's records kept in a file while its tracking server does not answer, sent when it
+answers again, or later by `python -m benchmarks sync` (docs/design.md, "When the server is away").
+
+A spool is JSON lines: a header (the store, the run), then the records in the order they were
+logged (`op`: metrics, tags, dataset, table, end), and `{"sent": N}` lines, each saying the first
+N records are in the store. Sending again what was sent is harmless for metrics, tags and the end
+(MLflow keeps one copy of a metric with the same key, step, time and value); `sent` keeps a
+table's rows from being appended twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import StorageError
+
+CHECKOUT = Path(__file__).resolve().parents[2]  # benchmarks/engine/spool.py -> the checkout
+SPOOL_LIMIT_BYTES = 64 << 20  # a run logs kilobytes per epoch: this bound is never reached by a job
+RETRY_S = 10.0  # between tries of an away server while the job trains
+
+
+def spool_dir() -> Path:
+    """Where this host keeps spools: `$BENCH_SPOOL_DIR`, else results/spool/ of this checkout."""
+    return Path(os.environ.get("BENCH_SPOOL_DIR") or CHECKOUT / "results" / "spool")
+
+
+def wait_at_end_s() -> float:
+    """How long a job that ends while its server is away waits for it: `$BENCH_STORE_WAIT_S`, else 60."""
+    return float(os.environ.get("BENCH_STORE_WAIT_S", "60"))
+
+
+def server_away(err: BaseException) -> bool:
+    """Whether a store call failed because the server did not answer (refused, timed out, a 5xx while
+    it restarts), not because it refused the request (a 4xx: a bug, raised as before)."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, MlflowException):
+        return err.get_http_status_code() >= 500
+    return isinstance(err, OSError)  # requests' ConnectionError and Timeout are OSErrors
+
+
+@dataclass
+class Spool:
+    """The records of one run not yet in the store, in order, mirrored in `path`."""
+
+    path: Path
+    header: dict
+    records: list[dict] = field(default_factory=list)
+    sent: int = 0
+    full: bool = False  # past SPOOL_LIMIT_BYTES: later records are dropped (and said so)
+    retry_at: float = 0.0  # time.monotonic() before which the server is not tried again
+
+    @classmethod
+    def create(cls, uri: str, run_id: str, run_name: str) -> Spool:
+        """A new spool of run `run_id` of store `uri`, in spool_dir()."""
+        from core.runtime.processes import identity
+
+        # host, pid, pid_start: `sync` leaves alone the spool of a job still running.
+        header = dict(spool=1, uri=uri, run_id=run_id, run_name=run_name, **identity())
+        path = spool_dir() / f"{run_id}.jsonl"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(header) + "\n")
+        except OSError as err:
+            raise StorageError(
+                f"the tracking server {uri} does not answer and the spool {path} cannot be written "
+                f"({err.strerror}): run {run_name} cannot keep its metrics"
+            ) from None
+        return cls(path, header)
+
+    @classmethod
+    def load(cls, path: Path) -> Spool:
+        """The spool in `path` (a StorageError naming it where it is no spool)."""
+        try:
+            lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, ValueError) as err:
+            raise StorageError(f"cannot read the spool {path}: {err}") from None
+        if not lines or lines[0].get("spool") != 1:
+            raise StorageError(f"{path} is not a spool of this suite (no header)")
+        spool = cls(path, lines[0])
+        for line in lines[1:]:
+            if "sent" in line:
+                spool.sent = max(spool.sent, int(line["sent"]))
+            else:
+                spool.records.append(line)
+        return spool
+
+    @property
+    def run_id(self) -> str:
+        return self.header["run_id"]
+
+    def pending(self) -> list[dict]:
+        """The records not yet in the store."""
+        return self.records[self.sent :]
+
+    def ended(self) -> bool:
+        """Whether the run's end is among the records (else its process died first)."""
+        return any(r["op"] == "end" for r in self.records)
+
+    def append(self, record: dict) -> bool:
+        """Add a record (False, once, when the spool is full: the record is dropped)."""
+        line = json.dumps(record) + "\n"
+        if self.path.stat().st_size + len(line) > SPOOL_LIMIT_BYTES and record["op"] != "end":
+            first = not self.full
+            self.full = True
+            return not first
+        self._write(line)
+        self.records.append(record)
+        return True
+
+    def mark_sent(self, count: int) -> None:
+        """Record that the first `count` records are in the store."""
+        self.sent = count
+        self._write(json.dumps({"sent": count}) + "\n")
+
+    def _write(self, line: str) -> None:
+        with self.path.open("a") as handle:
+            handle.write(line)
+
+
+def metrics_record(metrics: dict[str, float], step: int) -> dict:
+    """Metrics at one step, stamped now (their time in the store is when they were logged)."""
+    now = int(time.time() * 1000)
+    return dict(op="metrics", metrics=[[k, float(v), now, step] for k, v in metrics.items()])
+
+
+def send(client, run_id: str, record: dict) -> None:
+    """Write one record to the store through `client` (an MlflowClient)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, RunTag
+
+    op = record["op"]
+    if op == "metrics":
+        client.log_batch(run_id, metrics=[Metric(k, v, t, s) for k, v, t, s in record["metrics"]])
+    elif op == "tags":
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in record["tags"].items()])
+    elif op == "dataset":
+        profile = record["profile"]
+        dataset = Dataset(record["name"], record["digest"], "local", record["source"], profile=profile)
+        inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", record["context"])])]
+        client.log_inputs(run_id, inputs)
+    elif op == "table":
+        client.log_table(run_id, record["columns"], record["artifact_file"])
+    elif op == "end":
+        client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])
+    else:
+        raise ValueError(f"unknown spool record {op!r}")
+
+
+def send_pending(client, spool: Spool) -> None:
+    """Send the spool's pending records in order, marking each sent; raises where the store fails."""
+    for index in range(spool.sent, len(spool.records)):
+        send(client, spool.run_id, spool.records[index])
+        spool.mark_sent(index + 1)
