@@ -72,7 +72,8 @@ def test_run_claims_killed_anywhere_resumes_to_the_same_verdicts(tmp_path):
         proc = run_claims(chaos_store, chaos_out)
         moment = rng.uniform(*KILL_AFTER_S)
         try:
-            proc.wait(timeout=moment)
+            _, err = proc.communicate(timeout=moment)
+            assert proc.returncode == 0, f"after {kills} kills ({moments}), seed {seed}: {err[-3000:]}"
             break  # it finished before its kill: the loop has no more work to cut
         except subprocess.TimeoutExpired:
             pass

@@ -176,3 +176,35 @@ def _no_lock():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def test_a_store_lock_held_too_long_is_one_line_not_a_hang(tmp_path):
+    """Every wait on the store ends: a lock another process holds (here, another open file) past
+    the wait is a StorageError naming it."""
+    import fcntl
+    import time
+
+    from core.errors import StorageError
+
+    path = tmp_path / "mlflow.db.lock"
+    with open(path, "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="was held by another process for 0 s"):
+            with tracking_module.file_lock(path, wait_s=0.3):
+                pass
+        assert time.monotonic() - started < 5
+    with tracking_module.file_lock(path, wait_s=0.3):  # released: taken at once
+        pass
+
+
+def test_a_new_store_is_created_whole_or_not_at_all(tmp_path):
+    """A process killed while MLflow builds a new store's schema leaves no store (the next command
+    builds it again), and its scratch file is cleared then."""
+    store = tmp_path / "mlflow.db"
+    left = tmp_path / ".mlflow.db.99999.new"
+    left.write_bytes(b"half a schema")  # what a kill -9 mid-build leaves
+    tracker = Tracker(f"sqlite:///{store}")
+    assert store.is_file() and not left.exists()
+    assert [e.name for e in tracker.client.search_experiments()] == ["Default"]
+    assert not list(tmp_path.glob(".*.new"))

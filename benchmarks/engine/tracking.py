@@ -27,6 +27,7 @@ from .spool import RETRY_S, Spool, metrics_record, send, send_pending, server_aw
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/tracking.py -> the checkout
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
 STORE_SCHEMES = {"sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks"}
+LOCK_WAIT_S = 120.0  # the store's lock is held for milliseconds; this long means its holder is stuck
 RESERVE_TRIES = 5  # a job reserved by two processes at one moment: both step back, then try again
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,23 @@ def check_store(uri: str, scheme: str, sqlite_path: Path | None, create: bool) -
             ) from None
 
 
+def build_sqlite_store(path: Path) -> None:
+    """Create a new SQLite store whole or not at all: MLflow builds its schema (dozens of alembic
+    migrations, ~1 s) in a file beside it, which then takes the store's name in one rename, so a
+    kill -9 mid-way leaves no half-built store that every later command would refuse. Called under
+    the store's lock: a scratch file found there was left by a process that died building it."""
+    from mlflow.tracking import MlflowClient
+
+    for left in path.parent.glob(f".{path.name}.*.new"):
+        left.unlink(missing_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{scratch}").search_experiments()
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
 class Tracker:
     """Writes runs to an MLflow store through one explicit client (no global active run)."""
 
@@ -123,6 +141,8 @@ class Tracker:
         self._run_names: dict[str, str] = {}
         # Two processes creating one new store's schema at once would collide: under the lock.
         with self.storage_errors("used"), self.lock():
+            if self.sqlite_path is not None and not self.sqlite_path.exists():
+                build_sqlite_store(self.sqlite_path)
             self.client = MlflowClient(tracking_uri=self.uri)
             experiments = self.client.search_experiments()  # opens (or creates) the store now, not mid-run
         other = sorted(
@@ -469,15 +489,27 @@ def relay(tracker: Tracker, run_id: str) -> Callable[[int, object], None]:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive lock held through `path` (fcntl.flock; where there is no fcntl, none)."""
+def file_lock(path: Path, wait_s: float = LOCK_WAIT_S):
+    """An exclusive lock held through `path` (fcntl.flock; where there is no fcntl, none); a
+    StorageError after `wait_s` seconds of another process holding it (a stopped process, say)."""
     try:
         import fcntl
     except ImportError:  # Windows
         yield
         return
+    deadline = time.monotonic() + wait_s
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StorageError(
+                        f"the store's lock {path} was held by another process for {wait_s:.0f} s: "
+                        "is a command stopped (Ctrl-Z) or hung? end it, then run again"
+                    ) from None
+                time.sleep(0.05)
         try:
             yield
         finally:

@@ -197,12 +197,17 @@ class Evidence:
 
     def all_runs(self, table_id: str) -> pd.DataFrame:
         """The first run of each cell and run index of the table that ended (finished, diverged or
-        failed), this profile: a rerun of an index (after a divergence) does not replace it."""
+        failed, not stale), this profile: a rerun of an index (after a divergence) does not replace it."""
         key = ("runs", table_id)
         if key not in self._cache:
             runs = table_runs(self.uri, self.specs[table_id])
             if not runs.empty:
-                runs = runs[(runs["profile"] == self.profile) & runs["status"].isin(TERMINAL)]
+                ended = (runs["profile"] == self.profile) & runs["status"].isin(TERMINAL)
+                if "stop_reason" in runs:
+                    # A run whose process died (kill -9, an OOM kill, a power cut: `stale`) ended no
+                    # job: `run` redoes it, and the redo is the index's run, as after an interruption.
+                    ended &= ~((runs["status"] == "failed") & (runs["stop_reason"] == "stale"))
+                runs = runs[ended]
                 # table_runs lists the newest first: the last of each index is the one that ended first.
                 runs = runs.drop_duplicates(subset=["profile", "model", "label", "run_index"], keep="last")
             self._cache[key] = runs
