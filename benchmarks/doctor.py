@@ -163,6 +163,17 @@ def check_server(tracker) -> Check:
     return Check("MLflow store", f"{tracker.uri} (MLflow server {version}, writable)")
 
 
+def check_spools() -> Check:
+    """Runs this host logged while their server was away, waiting to be sent (`sync`)."""
+    from .engine.spool import spool_dir
+
+    waiting = sorted(spool_dir().glob("*.jsonl"))
+    if not waiting:
+        return Check("spools", f"none waiting in {spool_dir()}", None, needed=False)
+    fix = "python -m benchmarks sync (once the server answers; the next command on its store also sends them)"
+    return Check("spools", f"{len(waiting)} run(s) waiting in {spool_dir()}", False, fix, needed=False)
+
+
 def check_peak() -> Check:
     """The peak MFU divides by (theoretical where known) and the GEMM probe beside it (cached, with
     its date, else measured now)."""
@@ -237,7 +248,7 @@ def run_checks(data_dir: Path, uri: str | None) -> list[tuple[Check, float]]:
     for dataset_check in check_datasets(data_dir):
         results.append((dataset_check, 0.0))
     results[-1] = (results[-1][0], time.perf_counter() - started)
-    results += [timed(lambda: check_store(uri)), timed(check_peak), timed(check_beta)]
+    results += [timed(lambda: check_store(uri)), timed(check_spools), timed(check_peak), timed(check_beta)]
     kinds = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
     results += [timed(lambda kind=kind: check_async(kind)) for kind in kinds]
     return results

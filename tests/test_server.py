@@ -92,6 +92,7 @@ def test_a_job_logs_to_the_server_and_doctor_checks_it(tmp_path):
             "train", "--method", "bp", "--profile", "smoke", "--tracking-uri", server.uri, "--json"
         )
         assert proc.returncode == 0, proc.stderr
+        assert len(proc.stdout.strip().splitlines()) == 1, proc.stdout  # the result alone
         client = MlflowClient(tracking_uri=server.store)  # the file itself: what the server wrote
         (run,) = client.search_runs([client.get_experiment_by_name("adhoc").experiment_id])
         epochs = int(run.data.metrics["epochs"])
@@ -136,6 +137,7 @@ def test_a_job_whose_server_stays_away_ends_in_one_line_and_sync_sends_it(tmp_pa
     server.stop()
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert len(out.strip().splitlines()) == 1, out  # `--json`: the result alone (no MLflow run links)
     assert err.count("does not answer") == 1 and err.count("did not answer by the end") == 1, err[-3000:]
     assert "Retrying" not in err, err[-3000:]  # urllib3's line per retry
     (spool,) = Path(os.environ["BENCH_SPOOL_DIR"]).iterdir()

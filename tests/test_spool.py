@@ -208,3 +208,13 @@ def test_a_new_store_is_created_whole_or_not_at_all(tmp_path):
     assert store.is_file() and not left.exists()
     assert [e.name for e in tracker.client.search_experiments()] == ["Default"]
     assert not list(tmp_path.glob(".*.new"))
+
+
+def test_doctor_names_the_spools_waiting_and_the_verb_that_sends_them():
+    from benchmarks.doctor import check_spools
+
+    assert check_spools().ok is None and "none waiting" in check_spools().found
+    Spool.create("http://10.0.0.1:5000", "0123abcd", "bp · resnet18 · run0")
+    check = check_spools()
+    assert "1 run(s) waiting" in check.found and "python -m benchmarks sync" in check.fix
+    assert check.needed is False  # information: a waiting spool does not fail doctor

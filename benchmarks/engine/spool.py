@@ -43,6 +43,21 @@ def server_away(err: BaseException) -> bool:
     return isinstance(err, OSError)  # requests' ConnectionError and Timeout are OSErrors
 
 
+def away_reason(err: BaseException) -> str:
+    """Why the server did not answer, in a few words (MLflow's message is a paragraph of urllib3's)."""
+    text = str(err)
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("timeout", "timed out"),
+        ("Name or service not known", "unknown host"),
+        ("No route to host", "no route to host"),
+    ):
+        if needle in text:
+            return reason
+    return " ".join(text.split())[:120]
+
+
 @dataclass
 class Spool:
     """The records of one run not yet in the store, in order, mirrored in `path`."""

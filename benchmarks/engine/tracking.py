@@ -22,7 +22,17 @@ from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import is_alive
 from core.runtime.supervise import RECORD
 
-from .spool import RETRY_S, Spool, metrics_record, send, send_pending, server_away, spool_dir, wait_at_end_s
+from .spool import (
+    RETRY_S,
+    Spool,
+    away_reason,
+    metrics_record,
+    send,
+    send_pending,
+    server_away,
+    spool_dir,
+    wait_at_end_s,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/tracking.py -> the checkout
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
@@ -78,6 +88,9 @@ def check_store(uri: str, scheme: str, sqlite_path: Path | None, create: bool) -
         # MLflow retries an unreachable server for minutes by default: fail within ~15 s instead.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+        # MLflow prints "View run ... at URL" to stdout at each run's end over HTTP: `train --json`'s
+        # stdout is its result alone (`ui` prints the suite's own links).
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if sqlite_path is not None:
         path = sqlite_path
         if path.is_dir():
@@ -296,7 +309,7 @@ class Tracker:
                 log.warning(
                     "tracking server %s does not answer (%s): run %s trains on, its records wait in %s "
                     "and go to the server when it answers",
-                    self.uri, one_line(err), spool.header["run_name"], spool.path,
+                    self.uri, away_reason(err), spool.header["run_name"], spool.path,
                 )  # fmt: skip
         if not spool.append(record):
             log.warning("spool %s is full: later metrics of run %s are not kept", spool.path, run_id)
