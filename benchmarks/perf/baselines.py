@@ -1,4 +1,4 @@
-"""`perf baselines`: training samples/s of `ddp`, `plsgd`, `lapsgd`, `lppsgd` on every device (2 CPU
+"""`perf baselines`: training samples/s of `ddp`, `plsgd`, `diloco`, `lapsgd`, `lppsgd` on every device (2 CPU
 processes on a CPU) vs `bp` on one."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .common import (
 STEPS = 32  # bp's batches per repetition; each of the ranks takes its share of them
 CPU_DEVICES = 2
 log = logging.getLogger(__name__)
-METHODS = ("ddp", "plsgd", "lapsgd", "lppsgd")
+METHODS = ("ddp", "plsgd", "diloco", "lapsgd", "lppsgd")
 
 
 @register_perf("baselines", default_reps=3)
