@@ -130,7 +130,7 @@ def check_store(uri: str | None) -> Check:
     except (StorageError, UserError) as err:
         served = (uri or "").startswith(("http://", "https://"))
         return Check("MLflow store", "cannot be used", False, server_fix(uri, err) if served else str(err))
-    if tracker.uri.startswith(("http://", "https://")):
+    if tracker.remote:
         return check_server(tracker)
     return Check("MLflow store", f"{tracker.uri} (writable)")
 
@@ -165,9 +165,9 @@ def check_server(tracker) -> Check:
 
 def check_spools() -> Check:
     """Runs this host logged while their server was away, waiting to be sent (`sync`)."""
-    from .engine.spool import spool_dir
+    from .engine.spool import spool_dir, waiting_spools
 
-    waiting = sorted(spool_dir().glob("*.jsonl"))
+    waiting = waiting_spools()
     if not waiting:
         return Check("spools", f"none waiting in {spool_dir()}", None, needed=False)
     fix = "python -m benchmarks sync (once the server answers; the next command on its store also sends them)"

@@ -20,9 +20,9 @@ MAX_RUNS = 100  # runs per cell: a paired test needs 3; beyond 100 a table's job
 def close_stale(tracker) -> None:
     """Send the spools this host left for the store (`sync`), then close the runs left `running` by
     processes that died (see Tracker.close_stale_runs), saying so."""
-    from .engine.spool import Spool, spool_dir
+    from .engine.spool import Spool, waiting_spools
 
-    for path in sorted(spool_dir().glob("*.jsonl")):
+    for path in waiting_spools():
         try:
             spool = Spool.load(path)
             if spool.header.get("uri") == tracker.uri and not is_alive(spool.header):  # its job's over
@@ -37,10 +37,10 @@ def close_stale(tracker) -> None:
 
 def sync_spools(paths: list[str], uri: str | None) -> int:
     """`sync`: send spools to their store (or `uri`), each as one line; 1 if any stays."""
-    from .engine.spool import Spool, spool_dir
+    from .engine.spool import Spool, spool_dir, waiting_spools
     from .engine.tracking import Tracker
 
-    files = [Path(p) for p in paths] or sorted(spool_dir().glob("*.jsonl"))
+    files = [Path(p) for p in paths] or waiting_spools()
     if not files:
         print(f"no spools in {spool_dir()}: nothing to send")
         return 0

@@ -28,6 +28,16 @@ def spool_dir() -> Path:
     return Path(os.environ.get("BENCH_SPOOL_DIR") or CHECKOUT / "results" / "spool")
 
 
+def spool_path(run_id: str) -> Path:
+    """The spool file of run `run_id` on this host."""
+    return spool_dir() / f"{run_id}.jsonl"
+
+
+def waiting_spools() -> list[Path]:
+    """The spools this host holds, not yet sent."""
+    return sorted(spool_dir().glob("*.jsonl"))
+
+
 def wait_at_end_s() -> float:
     """How long a job that ends while its server is away waits for it: `$BENCH_STORE_WAIT_S`, else 60."""
     return float(os.environ.get("BENCH_STORE_WAIT_S", "60"))
@@ -76,7 +86,7 @@ class Spool:
 
         # host, pid, pid_start: `sync` leaves alone the spool of a job still running.
         header = dict(spool=1, uri=uri, run_id=run_id, run_name=run_name, **identity())
-        path = spool_dir() / f"{run_id}.jsonl"
+        path = spool_path(run_id)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(header) + "\n")

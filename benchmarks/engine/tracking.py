@@ -30,7 +30,7 @@ from .spool import (
     send,
     send_pending,
     server_away,
-    spool_dir,
+    spool_path,
     wait_at_end_s,
 )
 
@@ -379,7 +379,7 @@ class Tracker:
         with self.storage_errors("written"):  # a read-only store with a stale run: one line
             for run in self.client.search_runs(experiments, filter_string="tags.status = 'running'"):
                 tags = run.data.tags
-                if (spool_dir() / f"{run.info.run_id}.jsonl").exists():
+                if spool_path(run.info.run_id).exists():
                     continue  # its records wait in a spool (`sync`), its end among them
                 if is_alive(tags) is False:
                     where = f"pid {tags.get('pid')} on {tags.get('host')}"
