@@ -54,10 +54,8 @@ class AsyncBackprop(Method):
             cores = max(1, (os.cpu_count() or 1) // ctx.world)
             torch.set_num_threads(max(1, cores // (acfg.forward_threads + acfg.backward_threads)))
         with AsyncEngine(model, cfg, acfg, self.layerwise, ctx.device, ctx.rank, ctx.world) as engine:
-            exchange = None
-            if ctx.world > 1:
-                exchange = UpdateExchange(engine.updater, ctx.device)
-                engine.updater.exchange = exchange
+            exchange = self.make_exchange(engine, ctx)
+            engine.updater.exchange = exchange
             for epoch in ctx.epochs():
                 engine.new_meters()
                 epoch_start = ctx.train_time_s
@@ -88,12 +86,21 @@ class AsyncBackprop(Method):
                 # 2 x (parameter tensors) numbers an epoch: one artifact table, not metrics in the UI.
                 ctx.log_table("staleness.json", {"epoch": [epoch] * len(per_tensor["tensor"]), **per_tensor})
                 if exchange is not None:
-                    exchange.flush()  # every rank's updates of this epoch are now on every replica
+                    exchange.flush()  # every update sent to this rank in the epoch is now applied
                     extra["replica_drift"] = replica_drift(model)
-                    extra["exchange_rounds"] = exchange.rounds
-                ctx.end_epoch(engine.epoch_meter(), extra=extra)
+                    extra.update(exchange.epoch_metrics())
+                ctx.end_epoch(engine.epoch_meter(), model=self.evaluated_model(ctx), extra=extra)
             if exchange is not None:
                 exchange.close()
+
+    def make_exchange(self, engine: AsyncEngine, ctx: TrainContext) -> UpdateExchange | None:
+        """What sends each applied update to the other processes: every update to every replica
+        (000's multi-GPU runs: an all-reduce of the updates), none on one process."""
+        return UpdateExchange(engine.updater, ctx.device) if ctx.world > 1 else None
+
+    def evaluated_model(self, ctx: TrainContext) -> torch.nn.Module | None:
+        """The model rank 0 evaluates at an epoch end (None: its own replica, `ctx.model`)."""
+        return None
 
     def forward_thread(
         self, engine: AsyncEngine, ctx: TrainContext, epoch: int, batches: SharedBatches

@@ -150,6 +150,7 @@ CI = (pytest.mark.slow, pytest.mark.ci)
         pytest.param("ddp", True, marks=CI),
         pytest.param("async_lu", True, marks=CI),
         pytest.param("lapsgd", True, marks=CI),
+        pytest.param("layup", True, marks=CI),
         ("lapsgd", False),
     ],
 )
@@ -193,11 +194,12 @@ def _trained_an_epoch(client: MlflowClient) -> bool:
 
 @pytest.mark.slow  # a fault: run in CI (`make test-ci`), out of the 6-minute default run
 @pytest.mark.ci
-def test_losing_a_host_fails_the_job_on_the_other(hosts, tmp_path):
+@pytest.mark.parametrize("method", ["ddp", "layup"])
+def test_losing_a_host_fails_the_job_on_the_other(hosts, tmp_path, method):
     """kill -9 of every process of host 1 mid-training: host 0's job fails within 30 s, with our
-    one line, and nothing is left running on either host."""
+    one line, and nothing is left running on either host (layup: its gossip threads mid-message)."""
     store = empty_store(tmp_path / "mlflow.db")  # made here: the test polls it for the first epoch
-    long_run = ("--method", "ddp", "--epochs", "500", "--set", "patience=500", "--set", "time_budget_s=0")
+    long_run = ("--method", method, "--epochs", "500", "--set", "patience=500", "--set", "time_budget_s=0")
     procs = [_launch(hosts[i], i, hosts[0][1], 29412, store, *long_run) for i in (0, 1)]
     client, deadline = MlflowClient(tracking_uri=store), time.monotonic() + 120
     while not _trained_an_epoch(client) or len(_pids(hosts[1][0])) < 2:  # into training on both hosts
@@ -223,6 +225,7 @@ def test_a_server_restart_mid_job_loses_no_metric(hosts, tmp_path):
     namespace, address, _ = hosts[0]
     server = Server(tmp_path / "mlflow.db", host=address, namespace=namespace).start()
     epochs = ("--method", "ddp", "--epochs", str(EPOCHS_PAST_30_S), "--set", f"patience={EPOCHS_PAST_30_S}")
+    epochs += ("--set", "time_budget_s=0")  # smoke's 60 s budget would end a slowed (contended) job early
     procs = [_launch(hosts[i], i, address, 29413, server.uri, *epochs, "--json") for i in (0, 1)]
     client = MlflowClient(tracking_uri=server.store)
     deadline = time.monotonic() + 120

@@ -154,15 +154,23 @@ class ParameterUpdater:
         with self.locked(groups):
             return self._apply(groups, grads, lr, read_versions, epochs_done)
 
-    def add_remote(self, group: int, deltas: list[torch.Tensor], counts: list[int]) -> None:
-        """Add another rank's updates of `group` (one delta per tensor) and count them, for staleness."""
+    def add_remote(
+        self, group: int, values: list[torch.Tensor], counts: list[int], mix: float | None = None
+    ) -> None:
+        """Add another rank's updates of `group` (one delta per tensor) and count them, for staleness;
+        with `mix`, `values` are that rank's weights and each tensor moves `mix` of the way to them
+        (w + mix (w_peer - w), under the same lock: no update of the group lands in between)."""
         with self.locked([group]):
             if self.fences is not None:
                 self.fences.before(group)
-            for i, delta, count in zip(self.groups[group], deltas, counts, strict=True):
-                self.params[i].data.add_(delta.view_as(self.params[i]))
+            for i, value, count in zip(self.groups[group], values, counts, strict=True):
+                weights = self.params[i].data
+                delta = (
+                    value.view_as(weights) if mix is None else (value.view_as(weights) - weights).mul_(mix)
+                )
+                weights.add_(delta)
                 if self.compensating:  # another rank's updates are drift too (numbered as the first)
-                    self.recent[i].append((self.versions[i], delta.view_as(self.params[i]).clone()))
+                    self.recent[i].append((self.versions[i], delta.clone()))
                 self.versions[i] += count
             if self.fences is not None:
                 self.fences.after_write(group)

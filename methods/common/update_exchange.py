@@ -74,6 +74,10 @@ class UpdateExchange:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # the last round's additions ran on the exchange's stream
 
+    def epoch_metrics(self) -> dict[str, float]:
+        """The rounds run so far."""
+        return {"exchange_rounds": float(self.rounds)}
+
     def close(self) -> None:
         """End the thread once every rank closes (rounds are collective: all ranks stop together)."""
         self.closing = True

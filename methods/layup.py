@@ -1,0 +1,115 @@
+"""`layup`: LayUp (arXiv 2410.05985 v4, the newest version of 000), the suite's reading of its abstract.
+
+`--devices N` worker processes, each training its replica on its shard with async_lu's engine (one
+forward thread, B backward threads, each module updated the moment its gradient exists). Every
+update a worker applies is also gossiped: the module's increment goes to `peers` peers drawn at
+random, point to point, and a peer applies it the moment it arrives (methods/common/gossip.py): no
+all-reduce, no barrier inside an epoch, no buffer of whole models. The abstract leaves open how an
+arriving update is applied, to how many peers, in what messages and which model is evaluated; each
+is a setting, with its default's reason in docs/fidelity.md ("LayUp"):
+- `mix`: `add` adds the increment (the abstract's "incremental layer-wise updates ... applied as
+  soon as they are available"); `average` sends the module's weights instead and moves the
+  receiver's half-way to them (gossip averaging, as AD-PSGD's pairwise mix);
+- `peers`: peers per message (1: the abstract's randomized gossip; N-1: every update to every
+  worker, as async_lu's exchange);
+- `bundle`: `layer` sends one message per module, `all` every module waiting in one message;
+- `evaluate`: `own` evaluates rank 0's replica (as every method here), `mean` the replicas' mean.
+At an epoch end each worker sends what waits and waits for every peer's end mark (the epoch's one
+sync point, as async_lu's), then the replicas' drift is measured.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from core.config import TrainConfig
+from core.context import TrainContext
+from core.errors import UserError
+
+from .async_backprop import AsyncBackprop
+from .common.async_engine import AsyncConfig, AsyncEngine
+from .common.base import register_method
+from .common.gossip import GossipExchange
+
+MIXES = ("add", "average")
+BUNDLES = ("layer", "all")
+EVALUATES = ("own", "mean")
+
+
+@dataclass(frozen=True)
+class LayupConfig(AsyncConfig):
+    """async_lu's thread layout and corrections, and how updates are gossiped."""
+
+    mix: str = "add"
+    peers: int = 1
+    bundle: str = "layer"
+    evaluate: str = "own"
+
+    def validate(self) -> None:
+        """Reject unknown choices and a peer count below 1, with one line naming the key."""
+        super().validate()
+        for key, valid in (("mix", MIXES), ("bundle", BUNDLES), ("evaluate", EVALUATES)):
+            if getattr(self, key) not in valid:
+                raise UserError(f"{key} must be one of {', '.join(valid)}, got {getattr(self, key)!r}")
+        if self.peers < 1:
+            raise UserError(f"peers must be >= 1, got {self.peers}")
+
+
+@register_method("layup")
+class LayUp(AsyncBackprop):
+    """async_lu on each worker; every applied module update gossiped to random peers."""
+
+    summary = "LayUp (000 v4): async_lu workers gossiping layer-wise updates to random peers, no barrier"
+    Config = LayupConfig
+    layerwise = True
+
+    @classmethod
+    def check_job(cls, config: TrainConfig, method_config: LayupConfig, devices: int) -> None:
+        """LayUp is a method of several workers: at least 2 processes, and peers among them."""
+        if devices < 2:
+            raise UserError(f"layup gossips between workers: run it with --devices 2 or more, not {devices}")
+        if method_config.peers > devices - 1:
+            raise UserError(f"peers must be at most devices - 1 = {devices - 1}, got {method_config.peers}")
+
+    def make_exchange(self, engine: AsyncEngine, ctx: TrainContext) -> GossipExchange:
+        settings = ctx.method_config
+        self.mean_model: torch.nn.Module | None = None
+        return GossipExchange(
+            engine.updater,
+            ctx.device,
+            mix=settings.mix,
+            peers=settings.peers,
+            bundle=settings.bundle,
+            seed=ctx.job.seed,
+            on_error=engine.fail,
+        )
+
+    def evaluated_model(self, ctx: TrainContext) -> torch.nn.Module | None:
+        """With evaluate=mean, a copy holding the replicas' mean (parameters and BatchNorm
+        statistics; a collective): the replicas themselves train on unchanged."""
+        if ctx.method_config.evaluate == "own":
+            return None
+        if self.mean_model is None:
+            self.mean_model = copy.deepcopy(ctx.model)
+        with torch.no_grad():
+            sources = [t for t in (*ctx.model.parameters(), *ctx.model.buffers()) if t.is_floating_point()]
+            targets = [
+                t
+                for t in (*self.mean_model.parameters(), *self.mean_model.buffers())
+                if t.is_floating_point()
+            ]
+            flat = torch.cat([t.detach().reshape(-1) for t in sources])
+            dist.all_reduce(flat)
+            flat /= ctx.world
+            for target, part in zip(targets, flat.split([t.numel() for t in targets]), strict=True):
+                target.copy_(part.view_as(target))
+        return self.mean_model
+
+
+def floating_state(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The model's parameters and floating-point buffers (BatchNorm's statistics), in order."""
+    return [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]

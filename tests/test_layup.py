@@ -1,0 +1,141 @@
+"""`layup`: the gossip exchange on 2 and 3 gloo processes against the arithmetic each mixing rule
+promises (every update applied by its sender and by exactly `peers` others; a receiver moved half-way
+to a sender's weights), and the method through the CLI with its drift logged."""
+
+import json
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from benchmarks.engine.distributed import free_port
+from core.config import TrainConfig
+from methods.common.gossip import GossipExchange
+from methods.common.param_updates import ParameterUpdater, module_groups
+
+from .conftest import run_cli
+
+UPDATES = 5  # per rank and per module, before the epoch's flush
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(0)  # every rank starts from the same weights
+    return nn.Sequential(nn.Linear(4, 6), nn.Linear(6, 3), nn.Linear(3, 2))
+
+
+def _gossip(rank: int, world: int, port: int, out: str, mix: str, peers: int, bundle: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    model = tiny_model()
+    params = list(model.parameters())
+    updater = ParameterUpdater(
+        params, TrainConfig(optimizer="sgd", momentum=0.0, weight_decay=0.0), module_groups(model, params)
+    )
+    failures: list[BaseException] = []
+    exchange = GossipExchange(
+        updater, torch.device("cpu"), mix, peers, bundle, seed=0, on_error=failures.append
+    )
+    updater.exchange = exchange
+    # Rank r's k-th update of a tensor is the gradient (r + 1) * 10^k, lr 1: the updates are known.
+    own = [torch.zeros_like(p) for p in params]
+    if rank < world - 1 or mix == "add":  # mix=average: the last rank only receives
+        for k in range(UPDATES):
+            for members in updater.groups:
+                grads = {i: torch.full_like(params[i], (rank + 1) * 10.0**k) for i in members}
+                updater.apply(grads, lr=1.0)
+                for i in members:
+                    own[i] -= grads[i]
+    exchange.flush()
+    metrics = exchange.epoch_metrics()
+    exchange.close()
+    torch.save(dict(params=[p.detach() for p in params], own=own, metrics=metrics, failures=len(failures),
+                    versions=updater.versions), f"{out}/{rank}.pt")  # fmt: skip
+    dist.destroy_process_group()
+
+
+def run_gossip(tmp_path, world: int, mix: str, peers: int, bundle: str = "layer") -> list[dict]:
+    mp.start_processes(
+        _gossip,
+        args=(world, free_port(), str(tmp_path), mix, peers, bundle),
+        nprocs=world,
+        start_method="spawn",
+    )
+    return [torch.load(tmp_path / f"{r}.pt") for r in range(world)]
+
+
+IN_CI = (pytest.mark.ci, pytest.mark.slow)  # ~7 s each: the default run keeps the 3-rank gossip
+
+
+@pytest.mark.parametrize(
+    "world, peers", [pytest.param(2, 1, marks=IN_CI), (3, 1), pytest.param(3, 2, marks=IN_CI)]
+)
+def test_add_applies_every_update_on_its_sender_and_on_peers_others(tmp_path, world, peers):
+    """mix=add: the replicas' increments summed are (1 + peers) x every rank's own increments, each
+    replica holds its own increments whole, and on 2 ranks (or peers = N - 1) every replica is the
+    start plus every rank's updates: the replicas agree."""
+    ranks = run_gossip(tmp_path, world, "add", peers)
+    start = [p.detach() for p in tiny_model().parameters()]
+    for i, w0 in enumerate(start):
+        everyone = sum(r["own"][i] for r in ranks)
+        moved = sum(r["params"][i] - w0 for r in ranks)
+        torch.testing.assert_close(moved, (1 + peers) * everyone)
+        if peers == world - 1:
+            for r in ranks:
+                torch.testing.assert_close(r["params"][i], w0 + everyone)
+    sent = ranks[0]["metrics"]["gossip_messages"]
+    assert all(r["metrics"]["gossip_messages"] == sent for r in ranks)  # summed over ranks: one value
+    assert sent >= world * peers  # at least one message per rank and peer
+    # Each tensor counted its own updates and every received one (its module's count).
+    total = sum(r["versions"][0] for r in ranks)
+    assert total == (1 + peers) * world * UPDATES
+    assert not any(r["failures"] for r in ranks)
+
+
+@pytest.mark.ci
+@pytest.mark.slow
+def test_average_moves_a_receiver_half_way_to_the_sender(tmp_path):
+    """mix=average on 2 ranks: rank 1 never updates; each message moves it half-way to rank 0's
+    module as it was when sent, so it ends strictly between its start and rank 0, and exactly
+    half-way after the last message of a module (bundle=all: rank 0's final weights at once)."""
+    ranks = run_gossip(tmp_path, 2, "average", 1, bundle="all")
+    start = [p.detach() for p in tiny_model().parameters()]
+    for i, w0 in enumerate(start):
+        sender, receiver = ranks[0]["params"][i], ranks[1]["params"][i]
+        torch.testing.assert_close(sender, w0 + ranks[0]["own"][i])  # the sender keeps its updates
+        # After the last message the receiver r_n = (r_{n-1} + s)/2 with s rank 0's final weights.
+        gap_start, gap_end = (sender - w0).abs(), (sender - receiver).abs()
+        assert bool((gap_end <= 0.5 * gap_start + 1e-5).all())
+        assert bool((gap_end > 0).any())
+
+
+@pytest.mark.parametrize(
+    "settings, needle",
+    [
+        (("--devices", "1"), "run it with --devices 2 or more"),
+        (("--devices", "2", "--set", "peers=2"), "peers must be at most devices - 1 = 1"),
+        (("--devices", "2", "--set", "mix=sum"), "mix must be one of add, average"),
+    ],
+)
+def test_bad_settings_are_one_line(settings, needle):
+    proc = run_cli("train", "--method", "layup", "--profile", "smoke", *settings)
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_two_workers_train_and_log_drift_and_messages(store):
+    """The CLI on 2 processes: finished, the replicas' drift and the gossip's messages every epoch;
+    with mix=add on 2 workers each update reaches both replicas: they agree after each flush."""
+    proc = run_cli(
+        "train", "--method", "layup", "--devices", "2", "--profile", "smoke", "--json",
+        "--tracking-uri", store, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "finished"
+    client = MlflowClient(tracking_uri=store)
+    drift = client.get_metric_history(result["run_id"], "system/replica_drift")
+    messages = client.get_metric_history(result["run_id"], "system/gossip_messages")
+    assert len(drift) == result["epochs"] == len(messages)
+    assert all(m.value < 1e-5 for m in drift) and all(m.value > 0 for m in messages)
