@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -184,17 +184,22 @@ class TrainContext:
         finally:
             self._bar.close()
 
-    def train_batches(self, epoch: int, lockstep: bool = False) -> Iterator:
+    def train_batches(
+        self, epoch: int, lockstep: bool = False, positions: Iterable[int] | None = None
+    ) -> Iterator:
         """This process's shard of epoch `epoch`, with the clock running; ends early at the time budget.
 
         `lockstep`: the ranks step together (a collective in every step: DDP's all-reduce, a
         pipeline's sends), so they must stop at the same step: with a time budget, whether to go on
         is agreed before each batch (one small all-reduce; none without a budget).
+        `positions`: the batches of the whole epoch's order (not a shard) to read, one per value,
+        as the processes draw them from a counter they share (`layup`).
         """
         self._clock.resume()
         agree = lockstep and self.world > 1 and bool(self.config.time_budget_s)
+        rank, world = (0, 1) if positions is not None else (self._data_rank, self._data_world)
         for inputs, targets in self.dataset.train_batches(
-            epoch, self.config.batch_size, self.job.seed, self.device, self._data_rank, self._data_world
+            epoch, self.config.batch_size, self.job.seed, self.device, rank, world, positions=positions
         ):
             exhausted = self.budget_exhausted()
             if agree:

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 
 from core.context import TrainContext
+from core.runtime.straggler import Straggler
 from core.schedule import lr_at
 
 from .common.async_engine import POLL_S, AsyncConfig, AsyncEngine, EngineStopped
@@ -53,13 +55,18 @@ class AsyncBackprop(Method):
             # paper's setting is one intra-op thread each) rather than oversubscribe them.
             cores = max(1, (os.cpu_count() or 1) // ctx.world)
             torch.set_num_threads(max(1, cores // (acfg.forward_threads + acfg.backward_threads)))
-        with AsyncEngine(model, cfg, acfg, self.layerwise, ctx.device, ctx.rank, ctx.world) as engine:
+        # An asked delay falls on backward thread 0 of the last rank, or on its forward thread.
+        self.slowed_forward = self.forward_straggler(ctx)
+        slow_backward = self.slowed_forward is None
+        with AsyncEngine(
+            model, cfg, acfg, self.layerwise, ctx.device, ctx.rank, ctx.world, slow_backward=slow_backward
+        ) as engine:
             exchange = self.make_exchange(engine, ctx)
             engine.updater.exchange = exchange
             for epoch in ctx.epochs():
                 engine.new_meters()
                 epoch_start = ctx.train_time_s
-                batches = SharedBatches(ctx.train_batches(epoch))
+                batches = SharedBatches(self.epoch_batches(ctx, epoch))
                 helpers = [
                     threading.Thread(
                         target=self._helper,
@@ -93,6 +100,15 @@ class AsyncBackprop(Method):
             if exchange is not None:
                 exchange.close()
 
+    def epoch_batches(self, ctx: TrainContext, epoch: int) -> Iterator[tuple[int, object]]:
+        """The epoch's batches of this process, each with its step in the process's share of the
+        epoch (the learning rate's point): its shard, in order."""
+        return enumerate(ctx.train_batches(epoch))
+
+    def forward_straggler(self, ctx: TrainContext) -> Straggler | None:
+        """A straggler delay on the forward thread (None: on backward thread 0 of the last rank)."""
+        return None
+
     def make_exchange(self, engine: AsyncEngine, ctx: TrainContext) -> UpdateExchange | None:
         """What sends each applied update to the other processes: every update to every replica
         (000's multi-GPU runs: an all-reduce of the updates), none on one process."""
@@ -107,6 +123,10 @@ class AsyncBackprop(Method):
     ) -> None:
         """Algorithm 1's forward thread: the next batch's loss with the latest parameters, sent on."""
         cfg, model = ctx.config, ctx.model
+        main = threading.current_thread() is threading.main_thread()  # not an extra forward thread
+        straggler = getattr(self, "slowed_forward", None) if main else None
+        if straggler is not None:
+            straggler.restart()
         while (item := batches.next()) is not None:
             step, (inputs, targets) = item
             stream = engine.acquire_slot()
@@ -128,6 +148,8 @@ class AsyncBackprop(Method):
                 engine.submit(loss, lr, read, stream, epochs_done)
             engine.local.stream = None
             engine.check()
+            if straggler is not None:  # the whole worker slows: it hands on fewer passes
+                straggler.tick(ctx.device)
 
     def _helper(self, engine: AsyncEngine, ctx: TrainContext, epoch: int, batches: SharedBatches) -> None:
         """An extra forward thread (F > 1): its errors end the job like a backward thread's."""
@@ -151,11 +173,11 @@ def tensors_of(*items) -> list[torch.Tensor]:
 
 
 class SharedBatches:
-    """An epoch's batches, numbered, handed out one at a time to the forward threads."""
+    """An epoch's numbered batches, handed out one at a time to the forward threads."""
 
-    def __init__(self, batches):
+    def __init__(self, numbered):
         self.lock = threading.Lock()
-        self.items = enumerate(batches)
+        self.items = iter(numbered)
         self.closed = False
 
     def next(self):

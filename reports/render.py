@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,6 +139,7 @@ def training_per_run(
     metrics: tuple[str, ...] = (),
     setting_keys: tuple[str, ...] = (),
     metric: Metric = ACCURACY,
+    model_metrics: Mapping[str, Metric] | None = None,
 ) -> pd.DataFrame:
     """Per run: the best value of the workload's `metric` (`best`; `best_acc`: the best test
     accuracy, the same for the paper's classifiers), time/epochs to it, to the fixed target, and
@@ -148,7 +149,9 @@ def training_per_run(
     # The typed columns of the settings that define the spec's rows (`with_rows` adds them).
     settings = [c for c in finished.columns if c in setting_keys]
     metrics = (*metrics, *(["mfu"] if "mfu" not in metrics else []))  # every training run logs it
+    default_metric, metric_of = metric, dict(model_metrics or {})
     for _, run in finished.iterrows():
+        metric = metric_of.get(run["model"], default_metric)
         logged = (*metrics, MEMORY, *([metric.name] if metric.name not in CURVE else []))
         c = curve(uri, run["run_id"], logged)
         if c.empty or c[metric.name].isna().all():
@@ -169,9 +172,14 @@ def training_per_run(
         return per_run
     # The paper's rule (Tables 1, 3): the best accuracy reached by the worst method, per model.
     # Taken as the worst best value of any run of that model, so every run reaches it.
-    worst = per_run.groupby("model")["best"].transform(metric.worst_of)
+    worst = pd.Series(math.nan, index=per_run.index)
+    for model, best in per_run.groupby("model")["best"]:
+        worst[best.index] = metric_of.get(model, default_metric).worst_of(best)
     per_run["worst_best"] = worst
-    tta = [time_to_target(c, w, metric) for c, w in zip(per_run["_curve"], worst, strict=True)]
+    tta = [
+        time_to_target(c, w, metric_of.get(m, default_metric))
+        for c, w, m in zip(per_run["_curve"], worst, per_run["model"], strict=True)
+    ]
     per_run["tta_worst_s"] = [t[0] for t in tta]
     per_run["epochs_worst"] = [t[1] for t in tta]
     return per_run
@@ -278,7 +286,9 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
                 section.summary = in_spec_order(kind.render(section, spec, finished, out_dir), spec)
         else:
             targets = spec.targets.get(prof, {})
-            per_run = training_per_run(uri, finished, targets, spec.metrics, setting_keys, spec.metric)
+            per_run = training_per_run(
+                uri, finished, targets, spec.metrics, setting_keys, spec.metric, spec.model_metrics
+            )
             if not per_run.empty:
                 section.per_run = per_run.drop(columns=["_curve"])
                 summary = add_memory(kind.render(section, spec, per_run, out_dir), per_run)

@@ -122,7 +122,10 @@ class AsyncEngine:
         device: torch.device,
         rank: int = 0,
         world: int = 1,
+        slow_backward: bool = True,
     ):
+        """`slow_backward`: an asked straggler delay falls on backward thread 0 of the last rank
+        (False: the method slows another unit itself)."""
         self.model, self.acfg, self.layerwise, self.device = model, acfg, layerwise, device
         self.names, self.params = zip(
             *[(n, p) for n, p in model.named_parameters() if p.requires_grad], strict=True
@@ -159,7 +162,8 @@ class AsyncEngine:
         self.threads = [
             threading.Thread(
                 target=self._backward_loop,
-                args=(straggler_for(cfg, rank, world, unit=k),),  # backward thread 0 of the last rank
+                # backward thread 0 of the last rank
+                args=(straggler_for(cfg, rank, world, unit=k) if slow_backward else None,),
                 name=f"backward-{k}",
                 daemon=True,
             )

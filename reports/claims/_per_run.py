@@ -4,9 +4,11 @@ to a target censored where a run missed it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 
+from core.metric import Metric
 from core.result import Hardware
 
 from ..render import training_per_run
@@ -21,7 +23,7 @@ def measured_runs(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFr
         return pd.DataFrame()
     targets = spec.targets.get(profile, {})
     settings = tuple(dict.fromkeys(k for row in spec.rows for k, _ in row.settings))
-    per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric)
+    per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric, spec.model_metrics)
     measured = set(per_run["run_id"]) if not per_run.empty else set()
     # Runs that failed before their first evaluation: kept, with no values (a cell counts them).
     blank = [
@@ -58,17 +60,18 @@ def measured_runs(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFr
     per_run["epochs"] = [len(c) for c in per_run["_curve"]]
     per_run["late_gain"] = [g for g, _ in late]
     per_run["late_epochs"] = [k for _, k in late]
-    return with_censored_times(per_run, spec.metric)
+    return with_censored_times(per_run, spec.metric_of)
 
 
-def with_censored_times(per_run: pd.DataFrame, metric) -> pd.DataFrame:
+def with_censored_times(per_run: pd.DataFrame, metric_of: Callable[[str], Metric]) -> pd.DataFrame:
     """Each run's time to the worst best value of its model (the paper's target), and every time to
     a target censored where the run missed it or did not finish: set to the model's budget (the
     longest training any of its runs had), flagged in `<column>_censored`."""
     # The paper's target (Tables 1, 3): the lowest best value among the model's finished runs;
     # a diverged or failed run's best does not lower it (training_per_run took every run's).
     finished = per_run["status"] == "finished"
-    for _, group in per_run.groupby("model"):
+    for model, group in per_run.groupby("model"):
+        metric = metric_of(model)
         worst = metric.worst_of(group.loc[finished[group.index], "best"]) if "best" in group else math.nan
         per_run.loc[group.index, "worst_best"] = worst
         per_run.loc[group.index, "tta_worst_s"] = [

@@ -97,6 +97,8 @@ class TableSpec:
     paper: dict = field(default_factory=dict)
     targets: dict = field(default_factory=dict)  # profile -> model -> the metric's target (time to it)
     metric: Metric = ACCURACY  # the workload's metric: its direction decides best and time-to-target
+    # A model whose workload has another metric (a table over the ResNets and the GPT): model -> Metric.
+    model_metrics: dict = field(default_factory=dict)
     source: str = ""  # where in the paper the numbers come from
     # What `report` renders: tta | best | accuracy | speedup | timing | curves | throughput | final |
     # hyperparameters.
@@ -126,6 +128,10 @@ class TableSpec:
             if cell.row.method in METHODS
             for run in range(runs or cell.runs)
         ]
+
+    def metric_of(self, model: str) -> Metric:
+        """The metric of the table's workload on `model`."""
+        return self.model_metrics.get(model, self.metric)
 
     def row_of(self, method: str, params: dict) -> int:
         """The index in `rows` of the row a run of `method` with these logged params is of; -1 if none."""

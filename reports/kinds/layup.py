@@ -1,0 +1,46 @@
+"""The `layup` table: per model and row, the best value of the model's metric and its loss under
+each delay, time to target and its slowdown, samples/s, MFU and the replicas' drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..render import Section, register_kind, relative_to, summarise
+
+
+@register_kind("layup")
+def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """Best value, its loss against no delay, time to target and its slowdown, rate, MFU, drift."""
+    worse = {
+        model: (lambda a, ref, m=spec.metric_of(model): (ref - a) * 100 if m.direction == "max" else a - ref)
+        for model in set(per_run["model"])
+    }
+    per_run = relative_to(
+        per_run,
+        spec.reference,
+        {
+            "tta_vs_no_delay": ("tta_target_s", lambda a, ref: a / ref),
+            "rate_vs_no_delay": ("samples_per_s", lambda a, ref: a / ref),
+        },
+    )
+    reference = relative_to(per_run, spec.reference, {"_ref_best": ("best", lambda a, ref: ref)})
+    per_run["loss_vs_no_delay"] = [
+        worse[model](best, ref)
+        for model, best, ref in zip(per_run["model"], per_run["best"], reference["_ref_best"], strict=True)
+    ]
+    columns = ["best", "loss_vs_no_delay", "tta_target_s", "tta_vs_no_delay", "samples_per_s"]
+    summary = summarise(per_run, [*columns, "rate_vs_no_delay", "mfu", "replica_drift"])
+    summary.insert(2, "metric", [spec.metric_of(model).name for model in summary["model"]])
+    summary["target"] = [spec.targets.get(section.profile, {}).get(m) for m in summary["model"]]
+    section.notes.append(
+        "The suite's reading of LayUp's abstract, not a paper's table. best: each run's best test "
+        "accuracy (ResNet-18) or lowest held-out bits per byte (GPT); loss_vs_no_delay: what the "
+        "delay cost against the same method's run without it (same run index): points of accuracy, "
+        "or bits per byte; tta_target_s: training seconds to `target` (mean over the runs that "
+        "reached it); tta_vs_no_delay and rate_vs_no_delay: time to target and samples/s over the run "
+        "without delay's; replica_drift: the largest relative distance of a worker's parameters "
+        "from the workers' mean at epoch ends (layup, plsgd, diloco, lapsgd; ddp's replicas are one)."
+    )
+    return summary
