@@ -239,7 +239,7 @@ def test_table_report_and_claims_of_the_in_process_rows(store, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["ddp", "plsgd", "diloco", "lapsgd", "lppsgd"])
+@pytest.mark.parametrize("method", ["ddp", "plsgd", "diloco", "layup", "lapsgd", "lppsgd"])
 def test_process_parallel_methods_train_the_gpt_on_two_processes(store, method):
     """The tox matrix's multi-process methods on the GPT at smoke, through the CLI (processes)."""
     from .conftest import cli

@@ -199,3 +199,26 @@ def test_layup_claims_can_come_out_either_way(tmp_path, layup_s, slowdown, expec
         assert result.verdict == expected, (claim, result.reason)
         models = sorted(c.name.split()[1] for c in result.cells)
         assert models == sorted(["gpt", "resnet18"] * len(CLAIMS[claim].parts))  # per model and part
+
+
+@pytest.mark.ci
+@pytest.mark.slow  # 10 jobs of 2 processes: ~3 minutes
+def test_the_layup_table_runs_at_smoke_and_reports_every_row(new_store, tmp_path):
+    """`run layup --profile smoke`: every job (5 methods, no delay and 100 %) finishes once; the
+    report has each row and the claims a verdict each (inconclusive: smoke decides nothing)."""
+    from .conftest import cli
+
+    proc = cli("run", "layup", "--profile", "smoke", "--tracking-uri", new_store, timeout=900)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    proc = cli("report", "layup", "--profile", "smoke", "--tracking-uri", new_store, "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (tmp_path / "layup.md").read_text()
+    for method in ("layup", "ddp", "plsgd", "diloco", "lapsgd"):
+        for delay in ("0%", "100%"):
+            assert f"{method}[delay={delay}]" in report, (method, delay, report)
+    proc = cli("report", "claims", "--profile", "smoke", "--tracking-uri", new_store, "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    claims = (tmp_path / "claims.md").read_text()
+    assert all(
+        f"layup-{c}" in claims for c in ("faster-than-ddp", "faster-than-diloco", "robust-to-stragglers")
+    )

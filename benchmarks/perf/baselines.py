@@ -1,5 +1,5 @@
-"""`perf baselines`: training samples/s of `ddp`, `plsgd`, `diloco`, `lapsgd`, `lppsgd` on every device (2 CPU
-processes on a CPU) vs `bp` on one."""
+"""`perf baselines`: training samples/s of `ddp`, `plsgd`, `diloco`, `layup`, `lapsgd`, `lppsgd` on
+every device (2 CPU processes on a CPU) vs `bp` on one."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .common import (
 STEPS = 32  # bp's batches per repetition; each of the ranks takes its share of them
 CPU_DEVICES = 2
 log = logging.getLogger(__name__)
-METHODS = ("ddp", "plsgd", "diloco", "lapsgd", "lppsgd")
+METHODS = ("ddp", "plsgd", "diloco", "layup", "lapsgd", "lppsgd")
 
 
 @register_perf("baselines", default_reps=3)
@@ -57,7 +57,7 @@ def perf_baselines(options: PerfOptions) -> dict:
 
     bp = rate("bp", 1)
     result = dict(name="baselines", b_name="bp (1 process)", devices=devices, device=device.type)
-    for method in METHODS:
+    for method in (m for m in METHODS if m != "layup" or devices >= 2):  # LayUp needs a peer
         measured = interleaved(rate(method, devices), bp, options.reps)
         result[f"{method}_per_s"] = measured["a_per_s"]
         result[f"ratio_{method}"] = measured["ratio"]
