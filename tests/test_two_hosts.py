@@ -178,6 +178,9 @@ def test_a_job_trains_across_two_hosts(hosts, request, tmp_path, method, over_ht
         [run.info.experiment_id], filter_string=f"tags.job_key = '{run.data.tags['job_key']}'"
     )
     assert len(job_runs) == 1  # one run per job, though both hosts open the store
+    if method == "layup":  # the gossip ran across the hosts: messages every epoch, drift measured
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "system/replica_drift")] == [0, 1]
+        assert all(m.value > 0 for m in client.get_metric_history(run.info.run_id, "system/gossip_messages"))
     if method == "lapsgd":  # the paper's reading: every batch of the shard counted once in S, rounds held
         metrics = run.data.metrics
         assert metrics["system/updates"] == 2 * (SMOKE_TRAIN // 2 // 64), metrics

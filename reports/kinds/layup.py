@@ -33,12 +33,12 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
     columns = ["best", "loss_vs_no_delay", "tta_target_s", "tta_vs_no_delay", "samples_per_s"]
     summary = summarise(per_run, [*columns, "rate_vs_no_delay", "mfu", "replica_drift"])
     summary.insert(2, "metric", [spec.metric_of(model).name for model in summary["model"]])
-    summary["target"] = [spec.targets.get(section.profile, {}).get(m) for m in summary["model"]]
+    summary["target_value"] = [spec.targets.get(section.profile, {}).get(m) for m in summary["model"]]
     section.notes.append(
         "The suite's reading of LayUp's abstract, not a paper's table. best: each run's best test "
         "accuracy (ResNet-18) or lowest held-out bits per byte (GPT); loss_vs_no_delay: what the "
         "delay cost against the same method's run without it (same run index): points of accuracy, "
-        "or bits per byte; tta_target_s: training seconds to `target` (mean over the runs that "
+        "or bits per byte; tta_target_s: training seconds to `target_value` (mean over the runs that "
         "reached it); tta_vs_no_delay and rate_vs_no_delay: time to target and samples/s over the run "
         "without delay's; replica_drift: the largest relative distance of a worker's parameters "
         "from the workers' mean at epoch ends (layup, plsgd, diloco, lapsgd; ddp's replicas are one)."
