@@ -66,11 +66,13 @@ def run_gossip(tmp_path, world: int, mix: str, peers: int, bundle: str = "layer"
     return [torch.load(tmp_path / f"{r}.pt") for r in range(world)]
 
 
-IN_CI = (pytest.mark.ci, pytest.mark.slow)  # ~7 s each: the default run keeps the 3-rank gossip
+# ~7-10 s each: CI runs them (`make test-ci`); the default run keeps the CLI's two workers.
+IN_CI = (pytest.mark.ci, pytest.mark.slow)
 
 
 @pytest.mark.parametrize(
-    "world, peers", [pytest.param(2, 1, marks=IN_CI), (3, 1), pytest.param(3, 2, marks=IN_CI)]
+    "world, peers",
+    [pytest.param(2, 1, marks=IN_CI), pytest.param(3, 1, marks=IN_CI), pytest.param(3, 2, marks=IN_CI)],
 )
 def test_add_applies_every_update_on_its_sender_and_on_peers_others(tmp_path, world, peers):
     """mix=add: the replicas' increments summed are (1 + peers) x every rank's own increments, each
@@ -107,7 +109,7 @@ def test_average_moves_a_receiver_half_way_to_the_sender(tmp_path):
         torch.testing.assert_close(sender, w0 + ranks[0]["own"][i])  # the sender keeps its updates
         # After the last message the receiver r_n = (r_{n-1} + s)/2 with s rank 0's final weights.
         gap_start, gap_end = (sender - w0).abs(), (sender - receiver).abs()
-        assert bool((gap_end <= 0.5 * gap_start + 1e-5).all())
+        assert bool((gap_end <= 0.5 * gap_start * (1 + 1e-5) + 1e-5).all())  # float32 rounding at ~1e4
         assert bool((gap_end > 0).any())
 
 
@@ -128,7 +130,7 @@ def test_two_workers_train_and_log_drift_and_messages(store):
     """The CLI on 2 processes: finished, the replicas' drift and the gossip's messages every epoch;
     with mix=add on 2 workers each update reaches both replicas: they agree after each flush."""
     proc = run_cli(
-        "train", "--method", "layup", "--devices", "2", "--profile", "smoke", "--json",
+        "train", "--method", "layup", "--devices", "2", "--profile", "smoke", "--epochs", "1", "--json",
         "--tracking-uri", store, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
