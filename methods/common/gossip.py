@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 
 from .param_updates import ParameterUpdater
+from .update_exchange import by_group, fenced
 
 POLL_S = 0.05  # how often a waiting thread looks for an error or a request
 UPDATE, END, CLOSE = 0, 1, 2  # a message's kind (the header's first number)
@@ -97,10 +98,8 @@ class GossipExchange:
     def record(self, indices: list[int], deltas: list[torch.Tensor]) -> None:
         """Add applied updates of the tensors `indices` to what waits to be sent, and mark their
         groups as waiting (the caller holds no network: this only adds into the buffer)."""
-        by_group: dict[int, list[tuple[int, torch.Tensor]]] = {}
-        for i, delta in zip(indices, deltas, strict=True):
-            by_group.setdefault(self.updater.group_of[i], []).append((i, delta))
-        for group, items in by_group.items():
+        groups = by_group(self.updater, indices, deltas)
+        for group, items in groups.items():
 
             def add(items=items) -> None:
                 for i, delta in items:
@@ -112,7 +111,7 @@ class GossipExchange:
                 for i, _ in items:
                     self.own_counts[i] += 1
         with self.wake:
-            for group in by_group:
+            for group in groups:
                 self.waiting.setdefault(group)
             self.wake.notify_all()
 
@@ -274,13 +273,8 @@ class GossipExchange:
     def _slice(self, index: int) -> torch.Tensor:
         return self.own[self.offsets[index] : self.offsets[index + 1]]
 
-    def _fence(self, group: int, operation) -> None:
-        if self.events is None:
-            operation()
-            return
-        torch.cuda.current_stream().wait_event(self.events[group])
-        operation()
-        self.events[group].record()
+    def _fence(self, group: int, operation: Callable[[], None]) -> None:
+        fenced(self.events, group, operation)
 
     def _check(self) -> None:
         if self.error is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
@@ -50,10 +51,7 @@ class UpdateExchange:
     def record(self, indices: list[int], deltas: list[torch.Tensor]) -> None:
         """Add applied updates of the tensors `indices` (one group or several) to the buffer, under
         each group's buffer lock and fence once."""
-        by_group: dict[int, list[tuple[int, torch.Tensor]]] = {}
-        for i, delta in zip(indices, deltas, strict=True):
-            by_group.setdefault(self.updater.group_of[i], []).append((i, delta))
-        for group, items in by_group.items():
+        for group, items in by_group(self.updater, indices, deltas).items():
 
             def add(items=items) -> None:
                 for i, delta in items:
@@ -93,13 +91,8 @@ class UpdateExchange:
     def _slice(self, index: int) -> torch.Tensor:
         return self.own[self.offsets[index] : self.offsets[index + 1]]
 
-    def _fence(self, group: int, operation) -> None:
-        if self.events is None:
-            operation()
-            return
-        torch.cuda.current_stream().wait_event(self.events[group])
-        operation()
-        self.events[group].record()
+    def _fence(self, group: int, operation: Callable[[], None]) -> None:
+        fenced(self.events, group, operation)
 
     def _take_own(self, mine: torch.Tensor, n: int, groups: list[list[int]]) -> None:
         """Move the buffer's updates (and their counts) into `mine`, group by group, leaving it zero."""
@@ -149,6 +142,27 @@ class UpdateExchange:
                         time.sleep(pause)
         except BaseException as err:  # noqa: BLE001  (re-raised in the compute thread)
             self.error = err
+
+
+def by_group(
+    updater: ParameterUpdater, indices: list[int], deltas: list[torch.Tensor]
+) -> dict[int, list[tuple[int, torch.Tensor]]]:
+    """The (tensor index, delta) pairs of an applied update, by the group each tensor belongs to."""
+    groups: dict[int, list[tuple[int, torch.Tensor]]] = {}
+    for i, delta in zip(indices, deltas, strict=True):
+        groups.setdefault(updater.group_of[i], []).append((i, delta))
+    return groups
+
+
+def fenced(events: list[torch.cuda.Event] | None, group: int, operation: Callable[[], None]) -> None:
+    """Run `operation` on a group's buffer: on CUDA after the group's last buffer operation (its
+    event, on any stream), then record the event; on the CPU just run it."""
+    if events is None:
+        operation()
+        return
+    torch.cuda.current_stream().wait_event(events[group])
+    operation()
+    events[group].record()
 
 
 def replica_drift(model: torch.nn.Module) -> float:
