@@ -38,6 +38,7 @@ from core.schedule import lr_at
 
 from .common.async_engine import POLL_S, AsyncConfig, AsyncEngine, EngineStopped
 from .common.base import Method, register_method
+from .common.delay import stashing_weights
 from .common.update_exchange import UpdateExchange, replica_drift
 
 
@@ -123,6 +124,8 @@ class AsyncBackprop(Method):
     ) -> None:
         """Algorithm 1's forward thread: the next batch's loss with the latest parameters, sent on."""
         cfg, model = ctx.config, ctx.model
+        stashing = ctx.method_config.weight_stashing
+        params = list(model.parameters())
         main = threading.current_thread() is threading.main_thread()  # not an extra forward thread
         straggler = getattr(self, "slowed_forward", None) if main else None
         if straggler is not None:
@@ -141,8 +144,9 @@ class AsyncBackprop(Method):
                     tensor.record_stream(stream)
             engine.local.stream = stream  # the fences' hooks read it: cheaper than current_stream()
             with torch.cuda.stream(stream) if stream is not None else nullcontext():
-                logits = model(inputs)
-                loss = F.cross_entropy(logits, targets)
+                with stashing_weights(params) if stashing else nullcontext():
+                    logits = model(inputs)
+                    loss = F.cross_entropy(logits, targets)
                 with batches.lock:
                     engine.count(stream, loss, logits, targets)
                 engine.submit(loss, lr, read, stream, epochs_done)

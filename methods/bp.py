@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config import added_setting
 from core.context import TrainContext
 from core.errors import UserError
 from core.runtime.straggler import straggler_for
@@ -30,11 +31,18 @@ class BpConfig(DelayCorrections):
     (which read τ = the delay and N = delay + 1 passes)."""
 
     grad_delay: int = 0  # each step applies the gradient taken on the weights of this many updates ago
+    # The backward reads the current weights w_t, the forward's saved activations are w_(t-d)'s: a
+    # stale and inconsistent gradient, the async methods' own (their backward may read weights newer
+    # than its forward) without their threads. False: PipeDream's weight stashing (Narayanan et al.
+    # 2019), the exact gradient of the stale weights.
+    backward_on_current: bool = added_setting("backward_on_current", False, "2026-11-26")
 
     @property
     def row_name(self) -> str:
-        """A delayed bp is a row of its own: `bp[grad_delay=1]`, `bp[grad_delay=1,delay_momentum]`."""
-        return ",".join(([f"grad_delay={self.grad_delay}"] if self.grad_delay else []) + self.corrections)
+        """A delayed bp is a row of its own: `bp[grad_delay=1]`, `bp[grad_delay=1,delay_momentum]`,
+        `bp[grad_delay=1,backward_on_current]`."""
+        delay = [f"grad_delay={self.grad_delay}"] if self.grad_delay else []
+        return ",".join(delay + (["backward_on_current"] if self.backward_on_current else []) + self.corrections)
 
     def validate(self) -> None:
         """Reject a negative delay, or a correction without one, with one line."""
@@ -44,6 +52,11 @@ class BpConfig(DelayCorrections):
         if self.corrects and not self.grad_delay:
             named = ", ".join(self.corrections)
             raise UserError(f"{named} needs grad_delay > 0: bp's gradients are not stale otherwise")
+        if self.backward_on_current and not self.grad_delay:
+            raise UserError("backward_on_current needs grad_delay > 0: without a delay both weights are one")
+        if self.backward_on_current and self.delay_compensation:
+            # DC-ASGD's drift is w_t - the weights the gradient was taken on, which are mixed here.
+            raise UserError("delay_compensation and backward_on_current exclude each other: set one")
 
 
 class DelayedWeights:
@@ -52,12 +65,14 @@ class DelayedWeights:
     `predict`, the stale weights extrapolated by `delay` × the update they had just received:
     w_(t-d) + d (w_(t-d) - w_(t-d-1)) (weight prediction, as the forward of a pass d updates old
     could have computed it). With `compensation` (λ0), the stale gradients are corrected towards
-    w_t by DC-ASGD (methods/common/delay.py, `compensate`) when w_t is put back."""
+    w_t by DC-ASGD (methods/common/delay.py, `compensate`) when w_t is put back. Without
+    `stashing`, w_t is put back before the backward (`unstash`): the backward's formulas read w_t,
+    the saved activations are w_(t-d)'s."""
 
-    def __init__(
-        self, params: list[torch.Tensor], delay: int, predict: bool = False, compensation: float = 0.0
-    ):
+    def __init__(self, params: list[torch.Tensor], delay: int, predict: bool = False,
+                 compensation: float = 0.0, stashing: bool = True):  # fmt: skip
         self.params, self.delay, self.predict, self.compensation = params, delay, predict, compensation
+        self.stashing = stashing
         self.mean_squares = [torch.zeros_like(p) for p in params] if compensation else []
         with torch.no_grad():  # before any update, every earlier step's weights are the initial ones
             kept = delay + (1 if predict else 0)
@@ -77,6 +92,13 @@ class DelayedWeights:
         torch._foreach_add_(self.params, torch._foreach_sub(stale, older), alpha=float(self.delay))
 
     @torch.no_grad()
+    def unstash(self) -> None:
+        """Without stashing, put w_t back between the forward and the backward: through `.data`,
+        which autograd's version check does not see (as the async methods' updates)."""
+        if not self.stashing:
+            torch._foreach_copy_([p.data for p in self.params], self.saved)
+
+    @torch.no_grad()
     def current(self) -> None:
         """Put w_t back (the gradients of the stale weights stay in .grad, compensated where asked);
         w_t joins the history."""
@@ -85,7 +107,8 @@ class DelayedWeights:
             drift = torch._foreach_sub([self.saved[i] for i in live], [self.params[i] for i in live])
             grads, mean_squares = [self.params[i].grad for i in live], [self.mean_squares[i] for i in live]
             compensate(grads, drift, mean_squares, self.compensation)
-        torch._foreach_copy_(self.params, self.saved)
+        if self.stashing:  # else w_t is in place since `unstash`
+            torch._foreach_copy_(self.params, self.saved)
         oldest = self.history.popleft()
         self.history.append(self.saved)
         self.saved = oldest  # reused as the next step's buffer
@@ -120,7 +143,9 @@ class Backprop(Method):
         delay = getattr(settings, "grad_delay", 0)
         predict = getattr(settings, "predict_weights", False)
         strength = getattr(settings, "delay_compensation", 0.0)
-        delayed = DelayedWeights(list(model.parameters()), delay, predict, strength) if delay else None
+        stashing = not getattr(settings, "backward_on_current", False)
+        params = list(model.parameters())
+        delayed = DelayedWeights(params, delay, predict, strength, stashing) if delay else None
         corrections = settings if isinstance(settings, DelayCorrections) and settings.corrects else None
         for epoch in ctx.epochs():
             meter = ctx.meter()
@@ -138,6 +163,8 @@ class Backprop(Method):
                 logits = model(inputs)
                 loss = F.cross_entropy(logits, targets)
                 optimizer.zero_grad(set_to_none=True)
+                if delayed is not None:
+                    delayed.unstash()
                 loss.backward()
                 if delayed is not None:
                     delayed.current()

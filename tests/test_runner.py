@@ -225,13 +225,15 @@ def test_every_experiment_the_suite_creates_opens_on_the_training_view(tmp_path)
         assert experiment.tags["schema"] == SCHEMA_VERSION, experiment.name
 
 
-@pytest.mark.parametrize("predict", [False, True])
+@pytest.mark.parametrize(("predict", "on_current"), [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("delay", [1, 2])
-def test_a_delayed_bp_step_takes_the_gradient_of_the_weights_of_d_updates_ago(delay, predict):
+def test_a_delayed_bp_step_takes_the_gradient_of_the_weights_of_d_updates_ago(delay, predict, on_current):
     """bp's loop with DelayedWeights (stale weights in for forward and backward, the current ones
     back for the step) against a loop that keeps every weight: w_(t+1) = w_t - lr g(w_max(t-d, 0));
     with prediction the gradient is taken at w_(t-d) + d (w_(t-d) - w_(t-d-1)) instead, earlier
-    weights being the initial ones."""
+    weights being the initial ones; with `backward_on_current` the forward's activations are
+    w_(t-d)'s and the backward's formulas read w_t (the output layer's weights, in the hidden
+    layer's gradient)."""
     import torch
     from torch import nn
 
@@ -242,11 +244,13 @@ def test_a_delayed_bp_step_takes_the_gradient_of_the_weights_of_d_updates_ago(de
     reference = [p.detach().clone() for p in model.parameters()]
     batches = [(torch.randn(4, 6), torch.randint(0, 3, (4,))) for _ in range(6)]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    delayed = DelayedWeights(list(model.parameters()), delay, predict)
+    delayed = DelayedWeights(list(model.parameters()), delay, predict, stashing=not on_current)
     for inputs, targets in batches:
         delayed.stale()
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(inputs), targets).backward()
+        loss = F.cross_entropy(model(inputs), targets)
+        delayed.unstash()
+        loss.backward()
         delayed.current()
         optimizer.step()
 
@@ -257,9 +261,14 @@ def test_a_delayed_bp_step_takes_the_gradient_of_the_weights_of_d_updates_ago(de
         at = [w.clone().requires_grad_() for w in ahead]
         hidden = torch.tanh(inputs @ at[0].T + at[1])
         grads = torch.autograd.grad(F.cross_entropy(hidden @ at[2].T + at[3], targets), at)
+        if on_current:  # the hidden layer's error through the current output weights
+            logits = (hidden @ at[2].T + at[3]).detach()
+            error = (torch.softmax(logits, 1) - F.one_hot(targets, 3)) / len(targets)
+            into_hidden = (error @ weights[-1][2]) * (1 - hidden.detach() ** 2)
+            grads = (into_hidden.T @ inputs, into_hidden.sum(0), *grads[2:])
         weights.append([w - 0.1 * g for w, g in zip(weights[-1], grads, strict=True)])
     # (the prediction's extrapolation rounds differently from the reference's: 10x the tolerance)
-    rtol, atol = (1e-5, 1e-6) if predict else (1e-6, 1e-7)
+    rtol, atol = (1e-5, 1e-6) if predict or on_current else (1e-6, 1e-7)
     for ours, theirs in zip(model.parameters(), weights[-1], strict=True):
         torch.testing.assert_close(ours.detach(), theirs, rtol=rtol, atol=atol)
     # With no delay the same loop is bp's: a step that applied stale weights' gradients differs.

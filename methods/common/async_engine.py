@@ -12,7 +12,7 @@ from queue import Queue, SimpleQueue
 
 import torch
 
-from core.config import TrainConfig
+from core.config import TrainConfig, added_setting
 from core.context import EpochMeter
 from core.errors import UserError
 from core.runtime.straggler import Straggler, straggler_for
@@ -42,11 +42,16 @@ class AsyncConfig(DelayCorrections):
     # shares it gets 2/3 of a core beside two backward threads (measured: docs/performance.md,
     # "Constants"). 0 = equal priority.
     backward_nice: int = 5
+    # PipeDream's weight stashing (Narayanan et al. 2019), a correction: a pass's backward reads the
+    # weights its forward read (autograd keeps a copy of each parameter it saves), so its gradient is
+    # the exact gradient of its stale weights. Off: the paper's semantics (the backward may read
+    # weights newer than its forward: a stale and inconsistent gradient).
+    weight_stashing: bool = added_setting("weight_stashing", False, "2026-11-26")
 
     @property
     def row_name(self) -> str:
-        """A corrected run is a row of its own: `async_lu[delay_momentum]`."""
-        return ",".join(self.corrections)
+        """A corrected run is a row of its own: `async_lu[delay_momentum]`, `async_lu[weight_stashing]`."""
+        return ",".join(self.corrections + (["weight_stashing"] if self.weight_stashing else []))
 
     def validate(self) -> None:
         """Reject thread layouts that cannot run, with one line naming the key."""

@@ -115,6 +115,18 @@ def compensate(grads: list[torch.Tensor], drifts: list[torch.Tensor], mean_squar
     torch._foreach_add_(grads, terms, alpha=strength)
 
 
+def stashing_weights(params: list[torch.Tensor]) -> torch.autograd.graph.saved_tensors_hooks:
+    """PipeDream's weight stashing around a forward: autograd saves a copy of every parameter (or
+    view of one) its backward formulas read, not the parameter, which later updates change in
+    place; activations are saved as they are. The backward then reads the forward's weights."""
+    storages = {p.untyped_storage().data_ptr() for p in params}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.detach().clone() if tensor.untyped_storage().data_ptr() in storages else tensor
+
+    return torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor)
+
+
 class ExpectedStaleness:
     """Per module, the running mean of the staleness measured at its updates (the first measurement
     starts it)."""
