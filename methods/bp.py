@@ -7,6 +7,7 @@ their threads, deterministic and on one thread (docs/methods.md).
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from dataclasses import dataclass
 
@@ -31,6 +32,10 @@ class BpConfig(DelayCorrections):
     (which read τ = the delay and N = delay + 1 passes)."""
 
     grad_delay: int = 0  # each step applies the gradient taken on the weights of this many updates ago
+    # > grad_delay: each step's delay is drawn uniformly from grad_delay..grad_delay_max (seeded by
+    # the run's seed), a spread of delays like the async methods' measured staleness (1.5 on average
+    # on the GPT, up to 3) rather than one fixed delay; 0 = the fixed delay.
+    grad_delay_max: int = added_setting("grad_delay_max", 0, "2026-11-26")
     # The backward reads the current weights w_t, the forward's saved activations are w_(t-d)'s: a
     # stale and inconsistent gradient, the async methods' own (their backward may read weights newer
     # than its forward) without their threads. False: PipeDream's weight stashing (Narayanan et al.
@@ -41,8 +46,10 @@ class BpConfig(DelayCorrections):
     def row_name(self) -> str:
         """A delayed bp is a row of its own: `bp[grad_delay=1]`, `bp[grad_delay=1,delay_momentum]`,
         `bp[grad_delay=1,backward_on_current]`."""
-        delay = [f"grad_delay={self.grad_delay}"] if self.grad_delay else []
-        return ",".join(delay + (["backward_on_current"] if self.backward_on_current else []) + self.corrections)
+        spread = f"-{self.grad_delay_max}" if self.grad_delay_max else ""
+        delay = [f"grad_delay={self.grad_delay}{spread}"] if self.grad_delay else []
+        inconsistent = ["backward_on_current"] if self.backward_on_current else []
+        return ",".join(delay + inconsistent + self.corrections)
 
     def validate(self) -> None:
         """Reject a negative delay, or a correction without one, with one line."""
@@ -52,6 +59,9 @@ class BpConfig(DelayCorrections):
         if self.corrects and not self.grad_delay:
             named = ", ".join(self.corrections)
             raise UserError(f"{named} needs grad_delay > 0: bp's gradients are not stale otherwise")
+        if self.grad_delay_max and not 0 < self.grad_delay < self.grad_delay_max:
+            limits = f"grad_delay={self.grad_delay}, grad_delay_max={self.grad_delay_max}"
+            raise UserError(f"grad_delay_max needs 0 < grad_delay < grad_delay_max, got {limits}")
         if self.backward_on_current and not self.grad_delay:
             raise UserError("backward_on_current needs grad_delay > 0: without a delay both weights are one")
         if self.backward_on_current and self.delay_compensation:
@@ -67,15 +77,16 @@ class DelayedWeights:
     could have computed it). With `compensation` (λ0), the stale gradients are corrected towards
     w_t by DC-ASGD (methods/common/delay.py, `compensate`) when w_t is put back. Without
     `stashing`, w_t is put back before the backward (`unstash`): the backward's formulas read w_t,
-    the saved activations are w_(t-d)'s."""
+    the saved activations are w_(t-d)'s. With `most`, `delay` may be set anew before each step, up
+    to `most` (the history keeps that many updates)."""
 
     def __init__(self, params: list[torch.Tensor], delay: int, predict: bool = False,
-                 compensation: float = 0.0, stashing: bool = True):  # fmt: skip
+                 compensation: float = 0.0, stashing: bool = True, most: int = 0):  # fmt: skip
         self.params, self.delay, self.predict, self.compensation = params, delay, predict, compensation
-        self.stashing = stashing
+        self.stashing, self.most = stashing, max(most, delay)  # `delay` may change per step up to `most`
         self.mean_squares = [torch.zeros_like(p) for p in params] if compensation else []
         with torch.no_grad():  # before any update, every earlier step's weights are the initial ones
-            kept = delay + (1 if predict else 0)
+            kept = self.most + (1 if predict else 0)
             self.history = deque([p.detach().clone() for p in params] for _ in range(kept))
         self.saved = [p.detach().clone() for p in params]  # this step's own weights while stale ones are in
 
@@ -84,10 +95,11 @@ class DelayedWeights:
         """Keep the current weights w_t aside and put w_(t - delay) (predicted, where asked) in
         their place."""
         torch._foreach_copy_(self.saved, self.params)
+        at = self.most - self.delay  # history[-1] is w_(t-1)
         if not self.predict:
-            torch._foreach_copy_(self.params, self.history[0])
+            torch._foreach_copy_(self.params, self.history[at])
             return
-        older, stale = self.history[0], self.history[1]
+        older, stale = self.history[at], self.history[at + 1]
         torch._foreach_copy_(self.params, stale)
         torch._foreach_add_(self.params, torch._foreach_sub(stale, older), alpha=float(self.delay))
 
@@ -144,8 +156,10 @@ class Backprop(Method):
         predict = getattr(settings, "predict_weights", False)
         strength = getattr(settings, "delay_compensation", 0.0)
         stashing = not getattr(settings, "backward_on_current", False)
+        most = getattr(settings, "grad_delay_max", 0)
+        draws = random.Random(ctx.job.seed)  # the spread's delays, the same for every run of this seed
         params = list(model.parameters())
-        delayed = DelayedWeights(params, delay, predict, strength, stashing) if delay else None
+        delayed = DelayedWeights(params, delay, predict, strength, stashing, most) if delay else None
         corrections = settings if isinstance(settings, DelayCorrections) and settings.corrects else None
         for epoch in ctx.epochs():
             meter = ctx.meter()
@@ -154,10 +168,13 @@ class Backprop(Method):
             # lockstep: DDP's ranks (and PL-SGD's averaging) all-reduce in their steps.
             for step, (inputs, targets) in enumerate(ctx.train_batches(epoch, lockstep=True)):
                 epochs_done = epoch + step / steps
+                if delayed is not None and most:
+                    delayed.delay = draws.randint(delay, most)
                 if corrections is None:
                     set_lr(optimizer, lr_at(epochs_done, cfg))
-                else:
-                    tune(optimizer, corrections, cfg, lr_at(epochs_done, cfg), delay, delay + 1, epochs_done)
+                else:  # τ: this step's delay; N: the passes the longest delay keeps in flight
+                    lr, step_delay = lr_at(epochs_done, cfg), (delayed.delay if delayed else delay)
+                    tune(optimizer, corrections, cfg, lr, step_delay, max(delay, most) + 1, epochs_done)
                 if delayed is not None:
                     delayed.stale()
                 logits = model(inputs)

@@ -324,3 +324,67 @@ def test_the_paper_models_table_runs_at_smoke_and_reports_every_row(tmp_path):
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(out / "pd-remedies-paper-models.csv")
     assert len(table) == 9 and table["best_acc_mean"].notna().all()
+
+
+def test_a_stashed_forwards_backward_reads_the_weights_it_read():
+    """Weight stashing: after the parameters change in place (as the async methods' updates do,
+    through `.data`), the backward of a stashed forward gives the gradient at the forward's
+    weights (a GPT-like stack: a tied embedding, a norm, linears); an unstashed one does not."""
+    import torch.nn.functional as F
+
+    from methods.common.delay import stashing_weights
+
+    torch.manual_seed(0)
+    embedding, norm, head = nn.Embedding(20, 8), nn.LayerNorm(8), nn.Linear(8, 8)
+    params = [embedding.weight, *norm.parameters(), *head.parameters()]
+
+    def loss():
+        hidden = head(norm(embedding(tokens))).relu()
+        return F.cross_entropy((hidden @ embedding.weight.T).flatten(0, 1), targets.flatten())
+
+    tokens, targets = torch.randint(0, 20, (4, 5)), torch.randint(0, 20, (4, 5))
+    at_forward = torch.autograd.grad(loss(), params)
+    with stashing_weights(params):
+        stashed = loss()
+    unstashed = loss()
+    with torch.no_grad():
+        for p in params:
+            p.data.add_(torch.randn_like(p))
+    for ours, expected in zip(torch.autograd.grad(stashed, params), at_forward, strict=True):
+        torch.testing.assert_close(ours, expected)
+    mixed = torch.autograd.grad(unstashed, params)
+    assert not all(torch.allclose(a, b) for a, b in zip(mixed, at_forward, strict=True))
+
+
+def test_the_async_methods_stash_every_forward_when_asked(monkeypatch):
+    """`async_lu --set weight_stashing=true` runs every forward under the stash (row
+    `async_lu[weight_stashing]`); off by default, as the paper's method."""
+    import methods.async_backprop as async_backprop
+
+    stashed = []
+    real = async_backprop.stashing_weights
+    monkeypatch.setattr(async_backprop, "stashing_weights", lambda params: stashed.append(1) or real(params))
+    base = {"device": "cpu", "max_epochs": 1}
+    plain = build_job("test", "synthetic", "resnet18", "async_lu", "smoke", settings=base)
+    run_job(plain, None, NullTracker(), progress=False)
+    assert stashed == [] and plain.label == "async_lu"
+    stash = {**base, "weight_stashing": True}
+    job = build_job("test", "synthetic", "resnet18", "async_lu", "smoke", settings=stash)
+    result = run_job(job, None, NullTracker(), progress=False)
+    assert result.status == "finished" and job.label == "async_lu[weight_stashing]"
+    from benchmarks.engine.rank import get_dataset
+
+    assert len(stashed) == get_dataset(job, None).steps_per_epoch(job.config.batch_size) > 0
+
+
+def test_the_delayed_bps_spread_and_inconsistency_are_refused_where_meaningless():
+    """A spread needs 0 < grad_delay < grad_delay_max; backward_on_current needs a delay and
+    excludes DC-ASGD (whose drift assumes one set of weights); each a row of its own."""
+    from methods.bp import BpConfig
+
+    for bad in (dict(grad_delay_max=2), dict(grad_delay=2, grad_delay_max=2), dict(backward_on_current=True),
+                dict(grad_delay=1, backward_on_current=True, delay_compensation=2.0)):  # fmt: skip
+        with pytest.raises(UserError):
+            BpConfig(**bad).validate()
+    assert BpConfig(grad_delay=1, grad_delay_max=2).row_name == "grad_delay=1-2"
+    assert BpConfig(grad_delay=1, backward_on_current=True).row_name == "grad_delay=1,backward_on_current"

@@ -275,6 +275,38 @@ def test_a_delayed_bp_step_takes_the_gradient_of_the_weights_of_d_updates_ago(de
     assert not torch.equal(weights[-1][0], weights[0][0])
 
 
+def test_a_delayed_bps_delay_may_change_every_step():
+    """With `most`, each step's delay is whatever was set before it (1 to 3 here): the step applies
+    the gradient of w_(t - d_t), earlier weights being the initial ones."""
+    import torch
+    from torch import nn
+
+    from methods.bp import DelayedWeights
+
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3)
+    reference = [p.detach().clone() for p in model.parameters()]
+    batches = [(torch.randn(4, 5), torch.randint(0, 3, (4,))) for _ in range(7)]
+    delays = [2, 1, 3, 3, 1, 2, 1]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    delayed = DelayedWeights(list(model.parameters()), 1, most=3)
+    for (inputs, targets), delay in zip(batches, delays, strict=True):
+        delayed.delay = delay
+        delayed.stale()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(inputs), targets).backward()
+        delayed.current()
+        optimizer.step()
+
+    weights = [reference]
+    for t, ((inputs, targets), delay) in enumerate(zip(batches, delays, strict=True)):
+        at = [w.clone().requires_grad_() for w in weights[max(t - delay, 0)]]
+        grads = torch.autograd.grad(F.cross_entropy(inputs @ at[0].T + at[1], targets), at)
+        weights.append([w - 0.1 * g for w, g in zip(weights[-1], grads, strict=True)])
+    for ours, theirs in zip(model.parameters(), weights[-1], strict=True):
+        torch.testing.assert_close(ours.detach(), theirs, rtol=1e-6, atol=1e-7)
+
+
 def test_bp_with_a_gradient_delay_is_a_row_of_its_own(store, monkeypatch):
     """`train --method bp --set grad_delay=1` trains through the delayed weights at every step (run
     name and tag `bp[grad_delay=1]`); a negative delay is refused before any run."""
