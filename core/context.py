@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -266,7 +268,8 @@ class TrainContext:
         test_loss = test_acc = float("nan")
         held_out = self.dataset.held_out(test_loss, test_acc)  # NaNs on ranks that do not evaluate
         if self.rank == 0:  # rank 0 evaluates its replica and decides for every rank
-            test_loss, test_acc = self.evaluate(model or self.model)
+            with self._evaluation_threads(clock_runs):
+                test_loss, test_acc = self.evaluate(model or self.model)
             held_out = self.dataset.held_out(test_loss, test_acc)
             self._decide(test_loss, held_out, budget_hit)
         self._share_decision()
@@ -335,6 +338,22 @@ class TrainContext:
         )
         torch.cuda.reset_peak_memory_stats(self.device)
         return memory
+
+    @contextmanager
+    def _evaluation_threads(self, clock_runs: bool) -> Iterator[None]:
+        """On a CPU, evaluate with the process's whole share of the cores where the method lowered
+        its intra-op threads for threads of its own (the async methods: a third each), idle while
+        this evaluates; not where the method trains on meanwhile (`clock_runs`) or the user set
+        `threads`."""
+        threads, share = torch.get_num_threads(), max(1, (os.cpu_count() or 1) // self.world)
+        if self.device.type != "cpu" or clock_runs or self.config.threads or threads >= share:
+            yield
+            return
+        torch.set_num_threads(share)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
     def evaluate(self, model: torch.nn.Module) -> tuple[float, float]:
         """(mean loss, accuracy) per target over the whole test split, in eval mode (a target is a

@@ -328,3 +328,30 @@ def test_bp_with_a_gradient_delay_is_a_row_of_its_own(store, monkeypatch):
     assert run.data.tags["row_name"] == "grad_delay=1" and run.data.params["grad_delay"] == "1"
     proc = run_cli("train", "--method", "bp", "--profile", "smoke", "--set", "grad_delay=-1")
     assert proc.returncode == 2 and "grad_delay must be >= 0" in proc.stderr, proc.stderr
+
+
+def test_an_async_run_evaluates_on_all_its_cores_and_trains_on_its_threads_share(monkeypatch):
+    """The async methods give each of their 3 threads a third of the cores; the evaluation between
+    epochs (their threads idle) runs on the process's whole share, and training resumes on a third."""
+    import os
+
+    import torch
+
+    from benchmarks.engine.build import build_job
+    from benchmarks.engine.tracking import NullTracker
+    from core.context import TrainContext
+
+    seen = []
+    evaluate = TrainContext.evaluate
+    monkeypatch.setattr(TrainContext, "evaluate", lambda self, model: seen.append(torch.get_num_threads())
+                        or evaluate(self, model))  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        job = build_job("test", "synthetic", "resnet18", "async_lu", "smoke", settings={"device": "cpu"})
+        run_job(job, None, NullTracker(), progress=False)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+    cores = os.cpu_count() or 1
+    assert seen and set(seen) == {cores}, seen
+    assert after == max(1, cores // 3)  # the method's own share again after each evaluation

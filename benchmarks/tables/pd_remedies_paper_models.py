@@ -27,7 +27,7 @@ def rows(dataset: str, model: str, profile: str) -> list[Row]:
     base = hyperparameters(dataset, model, profile)
     k = DELAY_LR_EPOCHS[profile]
     plain = dict(optimizer=base.optimizer, momentum=base.momentum, delay_momentum=False, delay_lr_epochs=0.0,
-                 predict_weights=False, delay_compensation=0.0)  # fmt: skip
+                 predict_weights=False, delay_compensation=0.0, weight_stashing=False)  # fmt: skip
 
     def row(name: str = "", **changes) -> Row:
         return Row("async_lu", name, tuple({**plain, **changes}.items()))
