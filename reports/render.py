@@ -404,7 +404,7 @@ def save_figure(fig, title: str, spec_id: str, profile: str, out_dir: Path) -> P
     fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 14)), fontsize=10)
     fig.tight_layout()
     path = out_dir / f"{spec_id}-{profile}.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight": a legend beside the plots is kept
     plt.close(fig)
     return path
 

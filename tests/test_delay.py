@@ -360,20 +360,17 @@ def test_the_async_methods_stash_every_forward_when_asked(monkeypatch):
     """`async_lu --set weight_stashing=true` runs every forward under the stash (row
     `async_lu[weight_stashing]`); off by default, as the paper's method."""
     import methods.async_backprop as async_backprop
+    from benchmarks.engine.rank import get_dataset
+    from methods.common.async_engine import AsyncConfig
 
     stashed = []
     real = async_backprop.stashing_weights
     monkeypatch.setattr(async_backprop, "stashing_weights", lambda params: stashed.append(1) or real(params))
-    base = {"device": "cpu", "max_epochs": 1}
-    plain = build_job("test", "synthetic", "resnet18", "async_lu", "smoke", settings=base)
-    run_job(plain, None, NullTracker(), progress=False)
-    assert stashed == [] and plain.label == "async_lu"
-    stash = {**base, "weight_stashing": True}
-    job = build_job("test", "synthetic", "resnet18", "async_lu", "smoke", settings=stash)
+    assert AsyncConfig().weight_stashing is False and AsyncConfig().row_name == ""
+    settings = {"device": "cpu", "max_epochs": 1, "weight_stashing": True}
+    job = build_job("test", "synthetic", "resnet18", "async_lu", "smoke", settings=settings)
     result = run_job(job, None, NullTracker(), progress=False)
     assert result.status == "finished" and job.label == "async_lu[weight_stashing]"
-    from benchmarks.engine.rank import get_dataset
-
     assert len(stashed) == get_dataset(job, None).steps_per_epoch(job.config.batch_size) > 0
 
 

@@ -83,7 +83,7 @@ def test_the_screening_picks_by_run_0_and_confirms_the_best_two_with_their_basel
     assert baselines(evidence, "async_lu[lr/2]") == ["bp"]  # no bp row at half the learning rate
     chosen = confirmed_rows(evidence)
     assert chosen == ("async_lu[muon]", "async_lu[delay_momentum]", "bp", "bp[muon]")
-    assert len(REMEDIES) == 8 and set(chosen) <= set(QUICK_ROWS)
+    assert len(REMEDIES) == 9 and set(chosen) <= set(QUICK_ROWS)
 
 
 def test_an_incomplete_screening_decides_nothing(tmp_path):

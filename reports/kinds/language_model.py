@@ -81,9 +81,9 @@ def draw(spec, profile: str, per_run: pd.DataFrame, per_block: pd.DataFrame, out
     )
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     hue_order = list(dict.fromkeys([*(m for m in spec.methods if m in set(long["method"])), *long["method"]]))
-    palette = dict(
-        zip(hue_order, sns.color_palette(n_colors=len(hue_order)), strict=True)
-    )  # one colour a row
+    # One colour a row: the default cycle repeats after 10, so a longer table takes tab20's 20.
+    colours = sns.color_palette("tab20" if len(hue_order) > 10 else None, n_colors=len(hue_order))
+    palette = dict(zip(hue_order, colours, strict=True))
     sns.lineplot(
         data=long, x="train_time_s", y="test_bpb", hue="method", hue_order=hue_order, palette=palette,
         units="run", estimator=None, marker="o", ax=left,
@@ -99,5 +99,11 @@ def draw(spec, profile: str, per_run: pd.DataFrame, per_block: pd.DataFrame, out
         right.set_xlabel("blocks from the output (0: the last block)")
         right.set_ylabel("staleness (updates)")
     right.set_title("staleness per block", fontsize=10)
+    # One legend for both plots, beside them: inside, a table's 18 rows hide the curves.
+    handles, labels = left.get_legend_handles_labels()
+    for ax in (left, right):
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.legend(handles, labels, title="row", loc="upper left", bbox_to_anchor=(1.0, 0.92), fontsize=8)
     synthetic = " (smoke: synthetic data in the dataset's shape)" if profile == "smoke" else ""
     return save_figure(fig, spec.title + synthetic, spec.id, profile, out_dir)
