@@ -313,6 +313,8 @@ def test_the_authors_workers_run_on_into_the_next_epoch():
     assert state.lease_in_run(steps, total) is None
 
 
+@pytest.mark.slow  # two spawned devices, ~14 s: in CI (`make test-ci`), out of the 6-minute default run
+@pytest.mark.ci
 def test_two_devices_in_the_authors_reading_train_every_batch_once(store):
     """Q = 2, U = 2, 2 epochs, K = 1, no start or epoch barrier: every update of the run is counted
     once, the shard's partial last batch included (their DataLoader keeps it: 512 samples in

@@ -188,6 +188,8 @@ def test_ranks_stepping_together_stop_together_at_the_time_budget(store, method)
     assert result["stop_reason"] == "time_budget" and result["status"] == "finished"
 
 
+@pytest.mark.slow  # every row at smoke, ~16 s: in CI (`make test-ci`), out of the 6-minute default run
+@pytest.mark.ci
 def test_the_pd_pipeline_table_reports_its_rows_with_memory_and_idle_fraction(tmp_path):
     """`run pd-pipeline --profile smoke` (2 processes for every multi-device row), its report
     (each row with peak memory; the pipelines with their idle fraction) and its claim."""
