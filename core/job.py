@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .config import ADDED_SETTINGS, NoConfig, TrainConfig, flatten, keyed
@@ -13,38 +14,105 @@ from .config import ADDED_SETTINGS, NoConfig, TrainConfig, flatten, keyed
 Setting = int | float | bool | str  # a typed hyperparameter value
 
 
+# Each method's own settings (the fields of its Config) at their defaults, method -> key -> default;
+# filled by `methods.register_method`. A row's identity leaves out a method setting at its default
+# and includes every one that differs (`Row`, `Row.extended`).
+METHOD_SETTINGS: dict[str, dict[str, Setting]] = {}
+
+
+def declare_method_settings(method: str, config_cls: type) -> None:
+    """Record `method`'s own settings and their defaults (its Config's fields)."""
+    METHOD_SETTINGS[method] = {f.name: f.default for f in dataclasses.fields(config_cls)}
+
+
 @dataclass(frozen=True)
 class Row:
-    """A row of a table: a method, and the typed settings that make it a row of its own.
+    """A row of a table: a method and the typed settings that make it a row of its own.
 
-    Where one method fills several rows (002's cells, 004's thread ratios) each row has a `name`
-    (`U=4,B=128`, shown in the report and logged as the run's tag `cell`) and the `settings` that
-    define it (`workers_per_device=4, batch_size=128`), as config field names and typed values. A
-    run belongs to the row whose method it ran with those settings: reports find a run's row by
-    its logged params (`matches`), never by reading a label.
+    The identity of every run: a job's row is its table row's settings plus every setting of the
+    method's own that differs from its default (`Row.extended`, by build_job), and a stored run's
+    is found the same way from its params (`run_row`). A method setting at its default is no part
+    of a row (`Row.of("async_lu", backward_threads=2)` is `Row("async_lu")`). Its name is derived,
+    never declared: `lapsgd[reading=authors_code]`, `lapsgd[workers_per_device=4,batch_size=128]`.
     """
 
     method: str
-    name: str = ""
     settings: tuple[tuple[str, Setting], ...] = ()
 
+    def __post_init__(self) -> None:
+        defaults = METHOD_SETTINGS.get(self.method, {})
+        own = tuple((k, v) for k, v in self.settings if not (k in defaults and same_value(v, defaults[k])))
+        object.__setattr__(self, "settings", own)
+
     @classmethod
-    def of(cls, method: str, name: str = "", **settings: Setting) -> Row:
-        """`Row.of("lapsgd", "U=4,B=128", workers_per_device=4, batch_size=128)`."""
-        return cls(method, name, tuple(settings.items()))
+    def of(cls, method: str, **settings: Setting) -> Row:
+        """`Row.of("lapsgd", workers_per_device=4, batch_size=128)`."""
+        return cls(method, tuple(settings.items()))
+
+    @property
+    def name(self) -> str:
+        """The settings as text, `reading=authors_code,grad_delay=1` ("" for a method's plain row)."""
+        return ",".join(f"{key}={format_setting(value)}" for key, value in self.settings)
 
     @property
     def label(self) -> str:
-        """The row as a report names it: `lapsgd[U=4,B=128]`, or the method alone."""
-        return f"{self.method}[{self.name}]" if self.name else self.method
+        """The row as a report names it: `lapsgd[reading=authors_code]`, or the method alone."""
+        return f"{self.method}[{self.name}]" if self.settings else self.method
 
     def matches(self, method: str, params: Mapping[str, object]) -> bool:
         """Whether a run of `method` with these logged `params` (MLflow's strings, or typed values)
-        belongs to this row: the same method, and every setting of the row equal to the param (a
-        setting added after the run was logged reads as its default)."""
+        holds this row's settings: the same method, and every setting of the row equal to the param
+        (a setting added after the run was logged reads as its default)."""
         return method == self.method and all(
             setting_equals(value, logged_or_added(params, key)) for key, value in self.settings
         )
+
+    def extended(self, values: Mapping[str, object]) -> Row:
+        """This row plus each of its method's own settings that `values` (a config's fields, or a
+        run's params) hold at other than the default and the row does not set."""
+        declared = {key for key, _ in self.settings}
+        extra = []
+        for key, default in METHOD_SETTINGS.get(self.method, {}).items():
+            logged = logged_or_added(values, key)
+            if key in declared or logged is None or setting_equals(default, logged):
+                continue
+            extra.append((key, typed_like(default, logged)))
+        return Row(self.method, self.settings + tuple(extra)) if extra else self
+
+
+def run_row(rows: Sequence[Row], method: str, params: Mapping[str, object]) -> Row | None:
+    """The identity of a stored run among a table's `rows`: the most specific row whose settings
+    its params hold, extended by the method settings it changed (`Row.extended`); None if it holds
+    no row's. So runs of two readings of one method are two rows, never one."""
+    matching = [row for row in rows if row.matches(method, params)]
+    if not matching:
+        return None
+    return max(matching, key=lambda row: len(row.settings)).extended(params)
+
+
+def same_value(a: object, b: object) -> bool:
+    """Two typed settings equal (floats to 1e-9)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, int | float) and isinstance(b, int | float) and math.isclose(a, b, rel_tol=1e-9)
+    return a == b and type(a) is type(b)
+
+
+def format_setting(value: Setting) -> str:
+    """A setting as a row's name shows it: `true`, `4`, `0.0005`, `authors_code`."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def typed_like(default: Setting, logged: object) -> Setting:
+    """A logged param (MLflow keeps strings) as a value of the type of `default`."""
+    if isinstance(logged, type(default)) and not (isinstance(default, int) and isinstance(logged, bool)):
+        return logged
+    if isinstance(default, bool):
+        return str(logged).lower() in ("true", "1")
+    if isinstance(default, int):
+        return int(float(logged))
+    return type(default)(logged)
 
 
 def logged_or_added(params: Mapping[str, object], key: str) -> object:
@@ -91,11 +159,14 @@ class Job:
     run_index: int = 0
     devices: int = 1
     synthetic: bool = False  # random inputs in the dataset's shape (timing, where pixels don't matter)
-    # The name of the job's row, "" for a method's plain row: the table's where one method fills
-    # several (Row.name: 002's "U=4,B=128"), after the name the method's config gives its row
-    # (LAP-SGD's `authors_code` reading), comma-joined (build_job). Runs carry it as the tag
-    # `row_name`; reports name their rows `method[row_name]`.
-    row_name: str = ""
+    # The settings that make the job's row (core.job.Row: its table row's, then the method settings
+    # that differ from their defaults), derived by build_job; reports find a run's row from its params.
+    row_settings: tuple[tuple[str, Setting], ...] = ()
+
+    @property
+    def row(self) -> Row:
+        """The job's row: `Row(method, row_settings)`, named `lapsgd[reading=authors_code]`."""
+        return Row(self.method, self.row_settings)
 
     @property
     def synthetic_data(self) -> bool:
@@ -121,14 +192,14 @@ class Job:
             self.profile,
             self.seed,
             self.keyed_params(),
-            self.row_name,
+            self.row.name,
         ]
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
     def label(self) -> str:
-        """The method as a table row names it: `lapsgd`, or `lapsgd[authors_code]` for a named row."""
-        return f"{self.method}[{self.row_name}]" if self.row_name else self.method
+        """The job's row as a table names it: `lapsgd`, or `lapsgd[reading=authors_code]`."""
+        return self.row.label
 
     @property
     def name(self) -> str:

@@ -42,23 +42,13 @@ class BpConfig(DelayCorrections):
     # 2019), the exact gradient of the stale weights.
     backward_on_current: bool = added_setting("backward_on_current", False, "2026-11-26")
 
-    @property
-    def row_name(self) -> str:
-        """A delayed bp is a row of its own: `bp[grad_delay=1]`, `bp[grad_delay=1,delay_momentum]`,
-        `bp[grad_delay=1,backward_on_current]`."""
-        spread = f"-{self.grad_delay_max}" if self.grad_delay_max else ""
-        delay = [f"grad_delay={self.grad_delay}{spread}"] if self.grad_delay else []
-        inconsistent = ["backward_on_current"] if self.backward_on_current else []
-        return ",".join(delay + inconsistent + self.corrections)
-
     def validate(self) -> None:
         """Reject a negative delay, or a correction without one, with one line."""
         if self.grad_delay < 0:
             raise UserError(f"grad_delay must be >= 0, got {self.grad_delay}")
         self.validate_corrections()
         if self.corrects and not self.grad_delay:
-            named = ", ".join(self.corrections)
-            raise UserError(f"{named} needs grad_delay > 0: bp's gradients are not stale otherwise")
+            raise UserError("a delay correction needs grad_delay > 0: bp's gradients are not stale otherwise")
         if self.grad_delay_max and not 0 < self.grad_delay < self.grad_delay_max:
             limits = f"grad_delay={self.grad_delay}, grad_delay_max={self.grad_delay_max}"
             raise UserError(f"grad_delay_max needs 0 < grad_delay < grad_delay_max, got {limits}")

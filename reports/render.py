@@ -161,7 +161,7 @@ def training_per_run(
             model=run["model"],
             method=run["method"],
             label=run["label"],
-            row=int(run["row"]) if "row" in run else -1,
+            row=float(run["row"]) if "row" in run else -1.0,
             **{key: run[key] for key in settings},
             run_index=int(run["run_index"]),
             run_id=run["run_id"],
@@ -192,7 +192,7 @@ def summarise(per_run: pd.DataFrame, columns: list[str], keys=("model", "label")
         row = {("method" if k == "label" else k): v for k, v in zip(keys, key, strict=True)}
         row["runs"] = len(group)
         if "label" in keys:
-            row["_row"] = int(group["row"].iloc[0]) if "row" in group else -1
+            row["_row"] = float(group["row"].iloc[0]) if "row" in group else -1.0
         for column in columns:
             mean, std, _ = mean_std(group[column])
             row[f"{column}_mean"], row[f"{column}_std"] = mean, std
@@ -207,7 +207,11 @@ def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
         return summary
     if "method" not in summary:
         return summary.sort_values("model", kind="stable").reset_index(drop=True)
-    rank = summary["_row"].fillna(-1).astype(int) if "_row" in summary else pd.Series(-1, index=summary.index)
+    rank = (
+        summary["_row"].fillna(-1).astype(float)
+        if "_row" in summary
+        else pd.Series(-1.0, index=summary.index)
+    )
     order = summary.assign(
         _rank=[r if r >= 0 else math.inf for r in rank],
         _label=[natural_key(m) for m in summary["method"]],

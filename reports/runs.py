@@ -12,6 +12,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from core.job import METHOD_SETTINGS, Row, Setting, logged_or_added, typed_like
 from core.metric import ACCURACY, ENGINE, Metric, stored_names
 
 CELL = ["profile", "model", "label", "run_index"]  # one run of one cell of a table
@@ -36,31 +37,43 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     frame = frame.drop(columns=[c for c in tags.values() if c in frame.columns]).rename(columns=tags)
     if "run_index" in frame:  # training runs (perf results have none)
         frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
-    if "method" in frame:
-        # A run's label names its row in a report: the method, and its row's name where it has one
-        # (a table's `U=4,B=128`, LAP-SGD as its authors' code runs it), as the runner tagged it. A
-        # display name only: which row of a table a run is of is decided by its params (`with_rows`).
-        named = frame["row_name"].fillna("") if "row_name" in frame else pd.Series("", index=frame.index)
-        frame["label"] = frame["method"].where(named == "", frame["method"] + "[" + named + "]")
     return frame
 
 
 def with_rows(runs: pd.DataFrame, spec) -> pd.DataFrame:
-    """The runs that are of one of the spec's rows, with `row` (its index in `spec.rows`) and one
-    typed column per setting that defines a row (`forward_threads`, `straggler_delay_frac`, ...).
-
-    A run is of a row when it ran the row's method with the row's settings, read from its params.
-    """
+    """The runs of the spec's rows' settings, each with its own row (`spec.run_row`, from its
+    params): `identity` (the Row), `label` (its name, `lapsgd[reading=authors_code]`), `row` (the
+    index in `spec.rows` of the table row it extends: order and paper values) and one typed column
+    per setting of any row (`forward_threads`, `straggler_delay_frac`, ...), a setting a row leaves
+    out at its method's default or, for a shared setting, at the run's logged value."""
     if runs.empty:
         return runs
     params = [c for c in runs.columns if c.startswith("params.")]
     logged = runs[params].rename(columns=lambda c: c.removeprefix("params.")).to_dict("records")
-    rows = [spec.row_of(method, p) for method, p in zip(runs["method"], logged, strict=True)]
-    runs = runs.assign(row=rows)
-    runs = runs[runs["row"] >= 0].copy()
-    for key in dict.fromkeys(k for row in spec.rows for k, _ in row.settings):
-        runs[key] = [dict(spec.rows[i].settings).get(key) for i in runs["row"]]
+    identities = [spec.run_row(m, p) for m, p in zip(runs["method"], logged, strict=True)]
+    keep = [identity is not None for identity in identities]
+    runs = runs[keep].copy()
+    identities = [i for i in identities if i is not None]
+    logged = [p for p, k in zip(logged, keep, strict=True) if k]
+    runs["identity"] = identities
+    runs["label"] = [identity.label for identity in identities]
+    runs["row"] = [spec.row_index(identity) for identity in identities]
+    prototypes = {k: v for row in [*spec.rows, *identities] for k, v in row.settings}
+    for key, prototype in prototypes.items():
+        runs[key] = [setting_of(i, key, prototype, p) for i, p in zip(identities, logged, strict=True)]
     return runs
+
+
+def setting_of(identity: Row, key: str, prototype: Setting, params: dict) -> Setting | None:
+    """A run's typed value of a setting: its row's, else its method's default, else its param."""
+    settings = dict(identity.settings)
+    if key in settings:
+        return settings[key]
+    default = METHOD_SETTINGS.get(identity.method, {}).get(key)
+    if default is not None:
+        return default
+    value = logged_or_added(params, key)
+    return None if value is None else typed_like(prototype, value)
 
 
 def latest_per_cell(runs: pd.DataFrame, status: str | None = "finished") -> pd.DataFrame:

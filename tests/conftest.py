@@ -220,7 +220,6 @@ def add_run(
     train_acc=None,
     profile="paper",
     hardware=None,
-    row_name=None,
     params=None,
 ):
     """A run with tags as the runner writes them and a learning curve (test_acc, train_time_s per epoch).
@@ -232,8 +231,6 @@ def add_run(
         table=table, model=model, method=method, profile=profile, run_index=run_index, seed=run_index,
         status="running", kind="fwd_bwd_timing" if metrics else "train", hardware=hardware, devices=1,
     )  # fmt: skip
-    if row_name:
-        tags["row_name"] = row_name
     params = {**(params or {}), **hardware.params()}
     run_id = tracker.start(table, f"{model}-{method}-{run_index}", tags, params)
     for epoch, (a, t) in enumerate(zip(acc or [], times or [], strict=True)):
@@ -248,13 +245,12 @@ def add_run(
 
 
 def row_params(table: str, method: str, name: str) -> dict:
-    """The params a run logs when it is of the table's row `method[name]` (its typed settings)."""
+    """The params a run of the table's row `method[name]` logs (its job's, as the runner logs them)."""
     from benchmarks.tables import TABLES
 
     spec = TABLES[table]
-    rows = [
-        *spec.rows,
-        *(cell.row for profile in ("paper", "quick", "smoke") for cell in spec.cells(profile)),
-    ]
-    row = next(r for r in rows if r.method == method and r.name == name)
-    return dict(row.settings)
+    for profile in ("paper", "quick", "smoke"):
+        for job in spec.jobs(profile):
+            if job.method == method and job.row.name == name:
+                return job.params()
+    raise KeyError(f"{table} has no row {method}[{name}]")

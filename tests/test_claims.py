@@ -323,11 +323,11 @@ def test_stragglers_are_judged_per_delay_level(tmp_path):
     from .conftest import row_params
 
     uri, tracker = new_store(tmp_path)
-    rows = {"delay=0%": 0.0, "delay=25%": 0.002, "delay=100%": 0.06}
+    rows = {"": 0.0, "straggler_delay_frac=0.25": 0.002, "straggler_delay_frac=1": 0.06}
     for i in range(3):
         for name, drop in rows.items():
             add_run(tracker, "pd-stragglers", "resnet18", "async_lu", i, [0.5, 0.8 - drop + 0.001 * i],
-                    [10.0, 20.0], hardware=TWO_CORES, row_name=name,
+                    [10.0, 20.0], hardware=TWO_CORES,
                     params=row_params("pd-stragglers", "async_lu", name))  # fmt: skip
     result = verdict(uri, "004-stragglers-cost-under-2.5-points")
     names = [c.name for c in result.cells]

@@ -10,6 +10,7 @@ from benchmarks.engine.runner import run_job
 from benchmarks.engine.tracking import NullTracker
 from core.config import TrainConfig
 from core.errors import UserError
+from core.job import Row
 from methods.common.delay import (
     DelayCorrections,
     ExpectedStaleness,
@@ -155,8 +156,12 @@ def test_a_setting_added_later_keeps_the_keys_and_rows_of_stored_runs():
     assert rows["async_lu"].matches(
         "async_lu", {**older, "delay_compensation": float("nan")}
     )  # a frame's gap
-    assert not rows["async_lu[delay_comp=2]"].matches("async_lu", older)
-    assert rows["async_lu[delay_comp=2]"].matches("async_lu", jobs["async_lu[delay_comp=2]"].params())
+    compensated_row = Row.of("async_lu", delay_compensation=2.0)
+    assert not compensated_row.matches("async_lu", older)
+    assert compensated_row.matches("async_lu", jobs[compensated_row.label].params())
+    spec = TABLES["pd-transformer-remedies"]
+    assert spec.run_row("async_lu", older) == Row("async_lu")
+    assert spec.run_row("async_lu", {k: str(v) for k, v in compensated.params().items()}) == compensated_row
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw", "nadamw", "muon"])
@@ -302,11 +307,12 @@ def test_each_run_of_the_paper_models_table_is_found_in_its_own_row():
         assert {(j.model, j.label) for j in jobs} == {
             (m, f"async_lu[{name}]" if name else "async_lu")
             for m in ("resnet18", "lstm")
-            for name in ("", "delay_momentum", "delay_lr=1" if profile != "paper" else "delay_lr=10",
-                         "predict_weights", "delay_comp=2", *(["muon"] if m == "lstm" else []))
+            for name in ("", "delay_momentum=true", f"delay_lr_epochs={1 if profile != 'paper' else 10}",
+                         "predict_weights=true", "delay_compensation=2",
+                         *(["optimizer=muon,momentum=0.95"] if m == "lstm" else []))
         }  # fmt: skip
-        for job in jobs:
-            assert [r.label for r in spec.rows if r.matches(job.method, job.params())] == [job.label]
+        for job in jobs:  # as MLflow keeps them: strings
+            assert spec.run_row(job.method, {k: str(v) for k, v in job.params().items()}) == job.row
 
 
 @pytest.mark.slow  # 9 smoke jobs and the report, ~12 s
@@ -358,7 +364,7 @@ def test_a_stashed_forwards_backward_reads_the_weights_it_read():
 
 def test_the_async_methods_stash_every_forward_when_asked(monkeypatch):
     """`async_lu --set weight_stashing=true` runs every forward under the stash (row
-    `async_lu[weight_stashing]`); off by default, as the paper's method."""
+    `async_lu[weight_stashing=true]`); off by default, as the paper's method."""
     import methods.async_backprop as async_backprop
     from benchmarks.engine.rank import get_dataset
     from methods.common.async_engine import AsyncConfig
@@ -366,11 +372,11 @@ def test_the_async_methods_stash_every_forward_when_asked(monkeypatch):
     stashed = []
     real = async_backprop.stashing_weights
     monkeypatch.setattr(async_backprop, "stashing_weights", lambda params: stashed.append(1) or real(params))
-    assert AsyncConfig().weight_stashing is False and AsyncConfig().row_name == ""
+    assert AsyncConfig().weight_stashing is False
     settings = {"device": "cpu", "max_epochs": 1, "weight_stashing": True}
     job = build_job("test", "synthetic", "resnet18", "async_lu", "smoke", settings=settings)
     result = run_job(job, None, NullTracker(), progress=False)
-    assert result.status == "finished" and job.label == "async_lu[weight_stashing]"
+    assert result.status == "finished" and job.row == Row.of("async_lu", weight_stashing=True)
     assert len(stashed) == get_dataset(job, None).steps_per_epoch(job.config.batch_size) > 0
 
 
@@ -383,5 +389,6 @@ def test_the_delayed_bps_spread_and_inconsistency_are_refused_where_meaningless(
                 dict(grad_delay=1, backward_on_current=True, delay_compensation=2.0)):  # fmt: skip
         with pytest.raises(UserError):
             BpConfig(**bad).validate()
-    assert BpConfig(grad_delay=1, grad_delay_max=2).row_name == "grad_delay=1-2"
-    assert BpConfig(grad_delay=1, backward_on_current=True).row_name == "grad_delay=1,backward_on_current"
+    for settings in (dict(grad_delay=1, grad_delay_max=2), dict(grad_delay=1, backward_on_current=True)):
+        job = build_job("test", "synthetic", "resnet18", "bp", "smoke", settings=settings)
+        assert job.row == Row("bp", tuple(settings.items())) and job.label == f"bp[{job.row.name}]"

@@ -19,6 +19,7 @@ from .conftest import TWO_CORES, empty_store
 CLAIM = "gpt-remedy-closes-gap"
 QUICK_ROWS = {c.row.label: c.row for c in TABLES[TABLE].cells("quick")}
 JOBS = {job.label: job for job in TABLES[TABLE].jobs("quick")}
+LR_HALF = next(label for label, row in QUICK_ROWS.items() if row.method == "async_lu" and "lr" in dict(row.settings) and label.endswith("0.001]"))
 SCREENING_DIR = tempfile.TemporaryDirectory(prefix="screening-")
 REMEDIES = [label for label, row in QUICK_ROWS.items() if row.method == "async_lu" and label != "async_lu"]
 SCREENED = ["async_lu", *REMEDIES]  # the screening: run 0 of every async_lu row
@@ -30,7 +31,7 @@ def add(tracker, label: str, run_index: int, bpb: list[float], seconds: float = 
     job = JOBS[label]
     tags = dict(table=TABLE, model="gpt", method=job.method, profile="quick", run_index=run_index,
                 seed=run_index, status="running", kind="train", hardware=TWO_CORES, devices=1,
-                **({"row_name": job.row_name} if job.row_name else {}))  # fmt: skip
+                **({"row_name": job.row.name} if job.row.settings else {}))  # fmt: skip
     params = {**job.params(), **TWO_CORES.params()}
     run_id = tracker.start(TABLE, f"gpt-{label}-{run_index}", tags, params)
     for epoch, value in enumerate(bpb):
@@ -41,12 +42,12 @@ def add(tracker, label: str, run_index: int, bpb: list[float], seconds: float = 
 
 @functools.cache
 def screening_store() -> Path:
-    """A store whose screening (run 0 of every row) ranks async_lu[muon] first (2.04), then
-    async_lu[delay_momentum] (3.0), bp at 2.09; built once, copied by each test."""
+    """A store whose screening (run 0 of every row) ranks async_lu[optimizer=muon,momentum=0.95] first (2.04), then
+    async_lu[delay_momentum=true] (3.0), bp at 2.09; built once, copied by each test."""
     path = Path(SCREENING_DIR.name) / "mlflow.db"
     tracker = Tracker(empty_store(path))
     for label in QUICK_ROWS:
-        final = {"async_lu[muon]": 2.04, "async_lu[delay_momentum]": 3.0, "bp": 2.09}.get(label, 3.6)
+        final = {"async_lu[optimizer=muon,momentum=0.95]": 2.04, "async_lu[delay_momentum=true]": 3.0, "bp": 2.09}.get(label, 3.6)
         add(tracker, label, 0, [final + 0.5, final])
     return path
 
@@ -66,7 +67,7 @@ def confirm(tracker, remedy: str, curve: list[float], runs=(1, 2, 3), lu_seconds
     """Fresh runs of `remedy` and its baselines (bp, bp under its optimiser), shifted a little by run."""
     for i in runs:
         add(tracker, remedy, i, [v + 0.002 * i for v in curve], lu_seconds)
-        for baseline in ("bp", "bp[muon]") if "muon" in remedy else ("bp",):
+        for baseline in ("bp", "bp[optimizer=muon,momentum=0.95]") if "muon" in remedy else ("bp",):
             add(tracker, baseline, i, [v - 0.001 * i for v in bp_curve])
 
 
@@ -77,12 +78,12 @@ def judge(uri: str):
 def test_the_screening_picks_by_run_0_and_confirms_the_best_two_with_their_baselines(tmp_path):
     uri, tracker = screened(tmp_path)
     evidence = Evidence(uri, dict(TABLES), "quick").planned(CLAIMS[CLAIM])
-    assert [label for label, _ in ranking(evidence)][:2] == ["async_lu[muon]", "async_lu[delay_momentum]"]
+    assert [label for label, _ in ranking(evidence)][:2] == ["async_lu[optimizer=muon,momentum=0.95]", "async_lu[delay_momentum=true]"]
     # Muon's baselines: bp, and bp under Muon (a better optimiser alone must not pass for a remedy).
-    assert baselines(evidence, "async_lu[muon]") == ["bp", "bp[muon]"]
-    assert baselines(evidence, "async_lu[lr/2]") == ["bp"]  # no bp row at half the learning rate
+    assert baselines(evidence, "async_lu[optimizer=muon,momentum=0.95]") == ["bp", "bp[optimizer=muon,momentum=0.95]"]
+    assert baselines(evidence, LR_HALF) == ["bp"]  # no bp row at half the learning rate
     chosen = confirmed_rows(evidence)
-    assert chosen == ("async_lu[muon]", "async_lu[delay_momentum]", "bp", "bp[muon]")
+    assert chosen == ("async_lu[optimizer=muon,momentum=0.95]", "async_lu[delay_momentum=true]", "bp", "bp[optimizer=muon,momentum=0.95]")
     assert len(REMEDIES) == 9 and set(chosen) <= set(QUICK_ROWS)
 
 
@@ -98,12 +99,12 @@ def test_an_incomplete_screening_decides_nothing(tmp_path):
 
 def test_within_the_margin_and_sooner_on_fresh_runs_reproduces(tmp_path):
     uri, tracker = screened(tmp_path)
-    confirm(tracker, "async_lu[muon]", AHEAD)
+    confirm(tracker, "async_lu[optimizer=muon,momentum=0.95]", AHEAD)
     result = judge(uri)
     assert result.verdict == REPRODUCED, result.reason
-    assert {c.name for c in result.cells} == {"async_lu[muon] vs bp", "async_lu[muon] vs bp[muon]"}
+    assert {c.name for c in result.cells} == {"async_lu[optimizer=muon,momentum=0.95] vs bp", "async_lu[optimizer=muon,momentum=0.95] vs bp[optimizer=muon,momentum=0.95]"}
     assert all(len(c.values) == 3 and c.planned == 3 for c in result.cells)  # runs 1-3; run 0 only picks
-    assert "screening (run 0): async_lu[muon] 2.040" in result.evidence
+    assert "screening (run 0): async_lu[optimizer=muon,momentum=0.95] 2.040" in result.evidence
 
 
 @pytest.mark.parametrize(
@@ -120,47 +121,47 @@ def test_within_the_margin_and_sooner_on_fresh_runs_reproduces(tmp_path):
 def test_stores_on_which_it_must_fail_or_stay_open(tmp_path, case):
     uri, tracker = screened(tmp_path)
     if case == "gap":  # 0.2 bits per byte behind at equal epochs
-        confirm(tracker, "async_lu[muon]", [v + 0.2 for v in AHEAD])
+        confirm(tracker, "async_lu[optimizer=muon,momentum=0.95]", [v + 0.2 for v in AHEAD])
     elif case == "slower":  # as good at equal epochs, but 2x slower an epoch: not sooner
-        confirm(tracker, "async_lu[muon]", AHEAD, lu_seconds=100.0)
-    elif case == "behind bp under its optimiser":  # within 0.05 of bp (AdamW), 0.2 behind bp[muon]
+        confirm(tracker, "async_lu[optimizer=muon,momentum=0.95]", AHEAD, lu_seconds=100.0)
+    elif case == "behind bp under its optimiser":  # within 0.05 of bp (AdamW), 0.2 behind bp[optimizer=muon,momentum=0.95]
         for i in (1, 2, 3):
-            add(tracker, "async_lu[muon]", i, [v + 0.002 * i for v in AHEAD], 40.0)
+            add(tracker, "async_lu[optimizer=muon,momentum=0.95]", i, [v + 0.002 * i for v in AHEAD], 40.0)
             add(tracker, "bp", i, [v - 0.001 * i for v in BP])
-            add(tracker, "bp[muon]", i, [v - 0.2 - 0.001 * i for v in BP])
+            add(tracker, "bp[optimizer=muon,momentum=0.95]", i, [v - 0.2 - 0.001 * i for v in BP])
     elif case == "picked on run 0":  # the second remedy's fresh runs would pass; the first's decide
-        confirm(tracker, "async_lu[muon]", [v + 0.2 for v in AHEAD])
-        confirm(tracker, "async_lu[delay_momentum]", AHEAD)
+        confirm(tracker, "async_lu[optimizer=muon,momentum=0.95]", [v + 0.2 for v in AHEAD])
+        confirm(tracker, "async_lu[delay_momentum=true]", AHEAD)
     elif case == "diverged":  # one fresh run diverged after one epoch: it counts against the claim
-        confirm(tracker, "async_lu[muon]", AHEAD, runs=(1, 2))
-        add(tracker, "async_lu[muon]", 3, [2.5], 40.0, status="diverged")
-        for baseline in ("bp", "bp[muon]"):
+        confirm(tracker, "async_lu[optimizer=muon,momentum=0.95]", AHEAD, runs=(1, 2))
+        add(tracker, "async_lu[optimizer=muon,momentum=0.95]", 3, [2.5], 40.0, status="diverged")
+        for baseline in ("bp", "bp[optimizer=muon,momentum=0.95]"):
             add(tracker, baseline, 3, BP)
     else:  # only two of the three fresh runs: open, however good
-        confirm(tracker, "async_lu[muon]", AHEAD, runs=(1, 2))
+        confirm(tracker, "async_lu[optimizer=muon,momentum=0.95]", AHEAD, runs=(1, 2))
     result = judge(uri)
     if case == "missing run":
         assert result.verdict not in (REPRODUCED, NOT_REPRODUCED) and "2 of 3 planned runs" in result.reason
         return
     assert result.verdict == NOT_REPRODUCED if case != "diverged" else result.verdict != REPRODUCED
     if case == "picked on run 0":
-        assert {c.name.split(" vs ")[0] for c in result.cells} == {"async_lu[muon]"}
-        assert "the second remedy, async_lu[delay_momentum]" in result.evidence
+        assert {c.name.split(" vs ")[0] for c in result.cells} == {"async_lu[optimizer=muon,momentum=0.95]"}
+        assert "the second remedy, async_lu[delay_momentum=true]" in result.evidence
     if case == "diverged":
-        closes = next(c for c in result.cells if c.name == "async_lu[muon] vs bp" and "epochs" in c.part)
+        closes = next(c for c in result.cells if c.name == "async_lu[optimizer=muon,momentum=0.95] vs bp" and "epochs" in c.part)
         assert closes.failed == 1 and closes.values[-1] == pytest.approx(2.5 - BP[-1])
 
 
 @pytest.mark.slow  # ~1 s; the diverged LU run's case covers the same path by default
 def test_a_bp_run_that_did_not_finish_cannot_help_the_claim(tmp_path):
     uri, tracker = screened(tmp_path)
-    confirm(tracker, "async_lu[muon]", AHEAD, runs=(1, 2))
-    add(tracker, "async_lu[muon]", 3, AHEAD, 40.0)
+    confirm(tracker, "async_lu[optimizer=muon,momentum=0.95]", AHEAD, runs=(1, 2))
+    add(tracker, "async_lu[optimizer=muon,momentum=0.95]", 3, AHEAD, 40.0)
     add(tracker, "bp", 3, [2.6], status="diverged")
-    add(tracker, "bp[muon]", 3, BP)
+    add(tracker, "bp[optimizer=muon,momentum=0.95]", 3, BP)
     result = judge(uri)
     assert result.verdict != REPRODUCED
-    cell = next(c for c in result.cells if c.name == "async_lu[muon] vs bp" and "equal epochs" in c.part)
+    cell = next(c for c in result.cells if c.name == "async_lu[optimizer=muon,momentum=0.95] vs bp" and "equal epochs" in c.part)
     assert math.isnan(cell.values[-1]) and cell.failed == 1
 
 
@@ -183,7 +184,7 @@ def test_run_claims_plans_the_screening_then_picks_its_rows_from_the_store(tmp_p
     assert later_cost(stage, estimates, before.jobs) == pytest.approx(4 * per_row * GUESS_S["quick"])
     uri, _ = screened(tmp_path)
     chosen = stage.chosen(uri)
-    assert {j.label for j in chosen} == {"async_lu[muon]", "async_lu[delay_momentum]", "bp", "bp[muon]"}
+    assert {j.label for j in chosen} == {"async_lu[optimizer=muon,momentum=0.95]", "async_lu[delay_momentum=true]", "bp", "bp[optimizer=muon,momentum=0.95]"}
     assert sorted({j.run_index for j in chosen}) == [0, 1, 2, 3]
     (after,) = plan_claims([claim], dict(TABLES), "quick", None, None, uri)
     assert not after.later and len(after.jobs) == len(SCREENED) + 2 * 3 + 2 * 4
@@ -196,7 +197,7 @@ def test_run_claims_runs_the_screening_then_the_fresh_runs_of_the_rows_it_picked
 
     uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
-    finals = {"async_lu[muon]": 2.04, "async_lu[lr/2]": 3.1, "bp": 2.09}
+    finals = {"async_lu[optimizer=muon,momentum=0.95]": 2.04, LR_HALF: 3.1, "bp": 2.09}
     ran: list[tuple[str, int]] = []
 
     class StoreFiller:
@@ -217,6 +218,6 @@ def test_run_claims_runs_the_screening_then_the_fresh_runs_of_the_rows_it_picked
     left_out = run_claims(plans, StoreFiller(), Estimates(tracker, "quick"), lambda name: None, False)
     assert left_out == []
     assert ran[: len(SCREENED)] == [(label, 0) for label in SCREENED]  # the screening first
-    fresh = [(label, i) for label in ("async_lu[muon]", "async_lu[lr/2]") for i in (1, 2, 3)]
-    baselines = [(label, i) for label in ("bp", "bp[muon]") for i in (0, 1, 2, 3)]
+    fresh = [(label, i) for label in ("async_lu[optimizer=muon,momentum=0.95]", LR_HALF) for i in (1, 2, 3)]
+    baselines = [(label, i) for label in ("bp", "bp[optimizer=muon,momentum=0.95]") for i in (0, 1, 2, 3)]
     assert sorted(ran[len(SCREENED) :]) == sorted(fresh + baselines)

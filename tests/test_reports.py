@@ -75,7 +75,7 @@ def test_time_to_fixed_target_and_to_the_worst_methods_best(filled, tmp_path):
 
 
 def test_a_named_row_is_a_row_of_its_own_after_its_method(tmp_path):
-    """LAP-SGD run as its authors' code runs it (tag row_name) next to 002's reading: two rows, the
+    """LAP-SGD run as its authors' code runs it (param reading) next to 002's reading: two rows, the
     named row after its method's, both beside the paper's LAP-SGD values; the claims judge both."""
     uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
@@ -88,23 +88,30 @@ def test_a_named_row_is_a_row_of_its_own_after_its_method(tmp_path):
         0,
         [0.70, 0.86, 0.90],
         [150, 300, 450],
-        row_name="authors_code",
+        params=dict(reading="authors_code"),
     )
     add_run(tracker, "table1", "resnet18", "lapsgd", 0, [0.70, 0.86, 0.88], [150, 300, 450])
     write_report(TABLES["table1"], uri, tmp_path, "paper")
     csv = pd.read_csv(tmp_path / "table1.csv")
-    assert list(csv["method"]) == ["async_lu", "lapsgd", "lapsgd[authors_code]"]
-    authors = row(csv, "resnet18", "lapsgd[authors_code]")
+    assert list(csv["method"]) == ["async_lu", "lapsgd", "lapsgd[reading=authors_code]"]
+    authors = row(csv, "resnet18", "lapsgd[reading=authors_code]")
     assert authors["runs"] == 1 and authors["tta_worst_s_mean"] == 450  # its own run, not the newest lapsgd
     assert authors["paper_tta_s"] == "706.3 ± 13"
     assert "resnet18 lapsgd run 0: not run" not in (tmp_path / "table1.md").read_text()
     from reports.claims import CLAIMS, Evidence
 
     evidence = Evidence(uri, dict(TABLES), "paper")
-    assert evidence.rows(("table1",), ("lapsgd", "lppsgd")) == ["lapsgd", "lapsgd[authors_code]", "lppsgd"]
+    assert evidence.rows(("table1",), ("lapsgd", "lppsgd")) == [
+        "lapsgd",
+        "lapsgd[reading=authors_code]",
+        "lppsgd",
+    ]
     measured = CLAIMS["lu-faster-than-lap-lpp"].rule(evidence)
     names = list(dict.fromkeys(cell.name for cell in measured.cells))  # the same cells in both parts
-    assert names == ["table1 resnet18 log(t_lapsgd/t_LU)", "table1 resnet18 log(t_lapsgd[authors_code]/t_LU)"]
+    assert names == [
+        "table1 resnet18 log(t_lapsgd/t_LU)",
+        "table1 resnet18 log(t_lapsgd[reading=authors_code]/t_LU)",
+    ]
 
 
 def test_imagenet_table_reports_test_and_train_accuracy_at_the_best(filled, tmp_path):
@@ -142,7 +149,10 @@ def test_timing_table(filled, tmp_path):
     assert r18["forward_s_mean"] == 1.5 and r18["forward_s_std"] == pytest.approx(math.sqrt(0.5))
     assert r18["backward_s_mean"] == 2.5 and r18["beta_mean"] == 1.75
     assert r18["paper_beta"] == pytest.approx(2.08)
-    assert "resnet50 fwd_bwd_timing run 0: not run" in (tmp_path / "table9.md").read_text()
+    assert (
+        "resnet50 fwd_bwd_timing[batches=5850,warmup=10] run 0: not run"
+        in (tmp_path / "table9.md").read_text()
+    )
 
 
 def test_curves_figure_and_index_through_the_cli(filled, tmp_path):
@@ -162,8 +172,8 @@ def test_curves_figure_and_index_through_the_cli(filled, tmp_path):
 def test_lap_readings_table_shows_each_readings_per_epoch_means(tmp_path):
     uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
-    for row_name, rounds, rate in ((None, [10, 14], [900, 1000]), ("authors_code", [60, 70], [400, 500])):
-        params = dict(reading=row_name or "paper")
+    for reading, rounds, rate in (("paper", [10, 14], [900, 1000]), ("authors_code", [60, 70], [400, 500])):
+        params = dict(reading=reading, average_switch=0.0)
         run_id = add_run(
             tracker,
             "lap-readings",
@@ -172,7 +182,6 @@ def test_lap_readings_table_shows_each_readings_per_epoch_means(tmp_path):
             0,
             [0.4, 0.5],
             [10, 20],
-            row_name=row_name,
             params=params,
         )
         for epoch in range(2):
@@ -181,7 +190,10 @@ def test_lap_readings_table_shows_each_readings_per_epoch_means(tmp_path):
             )
     write_report(TABLES["lap-readings"], uri, tmp_path, "paper")
     csv = pd.read_csv(tmp_path / "lap-readings.csv")
-    assert list(csv["method"]) == ["lapsgd", "lapsgd[authors_code]"]
+    assert list(csv["method"]) == [
+        "lapsgd[average_switch=0]",
+        "lapsgd[reading=authors_code,average_switch=0]",
+    ]
     assert list(csv["averaging_rounds_mean"]) == [12, 65] and list(csv["samples_per_s_mean"]) == [950, 450]
     assert list(csv["best_acc_mean"]) == [0.5, 0.5]
 
@@ -223,60 +235,84 @@ def test_002_tables_show_the_last_epoch_beside_002s_cells(tmp_path):
     belong to Table 2 and are neither shown nor listed as missing there."""
     uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
-    for method, row_name, cell, reading, acc in (
-        ("ddp", "B=128", "B=128", None, [0.5, 0.7]),
-        ("lppsgd", "U=4,B=128", "U=4,B=128", "paper", [0.4, 0.68]),
-        ("lppsgd", "authors_code,U=4,B=128", "U=4,B=128", "authors_code", [0.3, 0.66]),
-        ("lapsgd", "U=4,B=128", "U=4,B=128", "paper", [0.45, 0.69]),
+    u4 = "workers_per_device=4,batch_size=128"
+    for method, cell, reading, acc in (
+        ("ddp", "batch_size=128", None, [0.5, 0.7]),
+        ("lppsgd", u4, "paper", [0.4, 0.68]),
+        ("lppsgd", u4, "authors_code", [0.3, 0.66]),
+        ("lapsgd", u4, "paper", [0.45, 0.69]),
     ):
         params = {**row_params("lap-table2", method, cell), **({"reading": reading} if reading else {})}
         args = ("lap-table2", "resnet20", method, 0, acc, [10, 20])
-        run_id = add_run(tracker, *args, row_name=row_name, params=params)
+        run_id = add_run(tracker, *args, params=params)
         tracker.log_metrics(run_id, dict(test_loss=1.5, partitioned=1.0 if method == "lppsgd" else 0.0), 1)
     write_report(TABLES["lap-table3"], uri, tmp_path, "paper")
     csv = pd.read_csv(tmp_path / "lap-table3.csv")
-    assert list(csv["method"]) == ["lppsgd[U=4,B=128]", "lppsgd[authors_code,U=4,B=128]", "ddp[B=128]"]
-    lpp = row(csv, "resnet20", "lppsgd[U=4,B=128]")
+    u4 = "workers_per_device=4,batch_size=128"
+    authors = f"lppsgd[{u4},reading=authors_code]"
+    assert list(csv["method"]) == [f"lppsgd[{u4}]", authors, "ddp[batch_size=128]"]
+    lpp = row(csv, "resnet20", f"lppsgd[{u4}]")
     assert lpp["final_test_acc_mean"] == pytest.approx(0.68) and lpp["final_train_time_s_mean"] == 20
     assert lpp["final_test_loss_mean"] == 1.5 and lpp["final_train_loss_mean"] == 0.5
     assert lpp["paper_test_acc_pct"] == 92.98 and lpp["paper_quality"] == "Excellent"
-    assert row(csv, "resnet20", "lppsgd[authors_code,U=4,B=128]")["paper_time_s"] == 1153
-    assert row(csv, "resnet20", "ddp[B=128]")["paper_quality"] == "Baseline"
+    assert row(csv, "resnet20", authors)["paper_time_s"] == 1153
+    assert row(csv, "resnet20", "ddp[batch_size=128]")["paper_quality"] == "Baseline"
     md = (tmp_path / "lap-table3.md").read_text()
-    assert "lppsgd[U=6,B=128] run 0: not run" in md and "lapsgd[" not in md
+    assert "lppsgd[workers_per_device=6,batch_size=128] run 0: not run" in md and "lapsgd[" not in md
 
 
 def test_002_cells_scale_the_lr_and_set_the_workers():
     """002: warm-up from 0.1 to 0.1 x B/128 x Q; U workers per device; K after the switch at P/300."""
     jobs = {j.label: j for j in TABLES["lap-table1"].jobs("paper")}
-    assert jobs["ddp[B=1024]"].config.lr == pytest.approx(1.6) and jobs["ddp[B=1024]"].config.warmup_lr == 0.1
-    assert jobs["plsgd[B=128]"].config.lr == pytest.approx(0.2)  # plsgd's own scaling not applied twice
-    assert jobs["ddp[B=128]"].config.max_epochs == 300 and jobs["ddp[B=128]"].devices == 2
-    assert jobs["ddp[B=128]"].config.lr_schedule == "step"  # Lin et al.'s steps for MB-SGD and PL-SGD
+    assert (
+        jobs["ddp[batch_size=1024]"].config.lr == pytest.approx(1.6)
+        and jobs["ddp[batch_size=1024]"].config.warmup_lr == 0.1
+    )
+    assert jobs["plsgd[batch_size=128]"].config.lr == pytest.approx(
+        0.2
+    )  # plsgd's own scaling not applied twice
+    assert jobs["ddp[batch_size=128]"].config.max_epochs == 300 and jobs["ddp[batch_size=128]"].devices == 2
+    assert (
+        jobs["ddp[batch_size=128]"].config.lr_schedule == "step"
+    )  # Lin et al.'s steps for MB-SGD and PL-SGD
     lap2 = {j.label: j.config for j in TABLES["lap-table2"].jobs("paper")}
-    assert (lap2["lapsgd[U=4,B=128]"].lr_schedule, lap2["lapsgd[U=4,B=128]"].t_max) == ("cosine", 295)
-    assert lap2["lppsgd[U=6,B=128]"].lr_schedule == "cosine"  # 002 §3.1: cosine for the proposed methods
+    assert (
+        lap2["lapsgd[workers_per_device=4,batch_size=128]"].lr_schedule,
+        lap2["lapsgd[workers_per_device=4,batch_size=128]"].t_max,
+    ) == ("cosine", 295)
+    assert (
+        lap2["lppsgd[workers_per_device=6,batch_size=128]"].lr_schedule == "cosine"
+    )  # 002 §3.1: cosine for the proposed methods
     # The authors' run script: Nesterov momentum 0.9, weight decay 5e-4, on every method.
     for profile in ("paper", "quick"):
         configs = [j.config for name in ("lap-table1", "lap-table2") for j in TABLES[name].jobs(profile)]
         assert {(c.nesterov, c.momentum, c.weight_decay) for c in configs} == {(True, 0.9, 5e-4)}
     assert len(TABLES["lap-table1"].jobs("paper")) == 4 * 3
     lap5 = {j.label: j for j in TABLES["lap-table5"].jobs("quick")}
-    cell = lap5["lapsgd[U=6,B=128,K=8,P=0]"].method_config
+    cell = lap5["lapsgd[workers_per_device=6,batch_size=128,average_every=8,average_switch=0]"].method_config
     assert (cell.workers_per_device, cell.average_every, cell.average_switch) == (6, 8, 0.0)
-    assert lap5["lapsgd[U=6,B=128,K=1,P=150]"].method_config.average_switch == 0.5
+    assert (
+        lap5["lapsgd[workers_per_device=6,batch_size=128,average_every=1]"].method_config.average_switch
+        == 0.5
+    )
     assert len(TABLES["lap-table4"].jobs("paper")) == 5 * 5  # 002: 5 runs
     assert TABLES["lap-table6"].jobs("quick") == []  # WRN-16x8 on 2-8 GPUs: paper only
     assert {j.devices for j in TABLES["lap-table6"].jobs("paper")} == {2, 4, 8}
     assert {j.label for j in TABLES["lap-table2"].jobs("quick")} == {
-        "lapsgd[U=4,B=128]", "lppsgd[U=4,B=128]", "ddp[B=128]"
+        "lapsgd[workers_per_device=4,batch_size=128]", "lppsgd[workers_per_device=4,batch_size=128]", "ddp[batch_size=128]"
     }  # fmt: skip
 
 
 def test_cells_sort_by_their_numbers():
     from reports.render import natural_key
 
-    labels = ["ddp[delay=100%]", "ddp[delay=25%]", "ddp[delay=0%]", "async_lu[F=2,B=4]", "async_lu[F=1,B=3]"]
+    labels = [
+        "ddp[straggler_delay_frac=1]",
+        "ddp[straggler_delay_frac=0.25]",
+        "ddp",
+        "async_lu[forward_threads=2,backward_threads=4]",
+        "async_lu[backward_threads=3]",
+    ]
     assert sorted(labels, key=natural_key) == [
-        "async_lu[F=1,B=3]", "async_lu[F=2,B=4]", "ddp[delay=0%]", "ddp[delay=25%]", "ddp[delay=100%]"
+        "async_lu[backward_threads=3]", "async_lu[forward_threads=2,backward_threads=4]", "ddp", "ddp[straggler_delay_frac=0.25]", "ddp[straggler_delay_frac=1]"
     ]  # fmt: skip

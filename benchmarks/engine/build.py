@@ -12,9 +12,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
-from core.config import TrainConfig, apply_settings
+from core.config import TrainConfig, apply_settings, flatten
 from core.errors import UserError
-from core.job import Job, Setting
+from core.job import Job, Row, Setting
 from datasets import DATASETS
 from methods import check_devices, get_method
 from models import MODELS, check_depth, check_splits, check_width
@@ -87,15 +87,13 @@ def build_job(
     settings: Mapping[str, Setting] | None = None,
     epochs: int | None = None,
     synthetic: bool = False,
-    row_name: str = "",
+    row: Row | None = None,
 ) -> Job:
     """A validated job. `config` replaces the profile's hyperparameters of (dataset, model) as the
     base, `method_config` the method's default `Config()`; `settings` are typed values of either's
     fields (a table's row, or `--set` parsed by the CLI); `epochs` is `--epochs`;
-    `row_name` names the table's row where one method fills several (Job.row_name); it follows
-    the name the method config gives its row, unless it is that name (a row named as its config
-    names it: `lapsgd[authors_code]`, `bp[grad_delay=1]`). Bad input raises a UserError naming
-    the valid choices."""
+    `row` is the table's row (its settings are among `settings`): the job's row is derived from it
+    (`job_row`). Bad input raises a UserError naming the valid choices."""
     method_cls = get_method(method)
     DATASETS.lookup(dataset)
     MODELS.lookup(model)
@@ -127,14 +125,16 @@ def build_job(
         run_index=run_index,
         devices=devices,
         synthetic=synthetic,
-        row_name=joined_row_name(getattr(method_config, "row_name", ""), row_name),
+        row_settings=job_row(method, row or Row(method), config, method_config, devices).settings,
     )
 
 
-def joined_row_name(config_name: str, table_name: str) -> str:
-    """The config's name of a row, then the parts of the table's it does not hold (comma-joined)."""
-    names = config_name.split(",") if config_name else []
-    return ",".join(names + [part for part in table_name.split(",") if part and part not in names])
+def job_row(method: str, declared: Row, config: TrainConfig, method_config: object, devices: int) -> Row:
+    """The one place a job's row is derived (core.job.Row): the table row's settings at the job's
+    values, then every setting of the method's own that differs from its default. `train --set`,
+    `run --set` and a table's rows all name their runs through it."""
+    values = {**flatten(config, method_config), "devices": devices}
+    return Row(method, tuple((key, values[key]) for key, _ in declared.settings)).extended(values)
 
 
 def method_settings_hint(jobs: list[Job]) -> str:
@@ -163,7 +163,9 @@ def with_method_settings(jobs: list[Job], settings: Mapping[str, Setting]) -> li
             (method_config,), set_keys = apply_settings([job.method_config], mine)
             method_config.validate()
             get_method(job.method).check_job(job.config, method_config, job.devices)
-            job, owned = dataclasses.replace(job, method_config=method_config), owned | set_keys
+            row = job_row(job.method, job.row, job.config, method_config, job.devices)
+            job = dataclasses.replace(job, method_config=method_config, row_settings=row.settings)
+            owned |= set_keys
         out.append(job)
     unknown = sorted(set(settings) - owned)
     if unknown:

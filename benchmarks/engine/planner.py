@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from core.errors import DataMissingError, UserError
-from core.job import Job
+from core.job import Job, Row
 
 from .calibration import Calibration
 from .executor import OVER_BUDGET, Executor
@@ -31,6 +31,19 @@ GUESS_S = {"smoke": 15.0, "quick": 300.0, "paper": 7200.0}
 MEASURE_GUESS_S = {"smoke": 10.0, "quick": 60.0, "paper": 300.0}
 START_S = 10.0  # start-up and evaluation around a job's training budget
 PERF_GUESS_S = {"smoke": 60.0, "quick": 240.0, "paper": 300.0}
+
+
+def stored_row(experiment: str, run) -> Row | None:
+    """A stored run's row (a row of `load_runs`): by its table's rows where the experiment is a
+    table's, else its method and the method settings it changed (core.job.Row)."""
+    from ..tables import TABLES
+
+    params = {k.removeprefix("params."): v for k, v in run.items() if k.startswith("params.")}
+    method = run.get("method")
+    if not isinstance(method, str):
+        return None
+    spec = TABLES.get(experiment)
+    return spec.run_row(method, params) if spec is not None else Row(method).extended(params)
 
 
 @dataclass
@@ -217,9 +230,7 @@ class Estimates:
             if runs is not None and not runs.empty and "end_time" in runs:
                 done = runs[(runs["status"] == "finished") & runs["end_time"].notna()]
                 for _, run in done.iterrows():
-                    row_name = run.get("row_name")
-                    row_name = row_name if isinstance(row_name, str) else ""
-                    key = (run.get("method"), run.get("model"), run.get("profile"), row_name)
+                    key = (run.get("method"), run.get("model"), run.get("profile"), stored_row(experiment, run))
                     seconds = (run["end_time"] - run["start_time"]).total_seconds()
                     walls.setdefault(key, []).append(seconds)
                     epochs = run.get("metrics.epochs")
@@ -242,7 +253,7 @@ class Estimates:
         budget, or a guess."""
         if self.finished(job):
             return 0.0
-        like = self._experiment(job.table).get((job.method, job.model, job.profile, job.row_name))
+        like = self._experiment(job.table).get((job.method, job.model, job.profile, job.row))
         if like:
             return statistics.median(like)
         per_epoch = self._any_experiment().get((job.method, job.model, job.profile))
@@ -264,9 +275,7 @@ class Estimates:
         self._finished.add((job.table, job.key))
         # Stores not read yet will hold the run when they are read: only those read already learn it.
         if job.table in self._walls:
-            self._walls[job.table].setdefault((job.method, job.model, job.profile, job.row_name), []).append(
-                seconds
-            )
+            self._walls[job.table].setdefault((job.method, job.model, job.profile, job.row), []).append(seconds)
         if self._anywhere is not None:
             per_epoch = seconds / max(1, min(job.config.max_epochs, 10_000))
             self._anywhere.setdefault((job.method, job.model, job.profile), []).append(per_epoch)

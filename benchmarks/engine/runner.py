@@ -43,7 +43,7 @@ def job_tags(job: Job) -> dict:
         hardware=str(this_machine()),  # for people; claims read the params hardware_*
         torch_version=torch.__version__,
         **identity(),  # host, pid, pid_start: a later command can tell whether this process died
-        **({"row_name": job.row_name} if job.row_name else {}),  # its settings are params
+        **({"row_name": job.row.name} if job.row.settings else {}),  # for the UI; reports read params
     )
 
 

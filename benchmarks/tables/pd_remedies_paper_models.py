@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from core.job import Row
 
-from ..profiles import hyperparameters
 from .common.spec import Cell, register_table
 from .pd_transformer_remedies import DELAY_COMPENSATION
 
@@ -22,24 +21,21 @@ DELAY_LR_EPOCHS = {"smoke": 1.0, "quick": 1.0, "paper": 10.0}
 
 
 def rows(dataset: str, model: str, profile: str) -> list[Row]:
-    """The control and each correction on one workload, each row with every setting that tells it
-    apart (its optimiser too: the two workloads train with different ones)."""
-    base = hyperparameters(dataset, model, profile)
+    """The control and each correction on one workload, each row with the settings that tell it
+    apart from the workload's own (a run is of the most specific row: core.job.run_row)."""
     k = DELAY_LR_EPOCHS[profile]
-    plain = dict(optimizer=base.optimizer, momentum=base.momentum, delay_momentum=False, delay_lr_epochs=0.0,
-                 predict_weights=False, delay_compensation=0.0, weight_stashing=False)  # fmt: skip
 
-    def row(name: str = "", **changes) -> Row:
-        return Row("async_lu", name, tuple({**plain, **changes}.items()))
+    def row(**changes) -> Row:
+        return Row.of("async_lu", **changes)
 
     corrections = [
         row(),
-        row("delay_momentum", delay_momentum=True),
-        row(f"delay_lr={k:g}", delay_lr_epochs=k),
-        row("predict_weights", predict_weights=True),
-        row(f"delay_comp={DELAY_COMPENSATION:g}", delay_compensation=DELAY_COMPENSATION),
+        row(delay_momentum=True),
+        row(delay_lr_epochs=k),
+        row(predict_weights=True),
+        row(delay_compensation=DELAY_COMPENSATION),
     ]
-    return corrections + ([row("muon", optimizer="muon", momentum=0.95)] if model == "lstm" else [])
+    return corrections + ([row(optimizer="muon", momentum=0.95)] if model == "lstm" else [])
 
 
 def cells(profile: str) -> list[Cell]:

@@ -23,8 +23,8 @@ EPOCHS = {"quick": 1}
 
 
 def delay_row(method: str, fraction: float) -> Row:
-    """The row of a delay of `fraction` of a step, named `delay=25%`."""
-    return Row.of(method, f"delay={fraction * 100:.0f}%", straggler_delay_frac=fraction)
+    """The row of a delay of `fraction` of a step (none: the method's plain row)."""
+    return Row.of(method, straggler_delay_frac=fraction) if fraction else Row(method)
 
 
 def cells(profile: str) -> list[Cell]:

@@ -25,8 +25,8 @@ EPOCHS = {"quick": 2}
 
 
 def ratio_row(method: str, forward: int, backward: int) -> Row:
-    """The row of F forward and B backward threads, named `F=1,B=2`."""
-    return Row.of(method, f"F={forward},B={backward}", forward_threads=forward, backward_threads=backward)
+    """The row of F forward and B backward threads (1:2, the method's default, is its plain row)."""
+    return Row.of(method, forward_threads=forward, backward_threads=backward)
 
 
 ROWS = tuple(ratio_row(method, f, b) for method in METHODS for f, b in RATIOS)

@@ -23,13 +23,15 @@ PROFILES = {
 
 def cells(profile: str) -> list[Cell]:
     """One timing cell: the GPT on the IMDb text."""
-    return [Cell("imdb-lm", "gpt", Row("fwd_bwd_timing"), PROFILES[profile][0])]
+    runs, timing = PROFILES[profile]
+    return [
+        Cell("imdb-lm", "gpt", Row.of("fwd_bwd_timing", batches=timing.batches, warmup=timing.warmup), runs)
+    ]
 
 
 def gpt_timing_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
     """One timing job on one device, with pd-transformer's configuration of the GPT."""
-    _, timing = PROFILES[profile]
-    return cell_job(experiment, cell, profile, run, method_config=timing, synthetic=True)
+    return cell_job(experiment, cell, profile, run, synthetic=True)
 
 
 SPEC = register_table(

@@ -33,44 +33,35 @@ DELAY_COMPENSATION = 2.0
 
 
 def rows(profile: str) -> list[Row]:
-    """The rows, each with every setting that tells it apart (a run is of the row whose settings
-    its params equal): the optimiser, its learning rate and momenta, the delay and corrections."""
-    base = hyperparameters("imdb-lm", "gpt", profile)
-    lr, k = base.lr, DELAY_LR_EPOCHS[profile]
-    plain = dict(optimizer="adamw", lr=lr, beta1=0.9, momentum=base.momentum, delay_momentum=False,
-                 delay_lr_epochs=0.0, predict_weights=False, delay_compensation=0.0)  # fmt: skip
-    # Each method's own settings at their defaults, so that a run with one on is no run of this row.
-    own = {"bp": dict(grad_delay=0, grad_delay_max=0), "async_lu": dict(weight_stashing=False)}
-
-    def row(method: str, name: str = "", **changes) -> Row:
-        settings = {**plain, **own.get(method, own["async_lu"]), **changes}
-        return Row(method, name, tuple(settings.items()))
+    """The rows, each with the settings that tell it apart from the workload's AdamW (a run is of
+    the most specific row whose settings its params hold: core.job.run_row)."""
+    lr, k = hyperparameters("imdb-lm", "gpt", profile).lr, DELAY_LR_EPOCHS[profile]
 
     return [
-        row("bp"),
-        row("bp", "grad_delay=1", grad_delay=1),
-        row("bp", "grad_delay=2", grad_delay=2),
+        Row.of("bp"),
+        Row.of("bp", grad_delay=1),
+        Row.of("bp", grad_delay=2),
         # async_lu's measured staleness is 1.5 on average, up to 3 (one delay of 1 escapes the plateau
         # where async_lu stalls, 2 does not): the delayed bp at the async method's staleness.
-        row("bp", "grad_delay=1-2", grad_delay=1, grad_delay_max=2),
-        row("async_lu"),
-        row("async_bu"),
-        row("async_lu", "lr/2", lr=lr / 2),
-        row("async_lu", "lr/4", lr=lr / 4),
-        row("async_lu", "nadamw,beta1=0.99", optimizer="nadamw", beta1=0.99),
-        row("async_lu", "delay_momentum", delay_momentum=True),
-        row("async_lu", f"delay_lr={k:g}", delay_lr_epochs=k),
-        row("async_lu", "predict_weights", predict_weights=True),
-        row("async_lu", f"delay_comp={DELAY_COMPENSATION:g}", delay_compensation=DELAY_COMPENSATION),
+        Row.of("bp", grad_delay=1, grad_delay_max=2),
+        Row.of("async_lu"),
+        Row.of("async_bu"),
+        Row.of("async_lu", lr=lr / 2),
+        Row.of("async_lu", lr=lr / 4),
+        Row.of("async_lu", optimizer="nadamw", beta1=0.99),
+        Row.of("async_lu", delay_momentum=True),
+        Row.of("async_lu", delay_lr_epochs=k),
+        Row.of("async_lu", predict_weights=True),
+        Row.of("async_lu", delay_compensation=DELAY_COMPENSATION),
         # PipeDream's weight stashing: whether the backward's newer weights (000's semantics) cost.
-        row("async_lu", "weight_stashing", weight_stashing=True),
+        Row.of("async_lu", weight_stashing=True),
         # Muon's momentum and Nesterov as in Jordan et al.'s and torch's defaults; bp under it too:
         # whether Muon closes the gap or only lowers both.
-        row("async_lu", "muon", optimizer="muon", momentum=0.95),
-        row("bp", "muon", optimizer="muon", momentum=0.95),
+        Row.of("async_lu", optimizer="muon", momentum=0.95),
+        Row.of("bp", optimizer="muon", momentum=0.95),
         # A delayed bp under Muon: whether Muon closes the gap of the staleness alone, as on async_lu.
-        row("bp", "grad_delay=1,muon", grad_delay=1, optimizer="muon", momentum=0.95),
-        row("bp", "grad_delay=1-2,muon", grad_delay=1, grad_delay_max=2, optimizer="muon", momentum=0.95),
+        Row.of("bp", grad_delay=1, optimizer="muon", momentum=0.95),
+        Row.of("bp", grad_delay=1, grad_delay_max=2, optimizer="muon", momentum=0.95),
     ]
 
 
@@ -82,7 +73,7 @@ def cells(profile: str) -> list[Cell]:
 def remedy_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
     """One run of a row, on one process (bp's loop, the async methods' threads); Muon with
     Nesterov; quick at the table's time budget."""
-    settings: dict = {"nesterov": True} if dict(cell.row.settings)["optimizer"] == "muon" else {}
+    settings: dict = {"nesterov": True} if dict(cell.row.settings).get("optimizer") == "muon" else {}
     if profile in TIME_BUDGET_S:
         settings["time_budget_s"] = TIME_BUDGET_S[profile]
     return cell_job(experiment, cell, profile, run, devices=1, settings=settings)

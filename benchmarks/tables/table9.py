@@ -25,14 +25,15 @@ PROFILES = {
 
 def cells(profile: str) -> list[Cell]:
     """One timing cell per model."""
-    return [Cell("cifar100", model, Row("fwd_bwd_timing"), PROFILES[profile][0]) for model in MODELS]
+    runs, timing, _ = PROFILES[profile]
+    row = Row.of("fwd_bwd_timing", batches=timing.batches, warmup=timing.warmup)
+    return [Cell("cifar100", model, row, runs) for model in MODELS]
 
 
 def timing_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
     """One timing job of a model, on one device, on synthetic data of the dataset's shape."""
-    _, timing, width = PROFILES[profile]
-    config = TrainConfig(batch_size=128, width=width, max_epochs=10**6)
-    return cell_job(experiment, cell, profile, run, config=config, method_config=timing, synthetic=True)
+    config = TrainConfig(batch_size=128, width=PROFILES[profile][2], max_epochs=10**6)
+    return cell_job(experiment, cell, profile, run, config=config, synthetic=True)
 
 
 SPEC = register_table(

@@ -48,11 +48,6 @@ class AsyncConfig(DelayCorrections):
     # weights newer than its forward: a stale and inconsistent gradient).
     weight_stashing: bool = added_setting("weight_stashing", False, "2026-11-26")
 
-    @property
-    def row_name(self) -> str:
-        """A corrected run is a row of its own: `async_lu[delay_momentum]`, `async_lu[weight_stashing]`."""
-        return ",".join(self.corrections + (["weight_stashing"] if self.weight_stashing else []))
-
     def validate(self) -> None:
         """Reject thread layouts that cannot run, with one line naming the key."""
         self.validate_corrections()

@@ -7,6 +7,7 @@ from typing import ClassVar
 from core.config import NoConfig, TrainConfig
 from core.context import TrainContext
 from core.errors import UserError
+from core.job import declare_method_settings
 from core.registry import Registry
 
 
@@ -53,6 +54,7 @@ def register_method(name: str):
 
     def wrap(cls: type[Method]) -> type[Method]:
         cls.name = name
+        declare_method_settings(name, cls.Config)  # its rows' identities (core.job.Row)
         return METHODS.add(name, cls)
 
     return wrap

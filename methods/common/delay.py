@@ -54,20 +54,11 @@ class DelayCorrections:
             raise UserError("delay_compensation and predict_weights exclude each other: set one")
 
     @property
-    def corrections(self) -> list[str]:
-        """The corrections switched on, as a row names them (`delay_momentum`, `delay_lr=7`)."""
-        names = ["delay_momentum"] if self.delay_momentum else []
-        if self.delay_lr_epochs:
-            names.append(f"delay_lr={self.delay_lr_epochs:g}")
-        if self.predict_weights:
-            names.append("predict_weights")
-        if self.delay_compensation:
-            names.append(f"delay_comp={self.delay_compensation:g}")
-        return names
-
-    @property
     def corrects(self) -> bool:
-        return bool(self.corrections)
+        """Whether any correction is switched on."""
+        return bool(
+            self.delay_momentum or self.delay_lr_epochs or self.predict_weights or self.delay_compensation
+        )
 
 
 def raised_momentum(base: float, staleness: float, horizon: float) -> float:

@@ -24,11 +24,6 @@ class LapConfig:
     average_switch: float = 0.5  # fraction of the budget with K = 1
     reading: str = "paper"  # paper: 002's text; authors_code: as bapi/LPP-SGD runs it (module docstring)
 
-    @property
-    def row_name(self) -> str:
-        """The reading, when it is not the default: runs of the authors' code are rows of their own."""
-        return "" if self.reading == "paper" else self.reading
-
     def validate(self) -> None:
         """Reject values that cannot run, with one line naming the key."""
         if self.workers_per_device < 1:

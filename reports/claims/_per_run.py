@@ -31,7 +31,7 @@ def measured_runs(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFr
             model=r["model"],
             method=r["method"],
             label=r["label"],
-            row=int(r.get("row", -1)),
+            row=float(r.get("row", -1)),
             **{k: r[k] for k in settings if k in r},
             run_index=int(r["run_index"]),
             run_id=r["run_id"],

@@ -77,7 +77,7 @@ def baselines(evidence: Evidence, remedy: str) -> list[str]:
     mine = next(dict(r.settings) for r in rows if r.label == remedy)
     # bp rows without a delay carry no correction (one without a delay is refused).
     bp_rows = [r for r in rows if r.method == "bp" and r.label != "bp"]
-    undelayed = [r for r in bp_rows if dict(r.settings)["grad_delay"] == 0]
+    undelayed = [r for r in bp_rows if dict(r.settings).get("grad_delay", 0) == 0]
     same = [r.label for r in undelayed if all(dict(r.settings).get(k) == mine.get(k) for k in OPTIMISER)]
     return ["bp", *same[:1]]
 

@@ -39,7 +39,8 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
 def draw_threads(spec, profile: str, per_run: pd.DataFrame, out_dir: Path) -> Path:
     """Samples/s and mean staleness per F:B cell, LU against BU, one column per model."""
     plt, sns = _pyplot()
-    data = per_run.assign(cell=[spec.rows[row].name for row in per_run["row"]])
+    ratios = zip(per_run["forward_threads"], per_run["backward_threads"], strict=True)
+    data = per_run.assign(cell=[f"{forward}:{backward}" for forward, backward in ratios])
     models = list(dict.fromkeys(data["model"]))
     order = sorted(set(data["cell"]), key=natural_key)
     fig, axes = plt.subplots(2, len(models), figsize=(5.5 * len(models), 7), squeeze=False)

@@ -49,12 +49,11 @@ def six_digits(value: float) -> float:
 
 def lap_row(method: str, setting: dict[str, int]) -> Row:
     """The row of a 002 cell: `setting` holds 002's B (local batch) and, where 002 varies them, Q, U,
-    K, P; its name is 002's (`lapsgd[U=4,B=128]`), its settings the config fields they set."""
+    K, P; its settings are the config fields they set (`lapsgd[workers_per_device=4,batch_size=128]`)."""
     settings: dict[str, int | float] = {CONFIG_FIELDS[k]: v for k, v in setting.items() if k != "P"}
     if "P" in setting:
         settings["average_switch"] = six_digits(setting["P"] / PAPER_EPOCHS)
-    name = ",".join(f"{k}={v}" for k, v in setting.items())
-    return Row.of(method, name, **settings)
+    return Row.of(method, **settings)
 
 
 def lap_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from core.errors import UserError
-from core.job import Job, Row, Setting
+from core.job import Job, Row, Setting, run_row
 from core.metric import ACCURACY, Metric
 from core.registry import Registry
 from methods import METHODS
@@ -133,9 +133,23 @@ class TableSpec:
         """The metric of the table's workload on `model`."""
         return self.model_metrics.get(model, self.metric)
 
-    def row_of(self, method: str, params: dict) -> int:
-        """The index in `rows` of the row a run of `method` with these logged params is of; -1 if none."""
-        return next((i for i, row in enumerate(self.rows) if row.matches(method, params)), -1)
+    def run_row(self, method: str, params: Mapping[str, object]) -> Row | None:
+        """The row a stored run of `method` with these params is of here (core.job.run_row), or None:
+        a row of its own where it extends one of this table's (`lapsgd[reading=authors_code]`), but
+        not a row another table on the same experiment declares (a view shows only its own rows)."""
+        row = run_row(self.rows, method, params)
+        if row is None or row in self.rows:
+            return row
+        siblings = (spec for spec in TABLES.values() if spec.experiment == self.experiment and spec is not self)
+        return None if any(row in spec.rows for spec in siblings) else row
+
+    def row_index(self, row: Row) -> float:
+        """The index in `rows` of `row`; for a row that extends a table row (core.job.run_row), the
+        table row's index + 0.5, so it sorts right after it; -1 for neither."""
+        if row in self.rows:
+            return self.rows.index(row)
+        bases = [i for i, r in enumerate(self.rows) if r.matches(row.method, dict(row.settings))]
+        return max(bases, key=lambda i: len(self.rows[i].settings), default=-1.5) + 0.5
 
     def paper_of(self, model: str, row: Row) -> dict:
         """The paper's values of a row ({} if the paper has none): by its Row, else by its method."""
@@ -173,7 +187,7 @@ def cell_job(
         devices=devices,
         # A row's `devices` (002's Q) is the job's process count, given as `devices`, not a config field.
         settings={**(settings or {}), **{k: v for k, v in cell.row.settings if k != "devices"}},
-        row_name=cell.row.name,
+        row=cell.row,
         **build,
     )
 
