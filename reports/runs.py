@@ -37,6 +37,8 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     frame = frame.drop(columns=[c for c in tags.values() if c in frame.columns]).rename(columns=tags)
     if "run_index" in frame:  # training runs (perf results have none)
         frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
+    if "method" in frame:  # until `with_rows` names each run's row from its params
+        frame["label"] = frame["method"]
     return frame
 
 
