@@ -64,7 +64,7 @@ def cmd_run(args) -> int:
     from datasets import resolve_data_dir
 
     from .engine.build import check_device_count, method_settings_hint, with_method_settings
-    from .engine.executor import FAILED, Executor
+    from .engine.executor import Executor
     from .engine.tracking import Tracker
     from .profiles import resolve_profile
     from .tables import TABLES, get_table
@@ -118,12 +118,23 @@ def cmd_run(args) -> int:
     executor = Executor(tracker, data_dir, finished=lambda job: False)
     outcomes = executor.execute_all(pending, f"{args.table} ({profile})")
     print_outcomes(outcomes, len(jobs) - len(pending), tracker.uri)
-    return 1 if any(o.state == FAILED for o in outcomes) else 0
+    return report_not_run(outcomes)
+
+
+def report_not_run(outcomes: list) -> int:
+    """Print one line per cause of the jobs that could not run, on stderr; 1 if any, else 0. The
+    finished runs stay in the store (`run` resumes them)."""
+    from .engine.executor import not_run
+
+    lines = not_run(outcomes)
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if lines else 0
 
 
 def print_outcomes(outcomes: list, finished_before: int, uri: str) -> None:
     """Each job run's result in one line, the tally, then the diverged and failed jobs by name."""
-    from .engine.executor import FAILED, RAN, tally
+    from .engine.executor import RAN, tally
 
     for o in outcomes:
         if o.state == RAN:
@@ -133,9 +144,6 @@ def print_outcomes(outcomes: list, finished_before: int, uri: str) -> None:
     for o in outcomes:
         if o.result is not None and o.result.status == "diverged":  # a finding, kept and shown by reports
             print(f"diverged: {o.job.name} (NaN loss; kept as `diverged`, run again by the next `run`)")
-    for o in outcomes:
-        if o.state == FAILED:
-            print(f"failed: {o.job.name}")
 
 
 class Staged:
@@ -209,7 +217,7 @@ def cmd_run_claims(args) -> int:
         return 0
     print(f"jobs: {tally(executor.outcomes)}; results in {tracker.uri}")
     write_verdicts(tracker.uri, out_dir, profile, left_out)
-    return 0
+    return report_not_run(executor.outcomes)
 
 
 def runnable_plans(claims: list, profile: str, args, data_dir: Path, out_dir: Path, uri: str) -> list:

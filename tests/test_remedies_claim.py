@@ -19,7 +19,11 @@ from .conftest import TWO_CORES, empty_store
 CLAIM = "gpt-remedy-closes-gap"
 QUICK_ROWS = {c.row.label: c.row for c in TABLES[TABLE].cells("quick")}
 JOBS = {job.label: job for job in TABLES[TABLE].jobs("quick")}
-LR_HALF = next(label for label, row in QUICK_ROWS.items() if row.method == "async_lu" and "lr" in dict(row.settings) and label.endswith("0.001]"))
+LR_HALF = next(
+    label
+    for label, row in QUICK_ROWS.items()
+    if row.method == "async_lu" and "lr" in dict(row.settings) and label.endswith("0.001]")
+)
 SCREENING_DIR = tempfile.TemporaryDirectory(prefix="screening-")
 REMEDIES = [label for label, row in QUICK_ROWS.items() if row.method == "async_lu" and label != "async_lu"]
 SCREENED = ["async_lu", *REMEDIES]  # the screening: run 0 of every async_lu row
@@ -42,12 +46,17 @@ def add(tracker, label: str, run_index: int, bpb: list[float], seconds: float = 
 
 @functools.cache
 def screening_store() -> Path:
-    """A store whose screening (run 0 of every row) ranks async_lu[optimizer=muon,momentum=0.95] first (2.04), then
-    async_lu[delay_momentum=true] (3.0), bp at 2.09; built once, copied by each test."""
+    """A store whose screening (run 0 of every row) ranks async_lu[optimizer=muon,momentum=0.95]
+    first (2.04), then async_lu[delay_momentum=true] (3.0), bp at 2.09; built once, copied by each
+    test."""
     path = Path(SCREENING_DIR.name) / "mlflow.db"
     tracker = Tracker(empty_store(path))
     for label in QUICK_ROWS:
-        final = {"async_lu[optimizer=muon,momentum=0.95]": 2.04, "async_lu[delay_momentum=true]": 3.0, "bp": 2.09}.get(label, 3.6)
+        final = {
+            "async_lu[optimizer=muon,momentum=0.95]": 2.04,
+            "async_lu[delay_momentum=true]": 3.0,
+            "bp": 2.09,
+        }.get(label, 3.6)
         add(tracker, label, 0, [final + 0.5, final])
     return path
 
@@ -78,12 +87,23 @@ def judge(uri: str):
 def test_the_screening_picks_by_run_0_and_confirms_the_best_two_with_their_baselines(tmp_path):
     uri, tracker = screened(tmp_path)
     evidence = Evidence(uri, dict(TABLES), "quick").planned(CLAIMS[CLAIM])
-    assert [label for label, _ in ranking(evidence)][:2] == ["async_lu[optimizer=muon,momentum=0.95]", "async_lu[delay_momentum=true]"]
+    assert [label for label, _ in ranking(evidence)][:2] == [
+        "async_lu[optimizer=muon,momentum=0.95]",
+        "async_lu[delay_momentum=true]",
+    ]
     # Muon's baselines: bp, and bp under Muon (a better optimiser alone must not pass for a remedy).
-    assert baselines(evidence, "async_lu[optimizer=muon,momentum=0.95]") == ["bp", "bp[optimizer=muon,momentum=0.95]"]
+    assert baselines(evidence, "async_lu[optimizer=muon,momentum=0.95]") == [
+        "bp",
+        "bp[optimizer=muon,momentum=0.95]",
+    ]
     assert baselines(evidence, LR_HALF) == ["bp"]  # no bp row at half the learning rate
     chosen = confirmed_rows(evidence)
-    assert chosen == ("async_lu[optimizer=muon,momentum=0.95]", "async_lu[delay_momentum=true]", "bp", "bp[optimizer=muon,momentum=0.95]")
+    assert chosen == (
+        "async_lu[optimizer=muon,momentum=0.95]",
+        "async_lu[delay_momentum=true]",
+        "bp",
+        "bp[optimizer=muon,momentum=0.95]",
+    )
     assert len(REMEDIES) == 9 and set(chosen) <= set(QUICK_ROWS)
 
 
@@ -102,7 +122,10 @@ def test_within_the_margin_and_sooner_on_fresh_runs_reproduces(tmp_path):
     confirm(tracker, "async_lu[optimizer=muon,momentum=0.95]", AHEAD)
     result = judge(uri)
     assert result.verdict == REPRODUCED, result.reason
-    assert {c.name for c in result.cells} == {"async_lu[optimizer=muon,momentum=0.95] vs bp", "async_lu[optimizer=muon,momentum=0.95] vs bp[optimizer=muon,momentum=0.95]"}
+    assert {c.name for c in result.cells} == {
+        "async_lu[optimizer=muon,momentum=0.95] vs bp",
+        "async_lu[optimizer=muon,momentum=0.95] vs bp[optimizer=muon,momentum=0.95]",
+    }
     assert all(len(c.values) == 3 and c.planned == 3 for c in result.cells)  # runs 1-3; run 0 only picks
     assert "screening (run 0): async_lu[optimizer=muon,momentum=0.95] 2.040" in result.evidence
 
@@ -124,7 +147,9 @@ def test_stores_on_which_it_must_fail_or_stay_open(tmp_path, case):
         confirm(tracker, "async_lu[optimizer=muon,momentum=0.95]", [v + 0.2 for v in AHEAD])
     elif case == "slower":  # as good at equal epochs, but 2x slower an epoch: not sooner
         confirm(tracker, "async_lu[optimizer=muon,momentum=0.95]", AHEAD, lu_seconds=100.0)
-    elif case == "behind bp under its optimiser":  # within 0.05 of bp (AdamW), 0.2 behind bp[optimizer=muon,momentum=0.95]
+    elif (
+        case == "behind bp under its optimiser"
+    ):  # within 0.05 of bp (AdamW), 0.2 behind bp[optimizer=muon,momentum=0.95]
         for i in (1, 2, 3):
             add(tracker, "async_lu[optimizer=muon,momentum=0.95]", i, [v + 0.002 * i for v in AHEAD], 40.0)
             add(tracker, "bp", i, [v - 0.001 * i for v in BP])
@@ -148,7 +173,11 @@ def test_stores_on_which_it_must_fail_or_stay_open(tmp_path, case):
         assert {c.name.split(" vs ")[0] for c in result.cells} == {"async_lu[optimizer=muon,momentum=0.95]"}
         assert "the second remedy, async_lu[delay_momentum=true]" in result.evidence
     if case == "diverged":
-        closes = next(c for c in result.cells if c.name == "async_lu[optimizer=muon,momentum=0.95] vs bp" and "epochs" in c.part)
+        closes = next(
+            c
+            for c in result.cells
+            if c.name == "async_lu[optimizer=muon,momentum=0.95] vs bp" and "epochs" in c.part
+        )
         assert closes.failed == 1 and closes.values[-1] == pytest.approx(2.5 - BP[-1])
 
 
@@ -161,7 +190,11 @@ def test_a_bp_run_that_did_not_finish_cannot_help_the_claim(tmp_path):
     add(tracker, "bp[optimizer=muon,momentum=0.95]", 3, BP)
     result = judge(uri)
     assert result.verdict != REPRODUCED
-    cell = next(c for c in result.cells if c.name == "async_lu[optimizer=muon,momentum=0.95] vs bp" and "equal epochs" in c.part)
+    cell = next(
+        c
+        for c in result.cells
+        if c.name == "async_lu[optimizer=muon,momentum=0.95] vs bp" and "equal epochs" in c.part
+    )
     assert math.isnan(cell.values[-1]) and cell.failed == 1
 
 
@@ -184,7 +217,12 @@ def test_run_claims_plans_the_screening_then_picks_its_rows_from_the_store(tmp_p
     assert later_cost(stage, estimates, before.jobs) == pytest.approx(4 * per_row * GUESS_S["quick"])
     uri, _ = screened(tmp_path)
     chosen = stage.chosen(uri)
-    assert {j.label for j in chosen} == {"async_lu[optimizer=muon,momentum=0.95]", "async_lu[delay_momentum=true]", "bp", "bp[optimizer=muon,momentum=0.95]"}
+    assert {j.label for j in chosen} == {
+        "async_lu[optimizer=muon,momentum=0.95]",
+        "async_lu[delay_momentum=true]",
+        "bp",
+        "bp[optimizer=muon,momentum=0.95]",
+    }
     assert sorted({j.run_index for j in chosen}) == [0, 1, 2, 3]
     (after,) = plan_claims([claim], dict(TABLES), "quick", None, None, uri)
     assert not after.later and len(after.jobs) == len(SCREENED) + 2 * 3 + 2 * 4

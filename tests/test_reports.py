@@ -299,8 +299,10 @@ def test_002_cells_scale_the_lr_and_set_the_workers():
     assert TABLES["lap-table6"].jobs("quick") == []  # WRN-16x8 on 2-8 GPUs: paper only
     assert {j.devices for j in TABLES["lap-table6"].jobs("paper")} == {2, 4, 8}
     assert {j.label for j in TABLES["lap-table2"].jobs("quick")} == {
-        "lapsgd[workers_per_device=4,batch_size=128]", "lppsgd[workers_per_device=4,batch_size=128]", "ddp[batch_size=128]"
-    }  # fmt: skip
+        "lapsgd[workers_per_device=4,batch_size=128]",
+        "lppsgd[workers_per_device=4,batch_size=128]",
+        "ddp[batch_size=128]",
+    }
 
 
 def test_cells_sort_by_their_numbers():
@@ -314,5 +316,9 @@ def test_cells_sort_by_their_numbers():
         "async_lu[backward_threads=3]",
     ]
     assert sorted(labels, key=natural_key) == [
-        "async_lu[backward_threads=3]", "async_lu[forward_threads=2,backward_threads=4]", "ddp", "ddp[straggler_delay_frac=0.25]", "ddp[straggler_delay_frac=1]"
-    ]  # fmt: skip
+        "async_lu[backward_threads=3]",
+        "async_lu[forward_threads=2,backward_threads=4]",
+        "ddp",
+        "ddp[straggler_delay_frac=0.25]",
+        "ddp[straggler_delay_frac=1]",
+    ]

@@ -38,6 +38,7 @@ class Outcome:
     job: Job
     state: str  # RAN, FINISHED_BEFORE, TAKEN, FAILED, NO_DATA or OVER_BUDGET
     result: RunResult | None = None  # for RAN and FAILED
+    reason: str = ""  # for FAILED and NO_DATA: why, in one line with its fix
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Executor:
     outcomes: list[Outcome] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     _seen: set[tuple[str, str]] = field(default_factory=set)
-    _no_data: set[str] = field(default_factory=set)
+    _no_data: dict[str, str] = field(default_factory=dict)  # dataset -> why it is missing
 
     def spent_s(self) -> float:
         """Seconds since the executor was made."""
@@ -82,7 +83,7 @@ class Executor:
             return None
         self._seen.add(key)
         if job.dataset in self._no_data:
-            return self._record(Outcome(job, NO_DATA))
+            return self._record(Outcome(job, NO_DATA, reason=self._no_data[job.dataset]))
         if self.is_finished(job):
             return self._record(Outcome(job, FINISHED_BEFORE))
         if self.estimate is not None and not self.fits(self.estimate(job), slack=1.1):
@@ -91,12 +92,11 @@ class Executor:
         try:
             result = run_job(job, self.data_dir, self.tracker, reserve=True)  # another `run` may have it
         except DataMissingError as err:
-            self._no_data.add(job.dataset)  # its claims read "not measurable here", saying what is missing
-            log.warning("%s: %s", job.dataset, err)
-            return self._record(Outcome(job, NO_DATA))
+            self._no_data[job.dataset] = str(err)  # its claims read "not measurable here"
+            return self._record(Outcome(job, NO_DATA, reason=str(err)))
         except JobFailed as err:
             log.error("%s failed: %s", job.name, err)
-            return self._record(Outcome(job, FAILED, err.result))
+            return self._record(Outcome(job, FAILED, err.result, reason=str(err)))
         if result is None:
             return self._record(Outcome(job, TAKEN))
         if self.ran is not None:
@@ -127,11 +127,27 @@ class Executor:
 
 
 def tally(outcomes: list[Outcome], finished_before: int = 0) -> str:
-    """One line: how many jobs ran, were finished before, taken, failed and diverged."""
-    count = {s: sum(1 for o in outcomes if o.state == s) for s in (RAN, FINISHED_BEFORE, TAKEN, FAILED)}
+    """One line: how many jobs ran, were finished before, taken, failed, diverged and not run."""
+    states = (RAN, FINISHED_BEFORE, TAKEN, FAILED, NO_DATA, OVER_BUDGET)
+    count = {s: sum(1 for o in outcomes if o.state == s) for s in states}
     diverged = sum(1 for o in outcomes if o.result is not None and o.result.status == "diverged")
     others = f", {count[TAKEN]} run by another process" if count[TAKEN] else ""
+    budget = f", {count[OVER_BUDGET]} left out (budget)" if count[OVER_BUDGET] else ""
     return (
         f"{count[RAN]} run, {count[FINISHED_BEFORE] + finished_before} already finished{others}, "
-        f"{count[FAILED]} failed, {diverged} diverged"
+        f"{count[FAILED]} failed, {diverged} diverged, {count[NO_DATA]} not run (no data){budget}"
     )
+
+
+def not_run(outcomes: list[Outcome]) -> list[str]:
+    """One line per cause of the jobs that could not run (missing data, a failure), naming the
+    jobs and the fix; [] when every job ran or was finished before. The caller exits 1 on any."""
+    causes: dict[str, list[Job]] = {}
+    for outcome in outcomes:
+        if outcome.state in (NO_DATA, FAILED):
+            causes.setdefault(outcome.reason or outcome.state, []).append(outcome.job)
+    lines = []
+    for reason, jobs in causes.items():
+        names = jobs[0].name if len(jobs) == 1 else f"{len(jobs)} jobs ({jobs[0].name}, ...)"
+        lines.append(f"not run: {names}: {reason}")
+    return lines

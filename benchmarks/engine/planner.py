@@ -230,7 +230,12 @@ class Estimates:
             if runs is not None and not runs.empty and "end_time" in runs:
                 done = runs[(runs["status"] == "finished") & runs["end_time"].notna()]
                 for _, run in done.iterrows():
-                    key = (run.get("method"), run.get("model"), run.get("profile"), stored_row(experiment, run))
+                    key = (
+                        run.get("method"),
+                        run.get("model"),
+                        run.get("profile"),
+                        stored_row(experiment, run),
+                    )
                     seconds = (run["end_time"] - run["start_time"]).total_seconds()
                     walls.setdefault(key, []).append(seconds)
                     epochs = run.get("metrics.epochs")
@@ -275,7 +280,9 @@ class Estimates:
         self._finished.add((job.table, job.key))
         # Stores not read yet will hold the run when they are read: only those read already learn it.
         if job.table in self._walls:
-            self._walls[job.table].setdefault((job.method, job.model, job.profile, job.row), []).append(seconds)
+            self._walls[job.table].setdefault((job.method, job.model, job.profile, job.row), []).append(
+                seconds
+            )
         if self._anywhere is not None:
             per_epoch = seconds / max(1, min(job.config.max_epochs, 10_000))
             self._anywhere.setdefault((job.method, job.model, job.profile), []).append(per_epoch)

@@ -140,7 +140,9 @@ class TableSpec:
         row = run_row(self.rows, method, params)
         if row is None or row in self.rows:
             return row
-        siblings = (spec for spec in TABLES.values() if spec.experiment == self.experiment and spec is not self)
+        siblings = (
+            spec for spec in TABLES.values() if spec.experiment == self.experiment and spec is not self
+        )
         return None if any(row in spec.rows for spec in siblings) else row
 
     def row_index(self, row: Row) -> float:
