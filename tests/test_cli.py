@@ -99,6 +99,19 @@ def test_run_counts_are_checked_up_front():
     )
 
 
+def test_run_without_its_data_exits_1_with_one_line(tmp_path, store, monkeypatch):
+    """`run table3` where CIFAR-100 is neither on disk nor downloadable: nothing can run, so the
+    command fails, saying why once for its 8 jobs, and counts them as not run."""
+    monkeypatch.setattr("datasets.cifar.try_download", lambda name, data_dir: "no network")
+    args = ("run", "table3", "--profile", "quick", "--data-dir", str(tmp_path), "--tracking-uri", store)
+    proc = run_cli(*args)
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("INFO")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert errors[0].startswith("error: not run: 8 jobs") and str(tmp_path / "cifar-100-python") in errors[0]
+    assert "0 run, 0 already finished, 0 failed, 0 diverged, 8 not run (no data)" in proc.stdout
+
+
 def test_missing_data_exits_1_naming_the_path(tmp_path, store):
     proc = run_cli(
         "train",

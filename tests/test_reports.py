@@ -5,6 +5,7 @@ import re
 
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from benchmarks.engine.tracking import Tracker
 from benchmarks.tables import TABLES
@@ -112,6 +113,34 @@ def test_a_named_row_is_a_row_of_its_own_after_its_method(tmp_path):
         "table1 resnet18 log(t_lapsgd/t_LU)",
         "table1 resnet18 log(t_lapsgd[reading=authors_code]/t_LU)",
     ]
+
+
+@pytest.mark.ci  # 4 smoke jobs of LAP-SGD's processes, ~40 s
+def test_two_readings_run_into_one_store_report_as_two_rows(tmp_path):
+    """`run table1 --methods lapsgd`, then again with `--set reading=authors_code`: four runs, two
+    rows per model in the report, each with its own run (not the newest of the method)."""
+    uri = empty_store(tmp_path / "mlflow.db")
+    base = ("run", "table1", "--profile", "smoke", "--methods", "lapsgd", "--tracking-uri", uri)
+    for extra in ((), ("--set", "reading=authors_code")):
+        proc = cli(*base, *extra)
+        assert proc.returncode == 0 and "2 run, 0 already finished" in proc.stdout, proc.stderr
+    out = tmp_path / "out"
+    for table in ("table1", "table2"):  # time to target, and the best accuracy (a view of the runs)
+        proc = cli("report", table, "--profile", "smoke", "--tracking-uri", uri, "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+    readings = ("lapsgd", "lapsgd[reading=authors_code]")
+    for table in ("table1", "table2"):
+        csv = pd.read_csv(out / f"{table}.csv")
+        rows = list(zip(csv["model"], csv["method"], csv["runs"], strict=True))
+        assert rows == [(m, r, 1) for m in ("resnet18", "resnet50") for r in readings], table
+    client = MlflowClient(tracking_uri=uri)
+    best = {}
+    for run in client.search_runs([Tracker(uri).experiment_id("table1")]):
+        history = client.get_metric_history(run.info.run_id, "test_acc")
+        label = "lapsgd" if run.data.params["reading"] == "paper" else readings[1]
+        best[(run.data.tags["model"], label)] = max(m.value for m in history)
+    shown = pd.read_csv(out / "table2.csv").set_index(["model", "method"])["best_acc_mean"]
+    assert len(best) == 4 and {k: shown[k] for k in best} == pytest.approx(best)  # each row its own run
 
 
 def test_imagenet_table_reports_test_and_train_accuracy_at_the_best(filled, tmp_path):
