@@ -154,7 +154,7 @@ def cmd_doctor(args) -> int:
     from datasets import resolve_data_dir
 
     from .doctor import doctor, doctor_gpu
-    from .engine.tracking import PROJECT_ROOT
+    from .engine.store import PROJECT_ROOT
 
     if args.gpu:
         out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"

@@ -239,7 +239,7 @@ def run_checks(data_dir: Path, uri: str | None) -> list[tuple[Check, float]]:
     """Every check of `doctor`, in the table's order, each with its seconds."""
     import torch
 
-    from .engine.tracking import PROJECT_ROOT
+    from .engine.store import PROJECT_ROOT
 
     checks = [check_python, check_torch, check_devices, check_backends]
     checks.append(lambda: check_memory({"data": data_dir, "results": PROJECT_ROOT / "results"}))

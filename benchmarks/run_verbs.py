@@ -187,7 +187,8 @@ def cmd_run_claims(args) -> int:
     from .engine.calibration import Calibration
     from .engine.executor import Executor, tally
     from .engine.planner import Estimates, parse_duration, run_claims, select_claims
-    from .engine.tracking import PROJECT_ROOT, Tracker
+    from .engine.store import PROJECT_ROOT
+    from .engine.tracking import Tracker
     from .perf import PERF, PerfOptions
     from .profiles import resolve_profile
 
@@ -265,7 +266,8 @@ def cmd_report(args) -> int:
     from reports.claims import write_claims
     from reports.render import write_index, write_report
 
-    from .engine.tracking import PROJECT_ROOT, Tracker, default_tracking_uri
+    from .engine.store import PROJECT_ROOT, default_tracking_uri
+    from .engine.tracking import Tracker
     from .profiles import PROFILES
     from .tables import TABLES
 

@@ -384,7 +384,7 @@ def test_a_file_store_is_refused_in_one_line_naming_the_fix(tmp_path):
 
 
 def test_store_errors_carry_no_sql():
-    from benchmarks.engine.tracking import one_line
+    from benchmarks.engine.store import one_line
 
     err = RuntimeError(
         "(sqlite3.OperationalError) database is locked\n[SQL: INSERT INTO runs (a) VALUES (?)]\n"

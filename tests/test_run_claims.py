@@ -104,7 +104,7 @@ def test_one_claim_runs_its_jobs_once_and_reports(tmp_path):
 def test_the_default_store_and_reports_lie_in_the_checkout(monkeypatch):
     """The engine's modules moved into benchmarks/engine/: the defaults still name the checkout's
     results/mlflow.db and reports/out/, not a folder inside the package."""
-    from benchmarks.engine.tracking import PROJECT_ROOT, default_tracking_uri
+    from benchmarks.engine.store import PROJECT_ROOT, default_tracking_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert (PROJECT_ROOT / "pyproject.toml").exists() and (PROJECT_ROOT / "benchmarks").is_dir()

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 from mlflow.exceptions import MlflowException, RestException
 
+from benchmarks.engine import store as store_module
 from benchmarks.engine import tracking as tracking_module
 from benchmarks.engine.runner import run_job
 from benchmarks.engine.spool import Spool, spool_dir
@@ -191,10 +192,10 @@ def test_a_store_lock_held_too_long_is_one_line_not_a_hang(tmp_path):
         fcntl.flock(holder, fcntl.LOCK_EX)
         started = time.monotonic()
         with pytest.raises(StorageError, match="was held by another process for 0 s"):
-            with tracking_module.file_lock(path, wait_s=0.3):
+            with store_module.file_lock(path, wait_s=0.3):
                 pass
         assert time.monotonic() - started < 5
-    with tracking_module.file_lock(path, wait_s=0.3):  # released: taken at once
+    with store_module.file_lock(path, wait_s=0.3):  # released: taken at once
         pass
 
 

@@ -21,7 +21,8 @@ from models import check_model
 from .distributed import launched_by_torchrun, run_torchrun_rank, spawn_ranks, torchrun_rank
 from .mfu import probe_entry
 from .rank import configure_cuda, get_dataset, job_device, mfu_basis, run_rank
-from .tracking import Tracker, git_sha, one_line, rank_tracker
+from .store import git_sha, one_line
+from .tracking import Tracker, rank_tracker
 
 log = logging.getLogger(__name__)
 
