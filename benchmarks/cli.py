@@ -222,6 +222,12 @@ def end_on_signals() -> dict:
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
 
 
+def cmd_migrate_store(args) -> int:
+    from .engine.migrate import migrate
+
+    return migrate(args.uri, args.no_backup)
+
+
 def cmd_sync(args) -> int:
     from .run_verbs import sync_spools
 
@@ -250,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "ui": cmd_ui,
         "server": cmd_server,
         "sync": cmd_sync,
+        "migrate-store": cmd_migrate_store,
     }
     try:
         return verbs[args.verb](args)

@@ -19,7 +19,17 @@ def build_parser(description: str) -> Parser:
     parser = Parser(prog="python -m benchmarks", description=description)
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
     sub.add_parser("list", help="tables, methods, datasets, models, profiles and perf benchmarks")
-    verbs = (add_train, add_run, add_report, add_calibrate, add_doctor, add_ui, add_server, add_sync)
+    verbs = (
+        add_train,
+        add_run,
+        add_report,
+        add_calibrate,
+        add_doctor,
+        add_ui,
+        add_server,
+        add_sync,
+        add_migrate,
+    )
     for add in (*verbs, add_perf):
         add(sub)
     return parser
@@ -113,6 +123,18 @@ def add_server(sub) -> None:
     )
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--store", help=STORE_HELP)
+
+
+def add_migrate(sub) -> None:
+    migrate = sub.add_parser(
+        "migrate-store", help="upgrade a store of an earlier schema in place, backed up first"
+    )
+    migrate.add_argument(
+        "uri", nargs="?", help="the store (default: $MLFLOW_TRACKING_URI, else results/mlflow.db)"
+    )
+    migrate.add_argument(
+        "--no-backup", action="store_true", help="a database or server store: you backed it up yourself"
+    )
 
 
 def add_sync(sub) -> None:

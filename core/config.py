@@ -183,6 +183,21 @@ def apply_settings(configs: list, settings: Mapping[str, object]) -> tuple[list,
     return new, frozenset(settings)
 
 
+def floats_as_floats(cfg):
+    """`cfg` with each int given to a float field (a profile's `warmup_epochs=0`) as a float, so a
+    value logs, keys and reads back as one thing ("0.0", never "0" for the same setting)."""
+    if not dataclasses.is_dataclass(cfg):
+        return cfg
+    changes = {
+        f.name: float(value)
+        for f in fields(cfg)
+        if isinstance(f.default, float)
+        and isinstance(value := getattr(cfg, f.name), int)
+        and not isinstance(value, bool)
+    }
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
 def flatten(*configs) -> dict[str, object]:
     """All fields of the given dataclasses as one flat dict (for MLflow params and job keys)."""
     out: dict[str, object] = {}

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .config import ADDED_SETTINGS, NoConfig, TrainConfig, flatten, keyed
+from .config import ADDED_SETTINGS, NoConfig, TrainConfig, flatten, floats_as_floats, keyed
 
 Setting = int | float | bool | str  # a typed hyperparameter value
 
@@ -162,6 +162,10 @@ class Job:
     # The settings that make the job's row (core.job.Row: its table row's, then the method settings
     # that differ from their defaults), derived by build_job; reports find a run's row from its params.
     row_settings: tuple[tuple[str, Setting], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "config", floats_as_floats(self.config))
+        object.__setattr__(self, "method_config", floats_as_floats(self.method_config))
 
     @property
     def row(self) -> Row:

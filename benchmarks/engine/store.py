@@ -106,11 +106,21 @@ def build_sqlite_store(path: Path) -> None:
         scratch.unlink(missing_ok=True)
 
 
+def schemas_of(experiments) -> set[str]:
+    """The store schemas of these MLflow experiments (`schema` tag; none: 1, before 2026-11-25)."""
+    return {e.tags.get("schema", "1") for e in experiments if e.name != "Default"}
+
+
+def store_schemas(client) -> set[str]:
+    """The store schemas an MLflow client's store holds."""
+    return schemas_of(client.search_experiments())
+
+
 class Store:
     """An MLflow store through one explicit client (no global active run): opened, checked, its
     experiments and its lock."""
 
-    def __init__(self, uri: str | None = None, create: bool = True):
+    def __init__(self, uri: str | None = None, create: bool = True, check_schema: bool = True):
         """Open the store at `uri` (and check it answers); `create=False` refuses to create a new
         SQLite file (reports read stores, they do not make them). Bad URIs exit 2; stores that cannot
         be used (corrupt, read-only, a folder, unreachable) exit 1, each with one line."""
@@ -138,14 +148,12 @@ class Store:
                 build_sqlite_store(self.sqlite_path)
             self.client = MlflowClient(tracking_uri=self.uri)
             experiments = self.client.search_experiments()  # opens (or creates) the store now, not mid-run
-        other = sorted(
-            {e.tags.get("schema", "1") for e in experiments if e.name != "Default"} - {SCHEMA_VERSION}
-        )
-        if other:
+        other = sorted(schemas_of(experiments) - {SCHEMA_VERSION})
+        if check_schema and other:
             raise StorageError(
                 f"tracking store {self.uri} was written with store schema {', '.join(other)}, and this "
-                f"suite writes schema {SCHEMA_VERSION}: move it aside (or pass --tracking-uri "
-                "sqlite:///NEW.db) and run again; the suite's version that wrote it still reads it"
+                f"suite reads schema {SCHEMA_VERSION}: upgrade it with `python -m benchmarks "
+                f"migrate-store {self.uri}` (it backs the store up first), or pass another --tracking-uri"
             )
 
     def artifacts(self, experiment: str) -> str | None:
