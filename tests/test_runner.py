@@ -206,7 +206,7 @@ def test_a_store_of_another_schema_is_refused_with_one_line(tmp_path):
         proc = run_cli(*args, "--tracking-uri", uri)
         assert proc.returncode == 1, proc.stderr
         lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and "schema 1" in lines[0] and "move it aside" in lines[0], lines
+        assert len(lines) == 1 and "schema 1" in lines[0] and f"migrate-store {uri}" in lines[0], lines
 
 
 def test_every_experiment_the_suite_creates_opens_on_the_training_view(tmp_path):
