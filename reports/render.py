@@ -12,27 +12,17 @@ what exists. In a summary the column `method` is the row's label (`lapsgd[U=4,B=
 from __future__ import annotations
 
 import math
-import re
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from core.metric import ACCURACY, Metric
 from core.registry import Registry
 
-from .runs import (
-    CURVE,
-    curve,
-    latest_per_cell,
-    load_runs,
-    mean_std,
-    time_to_best,
-    time_to_target,
-    with_rows,
-)
+from .runs import latest_per_cell, load_runs, mean_std, with_rows
+from .values import MEMORY, in_spec_order, training_per_run
 
 PROFILE_ORDER = ("paper", "quick", "smoke")
 
@@ -102,168 +92,6 @@ def paper_fmt(value: tuple[float, float | None] | None) -> str:
     if isinstance(mean, str):  # a verdict (002's "Quality/Perf.")
         return mean
     return f"{mean:g}" if std is None else f"{mean:g} ± {std:g}"
-
-
-# --- per-run values ---------------------------------------------------------------------------
-FINAL_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_time_s")
-# Every training run's peak memory (core/runtime/memory.py): a column of every report of runs.
-MEMORY = "mem_peak_gib"
-
-
-def run_values(c: pd.DataFrame, metric: Metric, target: float, metrics: tuple[str, ...]) -> dict:
-    """One run's values from its curve: its best, times and epochs to it and to `target`, the final
-    values, the mean of each of `metrics` and the peak memory."""
-    best, best_s, best_epochs = time_to_best(c, metric)
-    at_best = c[c["epoch"] + 1 == best_epochs]["train_acc"]
-    target_s, target_epochs = time_to_target(c, target, metric)
-    return dict(
-        best=best,
-        best_acc=best if metric == ACCURACY else float(c["test_acc"].max()),
-        train_acc_best=float(at_best.iloc[0]) if len(at_best) else math.nan,
-        tta_best_s=best_s,
-        epochs_best=best_epochs,
-        target=target,
-        tta_target_s=target_s,
-        epochs_target=target_epochs,
-        # After the last epoch (002's tables report the end of training).
-        **{f"final_{m}": float(c[m].iloc[-1]) for m in FINAL_METRICS},
-        **{m: float(c[m].mean()) for m in metrics},
-        **{MEMORY: float(c[MEMORY].max())},  # the job's highest epoch peak
-    )
-
-
-def training_per_run(
-    uri: str,
-    finished: pd.DataFrame,
-    targets: dict,
-    metrics: tuple[str, ...] = (),
-    setting_keys: tuple[str, ...] = (),
-    metric: Metric = ACCURACY,
-    model_metrics: Mapping[str, Metric] | None = None,
-) -> pd.DataFrame:
-    """Per run: the best value of the workload's `metric` (`best`; `best_acc`: the best test
-    accuracy, the same for the paper's classifiers), time/epochs to it, to the fixed target, and
-    to the worst method's best; and the mean over its epochs of each of `metrics` and of `mfu`
-    (per-epoch metrics the run logged)."""
-    rows = []
-    # The typed columns of the settings that define the spec's rows (`with_rows` adds them).
-    settings = [c for c in finished.columns if c in setting_keys]
-    metrics = (*metrics, *(["mfu"] if "mfu" not in metrics else []))  # every training run logs it
-    default_metric, metric_of = metric, dict(model_metrics or {})
-    for _, run in finished.iterrows():
-        metric = metric_of.get(run["model"], default_metric)
-        logged = (*metrics, MEMORY, *([metric.name] if metric.name not in CURVE else []))
-        c = curve(uri, run["run_id"], logged)
-        if c.empty or c[metric.name].isna().all():
-            continue
-        values = run_values(c, metric, targets.get(run["model"], math.nan), metrics)
-        identity = dict(
-            model=run["model"],
-            method=run["method"],
-            label=run["label"],
-            row=float(run["row"]) if "row" in run else -1.0,
-            **{key: run[key] for key in settings},
-            run_index=int(run["run_index"]),
-            run_id=run["run_id"],
-        )
-        rows.append({**identity, **values, "_curve": c})
-    per_run = pd.DataFrame(rows)
-    if per_run.empty:
-        return per_run
-    # The paper's rule (Tables 1, 3): the best accuracy reached by the worst method, per model.
-    # Taken as the worst best value of any run of that model, so every run reaches it.
-    worst = pd.Series(math.nan, index=per_run.index)
-    for model, best in per_run.groupby("model")["best"]:
-        worst[best.index] = metric_of.get(model, default_metric).worst_of(best)
-    per_run["worst_best"] = worst
-    tta = [
-        time_to_target(c, w, metric_of.get(m, default_metric))
-        for c, w, m in zip(per_run["_curve"], worst, per_run["model"], strict=True)
-    ]
-    per_run["tta_worst_s"] = [t[0] for t in tta]
-    per_run["epochs_worst"] = [t[1] for t in tta]
-    return per_run
-
-
-def summarise(per_run: pd.DataFrame, columns: list[str], keys=("model", "label")) -> pd.DataFrame:
-    """mean, std and count of `columns` per row (model and label; the label lands in `method`)."""
-    rows = []
-    for key, group in per_run.groupby(list(keys), sort=False):
-        row = {("method" if k == "label" else k): v for k, v in zip(keys, key, strict=True)}
-        row["runs"] = len(group)
-        if "label" in keys:
-            row["_row"] = float(group["row"].iloc[0]) if "row" in group else -1.0
-        for column in columns:
-            mean, std, _ = mean_std(group[column])
-            row[f"{column}_mean"], row[f"{column}_std"] = mean, std
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
-    """Rows by model (ResNet-18 first), then in the order of the spec's rows (the paper's), a
-    method's named rows (`lapsgd[authors_code]`) after its plain row."""
-    if summary.empty:
-        return summary
-    if "method" not in summary:
-        return summary.sort_values("model", kind="stable").reset_index(drop=True)
-    rank = (
-        summary["_row"].fillna(-1).astype(float)
-        if "_row" in summary
-        else pd.Series(-1.0, index=summary.index)
-    )
-    order = summary.assign(
-        _rank=[r if r >= 0 else math.inf for r in rank],
-        _label=[natural_key(m) for m in summary["method"]],
-    ).sort_values(["model", "_rank", "_label"], kind="stable")
-    return order.drop(columns=["_rank", "_label", "_row"], errors="ignore").reset_index(drop=True)
-
-
-def natural_key(label: str) -> str:
-    """A label sortable with its numbers in numeric order (`delay=25%` before `delay=100%`)."""
-    return re.sub(r"\d+(\.\d+)?", lambda m: f"{float(m.group()):012.3f}", label)
-
-
-def speedups(per_run: pd.DataFrame, reference: str = "bp") -> pd.DataFrame:
-    """Tables 7-8: per model and run index, bp's time to a* over each method's, a* the model's lowest best."""
-    rows = []
-    for (model, run_index), group in per_run.groupby(["model", "run_index"]):
-        ref = group[group["method"] == reference]
-        if ref.empty:
-            continue
-        ref_s = float(ref["tta_worst_s"].iloc[0])
-        for _, run in group[group["method"] != reference].iterrows():
-            rows.append(
-                dict(
-                    model=model,
-                    method=run["method"],
-                    label=run["label"],
-                    row=run["row"],
-                    run_index=run_index,
-                    speedup=ref_s / run["tta_worst_s"],
-                )
-            )
-    return pd.DataFrame(rows)
-
-
-def relative_to(
-    per_run: pd.DataFrame, reference: dict, columns: dict[str, tuple[str, Callable]]
-) -> pd.DataFrame:
-    """`per_run` with, for each of `columns` (name -> (column, f(value, reference value))), the value
-    compared with the run of the same model, method and run index whose settings are `reference`
-    (the spec's: `forward_threads=1, backward_threads=1`); NaN where there is none."""
-    keys = list(zip(per_run["model"], per_run["method"], per_run["run_index"], strict=True))
-    is_ref = pd.Series(True, index=per_run.index)
-    for key, value in reference.items():
-        is_ref &= per_run[key] == value if key in per_run else False
-    base = {k: row for k, (_, row), ref in zip(keys, per_run.iterrows(), is_ref, strict=True) if ref}
-    out = per_run.copy()
-    for name, (column, compare) in columns.items():
-        out[name] = [
-            compare(row[column], base[k][column]) if k in base else math.nan
-            for k, (_, row) in zip(keys, per_run.iterrows(), strict=True)
-        ]
-    return out
 
 
 # --- sections ---------------------------------------------------------------------------------

@@ -68,8 +68,8 @@ def test_patience_and_the_best_epoch_follow_a_min_metric(monkeypatch):
 def test_reports_take_the_worst_best_in_the_metrics_direction(tmp_path):
     """The paper's "best value of the worst method" rule with a loss: the highest best loss."""
     from benchmarks.engine.tracking import Tracker
-    from reports.render import training_per_run
     from reports.runs import load_runs
+    from reports.values import training_per_run
 
     from .conftest import add_run
 

@@ -335,7 +335,7 @@ def test_002_cells_scale_the_lr_and_set_the_workers():
 
 
 def test_cells_sort_by_their_numbers():
-    from reports.render import natural_key
+    from reports.values import natural_key
 
     labels = [
         "ddp[straggler_delay_frac=1]",

@@ -11,8 +11,8 @@ import pandas as pd
 from core.metric import Metric
 from core.result import Hardware
 
-from ..render import training_per_run
 from ..runs import time_to_target
+from ..values import training_per_run
 
 TIME_COLUMNS = ("tta_worst_s", "tta_target_s", "tta_best_s")
 

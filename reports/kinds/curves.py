@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..render import Section, _pyplot, register_kind, save_figure, summarise
+from ..render import Section, _pyplot, register_kind, save_figure
+from ..values import summarise
 
 
 @register_kind("curves")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..render import Section, add_paper, register_kind, summarise
+from ..render import Section, add_paper, register_kind
+from ..values import summarise
 
 
 @register_kind("headline")

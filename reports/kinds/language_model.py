@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..render import Section, _pyplot, register_kind, save_figure, summarise
+from ..render import Section, _pyplot, register_kind, save_figure
+from ..values import summarise
 from .staleness import staleness_per_tensor
 
 BLOCK = re.compile(r"^blocks\.(\d+)\.")

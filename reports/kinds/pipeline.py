@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..render import MEMORY, Section, _pyplot, register_kind, save_figure, summarise
+from ..render import Section, _pyplot, register_kind, save_figure
+from ..values import MEMORY, summarise
 
 COLUMNS = ["best_acc", "final_test_acc", "epochs_best", "samples_per_s", "pipeline_idle_frac",
            "pipeline_bubble_theory", "staleness_mean"]  # fmt: skip

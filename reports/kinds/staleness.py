@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 from mlflow import MlflowClient
 
-from ..render import Section, _pyplot, register_kind, save_figure, summarise
+from ..render import Section, _pyplot, register_kind, save_figure
+from ..values import summarise
 
 
 def staleness_per_tensor(uri: str, per_run: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..render import Section, add_paper, register_kind, relative_to, summarise
+from ..render import Section, add_paper, register_kind
+from ..values import relative_to, summarise
 
 
 @register_kind("stragglers")

@@ -6,16 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..render import (
-    Section,
-    _pyplot,
-    add_paper,
-    natural_key,
-    register_kind,
-    relative_to,
-    save_figure,
-    summarise,
-)
+from ..render import Section, _pyplot, add_paper, register_kind, save_figure
+from ..values import natural_key, relative_to, summarise
 
 
 @register_kind("threads")

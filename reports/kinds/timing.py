@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..render import Section, paper_fmt, register_kind, summarise
+from ..render import Section, paper_fmt, register_kind
+from ..values import summarise
 
 
 def paper_beta(cell: dict) -> float:
