@@ -44,21 +44,19 @@ PAPER_COMMON = dict(
     batch_size=128, lr=0.015, momentum=0.9, warmup_lr=0.005, weight_decay=0.005, max_epochs=200
 )
 
-# quick: real data, full depth, reduced width, a few epochs; one run <= 8 minutes on 2 CPU cores.
-# Measured here (ResNet-18, width 0.25, batch 128, channels_last, 2 cores): ~75 s per CIFAR epoch,
-# 1.7x faster than NCHW. 5 epochs fit 8 minutes with margin for a noisy machine. Few epochs
-# need a larger LR than the paper's 0.015 (which takes 100+ epochs) and a cosine that reaches
-# zero at the last epoch; weight decay 5e-4 is the usual value at that LR and batch size.
+# quick: real data, full depth, reduced width, a few epochs; one run <= 8 minutes on 2 CPU cores
+# (the epoch times the widths and epochs were set from: docs/performance.md, "Constants"). Few
+# epochs need a larger LR than the paper's 0.015 (which takes 100+ epochs) and a cosine that
+# reaches zero at the last epoch; weight decay 5e-4 is the usual value at that LR and batch size.
 QUICK: dict[tuple[str, str], dict] = {
     ("cifar10", "resnet18"): dict(width=0.25, max_epochs=5),
     ("cifar100", "resnet18"): dict(width=0.25, max_epochs=5),
-    # ResNet-50 at width 0.125: ~116 s per epoch here, so 3 epochs.
+    # ResNet-50 at width 0.125, 3 epochs: its epoch takes about 1.5x ResNet-18's at width 0.25.
     ("cifar10", "resnet50"): dict(width=0.125, max_epochs=3),
     ("cifar100", "resnet50"): dict(width=0.125, max_epochs=3),
-    # IMDb's LSTM at width 0.25 (embedding 64, 2x64 LSTM) over the cached 400 tokens, batch 64:
-    # ~29 s per 20k-review epoch with bp here (best 0.878 on a 20k/5k split of the train file after
-    # 5 epochs, 233 s for 8). Adam at 3e-3 (8 epochs want more than the paper's 1e-3), cosine to
-    # zero; the budget stays at 14 minutes, inside the 15 the README's profiles allow the LSTM.
+    # IMDb's LSTM at width 0.25 (embedding 64, 2x64 LSTM) over the cached 400 tokens, batch 64, 8
+    # epochs. Adam at 3e-3 (8 epochs want more than the paper's 1e-3), cosine to zero; the budget
+    # stays at 14 minutes, inside the 15 the README's profiles allow the LSTM.
     ("imdb", "lstm"): dict(
         width=0.25,
         batch_size=64,

@@ -64,7 +64,9 @@ class TrainConfig:
     width: float = 1.0  # model width multiplier (depth is kept)
     depth: int = 0  # blocks of a model that takes a depth (gpt); 0 = the model's own
     seq_len: int = 0  # token datasets: keep each sequence's last seq_len tokens; 0 = the dataset's length
-    channels_last: bool = True  # NHWC activations for conv nets: 1.7x faster on these CPUs, standard on GPUs
+    channels_last: bool = (
+        True  # NHWC activations for conv nets: faster on CPUs (docs/performance.md), standard on GPUs
+    )
     eval_batch_size: int = 1000
     threads: int = 0  # intra-op threads per process; 0 = cores // devices
     device: str = "auto"  # auto | cpu | cuda | cuda:N

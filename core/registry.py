@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
 from types import ModuleType
 from typing import Generic, TypeVar
 
@@ -28,10 +27,6 @@ class Registry(dict[str, T], Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self[name] = entry
         return entry
-
-    def decorator(self, name: str) -> Callable[[T], T]:
-        """`@registry.decorator(name)` registers what it decorates, unchanged."""
-        return lambda entry: self.add(name, entry)
 
     def lookup(self, name: str) -> T:
         """The entry registered as `name`; exit 2 naming the valid ones if there is none."""

@@ -1,5 +1,5 @@
 """`diloco`: DiLoCo (Douillard et al. 2023, arXiv 2311.08105), local steps with an outer Nesterov step,
-a communication-efficient baseline beside DDP, PL-SGD and LAP-SGD (issue 42: LayUp's comparison).
+a communication-efficient baseline beside DDP, PL-SGD and LAP-SGD (table `layup` compares them).
 
 Each of the `--devices N` processes trains its replica on its shard with the workload's optimiser
 (the inner optimiser: AdamW on the GPT, SGD on the ResNets, as every method here) for

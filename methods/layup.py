@@ -131,11 +131,6 @@ class LayUp(AsyncBackprop):
         return self.mean_model
 
 
-def floating_state(model: torch.nn.Module) -> list[torch.Tensor]:
-    """The model's parameters and floating-point buffers (BatchNorm's statistics), in order."""
-    return [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
-
-
 class SharedPositions:
     """The epoch's batch positions, each taken by one worker from a counter in the rendezvous store
     (an atomic add: a round trip to rank 0's store, ~0.1 ms, per batch); `position` is the last."""

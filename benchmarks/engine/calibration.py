@@ -35,8 +35,8 @@ METHOD_COST = {
     "lppsgd": 1.25,
 }
 PROBE_BATCHES = 8  # the probe's longer bp epoch: this many training batches and one test batch
-# ... on data whose batches differ in length (IMDb's reviews): 8 of them measured the LSTM at 2.4x
-# its epoch's time per sample, 32 within 1.5x.
+# ... on data whose batches differ in length (IMDb's reviews), where 8 misread the LSTM's time per
+# sample (docs/performance.md, "Constants").
 PROBE_BATCHES_VARIED = 32
 # What a job spends beyond the probe's epochs in this process: its run in the store (params, tags,
 # metrics, its end) and the runner's records around it.
