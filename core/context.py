@@ -1,5 +1,6 @@
 """The training context: what a method trains through. It owns the clock, evaluation, logging and
-the stopping rules; a method asks it for epochs and batches and hands it each epoch's meter.
+the stopping rules (the machine's metrics per epoch are core/epoch_metrics.py's); a method asks it
+for epochs and batches and hands it each epoch's meter.
 
 A method's loop is `for epoch in ctx.epochs(): for batch in ctx.train_batches(epoch): ...;
 ctx.end_epoch(meter)`. The clock runs from the start of each epoch to `end_epoch`, so it counts
@@ -21,13 +22,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .config import TrainConfig
+from .epoch_metrics import EpochMetrics
 from .errors import Diverged, UserError
 from .inputs import to_model_layout, uses_channels_last
 from .job import Job
 from .metric import ACCURACY, Metric
 from .metrics_log import MetricsLogger
 from .result import RunResult
-from .runtime.contention import CONTENDED_SHARE, OthersMeter
 from .runtime.memory import peak_bytes
 from .schedule import lr_at
 
@@ -134,12 +135,7 @@ class TrainContext:
         self.best_test_acc = -1.0
         self.last: dict[str, float] = {}
         self._measured: dict[str, float] = {}
-        self.flops_per_sample = self.peak_flops = 0.0  # set by the runner where it could count them
-        self._peak_warned = False
-        self.mem_peak_gib = 0.0  # the highest epoch peak of the job's memory so far (all processes)
-        # Other processes' share of the machine's CPU per epoch (core/runtime/contention.py).
-        self._others = OthersMeter() if rank == 0 else None
-        self.others_cpu_max = 0.0
+        self.machine = EpochMetrics(device, rank)  # throughput, MFU, memory, contention
         self._since_best = 0
         self._bar = tqdm(
             total=self.config.max_epochs,
@@ -242,7 +238,7 @@ class TrainContext:
         of the machine other processes used while it measured (the run is tagged contended above
         CONTENDED_SHARE, as a training run is by its epochs)."""
         self._measured.update(values)
-        self.metrics_log.measurement(values, self._contention())
+        self.metrics_log.measurement(values, self.machine.contention())
 
     def end_epoch(
         self,
@@ -282,14 +278,9 @@ class TrainContext:
             lr=lr_at(self.epoch + 1 - 1 / self.steps_per_epoch, self.config),
             train_time_s=clock_s,
             wall_time_s=time.perf_counter() - self._wall_start,
-            samples_per_s=samples / max(epoch_time, 1e-9),
-            mem_peak_gib=memory / 2**30,
+            **self.machine.epoch(samples, epoch_time, memory),
         )
-        self.mem_peak_gib = max(self.mem_peak_gib, self.last["mem_peak_gib"])
-        mfu = self._mfu(self.last["samples_per_s"])
-        if mfu is not None:
-            self.last["mfu"] = mfu
-        diagnostics = {**self._gpu_memory(), **(extra or {}), **self._contention()}
+        diagnostics = {**(extra or {}), **self.machine.diagnostics()}
         if self.rank == 0:
             self.metrics_log.epoch(self.epoch, self.last, diagnostics, clock_s)
         self.epoch += 1
@@ -298,46 +289,6 @@ class TrainContext:
             {self.metric.name: f"{self.last[self.metric.name]:.3f}", "loss": f"{train_loss:.3f}"}
         )
         return self._stop_reason is not None
-
-    def _mfu(self, samples_per_s: float) -> float | None:
-        """Model FLOPs over the peak; None where unknown or above 1 (then a warning, once a run)."""
-        if not (self.flops_per_sample and self.peak_flops):
-            return None
-        model_flops = self.flops_per_sample * samples_per_s
-        if model_flops <= self.peak_flops:
-            return model_flops / self.peak_flops
-        if self.rank == 0 and not self._peak_warned:
-            # Not logged: a utilisation above 1 says the peak was not an upper bound (a probe
-            # where no theoretical peak is known, or a clock boosted past the one read).
-            self._peak_warned = True  # once a run: the peak is the same for every epoch
-            log.warning(
-                "mfu not logged: this epoch's model FLOPs (%.0f GFLOP/s) exceed the peak it divides "
-                "by (%.0f GFLOP/s, the run's param peak_source); `python -m benchmarks perf peak` "
-                "shows the machine's peaks",
-                model_flops / 1e9,
-                self.peak_flops / 1e9,
-            )
-        return None
-
-    def _contention(self) -> dict[str, float]:
-        """Other processes' share of the machine's CPU since the last reading (rank 0), as a diagnostic."""
-        others = self._others.share() if self._others is not None else None
-        if others is None:
-            return {}
-        self.others_cpu_max = max(self.others_cpu_max, others)
-        return {"others_cpu_frac": others}
-
-    def _gpu_memory(self) -> dict[str, float]:
-        """On CUDA: the epoch's peak of allocated memory and what the caching allocator holds, GiB
-        (a run whose memory grows shows it epoch by epoch); then a fresh peak for the next epoch."""
-        if self.device.type != "cuda":
-            return {}
-        memory = dict(
-            gpu_mem_peak_gib=torch.cuda.max_memory_allocated(self.device) / 2**30,
-            gpu_mem_reserved_gib=torch.cuda.memory_reserved(self.device) / 2**30,
-        )
-        torch.cuda.reset_peak_memory_stats(self.device)
-        return memory
 
     @contextmanager
     def _evaluation_threads(self, clock_runs: bool) -> Iterator[None]:
@@ -463,8 +414,6 @@ class TrainContext:
             time_to_best_s=round(self.time_to_best_s, 3),
             samples_per_s=self.last.get("samples_per_s"),
             mfu=self.last.get("mfu"),
-            mem_peak_gib=self.mem_peak_gib or None,
-            others_cpu_max=round(self.others_cpu_max, 4),
-            contended=self.others_cpu_max > CONTENDED_SHARE,
+            **self.machine.end_of_run(),
             measured=dict(self._measured),
         )

@@ -215,7 +215,8 @@ def test_the_pd_pipeline_table_reports_its_rows_with_memory_and_idle_fraction(tm
     client = MlflowClient(tracking_uri=store)
     for run in client.search_runs([client.get_experiment_by_name("pd-pipeline").experiment_id]):
         if run.data.tags["method"] in ("gpipe", "pipe_1f1b"):  # 2 stages, 4 micro-batches
-            assert run.data.params["devices"] == "2" and run.data.metrics["best_test_acc"] > 0.5
+            best = max(m.value for m in client.get_metric_history(run.info.run_id, "test_acc"))
+            assert run.data.params["devices"] == "2" and best > 0.5
             assert 0 < run.data.metrics["system/pipeline_idle_frac"] < 1
             assert run.data.metrics["system/pipeline_bubble_theory"] == pytest.approx(1 / 5)
     verdicts = {claim.id: verdict for claim, _, verdict in evaluate(store, dict(TABLES), "smoke")}
