@@ -68,6 +68,8 @@ def test_one_ddp_step_equals_backprop_on_the_whole_batch(tmp_path):
         torch.testing.assert_close(ours, theirs.detach(), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_ddp_under_torchrun(store):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     proc = subprocess.run(

@@ -48,6 +48,8 @@ def test_val_without_a_class_keeps_train_numbering(tmp_path):
 
 # lapsgd streams the tree through a DataLoader inside its daemon workers, which bp's in-process
 # loader does not need: bp runs with -m slow (the reader itself: test_batches_from_a_jpeg_tree).
+@pytest.mark.slow
+@pytest.mark.ci
 @pytest.mark.parametrize("method", [pytest.param("bp", marks=pytest.mark.slow), "lapsgd"])
 def test_smoke_train_on_a_jpeg_tree_streams_it(tmp_path, store, method):
     write_synthetic_imagefolder(tmp_path, classes=4, train_per_class=40, val_per_class=4)

@@ -227,6 +227,8 @@ def spawned(pid: int, count: int, timeout: float = 120, settle: float = 4) -> se
     raise AssertionError(f"{count} processes never started")
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_a_killed_worker_fails_the_job_within_seconds(store):
     proc = start_long_train(store, "train", "--method", "lapsgd", "--profile", "smoke")
     workers = spawned(proc.pid, 1, settle=1)  # its worker exists: killed while it starts or trains

@@ -143,6 +143,8 @@ def test_sigint_while_the_ranks_start_ends_cleanly(store):
     assert not [p for p in everything if alive(p)]
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_a_killed_coordinator_takes_its_ranks_and_the_next_command_closes_its_run(store, tmp_path):
     """kill -9 of the CLI process (an OOM kill): its ranks die with it (PR_SET_PDEATHSIG), and the
     next command finds the run it left RUNNING and marks it failed (stale), so `run` redoes it."""

@@ -306,6 +306,8 @@ def test_straggler_report_and_claims_compare_with_the_run_without_delay(tmp_path
     assert verdicts["004-faster-than-lppsgd-and-ddp"].verdict == "not measurable here"
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_004_tables_smoke_runs_and_reports(tmp_path):
     """A few smoke jobs of each 004 table through the runner, then every 004 report and the claims
     (all their smoke jobs: `run all --profile smoke` in the slow test and tox smoke-tables)."""

@@ -154,6 +154,8 @@ CI = (pytest.mark.slow, pytest.mark.ci)
         ("lapsgd", False),
     ],
 )
+@pytest.mark.slow
+@pytest.mark.ci
 def test_a_job_trains_across_two_hosts(hosts, request, tmp_path, method, over_http):
     server = request.getfixturevalue("server") if over_http else None
     store = server.uri if server else empty_store(tmp_path / "mlflow.db")
