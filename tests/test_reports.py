@@ -352,3 +352,38 @@ def test_cells_sort_by_their_numbers():
         "ddp[straggler_delay_frac=0.25]",
         "ddp[straggler_delay_frac=1]",
     ]
+
+
+def test_every_tables_jobs_are_of_its_rows():
+    """No table sets a method setting outside its rows: each job's row (derived from its settings)
+    is a row of its table, at every profile, so a report finds every run it makes."""
+    for spec_id, spec in TABLES.items():
+        for profile in ("smoke", "quick", "paper"):
+            rows = {cell.row for cell in spec.cells(profile)}
+            strays = {job.label for job in spec.jobs(profile) if job.row not in rows}
+            assert not strays, (spec_id, profile, strays)
+
+
+def test_a_table_declared_as_data_builds_its_cells_jobs():
+    """docs/design.md's example: cells that differ in epochs, settings and processes, no job code;
+    `--runs` and `--devices` applied in one place (bp stays on one process)."""
+    from benchmarks.tables.common.spec import Cell, TableSpec
+    from core.job import Row
+
+    def cells(profile: str) -> list[Cell]:
+        return [
+            Cell("cifar10", "resnet18", Row("bp"), runs=3, epochs=2, settings=(("t_max", 2.0),)),
+            Cell("cifar10", "resnet18", Row.of("async_lu", backward_threads=3), runs=3, epochs=4,
+                 settings=(("t_max", 4.0),), devices=1),
+        ]  # fmt: skip
+
+    spec = TableSpec(id="example", title="example", cells=cells, kind="best")
+    jobs = spec.jobs("smoke")
+    assert [(j.label, j.run_index) for j in jobs] == [("bp", i) for i in range(3)] + [
+        ("async_lu[backward_threads=3]", i) for i in range(3)
+    ]
+    bp, lu = jobs[0], jobs[3]
+    assert (bp.config.max_epochs, bp.config.t_max, bp.devices) == (2, 2.0, 1)
+    assert (lu.config.max_epochs, lu.config.t_max, lu.method_config.backward_threads) == (4, 4.0, 3)
+    assert len(spec.jobs("smoke", runs=1)) == 2
+    assert [j.devices for j in spec.jobs("smoke", runs=1, devices=2)] == [1, 2]

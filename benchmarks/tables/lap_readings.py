@@ -8,10 +8,10 @@ the difference shows: averaging rounds per epoch, time spent averaging, samples/
 
 from __future__ import annotations
 
-from core.job import Job, Row
+from core.job import Row
 
 from .common.cifar import RUNS
-from .common.spec import Cell, cell_job, devices_for, register_table
+from .common.spec import Cell, devices_for, register_table
 
 # 002's text, then its authors' code, at K = 16 from the start (average_switch = 0, average_every =
 # 16): the setting the two codes were compared at.
@@ -23,14 +23,10 @@ EPOCHS = 2  # how the code runs shows from the first epoch; 2 leave room for the
 
 
 def cells(profile: str) -> list[Cell]:
-    """Both readings on the profile's ResNet-18 / CIFAR-10."""
-    return [Cell("cifar10", "resnet18", row, RUNS[profile]) for row in ROWS]
-
-
-def reading_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """lapsgd in one reading, on 2 processes or more (one process never averages)."""
-    processes = devices if devices is not None else max(2, devices_for("lapsgd", profile))
-    return cell_job(experiment, cell, profile, run, devices=processes, epochs=EPOCHS)
+    """Both readings on the profile's ResNet-18 / CIFAR-10, on 2 processes or more (one process
+    never averages)."""
+    devices = max(2, devices_for("lapsgd", profile))
+    return [Cell("cifar10", "resnet18", row, RUNS[profile], epochs=EPOCHS, devices=devices) for row in ROWS]
 
 
 SPEC = register_table(
@@ -58,5 +54,4 @@ SPEC = register_table(
         "drift apart, and once they are K apart every poll averages)."
     ),
     source="no table of the paper: 002's Algorithm 1 against bapi/LPP-SGD (train/LAPSGD.py)",
-    job=reading_job,
 )

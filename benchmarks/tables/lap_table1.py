@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common.lap002 import NOTE_QUICK, lap_cells, lap_job, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_row
 from .common.spec import Cell, register_table, single_values
 
 CELLS = [("ddp", dict(B=128)), ("ddp", dict(B=1024)), ("plsgd", dict(B=128)), ("plsgd", dict(B=1024))]
@@ -39,5 +39,4 @@ SPEC = register_table(
     reading="002's LR warm-up and scaling (α0 = 0.1 to α0 x B/128 x Q over 5 epochs), then x0.1 at 50 % "
     "and 75 %; PL-SGD averages every step for the first half, then every K = 16. " + NOTE_QUICK,
     source="002 Table 1 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
-    job=lap_job,
 )

@@ -6,7 +6,7 @@ reference both are judged against: they are tagged `lap-table2`, so running eith
 
 from __future__ import annotations
 
-from .common.lap002 import NOTE_QUICK, lap_cells, lap_job, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_row
 from .common.spec import Cell, register_table
 from .lap_table1 import values
 
@@ -41,5 +41,4 @@ SPEC = register_table(
     reading="U Hogwild! workers per device, 002's LR warm-up and scaling as PL-SGD, K = 1 for the first "
     "half then 16; `ddp[B=128]` is 002's MB-SGD baseline (Table 1) at equal epochs. " + NOTE_QUICK,
     source="002 Table 2 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
-    job=lap_job,
 )

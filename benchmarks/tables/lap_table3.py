@@ -8,7 +8,7 @@ where `lppsgd` differs from `lapsgd` (its runs log `partitioned` = 1 from then o
 from __future__ import annotations
 
 from . import lap_table2
-from .common.lap002 import NOTE_QUICK, lap_job, lap_row
+from .common.lap002 import NOTE_QUICK, lap_row
 from .common.spec import register_table
 from .lap_table1 import values
 
@@ -31,5 +31,4 @@ SPEC = register_table(
     metrics=("partitioned",),  # the fraction of epochs that ended in the partitioned phase
     reading="As Table 2, with LPP-SGD's partitioned updates after T_st = T / 2 (002 §1.2). " + NOTE_QUICK,
     source="002 Table 3 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
-    job=lap_job,
 )

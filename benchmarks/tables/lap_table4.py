@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common.lap002 import NOTE_QUICK, lap_cells, lap_job, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_row
 from .common.spec import Cell, register_table, single_values
 
 SETTINGS = (dict(U=4, B=128), dict(U=6, B=128), dict(U=8, B=128), dict(U=4, B=256), dict(U=6, B=256))
@@ -30,5 +30,4 @@ SPEC = register_table(
     reading="How many concurrent workers a device takes before they slow each other down (002 §3). "
     + NOTE_QUICK,
     source="002 Table 4 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 5 runs",
-    job=lap_job,
 )

@@ -6,7 +6,7 @@ budget, P / 300 (in `quick`, of its few epochs). Mean of 5 runs in 002.
 
 from __future__ import annotations
 
-from .common.lap002 import NOTE_QUICK, lap_cells, lap_job, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_row
 from .common.spec import Cell, register_table, single_values
 
 # (K, P) -> 002's Tr.A., Te.A., T.
@@ -35,5 +35,4 @@ SPEC = register_table(
     "'grouped' in time, so K < Q need not add rounds). P is in 002's epochs; the switch happens at "
     "P / 300 of the budget. " + NOTE_QUICK,
     source="002 Table 5 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 5 runs",
-    job=lap_job,
 )

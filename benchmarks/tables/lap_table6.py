@@ -8,7 +8,7 @@ jobs, since a 2-core CPU cannot say anything about it.
 
 from __future__ import annotations
 
-from .common.lap002 import lap_cells, lap_job, lap_row
+from .common.lap002 import lap_cells, lap_row
 from .common.spec import Cell, register_table, single_values
 
 QS = (2, 4, 8)
@@ -53,5 +53,4 @@ SPEC = register_table(
     reading="Scalability over devices at 002's settings; runs only at `paper` (GPUs). `--devices N` "
     "runs every cell on N devices instead.",
     source="002 Table 6 (S1: 2 RTX 2080 Ti, S2: 4 and S3: 8 GPUs, 300 epochs), mean of 3 runs",
-    job=lap_job,
 )

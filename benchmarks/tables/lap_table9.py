@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common.lap002 import NOTE_QUICK, lap_cells, lap_job, lap_row
+from .common.lap002 import NOTE_QUICK, lap_cells, lap_row
 from .common.spec import Cell, register_table, single_values
 
 CELLS = [("lapsgd", dict(U=4, B=128)), ("lppsgd", dict(U=3, B=256)), ("ddp", dict(B=1024)),
@@ -36,5 +36,4 @@ SPEC = register_table(
     kind="final",
     reading="K = 16 after half the budget in LAP-SGD, LPP-SGD and PL-SGD (002 §3). " + NOTE_QUICK,
     source="002 Table 9 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
-    job=lap_job,
 )

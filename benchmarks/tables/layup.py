@@ -11,12 +11,11 @@ on the same processes: 2 at `smoke` and `quick` (one per core here), 3 at `paper
 
 from __future__ import annotations
 
-from core.job import Job
 from core.metric import BITS_PER_BYTE
 
 from .common.cifar import RUNS
 from .common.pd004 import epochs_settings
-from .common.spec import Cell, cell_job, register_table
+from .common.spec import Cell, register_table
 from .pd_stragglers import delay_row
 
 METHODS = ("layup", "ddp", "plsgd", "diloco", "lapsgd")
@@ -33,20 +32,17 @@ def cells(profile: str) -> list[Cell]:
     """Methods x delay levels on both workloads (smoke: ResNet-18, no delay and 100 %)."""
     workloads = WORKLOADS[:1] if profile == "smoke" else WORKLOADS
     delays = SMOKE_DELAYS if profile == "smoke" else DELAYS
-    return [
-        Cell(dataset, model, delay_row(method, fraction), RUNS[profile])
-        for dataset, model in workloads
-        for method in METHODS
-        for fraction in delays
-    ]
-
-
-def layup_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """One run of a cell on the profile's processes (every method alike), at the table's epochs."""
-    epochs, schedule = epochs_settings(cell.dataset, cell.model, profile, EPOCHS[cell.model])
-    return cell_job(
-        experiment, cell, profile, run, devices=devices or DEVICES[profile], settings=schedule, epochs=epochs
-    )
+    cells = []
+    for dataset, model in workloads:
+        # Each model's epochs at quick, the cosine compressed to them; every job on the same processes.
+        epochs, schedule = epochs_settings(dataset, model, profile, EPOCHS[model])
+        cells += [
+            Cell(dataset, model, delay_row(method, fraction), RUNS[profile], epochs=epochs,
+                 settings=tuple(schedule.items()), devices=DEVICES[profile])
+            for method in METHODS
+            for fraction in delays
+        ]  # fmt: skip
+    return cells
 
 
 SPEC = register_table(
@@ -54,7 +50,6 @@ SPEC = register_table(
     title="LayUp (000 v4, our reading): time to target, loss and drift against DDP, PL-SGD, DiLoCo "
     "and LAP-SGD under straggler delays",
     cells=cells,
-    job=layup_job,
     reference=dict(straggler_delay_frac=0.0),
     kind="layup",
     model_metrics={"gpt": BITS_PER_BYTE},

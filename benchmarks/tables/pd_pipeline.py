@@ -11,10 +11,10 @@ the async methods' staleness.
 
 from __future__ import annotations
 
-from core.job import Job, Row
+from core.job import Row
 
 from .common.cifar import RUNS
-from .common.spec import Cell, cell_job, devices_for, register_table
+from .common.spec import Cell, devices_for, register_table
 
 METHODS = ("bp", "async_lu", "async_bu", "gpipe", "pipe_1f1b", "ddp")
 # Every row trains all of the profile's epochs: accuracy is compared at equal epochs.
@@ -22,20 +22,17 @@ EQUAL_EPOCHS = {"time_budget_s": 0.0}
 
 
 def cells(profile: str) -> list[Cell]:
-    """ResNet-18 on CIFAR-10, every method."""
-    return [Cell("cifar10", "resnet18", Row(method), RUNS[profile]) for method in METHODS]
+    """ResNet-18 on CIFAR-10, every method on the table's equal devices, each training all its epochs."""
+    return [
+        Cell("cifar10", "resnet18", Row(method), RUNS[profile], settings=tuple(EQUAL_EPOCHS.items()),
+             devices=table_devices(method, profile))
+        for method in METHODS
+    ]  # fmt: skip
 
 
-def table_devices(method: str, profile: str, requested: int | None) -> int:
-    """The table's equal devices for every multi-device method (bp stays on one)."""
-    equal = requested or (None if profile == "paper" else 2)  # None: the paper's 3
-    return devices_for(method, profile, spread=True, requested=equal)
-
-
-def pipeline_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """Every method's runs on the table's equal devices, each training all its epochs."""
-    devices = table_devices(cell.row.method, profile, devices)
-    return cell_job(experiment, cell, profile, run, devices=devices, settings=EQUAL_EPOCHS)
+def table_devices(method: str, profile: str) -> int:
+    """The table's equal devices for every multi-device method (bp stays on one): 2, the paper's 3."""
+    return devices_for(method, profile, spread=True, requested=None if profile == "paper" else 2)
 
 
 SPEC = register_table(
@@ -51,5 +48,4 @@ SPEC = register_table(
         "by measured time and 4 micro-batches per batch (methods/gpipe.py); every row trains the profile's "
         "epochs without a time budget; docs/fidelity.md, 'Pipeline methods'."
     ),
-    job=pipeline_job,
 )

@@ -29,5 +29,4 @@ SPEC = register_table(
         "update of it (mean over the last epoch's passes). Runs: pd-threads' (F=1,B=2 cells)."
     ),
     source="000 §3.4 (τ_m = βT·m/M; τ = βT(M-1)/2), 004 Mechanism 2",
-    job=pd_threads.threads_job,
 )

@@ -10,11 +10,11 @@ without delay. 004 gives neither its delays nor where they fall: this is the sui
 
 from __future__ import annotations
 
-from core.job import Job, Row
+from core.job import Row
 
 from .common.cifar import RUNS
 from .common.pd004 import epochs_settings
-from .common.spec import Cell, cell_job, devices_for, register_table
+from .common.spec import Cell, register_table
 
 METHODS = ("async_lu", "ddp", "lapsgd")
 DELAYS = (0.0, 0.25, 0.5, 1.0)  # fractions of the slowed unit's own step time
@@ -29,18 +29,13 @@ def delay_row(method: str, fraction: float) -> Row:
 
 def cells(profile: str) -> list[Cell]:
     """The methods x delay levels on ResNet-18 / CIFAR-10."""
+    epochs, schedule = epochs_settings("cifar10", "resnet18", profile, EPOCHS)
     return [
-        Cell("cifar10", "resnet18", delay_row(method, fraction), RUNS[profile])
+        Cell("cifar10", "resnet18", delay_row(method, fraction), RUNS[profile], epochs=epochs,
+             settings=tuple(schedule.items()))
         for method in METHODS
         for fraction in DELAYS
-    ]
-
-
-def straggler_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """One run of a delay cell at the table's epochs; async_lu on the profile's devices too."""
-    epochs, schedule = epochs_settings("cifar10", "resnet18", profile, EPOCHS)
-    devices = devices_for(cell.row.method, profile, requested=devices)
-    return cell_job(experiment, cell, profile, run, devices=devices, settings=schedule, epochs=epochs)
+    ]  # fmt: skip
 
 
 SPEC = register_table(
@@ -63,5 +58,4 @@ SPEC = register_table(
         "without delay of the same run index. `quick`: 1 epoch per run, 2 processes for ddp and lapsgd."
     ),
     source="004: accuracy within 2.5 points under straggler delays (delays and placement not given)",
-    job=straggler_job,
 )

@@ -10,11 +10,11 @@ GPU each thread launches onto one device and the ratios differ in how much of it
 
 from __future__ import annotations
 
-from core.job import Job, Row
+from core.job import Row
 
 from .common.cifar import RUNS
 from .common.pd004 import epochs_settings
-from .common.spec import Cell, cell_job, register_table
+from .common.spec import Cell, register_table
 
 METHODS = ("async_lu", "async_bu")
 RATIOS = ((1, 1), (1, 2), (1, 3), (2, 2), (2, 4))  # (forward threads, backward threads)
@@ -33,14 +33,18 @@ ROWS = tuple(ratio_row(method, f, b) for method in METHODS for f, b in RATIOS)
 
 
 def cells(profile: str) -> list[Cell]:
-    """Both workloads x both methods x the ratios."""
-    return [Cell(dataset, model, row, RUNS[profile]) for dataset, model in WORKLOADS for row in ROWS]
-
-
-def threads_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """One run of a thread-ratio cell, at the table's epochs (the cosine compressed to them)."""
-    epochs, schedule = epochs_settings(cell.dataset, cell.model, profile, EPOCHS)
-    return cell_job(experiment, cell, profile, run, devices=devices or 1, settings=schedule, epochs=epochs)
+    """Both workloads x both methods x the ratios, in one process each, at the table's epochs (the
+    cosine compressed to them)."""
+    cells = []
+    for dataset, model in WORKLOADS:
+        epochs, schedule = epochs_settings(dataset, model, profile, EPOCHS)
+        cells += [
+            Cell(
+                dataset, model, row, RUNS[profile], epochs=epochs, settings=tuple(schedule.items()), devices=1
+            )
+            for row in ROWS
+        ]
+    return cells
 
 
 SPEC = register_table(
@@ -70,5 +74,4 @@ SPEC = register_table(
         "epochs (staleness_max: the mean of each epoch's maximum). `quick`: 2 epochs per cell."
     ),
     source="004 (the later version of 000): 1 forward : 2 backward threads; no other ratio reported",
-    job=threads_job,
 )

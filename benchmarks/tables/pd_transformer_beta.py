@@ -8,10 +8,10 @@ batch) on random bytes of the corpus's shape (timing does not depend on the byte
 
 from __future__ import annotations
 
-from core.job import Job, Row
+from core.job import Row
 from methods.timing import TimingConfig
 
-from .common.spec import Cell, cell_job, register_table
+from .common.spec import Cell, register_table
 
 # profile -> (runs, TimingConfig): as Table 9's quick and smoke; paper times more batches.
 PROFILES = {
@@ -24,14 +24,8 @@ PROFILES = {
 def cells(profile: str) -> list[Cell]:
     """One timing cell: the GPT on the IMDb text."""
     runs, timing = PROFILES[profile]
-    return [
-        Cell("imdb-lm", "gpt", Row.of("fwd_bwd_timing", batches=timing.batches, warmup=timing.warmup), runs)
-    ]
-
-
-def gpt_timing_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """One timing job on one device, with pd-transformer's configuration of the GPT."""
-    return cell_job(experiment, cell, profile, run, synthetic=True)
+    row = Row.of("fwd_bwd_timing", batches=timing.batches, warmup=timing.warmup)
+    return [Cell("imdb-lm", "gpt", row, runs, synthetic=True)]  # one device, random bytes
 
 
 SPEC = register_table(
@@ -41,5 +35,4 @@ SPEC = register_table(
     kind="timing",
     source="the suite's extension (Table 9's measurement on pd-transformer's GPT; no paper values)",
     reading="Ours, not the papers': pd-transformer's GPT and batch at this profile, random bytes.",
-    job=gpt_timing_job,
 )

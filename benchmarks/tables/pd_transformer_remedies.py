@@ -13,10 +13,10 @@ byte against the training clock, tokens/s (the correction's cost per step) and m
 
 from __future__ import annotations
 
-from core.job import Job, Row
+from core.job import Row
 
 from ..profiles import hyperparameters
-from .common.spec import Cell, cell_job, register_table
+from .common.spec import Cell, register_table
 from .pd_transformer import SPEC as GPT_TABLE
 
 # The quick profile's 15 minutes a run would take 4 h 30 min for these 18 rows: 9 minutes each here
@@ -65,24 +65,22 @@ def rows(profile: str) -> list[Row]:
 
 
 def cells(profile: str) -> list[Cell]:
-    """One run of every row on the GPT over the IMDb text."""
-    return [Cell("imdb-lm", "gpt", row, 1) for row in rows(profile)]
-
-
-def remedy_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """One run of a row, on one process (bp's loop, the async methods' threads); Muon with
-    Nesterov; quick at the table's time budget."""
-    settings: dict = {"nesterov": True} if dict(cell.row.settings).get("optimizer") == "muon" else {}
-    if profile in TIME_BUDGET_S:
-        settings["time_budget_s"] = TIME_BUDGET_S[profile]
-    return cell_job(experiment, cell, profile, run, devices=1, settings=settings)
+    """One run of every row on the GPT over the IMDb text, on one process (bp's loop, the async
+    methods' threads); Muon with Nesterov; quick at the table's time budget."""
+    budget = {"time_budget_s": TIME_BUDGET_S[profile]} if profile in TIME_BUDGET_S else {}
+    cells = []
+    for row in rows(profile):
+        nesterov = {"nesterov": True} if dict(row.settings).get("optimizer") == "muon" else {}
+        cells.append(
+            Cell("imdb-lm", "gpt", row, 1, settings=tuple({**nesterov, **budget}.items()), devices=1)
+        )
+    return cells
 
 
 SPEC = register_table(
     id="pd-transformer-remedies",
     title="Beyond the papers: what closes the GPT's gap between bp and PD-ASGD (LR, optimiser, corrections)",
     cells=cells,
-    job=remedy_job,
     kind="language_model",
     metric=GPT_TABLE.metric,
     metrics=("samples_per_s", "staleness_mean"),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .common.cifar import cifar_cells
-from .common.spec import register_table, single_values, spread_job
+from .common.spec import register_table, single_values
 
 METHODS = ("async_lu", "bp")
-CELLS = cifar_cells("imagenet", METHODS, models=("resnet50",))
+CELLS = cifar_cells("imagenet", METHODS, models=("resnet50",), spread=True)
 
 
 SPEC = register_table(
@@ -27,5 +27,4 @@ SPEC = register_table(
         ("resnet50", "async_lu"): single_values(test_acc_pct=73.42, train_acc_pct=93.08, tta_s=134_240),
         ("resnet50", "bp"): single_values(test_acc_pct=73.40, train_acc_pct=91.90, tta_s=403_770),
     },
-    job=spread_job,
 )

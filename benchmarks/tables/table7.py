@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .common.cifar import cifar_cells
-from .common.spec import register_table, spread_job
+from .common.spec import register_table
 
 METHODS = ("bp", "async_lu", "ddp")
-CELLS = cifar_cells("cifar10", METHODS)
+CELLS = cifar_cells("cifar10", METHODS, spread=True)
 
 READING = (
     "000 A.2 says both methods are trained 'to achieve their accuracies' and the speed-up is taken "
@@ -32,5 +32,4 @@ SPEC = register_table(
     kind="speedup",
     source="000 Table 7 (3 GPUs; Async LU in libtorch, DDP in PyTorch), mean ± std over 3 runs",
     reading=READING,
-    job=spread_job,
 )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .common.cifar import cifar_cells
-from .common.spec import register_table, spread_job
+from .common.spec import register_table
 from .table7 import METHODS, READING
 
-CELLS = cifar_cells("cifar100", METHODS)
+CELLS = cifar_cells("cifar100", METHODS, spread=True)
 
 
 SPEC = register_table(
@@ -23,5 +23,4 @@ SPEC = register_table(
     kind="speedup",
     source="000 Table 8 (3 GPUs; Async LU in libtorch, DDP in PyTorch), mean ± std over 3 runs",
     reading=READING,
-    job=spread_job,
 )

@@ -9,10 +9,10 @@ change β), one eighth of it in `smoke`.
 from __future__ import annotations
 
 from core.config import TrainConfig
-from core.job import Job, Row
+from core.job import Row
 from methods.timing import TimingConfig
 
-from .common.spec import Cell, cell_job, register_table
+from .common.spec import Cell, register_table
 
 MODELS = ("resnet18", "resnet50")
 # profile -> (runs, TimingConfig, width). paper: 15 epochs of CIFAR-100 at batch 128 = 15 x 390 batches.
@@ -25,15 +25,11 @@ PROFILES = {
 
 def cells(profile: str) -> list[Cell]:
     """One timing cell per model."""
-    runs, timing, _ = PROFILES[profile]
+    runs, timing, width = PROFILES[profile]
     row = Row.of("fwd_bwd_timing", batches=timing.batches, warmup=timing.warmup)
-    return [Cell("cifar100", model, row, runs) for model in MODELS]
-
-
-def timing_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """One timing job of a model, on one device, on synthetic data of the dataset's shape."""
-    config = TrainConfig(batch_size=128, width=PROFILES[profile][2], max_epochs=10**6)
-    return cell_job(experiment, cell, profile, run, config=config, synthetic=True)
+    # On one device, on synthetic data of the dataset's shape, at batch 128 and the profile's width.
+    config = TrainConfig(batch_size=128, width=width, max_epochs=10**6)
+    return [Cell("cifar100", model, row, runs, config=config, synthetic=True) for model in MODELS]
 
 
 SPEC = register_table(
@@ -47,5 +43,4 @@ SPEC = register_table(
     },
     kind="timing",
     source="000 Table 9 (3 A100 GPUs, libtorch), mean ± std",
-    job=timing_job,
 )

@@ -9,20 +9,27 @@ from __future__ import annotations
 
 from core.job import Row
 
-from .spec import Cell, CellsFunction
+from .spec import Cell, CellsFunction, devices_for
 
 MODELS = ("resnet18", "resnet50")
 # Runs per cell: the paper's 3; quick keeps 3 only where a table's quick run fits an hour.
 RUNS = {"paper": 3, "quick": 1, "smoke": 1}
 
 
-def cifar_cells(dataset: str, methods: tuple[str, ...], models: tuple[str, ...] = MODELS) -> CellsFunction:
-    """The cells of a table of plain method rows: models x methods, the profile's runs each.
+def cifar_cells(
+    dataset: str, methods: tuple[str, ...], models: tuple[str, ...] = MODELS, spread: bool = False
+) -> CellsFunction:
+    """The cells of a table of plain method rows: models x methods, the profile's runs each;
+    `spread`: the async methods on several processes too (Tables 5, 7, 8 compare multi-device runs).
 
     Also used for the ImageNet and IMDb tables, with their one model.
     """
 
     def cells(profile: str) -> list[Cell]:
-        return [Cell(dataset, model, Row(method), RUNS[profile]) for model in models for method in methods]
+        return [
+            Cell(dataset, model, Row(method), RUNS[profile], devices=devices_for(method, profile, spread))
+            for model in models
+            for method in methods
+        ]
 
     return cells

@@ -24,12 +24,11 @@ accuracies still compare.
 
 from __future__ import annotations
 
-from core.job import Job, Row
+from core.job import Row
 
 from ...profiles import hyperparameters
-from .spec import Cell, cell_job
+from .spec import Cell
 
-BASE_BATCH = 128  # the batch α0 is for (α0 itself is the profile's lr: benchmarks/profiles.py)
 PAPER_EPOCHS = 300
 NOTE_QUICK = (
     "`quick`: full-width models on real CIFAR-10 for a few epochs with 002's schedule compressed to "
@@ -56,25 +55,20 @@ def lap_row(method: str, setting: dict[str, int]) -> Row:
     return Row.of(method, **settings)
 
 
-def lap_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """The recipe of 002's tables, one run of a cell: 002's LR scaling and schedule for the row's
-    method, then the row's settings."""
-    method, row = cell.row.method, dict(cell.row.settings)
-    processes = devices or row.get("devices", 2)  # `run --devices N` replaces the cell's Q
-    batch = row.get("batch_size", BASE_BATCH)
-    base = hyperparameters(cell.dataset, cell.model, profile)
-    settings: dict[str, object] = {"warmup_lr": base.lr}
+def lap_cell(dataset: str, model: str, method: str, setting: dict[str, int], profile: str, runs: int) -> Cell:
+    """A cell of 002's tables: 002's schedule for the method, its LR scaled by the linear rule on
+    the job's processes (Q, default 2; `Cell.scale_lr`), then the row's settings."""
+    base = hyperparameters(dataset, model, profile)
+    row = lap_row(method, setting)
     if method in ("lapsgd", "lppsgd"):  # 002 §3.1: "for the proposed methods ... cosine annealing"
-        settings |= dict(
-            lr_schedule="cosine", t_max=six_digits(base.max_epochs - base.warmup_epochs), eta_min=0.0
-        )
+        t_max = six_digits(base.max_epochs - base.warmup_epochs)
+        settings: dict[str, object] = dict(lr_schedule="cosine", t_max=t_max, eta_min=0.0)
     else:  # MB-SGD and PL-SGD: Lin et al. (2020)'s steps
-        settings["lr_schedule"] = "step"
-    # The linear scaling rule on every method (plsgd's own default does the same; set here for all).
-    settings["lr"] = six_digits(base.lr * batch / BASE_BATCH * processes)
+        settings = dict(lr_schedule="step")
     if method in ("lapsgd", "lppsgd", "plsgd"):
         settings["average_every"] = 16  # "the same averaging schedule as PL-SGD" unless the cell sets K
-    return cell_job(experiment, cell, profile, run, devices=processes, settings=settings)
+    devices = int(dict(row.settings).get("devices", 2))
+    return Cell(dataset, model, row, runs, settings=tuple(settings.items()), devices=devices, scale_lr=True)
 
 
 def lap_cells(
@@ -82,4 +76,4 @@ def lap_cells(
 ) -> list[Cell]:
     """The cells of a 002 table at `profile`: (method, 002's setting) rows, 002's runs at `paper`, else 1."""
     count = paper_runs if profile == "paper" else 1
-    return [Cell(dataset, model, lap_row(method, setting), count) for method, setting in rows]
+    return [lap_cell(dataset, model, method, setting, profile, count) for method, setting in rows]

@@ -1,10 +1,10 @@
 """The table registry: `register_table(id=..., cells=..., ...)` in a table's module.
 
 A spec is data: its rows (`core.job.Row`: a method and the typed settings that make it a row), per
-profile its cells (`Cell`: dataset, model, row, runs), the MLflow experiment its runs are in, and
-the recipe that turns one run of one cell into a job (`job`, default `process_job`). The jobs are
-derived from those (`TableSpec.jobs`): a table writes code only for a recipe of its own. Reports
-read the same fields.
+profile its cells (`Cell`: dataset, model, row, runs, and what the table sets for them: epochs,
+shared settings, processes, a base config, synthetic inputs) and the MLflow experiment its runs
+are in. The jobs are derived from those in one place (`TableSpec.jobs`, `cell_job`): a table
+writes no code to make its jobs. Reports read the same fields.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from core.config import TrainConfig
 from core.errors import UserError
 from core.job import Job, Row, Setting, run_row
 from core.metric import ACCURACY, Metric
@@ -19,27 +20,39 @@ from core.registry import Registry
 from methods import METHODS
 
 from ...engine.build import build_job
+from ...profiles import hyperparameters
 
 # A paper value: (mean, std), std None where the paper gives a single value.
 PaperValue = tuple[float | str, float | None]  # a verdict (002's "Quality/Perf.") is a str
 PROFILES = ("paper", "quick", "smoke")  # the profiles a spec's cells are declared for
 # Methods whose parallelism is processes (one per device), not threads within one process.
 PROCESS_PARALLEL = ("lapsgd", "lppsgd", "ddp", "plsgd")
+BASE_BATCH = 128  # the batch the profile's lr is for (002's α0)
 
 
 @dataclass(frozen=True)
 class Cell:
-    """What a table expects at one profile: `runs` runs (indexes 0..runs-1) of `row` on (dataset, model)."""
+    """What a table expects at one profile: `runs` runs (indexes 0..runs-1) of `row` on (dataset,
+    model), and what the table sets for them beyond the profile (none of it is the row's identity)."""
 
     dataset: str
     model: str
     row: Row
     runs: int
+    epochs: int | None = None  # max_epochs where the table trains other than the profile's
+    # Shared settings the table gives these runs (a cosine compressed to its epochs, a time budget).
+    settings: tuple[tuple[str, Setting], ...] = ()
+    # Processes: None for the method's own at the profile (`devices_for`); `run --devices N`
+    # replaces it for every multi-device method.
+    devices: int | None = None
+    config: TrainConfig | None = None  # a base config instead of the profile's (Table 9's timing)
+    synthetic: bool = False  # random inputs in the dataset's shape (timing, where pixels don't matter)
+    # 002's linear scaling rule on the job's processes: lr = the profile's x batch / 128 x devices,
+    # warmed up from the profile's (benchmarks/tables/common/lap002.py).
+    scale_lr: bool = False
 
 
 CellsFunction = Callable[[str], list[Cell]]  # profile -> the cells expected at it
-# (experiment, cell, profile, run index, `run --devices N` or None) -> the run's job
-JobRecipe = Callable[[str, Cell, str, int, "int | None"], Job]
 
 
 def devices_for(method: str, profile: str, spread: bool = False, requested: int | None = None) -> int:
@@ -62,21 +75,6 @@ def devices_for(method: str, profile: str, spread: bool = False, requested: int 
     return 1
 
 
-def process_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """The default recipe: the cell's row on the processes its method's parallelism takes."""
-    return cell_job(
-        experiment, cell, profile, run, devices=devices_for(cell.row.method, profile, False, devices)
-    )
-
-
-def spread_job(experiment: str, cell: Cell, profile: str, run: int, devices: int | None) -> Job:
-    """The recipe of tables that compare multi-device runs (Tables 5, 7, 8): the async methods on
-    several processes too."""
-    return cell_job(
-        experiment, cell, profile, run, devices=devices_for(cell.row.method, profile, True, devices)
-    )
-
-
 @dataclass(frozen=True)
 class TableSpec:
     """A paper table or figure: its rows and cells per profile, the paper's numbers, what it needs."""
@@ -84,7 +82,6 @@ class TableSpec:
     id: str
     title: str
     cells: CellsFunction = lambda profile: []
-    job: JobRecipe = process_job  # one run of one cell -> its job
     # The MLflow experiment its runs are in: a view of another table's runs names that table.
     experiment: str = ""
     # The rows in the paper's order; default: one per method of the cells (or of `methods`).
@@ -120,10 +117,10 @@ class TableSpec:
             object.__setattr__(self, "methods", tuple(dict.fromkeys(r.method for r in self.rows)))
 
     def jobs(self, profile: str, runs: int | None = None, devices: int | None = None) -> list[Job]:
-        """Every run of every cell at `profile` (`runs` per cell, default the cell's), in the spec's
-        experiment, each built by its recipe; rows whose method is not implemented are left out."""
+        """Every run of every cell at `profile` (`runs` per cell, default the cell's; `devices`:
+        `run --devices N`), in the spec's experiment; rows whose method is not implemented are left out."""
         return [
-            self.job(self.experiment, cell, profile, run, devices)
+            cell_job(self.experiment, cell, profile, run, devices)
             for cell in self.cells(profile)
             if cell.row.method in METHODS
             for run in range(runs or cell.runs)
@@ -166,18 +163,30 @@ class TableSpec:
 TABLES: Registry[TableSpec] = Registry("table")
 
 
-def cell_job(
-    table: str,
-    cell: Cell,
-    profile: str,
-    run: int,
-    devices: int = 1,
-    settings: Mapping[str, Setting] | None = None,
-    **build: object,
-) -> Job:
-    """Run `run` of a cell (seed = run index) in experiment `table`: the row's method with its
-    typed settings (over the `settings` given, e.g. a compressed schedule), named by the row.
-    `build`: `build_job`'s other keywords (epochs, config, method_config, synthetic)."""
+def cell_devices(cell: Cell, profile: str, requested: int | None = None) -> int:
+    """The processes of a cell's jobs, decided here alone: one for a single-device method, else
+    `run --devices N`, else the cell's, else its method's own at the profile."""
+    method = cell.row.method
+    if METHODS[method].max_devices == 1:
+        return 1
+    if requested is not None:
+        return requested
+    return cell.devices if cell.devices is not None else devices_for(method, profile)
+
+
+def linear_scaling(cell: Cell, profile: str, devices: int) -> dict[str, float]:
+    """002's linear scaling rule: the profile's lr x the row's batch / 128 x the processes, warmed
+    up from the profile's lr (six significant digits: the values these jobs have always had)."""
+    base = hyperparameters(cell.dataset, cell.model, profile)
+    batch = dict(cell.row.settings).get("batch_size", BASE_BATCH)
+    return {"warmup_lr": base.lr, "lr": float(f"{base.lr * batch / BASE_BATCH * devices:g}")}
+
+
+def cell_job(table: str, cell: Cell, profile: str, run: int, requested: int | None = None) -> Job:
+    """Run `run` of a cell (seed = run index) in experiment `table`: the row's method with the
+    cell's settings, then the row's typed settings, on `cell_devices` processes."""
+    devices = cell_devices(cell, profile, requested)
+    settings = {**dict(cell.settings), **(linear_scaling(cell, profile, devices) if cell.scale_lr else {})}
     return build_job(
         table,
         cell.dataset,
@@ -187,10 +196,12 @@ def cell_job(
         seed=run,
         run_index=run,
         devices=devices,
-        # A row's `devices` (002's Q) is the job's process count, given as `devices`, not a config field.
-        settings={**(settings or {}), **{k: v for k, v in cell.row.settings if k != "devices"}},
+        # A row's `devices` (002's Q) is the job's process count (`cell.devices`), not a config field.
+        settings={**settings, **{k: v for k, v in cell.row.settings if k != "devices"}},
         row=cell.row,
-        **build,
+        epochs=cell.epochs,
+        config=cell.config,
+        synthetic=cell.synthetic,
     )
 
 
