@@ -446,3 +446,26 @@ def test_a_closed_or_full_output_ends_quietly_or_in_one_line():
         text=True,
     )
     assert full.returncode == 1 and full.stderr.strip() == "error: cannot write: No space left on device"
+
+
+def test_jobs_not_run_are_counted_and_named_once_per_cause():
+    """`run` and `run claims` print one line per cause of the jobs that could not run (the missing
+    dataset's line once for all its jobs, each failure's own) and exit 1; jobs that ran or were
+    finished before are no cause."""
+    from benchmarks.engine.executor import FAILED, FINISHED_BEFORE, NO_DATA, RAN, Outcome, not_run, tally
+
+    from .conftest import smoke_job
+
+    jobs = [dataclasses.replace(smoke_job(), run_index=i) for i in range(5)]
+    outcomes = [
+        Outcome(jobs[0], RAN),
+        Outcome(jobs[1], FINISHED_BEFORE),
+        Outcome(jobs[2], NO_DATA, reason="cifar100 not found (looked at X)"),
+        Outcome(jobs[3], NO_DATA, reason="cifar100 not found (looked at X)"),
+        Outcome(jobs[4], FAILED, reason="RuntimeError: boom"),
+    ]
+    lines = not_run(outcomes)
+    assert len(lines) == 2 and lines[0].startswith("not run: 2 jobs (") and lines[0].endswith("(looked at X)")
+    assert lines[1] == f"not run: {jobs[4].name}: RuntimeError: boom"
+    assert tally(outcomes).endswith("1 failed, 0 diverged, 2 not run (no data)")
+    assert not_run(outcomes[:2]) == []
