@@ -98,3 +98,21 @@ def test_the_tox_matrix_trains_every_method():
     assert training <= envs, sorted(training - envs)
     for name in training:
         assert f"--method {name}" in tox[f"testenv:{name}"]["commands"]
+
+
+def test_no_file_over_500_lines_and_no_function_over_60():
+    """The house's sizes (docs/design.md): a file that grows past 500 lines holds two
+    responsibilities, a function past 60 several steps that want names of their own."""
+    long_files, long_functions = [], []
+    for package in ("benchmarks", "core", "methods", "reports"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text()
+            if len(text.splitlines()) > 500:
+                long_files.append(str(path.relative_to(ROOT)))
+            for node in ast.walk(ast.parse(text)):
+                if (
+                    isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                    and node.end_lineno - node.lineno >= 60
+                ):
+                    long_functions.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not long_files and not long_functions, (long_files, long_functions)
