@@ -98,10 +98,14 @@ def same_value(a: object, b: object) -> bool:
 
 
 def format_setting(value: Setting) -> str:
-    """A setting as a row's name shows it: `true`, `4`, `0.0005`, `authors_code`."""
+    """A setting as a row's name shows it: `true`, `4`, `0.0005`, `authors_code` (a float in 6
+    digits where that is exact, else in full: two settings never share a name)."""
     if isinstance(value, bool):
         return str(value).lower()
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
 
 
 def typed_like(default: Setting, logged: object) -> Setting:
