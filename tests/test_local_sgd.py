@@ -333,7 +333,8 @@ def test_two_devices_in_the_authors_reading_train_every_batch_once(store):
     client = MlflowClient(tracking_uri=store)
     run = client.get_run(result["run_id"])
     assert (
-        run.data.tags["row_name"] == "reading=authors_code"
+        run.data.params["reading"] == "authors_code"
+        and "reading=authors_code" in run.data.tags["row_name"].split(",")
         and run.info.run_name.startswith("lppsgd[")
         and "reading=authors_code" in run.info.run_name
     )
