@@ -109,7 +109,7 @@ def test_run_without_its_data_exits_1_with_one_line(tmp_path, store, monkeypatch
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("INFO")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert errors[0].startswith("error: not run: 8 jobs") and str(tmp_path / "cifar-100-python") in errors[0]
-    assert "0 run, 0 already finished, 0 failed, 0 diverged, 8 not run (no data)" in proc.stdout
+    assert "0 run, 0 already finished, 0 failed, 0 diverged, 8 not run" in proc.stdout
 
 
 def test_missing_data_exits_1_naming_the_path(tmp_path, store):
@@ -452,20 +452,31 @@ def test_jobs_not_run_are_counted_and_named_once_per_cause():
     """`run` and `run claims` print one line per cause of the jobs that could not run (the missing
     dataset's line once for all its jobs, each failure's own) and exit 1; jobs that ran or were
     finished before are no cause."""
-    from benchmarks.engine.executor import FAILED, FINISHED_BEFORE, NO_DATA, RAN, Outcome, not_run, tally
+    from benchmarks.engine.executor import (
+        FAILED,
+        FINISHED_BEFORE,
+        NO_DATA,
+        RAN,
+        REFUSED,
+        Outcome,
+        not_run,
+        tally,
+    )
 
     from .conftest import smoke_job
 
-    jobs = [dataclasses.replace(smoke_job(), run_index=i) for i in range(5)]
+    jobs = [dataclasses.replace(smoke_job(), run_index=i) for i in range(6)]
     outcomes = [
         Outcome(jobs[0], RAN),
         Outcome(jobs[1], FINISHED_BEFORE),
         Outcome(jobs[2], NO_DATA, reason="cifar100 not found (looked at X)"),
         Outcome(jobs[3], NO_DATA, reason="cifar100 not found (looked at X)"),
         Outcome(jobs[4], FAILED, reason="RuntimeError: boom"),
+        Outcome(jobs[5], REFUSED, reason="batch_size 1024 exceeds the 512 training samples of each process"),
     ]
     lines = not_run(outcomes)
-    assert len(lines) == 2 and lines[0].startswith("not run: 2 jobs (") and lines[0].endswith("(looked at X)")
+    assert len(lines) == 3 and lines[0].startswith("not run: 2 jobs (") and lines[0].endswith("(looked at X)")
     assert lines[1] == f"not run: {jobs[4].name}: RuntimeError: boom"
-    assert tally(outcomes).endswith("1 failed, 0 diverged, 2 not run (no data)")
+    assert lines[2].startswith(f"not run: {jobs[5].name}: batch_size 1024 exceeds")
+    assert tally(outcomes).endswith("1 failed, 0 diverged, 3 not run")
     assert not_run(outcomes[:2]) == []

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from core.errors import DataMissingError
+from core.errors import DataMissingError, UserError
 from core.job import Job
 from core.result import RunResult
 
@@ -21,12 +21,13 @@ from .tracking import Tracker
 log = logging.getLogger(__name__)
 
 # How a job ended in this command.
-RAN, FINISHED_BEFORE, TAKEN, FAILED, NO_DATA, OVER_BUDGET = (
+RAN, FINISHED_BEFORE, TAKEN, FAILED, NO_DATA, REFUSED, OVER_BUDGET = (
     "ran",  # it ran here: its result says finished, diverged, ...
     "finished before",  # the store had a finished run of it
     "taken",  # another process on the store is running it
     "failed",  # it raised: the run is marked failed
     "no data",  # its dataset is not on disk
+    "refused",  # it cannot run as set (a batch larger than a process's data): no run was created
     "over budget",  # the budget left no room for it
 )
 
@@ -36,9 +37,9 @@ class Outcome:
     """What became of one job in this command."""
 
     job: Job
-    state: str  # RAN, FINISHED_BEFORE, TAKEN, FAILED, NO_DATA or OVER_BUDGET
+    state: str  # RAN, FINISHED_BEFORE, TAKEN, FAILED, NO_DATA, REFUSED or OVER_BUDGET
     result: RunResult | None = None  # for RAN and FAILED
-    reason: str = ""  # for FAILED and NO_DATA: why, in one line with its fix
+    reason: str = ""  # for FAILED, NO_DATA and REFUSED: why, in one line with its fix
 
 
 @dataclass
@@ -97,6 +98,8 @@ class Executor:
         except JobFailed as err:
             log.error("%s failed: %s", job.name, err)
             return self._record(Outcome(job, FAILED, err.result, reason=str(err)))
+        except UserError as err:  # refused before its run was created; the other jobs go on
+            return self._record(Outcome(job, REFUSED, reason=str(err)))
         if result is None:
             return self._record(Outcome(job, TAKEN))
         if self.ran is not None:
@@ -128,14 +131,14 @@ class Executor:
 
 def tally(outcomes: list[Outcome], finished_before: int = 0) -> str:
     """One line: how many jobs ran, were finished before, taken, failed, diverged and not run."""
-    states = (RAN, FINISHED_BEFORE, TAKEN, FAILED, NO_DATA, OVER_BUDGET)
+    states = (RAN, FINISHED_BEFORE, TAKEN, FAILED, NO_DATA, REFUSED, OVER_BUDGET)
     count = {s: sum(1 for o in outcomes if o.state == s) for s in states}
     diverged = sum(1 for o in outcomes if o.result is not None and o.result.status == "diverged")
     others = f", {count[TAKEN]} run by another process" if count[TAKEN] else ""
     budget = f", {count[OVER_BUDGET]} left out (budget)" if count[OVER_BUDGET] else ""
     return (
         f"{count[RAN]} run, {count[FINISHED_BEFORE] + finished_before} already finished{others}, "
-        f"{count[FAILED]} failed, {diverged} diverged, {count[NO_DATA]} not run (no data){budget}"
+        f"{count[FAILED]} failed, {diverged} diverged, {count[NO_DATA] + count[REFUSED]} not run{budget}"
     )
 
 
@@ -144,7 +147,7 @@ def not_run(outcomes: list[Outcome]) -> list[str]:
     jobs and the fix; [] when every job ran or was finished before. The caller exits 1 on any."""
     causes: dict[str, list[Job]] = {}
     for outcome in outcomes:
-        if outcome.state in (NO_DATA, FAILED):
+        if outcome.state in (NO_DATA, REFUSED, FAILED):
             causes.setdefault(outcome.reason or outcome.state, []).append(outcome.job)
     lines = []
     for reason, jobs in causes.items():
