@@ -101,3 +101,21 @@ def test_a_server_store_is_not_migrated_without_a_backup_said_done(tmp_path):
     with pytest.raises(Exception, match="--no-backup"):
         migrate.backup(store, no_backup=False)
     assert migrate.backup(store, no_backup=True) is None
+
+
+def test_a_run_whose_params_build_no_job_today_keeps_its_key_and_the_rest_migrate(tmp_path):
+    """A param today's config cannot read (a type changed since) costs that run its resume, not the
+    store its migration: the run keeps its key, is tagged and named in one line."""
+    uri = unpacked(1, tmp_path)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("lap-readings")
+    odd = client.create_run(experiment.experiment_id, run_name="odd", tags=dict(
+        table="lap-readings", dataset="cifar10", model="resnet18", method="lapsgd", profile="smoke",
+        seed="0", run_index="0", job_key="0123456789abcdef", status="finished"))  # fmt: skip
+    client.log_param(odd.info.run_id, "workers_per_device", "two")
+    proc = run_cli("migrate-store", uri)
+    assert proc.returncode == 0, proc.stderr
+    assert "migrated 11 runs" in proc.stdout and "1 runs kept their job key, e.g. odd: " in proc.stdout
+    tags = client.get_run(odd.info.run_id).data.tags
+    assert tags["job_key"] == "0123456789abcdef" and tags["schema"] == SCHEMA_VERSION
+    assert tags["migrated_key"].startswith("kept, its params build no job today (ValueError")

@@ -124,8 +124,9 @@ def copy_earlier_metrics(store: Store, run) -> int:
     return copied
 
 
-def migrate_run(store: Store, run) -> None:
-    """Give one run the params and tags of today's schema (module docstring)."""
+def migrate_run(store: Store, run) -> str:
+    """Give one run the params and tags of today's schema (module docstring); returns why its job
+    key was kept ("" when it was recomputed or the run has none)."""
     from mlflow.entities import Param, RunTag
 
     from methods import METHODS
@@ -146,15 +147,21 @@ def migrate_run(store: Store, run) -> None:
             new_params |= missing
             new_tags["migrated_defaults"] = ",".join(sorted(missing))
         params |= {k: str(v) for k, v in missing.items()}
-        row = run_row(tags, params)
-        new_tags["job_key"] = job_of_run(tags, params, row).key
-        if row.settings or "row_name" in tags:
-            new_tags["row_name"] = row.name
+        try:
+            row = run_row(tags, params)
+            new_tags["job_key"] = job_of_run(tags, params, row).key
+        except (ValueError, TypeError, KeyError) as err:  # a param today's config cannot read
+            kept = f"{type(err).__name__}: {err}"
+            new_tags["migrated_key"] = f"kept, its params build no job today ({kept})"[:500]
+        else:
+            if row.settings or "row_name" in tags:
+                new_tags["row_name"] = row.name
     run_id = run.info.run_id
     items = [Param(k, str(v)) for k, v in new_params.items()]
     for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
         store.client.log_batch(run_id, params=items[i : i + 100], synchronous=True)
     store.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in new_tags.items()], synchronous=True)
+    return new_tags.get("migrated_key", "")
 
 
 def migrate(uri: str | None, no_backup: bool = False) -> int:
@@ -173,17 +180,20 @@ def migrate(uri: str | None, no_backup: bool = False) -> int:
     copy = backup(store, no_backup)
     if copy is not None:
         print(f"backed up {store.sqlite_path} to {copy}")
-    runs = 0
+    runs, kept = 0, []
     with store.storage_errors("migrated"):
         for experiment in store.client.search_experiments():
             if experiment.name == "Default" or experiment.tags.get("schema") == SCHEMA_VERSION:
                 continue
             for run in store.client.search_runs([experiment.experiment_id], max_results=50_000):
                 if run.data.tags.get("schema") != SCHEMA_VERSION:
-                    migrate_run(store, run)
+                    if why := migrate_run(store, run):
+                        kept.append(f"{run.info.run_name}: {why}")
                     runs += 1
             store.client.set_experiment_tag(experiment.experiment_id, "schema", SCHEMA_VERSION)
     print(
         f"migrated {runs} runs of store schema {', '.join(earlier)} to schema {SCHEMA_VERSION} in {store.uri}"
     )
+    if kept:  # reported, not resumed: `run` trains those jobs again (tag `migrated_key`)
+        print(f"{len(kept)} runs kept their job key, e.g. {kept[0]}")
     return 0
