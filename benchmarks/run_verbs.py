@@ -133,7 +133,8 @@ def report_not_run(outcomes: list) -> int:
 
 
 def print_outcomes(outcomes: list, finished_before: int, uri: str) -> None:
-    """Each job run's result in one line, the tally, then the diverged and failed jobs by name."""
+    """Each job run's result in one line, the tally, then the diverged jobs by name (the jobs not
+    run, failed ones among them, are `report_not_run`'s)."""
     from .engine.executor import RAN, tally
 
     for o in outcomes:

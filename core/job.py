@@ -80,14 +80,19 @@ class Row:
         return Row(self.method, self.settings + tuple(extra)) if extra else self
 
 
-def run_row(rows: Sequence[Row], method: str, params: Mapping[str, object]) -> Row | None:
-    """The identity of a stored run among a table's `rows`: the most specific row whose settings
-    its params hold, extended by the method settings it changed (`Row.extended`); None if it holds
-    no row's. So runs of two readings of one method are two rows, never one."""
+def base_row(rows: Sequence[Row], method: str, params: Mapping[str, object]) -> Row | None:
+    """The most specific of `rows` whose settings these params hold (the first of the most
+    settings); None if they hold none's."""
     matching = [row for row in rows if row.matches(method, params)]
-    if not matching:
-        return None
-    return max(matching, key=lambda row: len(row.settings)).extended(params)
+    return max(matching, key=lambda row: len(row.settings), default=None)
+
+
+def run_row(rows: Sequence[Row], method: str, params: Mapping[str, object]) -> Row | None:
+    """The identity of a stored run among a table's `rows`: its `base_row`, extended by the method
+    settings it changed (`Row.extended`); None if it holds no row's. So runs of two readings of one
+    method are two rows, never one."""
+    base = base_row(rows, method, params)
+    return None if base is None else base.extended(params)
 
 
 def same_value(a: object, b: object) -> bool:

@@ -6,7 +6,8 @@ experiment, keeps those of the spec's rows (`reports.runs.with_rows`: a run's ro
 params), computes the per-run values from the learning curves, and writes the Markdown, CSV and
 index. The paper's values are read by the named fields of each row (`spec.paper_of(model, row)`)
 and land in `paper_<field>` columns. Every report says which runs are missing or failed and renders
-what exists. In a summary the column `method` is the row's label (`lapsgd[U=4,B=128]`).
+what exists. In a summary the column `method` is the row's label
+(`lapsgd[workers_per_device=4,batch_size=128]`).
 """
 
 from __future__ import annotations
@@ -206,8 +207,8 @@ def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame
 
 def add_paper(summary: pd.DataFrame, spec, fields: tuple[str, ...]) -> None:
     """The paper's value of each named field for each row, as column `paper_<field>`: the values of
-    the spec row the runs are of (`spec.paper_of`), so a named row of a method (`lapsgd[authors_code]`)
-    shows its row's."""
+    the spec row the runs are of (`spec.paper_of`), so a row that extends a table row
+    (`lapsgd[reading=authors_code]`) shows that table row's."""
     rows = summary["_row"] if "_row" in summary else pd.Series(-1, index=summary.index)
     cells = [
         spec.paper_of(model, spec.rows[int(row)]) if row >= 0 else {}

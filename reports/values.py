@@ -111,7 +111,7 @@ def summarise(per_run: pd.DataFrame, columns: list[str], keys=("model", "label")
 
 def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
     """Rows by model (ResNet-18 first), then in the order of the spec's rows (the paper's), a
-    method's named rows (`lapsgd[authors_code]`) after its plain row."""
+    method's named rows (`lapsgd[reading=authors_code]`) after its plain row."""
     if summary.empty:
         return summary
     if "method" not in summary:
@@ -129,7 +129,8 @@ def in_spec_order(summary: pd.DataFrame, spec) -> pd.DataFrame:
 
 
 def natural_key(label: str) -> str:
-    """A label sortable with its numbers in numeric order (`delay=25%` before `delay=100%`)."""
+    """A label sortable with its numbers in numeric order (`straggler_delay_frac=0.25` before
+    `straggler_delay_frac=1`)."""
     return re.sub(r"\d+(\.\d+)?", lambda m: f"{float(m.group()):012.3f}", label)
 
 

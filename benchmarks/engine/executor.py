@@ -143,7 +143,7 @@ def tally(outcomes: list[Outcome], finished_before: int = 0) -> str:
 
 
 def not_run(outcomes: list[Outcome]) -> list[str]:
-    """One line per cause of the jobs that could not run (missing data, a failure), naming the
+    """One line per cause of the jobs that could not run (missing data, refused, failed), naming the
     jobs and the fix; [] when every job ran or was finished before. The caller exits 1 on any."""
     causes: dict[str, list[Job]] = {}
     for outcome in outcomes:

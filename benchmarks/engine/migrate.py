@@ -25,7 +25,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from core.config import TrainConfig
+from core.config import TrainConfig, flatten
 from core.errors import UserError
 from core.job import Job, Row, typed_like
 from core.result import SCHEMA_VERSION, Hardware
@@ -139,9 +139,7 @@ def migrate_run(store: Store, run) -> str:
         new_params |= machine.params()
     copy_earlier_metrics(store, run)
     if tags.get("method") in METHODS and "job_key" in tags and "table" in tags:
-        config = TrainConfig()
-        defaults = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-        defaults |= {f.name: f.default for f in dataclasses.fields(METHODS[tags["method"]].Config)}
+        defaults = flatten(TrainConfig(), METHODS[tags["method"]].Config())
         missing = {k: v for k, v in defaults.items() if k not in params}
         if missing:  # settings added since the run: it ran at their defaults
             new_params |= missing

@@ -48,10 +48,10 @@ SPEC = register_table(
         "K = 16 throughout, at least 2 processes; per-epoch metrics are means over the "
         "epochs). `lapsgd`: 002's "
         "Algorithm 1 (a round when a device has made K updates since its last one). "
-        "`lapsgd[authors_code]`: bapi/LPP-SGD's trigger (max S - min s_pre >= K, which fires on every "
-        "poll while devices are K apart), busy polling, S counted after the gradient, no averaging after "
-        "the run's last update, the partial batch kept, and no start or epoch barrier (so the devices "
-        "drift apart, and once they are K apart every poll averages)."
+        "`lapsgd[reading=authors_code,...]`: bapi/LPP-SGD's trigger (max S - min s_pre >= K, which "
+        "fires on every poll while devices are K apart), busy polling, S counted after the gradient, "
+        "no averaging after the run's last update, the partial batch kept, and no start or epoch "
+        "barrier (so the devices drift apart, and once they are K apart every poll averages)."
     ),
     source="no table of the paper: 002's Algorithm 1 against bapi/LPP-SGD (train/LAPSGD.py)",
 )

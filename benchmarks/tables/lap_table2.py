@@ -39,6 +39,6 @@ SPEC = register_table(
     },
     kind="final",
     reading="U Hogwild! workers per device, 002's LR warm-up and scaling as PL-SGD, K = 1 for the first "
-    "half then 16; `ddp[B=128]` is 002's MB-SGD baseline (Table 1) at equal epochs. " + NOTE_QUICK,
+    "half then 16; `ddp[batch_size=128]` is 002's MB-SGD baseline (Table 1) at equal epochs. " + NOTE_QUICK,
     source="002 Table 2 (2 RTX 2080 Ti GPUs, 300 epochs), mean of 3 runs",
 )

@@ -26,7 +26,7 @@ PAPER = [
 
 
 def with_q(setting: dict[str, int], q: int) -> dict[str, int]:
-    """002's setting on Q devices, Q first as in the row's name (`lapsgd[Q=2,U=4,B=128]`)."""
+    """002's setting on Q devices, Q first as in the row's name (`lapsgd[devices=2,...]`)."""
     return dict(Q=q, **setting)
 
 

@@ -26,7 +26,8 @@ SPEC = register_table(
     kind="staleness",
     reading=(
         "Staleness of a tensor: updates it received between a pass's forward read and that pass's own "
-        "update of it (mean over the last epoch's passes). Runs: pd-threads' (F=1,B=2 cells)."
+        "update of it (mean over the last epoch's passes). Runs: pd-threads' 1:2 cells (`async_lu`, "
+        "`async_bu`)."
     ),
     source="000 §3.4 (τ_m = βT·m/M; τ = βT(M-1)/2), 004 Mechanism 2",
 )

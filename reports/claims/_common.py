@@ -224,7 +224,8 @@ class Evidence:
 
     def rows(self, table_ids: tuple[str, ...], methods: tuple[str, ...]) -> list[str]:
         """The label of each method's row and, after it, of each of its named rows with runs in the
-        tables (the LAP-SGD baselines also as their authors' code runs them: `lapsgd[authors_code]`)."""
+        tables (the LAP-SGD baselines also as their authors' code runs them:
+        `lapsgd[reading=authors_code]`)."""
         labels: dict[str, set[str]] = {}
         for table_id in table_ids:
             runs = self.runs(table_id)

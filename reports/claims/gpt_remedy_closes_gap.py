@@ -149,7 +149,8 @@ def cells(evidence: Evidence, remedy: str) -> list[Cell]:
 
 
 def screening_text(ranked: list[tuple[str, float]], evidence: Evidence) -> str:
-    """'screening (run 0): async_lu[muon] 2.043, ...; confirmed: ...' for the evidence column."""
+    """'screening (run 0): async_lu[optimizer=muon,momentum=0.95] 2.043, ...; confirmed: ...' for the
+    evidence column."""
     shown = ", ".join(f"{label} {best:.3f}" for label, best in ranked)
     second = ""
     if len(ranked) > 1:

@@ -11,8 +11,8 @@ and the script's value. LAP-SGD/LPP-SGD use "the same averaging schedule as PL-S
 first half, then K = 16 (Table 5 varies K and the switch epoch P).
 
 A cell of 002's tables is a method at a local batch size B (and U workers per device, K, P or Q):
-its row (`lap_row`) is named as 002 names it, e.g. `lapsgd[U=4,B=128]`, with the config fields those
-set as its typed settings, and 002's values sit beside it.
+its row (`lap_row`) holds the config fields 002's U, B, K, P, Q set, as typed settings (U = 4, B =
+128 is `lapsgd[workers_per_device=4,batch_size=128]`), and 002's values sit beside it.
 
 Profiles (the values: benchmarks/profiles.py, LAP002_*): `paper` is 002's (300 epochs, 3 runs; 5
 where 002 used 5). `quick` keeps the models at full width (ResNet-20 and SqueezeNet are small) for
@@ -28,7 +28,7 @@ from core.job import Row
 from datasets.synthetic import SMOKE_TRAIN
 
 from ...profiles import hyperparameters
-from .spec import Cell
+from .spec import Cell, six_digits
 
 PAPER_EPOCHS = 300
 NOTE_QUICK = (
@@ -40,11 +40,6 @@ NOTE_QUICK = (
 
 # 002's column names -> the config fields they set (P, the switch epoch, is a fraction of 300 epochs).
 CONFIG_FIELDS = {"Q": "devices", "U": "workers_per_device", "B": "batch_size", "K": "average_every"}
-
-
-def six_digits(value: float) -> float:
-    """`value` to 6 significant digits: the values these cells have always had (job keys hash them)."""
-    return float(f"{value:g}")
 
 
 def lap_row(method: str, setting: dict[str, int]) -> Row:

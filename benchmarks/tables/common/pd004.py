@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...profiles import hyperparameters
+from .spec import six_digits
 
 
 def epochs_settings(
@@ -14,5 +15,4 @@ def epochs_settings(
     if count is None:
         return None, {}
     base = hyperparameters(dataset, model, profile)
-    # Six significant digits: the value these jobs have always had (their keys hash it).
-    return count, {"t_max": float(f"{max(count - base.warmup_epochs, 0.5):g}")}
+    return count, {"t_max": six_digits(max(count - base.warmup_epochs, 0.5))}

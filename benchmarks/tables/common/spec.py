@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from core.config import TrainConfig
 from core.errors import UserError
-from core.job import Job, Row, Setting, run_row
+from core.job import Job, Row, Setting, base_row, run_row
 from core.metric import ACCURACY, Metric
 from core.registry import Registry
 from methods import METHODS
@@ -147,8 +147,8 @@ class TableSpec:
         table row's index + 0.5, so it sorts right after it; -1 for neither."""
         if row in self.rows:
             return self.rows.index(row)
-        bases = [i for i, r in enumerate(self.rows) if r.matches(row.method, dict(row.settings))]
-        return max(bases, key=lambda i: len(self.rows[i].settings), default=-1.5) + 0.5
+        base = base_row(self.rows, row.method, dict(row.settings))
+        return -1 if base is None else self.rows.index(base) + 0.5
 
     def paper_of(self, model: str, row: Row) -> dict:
         """The paper's values of a row ({} if the paper has none): by its Row, else by its method."""
@@ -174,12 +174,17 @@ def cell_devices(cell: Cell, profile: str, requested: int | None = None) -> int:
     return cell.devices if cell.devices is not None else devices_for(method, profile)
 
 
+def six_digits(value: float) -> float:
+    """`value` to 6 significant digits: the values computed settings have always had (job keys hash them)."""
+    return float(f"{value:g}")
+
+
 def linear_scaling(cell: Cell, profile: str, devices: int) -> dict[str, float]:
     """002's linear scaling rule: the profile's lr x the row's batch / 128 x the processes, warmed
-    up from the profile's lr (six significant digits: the values these jobs have always had)."""
+    up from the profile's lr."""
     base = hyperparameters(cell.dataset, cell.model, profile)
     batch = dict(cell.row.settings).get("batch_size", BASE_BATCH)
-    return {"warmup_lr": base.lr, "lr": float(f"{base.lr * batch / BASE_BATCH * devices:g}")}
+    return {"warmup_lr": base.lr, "lr": six_digits(base.lr * batch / BASE_BATCH * devices)}
 
 
 def cell_job(table: str, cell: Cell, profile: str, run: int, requested: int | None = None) -> Job:
