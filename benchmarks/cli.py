@@ -108,12 +108,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_calibrate_claims(args) -> int:
-    """`calibrate-claims`: per claim, false "reproduced" on null, opposite and one-cell stores, false
-    "not reproduced" and power on the paper's (reports/claims/calibrate.py); exit 1 past a limit."""
+    """`calibrate-claims`: per claim, false "reproduced" at the band's edge, the opposite and with the
+    effect in one cell, false "not reproduced" and power at the paper's effect
+    (reports/claims/calibrate.py); exit 1 past a limit."""
     import json
     from dataclasses import asdict
 
-    from reports.claims.calibrate import LIMITS, calibrate, pins, violations
+    from reports.claims.calibrate import LIMITS, RUNS, calibrate, pins, violations
 
     if args.pins:
         print(json.dumps(pins(), indent=1, ensure_ascii=False))
@@ -125,23 +126,20 @@ def cmd_calibrate_claims(args) -> int:
         print(json.dumps([asdict(r) for r in rates]))
     else:
         by = {(r.claim, r.scenario, r.runs): r for r in rates}
-        print(f"{args.sims} simulated stores per claim, scenario and runs per cell (3 / 10):")
-        print(
-            f"{'claim':44} {'false R: null':>14} {'opposite':>11} {'one cell':>11} "
-            f"{'power':>11} {'false N':>11}"
-        )
+        counts = " / ".join(str(n) for n in RUNS)
+        print(f"{args.sims} simulated stores per claim, scenario and runs per cell ({counts}):")
+        columns = ("false R: edge", "opposite", "one cell", "power", "false N")
+        print(f"{'claim':42} " + " ".join(f"{c:>20}" for c in columns))
 
-        def pair(claim: str, scenario: str, field: str) -> str:
-            got = [by.get((claim, scenario, n)) for n in (3, 10)]
+        def rates_of(claim: str, scenario: str, field: str) -> str:
+            got = [by.get((claim, scenario, n)) for n in RUNS]
             return " / ".join("–" if r is None else f"{getattr(r, field):.1%}" for r in got)
 
         for claim in dict.fromkeys(r.claim for r in rates):
-            print(
-                f"{claim:44} {pair(claim, 'null', 'reproduced'):>14} "
-                f"{pair(claim, 'opposite', 'reproduced'):>11} "
-                f"{pair(claim, 'one cell', 'reproduced'):>11} {pair(claim, 'paper', 'reproduced'):>11} "
-                f"{pair(claim, 'paper', 'not_reproduced'):>11}"
-            )
+            shown = [rates_of(claim, s, "reproduced") for s in ("edge", "opposite", "one cell", "paper")] + [
+                rates_of(claim, "paper", "not_reproduced")
+            ]
+            print(f"{claim:42} " + " ".join(f"{v:>20}" for v in shown))
         limits = ", ".join(f"{s} {v:.0%}" for s, v in LIMITS.items())
         print(f"limits on false 'reproduced': {limits}")
     bad = violations(rates)

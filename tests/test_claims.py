@@ -20,7 +20,18 @@ from reports.claims import (
     evaluate,
 )
 from reports.claims._common import PLANS_EXPERIMENT, Measured
-from reports.claims.stats import CONTRADICTS, OPEN, SUPPORTS, Cell, Part, above, decide_part, within
+from reports.claims.stats import (
+    CONTRADICTS,
+    OPEN,
+    SUPPORTS,
+    Cell,
+    Part,
+    above,
+    decide,
+    decide_part,
+    stated,
+    within,
+)
 
 from .conftest import TWO_CORES, add_run, empty_store, run_cli
 
@@ -92,6 +103,43 @@ def test_a_claim_over_several_cells_needs_every_cell_and_fails_on_any():
     assert decide_part(up_to, [Cell("gap", "a", (0.1, 0.2, 0.0)), weak]).verdict == NOT_REPRODUCED
 
 
+def test_a_claim_shares_its_error_rate_over_the_cells_that_could_decide_it():
+    """Bonferroni over the cells where any one decides: a best cell that supports "up to" alone at
+    0.025 does not among six cells, and a cell that contradicts alone at 0.025 does not among six
+    cells of a claim; every cell must support at 0.025 (intersection-union): no correction."""
+    close = Cell("gap", "a", (1.4, 1.5, 1.6))  # > 1.0 at 0.025 one-sided, not at 0.025 / 6
+    others = [Cell("gap", f"b{k}", (0.0, 1.0, 2.0)) for k in range(5)]  # open
+    up_to = Part("gap", above(1.0, "why"), every=False)
+    assert decide_part(up_to, [close]).verdict == REPRODUCED
+    assert decide_part(up_to, [close, *others]).verdict == INCONCLUSIVE
+    every = Part("gap", above(0.5, "why"))
+    low = Cell("gap", "a", (-0.1, 0.0, 0.1))  # < 0.5 at 0.025 one-sided, not at 0.025 / 6
+    strong = [Cell("gap", f"b{k}", (2.0, 2.1, 2.2)) for k in range(5)]
+    assert decide_part(every, [low]).verdict == NOT_REPRODUCED
+    assert decide_part(every, [low, *strong]).verdict == INCONCLUSIVE
+    assert decide_part(every, strong).verdict == REPRODUCED
+    # Across parts: a second part's cells join the family of the first's.
+    other = Part("size", above(0.5, "why"))
+    verdict_, _, results = decide((every, other), [low, *[replace_part(c, "size") for c in strong]])
+    assert results[0].contradict == pytest.approx(0.025 / 6) and verdict_ == INCONCLUSIVE
+
+
+def replace_part(cell: Cell, part: str) -> Cell:
+    return Cell(part, cell.name, cell.values, cell.runs, cell.planned, cell.failed)
+
+
+def test_a_stated_size_is_closed_on_both_sides():
+    """'2.14x' holds within a factor of 1.25 of it: 1.47x (half of it in log terms, which rule
+    version 2 passed) and 5x contradict it."""
+    part = Part("ratio", stated(2.14, "why"))
+
+    def at(ratio: float) -> str:
+        values = tuple(math.log(ratio) + d for d in (-0.01, 0, 0.01))
+        return decide_part(part, [Cell("ratio", "a", values)]).verdict
+
+    assert (at(2.14), at(1.9), at(1.47), at(5.0)) == (REPRODUCED, REPRODUCED, NOT_REPRODUCED, NOT_REPRODUCED)
+
+
 def test_a_guard_turns_only_a_reproduced_into_not_comparable():
     claim = CLAIMS["async-more-accurate-than-lap-lpp"]
     name = claim.parts[0].name
@@ -146,7 +194,7 @@ def test_lu_more_accurate_than_bu_per_workload(store):
     ]
     mean, low, high = cifar.cells[0].estimate
     assert mean == pytest.approx(5.5) and 0.5 < low < mean < high  # points, with its 95 % interval
-    assert len(reproduced.runs) == 12 and reproduced.version.startswith("2 ")
+    assert len(reproduced.runs) == 12 and reproduced.version.startswith("3 ")
     assert verdict(store, "lu-more-accurate-than-bu", "quick").verdict == NOT_REPRODUCED
     assert verdict(store, "lu-more-accurate-than-bu", "smoke").verdict == INCONCLUSIVE
 
@@ -299,6 +347,11 @@ def test_the_speedup_bound_on_three_perf_results_and_its_guard_by_direction(tmp_
         result = verdict(uri, "speedup-approaches-1-plus-beta")
         assert result.verdict == expected, result.reason
         assert "2 cores, fewer than 1 + β" in result.reason
+    # Past the bound by more than two spreads: a measurement error, not a speed-up that approaches it.
+    uri, tracker = new_store(tmp_path, "past.db")
+    for ratio in (3.5, 3.55, 3.6):
+        tracker.log_perf("async", dict(ratio_1thread=ratio, bound=2.9, beta=1.9, cores=4, model="resnet18"))
+    assert verdict(uri, "speedup-approaches-1-plus-beta").verdict == NOT_REPRODUCED
 
 
 def test_an_unconverged_baseline_is_not_comparable_only_when_it_helps_the_claim(tmp_path):
@@ -340,7 +393,7 @@ def test_report_claims_through_the_cli(store, tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "claims.md").read_text()
     assert (
-        text.count("\n| **") >= 14 and "**reproduced** (rule 2 " in text and "**not measurable here**" in text
+        text.count("\n| **") >= 14 and "**reproduced** (rule 3 " in text and "**not measurable here**" in text
     )
     assert "band > +0.50 pts" in text and "table1 resnet18 +5.50 pts [" in text and "3 of 3 runs" in text
     assert "(claims.png)" in text and (tmp_path / "claims.png").exists()
@@ -389,6 +442,31 @@ def test_speedups_on_cpu_processes_are_not_the_papers_devices(tmp_path):
     assert result.cells and "Test CPU" in result.evidence  # the numbers are still shown
 
 
+def test_a_claim_of_gpus_and_cifar100_is_not_measurable_on_cpu_processes_or_a_stand_in(tmp_path):
+    """004's 2.14x / 1.34x: LU 1.4x slower than LPP-SGD and DDP here (which would contradict it) reads
+    "not measurable" at quick (a CIFAR-10 stand-in) and on CPU processes, never "not reproduced"."""
+    uri, tracker = new_store(tmp_path, "headline.db")
+    for profile in ("quick", "paper"):
+        for i in range(3):
+            for method, accs in (("async_lu", [0.1, 0.5, 0.9]), ("lppsgd", [0.5, 0.9]), ("ddp", [0.5, 0.9])):
+                add(tracker, "pd-headline", "resnet18", method, i, accs, profile=profile)
+    for profile, needs in (("quick", "CIFAR-100 (this profile trains"), ("paper", "needs several GPUs")):
+        result = verdict(uri, "004-faster-than-lppsgd-and-ddp", profile)
+        assert result.verdict == NOT_MEASURABLE and needs in result.reason, result.reason
+        assert result.cells  # the numbers are still shown
+
+
+def test_every_claim_names_the_paper_version_its_sentence_comes_from(store, tmp_path):
+    from reports.claims import write_claims
+    from reports.claims._common import EXTENSION, LAYUP_V4, PAPER_000, PAPER_004
+
+    assert {c.paper_version for c in CLAIMS.values()} == {PAPER_000, PAPER_004, LAYUP_V4, EXTENSION}
+    assert all((c.paper_version == EXTENSION) == c.extension for c in CLAIMS.values())
+    write_claims(store, dict(TABLES), tmp_path)
+    text = (tmp_path / "claims.md").read_text()
+    assert f"from {PAPER_004}" in text and "paper_version" in (tmp_path / "claims.csv").read_text()
+
+
 def test_a_claim_the_budget_left_out_says_so():
     from reports.claims import NOT_RUN, Verdict, budget_note
 
@@ -432,4 +510,6 @@ def test_calibration_bounds_false_verdicts_and_each_rule_can_say_reproduced():
     # a pair): at 10 runs those two claims can rarely read reproduced; every other rule often can.
     equivalence = {"imdb-lu-twice-as-fast", "lu-more-accurate-than-bu"}
     assert all(power[c] < 0.1 for c in equivalence), power
-    assert all(p > 0.5 for c, p in power.items() if c not in equivalence), power
+    assert all(p > 0.3 for c, p in power.items() if c not in equivalence), power
+    # At the band's edge, with all of a claim's cells, false "reproduced" stays near 0.025.
+    assert max(r.reproduced for r in rates if r.scenario == "edge") < 0.07

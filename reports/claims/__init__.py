@@ -24,14 +24,15 @@ from core.registry import import_modules
 from ..render import PROFILE_ORDER
 from ._common import CLAIMS, Claim, Evidence, Verdict, register_claim
 from .stats import (
+    ALPHA,
     INCONCLUSIVE,
-    LEVEL,
     MIN_RUNS,
     NOT_COMPARABLE,
     NOT_MEASURABLE,
     NOT_REPRODUCED,
     NOT_RUN,
     REPRODUCED,
+    mean_interval,
 )
 
 import_modules(sys.modules[__name__])
@@ -88,12 +89,14 @@ def cell(text: str) -> str:
 
 
 def cells_text(verdict: Verdict) -> str:
-    """Each part's band and why, and each cell's effect with its 95 % interval and runs."""
+    """Each part's band and why, how its cells share the error rate, and each cell's effect with
+    the interval that decided its support, and runs."""
     parts = []
     for result in verdict.results:
         band = result.part.band
-        shown = "; ".join(c.text(band) for c in result.cells) or "no cell has runs"
-        parts.append(f"{result.part.name}, band {band.text()} ({band.why}): {shown}")
+        shown = "; ".join(c.text(band, result.level) for c in result.cells) or "no cell has runs"
+        family = f" [{result.family}]" if result.cells else ""
+        parts.append(f"{result.part.name}, band {band.text()} ({band.why}){family}: {shown}")
     return " / ".join(parts) or "–"
 
 
@@ -124,25 +127,27 @@ def budget_note(claim: Claim, verdict: Verdict, prof: str, left_out: Mapping[str
 
 def verdict_rows(results: list[tuple[Claim, str, Verdict]]) -> pd.DataFrame:
     """claims.csv: one row per claim and cell (one row for a claim without cells): the verdict, the
-    rule's version, the part's band, the cell's effect, 95 % interval and runs."""
+    rule's version, the part's band, the cell's effect, the interval that decided its support (its
+    two-sided `level`) and runs."""
     rows = []
     for claim, prof, verdict in results:
         common = dict(
-            id=claim.id, source=claim.source, verdict=verdict.verdict, version=verdict.version, profile=prof,
+            id=claim.id, source=claim.source, paper_version=claim.paper_version, verdict=verdict.verdict,
+            version=verdict.version, profile=prof,
             reason=verdict.reason + where_measurable(claim, verdict), evidence=verdict.evidence,
         )  # fmt: skip
         cells = [(r, c) for r in verdict.results for c in r.cells]
         if not cells:
             rows.append(dict(common, part="", part_verdict="", cell="", band="", unit=""))
         for result, c in cells:
-            mean, low, high = c.estimate
+            mean, low, high = mean_interval(c.defined, result.level)
             band = result.part.band
             rows.append(
                 dict(
                     common, part=result.part.name, part_verdict=result.verdict, band=band.text(),
                     unit=band.unit, band_low=band.low, band_high=band.high, cell=c.name, effect=mean,
-                    effect_low=low, effect_high=high, runs=len(c.values), planned=c.planned, failed=c.failed,
-                    run_ids=" ".join(str(r)[:8] for r in c.runs),
+                    effect_low=low, effect_high=high, level=result.level, runs=len(c.values),
+                    planned=c.planned, failed=c.failed, run_ids=" ".join(str(r)[:8] for r in c.runs),
                 )
             )  # fmt: skip
     return pd.DataFrame(rows)
@@ -156,7 +161,7 @@ def write_claims(
     left_out: Mapping[str, float] | None = None,
 ) -> list[tuple[Claim, str, Verdict]]:
     """reports/out/claims.md, claims.csv and claims.png: per claim its verdict, the rule's version,
-    each part's band and each cell's effect with its 95 % interval and runs; returns the results.
+    each part's band and each cell's effect with its interval and runs; returns the results.
     `left_out`: the claims `run claims --budget` did not run, with the seconds they would take."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = [(c, p, budget_note(c, v, p, left_out or {})) for c, p, v in evaluate(uri, specs, profile)]
@@ -167,18 +172,21 @@ def write_claims(
         f"Each claim's verdict is computed from the runs in {uri} (`reports/claims/`, docs/fidelity.md). "
         "A claim states parts in its paper's terms, each a band its effect must lie in (a direction with a "
         "smallest effect of interest, an equivalence margin, or a stated size). Each part is measured per "
-        f"cell (table, model, setting): one margin per planned run, paired by seed, with its {LEVEL:.0%} t "
-        "interval. A cell supports a part when its interval lies inside the band and contradicts it when "
-        'the interval lies wholly outside; a part is reproduced when every cell supports it ("up to": the '
-        'best cell) and not reproduced when any cell contradicts it ("up to": every cell). A cell decides '
-        f"with every run its plan fixed (at least {MIN_RUNS}); failed, diverged and target-missing runs stay "
-        "in it (times censored at the workload's longest training). `not comparable` names a guard that "
-        "could have made the claim look true.",
+        "cell (table, model, setting): one margin per planned run, paired by seed, with its t interval. A "
+        "cell supports a part when its interval lies inside the band and contradicts it when the interval "
+        "lies wholly outside. Each side of a band is a one-sided test, and each claim's error is held at "
+        f"{ALPHA:g} per direction over all its cells: a part is reproduced when every cell supports it at "
+        f'{ALPHA:g} (intersection-union; "up to": some cell at {ALPHA:g}/k, Bonferroni over its k cells), '
+        "and the claim is not reproduced when a cell contradicts it at the claim's level shared over every "
+        'cell that could (Bonferroni; "up to": every cell). Intervals are shown at the level that decided '
+        f"support. A cell decides with every run its plan fixed (at least {MIN_RUNS}); failed, diverged and "
+        "target-missing runs stay in it (times censored at the workload's longest training). `not "
+        "comparable` names a guard that could have made the claim look true.",
         "",
         "Totals: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".",
         "",
         "| claim | paper's evidence | verdict (rule version) "
-        "| parts, bands and cells: effect [95 % CI], runs "
+        "| parts, bands, families and cells: effect [CI], runs "
         "| our evidence | what would settle it |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
@@ -188,7 +196,8 @@ def write_claims(
         rule = f"**{verdict.verdict}** (rule {verdict.version})"
         decided = f"{rule}: {verdict.reason}{where_measurable(claim, verdict)}"
         lines.append(
-            f"| {cell(f'**{claim.id}** ({claim.source}): {claim.statement}')} | {cell(claim.paper)} "
+            f"| {cell(f'**{claim.id}** ({claim.source}; from {claim.paper_version}): {claim.statement}')} "
+            f"| {cell(claim.paper)} "
             f"| {cell(decided)} | {cell(cells_text(verdict))} | {cell(ours)} | {cell(claim.settle)} |"
         )
     rows = verdict_rows(results)
@@ -201,8 +210,8 @@ def write_claims(
 
 
 def draw_effects(rows: pd.DataFrame, out_dir: Path) -> Path | None:
-    """claims.png: per claim and cell, its effect and 95 % interval, and the band it must lie in
-    (shaded)."""
+    """claims.png: per claim and cell, its effect and the interval that decided its support, and the
+    band it must lie in (shaded)."""
     if rows.empty or "effect" not in rows:
         return None
     shown = rows[rows["effect"].notna()]
@@ -224,7 +233,9 @@ def draw_effects(rows: pd.DataFrame, out_dir: Path) -> Path | None:
         ax.set_xlim(left - pad, right + pad)
         ax.set_yticks([0], [f"{row.id} {row.cell}: {row.verdict}"], fontsize=7)
         ax.tick_params(axis="x", labelsize=6)
-    fig.suptitle("each cell's effect and 95 % interval; shaded: the band the claim needs", fontsize=9)
+    fig.suptitle(
+        "each cell's effect and the interval that decided it; shaded: the band the claim needs", fontsize=9
+    )
     fig.tight_layout()
     path = out_dir / "claims.png"
     fig.savefig(path, dpi=100)

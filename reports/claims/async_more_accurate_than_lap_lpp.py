@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._common import (
     FULL,
+    PAPER_000,
     REDUCED,
     TTA_TABLES,
     Evidence,
@@ -33,12 +34,13 @@ MORE_ACCURATE = Part(
 @register_claim(
     id="async-more-accurate-than-lap-lpp",
     source="000 Tables 2, 4",
+    paper_version=PAPER_000,
     statement="The async methods (LU and BU) reach a higher best accuracy than LAP-SGD and LPP-SGD.",
     paper="CIFAR-10 R18: LU 93.7, BU 92.7 vs LAP 88.2, LPP 87.8; CIFAR-100 R18: 73.9, 71.8 vs 61.3, 61.0",
     decided_by="best accuracy of each async method minus each baseline, per workload, paired by run index",
     settle="3 runs per cell of table1 and table3",
     parts=(MORE_ACCURATE,),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     # At smoke and quick, CIFAR-10 ResNet-18 alone (12 runs); the paper profile runs both tables.
     plan=Plan(
         (

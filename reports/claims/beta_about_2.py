@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ._common import Evidence, Measured, Need, Plan, described, no_runs, register_claim
+from ._common import PAPER_000, Evidence, Measured, Need, Plan, described, no_runs, register_claim
 from .stats import Cell, Part, within
 
 ABOUT = Part(
@@ -25,12 +25,13 @@ def paper_beta(cell: dict) -> float:
 @register_claim(
     id="beta-about-2",
     source="000 Table 9",
+    paper_version=PAPER_000,
     statement="The backward pass takes about twice as long as the forward pass (β ≈ 2).",
     paper="A100: ResNet-18 β = 0.0102 / 0.0049 = 2.08; ResNet-50 β = 0.0299 / 0.0166 = 1.80",
     decided_by="β = backward / forward of each table9 run over the paper's β of its model: in [0.8, 1.25]",
     settle="`run table9` (3 runs per model) on the hardware to compare",
     parts=(ABOUT,),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     plan=Plan((Need("table9"),)),
 )
 def beta_about_2(evidence: Evidence) -> Measured:

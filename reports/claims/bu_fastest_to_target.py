@@ -6,6 +6,7 @@ import math
 
 from ._common import (
     FULL,
+    PAPER_000,
     REDUCED,
     TTA_TABLES,
     Evidence,
@@ -35,6 +36,7 @@ FASTEST = Part(
 @register_claim(
     id="bu-fastest-to-target",
     source="000 Tables 1, 3",
+    paper_version=PAPER_000,
     statement="Async BU reaches the target accuracy fastest of Async LU/BU, LAP-SGD and LPP-SGD.",
     paper="CIFAR-10 R18: BU 173.4 s vs LU 223.8, LPP 461.0, LAP 706.3; similar on R50 and CIFAR-100",
     decided_by=(
@@ -44,7 +46,7 @@ FASTEST = Part(
     ),
     settle="3 runs per cell of table1 and table3 (`run table1 --runs 3`)",
     parts=(FASTEST,),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     # At smoke and quick, CIFAR-10 ResNet-18 alone (12 runs); the paper profile runs both tables.
     plan=Plan(
         (

@@ -4,6 +4,7 @@ block updates."""
 from __future__ import annotations
 
 from ._common import (
+    EXTENSION,
     Evidence,
     Measured,
     Need,
@@ -33,6 +34,7 @@ LOWER = Part(
 @register_claim(
     id="gpt-lu-lower-loss-than-bu",
     source="beyond the papers: the suite's pd-transformer (000's LU vs BU claim, on a GPT)",
+    paper_version=EXTENSION,
     statement=(
         "Beyond the papers: on a byte-level GPT, Async LU reaches a lower held-out loss (bits per byte) "
         "than Async BU."

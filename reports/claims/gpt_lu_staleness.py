@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..kinds.language_model import depth_slope, staleness_per_block
 from ..kinds.staleness import staleness_per_tensor
 from ._common import (
+    EXTENSION,
     Evidence,
     Measured,
     Need,
@@ -41,6 +42,7 @@ FARTHER = Part(
 @register_claim(
     id="gpt-lu-staleness-below-bu-grows-with-depth",
     source="beyond the papers: the suite's pd-transformer (000's LU vs BU staleness, on a GPT)",
+    paper_version=EXTENSION,
     statement=(
         "Beyond the papers: on a byte-level GPT, layer-wise updates are less stale than block updates, "
         "and under LU a block's staleness grows with its distance from the output (a backward pass, "
@@ -53,7 +55,7 @@ FARTHER = Part(
     ),
     settle="3 runs per cell: `run pd-transformer --runs 3`",
     parts=(BELOW, FARTHER),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     plan=Plan((Need("pd-transformer", ("async_lu", "async_bu")),)),
 )
 def gpt_lu_staleness(evidence: Evidence) -> Measured:

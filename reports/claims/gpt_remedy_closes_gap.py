@@ -18,7 +18,7 @@ from core.job import Row
 from core.metric import BITS_PER_BYTE
 
 from ..runs import time_to_target
-from ._common import Evidence, Measured, Need, Plan, described, no_runs, register_claim
+from ._common import EXTENSION, Evidence, Measured, Need, Plan, described, no_runs, register_claim
 from .stats import Band, Cell, Part, above
 
 TABLE = "pd-transformer-remedies"
@@ -171,6 +171,7 @@ def screening_text(ranked: list[tuple[str, float]], evidence: Evidence) -> str:
 @register_claim(
     id="gpt-remedy-closes-gap",
     source="beyond the papers: the suite's pd-transformer-remedies (stale gradients on a Transformer)",
+    paper_version=EXTENSION,
     statement=(
         f"Beyond the papers: on a byte-level GPT, Async LU with the best remedy reaches bp's bits per byte "
         f"within {MARGIN} at equal epochs, and sooner in wall-clock time."
@@ -191,7 +192,7 @@ def screening_text(ranked: list[tuple[str, float]], evidence: Evidence) -> str:
         "the best two remedies and runs 0-3 of their bp baselines"
     ),
     parts=(CLOSES, SOONER),
-    version="1 (2026-11-25)",
+    version="2 (2026-11-26)",
     plan=Plan(
         (Need(TABLE, methods=(CONTROL,), runs=1), Need(TABLE, choose=confirmed_rows, chooses=4)), runs=1 + 3
     ),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 from ._common import (
-    IMDB_SAME_POINTS,
-    IMDB_SAME_WHY,
+    PAPER_000,
+    SAME_ACCURACY_POINTS,
+    SAME_ACCURACY_WHY,
     Evidence,
     Measured,
     Need,
@@ -31,7 +32,7 @@ TWICE = Part(
 )  # fmt: skip
 SAME = Part(
     "LU - BU best accuracy: the same",
-    within(-IMDB_SAME_POINTS, IMDB_SAME_POINTS, IMDB_SAME_WHY, "points"),
+    within(-SAME_ACCURACY_POINTS, SAME_ACCURACY_POINTS, SAME_ACCURACY_WHY, "points"),
     paper=85.15 - 85.06,
     noise=2.0,
 )
@@ -40,6 +41,7 @@ SAME = Part(
 @register_claim(
     id="imdb-lu-twice-as-fast",
     source="000 Table 6, Figure 4",
+    paper_version=PAPER_000,
     statement="On IMDb, Async LU reaches the same accuracy as Async BU about twice as fast.",
     paper="LU 85.15 % in 49.3 s (6 epochs) vs BU 85.06 % in 83.41 s (12 epochs): 1.7x in time, 2x in epochs",
     decided_by=(
@@ -52,7 +54,7 @@ SAME = Part(
         "`run claims --only imdb-lu-twice-as-fast --runs 25`"
     ),
     parts=(TWICE, SAME),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     plan=Plan((Need("table6"),)),
 )
 def imdb_claim(evidence: Evidence) -> Measured:

@@ -6,6 +6,7 @@ import math
 
 from ._common import (
     FULL,
+    PAPER_000,
     REDUCED,
     Evidence,
     Measured,
@@ -35,6 +36,7 @@ ABOUT = Part(
 @register_claim(
     id="lu-speedup-about-ddp",
     source="000 Tables 7, 8",
+    paper_version=PAPER_000,
     statement="On several devices Async LU's speed-up over single-device backprop is about DDP's.",
     paper="CIFAR-10 R18 1.86 vs 1.90, R50 2.02 vs 2.38; CIFAR-100 R18 1.83 vs 1.86, R50 2.02 vs 2.30 (3 GPU)",
     decided_by=(
@@ -43,7 +45,7 @@ ABOUT = Part(
     ),
     settle="3 runs per cell of table7 / table8 on several devices (`run table7 --runs 3 --devices 3`)",
     parts=(ABOUT,),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     # At smoke and quick, Table 7's ResNet-18 alone (9 runs); the paper profile runs Tables 7 and 8.
     plan=Plan(
         (

@@ -7,6 +7,7 @@ import math
 from ._common import (
     ACCURACY_TABLES,
     FULL,
+    PAPER_000,
     REDUCED,
     TTA_TABLES,
     Evidence,
@@ -81,6 +82,7 @@ def depth_cells(evidence: Evidence) -> list[Cell]:
 @register_claim(
     id="lu-staleness-below-bu-grows-with-depth",
     source="000 §3.4",
+    paper_version=PAPER_000,
     statement="Layer-wise updates are less stale than block updates; BU's staleness τ grows with depth.",
     paper=(
         "§3.4: LU's expected staleness is below BU's; BU's delay τ = βT(M-1)/2 from a gradient's "
@@ -94,7 +96,7 @@ def depth_cells(evidence: Evidence) -> list[Cell]:
     ),
     settle="3 runs per cell of table1 (LU and BU on ResNet-18, BU on ResNet-50) and table9",
     parts=(BELOW, DEEPER),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     # At smoke and quick: LU and BU on CIFAR-10 ResNet-18 (below), BU on ResNet-50 and Table 9 (depth).
     plan=Plan(
         (

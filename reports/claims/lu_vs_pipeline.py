@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from ._common import (
+    EXTENSION,
     Evidence,
     Measured,
     Need,
@@ -44,6 +45,7 @@ def memory_line(per_run) -> str:
 @register_claim(
     id="lu-faster-than-pipelines",
     source="beyond the papers: the suite's pd-pipeline (000's reviewers asked for pipeline parallelism)",
+    paper_version=EXTENSION,
     statement=(
         "Beyond the papers: on the same devices, Async LU trains more samples per second than "
         "synchronous pipeline parallelism (GPipe and 1F1B)."
@@ -55,7 +57,7 @@ def memory_line(per_run) -> str:
     ),
     settle="3 runs per cell: `run pd-pipeline --runs 3`",
     parts=(FASTER,),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     plan=Plan((Need("pd-pipeline", ("async_lu", *PIPELINES)),)),
 )
 def lu_faster_than_pipelines(evidence: Evidence) -> Measured:

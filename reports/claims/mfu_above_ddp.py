@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._common import (
+    PAPER_004,
     Evidence,
     Measured,
     Need,
@@ -30,6 +31,7 @@ ABOVE = Part(
 @register_claim(
     id="004-mfu-above-ddp",
     source="004",
+    paper_version=PAPER_004,
     statement="PD-ASGD's model FLOPs utilisation is above DDP's.",
     paper="004: MFU 53.8 % (PD-ASGD) vs 35.1 % (DDP), ResNet-18",
     decided_by=(
@@ -38,7 +40,7 @@ ABOVE = Part(
     ),
     settle="3 runs per cell of pd-headline (paper profile on GPUs)",
     parts=(ABOVE,),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     plan=Plan((Need("pd-headline", ("async_lu", "ddp")),)),
     needs_hardware="a GPU (on a CPU the threads share the cores MFU is measured against)",
     needs_gpus=1,

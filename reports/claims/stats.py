@@ -3,12 +3,21 @@
 A claim states one or more `Part`s in its paper's terms: an effect that must lie in a `Band` (a
 direction with a smallest effect of interest, an equivalence margin, or a stated size). Each part
 is measured per `Cell` (table x dataset x model x setting): one margin per run index, paired by
-seed where the runs pair, with its 95 % t interval (scipy.stats). A cell supports the part when
-its interval lies inside the band, contradicts it when the interval lies wholly outside, and is
-open otherwise. A part over several cells is reproduced when every cell supports it ("up to":
-when the best cell does) and not reproduced when any cell contradicts it ("up to": when every
-cell does); never one test over pooled unlike cells. A cell decides only with every run its plan
-fixed (at least MIN_RUNS): extra runs do not move a verdict, missing ones leave it open.
+seed where the runs pair, with its t interval (scipy.stats). A cell supports the part when its
+interval lies inside the band, contradicts it when the interval lies wholly outside, and is open
+otherwise. Each side of a band is a one-sided test at ALPHA, and the claim's family-wise error is
+held at ALPHA in each direction over all of its cells:
+
+- "reproduced": a part that every cell must support is an intersection-union test (each cell at
+  ALPHA); an "up to" part (the best cell) is reproduced when some cell supports it at ALPHA / k,
+  Bonferroni over its k cells; the claim needs every part (intersection-union again).
+- "not reproduced": any cell that contradicts a part decides against the claim, so every such
+  cell, over all parts, is one test of one family: each at ALPHA / m, with m those tests
+  (Bonferroni, which for "any of them" is Holm's first step); an "up to" part contradicts only
+  when every cell does, one intersection-union member of that family.
+
+A cell decides only with every run its plan fixed (at least MIN_RUNS): extra runs do not move a
+verdict, missing ones leave it open.
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ INCONCLUSIVE, NOT_MEASURABLE = "inconclusive", "not measurable here"
 NOT_COMPARABLE = "not comparable at this profile"  # a guard: the comparison could make the claim look true
 NOT_RUN = "not run (budget)"  # `run claims --budget` left its runs out: measurable here, not measured
 
-LEVEL = 0.95  # every interval: two-sided 95 %, so each side of a band is a one-sided test at 0.025
+ALPHA = 0.025  # each side of a band: a one-sided test, and a claim's family-wise error per direction
+LEVEL = 1 - 2 * ALPHA  # an interval shown alone: two-sided 95 %
 MIN_RUNS = 3  # runs a cell needs before it decides (the paper's 3 runs per cell)
 SUPPORTS, CONTRADICTS, OPEN = "supports", "contradicts", "open"
 
@@ -40,16 +50,13 @@ class Band:
     why: str = ""
     unit: str = ""
 
-    def judge(self, low: float, high: float) -> str:
-        """SUPPORTS where the interval [low, high] lies inside the band, CONTRADICTS where it lies
-        wholly outside, OPEN otherwise (or without an interval)."""
-        if math.isnan(low) or math.isnan(high):
-            return OPEN
-        if self.low < low and high < self.high:
-            return SUPPORTS
-        if high < self.low or low > self.high:
-            return CONTRADICTS
-        return OPEN
+    def inside(self, low: float, high: float) -> bool:
+        """Whether the interval [low, high] lies inside the band (False without an interval)."""
+        return self.low < low and high < self.high
+
+    def outside(self, low: float, high: float) -> bool:
+        """Whether the interval [low, high] lies wholly outside the band (False without an interval)."""
+        return high < self.low or low > self.high
 
     def show(self, value: float) -> str:
         """A margin on the band's scale, as the report prints it."""
@@ -82,6 +89,18 @@ def within(low: float, high: float, why: str, unit: str = "") -> Band:
     return Band(low, high, why, unit)
 
 
+# A stated size ("2.14x faster") holds where our ratio lies within a factor of 1.25 of it: about one
+# pair's spread of log time ratios measured here (0.2, docs/performance.md), so no tighter than one
+# of our own runs is exact, and closed on both sides (half the size in log terms, 1.47x for 2.14x,
+# passed under rule version 2).
+SIZE_TOLERANCE = math.log(1.25)
+
+
+def stated(size: float, why: str) -> Band:
+    """A stated ratio (`size`, e.g. 2.14), on the log scale: within SIZE_TOLERANCE of it either way."""
+    return Band(math.log(size) - SIZE_TOLERANCE, math.log(size) + SIZE_TOLERANCE, why, "x")
+
+
 @dataclass(frozen=True)
 class Part:
     """One statement of a claim, tested per cell against its band. `every`: every cell must support
@@ -97,12 +116,13 @@ class Part:
     cells: int = 1
 
     @property
-    def null(self) -> float:
-        """The effect at which the statement is false at its edge: no effect for a direction whose
-        band starts at or above 0, else the band's nearest edge (an equivalence margin, a size)."""
-        if math.isinf(self.band.high):
-            return min(0.0, self.band.low) if self.band.low <= 0 else 0.0
-        return self.band.high if abs(self.band.high) <= abs(self.band.low) else self.band.low
+    def edge(self) -> float:
+        """The effect at which the statement is false at its edge, where a false "reproduced" is
+        likeliest: the band's edge nearest the paper's effect (its only finite edge for a direction)."""
+        edges = [e for e in (self.band.low, self.band.high) if math.isfinite(e)]
+        if math.isnan(self.paper):
+            return edges[0]
+        return min(edges, key=lambda e: abs(e - self.paper))
 
 
 @dataclass(frozen=True)
@@ -128,22 +148,27 @@ class Cell:
         """(mean, low, high): the mean margin and its two-sided 95 % t interval (NaN without two values)."""
         return mean_interval(self.defined)
 
-    def judge(self, band: Band) -> tuple[str, str]:
-        """(SUPPORTS | CONTRADICTS | OPEN, why) of this cell against `band`."""
+    def judge(self, band: Band, support: float = ALPHA, contradict: float = ALPHA) -> tuple[str, str]:
+        """(SUPPORTS | CONTRADICTS | OPEN, why) of this cell against `band`: it supports where its
+        interval at one-sided level `support` lies inside the band, contradicts where its interval at
+        `contradict` lies wholly outside."""
         n = len(self.values)
-        mean, low, high = self.estimate
         if n < self.planned:
             return OPEN, f"{n} of {self.planned} planned runs"
         if self.planned < MIN_RUNS:
             return OPEN, f"{self.planned} run(s) planned, {MIN_RUNS} needed to decide"
-        judged = band.judge(low, high)
-        if judged == SUPPORTS and len(self.defined) < n:
-            return OPEN, f"{n - len(self.defined)} planned run(s) failed before measuring"
-        return judged, ""
+        if band.inside(*mean_interval(self.defined, 1 - 2 * support)[1:]):
+            if len(self.defined) < n:
+                return OPEN, f"{n - len(self.defined)} planned run(s) failed before measuring"
+            return SUPPORTS, ""
+        if band.outside(*mean_interval(self.defined, 1 - 2 * contradict)[1:]):
+            return CONTRADICTS, ""
+        return OPEN, ""
 
-    def text(self, band: Band) -> str:
-        """'table1 resnet18 +1.20 pts [+0.50 pts, +1.90 pts], 3 of 3 runs (1 failed)'."""
-        mean, low, high = self.estimate
+    def text(self, band: Band, level: float = LEVEL) -> str:
+        """'table1 resnet18 +1.20 pts [+0.50 pts, +1.90 pts], 3 of 3 runs (1 failed)', the interval
+        at `level`."""
+        mean, low, high = mean_interval(self.defined, level)
         interval = f" [{band.show(low)}, {band.show(high)}]" if not math.isnan(low) else ""
         failed = f", {self.failed} failed, diverged or short of the target" if self.failed else ""
         note = f"; {self.note}" if self.note else ""
@@ -175,41 +200,75 @@ def t_quantile(q: float, df: int) -> float:
 
 @dataclass(frozen=True)
 class PartResult:
-    """A part's verdict over its cells, and why."""
+    """A part's verdict over its cells, and why, with the one-sided levels its cells were judged at
+    (`support`, `contradict`: ALPHA, or ALPHA shared over a family of cells)."""
 
     part: Part
     verdict: str
     reason: str
     cells: tuple[Cell, ...] = field(default=())
+    support: float = ALPHA
+    contradict: float = ALPHA
+
+    @property
+    def level(self) -> float:
+        """The two-sided level of the intervals that decided support (the report shows them)."""
+        return 1 - 2 * self.support
+
+    @property
+    def family(self) -> str:
+        """How the part's cells share the error rate, as the report prints it."""
+        k = len(self.cells)
+        if self.part.every:
+            supports = f"every cell at {self.support:.3g} (intersection-union)"
+        else:
+            supports = f"the best of {k} cells at {ALPHA:g}/{k} (Bonferroni)"
+        contradicts = f"each cell at {self.contradict:.3g} (Bonferroni over the claim)"
+        return f"supports: {supports}; contradicts: {contradicts}"
 
 
-def decide_part(part: Part, cells: Sequence[Cell]) -> PartResult:
-    """A part's verdict from its cells (the module docstring's rule)."""
+def contradiction_tests(parts: Sequence[Part], cells: Sequence[Cell]) -> int:
+    """How many tests can each alone make the claim "not reproduced": every cell of a part every
+    cell must support, and one per "up to" part with cells (every cell must contradict it)."""
+    count = 0
+    for part in parts:
+        mine = sum(c.part == part.name for c in cells)
+        count += mine if part.every else min(mine, 1)
+    return max(count, 1)
+
+
+def decide_part(part: Part, cells: Sequence[Cell], tests: int | None = None) -> PartResult:
+    """A part's verdict from its cells (the module docstring's rule); `tests`: the claim's
+    contradiction family (`contradiction_tests`; this part's own where None)."""
     cells = tuple(c for c in cells if c.part == part.name)
     if not cells:
         return PartResult(part, INCONCLUSIVE, f"{part.name}: no cell has runs")
-    judged = [(c, *c.judge(part.band)) for c in cells]
+    contradict = ALPHA / (tests or contradiction_tests((part,), cells))
+    support = ALPHA if part.every else ALPHA / len(cells)
+    judged = [(c, *c.judge(part.band, support, contradict)) for c in cells]
+
+    def result(verdict: str, reason: str) -> PartResult:
+        return PartResult(part, verdict, f"{part.name}: {reason}", cells, support, contradict)
+
     if part.every:
         against = [c for c, j, _ in judged if j == CONTRADICTS]
         if against:
-            names = ", ".join(c.name for c in against)
-            return PartResult(
-                part, NOT_REPRODUCED, f"{part.name}: outside {part.band.text()} in {names}", cells
+            return result(
+                NOT_REPRODUCED, f"outside {part.band.text()} in {', '.join(c.name for c in against)}"
             )
         if all(j == SUPPORTS for _, j, _ in judged):
-            return PartResult(part, REPRODUCED, f"{part.name}: every cell {part.band.text()}", cells)
+            return result(REPRODUCED, f"every cell {part.band.text()}")
     else:
-        best = max(judged, key=lambda t: -math.inf if math.isnan(t[0].estimate[0]) else t[0].estimate[0])
-        if best[1] == SUPPORTS:
-            return PartResult(
-                part, REPRODUCED, f"{part.name}: the best cell, {best[0].name}, {part.band.text()}", cells
-            )
+        backing = [c for c, j, _ in judged if j == SUPPORTS]
+        if backing:
+            best = max(backing, key=lambda c: c.estimate[0])
+            return result(REPRODUCED, f"the best cell, {best.name}, {part.band.text()}")
         if all(j == CONTRADICTS for _, j, _ in judged):
-            return PartResult(part, NOT_REPRODUCED, f"{part.name}: no cell {part.band.text()}", cells)
+            return result(NOT_REPRODUCED, f"no cell {part.band.text()}")
     open_ = "; ".join(
         f"{c.name}: {why or 'the interval crosses the band'}" for c, j, why in judged if j == OPEN
     )
-    return PartResult(part, INCONCLUSIVE, f"{part.name}: open ({open_})", cells)
+    return result(INCONCLUSIVE, f"open ({open_})")
 
 
 def combine(verdicts: Sequence[str]) -> str:
@@ -226,5 +285,6 @@ def combine(verdicts: Sequence[str]) -> str:
 
 def decide(parts: Sequence[Part], cells: Sequence[Cell]) -> tuple[str, str, tuple[PartResult, ...]]:
     """(verdict, reason, each part's result) of a claim from its cells."""
-    results = tuple(decide_part(p, cells) for p in parts)
+    tests = contradiction_tests(parts, cells)
+    results = tuple(decide_part(p, cells, tests) for p in parts)
     return combine([r.verdict for r in results]), " | ".join(r.reason for r in results), results

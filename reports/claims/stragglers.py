@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._common import (
     FULL,
+    PAPER_004,
     REDUCED,
     Evidence,
     Measured,
@@ -31,6 +32,7 @@ UNDER = Part(
 @register_claim(
     id="004-stragglers-cost-under-2.5-points",
     source="004",
+    paper_version=PAPER_004,
     statement=(
         "Straggler delays cost PD-ASGD under 2.5 points of accuracy, because faster devices do not wait."
     ),
@@ -41,7 +43,7 @@ UNDER = Part(
     ),
     settle="3 runs per cell of pd-stragglers",
     parts=(UNDER,),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     # Only async_lu's drops decide; ddp's and lapsgd's are context, run at the paper profile (and
     # shown at any profile where the store has them): at smoke/quick the plan is LU's 12 runs, not 36.
     plan=Plan((Need("pd-stragglers", ("async_lu",), profiles=REDUCED), Need("pd-stragglers", profiles=FULL))),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ._common import (
+    PAPER_004,
     Evidence,
     Measured,
     Need,
@@ -32,12 +33,13 @@ RAISES = Part(
 @register_claim(
     id="004-thread-ratio-1-2-best",
     source="004",
+    paper_version=PAPER_004,
     statement="A 1:2 forward:backward thread ratio, matching the 2x longer backward pass, beats 1:1.",
     paper="004: 1 forward and 2 backward threads raise hardware utilisation (no other ratio reported)",
     decided_by="pd-threads: samples/s at F=1,B=2 over F=1,B=1, per method and model, paired by run index",
     settle="3 runs per cell of pd-threads' 1:1 and 1:2 rows",
     parts=(RAISES,),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     plan=Plan((Need("pd-threads"),)),
 )
 def thread_ratio_1_2(evidence: Evidence) -> Measured:
