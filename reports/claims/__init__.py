@@ -32,7 +32,6 @@ from .stats import (
     NOT_REPRODUCED,
     NOT_RUN,
     REPRODUCED,
-    mean_interval,
 )
 
 import_modules(sys.modules[__name__])
@@ -140,13 +139,13 @@ def verdict_rows(results: list[tuple[Claim, str, Verdict]]) -> pd.DataFrame:
         if not cells:
             rows.append(dict(common, part="", part_verdict="", cell="", band="", unit=""))
         for result, c in cells:
-            mean, low, high = mean_interval(c.defined, result.level)
+            mean, low, high = c.interval(result.level)
             band = result.part.band
             rows.append(
                 dict(
                     common, part=result.part.name, part_verdict=result.verdict, band=band.text(),
                     unit=band.unit, band_low=band.low, band_high=band.high, cell=c.name, effect=mean,
-                    effect_low=low, effect_high=high, level=result.level, runs=len(c.values),
+                    effect_low=low, effect_high=high, level=result.level, runs=c.count,
                     planned=c.planned, failed=c.failed, run_ids=" ".join(str(r)[:8] for r in c.runs),
                 )
             )  # fmt: skip
@@ -180,7 +179,8 @@ def write_claims(
         "and the claim is not reproduced when a cell contradicts it at the claim's level shared over every "
         'cell that could (Bonferroni; "up to": every cell). Intervals are shown at the level that decided '
         f"support. A cell decides with every run its plan fixed (at least {MIN_RUNS}); failed, diverged and "
-        "target-missing runs stay in it (times censored at the workload's longest training). `not "
+        "target-missing runs stay in it (a time to a target never reached is censored at the run's own last "
+        "time, and two rows' times are compared by log-rank tests, never inside a t interval). `not "
         "comparable` names a guard that could have made the claim look true.",
         "",
         "Totals: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".",

@@ -246,8 +246,8 @@ class Evidence:
     def per_run(self, table_id: str) -> pd.DataFrame:
         """Per planned run: best accuracy, times to accuracy (reports.render.training_per_run), status
         and hardware. Failed and diverged runs stay: a time to a target a run never reached is
-        censored at the workload's budget (the longest training any of its runs had), so it ranks
-        last (`<column>_censored`), and a run that failed before its first evaluation keeps NaN."""
+        censored at its own last training time (`<column>_censored`), and a run that failed before
+        its first evaluation keeps NaN."""
         key = ("per_run", table_id, self.runs_per_cell, self.default_runs, self.declared_at)
         if key not in self._cache:
             runs = self.runs(table_id)

@@ -106,7 +106,8 @@ class Part:
     """One statement of a claim, tested per cell against its band. `every`: every cell must support
     it (False: "up to", the best cell decides). `paper`, `noise`, `cells`: the paper's effect on the
     band's scale, one run's spread seen in real runs and the paper's number of cells, from which
-    `calibrate-claims` builds stores of known truth."""
+    `calibrate-claims` builds stores of known truth; `times`: its cells compare times to a target,
+    censored (censored.TimeCell)."""
 
     name: str
     band: Band
@@ -114,6 +115,7 @@ class Part:
     paper: float = math.nan
     noise: float = math.nan
     cells: int = 1
+    times: bool = False
 
     @property
     def edge(self) -> float:
@@ -144,35 +146,63 @@ class Cell:
         return [v for v in self.values if not math.isnan(v)]
 
     @property
+    def count(self) -> int:
+        """The planned runs the cell holds (a row's, for two rows compared unpaired)."""
+        return len(self.values)
+
+    @property
+    def unmeasured(self) -> int:
+        """The cell's runs that failed before they measured anything."""
+        return len(self.values) - len(self.defined)
+
+    @property
+    def center(self) -> float:
+        """The cell's effect, cheaply (the mean margin): which of several supporting cells is best."""
+        return math.fsum(self.defined) / len(self.defined) if self.defined else math.nan
+
+    def interval(self, level: float = LEVEL) -> tuple[float, float, float]:
+        """(estimate, low, high) at the two-sided `level`: the mean margin and its t interval (NaN
+        without two values)."""
+        return mean_interval(self.defined, level)
+
+    @property
     def estimate(self) -> tuple[float, float, float]:
-        """(mean, low, high): the mean margin and its two-sided 95 % t interval (NaN without two values)."""
-        return mean_interval(self.defined)
+        """(estimate, low, high) with the two-sided 95 % interval."""
+        return self.interval(LEVEL)
+
+    def inside(self, band: Band, alpha: float) -> bool:
+        """Whether the effect lies inside the band, each side a one-sided test at `alpha`."""
+        return band.inside(*self.interval(1 - 2 * alpha)[1:])
+
+    def outside(self, band: Band, alpha: float) -> bool:
+        """Whether the effect lies outside the band, a one-sided test at `alpha` on the side it lies."""
+        return band.outside(*self.interval(1 - 2 * alpha)[1:])
 
     def judge(self, band: Band, support: float = ALPHA, contradict: float = ALPHA) -> tuple[str, str]:
         """(SUPPORTS | CONTRADICTS | OPEN, why) of this cell against `band`: it supports where its
-        interval at one-sided level `support` lies inside the band, contradicts where its interval at
-        `contradict` lies wholly outside."""
-        n = len(self.values)
+        effect lies inside the band at one-sided level `support`, contradicts where it lies outside
+        at `contradict`."""
+        n = self.count
         if n < self.planned:
             return OPEN, f"{n} of {self.planned} planned runs"
         if self.planned < MIN_RUNS:
             return OPEN, f"{self.planned} run(s) planned, {MIN_RUNS} needed to decide"
-        if band.inside(*mean_interval(self.defined, 1 - 2 * support)[1:]):
-            if len(self.defined) < n:
-                return OPEN, f"{n - len(self.defined)} planned run(s) failed before measuring"
+        if self.inside(band, support):
+            if self.unmeasured:
+                return OPEN, f"{self.unmeasured} planned run(s) failed before measuring"
             return SUPPORTS, ""
-        if band.outside(*mean_interval(self.defined, 1 - 2 * contradict)[1:]):
+        if self.outside(band, contradict):
             return CONTRADICTS, ""
         return OPEN, ""
 
     def text(self, band: Band, level: float = LEVEL) -> str:
         """'table1 resnet18 +1.20 pts [+0.50 pts, +1.90 pts], 3 of 3 runs (1 failed)', the interval
         at `level`."""
-        mean, low, high = mean_interval(self.defined, level)
+        mean, low, high = self.interval(level)
         interval = f" [{band.show(low)}, {band.show(high)}]" if not math.isnan(low) else ""
         failed = f", {self.failed} failed, diverged or short of the target" if self.failed else ""
         note = f"; {self.note}" if self.note else ""
-        runs = f"{len(self.values)} of {self.planned} runs"
+        runs = f"{self.count} of {self.planned} runs"
         return f"{self.name} {band.show(mean)}{interval}, {runs}{failed}{note}"
 
 
@@ -261,7 +291,7 @@ def decide_part(part: Part, cells: Sequence[Cell], tests: int | None = None) -> 
     else:
         backing = [c for c, j, _ in judged if j == SUPPORTS]
         if backing:
-            best = max(backing, key=lambda c: c.estimate[0])
+            best = max(backing, key=lambda c: c.center)
             return result(REPRODUCED, f"the best cell, {best.name}, {part.band.text()}")
         if all(j == CONTRADICTS for _, j, _ in judged):
             return result(NOT_REPRODUCED, f"no cell {part.band.text()}")

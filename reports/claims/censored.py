@@ -1,0 +1,177 @@
+"""Times to a target as censored data (docs/fidelity.md, "Times to a target").
+
+A run that never reached its target, failed or diverged before it, gives no time: it is censored
+at its own last training time (it is known only to need longer). A `TimeCell` compares two rows'
+times to the target, `slow` (the row the claim says is slower) over `fast`, on the band's log
+scale: its effect θ is the shift in log time between the rows (log(t_slow / t_fast), an
+accelerated-failure-time reading). Where every time was reached, θ is read as before, from the
+log ratios of the runs paired by run index with their t interval (the log-normal model's exact
+interval). Where any time is censored, no time is imputed: each side of a band is a one-sided
+log-rank test (scipy.stats.logrank on scipy.stats.CensoredData) of θ against that edge, the slow
+row's times scaled by exp(-edge), and the interval is the set of shifts no such test rejects;
+the rows are then compared unpaired, since log-rank has no paired form.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from ._common import Evidence, Selector, gather, log_ratio, select
+from .stats import LEVEL, Band, Cell, Part
+
+
+def _sample(times: tuple[float, ...], reached: tuple[bool, ...], scale: float = 1.0) -> stats.CensoredData:
+    kept = [(t * scale, r) for t, r in zip(times, reached, strict=True) if math.isfinite(t) and t > 0]
+    return stats.CensoredData(uncensored=[t for t, r in kept if r], right=[t for t, r in kept if not r])
+
+
+@dataclass(frozen=True)
+class TimeCell(Cell):
+    """Two rows' times to a target (`slow`, `fast`: one per planned run, NaN where a run measured
+    nothing) and whether each reached it (False: censored at that time); `values`: the log ratios of
+    the runs paired by run index, read where no time is censored."""
+
+    values: tuple[float, ...] = ()
+    slow: tuple[float, ...] = ()
+    fast: tuple[float, ...] = ()
+    slow_reached: tuple[bool, ...] = ()
+    fast_reached: tuple[bool, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.values) if not self.censored else min(len(self.slow), len(self.fast))
+
+    @property
+    def unmeasured(self) -> int:
+        if not self.censored:
+            return super().unmeasured
+        return sum(not (math.isfinite(t) and t > 0) for t in (*self.slow, *self.fast))
+
+    @property
+    def center(self) -> float:
+        if not self.censored:
+            return super().center
+        return float(np.median(self._breakpoints())) if self._breakpoints().size else math.nan
+
+    @property
+    def censored(self) -> int:
+        """How many runs' times are censored (they did not reach the target)."""
+        return sum(not r for r in (*self.slow_reached, *self.fast_reached))
+
+    def p_above(self, shift: float) -> float:
+        """One-sided p of "θ > shift": the fast row's times shorter than the slow row's scaled by
+        exp(-shift)."""
+        return self._p(shift, "greater")  # scipy: the first sample's failure (reaching) rate is greater
+
+    def p_below(self, shift: float) -> float:
+        """One-sided p of "θ < shift"."""
+        return self._p(shift, "less")
+
+    def _p(self, shift: float, alternative: str) -> float:
+        fast = _sample(self.fast, self.fast_reached)
+        slow = _sample(self.slow, self.slow_reached, math.exp(-shift))
+        if not (len(fast) and len(slow)) or fast.num_censored() + slow.num_censored() == len(fast) + len(
+            slow
+        ):
+            return 1.0  # a row without times, or no time that reached the target: no test
+        with np.errstate(invalid="ignore", divide="ignore"):  # no variance (one time each): p is NaN
+            p = float(stats.logrank(fast, slow, alternative=alternative).pvalue)
+        return 1.0 if math.isnan(p) else p
+
+    def inside(self, band: Band, alpha: float) -> bool:
+        if not self.censored:
+            return super().inside(band, alpha)
+        low_ok = not math.isfinite(band.low) or self.p_above(band.low) < alpha
+        return low_ok and (not math.isfinite(band.high) or self.p_below(band.high) < alpha)
+
+    def outside(self, band: Band, alpha: float) -> bool:
+        if not self.censored:
+            return super().outside(band, alpha)
+        below = math.isfinite(band.low) and self.p_below(band.low) < alpha
+        return below or (math.isfinite(band.high) and self.p_above(band.high) < alpha)
+
+    def interval(self, level: float = LEVEL) -> tuple[float, float, float]:
+        """(estimate, low, high): the shifts no one-sided test at (1 - level) / 2 rejects, and the
+        shift the data favour most (where the two one-sided p-values balance); NaN without times.
+        Without censored times: the paired log ratios' mean and t interval."""
+        if not self.censored:
+            return super().interval(level)
+        shifts = self._breakpoints()
+        if shifts.size == 0:
+            return math.nan, math.nan, math.nan
+        # The tests change only where a scaled slow time crosses a fast one: one shift per stretch.
+        edges = np.concatenate(([shifts[0] - 1.0], (shifts[:-1] + shifts[1:]) / 2, [shifts[-1] + 1.0]))
+        alpha = (1 - level) / 2
+        above = np.array([self.p_above(s) for s in edges])
+        below = np.array([self.p_below(s) for s in edges])
+        ruled_below = np.flatnonzero(above < alpha)  # stretches where θ > shift is shown
+        ruled_above = np.flatnonzero(below < alpha)  # stretches where θ < shift is shown
+        # Stretch k lies between shifts[k - 1] and shifts[k]: the bounds are those breakpoints.
+        bounds = np.concatenate(([-math.inf], shifts, [math.inf]))
+        low = bounds[ruled_below.max() + 1] if ruled_below.size else -math.inf
+        high = bounds[ruled_above.min()] if ruled_above.size else math.inf
+        estimate = float(edges[np.argmax(np.minimum(above, below))])
+        return estimate, float(low), float(high)
+
+    def _breakpoints(self) -> np.ndarray:
+        slow = [math.log(t) for t in self.slow if math.isfinite(t) and t > 0]
+        fast = [math.log(t) for t in self.fast if math.isfinite(t) and t > 0]
+        return np.unique(np.subtract.outer(slow, fast).ravel())
+
+    def text(self, band: Band, level: float = LEVEL) -> str:
+        shown = super().text(band, level)
+        return shown + (f"; {self.censored} censored" if self.censored else "")
+
+
+def time_cells(
+    evidence: Evidence,
+    part: Part,
+    table_ids: tuple[str, ...],
+    slow: Selector,
+    fast: Selector,
+    value: str,
+    what: str = "",
+    models: tuple[str, ...] = (),
+) -> list[Cell]:
+    """One censored cell per table and model (censored.TimeCell): row `slow`'s times to the target
+    (`value`, a time column of `Evidence.per_run`) over row `fast`'s, unpaired, each run that did not
+    reach the target censored at its own last training time."""
+    per_run = gather(evidence, table_ids)
+    cells: list[Cell] = []
+    if per_run.empty:
+        return cells
+    for (table_id, model), group in per_run.groupby(["table", "model"], sort=False):
+        if models and model not in models:
+            continue
+        rows = [select(group, s).sort_values("run_index") for s in (slow, fast)]
+        if any(r.empty for r in rows):
+            continue
+        flag = f"{value}_censored"
+        reached = [tuple(~r[flag].astype(bool)) if flag in r else (True,) * len(r) for r in rows]
+        paired = rows[0].merge(rows[1], on="run_index", suffixes=("_a", "_b"))
+        ratios = tuple(
+            log_ratio(a, b) for a, b in zip(paired[f"{value}_a"], paired[f"{value}_b"], strict=True)
+        )
+        cells.append(
+            TimeCell(
+                part.name,
+                f"{table_id} {model}" + (f" {what}" if what else ""),
+                ratios,
+                runs=tuple(rows[0]["run_id"]) + tuple(rows[1]["run_id"]),
+                planned=evidence.planned_runs,
+                failed=sum(
+                    int(status != "finished" or not hit)
+                    for r, side in zip(rows, reached, strict=True)
+                    for status, hit in zip(r["status"], side, strict=True)
+                ),
+                slow=tuple(float(t) for t in rows[0][value]),
+                fast=tuple(float(t) for t in rows[1][value]),
+                slow_reached=tuple(bool(x) for x in reached[0]),
+                fast_reached=tuple(bool(x) for x in reached[1]),
+            )
+        )
+    return cells
