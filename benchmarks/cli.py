@@ -128,7 +128,7 @@ def cmd_calibrate_claims(args) -> int:
         by = {(r.claim, r.scenario, r.runs): r for r in rates}
         counts = " / ".join(str(n) for n in RUNS)
         print(f"{args.sims} simulated stores per claim, scenario and runs per cell ({counts}):")
-        columns = ("false R: edge", "opposite", "one cell", "power", "false N")
+        columns = ("false R: edge", "opposite", "one cell", "edge censored", "power", "false N")
         print(f"{'claim':42} " + " ".join(f"{c:>20}" for c in columns))
 
         def rates_of(claim: str, scenario: str, field: str) -> str:
@@ -136,9 +136,9 @@ def cmd_calibrate_claims(args) -> int:
             return " / ".join("–" if r is None else f"{getattr(r, field):.1%}" for r in got)
 
         for claim in dict.fromkeys(r.claim for r in rates):
-            shown = [rates_of(claim, s, "reproduced") for s in ("edge", "opposite", "one cell", "paper")] + [
-                rates_of(claim, "paper", "not_reproduced")
-            ]
+            scenarios = ("edge", "opposite", "one cell", "edge censored", "paper")
+            shown = [rates_of(claim, s, "reproduced") for s in scenarios]
+            shown.append(rates_of(claim, "paper", "not_reproduced"))
             print(f"{claim:42} " + " ".join(f"{v:>20}" for v in shown))
         limits = ", ".join(f"{s} {v:.0%}" for s, v in LIMITS.items())
         print(f"limits on false 'reproduced': {limits}")

@@ -130,6 +130,29 @@ def replace_part(cell: Cell, part: str) -> Cell:
     return Cell(part, cell.name, cell.values, cell.runs, cell.planned, cell.failed)
 
 
+def test_an_open_cell_says_how_many_runs_would_decide_it():
+    """80 % power at the cell's observed mean and spread (scipy's noncentral t): the fewest runs
+    whose simulated share of supporting cells reaches 80 %, within sampling error."""
+    import numpy as np
+
+    from reports.claims.stats import ALPHA, runs_to_decide
+
+    cell = Cell("gap", "a", (0.6, 1.5, 0.9))  # mean 1.0, sd 0.46 against > 0.5: open at 3 runs
+    band = above(0.5, "why")
+    runs = runs_to_decide(cell, band, ALPHA, ALPHA)
+    assert decide_part(Part("gap", band), [cell]).reason.endswith(
+        f"about {runs} runs a cell would decide it (80 % power at its observed mean and spread))"
+    )
+    rng = np.random.default_rng(0)
+
+    def share(n: int) -> float:
+        cells = [Cell("gap", "a", tuple(rng.normal(1.0, 0.458, n))) for _ in range(2000)]
+        return sum(c.judge(band)[0] == SUPPORTS for c in cells) / len(cells)
+
+    assert share(runs) >= 0.77 and share(runs - 1) < 0.8
+    assert runs_to_decide(Cell("gap", "a", (0.49, 0.51, 0.5)), band, ALPHA, ALPHA) is None  # at the edge
+
+
 def test_a_stated_size_is_closed_on_both_sides():
     """'2.14x' holds within a factor of 1.25 of it: 1.47x (half of it in log terms, which rule
     version 2 passed) and 5x contradict it."""

@@ -139,10 +139,11 @@ class Claim:
         """Whether the claim is the suite's own, beyond the papers (its source says so)."""
         return self.source.startswith("beyond the papers")
 
-    def decide(self, measured: Measured) -> Verdict:
-        """The verdict on what the rule measured: stats.decide over the parts, then the guard."""
+    def decide(self, measured: Measured, explain: bool = True) -> Verdict:
+        """The verdict on what the rule measured: stats.decide over the parts, then the guard
+        (`explain`: the runs that would decide each open cell, in the reason)."""
         runs = tuple(dict.fromkeys(short(r for c in measured.cells for r in c.runs)))
-        verdict, reason, results = decide(self.parts, measured.cells)
+        verdict, reason, results = decide(self.parts, measured.cells, explain)
         if measured.unmeasurable:
             verdict, reason = NOT_MEASURABLE, measured.unmeasurable
         elif measured.guard and verdict == REPRODUCED:

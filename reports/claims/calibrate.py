@@ -144,7 +144,8 @@ def calibrate(sims: int = 400, seed: int = 0, claims: list[Claim] | None = None)
                 for false in false_parts(claim, scenario):
                     rng = np.random.default_rng([seed, index, SCENARIOS.index(scenario), runs, false])
                     verdicts = [
-                        claim.decide(simulate(claim, scenario, runs, rng, false)).verdict for _ in range(sims)
+                        claim.decide(simulate(claim, scenario, runs, rng, false), explain=False).verdict
+                        for _ in range(sims)
                     ]
                     share = {v: verdicts.count(v) / sims for v in (REPRODUCED, NOT_REPRODUCED)}
                     rate = Rates(
@@ -187,6 +188,8 @@ def pins(sims: int = 4) -> dict[str, dict[str, str]]:
                 for runs in RUNS:
                     rng = np.random.default_rng([1234, index, SCENARIOS.index(scenario), runs, false])
                     stores = [simulate(claim, scenario, runs, rng, false) for _ in range(sims)]
-                    text.append("".join(letters.get(claim.decide(s).verdict, "I") for s in stores))
+                    text.append(
+                        "".join(letters.get(claim.decide(s, explain=False).verdict, "I") for s in stores)
+                    )
         out[claim.id] = {"version": claim.version, "verdicts": " ".join(text)}
     return out

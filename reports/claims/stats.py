@@ -267,9 +267,12 @@ def contradiction_tests(parts: Sequence[Part], cells: Sequence[Cell]) -> int:
     return max(count, 1)
 
 
-def decide_part(part: Part, cells: Sequence[Cell], tests: int | None = None) -> PartResult:
+def decide_part(
+    part: Part, cells: Sequence[Cell], tests: int | None = None, explain: bool = True
+) -> PartResult:
     """A part's verdict from its cells (the module docstring's rule); `tests`: the claim's
-    contradiction family (`contradiction_tests`; this part's own where None)."""
+    contradiction family (`contradiction_tests`; this part's own where None); `explain`: say how
+    many runs would decide each open cell (the report; the calibration needs only the verdict)."""
     cells = tuple(c for c in cells if c.part == part.name)
     if not cells:
         return PartResult(part, INCONCLUSIVE, f"{part.name}: no cell has runs")
@@ -296,9 +299,68 @@ def decide_part(part: Part, cells: Sequence[Cell], tests: int | None = None) -> 
         if all(j == CONTRADICTS for _, j, _ in judged):
             return result(NOT_REPRODUCED, f"no cell {part.band.text()}")
     open_ = "; ".join(
-        f"{c.name}: {why or 'the interval crosses the band'}" for c, j, why in judged if j == OPEN
+        f"{c.name}: {why or 'the interval crosses the band'}"
+        + (settle_text(c, part.band, support, contradict) if explain and not why else "")
+        for c, j, why in judged
+        if j == OPEN
     )
     return result(INCONCLUSIVE, f"open ({open_})")
+
+
+MAX_RUNS = 1000  # runs per cell beyond which a plan is not worth stating
+
+
+def power(effect: float, sd: float, runs: int, alpha: float) -> float:
+    """The chance that a one-sided t test at `alpha` on `runs` margins shows a true distance
+    `effect` (> 0) from an edge, with spread `sd`: the noncentral t (scipy.stats.nct)."""
+    from scipy import stats
+
+    df = runs - 1
+    return float(stats.nct.sf(t_quantile(1 - alpha, df), df, effect * math.sqrt(runs) / sd))
+
+
+def runs_to_decide(
+    cell: Cell, band: Band, support: float, contradict: float, target: float = 0.8
+) -> int | None:
+    """Runs per cell at which the cell would decide with `target` power if its effect and spread
+    were what its runs show: support where its mean lies inside the band (both edges for an
+    equivalence margin), contradict where it lies outside; None without two values, or beyond
+    MAX_RUNS."""
+    values = cell.defined
+    if len(values) < 2:
+        return None
+    mean, sd = math.fsum(values) / len(values), statistics.stdev(values)
+    if sd == 0:
+        return None
+    if band.low < mean < band.high:
+        edges = [(mean - e, support) for e in (band.low, band.high) if math.isfinite(e)]
+        edges = [(abs(d), a) for d, a in edges]
+    else:
+        edge = band.low if mean <= band.low else band.high
+        edges = [(abs(mean - edge), contradict)]
+
+    def enough(runs: int) -> bool:
+        return math.prod(power(d, sd, runs, a) for d, a in edges) >= target
+
+    if not enough(MAX_RUNS):
+        return None
+    low, high = MIN_RUNS - 1, MAX_RUNS  # power grows with the runs: bisect for the first enough
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high
+
+
+def settle_text(cell: Cell, band: Band, support: float, contradict: float) -> str:
+    """'; about N runs a cell would decide it (80 % power at its observed mean and spread)', or ''."""
+    runs = runs_to_decide(cell, band, support, contradict)
+    if runs is None:
+        return (
+            "; more than 1000 runs a cell would be needed at its observed mean and spread"
+            if len(cell.defined) > 1
+            else ""
+        )
+    return f"; about {runs} runs a cell would decide it (80 % power at its observed mean and spread)"
 
 
 def combine(verdicts: Sequence[str]) -> str:
@@ -313,8 +375,10 @@ def combine(verdicts: Sequence[str]) -> str:
     return INCONCLUSIVE
 
 
-def decide(parts: Sequence[Part], cells: Sequence[Cell]) -> tuple[str, str, tuple[PartResult, ...]]:
+def decide(
+    parts: Sequence[Part], cells: Sequence[Cell], explain: bool = True
+) -> tuple[str, str, tuple[PartResult, ...]]:
     """(verdict, reason, each part's result) of a claim from its cells."""
     tests = contradiction_tests(parts, cells)
-    results = tuple(decide_part(p, cells, tests) for p in parts)
+    results = tuple(decide_part(p, cells, tests, explain) for p in parts)
     return combine([r.verdict for r in results]), " | ".join(r.reason for r in results), results
