@@ -119,6 +119,11 @@ def cmd_calibrate_claims(args) -> int:
     if args.pins:
         print(json.dumps(pins(), indent=1, ensure_ascii=False))
         return 0
+    if args.path_pins:
+        from reports.claims.synthetic import path_pins
+
+        print(json.dumps(path_pins(), indent=1, ensure_ascii=False))
+        return 0
     if args.sims < 1:
         raise UserError(f"--sims {args.sims}: must be at least 1")
     rates = calibrate(args.sims)

@@ -97,6 +97,11 @@ def add_calibrate(sub) -> None:
         action="store_true",
         help="print each rule's verdicts on fixed evidence (tests/claim_rules.json)",
     )
+    calibrate.add_argument(
+        "--path-pins",
+        action="store_true",
+        help="print table1's claims' verdicts read from synthetic MLflow stores (tests/claim_paths.json)",
+    )
 
 
 def add_doctor(sub) -> None:

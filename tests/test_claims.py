@@ -37,6 +37,7 @@ from reports.claims.stats import (
 from .conftest import TWO_CORES, add_run, empty_store, run_cli
 
 PINS = Path(__file__).parent / "claim_rules.json"
+PATHS = Path(__file__).parent / "claim_paths.json"
 FASTEST = CLAIMS["bu-fastest-to-target"].parts[0]
 
 
@@ -552,6 +553,20 @@ def test_every_rules_verdicts_on_fixed_evidence_are_pinned_to_its_version():
             f"{claim_id}: its verdicts on fixed evidence or its version changed ({pinned[claim_id]} -> "
             f"{current}); raise the version with its history in docs/fidelity.md and re-pin"
         )
+
+
+def test_the_path_from_a_store_to_each_verdict_is_pinned_to_its_rules_version():
+    """table1's claims read from fixed synthetic MLflow stores written as the runner writes runs
+    (reports/claims/synthetic.py: diverged, failed and short runs, a declared larger plan): a
+    change of run selection, targets, censoring or pairing changes these verdicts and cells, and
+    must raise the rules' versions and re-pin (`python -m benchmarks calibrate-claims --path-pins >
+    tests/claim_paths.json`)."""
+    from reports.claims.synthetic import path_pins
+
+    pinned = json.loads(PATHS.read_text())
+    now = path_pins()
+    for claim_id, current in now.items():
+        assert current == pinned[claim_id], f"{claim_id}: {pinned[claim_id]} -> {current}"
 
 
 def test_calibration_bounds_false_verdicts_and_each_rule_can_say_reproduced():

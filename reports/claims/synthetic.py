@@ -1,0 +1,136 @@
+"""Synthetic MLflow stores of known truth, written as the runner writes runs (docs/fidelity.md,
+"The rules' error rates"): the whole path of a claim, from the store's runs through run
+selection, targets, censoring, pairing and guards to its verdict, on evidence whose truth is set.
+
+A `RowTruth` says how a table row's runs behave: seconds per epoch, the accuracy it levels off
+at, and runs that diverge or fail. `write_table` writes one run per job of the table at a
+profile (the table's own jobs, their params and tags, so each run is read back as its row), with
+a learning curve per epoch. `PATH_STORES` are the stores `calibrate-claims --pins` decides, so a
+change anywhere on that path (which runs count, which target, how a missed target is censored)
+changes the pins until the rule's version changes.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.result import Hardware
+
+SYNTHETIC_HARDWARE = Hardware("cpu", "synthetic CPU", 1, 2)
+
+
+@dataclass(frozen=True)
+class RowTruth:
+    """A row's runs: `seconds` per epoch, the test accuracy they level off at (`plateau`) with a
+    rise of `tau` epochs, run-to-run spreads (`time_spread` in log seconds, `acc_spread`), and the
+    run indices that diverge or fail at an epoch (`ends`: run index -> (status, epoch))."""
+
+    seconds: float
+    plateau: float
+    tau: float = 1.5
+    time_spread: float = 0.05
+    acc_spread: float = 0.005
+    ends: dict[int, tuple[str, int]] = field(default_factory=dict)
+
+
+def curve(truth: RowTruth, epochs: int, run_index: int, rng: np.random.Generator) -> tuple[list, list, str]:
+    """(test accuracies, training clock per epoch, status) of one run."""
+    status, last = truth.ends.get(run_index, ("finished", epochs))
+    speed = truth.seconds * math.exp(rng.normal(0.0, truth.time_spread))
+    plateau = truth.plateau + rng.normal(0.0, truth.acc_spread)
+    accs = [plateau * (1 - math.exp(-(e + 1) / truth.tau)) for e in range(min(last, epochs))]
+    if status == "diverged" and accs:
+        accs[-1] = 0.1  # a diverged run's last evaluation: chance on CIFAR-10
+    times = [speed * (e + 1) for e in range(len(accs))]
+    return accs, times, status
+
+
+def write_table(
+    tracker, table: str, profile: str, truths: dict[str, RowTruth], runs: int, seed: int = 0
+) -> int:
+    """Write one run per job of `table` at `profile` whose row's label is in `truths`, `runs` per
+    cell, as the runner writes it (tags, params, per-epoch metrics, final status); returns the
+    number of runs written."""
+    from benchmarks.tables import TABLES
+
+    spec, written = TABLES[table], 0
+    for job in spec.jobs(profile, runs=runs):
+        truth = truths.get(job.row.label)
+        if truth is None:
+            continue
+        rng = np.random.default_rng([seed, job.run_index, sum(map(ord, job.row.label + job.model))])
+        accs, times, status = curve(truth, job.config.max_epochs, job.run_index, rng)
+        tags = dict(
+            table=job.table, method=job.method, dataset=job.dataset, model=job.model, profile=job.profile,
+            seed=job.seed, run_index=job.run_index, devices=job.devices, status="running", job_key=job.key,
+            hardware=str(SYNTHETIC_HARDWARE), kind="train",
+        )  # fmt: skip
+        run_id = tracker.start(job.table, job.run_name, tags, {**job.params(), **SYNTHETIC_HARDWARE.params()})
+        for epoch, (acc, seconds) in enumerate(zip(accs, times, strict=True)):
+            metrics = dict(test_acc=acc, train_time_s=seconds, train_loss=1.0 / (epoch + 1), mem_peak_gib=0.1)
+            tracker.log_metrics(run_id, metrics, step=epoch)
+        stop = "max_epochs" if status == "finished" else status
+        tracker.finish(run_id, status, dict(stop_reason=stop))
+        written += 1
+    return written
+
+
+# The table1 claims' paths: 000's ordering (BU fastest, LU most accurate, LAP/LPP slower and less
+# accurate), then the same with a BU run that diverged before the target, an LPP run that never
+# reached it, and a LAP run that failed after reaching it.
+TABLE1_PAPER = {
+    "async_lu": RowTruth(seconds=10.0, plateau=0.80),
+    "async_bu": RowTruth(seconds=7.0, plateau=0.78),
+    "lapsgd": RowTruth(seconds=20.0, plateau=0.74),
+    "lppsgd": RowTruth(seconds=18.0, plateau=0.75),
+}
+TABLE1_TROUBLED = {
+    **TABLE1_PAPER,
+    "async_bu": RowTruth(seconds=7.0, plateau=0.78, ends={2: ("diverged", 2)}),
+    "lppsgd": RowTruth(seconds=18.0, plateau=0.75, ends={1: ("failed", 6)}),
+    "lapsgd": RowTruth(seconds=20.0, plateau=0.74, ends={0: ("diverged", 8)}),
+}
+PATH_STORES = {
+    "table1 paper order, 3 runs": ("table1", TABLE1_PAPER, 3),
+    "table1 diverged, failed and short runs, 3 runs": ("table1", TABLE1_TROUBLED, 3),
+    "table1 paper order, 5 runs": ("table1", TABLE1_PAPER, 5),
+}
+PATH_CLAIMS = (
+    "bu-fastest-to-target",
+    "lu-faster-than-lap-lpp",
+    "async-more-accurate-than-lap-lpp",
+    "lu-more-accurate-than-bu",
+)
+PATH_PROFILE = "quick"
+
+
+def path_pins() -> dict[str, dict[str, str]]:
+    """Each path claim's verdict and cells on each of PATH_STORES, read from a real MLflow store
+    by the code that reads real runs (`Claim.judge` on `Evidence`), with its rule version."""
+    from benchmarks.engine.tracking import Tracker
+    from benchmarks.tables import TABLES
+
+    from . import CLAIMS, Evidence
+    from ._common import PLANS_EXPERIMENT
+
+    out: dict[str, dict[str, str]] = {claim: {"version": CLAIMS[claim].version} for claim in PATH_CLAIMS}
+    with tempfile.TemporaryDirectory() as folder:
+        for index, (name, (table, truths, runs)) in enumerate(PATH_STORES.items()):
+            uri = f"sqlite:///{Path(folder) / f'store{index}.db'}"
+            tracker = Tracker(uri)
+            if runs > 3:  # a larger plan, declared before its runs as `run claims --runs N` does
+                tracker.declare_plan(PLANS_EXPERIMENT, PATH_PROFILE, runs, list(PATH_CLAIMS))
+            write_table(tracker, table, PATH_PROFILE, truths, runs)
+            evidence = Evidence(uri, dict(TABLES), PATH_PROFILE)
+            for claim in PATH_CLAIMS:
+                verdict = CLAIMS[claim].judge(evidence)
+                cells = "; ".join(
+                    f"{c.name} {c.estimate[0]:.3f} n={c.count} failed={c.failed}" for c in verdict.cells
+                )
+                out[claim][name] = f"{verdict.verdict}: {cells}"
+    return out
