@@ -119,6 +119,14 @@ def cmd_calibrate_claims(args) -> int:
     if args.pins:
         print(json.dumps(pins(), indent=1, ensure_ascii=False))
         return 0
+    if args.paper_store:
+        from reports.claims.paper_store import paper_verdicts
+
+        for claim, verdicts in paper_verdicts().items():
+            print(f"{claim} (rule {verdicts.pop('version')})")
+            for pairing, verdict in verdicts.items():
+                print(f"  runs paired in {pairing}: {verdict}")
+        return 0
     if args.path_pins:
         from reports.claims.synthetic import path_pins
 

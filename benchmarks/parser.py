@@ -98,6 +98,11 @@ def add_calibrate(sub) -> None:
         help="print each rule's verdicts on fixed evidence (tests/claim_rules.json)",
     )
     calibrate.add_argument(
+        "--paper-store",
+        action="store_true",
+        help="each rule's verdict on 000's own Tables 1-4 and 6 (mean ± std of 3 runs)",
+    )
+    calibrate.add_argument(
         "--path-pins",
         action="store_true",
         help="print table1's claims' verdicts read from synthetic MLflow stores (tests/claim_paths.json)",

@@ -569,6 +569,27 @@ def test_the_path_from_a_store_to_each_verdict_is_pinned_to_its_rules_version():
         assert current == pinned[claim_id], f"{claim_id}: {pinned[claim_id]} -> {current}"
 
 
+def test_the_rules_on_the_papers_own_tables():
+    """000's Tables 1-4 and 6 as 3 runs each (mean ± std), paired in rank order and in reverse
+    (docs/fidelity.md, "The rules on the paper's own numbers"): what each rule says of the paper's
+    own evidence, frozen with the rules' versions."""
+    from reports.claims.paper_store import paper_verdicts
+
+    verdicts = {
+        c: (v["rank order"].split(":")[0], v["reverse order"].split(":")[0])
+        for c, v in paper_verdicts().items()
+    }
+    assert verdicts == {
+        # Table 1's ResNet-50 lead of BU over LU is 1.05x and Table 3's ResNet-50 has LU ahead (0.97x).
+        "bu-fastest-to-target": (NOT_REPRODUCED, INCONCLUSIVE),
+        "lu-faster-than-lap-lpp": (REPRODUCED, INCONCLUSIVE),
+        "async-more-accurate-than-lap-lpp": (REPRODUCED, REPRODUCED),
+        "lu-more-accurate-than-bu": (INCONCLUSIVE, INCONCLUSIVE),
+        "imdb-lu-twice-as-fast": (REPRODUCED, INCONCLUSIVE),
+    }
+    assert all(v["version"].startswith("3 ") for v in paper_verdicts().values())
+
+
 def test_calibration_bounds_false_verdicts_and_each_rule_can_say_reproduced():
     """A fast subset of `calibrate-claims`: false "reproduced" within the limits, and every rule,
     at 10 runs a cell and the paper's effect, can read reproduced."""
