@@ -183,6 +183,10 @@ def test_layerwise_updates_are_less_stale_than_block_updates(store):
     lu_delay = history(tracker, lu.run_id, "system/update_delay_s_mean")
     bu_delay = history(tracker, bu.run_id, "system/update_delay_s_mean")
     assert 0 <= max(lu_delay) < min(bu_delay), (lu_delay, bu_delay)
+    # §3.4's τ = Σ_m τ_m: the sum over tensors per pass is the mean times the tensors updated.
+    bu_sum = history(tracker, bu.run_id, "system/update_delay_s_sum")
+    tensors = [total / mean for total, mean in zip(bu_sum, bu_delay, strict=True)]
+    assert tensors == pytest.approx([round(tensors[0])] * len(tensors)) and tensors[0] > 10
 
 
 def test_the_run_in_mlflow_a_user_opens(store, tmp_path):

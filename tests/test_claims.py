@@ -257,7 +257,7 @@ def test_staleness_grows_with_depth_only_beyond_the_backward_time(tmp_path):
         for i in range(3):
             add(tracker, "table1", "resnet18", "async_lu", i, [0.5, 0.6], staleness_mean=0.4 + 0.01 * i)
             add(tracker, "table1", "resnet18", "async_bu", i, [0.5, 0.6], staleness_mean=1.1,
-                update_delay_s_mean=0.010 + 0.0001 * i)  # fmt: skip
+                update_delay_s_sum=0.010 + 0.0001 * i, update_delay_s_mean=0.1)  # fmt: skip
             add(
                 tracker,
                 "table1",
@@ -265,7 +265,8 @@ def test_staleness_grows_with_depth_only_beyond_the_backward_time(tmp_path):
                 "async_bu",
                 i,
                 [0.5, 0.6],
-                update_delay_s_mean=0.030 + 0.0002 * i,
+                update_delay_s_sum=0.030 + 0.0002 * i,
+                update_delay_s_mean=0.1,  # a mean over tensors: not what §3.4's sum grows by
             )
             for model, backward in (("resnet18", 0.010), ("resnet50", r50_backward)):
                 add(

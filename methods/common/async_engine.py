@@ -255,8 +255,10 @@ class AsyncEngine:
         metrics = {
             "staleness_mean": sum(s.stale_sum) / (passes * len(self.params)),
             "staleness_max": max(s.stale_max),
-            # 000 §3.4's τ: from a gradient's computation to its update, mean over tensors (host clock).
+            # 000 §3.4's τ: from a gradient's computation to its update (host clock), mean over the
+            # tensors, and summed over them per pass (§3.4's τ = Σ_m τ_m, which the depth claim reads).
             "update_delay_s_mean": s.delay_s / (passes * len(self.params)),
+            "update_delay_s_sum": s.delay_s / passes,
             "backward_queue_wait_s": s.queue_wait_s / passes,
             "forward_idle_frac": s.forward_idle_s / max(epoch_time_s * self.acfg.forward_threads, 1e-9),
             "backward_busy_frac": s.backward_busy_s / max(epoch_time_s * self.acfg.backward_threads, 1e-9),

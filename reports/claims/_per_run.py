@@ -56,6 +56,7 @@ def measured_runs(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFr
     per_run["contended"] = [c == "true" for c in tag("contended", "false")]
     per_run["staleness"] = tag("metrics.staleness_mean", math.nan)
     per_run["update_delay_s"] = tag("metrics.update_delay_s_mean", math.nan)
+    per_run["update_delay_sum_s"] = tag("metrics.update_delay_s_sum", math.nan)
     late = [late_gain(c) for c in per_run["_curve"]]
     per_run["epochs"] = [len(c) for c in per_run["_curve"]]
     per_run["late_gain"] = [g for g, _ in late]

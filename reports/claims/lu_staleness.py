@@ -52,7 +52,9 @@ def backward_s(evidence: Evidence) -> dict[str, float]:
 
 
 def depth_cells(evidence: Evidence) -> list[Cell]:
-    """Per table, log((τ_R50 / bwd_R50) / (τ_R18 / bwd_R18)) of BU's runs paired by run index."""
+    """Per table, log((τ_R50 / bwd_R50) / (τ_R18 / bwd_R18)) of BU's runs paired by run index, τ
+    the delay summed over the tensors per pass (§3.4's τ = Σ_m τ_m; a run logged before that sum
+    was, 2026-11-26, gives no value)."""
     per_run = gather(evidence, TTA_TABLES)
     bwd = backward_s(evidence)
     if per_run.empty or not {"resnet18", "resnet50"} <= set(bwd):
@@ -60,19 +62,19 @@ def depth_cells(evidence: Evidence) -> list[Cell]:
     bu = per_run[per_run["method"] == "async_bu"]
     cells = []
     for table, group in bu.groupby("table"):
-        r18 = group[group["model"] == "resnet18"][["run_index", "update_delay_s", "run_id"]]
-        r50 = group[group["model"] == "resnet50"][["run_index", "update_delay_s", "run_id"]]
+        r18 = group[group["model"] == "resnet18"][["run_index", "update_delay_sum_s", "run_id"]]
+        r50 = group[group["model"] == "resnet50"][["run_index", "update_delay_sum_s", "run_id"]]
         joined = r50.merge(r18, on="run_index", suffixes=("_50", "_18")).sort_values("run_index")
         if joined.empty:
             continue
         values = tuple(
             math.log((d50 / bwd["resnet50"]) / (d18 / bwd["resnet18"])) if d50 > 0 and d18 > 0 else math.nan
-            for d50, d18 in zip(joined["update_delay_s_50"], joined["update_delay_s_18"], strict=True)
+            for d50, d18 in zip(joined["update_delay_sum_s_50"], joined["update_delay_sum_s_18"], strict=True)
         )
-        tau50, tau18 = (joined[f"update_delay_s_{m}"].mean() * 1e3 for m in (50, 18))
+        tau50, tau18 = (joined[f"update_delay_sum_s_{m}"].mean() * 1e3 for m in (50, 18))
         note = (
-            f"τ R50 {tau50:.0f} ms, R18 {tau18:.0f} ms; backward R50 {bwd['resnet50'] * 1e3:.0f} ms, "
-            f"R18 {bwd['resnet18'] * 1e3:.0f} ms"
+            f"τ summed over tensors R50 {tau50:.0f} ms, R18 {tau18:.0f} ms; "
+            f"backward R50 {bwd['resnet50'] * 1e3:.0f} ms, R18 {bwd['resnet18'] * 1e3:.0f} ms"
         )
         runs = tuple(joined["run_id_50"]) + tuple(joined["run_id_18"])
         cells.append(Cell(DEEPER.name, f"{table} async_bu", values, runs, evidence.planned_runs, note=note))
@@ -91,7 +93,8 @@ def depth_cells(evidence: Evidence) -> list[Cell]:
     decided_by=(
         "the runs' last epoch: BU - LU `staleness_mean` (updates a tensor received since the forward "
         "read it) "
-        "per table and model, paired by run index; and BU's `update_delay_s_mean` (§3.4's τ) over the "
+        "per table and model, paired by run index; and BU's `update_delay_s_sum` (§3.4's τ = Σ_m τ_m, the "
+        "delay summed over the tensors per pass) over the "
         "model's backward time (table9), ResNet-50 over ResNet-18, paired by run index (table1, table3)"
     ),
     settle="3 runs per cell of table1 (LU and BU on ResNet-18, BU on ResNet-50) and table9",
