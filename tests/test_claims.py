@@ -3,6 +3,7 @@ runs are known, including evidence on which it must fail."""
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,11 @@ def test_a_guard_turns_only_a_reproduced_into_not_comparable():
     assert claim.decide(ahead).verdict == NOT_COMPARABLE
     result = claim.decide(behind)  # the unfairness favoured the claim, and it still failed
     assert result.verdict == NOT_REPRODUCED and "could only favour the claim" in result.reason
+    # The other side: our own method cut short could only count against the claim.
+    cut = "async_lu's runs stopped on their time budget"
+    assert claim.decide(replace(behind, guard="", guard_against=cut)).verdict == NOT_COMPARABLE
+    kept = claim.decide(replace(ahead, guard="", guard_against=cut))
+    assert kept.verdict == REPRODUCED and "could only count against the claim" in kept.reason
 
 
 # --- rules on stores ---------------------------------------------------------------------------

@@ -259,3 +259,19 @@ def test_run_claims_runs_the_screening_then_the_fresh_runs_of_the_rows_it_picked
     fresh = [(label, i) for label in ("async_lu[optimizer=muon,momentum=0.95]", LR_HALF) for i in (1, 2, 3)]
     baselines = [(label, i) for label in ("bp", "bp[optimizer=muon,momentum=0.95]") for i in (0, 1, 2, 3)]
     assert sorted(ran[len(SCREENED) :]) == sorted(fresh + baselines)
+
+
+def test_the_candidate_set_is_frozen_with_the_rules_version(monkeypatch):
+    """A row the table gains later (here a third backward thread) is no candidate for the best
+    remedy until the claim's version is raised; the 9 frozen remedies are at every profile."""
+    from benchmarks.tables import TABLES
+    from core.job import Row
+    from reports.claims import Evidence
+    from reports.claims import gpt_remedy_closes_gap as claim
+
+    for profile in ("smoke", "quick", "paper"):
+        assert len(claim.remedies(Evidence("sqlite:///unused.db", dict(TABLES), profile))) == 9
+    evidence = Evidence("sqlite:///unused.db", dict(TABLES), "quick")
+    grown = [*claim.table_rows(evidence), Row.of("async_lu", backward_threads=3)]
+    monkeypatch.setattr(claim, "table_rows", lambda _: grown)
+    assert "async_lu[backward_threads=3]" not in [r.label for r in claim.remedies(evidence)]

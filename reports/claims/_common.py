@@ -23,7 +23,17 @@ from core.registry import Registry
 from ..render import table_runs
 from ..runs import load_runs
 from ._per_run import measured_runs
-from .stats import MIN_RUNS, NOT_COMPARABLE, NOT_MEASURABLE, REPRODUCED, Cell, Part, PartResult, decide
+from .stats import (
+    MIN_RUNS,
+    NOT_COMPARABLE,
+    NOT_MEASURABLE,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    Cell,
+    Part,
+    PartResult,
+    decide,
+)
 
 PAPER_000 = "000 v1 (arXiv:2410.05985v1)"
 PAPER_004 = "the 004 summary (a later version of arXiv:2410.05985)"
@@ -68,12 +78,15 @@ class Measured:
     """What a rule measured: its cells and the text of its numbers. `unmeasurable`: why this store
     or machine cannot decide it (no runs, no GPU), read "not measurable here"; `guard`: an
     unfairness that could make the claim look true (a baseline stopped early), under which a
-    "reproduced" reads "not comparable" (a verdict against the claim stands)."""
+    "reproduced" reads "not comparable" (a verdict against the claim stands); `guard_against`: one
+    that could make it look false (the claim's own method stopped early), under which a "not
+    reproduced" reads "not comparable" (a verdict for the claim stands)."""
 
     cells: tuple[Cell, ...] = ()
     evidence: str = ""
     unmeasurable: str = ""
     guard: str = ""
+    guard_against: str = ""
 
 
 # Profiles that cut a claim's plan down to the cells that can decide it in an hour or two on a
@@ -148,8 +161,13 @@ class Claim:
             verdict, reason = NOT_MEASURABLE, measured.unmeasurable
         elif measured.guard and verdict == REPRODUCED:
             verdict, reason = NOT_COMPARABLE, f"{measured.guard} (the rule alone: {reason})"
-        elif measured.guard:
-            reason = f"{reason}; also {measured.guard}, which could only favour the claim"
+        elif measured.guard_against and verdict == NOT_REPRODUCED:
+            verdict, reason = NOT_COMPARABLE, f"{measured.guard_against} (the rule alone: {reason})"
+        else:
+            if measured.guard:
+                reason = f"{reason}; also {measured.guard}, which could only favour the claim"
+            if measured.guard_against:
+                reason = f"{reason}; also {measured.guard_against}, which could only count against the claim"
         return Verdict(verdict, reason, measured.evidence, runs, results, self.version)
 
     def judge(self, evidence: Evidence) -> Verdict:
@@ -399,7 +417,9 @@ def still_improving(per_run: pd.DataFrame, gain_points: float = 1.0) -> pd.DataF
     return per_run[per_run["late_gain"] * 100 > gain_points]
 
 
-def unfair_to_baselines(per_run: pd.DataFrame, baselines: tuple[str, ...], gain_points: float = 1.0) -> str:
+def unfair_to_baselines(
+    per_run: pd.DataFrame, baselines: tuple[str, ...], gain_points: float = 1.0, role: str = "a baseline"
+) -> str:
     """The guard of a claim that our method beats `baselines` (labels): a baseline's run stopped on
     its time budget before its schedule ended, or still improving at its end (`still_improving`),
     could make the claim look true; '' where neither."""
@@ -415,7 +435,7 @@ def unfair_to_baselines(per_run: pd.DataFrame, baselines: tuple[str, ...], gain_
         shown = ", ".join(
             f"{r.label} {r.model} run {r.run_index} after {r.epochs:.0f} epochs" for r in cut.itertuples()
         )
-        return f"a baseline's runs stopped on their time budget before their schedule ended: {shown}"
+        return f"{role}'s runs stopped on their time budget before their schedule ended: {shown}"
     rising = still_improving(compared, gain_points)
     if not rising.empty:
         shown = ", ".join(
@@ -424,7 +444,7 @@ def unfair_to_baselines(per_run: pd.DataFrame, baselines: tuple[str, ...], gain_
             for r in rising.itertuples()
         )
         return (
-            f"a baseline had not converged (its best accuracy still rose by more than {gain_points:g} points "
+            f"{role} had not converged (its best accuracy still rose by more than {gain_points:g} points "
             f"at the end): {shown}; a longer profile (`--profile paper`) compares converged runs"
         )
     return ""

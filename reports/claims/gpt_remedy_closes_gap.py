@@ -26,6 +26,21 @@ CONTROL = "async_lu"  # 000's rule of equal hyperparameters: the control, not a 
 SCREEN_RUN = 0  # picks the remedy; the runs after it decide, so the pick's luck does not count
 MARGIN = 0.05  # bits per byte: the claim's "within 0.05" of bp
 CONFIRMED = 2  # remedies confirmed with fresh runs: the best decides, the second is reported
+# The candidate set, frozen with the rule's version (2): the remedies by the settings they change.
+# A row the table gains later (a new correction) is no candidate until the version is raised, so a
+# verdict already read cannot be moved by adding rows until one wins.
+CANDIDATES = frozenset(
+    {
+        ("lr",),  # a lower learning rate (two of them)
+        ("beta1", "optimizer"),  # NAdamW with β1 0.99
+        ("delay_momentum",),
+        ("delay_lr_epochs",),
+        ("predict_weights",),
+        ("delay_compensation",),
+        ("weight_stashing",),
+        ("momentum", "optimizer"),  # Muon
+    }
+)
 OPTIMISER = ("optimizer", "lr", "beta1", "momentum")  # the settings a bp baseline shares with a remedy
 
 CLOSES = Part(
@@ -52,8 +67,13 @@ def table_rows(evidence: Evidence) -> list[Row]:
 
 
 def remedies(evidence: Evidence) -> list[Row]:
-    """The async_lu rows other than the control: the candidates for the best remedy."""
-    return [r for r in table_rows(evidence) if r.method == "async_lu" and r.label != CONTROL]
+    """The table's async_lu rows that change one of the frozen CANDIDATES' settings: the candidates
+    for the best remedy (not the control)."""
+    return [
+        r
+        for r in table_rows(evidence)
+        if r.method == "async_lu" and tuple(sorted(dict(r.settings))) in CANDIDATES
+    ]
 
 
 def ranking(evidence: Evidence) -> list[tuple[str, float]] | None:

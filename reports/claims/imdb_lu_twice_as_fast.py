@@ -68,4 +68,9 @@ def imdb_claim(evidence: Evidence) -> Measured:
     if not cells:
         return no_runs("table6 with both async_lu and async_bu", "run table6")
     per_run = gather(evidence, tables)
-    return Measured(tuple(cells), described(evidence, per_run), guard=cut_short(per_run, ("async_bu",)))
+    return Measured(
+        tuple(cells),
+        described(evidence, per_run),
+        guard=cut_short(per_run, ("async_bu",)),
+        guard_against=cut_short(per_run, ("async_lu",)),
+    )
