@@ -128,7 +128,7 @@ def cmd_calibrate_claims(args) -> int:
                 print(f"  runs paired in {pairing}: {verdict}")
         return 0
     if args.path_pins:
-        from reports.claims.synthetic import path_pins
+        from .engine.synthetic import path_pins
 
         print(json.dumps(path_pins(), indent=1, ensure_ascii=False))
         return 0

@@ -564,11 +564,11 @@ def test_every_rules_verdicts_on_fixed_evidence_are_pinned_to_its_version():
 
 def test_the_path_from_a_store_to_each_verdict_is_pinned_to_its_rules_version():
     """table1's claims read from fixed synthetic MLflow stores written as the runner writes runs
-    (reports/claims/synthetic.py: diverged, failed and short runs, a declared larger plan): a
+    (benchmarks/engine/synthetic.py: diverged, failed and short runs, a declared larger plan): a
     change of run selection, targets, censoring or pairing changes these verdicts and cells, and
     must raise the rules' versions and re-pin (`python -m benchmarks calibrate-claims --path-pins >
     tests/claim_paths.json`)."""
-    from reports.claims.synthetic import path_pins
+    from benchmarks.engine.synthetic import path_pins
 
     pinned = json.loads(PATHS.read_text())
     now = path_pins()

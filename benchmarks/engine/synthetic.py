@@ -56,7 +56,7 @@ def write_table(
     """Write one run per job of `table` at `profile` whose row's label is in `truths`, `runs` per
     cell, as the runner writes it (tags, params, per-epoch metrics, final status); returns the
     number of runs written."""
-    from benchmarks.tables import TABLES
+    from ..tables import TABLES
 
     spec, written = TABLES[table], 0
     for job in spec.jobs(profile, runs=runs):
@@ -112,11 +112,11 @@ PATH_PROFILE = "quick"
 def path_pins() -> dict[str, dict[str, str]]:
     """Each path claim's verdict and cells on each of PATH_STORES, read from a real MLflow store
     by the code that reads real runs (`Claim.judge` on `Evidence`), with its rule version."""
-    from benchmarks.engine.tracking import Tracker
-    from benchmarks.tables import TABLES
+    from reports.claims import CLAIMS, Evidence
+    from reports.claims._common import PLANS_EXPERIMENT
 
-    from . import CLAIMS, Evidence
-    from ._common import PLANS_EXPERIMENT
+    from ..tables import TABLES
+    from .tracking import Tracker
 
     out: dict[str, dict[str, str]] = {claim: {"version": CLAIMS[claim].version} for claim in PATH_CLAIMS}
     with tempfile.TemporaryDirectory() as folder:
