@@ -122,9 +122,20 @@ class TimeCell(Cell):
         fast = [math.log(t) for t in self.fast if math.isfinite(t) and t > 0]
         return np.unique(np.subtract.outer(slow, fast).ravel())
 
+    @property
+    def censored_runs(self) -> tuple[str, ...]:
+        """The ids of the runs whose times are censored (`runs` holds the slow row's, then the fast's)."""
+        reached = (*self.slow_reached, *self.fast_reached)
+        if len(self.runs) != len(reached):
+            return ()
+        return tuple(str(r)[:8] for r, hit in zip(self.runs, reached, strict=True) if not hit)
+
     def text(self, band: Band, level: float = LEVEL) -> str:
         shown = super().text(band, level)
-        return shown + (f"; {self.censored} censored" if self.censored else "")
+        if not self.censored:
+            return shown
+        ids = f" ({', '.join(self.censored_runs)})" if self.censored_runs else ""
+        return f"{shown}; {self.censored} censored{ids}, compared by log-rank"
 
 
 def time_cells(
