@@ -110,11 +110,12 @@ def cmd_train(args) -> int:
 def cmd_calibrate_claims(args) -> int:
     """`calibrate-claims`: per claim, false "reproduced" at the band's edge, the opposite and with the
     effect in one cell, false "not reproduced" and power at the paper's effect
-    (reports/claims/calibrate.py); exit 1 past a limit."""
+    (reports/claims/calibrate.py), with the parts' assumed spreads or those fitted to a store
+    (`--fit URI`); exit 1 past a limit."""
     import json
     from dataclasses import asdict
 
-    from reports.claims.calibrate import LIMITS, RUNS, calibrate, pins, violations
+    from reports.claims.calibrate import calibrate, pins, violations
 
     if args.pins:
         print(json.dumps(pins(), indent=1, ensure_ascii=False))
@@ -134,31 +135,55 @@ def cmd_calibrate_claims(args) -> int:
         return 0
     if args.sims < 1:
         raise UserError(f"--sims {args.sims}: must be at least 1")
-    rates = calibrate(args.sims)
+    rates = calibrate(args.sims, claims=fitted_claims(args.fit, args.profile) if args.fit else None)
     if args.json:
         print(json.dumps([asdict(r) for r in rates]))
     else:
-        by = {(r.claim, r.scenario, r.runs): r for r in rates}
-        counts = " / ".join(str(n) for n in RUNS)
-        print(f"{args.sims} simulated stores per claim, scenario and runs per cell ({counts}):")
-        columns = ("false R: edge", "opposite", "one cell", "edge censored", "power", "false N")
-        print(f"{'claim':42} " + " ".join(f"{c:>20}" for c in columns))
-
-        def rates_of(claim: str, scenario: str, field: str) -> str:
-            got = [by.get((claim, scenario, n)) for n in RUNS]
-            return " / ".join("–" if r is None else f"{getattr(r, field):.1%}" for r in got)
-
-        for claim in dict.fromkeys(r.claim for r in rates):
-            scenarios = ("edge", "opposite", "one cell", "edge censored", "paper")
-            shown = [rates_of(claim, s, "reproduced") for s in scenarios]
-            shown.append(rates_of(claim, "paper", "not_reproduced"))
-            print(f"{claim:42} " + " ".join(f"{v:>20}" for v in shown))
-        limits = ", ".join(f"{s} {v:.0%}" for s, v in LIMITS.items())
-        print(f"limits on false 'reproduced': {limits}")
+        print_rates(rates, args.sims)
     bad = violations(rates)
     for line in bad:
         log.error("%s", line)
     return 1 if bad else 0
+
+
+def fitted_claims(uri: str, profile: str | None) -> list:
+    """`calibrate-claims --fit URI`: every claim with the spreads of its parts fitted to the store's
+    runs of `profile` (quick by default), each printed beside the spread it assumed."""
+    from benchmarks.tables import TABLES
+    from reports.claims import CLAIMS, Evidence
+    from reports.claims.calibrate import fit_spreads, with_spreads
+
+    from .engine.tracking import Tracker
+
+    uri = Tracker(uri, create=False).uri  # one line where it names no usable store
+    spreads = fit_spreads(Evidence(uri, dict(TABLES), profile or "quick"))
+    print(f"spreads fitted to {uri} ({profile or 'quick'}); the other parts keep their assumed spread:")
+    for s in spreads:
+        counts = f"{s.values} margins in {s.cells} cells"
+        print(f"  {s.claim} / {s.part}: {s.fitted:.3g} (assumed {s.assumed:.3g}; {counts})")
+    return with_spreads(list(CLAIMS.values()), spreads)
+
+
+def print_rates(rates: list, sims: int) -> None:
+    """The rates' table: false "reproduced" per false scenario, power and false "not reproduced"."""
+    from reports.claims.calibrate import LIMITS, RUNS
+
+    by = {(r.claim, r.scenario, r.runs): r for r in rates}
+    counts = " / ".join(str(n) for n in RUNS)
+    print(f"{sims} simulated stores per claim, scenario and runs per cell ({counts}):")
+    columns = ("false R: edge", "opposite", "one cell", "edge censored", "power", "false N")
+    print(f"{'claim':42} " + " ".join(f"{c:>20}" for c in columns))
+
+    def rates_of(claim: str, scenario: str, field: str) -> str:
+        got = [by.get((claim, scenario, n)) for n in RUNS]
+        return " / ".join("–" if r is None else f"{getattr(r, field):.1%}" for r in got)
+
+    for claim in dict.fromkeys(r.claim for r in rates):
+        scenarios = ("edge", "opposite", "one cell", "edge censored", "paper")
+        shown = [rates_of(claim, s, "reproduced") for s in scenarios]
+        shown.append(rates_of(claim, "paper", "not_reproduced"))
+        print(f"{claim:42} " + " ".join(f"{v:>20}" for v in shown))
+    print(f"limits on false 'reproduced': {', '.join(f'{s} {v:.0%}' for s, v in LIMITS.items())}")
 
 
 def cmd_doctor(args) -> int:

@@ -98,6 +98,10 @@ def add_calibrate(sub) -> None:
         help="print each rule's verdicts on fixed evidence (tests/claim_rules.json)",
     )
     calibrate.add_argument(
+        "--fit", metavar="URI", help="fit the parts' spreads to this store's runs, then calibrate with them"
+    )
+    calibrate.add_argument("--profile", help="the profile whose runs --fit reads (default quick)")
+    calibrate.add_argument(
         "--paper-store",
         action="store_true",
         help="each rule's verdict on 000's own Tables 1-4 and 6 (mean ± std of 3 runs)",

@@ -615,3 +615,23 @@ def test_calibration_bounds_false_verdicts_and_each_rule_can_say_reproduced():
     assert all(p > 0.3 for c, p in power.items() if c not in equivalence), power
     # At the band's edge, with all of a claim's cells, false "reproduced" stays near 0.025.
     assert max(r.reproduced for r in rates if r.scenario == "edge") < 0.07
+
+
+def test_spreads_fitted_to_a_store_recover_its_runs_spread(tmp_path):
+    """`calibrate-claims --fit`: a part's spread is the pooled standard deviation of its cells'
+    margins, read as the claims read runs. Synthetic runs with a spread of 5 % in time and half a
+    point of accuracy per run give pairs spread about sqrt(2) times that."""
+    from benchmarks.engine.synthetic import PATH_PROFILE, TABLE1_PAPER, write_table
+    from reports.claims.calibrate import fit_spreads, with_spreads
+
+    uri, tracker = new_store(tmp_path)
+    write_table(tracker, "table1", PATH_PROFILE, TABLE1_PAPER, 3)
+    spreads = {s.part: s for s in fit_spreads(Evidence(uri, dict(TABLES), PATH_PROFILE))}
+    fastest = spreads["t_other / t_BU to the lowest best accuracy"]
+    assert fastest.cells == 6 and fastest.values == 18
+    assert 0.05 * math.sqrt(2) / 1.6 < fastest.fitted < 0.05 * math.sqrt(2) * 1.6
+    gap = spreads["async - LAP/LPP best accuracy"]
+    assert 0.5 * math.sqrt(2) / 1.6 < gap.fitted < 0.5 * math.sqrt(2) * 1.6
+    fitted = {c.id: c for c in with_spreads(list(CLAIMS.values()), list(spreads.values()))}
+    assert fitted["bu-fastest-to-target"].parts[0].noise == fastest.fitted
+    assert fitted["beta-about-2"].parts == CLAIMS["beta-about-2"].parts  # no runs: its assumption stays

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._common import CLAIMS, Claim, Measured
+from ._common import CLAIMS, Claim, Evidence, Measured
 from .censored import TimeCell
 from .stats import NOT_REPRODUCED, REPRODUCED, Cell, Part
 
@@ -156,6 +156,54 @@ def calibrate(sims: int = 400, seed: int = 0, claims: list[Claim] | None = None)
                 if worst is not None:
                     rates.append(worst)
     return rates
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One part's spread of a margin between runs, fitted from a store's cells: the pooled sample
+    standard deviation over its cells (each cell's runs about its own mean), from `values` margins
+    in `cells` cells, beside the spread the part assumes."""
+
+    claim: str
+    part: str
+    fitted: float
+    assumed: float
+    cells: int
+    values: int
+
+
+def fit_spreads(evidence: Evidence, claims: list[Claim] | None = None) -> list[Spread]:
+    """Each part's pooled spread of margins in the store's cells (`Evidence`: its runs, read as the
+    claims read them), where some cell holds two margins or more."""
+    spreads = []
+    for claim in claims or list(CLAIMS.values()):
+        measured = claim.rule(evidence.planned(claim))
+        for part in claim.parts:
+            groups = [c.defined for c in measured.cells if c.part == part.name and len(c.defined) > 1]
+            dof = sum(len(g) - 1 for g in groups)
+            if not dof:
+                continue
+            squares = sum(sum((v - sum(g) / len(g)) ** 2 for v in g) for g in groups)
+            spreads.append(
+                Spread(
+                    claim.id,
+                    part.name,
+                    math.sqrt(squares / dof),
+                    part.noise,
+                    len(groups),
+                    sum(map(len, groups)),
+                )
+            )
+    return spreads
+
+
+def with_spreads(claims: list[Claim], spreads: list[Spread]) -> list[Claim]:
+    """The claims with each fitted part's `noise` replaced by its fitted spread (for `calibrate`)."""
+    fitted = {(s.claim, s.part): s.fitted for s in spreads}
+    return [
+        replace(c, parts=tuple(replace(p, noise=fitted.get((c.id, p.name), p.noise)) for p in c.parts))
+        for c in claims
+    ]
 
 
 def violations(rates: list[Rates], by_chance: bool = False) -> list[str]:
