@@ -382,6 +382,14 @@ def test_extra_runs_count_only_under_a_larger_plan_declared_first(tmp_path):
     fill(tracker, declare_before_run_3=False)
     cifar = verdict(uri, "lu-more-accurate-than-bu").results[0]  # declared after the run: 3 of 4
     assert cifar.verdict == INCONCLUSIVE and "3 of 4 planned runs" in cifar.reason
+    # A second, larger plan declared after the first one's run 3: run 3 still counts, run 4 too.
+    uri, tracker = new_store(tmp_path, "declared-twice.db")
+    fill(tracker, declare_before_run_3=True)
+    tracker.declare_plan(PLANS_EXPERIMENT, "paper", 5, ["lu-more-accurate-than-bu"])
+    add(tracker, "table1", "resnet18", "async_lu", 4, [0.5, 0.93])
+    add(tracker, "table1", "resnet18", "async_bu", 4, [0.5, 0.82])
+    cifar = verdict(uri, "lu-more-accurate-than-bu").results[0]
+    assert len(cifar.cells[0].values) == 5 and cifar.cells[0].values[3] == pytest.approx(-25.0)
 
 
 def test_not_measurable_here(store):

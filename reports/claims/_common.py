@@ -199,29 +199,30 @@ class Evidence:
     profile: str
     runs_per_cell: int | None = None  # None: every run index
     default_runs: int = MIN_RUNS  # the claim's own plan; indices above it need a declared plan
-    declared_at: pd.Timestamp | None = None  # when a larger plan was declared (`run claims --runs`)
+    # The larger plans declared (`run claims --runs N`): (runs per cell, when), each counting the
+    # run indices below its size that started after it was declared.
+    declared: tuple[tuple[int, pd.Timestamp], ...] = ()
     _cache: dict = field(default_factory=dict)
 
     def planned(self, claim: Claim) -> Evidence:
         """This evidence as `claim`'s plan fixes it: run indices below its runs per cell (1 at smoke,
-        which decides nothing), or below a larger plan `run claims --runs N` declared before those
-        runs started."""
+        which decides nothing), and above them the indices of a larger plan `run claims --runs N`
+        declared before those runs started (a later, larger declaration strands none of them)."""
         default = 1 if self.profile == "smoke" else claim.plan.runs
-        runs, at = default, None
-        for declared, when in declared_plans(self, claim.id):
-            if declared > runs:
-                runs, at = declared, when
-        return replace(self, runs_per_cell=runs, default_runs=default, declared_at=at)
+        declared = tuple((n, when) for n, when in declared_plans(self, claim.id) if n > default)
+        runs = max([default, *(n for n, _ in declared)])
+        return replace(self, runs_per_cell=runs, default_runs=default, declared=declared)
 
     def _in_plan(self, runs: pd.DataFrame) -> pd.DataFrame:
         if runs.empty or self.runs_per_cell is None or "run_index" not in runs:
             return runs
         index = runs["run_index"].astype(int)
-        keep = index < self.runs_per_cell
-        if self.declared_at is not None and "start_time" in runs:
-            keep &= (index < self.default_runs) | (runs["start_time"] >= self.declared_at)
-        else:
-            keep &= index < self.default_runs
+        keep = index < self.default_runs
+        if self.declared and "start_time" in runs:
+            for extra in range(self.default_runs, self.runs_per_cell):
+                # The index counts from the first declaration that covers it.
+                first = min(when for n, when in self.declared if n > extra)
+                keep |= (index == extra) & (runs["start_time"] >= first)
         return runs[keep]
 
     def all_runs(self, table_id: str) -> pd.DataFrame:
@@ -267,7 +268,7 @@ class Evidence:
         and hardware. Failed and diverged runs stay: a time to a target a run never reached is
         censored at its own last training time (`<column>_censored`), and a run that failed before
         its first evaluation keeps NaN."""
-        key = ("per_run", table_id, self.runs_per_cell, self.default_runs, self.declared_at)
+        key = ("per_run", table_id, self.runs_per_cell, self.default_runs, self.declared)
         if key not in self._cache:
             runs = self.runs(table_id)
             self._cache[key] = measured_runs(self.uri, self.specs[table_id], self.profile, runs)
