@@ -344,4 +344,7 @@ def test_004_tables_smoke_runs_and_reports(tmp_path):
     stragglers = pd.read_csv(out / "pd-stragglers.csv").set_index("method")
     assert stragglers.loc["ddp", "acc_drop_pts_mean"] == 0.0
     verdicts = {c.id: v for c, _, v in evaluate(uri, TABLES, "smoke")}
-    assert verdicts["004-faster-than-lppsgd-and-ddp"].verdict == "inconclusive"  # smoke decides nothing
+    # 004's sizes are of CIFAR-100 on GPUs: a stand-in on CPU processes reads not measurable (rule
+    # version 3), its numbers still shown.
+    headline = verdicts["004-faster-than-lppsgd-and-ddp"]
+    assert headline.verdict == "not measurable here" and "CIFAR-100" in headline.reason and headline.cells
