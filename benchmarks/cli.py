@@ -207,7 +207,7 @@ def cmd_ui(args) -> int:
 def cmd_server(args) -> int:
     from .server import serve
 
-    return serve(args.store, args.host, args.port)
+    return serve(args.store, args.host, args.port, args.create, args.allowed_hosts)
 
 
 def cmd_perf(args) -> int:

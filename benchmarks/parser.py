@@ -137,6 +137,15 @@ def add_server(sub) -> None:
     )
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--store", help=STORE_HELP)
+    server.add_argument(
+        "--create", action="store_true", help="make the --store SQLite file if it does not exist"
+    )
+    server.add_argument(
+        "--allowed-hosts",
+        metavar="HOSTS",
+        help="the Host headers the server accepts beyond localhost and private IPs (MLflow's "
+        "--allowed-hosts: comma-separated names, `*` for any): jobs that reach it by a DNS name",
+    )
 
 
 def add_migrate(sub) -> None:

@@ -183,3 +183,17 @@ def test_two_commands_on_one_server_run_each_job_once(tmp_path):
     finished = [r.data.tags["job_key"] for r in runs if r.data.tags["status"] == "finished"]
     assert len(finished) == 2 and len(set(finished)) == 2, [r.data.tags for r in runs]
     assert all(r.data.tags["status"] == "finished" for r in runs)
+
+
+def test_server_refuses_a_store_that_does_not_exist_unless_told_to_create_it(tmp_path):
+    """A mistyped `--store` would serve a new, empty store: one line, exit 1, no file made; the
+    server's command passes `--allowed-hosts` to MLflow (jobs that reach it by a DNS name)."""
+    from benchmarks.server import server_command
+
+    missing = tmp_path / "typo" / "mlflow.db"
+    proc = run_cli("server", "--store", f"sqlite:///{missing}")
+    assert proc.returncode == 1 and f"no store at {missing}" in proc.stderr and "--create" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not missing.exists()
+    command = server_command("sqlite:///x.db", tmp_path, "0.0.0.0", 5000, "bench-host.lab")
+    assert command[-2:] == ["--allowed-hosts", "bench-host.lab"]
+    assert "--allowed-hosts" not in server_command("sqlite:///x.db", tmp_path, "127.0.0.1", 5000)
