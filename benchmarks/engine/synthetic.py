@@ -5,7 +5,7 @@ selection, targets, censoring, pairing and guards to its verdict, on evidence wh
 A `RowTruth` says how a table row's runs behave: seconds per epoch, the accuracy it levels off
 at, and runs that diverge or fail. `write_table` writes one run per job of the table at a
 profile (the table's own jobs, their params and tags, so each run is read back as its row), with
-a learning curve per epoch. `PATH_STORES` are the stores `calibrate-claims --pins` decides, so a
+a learning curve per epoch. `PATH_STORES` are the stores `calibrate-claims --path-pins` decides, so a
 change anywhere on that path (which runs count, which target, how a missed target is censored)
 changes the pins until the rule's version changes.
 """
@@ -57,6 +57,7 @@ def write_table(
     cell, as the runner writes it (tags, params, per-epoch metrics, final status); returns the
     number of runs written."""
     from ..tables import TABLES
+    from .runner import job_tags
 
     spec, written = TABLES[table], 0
     for job in spec.jobs(profile, runs=runs):
@@ -65,11 +66,7 @@ def write_table(
             continue
         rng = np.random.default_rng([seed, job.run_index, sum(map(ord, job.row.label + job.model))])
         accs, times, status = curve(truth, job.config.max_epochs, job.run_index, rng)
-        tags = dict(
-            table=job.table, method=job.method, dataset=job.dataset, model=job.model, profile=job.profile,
-            seed=job.seed, run_index=job.run_index, devices=job.devices, status="running", job_key=job.key,
-            hardware=str(SYNTHETIC_HARDWARE), kind="train",
-        )  # fmt: skip
+        tags = {**job_tags(job), "hardware": str(SYNTHETIC_HARDWARE)}  # the runner's, on made-up hardware
         run_id = tracker.start(job.table, job.run_name, tags, {**job.params(), **SYNTHETIC_HARDWARE.params()})
         for epoch, (acc, seconds) in enumerate(zip(accs, times, strict=True)):
             metrics = dict(test_acc=acc, train_time_s=seconds, train_loss=1.0 / (epoch + 1), mem_peak_gib=0.1)

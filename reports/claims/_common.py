@@ -13,7 +13,7 @@ version, with its history in docs/fidelity.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -22,7 +22,7 @@ from core.registry import Registry
 
 from ..render import table_runs
 from ..runs import load_runs
-from ._per_run import measured_runs
+from ._per_run import TIME_COLUMNS, measured_runs
 from .stats import (
     MIN_RUNS,
     NOT_COMPARABLE,
@@ -364,6 +364,20 @@ def select(frame: pd.DataFrame, selector: Selector) -> pd.DataFrame:
     return of_settings(frame, {"label": selector} if isinstance(selector, str) else selector)
 
 
+def compared_rows(
+    evidence: Evidence, table_ids: tuple[str, ...], a: Selector, b: Selector, models: tuple[str, ...] = ()
+) -> Iterator[tuple[str, str, pd.DataFrame, pd.DataFrame]]:
+    """(table, model, row a's runs, row b's runs) of each table and model (of `models`, where named)
+    where both rows have planned runs: what a cell compares."""
+    per_run = gather(evidence, table_ids)
+    if per_run.empty:
+        return
+    for (table_id, model), group in per_run.groupby(["table", "model"], sort=False):
+        left, right = select(group, a), select(group, b)
+        if (not models or model in models) and not left.empty and not right.empty:
+            yield table_id, model, left, right
+
+
 def paired_cells(
     evidence: Evidence,
     part: Part,
@@ -377,25 +391,14 @@ def paired_cells(
 ) -> list[Cell]:
     """One cell per table and model: margin(a's value, b's value) of each run index where rows a and
     b both have a planned run (a row's run missing leaves the cell short of its plan). Runs that
-    failed, diverged or missed the target count in the cell (`failed`) with their censored or
-    ranked values."""
-    per_run = gather(evidence, table_ids)
+    failed or diverged count in the cell (`failed`). Times to a target are no margins here: a time a
+    run never reached is censored, and censored.time_cells compares them."""
+    if value in TIME_COLUMNS:
+        raise ValueError(f"{value} is a time to a target, censored where missed: use censored.time_cells")
     cells = []
-    if per_run.empty:
-        return cells
-    for (table_id, model), group in per_run.groupby(["table", "model"], sort=False):
-        if models and model not in models:
-            continue
-        left, right = select(group, a), select(group, b)
-        if left.empty or right.empty:
-            continue
+    for table_id, model, left, right in compared_rows(evidence, table_ids, a, b, models):
         joined = left.merge(right, on="run_index", suffixes=("_a", "_b")).sort_values("run_index")
-        flag = f"{value}_censored"
-        failed = sum(
-            int(row[f"status_{side}"] != "finished" or bool(row.get(f"{flag}_{side}", False)))
-            for _, row in joined.iterrows()
-            for side in "ab"
-        )
+        failed = sum(int(joined[f"status_{side}"].ne("finished").sum()) for side in "ab")
         name = f"{table_id} {model}" + (f" {what}" if what else "")
         cells.append(
             Cell(

@@ -17,6 +17,7 @@ slower row's runs past a budget censored. Each store goes through
 from __future__ import annotations
 
 import math
+import statistics
 import zlib
 from dataclasses import dataclass, replace
 
@@ -114,11 +115,6 @@ def false_parts(claim: Claim, scenario: str) -> list[int]:
     return list(range(len(claim.parts)))
 
 
-def applies(claim: Claim, scenario: str) -> bool:
-    """Whether the scenario has a store for the claim ("one cell" needs a part of several cells)."""
-    return bool(false_parts(claim, scenario))
-
-
 @dataclass(frozen=True)
 class Rates:
     """The share of each verdict for one claim, scenario and runs per cell."""
@@ -183,7 +179,7 @@ def fit_spreads(evidence: Evidence, claims: list[Claim] | None = None) -> list[S
             dof = sum(len(g) - 1 for g in groups)
             if not dof:
                 continue
-            squares = sum(sum((v - sum(g) / len(g)) ** 2 for v in g) for g in groups)
+            squares = sum(statistics.variance(g) * (len(g) - 1) for g in groups)
             spreads.append(
                 Spread(
                     claim.id,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ._common import Evidence, Selector, gather, log_ratio, select
+from ._common import Evidence, Selector, compared_rows, log_ratio
 from .stats import LEVEL, Band, Cell, Part
 
 
@@ -55,7 +55,8 @@ class TimeCell(Cell):
     def center(self) -> float:
         if not self.censored:
             return super().center
-        return float(np.median(self._breakpoints())) if self._breakpoints().size else math.nan
+        shifts = self._breakpoints()
+        return float(np.median(shifts)) if shifts.size else math.nan
 
     @property
     def censored(self) -> int:
@@ -74,9 +75,8 @@ class TimeCell(Cell):
     def _p(self, shift: float, alternative: str) -> float:
         fast = _sample(self.fast, self.fast_reached)
         slow = _sample(self.slow, self.slow_reached, math.exp(-shift))
-        if not (len(fast) and len(slow)) or fast.num_censored() + slow.num_censored() == len(fast) + len(
-            slow
-        ):
+        reached = len(fast) - fast.num_censored() + len(slow) - slow.num_censored()
+        if not (len(fast) and len(slow)) or not reached:
             return 1.0  # a row without times, or no time that reached the target: no test
         with np.errstate(invalid="ignore", divide="ignore"):  # no variance (one time each): p is NaN
             p = float(stats.logrank(fast, slow, alternative=alternative).pvalue)
@@ -151,16 +151,9 @@ def time_cells(
     """One censored cell per table and model (censored.TimeCell): row `slow`'s times to the target
     (`value`, a time column of `Evidence.per_run`) over row `fast`'s, unpaired, each run that did not
     reach the target censored at its own last training time."""
-    per_run = gather(evidence, table_ids)
     cells: list[Cell] = []
-    if per_run.empty:
-        return cells
-    for (table_id, model), group in per_run.groupby(["table", "model"], sort=False):
-        if models and model not in models:
-            continue
-        rows = [select(group, s).sort_values("run_index") for s in (slow, fast)]
-        if any(r.empty for r in rows):
-            continue
+    for table_id, model, *rows in compared_rows(evidence, table_ids, slow, fast, models):
+        rows = [r.sort_values("run_index") for r in rows]
         flag = f"{value}_censored"
         reached = [tuple(~r[flag].astype(bool)) if flag in r else (True,) * len(r) for r in rows]
         paired = rows[0].merge(rows[1], on="run_index", suffixes=("_a", "_b"))

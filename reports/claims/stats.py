@@ -333,8 +333,7 @@ def runs_to_decide(
     if sd == 0:
         return None
     if band.low < mean < band.high:
-        edges = [(mean - e, support) for e in (band.low, band.high) if math.isfinite(e)]
-        edges = [(abs(d), a) for d, a in edges]
+        edges = [(abs(mean - e), support) for e in (band.low, band.high) if math.isfinite(e)]
     else:
         edge = band.low if mean <= band.low else band.high
         edges = [(abs(mean - edge), contradict)]
@@ -356,7 +355,7 @@ def settle_text(cell: Cell, band: Band, support: float, contradict: float) -> st
     runs = runs_to_decide(cell, band, support, contradict)
     if runs is None:
         return (
-            "; more than 1000 runs a cell would be needed at its observed mean and spread"
+            f"; more than {MAX_RUNS} runs a cell would be needed at its observed mean and spread"
             if len(cell.defined) > 1
             else ""
         )
