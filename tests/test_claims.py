@@ -307,6 +307,8 @@ def test_a_run_that_diverged_stays_in_a_time_to_target_comparison(tmp_path):
     # diverged BU run never does (the old rule gave it the longest training, 40 s, a ratio of 1.0).
     assert cell.failed == 1 and cell.censored == 1 and cell.fast_reached == (True, True, False)
     assert cell.fast == pytest.approx((20.0, 20.0, 20.0)) and cell.slow == pytest.approx((40.0,) * 3)
+    # The censored pair has no paired ratio (its last time is no time to the target).
+    assert cell.values[:2] == pytest.approx((math.log(2), math.log(2))) and math.isnan(cell.values[2])
     bu_runs = cell.runs[3:]  # the slow row's (LU's) ids, then the fast row's (BU's)
     assert f"1 censored ({bu_runs[2][:8]}), compared by log-rank" in cell.text(FASTEST.band)
     lap = next(c for c in result.cells if c.name == "table1 resnet18 lapsgd")

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from ._common import Evidence, Selector, compared_rows, log_ratio
@@ -157,8 +158,14 @@ def time_cells(
         flag = f"{value}_censored"
         reached = [tuple(~r[flag].astype(bool)) if flag in r else (True,) * len(r) for r in rows]
         paired = rows[0].merge(rows[1], on="run_index", suffixes=("_a", "_b"))
+        # A pair with a censored time has no ratio (its last time is no time to the target): read
+        # only where nothing is censored, and by runs_to_decide's estimate of an open cell.
+        missed = paired.get(f"{flag}_a", False) | paired.get(f"{flag}_b", False)
         ratios = tuple(
-            log_ratio(a, b) for a, b in zip(paired[f"{value}_a"], paired[f"{value}_b"], strict=True)
+            math.nan if censored else log_ratio(a, b)
+            for a, b, censored in zip(
+                paired[f"{value}_a"], paired[f"{value}_b"], pd.Series(missed, index=paired.index), strict=True
+            )
         )
         cells.append(
             TimeCell(
