@@ -109,7 +109,7 @@ def add_calibrate(sub) -> None:
     calibrate.add_argument(
         "--path-pins",
         action="store_true",
-        help="print table1's claims' verdicts read from synthetic MLflow stores (tests/claim_paths.json)",
+        help="print six claims' verdicts read from synthetic MLflow stores (tests/claim_paths.json)",
     )
 
 
