@@ -208,11 +208,6 @@ def cmd_run_claims(args) -> int:
     def run_perf(name: str) -> None:
         tracker.log_perf(name, PERF[name](PerfOptions.planned(name, profile, data_dir)))
 
-    larger = [c.id for c in claims if args.runs and profile != "smoke" and args.runs > c.plan.runs]
-    if larger and not args.dry_run:  # declared before any of its runs, so that they may count
-        from reports.claims._common import PLANS_EXPERIMENT
-
-        tracker.declare_plan(PLANS_EXPERIMENT, profile, args.runs, larger)
     executor = Executor(tracker, data_dir, budget_s=budget)
     left_out = run_claims(plans, executor, estimates, run_perf, args.dry_run)
     if args.dry_run:

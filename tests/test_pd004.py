@@ -277,7 +277,9 @@ def test_thread_ratio_report_figure_and_claim(tmp_path):
     assert stale.loc["async_lu", "staleness_input_mean"] == pytest.approx(0.5)
     assert (tmp_path / "pd-staleness-paper.png").exists()
     verdict = {c.id: v for c, _, v in evaluate(uri, TABLES, "paper")}["004-thread-ratio-1-2-best"]
-    assert verdict.verdict == "inconclusive" and "1 of 3 planned runs" in verdict.reason  # one run a cell
+    assert (
+        verdict.verdict == "inconclusive" and "1 of the 3 runs of its first look" in verdict.reason
+    )  # one run a cell
     # 004's statement is 1:2 over 1:1 (not over the best of four noisy ratios): log(180 / 100), LU and BU.
     assert [c.name for c in verdict.cells] == ["pd-threads resnet18 async_lu", "pd-threads resnet18 async_bu"]
     assert [round(c.values[0], 3) for c in verdict.cells] == [0.588, 0.588]

@@ -210,16 +210,15 @@ def test_a_store_of_another_schema_is_refused_with_one_line(tmp_path):
 
 
 def test_every_experiment_the_suite_creates_opens_on_the_training_view(tmp_path):
-    """Tables, `perf` and the claims' plans: each experiment is tagged for MLflow 3's training UI
+    """Tables and `perf`: each experiment is tagged for MLflow 3's training UI
     (`mlflow.experimentKind`) and with the store's schema."""
     from core.result import SCHEMA_VERSION
 
     tracker = Tracker(empty_store(tmp_path / "kinds.db"))
     run_job(job(max_epochs=1), None, tracker, progress=False)
     tracker.log_perf("peak", {"flops": 1.0})
-    tracker.declare_plan("claim-plans", "quick", 5, ["beta-about-2"])
     experiments = [e for e in tracker.client.search_experiments() if e.name != "Default"]
-    assert sorted(e.name for e in experiments) == ["claim-plans", "perf", "test"]
+    assert sorted(e.name for e in experiments) == ["perf", "test"]
     for experiment in experiments:
         assert experiment.tags["mlflow.experimentKind"] == "custom_model_development", experiment.name
         assert experiment.tags["schema"] == SCHEMA_VERSION, experiment.name

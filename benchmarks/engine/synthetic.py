@@ -127,7 +127,6 @@ def path_pins() -> dict[str, dict[str, str]]:
     """Each path claim's verdict and cells on each of PATH_STORES, read from a real MLflow store
     by the code that reads real runs (`Claim.judge` on `Evidence`), with its rule version."""
     from reports.claims import CLAIMS, Evidence
-    from reports.claims._common import PLANS_EXPERIMENT
 
     from ..tables import TABLES
     from .tracking import Tracker
@@ -137,15 +136,14 @@ def path_pins() -> dict[str, dict[str, str]]:
         for index, (name, (tables, runs)) in enumerate(PATH_STORES.items()):
             uri = f"sqlite:///{Path(folder) / f'store{index}.db'}"
             tracker = Tracker(uri)
-            if runs > 3:  # a larger plan, declared before its runs as `run claims --runs N` does
-                tracker.declare_plan(PLANS_EXPERIMENT, PATH_PROFILE, runs, list(PATH_CLAIMS))
             for table, truths in tables:
                 write_table(tracker, table, PATH_PROFILE, truths, runs)
             evidence = Evidence(uri, dict(TABLES), PATH_PROFILE)
             for claim in PATH_CLAIMS:
                 verdict = CLAIMS[claim].judge(evidence)
                 cells = "; ".join(
-                    f"{c.name} {c.estimate[0]:.3f} n={c.count} failed={c.failed}" for c in verdict.cells
+                    f"{c.name} {c.estimate[0]:.3f} n={c.count} look={c.look} failed={c.failed}"
+                    for c in verdict.cells
                 )
                 out[claim][name] = f"{verdict.verdict}: {cells}"
     return out

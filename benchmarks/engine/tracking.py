@@ -212,14 +212,6 @@ class Tracker(Store):
         self.finish(run_id, "finished", dict(stop_reason="measured"))
         return run_id
 
-    def declare_plan(self, experiment: str, profile: str, runs: int, claims: list[str]) -> str | None:
-        """Record, before its runs, a claims plan larger than the claims' own (`run claims --runs N`):
-        run indices beyond a claim's plan count in its verdict only under such a declaration."""
-        tags = dict(profile=profile, runs=runs, claims=",".join(claims), git_sha=git_sha())
-        run_id = self.start(experiment, f"plan-{profile}-{runs}-runs", tags, {})
-        self.finish(run_id, "finished", dict(stop_reason="declared"))
-        return run_id
-
     def finish(self, run_id: str, status: str, tags: dict) -> None:
         """Set the final tags and end the run (MLflow status FINISHED, FAILED or KILLED); while its
         server is away, wait for it up to wait_at_end_s(), then leave the records in the spool."""

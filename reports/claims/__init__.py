@@ -93,10 +93,24 @@ def cells_text(verdict: Verdict) -> str:
     parts = []
     for result in verdict.results:
         band = result.part.band
-        shown = "; ".join(c.text(band, result.level) for c in result.cells) or "no cell has runs"
+        shown = "; ".join(c.text(band, result.level_of(c)) for c in result.cells) or "no cell has runs"
         family = f" [{result.family}]" if result.cells else ""
         parts.append(f"{result.part.name}, band {band.text()} ({band.why}){family}: {shown}")
     return " / ".join(parts) or "–"
+
+
+def stage_text(claim: Claim, verdict: Verdict) -> str:
+    """The claim's design and its stage: 'looks at 3, 5, 10 runs a cell (...); stage: look 2 of 3
+    (5 runs a cell), 1 of 4 cells open'."""
+    design = claim.plan.design
+    looked = [c.look for c in verdict.cells]
+    if not looked or not any(looked):
+        return f"{design.text()}; stage: before the first look"
+    stage = max(looked)
+    undecided = sum(len(r.open) for r in verdict.results if r.verdict == INCONCLUSIVE)
+    opened = f", {undecided} of {len(looked)} cells open" if verdict.verdict == INCONCLUSIVE else ""
+    runs = design.looks[stage - 1]
+    return f"{design.text()}; stage: look {stage} of {len(design.looks)} ({runs} runs a cell){opened}"
 
 
 def where_measurable(claim: Claim, verdict: Verdict) -> str:
@@ -132,21 +146,22 @@ def verdict_rows(results: list[tuple[Claim, str, Verdict]]) -> pd.DataFrame:
     for claim, prof, verdict in results:
         common = dict(
             id=claim.id, source=claim.source, paper_version=claim.paper_version, verdict=verdict.verdict,
-            version=verdict.version, profile=prof,
+            version=verdict.version, design=stage_text(claim, verdict), profile=prof,
             reason=verdict.reason + where_measurable(claim, verdict), evidence=verdict.evidence,
         )  # fmt: skip
         cells = [(r, c) for r in verdict.results for c in r.cells]
         if not cells:
             rows.append(dict(common, part="", part_verdict="", cell="", band="", unit=""))
         for result, c in cells:
-            mean, low, high = c.interval(result.level)
+            mean, low, high = c.interval(result.level_of(c))
             band = result.part.band
             rows.append(
                 dict(
                     common, part=result.part.name, part_verdict=result.verdict, band=band.text(),
                     unit=band.unit, band_low=band.low, band_high=band.high, cell=c.name, effect=mean,
-                    effect_low=low, effect_high=high, level=result.level, runs=c.count,
-                    planned=c.planned, failed=c.failed, run_ids=" ".join(str(r)[:8] for r in c.runs),
+                    effect_low=low, effect_high=high, level=result.level_of(c), runs=c.count,
+                    planned=c.planned, look=c.look, looks=c.looks, failed=c.failed,
+                    run_ids=" ".join(str(r)[:8] for r in c.runs),
                 )
             )  # fmt: skip
     return pd.DataFrame(rows)
@@ -178,7 +193,10 @@ def write_claims(
         f'{ALPHA:g} (intersection-union; "up to": some cell at {ALPHA:g}/k, Bonferroni over its k cells), '
         "and the claim is not reproduced when a cell contradicts it at the claim's level shared over every "
         'cell that could (Bonferroni; "up to": every cell). Intervals are shown at the level that decided '
-        f"support. A cell decides with every run its plan fixed (at least {MIN_RUNS}); failed, diverged and "
+        "support at its look. Runs come by each claim's sequential design: a cell is judged at each look it "
+        f"has the runs of (at least {MIN_RUNS}), on its first runs, at the look's share of the error "
+        "(Pocock-type spending, the shares summing to one), and keeps its first decision; failed, diverged "
+        "and "
         "target-missing runs stay in it (a time to a target never reached is censored at the run's own last "
         "time, and two rows' times are compared by log-rank tests, never inside a t interval). `not "
         "comparable` names a guard that could have made the claim look true.",
@@ -194,7 +212,8 @@ def write_claims(
         runs = f" Runs: {', '.join(verdict.runs)}." if verdict.runs else ""
         ours = (verdict.evidence or f"– (profile {prof})") + runs
         rule = f"**{verdict.verdict}** (rule {verdict.version})"
-        decided = f"{rule}: {verdict.reason}{where_measurable(claim, verdict)}"
+        design = f"Design: {stage_text(claim, verdict)}"
+        decided = f"{rule}: {verdict.reason}{where_measurable(claim, verdict)}. {design}"
         lines.append(
             f"| {cell(f'**{claim.id}** ({claim.source}; from {claim.paper_version}): {claim.statement}')} "
             f"| {cell(claim.paper)} "

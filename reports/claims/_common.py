@@ -29,7 +29,9 @@ from .stats import (
     NOT_MEASURABLE,
     NOT_REPRODUCED,
     REPRODUCED,
+    SEQUENTIAL,
     Cell,
+    Design,
     Part,
     PartResult,
     decide,
@@ -42,7 +44,6 @@ EXTENSION = "none: the suite's extension"
 ACCURACY_TABLES = ("table1", "table3", "table6")  # CIFAR-10, CIFAR-100, IMDb: LU and BU runs
 TTA_TABLES = ("table1", "table3")
 TERMINAL = ("finished", "diverged", "failed")  # a run's end that counts (interrupted runs resume)
-PLANS_EXPERIMENT = "claim-plans"  # `run claims --runs N` declares its larger plans here first
 # One margin for every "the same accuracy" of 000 (IMDb's LU vs BU, ImageNet's LU vs bp): the one
 # place the paper shows that sameness with replicated runs is IMDb (Table 6: LU 85.15 ± 0.15, BU
 # 85.06 ± 0.59, 3 runs each), whose own Welch 95 % interval on the gap is [-1.27, +1.45] points; so
@@ -115,12 +116,25 @@ class Need:
 @dataclass(frozen=True)
 class Plan:
     """What decides a claim: table runs (`needs`), `perf` benchmarks (`perf_runs` results of each),
-    and the runs per cell, fixed before they run. `run claims` runs the union of the plans."""
+    the run indices of the design's first look (`runs`) and the sequential `design`, fixed before
+    they run. `run claims` runs the union of the plans, and `--until-decided` the design's later
+    looks of the cells still open."""
 
     needs: tuple[Need, ...] = ()
     perf: tuple[str, ...] = ()
     runs: int = MIN_RUNS
     perf_runs: int = MIN_RUNS
+    design: Design = SEQUENTIAL
+
+    def added(self, look: int) -> int:
+        """The runs (perf results) the design adds to a cell after its first look, by look `look`
+        (1-based): a cell holds `runs + added(look)` run indices, `perf_runs + added(look)` results."""
+        return self.design.looks[look - 1] - self.design.looks[0]
+
+    @property
+    def last(self) -> int:
+        """The design's last look."""
+        return len(self.design.looks)
 
 
 @dataclass(frozen=True)
@@ -156,7 +170,7 @@ class Claim:
         """The verdict on what the rule measured: stats.decide over the parts, then the guard
         (`explain`: the runs that would decide each open cell, in the reason)."""
         runs = tuple(dict.fromkeys(short(r for c in measured.cells for r in c.runs)))
-        verdict, reason, results = decide(self.parts, measured.cells, explain)
+        verdict, reason, results = decide(self.parts, measured.cells, explain, self.plan.design)
         if measured.unmeasurable:
             verdict, reason = NOT_MEASURABLE, measured.unmeasurable
         elif measured.guard and verdict == REPRODUCED:
@@ -198,32 +212,21 @@ class Evidence:
     specs: dict  # table id -> TableSpec
     profile: str
     runs_per_cell: int | None = None  # None: every run index
-    default_runs: int = MIN_RUNS  # the claim's own plan; indices above it need a declared plan
-    # The larger plans declared (`run claims --runs N`): (runs per cell, when), each counting the
-    # run indices below its size that started after it was declared.
-    declared: tuple[tuple[int, pd.Timestamp], ...] = ()
+    first_look: int = MIN_RUNS  # the runs of a cell's first look (its `planned` runs)
     _cache: dict = field(default_factory=dict)
 
     def planned(self, claim: Claim) -> Evidence:
-        """This evidence as `claim`'s plan fixes it: run indices below its runs per cell (1 at smoke,
-        which decides nothing), and above them the indices of a larger plan `run claims --runs N`
-        declared before those runs started (a later, larger declaration strands none of them)."""
-        default = 1 if self.profile == "smoke" else claim.plan.runs
-        declared = tuple((n, when) for n, when in declared_plans(self, claim.id) if n > default)
-        runs = max([default, *(n for n, _ in declared)])
-        return replace(self, runs_per_cell=runs, default_runs=default, declared=declared)
+        """This evidence as `claim`'s plan fixes it: the run indices up to its design's last look (1
+        at smoke, which decides nothing). Runs beyond it never count, however they were made."""
+        plan = claim.plan
+        if self.profile == "smoke":
+            return replace(self, runs_per_cell=1, first_look=1)
+        return replace(self, runs_per_cell=plan.runs + plan.added(plan.last), first_look=plan.runs)
 
     def _in_plan(self, runs: pd.DataFrame) -> pd.DataFrame:
         if runs.empty or self.runs_per_cell is None or "run_index" not in runs:
             return runs
-        index = runs["run_index"].astype(int)
-        keep = index < self.default_runs
-        if self.declared and "start_time" in runs:
-            for extra in range(self.default_runs, self.runs_per_cell):
-                # The index counts from the first declaration that covers it.
-                first = min(when for n, when in self.declared if n > extra)
-                keep |= (index == extra) & (runs["start_time"] >= first)
-        return runs[keep]
+        return runs[runs["run_index"].astype(int) < self.runs_per_cell]
 
     def all_runs(self, table_id: str) -> pd.DataFrame:
         """The first run of each cell and run index of the table that ended (finished, diverged or
@@ -245,7 +248,12 @@ class Evidence:
 
     @property
     def planned_runs(self) -> int:
-        """The runs per cell a cell of this evidence needs before it decides."""
+        """The runs a cell of this evidence needs before its first look."""
+        return self.first_look
+
+    @property
+    def most_runs(self) -> int:
+        """The most runs (perf results) of a cell that count: its design's last look's."""
         return self.runs_per_cell or MIN_RUNS
 
     def runs(self, table_id: str) -> pd.DataFrame:
@@ -268,7 +276,7 @@ class Evidence:
         and hardware. Failed and diverged runs stay: a time to a target a run never reached is
         censored at its own last training time (`<column>_censored`), and a run that failed before
         its first evaluation keeps NaN."""
-        key = ("per_run", table_id, self.runs_per_cell, self.default_runs, self.declared)
+        key = ("per_run", table_id, self.runs_per_cell)
         if key not in self._cache:
             runs = self.runs(table_id)
             self._cache[key] = measured_runs(self.uri, self.specs[table_id], self.profile, runs)
@@ -283,21 +291,6 @@ class Evidence:
                 runs[runs["perf"] == name] if not runs.empty and "perf" in runs else pd.DataFrame()
             )
         return self._cache[key]
-
-
-def declared_plans(evidence: Evidence, claim_id: str) -> list[tuple[int, pd.Timestamp]]:
-    """(runs per cell, when declared) of the larger plans `run claims --runs N` declared for the
-    claim at this profile (experiment PLANS_EXPERIMENT)."""
-    key = ("plans",)
-    if key not in evidence._cache:
-        evidence._cache[key] = load_runs(evidence.uri, PLANS_EXPERIMENT)
-    plans = evidence._cache[key]
-    if plans.empty or "claims" not in plans:
-        return []
-    mine = plans[
-        (plans["profile"] == evidence.profile) & plans["claims"].str.split(",").apply(lambda c: claim_id in c)
-    ]
-    return [(int(r["runs"]), r["start_time"]) for _, r in mine.iterrows()]
 
 
 # --- rule helpers ---------------------------------------------------------------------------------
@@ -408,9 +401,16 @@ def paired_cells(
                 tuple(joined["run_id_a"]) + tuple(joined["run_id_b"]),
                 evidence.planned_runs,
                 failed,
+                rows=rows_of(table_id, model, left, right),
             )
         )
     return cells
+
+
+def rows_of(table_id: str, model: str, *frames: pd.DataFrame) -> tuple[tuple[str, str, str], ...]:
+    """(table, model, label) of the rows whose runs the frames hold (Cell.rows)."""
+    labels = dict.fromkeys(label for frame in frames for label in frame["label"])
+    return tuple((table_id, model, str(label)) for label in labels)
 
 
 def still_improving(per_run: pd.DataFrame, gain_points: float = 1.0) -> pd.DataFrame:

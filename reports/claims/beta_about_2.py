@@ -31,7 +31,7 @@ def paper_beta(cell: dict) -> float:
     decided_by="β = backward / forward of each table9 run over the paper's β of its model: in [0.8, 1.25]",
     settle="`run table9` (3 runs per model) on the hardware to compare",
     parts=(ABOUT,),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     plan=Plan((Need("table9"),)),
 )
 def beta_about_2(evidence: Evidence) -> Measured:

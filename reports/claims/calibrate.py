@@ -2,7 +2,9 @@
 
 For every claim, stores are simulated from its parts (`stats.Part`: the paper's effect on the
 band's scale, one run's spread seen in real runs, the paper's number of cells), with 3, 5 and 10
-runs per cell. The false stores put one part at a time where it is false, the others at the
+runs per cell: the claim's sequential design (stats.Design) stopped at its first, second and last
+look, every look the store reaches judged at its share of the error. The false stores put one
+part at a time where it is false, the others at the
 paper's effect (where a part is false alone, its claim is likeliest to read "reproduced"), and
 the rate kept is the worst part's: every cell at the band's edge ("edge": the statement false by
 the least), at the opposite effect (mirrored about that edge), or the paper's effect in one cell
@@ -59,7 +61,9 @@ def diverged_margin(part: Part) -> float:
     return opposite + math.copysign(2 * part.noise, opposite - part.paper)
 
 
-def time_cell(part: Part, name: str, scenario: str, mean: float, runs: int, rng: np.random.Generator) -> Cell:
+def time_cell(
+    part: Part, name: str, scenario: str, mean: float, runs: int, rng: np.random.Generator, planned: int
+) -> Cell:
     """A cell of times to a target: the slow row's log times `mean` above the fast row's, each run's
     spread part.noise / sqrt(2) (noise is a pair's); "diverged": one fast run stopped at half its
     time short of the target, "censored", "edge censored": the slow runs past a budget stopped at it."""
@@ -78,7 +82,7 @@ def time_cell(part: Part, name: str, scenario: str, mean: float, runs: int, rng:
     failed = runs * 2 - sum(fast_reached) - sum(slow_reached)
     ratios = tuple(float(v) for v in np.log(slow / fast))
     return TimeCell(
-        part.name, name, ratios, planned=runs, failed=failed, slow=tuple(map(float, slow)),
+        part.name, name, ratios, planned=planned, failed=failed, slow=tuple(map(float, slow)),
         fast=tuple(map(float, fast)), slow_reached=tuple(slow_reached), fast_reached=tuple(fast_reached),
     )  # fmt: skip
 
@@ -86,19 +90,19 @@ def time_cell(part: Part, name: str, scenario: str, mean: float, runs: int, rng:
 def simulate(claim: Claim, scenario: str, runs: int, rng: np.random.Generator, false: int = 0) -> Measured:
     """One simulated store of `claim` in `scenario`: each part's cells, `runs` margins (or two rows'
     times) each; `false`: the index of the part a false scenario makes false."""
-    cells = []
+    cells, planned = [], claim.plan.design.looks[0]
     for index, part in enumerate(claim.parts):
         for k in range(part.cells):
             mean = effect(part, scenario, k == 0, index == false)
             if part.times:
-                cells.append(time_cell(part, f"cell {k}", scenario, mean, runs, rng))
+                cells.append(time_cell(part, f"cell {k}", scenario, mean, runs, rng, planned))
                 continue
             values = rng.normal(mean, part.noise, runs)
             failed = 0
             if scenario == "diverged":
                 values[0], failed = diverged_margin(part), 1
             cells.append(
-                Cell(part.name, f"cell {k}", tuple(float(v) for v in values), planned=runs, failed=failed)
+                Cell(part.name, f"cell {k}", tuple(float(v) for v in values), planned=planned, failed=failed)
             )
     return Measured(tuple(cells))
 

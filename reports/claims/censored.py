@@ -15,13 +15,13 @@ the rows are then compared unpaired, since log-rank has no paired form.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._common import Evidence, Selector, compared_rows, log_ratio
+from ._common import Evidence, Selector, compared_rows, log_ratio, rows_of
 from .stats import LEVEL, Band, Cell, Part
 
 
@@ -45,6 +45,17 @@ class TimeCell(Cell):
     @property
     def count(self) -> int:
         return len(self.values) if not self.censored else min(len(self.slow), len(self.fast))
+
+    def first(self, runs: int) -> Cell:
+        """The cell as each row's first `runs` runs make it (a look of the design)."""
+        half, ids = len(self.slow), self.runs
+        if len(ids) == half + len(self.fast):  # the slow row's ids, then the fast row's
+            ids = ids[:runs] + ids[half : half + runs]
+        return replace(
+            self, values=self.values[:runs], runs=ids, planned=runs, slow=self.slow[:runs],
+            fast=self.fast[:runs], slow_reached=self.slow_reached[:runs],
+            fast_reached=self.fast_reached[:runs],
+        )  # fmt: skip
 
     @property
     def unmeasured(self) -> int:
@@ -183,6 +194,7 @@ def time_cells(
                 fast=tuple(float(t) for t in rows[1][value]),
                 slow_reached=tuple(bool(x) for x in reached[0]),
                 fast_reached=tuple(bool(x) for x in reached[1]),
+                rows=rows_of(table_id, model, *rows),
             )
         )
     return cells

@@ -43,7 +43,7 @@ LOWER = Part(
     decided_by="BU minus LU best held-out bits per byte, paired by run index, in the runs of pd-transformer",
     settle="3 runs per cell: `run pd-transformer --runs 3`",
     parts=(LOWER,),
-    version="2 (2026-11-25)",
+    version="3 (2026-11-26)",
     plan=Plan((Need("pd-transformer", ("async_lu", "async_bu")),)),
 )
 def gpt_lu_lower_loss(evidence: Evidence) -> Measured:

@@ -60,7 +60,7 @@ def gpt_beta(evidence: Evidence) -> float:
     ),
     settle="3 runs per cell: `run pd-transformer --runs 3` and `run pd-transformer-beta`",
     parts=(REACHES,),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     plan=Plan((Need("pd-transformer", ("bp", "async_lu")), Need("pd-transformer-beta"))),
 )
 def gpt_lu_speedup(evidence: Evidence) -> Measured:

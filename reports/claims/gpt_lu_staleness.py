@@ -55,7 +55,7 @@ FARTHER = Part(
     ),
     settle="3 runs per cell: `run pd-transformer --runs 3`",
     parts=(BELOW, FARTHER),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     plan=Plan((Need("pd-transformer", ("async_lu", "async_bu")),)),
 )
 def gpt_lu_staleness(evidence: Evidence) -> Measured:

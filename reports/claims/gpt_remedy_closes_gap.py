@@ -207,7 +207,7 @@ def screening_text(ranked: list[tuple[str, float]], evidence: Evidence) -> str:
         "the best two remedies and runs 0-3 of their bp baselines"
     ),
     parts=(CLOSES, SOONER),
-    version="2 (2026-11-26)",
+    version="3 (2026-11-26)",
     plan=Plan(
         (Need(TABLE, methods=(CONTROL,), runs=1), Need(TABLE, choose=confirmed_rows, chooses=4)), runs=1 + 3
     ),

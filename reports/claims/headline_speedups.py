@@ -51,7 +51,7 @@ OVER_DDP = Part(
     ),
     settle="3 runs per cell of pd-headline at the paper profile (CIFAR-100, GPUs)",
     parts=(OVER_LPP, OVER_DDP),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     plan=Plan((Need("pd-headline"),)),
     needs_hardware="CIFAR-100 and several GPUs, one per process (004's set-up)",
     needs_gpus=2,

@@ -52,7 +52,7 @@ SAME = Part(
     ),
     settle="ImageNet-1k on disk and 3 GPUs: `run table5 --profile paper`",
     parts=(THREE_X, SAME),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     plan=Plan((Need("table5"),)),
     needs_hardware="ImageNet-1k on disk and 3 GPUs",
     needs_gpus=3,

@@ -29,7 +29,7 @@ from .stats import Cell, Part, above, stated
 TABLE = ("layup",)
 KEY = "straggler_delay_frac"
 SOURCE = "000 v4 (LayUp) abstract, the suite's reading"
-VERSION = "2 (2026-11-26)"
+VERSION = "3 (2026-11-26)"
 PLAN = Plan((Need("layup"),))
 
 

@@ -99,7 +99,7 @@ def depth_cells(evidence: Evidence) -> list[Cell]:
     ),
     settle="3 runs per cell of table1 (LU and BU on ResNet-18, BU on ResNet-50) and table9",
     parts=(BELOW, DEEPER),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     # At smoke and quick: LU and BU on CIFAR-10 ResNet-18 (below), BU on ResNet-50 and Table 9 (depth).
     plan=Plan(
         (

@@ -57,7 +57,7 @@ def memory_line(per_run) -> str:
     ),
     settle="3 runs per cell: `run pd-pipeline --runs 3`",
     parts=(FASTER,),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     plan=Plan((Need("pd-pipeline", ("async_lu", *PIPELINES)),)),
 )
 def lu_faster_than_pipelines(evidence: Evidence) -> Measured:

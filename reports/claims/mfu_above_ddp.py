@@ -40,7 +40,7 @@ ABOVE = Part(
     ),
     settle="3 runs per cell of pd-headline (paper profile on GPUs)",
     parts=(ABOVE,),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     plan=Plan((Need("pd-headline", ("async_lu", "ddp")),)),
     needs_hardware="a GPU (on a CPU the threads share the cores MFU is measured against)",
     needs_gpus=1,

@@ -42,11 +42,11 @@ def perf_results(evidence: Evidence, name: str, count: int) -> pd.DataFrame:
     ),
     settle="`python -m benchmarks perf async` 3 times (on a machine with at least 1 + β cores or a GPU)",
     parts=(APPROACHES,),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     plan=Plan(perf=("async",)),
 )
 def speedup_approaches_bound(evidence: Evidence) -> Measured:
-    runs = perf_results(evidence, "async", evidence.planned_runs)
+    runs = perf_results(evidence, "async", evidence.most_runs)
     if runs.empty:
         return Measured(
             unmeasurable="no `perf async` result in the store; run `python -m benchmarks perf async`"

@@ -16,8 +16,12 @@ held at ALPHA in each direction over all of its cells:
   (Bonferroni, which for "any of them" is Holm's first step); an "up to" part contradicts only
   when every cell does, one intersection-union member of that family.
 
-A cell decides only with every run its plan fixed (at least MIN_RUNS): extra runs do not move a
-verdict, missing ones leave it open.
+Runs come by a pre-registered sequential `Design` (rule version 4): a cell is looked at when it
+holds the runs of a look (3, then 5, then 10), each look judged on the cell's first runs at its
+share of the error rate (Lan-DeMets spending, Pocock type; the shares sum to one, so by the union
+bound over the looks each direction's error stays at ALPHA). A cell that decides at a look keeps
+that decision and gets no more runs; runs beyond the design's last look never count, and a cell
+short of its first look is open.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import functools
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 INCONCLUSIVE, NOT_MEASURABLE = "inconclusive", "not measurable here"
@@ -37,6 +41,41 @@ ALPHA = 0.025  # each side of a band: a one-sided test, and a claim's family-wis
 LEVEL = 1 - 2 * ALPHA  # an interval shown alone: two-sided 95 %
 MIN_RUNS = 3  # runs a cell needs before it decides (the paper's 3 runs per cell)
 SUPPORTS, CONTRADICTS, OPEN = "supports", "contradicts", "open"
+
+
+@dataclass(frozen=True)
+class Design:
+    """A claim's pre-registered sequential design: the runs per cell at each look, the last its
+    maximum, and the error it spends at each (Lan-DeMets' Pocock-type spending function
+    alpha * ln(1 + (e - 1) t) at information fraction t = runs / maximum). O'Brien-Fleming's
+    spends about 4e-5 of 0.025 at 3 of 10 runs, which a t test on 2 degrees of freedom cannot use:
+    Pocock's spends 42 % there (docs/fidelity.md)."""
+
+    looks: tuple[int, ...] = (3, 5, 10)
+
+    @property
+    def most(self) -> int:
+        """The most runs a cell gets."""
+        return self.looks[-1]
+
+    def spent(self, look: int) -> float:
+        """The share of the error spent by look `look` (1-based; 0 before the first)."""
+        if look <= 0:
+            return 0.0
+        return math.log1p((math.e - 1) * self.looks[look - 1] / self.most)
+
+    def share(self, look: int) -> float:
+        """The share of the error look `look` spends (the shares of all looks sum to one)."""
+        return self.spent(look) - self.spent(look - 1)
+
+    def text(self) -> str:
+        """'looks at 3, 5, 10 runs a cell (shares of the error 0.416, 0.204, 0.380; Pocock-type spending)'."""
+        shares = ", ".join(f"{self.share(k):.3f}" for k in range(1, len(self.looks) + 1))
+        runs = ", ".join(map(str, self.looks))
+        return f"looks at {runs} runs a cell (shares of the error {shares}; Pocock-type spending)"
+
+
+SEQUENTIAL = Design()
 
 
 @dataclass(frozen=True)
@@ -140,6 +179,19 @@ class Cell:
     planned: int = MIN_RUNS
     failed: int = 0
     note: str = ""
+    # The (table, model, row label) of the runs it compares, where a rule names them: the rows
+    # `run claims --until-decided` adds runs to while the cell is open (else the claim's every row).
+    rows: tuple[tuple[str, str, str], ...] = ()
+    look: int = 0  # the design's look the cell was judged at (0: none reached)
+    looks: int = 0  # the design's looks
+    share: float = 1.0  # the share of the error its look spent
+
+    def first(self, runs: int) -> Cell:
+        """The cell as its first `runs` runs make it (a look of the design)."""
+        half, ids = len(self.runs) // 2, self.runs
+        if len(ids) == 2 * self.count:  # two rows' ids, paired by run index
+            ids = ids[:runs] + ids[half : half + runs]
+        return replace(self, values=self.values[:runs], runs=ids, planned=runs)
 
     @property
     def defined(self) -> list[float]:
@@ -203,6 +255,8 @@ class Cell:
         failed = f", {self.failed} failed, diverged or short of the target" if self.failed else ""
         note = f"; {self.note}" if self.note else ""
         runs = f"{self.count} of {self.planned} runs"
+        if self.look:
+            runs = f"{self.count} runs, look {self.look} of {self.looks}"
         return f"{self.name} {band.show(mean)}{interval}, {runs}{failed}{note}"
 
 
@@ -228,6 +282,30 @@ def t_quantile(q: float, df: int) -> float:
     return float(stats.t.ppf(q, df))
 
 
+def judge_looks(
+    cell: Cell, band: Band, support: float, contradict: float, design: Design = SEQUENTIAL
+) -> tuple[Cell, str, str]:
+    """(the cell at the look that judged it, SUPPORTS | CONTRADICTS | OPEN, why): each look the cell
+    holds the runs of, in turn, on its first runs at the look's share of `support` and `contradict`,
+    until one decides (a decision stands: later runs do not move it)."""
+    if cell.planned < MIN_RUNS:
+        return cell, OPEN, f"{cell.planned} run(s) planned, {MIN_RUNS} needed to decide"
+    reached = [n for n in design.looks if n <= cell.count]
+    if not reached:
+        return cell, OPEN, f"{cell.count} of the {design.looks[0]} runs of its first look"
+    for look, runs in enumerate(reached, 1):
+        share = design.share(look)
+        at = replace(cell.first(runs), look=look, looks=len(design.looks), share=share)
+        verdict, why = at.judge(band, support * share, contradict * share)
+        if verdict != OPEN:
+            return at, verdict, why
+    if len(reached) < len(design.looks):
+        more = f"next look at {design.looks[len(reached)]} runs"
+    else:
+        more = f"the design's last look ({design.most} runs) is reached"
+    return at, OPEN, f"{why or 'the interval crosses the band'} at look {len(reached)}; {more}"
+
+
 @dataclass(frozen=True)
 class PartResult:
     """A part's verdict over its cells, and why, with the one-sided levels its cells were judged at
@@ -239,11 +317,16 @@ class PartResult:
     cells: tuple[Cell, ...] = field(default=())
     support: float = ALPHA
     contradict: float = ALPHA
+    open: tuple[Cell, ...] = ()  # the cells no look has decided yet
 
     @property
     def level(self) -> float:
-        """The two-sided level of the intervals that decided support (the report shows them)."""
+        """The two-sided level of support over all the looks (each look's share is the cell's)."""
         return 1 - 2 * self.support
+
+    def level_of(self, cell: Cell) -> float:
+        """The two-sided level of the interval that decided the cell's support at its look."""
+        return 1 - 2 * self.support * cell.share
 
     @property
     def family(self) -> str:
@@ -268,20 +351,27 @@ def contradiction_tests(parts: Sequence[Part], cells: Sequence[Cell]) -> int:
 
 
 def decide_part(
-    part: Part, cells: Sequence[Cell], tests: int | None = None, explain: bool = True
+    part: Part,
+    cells: Sequence[Cell],
+    tests: int | None = None,
+    explain: bool = True,
+    design: Design = SEQUENTIAL,
 ) -> PartResult:
-    """A part's verdict from its cells (the module docstring's rule); `tests`: the claim's
-    contradiction family (`contradiction_tests`; this part's own where None); `explain`: say how
-    many runs would decide each open cell (the report; the calibration needs only the verdict)."""
+    """A part's verdict from its cells (the module docstring's rule), each judged at the looks of
+    `design` (`judge_looks`); `tests`: the claim's contradiction family (`contradiction_tests`; this
+    part's own where None); `explain`: say how many runs would decide each open cell (the report;
+    the calibration needs only the verdict)."""
     cells = tuple(c for c in cells if c.part == part.name)
     if not cells:
         return PartResult(part, INCONCLUSIVE, f"{part.name}: no cell has runs")
     contradict = ALPHA / (tests or contradiction_tests((part,), cells))
     support = ALPHA if part.every else ALPHA / len(cells)
-    judged = [(c, *c.judge(part.band, support, contradict)) for c in cells]
+    judged = [judge_looks(c, part.band, support, contradict, design) for c in cells]
+    looked = tuple(c for c, _, _ in judged)
+    undecided = tuple(c for c, j, _ in judged if j == OPEN)
 
     def result(verdict: str, reason: str) -> PartResult:
-        return PartResult(part, verdict, f"{part.name}: {reason}", cells, support, contradict)
+        return PartResult(part, verdict, f"{part.name}: {reason}", looked, support, contradict, undecided)
 
     if part.every:
         against = [c for c, j, _ in judged if j == CONTRADICTS]
@@ -298,9 +388,10 @@ def decide_part(
             return result(REPRODUCED, f"the best cell, {best.name}, {part.band.text()}")
         if all(j == CONTRADICTS for _, j, _ in judged):
             return result(NOT_REPRODUCED, f"no cell {part.band.text()}")
+    last = design.share(len(design.looks))  # runs to settle: at the level of the design's last look
     open_ = "; ".join(
-        f"{c.name}: {why or 'the interval crosses the band'}"
-        + (settle_text(c, part.band, support, contradict) if explain and not why else "")
+        f"{c.name}: {why}"
+        + (settle_text(c, part.band, support * last, contradict * last) if explain and c.look else "")
         for c, j, why in judged
         if j == OPEN
     )
@@ -375,9 +466,9 @@ def combine(verdicts: Sequence[str]) -> str:
 
 
 def decide(
-    parts: Sequence[Part], cells: Sequence[Cell], explain: bool = True
+    parts: Sequence[Part], cells: Sequence[Cell], explain: bool = True, design: Design = SEQUENTIAL
 ) -> tuple[str, str, tuple[PartResult, ...]]:
-    """(verdict, reason, each part's result) of a claim from its cells."""
+    """(verdict, reason, each part's result) of a claim from its cells, at the looks of `design`."""
     tests = contradiction_tests(parts, cells)
-    results = tuple(decide_part(p, cells, tests, explain) for p in parts)
+    results = tuple(decide_part(p, cells, tests, explain, design) for p in parts)
     return combine([r.verdict for r in results]), " | ".join(r.reason for r in results), results

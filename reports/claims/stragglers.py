@@ -43,7 +43,7 @@ UNDER = Part(
     ),
     settle="3 runs per cell of pd-stragglers",
     parts=(UNDER,),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     # Only async_lu's drops decide; ddp's and lapsgd's are context, run at the paper profile (and
     # shown at any profile where the store has them): at smoke/quick the plan is LU's 12 runs, not 36.
     plan=Plan((Need("pd-stragglers", ("async_lu",), profiles=REDUCED), Need("pd-stragglers", profiles=FULL))),

@@ -39,7 +39,7 @@ RAISES = Part(
     decided_by="pd-threads: samples/s at F=1,B=2 over F=1,B=1, per method and model, paired by run index",
     settle="3 runs per cell of pd-threads' 1:1 and 1:2 rows",
     parts=(RAISES,),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-26)",
     plan=Plan((Need("pd-threads"),)),
 )
 def thread_ratio_1_2(evidence: Evidence) -> Measured:
