@@ -72,6 +72,11 @@ def add_run(sub) -> None:
     run.add_argument("--out", help="run claims: where the claims report goes (default: reports/out/)")
     run.add_argument("--budget", help="run claims: run what fits in this time (e.g. 2h, 90m), cheapest first")
     run.add_argument(
+        "--until-decided",
+        action="store_true",
+        help="run claims: then each claim's design, look by look, for its open cells until it decides",
+    )
+    run.add_argument(
         "--dry-run", action="store_true", help="run claims: print each claim's plan and estimate"
     )
 

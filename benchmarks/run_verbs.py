@@ -80,6 +80,7 @@ def cmd_run(args) -> int:
         ("--only", args.only),
         ("--budget", args.budget),
         ("--dry-run", args.dry_run),
+        ("--until-decided", args.until_decided),
         ("--out", args.out),
     )
     for flag, value in claims_only:
@@ -188,10 +189,12 @@ def cmd_run_claims(args) -> int:
     from .engine.calibration import Calibration
     from .engine.executor import Executor, tally
     from .engine.planner import Estimates, parse_duration, run_claims, select_claims
+    from .engine.sequential import print_designs, run_until_decided
     from .engine.store import PROJECT_ROOT
     from .engine.tracking import Tracker
     from .perf import PERF, PerfOptions
     from .profiles import resolve_profile
+    from .tables import TABLES
 
     if args.methods or args.set:
         raise UserError("--methods and --set are for `run TABLE`; `run claims` runs what each claim needs")
@@ -202,7 +205,7 @@ def cmd_run_claims(args) -> int:
     close_stale(tracker)
     data_dir = resolve_data_dir(args.data_dir)
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
-    plans = runnable_plans(claims, profile, args, data_dir, out_dir, tracker.uri)
+    plans, missing = runnable_plans(claims, profile, args, data_dir, out_dir, tracker.uri)
     estimates = Estimates(tracker, profile, Calibration(data_dir))
 
     def run_perf(name: str) -> None:
@@ -211,15 +214,26 @@ def cmd_run_claims(args) -> int:
     executor = Executor(tracker, data_dir, budget_s=budget)
     left_out = run_claims(plans, executor, estimates, run_perf, args.dry_run)
     if args.dry_run:
+        print_designs(plans, dict(TABLES), profile, args.devices, estimates, missing)
         return 0
+    if args.until_decided and profile == "smoke":
+        log.warning("--until-decided: smoke runs decide nothing, so no look follows the first")
+    elif args.until_decided:
+        later = run_until_decided(
+            claims, dict(TABLES), profile, args.devices, executor, estimates, run_perf, missing
+        )
+        left_out = list({**dict(left_out), **dict(later)}.items())
     print(f"jobs: {tally(executor.outcomes)}; results in {tracker.uri}")
     write_verdicts(tracker.uri, out_dir, profile, left_out)
     return report_not_run(executor.outcomes)
 
 
-def runnable_plans(claims: list, profile: str, args, data_dir: Path, out_dir: Path, uri: str) -> list:
-    """The claims' plans, less what this machine cannot run (too few GPUs, data not on disk); for a
-    real run, also checks that the report can be written and every job's devices exist."""
+def runnable_plans(
+    claims: list, profile: str, args, data_dir: Path, out_dir: Path, uri: str
+) -> tuple[list, set[str]]:
+    """The claims' plans, less what this machine cannot run (too few GPUs, data not on disk), and
+    the datasets not on disk; for a real run, also checks that the report can be written and every
+    job's devices exist."""
     import torch
 
     from datasets.registry import looking_only
@@ -231,13 +245,14 @@ def runnable_plans(claims: list, profile: str, args, data_dir: Path, out_dir: Pa
     plans = plan_claims(claims, dict(TABLES), profile, args.runs, args.devices, uri)
     drop_undecidable(plans, torch.cuda.device_count())
     with looking_only() if args.dry_run else contextlib.nullcontext():  # a dry run looks, never fetches
-        for dataset, why in drop_missing_data(plans, data_dir).items():
-            log.warning("%s: %s", dataset, why)
+        missing = drop_missing_data(plans, data_dir)
+    for dataset, why in missing.items():
+        log.warning("%s: %s", dataset, why)
     if not args.dry_run:
         check_writable(out_dir)
         for job in {(j.table, j.key): j for p in plans for j in p.every_job}.values():
             check_device_count(job)  # before anything runs
-    return plans
+    return plans, set(missing)
 
 
 def write_verdicts(uri: str, out_dir: Path, profile: str, left_out: list[tuple[str, float]]) -> None:

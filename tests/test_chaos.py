@@ -31,8 +31,19 @@ SAME = ("id", "verdict", "version", "profile", "part", "cell", "runs", "planned"
 
 
 def run_claims(store: str, out: Path) -> subprocess.Popen:
-    """`run claims --profile smoke` on `store`, its report to `out`, in the background."""
-    args = ["run", "claims", "--profile", "smoke", "--tracking-uri", store, "--out", str(out)]
+    """`run claims --profile smoke --until-decided` on `store`, its report to `out`, in the background
+    (smoke decides nothing, so no look follows the first: tests/test_until_decided.py kills rounds)."""
+    args = [
+        "run",
+        "claims",
+        "--profile",
+        "smoke",
+        "--until-decided",
+        "--tracking-uri",
+        store,
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks", *args], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,

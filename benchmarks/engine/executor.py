@@ -70,6 +70,10 @@ class Executor:
         """Whether `seconds` more fit in the budget (times `slack`)."""
         return self.budget_s is None or self.spent_s() + seconds <= self.budget_s * slack
 
+    def seen(self, job: Job) -> bool:
+        """Whether this command has tried `job` already (it tries each at most once)."""
+        return (job.table, job.key) in self._seen
+
     def is_finished(self, job: Job) -> bool:
         """Whether the store holds a finished run of `job`."""
         if self.finished is not None:

@@ -54,27 +54,30 @@ def write_table(
     tracker, table: str, profile: str, truths: dict[str, RowTruth], runs: int, seed: int = 0
 ) -> int:
     """Write one run per job of `table` at `profile` whose row's label is in `truths`, `runs` per
-    cell, as the runner writes it (tags, params, per-epoch metrics, final status); returns the
-    number of runs written."""
+    cell, as the runner writes it (`write_job`); returns the number of runs written."""
     from ..tables import TABLES
+
+    jobs = [j for j in TABLES[table].jobs(profile, runs=runs) if j.row.label in truths]
+    for job in jobs:
+        write_job(tracker, job, truths[job.row.label], seed)
+    return len(jobs)
+
+
+def write_job(tracker, job, truth: RowTruth, seed: int = 0) -> str:
+    """One run of `job` as the runner writes it (its tags, params, per-epoch metrics and final
+    status), its curve drawn from `truth` by its run index, row and model; returns its run id."""
     from .runner import job_tags
 
-    spec, written = TABLES[table], 0
-    for job in spec.jobs(profile, runs=runs):
-        truth = truths.get(job.row.label)
-        if truth is None:
-            continue
-        rng = np.random.default_rng([seed, job.run_index, sum(map(ord, job.row.label + job.model))])
-        accs, times, status = curve(truth, job.config.max_epochs, job.run_index, rng)
-        tags = {**job_tags(job), "hardware": str(SYNTHETIC_HARDWARE)}  # the runner's, on made-up hardware
-        run_id = tracker.start(job.table, job.run_name, tags, {**job.params(), **SYNTHETIC_HARDWARE.params()})
-        for epoch, (acc, seconds) in enumerate(zip(accs, times, strict=True)):
-            metrics = dict(test_acc=acc, train_time_s=seconds, train_loss=1.0 / (epoch + 1), mem_peak_gib=0.1)
-            tracker.log_metrics(run_id, metrics, step=epoch)
-        stop = "max_epochs" if status == "finished" else status
-        tracker.finish(run_id, status, dict(stop_reason=stop))
-        written += 1
-    return written
+    rng = np.random.default_rng([seed, job.run_index, sum(map(ord, job.row.label + job.model))])
+    accs, times, status = curve(truth, job.config.max_epochs, job.run_index, rng)
+    tags = {**job_tags(job), "hardware": str(SYNTHETIC_HARDWARE)}  # the runner's, on made-up hardware
+    run_id = tracker.start(job.table, job.run_name, tags, {**job.params(), **SYNTHETIC_HARDWARE.params()})
+    for epoch, (acc, seconds) in enumerate(zip(accs, times, strict=True)):
+        metrics = dict(test_acc=acc, train_time_s=seconds, train_loss=1.0 / (epoch + 1), mem_peak_gib=0.1)
+        tracker.log_metrics(run_id, metrics, step=epoch)
+    stop = "max_epochs" if status == "finished" else status
+    tracker.finish(run_id, status, dict(stop_reason=stop))
+    return run_id
 
 
 # The claims' paths, table1: 000's ordering (BU fastest, LU most accurate, LAP/LPP slower and less
