@@ -76,16 +76,7 @@ def cmd_run(args) -> int:
         raise UserError(f"--runs must be <= {MAX_RUNS} (runs per cell, seeds 0..N-1), got {args.runs}")
     if args.table == "claims":
         return cmd_run_claims(args)
-    claims_only = (
-        ("--only", args.only),
-        ("--budget", args.budget),
-        ("--dry-run", args.dry_run),
-        ("--until-decided", args.until_decided),
-        ("--out", args.out),
-    )
-    for flag, value in claims_only:
-        if value:
-            raise UserError(f"{flag} is for `run claims`, not for a table")
+    refuse_claims_flags(args)
     wanted = args.methods.split(",") if args.methods else None
     if args.table == "all":
         specs = [s for s in TABLES.values() if not s.missing_methods]
@@ -120,6 +111,20 @@ def cmd_run(args) -> int:
     outcomes = executor.execute_all(pending, f"{args.table} ({profile})")
     print_outcomes(outcomes, len(jobs) - len(pending), tracker.uri)
     return report_not_run(outcomes)
+
+
+def refuse_claims_flags(args) -> None:
+    """Exit 2 with one line where `run TABLE` is given a flag of `run claims`."""
+    claims_only = (
+        ("--only", args.only),
+        ("--budget", args.budget),
+        ("--dry-run", args.dry_run),
+        ("--until-decided", args.until_decided),
+        ("--out", args.out),
+    )
+    for flag, value in claims_only:
+        if value:
+            raise UserError(f"{flag} is for `run claims`, not for a table")
 
 
 def report_not_run(outcomes: list) -> int:
