@@ -14,6 +14,7 @@ the rows are then compared unpaired, since log-rank has no paired form.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -28,6 +29,19 @@ from .stats import LEVEL, Band, Cell, Part
 def _sample(times: tuple[float, ...], reached: tuple[bool, ...], scale: float = 1.0) -> stats.CensoredData:
     kept = [(t * scale, r) for t, r in zip(times, reached, strict=True) if math.isfinite(t) and t > 0]
     return stats.CensoredData(uncensored=[t for t, r in kept if r], right=[t for t, r in kept if not r])
+
+
+@functools.lru_cache(maxsize=4096)
+def _logrank_z(cell: TimeCell, shift: float) -> float:
+    """scipy.stats.logrank's statistic of the fast row against the slow row scaled by exp(-shift),
+    once per cell and shift (both one-sided p-values and every band edge read it); NaN for no test."""
+    fast = _sample(cell.fast, cell.fast_reached)
+    slow = _sample(cell.slow, cell.slow_reached, math.exp(-shift))
+    reached = len(fast) - fast.num_censored() + len(slow) - slow.num_censored()
+    if not (len(fast) and len(slow)) or not reached:
+        return math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):  # no variance (one time each): NaN
+        return float(stats.logrank(fast, slow).statistic)
 
 
 @dataclass(frozen=True)
@@ -85,14 +99,11 @@ class TimeCell(Cell):
         return self._p(shift, "less")
 
     def _p(self, shift: float, alternative: str) -> float:
-        fast = _sample(self.fast, self.fast_reached)
-        slow = _sample(self.slow, self.slow_reached, math.exp(-shift))
-        reached = len(fast) - fast.num_censored() + len(slow) - slow.num_censored()
-        if not (len(fast) and len(slow)) or not reached:
-            return 1.0  # a row without times, or no time that reached the target: no test
-        with np.errstate(invalid="ignore", divide="ignore"):  # no variance (one time each): p is NaN
-            p = float(stats.logrank(fast, slow, alternative=alternative).pvalue)
-        return 1.0 if math.isnan(p) else p
+        z = _logrank_z(self, shift)
+        if math.isnan(z):
+            return 1.0  # no test (a row without times, none that reached the target, no variance)
+        # scipy.stats.logrank's one-sided p-values of its statistic: "greater" sf(z), "less" cdf(z).
+        return float(stats.norm.sf(z) if alternative == "greater" else stats.norm.cdf(z))
 
     def inside(self, band: Band, alpha: float) -> bool:
         if not self.censored:

@@ -269,7 +269,7 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float,
     mean = math.fsum(values) / len(values)
     if len(values) < 2:
         return mean, math.nan, math.nan
-    sd = statistics.stdev(values, mean)
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
     half = t_quantile(0.5 + level / 2, len(values) - 1) * sd / math.sqrt(len(values))
     return mean, mean - half, mean + half
 
