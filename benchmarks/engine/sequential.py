@@ -3,7 +3,7 @@
 After the runs of the first look (`planner.run_claims`), each round judges every selected claim on
 the store with the code the report uses (`Claim.judge`). For a claim still inconclusive, it plans
 the next look of each open cell: the rows the cell compares (`Cell.rows`; the claim's every row
-where its rule names none) at the run indices of that look (`Plan.runs + Plan.added(look)`), and
+where its rule names none) at the run indices of that look (`Plan.runs_at(look)`), and
 the perf results of that look. A cell's rows are run even where the profile's plan left them out
 (`run TABLE` made its first runs): the cell counts in the verdict, so it must decide for the
 claim to. Rounds run the claims' batches cheapest first within the budget, until every claim is
@@ -54,7 +54,7 @@ def next_plan(
 
     batch = ClaimPlan(claim)
     for look, rows in sorted(open_looks(claim, Evidence(uri, specs, profile)).items()):
-        runs = claim.plan.runs + claim.plan.added(look)
+        runs = claim.plan.runs_at(look)
         if rows is None:
             (full,) = plan_claims([claim], specs, profile, runs, devices, uri)
             batch.jobs += full.jobs
@@ -128,7 +128,7 @@ def print_designs(
         if not (plan.every_job or plan.perf):
             continue
         claim = plan.claim
-        runs = claim.plan.runs + claim.plan.added(claim.plan.last)
+        runs = claim.plan.runs_at(claim.plan.last)
         (most,) = plan_claims([claim], specs, profile, runs, devices)
         most.jobs = [j for j in most.jobs if j.dataset not in missing]
         union.update({(j.table, j.key): j for j in most.every_job})

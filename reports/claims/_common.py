@@ -126,10 +126,10 @@ class Plan:
     perf_runs: int = MIN_RUNS
     design: Design = SEQUENTIAL
 
-    def added(self, look: int) -> int:
-        """The runs (perf results) the design adds to a cell after its first look, by look `look`
-        (1-based): a cell holds `runs + added(look)` run indices, `perf_runs + added(look)` results."""
-        return self.design.looks[look - 1] - self.design.looks[0]
+    def runs_at(self, look: int) -> int:
+        """The run indices a cell holds at the design's look `look` (1-based): its first look's
+        (`runs`, a screening's included), plus the runs the design adds after it."""
+        return self.runs + self.design.looks[look - 1] - self.design.looks[0]
 
     @property
     def last(self) -> int:
@@ -221,7 +221,7 @@ class Evidence:
         plan = claim.plan
         if self.profile == "smoke":
             return replace(self, runs_per_cell=1, first_look=1)
-        return replace(self, runs_per_cell=plan.runs + plan.added(plan.last), first_look=plan.runs)
+        return replace(self, runs_per_cell=plan.runs_at(plan.last), first_look=plan.runs)
 
     def _in_plan(self, runs: pd.DataFrame) -> pd.DataFrame:
         if runs.empty or self.runs_per_cell is None or "run_index" not in runs:
