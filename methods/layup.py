@@ -7,13 +7,17 @@ random, point to point, and a peer applies it the moment it arrives (methods/com
 all-reduce, no barrier inside an epoch, no buffer of whole models. The abstract leaves open how an
 arriving update is applied, to how many peers, in what messages and which model is evaluated; each
 is a setting, with its default's reason in docs/fidelity.md ("LayUp"):
-- `mix`: `add` adds the increment (the abstract's "incremental layer-wise updates ... applied as
-  soon as they are available"); `average` sends the module's weights instead and moves the
-  receiver's half-way to them (gossip averaging, as AD-PSGD's pairwise mix);
+- `mix`: how an arriving message is applied (methods/common/gossip.py has each rule's arithmetic):
+  `pushsum` (default: SGP's push-sum, the network's weighted mean kept exactly, one message per
+  exchange), `pairwise` (AD-PSGD's symmetric pairwise average: a request and a reply), `add` (the
+  increment added: the abstract's "incremental layer-wise updates ... applied as soon as they are
+  available"; replicas drift apart for N > 2) or `average` (the receiver alone moves half-way: the
+  network mean is not kept; earlier runs' rule);
 - `peers`: peers per message (1: the abstract's randomized gossip; N-1: every update to every
   worker, as async_lu's exchange);
 - `bundle`: `layer` sends one message per module, `all` every module waiting in one message;
-- `evaluate`: `own` evaluates rank 0's replica (as every method here), `mean` the replicas' mean.
+- `evaluate`: `own` evaluates rank 0's replica (as every method here), `mean` the replicas' mean
+  (weighted by the push-sum weights under `pushsum`: the network's mean).
 At an epoch end each worker sends what waits and waits for every peer's end mark (the epoch's one
 sync point, as async_lu's), then the replicas' drift is measured.
 """
@@ -35,9 +39,8 @@ from core.runtime.straggler import Straggler, straggler_for
 from .async_backprop import AsyncBackprop
 from .common.async_engine import AsyncConfig, AsyncEngine
 from .common.base import register_method
-from .common.gossip import GossipExchange
+from .common.gossip import MIXES, GossipExchange
 
-MIXES = ("add", "average")
 BUNDLES = ("layer", "all")
 EVALUATES = ("own", "mean")
 BATCHES = ("shared", "shard")
@@ -47,7 +50,7 @@ BATCHES = ("shared", "shard")
 class LayupConfig(AsyncConfig):
     """async_lu's thread layout and corrections, and how updates are gossiped."""
 
-    mix: str = "add"
+    mix: str = "pushsum"
     peers: int = 1
     bundle: str = "layer"
     evaluate: str = "own"
@@ -99,7 +102,7 @@ class LayUp(AsyncBackprop):
     def make_exchange(self, engine: AsyncEngine, ctx: TrainContext) -> GossipExchange:
         settings = ctx.method_config
         self.mean_model: torch.nn.Module | None = None
-        return GossipExchange(
+        self.exchange = GossipExchange(
             engine.updater,
             ctx.device,
             mix=settings.mix,
@@ -108,26 +111,32 @@ class LayUp(AsyncBackprop):
             seed=ctx.job.seed,
             on_error=engine.fail,
         )
+        return self.exchange
 
     def evaluated_model(self, ctx: TrainContext) -> torch.nn.Module | None:
-        """With evaluate=mean, a copy holding the replicas' mean (parameters and BatchNorm
-        statistics; a collective): the replicas themselves train on unchanged."""
+        """With evaluate=mean, a copy holding the network's mean (Σ w z / Σ w over the replicas, w
+        the push-sum weights, 1 under the other rules; BatchNorm statistics their plain mean; a
+        collective): the replicas themselves train on unchanged."""
         if ctx.method_config.evaluate == "own":
             return None
         if self.mean_model is None:
             self.mean_model = copy.deepcopy(ctx.model)
         with torch.no_grad():
-            sources = [t for t in (*ctx.model.parameters(), *ctx.model.buffers()) if t.is_floating_point()]
-            targets = [
-                t
-                for t in (*self.mean_model.parameters(), *self.mean_model.buffers())
-                if t.is_floating_point()
-            ]
-            flat = torch.cat([t.detach().reshape(-1) for t in sources])
+            params, masses = list(ctx.model.parameters()), self.exchange.masses()
+            buffers = [b for b in ctx.model.buffers() if b.is_floating_point()]
+            weighted = [p.detach().reshape(-1) * mass for p, mass in zip(params, masses, strict=True)]
+            flat = torch.cat([*weighted, *(b.reshape(-1) for b in buffers)])
+            totals = torch.tensor(masses, dtype=flat.dtype, device=flat.device)
             dist.all_reduce(flat)
-            flat /= ctx.world
-            for target, part in zip(targets, flat.split([t.numel() for t in targets]), strict=True):
-                target.copy_(part.view_as(target))
+            dist.all_reduce(totals)
+            parts = flat.split([t.numel() for t in (*params, *buffers)])
+            targets = [
+                *self.mean_model.parameters(),
+                *(b for b in self.mean_model.buffers() if b.is_floating_point()),
+            ]
+            divisors = [*totals.tolist(), *[float(ctx.world)] * len(buffers)]
+            for target, part, divisor in zip(targets, parts, divisors, strict=True):
+                target.copy_(part.view_as(target) / divisor)
         return self.mean_model
 
 

@@ -1,9 +1,11 @@
 """`layup`: the gossip exchange on 2 and 3 gloo processes against the arithmetic each mixing rule
-promises (every update applied by its sender and by exactly `peers` others; a receiver moved half-way
-to a sender's weights), and the method through the CLI with its drift logged."""
+promises (push-sum and pairwise averaging keep the network's mean and contract the replicas' drift;
+`add` applies every update on its sender and on exactly `peers` others; `average` moves a receiver
+half-way to a sender, and loses the mean), and the method through the CLI with its drift logged."""
 
 import json
 import os
+import time
 
 import pandas as pd
 import pytest
@@ -28,10 +30,15 @@ def tiny_model() -> nn.Module:
     return nn.Sequential(nn.Linear(4, 6), nn.Linear(6, 3), nn.Linear(3, 2))
 
 
-def _gossip(rank: int, world: int, port: int, out: str, mix: str, peers: int, bundle: str) -> None:
+def _gossip(
+    rank: int, world: int, port: int, out: str, mix: str, peers: int, bundle: str, spread: float = 0.0
+) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     model = tiny_model()
     params = list(model.parameters())
+    with torch.no_grad():  # `spread`: each rank starts `spread` x rank away from the others
+        for p in params:
+            p.add_(spread * rank)
     updater = ParameterUpdater(
         params, TrainConfig(optimizer="sgd", momentum=0.0, weight_decay=0.0), module_groups(model, params)
     )
@@ -42,25 +49,29 @@ def _gossip(rank: int, world: int, port: int, out: str, mix: str, peers: int, bu
     updater.exchange = exchange
     # Rank r's k-th update of a tensor is the gradient (r + 1) * 10^k, lr 1: the updates are known.
     own = [torch.zeros_like(p) for p in params]
-    if rank < world - 1 or mix == "add":  # mix=average: the last rank only receives
+    if rank < world - 1 or mix != "average":  # mix=average's test: the last rank only receives
         for k in range(UPDATES):
             for members in updater.groups:
-                grads = {i: torch.full_like(params[i], (rank + 1) * 10.0**k) for i in members}
+                scale = (rank + 1) * 10.0 ** (k if spread == 0 else -3)  # spread: small updates
+                grads = {i: torch.full_like(params[i], scale) for i in members}
                 updater.apply(grads, lr=1.0)
                 for i in members:
-                    own[i] -= grads[i]
+                    own[i] -= grads[i]  # the step on push-sum's numerator: w z moves by it
+            time.sleep(0.01)  # messages of every rank interleave
     exchange.flush()
     metrics = exchange.epoch_metrics()
     exchange.close()
     torch.save(dict(params=[p.detach() for p in params], own=own, metrics=metrics, failures=len(failures),
-                    versions=updater.versions), f"{out}/{rank}.pt")  # fmt: skip
+                    versions=updater.versions, masses=exchange.masses()), f"{out}/{rank}.pt")  # fmt: skip
     dist.destroy_process_group()
 
 
-def run_gossip(tmp_path, world: int, mix: str, peers: int, bundle: str = "layer") -> list[dict]:
+def run_gossip(
+    tmp_path, world: int, mix: str, peers: int, bundle: str = "layer", spread: float = 0.0
+) -> list[dict]:
     mp.start_processes(
         _gossip,
-        args=(world, free_port(), str(tmp_path), mix, peers, bundle),
+        args=(world, free_port(), str(tmp_path), mix, peers, bundle, spread),
         nprocs=world,
         start_method="spawn",
     )
@@ -97,6 +108,63 @@ def test_add_applies_every_update_on_its_sender_and_on_peers_others(tmp_path, wo
     assert not any(r["failures"] for r in ranks)
 
 
+def network_sums(ranks: list[dict]) -> list[torch.Tensor]:
+    """Σ_r w_r z_r per tensor: the network's mass (w = 1 under every rule but push-sum)."""
+    return [sum(r["masses"][i] * r["params"][i] for r in ranks) for i in range(len(ranks[0]["params"]))]
+
+
+def drift(ranks: list[dict]) -> float:
+    """Σ_r |z_r − mean|² over every tensor: how far the replicas are apart."""
+    total = 0.0
+    for i in range(len(ranks[0]["params"])):
+        mean = sum(r["params"][i] for r in ranks) / len(ranks)
+        total += float(sum(((r["params"][i] - mean) ** 2).sum() for r in ranks))
+    return total
+
+
+SPREAD = 1.0  # each rank starts 1.0 x its rank away from rank 0 in every weight
+
+
+@pytest.mark.parametrize(
+    "mix, peers",
+    [("pushsum", 1), pytest.param("pushsum", 2, marks=IN_CI), pytest.param("pairwise", 1, marks=IN_CI),
+     pytest.param("pairwise", 2, marks=IN_CI)],
+)  # fmt: skip
+def test_mixing_keeps_the_network_mean_and_contracts_drift_on_three_workers(tmp_path, mix, peers):
+    """3 ranks starting apart, each taking small updates: the network's mass Σ w z is the start's
+    plus every rank's steps (to float32 rounding), the push-sum weights sum to 3, and the drift
+    after the epoch is below half the start's (the small updates cannot undo a contraction)."""
+    ranks = run_gossip(tmp_path, 3, mix, peers, spread=SPREAD)
+    starts = [run_start(rank) for rank in range(3)]
+    for i, total in enumerate(network_sums(ranks)):
+        expected = sum(start[i] for start in starts) + sum(r["own"][i] for r in ranks)
+        torch.testing.assert_close(total, expected, rtol=1e-5, atol=1e-5)
+        assert sum(r["masses"][i] for r in ranks) == pytest.approx(3.0)
+    assert drift(ranks) < 0.5 * drift([dict(params=start) for start in starts])
+    assert ranks[0]["metrics"]["gossip_messages"] >= 3 * peers and not any(r["failures"] for r in ranks)
+    if mix == "pairwise":  # a request and its reply: an even count
+        assert ranks[0]["metrics"]["gossip_messages"] % 2 == 0
+
+
+@pytest.mark.ci
+@pytest.mark.slow
+def test_the_receiver_only_average_loses_the_network_mean(tmp_path):
+    """The earlier rule (`average`: the receiver alone moves half-way) on the same 3 ranks fails the
+    network-mean test above: the mean moves toward whoever sent last."""
+    ranks = run_gossip(tmp_path, 3, "average", 1, spread=SPREAD)
+    starts = [run_start(rank) for rank in range(3)]
+    gaps = [
+        (total - sum(start[i] for start in starts) - sum(r["own"][i] for r in ranks)).abs().max()
+        for i, total in enumerate(network_sums(ranks))
+    ]
+    assert max(float(g) for g in gaps) > 0.05
+
+
+def run_start(rank: int) -> list[torch.Tensor]:
+    """Rank `rank`'s starting weights in the spread tests."""
+    return [p.detach() + SPREAD * rank for p in tiny_model().parameters()]
+
+
 @pytest.mark.ci
 @pytest.mark.slow
 def test_average_moves_a_receiver_half_way_to_the_sender(tmp_path):
@@ -119,7 +187,7 @@ def test_average_moves_a_receiver_half_way_to_the_sender(tmp_path):
     [
         (("--devices", "1"), "run it with --devices 2 or more"),
         (("--devices", "2", "--set", "peers=2"), "peers must be at most devices - 1 = 1"),
-        (("--devices", "2", "--set", "mix=sum"), "mix must be one of add, average"),
+        (("--devices", "2", "--set", "mix=sum"), "mix must be one of pushsum, pairwise, add, average"),
     ],
 )
 def test_bad_settings_are_one_line(settings, needle):
@@ -128,20 +196,26 @@ def test_bad_settings_are_one_line(settings, needle):
 
 
 def test_two_workers_train_and_log_drift_and_messages(store):
-    """The CLI on 2 processes: finished, the replicas' drift and the gossip's messages every epoch;
-    with mix=add on 2 workers each update reaches both replicas: they agree after each flush."""
+    """The CLI on 2 processes: finished, the replicas' drift, the gossip's messages, their delay and
+    the remote updates they carried every epoch; with mix=add on 2 workers each update reaches both
+    replicas: they agree after each flush."""
     proc = run_cli(
         "train", "--method", "layup", "--devices", "2", "--profile", "smoke", "--epochs", "1", "--json",
-        "--tracking-uri", store, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        "--set", "mix=add", "--tracking-uri", store, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["status"] == "finished"
     client = MlflowClient(tracking_uri=store)
-    drift = client.get_metric_history(result["run_id"], "system/replica_drift")
-    messages = client.get_metric_history(result["run_id"], "system/gossip_messages")
-    assert len(drift) == result["epochs"] == len(messages)
-    assert all(m.value < 1e-5 for m in drift) and all(m.value > 0 for m in messages)
+    history = {
+        name: [m.value for m in client.get_metric_history(result["run_id"], f"system/{name}")]
+        for name in ("replica_drift", "gossip_messages", "gossip_delay_ms", "gossip_remote_updates")
+    }
+    assert all(len(values) == result["epochs"] for values in history.values()), history
+    assert all(v < 1e-5 for v in history["replica_drift"]) and all(v > 0 for v in history["gossip_messages"])
+    assert all(v >= 0 for v in history["gossip_delay_ms"]) and all(
+        v > 0 for v in history["gossip_remote_updates"]
+    )
 
 
 # --- table `layup`: its report and its claims on simulated stores ------------------------------

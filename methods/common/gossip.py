@@ -1,30 +1,47 @@
 """Gossip of layer-wise updates between worker processes, point to point, with no barrier during an
-epoch (the exchange of `layup`; methods/layup.py says what the method is).
+epoch (the exchange of `layup`; methods/layup.py says what the method is, docs/fidelity.md
+"LayUp" why each mixing rule is written as it is).
 
 Every ordered pair of processes (src, dst) has a two-rank process group of its own, a channel that
 only src's sending thread and dst's receiving thread for src use: sends and receives of one process
 never share a communicator (NCCL's are not thread-safe, and NCCL has no receive from any source).
-The compute threads only add each applied update of a module into a buffer of increments waiting
-to be sent (under the module's buffer lock) and mark the module as waiting; they never wait for
-the network. The sending thread takes the waiting modules in the order they were first updated
-(one message per module, or every waiting module in one message: `bundle`), draws `peers` peers
-at random, and sends each a header (the kind, the modules, how many updates each carries) and the
-payload: the modules' summed increments (`mix=add`) or their current weights (`mix=average`).
+The compute threads only mark an updated module as waiting (and, with `mix=add`, add the increment
+into a buffer under the module's buffer lock); they never wait for the network. The sending thread
+takes the waiting modules in the order they were first updated (one message per module, or every
+waiting module in one message: `bundle`), draws `peers` peers at random, and sends each a header
+(the kind, the modules, how many updates each carries, the send time) and the payload. A receiving
+thread per peer applies each message on arrival, module by module, under the module's lock. The
+mixing rules (`mix`):
+- `pushsum` (SGP, Assran et al. 2019): each module carries a push-sum weight w (1 at the start).
+  A sender sends its module's weights and half its w, keeping the other half; a receiver with
+  weight w_r takes z ← z + m (z_peer − z), m = w_s / (w_r + w_s), and w_r ← w_r + w_s. The
+  parameters are the de-biased z = x / w; a local step Δ on the numerator x moves z by Δ / w
+  (`scale_steps`). Mixing keeps Σ_i w_i z_i, the network's mean, exactly.
+- `pairwise` (AD-PSGD, Lian et al. 2018: both sides of a pair move to their average): a sender
+  sends its module's weights; the receiver moves half-way, z_r ← z_r + d with d = (z_s − z_r)/2,
+  and replies −d, which the sender adds. Mixing keeps Σ_i z_i exactly, with updates between the
+  request and the reply.
+- `add`: the summed increments since the module was last sent are added (every update applied by
+  its sender and by `peers` others; replicas drift apart for N > 2 with one peer).
+- `average`: the receiver alone moves half-way to the sender's weights (no reply, no weight): the
+  network mean shifts toward the workers that send more. Kept to read earlier runs by.
 Increments made while a module waits to be sent join its waiting message: memory stays bounded
-(one buffer the size of the model) however slow the network is. A receiving thread per peer
-applies each message on arrival, module by module, under the module's lock: it adds the increment,
-or moves the module half-way to the peer's weights.
+however slow the network is.
 
 At an epoch end (`flush`) the sending thread sends everything waiting, then an end mark to every
-peer; the epoch ends on a process once every peer's end mark has arrived: per channel messages
-arrive in order, so every update sent to it in the epoch has then been applied.
+peer; with `pairwise` it then sends the replies it owes and, once every peer's end mark has arrived
+(so every request is answered), a second mark. The epoch ends on a process once every peer's last
+mark has arrived: per channel messages arrive in order, so every message sent to it in the epoch
+has then been applied, and the network's mean is whole.
 """
 
 from __future__ import annotations
 
 import random
+import struct
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from contextlib import nullcontext
 
@@ -35,12 +52,14 @@ from .param_updates import ParameterUpdater
 from .update_exchange import by_group, fenced
 
 POLL_S = 0.05  # how often a waiting thread looks for an error or a request
-UPDATE, END, CLOSE = 0, 1, 2  # a message's kind (the header's first number)
+UPDATE, END, CLOSE, REPLY, REPLIED = 0, 1, 2, 3, 4  # a message's kind (the header's first number)
+MIXES = ("pushsum", "pairwise", "add", "average")
+SENDS_WEIGHTS = ("pushsum", "pairwise", "average")  # the rules whose messages carry the module's weights
 
 
 class GossipExchange:
-    """The channels, the buffer of increments waiting to be sent, the sending thread, one receiving
-    thread per peer, and the epoch-end flush."""
+    """The channels, what waits to be sent, the sending thread, one receiving thread per peer,
+    each module's push-sum weight, and the epoch-end flush."""
 
     def __init__(
         self,
@@ -62,14 +81,17 @@ class GossipExchange:
         sizes = [p.numel() for p in params]
         self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
         self.dtype = params[0].dtype
-        # Increments waiting to be sent (mix=add; mix=average sends the weights themselves).
+        # Increments waiting to be sent (mix=add; the other rules send the weights themselves).
         self.own = torch.zeros(self.offsets[-1] if mix == "add" else 0, device=device, dtype=self.dtype)
         self.own_counts = [0] * len(params)  # updates per tensor waiting to be sent
-        self.locks = [threading.Lock() for _ in updater.groups]  # the buffer's, per group
+        self.locks = [threading.Lock() for _ in updater.groups]  # the buffer's and weight's, per group
+        self.mass = [1.0] * len(updater.groups)  # push-sum weights (mix=pushsum), under the group's lock
         # On CUDA the buffer is written on the passes' streams and read on the sending thread's: one
         # event per group chains every buffer operation of that group (as UpdateExchange's).
         self.events = [torch.cuda.Event() for _ in updater.groups] if device.type == "cuda" else None
-        self.header_size = 2 + 2 * len(updater.groups)  # [kind, n, groups (n), counts (n), padding]
+        g = len(updater.groups)
+        # [kind, n, groups, counts, push-sum shares (float64 bits), each padded to g; sent at (µs)]
+        self.header_size = 3 + 3 * g
         backend = dist.get_backend()
         self.channels: dict[tuple[int, int], dist.ProcessGroup] = {}
         for src in range(self.world):  # every rank creates every group, in the same order
@@ -79,11 +101,14 @@ class GossipExchange:
                     if self.rank in (src, dst):
                         self.channels[(src, dst)] = group
         self.waiting: OrderedDict[int, None] = OrderedDict()  # groups with a message to send, oldest first
+        self.replies: deque[tuple[int, list[int], torch.Tensor, object]] = deque()  # mix=pairwise's
         self.wake = threading.Condition()
-        self.flush_asked, self.closing = False, False
+        self.flush_asked, self.end_sent, self.closing = False, False, False
         self.ends = {peer: 0 for peer in self.others}  # end marks received from each peer
+        self.answered = {peer: 0 for peer in self.others}  # mix=pairwise: second marks received
         self.flushes = 0  # epochs flushed
         self.sent_messages, self.sent_bytes, self.received_messages = 0, 0, 0
+        self.delay_sum_ms, self.delay_max_ms, self.remote_updates = 0.0, 0.0, 0
         self.error: BaseException | None = None
         self.threads = [threading.Thread(target=self._guard, args=(self._send_loop,), name="gossip-send")]
         self.threads += [
@@ -95,6 +120,16 @@ class GossipExchange:
             thread.start()
 
     # --- the compute side ----------------------------------------------------------------------------
+    def scale_steps(self, indices: list[int], deltas: list[torch.Tensor]) -> None:
+        """mix=pushsum: a local step Δ is taken on the numerator x = w z, so z moves by Δ / w (SGP's
+        Algorithm 1); called under the groups' locks, before the step is added."""
+        if self.mix != "pushsum":
+            return
+        for i, delta in zip(indices, deltas, strict=True):
+            mass = self.mass[self.updater.group_of[i]]
+            if mass != 1.0:
+                delta.div_(mass)
+
     def record(self, indices: list[int], deltas: list[torch.Tensor]) -> None:
         """Add applied updates of the tensors `indices` to what waits to be sent, and mark their
         groups as waiting (the caller holds no network: this only adds into the buffer)."""
@@ -116,32 +151,45 @@ class GossipExchange:
             self.wake.notify_all()
 
     def flush(self) -> None:
-        """Send everything waiting and an end mark to every peer, then block until every peer's end
-        mark of this epoch has arrived: every update sent to this process in the epoch is applied."""
+        """Send everything waiting and the end marks to every peer, then block until every peer's
+        last mark of this epoch has arrived: every message sent to this process in the epoch is applied."""
         with self.wake:
             self.flush_asked = True
             self.flushes += 1
             self.wake.notify_all()
-            while self.flush_asked or any(n < self.flushes for n in self.ends.values()):
+            while self.flush_asked or not self._peers_done():
                 self.wake.wait(timeout=POLL_S)
                 self._check()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # the receiving threads' additions ran on their streams
 
     def epoch_metrics(self) -> dict[str, float]:
-        """The epoch's messages and MiB, summed over the workers (a collective, after `flush`);
-        every message sent must have been applied by then."""
-        counts = torch.tensor(
-            [self.sent_messages, self.received_messages, self.sent_bytes / 2**20],
-            dtype=torch.float64,
-            device=self.device,
-        )
+        """The epoch's messages, MiB, delays and remote updates, over the workers (collectives,
+        after `flush`); every message sent must have been applied by then."""
+        sums = torch.tensor(
+            [self.sent_messages, self.received_messages, self.sent_bytes / 2**20, self.delay_sum_ms,
+             self.remote_updates],
+            dtype=torch.float64, device=self.device,
+        )  # fmt: skip
+        most = torch.tensor([self.delay_max_ms], dtype=torch.float64, device=self.device)
         self.sent_messages, self.received_messages, self.sent_bytes = 0, 0, 0
-        dist.all_reduce(counts)  # on the default group: the epoch end's other collectives' order
-        sent, received, mib = counts.tolist()
+        self.delay_sum_ms, self.delay_max_ms, self.remote_updates = 0.0, 0.0, 0
+        dist.all_reduce(sums)  # on the default group: the epoch end's other collectives' order
+        dist.all_reduce(most, op=dist.ReduceOp.MAX)
+        sent, received, mib, delay_sum, remote = sums.tolist()
         if sent != received:
             raise RuntimeError(f"gossip lost messages: {sent:.0f} sent, {received:.0f} applied in the epoch")
-        return {"gossip_messages": sent, "gossip_mib": mib}
+        return {
+            "gossip_messages": sent,
+            "gossip_mib": mib,
+            "gossip_delay_ms": delay_sum / max(received, 1.0),
+            "gossip_delay_max_ms": float(most.item()),
+            "gossip_remote_updates": remote,
+        }
+
+    def masses(self) -> list[float]:
+        """Each tensor's push-sum weight (1 under the other rules): the network's mean is Σ w z / Σ w."""
+        return [self.mass[self.updater.group_of[i]] for i in range(len(self.updater.params))]
 
     def close(self) -> None:
         """Send a close mark to every peer and end the threads once every peer has closed."""
@@ -165,71 +213,86 @@ class GossipExchange:
             with self.wake:
                 self.wake.notify_all()
 
+    def _peers_done(self) -> bool:
+        marks = self.answered if self.mix == "pairwise" else self.ends
+        return all(n >= self.flushes for n in marks.values())
+
+    def _next(self) -> tuple[str, object]:
+        """Under `wake`: what the sending thread does next (a reply, an update, a mark), or wait."""
+        if self.replies:
+            return "reply", self.replies.popleft()
+        if self.waiting:
+            take = 1 if self.bundle == "layer" else len(self.waiting)
+            return "update", sorted(self.waiting.popitem(last=False)[0] for _ in range(take))
+        if self.flush_asked and not self.end_sent:
+            return "mark", END
+        if self.flush_asked and self.mix == "pairwise" and all(n >= self.flushes for n in self.ends.values()):
+            return "mark", REPLIED  # every peer's requests of the epoch are in, each one answered
+        if self.closing and not self.flush_asked:
+            return "mark", CLOSE
+        return "wait", None
+
     def _send_loop(self) -> None:
         stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         with torch.cuda.stream(stream) if stream is not None else nullcontext():
             while True:
                 with self.wake:
-                    while not (self.waiting or self.flush_asked or self.closing):
+                    while (action := self._next())[0] == "wait":
                         self.wake.wait(timeout=POLL_S)
-                    if self.waiting:
-                        take = 1 if self.bundle == "layer" else len(self.waiting)
-                        groups = [self.waiting.popitem(last=False)[0] for _ in range(take)]
-                        mark = None
-                    else:
-                        groups, mark = [], END if self.flush_asked else CLOSE
-                if groups:
-                    self._send_update(sorted(groups))
-                    continue
-                header = self._header(mark)
-                for peer in self.others:
-                    dist.send(header, dst=peer, group=self.channels[(self.rank, peer)])
-                if mark == CLOSE:
-                    return
-                with self.wake:
-                    self.flush_asked = False
-                    self.wake.notify_all()
+                what, item = action
+                if what == "reply":
+                    self._send_reply(*item)
+                elif what == "update":
+                    self._send_update(item)
+                else:
+                    header = self._header(item)
+                    for peer in self.others:
+                        dist.send(header, dst=peer, group=self.channels[(self.rank, peer)])
+                    if item == CLOSE:
+                        return
+                    with self.wake:
+                        self.end_sent = True
+                        if item == REPLIED or self.mix != "pairwise":
+                            self.flush_asked, self.end_sent = False, False
+                        self.wake.notify_all()
 
     def _send_update(self, groups: list[int]) -> None:
         """Take these groups' waiting increments (or weights) and send them to `fanout` random peers."""
         members = [i for g in groups for i in self.updater.groups[g]]
         payload = torch.empty(sum(self._size(i) for i in members), device=self.device, dtype=self.dtype)
-        counts, offset = [], 0
+        counts, shares, offset = [], [], 0
         for g in groups:
-            # mix=average reads the module's weights between two of its updates: the module's lock
-            # first, then the buffer's, the order in which an update takes them (no deadlock).
-            weights = self.updater.locked([g]) if self.mix == "average" else nullcontext()
+            # The rules that send weights read them between two of the module's updates: the module's
+            # lock first, then the buffer's, the order in which an update takes them (no deadlock).
+            weights = self.updater.locked([g]) if self.mix in SENDS_WEIGHTS else nullcontext()
             with weights, self.locks[g]:
                 if self.mix == "add":
-
-                    def move(g=g, offset=offset) -> None:
-                        at = offset
-                        for i in self.updater.groups[g]:
-                            payload[at : at + self._size(i)].copy_(self._slice(i))
-                            self._slice(i).zero_()
-                            at += self._size(i)
-
-                    self._fence(g, move)
+                    self._fence(g, lambda g=g, offset=offset: self._move_increments(g, payload, offset))
                 else:
-                    if self.updater.fences is not None:
-                        self.updater.fences.before(g)
-                    at = offset
-                    for i in self.updater.groups[g]:
-                        payload[at : at + self._size(i)].copy_(self.updater.params[i].data.reshape(-1))
-                        at += self._size(i)
-                    if self.updater.fences is not None:
-                        self.updater.fences.after_read(g)  # no later update overwrites it mid-copy
+                    self._copy_weights(g, payload, offset)
+                if self.mix == "pushsum":  # the weight split evenly: kept, and one share per peer
+                    self.mass[g] /= 1 + self.fanout
+                    shares.append(self.mass[g])
                 # The module's updates: each updates its tensors together (a tensor left without a
                 # gradient in a pass counts fewer), so the most any of them had.
                 counts.append(max(self.own_counts[i] for i in self.updater.groups[g]))
                 for i in self.updater.groups[g]:
                     self.own_counts[i] = 0
             offset += sum(self._size(i) for i in self.updater.groups[g])
-        header = self._header(UPDATE, groups, counts)
+        header = self._header(UPDATE, groups, counts, shares)
         for peer in self.rng.sample(self.others, self.fanout):
-            channel = self.channels[(self.rank, peer)]
-            dist.send(header, dst=peer, group=channel)
-            dist.send(payload, dst=peer, group=channel)
+            self._send(peer, header, payload)
+
+    def _send_reply(self, peer: int, groups: list[int], payload: torch.Tensor, ready) -> None:
+        if ready is not None:
+            torch.cuda.current_stream().wait_event(ready)  # written on the receiving thread's stream
+        self._send(peer, self._header(REPLY, groups, [0] * len(groups)), payload)
+
+    def _send(self, peer: int, header: torch.Tensor, payload: torch.Tensor) -> None:
+        channel = self.channels[(self.rank, peer)]
+        dist.send(header, dst=peer, group=channel)
+        dist.send(payload, dst=peer, group=channel)
+        with self.wake:
             self.sent_messages += 1
             self.sent_bytes += payload.numel() * payload.element_size()
 
@@ -237,34 +300,97 @@ class GossipExchange:
         channel = self.channels[(peer, self.rank)]
         stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         header = torch.empty(self.header_size, dtype=torch.int64, device=self.device)
+        g_all = len(self.updater.groups)  # the header's padded width
         with torch.cuda.stream(stream) if stream is not None else nullcontext():
             while True:
                 dist.recv(header, src=peer, group=channel)
                 kind, n, *rest = header.tolist()
                 if kind == CLOSE:
                     return
-                if kind == END:
+                if kind in (END, REPLIED):
                     with self.wake:
-                        self.ends[peer] += 1
+                        (self.ends if kind == END else self.answered)[peer] += 1
                         self.wake.notify_all()
                     continue
-                groups, counts = rest[:n], rest[len(self.updater.groups) : len(self.updater.groups) + n]
+                groups, counts, sent_us = rest[:n], rest[g_all : g_all + n], rest[-1]
+                shares = [
+                    struct.unpack("<d", struct.pack("<q", v))[0] for v in rest[2 * g_all : 2 * g_all + n]
+                ]
                 sizes = [sum(self._size(i) for i in self.updater.groups[g]) for g in groups]
                 payload = torch.empty(sum(sizes), device=self.device, dtype=self.dtype)
                 dist.recv(payload, src=peer, group=channel)
-                for g, part, count in zip(groups, payload.split(sizes), counts, strict=True):
-                    members = self.updater.groups[g]
-                    values = part.split([self._size(i) for i in members])
-                    per_tensor = [count] * len(members)  # each tensor of the module had `count` updates
-                    self.updater.add_remote(g, values, per_tensor, mix=0.5 if self.mix == "average" else None)
-                with self.wake:  # one counter, a receiving thread per peer
+                applied = [
+                    self._apply(kind, g, part, count, share)
+                    for g, part, count, share in zip(
+                        groups, payload.split(sizes), counts, shares, strict=True
+                    )
+                ]
+                delay_ms = max(0.0, (time.time_ns() // 1000 - sent_us) / 1000)
+                reply = None
+                if kind == UPDATE and self.mix == "pairwise":  # answered before the peer's end mark
+                    reply = torch.cat([d.reshape(-1) for deltas in applied for d in deltas]).neg_()
+                    ready = torch.cuda.Event() if stream is not None else None
+                    if ready is not None:
+                        ready.record()
+                with self.wake:  # one set of counters, a receiving thread per peer
                     self.received_messages += 1
+                    self.remote_updates += sum(counts)
+                    self.delay_sum_ms += delay_ms
+                    self.delay_max_ms = max(self.delay_max_ms, delay_ms)
+                    if reply is not None:
+                        self.replies.append((peer, groups, reply, ready))
+                    self.wake.notify_all()
+
+    def _apply(
+        self, kind: int, g: int, part: torch.Tensor, count: int, share: float | None
+    ) -> list[torch.Tensor]:
+        """Apply one module of a message under the module's lock; returns what it added to each tensor."""
+        members = self.updater.groups[g]
+        values = part.split([self._size(i) for i in members])
+        per_tensor = [count] * len(members)  # each tensor of the module had `count` updates
+        if kind == REPLY or self.mix == "add":
+            mix = None  # an increment (a reply is −d)
+        elif self.mix == "pushsum":
+            mix = lambda: self._absorb(g, share)  # noqa: E731  (read and changed under the module's lock)
+        else:
+            mix = 0.5
+        return self.updater.add_remote(g, values, per_tensor, mix=mix)
 
     # --- helpers -------------------------------------------------------------------------------------
-    def _header(self, kind: int, groups: list[int] = (), counts: list[int] = ()) -> torch.Tensor:
+    def _absorb(self, group: int, share: float) -> float:
+        """mix=pushsum: a peer's weight share joins this module's; the part of the way to move."""
+        with self.locks[group]:
+            moved = share / (self.mass[group] + share)
+            self.mass[group] += share
+        return moved
+
+    def _move_increments(self, g: int, payload: torch.Tensor, offset: int) -> None:
+        at = offset
+        for i in self.updater.groups[g]:
+            payload[at : at + self._size(i)].copy_(self._slice(i))
+            self._slice(i).zero_()
+            at += self._size(i)
+
+    def _copy_weights(self, g: int, payload: torch.Tensor, offset: int) -> None:
+        if self.updater.fences is not None:
+            self.updater.fences.before(g)
+        at = offset
+        for i in self.updater.groups[g]:
+            payload[at : at + self._size(i)].copy_(self.updater.params[i].data.reshape(-1))
+            at += self._size(i)
+        if self.updater.fences is not None:
+            self.updater.fences.after_read(g)  # no later update overwrites it mid-copy
+
+    def _header(
+        self, kind: int, groups: list[int] = (), counts: list[int] = (), shares: list[float] = ()
+    ) -> torch.Tensor:
+        """The header's numbers (a push-sum share as its float64's bits: exact, in the int64 header)."""
         g = len(self.updater.groups)
-        values = [kind, len(groups), *groups, *[0] * (g - len(groups)), *counts]
-        values += [0] * (self.header_size - len(values))
+        bits = [struct.unpack("<q", struct.pack("<d", share))[0] for share in shares]  # as_float's inverse
+        values = [kind, len(groups)]
+        for part in (groups, counts, bits):
+            values += [*part, *[0] * (g - len(part))]
+        values.append(time.time_ns() // 1000)
         return torch.tensor(values, dtype=torch.int64).to(self.device)
 
     def _size(self, index: int) -> int:
@@ -279,3 +405,8 @@ class GossipExchange:
     def _check(self) -> None:
         if self.error is not None:
             raise self.error
+
+
+def as_float(bits: int) -> float:
+    """The float64 whose bits a header carries as an int64."""
+    return struct.unpack("<d", struct.pack("<q", bits))[0]

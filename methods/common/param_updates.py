@@ -155,25 +155,34 @@ class ParameterUpdater:
             return self._apply(groups, grads, lr, read_versions, epochs_done)
 
     def add_remote(
-        self, group: int, values: list[torch.Tensor], counts: list[int], mix: float | None = None
-    ) -> None:
+        self,
+        group: int,
+        values: list[torch.Tensor],
+        counts: list[int],
+        mix: float | Callable[[], float] | None = None,
+    ) -> list[torch.Tensor]:
         """Add another rank's updates of `group` (one delta per tensor) and count them, for staleness;
         with `mix`, `values` are that rank's weights and each tensor moves `mix` of the way to them
-        (w + mix (w_peer - w), under the same lock: no update of the group lands in between)."""
+        (w + mix (w_peer - w), under the same lock: no update of the group lands in between; a
+        callable is asked for the part under that lock). Returns what was added to each tensor."""
+        added = []
         with self.locked([group]):
             if self.fences is not None:
                 self.fences.before(group)
+            part = mix() if callable(mix) else mix
             for i, value, count in zip(self.groups[group], values, counts, strict=True):
                 weights = self.params[i].data
                 delta = (
-                    value.view_as(weights) if mix is None else (value.view_as(weights) - weights).mul_(mix)
+                    value.view_as(weights) if part is None else (value.view_as(weights) - weights).mul_(part)
                 )
                 weights.add_(delta)
+                added.append(delta)
                 if self.compensating:  # another rank's updates are drift too (numbered as the first)
                     self.recent[i].append((self.versions[i], delta.clone()))
                 self.versions[i] += count
             if self.fences is not None:
                 self.fences.after_write(group)
+        return added
 
     def optimizers(self) -> tuple[list, list[torch.Tensor]]:
         """The calling thread's optimisers (one per group) and the tensors they step: views of the
@@ -253,6 +262,7 @@ class ParameterUpdater:
         before = [t.clone() for t in private]
         self._step(*step_args)
         deltas = torch._foreach_sub(private, before)
+        self.exchange.scale_steps(indices, deltas)  # push-sum's step on its numerator
         torch._foreach_add_(live, deltas)
         return deltas
 

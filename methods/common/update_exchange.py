@@ -62,6 +62,9 @@ class UpdateExchange:
                 for i, _ in items:
                     self.own_counts[i] += 1
 
+    def scale_steps(self, indices: list[int], deltas: list[torch.Tensor]) -> None:
+        """Every update is applied as computed (gossip's push-sum scales its own)."""
+
     def flush(self) -> None:
         """Block until a round has carried every rank's updates up to its epoch end: replicas agree then."""
         self.flushed.clear()
