@@ -29,6 +29,14 @@ def added_setting(name: str, default: object, since: str) -> dataclasses.Field:
     return dataclasses.field(default=default, metadata={"added": since, "name": name})
 
 
+def changed_setting(name: str, default: object, before: object, since: str) -> dataclasses.Field:
+    """The dataclass field of a setting whose behaviour runs stored before `since` had as `before`
+    (a new default): always part of the job key, and read as `before` from the params of older
+    runs, so their row names it and never collides with the new default's."""
+    ADDED_SETTINGS[name] = before
+    return dataclasses.field(default=default, metadata={"changed": since, "name": name})
+
+
 @dataclass(frozen=True)
 class NoConfig:
     """A method without hyperparameters of its own."""
@@ -49,6 +57,9 @@ class TrainConfig:
     beta2: float = 0.999
     # Table 10's 0.005, not §4.1's 5e-2 (docs/fidelity.md, "Weight decay").
     weight_decay: float = 0.005
+    # The largest gradient norm before each step (torch.nn.utils.clip_grad_norm_); 0 = none. Applied
+    # by bp's loop and the methods on it (ddp, plsgd, diloco); others refuse it.
+    grad_clip: float = added_setting("grad_clip", 0.0, "2026-11-26")
     # Linear warm-up from warmup_lr to lr over warmup_epochs, then cosine annealing over t_max
     # epochs (torch's CosineAnnealingLR closed form), evaluated at fractional epochs every step.
     warmup_epochs: float = 3.0
@@ -90,7 +101,8 @@ class TrainConfig:
             if not getattr(self, key) > 0:
                 raise UserError(f"{key} must be > 0, got {getattr(self, key)!r}")
         non_negative = (
-            "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "eta_min", "time_budget_s", "threads",
+            "momentum", "weight_decay", "grad_clip", "warmup_epochs", "warmup_lr", "eta_min", "time_budget_s",
+            "threads",
             "seq_len", "depth", "straggler_delay_ms", "straggler_delay_frac", "straggler_seed",
         )  # fmt: skip
         for key in non_negative:

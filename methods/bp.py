@@ -122,6 +122,7 @@ class Backprop(Method):
 
     summary = "single-device backprop: forward, backward, SGD step (the reference)"
     Config = BpConfig
+    clips_gradients = True
 
     def trained_module(self, ctx: TrainContext) -> nn.Module:
         """What the loop calls forward on (a subclass may wrap `ctx.model`)."""
@@ -134,6 +135,10 @@ class Backprop(Method):
     def epoch_metrics(self, ctx: TrainContext) -> dict[str, float] | None:
         """Extra metrics logged at each epoch end (none for single-device backprop)."""
         return None
+
+    def evaluated_model(self, ctx: TrainContext) -> nn.Module:
+        """The model evaluated at an epoch end (every rank calls it: a subclass may need a collective)."""
+        return ctx.model
 
     def train(self, ctx: TrainContext) -> None:
         model = self.trained_module(ctx)
@@ -175,8 +180,11 @@ class Backprop(Method):
                 loss.backward()
                 if delayed is not None:
                     delayed.current()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
                 meter.add(loss, logits, targets)
                 if straggler is not None:
                     straggler.tick(ctx.device)
-            ctx.end_epoch(meter, ctx.model, extra=self.epoch_metrics(ctx))
+            extra = self.epoch_metrics(ctx)
+            ctx.end_epoch(meter, self.evaluated_model(ctx), extra=extra)

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from datasets.synthetic import SMOKE_TRAIN
-from methods.diloco import DilocoConfig, OuterStep
+from methods.diloco import DilocoConfig, OuterStep, inner_steps_for
 
 from .conftest import run_cli
 from .test_local_sgd import smoke2
@@ -22,7 +22,7 @@ def test_the_outer_step_is_nesterov_sgd_on_the_mean_pseudo_gradient():
     model = nn.Linear(4, 3)
     inputs, targets = torch.randn(8, 4), torch.randint(0, 3, (8,))
     settings = DilocoConfig(inner_steps=3, outer_lr=0.7, outer_momentum=0.9)
-    optimizer = OuterStep(torch.optim.SGD(model.parameters(), lr=0.1), model, settings, world=1)
+    optimizer = OuterStep(torch.optim.SGD(model.parameters(), lr=0.1), model, settings, world=1, every=3)
 
     theta = [p.detach().clone() for p in model.parameters()]  # the hand loop's outer parameters
     replica = [p.detach().clone().requires_grad_() for p in model.parameters()]
@@ -48,9 +48,60 @@ def test_the_outer_step_is_nesterov_sgd_on_the_mean_pseudo_gradient():
     assert optimizer.rounds == 2 and optimizer.steps == 6
 
 
+def test_the_evaluated_model_is_theta_with_the_tail_merged_and_training_goes_on_unchanged():
+    """H = 3, 5 inner steps: one outer step, then a tail of 2. The evaluated copy holds θ after an
+    outer step on the tail (v' = μ v + Δ; θ' = θ − lr (Δ + μ v')); the replica, θ, the momentum and
+    the next outer step are as if nothing had been evaluated. With no tail, the copy is θ."""
+    torch.manual_seed(0)
+    model, copy_ = nn.Linear(4, 3), nn.Linear(4, 3)
+    inputs, targets = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    settings = DilocoConfig(inner_steps=3)
+    optimizer = OuterStep(torch.optim.SGD(model.parameters(), lr=0.1), model, settings, world=1, every=3)
+
+    def inner_steps(n: int) -> None:
+        for _ in range(n):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(inputs), targets).backward()
+            optimizer.step()
+
+    inner_steps(3)
+    optimizer.merged(copy_)  # no tail: θ itself
+    for c, t in zip(copy_.parameters(), optimizer.outer_params, strict=True):
+        torch.testing.assert_close(c.detach(), t)
+    inner_steps(2)
+    replica = [p.detach().clone() for p in model.parameters()]
+    theta = [t.clone() for t in optimizer.outer_params]
+    velocity = [v.clone() for v in optimizer.velocity]
+    optimizer.merged(copy_)
+    for c, t, r, v in zip(copy_.parameters(), theta, replica, velocity, strict=True):
+        delta = t - r
+        merged = t - 0.7 * (delta + 0.9 * (0.9 * v + delta))
+        torch.testing.assert_close(c.detach(), merged)
+    for p, r in zip(model.parameters(), replica, strict=True):
+        torch.testing.assert_close(p.detach(), r)  # the replica trains on from where it was
+    for t, t0, v, v0 in zip(optimizer.outer_params, theta, optimizer.velocity, velocity, strict=True):
+        assert torch.equal(t, t0) and torch.equal(v, v0)
+    assert optimizer.rounds == 1 and optimizer.tail == 2
+
+
+def test_h_from_the_run_length_gives_at_least_20_outer_steps():
+    """inner_steps=0: H = steps // 32, at least 1 and at most the paper's 500: every run of 20 or
+    more steps per worker holds at least 20 outer steps (table layup's quick ResNet-18, 1 epoch of
+    CIFAR-10 on 3 workers: 130 steps, H = 4, 32 outer steps)."""
+    for steps in range(20, 200_000, 7):
+        h = inner_steps_for(steps)
+        assert 1 <= h <= 500 and (steps // h >= 20 or h == 500)
+    assert inner_steps_for(50_000 // (128 * 3)) == 4
+    assert inner_steps_for(10**7) == 500
+
+
 @pytest.mark.parametrize(
     "key, value, needle",
-    [("inner_steps", "0", "inner_steps must be >= 1"), ("outer_momentum", "1", "must be in [0, 1)")],
+    [
+        ("inner_steps", "-1", "inner_steps must be >= 0"),
+        ("outer_momentum", "1", "must be in [0, 1)"),
+        ("eval_on", "mean", "eval_on must be one of outer, replica"),
+    ],
 )
 def test_bad_settings_are_one_line(key, value, needle):
     proc = run_cli("train", "--method", "diloco", "--profile", "smoke", "--set", f"{key}={value}")
@@ -69,3 +120,31 @@ def test_two_processes_start_each_round_from_the_same_parameters(store):
     drift = [m.value for m in client.get_metric_history(result["run_id"], "system/replica_drift")]
     rounds = [m.value for m in client.get_metric_history(result["run_id"], "system/outer_steps")]
     assert drift == [0.0, 0.0] and rounds == [2.0, 4.0], (drift, rounds)
+
+
+def test_on_adamw_the_inner_optimiser_is_the_papers_and_clipping_is_refused_where_not_applied():
+    """DiLoCo on the GPT (AdamW): β2 0.95, weight decay 0.1, clipping at 1.0 (the paper's and
+    OpenDiLoCo's inner AdamW); on the ResNet (SGD) the workload's own; a method whose loop does not
+    clip refuses grad_clip in one line."""
+    from benchmarks.engine.build import build_job
+    from core.errors import UserError
+
+    gpt = build_job("layup", "imdb-lm", "gpt", "diloco", "quick", devices=2).config
+    assert (gpt.beta2, gpt.weight_decay, gpt.grad_clip) == (0.95, 0.1, 1.0)
+    resnet = build_job("layup", "cifar10", "resnet18", "diloco", "quick", devices=2).config
+    assert resnet.grad_clip == 0.0 and resnet.optimizer == "sgd"
+    with pytest.raises(UserError, match="grad_clip is applied by bp's loop"):
+        build_job("x", "cifar10", "resnet18", "async_lu", "quick", settings={"grad_clip": 1.0})
+
+
+def test_runs_stored_before_the_change_read_as_their_own_row():
+    """A run logged before 2026-11-26 (H = 50, no eval_on: rank 0's replica evaluated) is the row
+    diloco[inner_steps=50,eval_on=replica], never the default row, whose job key differs too."""
+    from benchmarks.engine.build import build_job
+    from core.job import Row
+
+    old = {"inner_steps": "50", "outer_lr": "0.7", "outer_momentum": "0.9"}
+    assert Row("diloco").extended(old).label == "diloco[inner_steps=50,eval_on=replica]"
+    assert not Row("diloco").extended({**old, "inner_steps": "0", "eval_on": "outer"}).settings
+    job = build_job("layup", "cifar10", "resnet18", "diloco", "quick", devices=2)
+    assert job.params()["eval_on"] == "outer" and "eval_on" in job.keyed_params()

@@ -69,6 +69,8 @@ def validate(model: str, method: str, devices: int, config: TrainConfig, method_
         check_splits(model, method)
     if hasattr(method_config, "validate"):
         method_config.validate()
+    if config.grad_clip and not method_cls.clips_gradients:
+        raise UserError(f"grad_clip is applied by bp's loop (bp, ddp, plsgd, diloco), not by {method}")
     method_cls.check_job(config, method_config, devices)
 
 

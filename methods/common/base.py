@@ -28,6 +28,8 @@ class Method:
     shards_data: ClassVar[bool] = True
     # True: the method cuts the model into stages (models registered with `splits`).
     cuts_model: ClassVar[bool] = False
+    # True: the method's loop clips the gradient norm at `grad_clip` (bp's loop); others refuse it.
+    clips_gradients: ClassVar[bool] = False
 
     @classmethod
     def train_defaults(cls, config: TrainConfig, devices: int) -> dict:
