@@ -93,6 +93,11 @@ class TrainConfig:
     straggler_delay_frac: float = 0.0
     straggler_prob: float = 1.0
     straggler_seed: int = 0
+    # compute: the unit sleeps after its steps; wire: its rank's outgoing messages are held instead.
+    straggler_kind: str = added_setting("straggler_kind", "compute", "2026-11-26")
+    # Allow more CPU processes than cores (each then one intra-op thread): table `layup` runs 3 and
+    # 4 workers on 2 cores; its runs are tagged as processes sharing cores, as every run is here.
+    oversubscribe: bool = added_setting("oversubscribe", False, "2026-11-26")
 
     def validate(self) -> None:
         """Reject values that cannot train, with one line naming the key."""
@@ -110,6 +115,8 @@ class TrainConfig:
                 raise UserError(f"{key} must be >= 0, got {getattr(self, key)!r}")
         if not 0 <= self.straggler_prob <= 1:
             raise UserError(f"straggler_prob must be in [0, 1], got {self.straggler_prob!r}")
+        if self.straggler_kind not in ("compute", "wire"):
+            raise UserError(f"straggler_kind must be one of compute, wire, got {self.straggler_kind!r}")
         if self.straggler_delay_ms and self.straggler_delay_frac:
             raise UserError("set straggler_delay_ms or straggler_delay_frac, not both")
         if self.optimizer not in OPTIMIZERS:

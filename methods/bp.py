@@ -123,6 +123,7 @@ class Backprop(Method):
     summary = "single-device backprop: forward, backward, SGD step (the reference)"
     Config = BpConfig
     clips_gradients = True
+    wire_delays = True  # on several processes (ddp, plsgd, diloco): `communicated`
 
     def trained_module(self, ctx: TrainContext) -> nn.Module:
         """What the loop calls forward on (a subclass may wrap `ctx.model`)."""
@@ -135,6 +136,11 @@ class Backprop(Method):
     def epoch_metrics(self, ctx: TrainContext) -> dict[str, float] | None:
         """Extra metrics logged at each epoch end (none for single-device backprop)."""
         return None
+
+    def communicated(self, ctx: TrainContext, optimizer) -> bool:
+        """Whether the step just taken sent a message between processes (a wire straggler holds it):
+        DDP's gradient all-reduce, on every step of several processes."""
+        return ctx.world > 1
 
     def evaluated_model(self, ctx: TrainContext) -> nn.Module:
         """The model evaluated at an epoch end (every rank calls it: a subclass may need a collective)."""
@@ -186,5 +192,8 @@ class Backprop(Method):
                 meter.add(loss, logits, targets)
                 if straggler is not None:
                     straggler.tick(ctx.device)
+                    if straggler.wire and self.communicated(ctx, optimizer):
+                        straggler.hold()
+                        straggler.restart()  # the hold is no part of the next step's time
             extra = self.epoch_metrics(ctx)
             ctx.end_epoch(meter, self.evaluated_model(ctx), extra=extra)

@@ -197,6 +197,10 @@ class DiLoCo(Backprop):
         self.evaluated: nn.Module | None = None
         return self.outer
 
+    def communicated(self, ctx: TrainContext, optimizer) -> bool:
+        """Only the outer step all-reduces: a wire delay holds every H-th step."""
+        return self.outer.tail == 0
+
     def evaluated_model(self, ctx: TrainContext) -> nn.Module:
         """eval_on=outer: θ with the tail merged, in a copy of the model (a collective)."""
         if ctx.method_config.eval_on == "replica":

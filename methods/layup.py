@@ -74,6 +74,7 @@ class LayUp(AsyncBackprop):
     summary = "LayUp (000 v4): async_lu workers gossiping layer-wise updates to random peers, no barrier"
     Config = LayupConfig
     layerwise = True
+    wire_delays = True  # the gossip's sending thread holds each message
 
     @classmethod
     def check_job(cls, config: TrainConfig, method_config: LayupConfig, devices: int) -> None:
@@ -110,6 +111,7 @@ class LayUp(AsyncBackprop):
             bundle=settings.bundle,
             seed=ctx.job.seed,
             on_error=engine.fail,
+            hold=self.slowed_forward.hold if self.slowed_forward is not None else None,
         )
         return self.exchange
 

@@ -99,6 +99,14 @@ class PostLocalSGD(DataParallel):
             defaults.update(warmup_lr=config.lr, lr=config.lr * config.batch_size / 128 * devices)
         return defaults
 
+    def communicated(self, ctx: TrainContext, optimizer) -> bool:
+        """DDP's all-reduce before the switch, then only the steps the averager averaged on."""
+        averager = getattr(optimizer, "averager", None)
+        if averager is None:
+            return super().communicated(ctx, optimizer)
+        step = averager.step - 1  # the step just taken (the averager counts after averaging)
+        return step < averager.warmup_steps or (step - averager.warmup_steps) % averager.period == 0
+
     def trained_module(self, ctx: TrainContext) -> nn.Module:
         module = super().trained_module(ctx)
         if ctx.world > 1:

@@ -153,6 +153,9 @@ class RecordingExchange:
     def __init__(self):
         self.sent: list[tuple[list[int], list[torch.Tensor]]] = []
 
+    def scale_steps(self, indices, deltas):
+        pass  # every step applied as computed (only push-sum's gossip scales)
+
     def record(self, indices, deltas):
         self.sent.append((indices, [d.clone() for d in deltas]))
 

@@ -306,3 +306,62 @@ def test_the_layup_table_runs_at_smoke_and_reports_every_row(new_store, tmp_path
     assert all(
         f"layup-{c}" in claims for c in ("faster-than-ddp", "faster-than-diloco", "robust-to-stragglers")
     )
+
+
+# --- wire delays ---------------------------------------------------------------------------------
+def test_a_wire_straggler_measures_its_steps_and_holds_messages_instead(monkeypatch):
+    """straggler_kind=wire: the unit's steps are never slowed, each message is held the fraction of
+    the measured step time; a compute straggler holds no message."""
+    from core.runtime.straggler import Straggler
+
+    slept = []
+    monkeypatch.setattr("core.runtime.straggler.time.sleep", slept.append)
+    wire = Straggler(TrainConfig(straggler_delay_frac=0.5, straggler_kind="wire"), rank=1)
+    assert [wire.after_step(0.2) for _ in range(3)] == [0.0, 0.0, 0.0] and not slept
+    assert wire.hold() == pytest.approx(0.1) and wire.hold(step_s=1.0) == pytest.approx(0.5)
+    assert slept == pytest.approx([0.1, 0.5]) and wire.injected_s == pytest.approx(0.6)
+    compute = Straggler(TrainConfig(straggler_delay_frac=0.5), rank=1)
+    assert compute.hold() == 0.0 and compute.after_step(0.2) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    "method, devices, needle",
+    [("async_lu", 2, "straggler_kind=wire delays messages between processes"),
+     ("ddp", 1, "straggler_kind=wire delays messages between processes")],
+)  # fmt: skip
+def test_wire_delays_are_refused_where_nothing_holds_them(method, devices, needle):
+    from benchmarks.engine.build import build_job
+    from core.errors import UserError
+
+    settings = {"straggler_delay_frac": 1.0, "straggler_kind": "wire"}
+    with pytest.raises(UserError, match=needle):
+        build_job("x", "cifar10", "resnet18", method, "smoke", devices=devices, settings=settings)
+
+
+def test_more_processes_than_cores_need_oversubscribe(monkeypatch):
+    from benchmarks.engine.build import build_job, check_device_count
+    from core.errors import UserError
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    job = build_job("x", "cifar10", "resnet18", "layup", "smoke", devices=3, settings={"device": "cpu"})
+    with pytest.raises(UserError, match="--set oversubscribe=true"):
+        check_device_count(job)
+    shared = {"device": "cpu", "oversubscribe": True}
+    check_device_count(build_job("x", "cifar10", "resnet18", "layup", "smoke", devices=3, settings=shared))
+
+
+def test_three_workers_with_a_wire_straggler_train_and_hold_its_messages(store):
+    """The CLI, 3 layup workers on 2 cores (oversubscribe), the last one's messages held a whole
+    step: finished; every epoch logs the seconds held (> 0) and the messages' delay."""
+    proc = run_cli(
+        "train", "--method", "layup", "--devices", "3", "--profile", "smoke", "--epochs", "1", "--json",
+        "--set", "oversubscribe=true", "--set", "straggler_kind=wire", "--set", "straggler_delay_frac=1",
+        "--tracking-uri", store, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    client = MlflowClient(tracking_uri=store)
+    held = [m.value for m in client.get_metric_history(result["run_id"], "system/gossip_held_s")]
+    delays = [m.value for m in client.get_metric_history(result["run_id"], "system/gossip_delay_ms")]
+    assert result["status"] == "finished" and len(held) == len(delays) == result["epochs"]
+    assert all(h > 0 for h in held) and all(d > 0 for d in delays), (held, delays)

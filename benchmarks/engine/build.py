@@ -46,8 +46,11 @@ def check_device_count(job: Job) -> None:
                 f"{fewer} N with N <= {max(have - first, 0)}, or run the processes on the CPU with "
                 "--set device=cpu"
             )
-    elif not torchrun and devices > (have := os.cpu_count() or 1):
-        message = f"--devices {devices}: this machine has {have} cores; use --devices N with N <= {have}"
+    elif not torchrun and not job.config.oversubscribe and devices > (have := os.cpu_count() or 1):
+        message = (
+            f"--devices {devices}: this machine has {have} cores; use --devices N with N <= {have}, "
+            "or --set oversubscribe=true to share them"
+        )
         raise UserError(message)
 
 
@@ -71,6 +74,12 @@ def validate(model: str, method: str, devices: int, config: TrainConfig, method_
         method_config.validate()
     if config.grad_clip and not method_cls.clips_gradients:
         raise UserError(f"grad_clip is applied by bp's loop (bp, ddp, plsgd, diloco), not by {method}")
+    wire = config.straggler_kind == "wire" and (config.straggler_delay_ms or config.straggler_delay_frac)
+    if wire and (devices < 2 or not method_cls.wire_delays):
+        raise UserError(
+            "straggler_kind=wire delays messages between processes: run ddp, plsgd, diloco, layup, "
+            f"lapsgd or lppsgd with --devices 2 or more (got {method} on {devices})"
+        )
     method_cls.check_job(config, method_config, devices)
 
 

@@ -10,16 +10,26 @@ differ in who has to wait for it:
 - lapsgd, lppsgd: worker 0 of the last rank (Hogwild! workers never wait for one another).
 After each of its steps, that unit sleeps `straggler_delay_ms`, or `straggler_delay_frac` times
 its own recent step time, with probability `straggler_prob`, drawn from `straggler_seed`.
+
+`straggler_kind=wire` (table `layup`, LayUp's abstract: "injecting delays into the communication
+between workers") delays the same rank's outgoing communication instead of its compute: the unit
+only measures its step time, and the rank's communication holds each outgoing message (`hold`)
+for the delay before it leaves: each gossip message (layup), each outer all-reduce (diloco), each
+averaging (plsgd, lapsgd, lppsgd) and each step's gradient all-reduce (ddp, and plsgd before its
+switch). A method whose communication does not hold refuses the kind (`Method.wire_delays`).
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 
 import torch
 
 from ..config import TrainConfig
+
+KINDS = ("compute", "wire")
 
 # An exponential mean over the undelayed step times: recent enough to follow the LR warm-up's
 # unchanged cost, smooth enough that one slow step does not double the next delay.
@@ -34,9 +44,12 @@ def straggler_for(cfg: TrainConfig, rank: int, world: int, unit: int = 0) -> Str
 
 
 class Straggler:
-    """Sleeps after a step, with a probability, for a fixed time or a fraction of the step's own time."""
+    """Sleeps after a step (compute) or before a message (wire), with a probability, for a fixed
+    time or a fraction of the step's own time."""
 
     def __init__(self, cfg: TrainConfig, rank: int):
+        self.wire = cfg.straggler_kind == "wire"
+        self.lock = threading.Lock()  # a wire delay may be drawn on a communication thread
         self.delay_s = cfg.straggler_delay_ms / 1000.0
         self.fraction = cfg.straggler_delay_frac
         self.probability = cfg.straggler_prob
@@ -47,15 +60,27 @@ class Straggler:
         self._last: float | None = None
 
     def after_step(self, step_s: float) -> float:
-        """A step that took `step_s` seconds is done: sleep this step's delay, if one falls; return it."""
+        """A step that took `step_s` seconds is done: sleep this step's delay, if one falls (compute
+        delays; a wire straggler only measures); return it."""
         previous = step_s if self.step_s is None else self.step_s
         self.step_s = STEP_TIME_DECAY * previous + (1 - STEP_TIME_DECAY) * step_s
-        if self.rng.random() >= self.probability:
+        return 0.0 if self.wire else self._sleep(self.step_s)
+
+    def hold(self, step_s: float | None = None) -> float:
+        """A wire delay: hold an outgoing message for this message's delay, if one falls (a fraction
+        of `step_s`, else of the measured step time); return it. Compute delays hold nothing."""
+        if not self.wire:
             return 0.0
-        delay = self.delay_s or self.fraction * self.step_s
+        return self._sleep(step_s if step_s is not None else (self.step_s or 0.0))
+
+    def _sleep(self, step_s: float) -> float:
+        with self.lock:
+            if self.rng.random() >= self.probability:
+                return 0.0
+            delay = self.delay_s or self.fraction * step_s
+            self.injected_s += delay
+            self.delays += 1
         time.sleep(delay)
-        self.injected_s += delay
-        self.delays += 1
         return delay
 
     def restart(self) -> None:

@@ -30,6 +30,8 @@ class Method:
     cuts_model: ClassVar[bool] = False
     # True: the method's loop clips the gradient norm at `grad_clip` (bp's loop); others refuse it.
     clips_gradients: ClassVar[bool] = False
+    # True: the method's communication holds a wire straggler's messages (straggler_kind=wire).
+    wire_delays: ClassVar[bool] = False
 
     @classmethod
     def train_defaults(cls, config: TrainConfig, devices: int) -> dict:

@@ -70,6 +70,7 @@ class GossipExchange:
         bundle: str,
         seed: int,
         on_error: Callable[[BaseException], None],
+        hold: Callable[[], float] | None = None,
     ):
         self.updater, self.device, self.mix, self.bundle = updater, device, mix, bundle
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
@@ -77,6 +78,7 @@ class GossipExchange:
         self.fanout = min(peers, len(self.others))
         self.rng = random.Random(f"gossip:{seed}:{self.rank}")
         self.on_error = on_error
+        self.hold = hold  # a wire straggler's: each update or reply waits before it leaves
         params = updater.params
         sizes = [p.numel() for p in params]
         self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
@@ -109,6 +111,7 @@ class GossipExchange:
         self.flushes = 0  # epochs flushed
         self.sent_messages, self.sent_bytes, self.received_messages = 0, 0, 0
         self.delay_sum_ms, self.delay_max_ms, self.remote_updates = 0.0, 0.0, 0
+        self.held_s = 0.0  # wire delays held before sends
         self.error: BaseException | None = None
         self.threads = [threading.Thread(target=self._guard, args=(self._send_loop,), name="gossip-send")]
         self.threads += [
@@ -168,15 +171,15 @@ class GossipExchange:
         after `flush`); every message sent must have been applied by then."""
         sums = torch.tensor(
             [self.sent_messages, self.received_messages, self.sent_bytes / 2**20, self.delay_sum_ms,
-             self.remote_updates],
+             self.remote_updates, self.held_s],
             dtype=torch.float64, device=self.device,
         )  # fmt: skip
         most = torch.tensor([self.delay_max_ms], dtype=torch.float64, device=self.device)
         self.sent_messages, self.received_messages, self.sent_bytes = 0, 0, 0
-        self.delay_sum_ms, self.delay_max_ms, self.remote_updates = 0.0, 0.0, 0
+        self.delay_sum_ms, self.delay_max_ms, self.remote_updates, self.held_s = 0.0, 0.0, 0, 0.0
         dist.all_reduce(sums)  # on the default group: the epoch end's other collectives' order
         dist.all_reduce(most, op=dist.ReduceOp.MAX)
-        sent, received, mib, delay_sum, remote = sums.tolist()
+        sent, received, mib, delay_sum, remote, held = sums.tolist()
         if sent != received:
             raise RuntimeError(f"gossip lost messages: {sent:.0f} sent, {received:.0f} applied in the epoch")
         return {
@@ -185,6 +188,7 @@ class GossipExchange:
             "gossip_delay_ms": delay_sum / max(received, 1.0),
             "gossip_delay_max_ms": float(most.item()),
             "gossip_remote_updates": remote,
+            "gossip_held_s": held,
         }
 
     def masses(self) -> list[float]:
@@ -289,6 +293,8 @@ class GossipExchange:
         self._send(peer, self._header(REPLY, groups, [0] * len(groups)), payload)
 
     def _send(self, peer: int, header: torch.Tensor, payload: torch.Tensor) -> None:
+        if self.hold is not None:
+            self.held_s += self.hold()  # only this thread adds to it
         channel = self.channels[(self.rank, peer)]
         dist.send(header, dst=peer, group=channel)
         dist.send(payload, dst=peer, group=channel)

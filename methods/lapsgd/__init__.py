@@ -77,6 +77,7 @@ class LocallyAsynchronousSGD(Method):
     summary = "LAP-SGD: U lock-free worker processes per device, non-blocking model averaging every K updates"
     Config = LapConfig
     max_devices = None
+    wire_delays = True  # the last device's averager holds each round (methods/lapsgd/averager.py)
     partitioned = False  # lppsgd: alternate partitioned and full updates after partition_start
 
     def train(self, ctx: TrainContext) -> None:

@@ -11,6 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from core.context import TrainContext
+from core.runtime.straggler import straggler_for
 from core.runtime.supervise import Children
 
 from ..common.update_exchange import replica_drift
@@ -66,6 +67,8 @@ class Averager:
         self.mp = mp.get_context("spawn")  # fork is unsafe with threads and CUDA
         self.state = SharedState(self.mp, self.acfg.workers_per_device, ctx.device)
         self.workers: Children | None = None
+        wire = straggler_for(self.cfg, ctx.rank, ctx.world)  # the last device's, with a wire delay
+        self.wire = wire if wire is not None and wire.wire else None
         self.since_round = 0  # S at the last averaging round (s_pre)
         self.epoch = 0  # the epoch being trained (paper) or waited for (authors' reading)
         self.metrics = dict(
@@ -194,11 +197,15 @@ class Averager:
         A due round then starts within 5 % of a step, and the averager's polls (each an
         all-reduce on several devices) stay a small share of cores the workers need.
         """
+        step_s = self.worker_step_s()
+        return POLL_S if step_s is None else min(max(step_s / 20, POLL_S), MAX_POLL_S)
+
+    def worker_step_s(self) -> float | None:
+        """A worker's mean step time so far (None before each worker has taken 2 steps)."""
         updates = self.state.get(SharedState.UPDATES)
         if updates < 2 * self.acfg.workers_per_device:
-            return POLL_S
-        step_s = self.ctx.train_time_s * self.acfg.workers_per_device / updates
-        return min(max(step_s / 20, POLL_S), MAX_POLL_S)
+            return None
+        return self.ctx.train_time_s * self.acfg.workers_per_device / updates
 
     def set_phase(self, progress: float) -> None:
         """LPP-SGD: switch the workers to alternating partitioned updates once T_st is passed."""
@@ -208,6 +215,8 @@ class Averager:
     def average(self, since: int | None = None) -> None:
         """One averaging round, counting the updates the workers made while it ran; `since` is the
         S to count the next round's updates from (default: S as the round starts)."""
+        if self.wire is not None:  # a wire straggler's round leaves late: every device waits for it
+            self.wire.hold(self.worker_step_s() or 0.0)
         before = self.state.get(SharedState.UPDATES)
         started = time.perf_counter()
         average_round(self.params, self.ctx.world)
