@@ -234,7 +234,7 @@ def layup_store(tmp_path, layup_s: float, layup_slowdown: float, gpus: bool = Fa
     slowdown = {"ddp": 2.0, "diloco": 2.0, "layup": layup_slowdown}
     for model in ("resnet18", "gpt"):
         for method, seconds in base.items():
-            for name, factor in (("", 1.0), ("straggler_delay_frac=1", slowdown[method])):
+            for name, factor in (("devices=3", 1.0), ("devices=3,straggler_delay_frac=1", slowdown[method])):
                 for i in range(3):
                     t = seconds * factor * (1 + 0.01 * i)
                     params = row_params("layup", method, name)
@@ -253,13 +253,15 @@ def test_layup_report_shows_each_models_metric_and_the_delays_cost(tmp_path):
     uri = layup_store(tmp_path, layup_s=60.0, layup_slowdown=1.2)
     (section,) = build_sections(TABLES["layup"], uri, tmp_path, "paper")
     summary = section.summary.set_index(["model", "method"])
-    assert summary.loc[("gpt", "layup"), "metric"] == "test_bpb"
-    assert summary.loc[("resnet18", "layup"), "metric"] == "test_acc"
-    assert summary.loc[("gpt", "layup"), "best_mean"] == pytest.approx(1.7)
-    assert summary.loc[("resnet18", "ddp[straggler_delay_frac=1]"), "tta_vs_no_delay_mean"] == pytest.approx(
-        2.0
-    )
-    assert summary.loc[("gpt", "layup[straggler_delay_frac=1]"), "tta_vs_no_delay_mean"] == pytest.approx(1.2)
+    assert summary.loc[("gpt", "layup[devices=3]"), "metric"] == "test_bpb"
+    assert summary.loc[("resnet18", "layup[devices=3]"), "metric"] == "test_acc"
+    assert summary.loc[("gpt", "layup[devices=3]"), "best_mean"] == pytest.approx(1.7)
+    assert summary.loc[
+        ("resnet18", "ddp[devices=3,straggler_delay_frac=1]"), "tta_vs_no_delay_mean"
+    ] == pytest.approx(2.0)
+    assert summary.loc[
+        ("gpt", "layup[devices=3,straggler_delay_frac=1]"), "tta_vs_no_delay_mean"
+    ] == pytest.approx(1.2)
 
 
 @pytest.mark.parametrize(
@@ -287,10 +289,11 @@ def test_layup_claims_can_come_out_either_way(tmp_path, layup_s, slowdown, expec
 
 
 @pytest.mark.ci
-@pytest.mark.slow  # 10 jobs of 2 processes: ~3 minutes
+@pytest.mark.slow  # 15 jobs of 3 processes: ~5 minutes
 def test_the_layup_table_runs_at_smoke_and_reports_every_row(new_store, tmp_path):
-    """`run layup --profile smoke`: every job (5 methods, no delay and 100 %) finishes once; the
-    report has each row and the claims a verdict each (inconclusive: smoke decides nothing)."""
+    """`run layup --profile smoke`: every job (5 methods on 3 processes sharing 2 cores: no delay, a
+    compute and a wire straggler at 100 %) finishes once; the report has each row and the claims a
+    verdict each (inconclusive: smoke decides nothing)."""
     from .conftest import cli
 
     proc = cli("run", "layup", "--profile", "smoke", "--tracking-uri", new_store, timeout=900)
@@ -299,7 +302,11 @@ def test_the_layup_table_runs_at_smoke_and_reports_every_row(new_store, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = set(pd.read_csv(tmp_path / "layup.csv")["method"])
     for method in ("layup", "ddp", "plsgd", "diloco", "lapsgd"):
-        assert {method, f"{method}[straggler_delay_frac=1]"} <= rows, (method, rows)  # no delay, 100 %
+        expected = {
+            f"{method}[devices=3{s}]"
+            for s in ("", ",straggler_delay_frac=1", ",straggler_delay_frac=1,straggler_kind=wire")
+        }
+        assert expected <= rows, (method, rows)  # fmt: skip
     proc = cli("report", "claims", "--profile", "smoke", "--tracking-uri", new_store, "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     claims = (tmp_path / "claims.md").read_text()

@@ -1,46 +1,69 @@
 """layup (the suite's reading of 000 v4's abstract, no paper table): LayUp against DDP, PL-SGD,
-DiLoCo and LAP-SGD on equal devices, without and with a straggler.
+DiLoCo and LAP-SGD on equal devices, under two kinds of straggler.
 
-Rows: each method at straggler delays of 0, 25, 50 and 100 % of the slowed unit's own step time
-(`pd-stragglers`' injection, core/runtime/straggler.py): the last rank for ddp, plsgd and diloco
-(every rank waits for it at the next all-reduce), worker 0 of the last rank for lapsgd, and the
-last worker's forward thread for layup (the whole worker hands on fewer passes). Models: ResNet-18
-on CIFAR-10 (test accuracy) and the byte-level GPT on the IMDb text (bits per byte). Every job runs
-on the same processes: 2 at `smoke` and `quick` (one per core here), 3 at `paper`.
+Rows: each method without delay, with a compute straggler (`pd-stragglers`' injection,
+core/runtime/straggler.py: one unit sleeps a fraction of its own step time after each step: the
+last rank for ddp, plsgd and diloco, worker 0 of the last rank for lapsgd, the last worker's
+forward thread for layup) and with a wire straggler (`straggler_kind=wire`: the last rank's
+outgoing messages held that fraction of its step before they leave: LayUp's abstract's "delays
+into the communication between workers"). Models: ResNet-18 on CIFAR-10 (test accuracy) and the
+byte-level GPT on the IMDb text (bits per byte). Every job runs on N = 3 processes at every profile
+(with one peer of two to draw, the gossip is a gossip), and at quick and paper one cell of LayUp and
+DDP on N = 4 (ResNet-18, no delay). On a CPU the processes share the cores (`oversubscribe`). Each
+row names its process count (`ddp[devices=3]`): runs of one method on other counts, such as this
+table's runs on 2 processes before 2026-11-26, are other rows.
 """
 
 from __future__ import annotations
 
+from core.job import Row
 from core.metric import BITS_PER_BYTE
 
 from .common.cifar import RUNS
 from .common.pd004 import epochs_settings
 from .common.spec import Cell, register_table
-from .pd_stragglers import delay_row
 
 METHODS = ("layup", "ddp", "plsgd", "diloco", "lapsgd")
-DELAYS = (0.0, 0.25, 0.5, 1.0)  # fractions of the slowed unit's own step time
 WORKLOADS = (("cifar10", "resnet18"), ("imdb-lm", "gpt"))
+# Fractions of the slowed unit's own step time, per kind of straggler and profile: quick keeps the
+# extremes that decide the claims (compute 100 %, wire 50 and 100 %) to fit 3 hours on 2 cores.
+COMPUTE = {"paper": (0.25, 0.5, 1.0), "quick": (1.0,), "smoke": (1.0,)}
+WIRE = {"paper": (0.25, 0.5, 1.0), "quick": (0.5, 1.0), "smoke": (1.0,)}
 # quick: 1 epoch of ResNet-18 (pd-stragglers' length) and 3 of the GPT, each cosine compressed to
-# its epochs: the 40 jobs fit 3 hours on 2 cores (docs/performance.md, "layup").
+# its epochs (docs/performance.md, "layup").
 EPOCHS = {"resnet18": {"quick": 1}, "gpt": {"quick": 3}}
-DEVICES = {"paper": 3, "quick": 2, "smoke": 2}
-SMOKE_DELAYS = (0.0, 1.0)
+DEVICES = 3  # every profile
+WIDER = {"paper": 4, "quick": 4}  # the one cell on more processes (ResNet-18, layup and ddp, no delay)
+
+
+def table_row(method: str, fraction: float = 0.0, kind: str = "compute", devices: int = DEVICES) -> Row:
+    """A row: the method on `devices` processes, with a straggler of this kind and size (none at 0)."""
+    settings: dict = {"devices": devices}
+    if fraction:
+        settings["straggler_delay_frac"] = fraction
+        if kind != "compute":
+            settings["straggler_kind"] = kind
+    return Row.of(method, **settings)
 
 
 def cells(profile: str) -> list[Cell]:
-    """Methods x delay levels on both workloads (smoke: ResNet-18, no delay and 100 %)."""
+    """Methods x straggler rows on both workloads (smoke: ResNet-18 only), and the wider cell."""
     workloads = WORKLOADS[:1] if profile == "smoke" else WORKLOADS
-    delays = SMOKE_DELAYS if profile == "smoke" else DELAYS
+    delays = (
+        [(0.0, "compute")] + [(f, "compute") for f in COMPUTE[profile]] + [(f, "wire") for f in WIRE[profile]]
+    )
     cells = []
     for dataset, model in workloads:
-        # Each model's epochs at quick, the cosine compressed to them; every job on the same processes.
+        # Each model's epochs at quick, the cosine compressed to them; processes may share CPU cores.
         epochs, schedule = epochs_settings(dataset, model, profile, EPOCHS[model])
+        settings = (*schedule.items(), ("oversubscribe", True))
+        rows = [table_row(m, f, kind) for m in METHODS for f, kind in delays]
+        if profile in WIDER and model == "resnet18":
+            rows += [table_row(m, devices=WIDER[profile]) for m in ("layup", "ddp")]
         cells += [
-            Cell(dataset, model, delay_row(method, fraction), RUNS[profile], epochs=epochs,
-                 settings=tuple(schedule.items()), devices=DEVICES[profile])
-            for method in METHODS
-            for fraction in delays
+            Cell(dataset, model, row, RUNS[profile], epochs=epochs, settings=settings,
+                 devices=dict(row.settings)["devices"])
+            for row in rows
         ]  # fmt: skip
     return cells
 
