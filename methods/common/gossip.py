@@ -2,9 +2,15 @@
 epoch (the exchange of `layup`; methods/layup.py says what the method is, docs/fidelity.md
 "LayUp" why each mixing rule is written as it is).
 
-Every ordered pair of processes (src, dst) has a two-rank process group of its own, a channel that
-only src's sending thread and dst's receiving thread for src use: sends and receives of one process
-never share a communicator (NCCL's are not thread-safe, and NCCL has no receive from any source).
+Every ordered pair of processes (src, dst) has a two-rank gloo process group of its own, a channel
+that only src's sending thread and dst's receiving thread for src use, created (and connected) by
+every rank together before training. On CUDA the messages are staged through host memory over
+these gloo channels, never NCCL: a posted NCCL receive is a kernel that waits for its peer, so a
+device-wide synchronize (an epoch end's, an evaluation's) would wait for a send no rank can issue;
+NCCL's communicators are not safe to drive from several threads at once, and are created lazily
+on first use. A gloo receive blocks only its thread; the device sees a copy in and an addition, on
+the receiving thread's stream, which `flush` waits for by that stream alone (docs/fidelity.md,
+"LayUp"). Headers are host tensors: reading one syncs nothing on the device.
 The compute threads only mark an updated module as waiting (and, with `mix=add`, add the increment
 into a buffer under the module's buffer lock); they never wait for the network. The sending thread
 takes the waiting modules in the order they were first updated (one message per module, or every
@@ -94,16 +100,15 @@ class GossipExchange:
         g = len(updater.groups)
         # [kind, n, groups, counts, push-sum shares (float64 bits), each padded to g; sent at (µs)]
         self.header_size = 3 + 3 * g
-        backend = dist.get_backend()
         self.channels: dict[tuple[int, int], dist.ProcessGroup] = {}
         for src in range(self.world):  # every rank creates every group, in the same order
             for dst in range(self.world):
                 if src != dst:
-                    group = dist.new_group([src, dst], backend=backend)
+                    group = dist.new_group([src, dst], backend="gloo")
                     if self.rank in (src, dst):
                         self.channels[(src, dst)] = group
         self.waiting: OrderedDict[int, None] = OrderedDict()  # groups with a message to send, oldest first
-        self.replies: deque[tuple[int, list[int], torch.Tensor, object]] = deque()  # mix=pairwise's
+        self.replies: deque[tuple[int, list[int], torch.Tensor]] = deque()  # mix=pairwise's, on the host
         self.wake = threading.Condition()
         self.flush_asked, self.end_sent, self.closing = False, False, False
         self.ends = {peer: 0 for peer in self.others}  # end marks received from each peer
@@ -113,10 +118,14 @@ class GossipExchange:
         self.delay_sum_ms, self.delay_max_ms, self.remote_updates = 0.0, 0.0, 0
         self.held_s = 0.0  # wire delays held before sends
         self.error: BaseException | None = None
+        # The receiving threads' CUDA streams (their copies in and additions), which `flush` waits for.
+        self.streams = [torch.cuda.Stream(device) for _ in self.others] if device.type == "cuda" else []
         self.threads = [threading.Thread(target=self._guard, args=(self._send_loop,), name="gossip-send")]
         self.threads += [
-            threading.Thread(target=self._guard, args=(self._receive_loop, peer), name=f"gossip-recv-{peer}")
-            for peer in self.others
+            threading.Thread(
+                target=self._guard, args=(self._receive_loop, k, peer), name=f"gossip-recv-{peer}"
+            )
+            for k, peer in enumerate(self.others)
         ]
         for thread in self.threads:
             thread.daemon = True
@@ -163,8 +172,8 @@ class GossipExchange:
             while self.flush_asked or not self._peers_done():
                 self.wake.wait(timeout=POLL_S)
                 self._check()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # the receiving threads' additions ran on their streams
+        for stream in self.streams:  # the receiving threads' additions ran on these (no device-wide wait)
+            stream.synchronize()
 
     def epoch_metrics(self) -> dict[str, float]:
         """The epoch's messages, MiB, delays and remote updates, over the workers (collectives,
@@ -287,9 +296,7 @@ class GossipExchange:
         for peer in self.rng.sample(self.others, self.fanout):
             self._send(peer, header, payload)
 
-    def _send_reply(self, peer: int, groups: list[int], payload: torch.Tensor, ready) -> None:
-        if ready is not None:
-            torch.cuda.current_stream().wait_event(ready)  # written on the receiving thread's stream
+    def _send_reply(self, peer: int, groups: list[int], payload: torch.Tensor) -> None:
         self._send(peer, self._header(REPLY, groups, [0] * len(groups)), payload)
 
     def _send(self, peer: int, header: torch.Tensor, payload: torch.Tensor) -> None:
@@ -297,15 +304,15 @@ class GossipExchange:
             self.held_s += self.hold()  # only this thread adds to it
         channel = self.channels[(self.rank, peer)]
         dist.send(header, dst=peer, group=channel)
-        dist.send(payload, dst=peer, group=channel)
+        dist.send(payload.cpu(), dst=peer, group=channel)  # on CUDA: waits for this stream's writes
         with self.wake:
             self.sent_messages += 1
             self.sent_bytes += payload.numel() * payload.element_size()
 
-    def _receive_loop(self, peer: int) -> None:
+    def _receive_loop(self, k: int, peer: int) -> None:
         channel = self.channels[(peer, self.rank)]
-        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
-        header = torch.empty(self.header_size, dtype=torch.int64, device=self.device)
+        stream = self.streams[k] if self.streams else None
+        header = torch.empty(self.header_size, dtype=torch.int64)
         g_all = len(self.updater.groups)  # the header's padded width
         with torch.cuda.stream(stream) if stream is not None else nullcontext():
             while True:
@@ -319,37 +326,27 @@ class GossipExchange:
                         self.wake.notify_all()
                     continue
                 groups, counts, sent_us = rest[:n], rest[g_all : g_all + n], rest[-1]
-                shares = [
-                    struct.unpack("<d", struct.pack("<q", v))[0] for v in rest[2 * g_all : 2 * g_all + n]
-                ]
+                shares = [as_float(bits) for bits in rest[2 * g_all : 2 * g_all + n]]
                 sizes = [sum(self._size(i) for i in self.updater.groups[g]) for g in groups]
-                payload = torch.empty(sum(sizes), device=self.device, dtype=self.dtype)
-                dist.recv(payload, src=peer, group=channel)
-                applied = [
-                    self._apply(kind, g, part, count, share)
-                    for g, part, count, share in zip(
-                        groups, payload.split(sizes), counts, shares, strict=True
-                    )
-                ]
+                staged = torch.empty(sum(sizes), dtype=self.dtype)
+                dist.recv(staged, src=peer, group=channel)
+                payload = staged.to(self.device)  # on CUDA: a copy in, on this thread's stream
+                parts = zip(groups, payload.split(sizes), counts, shares, strict=True)
+                applied = [self._apply(kind, g, part, count, share) for g, part, count, share in parts]
                 delay_ms = max(0.0, (time.time_ns() // 1000 - sent_us) / 1000)
                 reply = None
                 if kind == UPDATE and self.mix == "pairwise":  # answered before the peer's end mark
-                    reply = torch.cat([d.reshape(-1) for deltas in applied for d in deltas]).neg_()
-                    ready = torch.cuda.Event() if stream is not None else None
-                    if ready is not None:
-                        ready.record()
+                    reply = torch.cat([d.reshape(-1) for deltas in applied for d in deltas]).neg_().cpu()
                 with self.wake:  # one set of counters, a receiving thread per peer
                     self.received_messages += 1
                     self.remote_updates += sum(counts)
                     self.delay_sum_ms += delay_ms
                     self.delay_max_ms = max(self.delay_max_ms, delay_ms)
                     if reply is not None:
-                        self.replies.append((peer, groups, reply, ready))
+                        self.replies.append((peer, groups, reply))
                     self.wake.notify_all()
 
-    def _apply(
-        self, kind: int, g: int, part: torch.Tensor, count: int, share: float | None
-    ) -> list[torch.Tensor]:
+    def _apply(self, kind: int, g: int, part: torch.Tensor, count: int, share: float) -> list[torch.Tensor]:
         """Apply one module of a message under the module's lock; returns what it added to each tensor."""
         members = self.updater.groups[g]
         values = part.split([self._size(i) for i in members])
@@ -397,7 +394,7 @@ class GossipExchange:
         for part in (groups, counts, bits):
             values += [*part, *[0] * (g - len(part))]
         values.append(time.time_ns() // 1000)
-        return torch.tensor(values, dtype=torch.int64).to(self.device)
+        return torch.tensor(values, dtype=torch.int64)
 
     def _size(self, index: int) -> int:
         return self.offsets[index + 1] - self.offsets[index]

@@ -158,7 +158,7 @@ def layup_robust_to_stragglers(evidence: Evidence) -> Measured:
         return no_runs("layup", "run layup")
     cells = []
     for model, runs in per_run.groupby("model", sort=False):
-        ddp, layup = slowdowns(runs, "ddp"), slowdowns(runs, "layup")
+        ddp, layup = slowdowns(runs, "ddp", "compute"), slowdowns(runs, "layup", "compute")
         joined = ddp.merge(layup, on="run_index", suffixes=("_ddp", "_layup")).sort_values("run_index")
         if joined.empty:
             continue
@@ -194,11 +194,12 @@ def layup_robust_to_stragglers(evidence: Evidence) -> Measured:
     )
 
 
-def slowdowns(runs: pd.DataFrame, method: str) -> pd.DataFrame:
-    """Per run index of `method`: time to target at the 100 % delay over without delay, the two
-    runs' ids, and how many of them failed or missed the target: a ratio with a censored time is NaN
-    (no test here takes a ratio of censored ratios), so such a cell cannot support the claim."""
-    slow, base = of_settings(runs, delayed(method, "compute")), of_settings(runs, no_delay(method))
+def slowdowns(runs: pd.DataFrame, method: str, kind: str) -> pd.DataFrame:
+    """Per run index of `method`: time to target at the 100 % delay of this kind of straggler over
+    without delay, the two runs' ids, and how many of them failed or missed the target: a ratio with
+    a censored time is NaN (no test here takes a ratio of censored ratios), so such a cell cannot
+    support the claim."""
+    slow, base = of_settings(runs, delayed(method, kind)), of_settings(runs, no_delay(method))
     joined = slow.merge(base, on="run_index", suffixes=("_slow", "_base"))
     missed = [sum(missed_target(row, side) for side in ("slow", "base")) for _, row in joined.iterrows()]
     return pd.DataFrame(
