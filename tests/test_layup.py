@@ -357,6 +357,8 @@ def test_more_processes_than_cores_need_oversubscribe(monkeypatch):
     check_device_count(build_job("x", "cifar10", "resnet18", "layup", "smoke", devices=3, settings=shared))
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # ~17 s: 3 processes on 2 cores
 def test_three_workers_with_a_wire_straggler_train_and_hold_its_messages(store):
     """The CLI, 3 layup workers on 2 cores (oversubscribe), the last one's messages held a whole
     step: finished; every epoch logs the seconds held (> 0) and the messages' delay."""

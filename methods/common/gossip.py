@@ -100,13 +100,7 @@ class GossipExchange:
         g = len(updater.groups)
         # [kind, n, groups, counts, push-sum shares (float64 bits), each padded to g; sent at (µs)]
         self.header_size = 3 + 3 * g
-        self.channels: dict[tuple[int, int], dist.ProcessGroup] = {}
-        for src in range(self.world):  # every rank creates every group, in the same order
-            for dst in range(self.world):
-                if src != dst:
-                    group = dist.new_group([src, dst], backend="gloo")
-                    if self.rank in (src, dst):
-                        self.channels[(src, dst)] = group
+        self.channels = pair_channels(self.rank, self.world)
         self.waiting: OrderedDict[int, None] = OrderedDict()  # groups with a message to send, oldest first
         self.replies: deque[tuple[int, list[int], torch.Tensor]] = deque()  # mix=pairwise's, on the host
         self.wake = threading.Condition()
@@ -122,10 +116,8 @@ class GossipExchange:
         self.streams = [torch.cuda.Stream(device) for _ in self.others] if device.type == "cuda" else []
         self.threads = [threading.Thread(target=self._guard, args=(self._send_loop,), name="gossip-send")]
         self.threads += [
-            threading.Thread(
-                target=self._guard, args=(self._receive_loop, k, peer), name=f"gossip-recv-{peer}"
-            )
-            for k, peer in enumerate(self.others)
+            threading.Thread(target=self._guard, args=(self._receive_loop, k, p), name=f"gossip-recv-{p}")
+            for k, p in enumerate(self.others)
         ]
         for thread in self.threads:
             thread.daemon = True
@@ -413,3 +405,16 @@ class GossipExchange:
 def as_float(bits: int) -> float:
     """The float64 whose bits a header carries as an int64."""
     return struct.unpack("<d", struct.pack("<q", bits))[0]
+
+
+def pair_channels(rank: int, world: int) -> dict[tuple[int, int], dist.ProcessGroup]:
+    """A two-rank gloo group per ordered pair (src, dst) this rank is in, created by every rank
+    together and in the same order (new_group is collective), connected before training starts."""
+    channels = {}
+    for src in range(world):
+        for dst in range(world):
+            if src != dst:
+                group = dist.new_group([src, dst], backend="gloo")
+                if rank in (src, dst):
+                    channels[(src, dst)] = group
+    return channels
