@@ -329,6 +329,10 @@ def test_a_wire_straggler_measures_its_steps_and_holds_messages_instead(monkeypa
     assert slept == pytest.approx([0.1, 0.5]) and wire.injected_s == pytest.approx(0.6)
     compute = Straggler(TrainConfig(straggler_delay_frac=0.5), rank=1)
     assert compute.hold() == 0.0 and compute.after_step(0.2) == pytest.approx(0.1)
+    # A latency, not a narrower link: a message ready 0.08 s ago waits the rest of its 0.1 s, one
+    # ready 0.3 s ago leaves at once.
+    monkeypatch.setattr("core.runtime.straggler.time.perf_counter", lambda: 10.0)
+    assert wire.hold(ready_at=9.92) == pytest.approx(0.02) and wire.hold(ready_at=9.7) == 0.0
 
 
 @pytest.mark.parametrize(

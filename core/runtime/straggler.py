@@ -13,8 +13,9 @@ its own recent step time, with probability `straggler_prob`, drawn from `straggl
 
 `straggler_kind=wire` (table `layup`, LayUp's abstract: "injecting delays into the communication
 between workers") delays the same rank's outgoing communication instead of its compute: the unit
-only measures its step time, and the rank's communication holds each outgoing message (`hold`)
-for the delay before it leaves: each gossip message (layup), each outer all-reduce (diloco), each
+only measures its step time, and each message the rank sends leaves the delay after it was ready
+(`hold`): a latency on the wire, not a narrower link (messages ready one after another leave one
+after another, each its delay late): each gossip message (layup), each outer all-reduce (diloco), each
 averaging (plsgd, lapsgd, lppsgd) and each step's gradient all-reduce (ddp, and plsgd before its
 switch). A method whose communication does not hold refuses the kind (`Method.wire_delays`).
 """
@@ -66,18 +67,21 @@ class Straggler:
         self.step_s = STEP_TIME_DECAY * previous + (1 - STEP_TIME_DECAY) * step_s
         return 0.0 if self.wire else self._sleep(self.step_s)
 
-    def hold(self, step_s: float | None = None) -> float:
-        """A wire delay: hold an outgoing message for this message's delay, if one falls (a fraction
-        of `step_s`, else of the measured step time); return it. Compute delays hold nothing."""
+    def hold(self, step_s: float | None = None, ready_at: float | None = None) -> float:
+        """A wire delay: hold an outgoing message until its delay (a fraction of `step_s`, else of the
+        measured step time) has passed since it was ready (`ready_at`, time.perf_counter(); now if
+        None), if a delay falls on it; return the time held. Compute delays hold nothing."""
         if not self.wire:
             return 0.0
-        return self._sleep(step_s if step_s is not None else (self.step_s or 0.0))
+        return self._sleep(step_s if step_s is not None else (self.step_s or 0.0), ready_at)
 
-    def _sleep(self, step_s: float) -> float:
+    def _sleep(self, step_s: float, ready_at: float | None = None) -> float:
         with self.lock:
             if self.rng.random() >= self.probability:
                 return 0.0
             delay = self.delay_s or self.fraction * step_s
+            if ready_at is not None:  # the part of the delay the message has not yet waited
+                delay = max(0.0, ready_at + delay - time.perf_counter())
             self.injected_s += delay
             self.delays += 1
         time.sleep(delay)

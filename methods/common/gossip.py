@@ -76,7 +76,7 @@ class GossipExchange:
         bundle: str,
         seed: int,
         on_error: Callable[[BaseException], None],
-        hold: Callable[[], float] | None = None,
+        hold: Callable[..., float] | None = None,
     ):
         self.updater, self.device, self.mix, self.bundle = updater, device, mix, bundle
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
@@ -84,7 +84,7 @@ class GossipExchange:
         self.fanout = min(peers, len(self.others))
         self.rng = random.Random(f"gossip:{seed}:{self.rank}")
         self.on_error = on_error
-        self.hold = hold  # a wire straggler's: each update or reply waits before it leaves
+        self.hold = hold  # a wire straggler's: each update or reply leaves its delay after it was ready
         params = updater.params
         sizes = [p.numel() for p in params]
         self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
@@ -101,8 +101,9 @@ class GossipExchange:
         # [kind, n, groups, counts, push-sum shares (float64 bits), each padded to g; sent at (µs)]
         self.header_size = 3 + 3 * g
         self.channels = pair_channels(self.rank, self.world)
-        self.waiting: OrderedDict[int, None] = OrderedDict()  # groups with a message to send, oldest first
-        self.replies: deque[tuple[int, list[int], torch.Tensor]] = deque()  # mix=pairwise's, on the host
+        # Groups with a message to send, oldest first, with when each became ready (time.perf_counter()).
+        self.waiting: OrderedDict[int, float] = OrderedDict()
+        self.replies: deque[tuple[int, list[int], torch.Tensor, float]] = deque()  # pairwise's, on the host
         self.wake = threading.Condition()
         self.flush_asked, self.end_sent, self.closing = False, False, False
         self.ends = {peer: 0 for peer in self.others}  # end marks received from each peer
@@ -151,7 +152,7 @@ class GossipExchange:
                     self.own_counts[i] += 1
         with self.wake:
             for group in groups:
-                self.waiting.setdefault(group)
+                self.waiting.setdefault(group, time.perf_counter())
             self.wake.notify_all()
 
     def flush(self) -> None:
@@ -228,7 +229,8 @@ class GossipExchange:
             return "reply", self.replies.popleft()
         if self.waiting:
             take = 1 if self.bundle == "layer" else len(self.waiting)
-            return "update", sorted(self.waiting.popitem(last=False)[0] for _ in range(take))
+            taken = [self.waiting.popitem(last=False) for _ in range(take)]  # the oldest first
+            return "update", (sorted(g for g, _ in taken), taken[0][1])
         if self.flush_asked and not self.end_sent:
             return "mark", END
         if self.flush_asked and self.mix == "pairwise" and all(n >= self.flushes for n in self.ends.values()):
@@ -248,7 +250,7 @@ class GossipExchange:
                 if what == "reply":
                     self._send_reply(*item)
                 elif what == "update":
-                    self._send_update(item)
+                    self._send_update(*item)
                 else:
                     header = self._header(item)
                     for peer in self.others:
@@ -261,7 +263,7 @@ class GossipExchange:
                             self.flush_asked, self.end_sent = False, False
                         self.wake.notify_all()
 
-    def _send_update(self, groups: list[int]) -> None:
+    def _send_update(self, groups: list[int], ready_at: float) -> None:
         """Take these groups' waiting increments (or weights) and send them to `fanout` random peers."""
         members = [i for g in groups for i in self.updater.groups[g]]
         payload = torch.empty(sum(self._size(i) for i in members), device=self.device, dtype=self.dtype)
@@ -286,14 +288,14 @@ class GossipExchange:
             offset += sum(self._size(i) for i in self.updater.groups[g])
         header = self._header(UPDATE, groups, counts, shares)
         for peer in self.rng.sample(self.others, self.fanout):
-            self._send(peer, header, payload)
+            self._send(peer, header, payload, ready_at)
 
-    def _send_reply(self, peer: int, groups: list[int], payload: torch.Tensor) -> None:
-        self._send(peer, self._header(REPLY, groups, [0] * len(groups)), payload)
+    def _send_reply(self, peer: int, groups: list[int], payload: torch.Tensor, ready_at: float) -> None:
+        self._send(peer, self._header(REPLY, groups, [0] * len(groups)), payload, ready_at)
 
-    def _send(self, peer: int, header: torch.Tensor, payload: torch.Tensor) -> None:
-        if self.hold is not None:
-            self.held_s += self.hold()  # only this thread adds to it
+    def _send(self, peer: int, header: torch.Tensor, payload: torch.Tensor, ready_at: float) -> None:
+        if self.hold is not None:  # a wire straggler's latency, from when the message was ready
+            self.held_s += self.hold(ready_at=ready_at)  # only this thread adds to it
         channel = self.channels[(self.rank, peer)]
         dist.send(header, dst=peer, group=channel)
         dist.send(payload.cpu(), dst=peer, group=channel)  # on CUDA: waits for this stream's writes
@@ -335,7 +337,7 @@ class GossipExchange:
                     self.delay_sum_ms += delay_ms
                     self.delay_max_ms = max(self.delay_max_ms, delay_ms)
                     if reply is not None:
-                        self.replies.append((peer, groups, reply))
+                        self.replies.append((peer, groups, reply, time.perf_counter()))
                     self.wake.notify_all()
 
     def _apply(self, kind: int, g: int, part: torch.Tensor, count: int, share: float) -> list[torch.Tensor]:
