@@ -30,8 +30,6 @@ import torch
 
 from ..config import TrainConfig
 
-KINDS = ("compute", "wire")
-
 # An exponential mean over the undelayed step times: recent enough to follow the LR warm-up's
 # unchanged cost, smooth enough that one slow step does not double the next delay.
 STEP_TIME_DECAY = 0.9

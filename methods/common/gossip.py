@@ -220,7 +220,10 @@ class GossipExchange:
                 self.wake.notify_all()
 
     def _peers_done(self) -> bool:
-        marks = self.answered if self.mix == "pairwise" else self.ends
+        return self._marked(self.answered if self.mix == "pairwise" else self.ends)
+
+    def _marked(self, marks: dict[int, int]) -> bool:
+        """Whether every peer's mark of this kind for the epoch being flushed has arrived."""
         return all(n >= self.flushes for n in marks.values())
 
     def _next(self) -> tuple[str, object]:
@@ -233,7 +236,7 @@ class GossipExchange:
             return "update", (sorted(g for g, _ in taken), taken[0][1])
         if self.flush_asked and not self.end_sent:
             return "mark", END
-        if self.flush_asked and self.mix == "pairwise" and all(n >= self.flushes for n in self.ends.values()):
+        if self.flush_asked and self.mix == "pairwise" and self._marked(self.ends):
             return "mark", REPLIED  # every peer's requests of the epoch are in, each one answered
         if self.closing and not self.flush_asked:
             return "mark", CLOSE
@@ -287,18 +290,20 @@ class GossipExchange:
                     self.own_counts[i] = 0
             offset += sum(self._size(i) for i in self.updater.groups[g])
         header = self._header(UPDATE, groups, counts, shares)
+        staged = payload.cpu()  # on CUDA: once for every peer, after this stream's writes
         for peer in self.rng.sample(self.others, self.fanout):
-            self._send(peer, header, payload, ready_at)
+            self._send(peer, header, staged, ready_at)
 
     def _send_reply(self, peer: int, groups: list[int], payload: torch.Tensor, ready_at: float) -> None:
         self._send(peer, self._header(REPLY, groups, [0] * len(groups)), payload, ready_at)
 
     def _send(self, peer: int, header: torch.Tensor, payload: torch.Tensor, ready_at: float) -> None:
+        """Send one message, its header and its host payload, to `peer` (after a wire delay's hold)."""
         if self.hold is not None:  # a wire straggler's latency, from when the message was ready
             self.held_s += self.hold(ready_at=ready_at)  # only this thread adds to it
         channel = self.channels[(self.rank, peer)]
         dist.send(header, dst=peer, group=channel)
-        dist.send(payload.cpu(), dst=peer, group=channel)  # on CUDA: waits for this stream's writes
+        dist.send(payload, dst=peer, group=channel)  # a host tensor (gloo)
         with self.wake:
             self.sent_messages += 1
             self.sent_bytes += payload.numel() * payload.element_size()

@@ -159,22 +159,9 @@ def layup_robust_to_stragglers(evidence: Evidence) -> Measured:
     cells = []
     for model, runs in per_run.groupby("model", sort=False):
         ddp, layup = slowdowns(runs, "ddp", "compute"), slowdowns(runs, "layup", "compute")
-        joined = ddp.merge(layup, on="run_index", suffixes=("_ddp", "_layup")).sort_values("run_index")
-        if joined.empty:
-            continue
-        cells.append(
-            Cell(
-                ROBUST.name,
-                f"layup {model} delay 100%",
-                tuple(
-                    math.log(d / u)
-                    for d, u in zip(joined["slowdown_ddp"], joined["slowdown_layup"], strict=True)
-                ),
-                tuple(r for column in ("runs_ddp", "runs_layup") for pair in joined[column] for r in pair),
-                evidence.planned_runs,
-                int(joined["failed_ddp"].sum() + joined["failed_layup"].sum()),
-            )
-        )
+        cell = slowdown_ratio_cell(ROBUST, f"layup {model} delay 100%", ddp, layup, evidence.planned_runs)
+        if cell is not None:
+            cells.append(cell)
     if not cells:
         return no_runs("layup with ddp and layup at delays 0 and 100 %", "run layup")
     slowed = of_settings(per_run, {KEY: 1.0, "straggler_kind": "compute", "devices": DEVICES})
@@ -192,6 +179,20 @@ def layup_robust_to_stragglers(evidence: Evidence) -> Measured:
     return Measured(
         tuple(cells), described(evidence, per_run, f"best at the 100 % delay: {shown}"), guard=guard
     )
+
+
+def slowdown_ratio_cell(
+    part: Part, name: str, ddp: pd.DataFrame, layup: pd.DataFrame, planned: int
+) -> Cell | None:
+    """The cell of log(DDP's slowdown / LayUp's) per run index both `slowdowns` hold (None if none),
+    with both sides' runs and their failed or missed runs."""
+    joined = ddp.merge(layup, on="run_index", suffixes=("_ddp", "_layup")).sort_values("run_index")
+    if joined.empty:
+        return None
+    ratios = [math.log(d / u) for d, u in zip(joined["slowdown_ddp"], joined["slowdown_layup"], strict=True)]
+    runs = tuple(r for column in ("runs_ddp", "runs_layup") for pair in joined[column] for r in pair)
+    failed = int(joined["failed_ddp"].sum() + joined["failed_layup"].sum())
+    return Cell(part.name, name, tuple(ratios), runs, planned, failed)
 
 
 def slowdowns(runs: pd.DataFrame, method: str, kind: str) -> pd.DataFrame:

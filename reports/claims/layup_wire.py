@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from ._common import LAYUP_V4, Evidence, Measured, described, no_runs, of_settings, register_claim
-from .layup import PLAN, SOURCE, delayed, slowdowns
+from .layup import PLAN, SOURCE, delayed, slowdown_ratio_cell, slowdowns
 from .stats import Cell, Part, above, within
 
 VERSION = "1 (2026-11-26)"
@@ -62,15 +62,9 @@ def layup_robust_to_wire_delays(evidence: Evidence) -> Measured:
     cells = []
     for model, runs in per_run.groupby("model", sort=False):
         ddp, layup = slowdowns(runs, "ddp", "wire"), slowdowns(runs, "layup", "wire")
-        joined = ddp.merge(layup, on="run_index", suffixes=("_ddp", "_layup")).sort_values("run_index")
-        if not joined.empty:
-            ratios = [
-                math.log(d / u) for d, u in zip(joined["slowdown_ddp"], joined["slowdown_layup"], strict=True)
-            ]
-            runs_ = tuple(r for column in ("runs_ddp", "runs_layup") for pair in joined[column] for r in pair)
-            failed = int(joined["failed_ddp"].sum() + joined["failed_layup"].sum())
-            cells.append(Cell(WIRE_VS_DDP.name, f"layup {model} wire 100%", tuple(ratios), runs_,
-                              evidence.planned_runs, failed))  # fmt: skip
+        cell = slowdown_ratio_cell(WIRE_VS_DDP, f"layup {model} wire 100%", ddp, layup, evidence.planned_runs)
+        if cell is not None:
+            cells.append(cell)
         own = layup.sort_values("run_index")
         if not own.empty:
             cells.append(Cell(LAYUP_BOUNDED.name, f"layup {model} wire 100%",
