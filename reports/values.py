@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 
 import pandas as pd
@@ -157,16 +158,34 @@ def speedups(per_run: pd.DataFrame, reference: str = "bp") -> pd.DataFrame:
 
 
 def relative_to(
-    per_run: pd.DataFrame, reference: dict, columns: dict[str, tuple[str, Callable]]
+    per_run: pd.DataFrame,
+    reference: dict,
+    columns: dict[str, tuple[str, Callable]],
+    same: tuple[str, ...] = ("devices",),
 ) -> pd.DataFrame:
     """`per_run` with, for each of `columns` (name -> (column, f(value, reference value))), the value
-    compared with the run of the same model, method and run index whose settings are `reference`
-    (the spec's: `forward_threads=1, backward_threads=1`); NaN where there is none."""
-    keys = list(zip(per_run["model"], per_run["method"], per_run["run_index"], strict=True))
+    compared with the run of the same model, method, run index and `same` settings (where logged)
+    whose settings are `reference` (the spec's: `forward_threads=1, backward_threads=1`); NaN where
+    there is none, or where two runs could be it (two rows never read as one)."""
+    shared = [column for column in same if column in per_run]
+    keys = [
+        (
+            row["model"],
+            row["method"],
+            row["run_index"],
+            *(None if pd.isna(row[c]) else row[c] for c in shared),
+        )
+        for _, row in per_run.iterrows()
+    ]
     is_ref = pd.Series(True, index=per_run.index)
     for key, value in reference.items():
         is_ref &= per_run[key] == value if key in per_run else False
-    base = {k: row for k, (_, row), ref in zip(keys, per_run.iterrows(), is_ref, strict=True) if ref}
+    candidates = Counter(k for k, ref in zip(keys, is_ref, strict=True) if ref)
+    base = {
+        k: row
+        for k, (_, row), ref in zip(keys, per_run.iterrows(), is_ref, strict=True)
+        if ref and candidates[k] == 1
+    }
     out = per_run.copy()
     for name, (column, compare) in columns.items():
         out[name] = [

@@ -234,7 +234,9 @@ def layup_store(tmp_path, layup_s: float, layup_slowdown: float, gpus: bool = Fa
     slowdown = {"ddp": 2.0, "diloco": 2.0, "layup": layup_slowdown}
     for model in ("resnet18", "gpt"):
         for method, seconds in base.items():
-            for name, factor in (("devices=3", 1.0), ("devices=3,straggler_delay_frac=1", slowdown[method])):
+            names = [("devices=3", 1.0), ("devices=3,straggler_delay_frac=1", slowdown[method])]
+            names += [("devices=4", 0.5)] if method != "diloco" else []  # the wider cell: 2x faster
+            for name, factor in names:
                 for i in range(3):
                     t = seconds * factor * (1 + 0.01 * i)
                     params = row_params("layup", method, name)
@@ -256,9 +258,12 @@ def test_layup_report_shows_each_models_metric_and_the_delays_cost(tmp_path):
     assert summary.loc[("gpt", "layup[devices=3]"), "metric"] == "test_bpb"
     assert summary.loc[("resnet18", "layup[devices=3]"), "metric"] == "test_acc"
     assert summary.loc[("gpt", "layup[devices=3]"), "best_mean"] == pytest.approx(1.7)
+    # Each row against the run without delay on as many processes (the 4-process run is not it).
     assert summary.loc[
         ("resnet18", "ddp[devices=3,straggler_delay_frac=1]"), "tta_vs_no_delay_mean"
     ] == pytest.approx(2.0)
+    for devices in (3, 4):
+        assert summary.loc[("resnet18", f"ddp[devices={devices}]"), "tta_vs_no_delay_mean"] == 1.0
     assert summary.loc[
         ("gpt", "layup[devices=3,straggler_delay_frac=1]"), "tta_vs_no_delay_mean"
     ] == pytest.approx(1.2)

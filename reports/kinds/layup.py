@@ -18,6 +18,8 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
         model: (lambda a, ref, m=spec.metric_of(model): (ref - a) * 100 if m.direction == "max" else a - ref)
         for model in set(per_run["model"])
     }
+    # The run without delay of the same method on as many processes, with the same mixing rule.
+    same = ("devices", "mix")
     per_run = relative_to(
         per_run,
         spec.reference,
@@ -25,8 +27,9 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
             "tta_vs_no_delay": ("tta_target_s", lambda a, ref: a / ref),
             "rate_vs_no_delay": ("samples_per_s", lambda a, ref: a / ref),
         },
+        same,
     )
-    reference = relative_to(per_run, spec.reference, {"_ref_best": ("best", lambda a, ref: ref)})
+    reference = relative_to(per_run, spec.reference, {"_ref_best": ("best", lambda a, ref: ref)}, same)
     per_run["loss_vs_no_delay"] = [
         worse[model](best, ref)
         for model, best, ref in zip(per_run["model"], per_run["best"], reference["_ref_best"], strict=True)
