@@ -207,7 +207,10 @@ def cmd_ui(args) -> int:
 def cmd_server(args) -> int:
     from .server import serve
 
-    return serve(args.store, args.host, args.port, args.create, args.allowed_hosts)
+    return serve(
+        args.store, args.host, args.port, args.create, args.allowed_hosts,
+        auth=args.auth, insecure=args.insecure, password_file=args.auth_password_file,
+    )  # fmt: skip
 
 
 def cmd_perf(args) -> int:

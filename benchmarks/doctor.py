@@ -8,6 +8,7 @@ the exit code; the rest (other datasets, GPUs) is information. `--gpu` runs the 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import DataMissingError, StorageError, UserError
+from core.errors import AccessRefused, DataMissingError, StorageError, UserError
 
 GiB = 2**30
 
@@ -127,6 +128,8 @@ def check_store(uri: str | None) -> Check:
 
     try:
         tracker = Tracker(uri)
+    except AccessRefused as err:
+        return Check("MLflow store", "refused this user", False, str(err))
     except (StorageError, UserError) as err:
         served = (uri or "").startswith(("http://", "https://"))
         return Check("MLflow store", "cannot be used", False, server_fix(uri, err) if served else str(err))
@@ -147,8 +150,11 @@ def check_server(tracker) -> Check:
 
     from mlflow.exceptions import MlflowException
 
+    from .engine.store import access_refused
+
+    request = urllib.request.Request(f"{tracker.uri.rstrip('/')}/version", headers=basic_auth_header())
     try:
-        with urllib.request.urlopen(f"{tracker.uri.rstrip('/')}/version", timeout=5) as reply:
+        with urllib.request.urlopen(request, timeout=5) as reply:
             version = reply.read().decode().strip()
         default = tracker.client.get_experiment_by_name("Default")
         if default is None:
@@ -157,10 +163,20 @@ def check_server(tracker) -> Check:
             default.experiment_id, "doctor_wrote_at", time.strftime("%Y-%m-%dT%H:%M:%S")
         )
     except (OSError, MlflowException, StorageError) as err:
+        if refused := access_refused(err, tracker.uri):
+            return Check("MLflow store", f"{tracker.uri}: not writable by this user", False, refused)
         return Check(
             "MLflow store", f"{tracker.uri}: unreachable or not writable", False, server_fix(tracker.uri, err)
         )
     return Check("MLflow store", f"{tracker.uri} (MLflow server {version}, writable)")
+
+
+def basic_auth_header() -> dict[str, str]:
+    """The Authorization header MLflow's client sends from MLFLOW_TRACKING_USERNAME/PASSWORD."""
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if not (user and password):
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def check_spools() -> Check:

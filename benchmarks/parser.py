@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 STORE_HELP = "default: $MLFLOW_TRACKING_URI, else sqlite:///results/mlflow.db"
 
@@ -138,7 +139,7 @@ def add_server(sub) -> None:
         "server", help="an MLflow tracking server over the store, for jobs on several hosts"
     )
     server.add_argument(
-        "--host", default="127.0.0.1", help="default: loopback (the server has no authentication)"
+        "--host", default="127.0.0.1", help="default: loopback; beyond it, --auth or --insecure"
     )
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--store", help=STORE_HELP)
@@ -150,6 +151,16 @@ def add_server(sub) -> None:
         metavar="HOSTS",
         help="the Host headers the server accepts beyond localhost and private IPs (MLflow's "
         "--allowed-hosts: comma-separated names, `*` for any): jobs that reach it by a DNS name",
+    )
+    server.add_argument(
+        "--auth",
+        action="store_true",
+        help="MLflow's basic-auth app: users and permissions beside the store; the admin's password "
+        "from MLFLOW_AUTH_ADMIN_PASSWORD or --auth-password-file on the first start",
+    )
+    server.add_argument("--auth-password-file", type=Path, metavar="FILE", help="the admin's password")
+    server.add_argument(
+        "--insecure", action="store_true", help="serve beyond loopback without authentication (warned)"
     )
 
 

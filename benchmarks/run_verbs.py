@@ -25,14 +25,15 @@ def close_stale(tracker) -> None:
     for path in waiting_spools():
         try:
             spool = Spool.load(path)
-            if spool.header.get("uri") == tracker.uri and not is_alive(spool.header):  # its job's over
+            # Its job is over, and on this host (another host's spool is its own to send).
+            if spool.header.get("uri") == tracker.uri and not spool.foreign() and not is_alive(spool.header):
                 sent = tracker.sync(spool)
                 name = spool.header["run_name"]
                 log.warning("run %s: %d records from the spool %s sent to the store", name, sent, path)
         except StorageError as err:
             log.warning("%s", err)
-    for name in tracker.close_stale_runs():
-        log.warning("run %s was left running by a process that died: marked failed (stale)", name)
+    for line in tracker.close_stale_runs():
+        log.warning("%s", line)
 
 
 def sync_spools(paths: list[str], uri: str | None) -> int:

@@ -4,13 +4,15 @@ several hosts (docs/methods.md, "Several hosts, one store").
 Jobs log to it with `--tracking-uri http://HOST:PORT`. Over an SQLite store the server keeps the
 artifacts beside the file, as the suite does (`artifacts/`), and serves them: an experiment the
 server creates stores its artifacts through it (`mlflow-artifacts:/`), so a job on another host
-needs no shared folder. Loopback by default: MLflow's server has no authentication, and
-`--host 0.0.0.0` opens the store to the network.
+needs no shared folder. Loopback by default; beyond it, `--auth` runs MLflow's `basic-auth` app
+(users, passwords and permissions in a second SQLite file beside the store) or `--insecure` says
+that anyone who reaches the port may write (docs/methods.md, "A lab's server").
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -19,30 +21,105 @@ from core.errors import StorageError, UserError
 
 from .engine.tracking import Tracker
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LEGACY_ADMIN_PASSWORD = "password1234"  # what MLflow's basic_auth.ini shipped before 3.x: refused
+
 
 def server_command(
-    store: str, artifacts: Path, host: str, port: int, allowed_hosts: str | None = None
+    store: str, artifacts: Path, host: str, port: int, allowed_hosts: str | None = None, auth: bool = False
 ) -> list[str]:
     """The `mlflow server` command line over `store`, its artifacts served from `artifacts`
-    (`allowed_hosts`: MLflow's --allowed-hosts, passed through)."""
+    (`allowed_hosts`: MLflow's --allowed-hosts, passed through; `auth`: the basic-auth app)."""
     mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
     if mlflow is None:
         raise UserError(
             "the mlflow command is not installed beside this Python; `make .venv/.installed` installs it"
         )
-    hosts = ["--allowed-hosts", allowed_hosts] if allowed_hosts else []
+    hosts = ["--allowed-hosts", host_patterns(allowed_hosts)] if allowed_hosts else []
+    hosts += ["--app-name", "basic-auth"] if auth else []
     return [mlflow, "server", "--backend-store-uri", store, "--artifacts-destination", str(artifacts),
             "--serve-artifacts", "--host", host, "--port", str(port), "--workers", "1", *hosts]  # fmt: skip
 
 
+def host_patterns(names: str) -> str:
+    """MLflow's --allowed-hosts for the names jobs reach the server by: each with any port (the Host
+    header carries it), beside MLflow's defaults (loopback, private IPs), which a list replaces."""
+    from mlflow.server.security_utils import get_default_allowed_hosts
+
+    given = [name.strip() for name in names.split(",") if name.strip()]
+    if "*" in given:
+        return "*"
+    patterns = [p for name in given for p in ((name,) if ":" in name or "*" in name else (name, f"{name}:*"))]
+    return ",".join(dict.fromkeys([*patterns, *get_default_allowed_hosts()]))
+
+
+def auth_environment(store_file: Path, password_file: Path | None = None) -> dict[str, str]:
+    """The environment MLflow's basic-auth app reads: a config file beside the store naming the user
+    database (`<store>-auth.db`), the admin's name (`MLFLOW_AUTH_ADMIN_USERNAME`, default admin) and,
+    on the first start, the admin's password (`MLFLOW_AUTH_ADMIN_PASSWORD` or `password_file`), never
+    a default; a CSRF key for this server's life unless one is set."""
+    users = store_file.with_name(f"{store_file.stem}-auth.db")
+    username = os.environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin"
+    password = os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD")
+    if password_file is not None:
+        try:
+            password = password_file.read_text().strip()
+        except OSError as err:
+            raise UserError(f"--auth-password-file {password_file}: {err.strerror}") from None
+    if not users.exists():  # MLflow creates the admin on the first start only, and ignores it after
+        check_admin_password(username, password)
+    config = store_file.with_name(f"{store_file.stem}-auth.ini")
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{users.resolve()}\n"
+        f"admin_username = {username}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_USERNAME": username}
+    if password:
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = password
+    csrf_key = os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or secrets.token_hex(32)
+    env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = csrf_key
+    return env
+
+
+def check_admin_password(username: str, password: str | None) -> None:
+    """Refuse, in one line, an admin password that is missing, MLflow's old default or too short."""
+    if not password:
+        raise UserError(
+            f"--auth creates the admin user {username!r} on its first start: set MLFLOW_AUTH_ADMIN_PASSWORD "
+            "or give --auth-password-file (no default password is ever used)"
+        )
+    if password == LEGACY_ADMIN_PASSWORD:
+        raise UserError("--auth refuses MLflow's old default admin password; choose another")
+    if len(password) < 12:  # MLflow's own rule (mlflow.utils.validation), checked here for one line
+        raise UserError("--auth: the admin password must be at least 12 characters")
+
+
 def serve(
-    store: str | None, host: str, port: int, create: bool = False, allowed_hosts: str | None = None
+    store: str | None,
+    host: str,
+    port: int,
+    create: bool = False,
+    allowed_hosts: str | None = None,
+    auth: bool = False,
+    insecure: bool = False,
+    password_file: Path | None = None,
 ) -> int:
     """Print the URI to give to jobs, then run the server in the foreground (until Ctrl-C). A
     `store` named that does not exist is refused (a mistyped path would serve a new, empty store)
-    unless `create`; the default store is made where missing, as every command makes it."""
+    unless `create`; the default store is made where missing, as every command makes it. Beyond
+    loopback, `auth` (MLflow's basic-auth app) or an explicit `insecure`."""
     if not 0 < port < 65536:
         raise UserError(f"--port must be in 1-65535, got {port}")
+    if host not in LOOPBACK and not (auth or insecure):
+        raise UserError(
+            f"--host {host} opens the store to the network: add --auth (users and passwords, "
+            "docs/methods.md) or --insecure (anyone who reaches the port may write)"
+        )
+    if password_file is not None and not auth:
+        raise UserError("--auth-password-file is the admin's password for --auth; add --auth")
     if (store or "").startswith(("http://", "https://")):
         raise UserError(f"{store} is a server already: give it to jobs as --tracking-uri")
     named = Path(store.removeprefix("sqlite:///")) if (store or "").startswith("sqlite:///") else None
@@ -52,14 +129,17 @@ def serve(
     if tracker.sqlite_path is None:
         raise UserError(f"`server` serves an SQLite store (sqlite:///PATH); {tracker.uri} is not one")
     artifacts = tracker.sqlite_path.parent / "artifacts"
-    command = server_command(tracker.uri, artifacts, host, port, allowed_hosts)
+    env = dict(os.environ)
+    if auth:
+        env.update(auth_environment(tracker.sqlite_path, password_file))
+    command = server_command(tracker.uri, artifacts, host, port, allowed_hosts, auth)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"MLflow tracking server on http://{host}:{port} over {tracker.uri} (artifacts: {artifacts})")
     print(f"jobs log to it with: --tracking-uri http://{shown}:{port}  (or MLFLOW_TRACKING_URI)")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            "warning: the server has no authentication; anyone who reaches this port can write to the store"
-        )
+    if auth:
+        print("users: MLflow's basic-auth; jobs, report and sync pass MLFLOW_TRACKING_USERNAME/PASSWORD")
+    elif host not in LOOPBACK:
+        print("warning: --insecure: no authentication; anyone who reaches this port can write to the store")
     sys.stdout.flush()
-    os.execv(command[0], command)
+    os.execve(command[0], command, env)
     return 0  # not reached

@@ -19,6 +19,10 @@ class StorageError(Exception):
     exit_code = 1
 
 
+class AccessRefused(StorageError):
+    """A tracking server with users refused our credentials (401) or a write (403): exit code 1."""
+
+
 class Diverged(Exception):
     """A training loss became NaN or infinite."""
 

@@ -24,14 +24,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The admin of a server with users (`--auth`), as jobs pass credentials: MLflow's variables.
+ADMIN = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "the-tests-admin-password"}
+
+
 class Server:
     """`python -m benchmarks server` over an SQLite store, started and stopped by a test (in network
-    namespace `namespace` where given, listening on `host`)."""
+    namespace `namespace` where given, listening on `host`; jobs reach it by `name` where given;
+    `auth`: with users, ADMIN its admin; beyond loopback without them, `--insecure`)."""
 
-    def __init__(self, store_path: Path, host: str = "127.0.0.1", namespace: str | None = None):
+    def __init__(
+        self,
+        store_path: Path,
+        host: str = "127.0.0.1",
+        namespace: str | None = None,
+        auth: bool = False,
+        name: str | None = None,
+    ):
         self.store = empty_store(store_path) if not store_path.exists() else f"sqlite:///{store_path}"
         self.host, self.port, self.namespace = host, free_port(), namespace
-        self.uri = f"http://{host}:{self.port}"
+        self.auth, self.name = auth, name
+        self.uri = f"http://{name or host}:{self.port}"
         self.log = store_path.with_name("server.log")
         self.proc = None
 
@@ -40,10 +53,13 @@ class Server:
         else the caller stops it)."""
         prefix = ["ip", "netns", "exec", self.namespace] if self.namespace else []
         args = ["server", "--host", self.host, "--port", str(self.port), "--store", self.store]
+        args += ["--auth"] if self.auth else [] if self.host == "127.0.0.1" else ["--insecure"]
+        args += ["--allowed-hosts", self.name] if self.name else []
+        env = {**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN["MLFLOW_TRACKING_PASSWORD"]}
         with self.log.open("a") as out:  # a file, not a pipe: the server's request log never blocks it
             self.proc = subprocess.Popen(
                 [*prefix, sys.executable, "-m", "benchmarks", *args],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         if for_the_test:
             LONG_JOBS.append(self.proc)
@@ -195,5 +211,75 @@ def test_server_refuses_a_store_that_does_not_exist_unless_told_to_create_it(tmp
     assert proc.returncode == 1 and f"no store at {missing}" in proc.stderr and "--create" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not missing.exists()
     command = server_command("sqlite:///x.db", tmp_path, "0.0.0.0", 5000, "bench-host.lab")
-    assert command[-2:] == ["--allowed-hosts", "bench-host.lab"]
+    # The name with any port (the Host header carries one), beside MLflow's defaults, which it replaces.
+    patterns = command[command.index("--allowed-hosts") + 1].split(",")
+    assert patterns[:2] == ["bench-host.lab", "bench-host.lab:*"] and "127.0.0.1:*" in patterns
+    assert "10.*" in patterns
     assert "--allowed-hosts" not in server_command("sqlite:///x.db", tmp_path, "127.0.0.1", 5000)
+
+
+def test_server_beyond_loopback_needs_auth_or_insecure_and_auth_a_real_password(tmp_path, monkeypatch):
+    """An open port is said in one line (exit 2); `--auth` never starts on a missing, default or
+    short admin password."""
+    store = empty_store(tmp_path / "mlflow.db")
+    proc = run_cli("server", "--host", "0.0.0.0", "--store", store)
+    assert proc.returncode == 2 and "add --auth" in proc.stderr and "--insecure" in proc.stderr, proc.stderr
+    monkeypatch.delenv("MLFLOW_AUTH_ADMIN_PASSWORD", raising=False)
+    for password, said in ((None, "set MLFLOW_AUTH_ADMIN_PASSWORD"), ("password1234", "old default"),
+                           ("short", "at least 12 characters")):  # fmt: skip
+        env = {"MLFLOW_AUTH_ADMIN_PASSWORD": password} if password else {}
+        proc = run_cli("server", "--auth", "--store", store, env=env)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    secret = tmp_path / "admin-password"
+    secret.write_text("short\n")
+    proc = run_cli("server", "--auth", "--auth-password-file", str(secret), "--store", store)
+    assert proc.returncode == 2 and "at least 12 characters" in proc.stderr, proc.stderr
+    assert not (tmp_path / "mlflow-auth.db").exists()
+
+
+@pytest.mark.ci
+@pytest.mark.slow  # a server with users, a smoke job: ~40 s
+def test_a_server_with_users_takes_writers_and_refuses_the_rest_in_one_line(tmp_path, monkeypatch):
+    """`server --auth`: the admin makes a writer (a role with EDIT on every experiment) and a reviewer
+    (the default READ), as docs/methods.md's lab does; the writer's job logs; the reviewer's and an
+    anonymous job end in one line each, exit 1; `doctor` names the refusal; `report` reads."""
+    from mlflow.server import get_app_client
+
+    server = Server(tmp_path / "mlflow.db", auth=True).start()
+    try:
+        for key, value in ADMIN.items():
+            monkeypatch.setenv(key, value)
+        admin = get_app_client("basic-auth", tracking_uri=server.uri)
+        admin.create_user("wanda", "wanda-writes-runs")
+        admin.create_user("rita", "rita-reads-reports")
+        writer = admin.create_role("default", "writer", "runs the suite's jobs")
+        admin.add_role_permission(writer.id, "experiment", "*", "EDIT")
+        admin.assign_role("wanda", writer.id)
+        for key in ADMIN:
+            monkeypatch.delenv(key)
+        wanda = {"MLFLOW_TRACKING_USERNAME": "wanda", "MLFLOW_TRACKING_PASSWORD": "wanda-writes-runs"}
+        rita = {"MLFLOW_TRACKING_USERNAME": "rita", "MLFLOW_TRACKING_PASSWORD": "rita-reads-reports"}
+        train = ("train", "--method", "bp", "--profile", "smoke", "--tracking-uri", server.uri, "--json")
+        proc = cli(*train, env=wanda)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        refusals = [
+            ({}, "refused no credentials (401)"),
+            (rita, "refused user 'rita' this write (403)"),
+            ({**rita, "MLFLOW_TRACKING_PASSWORD": "a-wrong-one"}, "'rita' with that password (401)"),
+        ]
+        for env, said in refusals:
+            proc = cli(*train, env=env)
+            assert proc.returncode == 1 and said in proc.stderr, proc.stderr
+            assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "rita")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "rita-reads-reports")
+        check = check_store(server.uri)
+        assert check.ok is False and "refused user 'rita' this write (403)" in check.fix, check
+        proc = cli("report", "table9", "--tracking-uri", server.uri, "--out", str(tmp_path / "out"), env=rita)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    finally:
+        server.stop()
+    client = MlflowClient(tracking_uri=server.store)
+    (run,) = client.search_runs([client.get_experiment_by_name("adhoc").experiment_id])
+    assert run.data.tags["status"] == "finished"

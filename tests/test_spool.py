@@ -219,3 +219,143 @@ def test_doctor_names_the_spools_waiting_and_the_verb_that_sends_them():
     check = check_spools()
     assert "1 run(s) waiting" in check.found and "python -m benchmarks sync" in check.fix
     assert check.needed is False  # information: a waiting spool does not fail doctor
+
+
+def _rows(tracker: Tracker, run_id: str, tmp_path) -> list[list]:
+    path = tracker.client.download_artifacts(run_id, "staleness.json", str(tmp_path))
+    return json.loads(open(path).read())["data"]
+
+
+def test_a_record_sent_twice_is_in_the_store_once(tmp_path, new_store, monkeypatch):
+    """A crash between sending a spool's records and marking them sent (or a request that timed out
+    once the server had applied it): `sync` sends them again, and the table's rows are there once."""
+    tracker = Tracker(new_store)
+    run_id = tracker.start("test", "a-run", dict(job_key="k", status="running"), {})
+    tracker.log_table(run_id, {"epoch": [0, 0], "tensor": ["a", "b"]}, "staleness.json")  # live
+    tracker.remote = True
+    real = tracker.client.log_table
+
+    def applied_then_timed_out(*args, **kwargs):
+        real(*args, **kwargs)
+        raise MlflowException("API request to http://10.0.0.1:5000/api failed with exception ReadTimeout")
+
+    monkeypatch.setattr(tracker.client, "log_table", applied_then_timed_out)
+    tracker.log_table(run_id, {"epoch": [1, 1], "tensor": ["a", "b"]}, "staleness.json")
+    (path,) = spool_dir().iterdir()  # ...after the server had applied it: the record waits anyway
+    spool = Spool.load(path)
+    assert [r["id"] for r in spool.records] == [1] and spool.records[0]["columns"]["record_id"] == [1, 1]
+    spool.append(dict(op="end", status="FINISHED", end_time=1))
+    monkeypatch.undo()
+    proc = run_cli("sync", str(path))
+    assert proc.returncode == 0 and "2 records sent" in proc.stdout, proc.stderr
+    rows = _rows(Tracker(new_store), run_id, tmp_path)
+    assert sorted((row[0], row[1]) for row in rows) == [(0, "a"), (0, "b"), (1, "a"), (1, "b")], rows
+
+
+def test_a_torn_last_line_is_skipped_in_one_line_and_a_torn_middle_is_an_error(new_store, caplog):
+    spool = Spool.create(new_store, "0123abcd", "a-run")
+    spool.append(dict(op="metrics", metrics=[["test_acc", 0.5, 1, 0]], id=0))
+    with spool.path.open("a") as handle:
+        handle.write('{"op": "metrics", "metr')  # a power cut mid-write
+    with caplog.at_level(logging.WARNING):
+        loaded = Spool.load(spool.path)
+    assert len(loaded.records) == 1 and caplog.text.count("cut off by a crash mid-write") == 1
+    with spool.path.open("a") as handle:
+        handle.write('\n{"sent": 1}\n')
+    proc = run_cli("sync", str(spool.path))
+    assert proc.returncode == 1 and "line 3" in proc.stderr and spool.path.exists(), proc.stderr
+
+
+def test_a_spool_is_sent_only_by_its_host_and_by_one_process_at_a_time(new_store, monkeypatch):
+    """Another host's spool (a shared folder) is neither sent nor removed here, its run left alone;
+    a spool another process is sending is left to it; each in one line."""
+    import fcntl
+
+    tracker = Tracker(new_store)
+    run_id = tracker.start("test", "a-run", dict(job_key="k", status="running"), {})
+    spool = Spool.create(tracker.uri, run_id, "a-run")
+    header, *rest = spool.path.read_text().splitlines()
+    spool.path.write_text(json.dumps({**json.loads(header), "host": "another-host"}) + "\n")
+    close_stale(tracker)  # what each `run` does first
+    proc = run_cli("sync", str(spool.path))
+    assert proc.returncode == 1 and "a spool of host another-host" in proc.stderr, proc.stderr
+    assert spool.path.exists() and tracker.client.get_run(run_id).data.tags["status"] == "running"
+    spool.path.write_text(header + "\n")  # this host's again, its process gone
+    with open(spool.path) as holder:  # another `sync` holds it
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        proc = run_cli("sync", str(spool.path))
+    assert proc.returncode == 1 and "sent by another process" in proc.stderr, proc.stderr
+    assert tracker.client.get_run(run_id).data.tags["status"] == "running"
+
+
+def test_a_local_error_is_said_not_spooled_and_never_holds_the_records_after_it(
+    new_store, monkeypatch, caplog
+):
+    """A table this host cannot write (a file:// artifact location it may not write: not an away
+    server) is said in one line and the job goes on, nothing spooled; in a spool, such a record is
+    passed over, said, and the records after it reach the store."""
+    from mlflow.tracking import MlflowClient
+
+    def local_failure(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/lab/results/artifacts/x")
+
+    monkeypatch.setattr(MlflowClient, "log_table", local_failure)
+    tracker = Tracker(new_store)
+    tracker.remote = True
+    run_id = tracker.start("test", "a-run", dict(job_key="k", status="running"), {})
+    with caplog.at_level(logging.ERROR):
+        tracker.log_table(run_id, {"epoch": [0]}, "staleness.json")
+        tracker.log_metrics(run_id, {"x": 1.0}, step=0)
+    assert caplog.text.count("its staleness.json could not be written") == 1, caplog.text
+    assert not list(spool_dir().iterdir())
+    spool = Spool.create(tracker.uri, run_id, "a-run")
+    spool.append(dict(op="table", columns={"epoch": [1], "record_id": [2]}, artifact_file="t.json", id=2))
+    spool.append(dict(op="metrics", metrics=[["x", 2.0, 1, 1]], id=3))
+    spool.append(dict(op="end", status="FINISHED", end_time=1, id=4))
+    proc = run_cli("sync", str(spool.path))
+    assert proc.returncode == 0 and "3 records sent" in proc.stdout, proc.stderr
+    assert proc.stderr.count("run a-run: its t.json could not be written") == 1, proc.stderr
+    assert "Permission denied" in proc.stderr
+    assert sorted(m.step for m in tracker.client.get_metric_history(run_id, "x")) == [0, 1]
+    assert tracker.client.get_run(run_id).info.status == "FINISHED" and not spool.path.exists()
+
+
+def test_a_run_beats_and_one_whose_host_stops_beating_is_reclaimed_in_one_line(new_store, monkeypatch):
+    """A running run's heartbeat tag moves; another host's run that missed 10 beats no longer holds
+    its job, and the next `run` closes it naming the host; one that beats is left alone."""
+    import time
+
+    monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
+    tracker = Tracker(new_store)
+    mine = tracker.start("test", "mine", dict(job_key="mine", status="running"), {}, reserve=True)
+    first = float(tracker.client.get_run(mine).data.tags["heartbeat"])
+    deadline = time.monotonic() + 60
+    while float(tracker.client.get_run(mine).data.tags["heartbeat"]) <= first:
+        assert time.monotonic() < deadline, "no heartbeat within 60 s"
+        time.sleep(0.1)
+    tracker.finish(mine, "finished", {})
+    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
+    old = tracker.start("test", "old", dict(job_key="old", **elsewhere), {})
+    live = tracker.start("test", "live", dict(job_key="live", **elsewhere), {})
+    for run_id in (old, live):
+        tracker._heartbeat.remove(run_id)  # beaten by nobody here: as another host's runs
+    time.sleep(0.5)  # past a beat in flight
+    tracker.client.set_tag(old, "heartbeat", f"{time.time() - 5:.1f}")  # 50 beats ago
+    assert not tracker.taken("test", "old") and tracker.taken("test", "live")
+    lines = tracker.close_stale_runs()
+    assert len(lines) == 1 and "(pid 4242 on another-host) missed its heartbeats for" in lines[0], lines
+    assert tracker.client.get_run(old).data.tags["status"] == "failed"
+    assert tracker.client.get_run(live).data.tags["status"] == "running"
+
+
+def test_a_reservation_that_meets_another_at_every_try_is_said_not_skipped(new_store, monkeypatch):
+    """Two processes that step back at every try (each sees the other's run, then both delete
+    theirs): the job is not reported as another's, which nobody runs; one line says to run again."""
+    from core.errors import StorageError
+
+    tracker = Tracker(new_store)
+    monkeypatch.setattr(tracking_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(tracker, "taken", lambda experiment, key, besides="": bool(besides))
+    with pytest.raises(StorageError, match="neither runs it: run the command again"):
+        tracker.start("test", "a", dict(job_key="the-job", status="running"), {}, reserve=True)
+    assert not tracker.client.search_runs([tracker.experiment_id("test")])

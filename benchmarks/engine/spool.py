@@ -1,17 +1,24 @@
 """The spool: a run's records kept in a file while its tracking server does not answer, sent when it
 answers again, or later by `python -m benchmarks sync` (docs/design.md, "When the server is away").
 
-A spool is JSON lines: a header (the store, the run), then the records in the order they were
-logged (`op`: metrics, tags, dataset, table, end), and `{"sent": N}` lines, each saying the first
-N records are in the store. Sending again what was sent is harmless for metrics, tags and the end
-(MLflow keeps one copy of a metric with the same key, step, time and value); `sent` keeps a
-table's rows from being appended twice.
+A spool is JSON lines: a header (the store, the run, the host and process that own it), then the
+records in the order they were logged (`op`: metrics, tags, dataset, table, end; `id`: their
+number in the run), and `{"sent": N}` lines, each saying the first N records are in the store.
+Each line is fsynced. A record is sent again after a crash between sending and marking, or after a
+request that timed out once the server had applied it: harmless for metrics, tags and the end
+(MLflow keeps one copy of a metric with the same key, step, time and value), and a table's rows
+carry their record's id (`record_id`), so a row already in the store is not appended twice. One
+process sends a spool at a time (a lock on its file), and only on its own host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +28,7 @@ from core.errors import StorageError
 CHECKOUT = Path(__file__).resolve().parents[2]  # benchmarks/engine/spool.py -> the checkout
 SPOOL_LIMIT_BYTES = 64 << 20  # a run logs kilobytes per epoch: this bound is never reached by a job
 RETRY_S = 10.0  # between tries of an away server while the job trains
+log = logging.getLogger(__name__)
 
 
 def spool_dir() -> Path:
@@ -45,12 +53,15 @@ def wait_at_end_s() -> float:
 
 def server_away(err: BaseException) -> bool:
     """Whether a store call failed because the server did not answer (refused, timed out, a 5xx while
-    it restarts), not because it refused the request (a 4xx: a bug, raised as before)."""
+    it restarts, its name not found), not because it refused the request (a 4xx) or this host
+    failed (a local file: permissions, a full disk), which are said, never spooled."""
+    import requests
     from mlflow.exceptions import MlflowException
 
     if isinstance(err, MlflowException):
         return err.get_http_status_code() >= 500
-    return isinstance(err, OSError)  # requests' ConnectionError and Timeout are OSErrors
+    network = (requests.exceptions.RequestException, ConnectionError, TimeoutError, socket.gaierror)
+    return isinstance(err, network)
 
 
 def away_reason(err: BaseException) -> str:
@@ -86,24 +97,34 @@ class Spool:
 
         # host, pid, pid_start: `sync` leaves alone the spool of a job still running.
         header = dict(spool=1, uri=uri, run_id=run_id, run_name=run_name, **identity())
-        path = spool_path(run_id)
+        spool = cls(spool_path(run_id), header)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(header) + "\n")
+            spool.path.parent.mkdir(parents=True, exist_ok=True)
+            spool.path.unlink(missing_ok=True)
+            spool._write(json.dumps(header) + "\n")
         except OSError as err:
             raise StorageError(
-                f"the tracking server {uri} does not answer and the spool {path} cannot be written "
+                f"the tracking server {uri} does not answer and the spool {spool.path} cannot be written "
                 f"({err.strerror}): run {run_name} cannot keep its metrics"
             ) from None
-        return cls(path, header)
+        return spool
 
     @classmethod
     def load(cls, path: Path) -> Spool:
-        """The spool in `path` (a StorageError naming it where it is no spool)."""
+        """The spool in `path` (a StorageError naming it where it is no spool). A torn last line (a
+        crash mid-write) is skipped, and said in one line; a bad line before it is an error."""
         try:
-            lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        except (OSError, ValueError) as err:
-            raise StorageError(f"cannot read the spool {path}: {err}") from None
+            texts = [line for line in path.read_text().splitlines() if line.strip()]
+        except OSError as err:
+            raise StorageError(f"cannot read the spool {path}: {err.strerror}") from None
+        lines = []
+        for number, text in enumerate(texts, 1):
+            try:
+                lines.append(json.loads(text))
+            except ValueError as err:
+                if number < len(texts):
+                    raise StorageError(f"cannot read the spool {path}: line {number}: {err}") from None
+                log.warning("spool %s: its last line was cut off by a crash mid-write: skipped", path)
         if not lines or lines[0].get("spool") != 1:
             raise StorageError(f"{path} is not a spool of this suite (no header)")
         spool = cls(path, lines[0])
@@ -143,8 +164,40 @@ class Spool:
         self._write(json.dumps({"sent": count}) + "\n")
 
     def _write(self, line: str) -> None:
+        # Lines are few (one per record or epoch while the server is away): each is on disk when
+        # this returns, so a power cut loses at most the line being written (`load` skips it).
         with self.path.open("a") as handle:
             handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def foreign(self) -> str:
+        """The host that owns this spool where it is not this one, else ''."""
+        host = self.header.get("host", "")
+        return host if host and host != socket.gethostname() else ""
+
+    @contextlib.contextmanager
+    def sending(self):
+        """Hold this spool's lock while sending it: one sender at a time, across processes. Yields
+        the spool as it is on disk once locked (None where another process holds the lock, or sent
+        it and removed it meanwhile)."""
+        import fcntl
+
+        try:
+            handle = self.path.open()  # not "a": a spool sent and removed meanwhile stays removed
+        except FileNotFoundError:
+            yield None
+            return
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield None
+                return
+            try:
+                yield Spool.load(self.path) if self.path.exists() else None
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def metrics_record(metrics: dict[str, float], step: int) -> dict:
@@ -168,15 +221,41 @@ def send(client, run_id: str, record: dict) -> None:
         inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", record["context"])])]
         client.log_inputs(run_id, inputs)
     elif op == "table":
-        client.log_table(run_id, record["columns"], record["artifact_file"])
+        if not table_holds(client, run_id, record["artifact_file"], record["columns"].get("record_id")):
+            client.log_table(run_id, record["columns"], record["artifact_file"])
     elif op == "end":
         client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])
     else:
         raise ValueError(f"unknown spool record {op!r}")
 
 
-def send_pending(client, spool: Spool) -> None:
-    """Send the spool's pending records in order, marking each sent; raises where the store fails."""
+def table_holds(client, run_id: str, artifact_file: str, record_ids: list | None) -> bool:
+    """Whether the run's table already holds the rows of this record (its `record_id`): a record
+    sent again after it reached the store. Errors of an away server propagate (the send fails)."""
+    if not record_ids:
+        return False
+    folder, _, name = artifact_file.rpartition("/")
+    if name not in {Path(f.path).name for f in client.list_artifacts(run_id, folder or None)}:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        table = json.loads(Path(client.download_artifacts(run_id, artifact_file, tmp)).read_text())
+    if "record_id" not in table.get("columns", []):
+        return False
+    column = table["columns"].index("record_id")
+    return record_ids[0] in {row[column] for row in table.get("data", [])}
+
+
+def send_pending(client, spool: Spool) -> list[tuple[dict, Exception]]:
+    """Send the spool's pending records in order, marking each sent; raises where the server is
+    away. A record the store refuses, or this host cannot send (a local error), is passed over, so
+    that the records after it are not held forever: returned with its error, for the caller to say."""
+    refused = []
     for index in range(spool.sent, len(spool.records)):
-        send(client, spool.run_id, spool.records[index])
+        try:
+            send(client, spool.run_id, spool.records[index])
+        except Exception as err:
+            if server_away(err):
+                raise
+            refused.append((spool.records[index], err))
         spool.mark_sent(index + 1)
+    return refused

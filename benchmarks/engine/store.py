@@ -11,11 +11,14 @@ import os
 import re
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
-from core.errors import StorageError, UserError
+from core.errors import AccessRefused, StorageError, UserError
 from core.result import SCHEMA_VERSION
 from core.runtime.processes import is_alive
+
+from .heartbeat import missed_s
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/store.py -> the checkout
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
@@ -209,7 +212,9 @@ class Store:
                 continue
             if tags.get("status") == "finished":
                 return True
-            if tags.get("status") == "running" and is_alive(tags) is not False:
+            alive = is_alive(tags)
+            # Another host's (alive None) counts while it beats (heartbeat.py).
+            if tags.get("status") == "running" and (alive or (alive is None and missed_s(tags) is None)):
                 return True
         return False
 
@@ -232,6 +237,8 @@ class Store:
         except StorageError:
             raise
         except Exception as err:  # noqa: BLE001  (MLflow, SQLAlchemy and OS errors all mean the same here)
+            if refused := access_refused(err, self.uri):
+                raise AccessRefused(refused) from None
             raise StorageError(f"tracking store {self.uri} cannot be {doing}: {one_line(err)}") from None
 
 
@@ -261,6 +268,24 @@ def file_lock(path: Path, wait_s: float = LOCK_WAIT_S):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def access_refused(err: BaseException, uri: str) -> str | None:
+    """One line for a server with users (`server --auth`) that refused who we are (401) or what we
+    asked (403); None for other errors."""
+    # MlflowException knows its HTTP status; urllib's HTTPError (doctor's GET /version) has it as code.
+    status = err.get_http_status_code() if hasattr(err, "get_http_status_code") else getattr(err, "code", 0)
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    fix = '(docs/methods.md, "A lab\'s server")'
+    if status == 403 and "Invalid Host header" in str(err):  # MLflow's guard against DNS rebinding
+        name = urllib.parse.urlsplit(uri).hostname
+        return f"{uri}: the server refuses the name {name!r} (403): start it with --allowed-hosts {name}"
+    if status == 401:
+        given = f"user {user!r} with that password" if user else "no credentials"
+        return f"{uri} refused {given} (401): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD {fix}"
+    if status == 403:
+        return f"{uri} refused user {user!r} this write (403): a writer's role is the admin's to grant {fix}"
+    return None
 
 
 def one_line(err: BaseException) -> str:

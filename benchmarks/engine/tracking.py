@@ -19,6 +19,7 @@ from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import is_alive
 from core.runtime.supervise import RECORD
 
+from .heartbeat import Heartbeat, missed_s
 from .spool import (
     RETRY_S,
     Spool,
@@ -30,9 +31,9 @@ from .spool import (
     spool_path,
     wait_at_end_s,
 )
-from .store import Store, git_sha
+from .store import Store, git_sha, one_line
 
-RESERVE_TRIES = 5  # a job reserved by two processes at one moment: both step back, then try again
+RESERVE_TRIES = 8  # a job reserved by two processes at one moment: both step back, then try again
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +47,8 @@ class Tracker(Store):
         # A server may go away mid-run: its runs' records then wait in spools (benchmarks/engine/spool.py).
         self._spools: dict[str, Spool] = {}
         self._run_names: dict[str, str] = {}
+        self._records: dict[str, int] = {}  # records logged per run: each record's id
+        self._heartbeat = Heartbeat(self.uri)
 
     def start(
         self, experiment: str, run_name: str, tags: dict, params: dict, reserve: bool = False
@@ -68,7 +71,7 @@ class Tracker(Store):
                     run = self.client.create_run(
                         self.experiment_id(experiment),
                         run_name=run_name,
-                        tags=_str({**tags, "schema": SCHEMA_VERSION}),
+                        tags=_str({**tags, "schema": SCHEMA_VERSION, "heartbeat": f"{time.time():.0f}"}),
                     )
                 # A store without this host's lock (a server, other hosts) can let two processes
                 # past the check at once: each looks again after creating its run, and steps back if
@@ -77,12 +80,18 @@ class Tracker(Store):
                     break
                 self.client.delete_run(run.info.run_id)
                 time.sleep(random.uniform(0.2, 2.0))  # apart, so that the next tries do not meet
-            else:
-                return None
+            else:  # each try met another that stepped back too: said, never a job left unrun in silence
+                if self.taken(experiment, str(tags["job_key"])):
+                    return None
+                raise StorageError(
+                    f"job {run_name} met another process reserving it at each of {RESERVE_TRIES} tries "
+                    "and neither runs it: run the command again"
+                )
             items = [Param(k, str(v)) for k, v in params.items()]
             for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
                 self.client.log_batch(run.info.run_id, params=items[i : i + 100], synchronous=True)
         self._run_names[run.info.run_id] = run_name
+        self._heartbeat.add(run.info.run_id)
         return run.info.run_id
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
@@ -90,13 +99,23 @@ class Tracker(Store):
         self._record(run_id, metrics_record(metrics, step))
 
     def _record(self, run_id: str, record: dict) -> None:
-        """Write a record of run `run_id` to the store; while a server is away, to the run's spool."""
+        """Write a record of run `run_id` to the store; while a server is away, to the run's spool.
+        Each record has an id, the number of its run's records before it; a table's rows carry it
+        (`record_id`), so that a resent table is not appended twice (spool.py)."""
+        record_id = self._records[run_id] = self._records.get(run_id, -1) + 1
+        record = {**record, "id": record_id}
+        if record["op"] == "table":
+            rows = len(next(iter(record["columns"].values()), []))
+            record["columns"] = {**record["columns"], "record_id": [record_id] * rows}
         spool = self._spools.get(run_id)
         if spool is None:
             try:
                 send(self.client, run_id, record)
                 return
             except Exception as err:
+                if record["op"] == "table" and not server_away(err):  # an artifact: said, not fatal
+                    self._say_refused(run_id, [(record, err)])
+                    return
                 if not self.remote or not server_away(err):
                     raise
                 name = self._run_names.get(run_id, run_id)
@@ -117,7 +136,7 @@ class Tracker(Store):
         if not now and time.monotonic() < spool.retry_at:
             return False
         try:
-            send_pending(self.client, spool)
+            self._say_refused(spool.run_id, send_pending(self.client, spool))
         except Exception as err:
             if not server_away(err):
                 raise
@@ -149,25 +168,44 @@ class Tracker(Store):
         """Send a left spool's records to this store, as if logged live, and remove it; a run whose
         process died before its end is closed as failed (stale). Another live process's spool is
         refused (that job sends it itself). Returns the records sent."""
+        name = spool.header["run_name"]
+        if host := spool.foreign():  # its run may be live there: only its host may tell
+            raise StorageError(f"{spool.path} is a spool of host {host} (run {name}): `sync` it there")
         if is_alive(spool.header) and spool.header.get("pid") != str(os.getpid()):
             raise StorageError(
-                f"run {spool.header['run_name']} is still running (pid {spool.header.get('pid')}): "
-                f"it sends {spool.path} itself"
+                f"run {name} is still running (pid {spool.header.get('pid')}): it sends {spool.path} itself"
             )
-        if not spool.ended():
-            error = "its process ended before its run's end was logged"
-            spool.append(dict(op="tags", tags=dict(status="failed", stop_reason="stale", error=error)))
-            spool.append(dict(op="end", status="FAILED", end_time=int(time.time() * 1000)))
-        pending = len(spool.pending())
-        with self.storage_errors("written"):
-            send_pending(self.client, spool)
-        spool.path.unlink(missing_ok=True)
+        with spool.sending() as current:  # as on disk once locked: another sender may have sent some
+            if current is None:
+                raise StorageError(f"{spool.path} is being (or was) sent by another process (run {name})")
+            if not current.ended():
+                error = "its process ended before its run's end was logged"
+                current.append(dict(op="tags", tags=dict(status="failed", stop_reason="stale", error=error)))
+                current.append(dict(op="end", status="FAILED", end_time=int(time.time() * 1000)))
+            pending = len(current.pending())
+            with self.storage_errors("written"):
+                self._say_refused(current.run_id, send_pending(self.client, current), name)
+            current.path.unlink(missing_ok=True)
         return pending
+
+    def _say_refused(self, run_id: str, refused: list[tuple[dict, Exception]], name: str = "") -> None:
+        """One line per record the store refused or this host could not send: it is not kept."""
+        name = name or self._run_names.get(run_id, run_id)
+        for record, err in refused:
+            what = record.get("artifact_file") or record["op"]
+            log.error(
+                "run %s: its %s could not be written to %s (%s): not kept",
+                name,
+                what,
+                self.uri,
+                one_line(err),
+            )
 
     def close_stale_runs(self) -> list[str]:
         """Mark `failed` every run still `running` whose process on this host has died (kill -9, an
-        OOM kill, a power cut): `report` then shows it as failed and `run` redoes its job. Returns
-        their names. Runs of other hosts, or of live processes, are left alone."""
+        OOM kill, a power cut), or whose process on another host missed its heartbeat (heartbeat.py):
+        `report` then shows it as failed and `run` redoes its job. Returns a line on each. Runs of
+        live processes, and of other hosts that beat, are left alone."""
         stale = []
         experiments = [e.experiment_id for e in self.client.search_experiments()]
         if not experiments:
@@ -177,16 +215,16 @@ class Tracker(Store):
                 tags = run.data.tags
                 if spool_path(run.info.run_id).exists():
                     continue  # its records wait in a spool (`sync`), its end among them
-                if is_alive(tags) is False:
-                    where = f"pid {tags.get('pid')} on {tags.get('host')}"
-                    self.finish(
-                        run.info.run_id,
-                        "failed",
-                        dict(
-                            stop_reason="stale", error=f"its process ({where}) ended without closing the run"
-                        ),
-                    )
-                    stale.append(run.info.run_name)
+                where = f"pid {tags.get('pid')} on {tags.get('host')}"
+                alive, missed = is_alive(tags), missed_s(tags)
+                if alive is False:
+                    error = f"its process ({where}) ended without closing the run"
+                elif alive is None and missed is not None:
+                    error = f"its process ({where}) missed its heartbeats for {missed:.0f} s"
+                else:
+                    continue
+                self.finish(run.info.run_id, "failed", dict(stop_reason="stale", error=error))
+                stale.append(f"run {run.info.run_name} was left running: {error}; marked failed (stale)")
         return stale
 
     def log_table(self, run_id: str, columns: dict[str, list], artifact_file: str) -> None:
@@ -218,6 +256,7 @@ class Tracker(Store):
         mlflow_status = {"finished": "FINISHED", "diverged": "FINISHED", "interrupted": "KILLED"}.get(
             status, "FAILED"
         )
+        self._heartbeat.remove(run_id)
         self._record(run_id, dict(op="tags", tags=_str({"status": status, **tags})))
         self._record(run_id, dict(op="end", status=mlflow_status, end_time=int(time.time() * 1000)))
         spool = self._spools.get(run_id)

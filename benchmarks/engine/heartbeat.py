@@ -1,0 +1,69 @@
+"""Heartbeats: a running run's `heartbeat` tag, the time (Unix seconds) its process last said it
+lives, set every `beat_every_s()` by a thread of the process that opened the run. A run `running`
+on another host, whose process this host cannot see, is taken for dead once its heartbeat is
+`MISSED_BEATS` beats old: the next `run` closes it as failed (stale) and runs its job again
+(docs/design.md, "Hosts that die")."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+
+BEAT_EVERY_S = 60.0  # a write a minute per running job: nothing beside an epoch's metrics
+MISSED_BEATS = 10  # 10 minutes: a server away or a host's clock off by minutes does not reclaim a live job
+
+
+def beat_every_s() -> float:
+    """Seconds between a run's heartbeats: `$BENCH_HEARTBEAT_S`, else 60."""
+    return float(os.environ.get("BENCH_HEARTBEAT_S", BEAT_EVERY_S))
+
+
+def missed_s(tags: Mapping[str, str], now: float | None = None) -> float | None:
+    """How long a run's heartbeat has been missed, where it is past MISSED_BEATS beats; else None (a
+    recent beat, or a run of before heartbeats: no evidence that its process died)."""
+    try:
+        last = float(tags["heartbeat"])
+    except (KeyError, ValueError):
+        return None
+    age = (time.time() if now is None else now) - last
+    return age if age > MISSED_BEATS * beat_every_s() else None
+
+
+class Heartbeat:
+    """A daemon thread setting the `heartbeat` tag of the runs it holds, every beat_every_s(),
+    through a client of its own; a beat that fails (a server away) is skipped, not retried."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.runs: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, run_id: str) -> None:
+        """Beat for `run_id` from now on (the thread starts with the first run)."""
+        with self._lock:
+            self.runs.add(run_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+                self._thread.start()
+
+    def remove(self, run_id: str) -> None:
+        """Stop beating for `run_id` (its end is logged)."""
+        with self._lock:
+            self.runs.discard(run_id)
+
+    def _beat(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri)
+        while True:
+            time.sleep(beat_every_s())
+            with self._lock:
+                runs = sorted(self.runs)
+            for run_id in runs:
+                try:
+                    client.set_tag(run_id, "heartbeat", f"{time.time():.1f}")
+                except Exception:  # noqa: BLE001  (an away server, a locked file: the next beat tries again)
+                    pass
