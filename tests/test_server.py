@@ -283,3 +283,38 @@ def test_a_server_with_users_takes_writers_and_refuses_the_rest_in_one_line(tmp_
     client = MlflowClient(tracking_uri=server.store)
     (run,) = client.search_runs([client.get_experiment_by_name("adhoc").experiment_id])
     assert run.data.tags["status"] == "finished"
+
+
+@pytest.mark.ci
+@pytest.mark.slow  # a server, two tables through it: ~20 s
+def test_the_tables_of_a_store_made_on_its_file_go_through_its_server(tmp_path, monkeypatch):
+    """An experiment created on the SQLite file before the store was served keeps a file:// location,
+    a path of the server's host: a client of the server (whose own disk refuses that path here, as
+    another host's would lack it) writes and reads its runs' tables through the server, and they
+    land in the store's artifacts/ folder, where local commands read them."""
+    import json
+
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    from benchmarks.engine.tracking import Tracker
+
+    store_path = tmp_path / "lab" / "mlflow.db"
+    store_path.parent.mkdir()
+    Tracker(empty_store(store_path)).experiment_id("table3")  # made on the file, before any server
+    server = Server(store_path).start()
+    try:
+
+        def another_hosts_disk(*args, **kwargs):
+            raise PermissionError(13, "Permission denied", "a path of the server's host")
+
+        monkeypatch.setattr(LocalArtifactRepository, "log_artifact", another_hosts_disk)
+        remote = Tracker(server.uri)
+        run_id = remote.start("table3", "a-run", dict(job_key="k", status="running"), {})
+        assert remote.client.get_run(run_id).info.artifact_uri.startswith("file://")
+        for epoch in (0, 1):  # the second appends to the first: read back through the server
+            remote.log_table(run_id, {"epoch": [epoch, epoch]}, "staleness.json")
+        remote.finish(run_id, "finished", {})
+    finally:
+        server.stop()
+    written = store_path.parent / "artifacts" / "table3" / run_id / "artifacts" / "staleness.json"
+    assert [row[:1] for row in json.loads(written.read_text())["data"]] == [[0], [0], [1], [1]]

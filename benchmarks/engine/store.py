@@ -19,6 +19,7 @@ from core.result import SCHEMA_VERSION
 from core.runtime.processes import is_alive
 
 from .heartbeat import missed_s
+from .served_artifacts import route_through_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/store.py -> the checkout
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
@@ -145,6 +146,8 @@ class Store:
             if self.sqlite_path is not None and not self.sqlite_path.exists():
                 build_sqlite_store(self.sqlite_path)
             self.client = MlflowClient(tracking_uri=self.uri)
+            if scheme in ("http", "https"):
+                route_through_server(self.client, self.uri)
             experiments = self.client.search_experiments()  # opens (or creates) the store now, not mid-run
         other = sorted(schemas_of(experiments) - {SCHEMA_VERSION})
         if check_schema and other:
