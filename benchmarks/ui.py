@@ -16,6 +16,7 @@ import sys
 from core.errors import UserError
 
 from .engine.tracking import Tracker
+from .server import LOOPBACK
 
 
 def experiment_links(tracker: Tracker, base: str) -> list[str]:
@@ -33,7 +34,13 @@ def experiment_links(tracker: Tracker, base: str) -> list[str]:
 
 
 def ui(uri: str | None, host: str, port: int) -> int:
-    """Print the experiments' links, then run the MLflow UI on the store (until Ctrl-C)."""
+    """Print the experiments' links, then run the MLflow UI on the store (until Ctrl-C); on loopback
+    only: the UI writes too, and `server --auth` is the store's page for a network."""
+    if host not in LOOPBACK:
+        raise UserError(
+            f"`ui --host {host}` would open the store to the network with no users: serve it with "
+            "`python -m benchmarks server --auth` (its page is this UI), or keep `ui` on 127.0.0.1"
+        )
     tracker = Tracker(uri, create=False)
     if not tracker.uri.startswith("sqlite:///"):
         raise UserError(f"`ui` serves a local SQLite store; {tracker.uri} has its own server: open it there")

@@ -224,6 +224,8 @@ def test_server_beyond_loopback_needs_auth_or_insecure_and_auth_a_real_password(
     store = empty_store(tmp_path / "mlflow.db")
     proc = run_cli("server", "--host", "0.0.0.0", "--store", store)
     assert proc.returncode == 2 and "add --auth" in proc.stderr and "--insecure" in proc.stderr, proc.stderr
+    proc = run_cli("ui", "--host", "0.0.0.0", "--tracking-uri", store)
+    assert proc.returncode == 2 and "server --auth" in proc.stderr, proc.stderr
     monkeypatch.delenv("MLFLOW_AUTH_ADMIN_PASSWORD", raising=False)
     for password, said in ((None, "set MLFLOW_AUTH_ADMIN_PASSWORD"), ("password1234", "old default"),
                            ("short", "at least 12 characters")):  # fmt: skip
