@@ -20,6 +20,11 @@ def beat_every_s() -> float:
     return float(os.environ.get("BENCH_HEARTBEAT_S", BEAT_EVERY_S))
 
 
+def beat() -> str:
+    """A heartbeat tag's value: now, in Unix seconds."""
+    return f"{time.time():.1f}"
+
+
 def missed_s(tags: Mapping[str, str], now: float | None = None) -> float | None:
     """How long a run's heartbeat has been missed, where it is past MISSED_BEATS beats; else None (a
     recent beat, or a run of before heartbeats: no evidence that its process died)."""
@@ -64,6 +69,6 @@ class Heartbeat:
                 runs = sorted(self.runs)
             for run_id in runs:
                 try:
-                    client.set_tag(run_id, "heartbeat", f"{time.time():.1f}")
+                    client.set_tag(run_id, "heartbeat", beat())
                 except Exception:  # noqa: BLE001  (an away server, a locked file: the next beat tries again)
                     pass

@@ -19,7 +19,7 @@ from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import is_alive
 from core.runtime.supervise import RECORD
 
-from .heartbeat import Heartbeat, missed_s
+from .heartbeat import Heartbeat, beat, missed_s
 from .spool import (
     RETRY_S,
     Spool,
@@ -71,7 +71,7 @@ class Tracker(Store):
                     run = self.client.create_run(
                         self.experiment_id(experiment),
                         run_name=run_name,
-                        tags=_str({**tags, "schema": SCHEMA_VERSION, "heartbeat": f"{time.time():.0f}"}),
+                        tags=_str({**tags, "schema": SCHEMA_VERSION, "heartbeat": beat()}),
                     )
                 # A store without this host's lock (a server, other hosts) can let two processes
                 # past the check at once: each looks again after creating its run, and steps back if
