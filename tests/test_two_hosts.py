@@ -22,10 +22,12 @@ from mlflow.tracking import MlflowClient
 from datasets.synthetic import SMOKE_TRAIN
 
 from .conftest import empty_store
-from .test_server import Server
+from .test_server import ADMIN, Server
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBNET = "10.231.{}.{}"
+HOST_NAME = "bench-host{}.lab"  # each host's DNS name, in its namespace's /etc/hosts
+NETNS_ETC = Path("/etc/netns")
 EPOCHS_PAST_30_S = 60  # a 2-host ddp smoke epoch takes ~1 s on 2 cores: the job outlasts the outage
 
 
@@ -75,16 +77,21 @@ def hosts():
             "netns",
             made[1][0],
         )
+        names = "".join(f"{address} {HOST_NAME.format(i)}\n" for i, (_, address, _) in enumerate(made))
         for namespace, address, device in made:
             _ip("-n", namespace, "addr", "add", f"{address}/24", "dev", device)
             _ip("-n", namespace, "link", "set", device, "up")
             _ip("-n", namespace, "link", "set", "lo", "up")
+            # The hosts' DNS names: `ip netns exec` mounts /etc/netns/NAME/hosts over /etc/hosts.
+            (NETNS_ETC / namespace).mkdir(parents=True, exist_ok=True)
+            (NETNS_ETC / namespace / "hosts").write_text(f"127.0.0.1 localhost\n{names}")
         yield made
     finally:
         for namespace, _, _ in made:
             for pid in _pids(namespace):
                 _kill(pid)
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+            shutil.rmtree(NETNS_ETC / namespace, ignore_errors=True)
 
 
 def _pids(namespace: str) -> list[int]:
@@ -121,18 +128,25 @@ def _launch(host, node_rank: int, master: str, port: int, store: str, *train: st
         "--master-addr", master, "--master-port", str(port),
         "-m", "benchmarks", "train", "--profile", "smoke", "--tracking-uri", store, *train,
     ]  # fmt: skip
-    # Gloo's connections go over the namespace's own interface (its hostname resolves elsewhere).
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": device, "PYTHONUNBUFFERED": "1"}
+    # Gloo's connections go over the namespace's own interface (its hostname resolves elsewhere);
+    # the jobs write to the server as its admin.
+    env = {**os.environ, **ADMIN, "GLOO_SOCKET_IFNAME": device, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
+def _server(hosts, store: Path) -> Server:
+    """`server --auth` on host 0's address, which jobs reach by its name (`--allowed-hosts`)."""
+    namespace, address, _ = hosts[0]
+    return Server(store, host=address, namespace=namespace, auth=True, name=HOST_NAME.format(0))
+
+
 @pytest.fixture(scope="module")
 def server(hosts, tmp_path_factory):
-    """A tracking server on host 0 (`python -m benchmarks server`), which both hosts' jobs log to."""
-    namespace, address, _ = hosts[0]
-    server = Server(tmp_path_factory.mktemp("server") / "mlflow.db", host=address, namespace=namespace)
+    """A tracking server with users on host 0 (`python -m benchmarks server --auth`), which both
+    hosts' jobs log to by its DNS name."""
+    server = _server(hosts, tmp_path_factory.mktemp("server") / "mlflow.db")
     yield server.start(for_the_test=False)  # the module's tests share it
     server.stop()
 
@@ -227,8 +241,8 @@ def test_losing_a_host_fails_the_job_on_the_other(hosts, tmp_path, method):
 def test_a_server_restart_mid_job_loses_no_metric(hosts, tmp_path):
     """The server on host 0 stops for 30 s while a 2-host ddp job trains: the job trains on, says so
     once, and when the server is back every epoch's metrics are in it."""
-    namespace, address, _ = hosts[0]
-    server = Server(tmp_path / "mlflow.db", host=address, namespace=namespace).start()
+    address = hosts[0][1]
+    server = _server(hosts, tmp_path / "mlflow.db").start()
     epochs = ("--method", "ddp", "--epochs", str(EPOCHS_PAST_30_S), "--set", f"patience={EPOCHS_PAST_30_S}")
     epochs += ("--set", "time_budget_s=0")  # smoke's 60 s budget would end a slowed (contended) job early
     procs = [_launch(hosts[i], i, address, 29413, server.uri, *epochs, "--json") for i in (0, 1)]
