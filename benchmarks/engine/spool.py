@@ -209,6 +209,7 @@ def metrics_record(metrics: dict[str, float], step: int) -> dict:
 def send(client, run_id: str, record: dict) -> None:
     """Write one record to the store through `client` (an MlflowClient)."""
     from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, RunTag
+    from mlflow.exceptions import MlflowException
 
     op = record["op"]
     if op == "metrics":
@@ -219,7 +220,15 @@ def send(client, run_id: str, record: dict) -> None:
         profile = record["profile"]
         dataset = Dataset(record["name"], record["digest"], "local", record["source"], profile=profile)
         inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", record["context"])])]
-        client.log_inputs(run_id, inputs)
+        try:
+            client.log_inputs(run_id, inputs)
+        except MlflowException as err:
+            if err.get_http_status_code() != 400:
+                raise
+            # MLflow's store looks for the dataset, then inserts it: two runs of one experiment that
+            # log a new dataset at once collide on its unique key, and one is refused (8 jobs on one
+            # server, tests/test_lab_load.py). The dataset exists now: a second try links it.
+            client.log_inputs(run_id, inputs)
     elif op == "table":
         if not table_holds(client, run_id, record["artifact_file"], record["columns"].get("record_id")):
             client.log_table(run_id, record["columns"], record["artifact_file"])

@@ -12,9 +12,11 @@ import random
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from core.errors import StorageError
+from core.metric import ENGINE
 from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import is_alive
 from core.runtime.supervise import RECORD
@@ -48,6 +50,7 @@ class Tracker(Store):
         self._spools: dict[str, Spool] = {}
         self._run_names: dict[str, str] = {}
         self._records: dict[str, int] = {}  # records logged per run: each record's id
+        self._write_s: dict[str, list[float]] = {}  # how long each of a run's writes took
         self._heartbeat = Heartbeat(self.uri)
 
     def start(
@@ -110,7 +113,9 @@ class Tracker(Store):
         spool = self._spools.get(run_id)
         if spool is None:
             try:
+                started = time.perf_counter()
                 send(self.client, run_id, record)
+                self._write_s.setdefault(run_id, []).append(time.perf_counter() - started)
                 return
             except Exception as err:
                 if record["op"] == "table" and not server_away(err):  # an artifact: said, not fatal
@@ -257,11 +262,25 @@ class Tracker(Store):
             status, "FAILED"
         )
         self._heartbeat.remove(run_id)
+        if writes := self._write_s.pop(run_id, None):
+            self._record(run_id, metrics_record(write_latency(writes), step=0))
         self._record(run_id, dict(op="tags", tags=_str({"status": status, **tags})))
         self._record(run_id, dict(op="end", status=mlflow_status, end_time=int(time.time() * 1000)))
         spool = self._spools.get(run_id)
         if spool is not None:
             self._drain(spool)
+
+
+def write_latency(seconds: list[float]) -> dict[str, float]:
+    """A run's writes to its store, answered (a spooled write is not one): how many, and the median,
+    95th percentile and longest time each took, seen from the job (the lab store's load)."""
+    p50, p95 = np.percentile(seconds, [50, 95])
+    return {
+        f"{ENGINE}store_writes": float(len(seconds)),
+        f"{ENGINE}store_write_p50_s": float(p50),
+        f"{ENGINE}store_write_p95_s": float(p95),
+        f"{ENGINE}store_write_max_s": float(max(seconds)),
+    }
 
 
 def rank_tracker(rank: int, tracker: Tracker) -> Tracker:

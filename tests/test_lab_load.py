@@ -1,0 +1,91 @@
+"""The lab store under load: 8 smoke jobs from two hosts (network namespaces, tests/test_two_hosts.py)
+log to one `server --auth`, reached by its DNS name, while two `report`s read it. No metric or table
+row is lost or written twice, each job runs once, and the jobs' store-write latencies are printed
+(docs/performance.md, "The lab store under load").
+
+Slow (~3 min on 2 cores): run in CI by `.ci/run` (marker `ci`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from .conftest import LONG_JOBS, ROOT
+from .test_server import ADMIN
+from .test_two_hosts import WHY_NOT, _server, hosts  # noqa: F401 (hosts: the fixture)
+
+pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT or "namespaces work")
+
+COMMANDS_PER_HOST = 4  # `run`s per host at once: each trains the jobs no other has reserved
+RUN = ("run", "fig3", "--profile", "smoke", "--runs", "2")  # table1's 8 smoke jobs (fig3 is a view)
+JOBS = 8
+PER_EPOCH = ("train_loss", "test_acc", "samples_per_s", "system/staleness_mean")
+
+
+def _command(host, *args: str) -> subprocess.Popen:
+    """`python -m benchmarks ARGS` on `host`, as the server's admin, in the background."""
+    command = ["ip", "netns", "exec", host[0], sys.executable, "-m", "benchmarks", *args]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **ADMIN}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    LONG_JOBS.append(proc)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothing_twice(request, tmp_path):
+    two = request.getfixturevalue("hosts")
+    server = _server(two, tmp_path / "mlflow.db").start()
+    try:
+        writers = [_command(h, *RUN, "--tracking-uri", server.uri) for h in two * COMMANDS_PER_HOST]
+        reports = 0
+        while any(w.poll() is None for w in writers):  # both readers at once, again and again
+            readers = [
+                _command(h, "report", "fig3", "--tracking-uri", server.uri, "--out", str(tmp_path / f"r{i}"))
+                for i, h in enumerate(two)
+            ]
+            for reader in readers:
+                _, err = reader.communicate(timeout=300)
+                assert reader.returncode == 0 and "Traceback" not in err, err[-3000:]
+                reports += 1
+        outputs = [w.communicate(timeout=60) for w in writers]
+    finally:
+        server.stop()
+    for writer, (_, err) in zip(writers, outputs, strict=True):
+        assert writer.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert reports >= 2
+
+    client = MlflowClient(tracking_uri=server.store)
+    runs = client.search_runs([client.get_experiment_by_name("table1").experiment_id])
+    statuses = [r.data.tags["status"] for r in runs]
+    assert len(runs) == JOBS and set(statuses) == {"finished"}, statuses
+    assert len(Counter(r.data.tags["job_key"] for r in runs)) == JOBS  # each job once
+    latency = []
+    for run in runs:
+        run_id, epochs = run.info.run_id, int(run.data.metrics["epochs"])
+        for name in PER_EPOCH:  # every epoch's value, once
+            steps = sorted(m.step for m in client.get_metric_history(run_id, name))
+            assert steps == list(range(epochs)), (run.info.run_name, name, steps)
+        served = run.info.artifact_uri.removeprefix("mlflow-artifacts:/")  # as the server keeps it
+        table = json.loads((tmp_path / "artifacts" / served / "staleness.json").read_text())
+        rows = pd.DataFrame(table["data"], columns=table["columns"])  # one record a row group, once each
+        groups = Counter(zip(rows["record_id"], rows["tensor"], strict=True))
+        assert len(rows) and max(groups.values()) == 1, (run.info.run_name, groups.most_common(3))
+        assert rows["record_id"].nunique() == epochs, (run.info.run_name, sorted(set(rows["record_id"])))
+        latency.append([run.data.metrics[f"system/store_write_{q}_s"] for q in ("p50", "p95", "max")])
+    p50, p95, longest = np.array(latency).T
+    print(
+        f"\n{JOBS} jobs, {len(two)} hosts, {reports} reports; a job's store writes, over the jobs: "
+        f"p50 median {np.median(p50):.3f} s, p95 median {np.median(p95):.3f} s (max {p95.max():.3f} s), "
+        f"longest {longest.max():.3f} s"
+    )
