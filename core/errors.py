@@ -19,6 +19,10 @@ class StorageError(Exception):
     exit_code = 1
 
 
+class ServerAway(StorageError):
+    """A tracking server did not answer (refused, timed out, a 5xx while it restarts): exit code 1."""
+
+
 class AccessRefused(StorageError):
     """A tracking server with users refused our credentials (401) or a write (403): exit code 1."""
 

@@ -1,8 +1,11 @@
-"""`run claims` killed with kill -9 at random moments, resumed each time, ends where an uninterrupted
-run ends: each job finished once, no run left running, the same verdicts (issue 43's chaos loop).
+"""Chaos loops. `run claims` killed with kill -9 at random moments, resumed each time, ends where an
+uninterrupted run ends: each job finished once, no run left running, the same verdicts (issue 43).
+The tracking server killed with kill -9 under two writing `run`s, restarted each time: the store
+intact after each kill, the writers never failing, each job finished once, every epoch of every run
+in it (issue 55).
 
-Slow (two `run claims --profile smoke`, ~15 min on 2 cores): run in CI by `.ci/run` (marker `ci`).
-The moments come from `$CHAOS_SEED` (default: the clock), printed with any failure."""
+Slow (~15 and ~2 min on 2 cores): run in CI by `.ci/run` (marker `ci`). The moments come from
+`$CHAOS_SEED` (default: the clock), printed with any failure."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import csv
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +24,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from .conftest import LONG_JOBS, ROOT
+from .test_server import Server
 
 KILLS = 10
 # Seconds after its start that a command is killed: past the start-up (~5 s: imports, the store, the
@@ -28,6 +33,12 @@ KILL_AFTER_S = (2.0, 25.0)
 # What must match, claim by claim and cell by cell: the verdicts, their rule and the runs behind
 # them (effects are timings at smoke for some claims: two runs never agree on those).
 SAME = ("id", "verdict", "version", "profile", "part", "cell", "runs", "planned", "failed")
+
+
+def seed_and_rng() -> tuple[int, random.Random]:
+    """$CHAOS_SEED (default: the clock) and a generator of the moments from it."""
+    seed = int(os.environ.get("CHAOS_SEED") or time.time_ns() % 2**32)
+    return seed, random.Random(seed)
 
 
 def run_claims(store: str, out: Path) -> subprocess.Popen:
@@ -75,8 +86,7 @@ def runs_by_status(store: str) -> tuple[Counter, list[str]]:
 @pytest.mark.slow
 @pytest.mark.ci
 def test_run_claims_killed_anywhere_resumes_to_the_same_verdicts(tmp_path):
-    seed = int(os.environ.get("CHAOS_SEED") or time.time_ns() % 2**32)
-    rng = random.Random(seed)
+    seed, rng = seed_and_rng()
     chaos_store, chaos_out = f"sqlite:///{tmp_path / 'chaos.db'}", tmp_path / "chaos"
     kills, moments = 0, []
     while kills < KILLS:
@@ -109,3 +119,62 @@ def test_run_claims_killed_anywhere_resumes_to_the_same_verdicts(tmp_path):
     reference_finished, _ = runs_by_status(reference_store)
     assert len(finished) == len(reference_finished), note  # the same jobs, each once
     assert verdicts(chaos_out) == verdicts(reference_out), note
+
+
+SERVER_KILLS = 5
+SERVER_UP_S, SERVER_DOWN_S = (3.0, 9.0), (1.0, 6.0)  # between kills; before each restart
+WRITERS = 2
+WRITE = ("run", "fig3", "--profile", "smoke", "--runs", "3")  # table1's 12 smoke jobs (fig3: a view)
+
+
+def writer(uri: str) -> subprocess.Popen:
+    """`run fig3 --profile smoke --runs 3` on the server at `uri`, in the background: a job that
+    starts while the server is away waits for it (up to 60 s)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks", *WRITE, "--tracking-uri", uri], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    LONG_JOBS.append(proc)
+    return proc
+
+
+def intact(store: str) -> str:
+    """SQLite's own check of the store's file: 'ok', or what is wrong."""
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
+        return "; ".join(row[0] for row in db.execute("PRAGMA integrity_check"))
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_a_server_killed_under_two_writers_loses_and_doubles_nothing(tmp_path):
+    seed, rng = seed_and_rng()
+    server = Server(tmp_path / "mlflow.db").start()
+    writers, kills = [writer(server.uri) for _ in range(WRITERS)], []
+    try:
+        while len(kills) < SERVER_KILLS and any(w.poll() is None for w in writers):
+            up = rng.uniform(*SERVER_UP_S)
+            time.sleep(up)
+            server.stop(signal.SIGKILL)
+            kills.append(round(up, 1))
+            note = f"CHAOS_SEED={seed}, after kill {len(kills)}"
+            assert intact(server.store) == "ok", note
+            time.sleep(rng.uniform(*SERVER_DOWN_S))
+            server.start()
+        note = f"CHAOS_SEED={seed}, killed after {kills} s up"
+        outputs = [w.communicate(timeout=600) for w in writers]
+    finally:
+        server.stop()
+    for proc, (_, err) in zip(writers, outputs, strict=True):  # each waited for its server: none failed
+        assert proc.returncode == 0 and "Traceback" not in err, f"{note}\n{err[-3000:]}"
+    assert len(kills) >= 3, f"the writers ended after {len(kills)} kills: {note}"
+    assert intact(server.store) == "ok", note
+    finished, running = runs_by_status(server.store)
+    assert not running, f"left running: {running} ({note})"
+    assert len(finished) == 12 and set(finished.values()) == {1}, f"{finished} ({note})"
+    client = MlflowClient(tracking_uri=server.store)
+    for run in client.search_runs([client.get_experiment_by_name("table1").experiment_id]):
+        epochs = int(run.data.metrics["epochs"])
+        for name in ("train_loss", "test_acc", "system/staleness_mean"):
+            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, name))
+            assert steps == list(range(epochs)), (run.info.run_name, name, steps, note)
+    print(f"\n{note}")

@@ -82,10 +82,10 @@ class Server:
         except OSError:
             return False
 
-    def stop(self) -> None:
-        """Stop it and its workers (SIGTERM to its group)."""
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        """Stop it and its workers (`signum`, SIGTERM by default, to its group: SIGKILL is a crash)."""
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, signum)
             self.proc.wait(timeout=30)
 
 

@@ -18,10 +18,13 @@ from benchmarks.engine.runner import run_job
 from benchmarks.engine.spool import Spool, spool_dir
 from benchmarks.engine.tracking import Tracker
 from benchmarks.run_verbs import close_stale
+from core.errors import ServerAway
+from core.runtime.processes import identity
 
 from .conftest import run_cli, smoke_job
 
 SERVER = "http://10.0.0.1:5000"
+NO_ANSWER = "API request to http://10.0.0.1:5000/api failed with exception ConnectionError"  # MLflow's
 WRITES = ("log_batch", "log_inputs", "log_table", "set_terminated")
 
 
@@ -38,9 +41,7 @@ def away_for(tracker: Tracker, monkeypatch, first: int, last: float) -> dict:
             calls["n"] += 1
             if first <= calls["n"] <= calls["last"]:
                 calls["failed"] += 1
-                raise MlflowException(
-                    "API request to http://10.0.0.1:5000/api failed with exception ConnectionError"
-                )
+                raise MlflowException(NO_ANSWER)
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(tracker.client, name, write)
@@ -359,3 +360,37 @@ def test_a_reservation_that_meets_another_at_every_try_is_said_not_skipped(new_s
     with pytest.raises(StorageError, match="neither runs it: run the command again"):
         tracker.start("test", "a", dict(job_key="the-job", status="running"), {}, reserve=True)
     assert not tracker.client.search_runs([tracker.experiment_id("test")])
+
+
+def test_a_job_whose_server_is_away_at_its_start_waits_and_leaves_no_orphan(new_store, monkeypatch, caplog):
+    """The server applies a job's create_run, then goes away before answering: the tracker waits
+    (said once), deletes the run it cannot know it made, and opens one run; a server that stays away
+    past $BENCH_STORE_WAIT_S ends it in one line (ServerAway, exit 1)."""
+    tracker = Tracker(new_store)
+    tracker.remote = True
+    monkeypatch.setattr(store_module.time, "sleep", lambda seconds: None)
+    real_create, lost = tracker.client.create_run, []
+
+    def create_then_go_away(*args, **kwargs):
+        run = real_create(*args, **kwargs)
+        if not lost:
+            lost.append(run.info.run_id)
+            raise MlflowException(NO_ANSWER)
+        return run
+
+    monkeypatch.setattr(tracker.client, "create_run", create_then_go_away)
+    tags = dict(job_key="the-job", status="running", **identity())
+    with caplog.at_level(logging.WARNING):
+        run_id = tracker.start("test", "a", tags, {}, reserve=True)
+    runs = tracker.client.search_runs([tracker.experiment_id("test")])
+    assert [r.info.run_id for r in runs] == [run_id] and lost and lost[0] != run_id
+    said = [r.getMessage() for r in caplog.records if "waiting up to 60 s" in r.getMessage()]
+    assert len(said) == 1 and "does not answer (" in said[0], said
+
+    def away(*args, **kwargs):
+        raise MlflowException(NO_ANSWER)
+
+    monkeypatch.setenv("BENCH_STORE_WAIT_S", "0")
+    monkeypatch.setattr(tracker.client, "search_runs", away)
+    with pytest.raises(ServerAway, match=r"does not answer \(.*\) for 0 s"):
+        tracker.start("test", "b", dict(tags, job_key="another-job"), {}, reserve=True)

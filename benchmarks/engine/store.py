@@ -12,20 +12,24 @@ import re
 import subprocess
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from core.errors import AccessRefused, StorageError, UserError
+from core.errors import AccessRefused, ServerAway, StorageError, UserError
 from core.result import SCHEMA_VERSION
 from core.runtime.processes import is_alive
 
 from .heartbeat import missed_s
 from .served_artifacts import route_through_server
+from .spool import away_reason, server_away, wait_at_end_s
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/store.py -> the checkout
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
 STORE_SCHEMES = {"sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks"}
 LOCK_WAIT_S = 120.0  # the store's lock is held for milliseconds; this long means its holder is stuck
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def default_tracking_uri() -> str:
@@ -223,13 +227,33 @@ class Store:
 
     def finished_run(self, experiment: str, job_key: str):
         """The newest finished run of `job_key` in `experiment`, or None."""
-        runs = self.client.search_runs(
-            [self.experiment_id(experiment)],
-            filter_string=f"tags.job_key = '{job_key}' and tags.status = 'finished'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
+        runs = self.answered(
+            "read",
+            lambda: self.client.search_runs(
+                [self.experiment_id(experiment)],
+                filter_string=f"tags.job_key = '{job_key}' and tags.status = 'finished'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            ),
         )
         return runs[0] if runs else None
+
+    def answered(self, doing: str, call: Callable[[], T]) -> T:
+        """`call()` under `storage_errors(doing)`; while a server does not answer, tried again every
+        2 s for up to `$BENCH_STORE_WAIT_S` (60 s), said once: a server restarting between a `run`'s
+        jobs costs the wait, not the command. Then one line (ServerAway, exit 1)."""
+        deadline = None
+        while True:
+            try:
+                with self.storage_errors(doing):
+                    return call()
+            except ServerAway as away:
+                if deadline is None:
+                    deadline = time.monotonic() + wait_at_end_s()
+                    log.warning("%s: waiting up to %.0f s for it", away, wait_at_end_s())
+                if time.monotonic() >= deadline:
+                    raise ServerAway(f"{away} for {wait_at_end_s():.0f} s") from None
+                time.sleep(2)
 
     @contextlib.contextmanager
     def storage_errors(self, doing: str):
@@ -242,6 +266,8 @@ class Store:
         except Exception as err:  # noqa: BLE001  (MLflow, SQLAlchemy and OS errors all mean the same here)
             if refused := access_refused(err, self.uri):
                 raise AccessRefused(refused) from None
+            if self.remote and server_away(err):
+                raise ServerAway(f"tracking server {self.uri} does not answer ({away_reason(err)})") from None
             raise StorageError(f"tracking store {self.uri} cannot be {doing}: {one_line(err)}") from None
 
 

@@ -5,6 +5,7 @@ process died. Opening and checking the store is store.py's."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import torch
 from core.errors import StorageError
 from core.metric import ENGINE
 from core.result import SCHEMA_VERSION, this_machine
-from core.runtime.processes import is_alive
+from core.runtime.processes import identity, is_alive
 from core.runtime.supervise import RECORD
 
 from .heartbeat import Heartbeat, beat, missed_s
@@ -60,42 +61,66 @@ class Tracker(Store):
 
         With `reserve`, the run is created only if no other run of the same `job_key` is finished or
         running in a live process (checked and created under the store's lock, so two `run`s on one
-        store never train a job twice); None when it is taken.
+        store never train a job twice); None when it is taken. A server that does not answer is
+        waited for (`answered`); a run a try before may have created, its answer lost, is deleted.
         """
-        from mlflow.entities import Param
+        tries = itertools.count()
+
+        def create() -> str | None:
+            if next(tries):
+                self._delete_runs_of_mine(experiment, str(tags["job_key"]))
+            return self._create(experiment, run_name, tags, params, reserve)
 
         # A store that opens but refuses writes (a read-only file or folder, a full disk) fails here,
         # before anything of the job has run.
-        with self.storage_errors("written"):
-            for _ in range(RESERVE_TRIES):
-                with self.lock():
-                    if reserve and self.taken(experiment, str(tags["job_key"])):
-                        return None
-                    run = self.client.create_run(
-                        self.experiment_id(experiment),
-                        run_name=run_name,
-                        tags=_str({**tags, "schema": SCHEMA_VERSION, "heartbeat": beat()}),
-                    )
-                # A store without this host's lock (a server, other hosts) can let two processes
-                # past the check at once: each looks again after creating its run, and steps back if
-                # it sees another. Both may step back, never both go on (docs/design.md).
-                if not reserve or not self.taken(experiment, str(tags["job_key"]), besides=run.info.run_id):
-                    break
-                self.client.delete_run(run.info.run_id)
-                time.sleep(random.uniform(0.2, 2.0))  # apart, so that the next tries do not meet
-            else:  # each try met another that stepped back too: said, never a job left unrun in silence
-                if self.taken(experiment, str(tags["job_key"])):
+        run_id = self.answered("written", create)
+        if run_id is not None:
+            self._run_names[run_id] = run_name
+            self._heartbeat.add(run_id)
+        return run_id
+
+    def _create(self, experiment: str, run_name: str, tags: dict, params: dict, reserve: bool) -> str | None:
+        """`start`'s one try: reserve (where asked), create the run, log its params."""
+        from mlflow.entities import Param
+
+        for _ in range(RESERVE_TRIES):
+            with self.lock():
+                if reserve and self.taken(experiment, str(tags["job_key"])):
                     return None
-                raise StorageError(
-                    f"job {run_name} met another process reserving it at each of {RESERVE_TRIES} tries "
-                    "and neither runs it: run the command again"
+                run = self.client.create_run(
+                    self.experiment_id(experiment),
+                    run_name=run_name,
+                    tags=_str({**tags, "schema": SCHEMA_VERSION, "heartbeat": beat()}),
                 )
-            items = [Param(k, str(v)) for k, v in params.items()]
-            for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-                self.client.log_batch(run.info.run_id, params=items[i : i + 100], synchronous=True)
-        self._run_names[run.info.run_id] = run_name
-        self._heartbeat.add(run.info.run_id)
+            # A store without this host's lock (a server, other hosts) can let two processes
+            # past the check at once: each looks again after creating its run, and steps back if
+            # it sees another. Both may step back, never both go on (docs/design.md).
+            if not reserve or not self.taken(experiment, str(tags["job_key"]), besides=run.info.run_id):
+                break
+            self.client.delete_run(run.info.run_id)
+            time.sleep(random.uniform(0.2, 2.0))  # apart, so that the next tries do not meet
+        else:  # each try met another that stepped back too: said, never a job left unrun in silence
+            if self.taken(experiment, str(tags["job_key"])):
+                return None
+            raise StorageError(
+                f"job {run_name} met another process reserving it at each of {RESERVE_TRIES} tries "
+                "and neither runs it: run the command again"
+            )
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            self.client.log_batch(run.info.run_id, params=items[i : i + 100], synchronous=True)
         return run.info.run_id
+
+    def _delete_runs_of_mine(self, experiment: str, job_key: str) -> None:
+        """Delete the running runs of `job_key` that this process opened: a try of `start` that the
+        server applied but whose answer was lost (it went away) left them."""
+        mine = identity()
+        pid = mine["pid"]
+        mine_running = f"tags.job_key = '{job_key}' and tags.status = 'running' and tags.pid = '{pid}'"
+        runs = self.client.search_runs([self.experiment_id(experiment)], filter_string=mine_running)
+        for run in runs:
+            if all(run.data.tags.get(k) == v for k, v in mine.items()):
+                self.client.delete_run(run.info.run_id)
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         """Log a set of metrics at one step in one call."""
