@@ -88,6 +88,12 @@ def add_report(sub) -> None:
     report.add_argument("--profile", help="only this profile's runs (default: every profile with runs)")
     report.add_argument("--out", default=None, help="output folder (default: reports/out/)")
     report.add_argument("--tracking-uri")
+    report.add_argument(
+        "--to-store",
+        action="store_true",
+        help="also keep the report's files in the store: a run of experiment `reports` (any host, "
+        "through a server)",
+    )
 
 
 def add_calibrate(sub) -> None:

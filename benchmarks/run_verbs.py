@@ -294,7 +294,8 @@ def cmd_report(args) -> int:
         raise did_you_mean("profile", args.profile, PROFILES)
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
     uri = args.tracking_uri or default_tracking_uri()
-    close_stale(Tracker(uri, create=False))
+    tracker = Tracker(uri, create=False)
+    close_stale(tracker)
     check_writable(out_dir)
     if args.table == "claims":
         specs = []
@@ -310,5 +311,9 @@ def cmd_report(args) -> int:
             write_report(spec, uri, folder, args.profile)
     for path in stage.written:
         print(path)
-    print(write_index(out_dir, TABLES.values()))
+    index = write_index(out_dir, TABLES.values())
+    print(index)
+    if args.to_store:
+        run_id = tracker.log_report(args.table, args.profile, stage.written)
+        print(f"the report's files are in {uri}: run {run_id} of experiment reports")
     return 0

@@ -59,13 +59,21 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
                 assert reader.returncode == 0 and "Traceback" not in err, err[-3000:]
                 reports += 1
         outputs = [w.communicate(timeout=60) for w in writers]
+        last = _command(
+            two[1], "report", "fig3", "--tracking-uri", server.uri, "--out", str(tmp_path / "r"), "--to-store"
+        )
+        _, last_err = last.communicate(timeout=300)  # host 1's report, its files kept in the store
     finally:
         server.stop()
+    assert last.returncode == 0 and "Traceback" not in last_err, last_err[-3000:]
     for writer, (_, err) in zip(writers, outputs, strict=True):
         assert writer.returncode == 0 and "Traceback" not in err, err[-3000:]
     assert reports >= 2
 
     client = MlflowClient(tracking_uri=server.store)
+    report = client.search_runs([client.get_experiment_by_name("reports").experiment_id])[0]
+    served = tmp_path / "artifacts" / report.info.artifact_uri.removeprefix("mlflow-artifacts:/")
+    assert (served / "fig3-smoke.png").stat().st_size > 10_000 and (served / "fig3.md").exists()
     runs = client.search_runs([client.get_experiment_by_name("table1").experiment_id])
     statuses = [r.data.tags["status"] for r in runs]
     assert len(runs) == JOBS and set(statuses) == {"finished"}, statuses

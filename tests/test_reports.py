@@ -199,6 +199,16 @@ def test_curves_figure_and_index_through_the_cli(filled, tmp_path):
     )
 
 
+def test_a_report_to_the_store_keeps_its_files_as_a_run_of_experiment_reports(filled, tmp_path):
+    proc = run_cli("report", "fig3", "--tracking-uri", filled, "--out", str(tmp_path), "--to-store")
+    assert proc.returncode == 0 and "of experiment reports" in proc.stdout, proc.stderr
+    client = MlflowClient(tracking_uri=filled)
+    run = client.search_runs([client.get_experiment_by_name("reports").experiment_id])[0]
+    assert run.data.tags["report"] == "fig3" and run.data.tags["status"] == "finished", run.data.tags
+    kept = {f.path: f.file_size for f in client.list_artifacts(run.info.run_id)}
+    assert {"fig3.md", "fig3.csv", "fig3-paper.png"} <= set(kept) and kept["fig3-paper.png"] > 10_000, kept
+
+
 def test_lap_readings_table_shows_each_readings_per_epoch_means(tmp_path):
     uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)

@@ -12,6 +12,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -278,6 +279,18 @@ class Tracker(Store):
         run_id = self.start("perf", f"perf-{name}", tags, params)
         self.log_metrics(run_id, numbers, step=0)
         self.finish(run_id, "finished", dict(stop_reason="measured"))
+        return run_id
+
+    def log_report(self, table: str, profile: str | None, files: list[Path]) -> str:
+        """A report's files (its .md, .csv and figures) as the artifacts of a finished run of
+        experiment `reports`, tagged `report=TABLE`: through a server they reach the store's
+        artifacts from any host, and each report is kept beside the earlier ones."""
+        tags = dict(report=table, profile=profile or "all", git_sha=git_sha(), status="running", **identity())
+        run_id = self.start("reports", f"report {table} · {profile or 'all profiles'}", tags, {})
+        with self.storage_errors("written"):
+            for path in files:  # side by side, as in reports/out/: the .md's links to figures hold
+                self.client.log_artifact(run_id, str(path))
+        self.finish(run_id, "finished", dict(stop_reason="written"))
         return run_id
 
     def finish(self, run_id: str, status: str, tags: dict) -> None:
