@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,62 @@ def test_a_server_restart_mid_job_loses_no_metric(hosts, tmp_path):
     logged = [m.timestamp / 1000 for m in client.get_metric_history(run.info.run_id, "test_acc")]
     assert any(stopped < t < restarted for t in logged), "no epoch ended while the server was away"
     assert not list(Path(os.environ["BENCH_SPOOL_DIR"]).iterdir())
+
+
+def _as_host(host, index: int, *args: str, env: dict) -> subprocess.Popen:
+    """`python -m benchmarks ARGS` on `host` under its own host name (a UTS namespace: `hostname`
+    says HOST_NAME), as the server's admin."""
+    name = HOST_NAME.format(index)
+    command = ["ip", "netns", "exec", host[0], "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"',
+               name, sys.executable, "-m", "benchmarks", *args]  # fmt: skip
+    return subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **ADMIN, **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.ci
+@pytest.mark.slow  # ~1 min
+def test_a_host_that_dies_mid_job_has_its_job_run_again_from_another(hosts, tmp_path):
+    """Host 1 runs a table and dies (kill -9 of all it runs) while a job's run is open. Host 0 cannot
+    see host 1's processes: once that run has missed 10 heartbeats (1 s apart here), host 0's `run`
+    closes it as failed (stale), in one line naming host 1, and runs the job again."""
+    server = _server(hosts, tmp_path / "mlflow.db").start()
+    beats = {"BENCH_HEARTBEAT_S": "1"}
+    table = ("run", "fig3", "--profile", "smoke", "--runs", "1", "--tracking-uri", server.uri)
+    try:
+        doomed = _as_host(hosts[1], 1, *table, env=beats)
+        client, deadline = MlflowClient(tracking_uri=server.store), time.monotonic() + 180
+        while not (open_runs := _running(client, HOST_NAME.format(1))):
+            assert time.monotonic() < deadline and doomed.poll() is None, doomed.stderr.read()[-2000:]
+            time.sleep(0.1)
+        for pid in _pids(hosts[1][0]):
+            _kill(pid)
+        doomed.wait(timeout=30)
+        left = _running(client, HOST_NAME.format(1))
+        assert left, f"host 1's run {open_runs} ended before its host died: run the test again"
+        time.sleep(12)  # past 10 beats
+        survivor = _as_host(hosts[0], 0, *table, env=beats)
+        _, err = survivor.communicate(timeout=300)
+    finally:
+        server.stop()
+    assert survivor.returncode == 0 and "Traceback" not in err, err[-3000:]
+    said = [line for line in err.splitlines() if "missed its heartbeats" in line]
+    assert len(said) == 1 and f"on {HOST_NAME.format(1)})" in said[0], err[-3000:]
+    dead = client.get_run(left[0])
+    assert dead.data.tags["status"] == "failed" and dead.data.tags["stop_reason"] == "stale", dead.data.tags
+    runs = client.search_runs([client.get_experiment_by_name("table1").experiment_id])
+    finished = Counter(r.data.tags["job_key"] for r in runs if r.data.tags["status"] == "finished")
+    assert len(finished) == 4 and set(finished.values()) == {1}, finished  # each job once, the dead one's too
+    assert dead.data.tags["job_key"] in finished
+
+
+def _running(client: MlflowClient, host: str) -> list[str]:
+    """Ids of the runs open (`running`) in the store that processes of `host` opened."""
+    experiment = client.get_experiment_by_name("table1")
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    return [
+        r.info.run_id
+        for r in runs
+        if r.data.tags.get("status") == "running" and r.data.tags.get("host") == host
+    ]
