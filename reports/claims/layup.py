@@ -29,7 +29,7 @@ from .stats import Cell, Part, above, stated
 TABLE = ("layup",)
 KEY = "straggler_delay_frac"
 SOURCE = "000 v4 (LayUp) abstract, the suite's reading"
-VERSION = "4 (2026-11-26)"
+VERSION = "5 (2026-11-27)"
 PLAN = Plan((Need("layup"),))
 DEVICES = 3  # the table's rows on 3 processes; its one cell on 4 decides nothing here
 

@@ -12,7 +12,7 @@ from ._common import LAYUP_V4, Evidence, Measured, described, no_runs, of_settin
 from .layup import PLAN, SOURCE, delayed, slowdown_ratio_cell, slowdowns
 from .stats import Cell, Part, above, within
 
-VERSION = "1 (2026-11-26)"
+VERSION = "2 (2026-11-27)"
 METHODS = ("layup", "ddp", "plsgd", "diloco", "lapsgd")
 
 WIRE_VS_DDP = Part(
