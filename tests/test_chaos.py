@@ -138,6 +138,18 @@ def writer(uri: str) -> subprocess.Popen:
     return proc
 
 
+def writing(store: str, writers: list[subprocess.Popen], within_s: float = 180) -> None:
+    """Wait until every writer has opened a run in `store` (each is past its start-up)."""
+    client, deadline = MlflowClient(tracking_uri=store), time.monotonic() + within_s
+    while True:
+        experiment = client.get_experiment_by_name("table1")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        if len({r.data.tags.get("pid") for r in runs}) >= len(writers):
+            return
+        assert time.monotonic() < deadline and all(w.poll() is None for w in writers), "a writer ended"
+        time.sleep(0.2)
+
+
 def intact(store: str) -> str:
     """SQLite's own check of the store's file: 'ok', or what is wrong."""
     with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
@@ -151,6 +163,7 @@ def test_a_server_killed_under_two_writers_loses_and_doubles_nothing(tmp_path):
     server = Server(tmp_path / "mlflow.db").start()
     writers, kills = [writer(server.uri) for _ in range(WRITERS)], []
     try:
+        writing(server.store, writers)  # a command that starts while its server is away ends (exit 1)
         while len(kills) < SERVER_KILLS and any(w.poll() is None for w in writers):
             up = rng.uniform(*SERVER_UP_S)
             time.sleep(up)

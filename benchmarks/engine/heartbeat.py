@@ -38,18 +38,21 @@ def missed_s(tags: Mapping[str, str], now: float | None = None) -> float | None:
 
 class Heartbeat:
     """A daemon thread setting the `heartbeat` tag of the runs it holds, every beat_every_s(),
-    through a client of its own; a beat that fails (a server away) is skipped, not retried."""
+    through a client of its own; a beat that fails (a server away) is skipped, not retried. The
+    thread ends when it holds no run (a `run`'s next job starts another)."""
 
     def __init__(self, uri: str):
         self.uri = uri
         self.runs: set[str] = set()
         self._lock = threading.Lock()
+        self._wake = threading.Event()  # set when the last run is removed: the thread ends now
         self._thread: threading.Thread | None = None
 
     def add(self, run_id: str) -> None:
         """Beat for `run_id` from now on (the thread starts with the first run)."""
         with self._lock:
             self.runs.add(run_id)
+            self._wake.clear()  # a thread woken to end holds a run again: it waits a beat
             if self._thread is None:
                 self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
                 self._thread.start()
@@ -58,15 +61,22 @@ class Heartbeat:
         """Stop beating for `run_id` (its end is logged)."""
         with self._lock:
             self.runs.discard(run_id)
+            if not self.runs:
+                self._wake.set()
 
     def _beat(self) -> None:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self.uri)
         while True:
-            time.sleep(beat_every_s())
+            # An Event, not time.sleep: the thread ends as soon as it holds no run.
+            self._wake.wait(beat_every_s())
             with self._lock:
+                self._wake.clear()
                 runs = sorted(self.runs)
+                if not runs:
+                    self._thread = None
+                    return
             for run_id in runs:
                 try:
                     client.set_tag(run_id, "heartbeat", beat())
