@@ -311,8 +311,7 @@ def cmd_report(args) -> int:
             write_report(spec, uri, folder, args.profile)
     for path in stage.written:
         print(path)
-    index = write_index(out_dir, TABLES.values())
-    print(index)
+    print(write_index(out_dir, TABLES.values()))
     if args.to_store:
         run_id = tracker.log_report(args.table, args.profile, stage.written)
         print(f"the report's files are in {uri}: run {run_id} of experiment reports")

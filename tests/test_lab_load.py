@@ -8,9 +8,6 @@ Slow (~3 min on 2 cores): run in CI by `.ci/run` (marker `ci`)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
@@ -18,9 +15,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .conftest import LONG_JOBS, ROOT
-from .test_server import ADMIN
-from .test_two_hosts import WHY_NOT, _server, hosts  # noqa: F401 (hosts: the fixture)
+from .test_two_hosts import WHY_NOT, _server, as_host, hosts  # noqa: F401 (hosts: the fixture)
 
 pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT or "namespaces work")
 
@@ -30,28 +25,22 @@ JOBS = 8
 PER_EPOCH = ("train_loss", "test_acc", "samples_per_s", "system/staleness_mean")
 
 
-def _command(host, *args: str) -> subprocess.Popen:
-    """`python -m benchmarks ARGS` on `host`, as the server's admin, in the background."""
-    command = ["ip", "netns", "exec", host[0], sys.executable, "-m", "benchmarks", *args]
-    proc = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **ADMIN}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    )  # fmt: skip
-    LONG_JOBS.append(proc)
-    return proc
-
-
 @pytest.mark.slow
 @pytest.mark.ci
 def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothing_twice(request, tmp_path):
     two = request.getfixturevalue("hosts")
     server = _server(two, tmp_path / "mlflow.db").start()
     try:
-        writers = [_command(h, *RUN, "--tracking-uri", server.uri) for h in two * COMMANDS_PER_HOST]
+        writers = [
+            as_host(h, i % 2, *RUN, "--tracking-uri", server.uri)
+            for i, h in enumerate(two * COMMANDS_PER_HOST)
+        ]
         reports = 0
         while any(w.poll() is None for w in writers):  # both readers at once, again and again
             readers = [
-                _command(h, "report", "fig3", "--tracking-uri", server.uri, "--out", str(tmp_path / f"r{i}"))
+                as_host(
+                    h, i, "report", "fig3", "--tracking-uri", server.uri, "--out", str(tmp_path / f"r{i}")
+                )
                 for i, h in enumerate(two)
             ]
             for reader in readers:
@@ -59,8 +48,16 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
                 assert reader.returncode == 0 and "Traceback" not in err, err[-3000:]
                 reports += 1
         outputs = [w.communicate(timeout=60) for w in writers]
-        last = _command(
-            two[1], "report", "fig3", "--tracking-uri", server.uri, "--out", str(tmp_path / "r"), "--to-store"
+        last = as_host(
+            two[1],
+            1,
+            "report",
+            "fig3",
+            "--tracking-uri",
+            server.uri,
+            "--out",
+            str(tmp_path / "r"),
+            "--to-store",
         )
         _, last_err = last.communicate(timeout=300)  # host 1's report, its files kept in the store
     finally:

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from datasets.synthetic import SMOKE_TRAIN
 
-from .conftest import empty_store
+from .conftest import LONG_JOBS, empty_store
 from .test_server import ADMIN, Server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,16 +276,18 @@ def test_a_server_restart_mid_job_loses_no_metric(hosts, tmp_path):
     assert not list(Path(os.environ["BENCH_SPOOL_DIR"]).iterdir())
 
 
-def _as_host(host, index: int, *args: str, env: dict) -> subprocess.Popen:
+def as_host(host, index: int, *args: str, env: dict | None = None) -> subprocess.Popen:
     """`python -m benchmarks ARGS` on `host` under its own host name (a UTS namespace: `hostname`
-    says HOST_NAME), as the server's admin."""
+    says HOST_NAME), as the server's admin, in the background (killed after the test)."""
     name = HOST_NAME.format(index)
     command = ["ip", "netns", "exec", host[0], "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"',
                name, sys.executable, "-m", "benchmarks", *args]  # fmt: skip
-    return subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **ADMIN, **env}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **ADMIN, **(env or {})}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
+    LONG_JOBS.append(proc)
+    return proc
 
 
 @pytest.mark.ci
@@ -298,7 +300,7 @@ def test_a_host_that_dies_mid_job_has_its_job_run_again_from_another(hosts, tmp_
     beats = {"BENCH_HEARTBEAT_S": "1"}
     table = ("run", "fig3", "--profile", "smoke", "--runs", "1", "--tracking-uri", server.uri)
     try:
-        doomed = _as_host(hosts[1], 1, *table, env=beats)
+        doomed = as_host(hosts[1], 1, *table, env=beats)
         client, deadline = MlflowClient(tracking_uri=server.store), time.monotonic() + 180
         while not (open_runs := _running(client, HOST_NAME.format(1))):
             assert time.monotonic() < deadline and doomed.poll() is None, doomed.stderr.read()[-2000:]
@@ -309,7 +311,7 @@ def test_a_host_that_dies_mid_job_has_its_job_run_again_from_another(hosts, tmp_
         left = _running(client, HOST_NAME.format(1))
         assert left, f"host 1's run {open_runs} ended before its host died: run the test again"
         time.sleep(12)  # past 10 beats
-        survivor = _as_host(hosts[0], 0, *table, env=beats)
+        survivor = as_host(hosts[0], 0, *table, env=beats)
         _, err = survivor.communicate(timeout=300)
     finally:
         server.stop()
