@@ -101,8 +101,14 @@ def add_calibrate(sub) -> None:
         "calibrate-claims", help="each claim's rule on simulated stores of known truth: its error rates"
     )
     calibrate.add_argument(
-        "--sims", type=int, default=1000, help="simulated stores per claim, scenario and runs"
+        "--sims", type=int, help="simulated stores per claim, scenario and runs (default 1000; --path: 100)"
     )
+    calibrate.add_argument(
+        "--path",
+        action="store_true",
+        help="six claims judged through the code that reads real runs, from simulated runs in memory",
+    )
+    calibrate.add_argument("--only", metavar="CLAIMS", help="these claims only (comma-separated ids)")
     calibrate.add_argument("--json", action="store_true", help="print every rate as JSON")
     calibrate.add_argument(
         "--pins",

@@ -15,16 +15,21 @@ from mlflow.tracking import MlflowClient
 from core.job import METHOD_SETTINGS, Row, Setting, logged_or_added, typed_like
 from core.metric import ACCURACY, ENGINE, Metric, stored_names
 
+from .memory_store import memory_store
+
 CELL = ["profile", "model", "label", "run_index"]  # one run of one cell of a table
 CURVE = ("test_acc", "test_loss", "train_time_s", "train_loss", "train_acc")  # every curve's metrics
 
 
 def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     """Every run of `experiment` (one row each, newest first) with its tags and final metrics."""
-    mlflow.set_tracking_uri(uri)
-    if MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment) is None:
-        return pd.DataFrame()
-    frame = mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"])
+    if (in_memory := memory_store(uri)) is not None:
+        frame = in_memory.frame(experiment)
+    else:
+        mlflow.set_tracking_uri(uri)
+        if MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment) is None:
+            return pd.DataFrame()
+        frame = mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"])
     if frame.empty:
         return frame
     # A method's diagnostics are logged under ENGINE (core/metric.py): read under their own names.
@@ -89,13 +94,20 @@ def latest_per_cell(runs: pd.DataFrame, status: str | None = "finished") -> pd.D
 def curve(uri: str, run_id: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """A run's per-epoch curve: epoch, test_acc, test_loss, train_time_s, train_loss, train_acc and
     the `extra` metrics (metric histories)."""
-    client = MlflowClient(tracking_uri=uri)
+    if (in_memory := memory_store(uri)) is not None:
+        history_of = in_memory.history
+    else:
+        client = MlflowClient(tracking_uri=uri)
+
+        def history_of(run_id: str, name: str) -> dict[int, float]:
+            return {m.step: m.value for m in client.get_metric_history(run_id, name)}
+
     columns = {}
     for key in dict.fromkeys((*CURVE, *extra)):
-        history = []
+        history = {}
         for name in stored_names(key) if key not in CURVE else (key,):
-            history = history or client.get_metric_history(run_id, name)
-        columns[key] = pd.Series({m.step: m.value for m in history}, dtype="float64")
+            history = history or history_of(run_id, name)
+        columns[key] = pd.Series(history, dtype="float64")
     frame = pd.DataFrame(columns).sort_index()
     frame.index.name = "epoch"
     return frame.reset_index()

@@ -1,0 +1,92 @@
+"""A store of runs held in memory, written and read as an MLflow store is (docs/design.md, "Stores
+in memory"): `calibrate-claims --path` simulates thousands of stores, and writing each to SQLite
+would take minutes where the claims' own code takes milliseconds.
+
+A `MemoryStore` takes runs through the calls the runner's `Tracker` makes (`start`, `log_metrics`,
+`finish`) and registers itself under a `memory:` URI; `reports.runs.load_runs` and `curve` read
+such a URI from it, so everything after them (selecting runs, rows, targets, censoring, pairing,
+guards) is the code that reads real stores. tests/test_claims.py checks that a table written here
+and to SQLite reads back the same.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+
+import pandas as pd
+
+SCHEME = "memory:"
+_STORES: weakref.WeakValueDictionary[str, MemoryStore] = weakref.WeakValueDictionary()
+_NUMBERS = itertools.count()
+# MLflow's status of a run from the suite's own (as Tracker.finish sets it).
+MLFLOW_STATUS = {"finished": "FINISHED", "diverged": "FINISHED", "interrupted": "KILLED"}
+
+
+class MemoryStore:
+    """Runs of experiments in memory: tags, params, metric histories; `uri` names it while it lives."""
+
+    def __init__(self):
+        self.uri = f"{SCHEME}{next(_NUMBERS)}"
+        self._runs: dict[str, list[dict]] = {}  # experiment -> its runs' columns as search_runs gives them
+        self._histories: dict[tuple[str, str], dict[int, float]] = {}  # (run id, metric) -> step -> value
+        self._by_id: dict[str, dict] = {}
+        _STORES[self.uri] = self
+
+    def start(self, experiment: str, run_name: str, tags: dict, params: dict, reserve: bool = False) -> str:
+        """Create a run with its tags and params (strings, as MLflow keeps them); returns its id."""
+        run_id = f"{len(self._by_id):032x}"
+        run = {
+            "run_id": run_id,
+            "status": "RUNNING",
+            "start_time": pd.Timestamp(len(self._by_id), unit="ms", tz="UTC"),  # in order of creation
+            "tags.mlflow.runName": run_name,
+            **{f"tags.{k}": str(v) for k, v in tags.items()},
+            **{f"params.{k}": str(v) for k, v in params.items()},
+        }
+        self._runs.setdefault(experiment, []).append(run)
+        self._by_id[run_id] = run
+        return run_id
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        """Log metrics at a step; a run's `metrics.X` column is the value at its latest step."""
+        run = self._by_id[run_id]
+        for name, value in metrics.items():
+            history = self._histories.setdefault((run_id, name), {})
+            history[step] = float(value)
+            if step >= max(history):
+                run[f"metrics.{name}"] = float(value)
+
+    def finish(self, run_id: str, status: str, tags: dict) -> None:
+        """Set the final tags and end the run."""
+        run = self._by_id[run_id]
+        run.update({f"tags.{k}": str(v) for k, v in {"status": status, **tags}.items()})
+        run["status"] = MLFLOW_STATUS.get(status, "FAILED")
+
+    def frame(self, experiment: str) -> pd.DataFrame:
+        """The experiment's runs as `mlflow.search_runs` gives them, newest first."""
+        return pd.DataFrame(self._runs.get(experiment, [])[::-1])
+
+    def first_runs(self, runs: int) -> MemoryStore:
+        """A store of this one's runs of index below `runs` (a store before its later runs)."""
+        view = MemoryStore()
+        for experiment, of_experiment in self._runs.items():
+            kept = [r for r in of_experiment if int(r.get("tags.run_index", 0)) < runs]
+            view._runs[experiment] = kept
+            view._by_id.update((r["run_id"], r) for r in kept)
+        view._histories = self._histories  # read only: metrics logged to a view would reach this store
+        return view
+
+    def history(self, run_id: str, name: str) -> dict[int, float]:
+        """A metric's values by step (empty where the run never logged it)."""
+        return self._histories.get((run_id, name), {})
+
+
+def memory_store(uri: str) -> MemoryStore | None:
+    """The live MemoryStore a `memory:` URI names; None for any other URI."""
+    if not uri.startswith(SCHEME):
+        return None
+    store = _STORES.get(uri)
+    if store is None:
+        raise KeyError(f"no store in memory is named {uri}")
+    return store

@@ -1,0 +1,117 @@
+"""`calibrate-claims --path`: stores held in memory read back as the same store in SQLite, and
+claims judged from simulated runs through the code that reads real ones, where they must fail too."""
+
+import pandas as pd
+import pytest
+
+from benchmarks.engine.path_calibration import fit_workloads, simulate, simulated_store
+from benchmarks.engine.synthetic import (
+    PATH_CLAIMS,
+    STRAGGLERS,
+    TABLE1_TROUBLED,
+    TABLE6_FAILED,
+    RowTruth,
+    write_table,
+)
+from benchmarks.engine.tracking import Tracker
+from benchmarks.tables import TABLES
+from reports.claims import CLAIMS, Evidence
+from reports.memory_store import MemoryStore
+
+from .conftest import run_cli
+
+TROUBLED = (("table1", TABLE1_TROUBLED), ("table6", TABLE6_FAILED), ("pd-stragglers", STRAGGLERS))
+KEYS = ["model", "label", "run_index"]
+
+
+def test_a_store_in_memory_reads_back_as_the_same_store_in_sqlite(tmp_path):
+    """Diverged, failed, short runs and a run failed before measuring, written to SQLite by the
+    runner's Tracker and to a MemoryStore: every claim of the path reads the same cells and
+    verdicts from both, and each table's per-run values are equal column by column."""
+    sqlite = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    memory = MemoryStore()
+    for table, truths in TROUBLED:
+        write_table(sqlite, table, "quick", truths, runs=3)
+        write_table(memory, table, "quick", truths, runs=3)
+    on_disk, in_memory = (Evidence(s.uri, dict(TABLES), "quick") for s in (sqlite, memory))
+    for claim in PATH_CLAIMS:
+        a, b = (CLAIMS[claim].judge(e) for e in (on_disk, in_memory))
+        assert a.verdict == b.verdict, claim
+        assert [(c.name, c.estimate, c.count, c.failed) for c in a.cells] == [
+            (c.name, c.estimate, c.count, c.failed) for c in b.cells
+        ], claim
+    for table, _ in TROUBLED:
+        a, b = (
+            e.per_run(table).drop(columns=["_curve", "run_id", "start_time"]) for e in (on_disk, in_memory)
+        )
+        a, b = (f.sort_values(KEYS).reset_index(drop=True) for f in (a, b))
+        assert len(a) > 0 and list(a.columns) == list(b.columns)
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_view_of_a_stores_first_runs_holds_those_runs_alone():
+    """`first_runs(3)` of a store of 5 runs a cell: the runs of index 0-2, curves and all."""
+    store = MemoryStore()
+    write_table(store, "table6", "quick", TABLE6_FAILED, runs=5)
+    first = store.first_runs(3)  # its URI names it while it lives
+    view = Evidence(first.uri, dict(TABLES), "quick").per_run("table6")
+    full = Evidence(store.uri, dict(TABLES), "quick").per_run("table6")
+    assert sorted(view["run_index"]) == [0, 0, 1, 1, 2, 2]
+    assert len(full) == 10
+    same = view.merge(full, on=["label", "run_index"], suffixes=("", "_full"))
+    assert len(same) == 6 and (same["epochs"] == same["epochs_full"]).all()
+    assert (same["final_test_acc"].fillna(-1) == same["final_test_acc_full"].fillna(-1)).all()
+
+
+def test_imdb_twice_as_fast_reads_reproduced_at_the_papers_effect_and_not_at_the_opposite():
+    """The IMDb claim judged from simulated runs: at the paper's 1.7x and the same accuracy most
+    stores of 10 runs a cell read "reproduced"; at the opposite effect none does, most read "not
+    reproduced". A path that lost runs, cells or targets would read neither."""
+    claim = "imdb-lu-twice-as-fast"
+    empty = MemoryStore()
+    workloads = fit_workloads(empty.uri)  # no runs: the defaults
+    paper = {r.runs: r for r in simulate((claim, "paper", 0, 6, 0, workloads))}
+    assert paper[10].reproduced >= 0.8 and paper[10].not_reproduced == 0
+    for part in (0, 1):
+        opposite = {r.runs: r for r in simulate((claim, "opposite", part, 6, 0, workloads))}
+        assert opposite[10].reproduced == 0 and opposite[10].not_reproduced >= 0.8, part
+
+
+def test_the_simulated_store_holds_the_jobs_run_claims_runs_for_the_claim():
+    """The stragglers claim at quick: LU's four delay rows of pd-stragglers, 10 runs each, as the
+    runner tags them (the table, profile and a row per label)."""
+    from benchmarks.engine.path_calibration import truths_of
+
+    claim = CLAIMS["004-stragglers-cost-under-2.5-points"]
+    store = simulated_store(claim, truths_of(claim, "paper", 0), seed=1)
+    runs = Evidence(store.uri, dict(TABLES), "quick").runs("pd-stragglers")
+    assert runs.groupby("label").size().to_dict() == {label: 10 for label in STRAGGLERS}
+    assert set(runs["profile"]) == {"quick"} and set(runs["status"]) == {"finished"}
+
+
+def test_spreads_are_fitted_to_a_stores_replicated_runs():
+    """A store of 10 runs a row drawn with a 2-point spread of best accuracy and 0.1 of log seconds
+    per epoch: the fit recovers both within what 36 degrees of freedom allow."""
+    store = MemoryStore()
+    truths = {label: RowTruth(40.0, 0.5, 0.5, time_spread=0.1, acc_spread=0.02) for label in STRAGGLERS}
+    write_table(store, "pd-stragglers", "quick", truths, runs=10)
+    cifar = fit_workloads(store.uri).cifar
+    best_spread = 0.02 * (1 - 2.718281828**-2)  # the plateau's spread, one epoch in at tau 0.5
+    assert best_spread * 0.7 < cifar.acc < best_spread * 1.35
+    assert 0.07 < cifar.time < 0.135
+    assert "40 runs in 4 rows" in cifar.source
+
+
+@pytest.mark.ci
+@pytest.mark.slow  # a pool of processes, ~15 s: out of the default run
+def test_calibrate_claims_path_prints_each_cases_rates(tmp_path):
+    """The command: one store per scenario for two claims, the spreads it used, one row per claim."""
+    result = run_cli("calibrate-claims", "--path", "--sims", "1", "--only",
+                     "imdb-lu-twice-as-fast,004-stragglers-cost-under-2.5-points")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "CIFAR-10: best accuracy sd 1.07 points" in result.stdout
+    assert (
+        "imdb-lu-twice-as-fast" in result.stdout and "004-stragglers-cost-under-2.5-points" in result.stdout
+    )
+    refused = run_cli("calibrate-claims", "--path", "--only", "beta-about-2")
+    assert refused.returncode == 2 and "not simulated" in refused.stderr
