@@ -36,7 +36,7 @@ class Metric:
         return value > than if self.direction == "max" else value < than
 
     def reached(self, value: float, target: float) -> bool:
-        """Whether `value` meets `target` (within float rounding)."""
+        """Whether `value` meets `target` (within float rounding); elementwise on an array."""
         return value >= target - 1e-12 if self.direction == "max" else value <= target + 1e-12
 
     def best_of(self, values: Iterable[float]) -> float:

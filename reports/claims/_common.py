@@ -327,9 +327,12 @@ def of_settings(per_run: pd.DataFrame, settings: dict) -> pd.DataFrame:
 
 
 def gather(evidence: Evidence, table_ids: tuple[str, ...]) -> pd.DataFrame:
-    """The per-run values of several tables, with a `table` column."""
-    frames = [evidence.per_run(t).assign(table=t) for t in table_ids if not evidence.per_run(t).empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    """The per-run values of several tables, with a `table` column (read only: it is cached)."""
+    key = ("gather", table_ids, evidence.runs_per_cell)
+    if key not in evidence._cache:
+        frames = [evidence.per_run(t).assign(table=t) for t in table_ids if not evidence.per_run(t).empty]
+        evidence._cache[key] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return evidence._cache[key]
 
 
 def points(a: float, b: float) -> float:
@@ -390,7 +393,9 @@ def paired_cells(
         raise ValueError(f"{value} is a time to a target, censored where missed: use censored.time_cells")
     cells = []
     for table_id, model, left, right in compared_rows(evidence, table_ids, a, b, models):
-        joined = left.merge(right, on="run_index", suffixes=("_a", "_b")).sort_values("run_index")
+        columns = ["run_index", value, "status", "run_id"]
+        joined = left[columns].merge(right[columns], on="run_index", suffixes=("_a", "_b"))
+        joined = joined.sort_values("run_index")
         failed = sum(int(joined[f"status_{side}"].ne("finished").sum()) for side in "ab")
         name = f"{table_id} {model}" + (f" {what}" if what else "")
         cells.append(

@@ -41,14 +41,15 @@ def measured_runs(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFr
         if r["run_id"] not in measured
     ]
     per_run = pd.concat([per_run, pd.DataFrame(blank)], ignore_index=True) if blank else per_run
-    extra = runs.set_index("run_id")
+    # Every run of per_run is one of `runs`: their tags, row by row (a tag no run has: `default`).
+    extra = runs.drop_duplicates("run_id").set_index("run_id").reindex(per_run["run_id"])
 
     def tag(name: str, default=None) -> list:
-        return [extra.at[r, name] if name in extra else default for r in per_run["run_id"]]
+        return extra[name].tolist() if name in extra else [default] * len(per_run)
 
     per_run["status"] = tag("status", "finished")
     per_run["hardware"] = tag("hardware")
-    machines = [Hardware.from_params(extra.loc[r]) if r in extra.index else None for r in per_run["run_id"]]
+    machines = [Hardware.from_params(params) for params in extra.to_dict("records")]
     per_run["gpus"] = [m.gpus if m else math.nan for m in machines]
     per_run["cores"] = [m.cores if m else math.nan for m in machines]
     per_run["stop_reason"] = tag("stop_reason", "")
