@@ -4,7 +4,8 @@ claims judged from simulated runs through the code that reads real ones, where t
 import pandas as pd
 import pytest
 
-from benchmarks.engine.path_calibration import fit_workloads, simulate, simulated_store
+from benchmarks.engine.path_calibration import DEFAULT, fit_workloads, simulate, simulated_store, truths_of
+from benchmarks.engine.path_cases import CASES
 from benchmarks.engine.synthetic import (
     PATH_CLAIMS,
     STRAGGLERS,
@@ -77,11 +78,31 @@ def test_imdb_twice_as_fast_reads_reproduced_at_the_papers_effect_and_not_at_the
         assert opposite[10].reproduced == 0 and opposite[10].not_reproduced >= 0.8, part
 
 
+def test_every_case_gives_each_part_of_its_claim_cells():
+    """Each simulated claim, one store at the paper's effects: a cell for every part, each judged on
+    the runs of one of its design's looks (the rows are those its rule reads)."""
+    for claim_id in CASES:
+        claim = CLAIMS[claim_id]
+        store = simulated_store(claim, truths_of(claim, "paper", 0), seed=2)
+        verdict = claim.judge(Evidence(store.uri, dict(TABLES), "quick"))
+        parts = {c.part for c in verdict.cells}
+        assert parts == {p.name for p in claim.parts}, (claim_id, verdict.verdict, verdict.reason)
+        assert all(c.count in (3, 5, 10) for c in verdict.cells), claim_id
+
+
+def test_layup_drift_reads_reproduced_at_twice_the_drift_and_not_reproduced_at_the_opposite():
+    """LAP-SGD's and DiLoCo's replicas twice as far apart as LayUp's: most stores of 10 runs a cell
+    read "reproduced"; at the opposite effect (0.6x) none does, most read "not reproduced"."""
+    claim = "layup-lower-drift"
+    paper = {r.runs: r for r in simulate((claim, "paper", 0, 5, 0, DEFAULT))}
+    opposite = {r.runs: r for r in simulate((claim, "opposite", 0, 5, 0, DEFAULT))}
+    assert paper[10].reproduced >= 0.8 and paper[10].not_reproduced == 0
+    assert opposite[10].reproduced == 0 and opposite[10].not_reproduced >= 0.8
+
+
 def test_the_simulated_store_holds_the_jobs_run_claims_runs_for_the_claim():
     """The stragglers claim at quick: LU's four delay rows of pd-stragglers, 10 runs each, as the
     runner tags them (the table, profile and a row per label)."""
-    from benchmarks.engine.path_calibration import truths_of
-
     claim = CLAIMS["004-stragglers-cost-under-2.5-points"]
     store = simulated_store(claim, truths_of(claim, "paper", 0), seed=1)
     runs = Evidence(store.uri, dict(TABLES), "quick").runs("pd-stragglers")

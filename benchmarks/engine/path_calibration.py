@@ -20,9 +20,8 @@ import math
 import os
 import statistics
 import zlib
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from multiprocessing import get_context
 
 import pandas as pd
@@ -33,147 +32,13 @@ from reports.claims.stats import NOT_REPRODUCED, REPRODUCED
 from reports.memory_store import MemoryStore
 
 from ..tables import TABLES
+from .path_cases import CASES, DEFAULT, Spreads, Workloads
 from .planner import plan_claims
 from .synthetic import RowTruth, write_job
 
 PROFILE = "quick"
 SCENARIOS = ("paper", "diverged", "edge", "opposite")
 FALSE = ("edge", "opposite")  # a part false, one at a time
-TAU = 1.5  # epochs for a curve to rise by 1 - 1/e of its plateau
-SECONDS = 40.0  # a quick CIFAR-10 ResNet-18 epoch on 2 cores (pd-stragglers' runs: 40-47 s)
-CIFAR_BEST = 0.75  # a row's best test accuracy after its epochs at quick, before the effects
-
-
-@dataclass(frozen=True)
-class Spreads:
-    """Run-to-run spreads of one workload: best test accuracy (`acc`, a fraction) and log seconds
-    per epoch (`time`), pooled within rows, with the store and runs they were fitted to."""
-
-    acc: float
-    time: float
-    source: str
-
-
-@dataclass(frozen=True)
-class Workloads:
-    """The spreads of each simulated workload's rows."""
-
-    cifar: Spreads
-    imdb_lu: Spreads
-    imdb_bu: Spreads
-
-    def text(self) -> str:
-        """One line per workload: its spreads and where they come from."""
-        return "\n".join(
-            f"  {name}: best accuracy sd {s.acc * 100:.2f} points, "
-            f"log seconds per epoch sd {s.time:.3f} ({s.source})"
-            for name, s in (("CIFAR-10", self.cifar), ("IMDb LU", self.imdb_lu), ("IMDb BU", self.imdb_bu))
-        )
-
-
-# Fitted by `fit_workloads` to results/claims-stragglers.db (pd-stragglers at quick, CIFAR-10
-# ResNet-18, async_lu at 4 delays, 16 runs on 2 cores, 2026-11-27), the one stored CIFAR workload
-# with replicated runs; every CIFAR row takes them. IMDb: no replicated runs stored here, so 000
-# Table 6's own spreads of 3 runs (LU 85.15 +/- 0.15, BU 85.06 +/- 0.59), CIFAR's time spread.
-CIFAR = Spreads(acc=0.0107, time=0.022, source="fitted: pd-stragglers quick, 16 runs in 4 rows, 2026-11-27")
-DEFAULT = Workloads(
-    CIFAR,
-    Spreads(acc=0.0015, time=CIFAR.time, source="000 Table 6's LU; time as CIFAR's"),
-    Spreads(acc=0.0059, time=CIFAR.time, source="000 Table 6's BU; time as CIFAR's"),
-)
-
-
-def row(best: float, seconds: float, epochs: int, spreads: Spreads, tau: float = TAU) -> RowTruth:
-    """A row whose runs reach `best` test accuracy on average at their last epoch (of `epochs`),
-    `seconds` per epoch: the plateau that curve's last epoch reaches."""
-    reach = 1 - math.exp(-epochs / tau)
-    return RowTruth(seconds, best / reach, tau, spreads.time, spreads.acc / reach)
-
-
-# Each case: the part effects (on the bands' scales, in the claim's part order) -> the rows' truths.
-Truths = Callable[[tuple[float, ...], Workloads], dict[str, RowTruth]]
-
-
-def bu_fastest(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
-    """Every other row slower than BU by exp(effect) per epoch; the curves alike, so the target
-    (the lowest best) is reached after as many epochs in expectation."""
-    (lead,) = effects
-    slower = SECONDS * math.exp(lead)
-    return {
-        "async_bu": row(CIFAR_BEST, SECONDS, 5, w.cifar),
-        **{m: row(CIFAR_BEST, slower, 5, w.cifar) for m in ("async_lu", "lapsgd", "lppsgd")},
-    }
-
-
-def lu_faster(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
-    """LPP slower than LU by the every-cell part's effect, LAP by the best-cell part's."""
-    every, best = effects
-    return {
-        "async_lu": row(CIFAR_BEST, SECONDS, 5, w.cifar),
-        "lppsgd": row(CIFAR_BEST, SECONDS * math.exp(every), 5, w.cifar),
-        "lapsgd": row(CIFAR_BEST, SECONDS * math.exp(best), 5, w.cifar),
-    }
-
-
-def async_more_accurate(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
-    """LAP and LPP `effect` points below LU and BU."""
-    (gap,) = effects
-    return {
-        **{m: row(CIFAR_BEST, SECONDS, 5, w.cifar) for m in ("async_lu", "async_bu")},
-        **{m: row(CIFAR_BEST - gap / 100, SECONDS, 5, w.cifar) for m in ("lapsgd", "lppsgd")},
-    }
-
-
-def lu_more_accurate(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
-    """CIFAR: BU the first part's points below LU; IMDb (table6): the second's."""
-    cifar, imdb = effects
-    return {
-        "table1/async_lu": row(CIFAR_BEST, SECONDS, 5, w.cifar),
-        "table1/async_bu": row(CIFAR_BEST - cifar / 100, SECONDS, 5, w.cifar),
-        "table6/async_lu": row(0.85, 6.5, 8, w.imdb_lu),
-        "table6/async_bu": row(0.85 - imdb / 100, 6.5, 8, w.imdb_bu),
-    }
-
-
-def imdb_twice(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
-    """BU exp(first effect) slower per epoch than LU (each reaches its best at its last epoch), and
-    the second effect's points less accurate."""
-    speed, gap = effects
-    return {
-        "async_lu": row(0.85, 6.5, 8, w.imdb_lu),
-        "async_bu": row(0.85 - gap / 100, 6.5 * math.exp(speed), 8, w.imdb_bu),
-    }
-
-
-def stragglers(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
-    """LU's best accuracy moved by the effect (points) at each delay level, one epoch at quick."""
-    (drop,) = effects
-    delayed = [f"async_lu[straggler_delay_frac={d}]" for d in ("0.25", "0.5", "1")]
-    return {
-        "async_lu": row(0.48, SECONDS, 1, w.cifar, tau=0.5),
-        **{m: row(0.48 + drop / 100, SECONDS * 1.1, 1, w.cifar, tau=0.5) for m in delayed},
-    }
-
-
-@dataclass(frozen=True)
-class PathCase:
-    """How a claim's stores are simulated: its rows' truths from its parts' effects, and the row
-    (its truths' key) whose run diverges in the "diverged" scenario, which counts against the
-    claim, with that row's epochs (it diverges at its last but one, at least its first)."""
-
-    truths: Truths
-    diverges: str
-    epochs: int
-
-
-CASES: dict[str, PathCase] = {
-    "bu-fastest-to-target": PathCase(bu_fastest, "async_bu", 5),
-    "lu-faster-than-lap-lpp": PathCase(lu_faster, "async_lu", 5),
-    "async-more-accurate-than-lap-lpp": PathCase(async_more_accurate, "async_lu", 5),
-    "lu-more-accurate-than-bu": PathCase(lu_more_accurate, "table1/async_lu", 5),
-    "imdb-lu-twice-as-fast": PathCase(imdb_twice, "async_lu", 8),
-    "004-stragglers-cost-under-2.5-points": PathCase(stragglers, "async_lu[straggler_delay_frac=1]", 1),
-}
 
 
 def truths_of(claim: Claim, scenario: str, false: int, workloads: Workloads = DEFAULT) -> dict[str, RowTruth]:
@@ -202,13 +67,15 @@ def effects(claim: Claim, scenario: str, false: int) -> tuple[float, ...]:
 
 def simulated_store(claim: Claim, truths: dict[str, RowTruth], seed: int) -> MemoryStore:
     """The jobs `run claims --profile quick` runs for the claim, 10 per cell, written as the
-    runner writes them with curves drawn from the truths (keyed by label, or table/label)."""
+    runner writes them with curves drawn from the truths (keyed by model/label, table/label or
+    label), on the case's hardware; a job of a row without a truth is left out."""
     store = MemoryStore()
     (plan,) = plan_claims([claim], TABLES, PROFILE, RUNS[-1], None)
     for job in plan.jobs:
-        truth = truths.get(f"{job.table}/{job.row.label}", truths.get(job.row.label))
+        keys = (f"{job.model}/{job.row.label}", f"{job.table}/{job.row.label}", job.row.label)
+        truth = next((truths[k] for k in keys if k in truths), None)
         if truth is not None:
-            write_job(store, job, truth, seed)
+            write_job(store, job, truth, seed, CASES[claim.id].hardware)
     return store
 
 
@@ -270,12 +137,13 @@ def shares(claim: str, scenario: str, runs: int, verdicts: list[str]) -> Rates:
     return Rates(claim, scenario, runs, reproduced, not_reproduced, 1 - reproduced - not_reproduced, n)
 
 
-FIT_TABLES = ("table1", "table3", "table6", "pd-stragglers")  # the tables the path cases write
+FIT_TABLES = ("table1", "table3", "table6", "pd-stragglers", "layup")  # the tables the path cases write
 
 
 def fit_workloads(uri: str, profile: str = PROFILE) -> Workloads:
     """The default workloads with the spreads fitted to a store's finished runs of `profile` where
-    it has replicated runs: CIFAR-10's from its ResNet-18 rows, IMDb's (both rows) from its LSTM's."""
+    it has replicated runs: CIFAR-10's from its ResNet-18 rows, IMDb's (both rows) from its LSTM's,
+    the GPT's from its GPT rows."""
     evidence = Evidence(uri, dict(TABLES), profile)
     frames = []
     for table in FIT_TABLES:
@@ -291,12 +159,16 @@ def fit_workloads(uri: str, profile: str = PROFILE) -> Workloads:
     per_run = per_run[(per_run["status"] == "finished") & (per_run["epochs"] > 0)]
     cifar = fitted(per_run[(per_run["dataset"] == "cifar10") & (per_run["model"] == "resnet18")], uri)
     imdb = fitted(per_run[per_run["dataset"] == "imdb"], uri)
-    return Workloads(cifar or DEFAULT.cifar, imdb or DEFAULT.imdb_lu, imdb or DEFAULT.imdb_bu)
+    gpt = fitted(per_run[per_run["model"] == "gpt"], uri, "best")
+    return Workloads(
+        cifar or DEFAULT.cifar, imdb or DEFAULT.imdb_lu, imdb or DEFAULT.imdb_bu, gpt or DEFAULT.gpt
+    )
 
 
-def fitted(per_run: pd.DataFrame, uri: str) -> Spreads | None:
-    """The pooled within-row spreads of the runs' best test accuracy and log seconds per epoch (rows:
-    table and label); None without a row of two runs."""
+def fitted(per_run: pd.DataFrame, uri: str, value: str = "best_acc") -> Spreads | None:
+    """The pooled within-row spreads of the runs' best test accuracy (or `value`: "best", the
+    workload's metric) and log seconds per epoch (rows: table and label); None without a row of
+    two runs."""
     groups = [g for _, g in per_run.groupby(["table", "label"]) if len(g) > 1]
     if not groups:
         return None
@@ -305,7 +177,7 @@ def fitted(per_run: pd.DataFrame, uri: str) -> Spreads | None:
     def pooled(values) -> float:
         return math.sqrt(sum(statistics.variance(v) * (len(v) - 1) for v in values) / dof)
 
-    acc = pooled([g["best_acc"].tolist() for g in groups])
+    acc = pooled([g[value].tolist() for g in groups])
     time = pooled(
         [[math.log(t / e) for t, e in zip(g["final_train_time_s"], g["epochs"], strict=True)] for g in groups]
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.metric import ACCURACY, Metric
 from core.result import Hardware
 
 SYNTHETIC_HARDWARE = Hardware("cpu", "synthetic CPU", 1, 2)
@@ -26,9 +27,12 @@ SYNTHETIC_HARDWARE = Hardware("cpu", "synthetic CPU", 1, 2)
 
 @dataclass(frozen=True)
 class RowTruth:
-    """A row's runs: `seconds` per epoch, the test accuracy they level off at (`plateau`) with a
-    rise of `tau` epochs, run-to-run spreads (`time_spread` in log seconds, `acc_spread`), and the
-    run indices that diverge or fail at an epoch (`ends`: run index -> (status, epoch))."""
+    """A row's runs: `seconds` per epoch, the value of the workload's metric they level off at
+    (`plateau`) with a rise of `tau` epochs (a metric to lower, a loss, falls from `start`),
+    run-to-run spreads (`time_spread` in log seconds, `acc_spread` in the metric's units), the run
+    indices that diverge or fail at an epoch (`ends`: run index -> (status, epoch)), and other
+    per-epoch metrics at a level per run (`extra`: name -> median, each run's log-normal with
+    `extra_spread`)."""
 
     seconds: float
     plateau: float
@@ -36,18 +40,28 @@ class RowTruth:
     time_spread: float = 0.05
     acc_spread: float = 0.005
     ends: dict[int, tuple[str, int]] = field(default_factory=dict)
+    start: float = 8.0  # a metric to lower, at step 0: bits per byte of a uniform guess over bytes
+    extra: dict[str, float] = field(default_factory=dict)
+    extra_spread: float = 0.0
 
 
-def curve(truth: RowTruth, epochs: int, run_index: int, rng: np.random.Generator) -> tuple[list, list, str]:
-    """(test accuracies, training clock per epoch, status) of one run."""
+def curve(
+    truth: RowTruth, epochs: int, run_index: int, rng: np.random.Generator, metric: Metric = ACCURACY
+) -> tuple[list, list, str]:
+    """(the metric per epoch, training clock per epoch, status) of one run."""
     status, last = truth.ends.get(run_index, ("finished", epochs))
     speed = truth.seconds * math.exp(rng.normal(0.0, truth.time_spread))
     plateau = truth.plateau + rng.normal(0.0, truth.acc_spread)
-    accs = [plateau * (1 - math.exp(-(e + 1) / truth.tau)) for e in range(min(last, epochs))]
-    if status == "diverged" and accs:
-        accs[-1] = 0.1  # a diverged run's last evaluation: chance on CIFAR-10
-    times = [speed * (e + 1) for e in range(len(accs))]
-    return accs, times, status
+    if metric.direction == "max":
+        values = [plateau * (1 - math.exp(-(e + 1) / truth.tau)) for e in range(min(last, epochs))]
+    else:
+        fall = truth.start - plateau
+        values = [plateau + fall * math.exp(-(e + 1) / truth.tau) for e in range(min(last, epochs))]
+    if status == "diverged" and values:
+        # A diverged run's last evaluation: chance on CIFAR-10, or back where a loss started.
+        values[-1] = 0.1 if metric.direction == "max" else truth.start
+    times = [speed * (e + 1) for e in range(len(values))]
+    return values, times, status
 
 
 def write_table(
@@ -63,18 +77,27 @@ def write_table(
     return len(jobs)
 
 
-def write_job(tracker, job, truth: RowTruth, seed: int = 0) -> str:
+def write_job(tracker, job, truth: RowTruth, seed: int = 0, hardware: Hardware = SYNTHETIC_HARDWARE) -> str:
     """One run of `job` as the runner writes it (its tags, params, per-epoch metrics and final
-    status), its curve drawn from `truth` by its run index, row and model; returns its run id."""
+    status), its curve of the table's metric drawn from `truth` by its run index, row and model;
+    returns its run id."""
+    from ..tables import TABLES
     from .runner import job_tags
 
     rng = np.random.default_rng([seed, job.run_index, sum(map(ord, job.row.label + job.model))])
-    accs, times, status = curve(truth, job.config.max_epochs, job.run_index, rng)
-    tags = {**job_tags(job), "hardware": str(SYNTHETIC_HARDWARE)}  # the runner's, on made-up hardware
-    run_id = tracker.start(job.table, job.run_name, tags, {**job.params(), **SYNTHETIC_HARDWARE.params()})
-    for epoch, (acc, seconds) in enumerate(zip(accs, times, strict=True)):
-        metrics = dict(test_acc=acc, train_time_s=seconds, train_loss=1.0 / (epoch + 1), mem_peak_gib=0.1)
-        tracker.log_metrics(run_id, metrics, step=epoch)
+    metric = TABLES[job.table].metric_of(job.model)
+    values, times, status = curve(truth, job.config.max_epochs, job.run_index, rng, metric)
+    extra = {k: v * math.exp(rng.normal(0.0, truth.extra_spread)) for k, v in truth.extra.items()}
+    tags = {**job_tags(job), "hardware": str(hardware)}  # the runner's, on made-up hardware
+    run_id = tracker.start(job.table, job.run_name, tags, {**job.params(), **hardware.params()})
+    for epoch, (value, seconds) in enumerate(zip(values, times, strict=True)):
+        metrics = {
+            metric.name: value,
+            "train_time_s": seconds,
+            "train_loss": 1.0 / (epoch + 1),
+            "mem_peak_gib": 0.1,
+        }
+        tracker.log_metrics(run_id, {**metrics, **extra}, step=epoch)
     stop = "max_epochs" if status == "finished" else status
     tracker.finish(run_id, status, dict(stop_reason=stop))
     return run_id

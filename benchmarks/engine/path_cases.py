@@ -1,0 +1,263 @@
+"""The cases `calibrate-claims --path` simulates (docs/fidelity.md, "Error rates through the whole
+path"): for each claim, its rows' truths (`synthetic.RowTruth`) from the true effect of each of its
+parts on its band's scale, on workloads whose run-to-run spreads were fitted to stored runs.
+
+A case keys a truth by the row's label, `table/label` or `model/label` (the most specific wins).
+Speeds are per epoch and the curves of two compared rows alike, so a time claim's true effect is
+the ratio of seconds per epoch; accuracy effects move the best value a row reaches at its last epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from core.result import Hardware
+
+from .synthetic import SYNTHETIC_HARDWARE, RowTruth
+
+TAU = 1.5  # epochs for a curve to rise by 1 - 1/e of its plateau
+SECONDS = 40.0  # a quick CIFAR-10 ResNet-18 epoch on 2 cores (pd-stragglers' runs: 40-47 s)
+CIFAR_BEST = 0.75  # a row's best test accuracy after its epochs at quick, before the effects
+
+
+@dataclass(frozen=True)
+class Spreads:
+    """Run-to-run spreads of one workload: best test accuracy (`acc`, a fraction) and log seconds
+    per epoch (`time`), pooled within rows, with the store and runs they were fitted to."""
+
+    acc: float
+    time: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Workloads:
+    """The spreads of each simulated workload's rows."""
+
+    cifar: Spreads
+    imdb_lu: Spreads
+    imdb_bu: Spreads
+    gpt: Spreads  # `acc`: bits per byte
+
+    def text(self) -> str:
+        """One line per workload: its spreads and where they come from."""
+        named = (("CIFAR-10", self.cifar), ("IMDb LU", self.imdb_lu), ("IMDb BU", self.imdb_bu))
+        lines = [f"  {name}: best accuracy sd {s.acc * 100:.2f} points" for name, s in named]
+        lines.append(f"  GPT: best bits per byte sd {self.gpt.acc:.3f}")
+        return "\n".join(
+            f"{line}, log seconds per epoch sd {s.time:.3f} ({s.source})"
+            for line, s in zip(lines, (*(s for _, s in named), self.gpt), strict=True)
+        )
+
+
+# Fitted by `fit_workloads` to results/claims-stragglers.db (pd-stragglers at quick, CIFAR-10
+# ResNet-18, async_lu at 4 delays, 16 runs on 2 cores, 2026-11-27), the one stored CIFAR workload
+# with replicated runs; every CIFAR row takes them. IMDb: no replicated runs stored here, so 000
+# Table 6's own spreads of 3 runs (LU 85.15 +/- 0.15, BU 85.06 +/- 0.59), CIFAR's time spread.
+CIFAR = Spreads(acc=0.0107, time=0.022, source="fitted: pd-stragglers quick, 16 runs in 4 rows, 2026-11-27")
+DEFAULT = Workloads(
+    CIFAR,
+    Spreads(acc=0.0015, time=CIFAR.time, source="000 Table 6's LU; time as CIFAR's"),
+    Spreads(acc=0.0059, time=CIFAR.time, source="000 Table 6's BU; time as CIFAR's"),
+    # No replicated GPT runs stored here: two runs of one recipe differed by 0.11 bits per byte
+    # (pd-transformer-remedies, docs/performance.md), a spread of 0.11 / sqrt(2).
+    Spreads(acc=0.078, time=CIFAR.time, source="assumed: one pair 0.11 apart; time as CIFAR's"),
+)
+
+
+def row(best: float, seconds: float, epochs: int, spreads: Spreads, tau: float = TAU) -> RowTruth:
+    """A row whose runs reach `best` test accuracy on average at their last epoch (of `epochs`),
+    `seconds` per epoch: the plateau that curve's last epoch reaches."""
+    reach = 1 - math.exp(-epochs / tau)
+    return RowTruth(seconds, best / reach, tau, spreads.time, spreads.acc / reach)
+
+
+# Each case: the part effects (on the bands' scales, in the claim's part order) -> the rows' truths.
+Truths = Callable[[tuple[float, ...], Workloads], dict[str, RowTruth]]
+
+
+def bu_fastest(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """Every other row slower than BU by exp(effect) per epoch; the curves alike, so the target
+    (the lowest best) is reached after as many epochs in expectation."""
+    (lead,) = effects
+    slower = SECONDS * math.exp(lead)
+    return {
+        "async_bu": row(CIFAR_BEST, SECONDS, 5, w.cifar),
+        **{m: row(CIFAR_BEST, slower, 5, w.cifar) for m in ("async_lu", "lapsgd", "lppsgd")},
+    }
+
+
+def lu_faster(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """LPP slower than LU by the every-cell part's effect, LAP by the best-cell part's."""
+    every, best = effects
+    return {
+        "async_lu": row(CIFAR_BEST, SECONDS, 5, w.cifar),
+        "lppsgd": row(CIFAR_BEST, SECONDS * math.exp(every), 5, w.cifar),
+        "lapsgd": row(CIFAR_BEST, SECONDS * math.exp(best), 5, w.cifar),
+    }
+
+
+def async_more_accurate(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """LAP and LPP `effect` points below LU and BU."""
+    (gap,) = effects
+    return {
+        **{m: row(CIFAR_BEST, SECONDS, 5, w.cifar) for m in ("async_lu", "async_bu")},
+        **{m: row(CIFAR_BEST - gap / 100, SECONDS, 5, w.cifar) for m in ("lapsgd", "lppsgd")},
+    }
+
+
+def lu_more_accurate(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """CIFAR: BU the first part's points below LU; IMDb (table6): the second's."""
+    cifar, imdb = effects
+    return {
+        "table1/async_lu": row(CIFAR_BEST, SECONDS, 5, w.cifar),
+        "table1/async_bu": row(CIFAR_BEST - cifar / 100, SECONDS, 5, w.cifar),
+        "table6/async_lu": row(0.85, 6.5, 8, w.imdb_lu),
+        "table6/async_bu": row(0.85 - imdb / 100, 6.5, 8, w.imdb_bu),
+    }
+
+
+def imdb_twice(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """BU exp(first effect) slower per epoch than LU (each reaches its best at its last epoch), and
+    the second effect's points less accurate."""
+    speed, gap = effects
+    return {
+        "async_lu": row(0.85, 6.5, 8, w.imdb_lu),
+        "async_bu": row(0.85 - gap / 100, 6.5 * math.exp(speed), 8, w.imdb_bu),
+    }
+
+
+def stragglers(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """LU's best accuracy moved by the effect (points) at each delay level, one epoch at quick."""
+    (drop,) = effects
+    delayed = [f"async_lu[straggler_delay_frac={d}]" for d in ("0.25", "0.5", "1")]
+    return {
+        "async_lu": row(0.48, SECONDS, 1, w.cifar, tau=0.5),
+        **{m: row(0.48 + drop / 100, SECONDS * 1.1, 1, w.cifar, tau=0.5) for m in delayed},
+    }
+
+
+@dataclass(frozen=True)
+class PathCase:
+    """How a claim's stores are simulated: its rows' truths from its parts' effects, the row (its
+    truths' key) whose run diverges in the "diverged" scenario, which counts against the claim,
+    with that row's epochs (it diverges at its last but one, at least its first), and the hardware
+    its runs name."""
+
+    truths: Truths
+    diverges: str
+    epochs: int
+    hardware: Hardware = SYNTHETIC_HARDWARE
+
+
+# --- table layup (000 v4's abstract): 3 workers, ResNet-18 1 epoch to 40 %, the GPT 3 epochs to
+# 4.3 bits per byte at quick, as the pilot ran them (results/mlflow.db, 2026-11-27).
+LAYUP_SECONDS = {"resnet18": 45.0, "gpt": 42.0}
+LAYUP_BEST = {"resnet18": 0.45, "gpt": 4.15}  # the pilot's DDP: 0.475, 4.152
+LAYUP_EPOCHS = {"resnet18": 1, "gpt": 3}
+# The pilot's DDP GPT curve, 4.458, 4.203, 4.152 bits per byte after epochs 1-3, is 4.14 +
+# 1.56 exp(-epochs / 0.62): a fall from 5.7 at epoch 0 with a time constant of 0.62 epochs.
+GPT_TAU, GPT_START = 0.62, 5.7
+GPUS = Hardware("cuda", "synthetic GPU", 3, 16)  # devices of their own: no 2-core artefact guard
+
+
+def falling(best: float, seconds: float, epochs: int, spreads: Spreads) -> RowTruth:
+    """A row whose runs reach `best` of a metric to lower (bits per byte) on average at their last
+    epoch, on the pilot's GPT curve."""
+    left = math.exp(-epochs / GPT_TAU)  # the share of the fall still to come after the last epoch
+    plateau = (best - GPT_START * left) / (1 - left)
+    return RowTruth(seconds, plateau, GPT_TAU, spreads.time, spreads.acc / (1 - left), start=GPT_START)
+
+
+def layup_row(model: str, w: Workloads, slower: float = 0.0, better: float = 0.0, **extra) -> RowTruth:
+    """A layup row of `model`: exp(slower) times the seconds per epoch, its best `better` in logs
+    (a higher accuracy, lower bits per byte), `extra` per-epoch metrics."""
+    seconds, epochs = LAYUP_SECONDS[model] * math.exp(slower), LAYUP_EPOCHS[model]
+    if model == "gpt":
+        truth = falling(LAYUP_BEST[model] * math.exp(-better), seconds, epochs, w.gpt)
+    else:
+        truth = row(LAYUP_BEST[model] * math.exp(better), seconds, epochs, w.cifar, tau=0.5)
+    return replace(truth, extra=extra, extra_spread=DRIFT_SPREAD if extra else 0.0)
+
+
+def both(label: str, make: Callable[[str], RowTruth]) -> dict[str, RowTruth]:
+    """A row's truth on both of the table's models, keyed model/label."""
+    return {f"{model}/{label}": make(model) for model in LAYUP_EPOCHS}
+
+
+def layup_faster(baseline: str) -> Truths:
+    """The baseline slower than LayUp per epoch by the every-model part's effect on the GPT and by
+    the best-model part's on ResNet-18."""
+
+    def truths(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+        every, best = effects
+        slower = {"gpt": every, "resnet18": best}
+        return {
+            **both("layup[devices=3]", lambda m: layup_row(m, w)),
+            **both(f"{baseline}[devices=3]", lambda m: layup_row(m, w, slower[m])),
+        }
+
+    return truths
+
+
+def layup_straggled(kind: str) -> Truths:
+    """Under a 100 % straggler of `kind`: LayUp slowed by the second part's effect (or 10 % where
+    the claim has one part), DDP by the first part's effect more."""
+    suffix = ",straggler_delay_frac=1" + (",straggler_kind=wire" if kind == "wire" else "")
+
+    def truths(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+        ratio, own = (*effects, math.log(1.1))[:2]
+        return {
+            **both("layup[devices=3]", lambda m: layup_row(m, w)),
+            **both("ddp[devices=3]", lambda m: layup_row(m, w)),
+            **both(f"layup[devices=3{suffix}]", lambda m: layup_row(m, w, own)),
+            **both(f"ddp[devices=3{suffix}]", lambda m: layup_row(m, w, own + ratio)),
+        }
+
+    return truths
+
+
+DRIFT = 1e-3  # LayUp's replica drift (a relative distance; its level does not matter to a ratio)
+DRIFT_SPREAD = 0.3 / math.sqrt(2)  # assumed, as layup-lower-drift's part: one pair's log ratio 0.3
+
+
+def layup_drift(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """LAP-SGD's and DiLoCo's replicas exp(effect) times further apart than LayUp's."""
+    (ratio,) = effects
+    truths = both("layup[devices=3]", lambda m: layup_row(m, w, replica_drift=DRIFT))
+    for baseline in ("lapsgd", "diloco"):
+        truths |= both(
+            f"{baseline}[devices=3]", lambda m: layup_row(m, w, replica_drift=DRIFT * math.exp(ratio))
+        )
+    return truths
+
+
+def layup_task(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """LayUp's best metric exp(effect) better than DDP's (accuracy higher, bits per byte lower)."""
+    (better,) = effects
+    return {
+        **both("ddp[devices=3]", lambda m: layup_row(m, w)),
+        **both("layup[devices=3]", lambda m: layup_row(m, w, better=better)),
+    }
+
+
+CASES: dict[str, PathCase] = {
+    "bu-fastest-to-target": PathCase(bu_fastest, "async_bu", 5),
+    "lu-faster-than-lap-lpp": PathCase(lu_faster, "async_lu", 5),
+    "async-more-accurate-than-lap-lpp": PathCase(async_more_accurate, "async_lu", 5),
+    "lu-more-accurate-than-bu": PathCase(lu_more_accurate, "table1/async_lu", 5),
+    "imdb-lu-twice-as-fast": PathCase(imdb_twice, "async_lu", 8),
+    "004-stragglers-cost-under-2.5-points": PathCase(stragglers, "async_lu[straggler_delay_frac=1]", 1),
+    "layup-faster-than-ddp": PathCase(layup_faster("ddp"), "gpt/layup[devices=3]", 3),
+    "layup-faster-than-diloco": PathCase(layup_faster("diloco"), "gpt/layup[devices=3]", 3),
+    "layup-robust-to-stragglers": PathCase(
+        layup_straggled("compute"), "gpt/layup[devices=3,straggler_delay_frac=1]", 3, GPUS
+    ),
+    "layup-robust-to-wire-delays": PathCase(
+        layup_straggled("wire"), "gpt/layup[devices=3,straggler_delay_frac=1,straggler_kind=wire]", 3
+    ),
+    "layup-lower-drift": PathCase(layup_drift, "gpt/layup[devices=3]", 3),
+    "layup-task-performance": PathCase(layup_task, "gpt/layup[devices=3]", 3),
+}
