@@ -163,12 +163,12 @@ GPT_TAU, GPT_START = 0.62, 5.7
 GPUS = Hardware("cuda", "synthetic GPU", 3, 16)  # devices of their own: no 2-core artefact guard
 
 
-def falling(best: float, seconds: float, epochs: int, spreads: Spreads) -> RowTruth:
+def falling(best: float, seconds: float, epochs: int, spreads: Spreads, tau: float = GPT_TAU) -> RowTruth:
     """A row whose runs reach `best` of a metric to lower (bits per byte) on average at their last
-    epoch, on the pilot's GPT curve."""
-    left = math.exp(-epochs / GPT_TAU)  # the share of the fall still to come after the last epoch
+    epoch, on the pilot's GPT curve (its time constant `tau` in epochs)."""
+    left = math.exp(-epochs / tau)  # the share of the fall still to come after the last epoch
     plateau = (best - GPT_START * left) / (1 - left)
-    return RowTruth(seconds, plateau, GPT_TAU, spreads.time, spreads.acc / (1 - left), start=GPT_START)
+    return RowTruth(seconds, plateau, tau, spreads.time, spreads.acc / (1 - left), start=GPT_START)
 
 
 def layup_row(model: str, w: Workloads, slower: float = 0.0, better: float = 0.0, **extra) -> RowTruth:
@@ -243,6 +243,51 @@ def layup_task(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
     }
 
 
+# --- the suite's extensions and 000's GPU tables at quick.
+def gpt_lower_loss(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """pd-transformer's 20 quick epochs: BU's best bits per byte `effect` above LU's."""
+    (gap,) = effects
+    return {
+        "async_lu": falling(2.4, 30.0, 20, w.gpt, tau=4.0),
+        "async_bu": falling(2.4 + gap, 30.0, 20, w.gpt, tau=4.0),
+    }
+
+
+def throughput(label_rates: dict[str, float], w: Workloads, epochs: int) -> dict[str, RowTruth]:
+    """Rows that differ in samples per second alone (each run's log-normal with the time spread)."""
+    base = row(CIFAR_BEST, SECONDS, epochs, w.cifar)
+    return {
+        label: replace(base, extra={"samples_per_s": 1000.0 * rate}, extra_spread=w.cifar.time)
+        for label, rate in label_rates.items()
+    }
+
+
+def lu_over_pipelines(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """pd-pipeline: LU's samples per second exp(effect) times GPipe's and 1F1B's."""
+    (ratio,) = effects
+    return throughput({"async_lu": math.exp(ratio), "gpipe": 1.0, "pipe_1f1b": 1.0}, w, 5)
+
+
+def thread_ratio(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """pd-threads: 1 forward to 2 backward threads (each method's default) exp(effect) times the
+    samples per second of 1:1, for LU and BU on both models."""
+    (ratio,) = effects
+    rates = {m: math.exp(ratio) for m in ("async_lu", "async_bu")}
+    rates |= {f"{m}[backward_threads=1]": 1.0 for m in ("async_lu", "async_bu")}
+    return throughput(rates, w, 2)
+
+
+def lu_about_ddp(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """table7 at quick (ResNet-18): DDP exp(effect) times slower per epoch than LU, bp as slow as
+    000's 1.9x speed-up makes it; the curves alike."""
+    (ratio,) = effects
+    return {
+        "async_lu": row(CIFAR_BEST, SECONDS, 5, w.cifar),
+        "ddp": row(CIFAR_BEST, SECONDS * math.exp(ratio), 5, w.cifar),
+        "bp": row(CIFAR_BEST, SECONDS * 1.9, 5, w.cifar),
+    }
+
+
 CASES: dict[str, PathCase] = {
     "bu-fastest-to-target": PathCase(bu_fastest, "async_bu", 5),
     "lu-faster-than-lap-lpp": PathCase(lu_faster, "async_lu", 5),
@@ -260,4 +305,8 @@ CASES: dict[str, PathCase] = {
     ),
     "layup-lower-drift": PathCase(layup_drift, "gpt/layup[devices=3]", 3),
     "layup-task-performance": PathCase(layup_task, "gpt/layup[devices=3]", 3),
+    "gpt-lu-lower-loss-than-bu": PathCase(gpt_lower_loss, "async_lu", 20),
+    "lu-faster-than-pipelines": PathCase(lu_over_pipelines, "async_lu", 5),
+    "004-thread-ratio-1-2-best": PathCase(thread_ratio, "async_lu", 2),
+    "lu-speedup-about-ddp": PathCase(lu_about_ddp, "async_lu", 5, Hardware("cuda", "synthetic GPU", 2, 16)),
 }
