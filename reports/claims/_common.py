@@ -279,7 +279,8 @@ class Evidence:
         key = ("per_run", table_id, self.runs_per_cell)
         if key not in self._cache:
             runs = self.runs(table_id)
-            self._cache[key] = measured_runs(self.uri, self.specs[table_id], self.profile, runs)
+            spec = self.specs[table_id]
+            self._cache[key] = measured_runs(self.uri, spec, self.profile, runs, self.first_look)
         return self._cache[key]
 
     def perf(self, name: str) -> pd.DataFrame:

@@ -46,7 +46,7 @@ FASTEST = Part(
     ),
     settle="3 runs per cell of table1 and table3 (`run table1 --runs 3`)",
     parts=(FASTEST,),
-    version="4 (2026-11-26)",
+    version="5 (2026-11-27)",
     # At smoke and quick, CIFAR-10 ResNet-18 alone (12 runs); the paper profile runs both tables.
     plan=Plan(
         (

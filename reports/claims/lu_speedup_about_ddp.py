@@ -45,7 +45,7 @@ ABOUT = Part(
     ),
     settle="3 runs per cell of table7 / table8 on several devices (`run table7 --runs 3 --devices 3`)",
     parts=(ABOUT,),
-    version="4 (2026-11-26)",
+    version="5 (2026-11-27)",
     # At smoke and quick, Table 7's ResNet-18 alone (9 runs); the paper profile runs Tables 7 and 8.
     plan=Plan(
         (
