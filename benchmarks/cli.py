@@ -200,10 +200,12 @@ def print_rates(rates: list, sims: int) -> None:
     present = {r.scenario for r in rates}
     false = [s for s in ("edge", "opposite", "one cell", "edge censored") if s in present]
     power = [s for s in ("paper", "diverged") if s in present]
+    changes = any(r.changed for r in rates) or "diverged" in present  # --path: judged look by look
     columns = [
         *(("false R: " if i == 0 else "") + s for i, s in enumerate(false)),
         *("power" if s == "paper" else f"power, {s}" for s in power),
         "false N",
+        *(["changed a decided"] if changes else []),
     ]
     print(f"{'claim':42} " + " ".join(f"{c:>20}" for c in columns))
 
@@ -214,6 +216,12 @@ def print_rates(rates: list, sims: int) -> None:
     for claim in dict.fromkeys(r.claim for r in rates):
         shown = [rates_of(claim, s, "reproduced") for s in (*false, *power)]
         shown.append(rates_of(claim, "paper", "not_reproduced"))
+        if changes:  # the worst scenario's share of stores whose decided verdict changed
+            worst = {
+                n: max((r.changed for r in rates if r.claim == claim and r.runs == n), default=0)
+                for n in RUNS
+            }
+            shown.append(" / ".join(f"{worst[n]:.1%}" for n in RUNS))
         print(f"{claim:42} " + " ".join(f"{v:>20}" for v in shown))
     print(f"limits on false 'reproduced': {', '.join(f'{s} {v:.0%}' for s, v in LIMITS.items())}")
 

@@ -136,3 +136,22 @@ def test_calibrate_claims_path_prints_each_cases_rates(tmp_path):
     )
     refused = run_cli("calibrate-claims", "--path", "--only", "beta-about-2")
     assert refused.returncode == 2 and "not simulated" in refused.stderr
+
+
+def test_a_verdict_that_changes_after_a_decided_look_is_counted_and_fails_the_command(monkeypatch):
+    """A store read "reproduced" on its first 3 runs and "inconclusive" on its first 5: counted at 5
+    runs (and at 10, where it differs again), and named by `violations`, which makes the command
+    exit 1; a store that decides only at its last look changes nothing."""
+    from benchmarks.engine import path_calibration
+    from reports.claims.calibrate import violations
+
+    sequences = iter(
+        [
+            {3: "reproduced", 5: "inconclusive", 10: "not reproduced"},
+            {3: "inconclusive", 5: "inconclusive", 10: "reproduced"},
+        ]
+    )
+    monkeypatch.setattr(path_calibration, "verdicts", lambda claim, store: next(sequences))
+    rates = {r.runs: r for r in simulate(("imdb-lu-twice-as-fast", "paper", 0, 2, 0, DEFAULT))}
+    assert (rates[3].changed, rates[5].changed, rates[10].changed) == (0.0, 0.5, 0.5)
+    assert any("changed a decided verdict at 5 runs" in line for line in violations(list(rates.values())))

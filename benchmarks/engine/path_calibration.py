@@ -111,23 +111,32 @@ def calibrate_path(
     for rates in results:
         for rate in rates:
             key = (rate.claim, rate.scenario, rate.runs)
-            if key not in worst or rate.reproduced > worst[key].reproduced:
-                worst[key] = rate
+            kept = worst.get(key, rate)
+            if rate.reproduced > kept.reproduced:
+                kept = rate
+            worst[key] = replace(kept, changed=max(kept.changed, rate.changed))  # of any part
     return list(worst.values())
 
 
 def simulate(task: tuple[str, str, int, int, int, Workloads]) -> list[Rates]:
-    """One claim's verdict shares in one scenario with part `false` made false, per runs per cell."""
+    """One claim's verdict shares in one scenario with part `false` made false, per runs per cell,
+    and the share of stores whose verdict changed after an earlier look decided it."""
     claim_id, scenario, false, sims, seed, workloads = task
     claim = CLAIMS[claim_id]
     truths = truths_of(claim, scenario, false, workloads)
     counts: dict[int, list[str]] = {n: [] for n in RUNS}
+    changed = dict.fromkeys(RUNS, 0)
     base = [seed, zlib.crc32(claim_id.encode()), SCENARIOS.index(scenario), false]
     for sim in range(sims):
         store = simulated_store(claim, truths, seed=zlib.crc32(str([*base, sim]).encode()))
+        decided = None
         for runs, verdict in verdicts(claim, store).items():
             counts[runs].append(verdict)
-    return [shares(claim_id, scenario, runs, got) for runs, got in counts.items()]
+            changed[runs] += decided is not None and verdict != decided
+            decided = decided or (verdict if verdict in (REPRODUCED, NOT_REPRODUCED) else None)
+    return [
+        replace(shares(claim_id, scenario, n, got), changed=changed[n] / sims) for n, got in counts.items()
+    ]
 
 
 def shares(claim: str, scenario: str, runs: int, verdicts: list[str]) -> Rates:

@@ -121,7 +121,9 @@ def false_parts(claim: Claim, scenario: str) -> list[int]:
 
 @dataclass(frozen=True)
 class Rates:
-    """The share of each verdict for one claim, scenario and runs per cell."""
+    """The share of each verdict for one claim, scenario and runs per cell; `changed` (stores
+    judged on their first 3, 5 and 10 runs, `calibrate-claims --path`): the share whose verdict at
+    these runs differs from one an earlier look decided, which a sequential design forbids."""
 
     claim: str
     scenario: str
@@ -130,6 +132,7 @@ class Rates:
     not_reproduced: float
     inconclusive: float
     sims: int
+    changed: float = 0.0
 
 
 def calibrate(sims: int = 400, seed: int = 0, claims: list[Claim] | None = None) -> list[Rates]:
@@ -220,6 +223,10 @@ def violations(rates: list[Rates], by_chance: bool = False) -> list[str]:
         f"(limit {LIMITS[r.scenario]:.0%})"
         for r in rates
         if r.scenario in LIMITS and r.reproduced > LIMITS[r.scenario] + slack(r)
+    ] + [
+        f"{r.claim}: {r.changed:.1%} of {r.scenario} stores changed a decided verdict at {r.runs} runs"
+        for r in rates
+        if r.changed
     ]
 
 
