@@ -16,6 +16,7 @@ run spreads are fitted to a real store (`fit_spreads`); docs/fidelity.md names i
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -70,13 +71,19 @@ def simulated_store(claim: Claim, truths: dict[str, RowTruth], seed: int) -> Mem
     runner writes them with curves drawn from the truths (keyed by model/label, table/label or
     label), on the case's hardware; a job of a row without a truth is left out."""
     store = MemoryStore()
-    (plan,) = plan_claims([claim], TABLES, PROFILE, RUNS[-1], None)
-    for job in plan.jobs:
+    for job in planned_jobs(claim.id):
         keys = (f"{job.model}/{job.row.label}", f"{job.table}/{job.row.label}", job.row.label)
         truth = next((truths[k] for k in keys if k in truths), None)
         if truth is not None:
             write_job(store, job, truth, seed, CASES[claim.id].hardware)
     return store
+
+
+@functools.cache
+def planned_jobs(claim_id: str) -> tuple:
+    """The jobs `run claims --profile quick --runs 10` runs for the claim (planned once a process)."""
+    (plan,) = plan_claims([CLAIMS[claim_id]], TABLES, PROFILE, RUNS[-1], None)
+    return tuple(plan.jobs)
 
 
 def verdicts(claim: Claim, store: MemoryStore) -> dict[int, str]:
