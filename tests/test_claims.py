@@ -117,6 +117,21 @@ def test_a_claim_over_several_cells_needs_every_cell_and_fails_on_any():
     )
 
 
+def test_up_to_a_stated_size_fails_where_another_cell_lies_above_it():
+    """ "Up to 1.27x" with one cell at 1.27x and another at 2x: the best cell is 2x, so the stated
+    size is wrong; version 5 read "reproduced" (some cell inside the band), version 6 reads "not
+    reproduced" where a cell lies wholly above the band, and "inconclusive" until every cell is
+    shown below its high edge (calibrate-claims --path found 40-54 % false "reproduced" at it)."""
+    up_to = Part("t", stated(1.27, "why"), every=False)
+    at_size = Cell("t", "gpt", tuple(math.log(1.27) + d for d in (-0.01, 0.0, 0.01)))
+    above_it = Cell("t", "resnet18", tuple(math.log(2.0) + d for d in (-0.01, 0.0, 0.01)))
+    near_edge = Cell("t", "resnet18", tuple(math.log(1.55) + d for d in (-0.2, 0.0, 0.2)))
+    assert decide_part(up_to, [at_size, above_it], design=ONE_LOOK).verdict == NOT_REPRODUCED
+    assert decide_part(up_to, [at_size, near_edge], design=ONE_LOOK).verdict == INCONCLUSIVE
+    below = Cell("t", "resnet18", tuple(math.log(1.15) + d for d in (-0.01, 0.0, 0.01)))
+    assert decide_part(up_to, [at_size, below], design=ONE_LOOK).verdict == REPRODUCED
+
+
 def test_a_claim_shares_its_error_rate_over_the_cells_that_could_decide_it():
     """Bonferroni over the cells where any one decides: a best cell that supports "up to" alone at
     0.025 does not among six cells, and a cell that contradicts alone at 0.025 does not among six
@@ -621,7 +636,9 @@ def test_the_rules_on_the_papers_own_tables():
     assert verdicts == {
         # Table 1's ResNet-50 lead of BU over LU is 1.05x and Table 3's ResNet-50 has LU ahead (0.97x).
         "bu-fastest-to-target": (NOT_REPRODUCED, INCONCLUSIVE),
-        "lu-faster-than-lap-lpp": (REPRODUCED, INCONCLUSIVE),
+        # Version 6: "up to 2.97x" needs every cell shown below 3.71x, which 3 runs of the paper's
+        # spreads do not show (version 5: reproduced in rank order; docs/fidelity.md).
+        "lu-faster-than-lap-lpp": (INCONCLUSIVE, INCONCLUSIVE),
         "async-more-accurate-than-lap-lpp": (REPRODUCED, REPRODUCED),
         "lu-more-accurate-than-bu": (INCONCLUSIVE, INCONCLUSIVE),
         "imdb-lu-twice-as-fast": (REPRODUCED, INCONCLUSIVE),
@@ -630,7 +647,7 @@ def test_the_rules_on_the_papers_own_tables():
     versions = {c: v["version"].split()[0] for c, v in paper_verdicts().items()}
     assert versions == {
         "bu-fastest-to-target": "5",
-        "lu-faster-than-lap-lpp": "5",
+        "lu-faster-than-lap-lpp": "6",
         "async-more-accurate-than-lap-lpp": "4",
         "lu-more-accurate-than-bu": "4",
         "imdb-lu-twice-as-fast": "4",
@@ -653,7 +670,9 @@ def test_calibration_bounds_false_verdicts_and_each_rule_can_say_reproduced():
     equivalence = {"imdb-lu-twice-as-fast", "lu-more-accurate-than-bu"}
     assert all(power[c] < 0.1 for c in equivalence), power
     assert 0.05 < power["004-faster-than-lppsgd-and-ddp"] < 0.5, power
-    hard = equivalence | {"004-faster-than-lppsgd-and-ddp"}
+    # "Up to 2.97x" over 6 cells, each shown below 3.71x since version 6: about one store in seven.
+    assert 0.03 < power["lu-faster-than-lap-lpp"] < 0.4, power
+    hard = equivalence | {"004-faster-than-lppsgd-and-ddp", "lu-faster-than-lap-lpp"}
     assert all(p > 0.3 for c, p in power.items() if c not in hard), power
     # At the band's edge, with all of a claim's cells, false "reproduced" stays near 0.025.
     assert max(r.reproduced for r in rates if r.scenario == "edge") < 0.07

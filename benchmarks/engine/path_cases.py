@@ -17,7 +17,10 @@ from core.result import Hardware
 
 from .synthetic import SYNTHETIC_HARDWARE, RowTruth
 
-TAU = 1.5  # epochs for a curve to rise by 1 - 1/e of its plateau
+# Epochs for a curve to rise by 1 - 1/e of its plateau: at 1.0 the last of 5 quick epochs adds 0.9
+# points, under the 1 point at which the LAP/LPP claims' guard reads a baseline still improving
+# ("not comparable"); at 1.5 (2.7 points) the guard held in 11 of 12 stores of those two claims.
+TAU = 1.0
 SECONDS = 40.0  # a quick CIFAR-10 ResNet-18 epoch on 2 cores (pd-stragglers' runs: 40-47 s)
 CIFAR_BEST = 0.75  # a row's best test accuracy after its epochs at quick, before the effects
 
@@ -91,7 +94,7 @@ def bu_fastest(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
 
 def lu_faster(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
     """LPP slower than LU by the every-cell part's effect, LAP by the best-cell part's."""
-    every, best = effects
+    every, best = min(effects), effects[1]  # the best cell is LAP's: LPP's is never above it
     return {
         "async_lu": row(CIFAR_BEST, SECONDS, 5, w.cifar),
         "lppsgd": row(CIFAR_BEST, SECONDS * math.exp(every), 5, w.cifar),
@@ -192,7 +195,7 @@ def layup_faster(baseline: str) -> Truths:
     the best-model part's on ResNet-18."""
 
     def truths(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
-        every, best = effects
+        every, best = min(effects), effects[1]  # the best cell is ResNet-18's: the GPT's never above it
         slower = {"gpt": every, "resnet18": best}
         return {
             **both("layup[devices=3]", lambda m: layup_row(m, w)),

@@ -58,7 +58,7 @@ UP_TO = Part(
     ),
     settle="3 runs per cell of table1 and table3",
     parts=(FASTER, UP_TO),
-    version="5 (2026-11-27)",
+    version="6 (2026-11-27)",
     # At smoke and quick, CIFAR-10 ResNet-18 alone (9 runs); the paper profile runs both tables.
     plan=Plan(
         (

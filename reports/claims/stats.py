@@ -342,11 +342,12 @@ class PartResult:
 
 def contradiction_tests(parts: Sequence[Part], cells: Sequence[Cell]) -> int:
     """How many tests can each alone make the claim "not reproduced": every cell of a part every
-    cell must support, and one per "up to" part with cells (every cell must contradict it)."""
+    cell must support, and per "up to" part with cells one (every cell must contradict it) and,
+    where its band closes above, each cell (wholly above the band)."""
     count = 0
     for part in parts:
         mine = sum(c.part == part.name for c in cells)
-        count += mine if part.every else min(mine, 1)
+        count += mine if part.every else min(mine, 1) + (mine if math.isfinite(part.band.high) else 0)
     return max(count, 1)
 
 
@@ -382,10 +383,21 @@ def decide_part(
         if all(j == SUPPORTS for _, j, _ in judged):
             return result(REPRODUCED, f"every cell {part.band.text()}")
     else:
+        # "Up to X": the best cell is about X, so where the band closes above, no cell may lie above
+        # it (version 6 of the "up to" rules, docs/fidelity.md): every cell below the high edge,
+        # each at ALPHA (an intersection), and any cell wholly above it decides against the claim.
+        above, capped = (), True
+        if math.isfinite(part.band.high):
+            ceiling = replace(part.band, low=-math.inf)
+            under = [judge_looks(c, ceiling, ALPHA, contradict, design) for c in cells]
+            above = tuple(c for c, j, _ in under if j == CONTRADICTS)
+            capped = all(j == SUPPORTS for _, j, _ in under)
+        if above:
+            return result(NOT_REPRODUCED, f"above {part.band.text()} in {', '.join(c.name for c in above)}")
         backing = [c for c, j, _ in judged if j == SUPPORTS]
-        if backing:
+        if backing and capped:
             best = max(backing, key=lambda c: c.center)
-            return result(REPRODUCED, f"the best cell, {best.name}, {part.band.text()}")
+            return result(REPRODUCED, f"the best cell, {best.name}, {part.band.text()}, none above it")
         if all(j == CONTRADICTS for _, j, _ in judged):
             return result(NOT_REPRODUCED, f"no cell {part.band.text()}")
     last = design.share(len(design.looks))  # runs to settle: at the level of the design's last look
