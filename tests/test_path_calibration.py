@@ -64,6 +64,8 @@ def test_a_view_of_a_stores_first_runs_holds_those_runs_alone():
     assert (same["final_test_acc"].fillna(-1) == same["final_test_acc_full"].fillna(-1)).all()
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # 12-20 simulated stores: out of the default run
 def test_imdb_twice_as_fast_reads_reproduced_at_the_papers_effect_and_not_at_the_opposite():
     """The IMDb claim judged from simulated runs: at the paper's 1.7x and the same accuracy most
     stores of 10 runs a cell read "reproduced"; at the opposite effect none does, most read "not
@@ -90,6 +92,8 @@ def test_every_case_gives_each_part_of_its_claim_cells():
         assert all(c.count in (3, 5, 10) for c in verdict.cells), claim_id
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # 12-20 simulated stores: out of the default run
 def test_layup_drift_reads_reproduced_at_twice_the_drift_and_not_reproduced_at_the_opposite():
     """LAP-SGD's and DiLoCo's replicas twice as far apart as LayUp's: most stores of 10 runs a cell
     read "reproduced"; at the opposite effect (0.6x) none does, most read "not reproduced"."""
