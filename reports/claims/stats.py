@@ -10,11 +10,13 @@ held at ALPHA in each direction over all of its cells:
 
 - "reproduced": a part that every cell must support is an intersection-union test (each cell at
   ALPHA); an "up to" part (the best cell) is reproduced when some cell supports it at ALPHA / k,
-  Bonferroni over its k cells; the claim needs every part (intersection-union again).
+  Bonferroni over its k cells, and, where its band closes above, every cell lies below the high
+  edge at ALPHA (no cell above the stated size); the claim needs every part.
 - "not reproduced": any cell that contradicts a part decides against the claim, so every such
   cell, over all parts, is one test of one family: each at ALPHA / m, with m those tests
-  (Bonferroni, which for "any of them" is Holm's first step); an "up to" part contradicts only
-  when every cell does, one intersection-union member of that family.
+  (Bonferroni, which for "any of them" is Holm's first step); an "up to" part contradicts when
+  every cell does (one member of that family) or any cell lies wholly above a closed band (one
+  member per cell).
 
 Runs come by a pre-registered sequential `Design` (rule version 4): a cell is looked at when it
 holds the runs of a look (3, then 5, then 10), each look judged on the cell's first runs at its
