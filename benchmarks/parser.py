@@ -116,7 +116,9 @@ def add_calibrate(sub) -> None:
         help="print each rule's verdicts on fixed evidence (tests/claim_rules.json)",
     )
     calibrate.add_argument(
-        "--fit", metavar="URI", help="fit the parts' spreads to this store's runs, then calibrate with them"
+        "--fit",
+        metavar="URI",
+        help="fit the spreads to this store's runs (each part's; --path: each workload's), then calibrate",
     )
     calibrate.add_argument("--profile", help="the profile whose runs --fit reads (default quick)")
     calibrate.add_argument(
