@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import statistics
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -28,7 +27,7 @@ from multiprocessing import get_context
 import pandas as pd
 
 from reports.claims import CLAIMS, Claim, Evidence
-from reports.claims.calibrate import RUNS, Rates
+from reports.claims.calibrate import RUNS, Rates, pooled_sd, shares
 from reports.claims.stats import NOT_REPRODUCED, REPRODUCED
 from reports.memory_store import MemoryStore
 
@@ -146,13 +145,6 @@ def simulate(task: tuple[str, str, int, int, int, Workloads]) -> list[Rates]:
     ]
 
 
-def shares(claim: str, scenario: str, runs: int, verdicts: list[str]) -> Rates:
-    """The share of each verdict among `verdicts`."""
-    n = len(verdicts)
-    reproduced, not_reproduced = verdicts.count(REPRODUCED) / n, verdicts.count(NOT_REPRODUCED) / n
-    return Rates(claim, scenario, runs, reproduced, not_reproduced, 1 - reproduced - not_reproduced, n)
-
-
 FIT_TABLES = ("table1", "table3", "table6", "pd-stragglers", "layup")  # the tables the path cases write
 
 
@@ -188,13 +180,8 @@ def fitted(per_run: pd.DataFrame, uri: str, value: str = "best_acc") -> Spreads 
     groups = [g for _, g in per_run.groupby(["table", "label"]) if len(g) > 1]
     if not groups:
         return None
-    dof = sum(len(g) - 1 for g in groups)
-
-    def pooled(values) -> float:
-        return math.sqrt(sum(statistics.variance(v) * (len(v) - 1) for v in values) / dof)
-
-    acc = pooled([g[value].tolist() for g in groups])
-    time = pooled(
+    acc = pooled_sd([g[value].tolist() for g in groups])
+    time = pooled_sd(
         [[math.log(t / e) for t, e in zip(g["final_train_time_s"], g["epochs"], strict=True)] for g in groups]
     )
     runs = sum(len(g) for g in groups)

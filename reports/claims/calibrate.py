@@ -150,15 +150,18 @@ def calibrate(sims: int = 400, seed: int = 0, claims: list[Claim] | None = None)
                         claim.decide(simulate(claim, scenario, runs, rng, false), explain=False).verdict
                         for _ in range(sims)
                     ]
-                    share = {v: verdicts.count(v) / sims for v in (REPRODUCED, NOT_REPRODUCED)}
-                    rate = Rates(
-                        claim.id, scenario, runs, share[REPRODUCED], share[NOT_REPRODUCED],
-                        1 - share[REPRODUCED] - share[NOT_REPRODUCED], sims,
-                    )  # fmt: skip
+                    rate = shares(claim.id, scenario, runs, verdicts)
                     worst = rate if worst is None or rate.reproduced > worst.reproduced else worst
                 if worst is not None:
                     rates.append(worst)
     return rates
+
+
+def shares(claim: str, scenario: str, runs: int, verdicts: list[str]) -> Rates:
+    """The share of each verdict among `verdicts`."""
+    n = len(verdicts)
+    reproduced, not_reproduced = verdicts.count(REPRODUCED) / n, verdicts.count(NOT_REPRODUCED) / n
+    return Rates(claim, scenario, runs, reproduced, not_reproduced, 1 - reproduced - not_reproduced, n)
 
 
 @dataclass(frozen=True)
@@ -183,21 +186,18 @@ def fit_spreads(evidence: Evidence, claims: list[Claim] | None = None) -> list[S
         measured = claim.rule(evidence.planned(claim))
         for part in claim.parts:
             groups = [c.defined for c in measured.cells if c.part == part.name and len(c.defined) > 1]
-            dof = sum(len(g) - 1 for g in groups)
-            if not dof:
-                continue
-            squares = sum(statistics.variance(g) * (len(g) - 1) for g in groups)
-            spreads.append(
-                Spread(
-                    claim.id,
-                    part.name,
-                    math.sqrt(squares / dof),
-                    part.noise,
-                    len(groups),
-                    sum(map(len, groups)),
+            if groups:
+                fitted = pooled_sd(groups)
+                spreads.append(
+                    Spread(claim.id, part.name, fitted, part.noise, len(groups), sum(map(len, groups)))
                 )
-            )
     return spreads
+
+
+def pooled_sd(groups: list) -> float:
+    """The pooled sample standard deviation of groups of two values or more (each about its own mean)."""
+    dof = sum(len(g) - 1 for g in groups)
+    return math.sqrt(sum(statistics.variance(g) * (len(g) - 1) for g in groups) / dof)
 
 
 def with_spreads(claims: list[Claim], spreads: list[Spread]) -> list[Claim]:
