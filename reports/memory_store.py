@@ -11,6 +11,7 @@ and to SQLite reads back the same.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import weakref
 
@@ -31,6 +32,7 @@ class MemoryStore:
         self._runs: dict[str, list[dict]] = {}  # experiment -> its runs' columns as search_runs gives them
         self._histories: dict[tuple[str, str], dict[int, float]] = {}  # (run id, metric) -> step -> value
         self._by_id: dict[str, dict] = {}
+        self._tables: dict[tuple[str, str], dict] = {}  # (run id, artifact file) -> its table
         _STORES[self.uri] = self
 
     def start(self, experiment: str, run_name: str, tags: dict, params: dict, reserve: bool = False) -> str:
@@ -63,18 +65,38 @@ class MemoryStore:
         run.update({f"tags.{k}": str(v) for k, v in {"status": status, **tags}.items()})
         run["status"] = MLFLOW_STATUS.get(status, "FAILED")
 
+    def log_table(self, run_id: str, columns: dict[str, list], artifact_file: str) -> None:
+        """Append rows to a run's table artifact (as MLflow's log_table appends to an existing one)."""
+        table = self._tables.setdefault((run_id, artifact_file), {"columns": list(columns), "data": []})
+        table["data"].extend(map(list, zip(*columns.values(), strict=True)))
+
+    def table(self, run_id: str, artifact_file: str) -> dict | None:
+        """A run's table artifact as MLflow's JSON holds it (`columns`, `data`); None where it has none."""
+        return self._tables.get((run_id, artifact_file))
+
     def frame(self, experiment: str) -> pd.DataFrame:
         """The experiment's runs as `mlflow.search_runs` gives them, newest first."""
         return pd.DataFrame(self._runs.get(experiment, [])[::-1])
 
     def first_runs(self, runs: int) -> MemoryStore:
-        """A store of this one's runs of index below `runs` (a store before its later runs)."""
+        """A store of this one's runs of index below `runs` and first `runs` results of each `perf`
+        benchmark (which have no run index): the store before its later runs."""
         view = MemoryStore()
         for experiment, of_experiment in self._runs.items():
-            kept = [r for r in of_experiment if int(r.get("tags.run_index", 0)) < runs]
+            results = collections.Counter()  # perf results so far per benchmark, in order of creation
+            kept = []
+            for run in of_experiment:
+                if "tags.run_index" in run:
+                    index = int(run["tags.run_index"])
+                else:
+                    index = results[run.get("tags.perf")]
+                    results[run.get("tags.perf")] += 1
+                if index < runs:
+                    kept.append(run)
             view._runs[experiment] = kept
             view._by_id.update((r["run_id"], r) for r in kept)
         view._histories = self._histories  # read only: metrics logged to a view would reach this store
+        view._tables = self._tables
         return view
 
     def history(self, run_id: str, name: str) -> dict[int, float]:

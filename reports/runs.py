@@ -6,7 +6,10 @@ end of the first epoch whose test accuracy reaches the target, and the number of
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -20,6 +23,19 @@ from .memory_store import memory_store
 
 CELL = ["profile", "model", "label", "run_index"]  # one run of one cell of a table
 CURVE = ("test_acc", "test_loss", "train_time_s", "train_loss", "train_acc")  # every curve's metrics
+
+
+def table_artifact(uri: str, run_id: str, name: str) -> dict | None:
+    """A run's JSON table artifact (MLflow's log_table: `columns` and `data` rows); None where the
+    run has none (a method that logs no such table)."""
+    if (in_memory := memory_store(uri)) is not None:
+        return in_memory.table(run_id, name)
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = MlflowClient(tracking_uri=uri).download_artifacts(run_id, name, folder)
+        except Exception:  # noqa: BLE001  (MLflow raises several kinds for a missing artifact)
+            return None
+        return json.loads(Path(path).read_text())
 
 
 def load_runs(uri: str, experiment: str) -> pd.DataFrame:

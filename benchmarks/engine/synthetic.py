@@ -23,6 +23,7 @@ from core.metric import ACCURACY, Metric
 from core.result import Hardware
 
 SYNTHETIC_HARDWARE = Hardware("cpu", "synthetic CPU", 1, 2)
+GPT_BLOCKS = 6  # models/gpt.py's depth where a job sets none
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class RowTruth:
     (`plateau`) with a rise of `tau` epochs (a metric to lower, a loss, falls from `start`),
     run-to-run spreads (`time_spread` in log seconds, `acc_spread` in the metric's units), the run
     indices that diverge or fail at an epoch (`ends`: run index -> (status, epoch)), and other
-    per-epoch metrics at a level per run (`extra`: name -> median, each run's log-normal with
-    `extra_spread`)."""
+    per-epoch metrics at a level per run (`extra`: name -> (median, sd of each run's log)); a
+    measuring job's row (Table 9's timing) has only `extra`, its recorded values, and a run of
+    `ends` fails before recording them."""
 
     seconds: float
     plateau: float
@@ -41,17 +43,46 @@ class RowTruth:
     acc_spread: float = 0.005
     ends: dict[int, tuple[str, int]] = field(default_factory=dict)
     start: float = 8.0  # a metric to lower, at step 0: bits per byte of a uniform guess over bytes
-    extra: dict[str, float] = field(default_factory=dict)
-    extra_spread: float = 0.0
+    extra: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # The share of the run-to-run variance (of the plateau and of the speed) that is the seed's:
+    # shared by every row's run of one index and model, the correlation of two rows on one seed.
+    seed_share: float = 0.0
+    # An async method's per-tensor staleness (`staleness.json`, at its last epoch): each Transformer
+    # block's at (the output block's, the rise per block from the output, the sd of a run's rise).
+    block_staleness: tuple[float, float, float] = ()
+
+
+@dataclass(frozen=True)
+class PerfTruth:
+    """A `perf NAME` benchmark's results: each number's median and the sd of each result's log
+    (name -> (median, sd))."""
+
+    numbers: dict[str, tuple[float, float]]
+
+
+def drawn(levels: dict[str, tuple[float, float]], rng: np.random.Generator) -> dict[str, float]:
+    """One run's values of log-normal levels (name -> (median, sd of the log))."""
+    return {k: median * math.exp(rng.normal(0.0, sd)) for k, (median, sd) in levels.items()}
 
 
 def curve(
-    truth: RowTruth, epochs: int, run_index: int, rng: np.random.Generator, metric: Metric = ACCURACY
+    truth: RowTruth,
+    epochs: int,
+    run_index: int,
+    rng: np.random.Generator,
+    metric: Metric = ACCURACY,
+    budget_s: float = 0.0,
+    seed: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[list, list, str]:
-    """(the metric per epoch, training clock per epoch, status) of one run."""
+    """(the metric per epoch, training clock per epoch, status) of one run, which stops after the
+    epoch its training clock reaches `budget_s` at (0: no budget), as the runner stops it; `seed`:
+    the standard normal draws (speed, plateau) its seed shares with the other rows' runs of its index."""
     status, last = truth.ends.get(run_index, ("finished", epochs))
-    speed = truth.seconds * math.exp(rng.normal(0.0, truth.time_spread))
-    plateau = truth.plateau + rng.normal(0.0, truth.acc_spread)
+    own, shared = math.sqrt(1 - truth.seed_share), math.sqrt(truth.seed_share)
+    speed = truth.seconds * math.exp(truth.time_spread * (own * rng.normal() + shared * seed[0]))
+    if budget_s:
+        epochs = min(epochs, max(1, math.ceil(budget_s / speed)))
+    plateau = truth.plateau + truth.acc_spread * (own * rng.normal() + shared * seed[1])
     if metric.direction == "max":
         values = [plateau * (1 - math.exp(-(e + 1) / truth.tau)) for e in range(min(last, epochs))]
     else:
@@ -81,15 +112,28 @@ def write_job(tracker, job, truth: RowTruth, seed: int = 0, hardware: Hardware =
     """One run of `job` as the runner writes it (its tags, params, per-epoch metrics and final
     status), its curve of the table's metric drawn from `truth` by its run index, row and model;
     returns its run id."""
+    from methods import get_method
+
     from ..tables import TABLES
     from .runner import job_tags
 
     rng = np.random.default_rng([seed, job.run_index, sum(map(ord, job.row.label + job.model))])
-    metric = TABLES[job.table].metric_of(job.model)
-    values, times, status = curve(truth, job.config.max_epochs, job.run_index, rng, metric)
-    extra = {k: v * math.exp(rng.normal(0.0, truth.extra_spread)) for k, v in truth.extra.items()}
     tags = {**job_tags(job), "hardware": str(hardware)}  # the runner's, on made-up hardware
-    run_id = tracker.start(job.table, job.run_name, tags, {**job.params(), **hardware.params()})
+    source = "synthetic" if job.synthetic_data else f"simulated {job.dataset}"  # as a dataset's `source`
+    params = {**job.params(), "data_source": source, **hardware.params()}
+    run_id = tracker.start(job.table, job.run_name, tags, params)
+    if get_method(job.method).measures:  # a measurement records its values once (ctx.record)
+        if job.run_index in truth.ends:  # it failed before recording any
+            tracker.finish(run_id, "failed", dict(stop_reason="failed", error="synthetic failure"))
+        else:
+            tracker.log_metrics(run_id, timing(drawn(truth.extra, rng)), step=0)
+            tracker.finish(run_id, "finished", dict(stop_reason="measured"))
+        return run_id
+    metric = TABLES[job.table].metric_of(job.model)
+    epochs, budget = job.config.max_epochs, job.config.time_budget_s
+    seed_draws = np.random.default_rng([seed, job.run_index, sum(map(ord, job.model))]).normal(size=2)
+    values, times, status = curve(truth, epochs, job.run_index, rng, metric, budget, tuple(seed_draws))
+    extra = drawn(truth.extra, rng)
     for epoch, (value, seconds) in enumerate(zip(values, times, strict=True)):
         metrics = {
             metric.name: value,
@@ -98,8 +142,42 @@ def write_job(tracker, job, truth: RowTruth, seed: int = 0, hardware: Hardware =
             "mem_peak_gib": 0.1,
         }
         tracker.log_metrics(run_id, {**metrics, **extra}, step=epoch)
-    stop = "max_epochs" if status == "finished" else status
+    if truth.block_staleness and values:
+        tracker.log_table(
+            run_id, staleness_table(truth.block_staleness, job, len(values) - 1, rng), "staleness.json"
+        )
+    stop = status if status != "finished" else "max_epochs" if len(values) == epochs else "time_budget"
     tracker.finish(run_id, status, dict(stop_reason=stop))
+    return run_id
+
+
+def staleness_table(block_staleness: tuple[float, float, float], job, epoch: int, rng) -> dict[str, list]:
+    """One epoch of `staleness.json` as the async engine logs it (tensors in the model's order,
+    input first): two tensors per block of the job's GPT, at one run's rise per block."""
+    at_output, rise, sd = block_staleness
+    rise = rise + rng.normal(0.0, sd)
+    blocks = job.config.depth or GPT_BLOCKS
+    names = [f"blocks.{b}.{part}.weight" for b in range(blocks) for part in ("attn", "mlp")]
+    stale = [at_output + rise * (blocks - 1 - int(n.split(".")[1])) for n in names]
+    columns = dict(tensor=names, depth=list(range(len(names))), staleness_mean=stale, staleness_max=stale)
+    return {"epoch": [epoch] * len(names), **columns}
+
+
+def timing(values: dict[str, float]) -> dict[str, float]:
+    """A timing job's record: its passes' seconds and β = backward / forward, as methods/timing.py
+    derives it (so a run's β is the ratio of its own two times)."""
+    if "forward_s" in values and "backward_s" in values:
+        return {**values, "beta": values["backward_s"] / values["forward_s"]}
+    return values
+
+
+def write_perf(tracker, name: str, truth: PerfTruth, index: int, seed: int, hardware: Hardware) -> str:
+    """Result `index` of `perf NAME` as Tracker.log_perf writes it (a finished run of experiment
+    `perf`, tagged with the benchmark and the hardware, its numbers at step 0); returns its run id."""
+    rng = np.random.default_rng([seed, index, sum(map(ord, name))])
+    run_id = tracker.start("perf", f"perf-{name}", dict(perf=name, hardware=str(hardware)), hardware.params())
+    tracker.log_metrics(run_id, drawn(truth.numbers, rng), step=0)
+    tracker.finish(run_id, "finished", dict(stop_reason="measured"))
     return run_id
 
 

@@ -2,41 +2,35 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path
 
 import pandas as pd
-from mlflow import MlflowClient
 
 from ..render import Section, _pyplot, register_kind, save_figure
+from ..runs import table_artifact
 from ..values import summarise
 
 
 def staleness_per_tensor(uri: str, per_run: pd.DataFrame) -> pd.DataFrame:
     """The last epoch's per-tensor staleness of each run that logged it (the `staleness.json` table
     artifact of the async methods), with the tensor's relative depth (0 input, 1 output)."""
-    client = MlflowClient(tracking_uri=uri)
     frames = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for _, run in per_run.iterrows():
-            try:
-                path = client.download_artifacts(run["run_id"], "staleness.json", tmp)
-            except Exception:  # noqa: BLE001  (a run of a method without the table)
-                continue
-            table = json.loads(Path(path).read_text())
-            frame = pd.DataFrame(table["data"], columns=table["columns"])
-            frame = frame[frame["epoch"] == frame["epoch"].max()].copy()
-            frame["relative_depth"] = frame["depth"] / max(frame["depth"].max(), 1)
-            frames.append(
-                frame.assign(
-                    model=run["model"],
-                    method=run["method"],
-                    label=run["label"],
-                    row=run["row"],
-                    run_index=run["run_index"],
-                )
+    for _, run in per_run.iterrows():
+        table = table_artifact(uri, run["run_id"], "staleness.json")
+        if table is None:  # a run of a method without the table
+            continue
+        frame = pd.DataFrame(table["data"], columns=table["columns"])
+        frame = frame[frame["epoch"] == frame["epoch"].max()].copy()
+        frame["relative_depth"] = frame["depth"] / max(frame["depth"].max(), 1)
+        frames.append(
+            frame.assign(
+                model=run["model"],
+                method=run["method"],
+                label=run["label"],
+                row=run["row"],
+                run_index=run["run_index"],
             )
+        )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
