@@ -50,6 +50,29 @@ def test_a_store_in_memory_reads_back_as_the_same_store_in_sqlite(tmp_path):
         pd.testing.assert_frame_equal(a, b)
 
 
+def test_measurements_and_perf_results_read_back_the_same_from_memory_and_sqlite(tmp_path):
+    """Table 9's timing runs (one failed before recording) and `perf async` results, written to
+    SQLite by the runner's Tracker and to a MemoryStore: beta-about-2 and the speed-up bound read
+    the same cells from both, the failed run unmeasured; a view of the first 3 runs a cell keeps the
+    first 3 perf results."""
+    sqlite, memory = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}"), MemoryStore()
+    claims = [CLAIMS[c] for c in ("beta-about-2", "speedup-approaches-1-plus-beta")]
+    for claim in claims:
+        truths = truths_of(claim, "diverged", 0)  # beta-about-2: a ResNet-18 timing run fails
+        for store in (sqlite, memory):
+            simulated_store(claim, truths, seed=3, store=store)
+    for claim in claims:
+        a, b = (claim.judge(Evidence(s.uri, dict(TABLES), "quick")) for s in (sqlite, memory))
+        cells = [[(c.name, str(c.values), c.count) for c in v.cells] for v in (a, b)]  # NaN == NaN
+        assert cells[0] and cells[0] == cells[1], claim.id
+    beta = CLAIMS["beta-about-2"].judge(Evidence(memory.uri, dict(TABLES), "quick"))
+    assert [c.unmeasured for c in beta.cells] == [1, 0]
+    perf = memory.frame("perf")  # newest first
+    assert len(perf) == 10
+    view = memory.first_runs(3)
+    assert list(view.frame("perf")["run_id"]) == list(perf["run_id"].iloc[-3:])
+
+
 def test_a_view_of_a_stores_first_runs_holds_those_runs_alone():
     """`first_runs(3)` of a store of 5 runs a cell: the runs of index 0-2, curves and all."""
     store = MemoryStore()
@@ -80,16 +103,20 @@ def test_imdb_twice_as_fast_reads_reproduced_at_the_papers_effect_and_not_at_the
         assert opposite[10].reproduced == 0 and opposite[10].not_reproduced >= 0.8, part
 
 
-def test_every_case_gives_each_part_of_its_claim_cells():
-    """Each simulated claim, one store at the paper's effects: a cell for every part, each judged on
-    the runs of one of its design's looks (the rows are those its rule reads)."""
-    for claim_id in CASES:
+def test_every_claim_is_simulated_and_each_case_gives_each_part_cells():
+    """Every registered claim has a path case; each, one store at the paper's effects: a cell for
+    every part, each judged on the runs of one of its design's looks (the rows are those its rule
+    reads), and a verdict that says something (not "not measurable": the case's hardware, data
+    and profile are those the claim needs)."""
+    assert set(CASES) == set(CLAIMS)
+    for claim_id, case in CASES.items():
         claim = CLAIMS[claim_id]
         store = simulated_store(claim, truths_of(claim, "paper", 0), seed=2)
-        verdict = claim.judge(Evidence(store.uri, dict(TABLES), "quick"))
+        verdict = claim.judge(Evidence(store.uri, dict(TABLES), case.profile))
         parts = {c.part for c in verdict.cells}
         assert parts == {p.name for p in claim.parts}, (claim_id, verdict.verdict, verdict.reason)
         assert all(c.count in (3, 5, 10) for c in verdict.cells), claim_id
+        assert verdict.verdict != "not measurable here", (claim_id, verdict.reason)
 
 
 @pytest.mark.ci
@@ -114,16 +141,22 @@ def test_the_simulated_store_holds_the_jobs_run_claims_runs_for_the_claim():
     assert set(runs["profile"]) == {"quick"} and set(runs["status"]) == {"finished"}
 
 
-def test_spreads_are_fitted_to_a_stores_replicated_runs():
+@pytest.mark.parametrize("seed_share", [0.0, 0.6])
+def test_spreads_and_the_seeds_share_are_fitted_to_a_stores_replicated_runs(seed_share):
     """A store of 10 runs a row drawn with a 2-point spread of best accuracy and 0.1 of log seconds
-    per epoch: the fit recovers both within what 36 degrees of freedom allow."""
+    per epoch, the rows' runs of one index sharing `seed_share` of it: the fit recovers all three
+    within what 36 degrees of freedom and 12 correlations of 10 pairs allow."""
     store = MemoryStore()
-    truths = {label: RowTruth(40.0, 0.5, 0.5, time_spread=0.1, acc_spread=0.02) for label in STRAGGLERS}
+    truths = {
+        label: RowTruth(40.0, 0.5, 0.5, time_spread=0.1, acc_spread=0.02, seed_share=seed_share)
+        for label in STRAGGLERS
+    }
     write_table(store, "pd-stragglers", "quick", truths, runs=10)
     cifar = fit_workloads(store.uri).cifar
     best_spread = 0.02 * (1 - 2.718281828**-2)  # the plateau's spread, one epoch in at tau 0.5
     assert best_spread * 0.7 < cifar.acc < best_spread * 1.35
     assert 0.07 < cifar.time < 0.135
+    assert abs(cifar.seed_share - seed_share) < 0.25, cifar.seed_share
     assert "40 runs in 4 rows" in cifar.source
 
 
@@ -138,8 +171,8 @@ def test_calibrate_claims_path_prints_each_cases_rates(tmp_path):
     assert (
         "imdb-lu-twice-as-fast" in result.stdout and "004-stragglers-cost-under-2.5-points" in result.stdout
     )
-    refused = run_cli("calibrate-claims", "--path", "--only", "beta-about-2")
-    assert refused.returncode == 2 and "not simulated" in refused.stderr
+    refused = run_cli("calibrate-claims", "--path", "--only", "no-such-claim")
+    assert refused.returncode == 2 and "unknown claim" in refused.stderr
 
 
 def test_a_verdict_that_changes_after_a_decided_look_is_counted_and_fails_the_command(monkeypatch):

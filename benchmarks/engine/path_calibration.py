@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from multiprocessing import get_context
 
+import numpy as np
 import pandas as pd
 
 from reports.claims import CLAIMS, Claim, Evidence
@@ -32,11 +33,12 @@ from reports.claims.stats import NOT_REPRODUCED, REPRODUCED
 from reports.memory_store import MemoryStore
 
 from ..tables import TABLES
-from .path_cases import CASES, DEFAULT, Spreads, Workloads
+from .path_cases import CASES
+from .path_workloads import DEFAULT, Spreads, Workloads
 from .planner import plan_claims
-from .synthetic import RowTruth, write_job
+from .synthetic import PerfTruth, RowTruth, write_job, write_perf
 
-PROFILE = "quick"
+PROFILE = "quick"  # the profile of every case but those that only the paper profile can decide
 SCENARIOS = ("paper", "diverged", "edge", "opposite")
 FALSE = ("edge", "opposite")  # a part false, one at a time
 
@@ -46,7 +48,7 @@ def truths_of(claim: Claim, scenario: str, false: int, workloads: Workloads = DE
     first run of the case's row diverged)."""
     case = CASES[claim.id]
     truths = case.truths(effects(claim, scenario, false), workloads)
-    if scenario == "diverged":
+    if scenario == "diverged" and case.diverges:
         at = max(1, case.epochs - 1)
         truths[case.diverges] = replace(truths[case.diverges], ends={0: ("diverged", at)})
     return truths
@@ -65,32 +67,57 @@ def effects(claim: Claim, scenario: str, false: int) -> tuple[float, ...]:
     return tuple(out)
 
 
-def simulated_store(claim: Claim, truths: dict[str, RowTruth], seed: int) -> MemoryStore:
-    """The jobs `run claims --profile quick` runs for the claim, 10 per cell, written as the
-    runner writes them with curves drawn from the truths (keyed by model/label, table/label or
-    label), on the case's hardware; a job of a row without a truth is left out."""
-    store = MemoryStore()
-    for job in planned_jobs(claim.id):
-        keys = (f"{job.model}/{job.row.label}", f"{job.table}/{job.row.label}", job.row.label)
-        truth = next((truths[k] for k in keys if k in truths), None)
-        if truth is not None:
-            write_job(store, job, truth, seed, CASES[claim.id].hardware)
+def simulated_store(
+    claim: Claim, truths: dict[str, RowTruth | PerfTruth], seed: int, store: MemoryStore | None = None
+) -> MemoryStore:
+    """The jobs and perf results `run claims --profile quick` makes for the claim, 10 per cell,
+    written as the runner writes them with values drawn from the truths (a job's keyed by
+    model/label, table/label, label or table/model; a perf benchmark's perf/NAME), on the case's
+    hardware, into `store` (a new MemoryStore where None; a Tracker takes the same calls); a job of a
+    row without a truth is left out."""
+    store = MemoryStore() if store is None else store
+    plan, hardware = planned(claim.id), CASES[claim.id].hardware
+    written = set()
+
+    def write(jobs) -> None:
+        for job in jobs:
+            keys = (
+                f"{job.model}/{job.row.label}",
+                f"{job.table}/{job.row.label}",
+                job.row.label,
+                f"{job.table}/{job.model}",
+            )
+            truth = next((truths[k] for k in keys if k in truths), None)
+            if truth is not None and (job.table, job.key) not in written:  # `run` skips a job done
+                write_job(store, job, truth, seed, hardware)
+                written.add((job.table, job.key))
+
+    write(plan.jobs)
+    for stage in plan.later:  # a stage that picks its rows from the earlier runs (a screening)
+        write(stage.chosen(store.uri) or [])
+    for name in plan.perf:
+        if (truth := truths.get(f"perf/{name}")) is not None:
+            for index in range(plan.perf_runs):
+                write_perf(store, name, truth, index, seed, hardware)
     return store
 
 
 @functools.cache
-def planned_jobs(claim_id: str) -> tuple:
-    """The jobs `run claims --profile quick --runs 10` runs for the claim (planned once a process)."""
-    (plan,) = plan_claims([CLAIMS[claim_id]], TABLES, PROFILE, RUNS[-1], None)
-    return tuple(plan.jobs)
+def planned(claim_id: str):
+    """What `run claims --profile quick` runs for the claim up to its design's last look (10 runs a
+    cell, after a screening run where the plan has one), planned once a process."""
+    claim = CLAIMS[claim_id]
+    (plan,) = plan_claims([claim], TABLES, CASES[claim_id].profile, claim.plan.runs_at(claim.plan.last), None)
+    return plan
 
 
 def verdicts(claim: Claim, store: MemoryStore) -> dict[int, str]:
-    """The claim's verdict on the store's first 3, 5 and 10 runs per cell."""
+    """The claim's verdict at each look of its design (3, 5 and 10 runs a cell), on the store's
+    run indices of that look (`Plan.runs_at`: a screening run first, where the plan has one)."""
     out = {}
-    for runs in RUNS:
-        view = store.first_runs(runs)
-        out[runs] = claim.judge(Evidence(view.uri, dict(TABLES), PROFILE)).verdict
+    for look, runs in enumerate(RUNS, start=1):
+        view = store.first_runs(claim.plan.runs_at(look))
+        out[runs] = claim.judge(Evidence(view.uri, dict(TABLES), CASES[claim.id].profile)).verdict
     return out
 
 
@@ -109,6 +136,7 @@ def calibrate_path(
         for claim_id in CASES
         if not only or claim_id in only
         for scenario in SCENARIOS
+        if scenario != "diverged" or CASES[claim_id].diverges  # perf results do not diverge
         for false in (range(len(CLAIMS[claim_id].parts)) if scenario in FALSE else [0])
     ]
     with ProcessPoolExecutor(workers or os.cpu_count(), mp_context=get_context("spawn")) as pool:
@@ -175,14 +203,34 @@ def fit_workloads(uri: str, profile: str = PROFILE) -> Workloads:
 
 def fitted(per_run: pd.DataFrame, uri: str, value: str = "best_acc") -> Spreads | None:
     """The pooled within-row spreads of the runs' best test accuracy (or `value`: "best", the
-    workload's metric) and log seconds per epoch (rows: table and label); None without a row of
-    two runs."""
+    workload's metric) and log seconds per epoch (rows: table and label), and how much of them two
+    rows' runs of one seed share; None without a row of two runs."""
+    per_run = per_run.assign(
+        log_s=[math.log(t / e) for t, e in zip(per_run["final_train_time_s"], per_run["epochs"], strict=True)]
+    )
     groups = [g for _, g in per_run.groupby(["table", "label"]) if len(g) > 1]
     if not groups:
         return None
     acc = pooled_sd([g[value].tolist() for g in groups])
-    time = pooled_sd(
-        [[math.log(t / e) for t, e in zip(g["final_train_time_s"], g["epochs"], strict=True)] for g in groups]
-    )
+    time = pooled_sd([g["log_s"].tolist() for g in groups])
+    share, pairs = seed_correlation(per_run, (value, "log_s"))
     runs = sum(len(g) for g in groups)
-    return Spreads(acc, time, f"fitted: {uri}, {runs} runs in {len(groups)} rows")
+    seeds = f", seed correlation from {pairs} of two rows' runs" if pairs else ", no rows share seeds: 0"
+    return Spreads(acc, time, f"fitted: {uri}, {runs} runs in {len(groups)} rows{seeds}", share)
+
+
+def seed_correlation(per_run: pd.DataFrame, values: tuple[str, ...]) -> tuple[float, int]:
+    """(the mean correlation of two rows' residuals over the run indices they share, at least 3,
+    over each pair of rows of a table and model and each of `values`, floored at 0; the pairs): the
+    seed's share of the run-to-run variance. (0, 0) where no two rows share 3 run indices."""
+    correlations = []
+    for _, table in per_run.groupby(["table", "model"]):
+        for value in values:
+            wide = table.pivot_table(index="run_index", columns="label", values=value, aggfunc="first")
+            residuals = wide - wide.mean()
+            matrix = residuals.corr(min_periods=3).to_numpy()
+            upper = matrix[np.triu_indices_from(matrix, k=1)]
+            correlations += [c for c in upper if not math.isnan(c)]
+    if not correlations:
+        return 0.0, 0
+    return max(0.0, float(np.mean(correlations))), len(correlations)

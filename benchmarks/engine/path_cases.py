@@ -11,74 +11,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from core.result import Hardware
-
-from .synthetic import SYNTHETIC_HARDWARE, RowTruth
-
-# Epochs for a curve to rise by 1 - 1/e of its plateau: at 1.0 the last of 5 quick epochs adds 0.9
-# points, under the 1 point at which the LAP/LPP claims' guard reads a baseline still improving
-# ("not comparable"); at 1.5 (2.7 points) the guard held in 11 of 12 stores of those two claims.
-TAU = 1.0
-SECONDS = 40.0  # a quick CIFAR-10 ResNet-18 epoch on 2 cores (pd-stragglers' runs: 40-47 s)
-CIFAR_BEST = 0.75  # a row's best test accuracy after its epochs at quick, before the effects
-
-
-@dataclass(frozen=True)
-class Spreads:
-    """Run-to-run spreads of one workload: best test accuracy (`acc`, a fraction) and log seconds
-    per epoch (`time`), pooled within rows, with the store and runs they were fitted to."""
-
-    acc: float
-    time: float
-    source: str
-
-
-@dataclass(frozen=True)
-class Workloads:
-    """The spreads of each simulated workload's rows."""
-
-    cifar: Spreads
-    imdb_lu: Spreads
-    imdb_bu: Spreads
-    gpt: Spreads  # `acc`: bits per byte
-
-    def text(self) -> str:
-        """One line per workload: its spreads and where they come from."""
-        named = (("CIFAR-10", self.cifar), ("IMDb LU", self.imdb_lu), ("IMDb BU", self.imdb_bu))
-        lines = [f"  {name}: best accuracy sd {s.acc * 100:.2f} points" for name, s in named]
-        lines.append(f"  GPT: best bits per byte sd {self.gpt.acc:.3f}")
-        return "\n".join(
-            f"{line}, log seconds per epoch sd {s.time:.3f} ({s.source})"
-            for line, s in zip(lines, (*(s for _, s in named), self.gpt), strict=True)
-        )
-
-
-# Fitted by `fit_workloads` to results/claims-stragglers.db (pd-stragglers at quick, CIFAR-10
-# ResNet-18, async_lu at 4 delays, 16 runs on 2 cores, 2026-11-27), the one stored CIFAR workload
-# with replicated runs; every CIFAR row takes them. IMDb: no replicated runs stored here, so 000
-# Table 6's own spreads of 3 runs (LU 85.15 +/- 0.15, BU 85.06 +/- 0.59), CIFAR's time spread.
-CIFAR = Spreads(acc=0.0107, time=0.022, source="fitted: pd-stragglers quick, 16 runs in 4 rows, 2026-11-27")
-DEFAULT = Workloads(
-    CIFAR,
-    Spreads(acc=0.0015, time=CIFAR.time, source="000 Table 6's LU; time as CIFAR's"),
-    Spreads(acc=0.0059, time=CIFAR.time, source="000 Table 6's BU; time as CIFAR's"),
-    # No replicated GPT runs stored here: two runs of one recipe differed by 0.11 bits per byte
-    # (pd-transformer-remedies, docs/performance.md), a spread of 0.11 / sqrt(2).
-    Spreads(acc=0.078, time=CIFAR.time, source="assumed: one pair 0.11 apart; time as CIFAR's"),
+from . import path_measured as measured
+from .path_workloads import (
+    CIFAR_BEST,
+    GPUS,
+    SECONDS,
+    TWO_GPUS,
+    PathCase,
+    Truths,
+    Workloads,
+    falling,
+    row,
 )
-
-
-def row(best: float, seconds: float, epochs: int, spreads: Spreads, tau: float = TAU) -> RowTruth:
-    """A row whose runs reach `best` test accuracy on average at their last epoch (of `epochs`),
-    `seconds` per epoch: the plateau that curve's last epoch reaches."""
-    reach = 1 - math.exp(-epochs / tau)
-    return RowTruth(seconds, best / reach, tau, spreads.time, spreads.acc / reach)
-
-
-# Each case: the part effects (on the bands' scales, in the claim's part order) -> the rows' truths.
-Truths = Callable[[tuple[float, ...], Workloads], dict[str, RowTruth]]
+from .synthetic import RowTruth
 
 
 def bu_fastest(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
@@ -142,36 +89,11 @@ def stragglers(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
     }
 
 
-@dataclass(frozen=True)
-class PathCase:
-    """How a claim's stores are simulated: its rows' truths from its parts' effects, the row (its
-    truths' key) whose run diverges in the "diverged" scenario, which counts against the claim,
-    with that row's epochs (it diverges at its last but one, at least its first), and the hardware
-    its runs name."""
-
-    truths: Truths
-    diverges: str
-    epochs: int
-    hardware: Hardware = SYNTHETIC_HARDWARE
-
-
 # --- table layup (000 v4's abstract): 3 workers, ResNet-18 1 epoch to 40 %, the GPT 3 epochs to
 # 4.3 bits per byte at quick, as the pilot ran them (results/mlflow.db, 2026-11-27).
 LAYUP_SECONDS = {"resnet18": 45.0, "gpt": 42.0}
 LAYUP_BEST = {"resnet18": 0.45, "gpt": 4.15}  # the pilot's DDP: 0.475, 4.152
 LAYUP_EPOCHS = {"resnet18": 1, "gpt": 3}
-# The pilot's DDP GPT curve, 4.458, 4.203, 4.152 bits per byte after epochs 1-3, is 4.14 +
-# 1.56 exp(-epochs / 0.62): a fall from 5.7 at epoch 0 with a time constant of 0.62 epochs.
-GPT_TAU, GPT_START = 0.62, 5.7
-GPUS = Hardware("cuda", "synthetic GPU", 3, 16)  # devices of their own: no 2-core artefact guard
-
-
-def falling(best: float, seconds: float, epochs: int, spreads: Spreads, tau: float = GPT_TAU) -> RowTruth:
-    """A row whose runs reach `best` of a metric to lower (bits per byte) on average at their last
-    epoch, on the pilot's GPT curve (its time constant `tau` in epochs)."""
-    left = math.exp(-epochs / tau)  # the share of the fall still to come after the last epoch
-    plateau = (best - GPT_START * left) / (1 - left)
-    return RowTruth(seconds, plateau, tau, spreads.time, spreads.acc / (1 - left), start=GPT_START)
 
 
 def layup_row(model: str, w: Workloads, slower: float = 0.0, better: float = 0.0, **extra) -> RowTruth:
@@ -182,7 +104,7 @@ def layup_row(model: str, w: Workloads, slower: float = 0.0, better: float = 0.0
         truth = falling(LAYUP_BEST[model] * math.exp(-better), seconds, epochs, w.gpt)
     else:
         truth = row(LAYUP_BEST[model] * math.exp(better), seconds, epochs, w.cifar, tau=0.5)
-    return replace(truth, extra=extra, extra_spread=DRIFT_SPREAD if extra else 0.0)
+    return replace(truth, extra={k: (v, DRIFT_SPREAD) for k, v in extra.items()})
 
 
 def both(label: str, make: Callable[[str], RowTruth]) -> dict[str, RowTruth]:
@@ -260,7 +182,7 @@ def throughput(label_rates: dict[str, float], w: Workloads, epochs: int) -> dict
     """Rows that differ in samples per second alone (each run's log-normal with the time spread)."""
     base = row(CIFAR_BEST, SECONDS, epochs, w.cifar)
     return {
-        label: replace(base, extra={"samples_per_s": 1000.0 * rate}, extra_spread=w.cifar.time)
+        label: replace(base, extra={"samples_per_s": (1000.0 * rate, w.cifar.time)})
         for label, rate in label_rates.items()
     }
 
@@ -311,5 +233,22 @@ CASES: dict[str, PathCase] = {
     "gpt-lu-lower-loss-than-bu": PathCase(gpt_lower_loss, "async_lu", 20),
     "lu-faster-than-pipelines": PathCase(lu_over_pipelines, "async_lu", 5),
     "004-thread-ratio-1-2-best": PathCase(thread_ratio, "async_lu", 2),
-    "lu-speedup-about-ddp": PathCase(lu_about_ddp, "async_lu", 5, Hardware("cuda", "synthetic GPU", 2, 16)),
+    "lu-speedup-about-ddp": PathCase(lu_about_ddp, "async_lu", 5, TWO_GPUS),
+    "beta-about-2": PathCase(measured.beta_about_2, "table9/resnet18", 1),
+    "speedup-approaches-1-plus-beta": PathCase(measured.speedup_bound, "", 0, GPUS),
+    "gpt-lu-speedup": PathCase(measured.gpt_speedup, "pd-transformer/async_lu", 20, GPUS),
+    "lu-staleness-below-bu-grows-with-depth": PathCase(measured.lu_staleness, "resnet18/async_bu", 5),
+    "gpt-lu-staleness-below-bu-grows-with-depth": PathCase(
+        measured.gpt_staleness, "pd-transformer/async_lu", 20
+    ),
+    "gpt-remedy-closes-gap": PathCase(
+        measured.remedies, f"pd-transformer-remedies/{measured.BEST_REMEDY}", measured.BP_EPOCHS
+    ),
+    "004-mfu-above-ddp": PathCase(measured.mfu_above, "pd-headline/async_lu", 5, TWO_GPUS),
+    "004-faster-than-lppsgd-and-ddp": PathCase(
+        measured.headline, "async_lu", measured.HEADLINE_EPOCHS, GPUS, "paper"
+    ),
+    "imagenet-same-accuracy-3x-faster": PathCase(
+        measured.imagenet, "async_lu", measured.IMAGENET_EPOCHS, GPUS, "paper"
+    ),
 }
