@@ -105,6 +105,8 @@ def test_open_cells_get_the_next_looks_runs_and_nothing_else(tmp_path):
     assert judged(tracker).verdict == after.verdict
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # two stores run to their last look, ~11 s: out of the default run
 def test_a_kill_mid_round_resumes_to_the_same_verdicts(tmp_path):
     whole = store_at_first_look(tmp_path, "whole.db")
     until_decided(whole)
