@@ -11,6 +11,9 @@ from dataclasses import replace
 from .path_workloads import CIFAR_BEST, SECONDS, Workloads, falling, row
 from .synthetic import PerfTruth, RowTruth
 
+# The parts' noise (the cell calibration's), where no stored runs give a spread to fit.
+CLAIM_NOISE = {"staleness": 0.2, "depth": 0.1, "rise": 0.02, "mfu": 0.1, "speedup": 0.05, "imagenet": 0.3}
+
 # --- measurements: Table 9's timing, `perf async`, per-epoch staleness and MFU.
 # The sd of log β between runs here (beta-about-2's part: 2.12-2.21 on ResNet-18), so each pass's
 # time has 1/sqrt(2) of it; no stored replicated timings to fit here.
@@ -63,8 +66,6 @@ def per_run(level: float, cell_noise: float) -> tuple[float, float]:
     return level, cell_noise / math.sqrt(2) / level
 
 
-# The parts' noise (the cell calibration's), where no stored runs give a spread to fit.
-CLAIM_NOISE = {"staleness": 0.2, "depth": 0.1, "rise": 0.02, "mfu": 0.1, "speedup": 0.05, "imagenet": 0.3}
 LU_STALENESS = 0.7  # updates a tensor received since the forward read it (pd-threads: LU 0.66)
 BU_DELAY_S = 0.05  # BU's update delay summed over ResNet-18's tensors per pass, seconds (a level only)
 
