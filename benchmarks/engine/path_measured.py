@@ -8,11 +8,16 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from reports.claims import CLAIMS
+
 from .path_workloads import CIFAR_BEST, SECONDS, Workloads, falling, row
 from .synthetic import PerfTruth, RowTruth
 
-# The parts' noise (the cell calibration's), where no stored runs give a spread to fit.
-CLAIM_NOISE = {"staleness": 0.2, "depth": 0.1, "rise": 0.02, "mfu": 0.1, "speedup": 0.05, "imagenet": 0.3}
+
+def noise(claim_id: str, part: int) -> float:
+    """A part's own noise (the cell calibration's), where no stored runs give a spread to fit."""
+    return CLAIMS[claim_id].parts[part].noise
+
 
 # --- measurements: Table 9's timing, `perf async`, per-epoch staleness and MFU.
 # The sd of log β between runs here (beta-about-2's part: 2.12-2.21 on ResNet-18), so each pass's
@@ -41,7 +46,8 @@ def speedup_bound(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTrut
     of the paper, the ratio's log spread the part's noise at its paper share, β's its own."""
     (share,) = effects
     beta = PAPER_PASSES["resnet18"][1] / PAPER_PASSES["resnet18"][0]
-    part = CLAIM_NOISE["speedup"] / 0.9
+    approaches = CLAIMS["speedup-approaches-1-plus-beta"].parts[0]
+    part = approaches.noise / approaches.paper
     return {"perf/async": PerfTruth({"ratio": (share * (1 + beta), part), "beta": (beta, BETA_SPREAD)})}
 
 
@@ -66,6 +72,8 @@ def per_run(level: float, cell_noise: float) -> tuple[float, float]:
     return level, cell_noise / math.sqrt(2) / level
 
 
+LU_STALENESS_CLAIM = "lu-staleness-below-bu-grows-with-depth"
+GPT_STALENESS_CLAIM = "gpt-lu-staleness-below-bu-grows-with-depth"
 LU_STALENESS = 0.7  # updates a tensor received since the forward read it (pd-threads: LU 0.66)
 BU_DELAY_S = 0.05  # BU's update delay summed over ResNet-18's tensors per pass, seconds (a level only)
 
@@ -77,15 +85,15 @@ def lu_staleness(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth
     below, deeper = effects
     curve = row(CIFAR_BEST, SECONDS, 5, w.cifar)
     (f18, b18), (f50, b50) = PAPER_PASSES["resnet18"], PAPER_PASSES["resnet50"]
-    delay = (BU_DELAY_S, CLAIM_NOISE["depth"] / math.sqrt(2))
+    delay = (BU_DELAY_S, noise(LU_STALENESS_CLAIM, 1) / math.sqrt(2))
     return {
         "resnet18/async_lu": replace(
-            curve, extra={"staleness_mean": per_run(LU_STALENESS, CLAIM_NOISE["staleness"])}
+            curve, extra={"staleness_mean": per_run(LU_STALENESS, noise(LU_STALENESS_CLAIM, 0))}
         ),
         "resnet18/async_bu": replace(
             curve,
             extra={
-                "staleness_mean": per_run(LU_STALENESS + below, CLAIM_NOISE["staleness"]),
+                "staleness_mean": per_run(LU_STALENESS + below, noise(LU_STALENESS_CLAIM, 0)),
                 "update_delay_s_sum": delay,
             },
         ),
@@ -103,12 +111,12 @@ def gpt_staleness(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTrut
     part's noise)."""
     below, rise = effects
     base = falling(2.4, 30.0, 20, w.gpt, tau=4.0)
-    staleness = CLAIM_NOISE["staleness"]
+    staleness = noise(GPT_STALENESS_CLAIM, 0)
     return {
         "pd-transformer/async_lu": replace(
             base,
             extra={"staleness_mean": per_run(LU_STALENESS, staleness)},
-            block_staleness=(LU_STALENESS, rise, CLAIM_NOISE["rise"]),
+            block_staleness=(LU_STALENESS, rise, noise(GPT_STALENESS_CLAIM, 1)),
         ),
         "pd-transformer/async_bu": replace(
             base, extra={"staleness_mean": per_run(LU_STALENESS + below, staleness)}
@@ -162,8 +170,10 @@ def mfu_above(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth | 
     (gap,) = effects
     curve = row(CIFAR_BEST, SECONDS, 5, w.cifar)
     return {
-        "pd-headline/ddp": replace(curve, extra={"mfu": per_run(0.351, CLAIM_NOISE["mfu"])}),
-        "pd-headline/async_lu": replace(curve, extra={"mfu": per_run(0.351 + gap, CLAIM_NOISE["mfu"])}),
+        "pd-headline/ddp": replace(curve, extra={"mfu": per_run(0.351, noise("004-mfu-above-ddp", 0))}),
+        "pd-headline/async_lu": replace(
+            curve, extra={"mfu": per_run(0.351 + gap, noise("004-mfu-above-ddp", 0))}
+        ),
     }
 
 
@@ -187,7 +197,7 @@ def imagenet(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth | P
     """table5 (ImageNet-1k, ResNet-50): bp exp(first effect) slower per epoch than LU, LU's best the
     second effect's points above bp's 73.40 %, each run's best with the part's noise."""
     faster, gap = effects
-    spreads = replace(w.cifar, acc=CLAIM_NOISE["imagenet"] / math.sqrt(2) / 100)
+    spreads = replace(w.cifar, acc=noise("imagenet-same-accuracy-3x-faster", 1) / math.sqrt(2) / 100)
     return {
         "bp": row(0.7340, BP_IMAGENET_S, IMAGENET_EPOCHS, spreads, tau=30.0),
         "async_lu": row(
