@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -194,7 +195,7 @@ class Job:
         """The params that make the job key: `params` less the added settings at their default."""
         return {**keyed(self.config, self.method_config), "devices": self.devices}
 
-    @property
+    @functools.cached_property  # a Job never changes; the planner and run read its key often
     def key(self) -> str:
         """Hash of (table, dataset, model, method, profile, seed, hyperparameters): resume by it."""
         ident = [

@@ -143,11 +143,26 @@ def time_to_target(run_curve: pd.DataFrame, target: float, metric: Metric = ACCU
     `target`, in its direction; NaN if never."""
     if math.isnan(target) or metric.name not in run_curve:
         return math.nan, math.nan
-    reached = metric.reached(run_curve[metric.name].to_numpy(dtype=np.float64), target)  # NaN: never
+    return first_reached(
+        run_curve[metric.name].to_numpy(dtype=np.float64),
+        run_curve["train_time_s"].to_numpy(dtype=np.float64),
+        run_curve["epoch"].to_numpy(),
+        target,
+        metric,
+    )
+
+
+def first_reached(
+    values: np.ndarray, seconds: np.ndarray, epochs: np.ndarray, target: float, metric: Metric
+) -> tuple[float, float]:
+    """`time_to_target` on a curve's arrays (the metric's values, the training clock, the epochs)."""
+    if math.isnan(target):
+        return math.nan, math.nan
+    reached = metric.reached(values, target)  # NaN: never
     if not reached.any():
         return math.nan, math.nan
     first = int(reached.argmax())
-    return float(run_curve["train_time_s"].iloc[first]), float(run_curve["epoch"].iloc[first] + 1)
+    return float(seconds[first]), float(epochs[first] + 1)
 
 
 def time_to_best(run_curve: pd.DataFrame, metric: Metric = ACCURACY) -> tuple[float, float, float]:

@@ -9,11 +9,12 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from core.metric import ACCURACY, Metric
 
-from .runs import CURVE, curve, mean_std, time_to_best, time_to_target
+from .runs import CURVE, curve, first_reached, mean_std, time_to_target
 
 FINAL_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_time_s")
 # Every training run's peak memory (core/runtime/memory.py): a column of every report of runs.
@@ -23,23 +24,37 @@ MEMORY = "mem_peak_gib"
 def run_values(c: pd.DataFrame, metric: Metric, target: float, metrics: tuple[str, ...]) -> dict:
     """One run's values from its curve: its best, times and epochs to it and to `target`, the final
     values, the mean of each of `metrics` and the peak memory."""
-    best, best_s, best_epochs = time_to_best(c, metric)
-    at_best = c[c["epoch"] + 1 == best_epochs]["train_acc"]
-    target_s, target_epochs = time_to_target(c, target, metric)
+    # On the curve's arrays: a report (and calibrate-claims --path) computes this for every run.
+    arrays = {
+        name: c[name].to_numpy(dtype=np.float64) for name in dict.fromkeys((*FINAL_METRICS, *metrics, MEMORY))
+    }
+    seconds, epochs = arrays["train_time_s"], c["epoch"].to_numpy()
+    # A curve without the metric has no best and reaches no target.
+    values = c[metric.name].to_numpy(dtype=np.float64) if metric.name in c else np.full(len(c), np.nan)
+    best = nan_reduce(values, np.max if metric.direction == "max" else np.min)
+    best_s, best_epochs = first_reached(values, seconds, epochs, best, metric)
+    at_best = np.flatnonzero(epochs + 1 == best_epochs)
+    target_s, target_epochs = first_reached(values, seconds, epochs, target, metric)
     return dict(
         best=best,
-        best_acc=best if metric == ACCURACY else float(c["test_acc"].max()),
-        train_acc_best=float(at_best.iloc[0]) if len(at_best) else math.nan,
+        best_acc=best if metric == ACCURACY else nan_reduce(arrays["test_acc"], np.max),
+        train_acc_best=float(arrays["train_acc"][at_best[0]]) if len(at_best) else math.nan,
         tta_best_s=best_s,
         epochs_best=best_epochs,
         target=target,
         tta_target_s=target_s,
         epochs_target=target_epochs,
         # After the last epoch (002's tables report the end of training).
-        **{f"final_{m}": float(c[m].iloc[-1]) for m in FINAL_METRICS},
-        **{m: float(c[m].mean()) for m in metrics},
-        **{MEMORY: float(c[MEMORY].max())},  # the job's highest epoch peak
+        **{f"final_{m}": float(arrays[m][-1]) for m in FINAL_METRICS},
+        **{m: nan_reduce(arrays[m], np.mean) for m in metrics},
+        **{MEMORY: nan_reduce(arrays[MEMORY], np.max)},  # the job's highest epoch peak
     )
+
+
+def nan_reduce(values: np.ndarray, reduce: Callable) -> float:
+    """`reduce` of the defined values as a float (NaN where none is), as pandas' max and mean skip NaN."""
+    defined = values[~np.isnan(values)]
+    return float(reduce(defined)) if len(defined) else math.nan
 
 
 def training_per_run(
@@ -60,7 +75,9 @@ def training_per_run(
     settings = [c for c in finished.columns if c in setting_keys]
     metrics = (*metrics, *(["mfu"] if "mfu" not in metrics else []))  # every training run logs it
     default_metric, metric_of = metric, dict(model_metrics or {})
-    for _, run in finished.iterrows():
+    # Only the columns a run's values need (iterrows built a Series per run of every column).
+    identities = ("model", "method", "label", "row", "run_index", "run_id", *settings)
+    for run in finished[[c for c in identities if c in finished]].to_dict("records"):
         metric = metric_of.get(run["model"], default_metric)
         logged = (*metrics, MEMORY, *([metric.name] if metric.name not in CURVE else []))
         c = curve(uri, run["run_id"], logged)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from core.metric import Metric
@@ -15,6 +16,17 @@ from ..runs import time_to_target
 from ..values import training_per_run
 
 TIME_COLUMNS = ("tta_worst_s", "tta_target_s", "tta_best_s")
+# The runs' tags and final metrics a per-run row carries (`measured_runs`).
+TAGS = (
+    "status",
+    "hardware",
+    "stop_reason",
+    "start_time",
+    "contended",
+    "metrics.staleness_mean",
+    "metrics.update_delay_s_mean",
+    "metrics.update_delay_s_sum",
+)
 
 
 def measured_runs(
@@ -29,23 +41,22 @@ def measured_runs(
     per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric, spec.model_metrics)
     measured = set(per_run["run_id"]) if not per_run.empty else set()
     # Runs that failed before their first evaluation: kept, with no values (a cell counts them).
+    identity = ["model", "method", "label", "row", *(k for k in settings if k in runs), "run_index", "run_id"]
+    identity = ["model", "method", "label", "row", *settings, "run_index", "run_id"]
+    unmeasured = runs.loc[~runs["run_id"].isin(measured), [c for c in identity if c in runs]]
     blank = [
-        dict(
-            model=r["model"],
-            method=r["method"],
-            label=r["label"],
-            row=float(r.get("row", -1)),
-            **{k: r[k] for k in settings if k in r},
-            run_index=int(r["run_index"]),
-            run_id=r["run_id"],
-            _curve=pd.DataFrame(columns=["epoch", "test_acc", "train_time_s"]),
-        )  # fmt: skip
-        for _, r in runs.iterrows()
-        if r["run_id"] not in measured
+        {
+            **r,
+            "row": float(r.get("row", -1)),
+            "run_index": int(r["run_index"]),
+            "_curve": pd.DataFrame(columns=["epoch", "test_acc", "train_time_s"]),
+        }
+        for r in unmeasured.to_dict("records")
     ]
     per_run = pd.concat([per_run, pd.DataFrame(blank)], ignore_index=True) if blank else per_run
     # Every run of per_run is one of `runs`: their tags, row by row (a tag no run has: `default`).
-    extra = runs.drop_duplicates("run_id").set_index("run_id").reindex(per_run["run_id"])
+    wanted = [c for c in runs if c in TAGS or c.startswith(("hardware_", "params.hardware_"))]
+    extra = runs[["run_id", *wanted]].drop_duplicates("run_id").set_index("run_id").reindex(per_run["run_id"])
 
     def tag(name: str, default=None) -> list:
         return extra[name].tolist() if name in extra else [default] * len(per_run)
@@ -80,27 +91,23 @@ def with_censored_times(
     # row in the paper; a diverged or failed run's best does not lower it (training_per_run took
     # every run's). Taken from the first look's runs (rule version 5): later runs would move it,
     # and with it the times a look already judged (docs/fidelity.md, "History of the rules").
-    finished = per_run["status"] == "finished"
+    finished = (per_run["status"] == "finished").to_numpy(copy=True)
     if target_runs is not None:
-        finished &= per_run["run_index"].astype(int) < target_runs
-    for model, group in per_run.groupby("model"):
-        metric = metric_of(model)
-        worst = metric.worst_of(group.loc[finished[group.index], "best"]) if "best" in group else math.nan
-        per_run.loc[group.index, "worst_best"] = worst
-        per_run.loc[group.index, "tta_worst_s"] = [
-            time_to_target(c, worst, metric)[0] for c in group["_curve"]
-        ]
-        ends = pd.Series(
-            [float(c["train_time_s"].max()) if len(c) else math.nan for c in group["_curve"]],
-            index=group.index,
-        )
-        for column in TIME_COLUMNS:
-            if column not in per_run:
-                per_run[column] = math.nan
-            values = per_run.loc[group.index, column].astype(float)
-            missed = values.isna()
-            per_run.loc[group.index, f"{column}_censored"] = missed & ends.notna()
-            per_run.loc[group.index, column] = values.where(~missed, ends)
+        finished &= per_run["run_index"].astype(int).to_numpy() < target_runs
+    # Whole columns from arrays: this runs for every look at every store of calibrate-claims --path.
+    models = per_run["model"].to_numpy()
+    best = per_run["best"].to_numpy(dtype=float) if "best" in per_run else np.full(len(per_run), np.nan)
+    worst = {m: metric_of(m).worst_of(best[finished & (models == m)]) for m in dict.fromkeys(models)}
+    per_run["worst_best"] = [worst[m] for m in models]
+    per_run["tta_worst_s"] = [
+        time_to_target(c, worst[m], metric_of(m))[0] for c, m in zip(per_run["_curve"], models, strict=True)
+    ]
+    ends = np.array([float(c["train_time_s"].max()) if len(c) else math.nan for c in per_run["_curve"]])
+    for column in TIME_COLUMNS:
+        values = per_run[column].to_numpy(dtype=float) if column in per_run else np.full(len(per_run), np.nan)
+        missed = np.isnan(values)
+        per_run[f"{column}_censored"] = missed & ~np.isnan(ends)
+        per_run[column] = np.where(missed, ends, values)
     return per_run
 
 
@@ -109,8 +116,9 @@ def late_gain(curve: pd.DataFrame) -> tuple[float, int]:
     that is: at least one); (0, 0) for a single epoch."""
     if "test_acc" not in curve:
         return 0.0, 0
-    best = curve["test_acc"].cummax().dropna()
+    accuracy = curve["test_acc"].to_numpy(dtype=float)
+    best = np.maximum.accumulate(accuracy[~np.isnan(accuracy)])  # the best so far at each evaluation
     if len(best) < 2:
         return 0.0, 0
     k = max(1, round(len(best) / 4))
-    return float(best.iloc[-1] - best.iloc[-1 - k]), k
+    return float(best[-1] - best[-1 - k]), k
