@@ -4,7 +4,14 @@ claims judged from simulated runs through the code that reads real ones, where t
 import pandas as pd
 import pytest
 
-from benchmarks.engine.path_calibration import DEFAULT, fit_workloads, simulate, simulated_store, truths_of
+from benchmarks.engine.path_calibration import (
+    DEFAULT,
+    fit_workloads,
+    planned,
+    simulate,
+    simulated_store,
+    truths_of,
+)
 from benchmarks.engine.path_cases import CASES
 from benchmarks.engine.synthetic import (
     PATH_CLAIMS,
@@ -85,6 +92,40 @@ def test_a_view_of_a_stores_first_runs_holds_those_runs_alone():
     same = view.merge(full, on=["label", "run_index"], suffixes=("", "_full"))
     assert len(same) == 6 and (same["epochs"] == same["epochs_full"]).all()
     assert (same["final_test_acc"].fillna(-1) == same["final_test_acc_full"].fillna(-1)).all()
+
+
+# Claims whose paths differ: times censored, paired values, a screening, a staleness table, perf
+# results, measurements.
+LOOK_CLAIMS = (
+    "bu-fastest-to-target",
+    "lu-more-accurate-than-bu",
+    "gpt-remedy-closes-gap",
+    "gpt-lu-staleness-below-bu-grows-with-depth",
+    "speedup-approaches-1-plus-beta",
+    "beta-about-2",
+)
+
+
+@pytest.mark.parametrize("claim_id", LOOK_CLAIMS)
+def test_a_look_on_a_grown_store_reads_what_a_store_of_that_looks_runs_alone_reads(claim_id):
+    """`Evidence.at_look(n)` of a store of 10 runs a cell (how calibrate-claims --path judges each
+    look) reads the per-run values, cells and verdict that a store of only those n runs reads:
+    later runs move nothing a look read, targets included. With a diverged run where one can be."""
+    claim, case = CLAIMS[claim_id], CASES[claim_id]
+    store = simulated_store(claim, truths_of(claim, "diverged" if case.diverges else "paper", 0), seed=7)
+    grown = Evidence(store.uri, dict(TABLES), case.profile)
+    tables = {job.table for job in planned(claim_id).jobs}
+    for look in (1, 2, 3):
+        runs = claim.plan.runs_at(look)
+        view = store.first_runs(runs)  # its URI names it while it lives
+        at_look, then = grown.at_look(runs), Evidence(view.uri, dict(TABLES), case.profile)
+        a, b = claim.judge(at_look), claim.judge(then)
+        assert (a.verdict, a.reason) == (b.verdict, b.reason), look
+        assert [repr(c) for c in a.cells] == [repr(c) for c in b.cells], look
+        assert max(c.count for c in a.cells) <= runs
+        for table in tables:
+            frames = (e.planned(claim).per_run(table) for e in (at_look, then))
+            pd.testing.assert_frame_equal(*(f.drop(columns="_curve", errors="ignore") for f in frames))
 
 
 @pytest.mark.ci

@@ -112,13 +112,13 @@ def planned(claim_id: str):
 
 
 def verdicts(claim: Claim, store: MemoryStore) -> dict[int, str]:
-    """The claim's verdict at each look of its design (3, 5 and 10 runs a cell), on the store's
-    run indices of that look (`Plan.runs_at`: a screening run first, where the plan has one)."""
-    out = {}
-    for look, runs in enumerate(RUNS, start=1):
-        view = store.first_runs(claim.plan.runs_at(look))
-        out[runs] = claim.judge(Evidence(view.uri, dict(TABLES), CASES[claim.id].profile)).verdict
-    return out
+    """The claim's verdict at each look of its design (3, 5 and 10 runs a cell), on the store as it
+    stood at that look (`Evidence.at_look` of `Plan.runs_at`: a screening run first, where the plan
+    has one). The looks share the runs' values, read once: a look reads what the store held then
+    (tests/test_path_calibration.py checks it against a store of only those runs)."""
+    evidence = Evidence(store.uri, dict(TABLES), CASES[claim.id].profile)
+    looks = enumerate(RUNS, start=1)
+    return {runs: claim.judge(evidence.at_look(claim.plan.runs_at(look))).verdict for look, runs in looks}
 
 
 def calibrate_path(

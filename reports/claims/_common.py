@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from core.registry import Registry
 
-from ..render import table_runs
-from ..runs import load_runs
-from ._per_run import TIME_COLUMNS, measured_runs
+from ._per_run import TIME_COLUMNS
+from .evidence import Evidence
 from .stats import (
     MIN_RUNS,
     NOT_COMPARABLE,
@@ -43,7 +42,6 @@ LAYUP_V4 = "000 v4's abstract (LayUp, arXiv:2410.05985v4)"
 EXTENSION = "none: the suite's extension"
 ACCURACY_TABLES = ("table1", "table3", "table6")  # CIFAR-10, CIFAR-100, IMDb: LU and BU runs
 TTA_TABLES = ("table1", "table3")
-TERMINAL = ("finished", "diverged", "failed")  # a run's end that counts (interrupted runs resume)
 # One margin for every "the same accuracy" of 000 (IMDb's LU vs BU, ImageNet's LU vs bp): the one
 # place the paper shows that sameness with replicated runs is IMDb (Table 6: LU 85.15 ± 0.15, BU
 # 85.06 ± 0.59, 3 runs each), whose own Welch 95 % interval on the gap is [-1.27, +1.45] points; so
@@ -202,98 +200,6 @@ def register_claim(**fields) -> Callable[[Callable], Callable]:
     return wrap
 
 
-# --- the evidence: runs of one profile, as the table reports read them ----------------------------
-@dataclass
-class Evidence:
-    """The runs of one profile in one store, per table, loaded once; `planned` narrows it to the
-    run indices one claim's plan fixed."""
-
-    uri: str
-    specs: dict  # table id -> TableSpec
-    profile: str
-    runs_per_cell: int | None = None  # None: every run index
-    first_look: int = MIN_RUNS  # the runs of a cell's first look (its `planned` runs)
-    _cache: dict = field(default_factory=dict)
-
-    def planned(self, claim: Claim) -> Evidence:
-        """This evidence as `claim`'s plan fixes it: the run indices up to its design's last look (1
-        at smoke, which decides nothing). Runs beyond it never count, however they were made."""
-        plan = claim.plan
-        if self.profile == "smoke":
-            return replace(self, runs_per_cell=1, first_look=1)
-        return replace(self, runs_per_cell=plan.runs_at(plan.last), first_look=plan.runs)
-
-    def _in_plan(self, runs: pd.DataFrame) -> pd.DataFrame:
-        if runs.empty or self.runs_per_cell is None or "run_index" not in runs:
-            return runs
-        return runs[runs["run_index"].astype(int) < self.runs_per_cell]
-
-    def all_runs(self, table_id: str) -> pd.DataFrame:
-        """The first run of each cell and run index of the table that ended (finished, diverged or
-        failed, not stale), this profile: a rerun of an index (after a divergence) does not replace it."""
-        key = ("runs", table_id)
-        if key not in self._cache:
-            runs = table_runs(self.uri, self.specs[table_id])
-            if not runs.empty:
-                ended = (runs["profile"] == self.profile) & runs["status"].isin(TERMINAL)
-                if "stop_reason" in runs:
-                    # A run whose process died (kill -9, an OOM kill, a power cut: `stale`) ended no
-                    # job: `run` redoes it, and the redo is the index's run, as after an interruption.
-                    ended &= ~((runs["status"] == "failed") & (runs["stop_reason"] == "stale"))
-                runs = runs[ended]
-                # table_runs lists the newest first: the last of each index is the one that ended first.
-                runs = runs.drop_duplicates(subset=["profile", "model", "label", "run_index"], keep="last")
-            self._cache[key] = runs
-        return self._cache[key]
-
-    @property
-    def planned_runs(self) -> int:
-        """The runs a cell of this evidence needs before its first look."""
-        return self.first_look
-
-    @property
-    def most_runs(self) -> int:
-        """The most runs (perf results) of a cell that count: its design's last look's."""
-        return self.runs_per_cell or MIN_RUNS
-
-    def runs(self, table_id: str) -> pd.DataFrame:
-        """The planned runs of the table (`all_runs` within the plan's run indices)."""
-        return self._in_plan(self.all_runs(table_id))
-
-    def rows(self, table_ids: tuple[str, ...], methods: tuple[str, ...]) -> list[str]:
-        """The label of each method's row and, after it, of each of its named rows with runs in the
-        tables (the LAP-SGD baselines also as their authors' code runs them:
-        `lapsgd[reading=authors_code]`)."""
-        labels: dict[str, set[str]] = {}
-        for table_id in table_ids:
-            runs = self.runs(table_id)
-            for method, label in zip(runs.get("method", []), runs.get("label", []), strict=True):
-                labels.setdefault(method, set()).add(label)
-        return [m for method in methods for m in [method, *sorted(labels.get(method, set()) - {method})]]
-
-    def per_run(self, table_id: str) -> pd.DataFrame:
-        """Per planned run: best accuracy, times to accuracy (reports.render.training_per_run), status
-        and hardware. Failed and diverged runs stay: a time to a target a run never reached is
-        censored at its own last training time (`<column>_censored`), and a run that failed before
-        its first evaluation keeps NaN."""
-        key = ("per_run", table_id, self.runs_per_cell)
-        if key not in self._cache:
-            runs = self.runs(table_id)
-            spec = self.specs[table_id]
-            self._cache[key] = measured_runs(self.uri, spec, self.profile, runs, self.first_look)
-        return self._cache[key]
-
-    def perf(self, name: str) -> pd.DataFrame:
-        """`perf NAME` results logged to the experiment `perf` (newest first), any profile."""
-        key = ("perf", name)
-        if key not in self._cache:
-            runs = load_runs(self.uri, "perf")
-            self._cache[key] = (
-                runs[runs["perf"] == name] if not runs.empty and "perf" in runs else pd.DataFrame()
-            )
-        return self._cache[key]
-
-
 # --- rule helpers ---------------------------------------------------------------------------------
 def short(run_ids) -> tuple[str, ...]:
     """Run ids as the report shows them (the first 8 characters, as the MLflow UI does)."""
@@ -329,7 +235,7 @@ def of_settings(per_run: pd.DataFrame, settings: dict) -> pd.DataFrame:
 
 def gather(evidence: Evidence, table_ids: tuple[str, ...]) -> pd.DataFrame:
     """The per-run values of several tables, with a `table` column (read only: it is cached)."""
-    key = ("gather", table_ids, evidence.runs_per_cell)
+    key = ("gather", table_ids, evidence.runs_per_cell, evidence.first_look, evidence._cut)
     if key not in evidence._cache:
         frames = [evidence.per_run(t).assign(table=t) for t in table_ids if not evidence.per_run(t).empty]
         evidence._cache[key] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -99,9 +99,10 @@ def with_censored_times(
     best = per_run["best"].to_numpy(dtype=float) if "best" in per_run else np.full(len(per_run), np.nan)
     worst = {m: metric_of(m).worst_of(best[finished & (models == m)]) for m in dict.fromkeys(models)}
     per_run["worst_best"] = [worst[m] for m in models]
-    per_run["tta_worst_s"] = [
-        time_to_target(c, worst[m], metric_of(m))[0] for c, m in zip(per_run["_curve"], models, strict=True)
-    ]
+    curves = zip(per_run["_curve"], models, strict=True)
+    reached = [time_to_target(c, worst[m], metric_of(m)) for c, m in curves]
+    per_run["tta_worst_s"] = [seconds for seconds, _ in reached]
+    per_run["epochs_worst"] = [epochs for _, epochs in reached]
     ends = np.array([float(c["train_time_s"].max()) if len(c) else math.nan for c in per_run["_curve"]])
     for column in TIME_COLUMNS:
         values = per_run[column].to_numpy(dtype=float) if column in per_run else np.full(len(per_run), np.nan)
