@@ -237,8 +237,9 @@ def gather(evidence: Evidence, table_ids: tuple[str, ...]) -> pd.DataFrame:
     """The per-run values of several tables, with a `table` column (read only: it is cached)."""
     key = ("gather", table_ids, evidence.runs_per_cell, evidence.first_look, evidence._cut)
     if key not in evidence._cache:
-        frames = [evidence.per_run(t).assign(table=t) for t in table_ids if not evidence.per_run(t).empty]
-        evidence._cache[key] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        with pd.option_context("future.infer_string", False):  # Python strings, as per_run's text
+            frames = [evidence.per_run(t).assign(table=t) for t in table_ids if not evidence.per_run(t).empty]
+        evidence._cache[key] = pd.concat(frames, ignore_index=True).copy() if frames else pd.DataFrame()
     return evidence._cache[key]
 
 

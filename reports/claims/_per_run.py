@@ -36,6 +36,17 @@ def measured_runs(
     below `target_runs` (all where None)."""
     if runs.empty:
         return pd.DataFrame()
+    # Its text as Python strings, its columns of one dtype in one block: the claims select rows of
+    # it thousands of times in calibrate-claims --path, and a selection takes from every block
+    # (each column of pandas' Arrow-backed text is a block of its own).
+    with pd.option_context("future.infer_string", False):
+        per_run = with_values(uri, spec, profile, runs)
+    return with_censored_times(per_run, spec.metric_of, target_runs).copy()  # a copy is consolidated
+
+
+def with_values(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the values of its curve (`training_per_run`), its status and tags; the runs that
+    failed before their first evaluation kept without values."""
     targets = spec.targets.get(profile, {})
     settings = tuple(dict.fromkeys(k for row in spec.rows for k, _ in row.settings))
     per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric, spec.model_metrics)
@@ -76,7 +87,7 @@ def measured_runs(
     per_run["epochs"] = [len(c) for c in per_run["_curve"]]
     per_run["late_gain"] = [g for g, _ in late]
     per_run["late_epochs"] = [k for _, k in late]
-    return with_censored_times(per_run, spec.metric_of, target_runs)
+    return per_run
 
 
 def with_censored_times(
