@@ -189,6 +189,10 @@ class Job:
 
     def params(self) -> dict[str, object]:
         """Every hyperparameter, flattened: the MLflow params."""
+        return dict(self._params)
+
+    @functools.cached_property  # flattening walks every field of both configs
+    def _params(self) -> dict[str, object]:
         return {**flatten(self.config, self.method_config), "devices": self.devices}
 
     def keyed_params(self) -> dict[str, object]:

@@ -73,7 +73,9 @@ def with_rows(runs: pd.DataFrame, spec) -> pd.DataFrame:
     if runs.empty:
         return runs
     params = [c for c in runs.columns if c.startswith("params.")]
-    logged = runs[params].rename(columns=lambda c: c.removeprefix("params.")).to_dict("records")
+    names = [c.removeprefix("params.") for c in params]  # records from columns: to_dict is slow
+    records = zip(*(runs[c].tolist() for c in params), strict=True) if params else [()] * len(runs)
+    logged = [dict(zip(names, values, strict=True)) for values in records]
     identities = [spec.run_row(m, p) for m, p in zip(runs["method"], logged, strict=True)]
     keep = [identity is not None for identity in identities]
     runs = runs[keep].copy()

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from core.registry import Registry
@@ -227,9 +228,9 @@ def cores(per_run: pd.DataFrame) -> int | None:
 
 def of_settings(per_run: pd.DataFrame, settings: dict) -> pd.DataFrame:
     """The runs whose columns hold these values (`method="async_lu"`, `straggler_delay_frac=0.0`)."""
-    keep = pd.Series(True, index=per_run.index)
+    keep = np.ones(len(per_run), dtype=bool)
     for key, value in settings.items():
-        keep &= per_run[key] == value if key in per_run else False
+        keep &= (per_run[key] == value).to_numpy(dtype=bool) if key in per_run else False
     return per_run[keep]
 
 
@@ -277,8 +278,10 @@ def compared_rows(
     if per_run.empty:
         return
     for (table_id, model), group in per_run.groupby(["table", "model"], sort=False):
+        if models and model not in models:
+            continue
         left, right = select(group, a), select(group, b)
-        if (not models or model in models) and not left.empty and not right.empty:
+        if not left.empty and not right.empty:
             yield table_id, model, left, right
 
 

@@ -4,7 +4,7 @@ them (failed and diverged runs kept), per table, loaded once and narrowed to a c
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pandas as pd
 
@@ -13,8 +13,12 @@ from ..runs import load_runs
 from ._per_run import measured_runs
 from .stats import MIN_RUNS
 
-if TYPE_CHECKING:
-    from ._common import Claim
+
+class Planned(Protocol):
+    """A claim as `Evidence.planned` reads it (reports.claims.Claim; not imported: it imports this)."""
+
+    plan: object  # its Plan: runs, runs_at(look), last
+
 
 TERMINAL = ("finished", "diverged", "failed")  # a run's end that counts (interrupted runs resume)
 
@@ -32,7 +36,7 @@ class Evidence:
     as_of: int | None = None  # the store as it stood with this many runs a cell (None: as it is)
     _cache: dict = field(default_factory=dict)  # shared by the evidences `replace` makes of it
 
-    def planned(self, claim: Claim) -> Evidence:
+    def planned(self, claim: Planned) -> Evidence:
         """This evidence as `claim`'s plan fixes it: the run indices up to its design's last look (1
         at smoke, which decides nothing). Runs beyond it never count, however they were made."""
         plan = claim.plan
