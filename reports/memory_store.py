@@ -33,6 +33,7 @@ class MemoryStore:
         self._histories: dict[tuple[str, str], dict[int, float]] = {}  # (run id, metric) -> step -> value
         self._by_id: dict[str, dict] = {}
         self._tables: dict[tuple[str, str], dict] = {}  # (run id, artifact file) -> its table
+        self._latest: dict[tuple[str, str], int] = {}  # (run id, metric) -> its latest step
         _STORES[self.uri] = self
 
     def start(self, experiment: str, run_name: str, tags: dict, params: dict, reserve: bool = False) -> str:
@@ -55,9 +56,10 @@ class MemoryStore:
         run = self._by_id[run_id]
         for name, value in metrics.items():
             history = self._histories.setdefault((run_id, name), {})
-            history[step] = float(value)
-            if step >= max(history):
+            if step >= self._latest.get((run_id, name), step):  # steps come in order: no max() each
                 run[f"metrics.{name}"] = float(value)
+                self._latest[(run_id, name)] = step
+            history[step] = float(value)
 
     def finish(self, run_id: str, status: str, tags: dict) -> None:
         """Set the final tags and end the run."""

@@ -81,9 +81,11 @@ def training_per_run(
         metric = metric_of.get(run["model"], default_metric)
         logged = (*metrics, MEMORY, *([metric.name] if metric.name not in CURVE else []))
         c = curve(uri, run["run_id"], logged)
-        if c.empty or c[metric.name].isna().all():
+        if c.empty:
             continue
         values = run_values(c, metric, targets.get(run["model"], math.nan), metrics)
+        if math.isnan(values["best"]):  # the metric never logged a value
+            continue
         identity = dict(
             model=run["model"],
             method=run["method"],
@@ -99,13 +101,17 @@ def training_per_run(
         return per_run
     # The paper's rule (Tables 1, 3): the best accuracy reached by the worst method, per model.
     # Taken as the worst best value of any run of that model, so every run reaches it.
-    worst = pd.Series(math.nan, index=per_run.index)
-    for model, best in per_run.groupby("model")["best"]:
-        worst[best.index] = metric_of.get(model, default_metric).worst_of(best)
+    models, best = per_run["model"].tolist(), per_run["best"].tolist()
+    by_model = list(zip(best, models, strict=True))
+    worst_of_model = {
+        model: metric_of.get(model, default_metric).worst_of([b for b, m in by_model if m == model])
+        for model in dict.fromkeys(models)
+    }
+    worst = [worst_of_model[m] for m in models]
     per_run["worst_best"] = worst
     tta = [
         time_to_target(c, w, metric_of.get(m, default_metric))
-        for c, w, m in zip(per_run["_curve"], worst, per_run["model"], strict=True)
+        for c, w, m in zip(per_run["_curve"], worst, models, strict=True)
     ]
     per_run["tta_worst_s"] = [t[0] for t in tta]
     per_run["epochs_worst"] = [t[1] for t in tta]
