@@ -144,7 +144,7 @@ def cmd_calibrate_claims(args) -> int:
         rates = path_rates(sims, only, args.fit, args.profile)
     else:
         claims = fitted_claims(args.fit, args.profile) if args.fit else list(CLAIMS.values())
-        rates = calibrate(sims, claims=[c for c in claims if not only or c.id in only])
+        rates = calibrate(sims, claims=[c for c in claims if not only or c.id in only], workers=0)
     if args.json:
         print(json.dumps([asdict(r) for r in rates]))
     else:

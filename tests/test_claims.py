@@ -668,6 +668,17 @@ def test_a_small_calibration_keeps_false_verdicts_within_what_chance_allows():
 
 
 @pytest.mark.ci
+@pytest.mark.slow  # two spawned processes import the suite: seconds
+def test_the_calibration_reads_the_same_rates_over_two_processes_as_in_one():
+    """`calibrate-claims` runs a claim a task over one process per core; each claim draws from its
+    own seeds, so the rates are those of one process, in the same order."""
+    from reports.claims.calibrate import calibrate
+
+    claims = [CLAIMS[c] for c in ("bu-fastest-to-target", "beta-about-2", "lu-faster-than-lap-lpp")]
+    assert calibrate(20, claims=claims, workers=2) == calibrate(20, claims=claims)
+
+
+@pytest.mark.ci
 @pytest.mark.slow  # 100 stores a case, ~50 s: out of the default run (the test above is its quick form)
 def test_calibration_bounds_false_verdicts_and_each_rule_can_say_reproduced():
     """A fast subset of `calibrate-claims`: false "reproduced" within the limits, and every rule,

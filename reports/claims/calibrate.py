@@ -19,9 +19,12 @@ slower row's runs past a budget censored. Each store goes through
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from multiprocessing import get_context
 
 import numpy as np
 
@@ -135,25 +138,37 @@ class Rates:
     changed: float = 0.0
 
 
-def calibrate(sims: int = 400, seed: int = 0, claims: list[Claim] | None = None) -> list[Rates]:
+def calibrate(
+    sims: int = 400, seed: int = 0, claims: list[Claim] | None = None, workers: int = 1
+) -> list[Rates]:
     """The verdict shares of every claim in every scenario, `sims` stores each (a false scenario:
-    the worst of its parts, each made false in turn)."""
+    the worst of its parts, each made false in turn), a claim's scenario a task over `workers`
+    processes (1: in this one; 0: one per core). Each draws from its own seeds: the rates do not
+    depend on the workers."""
+    tasks = [(c, scenario, sims, seed) for c in claims or list(CLAIMS.values()) for scenario in SCENARIOS]
+    if workers == 1:
+        return [rate for task in tasks for rate in calibrate_scenario(task)]
+    with ProcessPoolExecutor(workers or os.cpu_count(), mp_context=get_context("spawn")) as pool:
+        return [rate for rates in pool.map(calibrate_scenario, tasks) for rate in rates]
+
+
+def calibrate_scenario(task: tuple[Claim, str, int, int]) -> list[Rates]:
+    """One claim's verdict shares in one scenario at each runs per cell (`calibrate`)."""
+    claim, scenario, sims, seed = task
     rates = []
-    for claim in claims or list(CLAIMS.values()):
-        index = zlib.crc32(claim.id.encode())  # a claim's stores do not move when others are added
-        for scenario in SCENARIOS:
-            for runs in RUNS:
-                worst = None
-                for false in false_parts(claim, scenario):
-                    rng = np.random.default_rng([seed, index, SCENARIOS.index(scenario), runs, false])
-                    verdicts = [
-                        claim.decide(simulate(claim, scenario, runs, rng, false), explain=False).verdict
-                        for _ in range(sims)
-                    ]
-                    rate = shares(claim.id, scenario, runs, verdicts)
-                    worst = rate if worst is None or rate.reproduced > worst.reproduced else worst
-                if worst is not None:
-                    rates.append(worst)
+    index = zlib.crc32(claim.id.encode())  # a claim's stores do not move when others are added
+    for runs in RUNS:
+        worst = None
+        for false in false_parts(claim, scenario):
+            rng = np.random.default_rng([seed, index, SCENARIOS.index(scenario), runs, false])
+            verdicts = [
+                claim.decide(simulate(claim, scenario, runs, rng, false), explain=False).verdict
+                for _ in range(sims)
+            ]
+            rate = shares(claim.id, scenario, runs, verdicts)
+            worst = rate if worst is None or rate.reproduced > worst.reproduced else worst
+        if worst is not None:
+            rates.append(worst)
     return rates
 
 
