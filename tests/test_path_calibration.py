@@ -94,6 +94,24 @@ def test_a_view_of_a_stores_first_runs_holds_those_runs_alone():
     assert (same["final_test_acc"].fillna(-1) == same["final_test_acc_full"].fillna(-1)).all()
 
 
+def test_per_run_values_are_the_same_where_pandas_lacks_the_text_option(monkeypatch):
+    """pandas 4 drops `future.infer_string`, which builds the per-run frame's text as Python
+    strings: without it the frame keeps Arrow-backed text, with the same values and no warning."""
+    store = MemoryStore()
+    write_table(store, "table6", "quick", TABLE6_FAILED, runs=3)
+    with_option = Evidence(store.uri, dict(TABLES), "quick").per_run("table6")
+    assert with_option["label"].dtype == object
+
+    def no_such_option(name):
+        raise pd.errors.OptionError(f"No such keys(s): {name!r}")
+
+    monkeypatch.setattr(pd, "get_option", no_such_option)
+    without = Evidence(store.uri, dict(TABLES), "quick").per_run("table6")
+    assert without["label"].dtype != object
+    frames = (f.drop(columns="_curve") for f in (with_option, without))
+    pd.testing.assert_frame_equal(*frames, check_dtype=False, check_column_type=False)
+
+
 # Claims whose paths differ: times censored, paired values, a screening, a staleness table, perf
 # results, measurements.
 LOOK_CLAIMS = (

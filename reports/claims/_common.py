@@ -21,7 +21,7 @@ import pandas as pd
 
 from core.registry import Registry
 
-from ._per_run import TIME_COLUMNS
+from ._per_run import TIME_COLUMNS, text_as_objects
 from .evidence import Evidence
 from .stats import (
     MIN_RUNS,
@@ -238,7 +238,7 @@ def gather(evidence: Evidence, table_ids: tuple[str, ...]) -> pd.DataFrame:
     """The per-run values of several tables, with a `table` column (read only: it is cached)."""
     key = ("gather", table_ids, evidence.runs_per_cell, evidence.first_look, evidence._cut)
     if key not in evidence._cache:
-        with pd.option_context("future.infer_string", False):  # Python strings, as per_run's text
+        with text_as_objects():  # Python strings, as per_run's text
             frames = [evidence.per_run(t).assign(table=t) for t in table_ids if not evidence.per_run(t).empty]
         evidence._cache[key] = pd.concat(frames, ignore_index=True).copy() if frames else pd.DataFrame()
     return evidence._cache[key]

@@ -3,8 +3,10 @@ to a target censored at the run's own last time where it never reached it."""
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -39,9 +41,24 @@ def measured_runs(
     # Its text as Python strings, its columns of one dtype in one block: the claims select rows of
     # it thousands of times in calibrate-claims --path, and a selection takes from every block
     # (each column of pandas' Arrow-backed text is a block of its own).
-    with pd.option_context("future.infer_string", False):
+    with text_as_objects():
         per_run = with_values(uri, spec, profile, runs)
     return with_censored_times(per_run, spec.metric_of, target_runs).copy()  # a copy is consolidated
+
+
+@contextlib.contextmanager
+def text_as_objects() -> Iterator[None]:
+    """Frames built inside take text as Python strings (object dtype) where pandas offers it: 3.x's
+    `future.infer_string`, deprecated for 4.0, whose text stays Arrow-backed (slower, same values)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The 'future.infer_string' option is deprecated")
+        try:
+            pd.get_option("future.infer_string")
+        except (KeyError, pd.errors.OptionError):  # a pandas without the option
+            yield
+            return
+        with pd.option_context("future.infer_string", False):
+            yield
 
 
 def with_values(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFrame:
