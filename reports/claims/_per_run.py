@@ -69,7 +69,6 @@ def with_values(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFram
     per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric, spec.model_metrics)
     measured = set(per_run["run_id"]) if not per_run.empty else set()
     # Runs that failed before their first evaluation: kept, with no values (a cell counts them).
-    identity = ["model", "method", "label", "row", *(k for k in settings if k in runs), "run_index", "run_id"]
     identity = ["model", "method", "label", "row", *settings, "run_index", "run_id"]
     unmeasured = runs.loc[~runs["run_id"].isin(measured), [c for c in identity if c in runs]]
     blank = [
