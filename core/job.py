@@ -195,6 +195,12 @@ class Job:
     def _params(self) -> dict[str, object]:
         return {**flatten(self.config, self.method_config), "devices": self.devices}
 
+    def holds(self, settings: Mapping[str, object]) -> bool:
+        """Whether the job's method (`method`) and params hold every one of these values, as a
+        claim reads its rows from the runs' columns (`{"method": "ddp", "devices": 3}`)."""
+        values = {"method": self.method, **self._params}
+        return all(setting_equals(value, values.get(key)) for key, value in settings.items())
+
     def keyed_params(self) -> dict[str, object]:
         """The params that make the job key: `params` less the added settings at their default."""
         return {**keyed(self.config, self.method_config), "devices": self.devices}

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.engine.planner import parse_duration
+from benchmarks.tables import TABLES
 from core.errors import UserError
 
 from .conftest import empty_store, run_cli, smoke_job
@@ -167,6 +168,41 @@ def test_reduced_profiles_plan_the_cells_that_decide_in_hours():
     assert quick_methods == ["async_lu"] * 12
     paper_methods = {j.method for j in claim_plans("paper", stragglers)[stragglers].jobs}
     assert paper_methods == {"async_lu", "ddp", "lapsgd"}
+
+
+def test_a_layup_claim_plans_the_rows_its_rule_reads_and_its_open_cells_name_them():
+    """Table layup has 42 jobs a run index at quick; each LayUp claim runs only the rows its rule
+    selects (Need.rows), on both models, and a later look adds runs to its open cells' rows only."""
+    from benchmarks.engine.path_calibration import simulated_store, truths_of
+    from reports.claims import CLAIMS, Evidence
+
+    expected = {
+        "layup-faster-than-ddp": {"ddp[devices=3]", "layup[devices=3]"},
+        "layup-task-performance": {"ddp[devices=3]", "layup[devices=3]"},
+        "layup-faster-than-diloco": {"diloco[devices=3]", "layup[devices=3]"},
+        "layup-lower-drift": {"diloco[devices=3]", "lapsgd[devices=3]", "layup[devices=3]"},
+        "layup-robust-to-stragglers": {
+            f"{m}[devices=3{delay}]" for m in ("ddp", "layup") for delay in ("", ",straggler_delay_frac=1")
+        },
+        "layup-robust-to-wire-delays": {
+            f"{m}[devices=3{delay}]"
+            for m in ("layup", "ddp", "plsgd", "diloco", "lapsgd")
+            for delay in ("", ",straggler_delay_frac=1,straggler_kind=wire")
+        },
+    }
+    plans = claim_plans("quick", *expected)
+    for claim_id, labels in expected.items():
+        jobs = plans[claim_id].jobs
+        assert {j.label for j in jobs} == labels, claim_id
+        assert len(jobs) == len(labels) * 2 * 3, claim_id  # both models, 3 runs a cell
+    # The slowdown cells name both rows of each side: `--until-decided` runs those, not the table.
+    for claim_id in ("layup-robust-to-stragglers", "layup-robust-to-wire-delays"):
+        claim = CLAIMS[claim_id]
+        store = simulated_store(claim, truths_of(claim, "edge", 0), seed=1)
+        evidence = Evidence(store.uri, TABLES, "quick").planned(claim).at_look(3)
+        cells = [c for r in claim.judge(evidence).results for c in r.cells]
+        assert cells and all(c.rows for c in cells), claim_id
+        assert {label for c in cells for _, _, label in c.rows} <= expected[claim_id], claim_id
 
 
 def test_claims_a_machine_cannot_decide_are_not_run_there():

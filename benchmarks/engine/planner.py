@@ -125,6 +125,7 @@ def plan_claims(
             jobs = specs[need.table].jobs(profile, need.runs or per_cell, devices)
             jobs = [j for j in jobs if not need.methods or j.method in need.methods]
             jobs = [j for j in jobs if not need.models or j.model in need.models]
+            jobs = [j for j in jobs if not need.rows or any(j.holds(row) for row in need.rows)]
             if not jobs:
                 plan.notes.append(f"{need.table} has no jobs at {profile}")
             if need.choose is None:

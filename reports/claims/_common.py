@@ -99,15 +99,18 @@ FULL = ("paper",)
 class Need:
     """Runs a claim needs: the rows of `methods` in a table (every row where none are named), on
     `models` (every model of the table where none are named), at `profiles` (every profile where
-    none are named), `runs` per cell (default: the plan's). `choose`: a later stage whose rows
-    (labels) the rule picks from the runs of the earlier needs, the same function its rule uses
-    (None until it can pick); `chooses` rows, for the estimate before it can."""
+    none are named), `runs` per cell (default: the plan's). `rows`: only the rows whose method and
+    settings hold all values of one of these, the same settings the rule selects its runs by
+    (`of_settings`), so a claim that reads a few rows of a large table runs only those. `choose`: a
+    later stage whose rows (labels) the rule picks from the runs of the earlier needs, the same
+    function its rule uses (None until it can pick); `chooses` rows, for the estimate before it can."""
 
     table: str
     methods: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
     runs: int | None = None
+    rows: tuple[dict, ...] = ()
     choose: Callable[[Evidence], tuple[str, ...] | None] | None = None
     chooses: int = 0
 

@@ -22,6 +22,7 @@ from ._common import (
     no_runs,
     of_settings,
     register_claim,
+    rows_of,
 )
 from .censored import time_cells
 from .stats import Cell, Part, above, stated
@@ -31,7 +32,6 @@ KEY = "straggler_delay_frac"
 SOURCE = "000 v4 (LayUp) abstract, the suite's reading"
 VERSION = "5 (2026-11-27)"
 FASTER_VERSION = "6 (2026-11-27)"  # "up to": no cell above the band (docs/fidelity.md)
-PLAN = Plan((Need("layup"),))
 DEVICES = 3  # the table's rows on 3 processes; its one cell on 4 decides nothing here
 
 
@@ -42,6 +42,15 @@ def no_delay(method: str) -> dict:
 def delayed(method: str, kind: str) -> dict:
     """The row of `method` under a 100 % straggler of this kind."""
     return {"method": method, KEY: 1.0, "straggler_kind": kind, "devices": DEVICES}
+
+
+def plan_of(*rows: dict) -> Plan:
+    """A plan of the rows of table layup that a rule reads (both models): `run claims` runs those,
+    not the table's 42 jobs a run index (docs/fidelity.md, "LayUp")."""
+    return Plan((Need("layup", rows=rows),))
+
+
+ROBUST_PLAN = plan_of(*(row for m in ("ddp", "layup") for row in (no_delay(m), delayed(m, "compute"))))
 
 
 FASTER_THAN_DDP_EVERYWHERE = Part(
@@ -106,7 +115,7 @@ ROBUST = Part(
     settle="3 runs per cell of table layup (`run layup --runs 3`)",
     parts=(FASTER_THAN_DDP_EVERYWHERE, FASTER_THAN_DDP),
     version=FASTER_VERSION,
-    plan=PLAN,
+    plan=plan_of(no_delay("ddp"), no_delay("layup")),
 )
 def layup_faster_than_ddp(evidence: Evidence) -> Measured:
     return _faster(evidence, (FASTER_THAN_DDP_EVERYWHERE, FASTER_THAN_DDP), "ddp")
@@ -122,7 +131,7 @@ def layup_faster_than_ddp(evidence: Evidence) -> Measured:
     settle="3 runs per cell of table layup (`run layup --runs 3`)",
     parts=(FASTER_THAN_DILOCO_EVERYWHERE, FASTER_THAN_DILOCO),
     version=FASTER_VERSION,
-    plan=PLAN,
+    plan=plan_of(no_delay("diloco"), no_delay("layup")),
 )
 def layup_faster_than_diloco(evidence: Evidence) -> Measured:
     return _faster(evidence, (FASTER_THAN_DILOCO_EVERYWHERE, FASTER_THAN_DILOCO), "diloco")
@@ -151,7 +160,7 @@ def _faster(evidence: Evidence, parts: tuple[Part, ...], baseline: str) -> Measu
     settle="3 runs per cell of table layup (`run layup --runs 3`)",
     parts=(ROBUST,),
     version=VERSION,
-    plan=PLAN,
+    plan=ROBUST_PLAN,
 )
 def layup_robust_to_stragglers(evidence: Evidence) -> Measured:
     per_run = evidence.per_run("layup")
@@ -160,7 +169,9 @@ def layup_robust_to_stragglers(evidence: Evidence) -> Measured:
     cells = []
     for model, runs in per_run.groupby("model", sort=False):
         ddp, layup = slowdowns(runs, "ddp", "compute"), slowdowns(runs, "layup", "compute")
-        cell = slowdown_ratio_cell(ROBUST, f"layup {model} delay 100%", ddp, layup, evidence.planned_runs)
+        rows = slowdown_rows(runs, model, "compute", "ddp", "layup")
+        name = f"layup {model} delay 100%"
+        cell = slowdown_ratio_cell(ROBUST, name, ddp, layup, evidence.planned_runs, rows)
         if cell is not None:
             cells.append(cell)
     if not cells:
@@ -183,17 +194,25 @@ def layup_robust_to_stragglers(evidence: Evidence) -> Measured:
 
 
 def slowdown_ratio_cell(
-    part: Part, name: str, ddp: pd.DataFrame, layup: pd.DataFrame, planned: int
+    part: Part, name: str, ddp: pd.DataFrame, layup: pd.DataFrame, planned: int, rows: tuple = ()
 ) -> Cell | None:
     """The cell of log(DDP's slowdown / LayUp's) per run index both `slowdowns` hold (None if none),
-    with both sides' runs and their failed or missed runs."""
+    with both sides' runs, their failed or missed runs, and the `rows` (Cell.rows) it compares."""
     joined = ddp.merge(layup, on="run_index", suffixes=("_ddp", "_layup")).sort_values("run_index")
     if joined.empty:
         return None
     ratios = [math.log(d / u) for d, u in zip(joined["slowdown_ddp"], joined["slowdown_layup"], strict=True)]
     runs = tuple(r for column in ("runs_ddp", "runs_layup") for pair in joined[column] for r in pair)
     failed = int(joined["failed_ddp"].sum() + joined["failed_layup"].sum())
-    return Cell(part.name, name, tuple(ratios), runs, planned, failed)
+    return Cell(part.name, name, tuple(ratios), runs, planned, failed, rows=rows)
+
+
+def slowdown_rows(runs: pd.DataFrame, model: str, kind: str, *methods: str) -> tuple[tuple[str, ...], ...]:
+    """Cell.rows of the methods' slowdowns under this kind of straggler: each one's delayed row and
+    its row without delay, those the runs of this model hold (`run claims --until-decided` adds runs
+    to these)."""
+    frames = [of_settings(runs, settings) for m in methods for settings in (delayed(m, kind), no_delay(m))]
+    return rows_of(TABLE[0], model, *frames)
 
 
 def slowdowns(runs: pd.DataFrame, method: str, kind: str) -> pd.DataFrame:

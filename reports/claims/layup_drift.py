@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from ._common import LAYUP_V4, Evidence, Measured, described, log_ratio, no_runs, paired_cells, register_claim
-from .layup import PLAN, SOURCE, TABLE, no_delay
+from .layup import SOURCE, TABLE, no_delay, plan_of
 from .stats import Part, above
 
 VERSION = "1 (2026-11-26)"
@@ -40,7 +40,7 @@ LOWER_DRIFT = Part(
     settle="3 runs per cell of table layup (`run layup --runs 3`)",
     parts=(LOWER_DRIFT,),
     version=VERSION,
-    plan=PLAN,
+    plan=plan_of(*(no_delay(m) for m in (*BASELINES, "layup"))),
 )
 def layup_lower_drift(evidence: Evidence) -> Measured:
     cells = [

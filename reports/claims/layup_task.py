@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from ._common import LAYUP_V4, Evidence, Measured, described, log_ratio, no_runs, paired_cells, register_claim
-from .layup import PLAN, SOURCE, TABLE, no_delay
+from .layup import SOURCE, TABLE, no_delay, plan_of
 from .stats import Part, above
 
 VERSION = "1 (2026-11-26)"
@@ -36,7 +36,7 @@ NO_WORSE = Part(
     settle="3 runs per cell of table layup (`run layup --runs 3`)",
     parts=(NO_WORSE,),
     version=VERSION,
-    plan=PLAN,
+    plan=plan_of(no_delay("ddp"), no_delay("layup")),
 )
 def layup_task_performance(evidence: Evidence) -> Measured:
     spec = evidence.specs["layup"]

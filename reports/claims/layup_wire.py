@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from ._common import LAYUP_V4, Evidence, Measured, described, no_runs, of_settings, register_claim
-from .layup import PLAN, SOURCE, delayed, slowdown_ratio_cell, slowdowns
+from .layup import SOURCE, delayed, no_delay, plan_of, slowdown_ratio_cell, slowdown_rows, slowdowns
 from .stats import Cell, Part, above, within
 
 VERSION = "2 (2026-11-27)"
@@ -53,7 +53,7 @@ LAYUP_BOUNDED = Part(
     settle="3 runs per cell of table layup (`run layup --runs 3`)",
     parts=(WIRE_VS_DDP, LAYUP_BOUNDED),
     version=VERSION,
-    plan=PLAN,
+    plan=plan_of(*(row for m in METHODS for row in (no_delay(m), delayed(m, "wire")))),
 )
 def layup_robust_to_wire_delays(evidence: Evidence) -> Measured:
     per_run = evidence.per_run("layup")
@@ -62,15 +62,15 @@ def layup_robust_to_wire_delays(evidence: Evidence) -> Measured:
     cells = []
     for model, runs in per_run.groupby("model", sort=False):
         ddp, layup = slowdowns(runs, "ddp", "wire"), slowdowns(runs, "layup", "wire")
-        cell = slowdown_ratio_cell(WIRE_VS_DDP, f"layup {model} wire 100%", ddp, layup, evidence.planned_runs)
+        name, rows = f"layup {model} wire 100%", slowdown_rows(runs, model, "wire", "ddp", "layup")
+        cell = slowdown_ratio_cell(WIRE_VS_DDP, name, ddp, layup, evidence.planned_runs, rows)
         if cell is not None:
             cells.append(cell)
-        own = layup.sort_values("run_index")
+        own, own_rows = layup.sort_values("run_index"), slowdown_rows(runs, model, "wire", "layup")
         if not own.empty:
-            cells.append(Cell(LAYUP_BOUNDED.name, f"layup {model} wire 100%",
-                              tuple(math.log(s) for s in own["slowdown"]),
+            cells.append(Cell(LAYUP_BOUNDED.name, name, tuple(math.log(s) for s in own["slowdown"]),
                               tuple(r for pair in own["runs"] for r in pair), evidence.planned_runs,
-                              int(own["failed"].sum())))  # fmt: skip
+                              int(own["failed"].sum()), rows=own_rows))  # fmt: skip
     if not cells:
         return no_runs("layup with layup and ddp at no delay and a 100 % wire straggler", "run layup")
     return Measured(tuple(cells), described(evidence, per_run, "slowdowns: " + others(per_run)))
