@@ -22,7 +22,6 @@ from ._common import (
     no_runs,
     of_settings,
     register_claim,
-    rows_of,
 )
 from .censored import time_cells
 from .stats import Cell, Part, above, stated
@@ -169,8 +168,7 @@ def layup_robust_to_stragglers(evidence: Evidence) -> Measured:
     cells = []
     for model, runs in per_run.groupby("model", sort=False):
         ddp, layup = slowdowns(runs, "ddp", "compute"), slowdowns(runs, "layup", "compute")
-        rows = slowdown_rows(runs, model, "compute", "ddp", "layup")
-        name = f"layup {model} delay 100%"
+        name, rows = f"layup {model} delay 100%", slowdown_rows(model, ddp, layup)
         cell = slowdown_ratio_cell(ROBUST, name, ddp, layup, evidence.planned_runs, rows)
         if cell is not None:
             cells.append(cell)
@@ -207,19 +205,18 @@ def slowdown_ratio_cell(
     return Cell(part.name, name, tuple(ratios), runs, planned, failed, rows=rows)
 
 
-def slowdown_rows(runs: pd.DataFrame, model: str, kind: str, *methods: str) -> tuple[tuple[str, ...], ...]:
-    """Cell.rows of the methods' slowdowns under this kind of straggler: each one's delayed row and
-    its row without delay, those the runs of this model hold (`run claims --until-decided` adds runs
-    to these)."""
-    frames = [of_settings(runs, settings) for m in methods for settings in (delayed(m, kind), no_delay(m))]
-    return rows_of(TABLE[0], model, *frames)
+def slowdown_rows(model: str, *slowdown_frames: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
+    """Cell.rows of `slowdowns` frames of this model: each side's delayed row and its row without
+    delay (`run claims --until-decided` adds runs to these)."""
+    labels = dict.fromkeys(label for frame in slowdown_frames for pair in frame["labels"] for label in pair)
+    return tuple((TABLE[0], model, str(label)) for label in labels)
 
 
 def slowdowns(runs: pd.DataFrame, method: str, kind: str) -> pd.DataFrame:
     """Per run index of `method`: time to target at the 100 % delay of this kind of straggler over
-    without delay, the two runs' ids, and how many of them failed or missed the target: a ratio with
-    a censored time is NaN (no test here takes a ratio of censored ratios), so such a cell cannot
-    support the claim."""
+    without delay, the two runs' ids and row labels, and how many of them failed or missed the
+    target: a ratio with a censored time is NaN (no test here takes a ratio of censored ratios), so
+    such a cell cannot support the claim."""
     slow, base = of_settings(runs, delayed(method, kind)), of_settings(runs, no_delay(method))
     joined = slow.merge(base, on="run_index", suffixes=("_slow", "_base"))
     missed = [sum(missed_target(row, side) for side in ("slow", "base")) for _, row in joined.iterrows()]
@@ -233,6 +230,7 @@ def slowdowns(runs: pd.DataFrame, method: str, kind: str) -> pd.DataFrame:
                 )
             ],
             runs=list(zip(joined["run_id_slow"], joined["run_id_base"], strict=True)),
+            labels=list(zip(joined["label_slow"], joined["label_base"], strict=True)),
             failed=missed,
         )
     )

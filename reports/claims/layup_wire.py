@@ -62,11 +62,11 @@ def layup_robust_to_wire_delays(evidence: Evidence) -> Measured:
     cells = []
     for model, runs in per_run.groupby("model", sort=False):
         ddp, layup = slowdowns(runs, "ddp", "wire"), slowdowns(runs, "layup", "wire")
-        name, rows = f"layup {model} wire 100%", slowdown_rows(runs, model, "wire", "ddp", "layup")
+        name, rows = f"layup {model} wire 100%", slowdown_rows(model, ddp, layup)
         cell = slowdown_ratio_cell(WIRE_VS_DDP, name, ddp, layup, evidence.planned_runs, rows)
         if cell is not None:
             cells.append(cell)
-        own, own_rows = layup.sort_values("run_index"), slowdown_rows(runs, model, "wire", "layup")
+        own, own_rows = layup.sort_values("run_index"), slowdown_rows(model, layup)
         if not own.empty:
             cells.append(Cell(LAYUP_BOUNDED.name, name, tuple(math.log(s) for s in own["slowdown"]),
                               tuple(r for pair in own["runs"] for r in pair), evidence.planned_runs,
