@@ -185,13 +185,13 @@ def test_sigint_marks_the_run_interrupted(store):
 
 
 # The contract is common.interleaved's, the same for every benchmark: `async` (which the claims
-# read) runs by default, `overhead` and `pipeline` with -m slow.
+# read: ~17 s) runs in CI (`make test-ci`), `overhead` and `pipeline` with -m slow.
 @pytest.mark.parametrize(
     "name",
     [
         pytest.param("overhead", marks=pytest.mark.slow),
         pytest.param("pipeline", marks=pytest.mark.slow),
-        "async",
+        pytest.param("async", marks=(pytest.mark.ci, pytest.mark.slow)),
     ],
 )
 def test_perf_prints_its_json_contract(name, store):
