@@ -13,7 +13,7 @@ version, with its history in docs/fidelity.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -328,8 +328,12 @@ def paired_cells(
 
 def rows_of(table_id: str, model: str, *frames: pd.DataFrame) -> tuple[tuple[str, str, str], ...]:
     """(table, model, label) of the rows whose runs the frames hold (Cell.rows)."""
-    labels = dict.fromkeys(label for frame in frames for label in frame["label"])
-    return tuple((table_id, model, str(label)) for label in labels)
+    return rows_of_labels(table_id, model, (label for frame in frames for label in frame["label"]))
+
+
+def rows_of_labels(table_id: str, model: str, labels: Iterable) -> tuple[tuple[str, str, str], ...]:
+    """(table, model, label) of each distinct label, in first-seen order (Cell.rows)."""
+    return tuple((table_id, model, str(label)) for label in dict.fromkeys(labels))
 
 
 def still_improving(per_run: pd.DataFrame, gain_points: float = 1.0) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from ._common import (
     no_runs,
     of_settings,
     register_claim,
+    rows_of_labels,
 )
 from .censored import time_cells
 from .stats import Cell, Part, above, stated
@@ -208,8 +209,9 @@ def slowdown_ratio_cell(
 def slowdown_rows(model: str, *slowdown_frames: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
     """Cell.rows of `slowdowns` frames of this model: each side's delayed row and its row without
     delay (`run claims --until-decided` adds runs to these)."""
-    labels = dict.fromkeys(label for frame in slowdown_frames for pair in frame["labels"] for label in pair)
-    return tuple((TABLE[0], model, str(label)) for label in labels)
+    return rows_of_labels(
+        TABLE[0], model, (label for frame in slowdown_frames for pair in frame["labels"] for label in pair)
+    )
 
 
 def slowdowns(runs: pd.DataFrame, method: str, kind: str) -> pd.DataFrame:
