@@ -20,6 +20,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "nadamw", "muon")
 # existed has no param of it and ran at its default; at its default a setting stays out of the job
 # key, so the finished runs of a store still resume after the suite gains a setting.
 ADDED_SETTINGS: dict[str, object] = {}
+# Settings whose behaviour changed for the jobs where another setting has a value, name -> (default,
+# (that setting, its value)) (`changed_where`).
+CHANGED_WHERE: dict[str, tuple[object, tuple[str, object]]] = {}
 
 
 def added_setting(name: str, default: object, since: str) -> dataclasses.Field:
@@ -35,6 +38,16 @@ def changed_setting(name: str, default: object, before: object, since: str) -> d
     runs, so their row names it and never collides with the new default's."""
     ADDED_SETTINGS[name] = before
     return dataclasses.field(default=default, metadata={"changed": since, "name": name})
+
+
+def changed_where(name: str, default: object, before: object, since: str, where: tuple[str, object]):
+    """The dataclass field of a setting whose behaviour changed on `since` for the jobs where `where`
+    (a setting, a value) holds, which ran before as `before`: in those jobs' keys and in their
+    stored runs' rows (core.job.Row.extended), read as `before` from the params of older runs, so
+    those runs are rows of their own and their jobs run again; elsewhere out of the key."""
+    ADDED_SETTINGS[name] = before
+    CHANGED_WHERE[name] = (default, where)
+    return dataclasses.field(default=default, metadata={"changed_where": where, "name": name, "since": since})
 
 
 @dataclass(frozen=True)
@@ -93,8 +106,11 @@ class TrainConfig:
     straggler_delay_frac: float = 0.0
     straggler_prob: float = 1.0
     straggler_seed: int = 0
-    # compute: the unit sleeps after its steps; wire: its rank's outgoing messages are held instead.
+    # compute: the unit sleeps after its steps; wire: its rank's outgoing messages are delayed instead.
     straggler_kind: str = added_setting("straggler_kind", "compute", "2026-11-26")
+    # What a wire delay is (core/runtime/wire.py): `latency`, the state as of its send time usable a
+    # delay later; `hold` (runs before 2026-11-28 only): the sender waited, then read the state.
+    wire_model: str = changed_where("wire_model", "latency", "hold", "2026-11-28", ("straggler_kind", "wire"))
     # Allow more CPU processes than cores (each then one intra-op thread): table `layup` runs 3 and
     # 4 workers on 2 cores; its runs are tagged as processes sharing cores, as every run is here.
     oversubscribe: bool = added_setting("oversubscribe", False, "2026-11-26")
@@ -117,6 +133,9 @@ class TrainConfig:
             raise UserError(f"straggler_prob must be in [0, 1], got {self.straggler_prob!r}")
         if self.straggler_kind not in ("compute", "wire"):
             raise UserError(f"straggler_kind must be one of compute, wire, got {self.straggler_kind!r}")
+        if self.wire_model != "latency":
+            earlier = f"wire_model={self.wire_model} names runs stored before 2026-11-28"
+            raise UserError(f"{earlier}: the wire model of new runs is latency")
         if self.straggler_delay_ms and self.straggler_delay_frac:
             raise UserError("set straggler_delay_ms or straggler_delay_frac, not both")
         if self.optimizer not in OPTIMIZERS:
@@ -236,5 +255,9 @@ def keyed(*configs) -> dict[str, object]:
                 if f.metadata["name"] != f.name:  # the registry reads older runs' params by this name
                     raise TypeError(f"added_setting({f.metadata['name']!r}) names the field {f.name!r}")
                 if out[f.name] == f.default:
+                    del out[f.name]
+            if "changed_where" in f.metadata:
+                key, value = f.metadata["changed_where"]
+                if getattr(cfg, key) != value:
                     del out[f.name]
     return out

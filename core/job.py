@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .config import ADDED_SETTINGS, NoConfig, TrainConfig, flatten, floats_as_floats, keyed
+from .config import ADDED_SETTINGS, CHANGED_WHERE, NoConfig, TrainConfig, flatten, floats_as_floats, keyed
 
 Setting = int | float | bool | str  # a typed hyperparameter value
 
@@ -78,6 +78,15 @@ class Row:
             if key in declared or logged is None or setting_equals(default, logged):
                 continue
             extra.append((key, typed_like(default, logged)))
+        # A shared setting that changed for some jobs (core.config.changed_where): where the run is
+        # one of them and ran the earlier way, its row says so (with the setting that made it one).
+        for key, (default, (where, value)) in CHANGED_WHERE.items():
+            logged = logged_or_added(values, key)
+            if key in declared or not setting_equals(value, logged_or_added(values, where)):
+                continue
+            if logged is not None and not setting_equals(default, logged):
+                extra += [] if where in declared else [(where, value)]
+                extra.append((key, typed_like(default, logged)))
         return Row(self.method, self.settings + tuple(extra)) if extra else self
 
 

@@ -90,13 +90,14 @@ class AsyncBackprop(Method):
                         while thread.is_alive():
                             thread.join(timeout=POLL_S)
                 engine.drain()
+                passes = engine.stats.updates  # the epoch's, before epoch_metrics starts them again
                 extra, per_tensor = engine.epoch_metrics(ctx.train_time_s - epoch_start)
                 # 2 x (parameter tensors) numbers an epoch: one artifact table, not metrics in the UI.
                 ctx.log_table("staleness.json", {"epoch": [epoch] * len(per_tensor["tensor"]), **per_tensor})
                 if exchange is not None:
                     exchange.flush()  # every update sent to this rank in the epoch is now applied
                     extra["replica_drift"] = replica_drift(model)
-                    extra.update(exchange.epoch_metrics())
+                    extra.update(exchange.epoch_metrics(passes))
                 ctx.end_epoch(engine.epoch_meter(), model=self.evaluated_model(ctx), extra=extra)
             if exchange is not None:
                 exchange.close()

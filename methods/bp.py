@@ -19,6 +19,7 @@ from core.config import added_setting
 from core.context import TrainContext
 from core.errors import UserError
 from core.runtime.straggler import straggler_for
+from core.runtime.wire import Wire
 from core.schedule import lr_at
 
 from .common.base import Method, register_method
@@ -123,7 +124,7 @@ class Backprop(Method):
     summary = "single-device backprop: forward, backward, SGD step (the reference)"
     Config = BpConfig
     clips_gradients = True
-    wire_delays = True  # on several processes (ddp, plsgd, diloco): `communicated`
+    wire_delays = True  # on several processes (ddp, plsgd, diloco): their collectives go on `self.wire`
 
     def trained_module(self, ctx: TrainContext) -> nn.Module:
         """What the loop calls forward on (a subclass may wrap `ctx.model`)."""
@@ -137,21 +138,18 @@ class Backprop(Method):
         """Extra metrics logged at each epoch end (none for single-device backprop)."""
         return None
 
-    def communicated(self, ctx: TrainContext, optimizer) -> bool:
-        """Whether the step just taken sent a message between processes (a wire straggler holds it):
-        DDP's gradient all-reduce, on every step of several processes."""
-        return ctx.world > 1
-
     def evaluated_model(self, ctx: TrainContext) -> nn.Module:
         """The model evaluated at an epoch end (every rank calls it: a subclass may need a collective)."""
         return ctx.model
 
     def train(self, ctx: TrainContext) -> None:
-        model = self.trained_module(ctx)
         cfg = ctx.config
+        straggler = straggler_for(cfg, ctx.rank, ctx.world)  # the last rank, where delays are asked for
+        # Several processes: every collective goes on the wire (a wire straggler's latency, ages, bytes).
+        self.wire = Wire.of(cfg, ctx.rank, ctx.world, ctx.device, straggler) if ctx.world > 1 else None
+        model = self.trained_module(ctx)
         optimizer = self.make_optimizer(model, ctx)
         steps = ctx.steps_per_epoch
-        straggler = straggler_for(cfg, ctx.rank, ctx.world)  # the last rank, where delays are asked for
         settings = ctx.method_config
         delay = getattr(settings, "grad_delay", 0)
         predict = getattr(settings, "predict_weights", False)
@@ -166,8 +164,10 @@ class Backprop(Method):
             meter = ctx.meter()
             if straggler is not None:
                 straggler.restart()
+            batches = 0
             # lockstep: DDP's ranks (and PL-SGD's averaging) all-reduce in their steps.
             for step, (inputs, targets) in enumerate(ctx.train_batches(epoch, lockstep=True)):
+                batches += 1
                 epochs_done = epoch + step / steps
                 if delayed is not None and most:
                     delayed.delay = draws.randint(delay, most)
@@ -190,10 +190,9 @@ class Backprop(Method):
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
                 meter.add(loss, logits, targets)
-                if straggler is not None:
-                    straggler.tick(ctx.device)
-                    if straggler.wire and self.communicated(ctx, optimizer):
-                        straggler.hold()
-                        straggler.restart()  # the hold is no part of the next step's time
+                if straggler is not None:  # this loop waits for its collectives, a delayed one too
+                    straggler.tick(ctx.device, waits_for_wire=True)
             extra = self.epoch_metrics(ctx)
+            if self.wire is not None:
+                extra = {**(extra or {}), **self.wire.epoch_metrics(batches)}
             ctx.end_epoch(meter, self.evaluated_model(ctx), extra=extra)

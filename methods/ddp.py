@@ -1,7 +1,8 @@
 """`ddp`: synchronous data parallel SGD (MB-SGD), torch DistributedDataParallel.
 
 Each rank trains on its shard with the spec's per-rank batch; gradients are averaged by DDP's
-all-reduce every step, so the replicas stay identical (000 A.2's baseline, 002's MB-SGD).
+all-reduce every step (a communication hook puts it on the wire: core/runtime/wire.py), so the
+replicas stay identical (000 A.2's baseline, 002's MB-SGD).
 BatchNorm buffers are broadcast from rank 0 at every forward (DDP's default).
 """
 
@@ -12,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from core.config import NoConfig
 from core.context import TrainContext
+from core.runtime.wire import DdpHookState, ddp_hook
 
 from .bp import Backprop
 from .common.base import register_method
@@ -30,7 +32,13 @@ class DataParallel(Backprop):
         if ctx.world == 1:
             return ctx.model
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-        return DistributedDataParallel(ctx.model, device_ids=device_ids)
+        module = DistributedDataParallel(ctx.model, device_ids=device_ids)
+        module.register_comm_hook(self.hook_state(ctx), ddp_hook)  # DDP's all-reduce, on the wire
+        return module
+
+    def hook_state(self, ctx: TrainContext) -> DdpHookState:
+        """What the communication hook reads (a subclass may stop the all-reduce after a switch)."""
+        return DdpHookState(self.wire)
 
     def epoch_metrics(self, ctx: TrainContext) -> dict[str, float] | None:
         return {"replica_drift": replica_drift(ctx.model)} if ctx.world > 1 else None

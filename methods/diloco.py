@@ -32,6 +32,7 @@ from torch import nn
 from core.config import TrainConfig, changed_setting
 from core.context import TrainContext
 from core.errors import UserError
+from core.runtime.wire import Wire
 
 from .bp import Backprop
 from .common.base import register_method
@@ -77,8 +78,9 @@ class OuterStep:
     Stands in for the inner optimiser as torch's PostLocalSGDOptimizer does for its own:
     `param_groups` and `state` are the inner optimiser's (the schedule sets the inner lr)."""
 
-    def __init__(self, inner, module: nn.Module, settings: DilocoConfig, world: int, every: int):
-        self.inner, self.world, self.every = inner, world, every
+    def __init__(self, inner, module: nn.Module, settings: DilocoConfig, world: int, every: int,
+                 wire: Wire | None = None):  # fmt: skip
+        self.inner, self.world, self.every, self.wire = inner, world, every, wire
         self.params = list(module.parameters())
         self.buffers = [b for b in module.buffers() if b.is_floating_point()]
         pin = self.params[0].is_cuda  # pinned host memory: asynchronous copies to and from the device
@@ -119,7 +121,7 @@ class OuterStep:
     @torch.no_grad()
     def outer_step(self) -> None:
         """Δ = mean over the processes of θ − θ_i; θ ← Nesterov SGD step on Δ; every θ_i ← θ."""
-        pseudo, buffers = self._mean_pseudo_gradient()
+        pseudo, buffers = self._mean_pseudo_gradient(self.wire)
         copy_all(self.buffers, buffers)  # BatchNorm's running statistics: their mean
         self._nesterov(self.outer_params, self.velocity, pseudo)
         torch._foreach_copy_(self.params, self.outer_params, non_blocking=True)
@@ -141,15 +143,19 @@ class OuterStep:
         torch._foreach_copy_(targets, theta)
         copy_all(buffers, mean_buffers)
 
-    def _mean_pseudo_gradient(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _mean_pseudo_gradient(self, wire: Wire | None = None) -> tuple[list[torch.Tensor], ...]:
         """(1/N) Σ_i (θ − θ_i) on the host, and the replicas' mean BatchNorm statistics (on the
-        device): one flat buffer on the device, one all-reduce."""
+        device): one flat buffer on the device, one all-reduce (on the `wire`: the outer step's; an
+        evaluation's merge takes no wire delay)."""
         device = self.params[0].device
         theta = torch.cat([t.reshape(-1) for t in self.outer_params]).to(device, non_blocking=True)
         flat = torch.cat([theta - torch.cat([p.reshape(-1) for p in self.params]),
                           *(b.reshape(-1) for b in self.buffers)])  # fmt: skip
         if self.world > 1:
-            dist.all_reduce(flat)
+            if wire is not None:
+                wire.all_reduce(flat)
+            else:
+                dist.all_reduce(flat)
             flat /= self.world
         n = theta.numel()
         pseudo = flat[:n].to("cpu").split([t.numel() for t in self.outer_params])
@@ -193,13 +199,10 @@ class DiLoCo(Backprop):
     def make_optimizer(self, module: nn.Module, ctx: TrainContext) -> OuterStep:
         settings = ctx.method_config
         every = settings.inner_steps or inner_steps_for(ctx.steps_per_epoch * ctx.config.max_epochs)
-        self.outer = OuterStep(super().make_optimizer(module, ctx), module, settings, ctx.world, every)
+        inner = super().make_optimizer(module, ctx)
+        self.outer = OuterStep(inner, module, settings, ctx.world, every, self.wire)
         self.evaluated: nn.Module | None = None
         return self.outer
-
-    def communicated(self, ctx: TrainContext, optimizer) -> bool:
-        """Only the outer step all-reduces: a wire delay holds every H-th step."""
-        return self.outer.tail == 0
 
     def evaluated_model(self, ctx: TrainContext) -> nn.Module:
         """eval_on=outer: θ with the tail merged, in a copy of the model (a collective)."""

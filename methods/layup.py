@@ -35,6 +35,7 @@ from core.config import TrainConfig
 from core.context import TrainContext
 from core.errors import UserError
 from core.runtime.straggler import Straggler, straggler_for
+from core.runtime.wire import Wire
 
 from .async_backprop import AsyncBackprop
 from .common.async_engine import AsyncConfig, AsyncEngine
@@ -65,6 +66,14 @@ class LayupConfig(AsyncConfig):
                 raise UserError(f"{key} must be one of {', '.join(valid)}, got {getattr(self, key)!r}")
         if self.peers < 1:
             raise UserError(f"peers must be >= 1, got {self.peers}")
+        if self.mix == "pairwise" and self.peers > 1:
+            # AD-PSGD's average is of two: the replies of several peers would move the sender by the
+            # sum of their halves, past the mean (a negative weight on its own replica).
+            raise UserError(f"mix=pairwise averages a pair: set peers=1, not {self.peers}")
+        if self.lock_free:
+            # The mixing reads and writes a module under its lock; without it push-sum's and pairwise's
+            # mean is lost and mix=add loses increments.
+            raise UserError("layup mixes each module under its lock: set lock_free=false")
 
 
 @register_method("layup")
@@ -74,7 +83,7 @@ class LayUp(AsyncBackprop):
     summary = "LayUp (000 v4): async_lu workers gossiping layer-wise updates to random peers, no barrier"
     Config = LayupConfig
     layerwise = True
-    wire_delays = True  # the gossip's sending thread holds each message
+    wire_delays = True  # each gossip message carries the wire's delay; its receiver holds it
 
     @classmethod
     def check_job(cls, config: TrainConfig, method_config: LayupConfig, devices: int) -> None:
@@ -111,7 +120,7 @@ class LayUp(AsyncBackprop):
             bundle=settings.bundle,
             seed=ctx.job.seed,
             on_error=engine.fail,
-            hold=self.slowed_forward.hold if self.slowed_forward is not None else None,
+            wire=Wire.of(ctx.config, ctx.rank, ctx.world, ctx.device, self.slowed_forward),
         )
         return self.exchange
 

@@ -3,8 +3,9 @@
 Synchronous data parallel SGD (gradients all-reduced every step, i.e. the replicas averaged after
 every update) for the first `average_switch` of the budget, then local SGD: each replica steps on
 its own and the models are averaged every `average_every` steps. Built from PyTorch's own pieces,
-as docs/methods.md describes: DistributedDataParallel with `post_localSGD_hook`, and `PostLocalSGDOptimizer`
-with a `PeriodicModelAverager`.
+as docs/methods.md describes: DistributedDataParallel, `PostLocalSGDOptimizer` with a
+`PeriodicModelAverager`; the communication hook is `post_localSGD_hook`'s (all-reduce before the
+switch, nothing after it) written on the wire (core/runtime/wire.py), as is each averaging.
 
 The switch is a step count (the hook and the averager count steps): `average_switch` of
 max_epochs x steps per epoch. When a time budget ends training earlier than max_epochs, the switch
@@ -22,6 +23,7 @@ from torch import nn
 from core.config import TrainConfig
 from core.context import TrainContext
 from core.errors import UserError
+from core.runtime.wire import DdpHookState, Wire
 
 from .common.base import register_method
 from .ddp import DataParallel
@@ -42,32 +44,33 @@ class PlsgdConfig:
             raise UserError(f"average_switch must be in [0, 1], got {self.average_switch}")
 
 
-def layout_keeping_averager(period: int, warmup_steps: int):
-    """torch's PeriodicModelAverager, then each parameter back in its memory format.
+def wire_averager(period: int, warmup_steps: int, wire: Wire):
+    """torch's PeriodicModelAverager (its steps and period, as PostLocalSGDOptimizer drives it),
+    each averaging an all-reduce on the wire (a delayed rank joins late; its age and bytes logged).
 
-    The averager rebinds `p.data` to views of one contiguous flat buffer, which drops
-    channels_last: convolutions then convert layouts every step (12 % slower here, and DDP warns
-    that grad strides no longer match its buckets). Values are untouched. torch's model-averaging
-    package is imported here, on first use: it pulls in torch.distributed's sharding and sympy
-    (~0.7 s at every process start otherwise).
+    torch's own averaging rebinds `p.data` to views of one flat buffer, which drops channels_last:
+    convolutions then convert layouts every step (12 % slower here, and DDP warns that grad strides
+    no longer match its buckets). Here the mean is copied back into each parameter in place, the
+    same values in the parameter's own layout. torch's model-averaging package is imported here, on
+    first use: it pulls in torch.distributed's sharding and sympy (~0.7 s at every process start
+    otherwise).
     """
     from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
+    from torch.distributed.algorithms.model_averaging.utils import get_params_to_average
 
-    class LayoutKeepingAverager(PeriodicModelAverager):
+    class WireAverager(PeriodicModelAverager):
+        @torch.no_grad()
         def average_parameters(self, params) -> None:
-            formats = [(p, _memory_format(p)) for group in params for p in group["params"]]
-            super().average_parameters(params)
-            for p, memory_format in formats:
-                if not p.data.is_contiguous(memory_format=memory_format):
-                    p.data = p.data.contiguous(memory_format=memory_format)
+            if self.step >= self.warmup_steps and (self.step - self.warmup_steps) % self.period == 0:
+                averaged = get_params_to_average(params)  # those with a gradient, as torch's
+                flat = torch.cat([p.reshape(-1) for p in averaged])
+                wire.all_reduce(flat)
+                flat /= wire.world
+                for p, mean in zip(averaged, flat.split([p.numel() for p in averaged]), strict=True):
+                    p.copy_(mean.view_as(p))
+            self.step += 1
 
-    return LayoutKeepingAverager(period=period, warmup_steps=warmup_steps)
-
-
-def _memory_format(p: torch.Tensor) -> torch.memory_format:
-    if p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format
+    return WireAverager(period=period, warmup_steps=warmup_steps)
 
 
 def switch_step(ctx: TrainContext) -> int:
@@ -99,30 +102,10 @@ class PostLocalSGD(DataParallel):
             defaults.update(warmup_lr=config.lr, lr=config.lr * config.batch_size / 128 * devices)
         return defaults
 
-    def communicated(self, ctx: TrainContext, optimizer) -> bool:
-        """DDP's all-reduce before the switch, then only the steps the averager averaged on."""
-        averager = getattr(optimizer, "averager", None)
-        if averager is None:
-            return super().communicated(ctx, optimizer)
-        step = averager.step - 1  # the step just taken (the averager counts after averaging)
-        return step < averager.warmup_steps or (step - averager.warmup_steps) % averager.period == 0
-
-    def trained_module(self, ctx: TrainContext) -> nn.Module:
-        module = super().trained_module(ctx)
-        if ctx.world > 1:
-            from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import (
-                PostLocalSGDState,
-                post_localSGD_hook,
-            )
-
-            state = PostLocalSGDState(
-                process_group=None,
-                subgroup=None,
-                start_localSGD_iter=switch_step(ctx),
-                post_local_gradient_allreduce=False,  # pure local SGD after the switch
-            )
-            module.register_comm_hook(state, post_localSGD_hook)
-        return module
+    def hook_state(self, ctx: TrainContext) -> DdpHookState:
+        """ddp's all-reduce until the switch, then none: pure local SGD (post_localSGD_hook with
+        `post_local_gradient_allreduce=False`)."""
+        return DdpHookState(self.wire, start_local=switch_step(ctx))
 
     def make_optimizer(self, module: nn.Module, ctx: TrainContext) -> torch.optim.Optimizer:
         optimizer = super().make_optimizer(module, ctx)
@@ -130,5 +113,5 @@ class PostLocalSGD(DataParallel):
             return optimizer
         from torch.distributed.optim import PostLocalSGDOptimizer
 
-        averager = layout_keeping_averager(ctx.method_config.average_every, switch_step(ctx))
+        averager = wire_averager(ctx.method_config.average_every, switch_step(ctx), self.wire)
         return PostLocalSGDOptimizer(optim=optimizer, averager=averager)

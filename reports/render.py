@@ -105,7 +105,6 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
     profiles = (
         [profile] if profile else [p for p in PROFILE_ORDER if not runs.empty and p in set(runs["profile"])]
     )
-    setting_keys = tuple(dict.fromkeys(k for row in spec.rows for k, _ in row.settings))
     sections = []
     for prof in profiles:
         of_profile = runs[runs["profile"] == prof] if not runs.empty else runs
@@ -120,7 +119,7 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
         else:
             targets = spec.targets.get(prof, {})
             per_run = training_per_run(
-                uri, finished, targets, spec.metrics, setting_keys, spec.metric, spec.model_metrics
+                uri, finished, targets, spec.metrics, spec.setting_keys, spec.metric, spec.model_metrics
             )
             if not per_run.empty:
                 section.per_run = per_run.drop(columns=["_curve"])

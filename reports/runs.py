@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from core.config import CHANGED_WHERE
 from core.job import METHOD_SETTINGS, Row, Setting, logged_or_added, typed_like
 from core.metric import ACCURACY, ENGINE, Metric, stored_names
 
@@ -85,6 +86,9 @@ def with_rows(runs: pd.DataFrame, spec) -> pd.DataFrame:
     runs["label"] = [identity.label for identity in identities]
     runs["row"] = [spec.row_index(identity) for identity in identities]
     prototypes = {k: v for row in [*spec.rows, *identities] for k, v in row.settings}
+    for key in spec.setting_keys:  # a setting changed for some jobs: a column beside its rows' settings
+        if key not in prototypes:
+            prototypes[key] = CHANGED_WHERE[key][0]
     for key, prototype in prototypes.items():
         runs[key] = [setting_of(i, key, prototype, p) for i, p in zip(identities, logged, strict=True)]
     return runs

@@ -1,13 +1,18 @@
-"""`diloco`: the outer step against Algorithm 1 of Douillard et al. (2023) written out by hand, and
-two processes whose replicas start every round from the same outer parameters."""
+"""`diloco`: the outer step against Algorithm 1 of Douillard et al. (2023) written out by hand, on
+one process and on three (where a sum of the pseudo-gradients would pass for their mean on one),
+and two processes whose replicas start every round from the same outer parameters."""
 
 import json
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from mlflow.tracking import MlflowClient
 from torch import nn
 
+from benchmarks.engine.distributed import free_port
+from core.runtime.wire import Wire
 from datasets.synthetic import SMOKE_TRAIN
 from methods.diloco import DilocoConfig, OuterStep, inner_steps_for
 
@@ -46,6 +51,53 @@ def test_the_outer_step_is_nesterov_sgd_on_the_mean_pseudo_gradient():
         for p, t in zip(model.parameters(), theta, strict=True):
             torch.testing.assert_close(p.detach(), t)
     assert optimizer.rounds == 2 and optimizer.steps == 6
+
+
+def _three_replicas(rank: int, world: int, port: int) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    data = []  # each rank's own batch; every rank knows them all, to run the whole network by hand
+    for r in range(world):
+        gen = torch.Generator().manual_seed(r)
+        data.append((torch.randn(8, 4, generator=gen), torch.randint(0, 3, (8,), generator=gen)))
+    settings = DilocoConfig(inner_steps=3, outer_lr=0.7, outer_momentum=0.9)
+    wire = Wire(None, rank, world, torch.device("cpu"))
+    inner = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer = OuterStep(inner, model, settings, world=world, every=3, wire=wire)
+    theta = [p.detach().clone() for p in model.parameters()]
+    replicas = [[t.clone() for t in theta] for _ in range(world)]
+    velocity = [torch.zeros_like(t) for t in theta]
+    for _ in range(2):
+        for _ in range(3):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(data[rank][0]), data[rank][1]).backward()
+            optimizer.step()
+            for replica, (inputs, targets) in zip(replicas, data, strict=True):
+                weights = [w.requires_grad_() for w in replica]
+                loss = nn.functional.cross_entropy(nn.functional.linear(inputs, *weights), targets)
+                with torch.no_grad():
+                    for w, g in zip(weights, torch.autograd.grad(loss, weights), strict=True):
+                        w -= 0.1 * g
+        with torch.no_grad():  # Algorithm 1: Δ = (1/N) Σ_i (θ − θ_i); Nesterov; every θ_i ← θ
+            for k, (t, v) in enumerate(zip(theta, velocity, strict=True)):
+                delta = sum(t - replica[k] for replica in replicas) / world
+                v.mul_(0.9).add_(delta)
+                t -= 0.7 * (delta + 0.9 * v)
+            replicas = [[t.clone() for t in theta] for _ in range(world)]
+        for p, t in zip(model.parameters(), theta, strict=True):
+            torch.testing.assert_close(p.detach(), t)
+    metrics = wire.epoch_metrics(batches=6)
+    assert optimizer.rounds == 2 and metrics["wire_mib"] > 0
+    dist.destroy_process_group()
+
+
+@pytest.mark.ci
+@pytest.mark.slow  # ~5 s: 3 processes
+def test_on_three_processes_the_outer_step_uses_the_mean_of_the_replicas_pseudo_gradients():
+    """3 ranks, each its own batch, H = 3, two rounds: every rank's θ is Algorithm 1's, computed by
+    hand from all three replicas (a sum of the pseudo-gradients, or one rank's alone, would not be)."""
+    mp.start_processes(_three_replicas, args=(3, free_port()), nprocs=3, start_method="spawn")
 
 
 def test_the_evaluated_model_is_theta_with_the_tail_merged_and_training_goes_on_unchanged():

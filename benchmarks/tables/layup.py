@@ -33,6 +33,8 @@ WIRE = {"paper": (0.25, 0.5, 1.0), "quick": (0.5, 1.0), "smoke": (1.0,)}
 # its epochs (docs/performance.md, "layup").
 EPOCHS = {"resnet18": {"quick": 1}, "gpt": {"quick": 3}}
 DEVICES = 3  # every profile
+# What each run logs of its wire (core/runtime/wire.py): bytes per step, MiB an epoch, the age at arrival.
+WIRE_METRICS = ("wire_bytes_per_step", "wire_mib", "wire_age_median_ms")
 WIDER = {"paper": 4, "quick": 4}  # the one cell on more processes (ResNet-18, layup and ddp, no delay)
 
 
@@ -76,7 +78,14 @@ SPEC = register_table(
     reference=dict(straggler_delay_frac=0.0),
     kind="layup",
     model_metrics={"gpt": BITS_PER_BYTE},
-    metrics=("samples_per_s", "mfu", "replica_drift"),
+    metrics=(
+        "samples_per_s",
+        "mfu",
+        "replica_drift",
+        "wire_bytes_per_step",
+        "wire_mib",
+        "wire_age_median_ms",
+    ),
     targets={
         "paper": {"resnet18": 0.87, "gpt": 1.8},
         # quick: pd-stragglers' 1-epoch ResNet target; the GPT's is what ddp on 3 processes passes

@@ -13,11 +13,11 @@ its own recent step time, with probability `straggler_prob`, drawn from `straggl
 
 `straggler_kind=wire` (table `layup`, LayUp's abstract: "injecting delays into the communication
 between workers") delays the same rank's outgoing communication instead of its compute: the unit
-only measures its step time, and each message the rank sends leaves the delay after it was ready
-(`hold`): a latency on the wire, not a narrower link (messages ready one after another leave one
-after another, each its delay late): each gossip message (layup), each outer all-reduce (diloco), each
-averaging (plsgd, lapsgd, lppsgd) and each step's gradient all-reduce (ddp, and plsgd before its
-switch). A method whose communication does not hold refuses the kind (`Method.wire_delays`).
+only measures its step time, and each message the rank sends (`draw`) carries the delay as a
+latency, on one model for every method (core/runtime/wire.py): each gossip message (layup), each
+gradient bucket's all-reduce (ddp, and plsgd before its switch), each averaging (plsgd, lapsgd,
+lppsgd) and each outer all-reduce (diloco). A method whose communication takes no delay refuses
+the kind (`Method.wire_delays`).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def straggler_for(cfg: TrainConfig, rank: int, world: int, unit: int = 0) -> Str
 
 
 class Straggler:
-    """Sleeps after a step (compute) or before a message (wire), with a probability, for a fixed
-    time or a fraction of the step's own time."""
+    """Sleeps after a step (compute) or delays the messages it sends (wire), with a probability, for
+    a fixed time or a fraction of the step's own time."""
 
     def __init__(self, cfg: TrainConfig, rank: int):
         self.wire = cfg.straggler_kind == "wire"
@@ -56,6 +56,7 @@ class Straggler:
         self.step_s: float | None = None
         self.injected_s = 0.0
         self.delays = 0
+        self.drawn_s = 0.0  # the longest wire delay drawn since the last tick
         self._last: float | None = None
 
     def after_step(self, step_s: float) -> float:
@@ -65,23 +66,27 @@ class Straggler:
         self.step_s = STEP_TIME_DECAY * previous + (1 - STEP_TIME_DECAY) * step_s
         return 0.0 if self.wire else self._sleep(self.step_s)
 
-    def hold(self, step_s: float | None = None, ready_at: float | None = None) -> float:
-        """A wire delay: hold an outgoing message until its delay (a fraction of `step_s`, else of the
-        measured step time) has passed since it was ready (`ready_at`, time.perf_counter(); now if
-        None), if a delay falls on it; return the time held. Compute delays hold nothing."""
+    def draw(self, step_s: float | None = None) -> float:
+        """A wire delay: the latency of one outgoing message (a fraction of `step_s`, else of the
+        measured step time), if a delay falls on it; 0 for a compute straggler. Nothing sleeps here:
+        the wire holds the message (core/runtime/wire.py)."""
         if not self.wire:
             return 0.0
-        return self._sleep(step_s if step_s is not None else (self.step_s or 0.0), ready_at)
-
-    def _sleep(self, step_s: float, ready_at: float | None = None) -> float:
         with self.lock:
-            if self.rng.random() >= self.probability:
-                return 0.0
-            delay = self.delay_s or self.fraction * step_s
-            if ready_at is not None:  # the part of the delay the message has not yet waited
-                delay = max(0.0, ready_at + delay - time.perf_counter())
-            self.injected_s += delay
-            self.delays += 1
+            return self._draw(step_s if step_s is not None else (self.step_s or 0.0))
+
+    def _draw(self, step_s: float) -> float:
+        if self.rng.random() >= self.probability:
+            return 0.0
+        delay = self.delay_s or self.fraction * step_s
+        self.injected_s += delay
+        self.delays += 1
+        self.drawn_s = max(self.drawn_s, delay)
+        return delay
+
+    def _sleep(self, step_s: float) -> float:
+        with self.lock:
+            delay = self._draw(step_s)
         time.sleep(delay)
         return delay
 
@@ -89,15 +94,19 @@ class Straggler:
         """The loop resumes after a pause (an epoch end, an evaluation): the next step starts now."""
         self._last = time.perf_counter()
 
-    def tick(self, device: torch.device) -> float:
+    def tick(self, device: torch.device, waits_for_wire: bool = False) -> float:
         """For a training loop: call once per step at the same point; the step's time is the time since
-        the last call, less the delay. On CUDA the stream is synchronised first, so the device itself
-        idles for the delay (a sleeping host with queued kernels would hide it)."""
+        the last call, less the delay (and, with `waits_for_wire`, less the longest wire delay drawn in
+        the step, which a loop that waits for its own collectives spent waiting: the fraction is of
+        the step's compute). On CUDA the stream is synchronised first, so the device itself idles for
+        the delay (a sleeping host with queued kernels would hide it)."""
         if device.type == "cuda":
             torch.cuda.current_stream(device).synchronize()
         now = time.perf_counter()
         delay = 0.0
+        with self.lock:
+            waited, self.drawn_s = (self.drawn_s if waits_for_wire else 0.0), 0.0
         if self._last is not None:
-            delay = self.after_step(now - self._last)
+            delay = self.after_step(max(0.0, now - self._last - waited))
         self._last = time.perf_counter() if delay else now
         return delay

@@ -15,9 +15,12 @@ The compute threads only mark an updated module as waiting (and, with `mix=add`,
 into a buffer under the module's buffer lock); they never wait for the network. The sending thread
 takes the waiting modules in the order they were first updated (one message per module, or every
 waiting module in one message: `bundle`), draws `peers` peers at random, and sends each a header
-(the kind, the modules, how many updates each carries, the send time) and the payload. A receiving
-thread per peer applies each message on arrival, module by module, under the module's lock. The
-mixing rules (`mix`):
+(the kind, the modules, how many updates each carries, the send time, the wire's delay) and the
+payload, at once: the payload is the state as of its send time. Per peer a receiving thread takes
+each message off the channel as it comes and an applying thread applies them in order, each no
+earlier than its send time plus its delay (a wire straggler's latency, core/runtime/wire.py: held
+messages pipelined, none delaying the next one's clock), module by module under the module's lock,
+and logs its age at arrival. The mixing rules (`mix`):
 - `pushsum` (SGP, Assran et al. 2019): each module carries a push-sum weight w (1 at the start).
   A sender sends its module's weights and half its w, keeping the other half; a receiver with
   weight w_r takes z ← z + m (z_peer − z), m = w_s / (w_r + w_s), and w_r ← w_r + w_s. The
@@ -54,6 +57,8 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 
+from core.runtime.wire import Wire
+
 from .param_updates import ParameterUpdater
 from .update_exchange import by_group, fenced
 
@@ -64,8 +69,8 @@ SENDS_WEIGHTS = ("pushsum", "pairwise", "average")  # the rules whose messages c
 
 
 class GossipExchange:
-    """The channels, what waits to be sent, the sending thread, one receiving thread per peer,
-    each module's push-sum weight, and the epoch-end flush."""
+    """The channels, what waits to be sent, the sending thread, a receiving and an applying thread
+    per peer, each module's push-sum weight, and the epoch-end flush."""
 
     def __init__(
         self,
@@ -76,7 +81,7 @@ class GossipExchange:
         bundle: str,
         seed: int,
         on_error: Callable[[BaseException], None],
-        hold: Callable[..., float] | None = None,
+        wire: Wire | None = None,
     ):
         self.updater, self.device, self.mix, self.bundle = updater, device, mix, bundle
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
@@ -84,7 +89,7 @@ class GossipExchange:
         self.fanout = min(peers, len(self.others))
         self.rng = random.Random(f"gossip:{seed}:{self.rank}")
         self.on_error = on_error
-        self.hold = hold  # a wire straggler's: each update or reply leaves its delay after it was ready
+        self.wire = wire  # a wire straggler's delays on what this rank sends; every message's age and bytes
         params = updater.params
         sizes = [p.numel() for p in params]
         self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
@@ -98,12 +103,12 @@ class GossipExchange:
         # event per group chains every buffer operation of that group (as UpdateExchange's).
         self.events = [torch.cuda.Event() for _ in updater.groups] if device.type == "cuda" else None
         g = len(updater.groups)
-        # [kind, n, groups, counts, push-sum shares (float64 bits), each padded to g; sent at (µs)]
-        self.header_size = 3 + 3 * g
+        # [kind, n, groups, counts, push-sum shares (float64 bits), each padded to g; delay, sent at (µs)]
+        self.header_size = 4 + 3 * g
         self.channels = pair_channels(self.rank, self.world)
-        # Groups with a message to send, oldest first, with when each became ready (time.perf_counter()).
-        self.waiting: OrderedDict[int, float] = OrderedDict()
-        self.replies: deque[tuple[int, list[int], torch.Tensor, float]] = deque()  # pairwise's, on the host
+        # Groups with a message to send, in the order they first became ready.
+        self.waiting: OrderedDict[int, None] = OrderedDict()
+        self.replies: deque[tuple[int, list[int], torch.Tensor]] = deque()  # pairwise's, on the host
         self.wake = threading.Condition()
         self.flush_asked, self.end_sent, self.closing = False, False, False
         self.ends = {peer: 0 for peer in self.others}  # end marks received from each peer
@@ -111,18 +116,28 @@ class GossipExchange:
         self.flushes = 0  # epochs flushed
         self.sent_messages, self.sent_bytes, self.received_messages = 0, 0, 0
         self.delay_sum_ms, self.delay_max_ms, self.remote_updates = 0.0, 0.0, 0
-        self.held_s = 0.0  # wire delays held before sends
+        self.held_s = 0.0  # wire delays put on the messages sent
+        # Per peer, the messages received and not yet applied: (due (time.time()), header, host payload).
+        self.arrived: dict[int, deque[tuple[float, list[int], torch.Tensor | None]]] = {
+            peer: deque() for peer in self.others
+        }
         self.error: BaseException | None = None
-        # The receiving threads' CUDA streams (their copies in and additions), which `flush` waits for.
+        # The applying threads' CUDA streams (their copies in and additions), which `flush` waits for.
         self.streams = [torch.cuda.Stream(device) for _ in self.others] if device.type == "cuda" else []
-        self.threads = [threading.Thread(target=self._guard, args=(self._send_loop,), name="gossip-send")]
-        self.threads += [
-            threading.Thread(target=self._guard, args=(self._receive_loop, k, p), name=f"gossip-recv-{p}")
-            for k, p in enumerate(self.others)
-        ]
-        for thread in self.threads:
+        self.threads = self._start_threads()
+
+    def _start_threads(self) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self._guard, args=(self._send_loop,), name="gossip-send")]
+        for k, peer in enumerate(self.others):  # per peer: one takes messages off its channel, one applies
+            loops = (("recv", self._receive_loop, (peer,)), ("apply", self._apply_loop, (k, peer)))
+            threads += [
+                threading.Thread(target=self._guard, args=(loop, *args), name=f"gossip-{name}-{peer}")
+                for name, loop, args in loops
+            ]
+        for thread in threads:
             thread.daemon = True
             thread.start()
+        return threads
 
     # --- the compute side ----------------------------------------------------------------------------
     def scale_steps(self, indices: list[int], deltas: list[torch.Tensor]) -> None:
@@ -152,7 +167,7 @@ class GossipExchange:
                     self.own_counts[i] += 1
         with self.wake:
             for group in groups:
-                self.waiting.setdefault(group, time.perf_counter())
+                self.waiting.setdefault(group, None)
             self.wake.notify_all()
 
     def flush(self) -> None:
@@ -165,18 +180,22 @@ class GossipExchange:
             while self.flush_asked or not self._peers_done():
                 self.wake.wait(timeout=POLL_S)
                 self._check()
-        for stream in self.streams:  # the receiving threads' additions ran on these (no device-wide wait)
+        for stream in self.streams:  # the applying threads' additions ran on these (no device-wide wait)
             stream.synchronize()
 
-    def epoch_metrics(self) -> dict[str, float]:
-        """The epoch's messages, MiB, delays and remote updates, over the workers (collectives,
-        after `flush`); every message sent must have been applied by then."""
+    def epoch_metrics(self, batches: int) -> dict[str, float]:
+        """The epoch's messages, MiB, delays and remote updates, over the workers, and the wire's
+        ages and bytes per step (`batches`: this worker's passes; collectives, after `flush`); every
+        message sent must have been applied by then."""
         sums = torch.tensor(
             [self.sent_messages, self.received_messages, self.sent_bytes / 2**20, self.delay_sum_ms,
              self.remote_updates, self.held_s],
             dtype=torch.float64, device=self.device,
         )  # fmt: skip
-        most = torch.tensor([self.delay_max_ms], dtype=torch.float64, device=self.device)
+        # The largest delay, and the push-sum weights' extremes over the modules and workers (min as -max).
+        masses = self.masses() or [1.0]
+        extremes = [self.delay_max_ms, max(masses), -min(masses)]
+        most = torch.tensor(extremes, dtype=torch.float64, device=self.device)
         self.sent_messages, self.received_messages, self.sent_bytes = 0, 0, 0
         self.delay_sum_ms, self.delay_max_ms, self.remote_updates, self.held_s = 0.0, 0.0, 0, 0.0
         dist.all_reduce(sums)  # on the default group: the epoch end's other collectives' order
@@ -184,11 +203,15 @@ class GossipExchange:
         sent, received, mib, delay_sum, remote, held = sums.tolist()
         if sent != received:
             raise RuntimeError(f"gossip lost messages: {sent:.0f} sent, {received:.0f} applied in the epoch")
+        wire = self.wire.epoch_metrics(batches) if self.wire is not None else {}
+        pushsum = {"pushsum_weight_max": most[1].item(), "pushsum_weight_min": -most[2].item()}
         return {
+            **wire,
+            **(pushsum if self.mix == "pushsum" else {}),
             "gossip_messages": sent,
             "gossip_mib": mib,
             "gossip_delay_ms": delay_sum / max(received, 1.0),
-            "gossip_delay_max_ms": float(most.item()),
+            "gossip_delay_max_ms": most[0].item(),
             "gossip_remote_updates": remote,
             "gossip_held_s": held,
         }
@@ -233,7 +256,7 @@ class GossipExchange:
         if self.waiting:
             take = 1 if self.bundle == "layer" else len(self.waiting)
             taken = [self.waiting.popitem(last=False) for _ in range(take)]  # the oldest first
-            return "update", (sorted(g for g, _ in taken), taken[0][1])
+            return "update", sorted(g for g, _ in taken)
         if self.flush_asked and not self.end_sent:
             return "mark", END
         if self.flush_asked and self.mix == "pairwise" and self._marked(self.ends):
@@ -253,7 +276,7 @@ class GossipExchange:
                 if what == "reply":
                     self._send_reply(*item)
                 elif what == "update":
-                    self._send_update(*item)
+                    self._send_update(item)
                 else:
                     header = self._header(item)
                     for peer in self.others:
@@ -266,7 +289,7 @@ class GossipExchange:
                             self.flush_asked, self.end_sent = False, False
                         self.wake.notify_all()
 
-    def _send_update(self, groups: list[int], ready_at: float) -> None:
+    def _send_update(self, groups: list[int]) -> None:
         """Take these groups' waiting increments (or weights) and send them to `fanout` random peers."""
         members = [i for g in groups for i in self.updater.groups[g]]
         payload = torch.empty(sum(self._size(i) for i in members), device=self.device, dtype=self.dtype)
@@ -292,31 +315,66 @@ class GossipExchange:
         header = self._header(UPDATE, groups, counts, shares)
         staged = payload.cpu()  # on CUDA: once for every peer, after this stream's writes
         for peer in self.rng.sample(self.others, self.fanout):
-            self._send(peer, header, staged, ready_at)
+            self._send(peer, header, staged)
 
-    def _send_reply(self, peer: int, groups: list[int], payload: torch.Tensor, ready_at: float) -> None:
-        self._send(peer, self._header(REPLY, groups, [0] * len(groups)), payload, ready_at)
+    def _send_reply(self, peer: int, groups: list[int], payload: torch.Tensor) -> None:
+        self._send(peer, self._header(REPLY, groups, [0] * len(groups)), payload)
 
-    def _send(self, peer: int, header: torch.Tensor, payload: torch.Tensor, ready_at: float) -> None:
-        """Send one message, its header and its host payload, to `peer` (after a wire delay's hold)."""
-        if self.hold is not None:  # a wire straggler's latency, from when the message was ready
-            self.held_s += self.hold(ready_at=ready_at)  # only this thread adds to it
+    def _send(self, peer: int, header: torch.Tensor, payload: torch.Tensor) -> None:
+        """Send one message, its header and its host payload, to `peer` now, with the wire's delay
+        for it in the header (the receiver holds it: core/runtime/wire.py)."""
+        delay = self.wire.delay_s() if self.wire is not None else 0.0
+        header[-2] = round(delay * 1e6)  # µs; the header is written again for each peer (send blocks)
         channel = self.channels[(self.rank, peer)]
         dist.send(header, dst=peer, group=channel)
         dist.send(payload, dst=peer, group=channel)  # a host tensor (gloo)
+        nbytes = payload.numel() * payload.element_size()
+        if self.wire is not None:
+            self.wire.sent(nbytes)
         with self.wake:
             self.sent_messages += 1
-            self.sent_bytes += payload.numel() * payload.element_size()
+            self.sent_bytes += nbytes
+            self.held_s += delay
 
-    def _receive_loop(self, k: int, peer: int) -> None:
+    def _receive_loop(self, peer: int) -> None:
+        """Take each message off `peer`'s channel as it comes, stamped with when it is due."""
         channel = self.channels[(peer, self.rank)]
-        stream = self.streams[k] if self.streams else None
-        header = torch.empty(self.header_size, dtype=torch.int64)
         g_all = len(self.updater.groups)  # the header's padded width
+        while True:
+            header = torch.empty(self.header_size, dtype=torch.int64)
+            dist.recv(header, src=peer, group=channel)
+            values = header.tolist()
+            kind, n = values[0], values[1]
+            staged = None
+            if kind in (UPDATE, REPLY):
+                groups = values[2 : 2 + n]
+                staged = torch.empty(sum(self._group_size(g) for g in groups), dtype=self.dtype)
+                dist.recv(staged, src=peer, group=channel)
+            received, (delay_us, sent_us) = time.time(), values[3 + 3 * g_all - 1 :]
+            # Due at the send time plus the delay; never later than the receipt plus the delay (hosts'
+            # clocks may disagree).
+            due = min(sent_us / 1e6, received) + delay_us / 1e6
+            with self.wake:
+                self.arrived[peer].append((due, values, staged))
+                self.wake.notify_all()
+            if kind == CLOSE:
+                return
+
+    def _apply_loop(self, k: int, peer: int) -> None:
+        """Apply `peer`'s messages in their order, each once it is due; count marks as they come."""
+        stream = self.streams[k] if self.streams else None
+        queue = self.arrived[peer]
+        g_all = len(self.updater.groups)
         with torch.cuda.stream(stream) if stream is not None else nullcontext():
             while True:
-                dist.recv(header, src=peer, group=channel)
-                kind, n, *rest = header.tolist()
+                with self.wake:
+                    while not queue:
+                        self.wake.wait(timeout=POLL_S)
+                    due, values, staged = queue.popleft()
+                wait = due - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                kind, n, rest = values[0], values[1], values[2:]
                 if kind == CLOSE:
                     return
                 if kind in (END, REPLIED):
@@ -326,23 +384,23 @@ class GossipExchange:
                     continue
                 groups, counts, sent_us = rest[:n], rest[g_all : g_all + n], rest[-1]
                 shares = [as_float(bits) for bits in rest[2 * g_all : 2 * g_all + n]]
-                sizes = [sum(self._size(i) for i in self.updater.groups[g]) for g in groups]
-                staged = torch.empty(sum(sizes), dtype=self.dtype)
-                dist.recv(staged, src=peer, group=channel)
+                sizes = [self._group_size(g) for g in groups]
                 payload = staged.to(self.device)  # on CUDA: a copy in, on this thread's stream
                 parts = zip(groups, payload.split(sizes), counts, shares, strict=True)
                 applied = [self._apply(kind, g, part, count, share) for g, part, count, share in parts]
                 delay_ms = max(0.0, (time.time_ns() // 1000 - sent_us) / 1000)
+                if self.wire is not None:
+                    self.wire.arrived(sent_us / 1e6, peer)
                 reply = None
                 if kind == UPDATE and self.mix == "pairwise":  # answered before the peer's end mark
                     reply = torch.cat([d.reshape(-1) for deltas in applied for d in deltas]).neg_().cpu()
-                with self.wake:  # one set of counters, a receiving thread per peer
+                with self.wake:  # one set of counters, an applying thread per peer
                     self.received_messages += 1
                     self.remote_updates += sum(counts)
                     self.delay_sum_ms += delay_ms
                     self.delay_max_ms = max(self.delay_max_ms, delay_ms)
                     if reply is not None:
-                        self.replies.append((peer, groups, reply, time.perf_counter()))
+                        self.replies.append((peer, groups, reply))
                     self.wake.notify_all()
 
     def _apply(self, kind: int, g: int, part: torch.Tensor, count: int, share: float) -> list[torch.Tensor]:
@@ -392,8 +450,11 @@ class GossipExchange:
         values = [kind, len(groups)]
         for part in (groups, counts, bits):
             values += [*part, *[0] * (g - len(part))]
-        values.append(time.time_ns() // 1000)
+        values += [0, time.time_ns() // 1000]  # the delay, set per peer by `_send`; the send time
         return torch.tensor(values, dtype=torch.int64)
+
+    def _group_size(self, group: int) -> int:
+        return sum(self._size(i) for i in self.updater.groups[group])
 
     def _size(self, index: int) -> int:
         return self.offsets[index + 1] - self.offsets[index]

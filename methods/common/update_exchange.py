@@ -75,8 +75,8 @@ class UpdateExchange:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # the last round's additions ran on the exchange's stream
 
-    def epoch_metrics(self) -> dict[str, float]:
-        """The rounds run so far."""
+    def epoch_metrics(self, batches: int) -> dict[str, float]:
+        """The rounds run so far (`batches`, the epoch's passes, is the gossip's measure: unused)."""
         return {"exchange_rounds": float(self.rounds)}
 
     def close(self) -> None:

@@ -11,8 +11,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from core.context import TrainContext
-from core.runtime.straggler import straggler_for
 from core.runtime.supervise import Children
+from core.runtime.wire import Wire
 
 from ..common.update_exchange import replica_drift
 from .config import MAX_POLL_S, POLL_S, START_TIMEOUT_S, STOP_GRACE_S
@@ -21,18 +21,25 @@ from .state import SharedState
 from .worker import parameter_blocks, worker_main
 
 
-def average_round(params: list[torch.Tensor], world: int, after_snapshot=None) -> None:
+def average_round(
+    params: list[torch.Tensor], world: int, after_snapshot=None, wire: Wire | None = None,
+    step_s: float | None = None,
+) -> None:  # fmt: skip
     """One averaging round of Algorithm 1b (lines 5-8) on this device's live parameters.
 
-    Snapshot without stopping the writers, all-reduce the snapshots to their mean, and add
-    (mean - snapshot): whatever the workers wrote after the snapshot is kept. `after_snapshot` is
-    a test seam, called between the snapshot and the update.
+    Snapshot without stopping the writers, all-reduce the snapshots to their mean (on the `wire`:
+    a delayed device's snapshot joins its delay late, `step_s` the workers' step for a fractional
+    delay), and add (mean - snapshot): whatever the workers wrote after the snapshot, the wire's
+    delay included, is kept. `after_snapshot` is a test seam, called between the snapshot and the update.
     """
     snapshot = torch.cat([p.detach().reshape(-1) for p in params])  # v_a := x_q (lines 5)
     if after_snapshot is not None:
         after_snapshot()
     mean = snapshot.clone()
-    dist.all_reduce(mean)  # line 6
+    if wire is not None:
+        wire.all_reduce(mean, step_s)  # line 6
+    else:
+        dist.all_reduce(mean)
     delta = mean.div_(world).sub_(snapshot)  # line 7: mean - snapshot
     with torch.no_grad():
         offset = 0
@@ -67,8 +74,9 @@ class Averager:
         self.mp = mp.get_context("spawn")  # fork is unsafe with threads and CUDA
         self.state = SharedState(self.mp, self.acfg.workers_per_device, ctx.device)
         self.workers: Children | None = None
-        wire = straggler_for(self.cfg, ctx.rank, ctx.world)  # the last device's, with a wire delay
-        self.wire = wire if wire is not None and wire.wire else None
+        # The averaging on the wire (a wire straggler's delay on the last device's snapshots, ages, bytes).
+        self.wire = Wire.of(self.cfg, ctx.rank, ctx.world, ctx.device) if ctx.world > 1 else None
+        self.epoch_updates = 0  # S when the epoch started
         self.since_round = 0  # S at the last averaging round (s_pre)
         self.epoch = 0  # the epoch being trained (paper) or waited for (authors' reading)
         self.metrics = dict(
@@ -215,11 +223,9 @@ class Averager:
     def average(self, since: int | None = None) -> None:
         """One averaging round, counting the updates the workers made while it ran; `since` is the
         S to count the next round's updates from (default: S as the round starts)."""
-        if self.wire is not None:  # a wire straggler's round leaves late: every device waits for it
-            self.wire.hold(self.worker_step_s() or 0.0)
         before = self.state.get(SharedState.UPDATES)
         started = time.perf_counter()
-        average_round(self.params, self.ctx.world)
+        average_round(self.params, self.ctx.world, wire=self.wire, step_s=self.worker_step_s() or 0.0)
         after = self.state.get(SharedState.UPDATES)
         self.since_round = before if since is None else since  # s_pre := s_cur
         self.metrics["averaging_rounds"] += 1
@@ -232,12 +238,15 @@ class Averager:
         meter = ctx.meter()
         totals = self.state.epoch_stats(self.epoch)
         meter.add_totals(totals[0], totals[1], int(totals[2].item()))
-        extra = dict(self.metrics, updates=float(self.state.get(SharedState.UPDATES)))
+        updates = self.state.get(SharedState.UPDATES)
+        extra = dict(self.metrics, updates=float(updates))
         extra["partitioned"] = float(self.state.get(SharedState.PARTITIONED))
         if ctx.world > 1:
             extra["replica_drift"] = replica_drift(ctx.model)
             extra["update_spread_mean"] = self.spread_sum / max(1.0, self.metrics["averager_polls"])
             extra["update_spread_max"] = self.spread_max
+            extra.update(self.wire.epoch_metrics(updates - self.epoch_updates))  # a worker's step: a batch
+        self.epoch_updates = updates
         # The authors' workers train on while rank 0 evaluates: the clock runs (theirs test inside the
         # training loop, on the clock: lines 162-169, 183-185).
         ctx.end_epoch(meter, ctx.model, extra=extra, clock_runs=self.reading.clock_runs_while_evaluating)

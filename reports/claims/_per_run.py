@@ -65,7 +65,7 @@ def with_values(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFram
     """Per run: the values of its curve (`training_per_run`), its status and tags; the runs that
     failed before their first evaluation kept without values."""
     targets = spec.targets.get(profile, {})
-    settings = tuple(dict.fromkeys(k for row in spec.rows for k, _ in row.settings))
+    settings = spec.setting_keys
     per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric, spec.model_metrics)
     measured = set(per_run["run_id"]) if not per_run.empty else set()
     # Runs that failed before their first evaluation: kept, with no values (a cell counts them).

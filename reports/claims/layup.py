@@ -40,8 +40,10 @@ def no_delay(method: str) -> dict:
 
 
 def delayed(method: str, kind: str) -> dict:
-    """The row of `method` under a 100 % straggler of this kind."""
-    return {"method": method, KEY: 1.0, "straggler_kind": kind, "devices": DEVICES}
+    """The row of `method` under a 100 % straggler of this kind (a wire delay as a latency, not the
+    sender's hold of runs before 2026-11-28: core.config.changed_where)."""
+    row = {"method": method, KEY: 1.0, "straggler_kind": kind, "devices": DEVICES}
+    return {**row, "wire_model": "latency"} if kind == "wire" else row
 
 
 def plan_of(*rows: dict) -> Plan:

@@ -2,7 +2,8 @@
 between workers leave LayUp's time to target nearly unchanged while DDP degrades.
 
 The suite's reading on table `layup`'s wire stragglers (`straggler_kind=wire`: the last worker's
-outgoing messages held a whole step), written 2026-11-26 before any run of those rows."""
+outgoing messages delayed a whole step, as a latency: docs/design.md, "The wire"), written
+2026-11-26 before any run of those rows."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from ._common import LAYUP_V4, Evidence, Measured, described, no_runs, of_settin
 from .layup import SOURCE, delayed, no_delay, plan_of, slowdown_ratio_cell, slowdown_rows, slowdowns
 from .stats import Cell, Part, above, within
 
-VERSION = "2 (2026-11-27)"
+# 3: reads only runs whose wire delay was a latency (wire_model=latency, 2026-11-28), not the
+# sender's hold of earlier runs (docs/fidelity.md, "History of the rules").
+VERSION = "3 (2026-11-28)"
 METHODS = ("layup", "ddp", "plsgd", "diloco", "lapsgd")
 
 WIRE_VS_DDP = Part(

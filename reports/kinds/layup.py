@@ -35,7 +35,8 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
         for model, best, ref in zip(per_run["model"], per_run["best"], reference["_ref_best"], strict=True)
     ]
     columns = ["best", "loss_vs_no_delay", "tta_target_s", "tta_vs_no_delay", "samples_per_s"]
-    summary = summarise(per_run, [*columns, "rate_vs_no_delay", "mfu", "replica_drift"])
+    declared = [m for m in ("mfu", *spec.metrics) if m not in columns]  # drift, the wire's bytes and ages
+    summary = summarise(per_run, [*columns, "rate_vs_no_delay", *dict.fromkeys(declared)])
     summary.insert(2, "metric", [spec.metric_of(model).name for model in summary["model"]])
     summary["target_value"] = [spec.targets.get(section.profile, {}).get(m) for m in summary["model"]]
     section.notes.append(
@@ -45,6 +46,10 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
         "or bits per byte; tta_target_s: training seconds to `target_value` (mean over the runs that "
         "reached it); tta_vs_no_delay and rate_vs_no_delay: time to target and samples/s over the run "
         "without delay's; replica_drift: the largest relative distance of a worker's parameters "
-        "from the workers' mean at epoch ends (layup, plsgd, diloco, lapsgd; ddp's replicas are one)."
+        "from the workers' mean at epoch ends (layup, plsgd, diloco, lapsgd; ddp's replicas are one). "
+        "The wire (core/runtime/wire.py), per epoch: wire_bytes_per_step, the model state a worker "
+        "sends per batch it trains (gradients, weights, pseudo-gradients; an all-reduce counted as the "
+        "ring's 2 (N-1)/N of its tensor); wire_mib, all workers' MiB an epoch; wire_age_median_ms, the "
+        "median age at arrival of what the last worker sent (the one a wire straggler delays)."
     )
     return summary

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from core.config import TrainConfig
+from core.config import CHANGED_WHERE, TrainConfig
 from core.errors import UserError
 from core.job import Job, Row, Setting, base_row, run_row
 from core.metric import ACCURACY, Metric
@@ -125,6 +125,15 @@ class TableSpec:
             if cell.row.method in METHODS
             for run in range(runs or cell.runs)
         ]
+
+    @property
+    def setting_keys(self) -> tuple[str, ...]:
+        """The settings that tell this table's rows apart, each a per-run column of its reports: those
+        its rows declare, and a setting changed for some jobs beside the one that picks them
+        (core.config.changed_where: `wire_model` where a row declares `straggler_kind`)."""
+        declared = tuple(dict.fromkeys(k for row in self.rows for k, _ in row.settings))
+        changed = tuple(key for key, (_, (where, _)) in CHANGED_WHERE.items() if where in declared)
+        return declared + changed
 
     def metric_of(self, model: str) -> Metric:
         """The metric of the table's workload on `model`."""
