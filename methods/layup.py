@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from core.config import TrainConfig
+from core.config import TrainConfig, added_setting
 from core.context import TrainContext
 from core.errors import UserError
 from core.runtime.straggler import Straggler, straggler_for
@@ -56,6 +56,10 @@ class LayupConfig(AsyncConfig):
     bundle: str = "layer"
     evaluate: str = "own"
     batches: str = "shared"
+    # True: a worker's forward waits, before each pass, until every message that reached it is
+    # applied (held ones included): a gossip that waits for its messages, the ablation that shows
+    # what LayUp's asynchrony does under a wire delay (tests/test_wire.py).
+    wait_for_held: bool = added_setting("wait_for_held", False, "2026-11-28")
 
     def validate(self) -> None:
         """Reject unknown choices and a peer count below 1, with one line naming the key."""
@@ -98,12 +102,20 @@ class LayUp(AsyncBackprop):
         the workers share (the rendezvous store's): a slow worker takes fewer, none waits for it.
         The step is the batch's position over the workers (the learning rate's point in the epoch)."""
         if ctx.method_config.batches == "shard":
-            return super().epoch_batches(ctx, epoch)
-        total = ctx.dataset.steps_per_epoch(ctx.config.batch_size, 1)
-        counter = SharedPositions(dist.distributed_c10d._get_default_store(), f"layup/epoch{epoch}", total)
-        return (
-            (counter.position / ctx.world, batch) for batch in ctx.train_batches(epoch, positions=counter)
-        )
+            numbered = super().epoch_batches(ctx, epoch)
+        else:
+            total = ctx.dataset.steps_per_epoch(ctx.config.batch_size, 1)
+            store = dist.distributed_c10d._get_default_store()
+            counter = SharedPositions(store, f"layup/epoch{epoch}", total)
+            batches = ctx.train_batches(epoch, positions=counter)
+            numbered = ((counter.position / ctx.world, batch) for batch in batches)
+        return self._after_held(numbered) if ctx.method_config.wait_for_held else numbered
+
+    def _after_held(self, numbered: Iterator[tuple[float, object]]) -> Iterator[tuple[float, object]]:
+        """wait_for_held: each batch once every message that reached this worker is applied."""
+        for item in numbered:
+            self.exchange.wait_held()
+            yield item
 
     def forward_straggler(self, ctx: TrainContext) -> Straggler | None:
         """A delay slows a whole worker, the last: its forward thread, which feeds its passes."""

@@ -379,18 +379,19 @@ def test_more_processes_than_cores_need_oversubscribe(monkeypatch):
 
 
 # --- LayUp's claims of rule version 1 on wire delays, drift and task performance ----------------
-def claims_store(tmp_path, good: bool) -> str:
+def claims_store(tmp_path, good: bool, slowdowns: dict[str, float] | None = None) -> str:
     """Three run indices per row, 2 GPUs, both models: ddp, diloco, lapsgd and layup without delay and
     under a 100 % wire straggler. `good`: LayUp slows 1.05x where DDP slows 2x, the baselines drift
     3x LayUp's, LayUp's best metric 1 % better than DDP's; else LayUp slows 2x as DDP does, drifts 3x
-    theirs and is 3 % worse (every run still reaches the target: no time is censored)."""
+    theirs and is 3 % worse (every run still reaches the target: no time is censored). `slowdowns`:
+    the wire straggler's slowdown of these methods instead (measured ones: tests/test_wire.py)."""
     from benchmarks.engine.tracking import Tracker
 
     from .conftest import TWO_GPUS, add_run, empty_store, row_params
 
     uri = empty_store(tmp_path / "mlflow.db")
     tracker = Tracker(uri)
-    wire = {"ddp": 2.0, "diloco": 1.1, "lapsgd": 1.3, "layup": 1.05 if good else 2.0}
+    wire = {"ddp": 2.0, "diloco": 1.1, "lapsgd": 1.3, "layup": 1.05 if good else 2.0, **(slowdowns or {})}
     drift = {"layup": 0.01 if good else 0.09, "ddp": 0.0, "diloco": 0.03, "lapsgd": 0.03}
     quality = {"layup": 1.01 if good else 0.97}  # LayUp's best relative to the others' (better above 1)
     for model in ("resnet18", "gpt"):

@@ -121,6 +121,7 @@ class GossipExchange:
         self.arrived: dict[int, deque[tuple[float, list[int], torch.Tensor | None]]] = {
             peer: deque() for peer in self.others
         }
+        self.pending = 0  # messages received and not yet applied (held ones included), under `wake`
         self.error: BaseException | None = None
         # The applying threads' CUDA streams (their copies in and additions), which `flush` waits for.
         self.streams = [torch.cuda.Stream(device) for _ in self.others] if device.type == "cuda" else []
@@ -182,6 +183,13 @@ class GossipExchange:
                 self._check()
         for stream in self.streams:  # the applying threads' additions ran on these (no device-wide wait)
             stream.synchronize()
+
+    def wait_held(self) -> None:
+        """Block until every message that reached this rank is applied (layup's `wait_for_held`)."""
+        with self.wake:
+            while self.pending:
+                self.wake.wait(timeout=POLL_S)
+                self._check()
 
     def epoch_metrics(self, batches: int) -> dict[str, float]:
         """The epoch's messages, MiB, delays and remote updates, over the workers, and the wire's
@@ -356,6 +364,7 @@ class GossipExchange:
             due = min(sent_us / 1e6, received) + delay_us / 1e6
             with self.wake:
                 self.arrived[peer].append((due, values, staged))
+                self.pending += 1
                 self.wake.notify_all()
             if kind == CLOSE:
                 return
@@ -380,6 +389,7 @@ class GossipExchange:
                 if kind in (END, REPLIED):
                     with self.wake:
                         (self.ends if kind == END else self.answered)[peer] += 1
+                        self.pending -= 1
                         self.wake.notify_all()
                     continue
                 groups, counts, sent_us = rest[:n], rest[g_all : g_all + n], rest[-1]
@@ -395,6 +405,7 @@ class GossipExchange:
                 if kind == UPDATE and self.mix == "pairwise":  # answered before the peer's end mark
                     reply = torch.cat([d.reshape(-1) for deltas in applied for d in deltas]).neg_().cpu()
                 with self.wake:  # one set of counters, an applying thread per peer
+                    self.pending -= 1
                     self.received_messages += 1
                     self.remote_updates += sum(counts)
                     self.delay_sum_ms += delay_ms
