@@ -14,10 +14,12 @@ the last rank's outgoing messages (core/runtime/straggler.py draws each one):
 Control messages (a poll's few numbers, end marks) carry no delay of their own.
 
 Every rank measures what reaches it: a message's age at arrival (arrival minus its send stamp),
-and a collective's (its result's arrival minus the newest part's stamp, shared by a MAX
-all-reduce of the stamps: the wire's latency, without the wait for slower ranks). Stamps are
-`time.time()`: on one host the clocks agree; across hosts their offset enters the ages. The bytes
-are the model state a rank puts on the wire: a gossip message's payload, or for an all-reduce the
+and each other rank's part of a collective (the delay with which it joined, plus the collective's
+transfer from its last part's joining to the result's arrival: the wire's age of that part,
+without the wait for slower ranks; every rank's stamp and joining time shared by a small
+all-reduce). Stamps are `time.time()`: on one host the clocks agree; across hosts their offset
+enters a message's age, and a collective part's through its transfer. The bytes are
+the model state a rank puts on the wire: a gossip message's payload, or for an all-reduce the
 ring algorithm's 2 (N - 1) / N times the tensor's bytes per rank. Control messages are not counted.
 """
 
@@ -107,10 +109,12 @@ class Wire:
         return self.straggler.draw(step_s) if self.straggler is not None else 0.0
 
     # --- what arrives --------------------------------------------------------------------------------
-    def arrived(self, sent_at: float, sender: int, at: float | None = None) -> None:
-        """A message sent at `sent_at` (time.time()) by `sender` is usable now (or at `at`)."""
-        age_ms = max(0.0, ((time.time() if at is None else at) - sent_at) * 1000)
-        index = age_bin(age_ms)
+    def arrived(self, sent_at: float, sender: int) -> None:
+        """A message sent at `sent_at` (time.time()) by `sender` is usable now."""
+        self._age(time.time() - sent_at, sender)
+
+    def _age(self, age_s: float, sender: int) -> None:
+        index = age_bin(max(0.0, age_s * 1000))
         with self.lock:
             self.all_ages[index] += 1
             if sender == self.slowed_rank:
@@ -128,19 +132,38 @@ class Wire:
     # --- collectives ---------------------------------------------------------------------------------
     def collective(self, run: Callable[[], None], nbytes: float, step_s: float | None = None) -> None:
         """Run a synchronous collective of this rank's state as of now: the delayed rank joins it its
-        delay late (the caller leaves the state as it is meanwhile); its age is logged on every rank."""
+        delay late (the caller leaves the state as it is meanwhile); every rank logs the others' parts'
+        ages (`parts_arrived`)."""
         stamp = time.time()
         delay = self.delay_s(step_s)
         if delay:
             time.sleep(delay)
+        launched = time.time()
         run()
         if self.device.type == "cuda":  # the host's clock sees the result only once the stream has it
             torch.cuda.current_stream(self.device).synchronize()
         done = time.time()
-        newest = torch.tensor([stamp], dtype=torch.float64, device=self.device)
-        dist.all_reduce(newest, op=dist.ReduceOp.MAX)
-        self.arrived(float(newest.item()), self.slowed_rank, at=done)
+        times = self.times(stamp, launched, self.device)
+        dist.all_reduce(times)
+        self.parts_arrived(times.tolist(), done)
         self.sent(nbytes)
+
+    def times(self, stamp: float, launched: float, device: torch.device) -> torch.Tensor:
+        """This rank's slots of a collective's times, summed over the ranks by an all-reduce: each
+        rank's stamp (its state's time) and when its part joined (after its delay)."""
+        times = torch.zeros(2 * self.world, dtype=torch.float64)
+        times[2 * self.rank], times[2 * self.rank + 1] = stamp, launched
+        return times.to(device)
+
+    def parts_arrived(self, times: list[float], done: float) -> None:
+        """A collective's result is here at `done`: each other rank's part arrived as old as its delay
+        (joined minus stamp) plus the collective's own transfer (from when its last part joined to
+        `done`): the wire's age of that part, without the wait for slower ranks' parts."""
+        launches = times[1::2]
+        transfer = max(0.0, done - max(launches))
+        for sender in range(self.world):
+            if sender != self.rank:
+                self._age(launches[sender] - times[2 * sender] + transfer, sender)
 
     def all_reduce(self, tensor: torch.Tensor, step_s: float | None = None) -> None:
         """`dist.all_reduce(tensor)` (a sum) on the wire (`collective`)."""
@@ -218,18 +241,19 @@ def ddp_hook(state: DdpHookState, bucket):  # no return annotation: DDP checks i
     wire.sent(wire.all_reduce_bytes(tensor))
 
     def launch() -> torch.futures.Future:
+        launched = time.time()
         reduced = dist.all_reduce(tensor.div_(wire.world), async_op=True).get_future()
         if not state.measures:
             return reduced.then(lambda fut: fut.value()[0])
-        newest = torch.tensor([stamp], dtype=torch.float64)
-        stamps = dist.all_reduce(newest, op=dist.ReduceOp.MAX, async_op=True).get_future()
+        times = wire.times(stamp, launched, torch.device("cpu"))
+        shared = dist.all_reduce(times, async_op=True).get_future()
 
         def arrived(both) -> torch.Tensor:
             both.value()  # raises a failed collective's error
-            wire.arrived(float(newest.item()), wire.slowed_rank)
+            wire.parts_arrived(times.tolist(), time.time())
             return tensor
 
-        return torch.futures.collect_all([reduced, stamps]).then(arrived)
+        return torch.futures.collect_all([reduced, shared]).then(arrived)
 
     if wire.straggler is None:
         return launch()
