@@ -211,7 +211,8 @@ def cmd_run_claims(args) -> int:
     close_stale(tracker)
     data_dir = resolve_data_dir(args.data_dir)
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
-    plans, missing = runnable_plans(claims, profile, args, data_dir, out_dir, tracker.uri)
+    plans, lost = runnable_plans(claims, profile, args, data_dir, out_dir, tracker.uri)
+    missing = set(lost)
     estimates = Estimates(tracker, profile, Calibration(data_dir))
 
     def run_perf(name: str) -> None:
@@ -231,15 +232,19 @@ def cmd_run_claims(args) -> int:
         left_out = list({**dict(left_out), **dict(later)}.items())
     print(f"jobs: {tally(executor.outcomes)}; results in {tracker.uri}")
     write_verdicts(tracker.uri, out_dir, profile, left_out)
-    return report_not_run(executor.outcomes)
+    code = report_not_run(executor.outcomes)
+    for dataset, (why, claim_ids) in lost.items():  # planned, never run: as a table's jobs would say
+        print(f"error: not run, the {dataset} jobs of {', '.join(claim_ids)}: {why}", file=sys.stderr)
+    return 1 if lost else code
 
 
 def runnable_plans(
     claims: list, profile: str, args, data_dir: Path, out_dir: Path, uri: str
-) -> tuple[list, set[str]]:
+) -> tuple[list, dict[str, tuple[str, list[str]]]]:
     """The claims' plans, less what this machine cannot run (too few GPUs, data not on disk), and
-    the datasets not on disk; for a real run, also checks that the report can be written and every
-    job's devices exist."""
+    each dataset not on disk with why and the claims whose jobs need it (a dry run warns of them
+    here; a run ends on them, exit 1); for a real run, also checks that the report can be written
+    and every job's devices exist."""
     import torch
 
     from datasets.registry import looking_only
@@ -250,15 +255,19 @@ def runnable_plans(
 
     plans = plan_claims(claims, dict(TABLES), profile, args.runs, args.devices, uri)
     drop_undecidable(plans, torch.cuda.device_count())
+    needs: dict[str, set[str]] = {}
+    for plan in plans:
+        for job in plan.every_job:
+            needs.setdefault(job.dataset, set()).add(plan.claim.id)
     with looking_only() if args.dry_run else contextlib.nullcontext():  # a dry run looks, never fetches
         missing = drop_missing_data(plans, data_dir)
-    for dataset, why in missing.items():
+    for dataset, why in missing.items() if args.dry_run else ():
         log.warning("%s: %s", dataset, why)
     if not args.dry_run:
         check_writable(out_dir)
         for job in {(j.table, j.key): j for p in plans for j in p.every_job}.values():
             check_device_count(job)  # before anything runs
-    return plans, set(missing)
+    return plans, {dataset: (why, sorted(needs[dataset])) for dataset, why in missing.items()}
 
 
 def write_verdicts(uri: str, out_dir: Path, profile: str, left_out: list[tuple[str, float]]) -> None:

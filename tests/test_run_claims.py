@@ -128,6 +128,20 @@ def test_jobs_whose_data_is_missing_are_left_out_of_the_plans(tmp_path):
     assert "6 jobs" in plans["beta-about-2"]  # Table 9 times synthetic batches: no data needed
 
 
+@pytest.mark.slow  # builds the quick plans, ~7 s
+def test_a_run_whose_planned_jobs_lack_their_data_exits_1_with_a_line_per_dataset(tmp_path):
+    """`run claims` (not a dry run) whose every planned job needs data not on disk runs nothing,
+    still writes the verdicts, and exits 1 with one line naming the dataset and the claims it left
+    without runs, as `run TABLE` does for its jobs."""
+    store = empty_store(tmp_path / "mlflow.db")
+    args = ("run", "claims", "--profile", "quick", "--only", "imdb-lu-twice-as-fast", "--out", str(tmp_path))
+    proc = run_cli(*args, "--data-dir", str(tmp_path / "none"), "--tracking-uri", store)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr
+    assert "not run, the imdb jobs of imdb-lu-twice-as-fast" in errors[0] and "Traceback" not in proc.stderr
+    assert (tmp_path / "claims.md").exists()
+
+
 # --- the planner's parts ---------------------------------------------------------------------------
 def claim_plans(profile: str, *ids: str, gpus: int = 0, runs: int | None = None):
     from benchmarks.engine.planner import drop_undecidable, plan_claims
