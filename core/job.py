@@ -85,7 +85,8 @@ class Row:
             if key in declared or not setting_equals(value, logged_or_added(values, where)):
                 continue
             if logged is not None and not setting_equals(default, logged):
-                extra += [] if where in declared else [(where, value)]
+                if where not in declared:
+                    extra.append((where, value))
                 extra.append((key, typed_like(default, logged)))
         return Row(self.method, self.settings + tuple(extra)) if extra else self
 

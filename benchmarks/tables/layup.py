@@ -78,14 +78,7 @@ SPEC = register_table(
     reference=dict(straggler_delay_frac=0.0),
     kind="layup",
     model_metrics={"gpt": BITS_PER_BYTE},
-    metrics=(
-        "samples_per_s",
-        "mfu",
-        "replica_drift",
-        "wire_bytes_per_step",
-        "wire_mib",
-        "wire_age_median_ms",
-    ),
+    metrics=("samples_per_s", "mfu", "replica_drift", *WIRE_METRICS),
     targets={
         "paper": {"resnet18": 0.87, "gpt": 1.8},
         # quick: pd-stragglers' 1-epoch ResNet target; the GPT's is what ddp on 3 processes passes

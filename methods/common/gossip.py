@@ -347,7 +347,6 @@ class GossipExchange:
     def _receive_loop(self, peer: int) -> None:
         """Take each message off `peer`'s channel as it comes, stamped with when it is due."""
         channel = self.channels[(peer, self.rank)]
-        g_all = len(self.updater.groups)  # the header's padded width
         while True:
             header = torch.empty(self.header_size, dtype=torch.int64)
             dist.recv(header, src=peer, group=channel)
@@ -358,7 +357,7 @@ class GossipExchange:
                 groups = values[2 : 2 + n]
                 staged = torch.empty(sum(self._group_size(g) for g in groups), dtype=self.dtype)
                 dist.recv(staged, src=peer, group=channel)
-            received, (delay_us, sent_us) = time.time(), values[3 + 3 * g_all - 1 :]
+            received, (delay_us, sent_us) = time.time(), values[-2:]  # the header's last two numbers
             # Due at the send time plus the delay; never later than the receipt plus the delay (hosts'
             # clocks may disagree).
             due = min(sent_us / 1e6, received) + delay_us / 1e6
