@@ -15,6 +15,7 @@ from core.errors import DataMissingError, StorageError, Terminated, UserError
 from core.runtime.allocator import tune_glibc_malloc
 
 from .parser import build_parser
+from .reference import cmd_targets
 from .run_verbs import close_stale, cmd_report, cmd_run
 
 log = logging.getLogger("benchmarks")
@@ -328,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         "list": cmd_list,
         "train": cmd_train,
         "run": cmd_run,
+        "targets": cmd_targets,
         "report": cmd_report,
         "perf": cmd_perf,
         "doctor": cmd_doctor,

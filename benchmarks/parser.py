@@ -23,6 +23,7 @@ def build_parser(description: str) -> Parser:
     verbs = (
         add_train,
         add_run,
+        add_targets,
         add_report,
         add_calibrate,
         add_doctor,
@@ -188,6 +189,17 @@ def add_migrate(sub) -> None:
     migrate.add_argument(
         "--no-backup", action="store_true", help="a database or server store: you backed it up yourself"
     )
+
+
+def add_targets(sub) -> None:
+    targets = sub.add_parser(
+        "targets", help="reference runs (bp, seeds 1000+) of a table's workloads and the targets they derive"
+    )
+    targets.add_argument("table", help="a table or figure id")
+    targets.add_argument("--profile", default="auto")
+    targets.add_argument("--runs", type=int, default=3, help="reference runs per workload (default: 3)")
+    targets.add_argument("--data-dir")
+    targets.add_argument("--tracking-uri", help=STORE_HELP)
 
 
 def add_sync(sub) -> None:

@@ -117,7 +117,7 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
             if not finished.empty:
                 section.summary = in_spec_order(kind.render(section, spec, finished, out_dir), spec)
         else:
-            targets = spec.targets.get(prof, {})
+            targets = spec.target_values(prof)
             per_run = training_per_run(
                 uri, finished, targets, spec.metrics, spec.setting_keys, spec.metric, spec.model_metrics
             )

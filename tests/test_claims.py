@@ -346,28 +346,47 @@ def test_staleness_grows_with_depth_only_beyond_the_backward_time(tmp_path):
         assert result.results[0].verdict == REPRODUCED  # BU - LU staleness +0.7 updates
 
 
-def test_a_run_that_diverged_stays_in_a_time_to_target_comparison(tmp_path):
-    """BU reaches the target first in every finished pair, but one BU run diverged before it: its
-    time is censored at its own last time (20 s), counted, never imputed; a run that reached the
-    target and then diverged keeps its time."""
+def test_a_run_that_diverged_never_reaches_the_frozen_target(tmp_path):
+    """BU reaches the frozen target (000 Table 1's 87 %) first in every finished pair, but one BU run
+    diverged before it: it never reaches it (censored at infinity, counted, never imputed); a run
+    that reached the target and then diverged keeps its time. No run moves the target."""
     uri, tracker = new_store(tmp_path)
     for i in range(3):
-        add(tracker, "table1", "resnet18", "async_lu", i, [0.5, 0.7, 0.8, 0.85])
-        bu, status = ([0.84, 0.85, 0.85, 0.85], "finished") if i < 2 else ([0.7, 0.1], "diverged")
+        add(tracker, "table1", "resnet18", "async_lu", i, [0.5, 0.7, 0.8, 0.88])
+        bu, status = ([0.86, 0.88, 0.88, 0.88], "finished") if i < 2 else ([0.7, 0.1], "diverged")
         add(tracker, "table1", "resnet18", "async_bu", i, bu, status=status)
-    add(tracker, "table1", "resnet18", "lapsgd", 0, [0.5, 0.85, 0.1], status="diverged")
+    add(tracker, "table1", "resnet18", "lapsgd", 0, [0.5, 0.88, 0.1], status="diverged")
+    add(tracker, "table1", "resnet18", "lppsgd", 0, [0.5, 0.6, 0.86, 0.86])  # its budget ran out
     result = verdict(uri, "bu-fastest-to-target")
     cell = next(c for c in result.cells if c.name == "table1 resnet18 async_lu")
-    # The target is 0.85 (the finished runs' lowest best): LU reaches it in 40 s, BU in 20 s; the
-    # diverged BU run never does (the old rule gave it the longest training, 40 s, a ratio of 1.0).
+    # LU reaches 0.87 in 40 s, BU in 20 s; the diverged BU run never does (the rule before version 6
+    # censored it at its own last time, 20 s, as if it could still reach it later).
     assert cell.failed == 1 and cell.censored == 1 and cell.fast_reached == (True, True, False)
-    assert cell.fast == pytest.approx((20.0, 20.0, 20.0)) and cell.slow == pytest.approx((40.0,) * 3)
-    # The censored pair has no paired ratio (its last time is no time to the target).
+    assert cell.fast == pytest.approx((20.0, 20.0, math.inf)) and cell.slow == pytest.approx((40.0,) * 3)
+    # The censored pair has no paired ratio (it has no time to the target).
     assert cell.values[:2] == pytest.approx((math.log(2), math.log(2))) and math.isnan(cell.values[2])
     bu_runs = cell.runs[3:]  # the slow row's (LU's) ids, then the fast row's (BU's)
     assert f"1 censored ({bu_runs[2][:8]}), compared by log-rank" in cell.text(FASTEST.band)
+    assert cell.unmeasured == 0  # never reaching is a measurement, not a missing one
     lap = next(c for c in result.cells if c.name == "table1 resnet18 lapsgd")
     assert lap.slow == pytest.approx((20.0,)) and lap.slow_reached == (True,)  # reached, then diverged
+    lpp = next(c for c in result.cells if c.name == "table1 resnet18 lppsgd")
+    assert lpp.slow == pytest.approx((40.0,)) and lpp.slow_reached == (False,)  # finished short of it
+
+
+def test_a_diverged_run_is_slower_than_any_run_that_reached_the_target():
+    """Log-rank with a run censored at infinity: the row whose runs diverged before the target reads
+    slower than one whose runs all reached it, however late; censored at its own (early) last time,
+    the same diverged runs left the comparison open."""
+    from reports.claims.censored import TimeCell
+
+    reached = (100.0, 110.0, 120.0, 105.0, 115.0)
+    never = TimeCell("t", "c", slow=(math.inf,) * 5, fast=reached, slow_reached=(False,) * 5,
+                     fast_reached=(True,) * 5, runs=tuple("abcdefghij"))  # fmt: skip
+    early = replace(never, slow=(5.0,) * 5)
+    band = above(math.log(1.1), "why", "x")
+    assert never.judge(band)[0] == SUPPORTS  # the fast row is faster by more than 1.1x
+    assert early.judge(band)[0] == OPEN
 
 
 def test_censored_times_are_compared_by_log_rank_tests_at_the_bands_edges():
@@ -643,14 +662,14 @@ def test_the_rules_on_the_papers_own_tables():
         "lu-more-accurate-than-bu": (INCONCLUSIVE, INCONCLUSIVE),
         "imdb-lu-twice-as-fast": (REPRODUCED, INCONCLUSIVE),
     }
-    # Version 5 of the three time-to-target rules moved no verdict here (docs/fidelity.md).
+    # Frozen targets (bu-fastest 6, lu-faster 7, imdb 5) moved no verdict here (docs/fidelity.md).
     versions = {c: v["version"].split()[0] for c, v in paper_verdicts().items()}
     assert versions == {
-        "bu-fastest-to-target": "5",
-        "lu-faster-than-lap-lpp": "6",
+        "bu-fastest-to-target": "6",
+        "lu-faster-than-lap-lpp": "7",
         "async-more-accurate-than-lap-lpp": "4",
         "lu-more-accurate-than-bu": "4",
-        "imdb-lu-twice-as-fast": "4",
+        "imdb-lu-twice-as-fast": "5",
     }
 
 
@@ -716,7 +735,7 @@ def test_spreads_fitted_to_a_store_recover_its_runs_spread(tmp_path):
     uri, tracker = new_store(tmp_path)
     write_table(tracker, "table1", PATH_PROFILE, TABLE1_PAPER, 3)
     spreads = {s.part: s for s in fit_spreads(Evidence(uri, dict(TABLES), PATH_PROFILE))}
-    fastest = spreads["t_other / t_BU to the lowest best accuracy"]
+    fastest = spreads["t_other / t_BU to the frozen target"]
     assert fastest.cells == 6 and fastest.values == 18
     assert 0.05 * math.sqrt(2) / 1.6 < fastest.fitted < 0.05 * math.sqrt(2) * 1.6
     gap = spreads["async - LAP/LPP best accuracy"]

@@ -22,6 +22,7 @@ from core.metric import BITS_PER_BYTE
 from .common.cifar import RUNS
 from .common.pd004 import epochs_settings
 from .common.spec import Cell, register_table
+from .common.targets import CIFAR10, GPT, GPT_THREE_EPOCHS, ONE_EPOCH
 
 METHODS = ("layup", "ddp", "plsgd", "diloco", "lapsgd")
 WORKLOADS = (("cifar10", "resnet18"), ("imdb-lm", "gpt"))
@@ -80,12 +81,11 @@ SPEC = register_table(
     model_metrics={"gpt": BITS_PER_BYTE},
     metrics=("samples_per_s", "mfu", "replica_drift", *WIRE_METRICS),
     targets={
-        "paper": {"resnet18": 0.87, "gpt": 1.8},
-        # quick: pd-stragglers' 1-epoch ResNet target; the GPT's is what ddp on 3 processes passes
-        # after 2 of its 3 epochs (4.203 in the 3-process pilot, rounded up as 3.22 was to 3.3 on 2:
-        # docs/fidelity.md, "LayUp", targets version 2).
-        "quick": {"resnet18": 0.40, "gpt": 4.3},
-        "smoke": {"resnet18": 0.3, "gpt": 5.0},
+        "paper": {"resnet18": CIFAR10["paper"]["resnet18"], "gpt": GPT["paper"]},
+        # quick: pd-stragglers' 1-epoch ResNet target; the GPT's from a 3-process pilot (docs/
+        # fidelity.md, "LayUp", targets version 2).
+        "quick": {"resnet18": ONE_EPOCH, "gpt": GPT_THREE_EPOCHS},
+        "smoke": {"resnet18": CIFAR10["smoke"]["resnet18"]},  # smoke runs no GPT here
     },
     source="000 v4 (LayUp, arXiv 2410.05985v4), abstract only: no table of it is public",
     reading=(

@@ -15,6 +15,7 @@ from core.job import Row
 
 from .common.cifar import RUNS
 from .common.spec import Cell, devices_for, register_table
+from .common.targets import PIPELINE
 
 METHODS = ("bp", "async_lu", "async_bu", "gpipe", "pipe_1f1b", "ddp")
 # Every row trains all of the profile's epochs: accuracy is compared at equal epochs.
@@ -41,7 +42,7 @@ SPEC = register_table(
     cells=cells,
     kind="pipeline",
     metrics=("samples_per_s", "pipeline_idle_frac", "pipeline_bubble_theory", "staleness_mean"),
-    targets={"paper": {"resnet18": 0.9}, "quick": {"resnet18": 0.55}, "smoke": {"resnet18": 0.3}},
+    targets={profile: {"resnet18": target} for profile, target in PIPELINE.items()},
     source="the suite's extension (000's reviewers asked for a pipeline-parallel comparison and memory)",
     reading=(
         "Ours, not the papers': GPipe and 1F1B from torch.distributed.pipelining with the stages balanced "

@@ -15,6 +15,7 @@ from core.job import Row
 from .common.cifar import RUNS
 from .common.pd004 import epochs_settings
 from .common.spec import Cell, register_table
+from .common.targets import CIFAR10, ONE_EPOCH
 
 METHODS = ("async_lu", "ddp", "lapsgd")
 DELAYS = (0.0, 0.25, 0.5, 1.0)  # fractions of the slowed unit's own step time
@@ -47,9 +48,9 @@ SPEC = register_table(
     metrics=("samples_per_s", "mfu"),
     paper={("resnet18", "async_lu"): {"max_drop_pts": (2.5, None)}},
     targets={
-        "paper": {"resnet18": 0.87},
-        "quick": {"resnet18": 0.40},
-        "smoke": {"resnet18": 0.3},
+        "paper": {"resnet18": CIFAR10["paper"]["resnet18"]},
+        "quick": {"resnet18": ONE_EPOCH},
+        "smoke": {"resnet18": CIFAR10["smoke"]["resnet18"]},
     },
     reading=(
         "Every step of one unit sleeps the given fraction of its own recent step time (probability 1, "

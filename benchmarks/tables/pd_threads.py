@@ -15,6 +15,7 @@ from core.job import Row
 from .common.cifar import RUNS
 from .common.pd004 import epochs_settings
 from .common.spec import Cell, register_table
+from .common.targets import CIFAR10, IMDB, TWO_EPOCHS
 
 METHODS = ("async_lu", "async_bu")
 RATIOS = ((1, 1), (1, 2), (1, 3), (2, 2), (2, 4))  # (forward threads, backward threads)
@@ -64,9 +65,9 @@ SPEC = register_table(
         for f, b in RATIOS
     },
     targets={
-        "paper": {"resnet18": 0.87, "lstm": 0.85},
-        "quick": {"resnet18": 0.55, "lstm": 0.75},
-        "smoke": {"resnet18": 0.3, "lstm": 0.5},
+        "paper": {"resnet18": CIFAR10["paper"]["resnet18"], "lstm": IMDB["paper"]},
+        "quick": {"resnet18": TWO_EPOCHS, "lstm": IMDB["two_epochs"]},
+        "smoke": {"resnet18": CIFAR10["smoke"]["resnet18"], "lstm": IMDB["smoke"]},
     },
     reading=(
         "Each cell is one process with F forward and B backward threads (`forward_threads`, "

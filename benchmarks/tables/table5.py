@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .common.cifar import cifar_cells
 from .common.spec import register_table, single_values
+from .common.targets import IMAGENET
 
 METHODS = ("async_lu", "bp")
 CELLS = cifar_cells("imagenet", METHODS, models=("resnet50",), spread=True)
@@ -14,6 +15,7 @@ SPEC = register_table(
     title="ImageNet-1k: test and train accuracy and time to accuracy, Async LU (3 devices) vs bp (1)",
     kind="accuracy",
     cells=CELLS,
+    targets=IMAGENET,  # the claim's times; the report keeps the paper's time to each run's best
     source="000 Table 5 (Async LU on 3 A100 GPUs, bp on 1), single values",
     reading=(
         "The paper's TTA column is read as the training time to each run's best test accuracy (its "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .common.cifar import cifar_cells
 from .common.spec import register_table
+from .common.targets import IMDB
 
 METHODS = ("async_lu", "async_bu")
 CELLS = cifar_cells("imdb", METHODS, models=("lstm",))
@@ -18,6 +19,9 @@ SPEC = register_table(
         ("lstm", "async_lu"): dict(best_acc_pct=(85.15, 0.15), tta_s=(49.3, 9.46), epochs=(6, 1)),
         ("lstm", "async_bu"): dict(best_acc_pct=(85.06, 0.59), tta_s=(83.41, 12.56), epochs=(12, 2)),
     },
+    # 000 Table 6 reports each run's time to its own best (the report's columns); the claim's times
+    # are to the workload's frozen target.
+    targets={profile: {"lstm": IMDB[profile]} for profile in ("paper", "quick", "smoke")},
     kind="best",
     source="000 Table 6 (A100 GPUs), mean ± std over 3 runs",
     reading=(

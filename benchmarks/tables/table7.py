@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .common.cifar import cifar_cells
 from .common.spec import register_table
+from .common.targets import CIFAR10
 
 METHODS = ("bp", "async_lu", "ddp")
 CELLS = cifar_cells("cifar10", METHODS, spread=True)
@@ -29,6 +30,7 @@ SPEC = register_table(
         ("resnet50", "async_lu"): dict(speedup=(2.02, 0.10)),
         ("resnet50", "ddp"): dict(speedup=(2.38, 0.19)),
     },
+    targets=CIFAR10,  # Table 1's workload: its frozen targets (the claims' times)
     kind="speedup",
     source="000 Table 7 (3 GPUs; Async LU in libtorch, DDP in PyTorch), mean ± std over 3 runs",
     reading=READING,

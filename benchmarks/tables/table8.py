@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .common.cifar import cifar_cells
 from .common.spec import register_table
+from .common.targets import CIFAR100
 from .table7 import METHODS, READING
 
 CELLS = cifar_cells("cifar100", METHODS, spread=True)
@@ -20,6 +21,7 @@ SPEC = register_table(
         ("resnet50", "async_lu"): dict(speedup=(2.02, 0.13)),
         ("resnet50", "ddp"): dict(speedup=(2.30, 0.13)),
     },
+    targets=CIFAR100,  # Table 3's workload: its frozen targets (the claims' times)
     kind="speedup",
     source="000 Table 8 (3 GPUs; Async LU in libtorch, DDP in PyTorch), mean ± std over 3 runs",
     reading=READING,

@@ -1,23 +1,22 @@
 """The per-run table the claims read: one row per planned run, failed and diverged runs kept, times
-to a target censored at the run's own last time where it never reached it."""
+to the workload's frozen target censored where a run never reached it."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
-from core.metric import Metric
 from core.result import Hardware
 
-from ..runs import time_to_target
 from ..values import training_per_run
 
-TIME_COLUMNS = ("tta_worst_s", "tta_target_s", "tta_best_s")
+TIME_COLUMNS = ("tta_target_s", "tta_best_s")
+PAPERS_RULE = ("worst_best", "tta_worst_s", "epochs_worst")
 # The runs' tags and final metrics a per-run row carries (`measured_runs`).
 TAGS = (
     "status",
@@ -31,11 +30,8 @@ TAGS = (
 )
 
 
-def measured_runs(
-    uri: str, spec, profile: str, runs: pd.DataFrame, target_runs: int | None = None
-) -> pd.DataFrame:
-    """`Evidence.per_run` of these runs (see there); the paper's target from the runs of index
-    below `target_runs` (all where None)."""
+def measured_runs(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """`Evidence.per_run` of these runs (see there): times to the workload's frozen target."""
     if runs.empty:
         return pd.DataFrame()
     # Its text as Python strings, its columns of one dtype in one block: the claims select rows of
@@ -43,7 +39,9 @@ def measured_runs(
     # (each column of pandas' Arrow-backed text is a block of its own).
     with text_as_objects():
         per_run = with_values(uri, spec, profile, runs)
-    return with_censored_times(per_run, spec.metric_of, target_runs).copy()  # a copy is consolidated
+    # 000's "lowest best of the runs" (the reports' column) moves with the runs scored: no claim reads it.
+    per_run = per_run.drop(columns=[c for c in PAPERS_RULE if c in per_run])
+    return with_censored_times(per_run).copy()  # a copy is consolidated
 
 
 @contextlib.contextmanager
@@ -64,7 +62,7 @@ def text_as_objects() -> Iterator[None]:
 def with_values(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFrame:
     """Per run: the values of its curve (`training_per_run`), its status and tags; the runs that
     failed before their first evaluation kept without values."""
-    targets = spec.targets.get(profile, {})
+    targets = spec.target_values(profile)
     settings = spec.setting_keys
     per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric, spec.model_metrics)
     measured = set(per_run["run_id"]) if not per_run.empty else set()
@@ -106,36 +104,21 @@ def with_values(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFram
     return per_run
 
 
-def with_censored_times(
-    per_run: pd.DataFrame, metric_of: Callable[[str], Metric], target_runs: int | None = None
-) -> pd.DataFrame:
-    """Each run's time to the worst best value of its model (the paper's target) among its runs of
-    index below `target_runs`, and every time to a target the run never reached censored at its
-    own last training time (flagged in `<column>_censored`: it is known only to need longer;
-    censored.TimeCell compares such times). A run that reached a target and then diverged or
-    failed keeps its time: it reached it."""
-    # The paper's target (Tables 1, 3): the lowest best value among the model's finished runs, 3 a
-    # row in the paper; a diverged or failed run's best does not lower it (training_per_run took
-    # every run's). Taken from the first look's runs (rule version 5): later runs would move it,
-    # and with it the times a look already judged (docs/fidelity.md, "History of the rules").
-    finished = (per_run["status"] == "finished").to_numpy(copy=True)
-    if target_runs is not None:
-        finished &= per_run["run_index"].astype(int).to_numpy() < target_runs
+def with_censored_times(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Each time to a target a run never reached, censored (flagged in `<column>_censored`: it is
+    known only to need longer; censored.TimeCell compares such times): a finished run's at its own
+    last training time (its budget ran out first), a diverged or failed run's at infinity: it never
+    reaches the target (AlgoPerf's rule). A run that reached a target and then diverged or failed
+    keeps its time: it reached it. The target is the workload's frozen one (common/targets.py),
+    never taken from these runs."""
     # Whole columns from arrays: this runs for every look at every store of calibrate-claims --path.
-    models = per_run["model"].to_numpy()
-    best = per_run["best"].to_numpy(dtype=float) if "best" in per_run else np.full(len(per_run), np.nan)
-    worst = {m: metric_of(m).worst_of(best[finished & (models == m)]) for m in dict.fromkeys(models)}
-    per_run["worst_best"] = [worst[m] for m in models]
-    curves = zip(per_run["_curve"], models, strict=True)
-    reached = [time_to_target(c, worst[m], metric_of(m)) for c, m in curves]
-    per_run["tta_worst_s"] = [seconds for seconds, _ in reached]
-    per_run["epochs_worst"] = [epochs for _, epochs in reached]
     ends = np.array([float(c["train_time_s"].max()) if len(c) else math.nan for c in per_run["_curve"]])
+    ended = (per_run["status"] != "finished").to_numpy()
     for column in TIME_COLUMNS:
         values = per_run[column].to_numpy(dtype=float) if column in per_run else np.full(len(per_run), np.nan)
         missed = np.isnan(values)
-        per_run[f"{column}_censored"] = missed & ~np.isnan(ends)
-        per_run[column] = np.where(missed, ends, values)
+        per_run[f"{column}_censored"] = missed & (ended | ~np.isnan(ends))
+        per_run[column] = np.where(missed, np.where(ended, math.inf, ends), values)
     return per_run
 
 

@@ -19,11 +19,11 @@ from ._common import (
     no_runs,
     register_claim,
 )
-from .censored import time_cells
+from .censored import time_cells, unset_targets
 from .stats import Part, above
 
 FASTEST = Part(
-    "t_other / t_BU to the lowest best accuracy",
+    "t_other / t_BU to the frozen target",
     above(math.log(1.1), "'fastest': at least 10 % ahead of each method, below which times to accuracy "
           "differ by seed and machine noise; the paper's smallest lead is 1.29x (LU, CIFAR-10 R18)", "x"),
     paper=math.log(223.8 / 173.4),  # the paper's smallest lead, over LU
@@ -40,13 +40,14 @@ FASTEST = Part(
     statement="Async BU reaches the target accuracy fastest of Async LU/BU, LAP-SGD and LPP-SGD.",
     paper="CIFAR-10 R18: BU 173.4 s vs LU 223.8, LPP 461.0, LAP 706.3; similar on R50 and CIFAR-100",
     decided_by=(
-        "training time to the lowest best accuracy of the model's finished runs (the paper's rule), "
+        "training time to the workload's frozen target (not the paper's lowest best of the runs scored), "
         "t_other / t_BU per workload and method, compared unpaired by one-sided log-rank tests at the band's "
-        "edges, a run that never reached it censored at its own last time"
+        "edges, a run that never reached it censored at its own last time "
+        "(at infinity where it diverged or failed)"
     ),
     settle="3 runs per cell of table1 and table3 (`run table1 --runs 3`)",
     parts=(FASTEST,),
-    version="5 (2026-11-27)",
+    version="6 (2026-11-28)",
     # At smoke and quick, CIFAR-10 ResNet-18 alone (12 runs); the paper profile runs both tables.
     plan=Plan(
         (
@@ -57,11 +58,13 @@ FASTEST = Part(
     ),
 )
 def bu_fastest_to_target(evidence: Evidence) -> Measured:
+    if unset := unset_targets(evidence, TTA_TABLES):
+        return Measured(unmeasurable=unset)
     others = evidence.rows(TTA_TABLES, ("async_lu", "lapsgd", "lppsgd"))
     cells = [
         cell
         for other in others
-        for cell in time_cells(evidence, FASTEST, TTA_TABLES, other, "async_bu", "tta_worst_s", other)
+        for cell in time_cells(evidence, FASTEST, TTA_TABLES, other, "async_bu", "tta_target_s", other)
     ]
     if not cells:
         return no_runs("table1/table3", "run table1")

@@ -1,7 +1,8 @@
 """Times to a target as censored data (docs/fidelity.md, "Times to a target").
 
-A run that never reached its target, failed or diverged before it, gives no time: it is censored
-at its own last training time (it is known only to need longer). A `TimeCell` compares two rows'
+A run that never reached its target gives no time: a finished one is censored at its own last
+training time (it is known only to need longer), one that diverged or failed before it at
+infinity (it never reaches it). A `TimeCell` compares two rows'
 times to the target, `slow` (the row the claim says is slower) over `fast`, on the band's log
 scale: its effect θ is the shift in log time between the rows (log(t_slow / t_fast), an
 accelerated-failure-time reading). Where every time was reached, θ is read as before, from the
@@ -25,9 +26,13 @@ from scipy import stats
 from ._common import Evidence, Selector, compared_rows, log_ratio, rows_of
 from .stats import LEVEL, Band, Cell, Part
 
+# A time past every other: a run that never reaches the target (scipy's CensoredData takes no
+# infinity; log-rank reads only the times' order).
+NEVER = 1e300
+
 
 def _sample(times: tuple[float, ...], reached: tuple[bool, ...], scale: float = 1.0) -> stats.CensoredData:
-    kept = [(t * scale, r) for t, r in zip(times, reached, strict=True) if math.isfinite(t) and t > 0]
+    kept = [(min(t * scale, NEVER), r) for t, r in zip(times, reached, strict=True) if t > 0]
     return stats.CensoredData(uncensored=[t for t, r in kept if r], right=[t for t, r in kept if not r])
 
 
@@ -75,7 +80,7 @@ class TimeCell(Cell):
     def unmeasured(self) -> int:
         if not self.censored:
             return super().unmeasured
-        return sum(not (math.isfinite(t) and t > 0) for t in (*self.slow, *self.fast))
+        return sum(not t > 0 for t in (*self.slow, *self.fast))  # NaN: nothing measured
 
     @property
     def center(self) -> float:
@@ -161,6 +166,26 @@ class TimeCell(Cell):
         return f"{shown}; {self.censored} censored{ids}, compared by log-rank"
 
 
+def unset_targets(evidence: Evidence, table_ids: tuple[str, ...]) -> str:
+    """Why the tables' runs have no time to a target where a workload has no frozen target at this
+    profile ("" where every one has): the claims never take one from the runs they score."""
+    missing = [
+        f"{table_id}'s {model}"
+        for table_id in table_ids
+        if not (runs := evidence.runs(table_id)).empty
+        for model in dict.fromkeys(runs["model"])
+        if model not in evidence.specs[table_id].target_values(evidence.profile)
+    ]
+    if not missing:
+        return ""
+    first = missing[0].split("'")[0]
+    return (
+        f"no frozen target for {', '.join(missing)} at {evidence.profile}: `python -m benchmarks targets "
+        f"{first} --profile {evidence.profile}` derives one from reference runs, to be frozen in "
+        "benchmarks/tables/common/targets.py before any scored run"
+    )
+
+
 def time_cells(
     evidence: Evidence,
     part: Part,
@@ -173,9 +198,11 @@ def time_cells(
 ) -> list[Cell]:
     """One censored cell per table and model (censored.TimeCell): row `slow`'s times to the target
     (`value`, a time column of `Evidence.per_run`) over row `fast`'s, unpaired, each run that did not
-    reach the target censored at its own last training time."""
+    reach the target censored (`_per_run.with_censored_times`)."""
     cells: list[Cell] = []
     for table_id, model, *rows in compared_rows(evidence, table_ids, slow, fast, models):
+        if value == "tta_target_s" and not rows[0]["target"].notna().any():
+            continue  # no frozen target for this workload (`unset_targets` says so)
         rows = [r.sort_values("run_index") for r in rows]
         flag = f"{value}_censored"
         reached = [tuple(~r[flag].astype(bool)) if flag in r else (True,) * len(r) for r in rows]

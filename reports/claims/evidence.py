@@ -109,13 +109,13 @@ class Evidence:
     def per_run(self, table_id: str) -> pd.DataFrame:
         """Per planned run: best accuracy, times to accuracy (reports.render.training_per_run), status
         and hardware. Failed and diverged runs stay: a time to a target a run never reached is
-        censored at its own last training time (`<column>_censored`), and a run that failed before
-        its first evaluation keeps NaN."""
-        key = ("per_run", table_id, self.runs_per_cell, self.first_look)
+        censored (`<column>_censored`): at its own last training time where it finished, at
+        infinity where it diverged or failed (`_per_run.with_censored_times`)."""
+        key = ("per_run", table_id, self.runs_per_cell)
         if key not in self._cache:  # of the plan's runs: a look's are theirs of its run indices
             runs = self._below(self.all_runs(table_id), self.runs_per_cell)
             spec = self.specs[table_id]
-            self._cache[key] = measured_runs(self.uri, spec, self.profile, runs, self.first_look)
+            self._cache[key] = measured_runs(self.uri, spec, self.profile, runs)
         if (key := (*key, self._cut)) not in self._cache:
             self._cache[key] = self._below(self._cache[key[:-1]], self._cut).reset_index(drop=True)
         return self._cache[key]

@@ -46,12 +46,13 @@ OVER_DDP = Part(
     paper="004: 2.14x over LPP-SGD, 1.34x over DDP",
     decided_by=(
         "pd-headline: t_LPP / t_LU and t_DDP / t_LU to the fixed target, compared unpaired by one-sided "
-        "log-rank tests at the band's edges, a run that never reached it censored at its own last time; "
+        "log-rank tests at the band's edges, a run that never reached it censored at its own last time "
+        "(at infinity where it diverged or failed); "
         "needs CIFAR-100 and GPUs"
     ),
     settle="3 runs per cell of pd-headline at the paper profile (CIFAR-100, GPUs)",
     parts=(OVER_LPP, OVER_DDP),
-    version="4 (2026-11-26)",
+    version="5 (2026-11-28)",
     plan=Plan((Need("pd-headline"),)),
     needs_hardware="CIFAR-100 and several GPUs, one per process (004's set-up)",
     needs_gpus=2,

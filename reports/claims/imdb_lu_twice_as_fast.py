@@ -20,11 +20,11 @@ from ._common import (
     points,
     register_claim,
 )
-from .censored import time_cells
+from .censored import time_cells, unset_targets
 from .stats import Part, within
 
 TWICE = Part(
-    "t_BU / t_LU to each one's best: about 2x",
+    "t_BU / t_LU to the frozen target: about 2x",
     within(math.log(1.5), math.log(8 / 3), "'about twice as fast', 'almost by half': 2x within a factor "
            "of 4/3 either way, [1.5x, 2.67x] (the paper's own times give 1.7x)", "x"),
     paper=math.log(83.41 / 49.3),
@@ -46,7 +46,8 @@ SAME = Part(
     statement="On IMDb, Async LU reaches the same accuracy as Async BU about twice as fast.",
     paper="LU 85.15 % in 49.3 s (6 epochs) vs BU 85.06 % in 83.41 s (12 epochs): 1.7x in time, 2x in epochs",
     decided_by=(
-        "table6 runs: t_BU / t_LU to each method's own best accuracy (the figure Table 6 reports) in "
+        "table6 runs: t_BU / t_LU to the workload's frozen target (Table 6 reports each run's time to its "
+        "own best, a target taken from the runs scored) in "
         "[1.5x, 2.67x] by log-rank tests at the band's edges, and the best accuracies, paired by run index, "
         "equivalent within 1.5 points"
     ),
@@ -56,13 +57,15 @@ SAME = Part(
         "spread seen at quick (2 points a pair), past the design's 10: the paper profile's spread decides it"
     ),
     parts=(TWICE, SAME),
-    version="4 (2026-11-26)",
+    version="5 (2026-11-28)",
     plan=Plan((Need("table6"),)),
 )
 def imdb_claim(evidence: Evidence) -> Measured:
     tables = ("table6",)
+    if unset := unset_targets(evidence, tables):
+        return Measured(unmeasurable=unset)
     cells = [
-        *time_cells(evidence, TWICE, tables, "async_bu", "async_lu", "tta_best_s"),
+        *time_cells(evidence, TWICE, tables, "async_bu", "async_lu", "tta_target_s"),
         *paired_cells(evidence, SAME, tables, "async_lu", "async_bu", "best_acc", points),
     ]
     if not cells:

@@ -56,7 +56,7 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
         values["depth_slope"] = float("nan")
     columns = ["best_bpb", "tta_target_s", "epochs_target", "tta_best_s", "tokens_per_s", "mfu"]
     summary = summarise(values, [*columns, "staleness_mean", "depth_slope"])
-    summary["target_bpb"] = [spec.targets.get(section.profile, {}).get(m) for m in summary["model"]]
+    summary["target_bpb"] = [spec.target_values(section.profile).get(m) for m in summary["model"]]
     section.figure = draw(spec, section.profile, per_run, per_block, out_dir)
     section.notes.append(
         "An extension of the papers, not their result: no paper reports this table. best_bpb: the "

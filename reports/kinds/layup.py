@@ -38,7 +38,7 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
     declared = [m for m in ("mfu", *spec.metrics) if m not in columns]  # drift, the wire's bytes and ages
     summary = summarise(per_run, [*columns, "rate_vs_no_delay", *dict.fromkeys(declared)])
     summary.insert(2, "metric", [spec.metric_of(model).name for model in summary["model"]])
-    summary["target_value"] = [spec.targets.get(section.profile, {}).get(m) for m in summary["model"]]
+    summary["target_value"] = [spec.target_values(section.profile).get(m) for m in summary["model"]]
     section.notes.append(
         "The suite's reading of LayUp's abstract, not a paper's table. best: each run's best test "
         "accuracy (ResNet-18) or lowest held-out bits per byte (GPT); loss_vs_no_delay: what the "

@@ -20,7 +20,7 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
     section.figure = draw_threads(spec, section.profile, per_run, out_dir)
     summary = summarise(per_run, [*spec.metrics, "speedup_vs_1to1", "best_acc", "tta_target_s"])
     add_paper(summary, spec, ("setting",))
-    wanted = [f"{m} {v:.0%}" for m, v in spec.targets.get(section.profile, {}).items()]
+    wanted = [f"{m} {v:.0%}" for m, v in spec.target_values(section.profile).items()]
     section.notes.append(
         f"speedup_vs_1to1: samples/s over the same method's run with {reference} (000's bound for 1 "
         f"forward and B >= β backward threads is 1 + β). tta_target_s: time to {', '.join(wanted)}."

@@ -14,7 +14,7 @@ from ..values import summarise
 @register_kind("tta")
 def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     """Tables 1, 3: time and epochs to the fixed target and to the worst method's best."""
-    targets = spec.targets.get(section.profile, {})
+    targets = spec.target_values(section.profile)
     summary = summarise(per_run, ["tta_target_s", "epochs_target", "tta_worst_s", "epochs_worst", "mfu"])
     reached = per_run.groupby(["model", "label"], sort=False)["tta_target_s"]
     counts = {key: (int(group.notna().sum()), len(group)) for key, group in reached}

@@ -21,6 +21,7 @@ from methods import METHODS
 
 from ...engine.build import build_job
 from ...profiles import hyperparameters
+from .targets import Target
 
 # A paper value: (mean, std), std None where the paper gives a single value.
 PaperValue = tuple[float | str, float | None]  # a verdict (002's "Quality/Perf.") is a str
@@ -92,7 +93,9 @@ class TableSpec:
     # The paper's values, keyed by cell ((model, Row) or (model, method), or model for Table 9, or
     # (dataset, model) for Table 10), each a dict of named fields (the report kinds name the fields).
     paper: dict = field(default_factory=dict)
-    targets: dict = field(default_factory=dict)  # profile -> model -> the metric's target (time to it)
+    # profile -> model -> the workload's frozen target (common/targets.py): times to it are what
+    # the time claims compare.
+    targets: Mapping[str, Mapping[str, Target]] = field(default_factory=dict)
     metric: Metric = ACCURACY  # the workload's metric: its direction decides best and time-to-target
     # A model whose workload has another metric (a table over the ResNets and the GPT): model -> Metric.
     model_metrics: dict = field(default_factory=dict)
@@ -134,6 +137,20 @@ class TableSpec:
         declared = tuple(dict.fromkeys(k for row in self.rows for k, _ in row.settings))
         changed = tuple(key for key, (_, (where, _)) in CHANGED_WHERE.items() if where in declared)
         return declared + changed
+
+    def target_values(self, profile: str) -> dict[str, float]:
+        """model -> the value of its frozen target at `profile` (models without one left out)."""
+        return {model: target.value for model, target in self.targets.get(profile, {}).items()}
+
+    def workload(self, profile: str, model: str) -> tuple:
+        """(dataset, model, profile, epochs, time budget) of the table's cells of `model` at `profile`:
+        what one target is for (None where its cells differ in any of them)."""
+        found = {
+            (c.dataset, c.model, profile, c.epochs, dict(c.settings).get("time_budget_s"))
+            for c in self.cells(profile)
+            if c.model == model
+        }
+        return found.pop() if len(found) == 1 else None
 
     def metric_of(self, model: str) -> Metric:
         """The metric of the table's workload on `model`."""
