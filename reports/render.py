@@ -264,6 +264,15 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def target_lines(spec, profile: str) -> list[str]:
+    """Each model's frozen target at `profile` with where it came from: what every method's time to
+    target is measured against (benchmarks/tables/common/targets.py)."""
+    return [
+        f"Target of {model} (every method's): {target.value:g}, {target.source}."
+        for model, target in spec.targets.get(profile, {}).items()
+    ]
+
+
 def write_report(spec, uri: str, out_dir: Path, profile: str | None = None) -> list[Path]:
     """Write reports/out/<id>.md and <id>.csv (and PNGs for figures); returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -278,6 +287,7 @@ def write_report(spec, uri: str, out_dir: Path, profile: str | None = None) -> l
         lines += ["", f"## Profile `{section.profile}`", ""]
         if section.hardware:
             lines.append(f"Hardware: {'; '.join(section.hardware)}.")
+        lines += target_lines(spec, section.profile)
         for note in section.notes:
             lines.append(f"{note}")
         if not section.summary.empty:

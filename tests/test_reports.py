@@ -73,6 +73,7 @@ def test_time_to_fixed_target_and_to_the_worst_methods_best(filled, tmp_path):
     md = (tmp_path / "table1.md").read_text()
     assert "resnet18 lppsgd run 0: failed" in md and "resnet50 async_lu run 0: not run" in md
     assert "210.0 ± 14.1" in md and "706.3 ± 13" in md
+    assert "Target of resnet18 (every method's): 0.87, 000 Table 1's target, the paper's own." in md
 
 
 def test_a_named_row_is_a_row_of_its_own_after_its_method(tmp_path):
