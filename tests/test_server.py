@@ -137,10 +137,10 @@ def wait_for_an_epoch(client: MlflowClient, proc: subprocess.Popen, within_s: fl
 
 
 @pytest.mark.ci
-@pytest.mark.slow  # a server started twice, a 30-epoch smoke job: ~45 s
+@pytest.mark.slow  # a server started twice, a 12-epoch smoke job: ~50 s
 def test_a_job_whose_server_stays_away_ends_in_one_line_and_sync_sends_it(tmp_path):
     server = Server(tmp_path / "mlflow.db").start()
-    epochs = ("--epochs", "30", "--set", "patience=30", "--set", "time_budget_s=0")
+    epochs = ("--epochs", "12", "--set", "patience=12", "--set", "time_budget_s=0")
     train = [sys.executable, "-m", "benchmarks", "train", "--method", "bp", "--profile", "smoke", *epochs]
     env = {**os.environ, "BENCH_STORE_WAIT_S": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -168,7 +168,7 @@ def test_a_job_whose_server_stays_away_ends_in_one_line_and_sync_sends_it(tmp_pa
     assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED", run.data.tags
     history = client.get_metric_history(run.info.run_id, "test_acc")
     assert (
-        sorted(m.step for m in history) == list(range(int(run.data.metrics["epochs"]))) and len(history) == 30
+        sorted(m.step for m in history) == list(range(int(run.data.metrics["epochs"]))) and len(history) == 12
     )
     assert not spool.exists()
 
