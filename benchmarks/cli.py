@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.errors import DataMissingError, StorageError, Terminated, UserError
 from core.runtime.allocator import tune_glibc_malloc
+from core.runtime.denormals import flush_denormals
 
 from .parser import build_parser
 from .reference import cmd_targets
@@ -324,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("benchmarks", "methods", "datasets", "models", "reports"):
         logging.getLogger(name).setLevel(logging.INFO)
     args = build_parser(__doc__).parse_args(argv)
+    flush_denormals()  # before torch starts a thread (core/runtime/denormals.py)
     previous = end_on_signals()
     verbs = {
         "list": cmd_list,

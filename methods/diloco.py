@@ -59,6 +59,10 @@ class DilocoConfig:
     # outer: θ with the tail merged (Algorithm 1's output); replica: rank 0's replica (runs before
     # 2026-11-26, which read as diloco[eval_on=replica]).
     eval_on: str = changed_setting("eval_on", "outer", before="replica", since="2026-11-26")
+    # Every process flushes denormal floats on the CPU since 2026-11-28 (core/runtime/denormals.py).
+    # DiLoCo's runs before computed on them, 14x slower on a CPU (its gradients decay below 1e-38):
+    # they read as diloco[cpu_denormals=computed], a row of their own that cannot run again.
+    cpu_denormals: str = changed_setting("cpu_denormals", "flushed", before="computed", since="2026-11-28")
 
     def validate(self) -> None:
         """Reject values that cannot run, with one line naming the key."""
@@ -70,6 +74,11 @@ class DilocoConfig:
             raise UserError(f"outer_momentum must be in [0, 1), got {self.outer_momentum}")
         if self.eval_on not in EVALUATES:
             raise UserError(f"eval_on must be one of {', '.join(EVALUATES)}, got {self.eval_on!r}")
+        if self.cpu_denormals != "flushed":
+            raise UserError(
+                f"cpu_denormals={self.cpu_denormals} names DiLoCo's runs before 2026-11-28 (their CPU "
+                "backward on denormal floats): every process now flushes them, so only `flushed` runs"
+            )
 
 
 class OuterStep:

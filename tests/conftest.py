@@ -20,10 +20,12 @@ from benchmarks.profiles import hyperparameters
 from core.job import Job
 from core.result import Hardware
 from core.runtime.allocator import tune_glibc_malloc
+from core.runtime.denormals import flush_denormals
 
 ROOT = Path(__file__).resolve().parent.parent
 # As every process of the suite (cli.main, spawned ranks and workers): in-process tests train too.
 tune_glibc_malloc()
+flush_denormals()  # as every entry point of the suite does
 SHARED_DATA = Path(os.environ.get("BENCH_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 

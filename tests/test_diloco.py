@@ -153,6 +153,7 @@ def test_h_from_the_run_length_gives_at_least_20_outer_steps():
         ("inner_steps", "-1", "inner_steps must be >= 0"),
         ("outer_momentum", "1", "must be in [0, 1)"),
         ("eval_on", "mean", "eval_on must be one of outer, replica"),
+        ("cpu_denormals", "computed", "cpu_denormals=computed names DiLoCo's runs before 2026-11-28"),
     ],
 )
 def test_bad_settings_are_one_line(key, value, needle):
@@ -190,13 +191,20 @@ def test_on_adamw_the_inner_optimiser_is_the_papers_and_clipping_is_refused_wher
 
 
 def test_runs_stored_before_the_change_read_as_their_own_row():
-    """A run logged before 2026-11-26 (H = 50, no eval_on: rank 0's replica evaluated) is the row
-    diloco[inner_steps=50,eval_on=replica], never the default row, whose job key differs too."""
+    """A run logged before 2026-11-26 (H = 50, no eval_on: rank 0's replica evaluated; no
+    cpu_denormals: its CPU backward on denormal floats) is the row
+    diloco[inner_steps=50,eval_on=replica,cpu_denormals=computed], never the default row, whose job
+    key differs too; a run of 2026-11-26/27 names only the denormals."""
     from benchmarks.engine.build import build_job
     from core.job import Row
 
     old = {"inner_steps": "50", "outer_lr": "0.7", "outer_momentum": "0.9"}
-    assert Row("diloco").extended(old).label == "diloco[inner_steps=50,eval_on=replica]"
-    assert not Row("diloco").extended({**old, "inner_steps": "0", "eval_on": "outer"}).settings
+    assert (
+        Row("diloco").extended(old).label == "diloco[inner_steps=50,eval_on=replica,cpu_denormals=computed]"
+    )
+    before_flush = {**old, "inner_steps": "0", "eval_on": "outer"}
+    assert Row("diloco").extended(before_flush).label == "diloco[cpu_denormals=computed]"
+    assert not Row("diloco").extended({**before_flush, "cpu_denormals": "flushed"}).settings
     job = build_job("layup", "cifar10", "resnet18", "diloco", "quick", devices=2)
     assert job.params()["eval_on"] == "outer" and "eval_on" in job.keyed_params()
+    assert job.params()["cpu_denormals"] == "flushed" and "cpu_denormals" in job.keyed_params()

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from multiprocessing.connection import wait
 
 from .allocator import tune_glibc_malloc
+from .denormals import flush_denormals
 from .processes import die_with_parent, start_without_sigint
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,11 @@ STARTING_GRACE_S = 5.0
 
 
 def enter_child(parent_pid: int) -> None:
-    """The first lines of every spawned child: the suite's allocator setting, death with its parent
-    (kill -9 of the parent takes the child with it), and Ctrl-C and a closing terminal's SIGHUP left
-    to the parent, which ends its children in order."""
+    """The first lines of every spawned child: the suite's allocator setting, denormals flushed on
+    the CPU, death with its parent (kill -9 of the parent takes the child with it), and Ctrl-C and a
+    closing terminal's SIGHUP left to the parent, which ends its children in order."""
     tune_glibc_malloc()
+    flush_denormals()
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
