@@ -251,3 +251,21 @@ def test_a_verdict_that_changes_after_a_decided_look_is_counted_and_fails_the_co
     rates = {r.runs: r for r in simulate(("imdb-lu-twice-as-fast", "paper", 0, 2, 0, DEFAULT))}
     assert (rates[3].changed, rates[5].changed, rates[10].changed) == (0.0, 0.5, 0.5)
     assert any("changed a decided verdict at 5 runs" in line for line in violations(list(rates.values())))
+
+
+def test_a_later_looks_runs_never_undo_a_decided_verdict():
+    """A simulated lu-faster-than-lap-lpp store (a diverged LU run, the paper's effect) reproduced at
+    its first look; at the next looks a LAP-SGD run of index 4 stopped on its time budget, whose guard
+    once turned the verdict into "not comparable" (2 % of such stores in calibrate-claims --path,
+    2026-11-28). The claim keeps the first look's decision, as its cells do, and says where."""
+    import zlib
+
+    from benchmarks.engine.path_calibration import SCENARIOS, verdicts
+
+    claim = CLAIMS["lu-faster-than-lap-lpp"]
+    truths = truths_of(claim, "diverged", 0)
+    base = [0, zlib.crc32(claim.id.encode()), SCENARIOS.index("diverged"), 0]
+    store = simulated_store(claim, truths, seed=zlib.crc32(str([*base, 4]).encode()))
+    assert set(verdicts(claim, store).values()) == {"reproduced"}
+    whole = claim.judge(Evidence(store.uri, dict(TABLES), CASES[claim.id].profile))
+    assert whole.verdict == "reproduced" and whole.reason.startswith("decided at look 1 (3 runs a cell): ")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -187,8 +187,24 @@ class Claim:
         return Verdict(verdict, reason, measured.evidence, runs, results, self.version)
 
     def judge(self, evidence: Evidence) -> Verdict:
-        """The claim's verdict on the evidence, from the runs its plan fixed."""
-        return self.decide(self.rule(evidence.planned(self)))
+        """The claim's verdict on the evidence, from the runs its plan fixed. A verdict a guard makes
+        "not comparable" is the earliest look's where the claim was decided, if any: a guard reads
+        every run present, and a later look's runs never undo a decided verdict (the design keeps
+        the first decision; since 2026-11-28)."""
+        planned = evidence.planned(self)
+        verdict = self.decide(self.rule(planned))
+        if verdict.verdict != NOT_COMPARABLE:
+            return verdict
+        cut = planned.most_runs
+        for look in range(1, self.plan.last + 1):
+            runs = self.plan.runs_at(look)
+            if runs >= cut:
+                break
+            earlier = self.decide(self.rule(planned.at_look(runs)))
+            if earlier.verdict in (REPRODUCED, NOT_REPRODUCED):
+                decided = f"decided at look {look} ({runs} runs a cell): {earlier.reason}"
+                return replace(earlier, reason=decided)
+        return verdict
 
 
 CLAIMS: Registry[Claim] = Registry("claim")

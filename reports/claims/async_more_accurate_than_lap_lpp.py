@@ -41,7 +41,7 @@ MORE_ACCURATE = Part(
     decided_by="best accuracy of each async method minus each baseline, per workload, paired by run index",
     settle="3 runs per cell of table1 and table3",
     parts=(MORE_ACCURATE,),
-    version="4 (2026-11-26)",
+    version="5 (2026-11-28)",
     # At smoke and quick, CIFAR-10 ResNet-18 alone (12 runs); the paper profile runs both tables.
     plan=Plan(
         (

@@ -61,7 +61,7 @@ def gpt_betas(evidence: Evidence) -> dict[int, float]:
     ),
     settle="3 runs per cell: `run pd-transformer --runs 3` and `run pd-transformer-beta`",
     parts=(REACHES,),
-    version="5 (2026-11-27)",
+    version="6 (2026-11-28)",
     plan=Plan((Need("pd-transformer", ("bp", "async_lu")), Need("pd-transformer-beta"))),
 )
 def gpt_lu_speedup(evidence: Evidence) -> Measured:

@@ -30,7 +30,7 @@ from .stats import Cell, Part, above, stated
 TABLE = ("layup",)
 KEY = "straggler_delay_frac"
 SOURCE = "000 v4 (LayUp) abstract, the suite's reading"
-VERSION = "5 (2026-11-27)"
+VERSION = "6 (2026-11-28)"  # the first decided verdict kept (docs/fidelity.md)
 FASTER_VERSION = "7 (2026-11-28)"  # a diverged run never reaches the target (docs/fidelity.md)
 DEVICES = 3  # the table's rows on 3 processes; its one cell on 4 decides nothing here
 

@@ -57,7 +57,7 @@ IMDB = Part(
         "spread decides it"
     ),
     parts=(CIFAR, IMDB),
-    version="4 (2026-11-26)",
+    version="5 (2026-11-28)",
     # At smoke and quick, CIFAR-10 ResNet-18 and IMDb; the paper profile runs every workload.
     plan=Plan(
         (

@@ -42,7 +42,7 @@ def perf_results(evidence: Evidence, name: str, count: int) -> pd.DataFrame:
     ),
     settle="`python -m benchmarks perf async` 3 times (on a machine with at least 1 + β cores or a GPU)",
     parts=(APPROACHES,),
-    version="4 (2026-11-26)",
+    version="5 (2026-11-28)",
     plan=Plan(perf=("async",)),
 )
 def speedup_approaches_bound(evidence: Evidence) -> Measured:
