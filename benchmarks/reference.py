@@ -33,13 +33,18 @@ def reference_jobs(spec: TableSpec, profile: str, runs: int) -> dict[str, list[J
     """model -> the reference runs of its workload in this table at `profile`: the reference method
     on one process with the cells' dataset, epochs, base config and shared training settings (a
     time budget, a compressed cosine), seeds REFERENCE_SEED + i."""
+    from methods import METHODS
+
     from .engine.build import build_job
 
     jobs: dict[str, list[Job]] = {}
-    for model in dict.fromkeys(c.model for c in spec.cells(profile)):
+    trained = [
+        c for c in spec.cells(profile) if c.row.method in METHODS and not METHODS[c.row.method].measures
+    ]
+    for model in dict.fromkeys(c.model for c in trained):
         if spec.workload(profile, model) is None:
             raise UserError(f"{spec.id}'s {model} cells differ in dataset, epochs or budget: no one workload")
-        cell: Cell = next(c for c in spec.cells(profile) if c.model == model)
+        cell: Cell = next(c for c in trained if c.model == model)
         shared = {k: v for k, v in cell.settings if k in TRAIN_FIELDS}
         jobs[model] = [
             build_job(
@@ -77,6 +82,8 @@ def cmd_targets(args) -> int:
     spec, profile = get_table(args.table), resolve_profile(args.profile)
     by_model = reference_jobs(spec, profile, args.runs)
     jobs = [job for model_jobs in by_model.values() for job in model_jobs]
+    if not jobs:
+        raise UserError(f"{spec.id} trains no model at {profile}: it has no workload to derive a target for")
     for job in jobs:
         check_device_count(job)
     tracker = Tracker(args.tracking_uri)

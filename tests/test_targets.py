@@ -59,6 +59,13 @@ def test_reference_runs_are_bp_on_seeds_of_their_own_with_the_tables_budget():
     assert {j.config.time_budget_s for j in jobs} == {0.0}  # pd-pipeline trains without a budget
     (layup,) = reference_jobs(TABLES["layup"], "quick", 1)["resnet18"]
     assert layup.config.max_epochs == 1  # the table's one epoch at quick
+    assert reference_jobs(TABLES["table9"], "smoke", 1) == {}  # timings train nothing
+    refused = run_cli("targets", "table10", "--profile", "smoke")
+    assert refused.returncode == 2
+    assert (
+        refused.stderr.strip()
+        == "error: table10 trains no model at smoke: it has no workload to derive a target for"
+    )
 
 
 def test_times_to_target_do_not_move_with_the_runs_scored(tmp_path):
@@ -94,6 +101,8 @@ def test_a_claim_without_a_frozen_target_says_so(tmp_path):
     assert "targets table1 --profile paper" in verdict.reason
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # trains a smoke LSTM: ~10 s, in CI's part for the default run's margin
 def test_targets_verb_runs_reference_runs_once_and_prints_the_target_to_freeze(tmp_path):
     uri = empty_store(tmp_path / "mlflow.db")
     args = ("targets", "table6", "--profile", "smoke", "--runs", "1", "--tracking-uri", uri)
