@@ -68,7 +68,6 @@ def reference_jobs(spec: TableSpec, profile: str, runs: int) -> dict[str, list[J
 def cmd_targets(args) -> int:
     """Run the missing reference runs of a table's workloads, then print each one's derived target."""
     from datasets import resolve_data_dir
-    from reports.runs import curve
 
     from .engine.build import check_device_count
     from .engine.executor import Executor
@@ -95,6 +94,15 @@ def cmd_targets(args) -> int:
         failed = report_not_run(outcomes)
     else:
         failed = 0
+    return print_targets(spec, profile, by_model, tracker) or failed
+
+
+def print_targets(spec: TableSpec, profile: str, by_model: dict[str, list[Job]], tracker) -> int:
+    """Each workload's reference bests, its frozen target and the one the rule derives, with the
+    line to freeze; 1 where a workload's reference runs have not all finished, else 0."""
+    from reports.runs import curve
+
+    failed = 0
     today = datetime.date.today().isoformat()
     for model, model_jobs in by_model.items():
         metric = spec.metric_of(model)
