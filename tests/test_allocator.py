@@ -46,6 +46,8 @@ def faults_per_step(tuning: str) -> list[int]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # ~17 s: the default run keeps under 6 minutes
 @pytest.mark.skipif(not is_glibc(), reason="the settings are glibc's")
 def test_tuned_malloc_keeps_step_memory_mapped():
     default, tuned = faults_per_step("0"), faults_per_step("1")

@@ -211,8 +211,9 @@ def test_pushsum_weights_with_one_half_speed_worker_and_each_workers_effective_s
 @pytest.mark.parametrize("method", ["layup", "ddp", "plsgd", "lapsgd", "diloco"])
 def test_each_method_logs_a_100_ms_wire_delay_as_the_age_of_what_the_last_worker_sent(store, method):
     """The CLI, 3 processes sharing 2 cores at smoke, the last one's messages delayed 100 ms: the
-    run finishes and its epoch logs a median age at arrival of 100 ms (within 15 %) and the bytes
-    it put on the wire."""
+    run finishes and its epoch logs the bytes it put on the wire and a median age at arrival of at
+    least 100 ms, 100 ms (within 15 %) above the median age of everything that arrived: a
+    collective's transfer, which a loaded machine stretches (115 ms once in CI), is in both."""
     proc = run_cli(
         "train", "--method", method, "--devices", "3", "--profile", "smoke", "--epochs", "1", "--json",
         "--set", "oversubscribe=true", "--set", "straggler_kind=wire", "--set", "straggler_delay_ms=100",
@@ -222,7 +223,9 @@ def test_each_method_logs_a_100_ms_wire_delay_as_the_age_of_what_the_last_worker
     result = json.loads(proc.stdout)
     metrics = MlflowClient(tracking_uri=store).get_run(result["run_id"]).data.metrics
     assert result["status"] == "finished"
-    assert metrics["system/wire_age_median_ms"] == pytest.approx(100.0, rel=0.15), metrics
+    slowed, every = metrics["system/wire_age_median_ms"], metrics["system/wire_age_all_median_ms"]
+    assert slowed >= 95.0, metrics  # a histogram bin is 4.9 % wide
+    assert slowed - every == pytest.approx(100.0, rel=0.15), metrics
     assert metrics["system/wire_bytes_per_step"] > 0 and metrics["system/wire_mib"] > 0
 
 
