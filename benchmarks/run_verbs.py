@@ -254,7 +254,7 @@ def runnable_plans(
     from .tables import TABLES
 
     plans = plan_claims(claims, dict(TABLES), profile, args.runs, args.devices, uri)
-    drop_undecidable(plans, torch.cuda.device_count())
+    drop_undecidable(plans, torch.cuda.device_count(), profile)
     needs: dict[str, set[str]] = {}
     for plan in plans:
         for job in plan.every_job:

@@ -269,3 +269,50 @@ def test_a_later_looks_runs_never_undo_a_decided_verdict():
     assert set(verdicts(claim, store).values()) == {"reproduced"}
     whole = claim.judge(Evidence(store.uri, dict(TABLES), CASES[claim.id].profile))
     assert whole.verdict == "reproduced" and whole.reason.startswith("decided at look 1 (3 runs a cell): ")
+
+
+# --- claims a profile cannot decide ---------------------------------------------------------------
+def test_an_undecided_verdict_where_the_design_cannot_decide_reads_not_decidable_and_why():
+    """At a profile the claim is marked at, "inconclusive" (and "not measurable" for want of runs)
+    reads "not decidable here" with why and the rule's own reason; a decided verdict stands, as
+    does "not measurable" for want of GPUs, and another profile is untouched."""
+    from dataclasses import replace
+
+    from reports.claims import INCONCLUSIVE, NOT_DECIDABLE, NOT_MEASURABLE, NOT_REPRODUCED, Verdict
+
+    claim = replace(CLAIMS["bu-fastest-to-target"], undecidable={"quick": "a spread of 9 points"})
+    open_ = Verdict(INCONCLUSIVE, "cell open", "profile quick")
+    read = claim.decidable_here(open_, "quick")
+    assert read.verdict == NOT_DECIDABLE
+    assert read.reason == "at quick, a spread of 9 points (the rule alone: inconclusive: cell open)"
+    assert claim.decidable_here(open_, "paper") == open_
+    no_runs = Verdict(NOT_MEASURABLE, "no runs", "")
+    assert claim.decidable_here(no_runs, "quick").verdict == NOT_DECIDABLE
+    assert replace(claim, needs_gpus=2).decidable_here(no_runs, "quick") == no_runs
+    decided = Verdict(NOT_REPRODUCED, "outside", "profile quick")
+    assert claim.decidable_here(decided, "quick") == decided
+
+
+def test_a_claim_under_80_percent_power_unmarked_or_marked_above_it_is_named():
+    """`calibrate-claims --path` exits 1 where the power at the last look and the mark disagree
+    beyond two standard errors: unmarked at 60 %, marked at 97 %; not at 76 % or 84 % of 100
+    stores (within chance of 80 %), nor at another look or scenario."""
+    from benchmarks.engine.path_calibration import power_marks
+    from reports.claims.calibrate import Rates
+
+    def rate(claim: str, power: float, runs: int = 10, scenario: str = "paper") -> Rates:
+        return Rates(claim, scenario, runs, power, 0.0, 1 - power, 100)
+
+    marked, unmarked = "layup-faster-than-ddp", "bu-fastest-to-target"
+    assert CASES[marked].profile in CLAIMS[marked].undecidable
+    assert CASES[unmarked].profile not in CLAIMS[unmarked].undecidable
+    lines = power_marks([rate(unmarked, 0.6), rate(marked, 0.97)])
+    assert len(lines) == 2 and "60 % 'reproduced'" in lines[0] and "not marked" in lines[0]
+    assert "marked not decidable at quick, yet 97 %" in lines[1]
+    fine = [
+        rate(unmarked, 0.76),
+        rate(marked, 0.84),
+        rate(unmarked, 0.1, runs=5),
+        rate(unmarked, 0.1, scenario="edge"),
+    ]
+    assert power_marks(fine) == []

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.engine.tracking import Tracker
 from benchmarks.tables import TABLES
-from reports.claims import CLAIMS, NOT_MEASURABLE, NOT_REPRODUCED, REPRODUCED, Evidence
+from reports.claims import CLAIMS, NOT_DECIDABLE, NOT_REPRODUCED, REPRODUCED, Evidence
 from reports.claims.gpt_remedy_closes_gap import TABLE, baselines, confirmed_rows, ranking
 
 from .conftest import TWO_CORES, empty_store
@@ -113,7 +113,8 @@ def test_an_incomplete_screening_decides_nothing(tmp_path):
     for label in list(QUICK_ROWS)[:5]:
         add(tracker, label, 0, [3.0, 2.5])
     result = judge(uri)
-    assert result.verdict == NOT_MEASURABLE and "the screening is incomplete" in result.reason
+    # Quick cannot decide the claim (Claim.undecidable): the rule's own reason follows why.
+    assert result.verdict == NOT_DECIDABLE and "the screening is incomplete" in result.reason
     assert confirmed_rows(Evidence(uri, dict(TABLES), "quick").planned(CLAIMS[CLAIM])) is None
 
 

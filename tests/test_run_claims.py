@@ -143,13 +143,16 @@ def test_a_run_whose_planned_jobs_lack_their_data_exits_1_with_a_line_per_datase
 
 
 # --- the planner's parts ---------------------------------------------------------------------------
-def claim_plans(profile: str, *ids: str, gpus: int = 0, runs: int | None = None):
+def claim_plans(profile: str, *ids: str, gpus: int = 0, runs: int | None = None, design: bool = False):
+    """The claims' plans as `run claims` makes them (`design`: before what this machine cannot
+    decide is dropped, the runs each design would make)."""
     from benchmarks.engine.planner import drop_undecidable, plan_claims
     from benchmarks.tables import TABLES
     from reports.claims import CLAIMS
 
     plans = plan_claims([CLAIMS[i] for i in ids], dict(TABLES), profile, runs, None)
-    drop_undecidable(plans, gpus)
+    if not design:
+        drop_undecidable(plans, gpus, profile)
     return {p.claim.id: p for p in plans}
 
 
@@ -157,7 +160,8 @@ def test_reduced_profiles_plan_the_cells_that_decide_in_hours():
     """quick: LU and BU on CIFAR-10 ResNet-18 and on IMDb (3 runs each: the claim has a part on
     each), plus BU on ResNet-50 for the depth claim, and LU's straggler rows; paper: every cell the
     paper reports (both ResNets, CIFAR-100, IMDb; every method under stragglers)."""
-    quick = claim_plans("quick", "lu-more-accurate-than-bu", "lu-staleness-below-bu-grows-with-depth")
+    claims = ("lu-more-accurate-than-bu", "lu-staleness-below-bu-grows-with-depth")
+    quick = claim_plans("quick", *claims, design=True)
     jobs = quick["lu-more-accurate-than-bu"].jobs
     assert sorted((j.table, j.model, j.method) for j in jobs) == sorted(
         (table, model, m)
@@ -178,7 +182,7 @@ def test_reduced_profiles_plan_the_cells_that_decide_in_hours():
     }  # fmt: skip
     # Stragglers: LU's drops decide, so quick runs LU's 4 delay levels; paper adds DDP and LAP-SGD.
     stragglers = "004-stragglers-cost-under-2.5-points"
-    quick_methods = [j.method for j in claim_plans("quick", stragglers)[stragglers].jobs]
+    quick_methods = [j.method for j in claim_plans("quick", stragglers, design=True)[stragglers].jobs]
     assert quick_methods == ["async_lu"] * 12
     paper_methods = {j.method for j in claim_plans("paper", stragglers)[stragglers].jobs}
     assert paper_methods == {"async_lu", "ddp", "lapsgd"}
@@ -204,7 +208,7 @@ def test_a_layup_claim_plans_the_rows_its_rule_reads_and_its_open_cells_name_the
             for delay in ("", ",straggler_delay_frac=1,straggler_kind=wire")
         },
     }
-    plans = claim_plans("quick", *expected)
+    plans = claim_plans("quick", *expected, design=True)
     for claim_id, labels in expected.items():
         jobs = plans[claim_id].jobs
         assert {j.label for j in jobs} == labels, claim_id
@@ -229,6 +233,19 @@ def test_claims_a_machine_cannot_decide_are_not_run_there():
     assert not cpu["lu-speedup-about-ddp"].jobs and cpu["beta-about-2"].jobs
     gpus = claim_plans("quick", "004-mfu-above-ddp", "lu-speedup-about-ddp", gpus=2)
     assert gpus["004-mfu-above-ddp"].jobs and gpus["lu-speedup-about-ddp"].jobs
+
+
+def test_claims_a_profile_cannot_decide_are_not_run_there_and_say_why():
+    """A claim marked not decidable at quick (Claim.undecidable) gets no runs there, with a note
+    saying why; at paper its plan stands."""
+    from reports.claims import CLAIMS
+
+    claim = "lu-more-accurate-than-bu"
+    quick = claim_plans("quick", claim, "async-more-accurate-than-lap-lpp")
+    assert not quick[claim].jobs and not quick[claim].later
+    assert quick[claim].notes == [f"not run: not decidable at quick: {CLAIMS[claim].undecidable['quick']}"]
+    assert quick["async-more-accurate-than-lap-lpp"].jobs  # unmarked: planned
+    assert claim_plans("paper", claim)[claim].jobs
 
 
 def test_estimates_calibrate_then_learn_from_finished_jobs(monkeypatch):

@@ -2,6 +2,8 @@
 cells, resumable after a kill to the same verdicts. Jobs are written as the runner writes them
 (benchmarks/engine/synthetic.py) instead of trained, so the rounds' logic runs in seconds."""
 
+from dataclasses import replace
+
 import pytest
 
 from benchmarks.engine.executor import RAN, Executor, Outcome
@@ -54,6 +56,13 @@ class SyntheticExecutor(Executor):
         write_job(self.tracker, job, TRUTHS[job.table][job.row.label])
         self.jobs.append(job)
         return self._record(Outcome(job, RAN))
+
+
+@pytest.fixture(autouse=True)
+def design_at_quick(monkeypatch):
+    """The claim's design run at quick, where it is marked not decidable (Claim.undecidable: `run
+    claims` plans none of its runs there): the looks' machinery is what these tests read."""
+    monkeypatch.setitem(CLAIMS, CLAIM, replace(CLAIMS[CLAIM], undecidable={}))
 
 
 def store_at_first_look(tmp_path, name: str) -> Tracker:

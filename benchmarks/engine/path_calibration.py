@@ -173,6 +173,35 @@ def simulate(task: tuple[str, str, int, int, int, Workloads]) -> list[Rates]:
     ]
 
 
+POWER = 0.8  # "reproduced" at the paper's effect by the last look, below which a claim is marked
+
+
+def power_marks(rates: list[Rates]) -> list[str]:
+    """Where the design's power and the claim's mark disagree, one line each: a claim under 80 %
+    "reproduced" at the paper's effect by its last look that is not marked not decidable at its
+    case's profile (Claim.undecidable), or one marked that reaches it; each beyond two standard
+    errors of the rate over its stores, which few stores may move by chance."""
+    lines = []
+    for rate in rates:
+        if rate.scenario != "paper" or rate.runs != RUNS[-1]:
+            continue
+        claim, profile = CLAIMS[rate.claim], CASES[rate.claim].profile
+        slack = 2 * math.sqrt(POWER * (1 - POWER) / rate.sims)
+        marked = profile in claim.undecidable
+        if not marked and rate.reproduced < POWER - slack:
+            lines.append(
+                f"{rate.claim}: {rate.reproduced * 100:.0f} % 'reproduced' at the paper's effect by "
+                f"{rate.runs} runs a cell, under {POWER * 100:.0f} %, and not marked not decidable "
+                f"at {profile}"
+            )
+        elif marked and rate.reproduced > POWER + slack:
+            lines.append(
+                f"{rate.claim}: marked not decidable at {profile}, yet {rate.reproduced * 100:.0f} % "
+                f"'reproduced' at the paper's effect by {rate.runs} runs a cell"
+            )
+    return lines
+
+
 FIT_TABLES = ("table1", "table3", "table6", "pd-stragglers", "layup")  # the tables the path cases write
 
 

@@ -152,17 +152,24 @@ def chooser(claim, need, specs: dict, profile: str) -> Callable[[str | None], tu
     return pick
 
 
-def drop_undecidable(plans: list[ClaimPlan], gpus: int) -> None:
-    """Empty the plans of claims that need more GPUs than this machine has (Claim.needs_gpus): their
-    runs could not decide them here, so they would only spend the budget."""
+def drop_undecidable(plans: list[ClaimPlan], gpus: int, profile: str) -> None:
+    """Empty the plans of claims that need more GPUs than this machine has (Claim.needs_gpus), or
+    whose design cannot decide them at `profile` (Claim.undecidable): their runs could not decide
+    them here, so they would only spend the budget."""
     for plan in plans:
-        needed = plan.claim.needs_gpus
-        if needed > gpus and (plan.every_job or plan.perf):
-            plan.notes.append(
-                f"not run: a verdict needs {needed} GPU(s), this machine has {gpus} "
-                f"({plan.claim.needs_hardware})"
+        claim = plan.claim
+        if not (plan.every_job or plan.perf):
+            continue
+        if claim.needs_gpus > gpus:
+            why = (
+                f"a verdict needs {claim.needs_gpus} GPU(s), this machine has {gpus} ({claim.needs_hardware})"
             )
-            plan.jobs, plan.perf, plan.later = [], (), []
+        elif profile in claim.undecidable:
+            why = f"not decidable at {profile}: {claim.undecidable[profile]}"
+        else:
+            continue
+        plan.notes.append(f"not run: {why}")
+        plan.jobs, plan.perf, plan.later = [], (), []
 
 
 def drop_missing_data(plans: list[ClaimPlan], data_dir) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """`report claims`: every claim of the papers (docs/references.md) with a verdict computed from the
 runs in MLflow: reproduced, not reproduced, inconclusive, not comparable at this profile, not
-measurable here, or (after `run claims --budget`) not run because the budget left its runs out.
+decidable here (its design cannot decide it at this profile), not measurable here, or (after
+`run claims --budget`) not run because the budget left its runs out.
 
 A claim is one module of this package: `@register_claim` on its rule, with the parts it tests
 (`stats.Part`: a band in the paper's terms and why) and its rule version. A rule measures cells
@@ -28,6 +29,7 @@ from .stats import (
     INCONCLUSIVE,
     MIN_RUNS,
     NOT_COMPARABLE,
+    NOT_DECIDABLE,
     NOT_MEASURABLE,
     NOT_REPRODUCED,
     NOT_RUN,
@@ -40,6 +42,7 @@ __all__ = [
     "CLAIMS",
     "INCONCLUSIVE",
     "NOT_COMPARABLE",
+    "NOT_DECIDABLE",
     "NOT_MEASURABLE",
     "NOT_REPRODUCED",
     "NOT_RUN",

@@ -13,7 +13,7 @@ version, with its history in docs/fidelity.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,8 +24,10 @@ from core.registry import Registry
 from ._per_run import TIME_COLUMNS, text_as_objects
 from .evidence import Evidence
 from .stats import (
+    INCONCLUSIVE,
     MIN_RUNS,
     NOT_COMPARABLE,
+    NOT_DECIDABLE,
     NOT_MEASURABLE,
     NOT_REPRODUCED,
     REPRODUCED,
@@ -162,6 +164,10 @@ class Claim:
     # GPUs a verdict needs (0: a CPU can decide it): `run claims` does not run the plan of a claim
     # the machine cannot decide, since its rule would read "not measurable" anyway.
     needs_gpus: int = 0
+    # Profile -> why its design cannot decide the claim there (under 80 % "reproduced" at the
+    # paper's own effect by the last look, `calibrate-claims --path`): `run claims` plans no runs for
+    # it there, and an undecided verdict reads "not decidable here" with why (docs/fidelity.md).
+    undecidable: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def extension(self) -> bool:
@@ -191,6 +197,22 @@ class Claim:
         "not comparable" is the earliest look's where the claim was decided, if any: a guard reads
         every run present, and a later look's runs never undo a decided verdict (the design keeps
         the first decision; since 2026-11-28)."""
+        return self.decidable_here(self._judged(evidence), evidence.profile)
+
+    def decidable_here(self, verdict: Verdict, profile: str) -> Verdict:
+        """At a profile where the design cannot decide the claim (`undecidable`), an undecided
+        verdict reads "not decidable here" with why; a decided one stands (its error rates hold at
+        any power), and so does "not measurable" for want of hardware."""
+        why = self.undecidable.get(profile)
+        undecided = verdict.verdict == INCONCLUSIVE or (
+            verdict.verdict == NOT_MEASURABLE and not self.needs_gpus
+        )
+        if why is None or not undecided:
+            return verdict
+        reason = f"at {profile}, {why} (the rule alone: {verdict.verdict}: {verdict.reason})"
+        return replace(verdict, verdict=NOT_DECIDABLE, reason=reason)
+
+    def _judged(self, evidence: Evidence) -> Verdict:
         planned = evidence.planned(self)
         verdict = self.decide(self.rule(planned))
         if verdict.verdict != NOT_COMPARABLE:

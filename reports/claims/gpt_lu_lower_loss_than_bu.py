@@ -43,7 +43,15 @@ LOWER = Part(
     decided_by="BU minus LU best held-out bits per byte, paired by run index, in the runs of pd-transformer",
     settle="3 runs per cell: `run pd-transformer --runs 3`",
     parts=(LOWER,),
-    version="3 (2026-11-26)",
+    version="4 (2026-11-28)",
+    undecidable={
+        "quick": (
+            "0.1 bits per byte lower against the band's 0.02, with an assumed run-to-run sd of 0.078 "
+            "bits per byte (no replicated GPT runs stored): 40 % 'reproduced' at the effect by 10 "
+            "runs a cell; stores left open would need about 20-80 runs a cell (calibrate-claims "
+            "--path, 2026-11-28)"
+        ),
+    },
     plan=Plan((Need("pd-transformer", ("async_lu", "async_bu")),)),
 )
 def gpt_lu_lower_loss(evidence: Evidence) -> Measured:

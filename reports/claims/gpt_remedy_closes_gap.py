@@ -205,7 +205,16 @@ def screening_text(ranked: list[tuple[str, float]], evidence: Evidence) -> str:
         "the best two remedies and runs 0-3 of their bp baselines"
     ),
     parts=(CLOSES, SOONER),
-    version="4 (2026-11-28)",
+    version="5 (2026-11-28)",
+    undecidable={
+        "quick": (
+            "no gap against the band's 0.05 bits per byte and 1.15x sooner against 1.1x, with an "
+            "assumed run-to-run sd of 0.078 bits per byte, which also lets the one screening run pick "
+            "a worse remedy: 0 % 'reproduced' and 14 % 'not reproduced' at the effect by 10 runs a "
+            "cell; stores left open would need about 30-1000 runs a cell (calibrate-claims --path, "
+            "2026-11-28)"
+        ),
+    },
     plan=Plan(
         (Need(TABLE, methods=(CONTROL,), runs=1), Need(TABLE, choose=confirmed_rows, chooses=4)), runs=1 + 3
     ),

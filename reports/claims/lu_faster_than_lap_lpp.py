@@ -59,7 +59,15 @@ UP_TO = Part(
     ),
     settle="3 runs per cell of table1 and table3",
     parts=(FASTER, UP_TO),
-    version="7 (2026-11-28)",
+    version="8 (2026-11-28)",
+    undecidable={
+        "quick": (
+            "LAP-SGD at the paper's pace (2.97x LU's time) stops on quick's time budget before its 5 "
+            "epochs end, so the guard against a baseline cut short reads 'not comparable' in every "
+            "simulated store at the paper's effect (0 % 'reproduced' by 10 runs a cell); the paper "
+            "profile decides it (calibrate-claims --path, 2026-11-28)"
+        ),
+    },
     # At smoke and quick, CIFAR-10 ResNet-18 alone (9 runs); the paper profile runs both tables.
     plan=Plan(
         (

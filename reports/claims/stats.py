@@ -37,6 +37,9 @@ from dataclasses import dataclass, field, replace
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 INCONCLUSIVE, NOT_MEASURABLE = "inconclusive", "not measurable here"
 NOT_COMPARABLE = "not comparable at this profile"  # a guard: the comparison could make the claim look true
+# The design cannot decide it at this profile on this hardware (Claim.undecidable): under 80 % power
+# at the paper's own effect by its last look, so `run claims` does not spend looks on it.
+NOT_DECIDABLE = "not decidable here"
 NOT_RUN = "not run (budget)"  # `run claims --budget` left its runs out: measurable here, not measured
 
 ALPHA = 0.025  # each side of a band: a one-sided test, and a claim's family-wise error per direction

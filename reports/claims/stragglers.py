@@ -43,7 +43,15 @@ UNDER = Part(
     ),
     settle="3 runs per cell of pd-stragglers",
     parts=(UNDER,),
-    version="4 (2026-11-26)",
+    version="5 (2026-11-28)",
+    undecidable={
+        "quick": (
+            "the paper's cost (1.0 point; the band ends at 2.5) against a run-to-run sd of a best "
+            "accuracy of 1.07 points at quick: 33 % 'reproduced' at the paper's effect by 10 runs a "
+            "cell; stores left open would need about 15-60 runs a cell (calibrate-claims --path, "
+            "2026-11-28)"
+        ),
+    },
     # Only async_lu's drops decide; ddp's and lapsgd's are context, run at the paper profile (and
     # shown at any profile where the store has them): at smoke/quick the plan is LU's 12 runs, not 36.
     plan=Plan((Need("pd-stragglers", ("async_lu",), profiles=REDUCED), Need("pd-stragglers", profiles=FULL))),
