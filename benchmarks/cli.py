@@ -18,6 +18,7 @@ from core.runtime.denormals import flush_denormals
 from .parser import build_parser
 from .reference import cmd_targets
 from .run_verbs import close_stale, cmd_report, cmd_run
+from .tuning import cmd_tune
 
 log = logging.getLogger("benchmarks")
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes a 64-bit seed
@@ -153,6 +154,12 @@ def cmd_calibrate_claims(args) -> int:
         print_rates(rates, sims)
     # --path estimates each rate from far fewer stores: it may pass a limit by chance alone.
     bad = violations(rates, by_chance=args.path)
+    if args.path:
+        from .engine.path_calibration import power_marks
+
+        marked = sorted({r.claim for r in rates if CLAIMS[r.claim].undecidable})
+        print(f"marked not decidable at a profile (Claim.undecidable): {', '.join(marked) or 'none'}")
+        bad += power_marks(rates)
     for line in bad:
         log.error("%s", line)
     return 1 if bad else 0
@@ -332,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": cmd_train,
         "run": cmd_run,
         "targets": cmd_targets,
+        "tune": cmd_tune,
         "report": cmd_report,
         "perf": cmd_perf,
         "doctor": cmd_doctor,

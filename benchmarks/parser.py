@@ -24,6 +24,7 @@ def build_parser(description: str) -> Parser:
         add_train,
         add_run,
         add_targets,
+        add_tune,
         add_report,
         add_calibrate,
         add_doctor,
@@ -200,6 +201,17 @@ def add_targets(sub) -> None:
     targets.add_argument("--runs", type=int, default=3, help="reference runs per workload (default: 3)")
     targets.add_argument("--data-dir")
     targets.add_argument("--tracking-uri", help=STORE_HELP)
+
+
+def add_tune(sub) -> None:
+    tune = sub.add_parser(
+        "tune", help="equal tuning: each compared method's declared trials (seed 2000) and its choice"
+    )
+    tune.add_argument("table", help="a table that declares search spaces (layup)")
+    tune.add_argument("--profile", default="auto")
+    tune.add_argument("--methods", help="comma-separated: these methods' trials only (the rest later)")
+    tune.add_argument("--data-dir")
+    tune.add_argument("--tracking-uri", help=STORE_HELP)
 
 
 def add_sync(sub) -> None:

@@ -19,13 +19,16 @@ from __future__ import annotations
 from core.job import Row
 from core.metric import BITS_PER_BYTE
 
+from ..profiles import hyperparameters
 from .common.cifar import RUNS
 from .common.pd004 import epochs_settings
-from .common.spec import Cell, register_table
+from .common.spec import Cell, register_table, six_digits
 from .common.targets import CIFAR10, GPT, GPT_THREE_EPOCHS, ONE_EPOCH
+from .common.tuning import SearchSpace, Tuning, equal_trials
 
 METHODS = ("layup", "ddp", "plsgd", "diloco", "lapsgd")
 WORKLOADS = (("cifar10", "resnet18"), ("imdb-lm", "gpt"))
+WORKLOAD_OF = {model: dataset for dataset, model in WORKLOADS}
 # Fractions of the slowed unit's own step time, per kind of straggler and profile: quick keeps the
 # extremes that decide the claims (compute 100 %, wire 50 and 100 %) to fit 3 hours on 2 cores.
 COMPUTE = {"paper": (0.25, 0.5, 1.0), "quick": (1.0,), "smoke": (1.0,)}
@@ -39,9 +42,37 @@ WIRE_METRICS = ("wire_bytes_per_step", "wire_mib", "wire_age_median_ms")
 WIDER = {"paper": 4, "quick": 4}  # the one cell on more processes (ResNet-18, layup and ddp, no delay)
 
 
-def table_row(method: str, fraction: float = 0.0, kind: str = "compute", devices: int = DEVICES) -> Row:
-    """A row: the method on `devices` processes, with a straggler of this kind and size (none at 0)."""
-    settings: dict = {"devices": devices}
+def spaces(profile: str, model: str) -> dict[str, SearchSpace]:
+    """Each method's declared search space on a workload (docs/fidelity.md, "Equal tuning"): four
+    trials each, the step size where a method has no setting of its own to tune."""
+    lr = hyperparameters(WORKLOAD_OF[model], model, profile).lr
+    scaled = lambda *factors: tuple(six_digits(lr * f) for f in factors)  # noqa: E731
+    return equal_trials({
+        "ddp": SearchSpace.grid("ddp", "synchronous SGD's one setting, the step size; 3 workers' batch is "
+                                "3x the one the workload's lr is set for (linear scaling: 3x)",
+                                lr=scaled(0.5, 1, 2, 3)),
+        "layup": SearchSpace.grid("layup", "the step size (stale updates favour smaller ones) and the "
+                                  "gossip's fan-out", lr=scaled(0.5, 1), peers=(1, 2)),
+        "plsgd": SearchSpace.grid("plsgd", "the step size and the local steps between averages after "
+                                  "the switch", lr=scaled(0.5, 1), average_every=(4, 16)),
+        "lapsgd": SearchSpace.grid("lapsgd", "the step size and the local steps between averages after "
+                                   "the switch", lr=scaled(0.5, 1), average_every=(4, 16)),
+        "diloco": SearchSpace.grid("diloco", "the outer step: the paper's (0.7, Nesterov 0.9), set for H = "
+                                   "500, to plain averaging (1, 0), for the H a run's length gives",
+                                   outer_lr=(0.7, 1.0), outer_momentum=(0.9, 0.0)),
+    })  # fmt: skip
+
+
+# Frozen choices of `python -m benchmarks tune layup` (profile -> model -> method -> Tuned): none
+# yet, so every method runs its defaults (zero trials each).
+TUNING = Tuning(spaces)
+
+
+def table_row(method: str, fraction: float = 0.0, kind: str = "compute", devices: int = DEVICES,
+              tuned: dict | None = None) -> Row:  # fmt: skip
+    """A row: the method on `devices` processes with its frozen tuned settings, with a straggler of
+    this kind and size (none at 0)."""
+    settings: dict = {"devices": devices, **(tuned or {})}
     if fraction:
         settings["straggler_delay_frac"] = fraction
         if kind != "compute":
@@ -60,7 +91,11 @@ def cells(profile: str) -> list[Cell]:
         # Each model's epochs at quick, the cosine compressed to them; processes may share CPU cores.
         epochs, schedule = epochs_settings(dataset, model, profile, EPOCHS[model])
         settings = (*schedule.items(), ("oversubscribe", True))
-        rows = [table_row(m, f, kind) for m in METHODS for f, kind in delays]
+        rows = [
+            table_row(m, f, kind, tuned=TUNING.settings(profile, model, m))
+            for m in METHODS
+            for f, kind in delays
+        ]
         if profile in WIDER and model == "resnet18":
             rows += [table_row(m, devices=WIDER[profile]) for m in ("layup", "ddp")]
         cells += [
@@ -78,6 +113,7 @@ SPEC = register_table(
     cells=cells,
     reference=dict(straggler_delay_frac=0.0),
     kind="layup",
+    tuning=TUNING,
     model_metrics={"gpt": BITS_PER_BYTE},
     metrics=("samples_per_s", "mfu", "replica_drift", *WIRE_METRICS),
     targets={

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..render import Section, register_kind
+from ..runs import load_runs
 from ..values import relative_to, summarise
 
 
@@ -52,4 +53,42 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
         "ring's 2 (N-1)/N of its tensor); wire_mib, all workers' MiB an epoch; wire_age_median_ms, the "
         "median age at arrival of what the last worker sent (the one a wire straggler delays)."
     )
+    section.notes += tuning_notes(spec, section.profile, section.uri, sorted(set(per_run["model"])))
     return summary
+
+
+def tuning_notes(spec, profile: str, uri: str, models: list[str]) -> list[str]:
+    """What tuning each compared method got (AlgoPerf's external rule): the declared spaces, the
+    trials in the store and each frozen choice, or that none is frozen (every method at its
+    defaults) and what that leaves DiLoCo at."""
+    if spec.tuning is None:
+        return []
+    experiment = f"tuning-{spec.id}"
+    trials = load_runs(uri, experiment) if uri else pd.DataFrame()
+    if not trials.empty:
+        trials = trials[(trials["profile"] == profile) & (trials["status"] == "finished")]
+    lines = []
+    for model in models:
+        spaces = spec.tuning.spaces(profile, model)
+        chosen = spec.tuning.chosen.get(profile, {}).get(model, {})
+        done = int((trials["model"] == model).sum()) if not trials.empty else 0
+        declared = "; ".join(f"{m}: {space.text()}" for m, space in spaces.items())
+        head = (
+            f"Tuning of {model} (AlgoPerf's external rule: every compared method the same "
+            f"{len(next(iter(spaces.values())).trials)} trials, one run each, `python -m benchmarks tune "
+            f"{spec.id} --profile {profile}`): {done} of {sum(len(s.trials) for s in spaces.values())} "
+            f"trials finished in the experiment {experiment}. Declared spaces: {declared}."
+        )
+        if chosen:
+            picks = "; ".join(
+                f"{m}: {', '.join(f'{k}={v}' for k, v in tuned.settings)} ({tuned.source})"
+                for m, tuned in chosen.items()
+            )
+            lines.append(f"{head} Frozen choices: {picks}.")
+        else:
+            lines.append(
+                f"{head} No choice is frozen at {profile}: every method runs its defaults (zero trials "
+                "each), DiLoCo with its paper's outer step (lr 0.7, Nesterov 0.9), set for H = 500, at "
+                "the H its run's length gives (1/32 of its steps)."
+            )
+    return lines

@@ -22,6 +22,7 @@ from methods import METHODS
 from ...engine.build import build_job
 from ...profiles import hyperparameters
 from .targets import Target
+from .tuning import Tuning
 
 # A paper value: (mean, std), std None where the paper gives a single value.
 PaperValue = tuple[float | str, float | None]  # a verdict (002's "Quality/Perf.") is a str
@@ -96,6 +97,9 @@ class TableSpec:
     # profile -> model -> the workload's frozen target (common/targets.py): times to it are what
     # the time claims compare.
     targets: Mapping[str, Mapping[str, Target]] = field(default_factory=dict)
+    # The declared search spaces of the methods it compares and their frozen choices (common/
+    # tuning.py); None: no method is tuned, every one runs its defaults.
+    tuning: Tuning | None = None
     metric: Metric = ACCURACY  # the workload's metric: its direction decides best and time-to-target
     # A model whose workload has another metric (a table over the ResNets and the GPT): model -> Metric.
     model_metrics: dict = field(default_factory=dict)
