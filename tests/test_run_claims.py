@@ -197,7 +197,7 @@ def test_a_layup_claim_plans_the_rows_its_rule_reads_and_its_open_cells_name_the
     expected = {
         "layup-faster-than-ddp": {"ddp[devices=3]", "layup[devices=3]"},
         "layup-task-performance": {"ddp[devices=3]", "layup[devices=3]"},
-        "layup-faster-than-diloco": {"diloco[devices=3]", "layup[devices=3]"},
+        "layup-faster-than-diloco": {f"{m}[devices=3]" for m in ("plsgd", "lapsgd", "diloco", "layup")},
         "layup-lower-drift": {"diloco[devices=3]", "lapsgd[devices=3]", "layup[devices=3]"},
         "layup-robust-to-stragglers": {
             f"{m}[devices=3{delay}]" for m in ("ddp", "layup") for delay in ("", ",straggler_delay_frac=1")

@@ -144,6 +144,17 @@ def layup_straggled(kind: str) -> Truths:
     return truths
 
 
+def layup_faster_than_comm(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
+    """PL-SGD the fastest communication-efficient baseline, slower than LayUp as `layup_faster`
+    makes a baseline; LAP-SGD and DiLoCo a further 1.3x slower (as at quick, where PL-SGD led)."""
+    truths = layup_faster("plsgd")(effects, w)
+    every, best = min(effects), effects[1]
+    slower = {"gpt": every + math.log(1.3), "resnet18": best + math.log(1.3)}
+    for baseline in ("lapsgd", "diloco"):
+        truths |= both(f"{baseline}[devices=3]", lambda m: layup_row(m, w, slower[m]))
+    return truths
+
+
 DRIFT = 1e-3  # LayUp's replica drift (a relative distance; its level does not matter to a ratio)
 DRIFT_SPREAD = 0.3 / math.sqrt(2)  # assumed, as layup-lower-drift's part: one pair's log ratio 0.3
 
@@ -221,7 +232,7 @@ CASES: dict[str, PathCase] = {
     "imdb-lu-twice-as-fast": PathCase(imdb_twice, "async_lu", 8),
     "004-stragglers-cost-under-2.5-points": PathCase(stragglers, "async_lu[straggler_delay_frac=1]", 1),
     "layup-faster-than-ddp": PathCase(layup_faster("ddp"), "gpt/layup[devices=3]", 3),
-    "layup-faster-than-diloco": PathCase(layup_faster("diloco"), "gpt/layup[devices=3]", 3),
+    "layup-faster-than-diloco": PathCase(layup_faster_than_comm, "gpt/layup[devices=3]", 3),
     "layup-robust-to-stragglers": PathCase(
         layup_straggled("compute"), "gpt/layup[devices=3,straggler_delay_frac=1]", 3, GPUS
     ),
