@@ -319,7 +319,7 @@ def cmd_migrate_store(args) -> int:
 def cmd_sync(args) -> int:
     from .run_verbs import sync_spools
 
-    return sync_spools(args.spools, args.tracking_uri)
+    return sync_spools(args.spools, args.tracking_uri, args.close_stale)
 
 
 def main(argv: list[str] | None = None) -> int:

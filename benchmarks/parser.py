@@ -218,6 +218,9 @@ def add_sync(sub) -> None:
     sync = sub.add_parser("sync", help="send spools (runs logged while their server was away) to it")
     sync.add_argument("spools", nargs="*", help="spool files (default: every spool this host left)")
     sync.add_argument("--tracking-uri", help="the store to send them to (default: each spool's own)")
+    sync.add_argument(
+        "--close-stale", action="store_true", help="then mark failed the runs whose processes died"
+    )
 
 
 def add_perf(sub) -> None:

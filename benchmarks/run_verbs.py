@@ -36,16 +36,39 @@ def close_stale(tracker) -> None:
         log.warning("%s", line)
 
 
-def sync_spools(paths: list[str], uri: str | None) -> int:
-    """`sync`: send spools to their store (or `uri`), each as one line; 1 if any stays."""
+def say_stale(tracker) -> None:
+    """What a reader (`report`) finds left over, said and left as it is: spools this host keeps for
+    the store, and runs left `running` by processes that died. Writing them is a writer's act."""
+    from .engine.spool import Spool, waiting_spools
+
+    for path in waiting_spools():
+        try:
+            spool = Spool.load(path)
+        except StorageError as err:
+            log.warning("%s", err)
+            continue
+        if spool.header.get("uri") == tracker.uri and not spool.foreign() and not is_alive(spool.header):
+            name = spool.header["run_name"]
+            log.warning("run %s: its records wait in %s: `python -m benchmarks sync` sends them", name, path)
+    with tracker.storage_errors("read"):
+        for run, error in tracker.stale_runs():
+            log.warning(
+                "run %s was left running: %s; the next `run`, `train` or `sync --close-stale` marks it "
+                "failed (stale)", run.info.run_name, error,
+            )  # fmt: skip
+
+
+def sync_spools(paths: list[str], uri: str | None, close: bool = False) -> int:
+    """`sync`: send spools to their store (or `uri`), each as one line; 1 if any stays. `close`:
+    then mark the stale runs of each store failed (the admin's `sync --close-stale`)."""
     from .engine.spool import Spool, spool_dir, waiting_spools
+    from .engine.store import default_tracking_uri
     from .engine.tracking import Tracker
 
     files = [Path(p) for p in paths] or waiting_spools()
+    trackers, failed = {}, 0
     if not files:
         print(f"no spools in {spool_dir()}: nothing to send")
-        return 0
-    trackers, failed = {}, 0
     for path in files:
         try:
             spool = Spool.load(path)
@@ -57,6 +80,16 @@ def sync_spools(paths: list[str], uri: str | None) -> int:
         except StorageError as err:
             print(f"error: {err}; the spool stays at {path}", file=sys.stderr)
             failed += 1
+    if close:
+        if not trackers:
+            trackers[uri or default_tracking_uri()] = Tracker(uri or default_tracking_uri(), create=False)
+        for tracker in trackers.values():
+            try:
+                for line in tracker.close_stale_runs():
+                    print(line)
+            except StorageError as err:
+                print(f"error: {err}", file=sys.stderr)
+                failed += 1
     return 1 if failed else 0
 
 
@@ -304,7 +337,7 @@ def cmd_report(args) -> int:
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
     uri = args.tracking_uri or default_tracking_uri()
     tracker = Tracker(uri, create=False)
-    close_stale(tracker)
+    say_stale(tracker)  # a reader: it says what is left over and writes nothing
     check_writable(out_dir)
     if args.table == "claims":
         specs = []

@@ -394,3 +394,90 @@ def test_a_job_whose_server_is_away_at_its_start_waits_and_leaves_no_orphan(new_
     monkeypatch.setattr(tracker.client, "search_runs", away)
     with pytest.raises(ServerAway, match=r"does not answer \(.*\) for 0 s"):
         tracker.start("test", "b", dict(tags, job_key="another-job"), {}, reserve=True)
+
+
+# --- refused is not away; readers write nothing ---------------------------------------------------
+FORBIDDEN = {"error_code": "PERMISSION_DENIED", "message": "Permission denied for requested operation."}
+
+
+def dead_pid() -> str:
+    """The pid of a process that has ended."""
+    with subprocess.Popen(["true"]) as process:
+        process.wait()
+    return str(process.pid)
+
+
+def test_a_refusal_is_neither_away_nor_passed_over():
+    """401 and 403, from MLflow's client or from an artifact's HTTP call, refuse; a 5xx or no
+    answer is away; another 4xx is neither (said, passed over)."""
+    import requests
+
+    from benchmarks.engine.spool import refused, server_away
+
+    def http_error(status: int) -> requests.HTTPError:
+        response = requests.Response()
+        response.status_code = status
+        return requests.HTTPError(f"{status} error", response=response)
+
+    for err in (RestException(FORBIDDEN), http_error(403), http_error(401)):
+        assert refused(err) and not server_away(err), err
+    for err in (http_error(503), MlflowException(NO_ANSWER), requests.ConnectionError("refused")):
+        assert server_away(err) and not refused(err), err
+    bad = RestException({"error_code": "INVALID_PARAMETER_VALUE", "message": "bad metric"})
+    assert not refused(bad) and not server_away(bad) and not server_away(http_error(404))
+
+
+def test_a_sync_the_server_refuses_leaves_the_spool_byte_for_byte_and_exits_1(new_store, monkeypatch, capsys):
+    """A reader (or a writer without the right) syncing a dead job's spool: every write refused
+    (403); the spool stays as it was, byte for byte, the run as it was, and `sync` exits 1 with one
+    line naming the user and the right."""
+    from mlflow import MlflowClient
+
+    from benchmarks.run_verbs import sync_spools
+
+    tracker = Tracker(new_store)
+    run_id = tracker.start("test", "a-run", dict(job_key="k", status="running"), {})
+    spool = Spool.create(tracker.uri, run_id, "a-run")
+    spool.append(dict(op="metrics", metrics=[["test_acc", 0.5, 1, 0]]))
+    lines = spool.path.read_text().splitlines()
+    header = {**json.loads(lines[0]), "pid": dead_pid(), "pid_start": ""}
+    spool.path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    before = spool.path.read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise RestException(FORBIDDEN)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "rita")
+    for name in WRITES:
+        monkeypatch.setattr(MlflowClient, name, refuse)
+    assert sync_spools([str(spool.path)], None) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused user 'rita' this write (403)" in err[0], err
+    assert spool.path.read_bytes() == before
+    assert Tracker(new_store).client.get_run(run_id).data.tags["status"] == "running"
+
+
+def test_report_writes_nothing_and_sync_close_stale_closes_what_it_names(new_store, tmp_path):
+    """A run left `running` by a dead process and a dead job's spool: `report` (a reader's verb)
+    names both and leaves the run running and the spool byte for byte; `sync --close-stale` sends
+    the spool and marks the run failed."""
+    tracker = Tracker(new_store)
+    tags = {**identity(), "pid": dead_pid(), "pid_start": "", "job_key": "k", "status": "running"}
+    left = tracker.start("test", "left-running", tags, {})
+    spooled = tracker.start("test", "spooled", {**tags, "job_key": "k2"}, {})
+    spool = Spool.create(tracker.uri, spooled, "spooled")
+    spool.append(dict(op="metrics", metrics=[["test_acc", 0.5, 1, 0]]))
+    lines = spool.path.read_text().splitlines()
+    header = {**json.loads(lines[0]), "pid": tags["pid"], "pid_start": ""}
+    spool.path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    before = spool.path.read_bytes()
+    proc = run_cli("report", "table1", "--tracking-uri", new_store, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "run left-running was left running" in proc.stderr and "`python -m benchmarks sync`" in proc.stderr
+    assert spool.path.read_bytes() == before
+    status = {r: Tracker(new_store).client.get_run(r).data.tags["status"] for r in (left, spooled)}
+    assert status == {left: "running", spooled: "running"}
+    proc = run_cli("sync", "--close-stale")
+    assert proc.returncode == 0 and "run left-running was left running" in proc.stdout, proc.stderr
+    status = {r: Tracker(new_store).client.get_run(r).data.tags["status"] for r in (left, spooled)}
+    assert status == {left: "failed", spooled: "failed"} and not spool.path.exists()

@@ -51,15 +51,34 @@ def wait_at_end_s() -> float:
     return float(os.environ.get("BENCH_STORE_WAIT_S", "60"))
 
 
+def http_status(err: BaseException) -> int:
+    """The HTTP status a store call failed with (0 where none): MLflow's exceptions, requests'
+    HTTPError (an artifact up- or download through the server) and urllib's (its `code`)."""
+    import requests
+
+    if hasattr(err, "get_http_status_code"):
+        return int(err.get_http_status_code() or 0)
+    if isinstance(err, requests.exceptions.HTTPError) and err.response is not None:
+        return int(err.response.status_code)
+    code = getattr(err, "code", 0)
+    return code if isinstance(code, int) else 0
+
+
+def refused(err: BaseException) -> bool:
+    """Whether the server refused who we are (401) or what we asked (403): never "away", never
+    passed over; the spool stays as it is."""
+    return http_status(err) in (401, 403)
+
+
 def server_away(err: BaseException) -> bool:
-    """Whether a store call failed because the server did not answer (refused, timed out, a 5xx while
-    it restarts, its name not found), not because it refused the request (a 4xx) or this host
-    failed (a local file: permissions, a full disk), which are said, never spooled."""
+    """Whether a store call failed because the server did not answer (refused connections, timed
+    out, a 5xx while it restarts, its name not found), not because it refused the request (a 4xx)
+    or this host failed (a local file: permissions, a full disk), which are said, never spooled."""
     import requests
     from mlflow.exceptions import MlflowException
 
-    if isinstance(err, MlflowException):
-        return err.get_http_status_code() >= 500
+    if isinstance(err, MlflowException | requests.exceptions.HTTPError):
+        return http_status(err) >= 500
     network = (requests.exceptions.RequestException, ConnectionError, TimeoutError, socket.gaierror)
     return isinstance(err, network)
 
@@ -157,6 +176,14 @@ class Spool:
         self._write(line)
         self.records.append(record)
         return True
+
+    def close_as_stale(self) -> None:
+        """End a run whose process died before logging its end: its failure, then its end, added
+        in memory only (a sync the server refuses leaves the file as it was; the next one adds them
+        again at the same places)."""
+        error = "its process ended before its run's end was logged"
+        self.records.append(dict(op="tags", tags=dict(status="failed", stop_reason="stale", error=error)))
+        self.records.append(dict(op="end", status="FAILED", end_time=int(time.time() * 1000)))
 
     def mark_sent(self, count: int) -> None:
         """Record that the first `count` records are in the store."""
@@ -256,15 +283,16 @@ def table_holds(client, run_id: str, artifact_file: str, record_ids: list | None
 
 def send_pending(client, spool: Spool) -> list[tuple[dict, Exception]]:
     """Send the spool's pending records in order, marking each sent; raises where the server is
-    away. A record the store refuses, or this host cannot send (a local error), is passed over, so
+    away or refuses this user (401, 403: the record and those after it stay unsent). A record the
+    store rejects otherwise (a 4xx), or this host cannot send (a local error), is passed over, so
     that the records after it are not held forever: returned with its error, for the caller to say."""
-    refused = []
+    rejected = []
     for index in range(spool.sent, len(spool.records)):
         try:
             send(client, spool.run_id, spool.records[index])
         except Exception as err:
-            if server_away(err):
+            if server_away(err) or refused(err):
                 raise
-            refused.append((spool.records[index], err))
+            rejected.append((spool.records[index], err))
         spool.mark_sent(index + 1)
-    return refused
+    return rejected

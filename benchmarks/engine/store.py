@@ -22,7 +22,7 @@ from core.runtime.processes import is_alive
 
 from .heartbeat import missed_s
 from .served_artifacts import route_through_server
-from .spool import away_reason, server_away, wait_at_end_s
+from .spool import away_reason, http_status, server_away, wait_at_end_s
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/store.py -> the checkout
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
@@ -302,8 +302,7 @@ def file_lock(path: Path, wait_s: float = LOCK_WAIT_S):
 def access_refused(err: BaseException, uri: str) -> str | None:
     """One line for a server with users (`server --auth`) that refused who we are (401) or what we
     asked (403); None for other errors."""
-    # MlflowException knows its HTTP status; urllib's HTTPError (doctor's GET /version) has it as code.
-    status = err.get_http_status_code() if hasattr(err, "get_http_status_code") else getattr(err, "code", 0)
+    status = http_status(err)  # MLflow's, requests' (artifacts) or urllib's (doctor's GET /version)
     user = os.environ.get("MLFLOW_TRACKING_USERNAME")
     fix = '(docs/methods.md, "A lab\'s server")'
     if status == 403 and "Invalid Host header" in str(err):  # MLflow's guard against DNS rebinding

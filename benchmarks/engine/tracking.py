@@ -210,9 +210,7 @@ class Tracker(Store):
             if current is None:
                 raise StorageError(f"{spool.path} is being (or was) sent by another process (run {name})")
             if not current.ended():
-                error = "its process ended before its run's end was logged"
-                current.append(dict(op="tags", tags=dict(status="failed", stop_reason="stale", error=error)))
-                current.append(dict(op="end", status="FAILED", end_time=int(time.time() * 1000)))
+                current.close_as_stale()
             pending = len(current.pending())
             with self.storage_errors("written"):
                 self._say_refused(current.run_id, send_pending(self.client, current), name)
@@ -232,31 +230,36 @@ class Tracker(Store):
                 one_line(err),
             )
 
-    def close_stale_runs(self) -> list[str]:
-        """Mark `failed` every run still `running` whose process on this host has died (kill -9, an
-        OOM kill, a power cut), or whose process on another host missed its heartbeat (heartbeat.py):
-        `report` then shows it as failed and `run` redoes its job. Returns a line on each. Runs of
-        live processes, and of other hosts that beat, are left alone."""
-        stale = []
+    def stale_runs(self) -> list[tuple[object, str]]:
+        """(run, why) of every run still `running` whose process on this host has died (kill -9, an
+        OOM kill, a power cut), or whose process on another host missed its heartbeat (heartbeat.py);
+        runs of live processes, of other hosts that beat, and with a spool here are not stale. Reads
+        only."""
         experiments = [e.experiment_id for e in self.client.search_experiments()]
         if not experiments:
-            return stale
-        with self.storage_errors("written"):  # a read-only store with a stale run: one line
-            for run in self.client.search_runs(experiments, filter_string="tags.status = 'running'"):
-                tags = run.data.tags
-                if spool_path(run.info.run_id).exists():
-                    continue  # its records wait in a spool (`sync`), its end among them
-                where = f"pid {tags.get('pid')} on {tags.get('host')}"
-                alive, missed = is_alive(tags), missed_s(tags)
-                if alive is False:
-                    error = f"its process ({where}) ended without closing the run"
-                elif alive is None and missed is not None:
-                    error = f"its process ({where}) missed its heartbeats for {missed:.0f} s"
-                else:
-                    continue
-                self.finish(run.info.run_id, "failed", dict(stop_reason="stale", error=error))
-                stale.append(f"run {run.info.run_name} was left running: {error}; marked failed (stale)")
+            return []
+        stale = []
+        for run in self.client.search_runs(experiments, filter_string="tags.status = 'running'"):
+            tags = run.data.tags
+            if spool_path(run.info.run_id).exists():
+                continue  # its records wait in a spool (`sync`), its end among them
+            where = f"pid {tags.get('pid')} on {tags.get('host')}"
+            alive, missed = is_alive(tags), missed_s(tags)
+            if alive is False:
+                stale.append((run, f"its process ({where}) ended without closing the run"))
+            elif alive is None and missed is not None:
+                stale.append((run, f"its process ({where}) missed its heartbeats for {missed:.0f} s"))
         return stale
+
+    def close_stale_runs(self) -> list[str]:
+        """Mark `failed` every stale run (`stale_runs`): `report` then shows it as failed and `run`
+        redoes its job. Returns a line on each. A writer's act: readers only say them."""
+        lines = []
+        with self.storage_errors("written"):  # a read-only store with a stale run: one line
+            for run, error in self.stale_runs():
+                self.finish(run.info.run_id, "failed", dict(stop_reason="stale", error=error))
+                lines.append(f"run {run.info.run_name} was left running: {error}; marked failed (stale)")
+        return lines
 
     def log_table(self, run_id: str, columns: dict[str, list], artifact_file: str) -> None:
         """Append rows to a JSON table artifact of the run (MLflow's log_table)."""
