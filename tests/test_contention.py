@@ -44,6 +44,8 @@ def test_other_processes_count_and_the_jobs_own_do_not():
     assert outside - inside > 0.6 / cores, (outside, inside)
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # ~20 s: the default run keeps under 6 minutes
 def test_a_measurement_beside_a_busy_process_is_tagged_contended(store):
     """Table 9's timing runs have no epochs: the share others used is read when the measurement
     is recorded, and a measurement taken beside a busy process says so."""
