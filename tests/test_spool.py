@@ -481,3 +481,24 @@ def test_report_writes_nothing_and_sync_close_stale_closes_what_it_names(new_sto
     assert proc.returncode == 0 and "run left-running was left running" in proc.stdout, proc.stderr
     status = {r: Tracker(new_store).client.get_run(r).data.tags["status"] for r in (left, spooled)}
     assert status == {left: "failed", spooled: "failed"} and not spool.path.exists()
+
+
+def test_a_write_after_a_torn_line_starts_fresh_and_sync_sends_every_whole_record(new_store, caplog):
+    """A crash cut the spool's last line; the next write (here `sync`'s progress marks, the store
+    answering) moves the fragment to `<spool>.torn` first, so no line glues onto it: every whole
+    record reaches the store and the run is closed."""
+    tracker = Tracker(new_store)
+    run_id = tracker.start("test", "a-run", dict(job_key="k", status="running"), {})
+    spool = Spool.create(tracker.uri, run_id, "a-run")
+    spool.append(dict(op="metrics", metrics=[["test_acc", 0.5, 1, 0]]))
+    lines = spool.path.read_text().splitlines()
+    header = {**json.loads(lines[0]), "pid": dead_pid(), "pid_start": ""}
+    spool.path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n" + '{"op": "metrics", "metr')
+    with caplog.at_level(logging.WARNING):
+        assert tracker.sync(Spool.load(spool.path)) == 3  # the metrics, the failed tags, the end
+    torn = spool.path.with_name(spool.path.name + ".torn")
+    assert torn.read_text() == '{"op": "metrics", "metr\n' and "moved to" in caplog.text
+    assert not spool.path.exists() and [p.suffix for p in spool_dir().iterdir()] == [".torn"]
+    run = tracker.client.get_run(run_id)
+    assert run.data.tags["status"] == "failed" and run.info.end_time is not None
+    assert [m.value for m in tracker.client.get_metric_history(run_id, "test_acc")] == [0.5]

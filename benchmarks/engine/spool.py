@@ -193,10 +193,35 @@ class Spool:
     def _write(self, line: str) -> None:
         # Lines are few (one per record or epoch while the server is away): each is on disk when
         # this returns, so a power cut loses at most the line being written (`load` skips it).
+        self._quarantine_torn_tail()
         with self.path.open("a") as handle:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
+
+    def _quarantine_torn_tail(self) -> None:
+        """Where the file does not end a line (a crash cut its last write), move the fragment to
+        `<spool>.torn` and cut the file after its last whole line: the next line starts fresh, and
+        the fragment never glues onto it into a line no one can read."""
+        if not self.path.exists():
+            return  # the header is the first write
+        with self.path.open("rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return
+            handle.seek(0)
+            data = handle.read()
+            keep = data.rfind(b"\n") + 1
+            torn = self.path.with_name(self.path.name + ".torn")
+            with torn.open("ab") as out:
+                out.write(data[keep:] + b"\n")
+            handle.truncate(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+        log.warning("spool %s: a line cut off by a crash mid-write is moved to %s", self.path, torn)
 
     def foreign(self) -> str:
         """The host that owns this spool where it is not this one, else ''."""
