@@ -65,12 +65,11 @@ def auth_environment(store_file: Path, password_file: Path | None = None) -> dic
     username = os.environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin"
     password = os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD")
     if password_file is not None:
-        try:
-            password = password_file.read_text().strip()
-        except OSError as err:
-            raise UserError(f"--auth-password-file {password_file}: {err.strerror}") from None
-    if not users.exists():  # MLflow creates the admin on the first start only, and ignores it after
+        password = read_password_file(password_file)
+    first_start = not users.exists() or users.stat().st_size == 0  # empty: made by a start that failed
+    if first_start:  # MLflow creates the admin on the first start only, and ignores it after
         check_admin_password(username, password)
+    private_file(users)  # the users' password hashes: the server's user alone reads them
     config = store_file.with_name(f"{store_file.stem}-auth.ini")
     config.write_text(
         "[mlflow]\n"
@@ -81,11 +80,33 @@ def auth_environment(store_file: Path, password_file: Path | None = None) -> dic
         f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_S}\n"
     )
     env = {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_USERNAME": username}
-    if password:
+    if password and first_start:  # later starts never need it: it leaves the server's environment
         env["MLFLOW_AUTH_ADMIN_PASSWORD"] = password
     csrf_key = os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or secrets.token_hex(32)
     env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = csrf_key
     return env
+
+
+def read_password_file(path: Path) -> str:
+    """The admin's password from a file only its owner can read (a world- or group-readable one
+    is refused in one line: the password would be anyone's on the host)."""
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise UserError(
+                f"--auth-password-file {path} can be read by others (mode {mode & 0o777:o}): "
+                f"`chmod 600 {path}`, then start again"
+            )
+        return path.read_text().strip()
+    except OSError as err:
+        raise UserError(f"--auth-password-file {path}: {err.strerror}") from None
+
+
+def private_file(path: Path) -> None:
+    """`path` readable and writable by its owner alone (0600), created empty where missing (SQLite
+    takes an empty file as a new database)."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
 
 
 def check_admin_password(username: str, password: str | None) -> None:
@@ -135,6 +156,7 @@ def serve(
     artifacts = tracker.sqlite_path.parent / "artifacts"
     env = dict(os.environ)
     if auth:
+        env.pop("MLFLOW_AUTH_ADMIN_PASSWORD", None)  # passed on the first start only (auth_environment)
         env.update(auth_environment(tracker.sqlite_path, password_file))
     command = server_command(tracker.uri, artifacts, host, port, allowed_hosts, auth)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -234,7 +234,12 @@ def test_server_beyond_loopback_needs_auth_or_insecure_and_auth_a_real_password(
         assert proc.returncode == 2 and said in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     secret = tmp_path / "admin-password"
+    secret.write_text("a-long-enough-password\n")
+    secret.chmod(0o644)  # anyone on the host could read it
+    proc = run_cli("server", "--auth", "--auth-password-file", str(secret), "--store", store)
+    assert proc.returncode == 2 and f"`chmod 600 {secret}`" in proc.stderr, proc.stderr
     secret.write_text("short\n")
+    secret.chmod(0o600)
     proc = run_cli("server", "--auth", "--auth-password-file", str(secret), "--store", store)
     assert proc.returncode == 2 and "at least 12 characters" in proc.stderr, proc.stderr
     assert not (tmp_path / "mlflow-auth.db").exists()
@@ -280,11 +285,19 @@ def test_a_server_with_users_takes_writers_and_refuses_the_rest_in_one_line(tmp_
         assert check.ok is False and "refused user 'rita' this write (403)" in check.fix, check
         proc = cli("report", "table9", "--tracking-uri", server.uri, "--out", str(tmp_path / "out"), env=rita)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        # The users' password hashes are the server's user's alone; a restart runs without the
+        # admin's password in its environment (the user database exists: MLflow never reads it again).
+        assert (tmp_path / "mlflow-auth.db").stat().st_mode & 0o777 == 0o600
+        server.stop()
+        server.start()
+        environ = Path(f"/proc/{server.proc.pid}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environ if v.startswith(b"MLFLOW_AUTH_ADMIN_PASSWORD=")]
+        assert cli(*train, env=wanda).returncode == 0  # the writer still writes
     finally:
         server.stop()
     client = MlflowClient(tracking_uri=server.store)
-    (run,) = client.search_runs([client.get_experiment_by_name("adhoc").experiment_id])
-    assert run.data.tags["status"] == "finished"
+    runs = client.search_runs([client.get_experiment_by_name("adhoc").experiment_id])
+    assert [run.data.tags["status"] for run in runs] == ["finished", "finished"]
 
 
 @pytest.mark.ci
