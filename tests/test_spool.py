@@ -502,3 +502,77 @@ def test_a_write_after_a_torn_line_starts_fresh_and_sync_sends_every_whole_recor
     run = tracker.client.get_run(run_id)
     assert run.data.tags["status"] == "failed" and run.info.end_time is not None
     assert [m.value for m in tracker.client.get_metric_history(run_id, "test_acc")] == [0.5]
+
+
+# --- jobs finish once -------------------------------------------------------------------------------
+def reclaimed_run(tracker: Tracker, monkeypatch, job_key: str) -> str:
+    """A run of another host (so only its heartbeat tells) that missed its beats: the next
+    command's close_stale_runs closes it (failed, stale), as a suspended host's job is reclaimed."""
+    import time
+
+    monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
+    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
+    run_id = tracker.start("test", "suspended", dict(job_key=job_key, **elsewhere), {}, reserve=True)
+    tracker._heartbeat.remove(run_id)  # the host is suspended: no beat
+    tracker.client.set_tag(run_id, "heartbeat", f"{time.time() - 5:.1f}")  # 50 of its beats ago
+    (line,) = Tracker(tracker.uri).close_stale_runs()  # another command, another host
+    assert "missed its heartbeats" in line
+    return run_id
+
+
+def finished_runs(tracker: Tracker, job_key: str) -> list:
+    experiment = tracker.experiment_id("test")
+    return tracker.client.search_runs(
+        [experiment], f"tags.job_key = '{job_key}' and tags.status = 'finished'"
+    )
+
+
+def test_a_suspended_host_whose_job_was_reclaimed_cannot_finish_it_a_second_time(
+    new_store, monkeypatch, caplog
+):
+    """The job runs again elsewhere and finishes; the suspended host resumes and ends its run
+    `finished`: refused in one line, its run tagged superseded and left failed; one finished run."""
+    tracker = Tracker(new_store)
+    suspended = reclaimed_run(tracker, monkeypatch, "k")
+    again = Tracker(new_store).start("test", "again", dict(job_key="k", status="running"), {}, reserve=True)
+    assert again is not None  # the reclaimed job is free to run again
+    Tracker(new_store).finish(again, "finished", {})
+    with caplog.at_level(logging.ERROR):
+        tracker.finish(suspended, "finished", {})  # the host resumes
+    assert "was closed by another process while this one was stopped (failed, stale)" in caplog.text
+    run = tracker.client.get_run(suspended)
+    assert run.data.tags["status"] == "failed" and run.data.tags["superseded"] == "reclaimed"
+    assert [r.info.run_id for r in finished_runs(tracker, "k")] == [again]
+
+
+def test_a_reclaimed_runs_spool_is_never_sent_and_is_kept_apart(new_store, monkeypatch):
+    """The suspended host's server was away at its run's end: its spool holds the end. Its job was
+    reclaimed meanwhile: `sync` sends none of it (one line, exit 1) and keeps it as .superseded."""
+    tracker = Tracker(new_store)
+    suspended = reclaimed_run(tracker, monkeypatch, "k")
+    spool = Spool.create(tracker.uri, suspended, "suspended")
+    spool.append(dict(op="tags", tags=dict(status="finished")))
+    spool.append(dict(op="end", status="FINISHED", end_time=1))
+    proc = run_cli("sync", str(spool.path))
+    assert proc.returncode == 1 and "was closed by another process while its host was away" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not spool.path.exists() and spool.path.with_name(spool.path.name + ".superseded").exists()
+    assert tracker.client.get_run(suspended).data.tags["status"] == "failed" and not finished_runs(
+        tracker, "k"
+    )
+
+
+def test_a_runs_own_beat_decides_when_it_is_missed_not_the_readers(new_store, monkeypatch):
+    """A run started with 60 s beats is not reclaimed by a reader whose BENCH_HEARTBEAT_S is 0.1
+    after 5 s of silence; its own beat is in its tags."""
+    import time
+
+    tracker = Tracker(new_store)
+    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
+    run_id = tracker.start("test", "beats-a-minute", dict(job_key="k", **elsewhere), {})
+    tracker._heartbeat.remove(run_id)
+    assert tracker.client.get_run(run_id).data.tags["heartbeat_s"] == "60.0"
+    tracker.client.set_tag(run_id, "heartbeat", f"{time.time() - 5:.1f}")
+    monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
+    assert Tracker(new_store).close_stale_runs() == []
+    assert tracker.client.get_run(run_id).data.tags["status"] == "running"

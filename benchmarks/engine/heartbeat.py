@@ -26,14 +26,20 @@ def beat() -> str:
 
 
 def missed_s(tags: Mapping[str, str], now: float | None = None) -> float | None:
-    """How long a run's heartbeat has been missed, where it is past MISSED_BEATS beats; else None (a
-    recent beat, or a run of before heartbeats: no evidence that its process died)."""
+    """How long a run's heartbeat has been missed, where it is past MISSED_BEATS of the beats its
+    own process set (its `heartbeat_s` tag: a reader's environment never shortens them; the
+    reader's setting for runs of before that tag); else None (a recent beat, or a run of before
+    heartbeats: no evidence that its process died)."""
     try:
         last = float(tags["heartbeat"])
     except (KeyError, ValueError):
         return None
+    try:
+        every = float(tags["heartbeat_s"])
+    except (KeyError, ValueError):
+        every = beat_every_s()
     age = (time.time() if now is None else now) - last
-    return age if age > MISSED_BEATS * beat_every_s() else None
+    return age if age > MISSED_BEATS * every else None
 
 
 class Heartbeat:

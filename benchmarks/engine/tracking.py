@@ -11,7 +11,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import identity, is_alive
 from core.runtime.supervise import RECORD
 
-from .heartbeat import Heartbeat, beat, missed_s
+from .heartbeat import Heartbeat, beat, beat_every_s, missed_s
 from .spool import (
     RETRY_S,
     Spool,
@@ -91,7 +91,9 @@ class Tracker(Store):
                 run = self.client.create_run(
                     self.experiment_id(experiment),
                     run_name=run_name,
-                    tags=_str({**tags, "schema": SCHEMA_VERSION, "heartbeat": beat()}),
+                    tags=_str(
+                        {**tags, "schema": SCHEMA_VERSION, "heartbeat": beat(), "heartbeat_s": beat_every_s()}
+                    ),
                 )
             # A store without this host's lock (a server, other hosts) can let two processes
             # past the check at once: each looks again after creating its run, and steps back if
@@ -209,6 +211,15 @@ class Tracker(Store):
         with spool.sending() as current:  # as on disk once locked: another sender may have sent some
             if current is None:
                 raise StorageError(f"{spool.path} is being (or was) sent by another process (run {name})")
+            with self.storage_errors("read"):
+                closed = reclaimed_status(self.client.get_run(current.run_id).data.tags)
+            if closed is not None:  # its job was reclaimed meanwhile: its late records never land
+                kept = current.path.with_name(current.path.name + ".superseded")
+                current.path.rename(kept)
+                raise StorageError(
+                    f"run {name} was closed by another process while its host was away ({closed}): "
+                    f"its job ran again; its {len(current.pending())} records are not sent, kept in {kept}"
+                )
             if not current.ended():
                 current.close_as_stale()
             pending = len(current.pending())
@@ -250,6 +261,16 @@ class Tracker(Store):
             elif alive is None and missed is not None:
                 stale.append((run, f"its process ({where}) missed its heartbeats for {missed:.0f} s"))
         return stale
+
+    def closed_by_another(self, run_id: str) -> str | None:
+        """Where another process closed this process's run meanwhile (its host stopped beating and
+        the job was reclaimed): how it was closed; else None (also where the store does not answer:
+        the end then waits in the spool, and `sync` checks again). The fence that keeps a job from
+        two finished runs (docs/design.md, "Hosts that die")."""
+        try:
+            return reclaimed_status(self.client.get_run(run_id).data.tags)
+        except Exception:  # noqa: BLE001  (an away server: the spool's sync checks before sending)
+            return None
 
     def close_stale_runs(self) -> list[str]:
         """Mark `failed` every stale run (`stale_runs`): `report` then shows it as failed and `run`
@@ -303,6 +324,16 @@ class Tracker(Store):
             status, "FAILED"
         )
         self._heartbeat.remove(run_id)
+        if (closed := self.closed_by_another(run_id)) is not None:
+            self._spools.pop(run_id, None)
+            log.error(
+                "run %s was closed by another process while this one was stopped (%s): the job ran "
+                "again elsewhere; this end is not written, the run is tagged superseded",
+                self._run_names.get(run_id, run_id), closed,
+            )  # fmt: skip
+            with self.storage_errors("written"):
+                self.client.set_tag(run_id, "superseded", "reclaimed")
+            return
         if writes := self._write_s.pop(run_id, None):
             self._record(run_id, metrics_record(write_latency(writes), step=0))
         self._record(run_id, dict(op="tags", tags=_str({"status": status, **tags})))
@@ -310,6 +341,14 @@ class Tracker(Store):
         spool = self._spools.get(run_id)
         if spool is not None:
             self._drain(spool)
+
+
+def reclaimed_status(tags: Mapping[str, str]) -> str | None:
+    """Where a run's tags say another process closed it (a host that missed its heartbeats, its
+    job reclaimed: status failed, stop_reason stale): that status, in a few words; else None."""
+    if tags.get("status") in (None, "running"):
+        return None
+    return f"{tags.get('status')}, {tags.get('stop_reason', '')}".strip(", ")
 
 
 def write_latency(seconds: list[float]) -> dict[str, float]:
