@@ -58,6 +58,8 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     tags = {c: c.removeprefix("tags.") for c in frame.columns if c.startswith("tags.")}
     # Our tags (status: finished | diverged | failed | interrupted) replace MLflow's own columns.
     frame = frame.drop(columns=[c for c in tags.values() if c in frame.columns]).rename(columns=tags)
+    if "superseded" in frame:  # made in vain (a collision, a lost create, a reclaimed job): ignored
+        frame = frame[frame["superseded"].isna()].reset_index(drop=True)
     if "run_index" in frame:  # training runs (perf results have none)
         frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
     if "method" in frame:  # until `with_rows` names each run's row from its params

@@ -154,7 +154,7 @@ def test_a_spool_that_was_partly_sent_sends_only_the_rest(tmp_path, new_store):
 
 def test_two_processes_reserving_one_job_at_once_never_both_run_it(new_store, monkeypatch):
     """Without the lock (a server): B checks, A creates its run, B creates its own: B looks again,
-    sees A's and steps back (its run deleted); A goes on."""
+    sees A's and steps back (its run ended `superseded`, never deleted: a writer may not); A goes on."""
     first, second = Tracker(new_store), Tracker(new_store)
     monkeypatch.setattr(tracking_module.time, "sleep", lambda seconds: None)
     for tracker in (first, second):
@@ -171,7 +171,12 @@ def test_two_processes_reserving_one_job_at_once_never_both_run_it(new_store, mo
     monkeypatch.setattr(second, "taken", taken_as_the_other_starts)
     assert second.start("test", "b", tags, {}, reserve=True) is None
     runs = first.client.search_runs([first.experiment_id("test")])
-    assert [r.info.run_id for r in runs] == checks  # only A's run is left (B's was deleted)
+    assert [r.info.run_id for r in runs if r.data.tags["status"] != "superseded"] == checks  # A's
+    (stepped_back,) = [r for r in runs if r.info.run_id not in checks]
+    assert stepped_back.data.tags["superseded"] == "collision" and stepped_back.info.status == "KILLED"
+    from reports.runs import load_runs
+
+    assert list(load_runs(first.uri, "test")["run_id"]) == checks  # readers ignore it
 
 
 def _no_lock():
@@ -350,8 +355,8 @@ def test_a_run_beats_and_one_whose_host_stops_beating_is_reclaimed_in_one_line(n
 
 
 def test_a_reservation_that_meets_another_at_every_try_is_said_not_skipped(new_store, monkeypatch):
-    """Two processes that step back at every try (each sees the other's run, then both delete
-    theirs): the job is not reported as another's, which nobody runs; one line says to run again."""
+    """Two processes that step back at every try (each sees the other's run, then both end theirs
+    superseded): the job is not reported as another's, which nobody runs; one line says to run again."""
     from core.errors import StorageError
 
     tracker = Tracker(new_store)
@@ -359,12 +364,13 @@ def test_a_reservation_that_meets_another_at_every_try_is_said_not_skipped(new_s
     monkeypatch.setattr(tracker, "taken", lambda experiment, key, besides="": bool(besides))
     with pytest.raises(StorageError, match="neither runs it: run the command again"):
         tracker.start("test", "a", dict(job_key="the-job", status="running"), {}, reserve=True)
-    assert not tracker.client.search_runs([tracker.experiment_id("test")])
+    runs = tracker.client.search_runs([tracker.experiment_id("test")])
+    assert runs and all(r.data.tags["status"] == "superseded" for r in runs)  # none left running
 
 
 def test_a_job_whose_server_is_away_at_its_start_waits_and_leaves_no_orphan(new_store, monkeypatch, caplog):
     """The server applies a job's create_run, then goes away before answering: the tracker waits
-    (said once), deletes the run it cannot know it made, and opens one run; a server that stays away
+    (said once), marks superseded the run it cannot know it made, and opens one run; a server that stays away
     past $BENCH_STORE_WAIT_S ends it in one line (ServerAway, exit 1)."""
     tracker = Tracker(new_store)
     tracker.remote = True
@@ -382,8 +388,9 @@ def test_a_job_whose_server_is_away_at_its_start_waits_and_leaves_no_orphan(new_
     tags = dict(job_key="the-job", status="running", **identity())
     with caplog.at_level(logging.WARNING):
         run_id = tracker.start("test", "a", tags, {}, reserve=True)
-    runs = tracker.client.search_runs([tracker.experiment_id("test")])
-    assert [r.info.run_id for r in runs] == [run_id] and lost and lost[0] != run_id
+    runs = {r.info.run_id: r for r in tracker.client.search_runs([tracker.experiment_id("test")])}
+    assert set(runs) == {run_id, lost[0]} and lost[0] != run_id
+    assert runs[lost[0]].data.tags["superseded"] == "lost create" and runs[lost[0]].info.status == "KILLED"
     said = [r.getMessage() for r in caplog.records if "waiting up to 60 s" in r.getMessage()]
     assert len(said) == 1 and "does not answer (" in said[0], said
 

@@ -194,7 +194,8 @@ def test_a_job_trains_across_two_hosts(hosts, request, tmp_path, method, over_ht
     job_runs = client.search_runs(
         [run.info.experiment_id], filter_string=f"tags.job_key = '{run.data.tags['job_key']}'"
     )
-    assert len(job_runs) == 1  # one run per job, though both hosts open the store
+    # One run per job, though both hosts open the store (a reservation that met another's is superseded).
+    assert len([r for r in job_runs if r.data.tags["status"] != "superseded"]) == 1
     if method == "layup":  # the gossip ran across the hosts: messages every epoch, drift measured
         assert [m.step for m in client.get_metric_history(run.info.run_id, "system/replica_drift")] == [0, 1]
         assert all(m.value > 0 for m in client.get_metric_history(run.info.run_id, "system/gossip_messages"))

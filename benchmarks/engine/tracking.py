@@ -69,7 +69,7 @@ class Tracker(Store):
 
         def create() -> str | None:
             if next(tries):
-                self._delete_runs_of_mine(experiment, str(tags["job_key"]))
+                self._supersede_runs_of_mine(experiment, str(tags["job_key"]))
             return self._create(experiment, run_name, tags, params, reserve)
 
         # A store that opens but refuses writes (a read-only file or folder, a full disk) fails here,
@@ -100,7 +100,7 @@ class Tracker(Store):
             # it sees another. Both may step back, never both go on (docs/design.md).
             if not reserve or not self.taken(experiment, str(tags["job_key"]), besides=run.info.run_id):
                 break
-            self.client.delete_run(run.info.run_id)
+            self._supersede(run.info.run_id, "collision")
             time.sleep(random.uniform(0.2, 2.0))  # apart, so that the next tries do not meet
         else:  # each try met another that stepped back too: said, never a job left unrun in silence
             if self.taken(experiment, str(tags["job_key"])):
@@ -114,16 +114,25 @@ class Tracker(Store):
             self.client.log_batch(run.info.run_id, params=items[i : i + 100], synchronous=True)
         return run.info.run_id
 
-    def _delete_runs_of_mine(self, experiment: str, job_key: str) -> None:
-        """Delete the running runs of `job_key` that this process opened: a try of `start` that the
-        server applied but whose answer was lost (it went away) left them."""
+    def _supersede_runs_of_mine(self, experiment: str, job_key: str) -> None:
+        """Mark superseded the running runs of `job_key` that this process opened: a try of `start`
+        that the server applied but whose answer was lost (it went away) left them."""
         mine = identity()
         pid = mine["pid"]
         mine_running = f"tags.job_key = '{job_key}' and tags.status = 'running' and tags.pid = '{pid}'"
         runs = self.client.search_runs([self.experiment_id(experiment)], filter_string=mine_running)
         for run in runs:
             if all(run.data.tags.get(k) == v for k, v in mine.items()):
-                self.client.delete_run(run.info.run_id)
+                self._supersede(run.info.run_id, "lost create")
+
+    def _supersede(self, run_id: str, why: str) -> None:
+        """End a run the suite made in vain (`why`: a reservation that met another's, a create whose
+        answer was lost) as `superseded`, which every reader ignores (reports.runs.load_runs,
+        `taken`, `finished_run`, stale closing): never deleted, since a writer may not delete (MLflow
+        asks MANAGE) and a store keeps what happened."""
+        self.client.set_tag(run_id, "status", "superseded")
+        self.client.set_tag(run_id, "superseded", why)
+        self.client.set_terminated(run_id, status="KILLED")
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         """Log a set of metrics at one step in one call."""
