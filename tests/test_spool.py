@@ -414,6 +414,18 @@ def dead_pid() -> str:
     return str(process.pid)
 
 
+def dead_jobs_spool(tracker: Tracker, tail: str = "") -> tuple[str, Spool]:
+    """A running run whose job's process has died, its spool holding one metrics record (`tail`:
+    text after its last line, as a crash mid-write leaves)."""
+    run_id = tracker.start("test", "a-run", dict(job_key="k", status="running"), {})
+    spool = Spool.create(tracker.uri, run_id, "a-run")
+    spool.append(dict(op="metrics", metrics=[["test_acc", 0.5, 1, 0]]))
+    lines = spool.path.read_text().splitlines()
+    header = {**json.loads(lines[0]), "pid": dead_pid(), "pid_start": ""}
+    spool.path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n" + tail)
+    return run_id, spool
+
+
 def test_a_refusal_is_neither_away_nor_passed_over():
     """401 and 403, from MLflow's client or from an artifact's HTTP call, refuse; a 5xx or no
     answer is away; another 4xx is neither (said, passed over)."""
@@ -442,13 +454,7 @@ def test_a_sync_the_server_refuses_leaves_the_spool_byte_for_byte_and_exits_1(ne
 
     from benchmarks.run_verbs import sync_spools
 
-    tracker = Tracker(new_store)
-    run_id = tracker.start("test", "a-run", dict(job_key="k", status="running"), {})
-    spool = Spool.create(tracker.uri, run_id, "a-run")
-    spool.append(dict(op="metrics", metrics=[["test_acc", 0.5, 1, 0]]))
-    lines = spool.path.read_text().splitlines()
-    header = {**json.loads(lines[0]), "pid": dead_pid(), "pid_start": ""}
-    spool.path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    run_id, spool = dead_jobs_spool(Tracker(new_store))
     before = spool.path.read_bytes()
 
     def refuse(*args, **kwargs):
@@ -495,12 +501,7 @@ def test_a_write_after_a_torn_line_starts_fresh_and_sync_sends_every_whole_recor
     answering) moves the fragment to `<spool>.torn` first, so no line glues onto it: every whole
     record reaches the store and the run is closed."""
     tracker = Tracker(new_store)
-    run_id = tracker.start("test", "a-run", dict(job_key="k", status="running"), {})
-    spool = Spool.create(tracker.uri, run_id, "a-run")
-    spool.append(dict(op="metrics", metrics=[["test_acc", 0.5, 1, 0]]))
-    lines = spool.path.read_text().splitlines()
-    header = {**json.loads(lines[0]), "pid": dead_pid(), "pid_start": ""}
-    spool.path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n" + '{"op": "metrics", "metr')
+    run_id, spool = dead_jobs_spool(tracker, tail='{"op": "metrics", "metr')
     with caplog.at_level(logging.WARNING):
         assert tracker.sync(Spool.load(spool.path)) == 3  # the metrics, the failed tags, the end
     torn = spool.path.with_name(spool.path.name + ".torn")
