@@ -195,6 +195,9 @@ def test_a_server_killed_under_two_writers_loses_and_doubles_nothing(tmp_path):
     assert len(finished) == 12 and set(finished.values()) == {1}, f"{finished} ({note})"
     client = MlflowClient(tracking_uri=server.store)
     for run in client.search_runs([client.get_experiment_by_name("table1").experiment_id]):
+        if run.data.tags["status"] == "superseded":  # a reservation that met another's: trained nothing
+            assert run.info.status == "KILLED", (run.info.run_name, note)
+            continue
         epochs = int(run.data.metrics["epochs"])
         for name in ("train_loss", "test_acc", "system/staleness_mean"):
             steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, name))

@@ -146,8 +146,9 @@ def test_sigint_while_the_ranks_start_ends_cleanly(store):
 @pytest.mark.slow
 @pytest.mark.ci
 def test_a_killed_coordinator_takes_its_ranks_and_the_next_command_closes_its_run(store, tmp_path):
-    """kill -9 of the CLI process (an OOM kill): its ranks die with it (PR_SET_PDEATHSIG), and the
-    next command finds the run it left RUNNING and marks it failed (stale), so `run` redoes it."""
+    """kill -9 of the CLI process (an OOM kill): its ranks die with it (PR_SET_PDEATHSIG); `report`
+    names the run it left RUNNING and leaves it, and `sync --close-stale` marks it failed (stale),
+    so `run` redoes it."""
     proc = start_long_train(store, *ASYNC2)
     wait_for_ranks(proc, store)
     everything = children(proc.pid)
@@ -161,8 +162,11 @@ def test_a_killed_coordinator_takes_its_ranks_and_the_next_command_closes_its_ru
     experiment = client.get_experiment_by_name("adhoc").experiment_id
     left = client.search_runs([experiment], filter_string="tags.status = 'running'")
     assert left  # the killed process could not close its run
-    proc = run_cli("report", "table1", "--tracking-uri", store, "--out", str(tmp_path))
-    assert proc.returncode == 0 and "marked failed (stale)" in proc.stderr, proc.stderr
+    proc = run_cli("report", "table1", "--tracking-uri", store, "--out", str(tmp_path))  # a reader's verb
+    assert proc.returncode == 0 and "was left running" in proc.stderr, proc.stderr
+    assert client.get_run(left[0].info.run_id).data.tags["status"] == "running"  # said, not written
+    proc = run_cli("sync", "--close-stale", "--tracking-uri", store)  # a writer's
+    assert proc.returncode == 0 and "marked failed (stale)" in proc.stdout, proc.stderr
     for run in left:
         closed = client.get_run(run.info.run_id)
         assert closed.data.tags["status"] == "failed" and closed.data.tags["stop_reason"] == "stale"

@@ -119,19 +119,23 @@ class Tracker(Store):
         that the server applied but whose answer was lost (it went away) left them."""
         mine = identity()
         pid = mine["pid"]
-        mine_running = f"tags.job_key = '{job_key}' and tags.status = 'running' and tags.pid = '{pid}'"
-        runs = self.client.search_runs([self.experiment_id(experiment)], filter_string=mine_running)
+        # Still open in MLflow, whatever its tag: a supersede cut short by the server is finished too.
+        open_runs = f"tags.job_key = '{job_key}' and tags.pid = '{pid}' and attributes.status = 'RUNNING'"
+        runs = self.client.search_runs([self.experiment_id(experiment)], filter_string=open_runs)
         for run in runs:
             if all(run.data.tags.get(k) == v for k, v in mine.items()):
-                self._supersede(run.info.run_id, "lost create")
+                self._supersede(run.info.run_id, run.data.tags.get("superseded", "lost create"))
 
     def _supersede(self, run_id: str, why: str) -> None:
         """End a run the suite made in vain (`why`: a reservation that met another's, a create whose
         answer was lost) as `superseded`, which every reader ignores (reports.runs.load_runs,
         `taken`, `finished_run`, stale closing): never deleted, since a writer may not delete (MLflow
-        asks MANAGE) and a store keeps what happened."""
-        self.client.set_tag(run_id, "status", "superseded")
-        self.client.set_tag(run_id, "superseded", why)
+        asks MANAGE) and a store keeps what happened. Its tags in one write, then its end: a server
+        lost between them leaves a run whose next try (`_supersede_runs_of_mine`) or the next stale
+        closing ends it."""
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag("status", "superseded"), RunTag("superseded", why)])
         self.client.set_terminated(run_id, status="KILLED")
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
@@ -283,12 +287,17 @@ class Tracker(Store):
 
     def close_stale_runs(self) -> list[str]:
         """Mark `failed` every stale run (`stale_runs`): `report` then shows it as failed and `run`
-        redoes its job. Returns a line on each. A writer's act: readers only say them."""
+        redoes its job; end the superseded runs a server left open between their tag and their end.
+        Returns a line on each stale run. A writer's act: readers only say them."""
         lines = []
         with self.storage_errors("written"):  # a read-only store with a stale run: one line
             for run, error in self.stale_runs():
                 self.finish(run.info.run_id, "failed", dict(stop_reason="stale", error=error))
                 lines.append(f"run {run.info.run_name} was left running: {error}; marked failed (stale)")
+            experiments = [e.experiment_id for e in self.client.search_experiments()]
+            left_open = "tags.status = 'superseded' and attributes.status = 'RUNNING'"
+            for run in self.client.search_runs(experiments, filter_string=left_open) if experiments else []:
+                self.client.set_terminated(run.info.run_id, status="KILLED")
         return lines
 
     def log_table(self, run_id: str, columns: dict[str, list], artifact_file: str) -> None:
