@@ -67,13 +67,10 @@ def reference_jobs(spec: TableSpec, profile: str, runs: int) -> dict[str, list[J
 
 def cmd_targets(args) -> int:
     """Run the missing reference runs of a table's workloads, then print each one's derived target."""
-    from datasets import resolve_data_dir
-
     from .engine.build import check_device_count
-    from .engine.executor import Executor
     from .engine.tracking import Tracker
     from .profiles import resolve_profile
-    from .run_verbs import print_outcomes, report_not_run
+    from .run_verbs import run_missing
     from .tables import get_table
 
     if args.runs < 1:
@@ -86,14 +83,7 @@ def cmd_targets(args) -> int:
     for job in jobs:
         check_device_count(job)
     tracker = Tracker(args.tracking_uri)
-    pending = [j for j in jobs if tracker.finished_run(j.table, j.key) is None]
-    if pending:
-        executor = Executor(tracker, resolve_data_dir(args.data_dir), finished=lambda job: False)
-        outcomes = executor.execute_all(pending, f"{spec.id} reference runs ({profile})")
-        print_outcomes(outcomes, len(jobs) - len(pending), tracker.uri)
-        failed = report_not_run(outcomes)
-    else:
-        failed = 0
+    failed = run_missing(jobs, tracker, args.data_dir, f"{spec.id} reference runs ({profile})")
     return print_targets(spec, profile, by_model, tracker) or failed
 
 

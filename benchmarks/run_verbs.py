@@ -161,6 +161,22 @@ def refuse_claims_flags(args) -> None:
             raise UserError(f"{flag} is for `run claims`, not for a table")
 
 
+def run_missing(jobs: list, tracker, data_dir, title: str) -> int:
+    """Run the jobs without a finished run (a verb's own experiment: `targets`, `tune`), print
+    what ran, and return 1 where one could not run (one line per cause), else 0."""
+    from datasets import resolve_data_dir
+
+    from .engine.executor import Executor
+
+    pending = [j for j in jobs if tracker.finished_run(j.table, j.key) is None]
+    if not pending:
+        return 0
+    executor = Executor(tracker, resolve_data_dir(data_dir), finished=lambda job: False)
+    outcomes = executor.execute_all(pending, title)
+    print_outcomes(outcomes, len(jobs) - len(pending), tracker.uri)
+    return report_not_run(outcomes)
+
+
 def report_not_run(outcomes: list) -> int:
     """Print one line per cause of the jobs that could not run, on stderr; 1 if any, else 0. The
     finished runs stay in the store (`run` resumes them)."""

@@ -61,13 +61,10 @@ def trials_of(spec: TableSpec, profile: str, methods: list[str] | None = None) -
 
 def cmd_tune(args) -> int:
     """Run the missing trials of a table's tuned methods, then print each trial and each choice."""
-    from datasets import resolve_data_dir
-
     from .engine.build import check_device_count
-    from .engine.executor import Executor
     from .engine.tracking import Tracker
     from .profiles import resolve_profile
-    from .run_verbs import print_outcomes, report_not_run
+    from .run_verbs import run_missing
     from .tables import get_table
 
     spec, profile = get_table(args.table), resolve_profile(args.profile)
@@ -75,13 +72,8 @@ def cmd_tune(args) -> int:
     for trial in trials:
         check_device_count(trial.job)
     tracker = Tracker(args.tracking_uri)
-    pending = [t.job for t in trials if tracker.finished_run(t.job.table, t.job.key) is None]
-    failed = 0
-    if pending:
-        executor = Executor(tracker, resolve_data_dir(args.data_dir), finished=lambda job: False)
-        outcomes = executor.execute_all(pending, f"{spec.id} tuning trials ({profile})")
-        print_outcomes(outcomes, len(trials) - len(pending), tracker.uri)
-        failed = report_not_run(outcomes)
+    jobs = [t.job for t in trials]
+    failed = run_missing(jobs, tracker, args.data_dir, f"{spec.id} tuning trials ({profile})")
     return print_choices(spec, profile, trials, tracker) or failed
 
 
