@@ -15,6 +15,7 @@ from core.errors import DataMissingError, StorageError, Terminated, UserError
 from core.runtime.allocator import tune_glibc_malloc
 from core.runtime.denormals import flush_denormals
 
+from .docs import cmd_docs
 from .parser import build_parser
 from .reference import cmd_targets
 from .run_verbs import close_stale, cmd_report, cmd_run
@@ -336,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = end_on_signals()
     verbs = {
         "list": cmd_list,
+        "docs": cmd_docs,
         "train": cmd_train,
         "run": cmd_run,
         "targets": cmd_targets,

@@ -35,6 +35,8 @@ def build_parser(description: str) -> Parser:
     )
     for add in (*verbs, add_perf):
         add(sub)
+    docs = sub.add_parser("docs", help="write the docs' generated tables (methods, tables, claims)")
+    docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if any is stale")
     return parser
 
 
@@ -59,7 +61,11 @@ def add_run(sub) -> None:
     run = sub.add_parser("run", help="run every job of a table (or all, or the claims' plans), resuming")
     run.add_argument("table", help="a table or figure id, all, or claims (the runs that decide the claims)")
     run.add_argument("--profile", default="auto")
-    run.add_argument("--methods", help="comma-separated subset of the table's methods")
+    run.add_argument(
+        "--methods",
+        help="comma-separated methods: the table's, or any registered method, which joins each of the "
+        "table's workloads as a row of its own",
+    )
     run.add_argument("--runs", type=int, help="runs per cell (default: the profile's)")
     run.add_argument("--devices", type=int, help="processes for multi-device methods")
     run.add_argument("--data-dir")

@@ -5,7 +5,7 @@ verb makes the evidence for one: the reference method (`bp`) on each workload of
 seeds of its own (1000, 1001, ...), in the experiment `reference-targets`, resuming like `run`; it
 then prints each workload's reference bests, the target `targets.derived` makes of them, the
 frozen one, and the line to freeze. It never writes a target: a person freezes it, with its
-provenance, and a claim reads only what is frozen (docs/fidelity.md, "Targets set apart").
+provenance, and a claim reads only what is frozen (docs/claims.md, "Targets set apart").
 """
 
 from __future__ import annotations

@@ -119,12 +119,13 @@ def cmd_run(args) -> int:
     profile = resolve_profile(args.profile)
     jobs = []
     for spec in specs:
-        table_jobs = spec.jobs(profile, args.runs, args.devices)
+        table = spec if args.table == "all" else with_guests(spec, wanted)  # guests join one table
+        table_jobs = table.jobs(profile, args.runs, args.devices)
         if wanted:
             known = {j.method for j in table_jobs}
             for name in wanted:
                 if name not in known:
-                    raise did_you_mean("method", name, known, plural=f"methods of {spec.id}")
+                    raise did_you_mean("method", name, known, plural=f"methods of {spec.id} at {profile}")
             table_jobs = [j for j in table_jobs if j.method in wanted]
         jobs += table_jobs
     config_types = list(dict.fromkeys(type(j.method_config) for j in jobs))
@@ -145,6 +146,19 @@ def cmd_run(args) -> int:
     outcomes = executor.execute_all(pending, f"{args.table} ({profile})")
     print_outcomes(outcomes, len(jobs) - len(pending), tracker.uri)
     return report_not_run(outcomes)
+
+
+def with_guests(spec, wanted: list[str] | None):
+    """The table with each asked method it does not have as a guest row (`TableSpec.with_methods`):
+    any registered method runs in an existing table's workloads; an unknown name exits 2."""
+    from methods import METHODS
+
+    if not wanted:
+        return spec
+    for name in wanted:
+        if name not in spec.methods:
+            METHODS.lookup(name)  # exit 2 naming the registered methods
+    return spec.with_methods([m for m in wanted if m not in spec.methods])
 
 
 def refuse_claims_flags(args) -> None:

@@ -6,7 +6,7 @@ settings, one run each on seed TUNING_SEED, in the experiment `tuning-TABLE`, re
 A trial scores its time to the workload's frozen target (never: after every trial that reached
 it), then its best value; the best score is the method's choice. The verb prints every trial and
 each choice with the line to freeze; it never writes a choice: a person freezes it in the table's
-`Tuning.chosen` with its provenance, before the table's scored runs (docs/fidelity.md, "Equal
+`Tuning.chosen` with its provenance, before the table's scored runs (docs/claims.md, "Equal
 tuning").
 """
 

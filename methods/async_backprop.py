@@ -47,6 +47,7 @@ class AsyncBackprop(Method):
 
     Config = AsyncConfig
     max_devices = None  # one process per device, each with its own threads and data shard
+    parallel = "threads"  # its backward threads use a profile's cores; several processes where a table asks
     layerwise: bool
 
     def train(self, ctx: TrainContext) -> None:

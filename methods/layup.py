@@ -87,6 +87,7 @@ class LayUp(AsyncBackprop):
     summary = "LayUp (000 v4): async_lu workers gossiping layer-wise updates to random peers, no barrier"
     Config = LayupConfig
     layerwise = True
+    parallel = "processes"  # workers are processes that gossip (async_lu's threads within each)
     wire_delays = True  # each gossip message carries the wire's delay; its receiver holds it
 
     @classmethod

@@ -75,6 +75,18 @@ def table_runs(uri: str, spec) -> pd.DataFrame:
     return with_rows(load_runs(uri, spec.experiment), spec)
 
 
+def guest_notes(spec, runs: pd.DataFrame) -> list[str]:
+    """One line naming the guest rows of this profile's runs: not the paper's, added by a user."""
+    present = set(runs["method"]) if not runs.empty and "method" in runs else set()
+    guests = [m for m in spec.guests if m in present]
+    if not guests:
+        return []
+    return [
+        f"Guest rows (not the paper's; `run {spec.id} --methods ...` put them into the table's "
+        f"workloads at their defaults): {', '.join(guests)}."
+    ]
+
+
 def fmt(mean: float, std: float = math.nan, digits: int = 3) -> str:
     """'mean ± std' ('mean' for one run, '–' for none)."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
@@ -101,7 +113,10 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
     kind = KINDS.lookup(spec.kind)
     if not kind.runs:
         return kind.render(spec, profile)
-    runs = table_runs(uri, spec)
+    stored = load_runs(uri, spec.experiment)
+    if not stored.empty and "method" in stored:  # methods a user added (`run TABLE --methods X`)
+        spec = spec.with_stored_methods(stored["method"].dropna().unique())
+    runs = with_rows(stored, spec)
     profiles = (
         [profile] if profile else [p for p in PROFILE_ORDER if not runs.empty and p in set(runs["profile"])]
     )
@@ -111,6 +126,7 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
         finished = latest_per_cell(of_profile)
         section = Section(prof, pd.DataFrame(), pd.DataFrame(), uri=uri)
         section.missing = missing_cells(spec, prof, of_profile, finished)
+        section.notes += guest_notes(spec, of_profile)
         if not finished.empty:
             section.hardware = sorted(set(finished["hardware"].dropna()))
         if not kind.curves:
@@ -194,9 +210,12 @@ def missing_cells(spec, profile: str, runs: pd.DataFrame, finished: pd.DataFrame
         else dict(zip(newest[cells].itertuples(index=False, name=None), newest["status"], strict=True))
     )
     out = []
+    present = set(runs["method"]) if not runs.empty else set()
     for cell in spec.cells(profile):
         if cell.row not in spec.rows:
             continue  # a view's other rows (002 Table 3 shows Table 2's LPP-SGD runs, not its LAP-SGD ones)
+        if cell.row.method in spec.guests and cell.row.method not in present:
+            continue  # a guest is expected only where a user ran it
         for run_index in range(cell.runs):
             key = (cell.model, cell.row.label, run_index)
             if key not in have:

@@ -644,7 +644,7 @@ def test_the_path_from_a_store_to_each_verdict_is_pinned_to_its_rules_version():
 
 def test_the_rules_on_the_papers_own_tables():
     """000's Tables 1-4 and 6 as 3 runs each (mean ± std), paired in rank order and in reverse
-    (docs/fidelity.md, "The rules on the paper's own numbers"): what each rule says of the paper's
+    (docs/claims.md, "The rules on the paper's own numbers"): what each rule says of the paper's
     own evidence, frozen with the rules' versions."""
     from reports.claims.paper_store import paper_verdicts
 

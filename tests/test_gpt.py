@@ -13,6 +13,7 @@ import torch
 from benchmarks.engine.mfu import flops_per_sample
 from benchmarks.engine.runner import run_job
 from benchmarks.engine.tracking import Tracker
+from benchmarks.perf.baselines import baselines_of
 from core.errors import UserError
 from core.inputs import InputSpec
 from datasets import load_dataset
@@ -213,19 +214,21 @@ def test_table_report_and_claims_of_the_in_process_rows(store, tmp_path):
     processes: the tox matrix and `pytest -m slow` train those): the report shows each row with
     bits per byte, tokens/s and staleness, draws the figure, and the three claims read the runs."""
     from benchmarks.tables import TABLES
+    from methods import METHODS
     from reports.claims import evaluate
     from reports.render import write_report
 
     spec = TABLES["pd-transformer"]
     tracker = Tracker(store)
+    in_process = [m for m, cls in METHODS.items() if cls.max_devices == 1 or cls.parallel == "threads"]
     for job in spec.jobs("smoke") + TABLES["pd-transformer-beta"].jobs("smoke"):  # the GPT's own β
-        if job.method in ("bp", "async_lu", "async_bu", "fwd_bwd_timing"):
+        if job.method in in_process:
             assert run_job(job, None, tracker, progress=False).status == "finished"
     files = write_report(spec, store, tmp_path, "smoke")
     text = (tmp_path / "pd-transformer.md").read_text()
     assert (tmp_path / "pd-transformer-smoke.png") in files and "beyond the papers" in text.lower()
     assert "mem_peak_gib" in text  # every report's peak-memory column
-    for method in ("bp", "async_lu", "async_bu"):
+    for method in (m for m in spec.methods if m in in_process):
         assert f"| gpt     | {method} " in text
     assert "ddp, lapsgd" in text or "missing" in text.lower()  # the rows not run are named
     verdicts = {claim.id: verdict for claim, _, verdict in evaluate(store, dict(TABLES), "smoke")}
@@ -239,7 +242,7 @@ def test_table_report_and_claims_of_the_in_process_rows(store, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["ddp", "plsgd", "diloco", "layup", "lapsgd", "lppsgd"])
+@pytest.mark.parametrize("method", baselines_of())  # every data-parallel method of processes
 def test_process_parallel_methods_train_the_gpt_on_two_processes(store, method):
     """The tox matrix's multi-process methods on the GPT at smoke, through the CLI (processes)."""
     from .conftest import cli

@@ -84,22 +84,6 @@ def test_lower_layers_load_without_the_app():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_the_tox_matrix_trains_every_method():
-    """README: "a tox matrix of methods": each training method has its own environment."""
-    import configparser
-    from pathlib import Path
-
-    from methods import METHODS
-
-    tox = configparser.ConfigParser()
-    tox.read(Path(__file__).parents[1] / "tox.ini")
-    envs = {e.strip() for e in tox["tox"]["env_list"].split(",")}
-    training = {name for name, cls in METHODS.items() if not cls.measures}
-    assert training <= envs, sorted(training - envs)
-    for name in training:
-        assert f"--method {name}" in tox[f"testenv:{name}"]["commands"]
-
-
 def test_no_file_over_500_lines_and_no_function_over_60():
     """The house's sizes (docs/design.md): a file that grows past 500 lines holds two
     responsibilities, a function past 60 several steps that want names of their own."""

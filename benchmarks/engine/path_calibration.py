@@ -1,5 +1,5 @@
 """`calibrate-claims --path`: claims' error rates measured through the code that reads real runs
-(docs/fidelity.md, "Error rates through the whole path").
+(docs/log/fidelity.md, "Error rates through the whole path").
 
 `reports.claims.calibrate` puts margins straight into cells. Here each simulated store holds runs
 as the runner writes them (`synthetic.write_job`: tags, params, a test-accuracy curve against the

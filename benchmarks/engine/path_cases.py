@@ -1,4 +1,4 @@
-"""The cases `calibrate-claims --path` simulates (docs/fidelity.md, "Error rates through the whole
+"""The cases `calibrate-claims --path` simulates (docs/log/fidelity.md, "Error rates through the whole
 path"): for each claim, its rows' truths (`synthetic.RowTruth`) from the true effect of each of its
 parts on its band's scale, on workloads whose run-to-run spreads were fitted to stored runs.
 

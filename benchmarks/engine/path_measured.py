@@ -1,4 +1,4 @@
-"""The path cases of claims that read measurements (docs/fidelity.md, "Error rates through the
+"""The path cases of claims that read measurements (docs/log/fidelity.md, "Error rates through the
 whole path"): Table 9's timing runs, `perf async` results, per-epoch staleness and MFU, staleness
 tables in artifacts, the remedies' screening, and the claims only the paper profile decides.
 """

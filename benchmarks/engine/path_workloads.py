@@ -1,4 +1,4 @@
-"""The workloads `calibrate-claims --path` simulates (docs/fidelity.md, "Error rates through the
+"""The workloads `calibrate-claims --path` simulates (docs/log/fidelity.md, "Error rates through the
 whole path"): their run-to-run spreads, fitted to stored runs where there are any, the curves of
 their rows (`synthetic.RowTruth`), and `PathCase`, how a claim's stores are simulated.
 """

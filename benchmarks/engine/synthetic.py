@@ -1,4 +1,4 @@
-"""Synthetic MLflow stores of known truth, written as the runner writes runs (docs/fidelity.md,
+"""Synthetic MLflow stores of known truth, written as the runner writes runs (docs/log/fidelity.md,
 "The rules' error rates"): the whole path of a claim, from the store's runs through run
 selection, targets, censoring, pairing and guards to its verdict, on evidence whose truth is set.
 

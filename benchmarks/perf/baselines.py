@@ -1,11 +1,15 @@
-"""`perf baselines`: training samples/s of `ddp`, `plsgd`, `diloco`, `layup`, `lapsgd`, `lppsgd` on
-every device (2 CPU processes on a CPU) vs `bp` on one."""
+"""`perf baselines`: training samples/s of every data-parallel method of processes (`baselines_of`:
+ddp, diloco, lapsgd, layup, lppsgd, plsgd, and any method registered later) on every device (2 CPU
+processes on a CPU) vs `bp` on one."""
 
 from __future__ import annotations
 
 import logging
 
 import torch
+
+from core.errors import UserError
+from methods import METHODS
 
 from ..engine.runner import run_job
 from ..engine.tracking import NullTracker
@@ -23,7 +27,16 @@ from .common import (
 STEPS = 32  # bp's batches per repetition; each of the ranks takes its share of them
 CPU_DEVICES = 2
 log = logging.getLogger(__name__)
-METHODS = ("ddp", "plsgd", "diloco", "layup", "lapsgd", "lppsgd")
+
+
+def baselines_of() -> list[str]:
+    """The registry's data-parallel training methods of processes (a pipeline cuts the model instead)."""
+    return [
+        name
+        for name, method in METHODS.items()
+        if method.max_devices is None and method.parallel == "processes" and not method.cuts_model
+        and not method.measures
+    ]  # fmt: skip
 
 
 @register_perf("baselines", default_reps=3)
@@ -47,18 +60,21 @@ def perf_baselines(options: PerfOptions) -> dict:
         "GPU(s), one process each" if device.type == "cuda" else "CPU processes",
     )
 
-    def rate(method: str, devices: int):
-        job = one_epoch_job(method, 0, devices=devices, width=width)
-
+    def rate(job):
         def measure() -> float:
             return run_job(job, None, NullTracker(), progress=False, dataset=dataset).samples_per_s
 
         return measure
 
-    bp = rate("bp", 1)
+    bp = rate(one_epoch_job("bp", 0, width=width))
     result = dict(name="baselines", b_name="bp (1 process)", devices=devices, device=device.type)
-    for method in (m for m in METHODS if m != "layup" or devices >= 2):  # LayUp needs a peer
-        measured = interleaved(rate(method, devices), bp, options.reps)
+    for method in baselines_of():
+        try:
+            job = one_epoch_job(method, 0, devices=devices, width=width)
+        except UserError as refused:  # LayUp on one GPU: it needs a peer
+            log.info("perf baselines: %s left out: %s", method, refused)
+            continue
+        measured = interleaved(rate(job), bp, options.reps)
         result[f"{method}_per_s"] = measured["a_per_s"]
         result[f"ratio_{method}"] = measured["ratio"]
         result[f"ratio_{method}_min"] = measured["ratio_min"]

@@ -43,7 +43,7 @@ WIDER = {"paper": 4, "quick": 4}  # the one cell on more processes (ResNet-18, l
 
 
 def spaces(profile: str, model: str) -> dict[str, SearchSpace]:
-    """Each method's declared search space on a workload (docs/fidelity.md, "Equal tuning"): four
+    """Each method's declared search space on a workload (docs/claims.md, "Equal tuning"): four
     trials each, the step size where a method has no setting of its own to tune."""
     lr = hyperparameters(WORKLOAD_OF[model], model, profile).lr
     scaled = lambda *factors: tuple(six_digits(lr * f) for f in factors)  # noqa: E731

@@ -47,6 +47,6 @@ SPEC = register_table(
     reading=(
         "Ours, not the papers': GPipe and 1F1B from torch.distributed.pipelining with the stages balanced "
         "by measured time and 4 micro-batches per batch (methods/gpipe.py); every row trains the profile's "
-        "epochs without a time budget; docs/fidelity.md, 'Pipeline methods'."
+        "epochs without a time budget; docs/methods.md, 'gpipe / pipe_1f1b'."
     ),
 )

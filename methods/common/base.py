@@ -23,6 +23,11 @@ class Method:
     summary: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
     max_devices: ClassVar[int | None] = 1  # None: any number of processes
+    # How a multi-device method uses a profile's several devices (quick's 2 cores): "processes" (its
+    # workers are processes, one per device: DDP, the local-SGD family, a new method by default) or
+    # "threads" (its workers are threads of one process; a table spreads it over processes where it
+    # asks: the async methods). Read by benchmarks/tables/common/spec.py `devices_for`.
+    parallel: ClassVar[str] = "processes"
     measures: ClassVar[bool] = False  # True: a measurement a table runs (Table 9's timing), not training
     # False: every process reads the whole epoch (a pipeline's stages), not its own shard of it.
     shards_data: ClassVar[bool] = True

@@ -1,4 +1,4 @@
-"""Times to a target as censored data (docs/fidelity.md, "Times to a target").
+"""Times to a target as censored data (docs/claims.md, "Times to a target").
 
 A run that never reached its target gives no time: a finished one is censored at its own last
 training time (it is known only to need longer), one that diverged or failed before it at

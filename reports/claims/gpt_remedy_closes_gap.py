@@ -1,7 +1,7 @@
 """Beyond the papers (pd-transformer-remedies): with the best remedy, Async LU reaches bp's bits per
 byte within 0.05 at equal epochs, and sooner in wall-clock time.
 
-The rule, frozen before its runs (docs/fidelity.md, "The remedies claim"): one screening run of
+The rule, frozen before its runs (docs/log/fidelity.md, "The remedies claim"): one screening run of
 every async_lu row picks the best remedy (the async_lu row other than the control with the lowest best bits
 per byte in run 0); fresh runs (indices 1-3) of it and of its bp baselines decide. The baselines
 are bp at the profile's settings and, where the table has it, bp under the remedy's own optimiser:

@@ -241,7 +241,7 @@ def layup_robust_to_stragglers(evidence: Evidence) -> Measured:
     slowed = of_settings(per_run, {KEY: 1.0, "straggler_kind": "compute", "devices": DEVICES})
     best = slowed.groupby(["model", "method"])["best"].mean()
     shown = ", ".join(f"{model} {method} {value:.3g}" for (model, method), value in best.items())
-    # docs/performance.md, "LayUp against DDP under stragglers": on processes that share one
+    # docs/log/performance.md, "LayUp against DDP under stragglers": on processes that share one
     # machine's cores, the sleeping worker's cores serve the other's threads, so a straggler costs
     # LayUp less than it would on devices of their own: that could only make it look robust.
     guard = (

@@ -14,7 +14,7 @@ from .layup import SOURCE, delayed, no_delay, plan_of, slowdown_ratio_cell, slow
 from .stats import Cell, Part, above, within
 
 # 3: reads only runs whose wire delay was a latency (wire_model=latency, 2026-11-28), not the
-# sender's hold of earlier runs (docs/fidelity.md, "History of the rules").
+# sender's hold of earlier runs (docs/log/fidelity.md, "History of the rules").
 VERSION = "4 (2026-11-28)"
 METHODS = ("layup", "ddp", "plsgd", "diloco", "lapsgd")
 

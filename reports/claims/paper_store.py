@@ -1,5 +1,5 @@
 """The paper store: 000's own tables (mean ± std of 3 runs) as cells, decided by each claim's rule
-(docs/fidelity.md, "The rules on the paper's own numbers").
+(docs/claims.md, "The rules on the paper's own numbers").
 
 Each row of a table becomes 3 runs with the table's mean and sample standard deviation (mean -
 std, mean, mean + std). The paper does not say which runs of two methods shared a seed, so two

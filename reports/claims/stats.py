@@ -1,4 +1,4 @@
-"""The statistics every claim uses (docs/fidelity.md, "How the claims are decided").
+"""The statistics every claim uses (docs/claims.md, "How the claims are decided").
 
 A claim states one or more `Part`s in its paper's terms: an effect that must lie in a `Band` (a
 direction with a smallest effect of interest, an equivalence margin, or a stated size). Each part

@@ -9,8 +9,8 @@ writes no code to make its jobs. Reports read the same fields.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from core.config import CHANGED_WHERE, TrainConfig
 from core.errors import UserError
@@ -27,8 +27,6 @@ from .tuning import Tuning
 # A paper value: (mean, std), std None where the paper gives a single value.
 PaperValue = tuple[float | str, float | None]  # a verdict (002's "Quality/Perf.") is a str
 PROFILES = ("paper", "quick", "smoke")  # the profiles a spec's cells are declared for
-# Methods whose parallelism is processes (one per device), not threads within one process.
-PROCESS_PARALLEL = ("lapsgd", "lppsgd", "ddp", "plsgd")
 BASE_BATCH = 128  # the batch the profile's lr is for (002's α0)
 
 
@@ -60,9 +58,9 @@ CellsFunction = Callable[[str], list[Cell]]  # profile -> the cells expected at 
 def devices_for(method: str, profile: str, spread: bool = False, requested: int | None = None) -> int:
     """Processes of a `method` job. The paper runs every multi-device method on 3 GPUs.
 
-    On a 2-core CPU (quick) a method uses both cores its own way: the async methods through their
-    threads in one process, the process-parallel baselines as 2 processes of one core each;
-    `spread` puts the async methods on 2 processes too (Tables 7-8 compare multi-device runs).
+    On a 2-core CPU (quick) a method uses both cores its own way (`Method.parallel`): the async
+    methods through their threads in one process, a method of processes as 2 processes of one core
+    each; `spread` puts the async methods on 2 processes too (Tables 7-8 compare multi-device runs).
     Smoke keeps one process: seconds per run. `requested` (`run --devices N`) replaces the
     profile's count for every multi-device method; single-device ones (`bp`) stay on one.
     """
@@ -72,7 +70,7 @@ def devices_for(method: str, profile: str, spread: bool = False, requested: int 
         return requested
     if profile == "paper":
         return 3
-    if profile == "quick" and (spread or method in PROCESS_PARALLEL):
+    if profile == "quick" and (spread or METHODS[method].parallel == "processes"):
         return 2
     return 1
 
@@ -113,6 +111,9 @@ class TableSpec:
     reading: str = ""  # where the paper is ambiguous: which reading this spec implements, and why
     # A table computed without runs (Table 10): profile -> cell -> our named values.
     computed: Callable[[str], dict] | None = None
+    # Registered methods put into this table's workloads by a user (`run TABLE --methods X`), each a
+    # row of its own after the table's (`with_methods`); none in a registered spec.
+    guests: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.experiment:
@@ -184,6 +185,46 @@ class TableSpec:
         """The paper's values of a row ({} if the paper has none): by its Row, else by its method."""
         return self.paper.get((model, row)) or self.paper.get((model, row.method)) or {}
 
+    def with_methods(self, methods: Sequence[str]) -> TableSpec:
+        """This table with each of `methods` that is not among its own a guest: a row of its own in
+        every workload of its cells (`guest_cells`), after the table's rows; itself if none is new."""
+        new = tuple(m for m in dict.fromkeys(methods) if m not in self.methods)
+        if not new:
+            return self
+        for method in new:
+            if METHODS.lookup(method).measures:
+                raise UserError(f"{method} is a measurement a table runs, not a method to add to {self.id}")
+        if self.measurement:
+            raise UserError(
+                f"--methods {','.join(new)}: {self.id} is a measurement, no training joins it; "
+                f"the methods of {self.id}: {', '.join(self.methods)}"
+            )
+        own = self.cells
+
+        def cells(profile: str) -> list[Cell]:
+            base = own(profile)
+            return base + [cell for method in new for cell in guest_cells(base, method)]
+
+        rows = [c.row for p in PROFILES for c in cells(p) if c.row.method in new] or [Row(m) for m in new]
+        return replace(
+            self, cells=cells, rows=self.rows + tuple(dict.fromkeys(rows)), methods=self.methods + new,
+            guests=self.guests + new,
+        )  # fmt: skip
+
+    def with_stored_methods(self, stored: Sequence[str]) -> TableSpec:
+        """This table with the registered training methods among `stored` (the methods of its
+        experiment's runs) that neither it nor a table sharing its experiment declares as guests:
+        those a user put in with `run TABLE --methods X`, shown by its report."""
+        declared = {m for spec in TABLES.values() if spec.experiment == self.experiment for m in spec.methods}
+        guests = [m for m in stored if m in METHODS and m not in declared and not METHODS[m].measures]
+        return self if self.measurement else self.with_methods(guests)
+
+    @property
+    def measurement(self) -> bool:
+        """Whether every method it runs is a measurement (Table 9's timing): it takes no guest."""
+        registered = [METHODS[m] for m in self.methods if m in METHODS]
+        return bool(registered) and all(method.measures for method in registered)
+
     @property
     def missing_methods(self) -> list[str]:
         """Methods the table needs that no module has registered yet."""
@@ -202,6 +243,30 @@ def cell_devices(cell: Cell, profile: str, requested: int | None = None) -> int:
     if requested is not None:
         return requested
     return cell.devices if cell.devices is not None else devices_for(method, profile)
+
+
+def guest_cells(cells: list[Cell], method: str) -> list[Cell]:
+    """A guest method's cells among a table's: per workload (dataset, model), a copy of the first
+    cell there of a multi-device method (else the first cell) whose row is the method at its
+    defaults, on that cell's processes where the table's rows name them (`devices`, Table 002's and
+    LayUp's equal-device comparisons), else on the method's own at the profile (`devices_for`)."""
+
+    def multi_device(cell: Cell) -> bool:
+        return cell.row.method in METHODS and METHODS[cell.row.method].max_devices != 1
+
+    templates: dict[tuple[str, str], Cell] = {}
+    for cell in cells:
+        key = (cell.dataset, cell.model)
+        if key not in templates or (multi_device(cell) and not multi_device(templates[key])):
+            templates[key] = cell
+    guests = []
+    for template in templates.values():
+        named = dict(template.row.settings).get("devices")
+        if named is not None and METHODS[method].max_devices != 1:
+            guests.append(replace(template, row=Row.of(method, devices=named)))
+        else:
+            guests.append(replace(template, row=Row(method), devices=None))
+    return guests
 
 
 def six_digits(value: float) -> float:

@@ -1,4 +1,4 @@
-"""Each workload's target, frozen with where it came from before any scored run (docs/fidelity.md,
+"""Each workload's target, frozen with where it came from before any scored run (docs/claims.md,
 "Targets set apart").
 
 A workload is a dataset and model trained at a profile for an epoch and time budget; it has one
