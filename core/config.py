@@ -181,7 +181,9 @@ def field_types(config_types) -> dict[str, type]:
     for config_type in config_types:
         hints = typing.get_type_hints(config_type)
         for f in fields(config_type):
-            types[f.name] = hints[f.name]
+            # `float | None`: a method setting whose default the process count decides (None)
+            kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)]
+            types[f.name] = kinds[0] if len(kinds) == 1 else hints[f.name]
     return types
 
 

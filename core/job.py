@@ -7,7 +7,7 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .config import ADDED_SETTINGS, CHANGED_WHERE, NoConfig, TrainConfig, flatten, floats_as_floats, keyed
@@ -21,9 +21,30 @@ Setting = int | float | bool | str  # a typed hyperparameter value
 METHOD_SETTINGS: dict[str, dict[str, Setting]] = {}
 
 
-def declare_method_settings(method: str, config_cls: type) -> None:
-    """Record `method`'s own settings and their defaults (its Config's fields)."""
+# A method's settings whose default depends on the job's process count (a Config field declared
+# None): method -> devices -> key -> the value used (a method's `device_defaults`).
+DEVICE_DEFAULTS: dict[str, Callable[[int], dict[str, Setting]]] = {}
+
+
+def declare_method_settings(
+    method: str, config_cls: type, device_defaults: Callable[[int], dict[str, Setting]] | None = None
+) -> None:
+    """Record `method`'s own settings and their defaults (its Config's fields), and the defaults it
+    resolves from the process count."""
     METHOD_SETTINGS[method] = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    if device_defaults is not None:
+        DEVICE_DEFAULTS[method] = device_defaults
+
+
+def method_defaults(method: str, values: Mapping[str, object]) -> dict[str, Setting]:
+    """A method's own settings' defaults for a job or run with these values (a config's fields, or
+    a run's params): each default that depends on the process count resolved for its `devices`, so
+    a run that logged the value its devices gave it is at its default."""
+    defaults = METHOD_SETTINGS.get(method, {})
+    devices = logged_or_added(values, "devices")
+    if method not in DEVICE_DEFAULTS or devices is None:
+        return defaults
+    return {**defaults, **DEVICE_DEFAULTS[method](int(devices))}
 
 
 @dataclass(frozen=True)
@@ -73,9 +94,9 @@ class Row:
         run's params) hold at other than the default and the row does not set."""
         declared = {key for key, _ in self.settings}
         extra = []
-        for key, default in METHOD_SETTINGS.get(self.method, {}).items():
+        for key, default in method_defaults(self.method, values).items():
             logged = logged_or_added(values, key)
-            if key in declared or logged is None or setting_equals(default, logged):
+            if key in declared or logged is None or default is None or setting_equals(default, logged):
                 continue
             extra.append((key, typed_like(default, logged)))
         # A shared setting that changed for some jobs (core.config.changed_where): where the run is

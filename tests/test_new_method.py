@@ -6,14 +6,16 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from benchmarks.engine.build import build_job
 from benchmarks.tables import TABLES
 from benchmarks.tables.common.spec import devices_for
-from core.config import NoConfig
-from core.job import METHOD_SETTINGS, Row
+from core.config import NoConfig, parse_settings
+from core.job import DEVICE_DEFAULTS, METHOD_SETTINGS, Row, run_row
 from methods import METHODS, register_method
 from methods.ddp import DataParallel
 
@@ -121,3 +123,46 @@ def test_every_registered_method_is_wired():
         assert f"| `{name}` |" in methods_doc, (
             f"docs/methods.md has no row of {name}: python -m benchmarks docs"
         )
+
+
+@dataclass(frozen=True)
+class ElasticConfig:
+    """A setting whose default the process count decides (EASGD's alpha = 0.9 / processes)."""
+
+    alpha: float | None = None
+
+
+@pytest.fixture
+def elastic():
+    """A method with a process-count default, registered as its file would (removed after)."""
+
+    @register_method("elastic_sgd")
+    class ElasticSGD(DataParallel):
+        summary = "a test's method whose alpha is 0.9 / devices unless set"
+        Config = ElasticConfig
+
+        @classmethod
+        def device_defaults(cls, devices: int) -> dict:
+            return {"alpha": 0.9 / devices}
+
+    yield "elastic_sgd"
+    del METHODS["elastic_sgd"], METHOD_SETTINGS["elastic_sgd"], DEVICE_DEFAULTS["elastic_sgd"]
+
+
+def test_a_default_of_the_process_count_is_logged_as_used_and_names_one_row(elastic):
+    """The value a job's processes give a setting is the one its params log (never the None that
+    declares it), its row leaves it out as the default it is, and the same value set by hand on
+    the same processes is the same job and row: one configuration, one name. On other processes,
+    or set to another value, it is a row of its own."""
+    on_two = build_job("t", "cifar10", "resnet18", elastic, "smoke", devices=2)
+    assert on_two.method_config.alpha == pytest.approx(0.45) and on_two.params()["alpha"] == pytest.approx(0.45)
+    assert on_two.row == Row(elastic) and on_two.label == elastic
+    by_hand = build_job("t", "cifar10", "resnet18", elastic, "smoke", devices=2, settings={"alpha": 0.45})
+    assert by_hand.key == on_two.key and by_hand.row == on_two.row
+    on_three = build_job("t", "cifar10", "resnet18", elastic, "smoke", devices=3)
+    assert on_three.method_config.alpha == pytest.approx(0.3) and on_three.row == Row(elastic)
+    other = build_job("t", "cifar10", "resnet18", elastic, "smoke", devices=2, settings={"alpha": 0.3})
+    assert other.label == f"{elastic}[alpha=0.3]"
+    logged = {k: str(v) for k, v in on_two.params().items()}  # as MLflow keeps them: strings
+    assert run_row([Row(elastic)], elastic, logged) == Row(elastic)
+    assert parse_settings(["alpha=0.2"], [ElasticConfig]) == {"alpha": 0.2}  # `--set` types it

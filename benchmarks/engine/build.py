@@ -120,6 +120,7 @@ def build_job(
             raise UserError("--epochs and --set max_epochs both given; give one")
         config, user_keys = dataclasses.replace(config, max_epochs=epochs), frozenset({"max_epochs"})
     (config, method_config), set_keys = apply_settings([config, method_config], settings)
+    method_config = with_device_defaults(method, method_config, devices)
     # The method's own defaults follow the user's values (plsgd scales the LR with the batch size)
     # but never replace a key the user set.
     config = method_defaults(config, method, devices, user_keys | set_keys)
@@ -138,6 +139,17 @@ def build_job(
         synthetic=synthetic,
         row_settings=job_row(method, row or Row(method), config, method_config, devices).settings,
     )
+
+
+def with_device_defaults(method: str, method_config, devices: int):
+    """The method's settings left at None (a default the process count decides) set to the value
+    `devices` processes give them (`Method.device_defaults`): what the run uses and logs."""
+    unset = {
+        key: value
+        for key, value in get_method(method).device_defaults(devices).items()
+        if getattr(method_config, key, None) is None
+    }
+    return dataclasses.replace(method_config, **unset) if unset else method_config
 
 
 def job_row(method: str, declared: Row, config: TrainConfig, method_config: object, devices: int) -> Row:

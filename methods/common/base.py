@@ -46,6 +46,14 @@ class Method:
         return {}
 
     @classmethod
+    def device_defaults(cls, devices: int) -> dict:
+        """Its own settings whose default depends on the process count, at `devices` processes:
+        none by default. Such a field of `Config` is declared `None` (`alpha: float | None = None`);
+        `build_job` sets the value used, so a run logs it and its row leaves it out as the default
+        it is (one configuration, one row name), while `--set alpha=...` still wins."""
+        return {}
+
+    @classmethod
     def check_job(cls, config: TrainConfig, method_config, devices: int) -> None:
         """Reject, with a UserError, a combination of shared and own hyperparameters and devices
         that cannot run (checked when the job is built, before any run exists): none by default."""
@@ -63,7 +71,7 @@ def register_method(name: str):
 
     def wrap(cls: type[Method]) -> type[Method]:
         cls.name = name
-        declare_method_settings(name, cls.Config)  # its rows' identities (core.job.Row)
+        declare_method_settings(name, cls.Config, cls.device_defaults)  # its rows' identities (core.job.Row)
         return METHODS.add(name, cls)
 
     return wrap
