@@ -9,6 +9,8 @@ labelled `methods`: `tox run -m methods` runs them all.
 from __future__ import annotations
 
 import shlex
+import sys
+from pathlib import Path
 
 from tox.config.loader.memory import MemoryLoader
 from tox.config.types import Command, EnvList
@@ -18,8 +20,13 @@ WORKLOADS = (("cifar10", "resnet18"), ("imdb-lm", "gpt"))  # every method's smok
 
 
 def training_methods() -> dict[str, type]:
-    """The registry's training methods (a measurement such as Table 9's timing is no method)."""
-    from methods import METHODS
+    """The registry's training methods (a measurement such as Table 9's timing is no method), read
+    from this checkout (not an installed copy) by the project's venv, where tox.ini says to run tox."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        from methods import METHODS
+    except ImportError as missing:
+        raise SystemExit(f"toxfile.py: {missing}; run tox from the project's venv: .venv/bin/tox") from None
 
     return {name: method for name, method in METHODS.items() if not method.measures}
 

@@ -155,7 +155,7 @@ def test_a_default_of_the_process_count_is_logged_as_used_and_names_one_row(elas
     the same processes is the same job and row: one configuration, one name. On other processes,
     or set to another value, it is a row of its own."""
     on_two = build_job("t", "cifar10", "resnet18", elastic, "smoke", devices=2)
-    assert on_two.method_config.alpha == pytest.approx(0.45) and on_two.params()["alpha"] == pytest.approx(0.45)
+    assert on_two.method_config.alpha == pytest.approx(0.45) == on_two.params()["alpha"]
     assert on_two.row == Row(elastic) and on_two.label == elastic
     by_hand = build_job("t", "cifar10", "resnet18", elastic, "smoke", devices=2, settings={"alpha": 0.45})
     assert by_hand.key == on_two.key and by_hand.row == on_two.row
