@@ -44,10 +44,10 @@ class Hardware:
 
     @classmethod
     def from_params(cls, params: Mapping[str, object]) -> Hardware | None:
-        """The record from a run's logged params (`params.` prefixed or not); None where absent."""
+        """The record from a run's logged params; None where absent."""
 
         def get(name: str) -> object:
-            value = params.get(f"hardware_{name}", params.get(f"params.hardware_{name}"))
+            value = params.get(f"hardware_{name}")
             return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
         kind, name, count, cores = (get(k) for k in ("kind", "name", "count", "cores"))

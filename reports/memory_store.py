@@ -14,14 +14,26 @@ from __future__ import annotations
 import collections
 import itertools
 import weakref
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 SCHEME = "memory:"
 _STORES: weakref.WeakValueDictionary[str, MemoryStore] = weakref.WeakValueDictionary()
 _NUMBERS = itertools.count()
-# MLflow's status of a run from the suite's own (as Tracker.finish sets it).
-MLFLOW_STATUS = {"finished": "FINISHED", "diverged": "FINISHED", "interrupted": "KILLED"}
+
+
+@dataclass
+class StoredRun:
+    """One run as any store holds it: its id, clock, tags, params (strings, as logged) and the
+    final value of each metric (the one at its latest step)."""
+
+    run_id: str
+    start_time: pd.Timestamp
+    end_time: pd.Timestamp | None
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -29,9 +41,9 @@ class MemoryStore:
 
     def __init__(self):
         self.uri = f"{SCHEME}{next(_NUMBERS)}"
-        self._runs: dict[str, list[dict]] = {}  # experiment -> its runs' columns as search_runs gives them
+        self._runs: dict[str, list[StoredRun]] = {}  # experiment -> its runs, in order of creation
         self._histories: dict[tuple[str, str], dict[int, float]] = {}  # (run id, metric) -> step -> value
-        self._by_id: dict[str, dict] = {}
+        self._by_id: dict[str, StoredRun] = {}
         self._tables: dict[tuple[str, str], dict] = {}  # (run id, artifact file) -> its table
         self._latest: dict[tuple[str, str], int] = {}  # (run id, metric) -> its latest step
         _STORES[self.uri] = self
@@ -39,33 +51,32 @@ class MemoryStore:
     def start(self, experiment: str, run_name: str, tags: dict, params: dict, reserve: bool = False) -> str:
         """Create a run with its tags and params (strings, as MLflow keeps them); returns its id."""
         run_id = f"{len(self._by_id):032x}"
-        run = {
-            "run_id": run_id,
-            "status": "RUNNING",
-            "start_time": pd.Timestamp(len(self._by_id), unit="ms", tz="UTC"),  # in order of creation
-            "tags.mlflow.runName": run_name,
-            **{f"tags.{k}": str(v) for k, v in tags.items()},
-            **{f"params.{k}": str(v) for k, v in params.items()},
-        }
+        created = pd.Timestamp(len(self._by_id), unit="ms", tz="UTC")  # in order of creation
+        run = StoredRun(
+            run_id=run_id,
+            start_time=created,
+            end_time=None,
+            tags={"mlflow.runName": run_name, **{k: str(v) for k, v in tags.items()}},
+            params={k: str(v) for k, v in params.items()},
+        )
         self._runs.setdefault(experiment, []).append(run)
         self._by_id[run_id] = run
         return run_id
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
-        """Log metrics at a step; a run's `metrics.X` column is the value at its latest step."""
+        """Log metrics at a step; a run's final value of a metric is the one at its latest step."""
         run = self._by_id[run_id]
         for name, value in metrics.items():
             history = self._histories.setdefault((run_id, name), {})
             if step >= self._latest.get((run_id, name), step):  # steps come in order: no max() each
-                run[f"metrics.{name}"] = float(value)
+                run.metrics[name] = float(value)
                 self._latest[(run_id, name)] = step
             history[step] = float(value)
 
     def finish(self, run_id: str, status: str, tags: dict) -> None:
         """Set the final tags and end the run."""
         run = self._by_id[run_id]
-        run.update({f"tags.{k}": str(v) for k, v in {"status": status, **tags}.items()})
-        run["status"] = MLFLOW_STATUS.get(status, "FAILED")
+        run.tags.update({k: str(v) for k, v in {"status": status, **tags}.items()})
 
     def log_table(self, run_id: str, columns: dict[str, list], artifact_file: str) -> None:
         """Append rows to a run's table artifact (as MLflow's log_table appends to an existing one)."""
@@ -76,9 +87,9 @@ class MemoryStore:
         """A run's table artifact as MLflow's JSON holds it (`columns`, `data`); None where it has none."""
         return self._tables.get((run_id, artifact_file))
 
-    def frame(self, experiment: str) -> pd.DataFrame:
-        """The experiment's runs as `mlflow.search_runs` gives them, newest first."""
-        return pd.DataFrame(self._runs.get(experiment, [])[::-1])
+    def runs(self, experiment: str) -> list[StoredRun]:
+        """The experiment's runs, newest first (`reports.runs.load_runs` reads them)."""
+        return self._runs.get(experiment, [])[::-1]
 
     def first_runs(self, runs: int) -> MemoryStore:
         """A store of this one's runs of index below `runs` and first `runs` results of each `perf`
@@ -88,15 +99,15 @@ class MemoryStore:
             results = collections.Counter()  # perf results so far per benchmark, in order of creation
             kept = []
             for run in of_experiment:
-                if "tags.run_index" in run:
-                    index = int(run["tags.run_index"])
+                if "run_index" in run.tags:
+                    index = int(run.tags["run_index"])
                 else:
-                    index = results[run.get("tags.perf")]
-                    results[run.get("tags.perf")] += 1
+                    index = results[run.tags.get("perf")]
+                    results[run.tags.get("perf")] += 1
                 if index < runs:
                     kept.append(run)
             view._runs[experiment] = kept
-            view._by_id.update((r["run_id"], r) for r in kept)
+            view._by_id.update((r.run_id, r) for r in kept)
         view._histories = self._histories  # read only: metrics logged to a view would reach this store
         view._tables = self._tables
         return view

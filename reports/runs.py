@@ -11,7 +11,6 @@ import math
 import tempfile
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
@@ -20,9 +19,10 @@ from core.config import CHANGED_WHERE
 from core.job import METHOD_SETTINGS, Row, Setting, logged_or_added, typed_like
 from core.metric import ACCURACY, ENGINE, Metric, stored_names
 
-from .memory_store import memory_store
+from .memory_store import StoredRun, memory_store
 
 CELL = ["profile", "model", "label", "run_index"]  # one run of one cell of a table
+SEARCH_PAGE = 10_000  # runs a page of MLflow's search (its most is 50,000)
 CURVE = ("test_acc", "test_loss", "train_time_s", "train_loss", "train_acc")  # every curve's metrics
 
 
@@ -40,31 +40,72 @@ def table_artifact(uri: str, run_id: str, name: str) -> dict | None:
 
 
 def load_runs(uri: str, experiment: str) -> pd.DataFrame:
-    """Every run of `experiment` (one row each, newest first) with its tags and final metrics."""
-    if (in_memory := memory_store(uri)) is not None:
-        frame = in_memory.frame(experiment)
-    else:
-        mlflow.set_tracking_uri(uri)
-        if MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment) is None:
-            return pd.DataFrame()
-        frame = mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"])
-    if frame.empty:
-        return frame
-    # A method's diagnostics are logged under ENGINE (core/metric.py): read under their own names.
-    for column in [c for c in frame.columns if c.startswith(f"metrics.{ENGINE}")]:
-        plain = "metrics." + column.removeprefix(f"metrics.{ENGINE}")  # a run may have logged it plain
-        frame[plain] = frame[column] if plain not in frame else frame[plain].fillna(frame[column])
-        frame = frame.drop(columns=column)
-    tags = {c: c.removeprefix("tags.") for c in frame.columns if c.startswith("tags.")}
-    # Our tags (status: finished | diverged | failed | interrupted) replace MLflow's own columns.
-    frame = frame.drop(columns=[c for c in tags.values() if c in frame.columns]).rename(columns=tags)
-    if "superseded" in frame:  # made in vain (a collision, a lost create, a reclaimed job): ignored
+    """Every run of `experiment` (one row each, newest first), the one way a store is read: its tags
+    and final metrics as columns by their own names (a method's diagnostics logged under ENGINE,
+    core/metric.py, by theirs), `start_time` and `end_time`, and its params as logged (strings) in
+    the column `params`, one dict a run. Superseded runs (a collision, a lost create, a reclaimed
+    job) are left out."""
+    in_memory = memory_store(uri)
+    stored = in_memory.runs(experiment) if in_memory is not None else mlflow_runs(uri, experiment)
+    if not stored:
+        return pd.DataFrame()
+    frame = pd.DataFrame([run_columns(run) for run in stored])
+    if "superseded" in frame:
         frame = frame[frame["superseded"].isna()].reset_index(drop=True)
     if "run_index" in frame:  # training runs (perf results have none)
         frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
     if "method" in frame:  # until `with_rows` names each run's row from its params
         frame["label"] = frame["method"]
     return frame
+
+
+def run_columns(run: StoredRun) -> dict:
+    """A stored run as one row of `load_runs`: its metrics (a plain name before its ENGINE twin),
+    then its tags (our `status`, not MLflow's), its clock and its params."""
+    metrics = {
+        name.removeprefix(ENGINE): value for name, value in run.metrics.items() if name.startswith(ENGINE)
+    }
+    metrics.update((name, value) for name, value in run.metrics.items() if not name.startswith(ENGINE))
+    return {
+        "run_id": run.run_id,
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        **metrics,
+        **run.tags,
+        "params": run.params,
+    }
+
+
+def mlflow_runs(uri: str, experiment: str) -> list[StoredRun]:
+    """The active runs of an MLflow experiment, newest first (every page of the search)."""
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [found.experiment_id],
+            max_results=SEARCH_PAGE,
+            order_by=["attributes.start_time DESC"],
+            page_token=token,
+        )
+        runs += [
+            StoredRun(
+                run_id=run.info.run_id,
+                start_time=pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
+                end_time=None
+                if run.info.end_time is None
+                else pd.Timestamp(run.info.end_time, unit="ms", tz="UTC"),
+                tags=dict(run.data.tags),
+                params=dict(run.data.params),
+                metrics=dict(run.data.metrics),
+            )
+            for run in page
+        ]
+        token = page.token
+        if not token:
+            return runs
 
 
 def with_rows(runs: pd.DataFrame, spec) -> pd.DataFrame:
@@ -75,10 +116,7 @@ def with_rows(runs: pd.DataFrame, spec) -> pd.DataFrame:
     out at its method's default or, for a shared setting, at the run's logged value."""
     if runs.empty:
         return runs
-    params = [c for c in runs.columns if c.startswith("params.")]
-    names = [c.removeprefix("params.") for c in params]  # records from columns: to_dict is slow
-    records = zip(*(runs[c].tolist() for c in params), strict=True) if params else [()] * len(runs)
-    logged = [dict(zip(names, values, strict=True)) for values in records]
+    logged = runs["params"].tolist()
     identities = [spec.run_row(m, p) for m, p in zip(runs["method"], logged, strict=True)]
     keep = [identity is not None for identity in identities]
     runs = runs[keep].copy()

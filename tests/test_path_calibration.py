@@ -74,10 +74,10 @@ def test_measurements_and_perf_results_read_back_the_same_from_memory_and_sqlite
         assert cells[0] and cells[0] == cells[1], claim.id
     beta = CLAIMS["beta-about-2"].judge(Evidence(memory.uri, dict(TABLES), "quick"))
     assert [c.unmeasured for c in beta.cells] == [1, 0]
-    perf = memory.frame("perf")  # newest first
+    perf = memory.runs("perf")  # newest first
     assert len(perf) == 10
     view = memory.first_runs(3)
-    assert list(view.frame("perf")["run_id"]) == list(perf["run_id"].iloc[-3:])
+    assert [r.run_id for r in view.runs("perf")] == [r.run_id for r in perf[-3:]]
 
 
 def test_a_view_of_a_stores_first_runs_holds_those_runs_alone():

@@ -38,7 +38,7 @@ def stored_row(experiment: str, run) -> Row | None:
     table's, else its method and the method settings it changed (core.job.Row)."""
     from ..tables import TABLES
 
-    params = {k.removeprefix("params."): v for k, v in run.items() if k.startswith("params.")}
+    params = run.get("params") or {}
     method = run.get("method")
     if not isinstance(method, str):
         return None
@@ -246,7 +246,7 @@ class Estimates:
                     )
                     seconds = (run["end_time"] - run["start_time"]).total_seconds()
                     walls.setdefault(key, []).append(seconds)
-                    epochs = run.get("metrics.epochs")
+                    epochs = run.get("epochs")
                     if isinstance(epochs, float) and epochs >= 1:
                         per_epoch.setdefault(key[:3], []).append(seconds / epochs)
             self._walls[experiment] = walls

@@ -24,9 +24,9 @@ TAGS = (
     "stop_reason",
     "start_time",
     "contended",
-    "metrics.staleness_mean",
-    "metrics.update_delay_s_mean",
-    "metrics.update_delay_s_sum",
+    "staleness_mean",
+    "update_delay_s_mean",
+    "update_delay_s_sum",
 )
 
 
@@ -80,23 +80,30 @@ def with_values(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFram
     ]
     per_run = pd.concat([per_run, pd.DataFrame(blank)], ignore_index=True) if blank else per_run
     # Every run of per_run is one of `runs`: their tags, row by row (a tag no run has: `default`).
-    wanted = [c for c in runs if c in TAGS or c.startswith(("hardware_", "params.hardware_"))]
-    extra = runs[["run_id", *wanted]].drop_duplicates("run_id").set_index("run_id").reindex(per_run["run_id"])
+    wanted = [c for c in runs if c in TAGS]
+    extra = (
+        runs[["run_id", "params", *wanted]]
+        .drop_duplicates("run_id")
+        .set_index("run_id")
+        .reindex(per_run["run_id"])
+    )
 
     def tag(name: str, default=None) -> list:
         return extra[name].tolist() if name in extra else [default] * len(per_run)
 
     per_run["status"] = tag("status", "finished")
     per_run["hardware"] = tag("hardware")
-    machines = [Hardware.from_params(params) for params in extra.to_dict("records")]
+    machines = [
+        Hardware.from_params(params) if isinstance(params, dict) else None for params in extra["params"]
+    ]
     per_run["gpus"] = [m.gpus if m else math.nan for m in machines]
     per_run["cores"] = [m.cores if m else math.nan for m in machines]
     per_run["stop_reason"] = tag("stop_reason", "")
     per_run["start_time"] = tag("start_time")
     per_run["contended"] = [c == "true" for c in tag("contended", "false")]
-    per_run["staleness"] = tag("metrics.staleness_mean", math.nan)
-    per_run["update_delay_s"] = tag("metrics.update_delay_s_mean", math.nan)
-    per_run["update_delay_sum_s"] = tag("metrics.update_delay_s_sum", math.nan)
+    per_run["staleness"] = tag("staleness_mean", math.nan)
+    per_run["update_delay_s"] = tag("update_delay_s_mean", math.nan)
+    per_run["update_delay_sum_s"] = tag("update_delay_s_sum", math.nan)
     late = [late_gain(c) for c in per_run["_curve"]]
     per_run["epochs"] = [len(c) for c in per_run["_curve"]]
     per_run["late_gain"] = [g for g, _ in late]

@@ -36,7 +36,7 @@ def paper_beta(cell: dict) -> float:
 )
 def beta_about_2(evidence: Evidence) -> Measured:
     runs = evidence.runs("table9")
-    if runs.empty or "metrics.beta" not in runs:
+    if runs.empty or "beta" not in runs:
         return no_runs("table9", "run table9")
     spec = evidence.specs["table9"]
     cells = []
@@ -44,7 +44,7 @@ def beta_about_2(evidence: Evidence) -> Measured:
         cell = spec.paper.get(model)
         if cell is None:  # a model the paper did not time: nothing to compare
             continue
-        ratios = tuple(math.log(b / paper_beta(cell)) for b in group["metrics.beta"])
+        ratios = tuple(math.log(b / paper_beta(cell)) for b in group["beta"])
         cells.append(
             Cell(ABOUT.name, f"table9 {model}", ratios, tuple(group["run_id"]), evidence.planned_runs)
         )

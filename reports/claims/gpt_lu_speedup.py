@@ -40,9 +40,9 @@ REACHES = Part(
 def gpt_betas(evidence: Evidence) -> dict[int, float]:
     """The GPT's own β of each planned pd-transformer-beta run, by run index."""
     runs = evidence.runs("pd-transformer-beta")
-    if runs.empty or "metrics.beta" not in runs:
+    if runs.empty or "beta" not in runs:
         return {}
-    return {int(i): float(b) for i, b in zip(runs["run_index"], runs["metrics.beta"], strict=True)}
+    return {int(i): float(b) for i, b in zip(runs["run_index"], runs["beta"], strict=True)}
 
 
 @register_claim(

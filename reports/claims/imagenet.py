@@ -67,8 +67,10 @@ SAME = Part(
 )
 def imagenet_claim(evidence: Evidence) -> Measured:
     runs = evidence.runs("table5")
-    source = "params.data_source"
-    real = runs[runs[source].fillna("synthetic") != "synthetic"] if source in runs else runs.iloc[0:0]
+    sources = (
+        runs["params"].map(lambda params: params.get("data_source", "synthetic")) if not runs.empty else []
+    )
+    real = runs[sources != "synthetic"] if not runs.empty else runs
     if real.empty or evidence.profile == "smoke":
         return Measured(
             unmeasurable="needs ImageNet-1k on disk (no table5 run on real ImageNet here) and GPUs"

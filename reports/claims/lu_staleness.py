@@ -46,9 +46,9 @@ DEEPER = Part(
 def backward_s(evidence: Evidence) -> dict[str, float]:
     """Each model's backward time per batch: the mean over the planned table9 runs of this profile."""
     runs = evidence.runs("table9")
-    if runs.empty or "metrics.backward_s" not in runs:
+    if runs.empty or "backward_s" not in runs:
         return {}
-    return {m: float(g["metrics.backward_s"].mean()) for m, g in runs.groupby("model")}
+    return {m: float(g["backward_s"].mean()) for m, g in runs.groupby("model")}
 
 
 def depth_cells(evidence: Evidence) -> list[Cell]:

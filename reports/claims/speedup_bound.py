@@ -53,9 +53,9 @@ def speedup_approaches_bound(evidence: Evidence) -> Measured:
         )
     shares, lines, capped = [], [], []
     for _, run in runs.iterrows():
-        ratio = float(run.get("metrics.ratio_1thread", math.nan))
-        ratio = float(run.get("metrics.ratio", math.nan)) if math.isnan(ratio) else ratio
-        beta, cores = float(run["metrics.beta"]), float(run.get("metrics.cores", math.nan))
+        ratio = float(run.get("ratio_1thread", math.nan))
+        ratio = float(run.get("ratio", math.nan)) if math.isnan(ratio) else ratio
+        beta, cores = float(run["beta"]), float(run.get("cores", math.nan))
         bound = min(1 + beta, cores) if not math.isnan(cores) else 1 + beta
         capped.append(bound < 1 + beta - 1e-9)
         shares.append(ratio / bound)
@@ -63,7 +63,7 @@ def speedup_approaches_bound(evidence: Evidence) -> Measured:
     cell = Cell(APPROACHES.name, "perf async", tuple(shares), tuple(runs["run_id"]), evidence.planned_runs)
     guard = ""
     if any(capped):
-        cores = int(runs["metrics.cores"].min())
+        cores = int(runs["cores"].min())
         guard = (
             f"this machine has {cores} cores, fewer than 1 + β: the bound here is min(1 + β, cores), and "
             "reaching it says nothing of 1 + β; it needs 1 + β cores or a GPU"

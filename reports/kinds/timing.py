@@ -18,9 +18,7 @@ def paper_beta(cell: dict) -> float:
 @register_kind("timing", curves=False)
 def render(section: Section, spec, finished: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     """Table 9: forward, backward and β per model, beside the paper's."""
-    per_run = finished[
-        ["model", "run_index", "metrics.forward_s", "metrics.backward_s", "metrics.beta"]
-    ].rename(columns=lambda c: c.removeprefix("metrics."))
+    per_run = finished[["model", "run_index", "forward_s", "backward_s", "beta"]]
     section.per_run = per_run
     summary = summarise(per_run, ["forward_s", "backward_s", "beta"], keys=("model",))
     paper = [spec.paper.get(m, {}) for m in summary["model"]]
