@@ -136,7 +136,7 @@ def cmd_calibrate_claims(args) -> int:
                 print(f"  runs paired in {pairing}: {verdict}")
         return 0
     if args.path_pins:
-        from .engine.synthetic import path_pins
+        from .calibration.stores import path_pins
 
         print(json.dumps(path_pins(), indent=1, ensure_ascii=False))
         return 0
@@ -156,7 +156,7 @@ def cmd_calibrate_claims(args) -> int:
     # --path estimates each rate from far fewer stores: it may pass a limit by chance alone.
     bad = violations(rates, by_chance=args.path)
     if args.path:
-        from .engine.path_calibration import power_marks
+        from .calibration.path import power_marks
 
         marked = sorted({r.claim for r in rates if CLAIMS[r.claim].undecidable})
         print(f"marked not decidable at a profile (Claim.undecidable): {', '.join(marked) or 'none'}")
@@ -169,7 +169,7 @@ def cmd_calibrate_claims(args) -> int:
 def path_rates(sims: int, only: list[str] | None, uri: str | None, profile: str | None) -> list:
     """`calibrate-claims --path`: the path cases' rates, with the workloads' spreads fitted to the
     store at `uri` where it has replicated runs (`--fit`), each printed with its source."""
-    from .engine.path_calibration import CASES, DEFAULT, calibrate_path, fit_workloads
+    from .calibration.path import CASES, DEFAULT, calibrate_path, fit_workloads
     from .engine.tracking import Tracker
 
     if only and (outside := [c for c in only if c not in CASES]):
@@ -312,7 +312,7 @@ def end_on_signals() -> dict:
 
 
 def cmd_migrate_store(args) -> int:
-    from .engine.migrate import migrate
+    from .migrate import migrate
 
     return migrate(args.uri, args.no_backup)
 

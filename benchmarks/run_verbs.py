@@ -255,10 +255,10 @@ def cmd_run_claims(args) -> int:
     from datasets import resolve_data_dir
     from reports.claims import CLAIMS
 
-    from .engine.calibration import Calibration
     from .engine.executor import Executor, tally
     from .engine.planner import Estimates, parse_duration, run_claims, select_claims
     from .engine.sequential import print_designs, run_until_decided
+    from .engine.speed import Speed
     from .engine.store import PROJECT_ROOT
     from .engine.tracking import Tracker
     from .perf import PERF, PerfOptions
@@ -276,7 +276,7 @@ def cmd_run_claims(args) -> int:
     out_dir = Path(args.out) if args.out else PROJECT_ROOT / "reports" / "out"
     plans, lost = runnable_plans(claims, profile, args, data_dir, out_dir, tracker.uri)
     missing = set(lost)
-    estimates = Estimates(tracker, profile, Calibration(data_dir))
+    estimates = Estimates(tracker, profile, Speed(data_dir))
 
     def run_perf(name: str) -> None:
         tracker.log_perf(name, PERF[name](PerfOptions.planned(name, profile, data_dir)))

@@ -203,6 +203,7 @@ class AsyncLU(AsyncBackprop):
     summary = (
         "decoupled async backprop, layer-wise updates (PD-ASGD, 000 Alg. 1): 1 forward + B backward threads"
     )
+    cost_vs_bp = 1.15  # run claims' prior: wall time / bp's
     layerwise = True
 
 
@@ -211,4 +212,5 @@ class AsyncBU(AsyncBackprop):
     """Decoupled async backprop with block updates after each whole backward pass."""
 
     summary = "decoupled async backprop, block updates after each backward pass (000 §3.4)"
+    cost_vs_bp = 1.1  # run claims' prior: wall time / bp's
     layerwise = False

@@ -62,6 +62,7 @@ class GPipe(Method):
     """The model in `--devices` stages; each batch's micro-batches all forward, then all backward."""
 
     summary = "pipeline parallel (GPipe): stages on --devices processes, micro-batches fill, drain, one step"
+    cost_vs_bp = 1.5  # run claims' prior: wall time / bp's
     Config = PipelineConfig
     max_devices = None
     shards_data = False

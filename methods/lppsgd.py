@@ -35,5 +35,6 @@ class LocallyPartitionedSGD(LocallyAsynchronousSGD):
     """LPP-SGD (002 §1.2): LAP-SGD whose workers alternate partitioned and full updates after T_st."""
 
     summary = "LPP-SGD: LAP-SGD alternating partitioned (own parameter block) and full updates after T_st"
+    cost_vs_bp = 1.25  # run claims' prior: wall time / bp's
     Config = LppConfig
     partitioned = True

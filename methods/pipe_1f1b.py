@@ -21,6 +21,7 @@ class OneForwardOneBackward(GPipe):
     """The model in `--devices` stages; after the warm-up, one forward then one backward per stage."""
 
     summary = "pipeline parallel (1F1B): stages on --devices processes, one forward one backward, one step"
+    cost_vs_bp = 1.45  # run claims' prior: wall time / bp's
     schedule_name = "Schedule1F1B"
 
     @classmethod

@@ -83,6 +83,7 @@ class PostLocalSGD(DataParallel):
     """ddp's loop; after the switch, DDP stops all-reducing gradients and the averager runs every K steps."""
 
     summary = "post-local SGD: synchronous SGD for the first half, then local SGD averaged every K=16 steps"
+    cost_vs_bp = 1.2  # run claims' prior: wall time / bp's
     Config = PlsgdConfig
 
     @classmethod

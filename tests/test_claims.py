@@ -630,11 +630,11 @@ def test_every_rules_verdicts_on_fixed_evidence_are_pinned_to_its_version():
 
 def test_the_path_from_a_store_to_each_verdict_is_pinned_to_its_rules_version():
     """table1's claims read from fixed synthetic MLflow stores written as the runner writes runs
-    (benchmarks/engine/synthetic.py: diverged, failed and short runs, a store past the first look): a
+    (benchmarks/calibration/stores.py: diverged, failed and short runs, a store past the first look): a
     change of run selection, targets, censoring or pairing changes these verdicts and cells, and
     must raise the rules' versions and re-pin (`python -m benchmarks calibrate-claims --path-pins >
     tests/claim_paths.json`)."""
-    from benchmarks.engine.synthetic import path_pins
+    from benchmarks.calibration.stores import path_pins
 
     pinned = json.loads(PATHS.read_text())
     now = path_pins()
@@ -730,7 +730,7 @@ def test_spreads_fitted_to_a_store_recover_its_runs_spread(tmp_path):
     """`calibrate-claims --fit`: a part's spread is the pooled standard deviation of its cells'
     margins, read as the claims read runs. Synthetic runs with a spread of 5 % in time and half a
     point of accuracy per run give pairs spread about sqrt(2) times that."""
-    from benchmarks.engine.synthetic import PATH_PROFILE, TABLE1_PAPER, write_table
+    from benchmarks.calibration.stores import PATH_PROFILE, TABLE1_PAPER, write_table
     from reports.claims.calibrate import fit_spreads, with_spreads
 
     uri, tracker = new_store(tmp_path)

@@ -57,6 +57,20 @@ def test_packages_import_only_the_layers_below():
     assert not wrong, wrong
 
 
+def test_the_engine_runs_jobs_without_knowing_the_tables():
+    """benchmarks/engine runs, stores and plans jobs; the tables describe them through it
+    (`build_job`), and the claims' calibration simulates stores of them: neither is imported by
+    the engine, so tables -> engine never comes back."""
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in graph().items()
+        if module.startswith("benchmarks.engine")
+        for target in targets
+        if target.startswith(("benchmarks.tables", "benchmarks.calibration"))
+    ]
+    assert not wrong, wrong
+
+
 def test_no_import_circle():
     edges, state, cycles = graph(), {}, []
 

@@ -93,7 +93,7 @@ def test_a_server_store_is_not_migrated_without_a_backup_said_done(tmp_path):
     uri = unpacked(1, tmp_path)
     proc = run_cli("migrate-store", uri.replace("sqlite:///", "sqlite:////nonexistent/"))
     assert proc.returncode == 1 and "no MLflow store at" in proc.stderr
-    from benchmarks.engine import migrate
+    from benchmarks import migrate
     from benchmarks.engine.store import Store
 
     store = Store(uri, create=False, check_schema=False)

@@ -4,7 +4,8 @@ claims judged from simulated runs through the code that reads real ones, where t
 import pandas as pd
 import pytest
 
-from benchmarks.engine.path_calibration import (
+from benchmarks.calibration.cases import CASES
+from benchmarks.calibration.path import (
     DEFAULT,
     fit_workloads,
     planned,
@@ -12,8 +13,7 @@ from benchmarks.engine.path_calibration import (
     simulated_store,
     truths_of,
 )
-from benchmarks.engine.path_cases import CASES
-from benchmarks.engine.synthetic import (
+from benchmarks.calibration.stores import (
     PATH_CLAIMS,
     STRAGGLERS,
     TABLE1_TROUBLED,
@@ -238,7 +238,7 @@ def test_a_verdict_that_changes_after_a_decided_look_is_counted_and_fails_the_co
     """A store read "reproduced" on its first 3 runs and "inconclusive" on its first 5: counted at 5
     runs (and at 10, where it differs again), and named by `violations`, which makes the command
     exit 1; a store that decides only at its last look changes nothing."""
-    from benchmarks.engine import path_calibration
+    from benchmarks.calibration import path as path_calibration
     from reports.claims.calibrate import violations
 
     sequences = iter(
@@ -260,7 +260,7 @@ def test_a_later_looks_runs_never_undo_a_decided_verdict():
     2026-11-28). The claim keeps the first look's decision, as its cells do, and says where."""
     import zlib
 
-    from benchmarks.engine.path_calibration import SCENARIOS, verdicts
+    from benchmarks.calibration.path import SCENARIOS, verdicts
 
     claim = CLAIMS["lu-faster-than-lap-lpp"]
     truths = truths_of(claim, "diverged", 0)
@@ -297,7 +297,7 @@ def test_a_claim_under_80_percent_power_unmarked_or_marked_above_it_is_named():
     """`calibrate-claims --path` exits 1 where the power at the last look and the mark disagree
     beyond two standard errors: unmarked at 60 %, marked at 97 %; not at 76 % or 84 % of 100
     stores (within chance of 80 %), nor at another look or scenario."""
-    from benchmarks.engine.path_calibration import power_marks
+    from benchmarks.calibration.path import power_marks
     from reports.claims.calibrate import Rates
 
     def rate(claim: str, power: float, runs: int = 10, scenario: str = "paper") -> Rates:

@@ -20,10 +20,10 @@ def test_durations():
 
 def test_dry_run_prints_each_plan_and_a_total_and_runs_nothing(tmp_path, monkeypatch):
     """The plans' lines and the total (the calibration's own measurements: the probe tests below)."""
-    from benchmarks.engine import calibration
+    from benchmarks.engine import speed
 
-    monkeypatch.setattr(calibration.Calibration, "probe", lambda *_: calibration.Probe(1e-3, 1.0))
-    monkeypatch.setattr(calibration.Calibration, "processes_s", lambda *_: 2.0)
+    monkeypatch.setattr(speed.Speed, "probe", lambda *_: speed.Probe(1e-3, 1.0))
+    monkeypatch.setattr(speed.Speed, "processes_s", lambda *_: 2.0)
     store = empty_store(tmp_path / "mlflow.db")
     proc = run_cli("run", "claims", "--profile", "smoke", "--runs", "3", "--dry-run", "--tracking-uri", store)
     assert proc.returncode == 0, proc.stderr
@@ -191,7 +191,7 @@ def test_reduced_profiles_plan_the_cells_that_decide_in_hours():
 def test_a_layup_claim_plans_the_rows_its_rule_reads_and_its_open_cells_name_them():
     """Table layup has 42 jobs a run index at quick; each LayUp claim runs only the rows its rule
     selects (Need.rows), on both models, and a later look adds runs to its open cells' rows only."""
-    from benchmarks.engine.path_calibration import simulated_store, truths_of
+    from benchmarks.calibration.path import simulated_store, truths_of
     from reports.claims import CLAIMS, Evidence
 
     expected = {
@@ -252,24 +252,21 @@ def test_estimates_calibrate_then_learn_from_finished_jobs(monkeypatch):
     """Without a like run: the probe's start + its run in the store + the processes' start + the bp
     probe's seconds per sample x the job's samples x the method's prior cost, capped by its time
     budget; after a job of that kind finishes: its wall time."""
-    from benchmarks.engine import calibration, planner
+    from benchmarks.engine import planner, speed
     from benchmarks.engine.rank import get_dataset
     from benchmarks.engine.tracking import NullTracker
 
     jobs = claim_plans("smoke", "lu-more-accurate-than-bu", runs=2)["lu-more-accurate-than-bu"].jobs
     lu = next(j for j in jobs if j.method == "async_lu")
-    probe = calibration.Probe(per_sample_s=1e-3, start_s=2.0)
-    monkeypatch.setattr(calibration.Calibration, "probe", lambda self, job, dataset: probe)
-    estimates = planner.Estimates(NullTracker(), "smoke", calibration.Calibration(None))
+    probe = speed.Probe(per_sample_s=1e-3, start_s=2.0)
+    monkeypatch.setattr(speed.Speed, "probe", lambda self, job, dataset: probe)
+    estimates = planner.Estimates(NullTracker(), "smoke", speed.Speed(None))
     data = get_dataset(lu, None)
     seconds = (
-        lu.config.max_epochs
-        * (data.num_train + data.num_test / 3)
-        * 1e-3
-        * calibration.METHOD_COST["async_lu"]
+        lu.config.max_epochs * (data.num_train + data.num_test / 3) * 1e-3 * speed.cost_vs_bp("async_lu")
     )
     assert lu.devices == 1 and estimates.job_s(lu) == pytest.approx(
-        2.0 + calibration.RUN_S + min(seconds, lu.config.time_budget_s or seconds)
+        2.0 + speed.RUN_S + min(seconds, lu.config.time_budget_s or seconds)
     )
     estimates._walls[lu.table] = {}  # this table's store read (empty)
     estimates.record(lu, 42.0)
@@ -283,11 +280,11 @@ def test_processes_start_as_many_at_once_as_there_are_cores(monkeypatch):
     processes, on 2 cores 3 rounds of one process's start; on one device only the workers start."""
     from dataclasses import replace
 
-    from benchmarks.engine import calibration
+    from benchmarks.engine import speed
     from methods.lapsgd.config import LapConfig
 
-    monkeypatch.setattr(calibration, "usable_cores", lambda: 2)
-    cal = calibration.Calibration(None)
+    monkeypatch.setattr(speed, "usable_cores", lambda: 2)
+    cal = speed.Speed(None)
     cal._process_s = 2.0
     job = smoke_job("lapsgd", LapConfig(workers_per_device=2))
     assert cal.processes_s(replace(job, devices=2)) == 2.0 * 3
@@ -296,23 +293,23 @@ def test_processes_start_as_many_at_once_as_there_are_cores(monkeypatch):
     assert cal.processes_s(replace(smoke_job("ddp"), devices=2)) == 2.0
 
 
-def test_the_calibration_probe_measures_this_machine():
-    from benchmarks.engine.calibration import Calibration
+def test_the_speed_probe_measures_this_machine():
     from benchmarks.engine.rank import get_dataset
+    from benchmarks.engine.speed import Speed
 
     job = claim_plans("smoke", "lu-more-accurate-than-bu")["lu-more-accurate-than-bu"].jobs[0]
-    probe = Calibration(None).probe(job, get_dataset(job, None))
+    probe = Speed(None).probe(job, get_dataset(job, None))
     assert 1e-6 <= probe.per_sample_s < 1.0  # seconds per training sample of a smoke ResNet-18
     assert 0.0 <= probe.start_s < 60.0
 
 
-def test_the_calibration_keeps_the_faster_of_two_epochs(monkeypatch):
+def test_the_speed_probe_keeps_the_faster_of_two_epochs(monkeypatch):
     """A stall during one of the probe's epochs (a shared machine) does not inflate the estimate;
     what the short epoch took beyond its samples is the start; a train split that fits in 2
     batches is timed as one epoch."""
     from types import SimpleNamespace
 
-    from benchmarks.engine import calibration, runner
+    from benchmarks.engine import runner, speed
     from benchmarks.engine.rank import get_dataset
 
     job = claim_plans("smoke", "lu-more-accurate-than-bu")["lu-more-accurate-than-bu"].jobs[0]
@@ -326,14 +323,14 @@ def test_the_calibration_keeps_the_faster_of_two_epochs(monkeypatch):
         clock[0] += 1.0 + 2e-3 * samples + stall  # 1 s of start-up, 2 ms a sample
 
     monkeypatch.setattr(runner, "run_job", fake_run_job)
-    monkeypatch.setattr(calibration, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(speed, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
     data = get_dataset(job, None)
-    probe = calibration.Calibration(None).probe(job, data)
+    probe = speed.Speed(None).probe(job, data)
     assert probe.per_sample_s == pytest.approx(2e-3) and probe.start_s == pytest.approx(1.0)
     assert len(calls) == 5
     tiny = data.subset(job.config.batch_size, 8)
     one_epoch = (1.0 + 2e-3 * (tiny.num_train + 8 / 3)) / tiny.num_train
-    assert calibration.Calibration(None).probe(job, tiny).per_sample_s == pytest.approx(one_epoch)
+    assert speed.Speed(None).probe(job, tiny).per_sample_s == pytest.approx(one_epoch)
 
 
 def test_the_papers_claims_run_before_the_extensions():
@@ -347,16 +344,16 @@ def test_the_papers_claims_run_before_the_extensions():
 
 
 @pytest.mark.slow
-def test_the_calibration_is_within_1_5x_of_each_workloads_wall_time(tmp_path):
+def test_the_speed_estimate_is_within_1_5x_of_each_workloads_wall_time(tmp_path):
     """On every workload of `run claims --profile smoke` (dataset, model, spawned processes): the
     calibration's estimate of its first job against the job's wall time through the runner, the
     faster of two runs (one stall on a shared machine is not the estimate's error)."""
     import time
     from dataclasses import replace
 
-    from benchmarks.engine.calibration import Calibration
     from benchmarks.engine.planner import START_S, plan_claims, select_claims
     from benchmarks.engine.runner import run_job
+    from benchmarks.engine.speed import Speed
     from benchmarks.engine.tracking import Tracker
     from benchmarks.tables import TABLES
     from methods import METHODS
@@ -371,10 +368,10 @@ def test_the_calibration_is_within_1_5x_of_each_workloads_wall_time(tmp_path):
             workers = getattr(job.method_config, "workers_per_device", 0)
             workloads.setdefault((job.dataset, job.model, job.devices, workers), job)
     assert len(workloads) >= 6, sorted(workloads)
-    calibration, tracker = Calibration(SHARED_DATA), Tracker(empty_store(tmp_path / "mlflow.db"))
+    estimator, tracker = Speed(SHARED_DATA), Tracker(empty_store(tmp_path / "mlflow.db"))
     ratios = {}
     for workload, job in workloads.items():
-        estimate = calibration.job_s(job, START_S)
+        estimate = estimator.job_s(job, START_S)
         walls = []
         for seed in (job.seed, job.seed + 100):
             started = time.perf_counter()

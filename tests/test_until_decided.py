@@ -1,15 +1,15 @@
 """`run claims --until-decided`: each claim's sequential design, look by look, only for its open
 cells, resumable after a kill to the same verdicts. Jobs are written as the runner writes them
-(benchmarks/engine/synthetic.py) instead of trained, so the rounds' logic runs in seconds."""
+(benchmarks/calibration/stores.py) instead of trained, so the rounds' logic runs in seconds."""
 
 from dataclasses import replace
 
 import pytest
 
+from benchmarks.calibration.stores import RowTruth, write_table
 from benchmarks.engine.executor import RAN, Executor, Outcome
 from benchmarks.engine.planner import Estimates
 from benchmarks.engine.sequential import open_looks, run_until_decided
-from benchmarks.engine.synthetic import RowTruth, write_table
 from benchmarks.engine.tracking import Tracker
 from benchmarks.tables import TABLES
 from reports.claims import CLAIMS, INCONCLUSIVE, Evidence
@@ -51,7 +51,7 @@ class SyntheticExecutor(Executor):
             return None
         if self.kill_after is not None and len(self.jobs) >= self.kill_after:
             raise Killed
-        from benchmarks.engine.synthetic import write_job
+        from benchmarks.calibration.stores import write_job
 
         write_job(self.tracker, job, TRUTHS[job.table][job.row.label])
         self.jobs.append(job)

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from core.errors import DataMissingError, UserError
-from core.job import Job, Row
+from core.job import Job
 
-from .calibration import Calibration
 from .executor import OVER_BUDGET, Executor
+from .speed import Speed
 from .tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,11 @@ START_S = 10.0  # start-up and evaluation around a job's training budget
 PERF_GUESS_S = {"smoke": 60.0, "quick": 240.0, "paper": 300.0}
 
 
-def stored_row(experiment: str, run) -> Row | None:
-    """A stored run's row (a row of `load_runs`): by its table's rows where the experiment is a
-    table's, else its method and the method settings it changed (core.job.Row)."""
-    from ..tables import TABLES
-
-    params = run.get("params") or {}
-    method = run.get("method")
-    if not isinstance(method, str):
-        return None
-    spec = TABLES.get(experiment)
-    return spec.run_row(method, params) if spec is not None else Row(method).extended(params)
+def row_name(run) -> str:
+    """A stored run's row as its job named it at creation (the tag `row_name`, absent for a method's
+    plain row; benchmarks/migrate.py tags runs of earlier schemas): like runs share it."""
+    name = run.get("row_name")
+    return name if isinstance(name, str) else ""
 
 
 @dataclass
@@ -205,7 +199,7 @@ def drop_missing_data(plans: list[ClaimPlan], data_dir) -> dict[str, str]:
 class Estimates:
     """Seconds a job (or a perf benchmark) takes on this machine, from the store where it can."""
 
-    def __init__(self, tracker: Tracker, profile: str, calibration: Calibration | None = None):
+    def __init__(self, tracker: Tracker, profile: str, calibration: Speed | None = None):
         self.tracker, self.profile, self.calibration = tracker, profile, calibration
         self._walls: dict[str, dict[tuple, list[float]]] = {}
         self._anywhere: dict[tuple, list[float]] | None = None  # seconds per epoch, any table
@@ -238,12 +232,7 @@ class Estimates:
             if runs is not None and not runs.empty and "end_time" in runs:
                 done = runs[(runs["status"] == "finished") & runs["end_time"].notna()]
                 for _, run in done.iterrows():
-                    key = (
-                        run.get("method"),
-                        run.get("model"),
-                        run.get("profile"),
-                        stored_row(experiment, run),
-                    )
+                    key = (run.get("method"), run.get("model"), run.get("profile"), row_name(run))
                     seconds = (run["end_time"] - run["start_time"]).total_seconds()
                     walls.setdefault(key, []).append(seconds)
                     epochs = run.get("epochs")
@@ -266,7 +255,7 @@ class Estimates:
         budget, or a guess."""
         if self.finished(job):
             return 0.0
-        like = self._experiment(job.table).get((job.method, job.model, job.profile, job.row))
+        like = self._experiment(job.table).get((job.method, job.model, job.profile, job.row.name))
         if like:
             return statistics.median(like)
         per_epoch = self._any_experiment().get((job.method, job.model, job.profile))
@@ -288,7 +277,7 @@ class Estimates:
         self._finished.add((job.table, job.key))
         # Stores not read yet will hold the run when they are read: only those read already learn it.
         if job.table in self._walls:
-            self._walls[job.table].setdefault((job.method, job.model, job.profile, job.row), []).append(
+            self._walls[job.table].setdefault((job.method, job.model, job.profile, job.row.name), []).append(
                 seconds
             )
         if self._anywhere is not None:

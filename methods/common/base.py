@@ -28,6 +28,9 @@ class Method:
     # "threads" (its workers are threads of one process; a table spreads it over processes where it
     # asks: the async methods). Read by benchmarks/tables/common/spec.py `devices_for`.
     parallel: ClassVar[str] = "processes"
+    # Its wall time relative to bp's on one workload, `run claims`' prior before a run of it has
+    # finished on this machine (benchmarks/engine/speed.py; the first finished run replaces it).
+    cost_vs_bp: ClassVar[float] = 1.0
     measures: ClassVar[bool] = False  # True: a measurement a table runs (Table 9's timing), not training
     # False: every process reads the whole epoch (a pipeline's stages), not its own shard of it.
     shards_data: ClassVar[bool] = True

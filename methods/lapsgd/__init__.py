@@ -75,6 +75,7 @@ class LocallyAsynchronousSGD(Method):
     """LAP-SGD (002 Alg. 1): U Hogwild! worker processes per device, asynchronous non-blocking averaging."""
 
     summary = "LAP-SGD: U lock-free worker processes per device, non-blocking model averaging every K updates"
+    cost_vs_bp = 1.3  # run claims' prior: wall time / bp's
     Config = LapConfig
     max_devices = None
     wire_delays = True  # the last device's averager holds each round (methods/lapsgd/averager.py)

@@ -13,8 +13,9 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 
-from . import path_measured as measured
-from .path_workloads import (
+from . import measured
+from .stores import RowTruth
+from .workloads import (
     CIFAR_BEST,
     GPUS,
     SECONDS,
@@ -25,7 +26,6 @@ from .path_workloads import (
     falling,
     row,
 )
-from .synthetic import RowTruth
 
 
 def bu_fastest(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from core.result import Hardware
 
-from .synthetic import SYNTHETIC_HARDWARE, PerfTruth, RowTruth
+from .stores import SYNTHETIC_HARDWARE, PerfTruth, RowTruth
 
 # Epochs for a curve to rise by 1 - 1/e of its plateau: at 1.0 the last of 5 quick epochs adds 0.9
 # points, under the 1 point at which the LAP/LPP claims' guard reads a baseline still improving

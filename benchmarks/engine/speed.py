@@ -21,19 +21,15 @@ from core.runtime.processes import usable_cores
 
 log = logging.getLogger(__name__)
 
-# A training method's wall time relative to bp's on the same workload, before a run of it has
-# finished on this machine, 1 where unmeasured. A prior only: the first finished run of a kind
-# replaces it (Estimates.record).
-METHOD_COST = {
-    "async_lu": 1.15,
-    "async_bu": 1.1,
-    "gpipe": 1.5,
-    "pipe_1f1b": 1.45,
-    "ddp": 1.2,
-    "plsgd": 1.2,
-    "lapsgd": 1.3,
-    "lppsgd": 1.25,
-}
+
+def cost_vs_bp(method: str) -> float:
+    """A method's wall time relative to bp's on the same workload before a run of it has finished
+    here: its own prior (`Method.cost_vs_bp`), 1 for a name no module registered."""
+    from methods import METHODS
+
+    return METHODS[method].cost_vs_bp if method in METHODS else 1.0
+
+
 PROBE_BATCHES = 8  # the probe's longer bp epoch: this many training batches and one test batch
 # ... on data whose batches differ in length (IMDb's reviews), where 8 misread the LSTM's time per
 # sample (docs/performance.md, "Constants").
@@ -62,7 +58,7 @@ def _process_started() -> None:
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
-class Calibration:
+class Speed:
     """A job's seconds on this machine without a like run in the store (the module's docstring)."""
 
     def __init__(self, data_dir):
@@ -90,7 +86,7 @@ class Calibration:
             self._probes[key] = self.probe(job, dataset)
         probe = self._probes[key]
         samples = cfg.max_epochs * (dataset.num_train + dataset.num_test / 3)  # a test sample: a forward
-        seconds = samples * probe.per_sample_s * METHOD_COST.get(job.method, 1.0)
+        seconds = samples * probe.per_sample_s * cost_vs_bp(job.method)
         if cfg.time_budget_s:
             seconds = min(seconds, cfg.time_budget_s)
         return probe.start_s + RUN_S + self.processes_s(job) + seconds

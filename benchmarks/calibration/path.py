@@ -32,11 +32,11 @@ from reports.claims.calibrate import RUNS, Rates, pooled_sd, shares
 from reports.claims.stats import NOT_REPRODUCED, REPRODUCED
 from reports.memory_store import MemoryStore
 
+from ..engine.planner import plan_claims
 from ..tables import TABLES
-from .path_cases import CASES
-from .path_workloads import DEFAULT, Spreads, Workloads
-from .planner import plan_claims
-from .synthetic import PerfTruth, RowTruth, write_job, write_perf
+from .cases import CASES
+from .stores import PerfTruth, RowTruth, write_job, write_perf
+from .workloads import DEFAULT, Spreads, Workloads
 
 PROFILE = "quick"  # the profile of every case but those that only the paper profile can decide
 SCENARIOS = ("paper", "diverged", "edge", "opposite")

@@ -10,8 +10,8 @@ from dataclasses import replace
 
 from reports.claims import CLAIMS
 
-from .path_workloads import CIFAR_BEST, SECONDS, Workloads, falling, row
-from .synthetic import PerfTruth, RowTruth
+from .stores import PerfTruth, RowTruth
+from .workloads import CIFAR_BEST, SECONDS, Workloads, falling, row
 
 
 def noise(claim_id: str, part: int) -> float:

@@ -114,8 +114,8 @@ def write_job(tracker, job, truth: RowTruth, seed: int = 0, hardware: Hardware =
     returns its run id."""
     from methods import get_method
 
+    from ..engine.runner import job_tags
     from ..tables import TABLES
-    from .runner import job_tags
 
     rng = np.random.default_rng([seed, job.run_index, sum(map(ord, job.row.label + job.model))])
     tags = {**job_tags(job), "hardware": str(hardware)}  # the runner's, on made-up hardware
@@ -232,8 +232,8 @@ def path_pins() -> dict[str, dict[str, str]]:
     by the code that reads real runs (`Claim.judge` on `Evidence`), with its rule version."""
     from reports.claims import CLAIMS, Evidence
 
+    from ..engine.tracking import Tracker
     from ..tables import TABLES
-    from .tracking import Tracker
 
     out: dict[str, dict[str, str]] = {claim: {"version": CLAIMS[claim].version} for claim in PATH_CLAIMS}
     with tempfile.TemporaryDirectory() as folder:

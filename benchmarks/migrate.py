@@ -30,7 +30,7 @@ from core.errors import UserError
 from core.job import Job, Row, typed_like
 from core.result import SCHEMA_VERSION, Hardware
 
-from .store import Store, store_schemas
+from .engine.store import Store, store_schemas
 
 EARLIER_PREFIX = "engine/"  # where schema-1 stores before 2026-11-24 logged the diagnostics
 HARDWARE_TAG = (
@@ -100,7 +100,7 @@ def job_of_run(tags: dict[str, str], params: dict[str, str], row: Row) -> Job:
 
 def run_row(tags: dict[str, str], params: dict[str, str]) -> Row:
     """A run's row: among its table's rows where it is of one, else its method's own settings."""
-    from ..tables import TABLES
+    from .tables import TABLES
 
     spec = TABLES.get(tags.get("table", ""))
     row = spec.run_row(tags["method"], params) if spec is not None else None
