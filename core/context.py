@@ -87,7 +87,9 @@ class EpochMeter:
 
 
 def check_batch_fits(batch_size: int, dataset: Any, world: int) -> None:
-    """Refuse a batch larger than one process's shard of the training set (no step would run)."""
+    """Refuse a batch larger than one process's shard of the training set (no step would run):
+    checked once, by the runner, before a run exists (`world`: the processes the data is shared
+    among, 1 where every process reads the whole epoch, `Method.shards_data`)."""
     if dataset.steps_per_epoch(batch_size, world) < 1:
         shard = dataset.num_train // world
         holder = "each process" if world > 1 else "the dataset"
@@ -124,7 +126,6 @@ class TrainContext:
         # The engine hands other ranks loggers that record nothing (only rank 0 writes to MLflow).
         self.metrics_log = MetricsLogger(log_metrics, ("train_loss", "test_loss", self.metric.name))
         self._log_table = log_table if log_table is not None else (lambda name, columns: None)
-        check_batch_fits(self.config.batch_size, dataset, self._data_world)
         self.steps_per_epoch = dataset.steps_per_epoch(self.config.batch_size, self._data_world)
         self.channels_last = uses_channels_last(self.config, dataset.spec)
         self._clock = _Stopwatch()

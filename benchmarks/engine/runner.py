@@ -16,6 +16,7 @@ from core.job import Job
 from core.result import RunResult, this_machine
 from core.runtime.contention import set_job_root
 from core.runtime.processes import identity
+from methods import get_method
 from models import check_model
 
 from .distributed import launched_by_torchrun, run_torchrun_rank, spawn_ranks, torchrun_rank
@@ -115,7 +116,8 @@ def run_job(
     if dataset is None:
         dataset = get_dataset(job, data_dir)  # missing data fails here, before a run is created
     check_model(job.model, dataset.spec)  # and a model that cannot read it
-    check_batch_fits(job.config.batch_size, dataset, job.devices)  # and a batch larger than a shard
+    shards = get_method(job.method).shards_data  # a pipeline's stages each read the whole epoch
+    check_batch_fits(job.config.batch_size, dataset, job.devices if shards else 1)  # and a batch past a shard
     torchrun = launched_by_torchrun()
     if torchrun:
         tracker = rank_tracker(torchrun_rank()[0], tracker)

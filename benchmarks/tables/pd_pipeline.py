@@ -14,7 +14,7 @@ from __future__ import annotations
 from core.job import Row
 
 from .common.cifar import RUNS
-from .common.spec import Cell, devices_for, register_table
+from .common.spec import Cell, register_table
 from .common.targets import PIPELINE
 
 METHODS = ("bp", "async_lu", "async_bu", "gpipe", "pipe_1f1b", "ddp")
@@ -26,14 +26,9 @@ def cells(profile: str) -> list[Cell]:
     """ResNet-18 on CIFAR-10, every method on the table's equal devices, each training all its epochs."""
     return [
         Cell("cifar10", "resnet18", Row(method), RUNS[profile], settings=tuple(EQUAL_EPOCHS.items()),
-             devices=table_devices(method, profile))
+             spread=True, min_devices=2)
         for method in METHODS
     ]  # fmt: skip
-
-
-def table_devices(method: str, profile: str) -> int:
-    """The table's equal devices for every multi-device method (bp stays on one): 2, the paper's 3."""
-    return devices_for(method, profile, spread=True, requested=None if profile == "paper" else 2)
 
 
 SPEC = register_table(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from core.job import Row
 
-from .spec import Cell, CellsFunction, devices_for
+from .spec import Cell, CellsFunction
 
 MODELS = ("resnet18", "resnet50")
 # Runs per cell: the paper's 3; quick keeps 3 only where a table's quick run fits an hour.
@@ -27,7 +27,7 @@ def cifar_cells(
 
     def cells(profile: str) -> list[Cell]:
         return [
-            Cell(dataset, model, Row(method), RUNS[profile], devices=devices_for(method, profile, spread))
+            Cell(dataset, model, Row(method), RUNS[profile], spread=spread)
             for model in models
             for method in methods
         ]

@@ -45,6 +45,11 @@ class Cell:
     # Processes: None for the method's own at the profile (`devices_for`); `run --devices N`
     # replaces it for every multi-device method.
     devices: int | None = None
+    # With devices None: the async methods on several processes too (Tables 5, 7, 8 and pd-pipeline
+    # compare multi-device runs), and at least `min_devices` for a multi-device method (averaging
+    # needs two processes even at smoke).
+    spread: bool = False
+    min_devices: int = 1
     config: TrainConfig | None = None  # a base config instead of the profile's (Table 9's timing)
     synthetic: bool = False  # random inputs in the dataset's shape (timing, where pixels don't matter)
     # 002's linear scaling rule on the job's processes: lr = the profile's x batch / 128 x devices,
@@ -55,19 +60,17 @@ class Cell:
 CellsFunction = Callable[[str], list[Cell]]  # profile -> the cells expected at it
 
 
-def devices_for(method: str, profile: str, spread: bool = False, requested: int | None = None) -> int:
-    """Processes of a `method` job. The paper runs every multi-device method on 3 GPUs.
+def devices_for(method: str, profile: str, spread: bool = False) -> int:
+    """A method's own processes at a profile (`cell_devices` decides a job's). The paper runs every
+    multi-device method on 3 GPUs.
 
     On a 2-core CPU (quick) a method uses both cores its own way (`Method.parallel`): the async
     methods through their threads in one process, a method of processes as 2 processes of one core
     each; `spread` puts the async methods on 2 processes too (Tables 7-8 compare multi-device runs).
-    Smoke keeps one process: seconds per run. `requested` (`run --devices N`) replaces the
-    profile's count for every multi-device method; single-device ones (`bp`) stay on one.
+    Smoke keeps one process: seconds per run. Single-device methods (`bp`) stay on one.
     """
     if METHODS[method].max_devices == 1:
         return 1
-    if requested is not None:
-        return requested
     if profile == "paper":
         return 3
     if profile == "quick" and (spread or METHODS[method].parallel == "processes"):
@@ -236,13 +239,16 @@ TABLES: Registry[TableSpec] = Registry("table")
 
 def cell_devices(cell: Cell, profile: str, requested: int | None = None) -> int:
     """The processes of a cell's jobs, decided here alone: one for a single-device method, else
-    `run --devices N`, else the cell's, else its method's own at the profile."""
+    `run --devices N`, else the cell's, else its method's own at the profile (spread where the cell
+    says, and at least its `min_devices`)."""
     method = cell.row.method
     if METHODS[method].max_devices == 1:
         return 1
     if requested is not None:
         return requested
-    return cell.devices if cell.devices is not None else devices_for(method, profile)
+    if cell.devices is not None:
+        return cell.devices
+    return max(cell.min_devices, devices_for(method, profile, cell.spread))
 
 
 def guest_cells(cells: list[Cell], method: str) -> list[Cell]:
