@@ -181,7 +181,7 @@ def add_outcomes(summary: pd.DataFrame, runs: pd.DataFrame, finished: pd.DataFra
         return int(sum(counts.get((model, method, status), 0) for status in statuses))
 
     present = set(zip(summary["model"], summary["method"], strict=True))
-    row_of = dict(zip(ended["label"], ended["row"], strict=True)) if not ended.empty else {}
+    row_of = dict(zip(ended["label"], ended["row_order"], strict=True)) if not ended.empty else {}
     only_ended = [
         k for k in dict.fromkeys(zip(ended["model"], ended["label"], strict=True)) if k not in present
     ]

@@ -122,9 +122,9 @@ def with_rows(runs: pd.DataFrame, spec) -> pd.DataFrame:
     runs = runs[keep].copy()
     identities = [i for i in identities if i is not None]
     logged = [p for p, k in zip(logged, keep, strict=True) if k]
-    runs["identity"] = identities
+    runs["row"] = identities
     runs["label"] = [identity.label for identity in identities]
-    runs["row"] = [spec.row_index(identity) for identity in identities]
+    runs["row_order"] = [spec.row_index(identity) for identity in identities]
     prototypes = {k: v for row in [*spec.rows, *identities] for k, v in row.settings}
     for key in spec.setting_keys:  # a setting changed for some jobs: a column beside its rows' settings
         if key not in prototypes:

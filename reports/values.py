@@ -76,7 +76,7 @@ def training_per_run(
     metrics = (*metrics, *(["mfu"] if "mfu" not in metrics else []))  # every training run logs it
     default_metric, metric_of = metric, dict(model_metrics or {})
     # Only the columns a run's values need (iterrows built a Series per run of every column).
-    identities = ("model", "method", "label", "row", "run_index", "run_id", *settings)
+    identities = ("model", "method", "label", "row_order", "run_index", "run_id", *settings)
     for run in finished[[c for c in identities if c in finished]].to_dict("records"):
         metric = metric_of.get(run["model"], default_metric)
         logged = (*metrics, MEMORY, *([metric.name] if metric.name not in CURVE else []))
@@ -90,7 +90,7 @@ def training_per_run(
             model=run["model"],
             method=run["method"],
             label=run["label"],
-            row=float(run["row"]) if "row" in run else -1.0,
+            row_order=float(run["row_order"]) if "row_order" in run else -1.0,
             **{key: run[key] for key in settings},
             run_index=int(run["run_index"]),
             run_id=run["run_id"],
@@ -125,7 +125,7 @@ def summarise(per_run: pd.DataFrame, columns: list[str], keys=("model", "label")
         row = {("method" if k == "label" else k): v for k, v in zip(keys, key, strict=True)}
         row["runs"] = len(group)
         if "label" in keys:
-            row["_row"] = float(group["row"].iloc[0]) if "row" in group else -1.0
+            row["_row"] = float(group["row_order"].iloc[0]) if "row_order" in group else -1.0
         for column in columns:
             mean, std, _ = mean_std(group[column])
             row[f"{column}_mean"], row[f"{column}_std"] = mean, std
@@ -172,7 +172,7 @@ def speedups(per_run: pd.DataFrame, reference: str = "bp") -> pd.DataFrame:
                     model=model,
                     method=run["method"],
                     label=run["label"],
-                    row=run["row"],
+                    row_order=run["row_order"],
                     run_index=run_index,
                     speedup=ref_s / run["tta_worst_s"],
                 )

@@ -387,11 +387,13 @@ def rank_tracker(rank: int, tracker: Tracker) -> Tracker:
     return tracker if rank == 0 else NullTracker()
 
 
-class NullTracker(Tracker):
-    """A tracker that records nothing (for perf benchmarks, which must not time MLflow)."""
+class NullTracker:
+    """A tracker that records nothing (perf benchmarks, which must not time MLflow; the ranks that do
+    not write): the calls the runner makes on a `Tracker`, each a no-op, and no store behind it
+    (`uri` None), so nothing of a Store is half there."""
 
-    def __init__(self):
-        self.uri = None
+    uri: str | None = None
+    remote = False
 
     def finished_run(self, experiment, job_key):
         return None

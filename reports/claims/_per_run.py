@@ -67,12 +67,12 @@ def with_values(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFram
     per_run = training_per_run(uri, runs, targets, spec.metrics, settings, spec.metric, spec.model_metrics)
     measured = set(per_run["run_id"]) if not per_run.empty else set()
     # Runs that failed before their first evaluation: kept, with no values (a cell counts them).
-    identity = ["model", "method", "label", "row", *settings, "run_index", "run_id"]
+    identity = ["model", "method", "label", "row_order", *settings, "run_index", "run_id"]
     unmeasured = runs.loc[~runs["run_id"].isin(measured), [c for c in identity if c in runs]]
     blank = [
         {
             **r,
-            "row": float(r.get("row", -1)),
+            "row_order": float(r.get("row_order", -1)),
             "run_index": int(r["run_index"]),
             "_curve": pd.DataFrame(columns=["epoch", "test_acc", "train_time_s"]),
         }

@@ -27,7 +27,7 @@ def staleness_per_tensor(uri: str, per_run: pd.DataFrame) -> pd.DataFrame:
                 model=run["model"],
                 method=run["method"],
                 label=run["label"],
-                row=run["row"],
+                row_order=run["row_order"],
                 run_index=run["run_index"],
             )
         )
@@ -50,7 +50,7 @@ def render(section: Section, spec, per_run: pd.DataFrame, out_dir: Path) -> pd.D
             dict(
                 model=model,
                 label=label,
-                row=group["row"].iloc[0],
+                row_order=group["row_order"].iloc[0],
                 run_index=run_index,
                 tensors=len(group),
                 staleness_input=float(group["staleness_mean"].iloc[0]),
