@@ -1,7 +1,6 @@
 """async_lu / async_bu: exactness in the degenerate case, exactly-once updates, lifecycle, staleness."""
 
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -139,10 +138,8 @@ def test_an_error_in_a_backward_thread_fails_the_job(store, monkeypatch):
         raise RuntimeError("backward thread exploded")
 
     monkeypatch.setattr("methods.common.param_updates.ParameterUpdater.apply", broken)
-    start = time.monotonic()
-    with pytest.raises(JobFailed, match="backward thread exploded"):
+    with pytest.raises(JobFailed, match="backward thread exploded"):  # a hang: pytest-timeout fails it
         run_job(job("async_lu", AsyncConfig()), None, Tracker(store), progress=False)
-    assert time.monotonic() - start < 60  # no hang (the job itself takes seconds)
 
 
 def test_several_forward_threads_train(store):
