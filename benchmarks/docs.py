@@ -68,18 +68,18 @@ def tables_table() -> str:
 
 
 def claims_table() -> str:
-    """Every claim: its id, source, sentence, rule version and where it cannot be decided."""
+    """Every claim: its id, source, sentence, rule version, each part's band (where the effect must
+    lie) and where it cannot be decided."""
     from reports.claims import CLAIMS
 
-    lines = [
-        "| claim | source | sentence | rule version | not decidable at |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+    head = "| claim | source | sentence | rule version | bands | not decidable at |"
+    lines = [head, "| --- " * 6 + "|"]
     for claim_id, claim in sorted(CLAIMS.items()):
         where = ", ".join(sorted(claim.undecidable)) or "–"
         if claim.needs_gpus:
             where += f" (a verdict needs {claim.needs_gpus} GPU(s))"
-        text = " | ".join(cell(part) for part in (claim.source, claim.statement, claim.version))
+        bands = "; ".join(f"{part.name} {part.band.text()}" for part in claim.parts)
+        text = " | ".join(cell(part) for part in (claim.source, claim.statement, claim.version, bands))
         lines.append(f"| `{claim_id}` | {text} | {where} |")
     return "\n".join(lines)
 
