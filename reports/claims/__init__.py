@@ -186,7 +186,7 @@ def write_claims(
     lines = [
         "# Claims: computed verdicts",
         "",
-        f"Each claim's verdict is computed from the runs in {uri} (`reports/claims/`, docs/fidelity.md). "
+        f"Each claim's verdict is computed from the runs in {uri} (`reports/claims/`, docs/claims.md). "
         "A claim states parts in its paper's terms, each a band its effect must lie in (a direction with a "
         "smallest effect of interest, an equivalence margin, or a stated size). Each part is measured per "
         "cell (table, model, setting): one margin per planned run, paired by seed, with its t interval. A "
