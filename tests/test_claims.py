@@ -614,7 +614,7 @@ def test_a_claim_the_budget_left_out_says_so():
 # --- frozen rules and their error rates ----------------------------------------------------------
 def test_every_rules_verdicts_on_fixed_evidence_are_pinned_to_its_version():
     """A change of a rule's logic changes its verdicts on these simulated stores: it must raise the
-    rule's version, record the change in docs/fidelity.md and re-pin (`python -m
+    rule's version, record the change in docs/log/fidelity.md and re-pin (`python -m
     benchmarks calibrate-claims --pins > tests/claim_rules.json`)."""
     from reports.claims.calibrate import pins
 
@@ -624,7 +624,7 @@ def test_every_rules_verdicts_on_fixed_evidence_are_pinned_to_its_version():
     for claim_id, current in now.items():
         assert current == pinned[claim_id], (
             f"{claim_id}: its verdicts on fixed evidence or its version changed ({pinned[claim_id]} -> "
-            f"{current}); raise the version with its history in docs/fidelity.md and re-pin"
+            f"{current}); raise the version with its history in docs/log/fidelity.md and re-pin"
         )
 
 
