@@ -84,11 +84,24 @@ def claims_table() -> str:
     return "\n".join(lines)
 
 
+def paper_store_table() -> str:
+    """What each rule says of 000's own tables as 3 runs each, paired both ways (`calibrate-claims
+    --paper-store`, reports/claims/paper_store.py)."""
+    from reports.claims.paper_store import paper_verdicts
+
+    lines = ["| claim | rule version | runs paired in rank order | in reverse order |", "| --- " * 4 + "|"]
+    for claim_id, verdicts in sorted(paper_verdicts().items()):
+        text = " | ".join(cell(verdicts[k]) for k in ("version", "rank order", "reverse order"))
+        lines.append(f"| `{claim_id}` | {text} |")
+    return "\n".join(lines)
+
+
 # block name -> (the file under docs/, its producer)
 BLOCKS: dict[str, tuple[str, Callable[[], str]]] = {
     "methods": ("methods.md", methods_table),
     "tables": ("design.md", tables_table),
     "claims": ("claims.md", claims_table),
+    "paper-store": ("claims.md", paper_store_table),
 }
 
 

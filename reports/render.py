@@ -140,6 +140,7 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
             if not per_run.empty:
                 section.per_run = per_run.drop(columns=["_curve"])
                 summary = add_memory(kind.render(section, spec, per_run, out_dir), per_run)
+                summary = add_declared(summary, per_run, spec.metrics)
                 section.summary = in_spec_order(add_outcomes(summary, of_profile, finished), spec)
                 if "contended" in section.summary:
                     section.notes.append(
@@ -148,6 +149,24 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
                     )
         sections.append(section)
     return sections
+
+
+def add_declared(summary: pd.DataFrame, per_run: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """Each per-epoch metric the table declares (`TableSpec.metrics`) that its kind left out, as
+    the mean and std over each row's runs of the run's mean over its epochs: every report shows
+    the metrics its table names."""
+    if summary.empty or not {"model", "method"} <= set(summary.columns):
+        return summary
+    keys = list(zip(summary["model"], summary["method"], strict=True))
+    for metric in metrics:
+        if metric not in per_run or any(c == metric or c.startswith(f"{metric}_") for c in summary.columns):
+            continue
+        by_row = {
+            key: mean_std(group[metric])[:2] for key, group in per_run.groupby(["model", "label"], sort=False)
+        }
+        summary[f"{metric}_mean"] = [by_row.get(k, (math.nan, math.nan))[0] for k in keys]
+        summary[f"{metric}_std"] = [by_row.get(k, (math.nan, math.nan))[1] for k in keys]
+    return summary
 
 
 def add_memory(summary: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
