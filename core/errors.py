@@ -1,5 +1,7 @@
 """Errors a user can cause, each mapped to one message line and an exit code by the CLI."""
 
+import re
+
 
 class UserError(Exception):
     """Bad input on the command line (unknown name, bad value): exit code 2."""
@@ -44,3 +46,11 @@ class Terminated(KeyboardInterrupt):
         super().__init__(signal_name)
         self.signal = signal_name
         self.exit_code = exit_code
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one short line (MLflow's and SQLAlchemy's messages span many), without
+    SQLAlchemy's statement and parameters (`[SQL: ...]`) or its background link."""
+    text = " ".join(str(err).split())
+    text = re.sub(r"\s*\[SQL: .*$|\s*\(Background on this error at: [^)]*\)", "", text)
+    return f"{type(err).__name__}: {text[:300]}"

@@ -354,6 +354,34 @@ def test_a_run_beats_and_one_whose_host_stops_beating_is_reclaimed_in_one_line(n
     assert tracker.client.get_run(live).data.tags["status"] == "running"
 
 
+def test_failed_heartbeats_are_counted_and_said_once_then_at_the_runs_end(monkeypatch, caplog):
+    """A beat that fails (a server away, a refusal) is not swallowed: its first failure is logged at
+    once, the next ones only counted, and the count said when the run stops beating."""
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from benchmarks.engine.heartbeat import Heartbeat
+
+    def refused(self, run_id, key, value):
+        raise MlflowException("server away")
+
+    monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.02")
+    monkeypatch.setattr(MlflowClient, "set_tag", refused)
+    heart = Heartbeat("sqlite:///unused.db")
+    with caplog.at_level(logging.WARNING, logger="benchmarks.engine.heartbeat"):
+        heart.add("r1")
+        deadline = time.monotonic() + 60
+        while heart.failed["r1"] < 3:
+            assert time.monotonic() < deadline, "no beat within 60 s"
+            time.sleep(0.02)
+        firsts = [r.message for r in caplog.records if "a heartbeat failed" in r.message]
+        heart.remove("r1")
+    assert len(firsts) == 1 and "server away" in firsts[0], firsts
+    ends = [r.message for r in caplog.records if "heartbeats failed" in r.message]
+    assert len(ends) == 1 and ends[0].startswith("run r1: ") and "r1" not in heart.failed, ends
+
+
 def test_a_reservation_that_meets_another_at_every_try_is_said_not_skipped(new_store, monkeypatch):
     """Two processes that step back at every try (each sees the other's run, then both end theirs
     superseded): the job is not reported as another's, which nobody runs; one line says to run again."""

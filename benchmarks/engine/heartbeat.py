@@ -6,13 +6,18 @@ on another host, whose process this host cannot see, is taken for dead once its 
 
 from __future__ import annotations
 
+import collections
+import logging
 import os
 import threading
 import time
 from collections.abc import Mapping
 
+from core.errors import one_line
+
 BEAT_EVERY_S = 60.0  # a write a minute per running job: nothing beside an epoch's metrics
 MISSED_BEATS = 10  # 10 minutes: a server away or a host's clock off by minutes does not reclaim a live job
+log = logging.getLogger(__name__)
 
 
 def beat_every_s() -> float:
@@ -44,12 +49,15 @@ def missed_s(tags: Mapping[str, str], now: float | None = None) -> float | None:
 
 class Heartbeat:
     """A daemon thread setting the `heartbeat` tag of the runs it holds, every beat_every_s(),
-    through a client of its own; a beat that fails (a server away) is skipped, not retried. The
+    through a client of its own; a beat that fails (a server away) is skipped, not retried, and
+    counted: its first failure is logged at once, the count when the run ends (`failed`). The
     thread ends when it holds no run (a `run`'s next job starts another)."""
 
     def __init__(self, uri: str):
         self.uri = uri
         self.runs: set[str] = set()
+        self.beats: collections.Counter[str] = collections.Counter()  # run -> beats tried
+        self.failed: collections.Counter[str] = collections.Counter()  # run -> beats that failed
         self._lock = threading.Lock()
         self._wake = threading.Event()  # set when the last run is removed: the thread ends now
         self._thread: threading.Thread | None = None
@@ -69,6 +77,14 @@ class Heartbeat:
             self.runs.discard(run_id)
             if not self.runs:
                 self._wake.set()
+            failed, beats = self.failed.pop(run_id, 0), self.beats.pop(run_id, 0)
+        if failed:
+            log.warning(
+                "run %s: %d of its %d heartbeats failed (a reader may take it for dead)",
+                run_id,
+                failed,
+                beats,
+            )
 
     def _beat(self) -> None:
         from mlflow.tracking import MlflowClient
@@ -84,7 +100,21 @@ class Heartbeat:
                     self._thread = None
                     return
             for run_id in runs:
+                with self._lock:
+                    if run_id not in self.runs:  # ended while this beat was in flight
+                        continue
+                    self.beats[run_id] += 1
                 try:
                     client.set_tag(run_id, "heartbeat", beat())
-                except Exception:  # noqa: BLE001  (an away server, a locked file: the next beat tries again)
-                    pass
+                except Exception as err:  # noqa: BLE001  (an away server, a locked file: the next beat tries again)
+                    self._count_failure(run_id, err)
+
+    def _count_failure(self, run_id: str, err: Exception) -> None:
+        """Count a failed beat of a run still held; say the first at once."""
+        with self._lock:
+            if run_id not in self.runs:
+                return
+            self.failed[run_id] += 1
+            first = self.failed[run_id] == 1
+        if first:
+            log.warning("run %s: a heartbeat failed (%s); the next beats try again", run_id, one_line(err))

@@ -8,7 +8,6 @@ import contextlib
 import functools
 import logging
 import os
-import re
 import subprocess
 import time
 import urllib.parse
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from core.errors import AccessRefused, ServerAway, StorageError, UserError
+from core.errors import AccessRefused, ServerAway, StorageError, UserError, one_line
 from core.result import SCHEMA_VERSION
 from core.runtime.processes import is_alive
 
@@ -314,11 +313,3 @@ def access_refused(err: BaseException, uri: str) -> str | None:
     if status == 403:
         return f"{uri} refused user {user!r} this write (403): a writer's role is the admin's to grant {fix}"
     return None
-
-
-def one_line(err: BaseException) -> str:
-    """An exception as one short line (MLflow's and SQLAlchemy's messages span many), without
-    SQLAlchemy's statement and parameters (`[SQL: ...]`) or its background link."""
-    text = " ".join(str(err).split())
-    text = re.sub(r"\s*\[SQL: .*$|\s*\(Background on this error at: [^)]*\)", "", text)
-    return f"{type(err).__name__}: {text[:300]}"
