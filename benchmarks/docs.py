@@ -126,14 +126,12 @@ def generated(docs: Path) -> dict[Path, str]:
 
 def cmd_docs(args) -> int:
     """Write the generated tables into docs/ (or, with --check, name the stale ones: exit 1)."""
-    stale = [path for path, text in generated(ROOT / "docs").items() if path.read_text() != text]
-    if args.check:
-        for path in stale:
+    stale = {path: text for path, text in generated(ROOT / "docs").items() if path.read_text() != text}
+    for path, text in stale.items():
+        if args.check:
             print(f"error: {path.relative_to(ROOT)} differs from its generation: python -m benchmarks docs",
                   file=sys.stderr)  # fmt: skip
-        return 1 if stale else 0
-    for path, text in generated(ROOT / "docs").items():
-        if path in stale:
+        else:
             path.write_text(text)
             print(path.relative_to(ROOT))
-    return 0
+    return 1 if stale and args.check else 0

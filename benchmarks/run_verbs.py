@@ -149,16 +149,9 @@ def cmd_run(args) -> int:
 
 
 def with_guests(spec, wanted: list[str] | None):
-    """The table with each asked method it does not have as a guest row (`TableSpec.with_methods`):
-    any registered method runs in an existing table's workloads; an unknown name exits 2."""
-    from methods import METHODS
-
-    if not wanted:
-        return spec
-    for name in wanted:
-        if name not in spec.methods:
-            METHODS.lookup(name)  # exit 2 naming the registered methods
-    return spec.with_methods([m for m in wanted if m not in spec.methods])
+    """The table with each asked method it does not have as a guest row (`TableSpec.with_methods`:
+    any registered method runs in an existing table's workloads; an unknown name exits 2)."""
+    return spec.with_methods(wanted) if wanted else spec
 
 
 def refuse_claims_flags(args) -> None:

@@ -139,8 +139,9 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
             )
             if not per_run.empty:
                 section.per_run = per_run.drop(columns=["_curve"])
-                summary = add_memory(kind.render(section, spec, per_run, out_dir), per_run)
-                summary = add_declared(summary, per_run, spec.metrics)
+                summary = add_row_means(
+                    kind.render(section, spec, per_run, out_dir), per_run, (MEMORY, *spec.metrics)
+                )
                 section.summary = in_spec_order(add_outcomes(summary, of_profile, finished), spec)
                 if "contended" in section.summary:
                     section.notes.append(
@@ -151,36 +152,22 @@ def build_sections(spec, uri: str, out_dir: Path, profile: str | None = None) ->
     return sections
 
 
-def add_declared(summary: pd.DataFrame, per_run: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Each per-epoch metric the table declares (`TableSpec.metrics`) that its kind left out, as
-    the mean and std over each row's runs of the run's mean over its epochs: every report shows
-    the metrics its table names."""
+def add_row_means(summary: pd.DataFrame, per_run: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """Each of `metrics` that the report kind left out of a summary of rows (model and method), as
+    the mean and std over each row's runs of the run's value: the peak memory (GiB: the job's
+    processes summed, the highest epoch of a run) and every per-epoch metric the table declares
+    (`TableSpec.metrics`, a run's mean over its epochs), so every report shows what its table names."""
     if summary.empty or not {"model", "method"} <= set(summary.columns):
         return summary
     keys = list(zip(summary["model"], summary["method"], strict=True))
+    rows = per_run.groupby(["model", "label"], sort=False)
+    nan = (math.nan, math.nan)
     for metric in metrics:
         if metric not in per_run or any(c == metric or c.startswith(f"{metric}_") for c in summary.columns):
             continue
-        by_row = {
-            key: mean_std(group[metric])[:2] for key, group in per_run.groupby(["model", "label"], sort=False)
-        }
-        summary[f"{metric}_mean"] = [by_row.get(k, (math.nan, math.nan))[0] for k in keys]
-        summary[f"{metric}_std"] = [by_row.get(k, (math.nan, math.nan))[1] for k in keys]
-    return summary
-
-
-def add_memory(summary: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
-    """The rows' peak memory (GiB: the job's processes summed, the highest epoch of a run; mean ± std
-    over runs), for summaries of rows (model and method)."""
-    if summary.empty or not {"model", "method"} <= set(summary.columns) or f"{MEMORY}_mean" in summary:
-        return summary
-    by_row = {
-        key: mean_std(group[MEMORY])[:2] for key, group in per_run.groupby(["model", "label"], sort=False)
-    }
-    keys = list(zip(summary["model"], summary["method"], strict=True))
-    nan = (math.nan, math.nan)
-    summary[f"{MEMORY}_mean"] = [by_row.get(k, nan)[0] for k in keys]
-    summary[f"{MEMORY}_std"] = [by_row.get(k, nan)[1] for k in keys]
+        by_row = {key: mean_std(group[metric])[:2] for key, group in rows}
+        summary[f"{metric}_mean"] = [by_row.get(k, nan)[0] for k in keys]
+        summary[f"{metric}_std"] = [by_row.get(k, nan)[1] for k in keys]
     return summary
 
 

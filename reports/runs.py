@@ -110,7 +110,7 @@ def mlflow_runs(uri: str, experiment: str) -> list[StoredRun]:
 
 def with_rows(runs: pd.DataFrame, spec) -> pd.DataFrame:
     """The runs of the spec's rows' settings, each with its own row (`spec.run_row`, from its
-    params): `identity` (the Row), `label` (its name, `lapsgd[reading=authors_code]`), `row` (the
+    params): `row` (the Row), `label` (its text, `lapsgd[reading=authors_code]`), `row_order` (the
     index in `spec.rows` of the table row it extends: order and paper values) and one typed column
     per setting of any row (`forward_threads`, `straggler_delay_frac`, ...), a setting a row leaves
     out at its method's default or, for a shared setting, at the run's logged value."""

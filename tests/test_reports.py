@@ -403,7 +403,7 @@ def test_a_table_declared_as_data_builds_its_cells_jobs():
 def test_every_report_kind_shows_the_metrics_its_table_declares():
     """`TableSpec.metrics` reach the summary whatever the kind: a metric the kind left out is added
     as its mean and std over each row's runs; one the kind shows already is left as it is."""
-    from reports.render import add_declared
+    from reports.render import add_row_means
 
     per_run = pd.DataFrame(
         {
@@ -414,6 +414,6 @@ def test_every_report_kind_shows_the_metrics_its_table_declares():
         }
     )
     summary = pd.DataFrame({"model": ["m", "m"], "method": ["a", "b"], "mfu_mean": [0.2, 0.2]})
-    shown = add_declared(summary.copy(), per_run, ("samples_per_s", "mfu", "not_logged"))
+    shown = add_row_means(summary.copy(), per_run, ("samples_per_s", "mfu", "not_logged"))
     assert list(shown["samples_per_s_mean"]) == [15.0, 5.0] and shown["samples_per_s_std"].iloc[1] != 0.0
     assert list(shown["mfu_mean"]) == [0.2, 0.2] and "mfu_std" not in shown and "not_logged_mean" not in shown
