@@ -255,11 +255,14 @@ def cmd_ui(args) -> int:
 
 
 def cmd_server(args) -> int:
-    from .server import serve
+    from .server import Serving, serve
 
     return serve(
-        args.store, args.host, args.port, args.create, args.allowed_hosts,
-        auth=args.auth, insecure=args.insecure, password_file=args.auth_password_file,
+        Serving(
+            args.store, args.host, args.port, args.create, args.allowed_hosts, auth=args.auth,
+            insecure=args.insecure, password_file=args.auth_password_file, certfile=args.certfile,
+            keyfile=args.keyfile, cleartext_passwords=args.cleartext_passwords,
+        )
     )  # fmt: skip
 
 

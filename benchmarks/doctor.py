@@ -13,13 +13,14 @@ import json
 import os
 import platform
 import shutil
+import ssl
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import AccessRefused, DataMissingError, StorageError, UserError
+from core.errors import AccessRefused, DataMissingError, ServerAway, StorageError, UserError
 
 GiB = 2**30
 
@@ -131,8 +132,8 @@ def check_store(uri: str | None) -> Check:
     except AccessRefused as err:
         return Check("MLflow store", "refused this user", False, str(err))
     except (StorageError, UserError) as err:
-        served = (uri or "").startswith(("http://", "https://"))
-        return Check("MLflow store", "cannot be used", False, server_fix(uri, err) if served else str(err))
+        fix = server_fix(uri, err) if isinstance(err, ServerAway) else str(err)
+        return Check("MLflow store", "cannot be used", False, fix)
     if tracker.remote:
         return check_server(tracker)
     return Check("MLflow store", f"{tracker.uri} (writable)")
@@ -154,7 +155,7 @@ def check_server(tracker) -> Check:
 
     request = urllib.request.Request(f"{tracker.uri.rstrip('/')}/version", headers=basic_auth_header())
     try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
+        with urllib.request.urlopen(request, timeout=5, context=tls_context()) as reply:
             version = reply.read().decode().strip()
         default = tracker.client.get_experiment_by_name("Default")
         if default is None:
@@ -169,6 +170,16 @@ def check_server(tracker) -> Check:
             "MLflow store", f"{tracker.uri}: unreachable or not writable", False, server_fix(tracker.uri, err)
         )
     return Check("MLflow store", f"{tracker.uri} (MLflow server {version}, writable)")
+
+
+def tls_context() -> ssl.SSLContext:
+    """How an HTTPS server's certificate is checked, as MLflow's client checks it: against
+    MLFLOW_TRACKING_SERVER_CERT_PATH where set (a self-signed one), else the system's authorities;
+    not at all under MLFLOW_TRACKING_INSECURE_TLS=true."""
+    context = ssl.create_default_context(cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None)
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
 
 
 def basic_auth_header() -> dict[str, str]:

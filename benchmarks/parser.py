@@ -184,6 +184,13 @@ def add_server(sub) -> None:
     server.add_argument(
         "--insecure", action="store_true", help="serve beyond loopback without authentication (warned)"
     )
+    server.add_argument("--certfile", type=Path, metavar="PEM", help="serve HTTPS with this certificate")
+    server.add_argument("--keyfile", type=Path, metavar="PEM", help="its private key (mode 600)")
+    server.add_argument(
+        "--cleartext-passwords",
+        action="store_true",
+        help="--auth beyond loopback over plain HTTP: every password crosses the network unencrypted",
+    )
 
 
 def add_migrate(sub) -> None:

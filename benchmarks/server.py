@@ -5,16 +5,19 @@ Jobs log to it with `--tracking-uri http://HOST:PORT`. Over an SQLite store the 
 artifacts beside the file, as the suite does (`artifacts/`), and serves them: an experiment the
 server creates stores its artifacts through it (`mlflow-artifacts:/`), so a job on another host
 needs no shared folder. Loopback by default; beyond it, `--auth` runs MLflow's `basic-auth` app
-(users, passwords and permissions in a second SQLite file beside the store) or `--insecure` says
-that anyone who reaches the port may write (docs/methods.md, "A lab's server").
+(users, passwords and permissions in a second SQLite file beside the store), over HTTPS with
+`--certfile/--keyfile` (or `--cleartext-passwords`), or `--insecure` says that anyone who reaches
+the port may write (docs/methods.md, "A lab's server").
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import StorageError, UserError
@@ -29,10 +32,17 @@ LEGACY_ADMIN_PASSWORD = "password1234"  # what MLflow's basic_auth.ini shipped b
 
 
 def server_command(
-    store: str, artifacts: Path, host: str, port: int, allowed_hosts: str | None = None, auth: bool = False
+    store: str,
+    artifacts: Path,
+    host: str,
+    port: int,
+    allowed_hosts: str | None = None,
+    auth: bool = False,
+    tls: tuple[Path, Path] | None = None,
 ) -> list[str]:
     """The `mlflow server` command line over `store`, its artifacts served from `artifacts`
-    (`allowed_hosts`: MLflow's --allowed-hosts, passed through; `auth`: the basic-auth app)."""
+    (`allowed_hosts`: MLflow's --allowed-hosts, passed through; `auth`: the basic-auth app; `tls`:
+    HTTPS with this certificate and key, through uvicorn, MLflow's default server)."""
     mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
     if mlflow is None:
         raise UserError(
@@ -40,6 +50,12 @@ def server_command(
         )
     hosts = ["--allowed-hosts", host_patterns(allowed_hosts)] if allowed_hosts else []
     hosts += ["--app-name", "basic-auth"] if auth else []
+    if tls is not None:
+        certfile, keyfile = (shlex.quote(str(path.resolve())) for path in tls)
+        # An idle keep-alive client never answers TLS's close, so a stop would wait asyncio's 30 s
+        # for each one (measured): 5 s of grace, then the connections are dropped.
+        opts = f"--ssl-certfile {certfile} --ssl-keyfile {keyfile} --timeout-graceful-shutdown 5"
+        hosts += ["--uvicorn-opts", opts]
     return [mlflow, "server", "--backend-store-uri", store, "--artifacts-destination", str(artifacts),
             "--serve-artifacts", "--host", host, "--port", str(port), "--workers", "1", *hosts]  # fmt: skip
 
@@ -88,18 +104,25 @@ def auth_environment(store_file: Path, password_file: Path | None = None) -> dic
 
 
 def read_password_file(path: Path) -> str:
-    """The admin's password from a file only its owner can read (a world- or group-readable one
-    is refused in one line: the password would be anyone's on the host)."""
+    """The admin's password from a file only its owner can read."""
+    owner_only(path, "--auth-password-file")
     try:
-        mode = path.stat().st_mode
-        if mode & 0o077:
-            raise UserError(
-                f"--auth-password-file {path} can be read by others (mode {mode & 0o777:o}): "
-                f"`chmod 600 {path}`, then start again"
-            )
         return path.read_text().strip()
     except OSError as err:
         raise UserError(f"--auth-password-file {path}: {err.strerror}") from None
+
+
+def owner_only(path: Path, option: str) -> None:
+    """Refuse, in one line, a secret's file that others on the host can read (or that is missing)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        raise UserError(f"{option} {path}: {err.strerror}") from None
+    if mode & 0o077:
+        raise UserError(
+            f"{option} {path} can be read by others (mode {mode & 0o777:o}): "
+            f"`chmod 600 {path}`, then start again"
+        )
 
 
 def private_file(path: Path) -> None:
@@ -122,48 +145,87 @@ def check_admin_password(username: str, password: str | None) -> None:
         raise UserError("--auth: the admin password must be at least 12 characters")
 
 
-def serve(
-    store: str | None,
-    host: str,
-    port: int,
-    create: bool = False,
-    allowed_hosts: str | None = None,
-    auth: bool = False,
-    insecure: bool = False,
-    password_file: Path | None = None,
-) -> int:
-    """Print the URI to give to jobs, then run the server in the foreground (until Ctrl-C). A
-    `store` named that does not exist is refused (a mistyped path would serve a new, empty store)
-    unless `create`; the default store is made where missing, as every command makes it. Beyond
-    loopback, `auth` (MLflow's basic-auth app) or an explicit `insecure`."""
-    if not 0 < port < 65536:
-        raise UserError(f"--port must be in 1-65535, got {port}")
-    if host not in LOOPBACK and not (auth or insecure):
+@dataclass(frozen=True)
+class Serving:
+    """What `server` was asked for: where it listens, over which store, and how it guards the port."""
+
+    store: str | None
+    host: str = "127.0.0.1"
+    port: int = 5000
+    create: bool = False
+    allowed_hosts: str | None = None
+    auth: bool = False
+    insecure: bool = False
+    password_file: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    cleartext_passwords: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.certfile else "http"
+
+
+def check_serving(serving: Serving) -> None:
+    """Refuse, in one line, a port that is open to the network unguarded: beyond loopback, users
+    (`--auth`) or an explicit `--insecure`; users' passwords over plain HTTP beyond loopback only with
+    `--cleartext-passwords`; a certificate and its key given together, the key its owner's alone."""
+    if not 0 < serving.port < 65536:
+        raise UserError(f"--port must be in 1-65535, got {serving.port}")
+    beyond = serving.host not in LOOPBACK
+    if beyond and not (serving.auth or serving.insecure):
         raise UserError(
-            f"--host {host} opens the store to the network: add --auth (users and passwords, "
+            f"--host {serving.host} opens the store to the network: add --auth (users and passwords, "
             "docs/methods.md) or --insecure (anyone who reaches the port may write)"
         )
-    if password_file is not None and not auth:
+    if serving.password_file is not None and not serving.auth:
         raise UserError("--auth-password-file is the admin's password for --auth; add --auth")
+    if (serving.certfile is None) != (serving.keyfile is None):
+        raise UserError("--certfile and --keyfile go together: the certificate and its private key")
+    if serving.certfile is not None:
+        for given in (serving.certfile, serving.keyfile):
+            if not given.is_file():
+                raise UserError(f"no file {given} (docs/methods.md says how to make a self-signed pair)")
+        owner_only(serving.keyfile, "--keyfile")
+    if beyond and serving.auth and serving.certfile is None and not serving.cleartext_passwords:
+        raise UserError(
+            f"--auth on --host {serving.host} over plain HTTP sends every password in clear text: "
+            "add --certfile/--keyfile (HTTPS), or --cleartext-passwords on a network you trust"
+        )
+
+
+def serve(serving: Serving) -> int:
+    """Print the URI to give to jobs, then run the server in the foreground (until Ctrl-C). A
+    `store` named that does not exist is refused (a mistyped path would serve a new, empty store)
+    unless `create`; the default store is made where missing, as every command makes it."""
+    check_serving(serving)
+    store, host, port = serving.store, serving.host, serving.port
     if (store or "").startswith(("http://", "https://")):
         raise UserError(f"{store} is a server already: give it to jobs as --tracking-uri")
     named = Path(store.removeprefix("sqlite:///")) if (store or "").startswith("sqlite:///") else None
-    if named is not None and not named.exists() and not create:
+    if named is not None and not named.exists() and not serving.create:
         raise StorageError(f"no store at {named} (a mistyped path?); add --create to make a new one there")
     tracker = Tracker(store)  # checks (and creates) the store before the server starts on it
     if tracker.sqlite_path is None:
         raise UserError(f"`server` serves an SQLite store (sqlite:///PATH); {tracker.uri} is not one")
     artifacts = tracker.sqlite_path.parent / "artifacts"
     env = dict(os.environ)
-    if auth:
+    if serving.auth:
         env.pop("MLFLOW_AUTH_ADMIN_PASSWORD", None)  # passed on the first start only (auth_environment)
-        env.update(auth_environment(tracker.sqlite_path, password_file))
-    command = server_command(tracker.uri, artifacts, host, port, allowed_hosts, auth)
+        env.update(auth_environment(tracker.sqlite_path, serving.password_file))
+    tls = (serving.certfile, serving.keyfile) if serving.certfile else None
+    command = server_command(tracker.uri, artifacts, host, port, serving.allowed_hosts, serving.auth, tls)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    print(f"MLflow tracking server on http://{host}:{port} over {tracker.uri} (artifacts: {artifacts})")
-    print(f"jobs log to it with: --tracking-uri http://{shown}:{port}  (or MLFLOW_TRACKING_URI)")
-    if auth:
+    scheme = serving.scheme
+    print(f"MLflow tracking server on {scheme}://{host}:{port} over {tracker.uri} (artifacts: {artifacts})")
+    print(f"jobs log to it with: --tracking-uri {scheme}://{shown}:{port}  (or MLFLOW_TRACKING_URI)")
+    if tls:
+        trust = serving.certfile.resolve()
+        print(f"clients that do not already trust its certificate: MLFLOW_TRACKING_SERVER_CERT_PATH={trust}")
+    if serving.auth:
         print("users: MLflow's basic-auth; jobs, report and sync pass MLFLOW_TRACKING_USERNAME/PASSWORD")
+        if host not in LOOPBACK and not tls:
+            print("warning: --cleartext-passwords: every password crosses the network unencrypted")
     elif host not in LOOPBACK:
         print("warning: --insecure: no authentication; anyone who reaches this port can write to the store")
     sys.stdout.flush()

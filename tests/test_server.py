@@ -4,6 +4,7 @@
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -28,10 +29,23 @@ def free_port() -> int:
 ADMIN = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "the-tests-admin-password"}
 
 
+def self_signed_pair(folder: Path, names: list[str]) -> tuple[Path, Path]:
+    """A certificate for `names` and its key, made by docs/methods.md's openssl command."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    alt = ",".join(f"IP:{n}" if n.replace(".", "").isdigit() else f"DNS:{n}" for n in names)
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+               "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={names[0]}",
+               "-addext", f"subjectAltName={alt}"]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True)
+    return cert, key
+
+
 class Server:
     """`python -m benchmarks server` over an SQLite store, started and stopped by a test (in network
     namespace `namespace` where given, listening on `host`; jobs reach it by `name` where given;
-    `auth`: with users, ADMIN its admin; beyond loopback without them, `--insecure`)."""
+    `auth`: with users, ADMIN its admin, beyond loopback over plain HTTP (`--cleartext-passwords`)
+    unless `tls`; beyond loopback without users, `--insecure`; `tls`: HTTPS with a self-signed
+    certificate, which clients trust through `client_env`)."""
 
     def __init__(
         self,
@@ -40,11 +54,16 @@ class Server:
         namespace: str | None = None,
         auth: bool = False,
         name: str | None = None,
+        tls: bool = False,
     ):
         self.store = empty_store(store_path) if not store_path.exists() else f"sqlite:///{store_path}"
         self.host, self.port, self.namespace = host, free_port(), namespace
         self.auth, self.name = auth, name
-        self.uri = f"http://{name or host}:{self.port}"
+        names = [name or host, "localhost", "127.0.0.1"]
+        self.tls = self_signed_pair(store_path.parent, names) if tls else None
+        self.uri = f"{'https' if tls else 'http'}://{name or host}:{self.port}"
+        # What a client needs beside the URI to trust the server's certificate.
+        self.client_env = {"MLFLOW_TRACKING_SERVER_CERT_PATH": str(self.tls[0])} if tls else {}
         self.log = store_path.with_name("server.log")
         self.proc = None
 
@@ -53,7 +72,12 @@ class Server:
         else the caller stops it)."""
         prefix = ["ip", "netns", "exec", self.namespace] if self.namespace else []
         args = ["server", "--host", self.host, "--port", str(self.port), "--store", self.store]
-        args += ["--auth"] if self.auth else [] if self.host == "127.0.0.1" else ["--insecure"]
+        loopback = self.host == "127.0.0.1"
+        args += ["--auth"] if self.auth else [] if loopback else ["--insecure"]
+        if self.tls:
+            args += ["--certfile", str(self.tls[0]), "--keyfile", str(self.tls[1])]
+        elif self.auth and not loopback:
+            args += ["--cleartext-passwords"]  # the tests' own private network namespaces
         args += ["--allowed-hosts", self.name] if self.name else []
         env = {**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN["MLFLOW_TRACKING_PASSWORD"]}
         with self.log.open("a") as out:  # a file, not a pipe: the server's request log never blocks it
@@ -72,12 +96,17 @@ class Server:
 
     def answers(self) -> bool:
         """Whether GET /health answers 200 (from this process's namespace, or the server's)."""
+        cafile = repr(str(self.tls[0])) if self.tls else None
         if self.namespace:
-            probe = f"import urllib.request as u; u.urlopen('{self.uri}/health', timeout=2)"
+            probe = (
+                "import ssl, urllib.request as u; context = ssl.create_default_context(cafile="
+                f"{cafile}); u.urlopen('{self.uri}/health', timeout=2, context=context)"
+            )
             command = ["ip", "netns", "exec", self.namespace, sys.executable, "-c", probe]
             return subprocess.run(command, capture_output=True).returncode == 0
+        context = ssl.create_default_context(cafile=str(self.tls[0]) if self.tls else None)
         try:
-            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as reply:
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=2, context=context) as reply:
                 return reply.status == 200
         except OSError:
             return False
@@ -240,6 +269,18 @@ def test_server_beyond_loopback_needs_auth_or_insecure_and_auth_a_real_password(
     secret.chmod(0o644)  # anyone on the host could read it
     proc = run_cli("server", "--auth", "--auth-password-file", str(secret), "--store", store)
     assert proc.returncode == 2 and f"`chmod 600 {secret}`" in proc.stderr, proc.stderr
+    secret.chmod(0o600)
+    beyond = ("server", "--auth", "--auth-password-file", str(secret), "--host", "0.0.0.0", "--store", store)
+    proc = run_cli(*beyond)  # basic-auth over plain HTTP beyond loopback: passwords in clear text
+    assert proc.returncode == 2 and "--cleartext-passwords" in proc.stderr and "--certfile" in proc.stderr
+    proc = run_cli(*beyond, "--certfile", str(secret))
+    assert proc.returncode == 2 and "go together" in proc.stderr, proc.stderr
+    proc = run_cli(*beyond, "--certfile", str(secret), "--keyfile", str(secret.with_name("absent.pem")))
+    assert proc.returncode == 2 and "absent.pem" in proc.stderr, proc.stderr
+    cert, key = self_signed_pair(tmp_path, ["localhost"])
+    key.chmod(0o644)
+    proc = run_cli(*beyond, "--certfile", str(cert), "--keyfile", str(key))
+    assert proc.returncode == 2 and f"`chmod 600 {key}`" in proc.stderr, proc.stderr
     secret.write_text("short\n")
     secret.chmod(0o600)
     proc = run_cli("server", "--auth", "--auth-password-file", str(secret), "--store", store)
@@ -250,13 +291,20 @@ def test_server_beyond_loopback_needs_auth_or_insecure_and_auth_a_real_password(
 @pytest.mark.ci
 @pytest.mark.slow  # a server with users, a smoke job: ~40 s
 def test_a_server_with_users_takes_writers_and_refuses_the_rest_in_one_line(tmp_path, monkeypatch):
-    """`server --auth`: the admin makes a writer (a role with EDIT on every experiment) and a reviewer
-    (the default READ), as docs/methods.md's lab does; the writer's job logs; the reviewer's and an
-    anonymous job end in one line each, exit 1; `doctor` names the refusal; `report` reads."""
+    """`server --auth` over HTTPS with a self-signed certificate (made by docs/methods.md's command):
+    the admin makes a writer (a role with EDIT on every experiment) and a reviewer (the default
+    READ), as docs/methods.md's lab does; the writer's job logs; the reviewer's and an anonymous job
+    end in one line each, exit 1; `doctor` names the refusal; `report` reads; a client that does not
+    trust the certificate is told how in one line."""
     from mlflow.server import get_app_client
 
-    server = Server(tmp_path / "mlflow.db", auth=True).start()
+    server = Server(tmp_path / "mlflow.db", auth=True, tls=True).start()
     try:
+        proc = cli("train", "--method", "bp", "--profile", "smoke", "--tracking-uri", server.uri)
+        assert proc.returncode == 1 and "MLFLOW_TRACKING_SERVER_CERT_PATH" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        for key, value in server.client_env.items():
+            monkeypatch.setenv(key, value)
         for key, value in ADMIN.items():
             monkeypatch.setenv(key, value)
         admin = get_app_client("basic-auth", tracking_uri=server.uri)

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -77,10 +78,18 @@ def server_away(err: BaseException) -> bool:
     import requests
     from mlflow.exceptions import MlflowException
 
+    if untrusted_certificate(err):  # it answered: with a certificate this host does not trust
+        return False
     if isinstance(err, MlflowException | requests.exceptions.HTTPError):
         return http_status(err) >= 500
     network = (requests.exceptions.RequestException, ConnectionError, TimeoutError, socket.gaierror)
     return isinstance(err, network)
+
+
+def untrusted_certificate(err: BaseException) -> bool:
+    """Whether an HTTPS server's certificate failed this host's check (MLflow wraps the SSL error
+    in its own exception's text, so the text decides)."""
+    return "CERTIFICATE_VERIFY_FAILED" in str(err) or isinstance(err, ssl.SSLCertVerificationError)
 
 
 def away_reason(err: BaseException) -> str:

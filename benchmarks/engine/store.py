@@ -21,7 +21,7 @@ from core.runtime.processes import is_alive
 
 from .heartbeat import missed_s
 from .served_artifacts import route_through_server
-from .spool import away_reason, http_status, server_away, wait_at_end_s
+from .spool import away_reason, http_status, server_away, untrusted_certificate, wait_at_end_s
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/store.py -> the checkout
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
@@ -265,6 +265,11 @@ class Store:
         except Exception as err:  # noqa: BLE001  (MLflow, SQLAlchemy and OS errors all mean the same here)
             if refused := access_refused(err, self.uri):
                 raise AccessRefused(refused) from None
+            if self.remote and untrusted_certificate(err):
+                raise StorageError(
+                    f"tracking server {self.uri}'s certificate is not trusted here: set "
+                    "MLFLOW_TRACKING_SERVER_CERT_PATH to it (a self-signed one, docs/methods.md)"
+                ) from None
             if self.remote and server_away(err):
                 raise ServerAway(f"tracking server {self.uri} does not answer ({away_reason(err)})") from None
             raise StorageError(f"tracking store {self.uri} cannot be {doing}: {one_line(err)}") from None
