@@ -22,6 +22,7 @@ from pathlib import Path
 
 from core.errors import StorageError, UserError
 
+from .engine.served_artifacts import link_named_folders
 from .engine.tracking import Tracker
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -208,7 +209,8 @@ def serve(serving: Serving) -> int:
     tracker = Tracker(store)  # checks (and creates) the store before the server starts on it
     if tracker.sqlite_path is None:
         raise UserError(f"`server` serves an SQLite store (sqlite:///PATH); {tracker.uri} is not one")
-    artifacts = tracker.sqlite_path.parent / "artifacts"
+    artifacts = tracker.artifacts_root()
+    link_named_folders(tracker.client, artifacts)
     env = dict(os.environ)
     if serving.auth:
         env.pop("MLFLOW_AUTH_ADMIN_PASSWORD", None)  # passed on the first start only (auth_environment)

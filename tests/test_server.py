@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from benchmarks.doctor import check_store
+from core.result import SCHEMA_VERSION
 
 from .conftest import LONG_JOBS, ROOT, cli, empty_store, run_cli
 
@@ -351,35 +352,58 @@ def test_a_server_with_users_takes_writers_and_refuses_the_rest_in_one_line(tmp_
 
 
 @pytest.mark.ci
-@pytest.mark.slow  # a server, two tables through it: ~20 s
+@pytest.mark.slow  # a server with users, two runs' tables through it: ~25 s
 def test_the_tables_of_a_store_made_on_its_file_go_through_its_server(tmp_path, monkeypatch):
-    """An experiment created on the SQLite file before the store was served keeps a file:// location,
-    a path of the server's host: a client of the server (whose own disk refuses that path here, as
-    another host's would lack it) writes and reads its runs' tables through the server, and they
-    land in the store's artifacts/ folder, where local commands read them."""
+    """Experiments created on the SQLite file before the store was served keep file:// locations,
+    paths of the server's host: a writer (EDIT, no MANAGE) on another host (whose own disk refuses
+    that path here) writes and reads its runs' tables through the server, and they land in the
+    store's artifacts/ folder, where local commands read them: for an experiment of today's layout
+    (its folder named by its id) and one of the suite's layout before 2026-11-28 (named by its
+    name, linked by its id when the server starts)."""
     import json
 
+    from mlflow.server import get_app_client
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
     from benchmarks.engine.tracking import Tracker
 
     store_path = tmp_path / "lab" / "mlflow.db"
     store_path.parent.mkdir()
-    Tracker(empty_store(store_path)).experiment_id("table3")  # made on the file, before any server
-    server = Server(store_path).start()
+    local = Tracker(empty_store(store_path))
+    local.experiment_id("table3")  # made on the file, before any server: artifacts/<id>
+    artifacts = store_path.parent / "artifacts"
+    old_layout = local.client.create_experiment("table1", artifact_location=(artifacts / "table1").as_uri())
+    local.client.set_experiment_tag(old_layout, "schema", SCHEMA_VERSION)
+    server = Server(store_path, auth=True).start()
     try:
+        for key, value in ADMIN.items():
+            monkeypatch.setenv(key, value)
+        admin = get_app_client("basic-auth", tracking_uri=server.uri)
+        admin.create_user("wanda", "wanda-writes-runs")
+        writer = admin.create_role("default", "writer", "runs the suite's jobs")
+        admin.add_role_permission(writer.id, "experiment", "*", "EDIT")
+        admin.assign_role("wanda", writer.id)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "wanda")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wanda-writes-runs")
 
         def another_hosts_disk(*args, **kwargs):
             raise PermissionError(13, "Permission denied", "a path of the server's host")
 
         monkeypatch.setattr(LocalArtifactRepository, "log_artifact", another_hosts_disk)
         remote = Tracker(server.uri)
-        run_id = remote.start("table3", "a-run", dict(job_key="k", status="running"), {})
-        assert remote.client.get_run(run_id).info.artifact_uri.startswith("file://")
-        for epoch in (0, 1):  # the second appends to the first: read back through the server
-            remote.log_table(run_id, {"epoch": [epoch, epoch]}, "staleness.json")
-        remote.finish(run_id, "finished", {})
+        runs = {}
+        for experiment in ("table3", "table1"):
+            run_id = remote.start(experiment, "a-run", dict(job_key="k", status="running"), {})
+            assert remote.client.get_run(run_id).info.artifact_uri.startswith("file://")
+            for epoch in (0, 1):  # the second appends to the first: read back through the server
+                remote.log_table(run_id, {"epoch": [epoch, epoch]}, "staleness.json")
+            remote.finish(run_id, "finished", {})
+            assert remote.client.get_run(run_id).data.tags["status"] == "finished"
+            runs[experiment] = run_id
     finally:
         server.stop()
-    written = store_path.parent / "artifacts" / "table3" / run_id / "artifacts" / "staleness.json"
-    assert [row[:1] for row in json.loads(written.read_text())["data"]] == [[0], [0], [1], [1]]
+    folders = {"table3": local.experiment_id("table3"), "table1": "table1"}
+    for experiment, run_id in runs.items():
+        written = artifacts / folders[experiment] / run_id / "artifacts" / "staleness.json"
+        assert [row[:1] for row in json.loads(written.read_text())["data"]] == [[0], [0], [1], [1]]
+    assert (artifacts / old_layout).resolve() == (artifacts / "table1").resolve()

@@ -160,15 +160,13 @@ class Store:
                 f"migrate-store {self.uri}` (it backs the store up first), or pass another --tracking-uri"
             )
 
-    def artifacts(self, experiment: str) -> str | None:
-        """Where an experiment's artifacts go: beside an SQLite store (results/artifacts/ for the
-        default one), else the server's default."""
-        if self.sqlite_path is None:
-            return None
-        return (self.sqlite_path.parent / "artifacts" / experiment).resolve().as_uri()
+    def artifacts_root(self) -> Path | None:
+        """The folder of an SQLite store's artifacts (results/artifacts/ for the default one), one
+        folder per experiment named by its id, as a server keeps them; None for other stores."""
+        return None if self.sqlite_path is None else (self.sqlite_path.parent / "artifacts").resolve()
 
     def experiment_id(self, name: str) -> str:
-        """The id of experiment `name`, created on first use (artifacts: `artifacts`)."""
+        """The id of experiment `name`, created on first use."""
         if name not in self._experiments:
             with self.lock():  # another process may be creating it too
                 exp = self.client.get_experiment_by_name(name)
@@ -177,16 +175,28 @@ class Store:
         return self._experiments[name]
 
     def _create_experiment(self, name: str) -> str:
-        """Create experiment `name`; where another process (another host) created it first, its id."""
+        """Create experiment `name`; where another process (another host) created it first, its id.
+
+        On an SQLite file its artifacts go to `artifacts/<id>` (MLflow's own layout, which the
+        client's default root, ./mlruns of the working folder, would not give): a server's
+        basic-auth judges an artifact by the experiment id its path starts with, so a writer's
+        tables on an experiment made before serving reach the store (served_artifacts.py)."""
         from mlflow.exceptions import MlflowException
 
+        # The UI's experiment type: opens on runs and charts, not GenAI traces.
+        tags = {"mlflow.experimentKind": "custom_model_development", "schema": SCHEMA_VERSION}
         try:
-            return self.client.create_experiment(
-                name,
-                artifact_location=self.artifacts(name),
-                # The UI's experiment type: opens on runs and charts, not GenAI traces.
-                tags={"mlflow.experimentKind": "custom_model_development", "schema": SCHEMA_VERSION},
-            )
+            root = self.artifacts_root()
+            if root is None:
+                return self.client.create_experiment(name, tags=tags)
+            from mlflow.entities import ExperimentTag
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            store = SqlAlchemyStore(self.uri, root.as_uri())
+            try:
+                return store.create_experiment(name, tags=[ExperimentTag(k, v) for k, v in tags.items()])
+            finally:
+                store.engine.dispose()
         except MlflowException as err:
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
