@@ -24,7 +24,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from .conftest import LONG_JOBS, ROOT
-from .test_server import Server
+from .test_server import WRITERS, Server
 
 KILLS = 4  # each kill costs a start-up and up to 25 s of work: 4 keep CI under 40 minutes
 # Seconds after its start that a command is killed: past the start-up (~5 s: imports, the store, the
@@ -132,16 +132,16 @@ def test_run_claims_killed_anywhere_resumes_to_the_same_verdicts(tmp_path):
 
 SERVER_KILLS = 5
 SERVER_UP_S, SERVER_DOWN_S = (3.0, 9.0), (1.0, 6.0)  # between kills; before each restart
-WRITERS = 2
 WRITE = ("run", "fig3", "--profile", "smoke", "--runs", "2")  # table1's 8 smoke jobs (fig3: a view)
 
 
-def writer(uri: str) -> subprocess.Popen:
-    """`run fig3 --profile smoke --runs 3` on the server at `uri`, in the background: a job that
-    starts while the server is away waits for it (up to 60 s)."""
+def writer(uri: str, credentials: dict[str, str]) -> subprocess.Popen:
+    """`run fig3 --profile smoke --runs 2` on the server at `uri` as a writer of the lab, in the
+    background: a job that starts while the server is away waits for it (up to 60 s)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks", *WRITE, "--tracking-uri", uri], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, **credentials}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )  # fmt: skip
     LONG_JOBS.append(proc)
     return proc
@@ -169,8 +169,8 @@ def intact(store: str) -> str:
 @pytest.mark.ci
 def test_a_server_killed_under_two_writers_loses_and_doubles_nothing(tmp_path):
     seed, rng = seed_and_rng()
-    server = Server(tmp_path / "mlflow.db").start()
-    writers, kills = [writer(server.uri) for _ in range(WRITERS)], []
+    server = Server(tmp_path / "mlflow.db", auth=True).start().add_lab_users()  # docs/methods.md's lab
+    writers, kills = [writer(server.uri, credentials) for credentials in WRITERS], []
     try:
         writing(server.store, writers)  # a command that starts while its server is away ends (exit 1)
         while len(kills) < SERVER_KILLS and any(w.poll() is None for w in writers):

@@ -1,5 +1,6 @@
 """The lab store under load: 8 smoke jobs from two hosts (network namespaces, tests/test_two_hosts.py)
-log to one `server --auth`, reached by its DNS name, while two `report`s read it. No metric or table
+log to one `server --auth`, reached by its DNS name, as the lab's two writers, while the lab's
+reviewer's two `report`s read it. No metric or table
 row is lost or written twice, each job runs once, and the jobs' store-write latencies are printed
 (docs/performance.md, "The lab store under load").
 
@@ -15,7 +16,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .test_two_hosts import WHY_NOT, _server, as_host, hosts  # noqa: F401 (hosts: the fixture)
+from .test_server import READER
+from .test_two_hosts import WHY_NOT, as_host, hosts, lab_server  # noqa: F401 (hosts: the fixture)
 
 pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT or "namespaces work")
 
@@ -29,7 +31,7 @@ PER_EPOCH = ("train_loss", "test_acc", "samples_per_s", "system/staleness_mean")
 @pytest.mark.ci
 def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothing_twice(request, tmp_path):
     two = request.getfixturevalue("hosts")
-    server = _server(two, tmp_path / "mlflow.db").start()
+    server = lab_server(two, tmp_path / "mlflow.db")
     try:
         writers = [
             as_host(h, i % 2, *RUN, "--tracking-uri", server.uri)
@@ -37,10 +39,9 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
         ]
         reports = 0
         while any(w.poll() is None for w in writers):  # both readers at once, again and again
+            out = ("--tracking-uri", server.uri, "--out")
             readers = [
-                as_host(
-                    h, i, "report", "fig3", "--tracking-uri", server.uri, "--out", str(tmp_path / f"r{i}")
-                )
+                as_host(h, i, "report", "fig3", *out, str(tmp_path / f"r{i}"), env=READER)
                 for i, h in enumerate(two)
             ]
             for reader in readers:

@@ -30,6 +30,26 @@ def free_port() -> int:
 ADMIN = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "the-tests-admin-password"}
 
 
+def user(name: str) -> dict[str, str]:
+    """A lab user's credentials, as MLflow's variables."""
+    return {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": f"{name}-password-of-the-lab"}
+
+
+# docs/methods.md's lab: two writers (a role with EDIT on every experiment) and a reviewer (READ).
+WRITERS, READER = (user("wanda"), user("walter")), user("rita")
+LAB_USERS = f"""
+import os
+from mlflow.server import get_app_client
+admin = get_app_client("basic-auth", tracking_uri=os.environ["URI"])
+writer = admin.create_role("default", "writer", "runs the suite's jobs")
+admin.add_role_permission(writer.id, "experiment", "*", "EDIT")
+for name in {[w["MLFLOW_TRACKING_USERNAME"] for w in WRITERS]!r}:
+    admin.create_user(name, name + "-password-of-the-lab")
+    admin.assign_role(name, writer.id)
+admin.create_user("rita", "rita-password-of-the-lab")
+"""
+
+
 def self_signed_pair(folder: Path, names: list[str]) -> tuple[Path, Path]:
     """A certificate for `names` and its key, made by docs/methods.md's openssl command."""
     cert, key = folder / "cert.pem", folder / "key.pem"
@@ -93,6 +113,16 @@ class Server:
             assert self.proc.poll() is None, self.log.read_text()[-3000:]
             assert time.monotonic() < deadline, f"the server did not answer within {within_s} s"
             time.sleep(0.5)
+        return self
+
+    def add_lab_users(self) -> "Server":
+        """Make docs/methods.md's lab on this server, as its admin (from its own namespace): WRITERS
+        with EDIT on every experiment, READER with the default READ."""
+        prefix = ["ip", "netns", "exec", self.namespace] if self.namespace else []
+        env = {**os.environ, **ADMIN, **self.client_env, "URI": self.uri}
+        command = [*prefix, sys.executable, "-c", LAB_USERS]
+        made = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr[-3000:]
         return self
 
     def answers(self) -> bool:
@@ -362,7 +392,6 @@ def test_the_tables_of_a_store_made_on_its_file_go_through_its_server(tmp_path, 
     name, linked by its id when the server starts)."""
     import json
 
-    from mlflow.server import get_app_client
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
     from benchmarks.engine.tracking import Tracker
@@ -374,17 +403,10 @@ def test_the_tables_of_a_store_made_on_its_file_go_through_its_server(tmp_path, 
     artifacts = store_path.parent / "artifacts"
     old_layout = local.client.create_experiment("table1", artifact_location=(artifacts / "table1").as_uri())
     local.client.set_experiment_tag(old_layout, "schema", SCHEMA_VERSION)
-    server = Server(store_path, auth=True).start()
+    server = Server(store_path, auth=True).start().add_lab_users()
     try:
-        for key, value in ADMIN.items():
+        for key, value in WRITERS[0].items():
             monkeypatch.setenv(key, value)
-        admin = get_app_client("basic-auth", tracking_uri=server.uri)
-        admin.create_user("wanda", "wanda-writes-runs")
-        writer = admin.create_role("default", "writer", "runs the suite's jobs")
-        admin.add_role_permission(writer.id, "experiment", "*", "EDIT")
-        admin.assign_role("wanda", writer.id)
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "wanda")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wanda-writes-runs")
 
         def another_hosts_disk(*args, **kwargs):
             raise PermissionError(13, "Permission denied", "a path of the server's host")

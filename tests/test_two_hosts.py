@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from datasets.synthetic import SMOKE_TRAIN
 
 from .conftest import LONG_JOBS, empty_store
-from .test_server import ADMIN, Server
+from .test_server import WRITERS, Server
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBNET = "10.231.{}.{}"
@@ -130,25 +130,31 @@ def _launch(host, node_rank: int, master: str, port: int, store: str, *train: st
         "-m", "benchmarks", "train", "--profile", "smoke", "--tracking-uri", store, *train,
     ]  # fmt: skip
     # Gloo's connections go over the namespace's own interface (its hostname resolves elsewhere);
-    # the jobs write to the server as its admin.
-    env = {**os.environ, **ADMIN, "GLOO_SOCKET_IFNAME": device, "PYTHONUNBUFFERED": "1"}
+    # the jobs write to the server as the lab's writers, one a host.
+    env = {**os.environ, **WRITERS[node_rank], "GLOO_SOCKET_IFNAME": device, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
 def _server(hosts, store: Path) -> Server:
-    """`server --auth` on host 0's address, which jobs reach by its name (`--allowed-hosts`)."""
+    """`server --auth` on host 0's address, which jobs reach by its name (`--allowed-hosts`), with
+    docs/methods.md's lab of users (`lab_server`)."""
     namespace, address, _ = hosts[0]
     return Server(store, host=address, namespace=namespace, auth=True, name=HOST_NAME.format(0))
+
+
+def lab_server(hosts, store: Path, for_the_test: bool = True) -> Server:
+    """`_server`, started, its lab's users made."""
+    return _server(hosts, store).start(for_the_test=for_the_test).add_lab_users()
 
 
 @pytest.fixture(scope="module")
 def server(hosts, tmp_path_factory):
     """A tracking server with users on host 0 (`python -m benchmarks server --auth`), which both
     hosts' jobs log to by its DNS name."""
-    server = _server(hosts, tmp_path_factory.mktemp("server") / "mlflow.db")
-    yield server.start(for_the_test=False)  # the module's tests share it
+    server = lab_server(hosts, tmp_path_factory.mktemp("server") / "mlflow.db", for_the_test=False)
+    yield server  # the module's tests share it
     server.stop()
 
 
@@ -243,7 +249,7 @@ def test_a_server_restart_mid_job_loses_no_metric(hosts, tmp_path):
     """The server on host 0 stops for 30 s while a 2-host ddp job trains: the job trains on, says so
     once, and when the server is back every epoch's metrics are in it."""
     address = hosts[0][1]
-    server = _server(hosts, tmp_path / "mlflow.db").start()
+    server = lab_server(hosts, tmp_path / "mlflow.db")
     epochs = ("--method", "ddp", "--epochs", str(EPOCHS_PAST_30_S), "--set", f"patience={EPOCHS_PAST_30_S}")
     epochs += ("--set", "time_budget_s=0")  # smoke's 60 s budget would end a slowed (contended) job early
     procs = [_launch(hosts[i], i, address, 29413, server.uri, *epochs, "--json") for i in (0, 1)]
@@ -278,12 +284,13 @@ def test_a_server_restart_mid_job_loses_no_metric(hosts, tmp_path):
 
 def as_host(host, index: int, *args: str, env: dict | None = None) -> subprocess.Popen:
     """`python -m benchmarks ARGS` on `host` under its own host name (a UTS namespace: `hostname`
-    says HOST_NAME), as the server's admin, in the background (killed after the test)."""
+    says HOST_NAME), as the lab's writer of that host unless `env` names another user, in the
+    background (killed after the test)."""
     name = HOST_NAME.format(index)
     command = ["ip", "netns", "exec", host[0], "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"',
                name, sys.executable, "-m", "benchmarks", *args]  # fmt: skip
     proc = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **ADMIN, **(env or {})}, stdout=subprocess.PIPE,
+        command, cwd=ROOT, env={**os.environ, **WRITERS[index % 2], **(env or {})}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     LONG_JOBS.append(proc)
@@ -296,7 +303,7 @@ def test_a_host_that_dies_mid_job_has_its_job_run_again_from_another(hosts, tmp_
     """Host 1 runs a table and dies (kill -9 of all it runs) while a job's run is open. Host 0 cannot
     see host 1's processes: once that run has missed 10 heartbeats (1 s apart here), host 0's `run`
     closes it as failed (stale), in one line naming host 1, and runs the job again."""
-    server = _server(hosts, tmp_path / "mlflow.db").start()
+    server = lab_server(hosts, tmp_path / "mlflow.db")
     beats = {"BENCH_HEARTBEAT_S": "1"}
     table = ("run", "fig3", "--profile", "smoke", "--runs", "1", "--tracking-uri", server.uri)
     try:
