@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
@@ -52,6 +53,26 @@ def empty_store(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(migrated_store(), path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a filesystem with no space left (a 16 KiB tmpfs, filled), whose writes fail with
+    ENOSPC as a full disk's do; skips where this process may not mount one (it needs root)."""
+    mount = tmp_path / "full-disk"
+    mount.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)]
+    made = subprocess.run(command, capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {made.stderr.decode().strip()}")
+    try:
+        (mount / "spool").mkdir()
+        with contextlib.suppress(OSError), open(mount / "filler", "wb", buffering=0) as filler:
+            while True:
+                filler.write(b"\0" * 1024)
+        yield mount / "spool"
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """`server`: an MLflow tracking server over the suite's store, which jobs log to over HTTP, and
 `doctor`'s check of such a store; a job whose server goes away; two commands on one server."""
 
+import json
 import os
 import signal
 import socket
@@ -231,6 +232,54 @@ def test_a_job_whose_server_stays_away_ends_in_one_line_and_sync_sends_it(tmp_pa
         sorted(m.step for m in history) == list(range(int(run.data.metrics["epochs"]))) and len(history) == 12
     )
     assert not spool.exists()
+
+
+def living_in_session(sid: int) -> list[str]:
+    """The processes of session `sid` still alive (zombies, already ended, aside): pid and command."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state, ppid, pgrp, session, ...
+            alive.append(f"{stat.parent.name} {(stat.parent / 'cmdline').read_bytes()[:200]!r}")
+    return alive
+
+
+@pytest.mark.ci
+@pytest.mark.slow  # a server stopped and started under a 12-epoch smoke job: ~110 s
+def test_a_job_whose_spool_disk_is_full_trains_to_its_end_and_leaves_no_process(tmp_path, full_disk):
+    """The server stops mid-job while the spool's disk is full (ENOSPC): the job trains on to its
+    last epoch, says so in one line, keeps its records in memory, sends them all when the server is
+    back, exits 0, and leaves no process of its own behind."""
+    server = Server(tmp_path / "mlflow.db").start()
+    epochs = ("--epochs", "12", "--set", "patience=12", "--set", "time_budget_s=0")
+    train = [sys.executable, "-m", "benchmarks", "train", "--method", "bp", "--profile", "smoke", *epochs]
+    env = {**os.environ, "BENCH_SPOOL_DIR": str(full_disk), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*train, "--tracking-uri", server.uri, "--json"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    LONG_JOBS.append(proc)
+    client = MlflowClient(tracking_uri=server.store)
+    try:
+        wait_for_an_epoch(client, proc)
+        server.stop()
+        time.sleep(3)
+        server.start()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        server.stop()
+    assert proc.returncode == 0 and "Traceback" not in err, err[-3000:]
+    said = [line for line in err.splitlines() if "cannot be written" in line]
+    assert len(said) == 1 and "No space left on device" in said[0] and "memory" in said[0], err[-3000:]
+    assert json.loads(out.strip().splitlines()[-1])["epochs"] == 12
+    (run,) = client.search_runs([client.get_experiment_by_name("adhoc").experiment_id])
+    assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED", run.data.tags
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "test_acc")) == list(range(12))
+    time.sleep(1)  # a child that saw its parent end exits within moments
+    assert not living_in_session(proc.pid), living_in_session(proc.pid)
 
 
 @pytest.mark.ci

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 from mlflow.exceptions import MlflowException, RestException
 
+from benchmarks.engine import spool as spool_module
 from benchmarks.engine import store as store_module
 from benchmarks.engine import tracking as tracking_module
 from benchmarks.engine.runner import run_job
@@ -95,6 +96,67 @@ def test_a_server_away_to_the_end_leaves_one_line_and_sync_sends_the_run(new_sto
     assert not path.exists()
     proc = run_cli("sync")  # nothing left: says so
     assert proc.returncode == 0 and "no spools" in proc.stdout
+
+
+def test_a_full_spool_disk_never_ends_training_and_a_server_back_gets_every_record(
+    new_store, monkeypatch, caplog, full_disk
+):
+    """The spool's disk refuses every write (ENOSPC): the job trains on, says so in one line, keeps
+    its records in memory and sends them all when the server answers again."""
+    monkeypatch.setattr(tracking_module, "RETRY_S", 0.0)
+    monkeypatch.setenv("BENCH_SPOOL_DIR", str(full_disk))
+    tracker = Tracker(new_store)
+    calls = away_for(tracker, monkeypatch, first=3, last=9)
+    with caplog.at_level(logging.WARNING):
+        result = run_job(job(), None, tracker, progress=False)
+    assert result.status == "finished" and calls["failed"] == 7
+    assert_complete(tracker, result.run_id)
+    said = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(said) == 1 and "No space left on device" in said[0] and "memory" in said[0], caplog.text
+    assert len([r for r in caplog.records if "answers again" in r.getMessage()]) == 1, caplog.text
+
+
+def test_a_full_spool_disk_with_the_server_away_to_the_end_counts_what_is_lost(
+    new_store, monkeypatch, caplog, full_disk
+):
+    """Away to the end with the spool's disk full: training reaches its last epoch, and one line at
+    the end says how many records were lost."""
+    monkeypatch.setenv("BENCH_STORE_WAIT_S", "0.3")
+    monkeypatch.setenv("BENCH_SPOOL_DIR", str(full_disk))
+    tracker = Tracker(new_store)
+    away_for(tracker, monkeypatch, first=3, last=float("inf"))
+    with caplog.at_level(logging.WARNING):
+        result = run_job(job(), None, tracker, progress=False)
+    assert result.status == "finished" and result.epochs == 3
+    ended = [r.getMessage() for r in caplog.records if "did not answer by the end" in r.getMessage()]
+    assert len(ended) == 1 and "of its records, kept in memory" in ended[0] and "are lost" in ended[0], ended
+    lost = int(ended[0].split(": ", 1)[1].split(" of its records")[0])
+    assert lost >= 5, ended  # 3 epochs' metrics, the final tags and the end at least
+
+
+def test_records_past_the_spools_cap_are_counted_and_said_once(new_store, monkeypatch, caplog):
+    """A spool past its cap drops later records (never the run's end), counts them and says the
+    count once, when its records reach the server."""
+    monkeypatch.setattr(tracking_module, "RETRY_S", 1e9)  # tried again only at the run's end
+    monkeypatch.setattr(spool_module, "SPOOL_LIMIT_BYTES", 2000)
+    monkeypatch.setattr(tracking_module, "SPOOL_LIMIT_BYTES", 2000)
+    monkeypatch.setenv("BENCH_STORE_WAIT_S", "5")
+    tracker = Tracker(new_store)
+    calls = away_for(tracker, monkeypatch, first=3, last=float("inf"))
+    real_finish = tracker.finish
+
+    def server_back_at_the_end(*args, **kwargs):
+        calls["last"] = 0
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(tracker, "finish", server_back_at_the_end)
+    with caplog.at_level(logging.WARNING):
+        result = run_job(job(), None, tracker, progress=False)
+    assert result.status == "finished"
+    run = tracker.client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"  # the end is never dropped
+    said = [r.getMessage() for r in caplog.records if "were not kept" in r.getMessage()]
+    assert len(said) == 1 and "records past the spool's cap" in said[0], caplog.text
 
 
 def test_sync_refuses_a_running_jobs_spool_and_closes_a_dead_ones_run(new_store, monkeypatch, caplog):

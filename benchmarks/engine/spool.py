@@ -115,8 +115,13 @@ class Spool:
     header: dict
     records: list[dict] = field(default_factory=list)
     sent: int = 0
-    full: bool = False  # past SPOOL_LIMIT_BYTES: later records are dropped (and said so)
     retry_at: float = 0.0  # time.monotonic() before which the server is not tried again
+    size: int = 0  # bytes of its lines, on disk or (past a disk error) in memory alone
+    dropped: int = 0  # records past SPOOL_LIMIT_BYTES, not kept (counted, said at the run's end)
+    on_disk: int = 0  # records written to the file (all of them, unless the disk refused one)
+    # Why the file cannot be written (a full disk): later records are kept in memory alone, and
+    # are lost if the process ends before its server answers.
+    disk_error: str = ""
 
     @classmethod
     def create(cls, uri: str, run_id: str, run_name: str) -> Spool:
@@ -129,12 +134,9 @@ class Spool:
         try:
             spool.path.parent.mkdir(parents=True, exist_ok=True)
             spool.path.unlink(missing_ok=True)
-            spool._write(json.dumps(header) + "\n")
         except OSError as err:
-            raise StorageError(
-                f"the tracking server {uri} does not answer and the spool {spool.path} cannot be written "
-                f"({err.strerror}): run {run_name} cannot keep its metrics"
-            ) from None
+            spool.disk_error = err.strerror or str(err)
+        spool._write(json.dumps(header) + "\n")
         return spool
 
     @classmethod
@@ -155,7 +157,7 @@ class Spool:
                 log.warning("spool %s: its last line was cut off by a crash mid-write: skipped", path)
         if not lines or lines[0].get("spool") != 1:
             raise StorageError(f"{path} is not a spool of this suite (no header)")
-        spool = cls(path, lines[0])
+        spool = cls(path, lines[0], size=sum(len(text) + 1 for text in texts))
         for line in lines[1:]:
             if "sent" in line:
                 spool.sent = max(spool.sent, int(line["sent"]))
@@ -175,16 +177,15 @@ class Spool:
         """Whether the run's end is among the records (else its process died first)."""
         return any(r["op"] == "end" for r in self.records)
 
-    def append(self, record: dict) -> bool:
-        """Add a record (False, once, when the spool is full: the record is dropped)."""
+    def append(self, record: dict) -> None:
+        """Add a record; past SPOOL_LIMIT_BYTES it is dropped and counted (a run's end never is)."""
         line = json.dumps(record) + "\n"
-        if self.path.stat().st_size + len(line) > SPOOL_LIMIT_BYTES and record["op"] != "end":
-            first = not self.full
-            self.full = True
-            return not first
+        if self.size + len(line) > SPOOL_LIMIT_BYTES and record["op"] != "end":
+            self.dropped += 1
+            return
         self._write(line)
         self.records.append(record)
-        return True
+        self.on_disk += not self.disk_error
 
     def close_as_stale(self) -> None:
         """End a run whose process died before logging its end: its failure, then its end, added
@@ -201,12 +202,20 @@ class Spool:
 
     def _write(self, line: str) -> None:
         # Lines are few (one per record or epoch while the server is away): each is on disk when
-        # this returns, so a power cut loses at most the line being written (`load` skips it).
-        self._quarantine_torn_tail()
-        with self.path.open("a") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        # this returns, so a power cut loses at most the line being written (`load` skips it). A
+        # disk that refuses a write (full, read-only) never ends the job: from then on the records
+        # are kept in memory alone (`disk_error`), and the file keeps what it had.
+        self.size += len(line)
+        if self.disk_error:
+            return
+        try:
+            self._quarantine_torn_tail()
+            with self.path.open("a") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as err:
+            self.disk_error = err.strerror or str(err)
 
     def _quarantine_torn_tail(self) -> None:
         """Where the file does not end a line (a crash cut its last write), move the fragment to

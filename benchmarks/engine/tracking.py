@@ -26,6 +26,7 @@ from core.runtime.supervise import RECORD
 from .heartbeat import Heartbeat, beat, beat_every_s, missed_s
 from .spool import (
     RETRY_S,
+    SPOOL_LIMIT_BYTES,
     Spool,
     away_reason,
     metrics_record,
@@ -170,10 +171,12 @@ class Tracker(Store):
                 log.warning(
                     "tracking server %s does not answer (%s): run %s trains on, its records wait in %s "
                     "and go to the server when it answers",
-                    self.uri, away_reason(err), spool.header["run_name"], spool.path,
+                    self.uri, away_reason(err), name, held_in(spool),
                 )  # fmt: skip
-        if not spool.append(record):
-            log.warning("spool %s is full: later metrics of run %s are not kept", spool.path, run_id)
+        said = bool(spool.disk_error)  # by the line above, or before
+        spool.append(record)
+        if spool.disk_error and not said:  # the disk refused a write: said once, the job trains on
+            log.warning("run %s trains on: its records wait in %s", spool.header["run_name"], held_in(spool))
         self._flush(spool)
 
     def _flush(self, spool: Spool, now: bool = False) -> bool:
@@ -191,8 +194,8 @@ class Tracker(Store):
         spool.path.unlink(missing_ok=True)
         del self._spools[spool.run_id]
         log.warning(
-            "tracking server %s answers again: run %s's %d records from the spool are in it",
-            self.uri, spool.header["run_name"], len(spool.records),
+            "tracking server %s answers again: run %s's %d records from the spool are in it%s",
+            self.uri, spool.header["run_name"], len(spool.records), not_kept(spool),
         )  # fmt: skip
         return True
 
@@ -203,9 +206,8 @@ class Tracker(Store):
             if time.monotonic() >= deadline:
                 del self._spools[spool.run_id]
                 log.error(
-                    "tracking server %s did not answer by the end of run %s: its records are in %s; "
-                    "`python -m benchmarks sync %s` sends them",
-                    self.uri, spool.header["run_name"], spool.path, spool.path,
+                    "tracking server %s did not answer by the end of run %s: %s%s",
+                    self.uri, spool.header["run_name"], left_in(spool), not_kept(spool),
                 )  # fmt: skip
                 return
             time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
@@ -359,6 +361,35 @@ class Tracker(Store):
         spool = self._spools.get(run_id)
         if spool is not None:
             self._drain(spool)
+
+
+def held_in(spool: Spool) -> str:
+    """Where a spool holds its records: its file, or memory where the disk refused a write."""
+    if not spool.disk_error:
+        return str(spool.path)
+    return (
+        f"memory alone (the spool {spool.path} cannot be written: {spool.disk_error}; lost if this "
+        "process ends first)"
+    )
+
+
+def left_in(spool: Spool) -> str:
+    """Where a run's records wait when its server did not answer by the run's end."""
+    sync = f"`python -m benchmarks sync {spool.path}` sends"
+    if not spool.disk_error:
+        return f"its records are in {spool.path}; {sync} them"
+    lost = len(spool.records) - max(spool.sent, spool.on_disk)
+    return (
+        f"{lost} of its records, kept in memory since the spool could not be written ({spool.disk_error}), "
+        f"are lost; {sync} the {spool.on_disk - spool.sent} written before"
+    )
+
+
+def not_kept(spool: Spool) -> str:
+    """What a spool could not keep, for the line that ends it: '' where it kept everything."""
+    if not spool.dropped:
+        return ""
+    return f"; {spool.dropped} records past the spool's cap of {SPOOL_LIMIT_BYTES >> 20} MiB were not kept"
 
 
 def reclaimed_status(tags: Mapping[str, str]) -> str | None:
