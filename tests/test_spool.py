@@ -674,3 +674,54 @@ def test_a_runs_own_beat_decides_when_it_is_missed_not_the_readers(new_store, mo
     monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
     assert Tracker(new_store).close_stale_runs() == []
     assert tracker.client.get_run(run_id).data.tags["status"] == "running"
+
+
+def test_a_hosts_clock_is_read_against_its_servers_date():
+    """`server_offset_s`: how far a server's clock (its answers' Date header) is ahead of this
+    host's, to the second; 0, said, where it cannot be read."""
+    import http.server
+    import threading
+    import time
+
+    from benchmarks.engine.heartbeat import server_offset_s
+
+    class Ahead(http.server.BaseHTTPRequestHandler):
+        def date_time_string(self, timestamp=None):  # a server whose clock is an hour ahead
+            return super().date_time_string(time.time() + 3600)
+
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ahead)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        offset = server_offset_s(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert abs(offset - 3600) <= 1.0, offset
+    assert server_offset_s(f"http://127.0.0.1:{server.server_port}") == 0.0  # it stopped: no offset
+
+
+@pytest.mark.parametrize("on_the_servers_clock", [True, False])
+def test_a_hosts_clock_an_hour_behind_never_reclaims_its_live_job(
+    new_store, monkeypatch, on_the_servers_clock
+):
+    """A writer whose clock is an hour behind stamps its beats on the store's clock (its offset to
+    the server), so a reader with a true clock sees a live run; stamped on its own clock (no
+    offset), the same run reads an hour old and is reclaimed: the case the offset is for."""
+    from benchmarks.engine import heartbeat
+
+    real = heartbeat.host_time
+    monkeypatch.setattr(heartbeat, "host_time", lambda: real() - 3600)
+    writer = Tracker(new_store)
+    writer.clock_offset_s = 3600.0 if on_the_servers_clock else 0.0
+    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
+    run_id = writer.start("test", "behind", dict(job_key="k", **elsewhere), {})
+    writer._heartbeat.remove(run_id)
+    monkeypatch.setattr(heartbeat, "host_time", real)  # the reader's clock is the server's
+    stale = [run.info.run_id for run, _ in Tracker(new_store).stale_runs()]
+    assert stale == ([] if on_the_servers_clock else [run_id])

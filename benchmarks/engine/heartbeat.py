@@ -25,16 +25,46 @@ def beat_every_s() -> float:
     return float(os.environ.get("BENCH_HEARTBEAT_S", BEAT_EVERY_S))
 
 
-def beat() -> str:
-    """A heartbeat tag's value: now, in Unix seconds."""
-    return f"{time.time():.1f}"
+def host_time() -> float:
+    """This host's clock, in Unix seconds (one name, so that a test can set a host's clock apart)."""
+    return time.time()
+
+
+def server_offset_s(uri: str) -> float:
+    """How far the clock of the server at `uri` is ahead of this host's, in seconds: its answer's
+    `Date` header (whole seconds) against the middle of the request on this host's clock. 0 where
+    it cannot be read (an old proxy, a failed request: the hosts' clocks then decide, as before)."""
+    import email.utils
+
+    import requests
+
+    verify: str | bool = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        verify = False
+    try:
+        sent = host_time()
+        reply = requests.get(f"{uri.rstrip('/')}/health", timeout=5, verify=verify)
+        received = host_time()
+        server = email.utils.parsedate_to_datetime(reply.headers["Date"]).timestamp()
+    except Exception as err:  # noqa: BLE001  (any failure: no offset, said once)
+        log.warning(
+            "cannot read the clock of %s (%s): ages are judged by this host's clock", uri, one_line(err)
+        )
+        return 0.0
+    return server + 0.5 - (sent + received) / 2  # the header truncates to the second: its middle
+
+
+def beat(offset_s: float = 0.0) -> str:
+    """A heartbeat tag's value: now on the store's clock (this host's plus `offset_s`), Unix seconds."""
+    return f"{host_time() + offset_s:.1f}"
 
 
 def missed_s(tags: Mapping[str, str], now: float | None = None) -> float | None:
-    """How long a run's heartbeat has been missed, where it is past MISSED_BEATS of the beats its
-    own process set (its `heartbeat_s` tag: a reader's environment never shortens them; the
-    reader's setting for runs of before that tag); else None (a recent beat, or a run of before
-    heartbeats: no evidence that its process died)."""
+    """How long a run's heartbeat has been missed at `now` (the store's clock; default this host's),
+    where it is past MISSED_BEATS of the beats its own process set (its `heartbeat_s` tag, written
+    once at its start: no reader's environment changes it; BEAT_EVERY_S for runs of before that
+    tag); else None (a recent beat, or a run of before heartbeats: no evidence that its process
+    died)."""
     try:
         last = float(tags["heartbeat"])
     except (KeyError, ValueError):
@@ -42,8 +72,8 @@ def missed_s(tags: Mapping[str, str], now: float | None = None) -> float | None:
     try:
         every = float(tags["heartbeat_s"])
     except (KeyError, ValueError):
-        every = beat_every_s()
-    age = (time.time() if now is None else now) - last
+        every = BEAT_EVERY_S
+    age = (host_time() if now is None else now) - last
     return age if age > MISSED_BEATS * every else None
 
 
@@ -53,8 +83,9 @@ class Heartbeat:
     counted: its first failure is logged at once, the count when the run ends (`failed`). The
     thread ends when it holds no run (a `run`'s next job starts another)."""
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, offset_s: float = 0.0):
         self.uri = uri
+        self.offset_s = offset_s  # the store's clock ahead of this host's (server_offset_s)
         self.runs: set[str] = set()
         self.beats: collections.Counter[str] = collections.Counter()  # run -> beats tried
         self.failed: collections.Counter[str] = collections.Counter()  # run -> beats that failed
@@ -105,7 +136,7 @@ class Heartbeat:
                         continue
                     self.beats[run_id] += 1
                 try:
-                    client.set_tag(run_id, "heartbeat", beat())
+                    client.set_tag(run_id, "heartbeat", beat(self.offset_s))
                 except Exception as err:  # noqa: BLE001  (an away server, a locked file: the next beat tries again)
                     self._count_failure(run_id, err)
 

@@ -19,7 +19,8 @@ from core.errors import AccessRefused, ServerAway, StorageError, UserError, one_
 from core.result import SCHEMA_VERSION
 from core.runtime.processes import is_alive
 
-from .heartbeat import missed_s
+from . import heartbeat
+from .heartbeat import missed_s, server_offset_s
 from .served_artifacts import route_through_server
 from .spool import away_reason, http_status, server_away, untrusted_certificate, wait_at_end_s
 
@@ -152,6 +153,8 @@ class Store:
             if scheme in ("http", "https"):
                 route_through_server(self.client, self.uri)
             experiments = self.client.search_experiments()  # opens (or creates) the store now, not mid-run
+        # Heartbeats are stamped and aged on the store's clock: a server's, whatever the hosts' say.
+        self.clock_offset_s = server_offset_s(self.uri) if self.remote else 0.0
         other = sorted(schemas_of(experiments) - {SCHEMA_VERSION})
         if check_schema and other:
             raise StorageError(
@@ -159,6 +162,10 @@ class Store:
                 f"suite reads schema {SCHEMA_VERSION}: upgrade it with `python -m benchmarks "
                 f"migrate-store {self.uri}` (it backs the store up first), or pass another --tracking-uri"
             )
+
+    def store_now(self) -> float:
+        """Now on the store's clock (a server's, seen from this host), in Unix seconds."""
+        return heartbeat.host_time() + self.clock_offset_s
 
     def artifacts_root(self) -> Path | None:
         """The folder of an SQLite store's artifacts (results/artifacts/ for the default one), one
@@ -230,7 +237,9 @@ class Store:
                 return True
             alive = is_alive(tags)
             # Another host's (alive None) counts while it beats (heartbeat.py).
-            if tags.get("status") == "running" and (alive or (alive is None and missed_s(tags) is None)):
+            if tags.get("status") == "running" and (
+                alive or (alive is None and missed_s(tags, self.store_now()) is None)
+            ):
                 return True
         return False
 

@@ -54,7 +54,7 @@ class Tracker(Store):
         self._run_names: dict[str, str] = {}
         self._records: dict[str, int] = {}  # records logged per run: each record's id
         self._write_s: dict[str, list[float]] = {}  # how long each of a run's writes took
-        self._heartbeat = Heartbeat(self.uri)
+        self._heartbeat = Heartbeat(self.uri, self.clock_offset_s)
 
     def start(
         self, experiment: str, run_name: str, tags: dict, params: dict, reserve: bool = False
@@ -93,7 +93,12 @@ class Tracker(Store):
                     self.experiment_id(experiment),
                     run_name=run_name,
                     tags=_str(
-                        {**tags, "schema": SCHEMA_VERSION, "heartbeat": beat(), "heartbeat_s": beat_every_s()}
+                        {
+                            **tags,
+                            "schema": SCHEMA_VERSION,
+                            "heartbeat": beat(self.clock_offset_s),
+                            "heartbeat_s": beat_every_s(),
+                        }
                     ),
                 )
             # A store without this host's lock (a server, other hosts) can let two processes
@@ -270,7 +275,7 @@ class Tracker(Store):
             if spool_path(run.info.run_id).exists():
                 continue  # its records wait in a spool (`sync`), its end among them
             where = f"pid {tags.get('pid')} on {tags.get('host')}"
-            alive, missed = is_alive(tags), missed_s(tags)
+            alive, missed = is_alive(tags), missed_s(tags, self.store_now())
             if alive is False:
                 stale.append((run, f"its process ({where}) ended without closing the run"))
             elif alive is None and missed is not None:
