@@ -139,7 +139,6 @@ def test_records_past_the_spools_cap_are_counted_and_said_once(new_store, monkey
     count once, when its records reach the server."""
     monkeypatch.setattr(tracking_module, "RETRY_S", 1e9)  # tried again only at the run's end
     monkeypatch.setattr(spool_module, "SPOOL_LIMIT_BYTES", 2000)
-    monkeypatch.setattr(tracking_module, "SPOOL_LIMIT_BYTES", 2000)
     monkeypatch.setenv("BENCH_STORE_WAIT_S", "5")
     tracker = Tracker(new_store)
     calls = away_for(tracker, monkeypatch, first=3, last=float("inf"))
@@ -425,10 +424,11 @@ def test_failed_heartbeats_are_counted_and_said_once_then_at_the_runs_end(monkey
 
     from benchmarks.engine.heartbeat import Heartbeat
 
-    def refused(self, run_id, key, value):
+    def refused(self, run_id, *args):
         raise MlflowException("server away")
 
     monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.02")
+    monkeypatch.setattr(MlflowClient, "get_run", refused)  # a beat reads the run's status first
     monkeypatch.setattr(MlflowClient, "set_tag", refused)
     heart = Heartbeat("sqlite:///unused.db")
     with caplog.at_level(logging.WARNING, logger="benchmarks.engine.heartbeat"):
@@ -725,3 +725,29 @@ def test_a_hosts_clock_an_hour_behind_never_reclaims_its_live_job(
     monkeypatch.setattr(heartbeat, "host_time", real)  # the reader's clock is the server's
     stale = [run.info.run_id for run, _ in Tracker(new_store).stale_runs()]
     assert stale == ([] if on_the_servers_clock else [run_id])
+
+
+def test_a_resumed_host_whose_job_was_reclaimed_writes_none_of_its_late_records(
+    new_store, monkeypatch, caplog
+):
+    """The suspended host resumes: its next beat reads that its run was closed by another process,
+    so its later metrics are refused (one line) and the run tagged superseded; the run keeps no
+    record of after its reclaim, and its end is refused too."""
+    import time
+
+    tracker = Tracker(new_store)
+    suspended = reclaimed_run(tracker, monkeypatch, "k")
+    tracker._heartbeat.add(suspended)  # the host resumes: its beats go on (every 0.1 s here)
+    deadline = time.monotonic() + 60
+    while suspended not in tracker._heartbeat.fenced:
+        assert time.monotonic() < deadline, "no beat read the run's status"
+        time.sleep(0.05)
+    with caplog.at_level(logging.ERROR):
+        for step in range(3):
+            tracker.log_metrics(suspended, {"test_acc": 0.5}, step)
+        tracker.finish(suspended, "finished", {})
+    said = [r for r in caplog.records if "later records of it are not written" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    run = tracker.client.get_run(suspended)
+    assert run.data.tags["status"] == "failed" and run.data.tags["superseded"] == "reclaimed"
+    assert not tracker.client.get_metric_history(suspended, "test_acc")

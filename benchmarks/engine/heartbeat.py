@@ -77,6 +77,14 @@ def missed_s(tags: Mapping[str, str], now: float | None = None) -> float | None:
     return age if age > MISSED_BEATS * every else None
 
 
+def reclaimed_status(tags: Mapping[str, str]) -> str | None:
+    """Where a run's tags say another process closed it (a host that missed its heartbeats, its
+    job reclaimed: status failed, stop_reason stale): that status, in a few words; else None."""
+    if tags.get("status") in (None, "running"):
+        return None
+    return f"{tags.get('status')}, {tags.get('stop_reason', '')}".strip(", ")
+
+
 class Heartbeat:
     """A daemon thread setting the `heartbeat` tag of the runs it holds, every beat_every_s(),
     through a client of its own; a beat that fails (a server away) is skipped, not retried, and
@@ -89,6 +97,9 @@ class Heartbeat:
         self.runs: set[str] = set()
         self.beats: collections.Counter[str] = collections.Counter()  # run -> beats tried
         self.failed: collections.Counter[str] = collections.Counter()  # run -> beats that failed
+        # run -> how another process closed it, found by a beat: its job was reclaimed while this
+        # process was stopped; the tracker refuses its later records (a fence before each beat).
+        self.fenced: dict[str, str] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()  # set when the last run is removed: the thread ends now
         self._thread: threading.Thread | None = None
@@ -136,6 +147,9 @@ class Heartbeat:
                         continue
                     self.beats[run_id] += 1
                 try:
+                    if closed := reclaimed_status(client.get_run(run_id).data.tags):
+                        self.fenced[run_id] = closed  # never beat for a run another process closed
+                        continue
                     client.set_tag(run_id, "heartbeat", beat(self.offset_s))
                 except Exception as err:  # noqa: BLE001  (an away server, a locked file: the next beat tries again)
                     self._count_failure(run_id, err)

@@ -339,3 +339,32 @@ def send_pending(client, spool: Spool) -> list[tuple[dict, Exception]]:
             rejected.append((spool.records[index], err))
         spool.mark_sent(index + 1)
     return rejected
+
+
+def held_in(spool: Spool) -> str:
+    """Where a spool holds its records: its file, or memory where the disk refused a write."""
+    if not spool.disk_error:
+        return str(spool.path)
+    return (
+        f"memory alone (the spool {spool.path} cannot be written: {spool.disk_error}; lost if this "
+        "process ends first)"
+    )
+
+
+def left_in(spool: Spool) -> str:
+    """Where a run's records wait when its server did not answer by the run's end."""
+    sync = f"`python -m benchmarks sync {spool.path}` sends"
+    if not spool.disk_error:
+        return f"its records are in {spool.path}; {sync} them"
+    lost = len(spool.records) - max(spool.sent, spool.on_disk)
+    return (
+        f"{lost} of its records, kept in memory since the spool could not be written ({spool.disk_error}), "
+        f"are lost; {sync} the {spool.on_disk - spool.sent} written before"
+    )
+
+
+def not_kept(spool: Spool) -> str:
+    """What a spool could not keep, for the line that ends it: '' where it kept everything."""
+    if not spool.dropped:
+        return ""
+    return f"; {spool.dropped} records past the spool's cap of {SPOOL_LIMIT_BYTES >> 20} MiB were not kept"

@@ -4,6 +4,7 @@ process died. Opening and checking the store is store.py's."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -11,7 +12,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +24,15 @@ from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import identity, is_alive
 from core.runtime.supervise import RECORD
 
-from .heartbeat import Heartbeat, beat, beat_every_s, missed_s
+from .heartbeat import Heartbeat, beat, beat_every_s, missed_s, reclaimed_status
 from .spool import (
     RETRY_S,
-    SPOOL_LIMIT_BYTES,
     Spool,
     away_reason,
+    held_in,
+    left_in,
     metrics_record,
+    not_kept,
     send,
     send_pending,
     server_away,
@@ -55,6 +58,7 @@ class Tracker(Store):
         self._records: dict[str, int] = {}  # records logged per run: each record's id
         self._write_s: dict[str, list[float]] = {}  # how long each of a run's writes took
         self._heartbeat = Heartbeat(self.uri, self.clock_offset_s)
+        self._said_fenced: set[str] = set()  # runs whose refused records were said (`_fenced`)
 
     def start(
         self, experiment: str, run_name: str, tags: dict, params: dict, reserve: bool = False
@@ -157,6 +161,8 @@ class Tracker(Store):
         if record["op"] == "table":
             rows = len(next(iter(record["columns"].values()), []))
             record["columns"] = {**record["columns"], "record_id": [record_id] * rows}
+        if self._fenced(run_id):
+            return
         spool = self._spools.get(run_id)
         if spool is None:
             try:
@@ -247,6 +253,24 @@ class Tracker(Store):
                 self._say_refused(current.run_id, send_pending(self.client, current), name)
             current.path.unlink(missing_ok=True)
         return pending
+
+    def _fenced(self, run_id: str) -> bool:
+        """Whether run `run_id`'s heartbeat found it closed by another process (this host was
+        stopped and its job reclaimed): its records are then refused, said once, and the run is
+        tagged superseded; it stays as the other process left it (docs/design.md, "Hosts that die")."""
+        closed = self._heartbeat.fenced.get(run_id)
+        if closed is None:
+            return False
+        if run_id not in self._said_fenced:
+            self._said_fenced.add(run_id)
+            log.error(
+                "run %s was closed by another process while this one was stopped (%s): the job ran "
+                "again elsewhere; this process's later records of it are not written",
+                self._run_names.get(run_id, run_id), closed,
+            )  # fmt: skip
+            with contextlib.suppress(Exception):  # the tag is a courtesy: the fence already holds
+                self.client.set_tag(run_id, "superseded", "reclaimed")
+        return True
 
     def _say_refused(self, run_id: str, refused: list[tuple[dict, Exception]], name: str = "") -> None:
         """One line per record the store refused or this host could not send: it is not kept."""
@@ -366,43 +390,6 @@ class Tracker(Store):
         spool = self._spools.get(run_id)
         if spool is not None:
             self._drain(spool)
-
-
-def held_in(spool: Spool) -> str:
-    """Where a spool holds its records: its file, or memory where the disk refused a write."""
-    if not spool.disk_error:
-        return str(spool.path)
-    return (
-        f"memory alone (the spool {spool.path} cannot be written: {spool.disk_error}; lost if this "
-        "process ends first)"
-    )
-
-
-def left_in(spool: Spool) -> str:
-    """Where a run's records wait when its server did not answer by the run's end."""
-    sync = f"`python -m benchmarks sync {spool.path}` sends"
-    if not spool.disk_error:
-        return f"its records are in {spool.path}; {sync} them"
-    lost = len(spool.records) - max(spool.sent, spool.on_disk)
-    return (
-        f"{lost} of its records, kept in memory since the spool could not be written ({spool.disk_error}), "
-        f"are lost; {sync} the {spool.on_disk - spool.sent} written before"
-    )
-
-
-def not_kept(spool: Spool) -> str:
-    """What a spool could not keep, for the line that ends it: '' where it kept everything."""
-    if not spool.dropped:
-        return ""
-    return f"; {spool.dropped} records past the spool's cap of {SPOOL_LIMIT_BYTES >> 20} MiB were not kept"
-
-
-def reclaimed_status(tags: Mapping[str, str]) -> str | None:
-    """Where a run's tags say another process closed it (a host that missed its heartbeats, its
-    job reclaimed: status failed, stop_reason stale): that status, in a few words; else None."""
-    if tags.get("status") in (None, "running"):
-        return None
-    return f"{tags.get('status')}, {tags.get('stop_reason', '')}".strip(", ")
 
 
 def write_latency(seconds: list[float]) -> dict[str, float]:
