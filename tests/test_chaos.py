@@ -1,10 +1,11 @@
-"""Chaos loops. `run claims` killed with kill -9 at random moments, resumed each time, ends where an
-uninterrupted run ends: each job finished once, no run left running, the same verdicts (issue 43).
-The tracking server killed with kill -9 under two writing `run`s, restarted each time: the store
-intact after each kill, the writers never failing, each job finished once, every epoch of every run
-in it (issue 55).
+"""Chaos loops. `run claims` killed with kill -9 at points of its jobs' lives that it logged (drawn
+at random), resumed each time, ends where an uninterrupted run ends: each job finished once, no run
+left running, the same verdicts (issue 43). The tracking server killed with kill -9 under two
+writing `run`s, each time once they have passed more points, restarted each time: the store intact
+after each kill, the writers never failing, each job finished once, every epoch of every run in it
+(issue 55). Kills land at logged points, not at moments of the clock (benchmarks/engine/points.py).
 
-Slow (~5 and ~2 min on 2 cores): run in CI by `.ci/run` (marker `ci`). The moments come from
+Slow (~5 and ~4 min on 2 cores): run in CI by `.ci/run` (marker `ci`). The points come from
 `$CHAOS_SEED` (default: the clock), printed with any failure."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,17 +28,19 @@ from mlflow.tracking import MlflowClient
 from .conftest import LONG_JOBS, ROOT
 from .test_server import WRITERS, Server
 
-KILLS = 4  # each kill costs a start-up and up to 25 s of work: 4 keep CI under 40 minutes
-# Seconds after its start that a command is killed: past the start-up (~5 s: imports, the store, the
-# plans) often enough that every kill lands somewhere in the work, and sometimes inside it.
-KILL_AFTER_S = (2.0, 25.0)
+KILLS = 4  # each kill costs a start-up and some work: 4 keep CI under 40 minutes
+# Where a command is killed: the K-th time it passes a named point of a job's life
+# (benchmarks/engine/points.py: a run just reserved, metrics just logged, an end about to be
+# written, an end just written), K drawn up to these counts, so that kills land at every kind of
+# point and, across kills, in different jobs.
+KILL_POINTS = {"reserved": 3, "metrics": 8, "ending": 3, "ended": 3}
 # What must match, claim by claim and cell by cell: the verdicts, their rule and the runs behind
 # them (effects are timings at smoke for some claims: two runs never agree on those).
 SAME = ("id", "verdict", "version", "profile", "part", "cell", "runs", "planned", "failed")
 
 
 def seed_and_rng() -> tuple[int, random.Random]:
-    """$CHAOS_SEED (default: the clock) and a generator of the moments from it."""
+    """$CHAOS_SEED (default: the clock) and a generator of the kills' points from it."""
     seed = int(os.environ.get("CHAOS_SEED") or time.time_ns() % 2**32)
     return seed, random.Random(seed)
 
@@ -47,10 +51,43 @@ def seed_and_rng() -> tuple[int, random.Random]:
 CLAIMS = "bu-fastest-to-target,layup-faster-than-ddp,beta-about-2,gpt-remedy-closes-gap"
 
 
-def run_claims(store: str, out: Path) -> subprocess.Popen:
+class Said:
+    """A process's stderr, read line by line on a thread of its own: the points it passed, and
+    whether it stopped at one (`$BENCH_POINTS`, benchmarks/engine/points.py)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines, self.points = proc, [], 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if line.startswith("point "):
+                self.points += 1
+                if line.rstrip().endswith("(stopped)"):
+                    self.stopped.set()
+
+    def stops(self, within_s: float = 900) -> bool:
+        """Whether the process stops at its point (False: it ended first)."""
+        deadline = time.monotonic() + within_s
+        while not self.stopped.wait(0.2):
+            if self.proc.poll() is not None:
+                self.thread.join(timeout=30)  # the last lines, the stop's among them
+                return self.stopped.is_set()
+            assert time.monotonic() < deadline, "".join(self.lines[-30:])
+        return True
+
+    def text(self) -> str:
+        self.thread.join(timeout=60)
+        return "".join(self.lines)
+
+
+def run_claims(store: str, out: Path, stop_at: str = "") -> subprocess.Popen:
     """`run claims --profile smoke --until-decided` on `store` for CLAIMS, its report to `out`, in the
     background (smoke decides nothing, so no look follows the first: tests/test_until_decided.py kills
-    rounds)."""
+    rounds); `stop_at` (`$BENCH_POINTS`): where it stops itself, to be killed there."""
     args = [
         "run",
         "claims",
@@ -64,9 +101,10 @@ def run_claims(store: str, out: Path) -> subprocess.Popen:
         "--out",
         str(out),
     ]
+    env = {**os.environ, "BENCH_POINTS": stop_at} if stop_at else None
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks", *args], cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, "-m", "benchmarks", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True, env=env,
     )  # fmt: skip
     LONG_JOBS.append(proc)
     return proc
@@ -97,21 +135,21 @@ def runs_by_status(store: str) -> tuple[Counter, list[str]]:
 def test_run_claims_killed_anywhere_resumes_to_the_same_verdicts(tmp_path):
     seed, rng = seed_and_rng()
     chaos_store, chaos_out = f"sqlite:///{tmp_path / 'chaos.db'}", tmp_path / "chaos"
-    kills, moments = 0, []
+    kills, points = 0, []
     while kills < KILLS:
-        proc = run_claims(chaos_store, chaos_out)
-        moment = rng.uniform(*KILL_AFTER_S)
-        try:
-            _, err = proc.communicate(timeout=moment)
-            assert proc.returncode == 0, f"after {kills} kills ({moments}), seed {seed}: {err[-3000:]}"
-            break  # it finished before its kill: the loop has no more work to cut
-        except subprocess.TimeoutExpired:
-            pass
+        name = list(KILL_POINTS)[kills % len(KILL_POINTS)]  # every kind of point, in turn
+        stop_at = f"{name}:{rng.randint(1, KILL_POINTS[name])}"
+        proc = run_claims(chaos_store, chaos_out, stop_at)
+        said = Said(proc)
+        if not said.stops():
+            err = said.text()
+            assert proc.returncode == 0, f"after {kills} kills ({points}), seed {seed}: {err[-3000:]}"
+            break  # it finished before its point: the loop has no more work to cut
         proc.send_signal(signal.SIGKILL)  # the CLI's process alone: its ranks end with it (PDEATHSIG)
-        proc.communicate(timeout=60)
+        proc.wait(timeout=60)
         kills += 1
-        moments.append(round(moment, 1))
-    note = f"CHAOS_SEED={seed}, killed at {moments} s"
+        points.append(stop_at)
+    note = f"CHAOS_SEED={seed}, killed at the points {points}"
     assert kills == KILLS, f"the work ended after {kills} kills: {note}"
     proc = run_claims(chaos_store, chaos_out)
     _, err = proc.communicate(timeout=1800)
@@ -131,7 +169,10 @@ def test_run_claims_killed_anywhere_resumes_to_the_same_verdicts(tmp_path):
 
 
 SERVER_KILLS = 5
-SERVER_UP_S, SERVER_DOWN_S = (3.0, 9.0), (1.0, 6.0)  # between kills; before each restart
+# The server is killed once the writers have passed this many more points of their jobs' lives
+# (benchmarks/engine/points.py: runs reserved, metrics logged, ends written) since its start,
+# and restarted after a pause of SERVER_DOWN_S.
+POINTS_UP, SERVER_DOWN_S = (2, 10), (1.0, 6.0)
 WRITE = ("run", "fig3", "--profile", "smoke", "--runs", "2")  # table1's 8 smoke jobs (fig3: a view)
 
 
@@ -140,8 +181,8 @@ def writer(uri: str, credentials: dict[str, str]) -> subprocess.Popen:
     background: a job that starts while the server is away waits for it (up to 60 s)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks", *WRITE, "--tracking-uri", uri], cwd=ROOT,
-        env={**os.environ, **credentials}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        env={**os.environ, **credentials, "BENCH_POINTS": "say"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     LONG_JOBS.append(proc)
     return proc
@@ -171,22 +212,25 @@ def test_a_server_killed_under_two_writers_loses_and_doubles_nothing(tmp_path):
     seed, rng = seed_and_rng()
     server = Server(tmp_path / "mlflow.db", auth=True).start().add_lab_users()  # docs/methods.md's lab
     writers, kills = [writer(server.uri, credentials) for credentials in WRITERS], []
+    said = [Said(w) for w in writers]
     try:
         writing(server.store, writers)  # a command that starts while its server is away ends (exit 1)
         while len(kills) < SERVER_KILLS and any(w.poll() is None for w in writers):
-            up = rng.uniform(*SERVER_UP_S)
-            time.sleep(up)
+            at = sum(s.points for s in said) + rng.randint(*POINTS_UP)
+            while sum(s.points for s in said) < at and any(w.poll() is None for w in writers):
+                time.sleep(0.05)
             server.stop(signal.SIGKILL)
-            kills.append(round(up, 1))
+            kills.append(at)
             note = f"CHAOS_SEED={seed}, after kill {len(kills)}"
             assert intact(server.store) == "ok", note
             time.sleep(rng.uniform(*SERVER_DOWN_S))
             server.start()
-        note = f"CHAOS_SEED={seed}, killed after {kills} s up"
-        outputs = [w.communicate(timeout=600) for w in writers]
+        note = f"CHAOS_SEED={seed}, killed at the writers' points {kills}"
+        for w in writers:
+            w.wait(timeout=600)
     finally:
         server.stop()
-    for proc, (_, err) in zip(writers, outputs, strict=True):  # each waited for its server: none failed
+    for proc, err in zip(writers, [s.text() for s in said], strict=True):  # none failed
         assert proc.returncode == 0 and "Traceback" not in err, f"{note}\n{err[-3000:]}"
     assert len(kills) >= 3, f"the writers ended after {len(kills)} kills: {note}"
     assert intact(server.store) == "ok", note

@@ -702,6 +702,7 @@ def test_a_hosts_clock_is_read_against_its_servers_date():
         offset = server_offset_s(f"http://127.0.0.1:{server.server_port}")
     finally:
         server.shutdown()
+        server.server_close()
     assert abs(offset - 3600) <= 1.0, offset
     assert server_offset_s(f"http://127.0.0.1:{server.server_port}") == 0.0  # it stopped: no offset
 

@@ -25,6 +25,7 @@ from core.runtime.processes import identity, is_alive
 from core.runtime.supervise import RECORD
 
 from .heartbeat import Heartbeat, beat, beat_every_s, missed_s, reclaimed_status
+from .points import point
 from .spool import (
     RETRY_S,
     Spool,
@@ -83,6 +84,7 @@ class Tracker(Store):
         if run_id is not None:
             self._run_names[run_id] = run_name
             self._heartbeat.add(run_id)
+            point("reserved")
         return run_id
 
     def _create(self, experiment: str, run_name: str, tags: dict, params: dict, reserve: bool) -> str | None:
@@ -151,6 +153,7 @@ class Tracker(Store):
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         """Log a set of metrics at one step in one call."""
         self._record(run_id, metrics_record(metrics, step))
+        point("metrics")
 
     def _record(self, run_id: str, record: dict) -> None:
         """Write a record of run `run_id` to the store; while a server is away, to the run's spool.
@@ -383,6 +386,7 @@ class Tracker(Store):
             with self.storage_errors("written"):
                 self.client.set_tag(run_id, "superseded", "reclaimed")
             return
+        point("ending")
         if writes := self._write_s.pop(run_id, None):
             self._record(run_id, metrics_record(write_latency(writes), step=0))
         self._record(run_id, dict(op="tags", tags=_str({"status": status, **tags})))
@@ -390,6 +394,7 @@ class Tracker(Store):
         spool = self._spools.get(run_id)
         if spool is not None:
             self._drain(spool)
+        point("ended")
 
 
 def write_latency(seconds: list[float]) -> dict[str, float]:
