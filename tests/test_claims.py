@@ -628,6 +628,8 @@ def test_every_rules_verdicts_on_fixed_evidence_are_pinned_to_its_version():
         )
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # every claim's path from a store: ~17 s, in CI
 def test_the_path_from_a_store_to_each_verdict_is_pinned_to_its_rules_version():
     """table1's claims read from fixed synthetic MLflow stores written as the runner writes runs
     (benchmarks/calibration/stores.py: diverged, failed and short runs, a store past the first look): a

@@ -169,6 +169,8 @@ def test_the_position_after_the_full_batches_is_the_partial_batch():
         assert [len(y) for _, y in batches] == [32, 32, 32, 4]
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # real CIFAR-10 through the whole loader: ~13 s, in CI
 @pytest.mark.skipif(
     not (SHARED_DATA / "cifar10-jpeg.tar.gz").exists(), reason="real CIFAR-10 not on this machine"
 )

@@ -98,6 +98,8 @@ def test_a_server_away_to_the_end_leaves_one_line_and_sync_sends_the_run(new_sto
     assert proc.returncode == 0 and "no spools" in proc.stdout
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # a job trained through an away store: ~5 s, in CI
 def test_a_full_spool_disk_never_ends_training_and_a_server_back_gets_every_record(
     new_store, monkeypatch, caplog, full_disk
 ):
@@ -116,6 +118,8 @@ def test_a_full_spool_disk_never_ends_training_and_a_server_back_gets_every_reco
     assert len([r for r in caplog.records if "answers again" in r.getMessage()]) == 1, caplog.text
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # a job trained through an away store: ~5 s, in CI
 def test_a_full_spool_disk_with_the_server_away_to_the_end_counts_what_is_lost(
     new_store, monkeypatch, caplog, full_disk
 ):
@@ -134,6 +138,8 @@ def test_a_full_spool_disk_with_the_server_away_to_the_end_counts_what_is_lost(
     assert lost >= 5, ended  # 3 epochs' metrics, the final tags and the end at least
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # a job trained through an away store: ~5 s, in CI
 def test_records_past_the_spools_cap_are_counted_and_said_once(new_store, monkeypatch, caplog):
     """A spool past its cap drops later records (never the run's end), counts them and says the
     count once, when its records reach the server."""
