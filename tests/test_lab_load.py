@@ -1,14 +1,17 @@
 """The lab store under load: 8 smoke jobs from two hosts (network namespaces, tests/test_two_hosts.py)
 log to one `server --auth`, reached by its DNS name, as the lab's two writers, while the lab's
-reviewer's two `report`s read it. No metric or table
-row is lost or written twice, each job runs once, and the jobs' store-write latencies are printed
-(docs/performance.md, "The lab store under load").
+reviewer's two `report`s read it; under faults injected at logged points (the server killed and
+restarted, one writer's command killed mid-job). No metric or table row is lost or written twice,
+each job has one finished run, and the jobs' store-write latencies are printed (docs/performance.md,
+"The lab store under load").
 
-Slow (~3 min on 2 cores): run in CI by `.ci/run` (marker `ci`)."""
+Slow (~4 min on 2 cores): run in CI by `.ci/run` (marker `ci`)."""
 
 from __future__ import annotations
 
 import json
+import signal
+import time
 from collections import Counter
 
 import numpy as np
@@ -16,12 +19,18 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from .test_chaos import Said
 from .test_server import READER
 from .test_two_hosts import WHY_NOT, as_host, hosts, lab_server  # noqa: F401 (hosts: the fixture)
 
 pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT or "namespaces work")
 
 COMMANDS_PER_HOST = 4  # `run`s per host at once: each trains the jobs no other has reserved
+# Each writer says the points of its jobs' lives (benchmarks/engine/points.py); the second (host 1)
+# stops at its second metrics, where the test kills it; the server is killed once the writers
+# have passed SERVER_KILL_AT points in all.
+POINTS = ["say", "metrics:2", *["say"] * (2 * COMMANDS_PER_HOST - 2)]
+SERVER_KILL_AT = 12
 RUN = ("run", "fig3", "--profile", "smoke", "--runs", "2")  # table1's 8 smoke jobs (fig3 is a view)
 JOBS = 8
 PER_EPOCH = ("train_loss", "test_acc", "samples_per_s", "system/staleness_mean")
@@ -30,15 +39,27 @@ PER_EPOCH = ("train_loss", "test_acc", "samples_per_s", "system/staleness_mean")
 @pytest.mark.slow
 @pytest.mark.ci
 def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothing_twice(request, tmp_path):
+    """Under faults: the server is killed (-9) and restarted once the writers have passed
+    SERVER_KILL_AT points of their jobs, and one writer of host 1 is killed at its second metrics
+    (a host's command dying mid-job); a last `run` from host 1 finishes what the dead one left."""
     two = request.getfixturevalue("hosts")
     server = lab_server(two, tmp_path / "mlflow.db")
+    beats = {"BENCH_HEARTBEAT_S": "1"}  # a dead host's run is free again after 10 s
     try:
         writers = [
-            as_host(h, i % 2, *RUN, "--tracking-uri", server.uri)
-            for i, h in enumerate(two * COMMANDS_PER_HOST)
+            as_host(h, i % 2, *RUN, "--tracking-uri", server.uri, env={**beats, "BENCH_POINTS": say})
+            for i, (h, say) in enumerate(zip(two * COMMANDS_PER_HOST, POINTS, strict=True))
         ]
-        reports = 0
+        said = [Said(w) for w in writers]
+        doomed, server_killed, reports = writers[1], False, 0
         while any(w.poll() is None for w in writers):  # both readers at once, again and again
+            if doomed.poll() is None and said[1].stopped.is_set():
+                doomed.kill()  # at its point: a command that dies mid-job
+            if not server_killed and sum(s.points for s in said) >= SERVER_KILL_AT:
+                server.stop(signal.SIGKILL)  # between readers' rounds: a reader never starts into it
+                time.sleep(2)
+                server.start()
+                server_killed = True
             out = ("--tracking-uri", server.uri, "--out")
             readers = [
                 as_host(h, i, "report", "fig3", *out, str(tmp_path / f"r{i}"), env=READER)
@@ -48,7 +69,10 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
                 _, err = reader.communicate(timeout=300)
                 assert reader.returncode == 0 and "Traceback" not in err, err[-3000:]
                 reports += 1
-        outputs = [w.communicate(timeout=60) for w in writers]
+        errors = [s.text() for s in said]
+        time.sleep(12)  # past 10 of the dead command's beats
+        last_run = as_host(two[1], 1, *RUN, "--tracking-uri", server.uri, env=beats)
+        _, last_run_err = last_run.communicate(timeout=600)
         last = as_host(
             two[1],
             1,
@@ -63,9 +87,11 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
         _, last_err = last.communicate(timeout=300)  # host 1's report, its files kept in the store
     finally:
         server.stop()
+    assert server_killed and doomed.returncode == -signal.SIGKILL, (server_killed, doomed.returncode)
+    assert last_run.returncode == 0 and "Traceback" not in last_run_err, last_run_err[-3000:]
     assert last.returncode == 0 and "Traceback" not in last_err, last_err[-3000:]
-    for writer, (_, err) in zip(writers, outputs, strict=True):
-        assert writer.returncode == 0 and "Traceback" not in err, err[-3000:]
+    for writer, err in zip(writers, errors, strict=True):
+        assert writer is doomed or (writer.returncode == 0 and "Traceback" not in err), err[-3000:]
     assert reports >= 2
 
     client = MlflowClient(tracking_uri=server.store)
@@ -77,6 +103,11 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
     stepped_back = [r for r in runs if r.data.tags["status"] == "superseded"]
     assert all(r.info.status == "KILLED" for r in stepped_back), [r.info for r in stepped_back]
     runs = [r for r in runs if r not in stepped_back]
+    # The dead command's run: closed as failed (stale) by a writer, its job run again.
+    dead = [r for r in runs if r.data.tags["status"] == "failed"]
+    assert len(dead) == 1 and dead[0].data.tags["stop_reason"] == "stale", [r.data.tags for r in dead]
+    assert dead[0].info.status == "FAILED"
+    runs = [r for r in runs if r not in dead]
     statuses = [r.data.tags["status"] for r in runs]
     assert len(runs) == JOBS and set(statuses) == {"finished"}, statuses
     assert len(Counter(r.data.tags["job_key"] for r in runs)) == JOBS  # each job once

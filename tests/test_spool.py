@@ -758,3 +758,23 @@ def test_a_resumed_host_whose_job_was_reclaimed_writes_none_of_its_late_records(
     run = tracker.client.get_run(suspended)
     assert run.data.tags["status"] == "failed" and run.data.tags["superseded"] == "reclaimed"
     assert not tracker.client.get_metric_history(suspended, "test_acc")
+
+
+def test_reserving_a_job_closes_the_run_it_passes_over_so_its_owner_cannot_finish_it(new_store, monkeypatch):
+    """A run of another host that missed its beats (a server away longer than 10 beats) is passed
+    over by `taken`: the process that reserves the job first closes it (failed, stale), so the old
+    run's process, alive after all, is fenced at its end; the job keeps one finished run (the lab's
+    load test under a server kill found two)."""
+    import time
+
+    monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
+    owner = Tracker(new_store)
+    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
+    old = owner.start("test", "through-an-outage", dict(job_key="k", **elsewhere), {}, reserve=True)
+    owner._heartbeat.remove(old)
+    owner.client.set_tag(old, "heartbeat", f"{time.time() - 5:.1f}")  # 50 of its beats ago
+    again = Tracker(new_store).start("test", "again", dict(job_key="k", status="running"), {}, reserve=True)
+    assert again is not None and owner.client.get_run(old).data.tags["status"] == "failed"
+    Tracker(new_store).finish(again, "finished", {})
+    owner.finish(old, "finished", {})  # the owner lives on, and ends
+    assert [r.info.run_id for r in finished_runs(owner, "k")] == [again]

@@ -93,6 +93,8 @@ class Tracker(Store):
 
         for _ in range(RESERVE_TRIES):
             with self.lock():
+                if reserve:
+                    self._reclaim(experiment, str(tags["job_key"]))
                 if reserve and self.taken(experiment, str(tags["job_key"])):
                     return None
                 run = self.client.create_run(
@@ -296,8 +298,14 @@ class Tracker(Store):
         experiments = [e.experiment_id for e in self.client.search_experiments()]
         if not experiments:
             return []
+        return self._stale_among(
+            self.client.search_runs(experiments, filter_string="tags.status = 'running'")
+        )
+
+    def _stale_among(self, runs) -> list[tuple[object, str]]:
+        """(run, why) of those of `runs` (running) whose process died or missed its heartbeats."""
         stale = []
-        for run in self.client.search_runs(experiments, filter_string="tags.status = 'running'"):
+        for run in runs:
             tags = run.data.tags
             if spool_path(run.info.run_id).exists():
                 continue  # its records wait in a spool (`sync`), its end among them
@@ -308,6 +316,19 @@ class Tracker(Store):
             elif alive is None and missed is not None:
                 stale.append((run, f"its process ({where}) missed its heartbeats for {missed:.0f} s"))
         return stale
+
+    def _reclaim(self, experiment: str, job_key: str) -> None:
+        """Before reserving `job_key`: close as failed (stale) each of its running runs whose process
+        died or missed its heartbeats, which `taken` passes over. Its process may live on (a host
+        whose beats did not reach a server that was away): it then finds its run closed and never
+        ends it `finished` (the fence), so the job keeps one finished run."""
+        running = self.client.search_runs(
+            [self.experiment_id(experiment)],
+            filter_string=f"tags.job_key = '{job_key}' and tags.status = 'running'",
+        )
+        for run, error in self._stale_among(running):
+            self.finish(run.info.run_id, "failed", dict(stop_reason="stale", error=error))
+            log.warning("run %s was left running: %s; marked failed (stale)", run.info.run_name, error)
 
     def closed_by_another(self, run_id: str) -> str | None:
         """Where another process closed this process's run meanwhile (its host stopped beating and
