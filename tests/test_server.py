@@ -184,6 +184,19 @@ def test_a_job_logs_to_the_server_and_doctor_checks_it(tmp_path):
     assert time.monotonic() - started < 30
 
 
+def twelve_epochs(server: Server, env: dict[str, str]) -> subprocess.Popen:
+    """`train --method bp --profile smoke` for 12 epochs on `server`, in the background (`--json`)."""
+    epochs = ("--epochs", "12", "--set", "patience=12", "--set", "time_budget_s=0")
+    train = [sys.executable, "-m", "benchmarks", "train", "--method", "bp", "--profile", "smoke", *epochs]
+    proc = subprocess.Popen(
+        [*train, "--tracking-uri", server.uri, "--json"], cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    LONG_JOBS.append(proc)
+    return proc
+
+
 def wait_for_an_epoch(client: MlflowClient, proc: subprocess.Popen, within_s: float = 120) -> None:
     """Until the store's one adhoc run has logged an epoch."""
     deadline = time.monotonic() + within_s
@@ -201,14 +214,7 @@ def wait_for_an_epoch(client: MlflowClient, proc: subprocess.Popen, within_s: fl
 @pytest.mark.slow  # a server started twice, a 12-epoch smoke job: ~50 s
 def test_a_job_whose_server_stays_away_ends_in_one_line_and_sync_sends_it(tmp_path):
     server = Server(tmp_path / "mlflow.db").start()
-    epochs = ("--epochs", "12", "--set", "patience=12", "--set", "time_budget_s=0")
-    train = [sys.executable, "-m", "benchmarks", "train", "--method", "bp", "--profile", "smoke", *epochs]
-    env = {**os.environ, "BENCH_STORE_WAIT_S": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [*train, "--tracking-uri", server.uri, "--json"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    LONG_JOBS.append(proc)
+    proc = twelve_epochs(server, {"BENCH_STORE_WAIT_S": "1"})
     client = MlflowClient(tracking_uri=server.store)
     wait_for_an_epoch(client, proc)
     server.stop()
@@ -254,14 +260,7 @@ def test_a_job_whose_spool_disk_is_full_trains_to_its_end_and_leaves_no_process(
     last epoch, says so in one line, keeps its records in memory, sends them all when the server is
     back, exits 0, and leaves no process of its own behind."""
     server = Server(tmp_path / "mlflow.db").start()
-    epochs = ("--epochs", "12", "--set", "patience=12", "--set", "time_budget_s=0")
-    train = [sys.executable, "-m", "benchmarks", "train", "--method", "bp", "--profile", "smoke", *epochs]
-    env = {**os.environ, "BENCH_SPOOL_DIR": str(full_disk), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [*train, "--tracking-uri", server.uri, "--json"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    LONG_JOBS.append(proc)
+    proc = twelve_epochs(server, {"BENCH_SPOOL_DIR": str(full_disk)})
     client = MlflowClient(tracking_uri=server.store)
     try:
         wait_for_an_epoch(client, proc)

@@ -778,3 +778,34 @@ def test_reserving_a_job_closes_the_run_it_passes_over_so_its_owner_cannot_finis
     Tracker(new_store).finish(again, "finished", {})
     owner.finish(old, "finished", {})  # the owner lives on, and ends
     assert [r.info.run_id for r in finished_runs(owner, "k")] == [again]
+
+
+def test_a_run_reclaimed_while_its_end_waits_in_the_spool_never_ends_finished(new_store, monkeypatch, caplog):
+    """The server is away when a job ends: its end waits in the spool, its beats stop, and another
+    host's reservation closes the run as dead meanwhile. When the server is back, the spool is not
+    sent (one line; kept as .superseded): the run stays failed, the job's other run its one finished
+    run (the load test under a server kill found this case)."""
+    monkeypatch.setattr(tracking_module, "RETRY_S", 0.0)
+    owner = Tracker(new_store)
+    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
+    run_id = owner.start("test", "owner", dict(job_key="k", **elsewhere), {}, reserve=True)
+    owner._heartbeat.remove(run_id)
+    calls = away_for(owner, monkeypatch, first=1, last=float("inf"))
+    real_flush = owner._flush
+
+    def reclaimed_then_back(spool, now=False):
+        if spool.ended() and calls["last"]:  # the end waits: the run is reclaimed, then the server is back
+            Tracker(new_store).finish(run_id, "failed", dict(stop_reason="stale", error="missed its beats"))
+            calls["last"] = 0
+        return real_flush(spool, now)
+
+    monkeypatch.setattr(owner, "_flush", reclaimed_then_back)
+    with caplog.at_level(logging.ERROR):
+        owner.log_metrics(run_id, {"test_acc": 0.5}, 0)
+        owner.finish(run_id, "finished", {})
+    said = [r for r in caplog.records if "later records of it are not written" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    run = owner.client.get_run(run_id)
+    assert run.data.tags["status"] == "failed" and run.data.tags["superseded"] == "reclaimed"
+    assert run.info.status == "FAILED" and not owner.client.get_metric_history(run_id, "test_acc")
+    assert [p.name.endswith(".superseded") for p in spool_dir().iterdir()] == [True]

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import torch
@@ -23,10 +24,10 @@ import torch.multiprocessing as mp
 from core.job import Job
 from core.result import RunResult
 from core.runtime.contention import set_job_root
-from core.runtime.supervise import DONE, Children, enter_child, reporting
+from core.runtime.supervise import DONE, RECORD, Children, enter_child, reporting
 
 from .rank import get_dataset, job_device, run_rank
-from .tracking import NullTracker, PipeTracker, Tracker, relay
+from .tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -189,3 +190,33 @@ def spawn_ranks(
     finally:
         ranks.stop(GRACE_S)
     return results[0]
+
+
+class PipeTracker(NullTracker):
+    """A spawned rank 0's tracker: its metrics and tables go to the coordinator over the rank's
+    report pipe (`RECORD` messages), which logs them (`relay`). The rank never imports MLflow nor
+    opens the store: a second and more of start-up saved, and one writer per run."""
+
+    def __init__(self, report):
+        self.uri, self.report = None, report
+
+    def log_metrics(self, run_id, metrics, step):
+        self.report.send((RECORD, ("metrics", dict(metrics), step)))
+
+    def log_table(self, run_id, columns, artifact_file):
+        self.report.send((RECORD, ("table", columns, artifact_file)))
+
+
+def relay(tracker: Tracker, run_id: str) -> Callable[[int, object], None]:
+    """What the coordinator does with a rank's RECORD: log it to `run_id` (rank 0's only)."""
+
+    def on_record(rank: int, payload) -> None:
+        kind, values, where = payload
+        if rank != 0:
+            return
+        if kind == "metrics":
+            tracker.log_metrics(run_id, values, where)
+        else:
+            tracker.log_table(run_id, values, where)
+
+    return on_record

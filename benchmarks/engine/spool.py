@@ -173,6 +173,11 @@ class Spool:
         """The records not yet in the store."""
         return self.records[self.sent :]
 
+    def sent_own_status(self) -> bool:
+        """Whether the records already in the store set the run's status (its end began landing:
+        a status the store shows is then this run's own, not another process's)."""
+        return any(r["op"] == "tags" and "status" in r["tags"] for r in self.records[: self.sent])
+
     def ended(self) -> bool:
         """Whether the run's end is among the records (else its process died first)."""
         return any(r["op"] == "end" for r in self.records)

@@ -12,7 +12,6 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,6 @@ from core.errors import StorageError
 from core.metric import ENGINE
 from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import identity, is_alive
-from core.runtime.supervise import RECORD
 
 from .heartbeat import Heartbeat, beat, beat_every_s, missed_s, reclaimed_status
 from .points import point
@@ -201,12 +199,25 @@ class Tracker(Store):
         if not now and time.monotonic() < spool.retry_at:
             return False
         try:
-            self._say_refused(spool.run_id, send_pending(self.client, spool))
+            closed = (
+                None
+                if spool.sent_own_status()
+                else reclaimed_status(self.client.get_run(spool.run_id).data.tags)
+            )
+            if closed is None:
+                self._say_refused(spool.run_id, send_pending(self.client, spool))
         except Exception as err:
             if not server_away(err):
                 raise
             spool.retry_at = time.monotonic() + RETRY_S
             return False
+        if closed is not None:  # closed by another while the server was away: none of it lands
+            self._heartbeat.fenced[spool.run_id] = closed
+            self._fenced(spool.run_id)
+            if spool.path.exists():
+                spool.path.rename(spool.path.with_name(spool.path.name + ".superseded"))
+            del self._spools[spool.run_id]
+            return True
         spool.path.unlink(missing_ok=True)
         del self._spools[spool.run_id]
         log.warning(
@@ -269,8 +280,8 @@ class Tracker(Store):
         if run_id not in self._said_fenced:
             self._said_fenced.add(run_id)
             log.error(
-                "run %s was closed by another process while this one was stopped (%s): the job ran "
-                "again elsewhere; this process's later records of it are not written",
+                "run %s was closed by another process while this one was stopped or its server away "
+                "(%s): the job ran again elsewhere; this process's later records of it are not written",
                 self._run_names.get(run_id, run_id), closed,
             )  # fmt: skip
             with contextlib.suppress(Exception):  # the tag is a courtesy: the fence already holds
@@ -330,14 +341,18 @@ class Tracker(Store):
             self.finish(run.info.run_id, "failed", dict(stop_reason="stale", error=error))
             log.warning("run %s was left running: %s; marked failed (stale)", run.info.run_name, error)
 
+    def _closed_by_another(self, run_id: str) -> str | None:
+        """How another process closed run `run_id`, or None; errors propagate (an away server)."""
+        return reclaimed_status(self.client.get_run(run_id).data.tags)
+
     def closed_by_another(self, run_id: str) -> str | None:
         """Where another process closed this process's run meanwhile (its host stopped beating and
         the job was reclaimed): how it was closed; else None (also where the store does not answer:
         the end then waits in the spool, and `sync` checks again). The fence that keeps a job from
         two finished runs (docs/design.md, "Hosts that die")."""
         try:
-            return reclaimed_status(self.client.get_run(run_id).data.tags)
-        except Exception:  # noqa: BLE001  (an away server: the spool's sync checks before sending)
+            return self._closed_by_another(run_id)
+        except Exception:  # noqa: BLE001  (an away server: the spool checks again before sending)
             return None
 
     def close_stale_runs(self) -> list[str]:
@@ -464,36 +479,6 @@ class NullTracker:
 
     def finish(self, run_id, status, tags):
         pass
-
-
-class PipeTracker(NullTracker):
-    """A spawned rank 0's tracker: its metrics and tables go to the coordinator over the rank's
-    report pipe (`RECORD` messages), which logs them (`relay`). The rank never imports MLflow nor
-    opens the store: a second and more of start-up saved, and one writer per run."""
-
-    def __init__(self, report):
-        self.uri, self.report = None, report
-
-    def log_metrics(self, run_id, metrics, step):
-        self.report.send((RECORD, ("metrics", dict(metrics), step)))
-
-    def log_table(self, run_id, columns, artifact_file):
-        self.report.send((RECORD, ("table", columns, artifact_file)))
-
-
-def relay(tracker: Tracker, run_id: str) -> Callable[[int, object], None]:
-    """What the coordinator does with a rank's RECORD: log it to `run_id` (rank 0's only)."""
-
-    def on_record(rank: int, payload) -> None:
-        kind, values, where = payload
-        if rank != 0:
-            return
-        if kind == "metrics":
-            tracker.log_metrics(run_id, values, where)
-        else:
-            tracker.log_table(run_id, values, where)
-
-    return on_record
 
 
 def _str(tags: dict) -> dict[str, str]:
