@@ -52,6 +52,9 @@ def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     frame = pd.DataFrame([run_columns(run) for run in stored])
     if "superseded" in frame:
         frame = frame[frame["superseded"].isna()].reset_index(drop=True)
+    if "closed_by" in frame:  # an end that landed after another process closed the run as stale
+        late = (frame["status"] == "finished") & frame["closed_by"].notna()
+        frame = frame[~late].reset_index(drop=True)
     if "run_index" in frame:  # training runs (perf results have none)
         frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
     if "method" in frame:  # until `with_rows` names each run's row from its params

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from benchmarks.engine.store import counts_as_finished
+
 from .conftest import LONG_JOBS, ROOT
 from .test_server import WRITERS, Server
 
@@ -123,7 +125,7 @@ def runs_by_status(store: str) -> tuple[Counter, list[str]]:
     experiments = [e.experiment_id for e in client.search_experiments()]
     for run in client.search_runs(experiments, max_results=50_000):
         tags = run.data.tags
-        if "job_key" in tags and tags.get("status") == "finished":
+        if "job_key" in tags and counts_as_finished(tags):
             finished[(run.info.experiment_id, tags["job_key"])] += 1
         if run.info.status == "RUNNING" or tags.get("status") == "running":
             running.append(run.info.run_name)

@@ -809,3 +809,29 @@ def test_a_run_reclaimed_while_its_end_waits_in_the_spool_never_ends_finished(ne
     assert run.data.tags["status"] == "failed" and run.data.tags["superseded"] == "reclaimed"
     assert run.info.status == "FAILED" and not owner.client.get_metric_history(run_id, "test_acc")
     assert [p.name.endswith(".superseded") for p in spool_dir().iterdir()] == [True]
+
+
+def test_an_end_that_lands_after_another_process_closed_the_run_never_counts(new_store, monkeypatch):
+    """The moment between an owner's read of its run's status and its write of `finished` (MLflow
+    has no compare-and-set): a stale close that lands in it is overwritten by the late end, but its
+    `closed_by` tag stays, so the run never counts as the job's finished run, in `taken`,
+    `finished_run` or the reader; the job's run that ran again does."""
+    import time
+
+    from reports.runs import load_runs
+
+    monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
+    owner = Tracker(new_store)
+    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
+    old = owner.start("test", "late", dict(job_key="k", **elsewhere), {}, reserve=True)
+    owner._heartbeat.remove(old)
+    owner.client.set_tag(old, "heartbeat", f"{time.time() - 5:.1f}")
+    other = Tracker(new_store)
+    again = other.start("test", "again", dict(job_key="k", status="running"), {}, reserve=True)
+    assert owner.client.get_run(old).data.tags["closed_by"].startswith("pid ")
+    owner.client.set_tag(old, "status", "finished")  # the owner's end, landed after the close
+    assert not other.taken("test", "k", besides=again) and other.finished_run("test", "k") is None
+    other.finish(again, "finished", {})
+    assert other.finished_run("test", "k").info.run_id == again
+    frame = load_runs(new_store, "test")
+    assert list(frame[frame["status"] == "finished"]["run_id"]) == [again]

@@ -233,7 +233,7 @@ class Store:
             tags = run.data.tags
             if run.info.run_id == besides:
                 continue
-            if tags.get("status") == "finished":
+            if counts_as_finished(tags):
                 return True
             alive = is_alive(tags)
             # Another host's (alive None) counts while it beats (heartbeat.py).
@@ -251,10 +251,9 @@ class Store:
                 [self.experiment_id(experiment)],
                 filter_string=f"tags.job_key = '{job_key}' and tags.status = 'finished'",
                 order_by=["attributes.start_time DESC"],
-                max_results=1,
             ),
         )
-        return runs[0] if runs else None
+        return next((run for run in runs if counts_as_finished(run.data.tags)), None)
 
     def answered(self, doing: str, call: Callable[[], T]) -> T:
         """`call()` under `storage_errors(doing)`; while a server does not answer, tried again every
@@ -292,6 +291,14 @@ class Store:
             if self.remote and server_away(err):
                 raise ServerAway(f"tracking server {self.uri} does not answer ({away_reason(err)})") from None
             raise StorageError(f"tracking store {self.uri} cannot be {doing}: {one_line(err)}") from None
+
+
+def counts_as_finished(tags) -> bool:
+    """Whether a run's tags make it its job's finished run: status `finished`, and not closed by
+    another process before (`closed_by`, set with the stale close): an end that landed after that
+    close, through the moment between its owner's read of the status and its write (MLflow has no
+    compare-and-set), never counts; the job's run that ran again does (docs/design.md)."""
+    return tags.get("status") == "finished" and not tags.get("closed_by")
 
 
 @contextlib.contextmanager

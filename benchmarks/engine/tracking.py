@@ -338,8 +338,14 @@ class Tracker(Store):
             filter_string=f"tags.job_key = '{job_key}' and tags.status = 'running'",
         )
         for run, error in self._stale_among(running):
-            self.finish(run.info.run_id, "failed", dict(stop_reason="stale", error=error))
+            self.finish(run.info.run_id, "failed", self._stale_close(error))
             log.warning("run %s was left running: %s; marked failed (stale)", run.info.run_name, error)
+
+    def _stale_close(self, error: str) -> dict[str, str]:
+        """The tags that close another process's run as stale, naming this process (`closed_by`:
+        a finished end its owner writes after this never counts, store.counts_as_finished)."""
+        me = identity()
+        return dict(stop_reason="stale", error=error, closed_by=f"pid {me['pid']} on {me['host']}")
 
     def _closed_by_another(self, run_id: str) -> str | None:
         """How another process closed run `run_id`, or None; errors propagate (an away server)."""
@@ -362,7 +368,7 @@ class Tracker(Store):
         lines = []
         with self.storage_errors("written"):  # a read-only store with a stale run: one line
             for run, error in self.stale_runs():
-                self.finish(run.info.run_id, "failed", dict(stop_reason="stale", error=error))
+                self.finish(run.info.run_id, "failed", self._stale_close(error))
                 lines.append(f"run {run.info.run_name} was left running: {error}; marked failed (stale)")
             experiments = [e.experiment_id for e in self.client.search_experiments()]
             left_open = "tags.status = 'superseded' and attributes.status = 'RUNNING'"
