@@ -184,9 +184,9 @@ def test_a_job_logs_to_the_server_and_doctor_checks_it(tmp_path):
     assert time.monotonic() - started < 30
 
 
-def twelve_epochs(server: Server, env: dict[str, str]) -> subprocess.Popen:
-    """`train --method bp --profile smoke` for 12 epochs on `server`, in the background (`--json`)."""
-    epochs = ("--epochs", "12", "--set", "patience=12", "--set", "time_budget_s=0")
+def smoke_epochs(server: Server, env: dict[str, str], epochs: int = 12) -> subprocess.Popen:
+    """`train --method bp --profile smoke` for `epochs` on `server`, in the background (`--json`)."""
+    epochs = ("--epochs", str(epochs), "--set", f"patience={epochs}", "--set", "time_budget_s=0")
     train = [sys.executable, "-m", "benchmarks", "train", "--method", "bp", "--profile", "smoke", *epochs]
     proc = subprocess.Popen(
         [*train, "--tracking-uri", server.uri, "--json"], cwd=ROOT,
@@ -214,7 +214,7 @@ def wait_for_an_epoch(client: MlflowClient, proc: subprocess.Popen, within_s: fl
 @pytest.mark.slow  # a server started twice, a 12-epoch smoke job: ~50 s
 def test_a_job_whose_server_stays_away_ends_in_one_line_and_sync_sends_it(tmp_path):
     server = Server(tmp_path / "mlflow.db").start()
-    proc = twelve_epochs(server, {"BENCH_STORE_WAIT_S": "1"})
+    proc = smoke_epochs(server, {"BENCH_STORE_WAIT_S": "1"})
     client = MlflowClient(tracking_uri=server.store)
     wait_for_an_epoch(client, proc)
     server.stop()
@@ -254,13 +254,13 @@ def living_in_session(sid: int) -> list[str]:
 
 
 @pytest.mark.ci
-@pytest.mark.slow  # a server stopped and started under a 12-epoch smoke job: ~110 s
+@pytest.mark.slow  # a server stopped and started under a 6-epoch smoke job: ~70 s
 def test_a_job_whose_spool_disk_is_full_trains_to_its_end_and_leaves_no_process(tmp_path, full_disk):
     """The server stops mid-job while the spool's disk is full (ENOSPC): the job trains on to its
     last epoch, says so in one line, keeps its records in memory, sends them all when the server is
     back, exits 0, and leaves no process of its own behind."""
     server = Server(tmp_path / "mlflow.db").start()
-    proc = twelve_epochs(server, {"BENCH_SPOOL_DIR": str(full_disk)})
+    proc = smoke_epochs(server, {"BENCH_SPOOL_DIR": str(full_disk)}, epochs=6)
     client = MlflowClient(tracking_uri=server.store)
     try:
         wait_for_an_epoch(client, proc)
@@ -273,10 +273,10 @@ def test_a_job_whose_spool_disk_is_full_trains_to_its_end_and_leaves_no_process(
     assert proc.returncode == 0 and "Traceback" not in err, err[-3000:]
     said = [line for line in err.splitlines() if "cannot be written" in line]
     assert len(said) == 1 and "No space left on device" in said[0] and "memory" in said[0], err[-3000:]
-    assert json.loads(out.strip().splitlines()[-1])["epochs"] == 12
+    assert json.loads(out.strip().splitlines()[-1])["epochs"] == 6
     (run,) = client.search_runs([client.get_experiment_by_name("adhoc").experiment_id])
     assert run.data.tags["status"] == "finished" and run.info.status == "FINISHED", run.data.tags
-    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "test_acc")) == list(range(12))
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "test_acc")) == list(range(6))
     time.sleep(1)  # a child that saw its parent end exits within moments
     assert not living_in_session(proc.pid), living_in_session(proc.pid)
 

@@ -835,3 +835,21 @@ def test_an_end_that_lands_after_another_process_closed_the_run_never_counts(new
     assert other.finished_run("test", "k").info.run_id == again
     frame = load_runs(new_store, "test")
     assert list(frame[frame["status"] == "finished"]["run_id"]) == [again]
+
+
+def test_a_run_whose_end_waits_in_a_spool_here_is_never_passed_over(new_store, monkeypatch):
+    """Its beats stopped (its end is logged, in the spool, the server away), but its records wait
+    in a spool of this folder (a host's, or hosts sharing one): the job is taken and the run not
+    closed, so its end lands once and the job is not run twice (the load test caught it)."""
+    import time
+
+    monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
+    owner = Tracker(new_store)
+    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
+    run_id = owner.start("test", "draining", dict(job_key="k", **elsewhere), {}, reserve=True)
+    owner._heartbeat.remove(run_id)
+    owner.client.set_tag(run_id, "heartbeat", f"{time.time() - 5:.1f}")
+    Spool.create(owner.uri, run_id, "draining").append(dict(op="end", status="FINISHED", end_time=1))
+    other = Tracker(new_store)
+    assert other.start("test", "again", dict(job_key="k", status="running"), {}, reserve=True) is None
+    assert owner.client.get_run(run_id).data.tags["status"] == "running"

@@ -22,7 +22,7 @@ from core.runtime.processes import is_alive
 from . import heartbeat
 from .heartbeat import missed_s, server_offset_s
 from .served_artifacts import route_through_server
-from .spool import away_reason, http_status, server_away, untrusted_certificate, wait_at_end_s
+from .spool import away_reason, http_status, server_away, spool_path, untrusted_certificate, wait_at_end_s
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # benchmarks/engine/store.py -> the checkout
 # URI schemes MLflow tracks to (SQLAlchemy databases, the file store, a tracking server).
@@ -225,7 +225,8 @@ class Store:
 
     def taken(self, experiment: str, job_key: str, besides: str = "") -> bool:
         """Whether `job_key` has a finished run, or a running one whose process is alive (or elsewhere),
-        other than run `besides`."""
+        or whose records wait in a spool here (its end may be among them: never passed over, as stale
+        closing never closes it), other than run `besides`."""
         runs = self.client.search_runs(
             [self.experiment_id(experiment)], filter_string=f"tags.job_key = '{job_key}'"
         )
@@ -238,7 +239,9 @@ class Store:
             alive = is_alive(tags)
             # Another host's (alive None) counts while it beats (heartbeat.py).
             if tags.get("status") == "running" and (
-                alive or (alive is None and missed_s(tags, self.store_now()) is None)
+                alive
+                or (alive is None and missed_s(tags, self.store_now()) is None)
+                or spool_path(run.info.run_id).exists()
             ):
                 return True
         return False
