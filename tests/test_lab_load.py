@@ -44,7 +44,10 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
     (a host's command dying mid-job); a last `run` from host 1 finishes what the dead one left."""
     two = request.getfixturevalue("hosts")
     server = lab_server(two, tmp_path / "mlflow.db")
-    beats = {"BENCH_HEARTBEAT_S": "1"}  # a dead host's run is free again after 10 s
+    # Beats at their default (60 s): host 1's commands see the dead one's pid gone at once. With 1 s
+    # beats the outage reclaimed live runs and found three double finishes, each fixed and pinned
+    # by a test of its own in tests/test_spool.py; here the outage must not decide the outcome.
+    beats: dict[str, str] = {}
     try:
         writers = [
             as_host(h, i % 2, *RUN, "--tracking-uri", server.uri, env={**beats, "BENCH_POINTS": say})
@@ -70,7 +73,6 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
                 assert reader.returncode == 0 and "Traceback" not in err, err[-3000:]
                 reports += 1
         errors = [s.text() for s in said]
-        time.sleep(12)  # past 10 of the dead command's beats
         last_run = as_host(two[1], 1, *RUN, "--tracking-uri", server.uri, env=beats)
         _, last_run_err = last_run.communicate(timeout=600)
         last = as_host(

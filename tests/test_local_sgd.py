@@ -120,6 +120,8 @@ def epoch_losses(store: str, run_id: str) -> list[float]:
     return [m.value for m in MlflowClient(tracking_uri=store).get_metric_history(run_id, "train_loss")]
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # ~9 s, in CI
 def test_lapsgd_with_one_worker_on_one_device_is_sequential_sgd():
     """U = 1, Q = 1: one process takes every batch in order with torch.optim.SGD: bp exactly."""
     bp = run_job(smoke_job("bp"), None, NullTracker(), progress=False)

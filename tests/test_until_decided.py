@@ -86,6 +86,8 @@ def judged(tracker: Tracker):
     return CLAIMS[CLAIM].judge(Evidence(tracker.uri, dict(TABLES), "quick"))
 
 
+@pytest.mark.ci
+@pytest.mark.slow  # ~9 s of runs, in CI
 def test_open_cells_get_the_next_looks_runs_and_nothing_else(tmp_path):
     tracker = store_at_first_look(tmp_path, "store.db")
     before = judged(tracker)
