@@ -612,15 +612,22 @@ def test_a_write_after_a_torn_line_starts_fresh_and_sync_sends_every_whole_recor
 def reclaimed_run(tracker: Tracker, monkeypatch, job_key: str) -> str:
     """A run of another host (so only its heartbeat tells) that missed its beats: the next
     command's close_stale_runs closes it (failed, stale), as a suspended host's job is reclaimed."""
+    run_id = silent_run(tracker, monkeypatch, "suspended", job_key)
+    (line,) = Tracker(tracker.uri).close_stale_runs()  # another command, another host
+    assert "missed its heartbeats" in line
+    return run_id
+
+
+def silent_run(tracker: Tracker, monkeypatch, name: str, job_key: str = "k") -> str:
+    """A run of job `job_key` opened for another host (so only its heartbeat tells), whose beats
+    stopped 50 of its beats ago (0.1 s each): alive or not, it looks dead to every reader."""
     import time
 
     monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
     elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
-    run_id = tracker.start("test", "suspended", dict(job_key=job_key, **elsewhere), {}, reserve=True)
-    tracker._heartbeat.remove(run_id)  # the host is suspended: no beat
-    tracker.client.set_tag(run_id, "heartbeat", f"{time.time() - 5:.1f}")  # 50 of its beats ago
-    (line,) = Tracker(tracker.uri).close_stale_runs()  # another command, another host
-    assert "missed its heartbeats" in line
+    run_id = tracker.start("test", name, dict(job_key=job_key, **elsewhere), {}, reserve=True)
+    tracker._heartbeat.remove(run_id)  # the host is stopped, or its server away: no beat arrives
+    tracker.client.set_tag(run_id, "heartbeat", f"{time.time() - 5:.1f}")
     return run_id
 
 
@@ -765,14 +772,9 @@ def test_reserving_a_job_closes_the_run_it_passes_over_so_its_owner_cannot_finis
     over by `taken`: the process that reserves the job first closes it (failed, stale), so the old
     run's process, alive after all, is fenced at its end; the job keeps one finished run (the lab's
     load test under a server kill found two)."""
-    import time
 
-    monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
     owner = Tracker(new_store)
-    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
-    old = owner.start("test", "through-an-outage", dict(job_key="k", **elsewhere), {}, reserve=True)
-    owner._heartbeat.remove(old)
-    owner.client.set_tag(old, "heartbeat", f"{time.time() - 5:.1f}")  # 50 of its beats ago
+    old = silent_run(owner, monkeypatch, "through-an-outage")
     again = Tracker(new_store).start("test", "again", dict(job_key="k", status="running"), {}, reserve=True)
     assert again is not None and owner.client.get_run(old).data.tags["status"] == "failed"
     Tracker(new_store).finish(again, "finished", {})
@@ -816,16 +818,11 @@ def test_an_end_that_lands_after_another_process_closed_the_run_never_counts(new
     has no compare-and-set): a stale close that lands in it is overwritten by the late end, but its
     `closed_by` tag stays, so the run never counts as the job's finished run, in `taken`,
     `finished_run` or the reader; the job's run that ran again does."""
-    import time
 
     from reports.runs import load_runs
 
-    monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
     owner = Tracker(new_store)
-    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
-    old = owner.start("test", "late", dict(job_key="k", **elsewhere), {}, reserve=True)
-    owner._heartbeat.remove(old)
-    owner.client.set_tag(old, "heartbeat", f"{time.time() - 5:.1f}")
+    old = silent_run(owner, monkeypatch, "late")
     other = Tracker(new_store)
     again = other.start("test", "again", dict(job_key="k", status="running"), {}, reserve=True)
     assert owner.client.get_run(old).data.tags["closed_by"].startswith("pid ")
@@ -841,14 +838,9 @@ def test_a_run_whose_end_waits_in_a_spool_here_is_never_passed_over(new_store, m
     """Its beats stopped (its end is logged, in the spool, the server away), but its records wait
     in a spool of this folder (a host's, or hosts sharing one): the job is taken and the run not
     closed, so its end lands once and the job is not run twice (the load test caught it)."""
-    import time
 
-    monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.1")
     owner = Tracker(new_store)
-    elsewhere = dict(status="running", host="another-host", pid="4242", pid_start="1")
-    run_id = owner.start("test", "draining", dict(job_key="k", **elsewhere), {}, reserve=True)
-    owner._heartbeat.remove(run_id)
-    owner.client.set_tag(run_id, "heartbeat", f"{time.time() - 5:.1f}")
+    run_id = silent_run(owner, monkeypatch, "draining")
     Spool.create(owner.uri, run_id, "draining").append(dict(op="end", status="FINISHED", end_time=1))
     other = Tracker(new_store)
     assert other.start("test", "again", dict(job_key="k", status="running"), {}, reserve=True) is None
