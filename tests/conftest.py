@@ -89,11 +89,20 @@ def store(tmp_path_factory) -> str:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch, store):
-    """Tests never write into datasets/cache/ or results/ of the checkout, but share one cache (and,
-    where a test names no store, the session's store) among themselves; spools are each test's own."""
+    """Tests never write into datasets/cache/ or results/ of the checkout, nor leave a file at its
+    top, but share one cache (and, where a test names no store, the session's store) among
+    themselves; spools are each test's own."""
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     monkeypatch.setenv("BENCH_SPOOL_DIR", str(tmp_path_factory.mktemp("spool")))
+    before = set(os.listdir(ROOT))
+    yield
+    # A relative store path (sqlite:///x.db) lands in the checkout, and once there gets committed.
+    left = set(os.listdir(ROOT)) - before - CHECKOUT_CACHES
+    assert not left, f"the test left {sorted(left)} in the checkout"
+
+
+CHECKOUT_CACHES = {".pytest_cache", "__pycache__", ".ruff_cache", ".tox"}
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

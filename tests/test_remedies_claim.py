@@ -265,7 +265,7 @@ def test_run_claims_runs_the_screening_then_the_fresh_runs_of_the_rows_it_picked
     assert sorted(ran[len(SCREENED) :]) == sorted(fresh + baselines)
 
 
-def test_the_candidate_set_is_frozen_with_the_rules_version(monkeypatch):
+def test_the_candidate_set_is_frozen_with_the_rules_version(tmp_path, monkeypatch):
     """A row the table gains later (here a third backward thread) is no candidate for the best
     remedy until the claim's version is raised; the 9 frozen remedies are at every profile."""
     from benchmarks.tables import TABLES
@@ -274,8 +274,8 @@ def test_the_candidate_set_is_frozen_with_the_rules_version(monkeypatch):
     from reports.claims import gpt_remedy_closes_gap as claim
 
     for profile in ("smoke", "quick", "paper"):
-        assert len(claim.remedies(Evidence("sqlite:///unused.db", dict(TABLES), profile))) == 9
-    evidence = Evidence("sqlite:///unused.db", dict(TABLES), "quick")
+        assert len(claim.remedies(Evidence(f"sqlite:///{tmp_path}/unused.db", dict(TABLES), profile))) == 9
+    evidence = Evidence(f"sqlite:///{tmp_path}/unused.db", dict(TABLES), "quick")
     grown = [*claim.table_rows(evidence), Row.of("async_lu", backward_threads=3)]
     monkeypatch.setattr(claim, "table_rows", lambda _: grown)
     assert "async_lu[backward_threads=3]" not in [r.label for r in claim.remedies(evidence)]

@@ -421,7 +421,7 @@ def test_a_run_beats_and_one_whose_host_stops_beating_is_reclaimed_in_one_line(n
     assert tracker.client.get_run(live).data.tags["status"] == "running"
 
 
-def test_failed_heartbeats_are_counted_and_said_once_then_at_the_runs_end(monkeypatch, caplog):
+def test_failed_heartbeats_are_counted_and_said_once_then_at_the_runs_end(tmp_path, monkeypatch, caplog):
     """A beat that fails (a server away, a refusal) is not swallowed: its first failure is logged at
     once, the next ones only counted, and the count said when the run stops beating."""
     import time
@@ -436,7 +436,7 @@ def test_failed_heartbeats_are_counted_and_said_once_then_at_the_runs_end(monkey
     monkeypatch.setenv("BENCH_HEARTBEAT_S", "0.02")
     monkeypatch.setattr(MlflowClient, "get_run", refused)  # a beat reads the run's status first
     monkeypatch.setattr(MlflowClient, "set_tag", refused)
-    heart = Heartbeat("sqlite:///unused.db")
+    heart = Heartbeat(f"sqlite:///{tmp_path}/unused.db")
     with caplog.at_level(logging.WARNING, logger="benchmarks.engine.heartbeat"):
         heart.add("r1")
         deadline = time.monotonic() + 60
