@@ -230,19 +230,13 @@ class Store:
         runs = self.client.search_runs(
             [self.experiment_id(experiment)], filter_string=f"tags.job_key = '{job_key}'"
         )
+        now = self.store_now()
         for run in runs:
-            tags = run.data.tags
             if run.info.run_id == besides:
                 continue
-            if counts_as_finished(tags):
+            if counts_as_finished(run.data.tags):
                 return True
-            alive = is_alive(tags)
-            # Another host's (alive None) counts while it beats (heartbeat.py).
-            if tags.get("status") == "running" and (
-                alive
-                or (alive is None and missed_s(tags, self.store_now()) is None)
-                or spool_path(run.info.run_id).exists()
-            ):
+            if run.data.tags.get("status") == "running" and why_stale(run, now) is None:
                 return True
         return False
 
@@ -302,6 +296,23 @@ def counts_as_finished(tags) -> bool:
     close, through the moment between its owner's read of the status and its write (MLflow has no
     compare-and-set), never counts; the job's run that ran again does (docs/design.md)."""
     return tags.get("status") == "finished" and not tags.get("closed_by")
+
+
+def why_stale(run, now: float) -> str | None:
+    """Why a running run is stale (its process on this host died, or its process elsewhere missed
+    its heartbeats at the store's time `now`), or None: it counts as alive while its process lives
+    or beats, or while its records wait in a spool here (its end may be among them). The one rule
+    both `taken` (a job's run is passed over) and stale closing (it is closed) apply."""
+    tags = run.data.tags
+    if spool_path(run.info.run_id).exists():
+        return None
+    where = f"pid {tags.get('pid')} on {tags.get('host')}"
+    alive = is_alive(tags)  # None: another host's process, judged by its beats
+    if alive is False:
+        return f"its process ({where}) ended without closing the run"
+    if alive is None and (missed := missed_s(tags, now)) is not None:
+        return f"its process ({where}) missed its heartbeats for {missed:.0f} s"
+    return None
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from core.metric import ENGINE
 from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import identity, is_alive
 
-from .heartbeat import Heartbeat, beat, beat_every_s, missed_s, reclaimed_status
+from .heartbeat import Heartbeat, beat, beat_every_s, reclaimed_status
 from .points import point
 from .spool import (
     RETRY_S,
@@ -35,10 +35,9 @@ from .spool import (
     send,
     send_pending,
     server_away,
-    spool_path,
     wait_at_end_s,
 )
-from .store import Store, git_sha, one_line
+from .store import Store, git_sha, one_line, why_stale
 
 RESERVE_TRIES = 8  # a job reserved by two processes at one moment: both step back, then try again
 log = logging.getLogger(__name__)
@@ -314,19 +313,9 @@ class Tracker(Store):
         )
 
     def _stale_among(self, runs) -> list[tuple[object, str]]:
-        """(run, why) of those of `runs` (running) whose process died or missed its heartbeats."""
-        stale = []
-        for run in runs:
-            tags = run.data.tags
-            if spool_path(run.info.run_id).exists():
-                continue  # its records wait in a spool (`sync`), its end among them
-            where = f"pid {tags.get('pid')} on {tags.get('host')}"
-            alive, missed = is_alive(tags), missed_s(tags, self.store_now())
-            if alive is False:
-                stale.append((run, f"its process ({where}) ended without closing the run"))
-            elif alive is None and missed is not None:
-                stale.append((run, f"its process ({where}) missed its heartbeats for {missed:.0f} s"))
-        return stale
+        """(run, why) of those of `runs` (running) that are stale (store.why_stale)."""
+        now = self.store_now()
+        return [(run, why) for run in runs if (why := why_stale(run, now)) is not None]
 
     def _reclaim(self, experiment: str, job_key: str) -> None:
         """Before reserving `job_key`: close as failed (stale) each of its running runs whose process
