@@ -29,6 +29,7 @@ from core.config import TrainConfig, flatten
 from core.errors import UserError
 from core.job import Job, Row, typed_like
 from core.result import SCHEMA_VERSION, Hardware
+from reports.runs import Run, read_runs
 
 from .engine.store import Store, store_schemas
 
@@ -107,31 +108,31 @@ def run_row(tags: dict[str, str], params: dict[str, str]) -> Row:
     return row if row is not None else Row(tags["method"]).extended(params)
 
 
-def copy_earlier_metrics(store: Store, run) -> int:
+def copy_earlier_metrics(store: Store, run: Run) -> int:
     """Each metric logged under `engine/` again under `system/` (its steps and times kept)."""
     from mlflow.entities import Metric
 
     copied = 0
-    for key in [k for k in run.data.metrics if k.startswith(EARLIER_PREFIX)]:
+    for key in [k for k in run.metrics if k.startswith(EARLIER_PREFIX)]:
         name = "system/" + key.removeprefix(EARLIER_PREFIX)
-        if name in run.data.metrics:
+        if name in run.metrics:
             continue
-        history = store.client.get_metric_history(run.info.run_id, key)
+        history = store.client.get_metric_history(run.run_id, key)
         metrics = [Metric(name, m.value, m.timestamp, m.step) for m in history]
         for i in range(0, len(metrics), 1000):
-            store.client.log_batch(run.info.run_id, metrics=metrics[i : i + 1000], synchronous=True)
+            store.client.log_batch(run.run_id, metrics=metrics[i : i + 1000], synchronous=True)
         copied += 1
     return copied
 
 
-def migrate_run(store: Store, run) -> str:
+def migrate_run(store: Store, run: Run) -> str:
     """Give one run the params and tags of today's schema (module docstring); returns why its job
     key was kept ("" when it was recomputed or the run has none)."""
     from mlflow.entities import Param, RunTag
 
     from methods import METHODS
 
-    tags, params = dict(run.data.tags), dict(run.data.params)
+    tags, params = dict(run.tags), dict(run.params)
     new_params: dict[str, object] = {}
     new_tags: dict[str, str] = {"schema": SCHEMA_VERSION}
     machine = Hardware.from_params(params) or hardware_from_tag(tags.get("hardware", ""))
@@ -154,7 +155,7 @@ def migrate_run(store: Store, run) -> str:
         else:
             if row.settings or "row_name" in tags:
                 new_tags["row_name"] = row.name
-    run_id = run.info.run_id
+    run_id = run.run_id
     items = [Param(k, str(v)) for k, v in new_params.items()]
     for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
         store.client.log_batch(run_id, params=items[i : i + 100], synchronous=True)
@@ -183,10 +184,10 @@ def migrate(uri: str | None, no_backup: bool = False) -> int:
         for experiment in store.client.search_experiments():
             if experiment.name == "Default" or experiment.tags.get("schema") == SCHEMA_VERSION:
                 continue
-            for run in store.client.search_runs([experiment.experiment_id], max_results=50_000):
-                if run.data.tags.get("schema") != SCHEMA_VERSION:
+            for run in read_runs(store.uri, experiment.name, every=True):
+                if run.tags.get("schema") != SCHEMA_VERSION:
                     if why := migrate_run(store, run):
-                        kept.append(f"{run.info.run_name}: {why}")
+                        kept.append(f"{run.tags.get('mlflow.runName', run.run_id)}: {why}")
                     runs += 1
             store.client.set_experiment_tag(experiment.experiment_id, "schema", SCHEMA_VERSION)
     print(

@@ -197,7 +197,7 @@ def add_outcomes(summary: pd.DataFrame, runs: pd.DataFrame, finished: pd.DataFra
     keys = list(zip(summary["model"], summary["method"], strict=True))
     summary["diverged"] = [count(m, me, ("diverged",)) for m, me in keys]
     summary["failed"] = [count(m, me, ("failed", "interrupted")) for m, me in keys]
-    contended = finished[finished["contended"] == "true"] if "contended" in finished else finished.iloc[0:0]
+    contended = finished[finished["contended"]] if "contended" in finished else finished.iloc[0:0]
     if not contended.empty:  # runs timed while other processes used the machine (tag `contended`)
         flagged = contended.groupby(["model", "label"]).size()
         summary["contended"] = [int(flagged.get(key, 0)) for key in keys]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from core.config import CHANGED_WHERE
 from core.job import METHOD_SETTINGS, Row, Setting, logged_or_added, typed_like
 from core.metric import ACCURACY, ENGINE, Metric, stored_names
+from core.result import Hardware
 
 from .memory_store import StoredRun, memory_store
 
@@ -39,44 +41,104 @@ def table_artifact(uri: str, run_id: str, name: str) -> dict | None:
         return json.loads(Path(path).read_text())
 
 
-def load_runs(uri: str, experiment: str) -> pd.DataFrame:
-    """Every run of `experiment` (one row each, newest first), the one way a store is read: its tags
-    and final metrics as columns by their own names (a method's diagnostics logged under ENGINE,
-    core/metric.py, by theirs), `start_time` and `end_time`, and its params as logged (strings) in
-    the column `params`, one dict a run. Superseded runs (a collision, a lost create, a reclaimed
-    job) are left out."""
+@dataclass(frozen=True)
+class Run:
+    """One stored run as every report, claim, planner and calibration reads it (`read_runs`): the
+    suite's tags typed, its final metric values by their own names, its params as logged."""
+
+    run_id: str
+    start_time: pd.Timestamp
+    end_time: pd.Timestamp | None
+    status: str | None  # the suite's own (running, finished, diverged, failed, interrupted), not MLflow's
+    method: str | None  # None: not a training job's run (a `perf` result)
+    profile: str | None
+    model: str | None
+    run_index: int | None
+    row_name: str  # its row's settings as its job named them at creation ("" for a method's plain row)
+    stop_reason: str
+    superseded: bool  # a collision, a lost create or a reclaimed job: no reader counts it
+    contended: bool  # other processes used the machine during its timing (tag `contended`)
+    hardware: Hardware | None
+    values: dict[str, float]  # final metrics; a diagnostic logged under ENGINE by its plain name
+    metrics: dict[str, float]  # final metrics by the names they were logged under
+    tags: dict[str, str]
+    params: dict[str, str]
+
+    @classmethod
+    def of(cls, stored: StoredRun) -> Run:
+        """The typed record of a run as a store holds it."""
+        tags = stored.tags
+        values = {
+            name.removeprefix(ENGINE): value
+            for name, value in stored.metrics.items()
+            if name.startswith(ENGINE)
+        }
+        values.update((name, value) for name, value in stored.metrics.items() if not name.startswith(ENGINE))
+        index = tags.get("run_index")
+        return cls(
+            run_id=stored.run_id,
+            start_time=stored.start_time,
+            end_time=stored.end_time,
+            status=tags.get("status"),
+            method=tags.get("method"),
+            profile=tags.get("profile"),
+            model=tags.get("model"),
+            run_index=int(index) if index is not None and index.lstrip("-").isdigit() else None,
+            row_name=tags.get("row_name", ""),
+            stop_reason=tags.get("stop_reason", ""),
+            superseded="superseded" in tags,
+            contended=tags.get("contended") == "true",
+            hardware=Hardware.from_params(stored.params),
+            values=values,
+            metrics=stored.metrics,
+            tags=stored.tags,
+            params=stored.params,
+        )
+
+    @property
+    def counts(self) -> bool:
+        """Whether any reader counts it: not superseded, and no `finished` that landed after another
+        process closed it as stale (`closed_by`, benchmarks/engine/store.py counts_as_finished)."""
+        late = self.status == "finished" and "closed_by" in self.tags
+        return not self.superseded and not late
+
+    def columns(self) -> dict:
+        """The run as one row of `load_runs`' frame: its final values, its tags (typed where the
+        record types them), its clock and its params (one dict)."""
+        return {
+            "run_id": self.run_id,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            **self.values,
+            **self.tags,
+            "run_index": self.run_index,
+            "contended": self.contended,
+            "params": self.params,
+        }
+
+
+def read_runs(uri: str, experiment: str, every: bool = False) -> list[Run]:
+    """Every run of `experiment` that counts (`Run.counts`; `every`: all of them), newest first, from
+    any store (SQLite, a server, the in-memory store): the one way a store is read."""
     in_memory = memory_store(uri)
     stored = in_memory.runs(experiment) if in_memory is not None else mlflow_runs(uri, experiment)
-    if not stored:
+    return [run for run in map(Run.of, stored) if every or run.counts]
+
+
+def load_runs(uri: str, experiment: str) -> pd.DataFrame:
+    """`read_runs` as a frame, one row a run (`Run.columns`), for the tables drawn from it; `label`
+    is the method until `with_rows` names each run's row from its params."""
+    runs = read_runs(uri, experiment)
+    if not runs:
         return pd.DataFrame()
-    frame = pd.DataFrame([run_columns(run) for run in stored])
-    if "superseded" in frame:
-        frame = frame[frame["superseded"].isna()].reset_index(drop=True)
-    if "closed_by" in frame:  # an end that landed after another process closed the run as stale
-        late = (frame["status"] == "finished") & frame["closed_by"].notna()
-        frame = frame[~late].reset_index(drop=True)
-    if "run_index" in frame:  # training runs (perf results have none)
-        frame["run_index"] = pd.to_numeric(frame["run_index"], errors="coerce").astype("Int64")
-    if "method" in frame:  # until `with_rows` names each run's row from its params
+    frame = pd.DataFrame([run.columns() for run in runs])
+    if frame["run_index"].notna().any():  # training runs (perf results have none)
+        frame["run_index"] = frame["run_index"].astype("Int64")
+    else:
+        frame = frame.drop(columns="run_index")
+    if "method" in frame:
         frame["label"] = frame["method"]
     return frame
-
-
-def run_columns(run: StoredRun) -> dict:
-    """A stored run as one row of `load_runs`: its metrics (a plain name before its ENGINE twin),
-    then its tags (our `status`, not MLflow's), its clock and its params."""
-    metrics = {
-        name.removeprefix(ENGINE): value for name, value in run.metrics.items() if name.startswith(ENGINE)
-    }
-    metrics.update((name, value) for name, value in run.metrics.items() if not name.startswith(ENGINE))
-    return {
-        "run_id": run.run_id,
-        "start_time": run.start_time,
-        "end_time": run.end_time,
-        **metrics,
-        **run.tags,
-        "params": run.params,
-    }
 
 
 def mlflow_runs(uri: str, experiment: str) -> list[StoredRun]:

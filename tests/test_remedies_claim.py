@@ -87,24 +87,22 @@ def judge(uri: str):
 def test_the_screening_picks_by_run_0_and_confirms_the_best_two_with_their_baselines(tmp_path):
     uri, tracker = screened(tmp_path)
     evidence = Evidence(uri, dict(TABLES), "quick").planned(CLAIMS[CLAIM])
-    assert [label for label, _ in ranking(evidence)][:2] == [
+    assert [row.label for row, _ in ranking(evidence)][:2] == [
         "async_lu[optimizer=muon,momentum=0.95]",
         "async_lu[delay_momentum=true]",
     ]
     # Muon's baselines: bp, and bp under Muon (a better optimiser alone must not pass for a remedy).
-    assert baselines(evidence, "async_lu[optimizer=muon,momentum=0.95]") == [
-        "bp",
-        "bp[optimizer=muon,momentum=0.95]",
-    ]
-    assert baselines(evidence, LR_HALF) == ["bp"]  # no bp row at half the learning rate
+    muon = QUICK_ROWS["async_lu[optimizer=muon,momentum=0.95]"]
+    assert [row.label for row in baselines(evidence, muon)] == ["bp", "bp[optimizer=muon,momentum=0.95]"]
+    assert baselines(evidence, QUICK_ROWS[LR_HALF]) == [QUICK_ROWS["bp"]]  # no bp row at half the rate
     chosen = confirmed_rows(evidence)
-    assert chosen == (
+    assert [row.label for row in chosen] == [
         "async_lu[optimizer=muon,momentum=0.95]",
         "async_lu[delay_momentum=true]",
         "bp",
         "bp[optimizer=muon,momentum=0.95]",
-    )
-    assert len(REMEDIES) == 9 and set(chosen) <= set(QUICK_ROWS)
+    ]
+    assert len(REMEDIES) == 9 and set(chosen) <= set(QUICK_ROWS.values())
 
 
 def test_an_incomplete_screening_decides_nothing(tmp_path):

@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmarks.engine.tracking import Tracker
 from benchmarks.tables import TABLES
+from core.job import Row
 from reports.render import write_report
 
 from .conftest import add_run, cli, empty_store, row_params, run_cli
@@ -76,6 +77,40 @@ def test_time_to_fixed_target_and_to_the_worst_methods_best(filled, tmp_path):
     assert "Target of resnet18 (every method's): 0.87, 000 Table 1's target, the paper's own." in md
 
 
+def test_the_reader_types_each_run_and_leaves_out_those_no_reader_counts(tmp_path):
+    """`read_runs`: typed records (status, run index, contended, hardware, final values by plain
+    name); a superseded run and a `finished` that landed after a stale close are left out, except
+    for `every` (migrate-store reads them all)."""
+    from core.metric import ENGINE
+    from core.result import Hardware
+    from reports.runs import read_runs
+
+    uri = empty_store(tmp_path / "mlflow.db")
+    tracker = Tracker(uri)
+    kept = add_run(tracker, "table1", "resnet18", "async_lu", 3, [0.5, 0.6], [10, 20], profile="smoke")
+    tracker.client.set_tag(kept, "contended", "true")
+    tracker.log_metrics(kept, {f"{ENGINE}staleness_mean": 1.5}, step=1)
+    superseded = add_run(tracker, "table1", "resnet18", "bp", 0, [0.5], [10], profile="smoke")
+    tracker.client.set_tag(superseded, "superseded", "a collision")
+    late = add_run(tracker, "table1", "resnet18", "bp", 1, [0.5], [10], profile="smoke")
+    tracker.client.set_tag(late, "closed_by", "pid 1 on elsewhere")
+    runs = read_runs(uri, "table1")
+    assert [run.run_id for run in runs] == [kept]
+    (run,) = runs
+    assert (run.status, run.method, run.model, run.profile, run.run_index) == (
+        "finished",
+        "async_lu",
+        "resnet18",
+        "smoke",
+        3,
+    )
+    assert run.contended is True and not run.superseded and isinstance(run.hardware, Hardware)
+    assert run.values["test_acc"] == 0.6 and run.values["staleness_mean"] == 1.5
+    assert f"{ENGINE}staleness_mean" in run.metrics
+    every = {run.run_id: run for run in read_runs(uri, "table1", every=True)}
+    assert set(every) == {kept, superseded, late} and every[superseded].superseded
+
+
 def test_a_named_row_is_a_row_of_its_own_after_its_method(tmp_path):
     """LAP-SGD run as its authors' code runs it (param reading) next to 002's reading: two rows, the
     named row after its method's, both beside the paper's LAP-SGD values; the claims judge both."""
@@ -104,9 +139,9 @@ def test_a_named_row_is_a_row_of_its_own_after_its_method(tmp_path):
 
     evidence = Evidence(uri, dict(TABLES), "paper")
     assert evidence.rows(("table1",), ("lapsgd", "lppsgd")) == [
-        "lapsgd",
-        "lapsgd[reading=authors_code]",
-        "lppsgd",
+        Row("lapsgd"),
+        Row.of("lapsgd", reading="authors_code"),
+        Row("lppsgd"),
     ]
     measured = CLAIMS["lu-faster-than-lap-lpp"].rule(evidence)
     names = list(dict.fromkeys(cell.name for cell in measured.cells))  # the same cells in both parts

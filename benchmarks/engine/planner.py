@@ -10,6 +10,7 @@ profile in the store; without one, a guess per profile (or the job's time budget
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import statistics
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from core.errors import DataMissingError, UserError
-from core.job import Job
+from core.job import Job, Row
 
 from .executor import OVER_BUDGET, Executor
 from .speed import Speed
@@ -33,26 +34,19 @@ START_S = 10.0  # start-up and evaluation around a job's training budget
 PERF_GUESS_S = {"smoke": 60.0, "quick": 240.0, "paper": 300.0}
 
 
-def row_name(run) -> str:
-    """A stored run's row as its job named it at creation (the tag `row_name`, absent for a method's
-    plain row; benchmarks/migrate.py tags runs of earlier schemas): like runs share it."""
-    name = run.get("row_name")
-    return name if isinstance(name, str) else ""
-
-
 @dataclass
 class Later:
     """A later stage of a claim's plan (Need.choose): the jobs it may pick from, and `pick`, which
     reads the store (its URI) and names the rows it picks, or None before the earlier runs ended."""
 
     candidates: list[Job]
-    pick: Callable[[str | None], tuple[str, ...] | None]
+    pick: Callable[[str | None], tuple[Row, ...] | None]
     rows: int  # rows it picks, for the estimate before it can
 
     def chosen(self, uri: str | None) -> list[Job] | None:
         """The candidates of the rows it picks now (None: it cannot pick yet)."""
-        labels = self.pick(uri)
-        return None if labels is None else [j for j in self.candidates if j.label in labels]
+        rows = self.pick(uri)
+        return None if rows is None else [j for j in self.candidates if j.row in rows]
 
 
 @dataclass
@@ -136,7 +130,7 @@ def plan_claims(
     return plans
 
 
-def chooser(claim, need, specs: dict, profile: str) -> Callable[[str | None], tuple[str, ...] | None]:
+def chooser(claim, need, specs: dict, profile: str) -> Callable[[str | None], tuple[Row, ...] | None]:
     """The rows `need.choose` picks from the claim's planned runs in the store at a URI."""
     from reports.claims import Evidence
 
@@ -224,20 +218,20 @@ class Estimates:
 
     def _experiment(self, experiment: str) -> dict[tuple, list[float]]:
         if experiment not in self._walls:
-            from reports.runs import load_runs
+            from reports.runs import read_runs
 
-            runs = load_runs(self.tracker.uri, experiment) if self.tracker.uri else None
             walls: dict[tuple, list[float]] = {}
             per_epoch: dict[tuple, list[float]] = {}
-            if runs is not None and not runs.empty and "end_time" in runs:
-                done = runs[(runs["status"] == "finished") & runs["end_time"].notna()]
-                for _, run in done.iterrows():
-                    key = (run.get("method"), run.get("model"), run.get("profile"), row_name(run))
-                    seconds = (run["end_time"] - run["start_time"]).total_seconds()
-                    walls.setdefault(key, []).append(seconds)
-                    epochs = run.get("epochs")
-                    if isinstance(epochs, float) and epochs >= 1:
-                        per_epoch.setdefault(key[:3], []).append(seconds / epochs)
+            for run in read_runs(self.tracker.uri, experiment) if self.tracker.uri else []:
+                if run.status != "finished" or run.end_time is None:
+                    continue
+                # Like runs share method, model, profile and the row name their job gave them.
+                key = (run.method, run.model, run.profile, run.row_name)
+                seconds = (run.end_time - run.start_time).total_seconds()
+                walls.setdefault(key, []).append(seconds)
+                epochs = run.values.get("epochs", math.nan)
+                if epochs >= 1:
+                    per_epoch.setdefault(key[:3], []).append(seconds / epochs)
             self._walls[experiment] = walls
             self._epoch_walls[experiment] = per_epoch
         return self._walls[experiment]
@@ -297,11 +291,10 @@ class Estimates:
     def perf_count(self, name: str) -> int:
         """How many results of perf benchmark `name` the store holds (the experiment read once)."""
         if self._perf_counts is None:
-            from reports.runs import load_runs
+            from reports.runs import read_runs
 
-            runs = load_runs(self.tracker.uri, "perf") if self.tracker.uri else None
-            has = runs is not None and not runs.empty and "perf" in runs
-            self._perf_counts = runs["perf"].dropna().value_counts().to_dict() if has else {}
+            runs = read_runs(self.tracker.uri, "perf") if self.tracker.uri else []
+            self._perf_counts = collections.Counter(run.tags["perf"] for run in runs if "perf" in run.tags)
         return int(self._perf_counts.get(name, 0))
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from core.job import Row
 from core.registry import Registry
 
 from ._per_run import TIME_COLUMNS, text_as_objects
@@ -113,7 +114,7 @@ class Need:
     profiles: tuple[str, ...] = ()
     runs: int | None = None
     rows: tuple[dict, ...] = ()
-    choose: Callable[[Evidence], tuple[str, ...] | None] | None = None
+    choose: Callable[[Evidence], tuple[Row, ...] | None] | None = None
     chooses: int = 0
 
 
@@ -302,12 +303,21 @@ def log_ratio(a: float, b: float) -> float:
     return math.log(a / b)
 
 
-Selector = str | dict  # a row's label, or the values of its columns (method, settings)
+Selector = Row | dict  # a row, or the typed values of its columns (method, settings)
 
 
 def select(frame: pd.DataFrame, selector: Selector) -> pd.DataFrame:
-    """The runs of one row: by label, or by column values."""
-    return of_settings(frame, {"label": selector} if isinstance(selector, str) else selector)
+    """The runs of one row, or of every row whose columns hold these values."""
+    if isinstance(selector, Row):
+        return of_rows(frame, (selector,))
+    if isinstance(selector, dict):
+        return of_settings(frame, selector)
+    raise TypeError(f"a row is selected by a Row or by typed column values, not {selector!r}")
+
+
+def of_rows(per_run: pd.DataFrame, rows: Iterable[Row]) -> pd.DataFrame:
+    """The runs of these rows (matched by the name each row derives: one per row)."""
+    return per_run[per_run["label"].isin([row.label for row in rows])]
 
 
 def compared_rows(
@@ -383,14 +393,14 @@ def still_improving(per_run: pd.DataFrame, gain_points: float = 1.0) -> pd.DataF
 
 
 def unfair_to_baselines(
-    per_run: pd.DataFrame, baselines: tuple[str, ...], gain_points: float = 1.0, role: str = "a baseline"
+    per_run: pd.DataFrame, baselines: tuple[Row, ...], gain_points: float = 1.0, role: str = "a baseline"
 ) -> str:
-    """The guard of a claim that our method beats `baselines` (labels): a baseline's run stopped on
+    """The guard of a claim that our method beats `baselines`: a baseline's run stopped on
     its time budget before its schedule ended, or still improving at its end (`still_improving`),
     could make the claim look true; '' where neither."""
     if per_run.empty:
         return ""
-    compared = per_run[per_run["label"].isin(baselines)]
+    compared = of_rows(per_run, baselines)
     cut = (
         compared[compared["stop_reason"] == "time_budget"]
         if "stop_reason" in compared
@@ -415,12 +425,13 @@ def unfair_to_baselines(
     return ""
 
 
-def cut_short(per_run: pd.DataFrame, labels: tuple[str, ...]) -> str:
-    """The guard of a claim between our own rows: one of `labels`' runs stopped on its time budget
+def cut_short(per_run: pd.DataFrame, rows: tuple[Row, ...]) -> str:
+    """The guard of a claim between our own rows: one of `rows`' runs stopped on its time budget
     before its schedule ended; '' where none did."""
     if per_run.empty or "stop_reason" not in per_run:
         return ""
-    cut = per_run[per_run["label"].isin(labels) & (per_run["stop_reason"] == "time_budget")]
+    ours = of_rows(per_run, rows)
+    cut = ours[ours["stop_reason"] == "time_budget"]
     if cut.empty:
         return ""
     shown = ", ".join(
@@ -429,12 +440,12 @@ def cut_short(per_run: pd.DataFrame, labels: tuple[str, ...]) -> str:
     return f"runs stopped on their time budget before their schedule ended: {shown}"
 
 
-def contended_note(per_run: pd.DataFrame, labels: tuple[str, ...] = ()) -> str:
+def contended_note(per_run: pd.DataFrame, rows: tuple[Row, ...] = ()) -> str:
     """'; N of the M compared runs were contended ...' where other processes used the machine
     during some of the compared runs (tag `contended`), else ''."""
     if per_run.empty or "contended" not in per_run:
         return ""
-    compared = per_run[per_run["label"].isin(labels)] if labels else per_run
+    compared = of_rows(per_run, rows) if rows else per_run
     busy = compared[compared["contended"].astype(bool)]
     if busy.empty:
         return ""

@@ -100,7 +100,7 @@ def with_values(uri: str, spec, profile: str, runs: pd.DataFrame) -> pd.DataFram
     per_run["cores"] = [m.cores if m else math.nan for m in machines]
     per_run["stop_reason"] = tag("stop_reason", "")
     per_run["start_time"] = tag("start_time")
-    per_run["contended"] = [c == "true" for c in tag("contended", "false")]
+    per_run["contended"] = [isinstance(c, (bool, np.bool_)) and bool(c) for c in tag("contended", False)]
     per_run["staleness"] = tag("staleness_mean", math.nan)
     per_run["update_delay_s"] = tag("update_delay_s_mean", math.nan)
     per_run["update_delay_sum_s"] = tag("update_delay_s_sum", math.nan)

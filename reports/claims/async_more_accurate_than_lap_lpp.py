@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core.job import Row
+
 from ._common import (
     FULL,
     PAPER_000,
@@ -55,10 +57,17 @@ def async_more_accurate_than_lap_lpp(evidence: Evidence) -> Measured:
     baselines = tuple(evidence.rows(TTA_TABLES, ("lapsgd", "lppsgd")))
     cells = [
         cell
-        for ours in ("async_lu", "async_bu")
+        for ours in (Row("async_lu"), Row("async_bu"))
         for base in baselines
         for cell in paired_cells(
-            evidence, MORE_ACCURATE, TTA_TABLES, ours, base, "best_acc", points, f"{ours} - {base}"
+            evidence,
+            MORE_ACCURATE,
+            TTA_TABLES,
+            ours,
+            base,
+            "best_acc",
+            points,
+            f"{ours.label} - {base.label}",
         )
     ]
     if not cells:
@@ -69,5 +78,5 @@ def async_more_accurate_than_lap_lpp(evidence: Evidence) -> Measured:
         tuple(cells),
         described(evidence, per_run),
         guard=unfair_to_baselines(per_run, baselines),
-        guard_against=cut_short(per_run, ("async_lu", "async_bu")),
+        guard_against=cut_short(per_run, (Row("async_lu"), Row("async_bu"))),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from core.job import Row
+
 from ._common import (
     FULL,
     PAPER_000,
@@ -21,6 +23,8 @@ from ._common import (
 )
 from .censored import time_cells, unset_targets
 from .stats import Part, above
+
+BU = Row("async_bu")
 
 FASTEST = Part(
     "t_other / t_BU to the frozen target",
@@ -64,7 +68,7 @@ def bu_fastest_to_target(evidence: Evidence) -> Measured:
     cells = [
         cell
         for other in others
-        for cell in time_cells(evidence, FASTEST, TTA_TABLES, other, "async_bu", "tta_target_s", other)
+        for cell in time_cells(evidence, FASTEST, TTA_TABLES, other, BU, "tta_target_s", other.label)
     ]
     if not cells:
         return no_runs("table1/table3", "run table1")
@@ -73,5 +77,5 @@ def bu_fastest_to_target(evidence: Evidence) -> Measured:
         tuple(cells),
         described(evidence, per_run),
         guard=cut_short(per_run, tuple(others)),
-        guard_against=cut_short(per_run, ("async_bu",)),
+        guard_against=cut_short(per_run, (BU,)),
     )

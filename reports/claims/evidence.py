@@ -8,6 +8,8 @@ from typing import Protocol
 
 import pandas as pd
 
+from core.job import Row
+
 from ..render import table_runs
 from ..runs import load_runs
 from ._per_run import measured_runs
@@ -95,16 +97,18 @@ class Evidence:
         """The planned runs of the table (`all_runs` within the plan's run indices)."""
         return self._below(self.all_runs(table_id), self._cut)
 
-    def rows(self, table_ids: tuple[str, ...], methods: tuple[str, ...]) -> list[str]:
-        """The label of each method's row and, after it, of each of its named rows with runs in the
-        tables (the LAP-SGD baselines also as their authors' code runs them:
-        `lapsgd[reading=authors_code]`)."""
-        labels: dict[str, set[str]] = {}
+    def rows(self, table_ids: tuple[str, ...], methods: tuple[str, ...]) -> list[Row]:
+        """Each method's own row and, after it, each of its named rows with runs in the tables (the
+        LAP-SGD baselines also as their authors' code runs them: `lapsgd[reading=authors_code]`)."""
+        named: dict[str, set[Row]] = {}
         for table_id in table_ids:
-            runs = self.runs(table_id)
-            for method, label in zip(runs.get("method", []), runs.get("label", []), strict=True):
-                labels.setdefault(method, set()).add(label)
-        return [m for method in methods for m in [method, *sorted(labels.get(method, set()) - {method})]]
+            for row in self.runs(table_id).get("row", []):
+                named.setdefault(row.method, set()).add(row)
+        return [
+            row
+            for method in methods
+            for row in [Row(method), *sorted(named.get(method, set()) - {Row(method)}, key=lambda r: r.label)]
+        ]
 
     def per_run(self, table_id: str) -> pd.DataFrame:
         """Per planned run: best accuracy, times to accuracy (reports.render.training_per_run), status

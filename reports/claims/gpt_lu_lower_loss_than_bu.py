@@ -3,6 +3,8 @@ block updates."""
 
 from __future__ import annotations
 
+from core.job import Row
+
 from ._common import (
     EXTENSION,
     Evidence,
@@ -55,7 +57,7 @@ LOWER = Part(
     plan=Plan((Need("pd-transformer", ("async_lu", "async_bu")),)),
 )
 def gpt_lu_lower_loss(evidence: Evidence) -> Measured:
-    cells = paired_cells(evidence, LOWER, TABLES, "async_bu", "async_lu", "best", difference)
+    cells = paired_cells(evidence, LOWER, TABLES, Row("async_bu"), Row("async_lu"), "best", difference)
     if not cells:
         return no_runs("pd-transformer with both async_lu and async_bu", "run pd-transformer")
     return Measured(tuple(cells), described(evidence, gather(evidence, TABLES)))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from core.job import Row
+
 from ._common import (
     EXTENSION,
     Evidence,
@@ -90,7 +92,7 @@ def gpt_lu_speedup(evidence: Evidence) -> Measured:
             values=tuple(v / bound(int(index_of[r])) for v, r in zip(cell.values, cell.runs, strict=False)),
         )
         for cell in paired_cells(
-            evidence, REACHES, TABLES, "async_lu", "bp", "samples_per_s", lambda a, b: a / b
+            evidence, REACHES, TABLES, Row("async_lu"), Row("bp"), "samples_per_s", lambda a, b: a / b
         )
     ]
     beta = sum(betas.values()) / len(betas)

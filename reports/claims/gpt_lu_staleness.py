@@ -3,6 +3,8 @@ grows with a block's distance from the output, where every backward pass starts.
 
 from __future__ import annotations
 
+from core.job import Row
+
 from ..kinds.language_model import depth_slope, staleness_per_block
 from ..kinds.staleness import staleness_per_tensor
 from ._common import (
@@ -59,7 +61,7 @@ FARTHER = Part(
     plan=Plan((Need("pd-transformer", ("async_lu", "async_bu")),)),
 )
 def gpt_lu_staleness(evidence: Evidence) -> Measured:
-    cells = paired_cells(evidence, BELOW, TABLES, "async_bu", "async_lu", "staleness", difference)
+    cells = paired_cells(evidence, BELOW, TABLES, Row("async_bu"), Row("async_lu"), "staleness", difference)
     per_run = gather(evidence, TABLES)
     if not per_run.empty:
         lu = per_run[per_run["method"] == "async_lu"]

@@ -17,11 +17,12 @@ import pandas as pd
 from core.job import Row
 from core.metric import BITS_PER_BYTE
 
-from ._common import EXTENSION, Evidence, Measured, Need, Plan, described, no_runs, register_claim
+from ._common import EXTENSION, Evidence, Measured, Need, Plan, described, no_runs, of_rows, register_claim
 from .stats import Band, Cell, Part, above
 
 TABLE = "pd-transformer-remedies"
 CONTROL = "async_lu"  # 000's rule of equal hyperparameters: the control, not a remedy
+BP = Row("bp")  # bp at the profile's settings: every remedy's first baseline
 SCREEN_RUN = 0  # picks the remedy; the runs after it decide, so the pick's luck does not count
 MARGIN = 0.05  # bits per byte: the claim's "within 0.05" of bp
 CONFIRMED = 2  # remedies confirmed with fresh runs: the best decides, the second is reported
@@ -75,48 +76,47 @@ def remedies(evidence: Evidence) -> list[Row]:
     ]
 
 
-def ranking(evidence: Evidence) -> list[tuple[str, float]] | None:
-    """(label, best bits per byte of its screening run) of every remedy, best first (a run that
+def ranking(evidence: Evidence) -> list[tuple[Row, float]] | None:
+    """(row, best bits per byte of its screening run) of every remedy, best first (a run that
     failed before measuring ranks last; ties keep the table's order); None until each has one."""
     per_run = evidence.per_run(TABLE)
     if per_run.empty:
         return None
     screened = per_run[per_run["run_index"] == SCREEN_RUN].set_index("label")
-    labels = [r.label for r in remedies(evidence)]
-    if any(label not in screened.index for label in labels):
+    rows = remedies(evidence)
+    if any(row.label not in screened.index for row in rows):
         return None
-    best = [float(screened.at[label, "best"]) if "best" in screened else math.nan for label in labels]
-    return sorted(zip(labels, best, strict=True), key=lambda t: math.inf if math.isnan(t[1]) else t[1])
+    best = [float(screened.at[row.label, "best"]) if "best" in screened else math.nan for row in rows]
+    return sorted(zip(rows, best, strict=True), key=lambda t: math.inf if math.isnan(t[1]) else t[1])
 
 
-def baselines(evidence: Evidence, remedy: str) -> list[str]:
+def baselines(evidence: Evidence, remedy: Row) -> list[Row]:
     """bp at the profile's settings, and bp without delay under the remedy's optimiser settings
     where the table has that row."""
-    rows = table_rows(evidence)
-    mine = next(dict(r.settings) for r in rows if r.label == remedy)
+    mine = dict(remedy.settings)
     # bp rows without a delay carry no correction (one without a delay is refused).
-    bp_rows = [r for r in rows if r.method == "bp" and r.label != "bp"]
+    bp_rows = [r for r in table_rows(evidence) if r.method == "bp" and r != BP]
     undelayed = [r for r in bp_rows if dict(r.settings).get("grad_delay", 0) == 0]
-    same = [r.label for r in undelayed if all(dict(r.settings).get(k) == mine.get(k) for k in OPTIMISER)]
-    return ["bp", *same[:1]]
+    same = [r for r in undelayed if all(dict(r.settings).get(k) == mine.get(k) for k in OPTIMISER)]
+    return [BP, *same[:1]]
 
 
-def confirmed_rows(evidence: Evidence) -> tuple[str, ...] | None:
+def confirmed_rows(evidence: Evidence) -> tuple[Row, ...] | None:
     """The rows that get fresh runs once the screening is complete: the best two remedies and
     their bp baselines (None before: `run claims` runs them after the screening)."""
     ranked = ranking(evidence)
     if ranked is None:
         return None
-    best = [label for label, _ in ranked[:CONFIRMED]]
-    return tuple(dict.fromkeys([*best, *(b for label in best for b in baselines(evidence, label))]))
+    best = [row for row, _ in ranked[:CONFIRMED]]
+    return tuple(dict.fromkeys([*best, *(b for row in best for b in baselines(evidence, row))]))
 
 
-def pairs(evidence: Evidence, a: str, b: str) -> list[tuple[pd.Series, pd.Series]]:
+def pairs(evidence: Evidence, a: Row, b: Row) -> list[tuple[pd.Series, pd.Series]]:
     """The fresh runs (after the screening run) of rows a and b, paired by run index."""
     per_run = evidence.per_run(TABLE)
     fresh = per_run[per_run["run_index"] > SCREEN_RUN]
-    left = fresh[fresh["label"] == a].set_index("run_index")
-    right = fresh[fresh["label"] == b].set_index("run_index")
+    left = of_rows(fresh, (a,)).set_index("run_index")
+    right = of_rows(fresh, (b,)).set_index("run_index")
     return [(left.loc[i], right.loc[i]) for i in sorted(set(left.index) & set(right.index))]
 
 
@@ -147,7 +147,7 @@ def time_ratio(lu: pd.Series, bp: pd.Series) -> float:
     return math.log(times[0] / times[1]) if min(times) > 0 else math.nan
 
 
-def cells(evidence: Evidence, remedy: str) -> list[Cell]:
+def cells(evidence: Evidence, remedy: Row) -> list[Cell]:
     """The remedy against each bp baseline: a cell of each part, one margin per fresh run index."""
     planned = evidence.planned_runs - 1 - SCREEN_RUN
     out = []
@@ -157,21 +157,21 @@ def cells(evidence: Evidence, remedy: str) -> list[Cell]:
         ids = tuple(lu["run_id"] for lu, _ in paired) + tuple(bp["run_id"] for _, bp in paired)
         for part, margin in ((CLOSES, gap_at_equal_epochs), (SOONER, time_ratio)):
             values = tuple(margin(lu, bp) for lu, bp in paired)
-            out.append(Cell(part.name, f"{remedy} vs {baseline}", values, ids, planned, failed))
+            out.append(Cell(part.name, f"{remedy.label} vs {baseline.label}", values, ids, planned, failed))
     return out
 
 
-def screening_text(ranked: list[tuple[str, float]], evidence: Evidence) -> str:
+def screening_text(ranked: list[tuple[Row, float]], evidence: Evidence) -> str:
     """'screening (run 0): async_lu[optimizer=muon,momentum=0.95] 2.043, ...; confirmed: ...' for the
     evidence column."""
-    shown = ", ".join(f"{label} {best:.3f}" for label, best in ranked)
+    shown = ", ".join(f"{row.label} {best:.3f}" for row, best in ranked)
     second = ""
     if len(ranked) > 1:
-        label = ranked[1][0]
-        gaps = [c for c in cells(evidence, label) if c.part == CLOSES.name and c.defined]
+        row = ranked[1][0]
+        gaps = [c for c in cells(evidence, row) if c.part == CLOSES.name and c.defined]
         second = (
             "; the second remedy, "
-            + label
+            + row.label
             + ": "
             + (
                 ", ".join(f"{c.name} {c.estimate[0]:+.3f} bits/byte ({len(c.defined)} runs)" for c in gaps)
@@ -234,5 +234,5 @@ def gpt_remedy_closes_gap(evidence: Evidence) -> Measured:
     best = ranked[0][0]
     found = cells(evidence, best)
     ran = evidence.per_run(TABLE)
-    compared = ran[ran["label"].isin([best, *baselines(evidence, best)])]
+    compared = of_rows(ran, [best, *baselines(evidence, best)])
     return Measured(tuple(found), described(evidence, compared, screening_text(ranked, evidence)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from core.job import Row
+
 from ._common import (
     PAPER_004,
     Evidence,
@@ -60,8 +62,8 @@ OVER_DDP = Part(
 def faster_than_lppsgd_and_ddp(evidence: Evidence) -> Measured:
     tables = ("pd-headline",)
     cells = [
-        *time_cells(evidence, OVER_LPP, tables, "lppsgd", "async_lu", "tta_target_s"),
-        *time_cells(evidence, OVER_DDP, tables, "ddp", "async_lu", "tta_target_s"),
+        *time_cells(evidence, OVER_LPP, tables, Row("lppsgd"), Row("async_lu"), "tta_target_s"),
+        *time_cells(evidence, OVER_DDP, tables, Row("ddp"), Row("async_lu"), "tta_target_s"),
     ]
     if not cells:
         return no_runs("pd-headline", "run pd-headline")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from core.job import Row
+
 from ._common import (
     PAPER_000,
     SAME_ACCURACY_POINTS,
@@ -81,8 +83,8 @@ def imagenet_claim(evidence: Evidence) -> Measured:
     if unset := unset_targets(evidence, tables):
         return Measured(unmeasurable=unset)
     cells = [
-        *time_cells(evidence, THREE_X, tables, "bp", "async_lu", "tta_target_s"),
-        *paired_cells(evidence, SAME, tables, "async_lu", "bp", "best_acc", points),
+        *time_cells(evidence, THREE_X, tables, Row("bp"), Row("async_lu"), "tta_target_s"),
+        *paired_cells(evidence, SAME, tables, Row("async_lu"), Row("bp"), "best_acc", points),
     ]
     synthetic = set(per_run["run_id"]) - real_ids
     if synthetic:

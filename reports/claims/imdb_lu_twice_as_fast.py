@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from core.job import Row
+
 from ._common import (
     PAPER_000,
     SAME_ACCURACY_POINTS,
@@ -65,8 +67,8 @@ def imdb_claim(evidence: Evidence) -> Measured:
     if unset := unset_targets(evidence, tables):
         return Measured(unmeasurable=unset)
     cells = [
-        *time_cells(evidence, TWICE, tables, "async_bu", "async_lu", "tta_target_s"),
-        *paired_cells(evidence, SAME, tables, "async_lu", "async_bu", "best_acc", points),
+        *time_cells(evidence, TWICE, tables, Row("async_bu"), Row("async_lu"), "tta_target_s"),
+        *paired_cells(evidence, SAME, tables, Row("async_lu"), Row("async_bu"), "best_acc", points),
     ]
     if not cells:
         return no_runs("table6 with both async_lu and async_bu", "run table6")
@@ -74,6 +76,6 @@ def imdb_claim(evidence: Evidence) -> Measured:
     return Measured(
         tuple(cells),
         described(evidence, per_run),
-        guard=cut_short(per_run, ("async_bu",)),
-        guard_against=cut_short(per_run, ("async_lu",)),
+        guard=cut_short(per_run, (Row("async_bu"),)),
+        guard_against=cut_short(per_run, (Row("async_lu"),)),
     )

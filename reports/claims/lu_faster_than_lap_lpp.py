@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from core.job import Row
+
 from ._common import (
     FULL,
     PAPER_000,
@@ -87,7 +89,7 @@ def lu_faster_than_lap_lpp(evidence: Evidence) -> Measured:
         for part in (FASTER, UP_TO)
         for base in baselines
         for cell in time_cells(
-            evidence, part, TTA_TABLES, base, "async_lu", "tta_target_s", f"log(t_{base}/t_LU)"
+            evidence, part, TTA_TABLES, base, Row("async_lu"), "tta_target_s", f"log(t_{base.label}/t_LU)"
         )
     ]
     if not cells:
@@ -97,5 +99,5 @@ def lu_faster_than_lap_lpp(evidence: Evidence) -> Measured:
         tuple(cells),
         described(evidence, per_run),
         guard=unfair_to_baselines(per_run, baselines),
-        guard_against=cut_short(per_run, ("async_lu",)),
+        guard_against=cut_short(per_run, (Row("async_lu"),)),
     )

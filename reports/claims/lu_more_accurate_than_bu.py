@@ -3,6 +3,8 @@ accuracy on IMDb."""
 
 from __future__ import annotations
 
+from core.job import Row
+
 from ._common import (
     FULL,
     PAPER_000,
@@ -79,8 +81,10 @@ IMDB = Part(
 )
 def lu_more_accurate_than_bu(evidence: Evidence) -> Measured:
     cells = [
-        *paired_cells(evidence, CIFAR, ("table1", "table3"), "async_lu", "async_bu", "best_acc", points),
-        *paired_cells(evidence, IMDB, ("table6",), "async_lu", "async_bu", "best_acc", points),
+        *paired_cells(
+            evidence, CIFAR, ("table1", "table3"), Row("async_lu"), Row("async_bu"), "best_acc", points
+        ),
+        *paired_cells(evidence, IMDB, ("table6",), Row("async_lu"), Row("async_bu"), "best_acc", points),
     ]
     if not cells:
         return no_runs("table1/table3/table6 with both async_lu and async_bu", "run fig3, fig2 or table6")
@@ -90,6 +94,6 @@ def lu_more_accurate_than_bu(evidence: Evidence) -> Measured:
     return Measured(
         tuple(cells),
         described(evidence, per_run),
-        guard=cut_short(per_run, ("async_bu",)),
-        guard_against=cut_short(per_run, ("async_lu",)),
+        guard=cut_short(per_run, (Row("async_bu"),)),
+        guard_against=cut_short(per_run, (Row("async_lu"),)),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from core.job import Row
+
 from ._common import (
     FULL,
     PAPER_000,
@@ -60,7 +62,7 @@ ABOUT = Part(
 def lu_speedup_about_ddp(evidence: Evidence) -> Measured:
     if unset := unset_targets(evidence, TABLES):
         return Measured(unmeasurable=unset)
-    cells = time_cells(evidence, ABOUT, TABLES, "ddp", "async_lu", "tta_target_s")
+    cells = time_cells(evidence, ABOUT, TABLES, Row("ddp"), Row("async_lu"), "tta_target_s")
     if not cells:
         return no_runs("table7/table8 with bp, async_lu and ddp", "run table7")
     per_run = gather(evidence, TABLES)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from core.job import Row
+
 from ._common import (
     ACCURACY_TABLES,
     FULL,
@@ -114,7 +116,9 @@ def depth_cells(evidence: Evidence) -> list[Cell]:
 )
 def lu_staleness(evidence: Evidence) -> Measured:
     cells = [
-        *paired_cells(evidence, BELOW, ACCURACY_TABLES, "async_bu", "async_lu", "staleness", difference),
+        *paired_cells(
+            evidence, BELOW, ACCURACY_TABLES, Row("async_bu"), Row("async_lu"), "staleness", difference
+        ),
         *depth_cells(evidence),
     ]
     if not cells:

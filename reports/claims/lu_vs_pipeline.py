@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from core.job import Row
+
 from ._common import (
     EXTENSION,
     Evidence,
@@ -64,7 +66,9 @@ def lu_faster_than_pipelines(evidence: Evidence) -> Measured:
     cells = [
         cell
         for pipe in PIPELINES
-        for cell in paired_cells(evidence, FASTER, TABLES, "async_lu", pipe, "samples_per_s", log_ratio, pipe)
+        for cell in paired_cells(
+            evidence, FASTER, TABLES, Row("async_lu"), Row(pipe), "samples_per_s", log_ratio, pipe
+        )
     ]
     if not cells:
         return no_runs("pd-pipeline with async_lu, gpipe and pipe_1f1b", "run pd-pipeline")

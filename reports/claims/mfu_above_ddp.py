@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core.job import Row
+
 from ._common import (
     PAPER_004,
     Evidence,
@@ -48,7 +50,7 @@ ABOVE = Part(
 def mfu_above_ddp(evidence: Evidence) -> Measured:
     no_delay = evidence.specs["pd-stragglers"].reference
     cells = [
-        *paired_cells(evidence, ABOVE, ("pd-headline",), "async_lu", "ddp", "mfu", difference),
+        *paired_cells(evidence, ABOVE, ("pd-headline",), Row("async_lu"), Row("ddp"), "mfu", difference),
         *paired_cells(evidence, ABOVE, ("pd-stragglers",), {"method": "async_lu", **no_delay},
                       {"method": "ddp", **no_delay}, "mfu", difference, "no delay"),
     ]  # fmt: skip
