@@ -212,8 +212,11 @@ def test_pushsum_weights_with_one_half_speed_worker_and_each_workers_effective_s
 def test_each_method_logs_a_100_ms_wire_delay_as_the_age_of_what_the_last_worker_sent(store, method):
     """The CLI, 3 processes sharing 2 cores at smoke, the last one's messages delayed 100 ms: the
     run finishes and its epoch logs the bytes it put on the wire and a median age at arrival of at
-    least 100 ms, 100 ms (within 15 %) above the median age of everything that arrived: a
-    collective's transfer, which a loaded machine stretches (115 ms once in CI), is in both."""
+    least 100 ms, at least the delay above the median age of what the other ranks sent (a
+    transfer, and a receiver's queue, are in both). Above by less than twice the delay: a message
+    held twice would show. Not 100 ms within 15 %: where 3 processes share 2 cores a receiver
+    falls behind at times (a slowed median of 155 ms, p95 890 ms, was measured), and a median over
+    everything that arrived flips between the two kinds when a rank's arrivals are half delayed."""
     proc = run_cli(
         "train", "--method", method, "--devices", "3", "--profile", "smoke", "--epochs", "1", "--json",
         "--set", "oversubscribe=true", "--set", "straggler_kind=wire", "--set", "straggler_delay_ms=100",
@@ -223,9 +226,9 @@ def test_each_method_logs_a_100_ms_wire_delay_as_the_age_of_what_the_last_worker
     result = json.loads(proc.stdout)
     metrics = MlflowClient(tracking_uri=store).get_run(result["run_id"]).data.metrics
     assert result["status"] == "finished"
-    slowed, every = metrics["system/wire_age_median_ms"], metrics["system/wire_age_all_median_ms"]
+    slowed, others = metrics["system/wire_age_median_ms"], metrics["system/wire_age_others_median_ms"]
     assert slowed >= 95.0, metrics  # a histogram bin is 4.9 % wide
-    assert slowed - every == pytest.approx(100.0, rel=0.15), metrics
+    assert 85.0 <= slowed - others < 190.0, metrics
     assert metrics["system/wire_bytes_per_step"] > 0 and metrics["system/wire_mib"] > 0
 
 

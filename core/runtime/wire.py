@@ -205,6 +205,8 @@ class Wire:
             "wire_age_median_ms": quantile(slowed, 0.5),
             "wire_age_p95_ms": quantile(slowed, 0.95),
             "wire_age_all_median_ms": quantile(every, 0.5),
+            # What the other ranks sent: the age the wire adds nothing to (transfer, queueing).
+            "wire_age_others_median_ms": quantile([a - b for a, b in zip(every, slowed, strict=True)], 0.5),
             "wire_mib": sent / 2**20,
             "wire_bytes_per_step": sent / steps if steps else float("nan"),
         }
