@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -17,6 +18,29 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def cache_dir() -> Path:
     """Where decoded caches live: $BENCH_CACHE_DIR, else datasets/cache/ (git-ignored)."""
     return Path(os.environ.get("BENCH_CACHE_DIR") or PROJECT_ROOT / "datasets" / "cache")
+
+
+def read_entries(name: str) -> dict:
+    """The entries of the JSON file `name` in the cache folder (measurements kept between commands);
+    {} where there is none or it cannot be read."""
+    try:
+        return json.loads((cache_dir() / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def keep_entry(name: str, key: str, value: dict) -> None:
+    """Add one entry to the JSON file `name` in the cache folder (written whole, then renamed into
+    place); a file that cannot be written only costs measuring again."""
+    entries = {**read_entries(name), key: value}
+    path = cache_dir() / f"{name}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(entries, indent=1, sort_keys=True))
+        tmp.replace(path)
+    except OSError as err:
+        log.warning("cannot write %s (%s)", path, err)
 
 
 def file_digest(path: Path) -> str:

@@ -5,7 +5,8 @@ writing `run`s, each time once they have passed more points, restarted each time
 after each kill, the writers never failing, each job finished once, every epoch of every run in it
 (issue 55). Kills land at logged points, not at moments of the clock (benchmarks/engine/points.py).
 
-Slow (~5 and ~4 min on 2 cores): run in CI by `.ci/run` (marker `ci`). The points come from
+Slow (~5 and ~4 min on 2 cores): the first runs in CI (marker `ci`), the second with `-m slow`
+(CI kills the server under writers in tests/test_lab_load.py). The points come from
 `$CHAOS_SEED` (default: the clock), printed with any failure."""
 
 from __future__ import annotations
@@ -208,8 +209,7 @@ def intact(store: str) -> str:
         return "; ".join(row[0] for row in db.execute("PRAGMA integrity_check"))
 
 
-@pytest.mark.slow
-@pytest.mark.ci
+@pytest.mark.slow  # not in CI (~3.5 min): tests/test_lab_load.py kills the server at a random point there
 def test_a_server_killed_under_two_writers_loses_and_doubles_nothing(tmp_path):
     seed, rng = seed_and_rng()
     server = Server(tmp_path / "mlflow.db", auth=True).start().add_lab_users()  # docs/methods.md's lab

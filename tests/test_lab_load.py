@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .test_chaos import Said
+from .test_chaos import Said, intact, seed_and_rng
 from .test_server import READER
 from .test_two_hosts import WHY_NOT, as_host, hosts, lab_server  # noqa: F401 (hosts: the fixture)
 
@@ -28,9 +28,9 @@ pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=WHY_NOT or "namespaces wor
 COMMANDS_PER_HOST = 4  # `run`s per host at once: each trains the jobs no other has reserved
 # Each writer says the points of its jobs' lives (benchmarks/engine/points.py); the second (host 1)
 # stops at its second metrics, where the test kills it; the server is killed once the writers
-# have passed SERVER_KILL_AT points in all.
+# have passed a number of points in all drawn from SERVER_KILL_AT ($CHAOS_SEED, as test_chaos.py).
 POINTS = ["say", "metrics:2", *["say"] * (2 * COMMANDS_PER_HOST - 2)]
-SERVER_KILL_AT = 12
+SERVER_KILL_AT = (6, 20)  # 8 jobs pass 4 points or more each (reserved, metrics, ending, ended)
 RUN = ("run", "fig3", "--profile", "smoke", "--runs", "2")  # table1's 8 smoke jobs (fig3 is a view)
 JOBS = 8
 PER_EPOCH = ("train_loss", "test_acc", "samples_per_s", "system/staleness_mean")
@@ -39,9 +39,12 @@ PER_EPOCH = ("train_loss", "test_acc", "samples_per_s", "system/staleness_mean")
 @pytest.mark.slow
 @pytest.mark.ci
 def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothing_twice(request, tmp_path):
-    """Under faults: the server is killed (-9) and restarted once the writers have passed
-    SERVER_KILL_AT points of their jobs, and one writer of host 1 is killed at its second metrics
-    (a host's command dying mid-job); a last `run` from host 1 finishes what the dead one left."""
+    """Under faults: the server is killed (-9), its store checked intact, and restarted once the
+    writers have passed a random number of points of their jobs, and one writer of host 1 is killed
+    at its second metrics (a host's command dying mid-job); a last `run` from host 1 finishes what
+    the dead one left. (tests/test_chaos.py kills the server 4 times under two writers: `-m slow`.)"""
+    seed, rng = seed_and_rng()
+    kill_at, intact_after = rng.randint(*SERVER_KILL_AT), ""
     two = request.getfixturevalue("hosts")
     server = lab_server(two, tmp_path / "mlflow.db")
     # Beats at their default (60 s): host 1's commands see the dead one's pid gone at once. With 1 s
@@ -58,8 +61,9 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
         while any(w.poll() is None for w in writers):  # both readers at once, again and again
             if doomed.poll() is None and said[1].stopped.is_set():
                 doomed.kill()  # at its point: a command that dies mid-job
-            if not server_killed and sum(s.points for s in said) >= SERVER_KILL_AT:
+            if not server_killed and sum(s.points for s in said) >= kill_at:
                 server.stop(signal.SIGKILL)  # between readers' rounds: a reader never starts into it
+                intact_after = intact(server.store)
                 time.sleep(2)
                 server.start()
                 server_killed = True
@@ -89,7 +93,9 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
         _, last_err = last.communicate(timeout=300)  # host 1's report, its files kept in the store
     finally:
         server.stop()
-    assert server_killed and doomed.returncode == -signal.SIGKILL, (server_killed, doomed.returncode)
+    note = f"CHAOS_SEED={seed}: the server killed after {kill_at} points"
+    assert server_killed and doomed.returncode == -signal.SIGKILL, (server_killed, doomed.returncode, note)
+    assert intact_after == "ok", (intact_after, note)  # SQLite's own check of the killed server's file
     assert last_run.returncode == 0 and "Traceback" not in last_run_err, last_run_err[-3000:]
     assert last.returncode == 0 and "Traceback" not in last_err, last_err[-3000:]
     for writer, err in zip(writers, errors, strict=True):

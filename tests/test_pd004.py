@@ -18,6 +18,7 @@ from core.config import TrainConfig
 from core.errors import UserError
 from core.inputs import InputSpec
 from core.runtime.straggler import Straggler, straggler_for
+from datasets.cache import keep_entry
 from methods.async_backprop import AsyncConfig
 from reports.claims import evaluate
 from reports.render import write_report
@@ -197,13 +198,11 @@ def test_a_stale_probe_is_measured_again(monkeypatch, tmp_path):
     assert mfu.peak_flops(device) == 5e10
     entry = mfu.probe_entry(device)
     key = mfu._probe_key(device)
-    mfu._write_cache(
-        "peak_flops", key, {**entry, "measured_s": entry["measured_s"] - mfu.PROBE_MAX_AGE_S - 1}
-    )
+    keep_entry("peak_flops", key, {**entry, "measured_s": entry["measured_s"] - mfu.PROBE_MAX_AGE_S - 1})
     assert mfu.peak_flops(device) == 7e10  # too old: measured again
-    mfu._write_cache("peak_flops", key, {**mfu.probe_entry(device), "flops": 6e10, "load": 64.0})
+    keep_entry("peak_flops", key, {**mfu.probe_entry(device), "flops": 6e10, "load": 64.0})
     assert mfu.peak_flops(device) == 7e10  # taken under load, quiet now: measured again
-    mfu._write_cache("peak_flops", key, {**mfu.probe_entry(device), "flops": 9e10, "load": 64.0})
+    keep_entry("peak_flops", key, {**mfu.probe_entry(device), "flops": 9e10, "load": 64.0})
     assert mfu.peak_flops(device) == 9e10  # ... and the better one kept
 
 

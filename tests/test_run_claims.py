@@ -1,5 +1,8 @@
 """`run claims`: the claims' plans, estimated, run within a budget, ending with the claims report."""
 
+import multiprocessing as mp
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -22,6 +25,7 @@ def test_dry_run_prints_each_plan_and_a_total_and_runs_nothing(tmp_path, monkeyp
     """The plans' lines and the total (the calibration's own measurements: the probe tests below)."""
     from benchmarks.engine import speed
 
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))  # these made-up speeds kept for no one else
     monkeypatch.setattr(speed.Speed, "probe", lambda *_: speed.Probe(1e-3, 1.0))
     monkeypatch.setattr(speed.Speed, "processes_s", lambda *_: 2.0)
     store = empty_store(tmp_path / "mlflow.db")
@@ -248,7 +252,7 @@ def test_claims_a_profile_cannot_decide_are_not_run_there_and_say_why():
     assert claim_plans("paper", claim)[claim].jobs
 
 
-def test_estimates_calibrate_then_learn_from_finished_jobs(monkeypatch):
+def test_estimates_calibrate_then_learn_from_finished_jobs(tmp_path, monkeypatch):
     """Without a like run: the probe's start + its run in the store + the processes' start + the bp
     probe's seconds per sample x the job's samples x the method's prior cost, capped by its time
     budget; after a job of that kind finishes: its wall time."""
@@ -259,6 +263,7 @@ def test_estimates_calibrate_then_learn_from_finished_jobs(monkeypatch):
     jobs = claim_plans("smoke", "lu-more-accurate-than-bu", runs=2)["lu-more-accurate-than-bu"].jobs
     lu = next(j for j in jobs if j.method == "async_lu")
     probe = speed.Probe(per_sample_s=1e-3, start_s=2.0)
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))  # not another test's kept measurement
     monkeypatch.setattr(speed.Speed, "probe", lambda self, job, dataset: probe)
     estimates = planner.Estimates(NullTracker(), "smoke", speed.Speed(None))
     data = get_dataset(lu, None)
@@ -275,11 +280,32 @@ def test_estimates_calibrate_then_learn_from_finished_jobs(monkeypatch):
     assert estimates.job_s(twin) == 42.0  # learned
 
 
+def test_a_speed_measurement_is_kept_for_the_next_command_and_taken_again_when_old(tmp_path, monkeypatch):
+    """A command that measured a workload's speed (or a process's start) leaves it on disk; the next
+    command on this host reads it instead of measuring; one older than a day is measured again."""
+    from benchmarks.engine import speed
+    from methods.lapsgd.config import LapConfig
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    probes, starts = [], []
+    monkeypatch.setattr(
+        speed.Speed, "probe", lambda self, job, data: probes.append(1) or speed.Probe(1e-3, 1.0)
+    )
+    fork = mp.get_context("fork")  # the child runs the stub below
+    monkeypatch.setattr(speed.mp, "get_context", lambda _: starts.append(1) or fork)
+    monkeypatch.setattr(speed, "_process_started", lambda: None)
+    jobs = [smoke_job("bp"), replace(smoke_job("lapsgd", LapConfig(workers_per_device=1)), devices=2)]
+    first = [speed.Speed(None).job_s(job, 0.0) for job in jobs]
+    again = [speed.Speed(None).job_s(job, 0.0) for job in jobs]  # two more commands
+    assert (len(probes), len(starts)) == (1, 1) and again == first
+    monkeypatch.setattr(speed, "KEPT_S", -1.0)  # a day has passed
+    speed.Speed(None).job_s(jobs[1], 0.0)
+    assert (len(probes), len(starts)) == (2, 2)
+
+
 def test_processes_start_as_many_at_once_as_there_are_cores(monkeypatch):
     """A job of this process pays no process start; 2 ranks with 2 LAP-SGD workers each start 6
     processes, on 2 cores 3 rounds of one process's start; on one device only the workers start."""
-    from dataclasses import replace
-
     from benchmarks.engine import speed
     from methods.lapsgd.config import LapConfig
 

@@ -19,7 +19,6 @@ A job's peak is one CPU's (its processes share the cores) or one GPU's x its dev
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -32,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from core.inputs import InputSpec
 from core.runtime.processes import usable_cores
-from datasets.cache import cache_dir
+from datasets.cache import keep_entry, read_entries
 from models import build_model
 
 log = logging.getLogger(__name__)
@@ -61,30 +60,6 @@ PROBE_MAX_AGE_S = 7 * 24 * 3600  # a cached probe older than this is measured ag
 PROBE_BUSY_LOAD = 0.5  # ... as is one taken while other work loaded over half the cores, when it is quieter
 
 
-def _cache_file(name: str) -> Path:
-    return cache_dir() / f"{name}.json"
-
-
-def _read_cache(name: str) -> dict:
-    try:
-        return json.loads(_cache_file(name).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_cache(name: str, key: str, value: dict) -> None:
-    """Add one entry to a JSON cache file; a cache that cannot be written only costs a re-count."""
-    entries = {**_read_cache(name), key: value}
-    path = _cache_file(name)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries, indent=1, sort_keys=True))
-        tmp.replace(path)
-    except OSError as err:
-        log.warning("cannot write %s (%s)", path, err)
-
-
 def sample_inputs(spec: InputSpec, tokens_per_sample: int, batch: int = 2):
     """A meta-device batch in the dataset's input shape."""
     with torch.device("meta"):
@@ -110,7 +85,7 @@ def flops_per_sample(
     key = f"{model_name}|{width}|{spec.num_classes}|{spec.image_size}|{spec.vocab_size}|{tokens}"
     if spec.context or depth:
         key += f"|{spec.context}|{depth}"
-    cached = _read_cache("flops").get(key)
+    cached = read_entries("flops").get(key)
     if cached:
         return float(cached["flops_per_sample"])
     batch = 2
@@ -122,7 +97,7 @@ def flops_per_sample(
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(inputs), targets).backward()
     flops = counter.get_total_flops() / samples
-    _write_cache("flops", key, {"flops_per_sample": flops})
+    keep_entry("flops", key, {"flops_per_sample": flops})
     return flops
 
 
@@ -175,14 +150,14 @@ def store_peak(device: torch.device, flops: float) -> None:
         "measured_s": time.time(),
         "load": os.getloadavg()[0],
     }
-    _write_cache("peak_flops", _probe_key(device), entry)
+    keep_entry("peak_flops", _probe_key(device), entry)
 
 
 def peak_flops(device: torch.device) -> float:
     """This machine's measured float32 GEMM peak for `device`'s kind (one GPU, or the whole CPU),
     cached; measured again when the cached probe is stale (older than PROBE_MAX_AGE_S, or taken under
     load while the machine is quieter now)."""
-    cached = _read_cache("peak_flops").get(_probe_key(device))
+    cached = read_entries("peak_flops").get(_probe_key(device))
     if cached and not _stale(cached):
         return float(cached["flops"])
     flops = measure_peak(device)
@@ -194,7 +169,7 @@ def peak_flops(device: torch.device) -> float:
 
 def probe_entry(device: torch.device) -> dict:
     """The cached probe's entry (flops, when measured, the load then), {} where there is none."""
-    return _read_cache("peak_flops").get(_probe_key(device), {})
+    return read_entries("peak_flops").get(_probe_key(device), {})
 
 
 def _stale(entry: dict) -> bool:

@@ -1,5 +1,7 @@
 """`run claims`' estimate of a job it has no like run of: short bp epochs of the job's own workload,
-measured in this process, and the start of one process, measured once.
+measured in this process, and the start of one process, measured once, both kept on disk for a
+day (`$BENCH_CACHE_DIR/speed.json`, per host): a command resumed again and again (`run claims`
+after an interruption) measures them once (~13 s on 2 cores).
 
 A job's seconds = its start (what a bp job of its workload spends around its samples here, measured
 by the probe; its run in the store; the start of its processes where it spawns any) + its samples x
@@ -12,12 +14,14 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
+import platform
 import time
 from dataclasses import dataclass
 
 from core.errors import DataMissingError
 from core.job import Job
 from core.runtime.processes import usable_cores
+from datasets.cache import keep_entry, read_entries
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ PROBE_BATCHES_VARIED = 32
 # What a job spends beyond the probe's epochs in this process: its run in the store (params, tags,
 # metrics, its end) and the runner's records around it.
 RUN_S = 0.1
+KEPT_S = 24 * 3600  # a measurement on disk older than this is taken again
+CACHE = "speed"  # the file in $BENCH_CACHE_DIR that keeps them
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,10 @@ class Speed:
             return budget
         key = (job.dataset, job.model, job.synthetic_data, cfg.width, cfg.depth, cfg.batch_size, cfg.seq_len)
         if key not in self._probes:
-            self._probes[key] = self.probe(job, dataset)
+            kept = remembered(repr(key))
+            self._probes[key] = Probe(*kept) if kept else self.probe(job, dataset)
+            if not kept:
+                remember(repr(key), [self._probes[key].per_sample_s, self._probes[key].start_s])
         probe = self._probes[key]
         samples = cfg.max_epochs * (dataset.num_train + dataset.num_test / 3)  # a test sample: a forward
         seconds = samples * probe.per_sample_s * cost_vs_bp(job.method)
@@ -98,6 +107,8 @@ class Speed:
         processes = ranks + job.devices * getattr(job.method_config, "workers_per_device", 0)
         if not processes:
             return 0.0
+        if self._process_s is None and (kept := remembered("process start")):
+            self._process_s = kept[0]
         if self._process_s is None:
             context = mp.get_context("spawn")
             started = time.perf_counter()
@@ -106,6 +117,7 @@ class Speed:
             child.join()
             self._process_s = time.perf_counter() - started
             log.info("calibrated a process's start: %.1f s", self._process_s)
+            remember("process start", [self._process_s])
         return self._process_s * math.ceil(processes / usable_cores())
 
     def probe(self, job: Job, dataset) -> Probe:
@@ -150,3 +162,16 @@ class Speed:
             job.dataset, job.model, 1e3 * per_sample, start,
         )  # fmt: skip
         return Probe(per_sample, start)
+
+
+def remembered(what: str) -> list[float] | None:
+    """A measurement of this host kept on disk (`remember`) within KEPT_S, or None."""
+    entry = read_entries(CACHE).get(f"{platform.node()} {what}")
+    if not entry or time.time() - entry.get("measured", 0.0) > KEPT_S:
+        return None
+    return entry["values"]
+
+
+def remember(what: str, values: list[float]) -> None:
+    """Keep a measurement of this host on disk, with when it was taken."""
+    keep_entry(CACHE, f"{platform.node()} {what}", {"values": values, "measured": time.time()})
