@@ -676,8 +676,7 @@ def test_the_rules_on_the_papers_own_tables():
     }
 
 
-@pytest.mark.ci
-@pytest.mark.slow  # 25 simulated stores a claim: ~13 s, in CI beside the larger calibrations
+@pytest.mark.slow  # 25 simulated stores a claim: ~13 s; CI runs the 100-store form below
 def test_a_small_calibration_keeps_false_verdicts_within_what_chance_allows():
     """`calibrate-claims` at 25 stores a case (the ci test below runs 100): no rule's false
     "reproduced" beyond its limit plus two standard errors of 25 stores (a rule that read an

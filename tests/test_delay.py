@@ -271,8 +271,7 @@ def test_the_engines_forward_reads_each_module_extrapolated_by_its_staleness():
     assert torch.equal(model[0].seen[-1], after)
 
 
-@pytest.mark.slow
-@pytest.mark.ci
+@pytest.mark.slow  # not in CI: its rows run there in test_chaos.py's claims loop (the remedies' plan)
 def test_the_remedies_table_runs_at_smoke_and_reports_every_row(tmp_path):
     """`run pd-transformer-remedies --profile smoke` then its report: every row, named as its runs
     are, with bits per byte, tokens/s and memory; its runs are the rows' settings."""

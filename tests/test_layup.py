@@ -84,7 +84,11 @@ IN_CI = (pytest.mark.ci, pytest.mark.slow)
 
 @pytest.mark.parametrize(
     "world, peers",
-    [pytest.param(2, 1, marks=IN_CI), pytest.param(3, 1, marks=IN_CI), pytest.param(3, 2, marks=IN_CI)],
+    [
+        pytest.param(2, 1, marks=pytest.mark.slow),
+        pytest.param(3, 1, marks=IN_CI),
+        pytest.param(3, 2, marks=IN_CI),
+    ],
 )
 def test_add_applies_every_update_on_its_sender_and_on_peers_others(tmp_path, world, peers):
     """mix=add: the replicas' increments summed are (1 + peers) x every rank's own increments, each

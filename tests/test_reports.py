@@ -151,8 +151,7 @@ def test_a_named_row_is_a_row_of_its_own_after_its_method(tmp_path):
     ]
 
 
-@pytest.mark.slow
-@pytest.mark.ci
+@pytest.mark.slow  # not in CI: test_a_named_row_is_a_row_of_its_own_after_its_method reads the same rows
 def test_two_readings_run_into_one_store_report_as_two_rows(tmp_path):
     """`run table1 --methods lapsgd`, then again with `--set reading=authors_code`: four runs, two
     rows per model in the report, each with its own run (not the newest of the method)."""
