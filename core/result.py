@@ -56,6 +56,14 @@ class Hardware:
         return cls(str(kind), str(name), int(float(count)), int(float(cores)))
 
 
+def counts_as_finished(tags) -> bool:
+    """Whether a run's tags make it its job's finished run: status `finished`, and not closed by
+    another process before (`closed_by`, set with the stale close): an end that landed after that
+    close, through the moment between its owner's read of the status and its write (MLflow has no
+    compare-and-set), never counts; the job's run that ran again does (docs/design.md)."""
+    return tags.get("status") == "finished" and not tags.get("closed_by")
+
+
 @functools.cache
 def this_machine() -> Hardware:
     """This process's hardware: the GPUs where CUDA is used, else the CPU's model."""

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from core.config import CHANGED_WHERE
 from core.job import METHOD_SETTINGS, Row, Setting, logged_or_added, typed_like
 from core.metric import ACCURACY, ENGINE, Metric, stored_names
-from core.result import Hardware
+from core.result import Hardware, counts_as_finished
 
 from .memory_store import StoredRun, memory_store
 
@@ -98,8 +98,8 @@ class Run:
     @property
     def counts(self) -> bool:
         """Whether any reader counts it: not superseded, and no `finished` that landed after another
-        process closed it as stale (`closed_by`, benchmarks/engine/store.py counts_as_finished)."""
-        late = self.status == "finished" and "closed_by" in self.tags
+        process closed it as stale (`counts_as_finished`)."""
+        late = self.status == "finished" and not counts_as_finished(self.tags)
         return not self.superseded and not late
 
     def columns(self) -> dict:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from benchmarks.engine.store import counts_as_finished
+from core.result import counts_as_finished
 
 from .conftest import LONG_JOBS, ROOT
 from .test_server import WRITERS, Server

@@ -113,7 +113,7 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
     runs = [r for r in runs if r not in stepped_back]
     # Runs closed by another process as stale (the dead command's; a writer whose beats the outage
     # lost), each job run again: failed, or a late end that landed after the close (closed_by: it
-    # never counts, store.counts_as_finished).
+    # never counts, core.result.counts_as_finished).
     closed = [r for r in runs if r.data.tags.get("closed_by") or r.data.tags["status"] == "failed"]
     assert closed, "the dead command's run was not closed"
     assert all(r.data.tags["stop_reason"] == "stale" or r.data.tags.get("closed_by") for r in closed)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from core.errors import AccessRefused, ServerAway, StorageError, UserError, one_line
-from core.result import SCHEMA_VERSION
+from core.result import SCHEMA_VERSION, counts_as_finished
 from core.runtime.processes import is_alive
 
 from . import heartbeat
@@ -288,14 +288,6 @@ class Store:
             if self.remote and server_away(err):
                 raise ServerAway(f"tracking server {self.uri} does not answer ({away_reason(err)})") from None
             raise StorageError(f"tracking store {self.uri} cannot be {doing}: {one_line(err)}") from None
-
-
-def counts_as_finished(tags) -> bool:
-    """Whether a run's tags make it its job's finished run: status `finished`, and not closed by
-    another process before (`closed_by`, set with the stale close): an end that landed after that
-    close, through the moment between its owner's read of the status and its write (MLflow has no
-    compare-and-set), never counts; the job's run that ran again does (docs/design.md)."""
-    return tags.get("status") == "finished" and not tags.get("closed_by")
 
 
 def why_stale(run, now: float) -> str | None:

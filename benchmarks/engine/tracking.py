@@ -332,7 +332,7 @@ class Tracker(Store):
 
     def _stale_close(self, error: str) -> dict[str, str]:
         """The tags that close another process's run as stale, naming this process (`closed_by`:
-        a finished end its owner writes after this never counts, store.counts_as_finished)."""
+        a finished end its owner writes after this never counts, core.result.counts_as_finished)."""
         me = identity()
         return dict(stop_reason="stale", error=error, closed_by=f"pid {me['pid']} on {me['host']}")
 
