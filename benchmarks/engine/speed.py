@@ -16,7 +16,7 @@ import math
 import multiprocessing as mp
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from core.errors import DataMissingError
 from core.job import Job
@@ -64,6 +64,19 @@ def _process_started() -> None:
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
+def process_start_s() -> float:
+    """Seconds a spawned process takes to start as a job's ranks and workers do (kept on disk)."""
+    context = mp.get_context("spawn")
+    started = time.perf_counter()
+    child = context.Process(target=_process_started, daemon=True)
+    child.start()
+    child.join()
+    seconds = time.perf_counter() - started
+    log.info("calibrated a process's start: %.1f s", seconds)
+    remember("process start", [seconds])
+    return seconds
+
+
 class Speed:
     """A job's seconds on this machine without a like run in the store (the module's docstring)."""
 
@@ -89,10 +102,11 @@ class Speed:
             return budget
         key = (job.dataset, job.model, job.synthetic_data, cfg.width, cfg.depth, cfg.batch_size, cfg.seq_len)
         if key not in self._probes:
-            kept = remembered(repr(key))
-            self._probes[key] = Probe(*kept) if kept else self.probe(job, dataset)
-            if not kept:
-                remember(repr(key), [self._probes[key].per_sample_s, self._probes[key].start_s])
+            if kept := remembered(repr(key)):
+                self._probes[key] = Probe(*kept)
+            else:
+                self._probes[key] = self.probe(job, dataset)
+                remember(repr(key), list(astuple(self._probes[key])))
         probe = self._probes[key]
         samples = cfg.max_epochs * (dataset.num_train + dataset.num_test / 3)  # a test sample: a forward
         seconds = samples * probe.per_sample_s * cost_vs_bp(job.method)
@@ -107,17 +121,9 @@ class Speed:
         processes = ranks + job.devices * getattr(job.method_config, "workers_per_device", 0)
         if not processes:
             return 0.0
-        if self._process_s is None and (kept := remembered("process start")):
-            self._process_s = kept[0]
         if self._process_s is None:
-            context = mp.get_context("spawn")
-            started = time.perf_counter()
-            child = context.Process(target=_process_started, daemon=True)
-            child.start()
-            child.join()
-            self._process_s = time.perf_counter() - started
-            log.info("calibrated a process's start: %.1f s", self._process_s)
-            remember("process start", [self._process_s])
+            kept = remembered("process start")
+            self._process_s = kept[0] if kept else process_start_s()
         return self._process_s * math.ceil(processes / usable_cores())
 
     def probe(self, job: Job, dataset) -> Probe:
@@ -167,11 +173,11 @@ class Speed:
 def remembered(what: str) -> list[float] | None:
     """A measurement of this host kept on disk (`remember`) within KEPT_S, or None."""
     entry = read_entries(CACHE).get(f"{platform.node()} {what}")
-    if not entry or time.time() - entry.get("measured", 0.0) > KEPT_S:
+    if not entry or time.time() - entry.get("measured_s", 0.0) > KEPT_S:
         return None
     return entry["values"]
 
 
 def remember(what: str, values: list[float]) -> None:
     """Keep a measurement of this host on disk, with when it was taken."""
-    keep_entry(CACHE, f"{platform.node()} {what}", {"values": values, "measured": time.time()})
+    keep_entry(CACHE, f"{platform.node()} {what}", {"values": values, "measured_s": time.time()})
