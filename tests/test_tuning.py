@@ -47,7 +47,9 @@ def test_the_trials_are_each_methods_row_without_delay_with_each_trials_settings
 
 
 def test_only_a_frozen_choice_enters_the_rows_of_its_method_and_workload(monkeypatch):
+    monkeypatch.setattr(layup, "TUNING", Tuning(layup.spaces))  # nothing frozen
     plain = {(c.model, c.row) for c in SPEC.cells("quick")}
+    assert all(r == Row.of(r.method, **dict(r.settings)) and "lr" not in dict(r.settings) for _, r in plain)
     choice = Tuned((("outer_lr", 1.0), ("outer_momentum", 0.0)), "a test's choice")
     monkeypatch.setattr(layup, "TUNING", Tuning(layup.spaces, {"quick": {"resnet18": {"diloco": choice}}}))
     tuned = {(c.model, c.row) for c in SPEC.cells("quick")}
@@ -56,6 +58,25 @@ def test_only_a_frozen_choice_enters_the_rows_of_its_method_and_workload(monkeyp
     assert all(dict(r.settings)["outer_lr"] == 1.0 for _, r in changed)
     assert {(m, r) for m, r in plain if not (m == "resnet18" and r.method == "diloco")} <= tuned
     assert Row.of("diloco", devices=3, outer_lr=1.0, outer_momentum=0.0) in {r for _, r in changed}
+
+
+def test_the_quick_choices_are_frozen_for_every_compared_method_with_their_provenance():
+    """The sweep of 2026-11-29 (docs/methods.md, "Equal tuning"): a choice for every method on both
+    workloads at quick, each one of its space's trials, none at smoke or paper."""
+    chosen = layup.TUNING.chosen
+    assert set(chosen) == {"quick"} and set(chosen["quick"]) == {"resnet18", "gpt"}
+    for model, methods in chosen["quick"].items():
+        spaces = layup.TUNING.spaces("quick", model)
+        assert set(methods) == set(spaces), model
+        for method, tuned in methods.items():
+            assert tuned.settings in spaces[method].trials and "tune layup --profile quick" in tuned.source
+            rows = [c.row for c in SPEC.cells("quick") if c.model == model and c.row.method == method]
+            on_three = [r for r in rows if dict(r.settings)["devices"] == 3]
+            assert on_three, (model, method)
+            defaults = METHOD_SETTINGS[method]
+            for row in on_three:  # every row of the method on 3 processes carries the choice
+                settings = dict(row.settings)
+                assert all(settings.get(k, defaults.get(k)) == v for k, v in tuned.settings), (model, row)
 
 
 def test_the_choice_is_the_shortest_time_to_target_then_the_best_value():

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 
+from ..tables import layup
 from . import measured
 from .stores import RowTruth
 from .workloads import (
@@ -107,9 +108,18 @@ def layup_row(model: str, w: Workloads, slower: float = 0.0, better: float = 0.0
     return replace(truth, extra={k: (v, DRIFT_SPREAD) for k, v in extra.items()})
 
 
-def both(label: str, make: Callable[[str], RowTruth]) -> dict[str, RowTruth]:
-    """A row's truth on both of the table's models, keyed model/label."""
-    return {f"{model}/{label}": make(model) for model in LAYUP_EPOCHS}
+def layup_label(model: str, method: str, fraction: float = 0.0, kind: str = "compute") -> str:
+    """The label of the method's row of table layup at quick on `model` (with a straggler of this
+    kind and size), with the settings its frozen tuning choice adds, as the table names it."""
+    tuned = layup.TUNING.settings("quick", model, method)  # the layup cases' profile
+    return layup.table_row(method, fraction, kind, tuned=tuned).label
+
+
+def both(
+    method: str, make: Callable[[str], RowTruth], fraction: float = 0.0, kind: str = "compute"
+) -> dict[str, RowTruth]:
+    """The method's row's truth on both of the table's models, keyed model/label (`layup_label`)."""
+    return {f"{model}/{layup_label(model, method, fraction, kind)}": make(model) for model in LAYUP_EPOCHS}
 
 
 def layup_faster(baseline: str) -> Truths:
@@ -120,8 +130,8 @@ def layup_faster(baseline: str) -> Truths:
         every, best = min(effects), effects[1]  # the best cell is ResNet-18's: the GPT's never above it
         slower = {"gpt": every, "resnet18": best}
         return {
-            **both("layup[devices=3]", lambda m: layup_row(m, w)),
-            **both(f"{baseline}[devices=3]", lambda m: layup_row(m, w, slower[m])),
+            **both("layup", lambda m: layup_row(m, w)),
+            **both(baseline, lambda m: layup_row(m, w, slower[m])),
         }
 
     return truths
@@ -130,15 +140,14 @@ def layup_faster(baseline: str) -> Truths:
 def layup_straggled(kind: str) -> Truths:
     """Under a 100 % straggler of `kind`: LayUp slowed by the second part's effect (or 10 % where
     the claim has one part), DDP by the first part's effect more."""
-    suffix = ",straggler_delay_frac=1" + (",straggler_kind=wire" if kind == "wire" else "")
 
     def truths(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
         ratio, own = (*effects, math.log(1.1))[:2]
         return {
-            **both("layup[devices=3]", lambda m: layup_row(m, w)),
-            **both("ddp[devices=3]", lambda m: layup_row(m, w)),
-            **both(f"layup[devices=3{suffix}]", lambda m: layup_row(m, w, own)),
-            **both(f"ddp[devices=3{suffix}]", lambda m: layup_row(m, w, own + ratio)),
+            **both("layup", lambda m: layup_row(m, w)),
+            **both("ddp", lambda m: layup_row(m, w)),
+            **both("layup", lambda m: layup_row(m, w, own), 1.0, kind),
+            **both("ddp", lambda m: layup_row(m, w, own + ratio), 1.0, kind),
         }
 
     return truths
@@ -151,7 +160,7 @@ def layup_faster_than_comm(effects: tuple[float, ...], w: Workloads) -> dict[str
     every, best = min(effects), effects[1]
     slower = {"gpt": every + math.log(1.3), "resnet18": best + math.log(1.3)}
     for baseline in ("lapsgd", "diloco"):
-        truths |= both(f"{baseline}[devices=3]", lambda m: layup_row(m, w, slower[m]))
+        truths |= both(baseline, lambda m: layup_row(m, w, slower[m]))
     return truths
 
 
@@ -162,11 +171,9 @@ DRIFT_SPREAD = 0.3 / math.sqrt(2)  # assumed, as layup-lower-drift's part: one p
 def layup_drift(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
     """LAP-SGD's and DiLoCo's replicas exp(effect) times further apart than LayUp's."""
     (ratio,) = effects
-    truths = both("layup[devices=3]", lambda m: layup_row(m, w, replica_drift=DRIFT))
+    truths = both("layup", lambda m: layup_row(m, w, replica_drift=DRIFT))
     for baseline in ("lapsgd", "diloco"):
-        truths |= both(
-            f"{baseline}[devices=3]", lambda m: layup_row(m, w, replica_drift=DRIFT * math.exp(ratio))
-        )
+        truths |= both(baseline, lambda m: layup_row(m, w, replica_drift=DRIFT * math.exp(ratio)))
     return truths
 
 
@@ -174,8 +181,8 @@ def layup_task(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
     """LayUp's best metric exp(effect) better than DDP's (accuracy higher, bits per byte lower)."""
     (better,) = effects
     return {
-        **both("ddp[devices=3]", lambda m: layup_row(m, w)),
-        **both("layup[devices=3]", lambda m: layup_row(m, w, better=better)),
+        **both("ddp", lambda m: layup_row(m, w)),
+        **both("layup", lambda m: layup_row(m, w, better=better)),
     }
 
 
@@ -231,16 +238,16 @@ CASES: dict[str, PathCase] = {
     "lu-more-accurate-than-bu": PathCase(lu_more_accurate, "table1/async_lu", 5),
     "imdb-lu-twice-as-fast": PathCase(imdb_twice, "async_lu", 8),
     "004-stragglers-cost-under-2.5-points": PathCase(stragglers, "async_lu[straggler_delay_frac=1]", 1),
-    "layup-faster-than-ddp": PathCase(layup_faster("ddp"), "gpt/layup[devices=3]", 3),
-    "layup-faster-than-diloco": PathCase(layup_faster_than_comm, "gpt/layup[devices=3]", 3),
+    "layup-faster-than-ddp": PathCase(layup_faster("ddp"), f"gpt/{layup_label('gpt', 'layup')}", 3),
+    "layup-faster-than-diloco": PathCase(layup_faster_than_comm, f"gpt/{layup_label('gpt', 'layup')}", 3),
     "layup-robust-to-stragglers": PathCase(
-        layup_straggled("compute"), "gpt/layup[devices=3,straggler_delay_frac=1]", 3, GPUS
+        layup_straggled("compute"), f"gpt/{layup_label('gpt', 'layup', 1.0)}", 3, GPUS
     ),
     "layup-robust-to-wire-delays": PathCase(
-        layup_straggled("wire"), "gpt/layup[devices=3,straggler_delay_frac=1,straggler_kind=wire]", 3
+        layup_straggled("wire"), f"gpt/{layup_label('gpt', 'layup', 1.0, 'wire')}", 3
     ),
-    "layup-lower-drift": PathCase(layup_drift, "gpt/layup[devices=3]", 3),
-    "layup-task-performance": PathCase(layup_task, "gpt/layup[devices=3]", 3),
+    "layup-lower-drift": PathCase(layup_drift, f"gpt/{layup_label('gpt', 'layup')}", 3),
+    "layup-task-performance": PathCase(layup_task, f"gpt/{layup_label('gpt', 'layup')}", 3),
     "gpt-lu-lower-loss-than-bu": PathCase(gpt_lower_loss, "async_lu", 20),
     "lu-faster-than-pipelines": PathCase(lu_over_pipelines, "async_lu", 5),
     "004-thread-ratio-1-2-best": PathCase(thread_ratio, "async_lu", 2),

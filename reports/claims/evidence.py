@@ -80,8 +80,19 @@ class Evidence:
                 runs = runs[ended]
                 # table_runs lists the newest first: the last of each index is the one that ended first.
                 runs = runs.drop_duplicates(subset=["profile", "model", "label", "run_index"], keep="last")
+                runs = self._declared(runs, self.specs[table_id])
             self._cache[key] = runs
         return self._cache[key]
+
+    def _declared(self, runs: pd.DataFrame, spec) -> pd.DataFrame:
+        """A tuned table's runs of the rows it declares at this profile: each method's with its
+        frozen choice (docs/methods.md, "Equal tuning"). Runs of a method before its choice was
+        frozen, or of another trial's settings, are other rows, never compared beside the tuned."""
+        if spec.tuning is None or runs.empty:
+            return runs
+        declared = {(cell.model, cell.row.label) for cell in spec.cells(self.profile)}
+        keep = [(m, label) in declared for m, label in zip(runs["model"], runs["label"], strict=True)]
+        return runs[keep]
 
     @property
     def planned_runs(self) -> int:

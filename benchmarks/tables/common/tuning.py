@@ -1,5 +1,5 @@
 """Equal tuning: each compared method's declared search space, and the settings a sweep chose
-(docs/claims.md, "Equal tuning").
+(docs/methods.md, "Equal tuning").
 
 AlgoPerf's external-tuning rule: every method a table compares gets the same number of trials
 (`TRIALS`), each over a search space declared here before any trial runs. `python -m benchmarks
