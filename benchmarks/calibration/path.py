@@ -139,12 +139,8 @@ def calibrate_path(
         if scenario != "diverged" or CASES[claim_id].diverges  # perf results do not diverge
         for false in (range(len(CLAIMS[claim_id].parts)) if scenario in FALSE else [0])
     ]
-    # The longest tasks first (a case's jobs x epochs: what its stores write and read), so that no
-    # worker is left with a long one at the end; results back in the tasks' order.
-    order = sorted(range(len(tasks)), key=lambda i: -work_of(tasks[i][0]))
     with ProcessPoolExecutor(workers or os.cpu_count(), mp_context=get_context("spawn")) as pool:
-        done = dict(zip(order, pool.map(simulate, [tasks[i] for i in order]), strict=True))
-    results = [done[i] for i in range(len(tasks))]
+        results = list(pool.map(simulate, tasks))
     worst: dict[tuple[str, str, int], Rates] = {}
     for rates in results:
         for rate in rates:
@@ -154,11 +150,6 @@ def calibrate_path(
                 kept = rate
             worst[key] = replace(kept, changed=max(kept.changed, rate.changed))  # of any part
     return list(worst.values())
-
-
-def work_of(claim_id: str) -> int:
-    """A case's size: the jobs its plan writes to a store, times its rows' epochs (at least 1)."""
-    return len(planned(claim_id).jobs) * max(1, CASES[claim_id].epochs)
 
 
 def simulate(task: tuple[str, str, int, int, int, Workloads]) -> list[Rates]:
