@@ -702,13 +702,13 @@ def test_the_calibration_reads_the_same_rates_over_two_processes_as_in_one():
 
 
 @pytest.mark.ci
-@pytest.mark.slow  # 100 stores a case, ~40 s over 2 processes: out of the default run (see the test above)
+@pytest.mark.slow  # 100 stores a case, ~30 s over 2 processes: out of the default run (see the test above)
 def test_calibration_bounds_false_verdicts_and_each_rule_can_say_reproduced():
     """A fast subset of `calibrate-claims`: false "reproduced" within the limits, and every rule,
     at 10 runs a cell and the paper's effect, can read reproduced."""
     from reports.claims.calibrate import calibrate, violations
 
-    rates = calibrate(sims=100, workers=0)  # a process per core: the same rates (a test below)
+    rates = calibrate(sims=100, workers=0)  # a process per core: the same rates (the test above)
     # 100 stores estimate a rate within about 2 standard errors (4.4 points at 5 %, 2.0 at 1 %): the
     # command's 1000 stores hold the limits themselves.
     assert violations(rates, by_chance=True) == []
