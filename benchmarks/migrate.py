@@ -104,7 +104,7 @@ def run_row(tags: dict[str, str], params: dict[str, str]) -> Row:
     from .tables import TABLES
 
     spec = TABLES.get(tags.get("table", ""))
-    row = spec.run_row(tags["method"], params) if spec is not None else None
+    row = spec.run_row(tags["method"], params, tags.get("profile"), tags.get("model")) if spec else None
     return row if row is not None else Row(tags["method"]).extended(params)
 
 

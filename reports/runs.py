@@ -182,7 +182,10 @@ def with_rows(runs: pd.DataFrame, spec) -> pd.DataFrame:
     if runs.empty:
         return runs
     logged = runs["params"].tolist()
-    identities = [spec.run_row(m, p) for m, p in zip(runs["method"], logged, strict=True)]
+    identities = [
+        spec.run_row(m, p, profile, model)
+        for m, p, profile, model in zip(runs["method"], logged, runs["profile"], runs["model"], strict=True)
+    ]
     keep = [identity is not None for identity in identities]
     runs = runs[keep].copy()
     identities = [i for i in identities if i is not None]

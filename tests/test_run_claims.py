@@ -100,7 +100,7 @@ def test_one_claim_runs_its_jobs_once_and_reports(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "imdb-lu-twice-as-fast: inconclusive" in proc.stdout  # smoke decides nothing
     verdicts = pd.read_csv(out / "claims.csv").set_index("id")
-    assert verdicts.loc["imdb-lu-twice-as-fast", "profile"] == "smoke"
+    assert set(verdicts.loc[["imdb-lu-twice-as-fast"], "profile"]) == {"smoke"}  # a row a part
     assert "claims.md" in (out / "index.md").read_text()
     again = run_cli(*args, "--dry-run")
     assert "imdb-lu-twice-as-fast: 2 jobs (0 to run)" in again.stdout

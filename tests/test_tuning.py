@@ -60,6 +60,25 @@ def test_only_a_frozen_choice_enters_the_rows_of_its_method_and_workload(monkeyp
     assert Row.of("diloco", devices=3, outer_lr=1.0, outer_momentum=0.0) in {r for _, r in changed}
 
 
+def test_the_quick_choices_are_frozen_for_every_compared_method_with_their_provenance():
+    """The sweep of 2026-11-29 (docs/methods.md, "Equal tuning"): a choice for every method on both
+    workloads at quick, each one of its space's trials, none at smoke or paper."""
+    chosen = layup.TUNING.chosen
+    assert set(chosen) == {"quick"} and set(chosen["quick"]) == {"resnet18", "gpt"}
+    for model, methods in chosen["quick"].items():
+        spaces = layup.TUNING.spaces("quick", model)
+        assert set(methods) == set(spaces), model
+        for method, tuned in methods.items():
+            assert tuned.settings in spaces[method].trials and "tune layup --profile quick" in tuned.source
+            rows = [c.row for c in SPEC.cells("quick") if c.model == model and c.row.method == method]
+            on_three = [r for r in rows if dict(r.settings)["devices"] == 3]
+            assert on_three, (model, method)
+            defaults = METHOD_SETTINGS[method]
+            for row in on_three:  # every row of the method on 3 processes carries the choice
+                settings = dict(row.settings)
+                assert all(settings.get(k, defaults.get(k)) == v for k, v in tuned.settings), (model, row)
+
+
 def test_the_choice_is_the_shortest_time_to_target_then_the_best_value():
     assert chosen([(90.0, 0.6), (80.0, 0.5), (math.inf, 0.9)], "max") == 1
     assert chosen([(math.inf, 0.6), (math.inf, 0.7)], "max") == 1  # none reached: the best value
@@ -94,3 +113,16 @@ def test_tune_runs_a_methods_trials_once_prints_its_choice_and_the_report_counts
     notes = tuning_notes(replace(SPEC), "smoke", uri, ["resnet18"])
     assert "4 of 20 trials finished in the experiment tuning-layup" in notes[0]
     assert "No choice is frozen at smoke" in notes[0]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+def test_every_job_reads_back_as_its_own_row_at_its_profile(profile):
+    """A run's row is read among its own profile's and model's rows first: a smoke run at smoke's lr
+    0.05 is smoke's `layup[devices=3]`, never quick's tuned `layup[devices=3,lr=0.05]`."""
+    for job in SPEC.jobs(profile):
+        logged = {k: str(v) for k, v in job.params().items()}  # as MLflow keeps them
+        assert SPEC.run_row(job.method, logged, profile, job.model) == job.row, (profile, job.model, job.row)
+    smoke = next(j for j in SPEC.jobs("smoke") if j.method == "layup" and j.row == Row.of("layup", devices=3))
+    logged = {k: str(v) for k, v in smoke.params().items()}
+    assert float(logged["lr"]) == 0.05 and Row.of("layup", devices=3, lr=0.05, peers=1) in SPEC.rows
+    assert SPEC.run_row("layup", logged, "smoke", "resnet18") == Row.of("layup", devices=3)

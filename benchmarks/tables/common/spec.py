@@ -117,6 +117,8 @@ class TableSpec:
     # Registered methods put into this table's workloads by a user (`run TABLE --methods X`), each a
     # row of its own after the table's (`with_methods`); none in a registered spec.
     guests: tuple[str, ...] = ()
+    # rows_at's answers: a table's cells are a function of the profile, asked once per run read.
+    _rows_at: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.experiment:
@@ -164,17 +166,31 @@ class TableSpec:
         """The metric of the table's workload on `model`."""
         return self.model_metrics.get(model, self.metric)
 
-    def run_row(self, method: str, params: Mapping[str, object]) -> Row | None:
+    def run_row(
+        self, method: str, params: Mapping[str, object], profile: str | None = None, model: str | None = None
+    ) -> Row | None:
         """The row a stored run of `method` with these params is of here (core.job.run_row), or None:
         a row of its own where it extends one of this table's (`lapsgd[reading=authors_code]`), but
-        not a row another table on the same experiment declares (a view shows only its own rows)."""
-        row = run_row(self.rows, method, params)
+        not a row another table on the same experiment declares (a view shows only its own rows).
+        The rows of the run's own profile and model are tried first: a smoke run at smoke's lr 0.05
+        is smoke's `layup[devices=3]`, not the tuned quick row `layup[devices=3,lr=0.05]`."""
+        own = self.rows_at(profile, model) if profile is not None else ()
+        row = run_row(own, method, params) if own else None
+        row = row or run_row(self.rows, method, params)
         if row is None or row in self.rows:
             return row
         siblings = (
             spec for spec in TABLES.values() if spec.experiment == self.experiment and spec is not self
         )
         return None if any(row in spec.rows for spec in siblings) else row
+
+    def rows_at(self, profile: str, model: str | None = None) -> tuple[Row, ...]:
+        """The rows of the cells at `profile` (of `model` where given), in order; remembered."""
+        key = (profile, model)
+        if key not in self._rows_at:
+            cells = self.cells(profile) if profile in PROFILES else []
+            self._rows_at[key] = tuple(dict.fromkeys(c.row for c in cells if model is None or c.model == model))
+        return self._rows_at[key]
 
     def row_index(self, row: Row) -> float:
         """The index in `rows` of `row`; for a row that extends a table row (core.job.run_row), the
