@@ -107,6 +107,9 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
     assert last.returncode == 0 and "Traceback" not in last_err, last_err[-3000:]
     for writer, err in zip(writers, errors, strict=True):
         assert writer is doomed or (writer.returncode == 0 and "Traceback" not in err), err[-3000:]
+        # A row group the store lost to a late write is written again at the run's end (said).
+        assert "not kept" not in err, [line for line in err.splitlines() if "not kept" in line]
+    restored = sum(err.count("row groups of its") for err in [*errors, last_run_err])
     assert reports >= 2
 
     client = MlflowClient(tracking_uri=server.store)
@@ -139,11 +142,12 @@ def test_eight_jobs_from_two_hosts_with_two_readers_lose_nothing_and_write_nothi
         rows = pd.DataFrame(table["data"], columns=table["columns"])  # one record a row group, once each
         groups = Counter(zip(rows["record_id"], rows["tensor"], strict=True))
         assert len(rows) and max(groups.values()) == 1, (run.info.run_name, groups.most_common(3))
-        assert rows["record_id"].nunique() == epochs, (run.info.run_name, sorted(set(rows["record_id"])))
+        groups_in_store = sorted(set(rows["record_id"]))
+        assert len(groups_in_store) == epochs, (run.info.run_name, groups_in_store, note)
         latency.append([run.data.metrics[f"system/store_write_{q}_s"] for q in ("p50", "p95", "max")])
     p50, p95, longest = np.array(latency).T
     print(
         f"\n{JOBS} jobs, {len(two)} hosts, {reports} reports; a job's store writes, over the jobs: "
         f"p50 median {np.median(p50):.3f} s, p95 median {np.median(p95):.3f} s (max {p95.max():.3f} s), "
-        f"longest {longest.max():.3f} s"
+        f"longest {longest.max():.3f} s; {restored} table(s) restored at a run's end ({note})"
     )

@@ -325,6 +325,35 @@ def test_a_record_sent_twice_is_in_the_store_once(tmp_path, new_store, monkeypat
     assert sorted((row[0], row[1]) for row in rows) == [(0, "a"), (0, "b"), (1, "a"), (1, "b")], rows
 
 
+def test_a_row_group_the_store_lost_to_a_late_write_is_written_again_at_the_runs_end(
+    tmp_path, new_store, caplog
+):
+    """A write that timed out here and that the server finished after a later one puts an earlier
+    version of the table back (seen in CI's lab load test: a finished run without its last epoch's
+    rows). At the run's end its tables are checked and each lost group is written again, in one line."""
+    tracker = Tracker(new_store)
+    run_id = tracker.start("test", "a-run", dict(job_key="k", status="running"), {})
+    tracker.log_table(run_id, {"epoch": [0, 0], "tensor": ["a", "b"]}, "staleness.json")
+    saved = tracker.client.download_artifacts(run_id, "staleness.json", str(tmp_path))
+    earlier = json.loads(open(saved).read())
+    tracker.log_table(run_id, {"epoch": [1, 1], "tensor": ["a", "b"]}, "staleness.json")
+    late = tmp_path / "late" / "staleness.json"  # the earlier version, landing last
+    late.parent.mkdir()
+    late.write_text(json.dumps(earlier))
+    tracker.client.log_artifact(run_id, str(late))
+    assert len(_rows(tracker, run_id, tmp_path / "a")) == 2
+    with caplog.at_level(logging.WARNING):
+        tracker.finish(run_id, "finished", {})
+    rows = _rows(tracker, run_id, tmp_path / "b")
+    assert sorted((row[0], row[1]) for row in rows) == [(0, "a"), (0, "b"), (1, "a"), (1, "b")], rows
+    assert caplog.text.count("had lost 1 of the 2 row groups of its staleness.json") == 1, caplog.text
+    with caplog.at_level(logging.WARNING):  # nothing lost: nothing written, nothing said
+        run_id = tracker.start("test", "b-run", dict(job_key="j", status="running"), {})
+        tracker.log_table(run_id, {"epoch": [0], "tensor": ["a"]}, "staleness.json")
+        tracker.finish(run_id, "finished", {})
+    assert caplog.text.count("row groups of its") == 1 and len(_rows(tracker, run_id, tmp_path / "c")) == 1
+
+
 def test_a_torn_last_line_is_skipped_in_one_line_and_a_torn_middle_is_an_error(new_store, caplog):
     spool = Spool.create(new_store, "0123abcd", "a-run")
     spool.append(dict(op="metrics", metrics=[["test_acc", 0.5, 1, 0]], id=0))

@@ -305,7 +305,8 @@ def send(client, run_id: str, record: dict) -> None:
             # server, tests/test_lab_load.py). The dataset exists now: a second try links it.
             client.log_inputs(run_id, inputs)
     elif op == "table":
-        if not table_holds(client, run_id, record["artifact_file"], record["columns"].get("record_id")):
+        record_ids = record["columns"].get("record_id")
+        if not record_ids or record_ids[0] not in stored_record_ids(client, run_id, record["artifact_file"]):
             client.log_table(run_id, record["columns"], record["artifact_file"])
     elif op == "end":
         client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])
@@ -313,20 +314,19 @@ def send(client, run_id: str, record: dict) -> None:
         raise ValueError(f"unknown spool record {op!r}")
 
 
-def table_holds(client, run_id: str, artifact_file: str, record_ids: list | None) -> bool:
-    """Whether the run's table already holds the rows of this record (its `record_id`): a record
-    sent again after it reached the store. Errors of an away server propagate (the send fails)."""
-    if not record_ids:
-        return False
+def stored_record_ids(client, run_id: str, artifact_file: str) -> set:
+    """The record ids (`record_id`) of the row groups the run's table holds in the store (none where
+    it has no such table): a record sent again after it reached the store is not appended twice.
+    Errors of an away server propagate (the send fails)."""
     folder, _, name = artifact_file.rpartition("/")
     if name not in {Path(f.path).name for f in client.list_artifacts(run_id, folder or None)}:
-        return False
+        return set()
     with tempfile.TemporaryDirectory() as tmp:
         table = json.loads(Path(client.download_artifacts(run_id, artifact_file, tmp)).read_text())
     if "record_id" not in table.get("columns", []):
-        return False
+        return set()
     column = table["columns"].index("record_id")
-    return record_ids[0] in {row[column] for row in table.get("data", [])}
+    return {row[column] for row in table.get("data", [])}
 
 
 def send_pending(client, spool: Spool) -> list[tuple[dict, Exception]]:

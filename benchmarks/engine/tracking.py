@@ -35,6 +35,7 @@ from .spool import (
     send,
     send_pending,
     server_away,
+    stored_record_ids,
     wait_at_end_s,
 )
 from .store import Store, git_sha, one_line, why_stale
@@ -55,6 +56,9 @@ class Tracker(Store):
         self._run_names: dict[str, str] = {}
         self._records: dict[str, int] = {}  # records logged per run: each record's id
         self._write_s: dict[str, list[float]] = {}  # how long each of a run's writes took
+        # run -> table artifact -> the row groups logged to it (each with its record_id): checked
+        # against the store at the run's end (`_restore_tables`).
+        self._tables: dict[str, dict[str, list[dict]]] = {}
         self._heartbeat = Heartbeat(self.uri, self.clock_offset_s)
         self._said_fenced: set[str] = set()  # runs whose refused records were said (`_fenced`)
 
@@ -163,6 +167,8 @@ class Tracker(Store):
         if record["op"] == "table":
             rows = len(next(iter(record["columns"].values()), []))
             record["columns"] = {**record["columns"], "record_id": [record_id] * rows}
+            tables = self._tables.setdefault(run_id, {})
+            tables.setdefault(record["artifact_file"], []).append(record["columns"])
         if self._fenced(run_id):
             return
         spool = self._spools.get(run_id)
@@ -287,11 +293,39 @@ class Tracker(Store):
                 self.client.set_tag(run_id, "superseded", "reclaimed")
         return True
 
+    def _restore_tables(self, run_id: str) -> None:
+        """Before a run's end: each table it logged holds every row group it sent. A group the store
+        lost (an earlier version of the table written after a later one: a write that timed out here
+        and that the server finished late) is written again, in one line. Where the run's records
+        wait in a spool (its server away), they are sent first; if it stays away, nothing is checked."""
+        tables = self._tables.pop(run_id, {})
+        spool = self._spools.get(run_id)
+        if not tables or (spool is not None and not self._flush(spool, now=True)):
+            return
+        for artifact_file, groups in tables.items():
+            try:
+                stored = stored_record_ids(self.client, run_id, artifact_file)
+                lost = [g for g in groups if g["record_id"][0] not in stored]
+                if lost:
+                    columns = {key: [v for g in lost for v in g[key]] for key in lost[0]}
+                    self.client.log_table(run_id, columns, artifact_file)
+                    log.warning(
+                        "run %s: the store had lost %d of the %d row groups of its %s (a late write "
+                        "of an earlier version): written again",
+                        self._run_names.get(run_id, run_id), len(lost), len(groups), artifact_file,
+                    )  # fmt: skip
+            except Exception as err:  # noqa: BLE001  (said; the run's end is written all the same)
+                if not server_away(err):
+                    self._say_refused(run_id, [(dict(op="table", artifact_file=artifact_file), err)])
+
     def _say_refused(self, run_id: str, refused: list[tuple[dict, Exception]], name: str = "") -> None:
         """One line per record the store refused or this host could not send: it is not kept."""
         name = name or self._run_names.get(run_id, run_id)
         for record, err in refused:
             what = record.get("artifact_file") or record["op"]
+            groups = self._tables.get(run_id, {}).get(what, [])
+            if record.get("columns") in groups:
+                groups.remove(record["columns"])  # said once: the run's end does not try it again
             log.error(
                 "run %s: its %s could not be written to %s (%s): not kept",
                 name,
@@ -418,6 +452,7 @@ class Tracker(Store):
                 self.client.set_tag(run_id, "superseded", "reclaimed")
             return
         point("ending")
+        self._restore_tables(run_id)
         if writes := self._write_s.pop(run_id, None):
             self._record(run_id, metrics_record(write_latency(writes), step=0))
         self._record(run_id, dict(op="tags", tags=_str({"status": status, **tags})))

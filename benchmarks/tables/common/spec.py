@@ -189,7 +189,7 @@ class TableSpec:
         key = (profile, model)
         if key not in self._rows_at:
             cells = self.cells(profile) if profile in PROFILES else []
-            self._rows_at[key] = tuple(dict.fromkeys(c.row for c in cells if model is None or c.model == model))
+            self._rows_at[key] = tuple(dict.fromkeys(c.row for c in cells if model in (None, c.model)))
         return self._rows_at[key]
 
     def row_index(self, row: Row) -> float:
