@@ -392,14 +392,14 @@ class GossipExchange:
                         self.wake.notify_all()
                     continue
                 groups, counts, sent_us = rest[:n], rest[g_all : g_all + n], rest[-1]
+                if self.wire is not None:  # usable now: its age at arrival, not after its applying
+                    self.wire.arrived(sent_us / 1e6, peer)
                 shares = [as_float(bits) for bits in rest[2 * g_all : 2 * g_all + n]]
                 sizes = [self._group_size(g) for g in groups]
                 payload = staged.to(self.device)  # on CUDA: a copy in, on this thread's stream
                 parts = zip(groups, payload.split(sizes), counts, shares, strict=True)
                 applied = [self._apply(kind, g, part, count, share) for g, part, count, share in parts]
                 delay_ms = max(0.0, (time.time_ns() // 1000 - sent_us) / 1000)
-                if self.wire is not None:
-                    self.wire.arrived(sent_us / 1e6, peer)
                 reply = None
                 if kind == UPDATE and self.mix == "pairwise":  # answered before the peer's end mark
                     reply = torch.cat([d.reshape(-1) for deltas in applied for d in deltas]).neg_().cpu()
