@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import StorageError
+from core.metric import ENGINE
 
 CHECKOUT = Path(__file__).resolve().parents[2]  # benchmarks/engine/spool.py -> the checkout
 SPOOL_LIMIT_BYTES = 64 << 20  # a run logs kilobytes per epoch: this bound is never reached by a job
@@ -281,6 +282,20 @@ def metrics_record(metrics: dict[str, float], step: int) -> dict:
     return dict(op="metrics", metrics=[[k, float(v), now, step] for k, v in metrics.items()])
 
 
+def write_latency(seconds: list[float]) -> dict[str, float]:
+    """A run's writes to its store, answered (a spooled write is not one): how many, and the median,
+    95th percentile and longest time each took, seen from the job (the lab store's load)."""
+    import numpy as np
+
+    p50, p95 = np.percentile(seconds, [50, 95])
+    return {
+        f"{ENGINE}store_writes": float(len(seconds)),
+        f"{ENGINE}store_write_p50_s": float(p50),
+        f"{ENGINE}store_write_p95_s": float(p95),
+        f"{ENGINE}store_write_max_s": float(max(seconds)),
+    }
+
+
 def send(client, run_id: str, record: dict) -> None:
     """Write one record to the store through `client` (an MlflowClient)."""
     from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, RunTag
@@ -327,6 +342,18 @@ def stored_record_ids(client, run_id: str, artifact_file: str) -> set:
         return set()
     column = table["columns"].index("record_id")
     return {row[column] for row in table.get("data", [])}
+
+
+def restore_lost(client, run_id: str, artifact_file: str, groups: list[dict]) -> int:
+    """Write again each of `groups` (a table's row groups as logged, each with its `record_id`)
+    that the run's table in the store lacks: a table is appended by read-modify-write, so a write
+    given up on here that the server finishes after a later one puts an earlier version back.
+    Returns how many were lost; errors propagate."""
+    stored = stored_record_ids(client, run_id, artifact_file)
+    lost = [group for group in groups if group["record_id"][0] not in stored]
+    if lost:
+        client.log_table(run_id, {key: [v for g in lost for v in g[key]] for key in lost[0]}, artifact_file)
+    return len(lost)
 
 
 def send_pending(client, spool: Spool) -> list[tuple[dict, Exception]]:

@@ -14,11 +14,9 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from core.errors import StorageError
-from core.metric import ENGINE
 from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import identity, is_alive
 
@@ -32,11 +30,12 @@ from .spool import (
     left_in,
     metrics_record,
     not_kept,
+    restore_lost,
     send,
     send_pending,
     server_away,
-    stored_record_ids,
     wait_at_end_s,
+    write_latency,
 )
 from .store import Store, git_sha, one_line, why_stale
 
@@ -294,25 +293,20 @@ class Tracker(Store):
         return True
 
     def _restore_tables(self, run_id: str) -> None:
-        """Before a run's end: each table it logged holds every row group it sent. A group the store
-        lost (an earlier version of the table written after a later one: a write that timed out here
-        and that the server finished late) is written again, in one line. Where the run's records
-        wait in a spool (its server away), they are sent first; if it stays away, nothing is checked."""
+        """Before a run's end: each table it logged holds every row group it sent (`restore_lost`),
+        said in one line where the store had lost some. Where the run's records wait in a spool (its
+        server away), they are sent first; if it stays away, nothing is checked."""
         tables = self._tables.pop(run_id, {})
         spool = self._spools.get(run_id)
         if not tables or (spool is not None and not self._flush(spool, now=True)):
             return
         for artifact_file, groups in tables.items():
             try:
-                stored = stored_record_ids(self.client, run_id, artifact_file)
-                lost = [g for g in groups if g["record_id"][0] not in stored]
-                if lost:
-                    columns = {key: [v for g in lost for v in g[key]] for key in lost[0]}
-                    self.client.log_table(run_id, columns, artifact_file)
+                if lost := restore_lost(self.client, run_id, artifact_file, groups):
                     log.warning(
                         "run %s: the store had lost %d of the %d row groups of its %s (a late write "
                         "of an earlier version): written again",
-                        self._run_names.get(run_id, run_id), len(lost), len(groups), artifact_file,
+                        self._run_names.get(run_id, run_id), lost, len(groups), artifact_file,
                     )  # fmt: skip
             except Exception as err:  # noqa: BLE001  (said; the run's end is written all the same)
                 if not server_away(err):
@@ -461,18 +455,6 @@ class Tracker(Store):
         if spool is not None:
             self._drain(spool)
         point("ended")
-
-
-def write_latency(seconds: list[float]) -> dict[str, float]:
-    """A run's writes to its store, answered (a spooled write is not one): how many, and the median,
-    95th percentile and longest time each took, seen from the job (the lab store's load)."""
-    p50, p95 = np.percentile(seconds, [50, 95])
-    return {
-        f"{ENGINE}store_writes": float(len(seconds)),
-        f"{ENGINE}store_write_p50_s": float(p50),
-        f"{ENGINE}store_write_p95_s": float(p95),
-        f"{ENGINE}store_write_max_s": float(max(seconds)),
-    }
 
 
 def rank_tracker(rank: int, tracker: Tracker) -> Tracker:
