@@ -313,7 +313,9 @@ class Tracker(Store):
                     self._say_refused(run_id, [(dict(op="table", artifact_file=artifact_file), err)])
 
     def _say_refused(self, run_id: str, refused: list[tuple[dict, Exception]], name: str = "") -> None:
-        """One line per record the store refused or this host could not send: it is not kept."""
+        """One line per record the store refused or this host could not send: it is not kept (a
+        refused table's rows are also dropped from those the run's end checks, `_restore_tables`,
+        so that they are said once)."""
         name = name or self._run_names.get(run_id, run_id)
         for record, err in refused:
             what = record.get("artifact_file") or record["op"]

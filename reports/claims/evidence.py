@@ -90,8 +90,8 @@ class Evidence:
         frozen, or of another trial's settings, are other rows, never compared beside the tuned."""
         if spec.tuning is None or runs.empty:
             return runs
-        declared = {(cell.model, cell.row.label) for cell in spec.cells(self.profile)}
-        keep = [(m, label) in declared for m, label in zip(runs["model"], runs["label"], strict=True)]
+        rows = zip(runs["model"], runs["row"], strict=True)
+        keep = [row in spec.rows_at(self.profile, model) for model, row in rows]
         return runs[keep]
 
     @property

@@ -174,8 +174,7 @@ class TableSpec:
         not a row another table on the same experiment declares (a view shows only its own rows).
         The rows of the run's own profile and model are tried first: a smoke run at smoke's lr 0.05
         is smoke's `layup[devices=3]`, not the tuned quick row `layup[devices=3,lr=0.05]`."""
-        own = self.rows_at(profile, model) if profile is not None else ()
-        row = run_row(own, method, params) if own else None
+        row = run_row(self.rows_at(profile, model), method, params) if profile else None
         row = row or run_row(self.rows, method, params)
         if row is None or row in self.rows:
             return row
@@ -185,7 +184,8 @@ class TableSpec:
         return None if any(row in spec.rows for spec in siblings) else row
 
     def rows_at(self, profile: str, model: str | None = None) -> tuple[Row, ...]:
-        """The rows of the cells at `profile` (of `model` where given), in order; remembered."""
+        """The rows of the cells at `profile` (of `model` where given), in order; none at a profile
+        the spec does not declare; remembered."""
         key = (profile, model)
         if key not in self._rows_at:
             cells = self.cells(profile) if profile in PROFILES else []
