@@ -188,7 +188,7 @@ def test_pushsum_weights_with_one_half_speed_worker_and_each_workers_effective_s
     """3 ranks, the last at half the others' rate: every send halves a module's weight and hands
     the half to a peer, so the weights settle where rate x weight is the same on every rank, 0.75
     for the fast workers and 1.5 for the slow one (means over the run's second half: below 1, above
-    1, their ratio near 2); a fast worker's step then moves its parameters by lr / w, about 1.33 lr
+    1, their ratio that of the send rates, near 2); a fast worker's step then moves its parameters by lr / w, about 1.33 lr
     (SGP's de-biasing). The
     weights still sum to 3 per module, and the epoch's metrics log their extremes."""
     spawn(_gossip, 3, str(tmp_path), "pushsum", 0.0, [(60, 0.04), (60, 0.04), (30, 0.08)])
@@ -197,7 +197,11 @@ def test_pushsum_weights_with_one_half_speed_worker_and_each_workers_effective_s
         assert sum(r["masses"][i] for r in ranks) == pytest.approx(3.0)
     means = [sum(r["seen"][len(r["seen"]) // 2 :]) / (len(r["seen"]) - len(r["seen"]) // 2) for r in ranks]
     settled = [3 * m / sum(means) for m in means]  # each rank samples between its bursts: normalised
-    assert max(settled[:2]) < 1.0 < settled[2] and 1.4 < settled[2] / (sum(settled[:2]) / 2) < 3.0, settled
+    # The weights settle where rate x weight is equal: their ratio is the ranks' send rates' ratio, as
+    # measured (near 2; on a loaded machine the slow rank's sleeps stretch, 3 x 2 cores' worth).
+    rates = [len(r["seen"]) / r["sending"] for r in ranks]
+    rate_ratio, weight_ratio = (rates[0] + rates[1]) / 2 / rates[2], settled[2] / (sum(settled[:2]) / 2)
+    assert max(settled[:2]) < 1.0 < settled[2] and 1 / 1.6 < weight_ratio / rate_ratio < 1.6, (settled, rates)
     for r in ranks:
         assert r["effective"] == pytest.approx([1 / m for m in r["masses"]])
     every = [m for r in ranks for m in r["masses"]]
