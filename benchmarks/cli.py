@@ -15,14 +15,13 @@ from core.errors import DataMissingError, StorageError, Terminated, UserError
 from core.runtime.allocator import tune_glibc_malloc
 from core.runtime.denormals import flush_denormals
 
-from .docs import cmd_docs
 from .parser import build_parser
-from .reference import cmd_targets
-from .run_verbs import close_stale, cmd_report, cmd_run
-from .tuning import cmd_tune
 
 log = logging.getLogger("benchmarks")
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes a 64-bit seed
+# Verbs that never compute with torch: they skip importing it (~2 s on 2 cores), which the store's
+# verbs (`server`, `sync`) would pay at each start for nothing.
+NO_TORCH = {"server", "sync", "migrate-store", "ui"}
 
 
 def cmd_list(args) -> int:
@@ -87,6 +86,8 @@ def cmd_train(args) -> int:
         epochs=args.epochs,
     )
     check_device_count(job)
+    from .run_verbs import close_stale
+
     tracker = Tracker(args.tracking_uri)
     close_stale(tracker)
     try:
@@ -320,6 +321,36 @@ def cmd_migrate_store(args) -> int:
     return migrate(args.uri, args.no_backup)
 
 
+def cmd_docs(args) -> int:
+    from .docs import cmd_docs
+
+    return cmd_docs(args)
+
+
+def cmd_run(args) -> int:
+    from .run_verbs import cmd_run
+
+    return cmd_run(args)
+
+
+def cmd_targets(args) -> int:
+    from .reference import cmd_targets
+
+    return cmd_targets(args)
+
+
+def cmd_tune(args) -> int:
+    from .tuning import cmd_tune
+
+    return cmd_tune(args)
+
+
+def cmd_report(args) -> int:
+    from .run_verbs import cmd_report
+
+    return cmd_report(args)
+
+
 def cmd_sync(args) -> int:
     from .run_verbs import sync_spools
 
@@ -336,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("benchmarks", "methods", "datasets", "models", "reports"):
         logging.getLogger(name).setLevel(logging.INFO)
     args = build_parser(__doc__).parse_args(argv)
-    flush_denormals()  # before torch starts a thread (core/runtime/denormals.py)
+    if args.verb not in NO_TORCH:
+        flush_denormals()  # before torch starts a thread (core/runtime/denormals.py)
     previous = end_on_signals()
     verbs = {
         "list": cmd_list,

@@ -212,6 +212,9 @@ def serve(serving: Serving) -> int:
     artifacts = tracker.artifacts_root()
     link_named_folders(tracker.client, artifacts)
     env = dict(os.environ)
+    # MLflow's job runner (GenAI scorers, prompt optimisation: nothing the suite asks of a server)
+    # would start 8 processes beside the server and double its start-up (docs/methods.md).
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     if serving.auth:
         env.pop("MLFLOW_AUTH_ADMIN_PASSWORD", None)  # passed on the first start only (auth_environment)
         env.update(auth_environment(tracker.sqlite_path, serving.password_file))

@@ -14,8 +14,6 @@ import random
 import time
 from pathlib import Path
 
-import torch
-
 from core.errors import StorageError
 from core.result import SCHEMA_VERSION, this_machine
 from core.runtime.processes import identity, is_alive
@@ -408,9 +406,10 @@ class Tracker(Store):
     def log_perf(self, name: str, result: dict) -> str:
         """A `perf NAME` result as a finished run of experiment `perf`: numbers as metrics, the rest as
         params, tagged `perf=NAME` with the hardware (so speed claims draw on measured runs)."""
-        tags = dict(
-            perf=name, git_sha=git_sha(), hardware=str(this_machine()), torch_version=torch.__version__
-        )
+        import torch  # here: the store's verbs (server, sync) never load torch
+
+        machine = str(this_machine())
+        tags = dict(perf=name, git_sha=git_sha(), hardware=machine, torch_version=torch.__version__)
         numbers = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         params = {**{k: v for k, v in result.items() if k not in numbers}, **this_machine().params()}
         run_id = self.start("perf", f"perf-{name}", tags, params)
