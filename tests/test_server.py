@@ -281,8 +281,7 @@ def test_a_job_whose_spool_disk_is_full_trains_to_its_end_and_leaves_no_process(
     assert not living_in_session(proc.pid), living_in_session(proc.pid)
 
 
-@pytest.mark.ci
-@pytest.mark.slow  # a server, two `run table9 --profile smoke`: ~60 s
+@pytest.mark.slow  # ~30 s; CI's lab load test runs 8 commands on one server (tests/test_lab_load.py)
 def test_two_commands_on_one_server_run_each_job_once(tmp_path):
     server = Server(tmp_path / "mlflow.db").start()
     args = [sys.executable, "-m", "benchmarks", "run", "table9", "--profile", "smoke", "--runs", "1"]

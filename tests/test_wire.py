@@ -188,9 +188,9 @@ def test_pushsum_weights_with_one_half_speed_worker_and_each_workers_effective_s
     """3 ranks, the last at half the others' rate: every send halves a module's weight and hands
     the half to a peer, so the weights settle where rate x weight is the same on every rank, 0.75
     for the fast workers and 1.5 for the slow one (means over the run's second half: below 1, above
-    1, their ratio that of the send rates, near 2); a fast worker's step then moves its parameters by lr / w, about 1.33 lr
-    (SGP's de-biasing). The
-    weights still sum to 3 per module, and the epoch's metrics log their extremes."""
+    1, their ratio that of the send rates, near 2); a fast worker's step then moves its parameters
+    by lr / w, about 1.33 lr (SGP's de-biasing). The weights still sum to 3 per module, and the
+    epoch's metrics log their extremes."""
     spawn(_gossip, 3, str(tmp_path), "pushsum", 0.0, [(60, 0.04), (60, 0.04), (30, 0.08)])
     ranks = [torch.load(tmp_path / f"{r}.pt") for r in range(3)]
     for i in range(len(ranks[0]["masses"])):
