@@ -151,13 +151,15 @@ def _gossip(rank: int, world: int, port: int, out: str, mix: str, delay_ms: floa
     sending = time.time() - started
     exchange.flush()
     slowed = list(wire.slowed_ages)  # what arrived here from the last rank, before the epoch's sums
+    applied_min_ms = dict(exchange.applied_min_ms)
     metrics = exchange.epoch_metrics(batches=steps)
     masses = exchange.masses()
     scaled = [torch.ones(1) for _ in params]
     exchange.scale_steps(list(range(len(params))), scaled)  # a unit step on x moves z by 1 / w
     exchange.close()
-    torch.save(dict(slowed=slowed, metrics=metrics, masses=masses, sending=sending, seen=seen,
-                    effective=[s.item() for s in scaled]), f"{out}/{rank}.pt")  # fmt: skip
+    torch.save(dict(slowed=slowed, applied_min_ms=applied_min_ms, metrics=metrics, masses=masses,
+                    sending=sending, seen=seen, effective=[s.item() for s in scaled]),
+               f"{out}/{rank}.pt")  # fmt: skip
     dist.destroy_process_group()
 
 
@@ -170,9 +172,10 @@ def test_gossip_messages_arrive_their_delay_after_they_were_sent_and_the_sender_
     the last rank never waited for its delays."""
     spawn(_gossip, 3, str(tmp_path), "pushsum", 300.0, [(8, 0.05)] * 3)
     ranks = [torch.load(tmp_path / f"{r}.pt") for r in range(3)]
-    for r in ranks[:2]:  # receivers of the slowed rank
+    for r in ranks[:2]:  # receivers of the slowed rank: delivered, and applied, no earlier than due
         younger = sum(r["slowed"][: age_bin(300.0)])
         assert sum(r["slowed"]) > 0 and younger == 0, r["slowed"]
+        assert r["applied_min_ms"][2] >= 299.0, r["applied_min_ms"]
     metrics = ranks[0]["metrics"]
     assert metrics["wire_age_median_ms"] == pytest.approx(300.0, rel=0.15)
     assert metrics["wire_age_others_median_ms"] < metrics["wire_age_median_ms"]

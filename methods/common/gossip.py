@@ -116,6 +116,7 @@ class GossipExchange:
         self.flushes = 0  # epochs flushed
         self.sent_messages, self.sent_bytes, self.received_messages = 0, 0, 0
         self.delay_sum_ms, self.delay_max_ms, self.remote_updates = 0.0, 0.0, 0
+        self.applied_min_ms: dict[int, float] = {}  # per sender, the youngest message applied (a run's)
         self.held_s = 0.0  # wire delays put on the messages sent
         # Per peer, the messages received and not yet applied: (due (time.time()), header, host payload).
         self.arrived: dict[int, deque[tuple[float, list[int], torch.Tensor | None]]] = {
@@ -361,6 +362,11 @@ class GossipExchange:
             # Due at the send time plus the delay; never later than the receipt plus the delay (hosts'
             # clocks may disagree).
             due = min(sent_us / 1e6, received) + delay_us / 1e6
+            if self.wire is not None and kind in (UPDATE, REPLY):
+                # Its age at arrival: when the wire delivers it (received, its hold over). The wait
+                # behind this peer's earlier messages is the receiver's applying, not the wire's: it
+                # is in the gossip's delay (sent to applied).
+                self.wire.arrived(sent_us / 1e6, peer, usable_at=max(received, due))
             with self.wake:
                 self.arrived[peer].append((due, values, staged))
                 self.pending += 1
@@ -392,8 +398,6 @@ class GossipExchange:
                         self.wake.notify_all()
                     continue
                 groups, counts, sent_us = rest[:n], rest[g_all : g_all + n], rest[-1]
-                if self.wire is not None:  # usable now: its age at arrival, not after its applying
-                    self.wire.arrived(sent_us / 1e6, peer)
                 shares = [as_float(bits) for bits in rest[2 * g_all : 2 * g_all + n]]
                 sizes = [self._group_size(g) for g in groups]
                 payload = staged.to(self.device)  # on CUDA: a copy in, on this thread's stream
@@ -409,6 +413,7 @@ class GossipExchange:
                     self.remote_updates += sum(counts)
                     self.delay_sum_ms += delay_ms
                     self.delay_max_ms = max(self.delay_max_ms, delay_ms)
+                    self.applied_min_ms[peer] = min(self.applied_min_ms.get(peer, delay_ms), delay_ms)
                     if reply is not None:
                         self.replies.append((peer, groups, reply))
                     self.wake.notify_all()
