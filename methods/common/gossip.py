@@ -362,10 +362,7 @@ class GossipExchange:
             # Due at the send time plus the delay; never later than the receipt plus the delay (hosts'
             # clocks may disagree).
             due = min(sent_us / 1e6, received) + delay_us / 1e6
-            if self.wire is not None and kind in (UPDATE, REPLY):
-                # Its age at arrival: when the wire delivers it (received, its hold over). The wait
-                # behind this peer's earlier messages is the receiver's applying, not the wire's: it
-                # is in the gossip's delay (sent to applied).
+            if self.wire is not None and kind in (UPDATE, REPLY):  # delivered (docs/design.md)
                 self.wire.arrived(sent_us / 1e6, peer, usable_at=max(received, due))
             with self.wake:
                 self.arrived[peer].append((due, values, staged))
