@@ -66,6 +66,7 @@ def cmd_train(args) -> int:
     from .engine.runner import JobFailed, run_job
     from .engine.tracking import Tracker
     from .profiles import resolve_profile
+    from .run_verbs import close_stale
 
     if not 0 <= args.seed <= MAX_SEED:
         raise UserError(f"--seed must be in 0..{MAX_SEED} (torch's seed range), got {args.seed}")
@@ -86,8 +87,6 @@ def cmd_train(args) -> int:
         epochs=args.epochs,
     )
     check_device_count(job)
-    from .run_verbs import close_stale
-
     tracker = Tracker(args.tracking_uri)
     close_stale(tracker)
     try:

@@ -408,10 +408,10 @@ class Tracker(Store):
         params, tagged `perf=NAME` with the hardware (so speed claims draw on measured runs)."""
         import torch  # here: the store's verbs (server, sync) never load torch
 
-        machine = str(this_machine())
-        tags = dict(perf=name, git_sha=git_sha(), hardware=machine, torch_version=torch.__version__)
+        machine = this_machine()
+        tags = dict(perf=name, git_sha=git_sha(), hardware=str(machine), torch_version=torch.__version__)
         numbers = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        params = {**{k: v for k, v in result.items() if k not in numbers}, **this_machine().params()}
+        params = {**{k: v for k, v in result.items() if k not in numbers}, **machine.params()}
         run_id = self.start("perf", f"perf-{name}", tags, params)
         self.log_metrics(run_id, numbers, step=0)
         self.finish(run_id, "finished", dict(stop_reason="measured"))

@@ -109,10 +109,9 @@ class Wire:
         return self.straggler.draw(step_s) if self.straggler is not None else 0.0
 
     # --- what arrives --------------------------------------------------------------------------------
-    def arrived(self, sent_at: float, sender: int, usable_at: float | None = None) -> None:
-        """A message sent at `sent_at` (time.time()) by `sender` is usable at `usable_at` (default:
-        now)."""
-        self._age((time.time() if usable_at is None else usable_at) - sent_at, sender)
+    def arrived(self, sent_at: float, sender: int, usable_at: float) -> None:
+        """A message sent at `sent_at` by `sender` is usable at `usable_at` (both time.time())."""
+        self._age(usable_at - sent_at, sender)
 
     def _age(self, age_s: float, sender: int) -> None:
         index = age_bin(max(0.0, age_s * 1000))

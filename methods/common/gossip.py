@@ -363,7 +363,7 @@ class GossipExchange:
             # clocks may disagree).
             due = min(sent_us / 1e6, received) + delay_us / 1e6
             if self.wire is not None and kind in (UPDATE, REPLY):  # delivered (docs/design.md)
-                self.wire.arrived(sent_us / 1e6, peer, usable_at=max(received, due))
+                self.wire.arrived(sent_us / 1e6, peer, max(received, due))
             with self.wake:
                 self.arrived[peer].append((due, values, staged))
                 self.pending += 1
