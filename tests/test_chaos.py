@@ -1,17 +1,17 @@
 """Chaos loops. `run claims` killed with kill -9 at points of its jobs' lives that it logged (drawn
-at random), resumed each time, ends where an uninterrupted run ends: each job finished once, no run
-left running, the same verdicts (issue 43). The tracking server killed with kill -9 under two
-writing `run`s, each time once they have passed more points, restarted each time: the store intact
-after each kill, the writers never failing, each job finished once, every epoch of every run in it
-(issue 55). Kills land at logged points, not at moments of the clock (benchmarks/engine/points.py).
+at random), resumed each time, ends where an uninterrupted run ends: each job finished once with
+every epoch, no run left running, every cell's planned runs, every verdict inconclusive (issue 43).
+The tracking server killed with kill -9 under two writing `run`s, each time once they have passed
+more points, restarted each time: the store intact after each kill, the writers never failing, each
+job finished once, every epoch of every run in it (issue 55). Kills land at logged points, not at
+moments of the clock (benchmarks/engine/points.py).
 
-Slow (~5 and ~4 min on 2 cores): the first runs in CI (marker `ci`), the second with `-m slow`
+Slow (~1.5 and ~4 min on 2 cores): the first runs in CI (marker `ci`), the second with `-m slow`
 (CI kills the server under writers in tests/test_lab_load.py). The points come from
 `$CHAOS_SEED` (default: the clock), printed with any failure."""
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import signal
@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -37,9 +38,6 @@ KILLS = 4  # each kill costs a start-up and some work: 4 keep CI under 40 minute
 # written, an end just written), K drawn up to these counts, so that kills land at every kind of
 # point and, across kills, in different jobs.
 KILL_POINTS = {"reserved": 3, "metrics": 8, "ending": 3, "ended": 3}
-# What must match, claim by claim and cell by cell: the verdicts, their rule and the runs behind
-# them (effects are timings at smoke for some claims: two runs never agree on those).
-SAME = ("id", "verdict", "version", "profile", "part", "cell", "runs", "planned", "failed")
 
 
 def seed_and_rng() -> tuple[int, random.Random]:
@@ -113,12 +111,6 @@ def run_claims(store: str, out: Path, stop_at: str = "") -> subprocess.Popen:
     return proc
 
 
-def verdicts(out: Path) -> list[tuple]:
-    """The report's verdict columns, row by row."""
-    with (out / "claims.csv").open() as handle:
-        return [tuple(row[c] for c in SAME) for row in csv.DictReader(handle)]
-
-
 def runs_by_status(store: str) -> tuple[Counter, list[str]]:
     """(finished runs per (experiment, job_key), names of runs still RUNNING) in `store`."""
     client = MlflowClient(tracking_uri=store)
@@ -131,6 +123,33 @@ def runs_by_status(store: str) -> tuple[Counter, list[str]]:
         if run.info.status == "RUNNING" or tags.get("status") == "running":
             running.append(run.info.run_name)
     return finished, running
+
+
+def every_job_finished_with_every_epoch(store: str, note: str) -> None:
+    """Every job with a run in `store` has a finished one (a killed job's failed run never stands
+    alone), holding every epoch's loss, accuracy and staleness (where logged); a superseded run (a
+    reservation that met another's: it trained nothing) is KILLED."""
+    client = MlflowClient(tracking_uri=store)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    jobs, finished = set(), set()
+    for run in client.search_runs(experiments, max_results=50_000):
+        tags = run.data.tags
+        if tags.get("status") == "superseded":
+            assert run.info.status == "KILLED", (run.info.run_name, note)
+            continue
+        jobs.add((run.info.experiment_id, tags["job_key"]))
+        if not counts_as_finished(tags):
+            continue
+        finished.add((run.info.experiment_id, tags["job_key"]))
+        if "epochs" not in run.data.metrics:  # a timing run (table9's): its measurement
+            assert "beta" in run.data.metrics, (run.info.run_name, sorted(run.data.metrics), note)
+            continue
+        epochs = int(run.data.metrics["epochs"])
+        staleness = ["system/staleness_mean"] if "system/staleness_mean" in run.data.metrics else []
+        for name in ("train_loss", "test_acc", *staleness):  # staleness: the async methods'
+            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, name))
+            assert steps == list(range(epochs)), (run.info.run_name, name, steps, note)
+    assert jobs == finished, f"jobs without a finished run: {jobs - finished} ({note})"
 
 
 @pytest.mark.slow
@@ -162,13 +181,16 @@ def test_run_claims_killed_anywhere_resumes_to_the_same_verdicts(tmp_path):
     twice = {key: n for key, n in finished.items() if n > 1}
     assert not twice, f"jobs finished more than once: {twice} ({note})"
 
-    reference_store, reference_out = f"sqlite:///{tmp_path / 'reference.db'}", tmp_path / "reference"
-    proc = run_claims(reference_store, reference_out)
-    _, err = proc.communicate(timeout=1800)
-    assert proc.returncode == 0, err[-3000:]
-    reference_finished, _ = runs_by_status(reference_store)
-    assert len(finished) == len(reference_finished), note  # the same jobs, each once
-    assert verdicts(chaos_out) == verdicts(reference_out), note
+    # What an uninterrupted run ends with, read from its plan and the store (running one after it took
+    # a minute of CI): every cell holds the runs its first look plans, every verdict reads
+    # inconclusive (smoke decides nothing), every job has a finished run with each epoch's metrics.
+    rows = pd.read_csv(chaos_out / "claims.csv")
+    rows = rows[rows["id"].isin(CLAIMS.split(","))]
+    assert set(rows["id"]) == set(CLAIMS.split(",")), f"{set(rows['id'])} ({note})"
+    short = rows[rows["runs"] != rows["planned"]]
+    assert short.empty, f"{short[['id', 'cell', 'runs', 'planned']]}\n{note}"
+    assert set(rows["verdict"]) == {"inconclusive"}, f"{rows[['id', 'verdict', 'reason']]}\n{note}"
+    every_job_finished_with_every_epoch(chaos_store, note)
 
 
 SERVER_KILLS = 4  # 5 took ~40 s more of CI
@@ -239,13 +261,5 @@ def test_a_server_killed_under_two_writers_loses_and_doubles_nothing(tmp_path):
     finished, running = runs_by_status(server.store)
     assert not running, f"left running: {running} ({note})"
     assert len(finished) == 8 and set(finished.values()) == {1}, f"{finished} ({note})"
-    client = MlflowClient(tracking_uri=server.store)
-    for run in client.search_runs([client.get_experiment_by_name("table1").experiment_id]):
-        if run.data.tags["status"] == "superseded":  # a reservation that met another's: trained nothing
-            assert run.info.status == "KILLED", (run.info.run_name, note)
-            continue
-        epochs = int(run.data.metrics["epochs"])
-        for name in ("train_loss", "test_acc", "system/staleness_mean"):
-            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, name))
-            assert steps == list(range(epochs)), (run.info.run_name, name, steps, note)
+    every_job_finished_with_every_epoch(server.store, note)
     print(f"\n{note}")

@@ -306,14 +306,16 @@ def as_host(host, index: int, *args: str, env: dict | None = None) -> subprocess
 
 
 @pytest.mark.ci
-@pytest.mark.slow  # ~1 min
+@pytest.mark.slow  # ~40 s
 def test_a_host_that_dies_mid_job_has_its_job_run_again_from_another(hosts, tmp_path):
     """Host 1 runs a table and dies (kill -9 of all it runs) while a job's run is open. Host 0 cannot
     see host 1's processes: once that run has missed 10 heartbeats (1 s apart here), host 0's `run`
     closes it as failed (stale), in one line naming host 1, and runs the job again."""
     server = lab_server(hosts, tmp_path / "mlflow.db")
     beats = {"BENCH_HEARTBEAT_S": "1"}
-    table = ("run", "fig3", "--profile", "smoke", "--runs", "1", "--tracking-uri", server.uri)
+    # fig3's async_lu rows (2 jobs): its 4 took ~12 s more of CI for nothing this test checks.
+    table = ("run", "fig3", "--profile", "smoke", "--runs", "1", "--methods", "async_lu")
+    table += ("--tracking-uri", server.uri)
     try:
         doomed = as_host(hosts[1], 1, *table, env=beats)
         client, deadline = MlflowClient(tracking_uri=server.store), time.monotonic() + 180
@@ -337,7 +339,7 @@ def test_a_host_that_dies_mid_job_has_its_job_run_again_from_another(hosts, tmp_
     assert dead.data.tags["status"] == "failed" and dead.data.tags["stop_reason"] == "stale", dead.data.tags
     runs = client.search_runs([client.get_experiment_by_name("table1").experiment_id])
     finished = Counter(r.data.tags["job_key"] for r in runs if r.data.tags["status"] == "finished")
-    assert len(finished) == 4 and set(finished.values()) == {1}, finished  # each job once, the dead one's too
+    assert len(finished) == 2 and set(finished.values()) == {1}, finished  # each job once, the dead one's too
     assert dead.data.tags["job_key"] in finished
 
 
