@@ -20,7 +20,7 @@ test: $(STAMP)  ## the whole default test suite: lint, format check, unit tests
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
-test-ci: $(STAMP)  ## the slow tests CI runs after `make test` (a server's faults, kill -9 chaos: ~19-25 min)
+test-ci: $(STAMP)  ## the slow tests CI runs after `make test` (a server's faults, kill -9 chaos: ~16-22 min)
 	$(PY) -m pytest -m ci
 
 lint: $(STAMP)
