@@ -165,7 +165,7 @@ def layup_faster_than_comm(effects: tuple[float, ...], w: Workloads) -> dict[str
 
 
 DRIFT = 1e-3  # LayUp's replica drift (a relative distance; its level does not matter to a ratio)
-DRIFT_SPREAD = 0.3 / math.sqrt(2)  # assumed, as layup-lower-drift's part: one pair's log ratio 0.3
+DRIFT_SPREAD = measured.noise("layup-lower-drift", 0) / math.sqrt(2)  # a run's share of a pair's spread
 
 
 def layup_drift(effects: tuple[float, ...], w: Workloads) -> dict[str, RowTruth]:
