@@ -132,9 +132,9 @@ ROBUST = Part(
     undecidable={
         "quick": (
             "the abstract's 1.32x against the band's 1.1x on both models, with times to the target "
-            "that move in whole epochs (1 of ResNet-18, 3 of the GPT): 66 % 'reproduced' at the "
-            "paper's effect by 10 runs a cell, 10 % where one LayUp run diverged; stores left open "
-            "would need about 15-30 runs a cell (calibrate-claims --path, 2026-11-28)"
+            "that move in whole epochs (1 of ResNet-18, 3 of the GPT): 60 % 'reproduced' at the "
+            "paper's effect by 10 runs a cell, 6 % where one LayUp run diverged; stores left open "
+            "would need about 15-50 runs a cell (calibrate-claims --path, 2026-11-29)"
         ),
     },
     plan=plan_of(no_delay("ddp"), no_delay("layup")),
@@ -160,9 +160,9 @@ def layup_faster_than_ddp(evidence: Evidence) -> Measured:
     undecidable={
         "quick": (
             "the abstract's 1.27x over the fastest baseline against the band's 1.1x on both models, "
-            "with times to the target that move in whole epochs (1 of ResNet-18, 3 of the GPT): 56 % "
-            "'reproduced' at the paper's effect by 10 runs a cell, 4 % where one LayUp run diverged; "
-            "stores left open would need about 5-900 runs a cell (calibrate-claims --path, 2026-11-28)"
+            "with times to the target that move in whole epochs (1 of ResNet-18, 3 of the GPT): 51 % "
+            "'reproduced' at the paper's effect by 10 runs a cell, 3 % where one LayUp run diverged; "
+            "stores left open would need about 20-60 runs a cell (calibrate-claims --path, 2026-11-29)"
         ),
     },
     plan=plan_of(*(no_delay(m) for m in COMM_EFFICIENT), no_delay("layup")),
@@ -223,8 +223,8 @@ def _faster(evidence: Evidence, parts: tuple[Part, ...], baseline: str) -> Measu
     undecidable={
         "quick": (
             "DDP's slowdown 1.5x LayUp's against the band's 1.1x, a ratio of two ratios of times that "
-            "move in whole epochs: 49 % 'reproduced' at the paper's effect by 10 runs a cell; stores "
-            "left open would need about 5-35 runs a cell (calibrate-claims --path, 2026-11-28)"
+            "move in whole epochs: 45 % 'reproduced' at the paper's effect by 10 runs a cell; stores "
+            "left open would need about 5-15 runs a cell (calibrate-claims --path, 2026-11-29)"
         ),
     },
     plan=ROBUST_PLAN,

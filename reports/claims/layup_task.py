@@ -39,9 +39,9 @@ NO_WORSE = Part(
     undecidable={
         "quick": (
             "LayUp 1 % better against a band that admits 2 % worse, with run-to-run sds of 1.07 "
-            "points (ResNet-18) and an assumed 0.078 bits per byte (the GPT): 31 % 'reproduced' at "
-            "the paper's effect by 10 runs a cell; stores left open would need about 15-130 runs a "
-            "cell (calibrate-claims --path, 2026-11-28)"
+            "points (ResNet-18) and an assumed 0.078 bits per byte (the GPT): 44 % 'reproduced' at "
+            "the paper's effect by 10 runs a cell; stores left open would need about 20-40 runs a "
+            "cell (calibrate-claims --path, 2026-11-29)"
         ),
     },
     plan=plan_of(no_delay("ddp"), no_delay("layup")),

@@ -59,9 +59,9 @@ LAYUP_BOUNDED = Part(
     undecidable={
         "quick": (
             "DDP's slowdown 1.5x LayUp's against the band's 1.1x, and LayUp's own within 1.25x, each "
-            "a ratio of times that move in whole epochs: 45 % 'reproduced' at the paper's effect by "
-            "10 runs a cell; stores left open would need about 5-45 runs a cell (calibrate-claims "
-            "--path, 2026-11-28)"
+            "a ratio of times that move in whole epochs: 49 % 'reproduced' at the paper's effect by "
+            "10 runs a cell; stores left open would need about 8-24 runs a cell (calibrate-claims "
+            "--path, 2026-11-29)"
         ),
     },
     plan=plan_of(*(row for m in METHODS for row in (no_delay(m), delayed(m, "wire")))),
