@@ -225,6 +225,11 @@ def latest_per_cell(runs: pd.DataFrame, status: str | None = "finished") -> pd.D
 def curve(uri: str, run_id: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """A run's per-epoch curve: epoch, test_acc, test_loss, train_time_s, train_loss, train_acc and
     the `extra` metrics (metric histories)."""
+    return pd.DataFrame(curve_arrays(uri, run_id, extra))
+
+
+def curve_arrays(uri: str, run_id: str, extra: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """`curve`'s columns as arrays (epoch first), for code that reads every run's curve."""
     if (in_memory := memory_store(uri)) is not None:
         history_of = in_memory.history
     else:
@@ -242,14 +247,10 @@ def curve(uri: str, run_id: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     steps = sorted(set().union(*histories.values()))
     # Built from arrays in one go: a Series per metric aligned by pandas took most of a report's
     # (and calibrate-claims --path's) time on a store of many short runs.
-    return pd.DataFrame(
-        {
-            "epoch": np.array(steps, dtype=np.int64),
-            **{
-                k: np.array([h.get(s, np.nan) for s in steps], dtype=np.float64) for k, h in histories.items()
-            },
-        }
-    )
+    return {
+        "epoch": np.array(steps, dtype=np.int64),
+        **{k: np.array([h.get(s, np.nan) for s in steps], dtype=np.float64) for k, h in histories.items()},
+    }
 
 
 def time_to_target(run_curve: pd.DataFrame, target: float, metric: Metric = ACCURACY) -> tuple[float, float]:

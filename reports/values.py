@@ -14,23 +14,20 @@ import pandas as pd
 
 from core.metric import ACCURACY, Metric
 
-from .runs import CURVE, curve, first_reached, mean_std, time_to_target
+from .runs import CURVE, curve_arrays, first_reached, mean_std, time_to_target
 
 FINAL_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_time_s")
 # Every training run's peak memory (core/runtime/memory.py): a column of every report of runs.
 MEMORY = "mem_peak_gib"
 
 
-def run_values(c: pd.DataFrame, metric: Metric, target: float, metrics: tuple[str, ...]) -> dict:
-    """One run's values from its curve: its best, times and epochs to it and to `target`, the final
-    values, the mean of each of `metrics` and the peak memory."""
-    # On the curve's arrays: a report (and calibrate-claims --path) computes this for every run.
-    arrays = {
-        name: c[name].to_numpy(dtype=np.float64) for name in dict.fromkeys((*FINAL_METRICS, *metrics, MEMORY))
-    }
-    seconds, epochs = arrays["train_time_s"], c["epoch"].to_numpy()
+def run_values(c: Mapping[str, np.ndarray], metric: Metric, target: float, metrics: tuple[str, ...]) -> dict:
+    """One run's values from its curve's arrays (`curve_arrays`): its best, times and epochs to it
+    and to `target`, the final values, the mean of each of `metrics` and the peak memory."""
+    arrays = {name: c[name] for name in dict.fromkeys((*FINAL_METRICS, *metrics, MEMORY))}
+    seconds, epochs = arrays["train_time_s"], c["epoch"]
     # A curve without the metric has no best and reaches no target.
-    values = c[metric.name].to_numpy(dtype=np.float64) if metric.name in c else np.full(len(c), np.nan)
+    values = c[metric.name] if metric.name in c else np.full(len(epochs), np.nan)
     best = nan_reduce(values, np.max if metric.direction == "max" else np.min)
     best_s, best_epochs = first_reached(values, seconds, epochs, best, metric)
     at_best = np.flatnonzero(epochs + 1 == best_epochs)
@@ -80,10 +77,10 @@ def training_per_run(
     for run in finished[[c for c in identities if c in finished]].to_dict("records"):
         metric = metric_of.get(run["model"], default_metric)
         logged = (*metrics, MEMORY, *([metric.name] if metric.name not in CURVE else []))
-        c = curve(uri, run["run_id"], logged)
-        if c.empty:
+        arrays = curve_arrays(uri, run["run_id"], logged)  # read once: every run's curve is read
+        if not len(arrays["epoch"]):
             continue
-        values = run_values(c, metric, targets.get(run["model"], math.nan), metrics)
+        values = run_values(arrays, metric, targets.get(run["model"], math.nan), metrics)
         if math.isnan(values["best"]):  # the metric never logged a value
             continue
         identity = dict(
@@ -95,7 +92,7 @@ def training_per_run(
             run_index=int(run["run_index"]),
             run_id=run["run_id"],
         )
-        rows.append({**identity, **values, "_curve": c})
+        rows.append({**identity, **values, "_curve": pd.DataFrame(arrays)})
     per_run = pd.DataFrame(rows)
     if per_run.empty:
         return per_run

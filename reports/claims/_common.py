@@ -325,15 +325,23 @@ def compared_rows(
 ) -> Iterator[tuple[str, str, pd.DataFrame, pd.DataFrame]]:
     """(table, model, row a's runs, row b's runs) of each table and model (of `models`, where named)
     where both rows have planned runs: what a cell compares."""
-    per_run = gather(evidence, table_ids)
-    if per_run.empty:
-        return
-    for (table_id, model), group in per_run.groupby(["table", "model"], sort=False):
+    for (table_id, model), group in groups(evidence, table_ids):
         if models and model not in models:
             continue
         left, right = select(group, a), select(group, b)
         if not left.empty and not right.empty:
             yield table_id, model, left, right
+
+
+def groups(evidence: Evidence, table_ids: tuple[str, ...]) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """`gather`'s runs split by table and model, in first-seen order (read only: cached, since a
+    claim compares many pairs of rows in the same groups)."""
+    key = ("groups", table_ids, evidence.runs_per_cell, evidence.first_look, evidence._cut)
+    if key not in evidence._cache:
+        per_run = gather(evidence, table_ids)
+        split = [] if per_run.empty else list(per_run.groupby(["table", "model"], sort=False))
+        evidence._cache[key] = split
+    return evidence._cache[key]
 
 
 def paired_cells(
