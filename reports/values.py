@@ -24,8 +24,7 @@ MEMORY = "mem_peak_gib"
 def run_values(c: Mapping[str, np.ndarray], metric: Metric, target: float, metrics: tuple[str, ...]) -> dict:
     """One run's values from its curve's arrays (`curve_arrays`): its best, times and epochs to it
     and to `target`, the final values, the mean of each of `metrics` and the peak memory."""
-    arrays = {name: c[name] for name in dict.fromkeys((*FINAL_METRICS, *metrics, MEMORY))}
-    seconds, epochs = arrays["train_time_s"], c["epoch"]
+    seconds, epochs = c["train_time_s"], c["epoch"]
     # A curve without the metric has no best and reaches no target.
     values = c[metric.name] if metric.name in c else np.full(len(epochs), np.nan)
     best = nan_reduce(values, np.max if metric.direction == "max" else np.min)
@@ -34,17 +33,17 @@ def run_values(c: Mapping[str, np.ndarray], metric: Metric, target: float, metri
     target_s, target_epochs = first_reached(values, seconds, epochs, target, metric)
     return dict(
         best=best,
-        best_acc=best if metric == ACCURACY else nan_reduce(arrays["test_acc"], np.max),
-        train_acc_best=float(arrays["train_acc"][at_best[0]]) if len(at_best) else math.nan,
+        best_acc=best if metric == ACCURACY else nan_reduce(c["test_acc"], np.max),
+        train_acc_best=float(c["train_acc"][at_best[0]]) if len(at_best) else math.nan,
         tta_best_s=best_s,
         epochs_best=best_epochs,
         target=target,
         tta_target_s=target_s,
         epochs_target=target_epochs,
         # After the last epoch (002's tables report the end of training).
-        **{f"final_{m}": float(arrays[m][-1]) for m in FINAL_METRICS},
-        **{m: nan_reduce(arrays[m], np.mean) for m in metrics},
-        **{MEMORY: nan_reduce(arrays[MEMORY], np.max)},  # the job's highest epoch peak
+        **{f"final_{m}": float(c[m][-1]) for m in FINAL_METRICS},
+        **{m: nan_reduce(c[m], np.mean) for m in metrics},
+        **{MEMORY: nan_reduce(c[MEMORY], np.max)},  # the job's highest epoch peak
     )
 
 
@@ -77,7 +76,7 @@ def training_per_run(
     for run in finished[[c for c in identities if c in finished]].to_dict("records"):
         metric = metric_of.get(run["model"], default_metric)
         logged = (*metrics, MEMORY, *([metric.name] if metric.name not in CURVE else []))
-        arrays = curve_arrays(uri, run["run_id"], logged)  # read once: every run's curve is read
+        arrays = curve_arrays(uri, run["run_id"], logged)
         if not len(arrays["epoch"]):
             continue
         values = run_values(arrays, metric, targets.get(run["model"], math.nan), metrics)
